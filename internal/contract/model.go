@@ -1,0 +1,155 @@
+package contract
+
+import "fmt"
+
+// Pos is a position in a contract source: a YAML file or, for struct tags, a
+// Go file. Line and Col are 1-based.
+type Pos struct {
+	File string
+	Line int
+	Col  int
+}
+
+func (p Pos) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col) }
+
+// Model is a validated contract. Every slice is in a deterministic order (the
+// order of declaration in the source), and every reference is resolved: the
+// generator may assume that names are valid Go identifiers, that types exist
+// and that no two generated names collide.
+type Model struct {
+	// Source is the contract file as given on the command line (used in the
+	// generated marker line and in messages).
+	Source string
+	// Package is the Go package name of the generated file.
+	Package string
+	// Output is the generated file's path, relative to the directory of Source.
+	Output string
+
+	Imports   []*Import
+	Types     []*Struct
+	State     []*StateField // both zones, domain first, in declaration order
+	Topics    []*Topic
+	Processes []*Process
+}
+
+// Import is an entry of `imports:`: alias -> Go import path.
+type Import struct {
+	Alias string
+	Path  string
+	Pos   Pos
+}
+
+// Struct is a type declared under `types:`; it is generated as a Go struct.
+type Struct struct {
+	Name   string // contract name, e.g. "User"
+	GoName string // Go identifier, e.g. "User"
+	Fields []*Field
+	Pos    Pos
+}
+
+// Field is a field of a declared struct, or a process argument.
+type Field struct {
+	Name   string // contract name, e.g. "member_id" (also the JSON name)
+	GoName string // e.g. "MemberID"
+	Type   *Type
+	Pos    Pos
+}
+
+// TypeKind classifies a Type.
+type TypeKind int
+
+const (
+	// Builtin is a Go predeclared basic type: bool, string, int*, uint*,
+	// float*, byte, rune.
+	Builtin TypeKind = iota
+	// Slice is []Elem.
+	Slice
+	// Map is map[Key]Elem.
+	Map
+	// Named is a struct declared under `types:`.
+	Named
+	// Imported is alias.Name from `imports:`; its shape is not known to the
+	// contract compiler, so it is treated as an opaque value.
+	Imported
+)
+
+// Type is a resolved type expression.
+type Type struct {
+	Kind TypeKind
+	// Name is the builtin name (Builtin), the contract type name (Named) or
+	// the type name inside its package (Imported).
+	Name   string
+	Elem   *Type   // Slice, Map
+	Key    *Type   // Map
+	Struct *Struct // Named
+	Import *Import // Imported
+	// Expr is the type as written in the contract, e.g. "[]string".
+	Expr string
+}
+
+// Zone is a state zone.
+type Zone string
+
+const (
+	ZoneDomain Zone = "domain"
+	ZoneGlobal Zone = "global"
+)
+
+// StateField is a top-level field of a zone, e.g. domain.user.
+type StateField struct {
+	Zone   Zone
+	Name   string // e.g. "user"
+	GoName string // e.g. "User"
+	Type   *Type
+	Pos    Pos
+}
+
+// Path is a dotted state path used as a process input or output:
+// zone.field[.sub...] where each sub-element names a field of a declared
+// struct.
+type Path struct {
+	Text  string      // e.g. "domain.user.email"
+	Field *StateField // the top-level state field
+	// Sub is the chain of struct fields below Field, empty for the field itself.
+	Sub []*Field
+	// Type is the type at the end of the path.
+	Type *Type
+	// GoName is the flat accessor name: the Go names of the state field and
+	// every sub-field joined, e.g. "UserEmail" for domain.user.email.
+	GoName string
+	Pos    Pos
+}
+
+// Topic is an outbox topic.
+type Topic struct {
+	Name    string // e.g. "user.updated"
+	GoName  string // e.g. "UserUpdated"
+	Payload *Type  // always Kind == Named
+	// Key is the payload field that orders and partitions messages; nil when
+	// the topic has no key (all its messages share the key "").
+	Key *Field
+	Pos Pos
+}
+
+// Semantic is a process semantic.
+type Semantic string
+
+const (
+	Pure   Semantic = "pure"
+	Effect Semantic = "effect"
+	Guide  Semantic = "guide"
+)
+
+// Process is a declared process.
+type Process struct {
+	Name     string // e.g. "update_user_email"
+	GoName   string // e.g. "UpdateUserEmail"
+	Doc      string
+	Semantic Semantic
+	Args     []*Field
+	Inputs   []*Path
+	Outputs  []*Path
+	Emits    []*Topic
+	Result   *Type // nil when the process returns no result
+	Pos      Pos
+}

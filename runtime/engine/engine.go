@@ -1,0 +1,465 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/theus-go/theus/runtime/outbox"
+)
+
+// Schema describes a generated State type S to the engine.
+type Schema[S any] struct {
+	// Paths lists every state path that a process or a Patch reads or
+	// writes, dotted ("domain.user", "domain.user.email"). Tx.Write and
+	// ProcessSpec refer to paths by their index in this slice.
+	Paths []string
+	// Clone deep-copies a state; the engine copies the initial state with it
+	// so the caller may reuse what it passed.
+	Clone func(*S) S
+	// Processes lists the processes; Exec refers to them by index.
+	Processes []ProcessSpec
+}
+
+// ProcessSpec declares one process.
+type ProcessSpec struct {
+	Name string
+	// Pure processes commit nothing: they read a snapshot and return.
+	Pure bool
+	// Inputs are the indexes (into Schema.Paths) of the paths it reads.
+	Inputs []int
+}
+
+// Call is one invocation of a process, implemented by generated code.
+type Call[S any] interface {
+	// Tx returns the call's effect collector.
+	Tx() *Tx
+	// Run runs the process on s, which it must not modify, recording its
+	// effects in Tx. It is called once per attempt.
+	Run(ctx context.Context, s *S) error
+	// Apply writes the outputs of the last run into s, a copy of the state
+	// that the commit will publish.
+	Apply(s *S)
+}
+
+// Change is a set of writes made outside processes: a generated Patch.
+type Change[S any] interface {
+	// Writes lists the indexes of the paths the change writes.
+	Writes() []int
+	// Apply writes the change into s.
+	Apply(s *S)
+}
+
+// Receipt tells a caller what its call committed.
+type Receipt struct {
+	// Version of the commit, or of the snapshot a pure call read.
+	Version uint64
+	// MessageIDs lists the call's messages in emit order.
+	MessageIDs []string
+}
+
+type process struct {
+	ProcessSpec
+	// conflicts are the paths whose write after the snapshot invalidates a
+	// run: each input, its ancestors and its descendants.
+	conflicts []int
+}
+
+type snapshot[S any] struct {
+	version uint64
+	state   S
+}
+
+// Engine runs processes on immutable snapshots of a state S and commits
+// their outputs and messages atomically. Generated code wraps it in a typed
+// Engine; users rarely name it.
+type Engine[S any] struct {
+	opts      options
+	store     Store
+	paths     []string
+	procs     []process
+	clone     func(*S) S
+	published atomic.Pointer[snapshot[S]] // durable; what calls read
+
+	turn sync.Mutex // held by a call in its exclusive turn
+
+	mu   sync.Mutex
+	cond sync.Cond
+	// seq is the last sequenced snapshot: validated and applied, perhaps
+	// still waiting for the store.
+	seq          *snapshot[S]
+	lastWrite    []uint64 // per path: version of its last sequenced write
+	durableWrite []uint64 // per path: version of its last durable write
+	keySeq       map[outbox.TopicKey]uint64
+	pending      []*Tx
+	pendingSnaps []*snapshot[S]
+	spare        []*Tx
+	spareSnaps   []*snapshot[S]
+	recs         []*Record
+	flushing     bool
+	exclusive    bool
+	closed       bool
+}
+
+// New starts an engine. If the store holds data, its state is recovered and
+// initial is ignored; otherwise the state starts as a copy of initial at
+// version 0. ctx bounds the recovery only.
+func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Option) (*Engine[S], error) {
+	e := &Engine[S]{opts: defaultOptions(), paths: schema.Paths, clone: schema.Clone}
+	for _, o := range opts {
+		o(&e.opts)
+	}
+	e.cond.L = &e.mu
+	e.store = e.opts.store
+	if e.store == nil {
+		return nil, errors.New("theus: no store: pass engine.WithStore (generated NewEngine defaults to memory.New())")
+	}
+	e.procs = make([]process, len(schema.Processes))
+	for i, p := range schema.Processes {
+		e.procs[i] = process{ProcessSpec: p, conflicts: conflictSet(schema.Paths, p.Inputs)}
+	}
+	e.lastWrite = make([]uint64, len(schema.Paths))
+	e.durableWrite = make([]uint64, len(schema.Paths))
+	e.keySeq = make(map[outbox.TopicKey]uint64)
+
+	rec, err := e.store.Recover(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("theus: recover: %w", err)
+	}
+	snap := &snapshot[S]{}
+	if rec == nil {
+		snap.state = e.clone(&initial)
+	} else {
+		s, ok := rec.State.(*S)
+		if !ok {
+			return nil, fmt.Errorf("theus: recover: the store holds a state of type %T, want %T", rec.State, s)
+		}
+		snap.version, snap.state = rec.Version, *s
+		for k, v := range rec.KeySeqs {
+			e.keySeq[k] = v
+		}
+	}
+	e.seq = snap
+	e.published.Store(snap)
+	return e, nil
+}
+
+// conflictSet returns the paths related to any input: the input itself, its
+// ancestors and its descendants, in ascending index order.
+func conflictSet(paths []string, inputs []int) []int {
+	var out []int
+	for q, qp := range paths {
+		for _, in := range inputs {
+			ip := paths[in]
+			if qp == ip || strings.HasPrefix(ip, qp+".") || strings.HasPrefix(qp, ip+".") {
+				out = append(out, q)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Store returns the engine's store.
+func (e *Engine[S]) Store() Store { return e.store }
+
+// Snapshot returns the latest published version and its state, which must
+// not be modified.
+func (e *Engine[S]) Snapshot() (uint64, *S) {
+	s := e.published.Load()
+	return s.version, &s.state
+}
+
+// Exec runs process proc (an index into Schema.Processes) for call c and
+// commits its effects. A conflict re-runs the process on a fresh snapshot
+// with backoff; after the configured attempts the call runs once more in an
+// exclusive turn. A process error, a panic, a cancelled ctx or a closed
+// engine end the call with nothing committed.
+func (e *Engine[S]) Exec(ctx context.Context, proc int, c Call[S]) (Receipt, error) {
+	p := &e.procs[proc]
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return Receipt{}, err
+		}
+		if attempt > e.opts.attempts {
+			return e.execExclusive(ctx, p, c)
+		}
+		snap := e.published.Load()
+		if err := e.run(ctx, p, c, snap); err != nil {
+			return Receipt{}, err
+		}
+		if p.Pure {
+			return Receipt{Version: snap.version}, nil
+		}
+		r, err := e.commit(p, c, snap, false)
+		if err != ErrConflict {
+			return r, err
+		}
+		e.opts.metrics.Conflict(p.Name)
+		e.opts.metrics.Retry(p.Name)
+		if err := e.backoff(ctx, attempt); err != nil {
+			return Receipt{}, err
+		}
+	}
+}
+
+// execExclusive runs p once more while no other call may commit, so it
+// cannot conflict.
+func (e *Engine[S]) execExclusive(ctx context.Context, p *process, c Call[S]) (Receipt, error) {
+	e.turn.Lock()
+	defer e.turn.Unlock()
+	e.mu.Lock()
+	e.exclusive = true
+	for e.flushing || len(e.pending) > 0 {
+		e.cond.Wait()
+	}
+	snap := e.seq // every sequenced commit is durable now: seq == published
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.exclusive = false
+		e.cond.Broadcast()
+		e.mu.Unlock()
+	}()
+	if err := e.run(ctx, p, c, snap); err != nil {
+		return Receipt{}, err
+	}
+	return e.commit(p, c, snap, true)
+}
+
+// run runs one attempt of p on snap.
+func (e *Engine[S]) run(ctx context.Context, p *process, c Call[S], snap *snapshot[S]) error {
+	return runOnce(ctx, p.Name, e.opts.codec, c, &snap.state)
+}
+
+// Run runs the call c of process name once on s, with no engine and nothing
+// committed: what generated RunXxx functions do for unit tests. Errors are
+// those Exec would return for the same run.
+func Run[S any](ctx context.Context, name string, c Call[S], s *S) error {
+	return runOnce(ctx, name, nil, c, s)
+}
+
+// runOnce resets c's effects and runs it, turning a panic into a
+// *PanicError and a process error into a *ProcessError.
+func runOnce[S any](ctx context.Context, name string, codec Codec, c Call[S], s *S) (err error) {
+	tx := c.Tx()
+	tx.reset(codec)
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Process: name, Value: r, Stack: debug.Stack()}
+		}
+	}()
+	if err := c.Run(ctx, s); err != nil {
+		return &ProcessError{Process: name, Err: err}
+	}
+	return tx.err
+}
+
+func (e *Engine[S]) backoff(ctx context.Context, attempt int) error {
+	d := e.opts.backoff << min(attempt-1, 30)
+	if d > e.opts.maxBackoff || d <= 0 {
+		d = e.opts.maxBackoff
+	}
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(rand.N(d) + 1)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// commit validates the run of c on snap and, if no input changed since,
+// sequences it and waits until it is durable.
+func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive bool) (Receipt, error) {
+	tx := c.Tx()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for e.exclusive && !exclusive {
+		e.cond.Wait()
+	}
+	if e.closed {
+		return Receipt{}, ErrClosed
+	}
+	if e.opts.strictCAS {
+		if e.seq.version != snap.version {
+			return Receipt{}, ErrConflict
+		}
+	} else {
+		for _, q := range p.conflicts {
+			if e.lastWrite[q] > snap.version {
+				return Receipt{}, ErrConflict
+			}
+		}
+	}
+	e.sequence(p.Name, tx, c)
+	if err := e.await(tx); err != nil {
+		return Receipt{}, err
+	}
+	e.opts.metrics.Commit(p.Name)
+	return Receipt{Version: tx.rec.Version, MessageIDs: tx.ids}, nil
+}
+
+// CompareAndSwap commits ch as a new version if the current version is
+// expected, else it returns ErrVersionMismatch. A change that writes nothing
+// only checks the version.
+func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Change[S]) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for e.exclusive {
+		e.cond.Wait()
+	}
+	if e.closed {
+		return 0, ErrClosed
+	}
+	if e.seq.version != expected {
+		return 0, fmt.Errorf("%w: expected %d, current %d", ErrVersionMismatch, expected, e.seq.version)
+	}
+	writes := ch.Writes()
+	if len(writes) == 0 {
+		return expected, nil
+	}
+	tx := new(Tx)
+	tx.reset(nil)
+	for _, w := range writes {
+		tx.Write(w)
+	}
+	e.sequence("", tx, ch)
+	if err := e.await(tx); err != nil {
+		return 0, err
+	}
+	return tx.rec.Version, nil
+}
+
+// sequence gives tx the next version: it applies the writes to a copy of the
+// last sequenced state, assigns the messages' fields and queues the commit
+// for the store. e.mu is held.
+func (e *Engine[S]) sequence(name string, tx *Tx, a interface{ Apply(*S) }) {
+	v := e.seq.version + 1
+	next := &snapshot[S]{version: v, state: e.seq.state}
+	a.Apply(&next.state)
+	for _, w := range tx.writes {
+		e.lastWrite[w] = v
+		tx.wrecs = append(tx.wrecs, Write{Path: e.paths[w]})
+	}
+	now := e.opts.now()
+	for i := range tx.msgs {
+		m := &tx.msgs[i]
+		m.ID = outbox.MessageID(v, i)
+		m.Version = v
+		m.CreatedAt = now
+		tk := outbox.TopicKey{Topic: m.Topic, Key: m.Key}
+		n := e.keySeq[tk] + 1
+		e.keySeq[tk] = n
+		m.KeySeq = n
+		tx.ids = append(tx.ids, m.ID)
+	}
+	tx.rec = Record{Version: v, Process: name, Writes: tx.wrecs, Messages: tx.msgs, State: &next.state}
+	tx.status = txPending
+	e.seq = next
+	e.pending = append(e.pending, tx)
+	e.pendingSnaps = append(e.pendingSnaps, next)
+}
+
+// await waits until tx is durable or failed. The first waiter that finds no
+// flush under way becomes the leader: it hands everything pending to the
+// store in one Commit, so concurrent commits share a transaction (group
+// commit). e.mu is held.
+func (e *Engine[S]) await(tx *Tx) error {
+	for tx.status == txPending {
+		if e.flushing {
+			e.cond.Wait()
+			continue
+		}
+		e.flush()
+	}
+	if tx.status == txFailed {
+		return tx.serr
+	}
+	return nil
+}
+
+// flush persists every pending commit, in groups, until none is left.
+// e.mu is held, and released while the store works.
+func (e *Engine[S]) flush() {
+	e.flushing = true
+	for len(e.pending) > 0 {
+		batch, snaps := e.pending, e.pendingSnaps
+		e.pending, e.pendingSnaps = e.spare[:0], e.spareSnaps[:0]
+		recs := e.recs[:0]
+		for _, t := range batch {
+			recs = append(recs, &t.rec)
+		}
+		e.mu.Unlock()
+		// The store works for every caller in the group, so no caller's
+		// context may cancel it.
+		err := e.store.Commit(context.Background(), recs)
+		e.mu.Lock()
+		clear(recs)
+		e.recs = recs[:0]
+		if err != nil {
+			e.fail(batch, err)
+		} else {
+			for _, t := range batch {
+				for _, w := range t.writes {
+					e.durableWrite[w] = t.rec.Version
+				}
+				t.status = txDurable
+			}
+			e.published.Store(snaps[len(snaps)-1])
+		}
+		clear(batch)
+		clear(snaps)
+		e.spare, e.spareSnaps = batch[:0], snaps[:0]
+		e.cond.Broadcast()
+	}
+	e.flushing = false
+}
+
+// fail fails a group that the store refused, and every commit sequenced
+// after it (they were validated against the group), and returns the engine
+// to the last durable version. e.mu is held.
+func (e *Engine[S]) fail(batch []*Tx, err error) {
+	serr := &StoreError{Version: batch[0].rec.Version, Err: err}
+	failed := append(batch, e.pending...)
+	for i := len(failed) - 1; i >= 0; i-- {
+		t := failed[i]
+		for j := len(t.msgs) - 1; j >= 0; j-- {
+			m := &t.msgs[j]
+			e.keySeq[outbox.TopicKey{Topic: m.Topic, Key: m.Key}] = m.KeySeq - 1
+		}
+		t.status, t.serr = txFailed, serr
+	}
+	clear(e.pending)
+	clear(e.pendingSnaps)
+	e.pending, e.pendingSnaps = e.pending[:0], e.pendingSnaps[:0]
+	e.seq = e.published.Load()
+	copy(e.lastWrite, e.durableWrite)
+}
+
+// Close stops the engine: calls that have not committed get ErrClosed;
+// commits already handed to the store finish first. Close is idempotent
+// and does not close a store given with WithStore.
+func (e *Engine[S]) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closed = true
+	for e.flushing || len(e.pending) > 0 {
+		e.cond.Wait()
+	}
+	e.cond.Broadcast()
+	return nil
+}

@@ -1,0 +1,125 @@
+package engine
+
+import (
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// Option configures an Engine.
+type Option func(*options)
+
+type options struct {
+	store      Store
+	strictCAS  bool
+	attempts   int
+	backoff    time.Duration
+	maxBackoff time.Duration
+	logger     *slog.Logger
+	metrics    Metrics
+	codec      Codec
+	now        func() time.Time
+}
+
+func defaultOptions() options {
+	return options{
+		attempts:   8,
+		backoff:    20 * time.Microsecond,
+		maxBackoff: 2 * time.Millisecond,
+		logger:     slog.New(slog.DiscardHandler),
+		metrics:    nopMetrics{},
+		now:        time.Now,
+	}
+}
+
+// WithStore makes the engine persist commits to st. Without it the engine
+// uses a memory store (Engine.Store). The engine does not close st: its
+// owner does, after the relay that reads it has stopped.
+func WithStore(st Store) Option { return func(o *options) { o.store = st } }
+
+// WithStrictCAS makes any commit newer than a call's snapshot a conflict,
+// whatever paths it wrote: every call then behaves as if it read the whole
+// state. Use it when processes have reads the contract does not declare
+// (there should be none) or to compare against per-path validation.
+func WithStrictCAS() Option { return func(o *options) { o.strictCAS = true } }
+
+// WithRetry sets how conflicts are retried: a call re-runs its process after
+// a conflict, waiting an exponential backoff with full jitter that starts at
+// backoff and is capped at maxBackoff. After attempts failed attempts the
+// call takes an exclusive turn: commits by other calls wait while it runs
+// once more on the latest state, so it cannot lose again. attempts < 1 is 1.
+func WithRetry(attempts int, backoff, maxBackoff time.Duration) Option {
+	return func(o *options) {
+		o.attempts = max(attempts, 1)
+		o.backoff = max(backoff, 0)
+		o.maxBackoff = max(maxBackoff, o.backoff)
+	}
+}
+
+// WithLogger sets the logger for warnings (such as rules with on_fail:
+// warn). The default discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// WithMetrics reports engine events to m.
+func WithMetrics(m Metrics) Option {
+	return func(o *options) {
+		if m != nil {
+			o.metrics = m
+		}
+	}
+}
+
+// WithCodec makes generated code encode payloads with c instead of its
+// built-in JSON encoders.
+func WithCodec(c Codec) Option { return func(o *options) { o.codec = c } }
+
+// WithClock sets the clock that stamps Message.CreatedAt (tests).
+func WithClock(now func() time.Time) Option {
+	return func(o *options) {
+		if now != nil {
+			o.now = now
+		}
+	}
+}
+
+// Codec encodes message payloads (and, for durable stores, state values).
+type Codec interface {
+	Marshal(v any) ([]byte, error)
+	Unmarshal(data []byte, v any) error
+}
+
+// Metrics receives engine events. Implementations must be safe for
+// concurrent use and fast: they are called on the commit path.
+type Metrics interface {
+	Commit(process string)
+	Conflict(process string)
+	Retry(process string)
+	RuleViolation(process, path, rule string)
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) Commit(string)                        {}
+func (nopMetrics) Conflict(string)                      {}
+func (nopMetrics) Retry(string)                         {}
+func (nopMetrics) RuleViolation(string, string, string) {}
+
+// Counters is a Metrics that counts events in memory, for tests, demos and
+// expvar-style reporting.
+type Counters struct {
+	Commits        atomic.Uint64
+	Conflicts      atomic.Uint64
+	Retries        atomic.Uint64
+	RuleViolations atomic.Uint64
+}
+
+func (c *Counters) Commit(string)                        { c.Commits.Add(1) }
+func (c *Counters) Conflict(string)                      { c.Conflicts.Add(1) }
+func (c *Counters) Retry(string)                         { c.Retries.Add(1) }
+func (c *Counters) RuleViolation(string, string, string) { c.RuleViolations.Add(1) }

@@ -1,0 +1,53 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/theus-go/theus/runtime/outbox"
+)
+
+// Store persists commits. A store commits state changes and messages in one
+// transaction and recovers both after a restart. The stores under
+// runtime/store implement it; most users only pass one to WithStore.
+type Store interface {
+	outbox.Store
+	// Recover returns what the store holds, or nil when it is empty. It is
+	// called once, by the engine's constructor.
+	Recover(ctx context.Context) (*Recovered, error)
+	// Commit persists recs, which hold consecutive versions in ascending
+	// order, atomically and durably: when it returns nil every record is
+	// durable; when it returns an error none is visible, now or after a
+	// restart. The engine never calls Commit concurrently with itself.
+	Commit(ctx context.Context, recs []*Record) error
+}
+
+// Record is one commit as the engine hands it to the store.
+type Record struct {
+	Version uint64
+	// Process is the name of the process that committed, "" for
+	// CompareAndSwap.
+	Process string
+	// Writes lists the state paths the commit wrote.
+	Writes []Write
+	// Messages are the commit's outbox messages, in emit order, with every
+	// field assigned.
+	Messages []outbox.Message
+	// State is the whole state after this commit (a *S of the generated
+	// State type). It is immutable: stores read it, never modify it.
+	State any
+}
+
+// Write is one state path written by a commit.
+type Write struct {
+	Path string
+}
+
+// Recovered is the content of a non-empty store.
+type Recovered struct {
+	// Version is the last durable version.
+	Version uint64
+	// State is the state at Version, as Record.State.
+	State any
+	// KeySeqs holds the last KeySeq assigned per (topic, key).
+	KeySeqs map[outbox.TopicKey]uint64
+}

@@ -1,0 +1,151 @@
+package engine
+
+import (
+	"cmp"
+	"iter"
+	"slices"
+)
+
+// SliceViewOf is a read-only view of a []T whose elements are shown as V:
+// V is T itself for value types (strings, numbers, bools) and a generated
+// view type for elements that hold references (structs, slices, maps).
+// Nothing obtained from a view can change the snapshot it came from.
+type SliceViewOf[T, V any] struct {
+	s     []T
+	view  func(*T) V
+	clone func(T) T
+}
+
+// SliceView is the view of a slice of values: At returns copies.
+type SliceView[T any] = SliceViewOf[T, T]
+
+// NewSliceView returns a view of s, whose elements must not hold references.
+// Generated code calls it; s must never be modified afterwards.
+func NewSliceView[T any](s []T) SliceView[T] { return SliceView[T]{s: s, view: deref[T]} }
+
+func deref[T any](p *T) T { return *p }
+
+// NewSliceViewOf returns a view of s showing each element through view;
+// clone deep-copies one element for Clone.
+func NewSliceViewOf[T, V any](s []T, view func(*T) V, clone func(T) T) SliceViewOf[T, V] {
+	return SliceViewOf[T, V]{s: s, view: view, clone: clone}
+}
+
+// Len returns the number of elements.
+func (v SliceViewOf[T, V]) Len() int { return len(v.s) }
+
+// At returns the i-th element; it panics if i is out of range, like s[i].
+func (v SliceViewOf[T, V]) At(i int) V {
+	return v.view(&v.s[i])
+}
+
+// All yields the index and element of each element in order.
+func (v SliceViewOf[T, V]) All() iter.Seq2[int, V] {
+	return func(yield func(int, V) bool) {
+		for i := range v.s {
+			if !yield(i, v.At(i)) {
+				return
+			}
+		}
+	}
+}
+
+// Clone returns a deep copy that shares nothing with the snapshot; nil for
+// a nil slice.
+func (v SliceViewOf[T, V]) Clone() []T {
+	if v.s == nil {
+		return nil
+	}
+	if v.clone == nil {
+		return slices.Clone(v.s)
+	}
+	out := make([]T, len(v.s))
+	for i := range v.s {
+		out[i] = v.clone(v.s[i])
+	}
+	return out
+}
+
+// MapView is a read-only view of a map or a collection whose values are
+// shown as V. All yields entries in ascending key order, so a process that
+// is re-run sees the same order.
+type MapView[K cmp.Ordered, V any] struct {
+	src mapSource[K, V]
+}
+
+// mapSource is what a MapView reads: a plain map now, a versioned
+// collection later.
+type mapSource[K cmp.Ordered, V any] interface {
+	get(k K) (V, bool)
+	len() int
+	all() iter.Seq2[K, V]
+}
+
+// NewMapView returns a view of m, whose values must not hold references.
+// Generated code calls it; m must never be modified afterwards.
+func NewMapView[K cmp.Ordered, T any](m map[K]T) MapView[K, T] {
+	return MapView[K, T]{src: plainMap[K, T, T]{m: m, view: deref[T]}}
+}
+
+// NewMapViewOf returns a view of m showing each value through view.
+func NewMapViewOf[K cmp.Ordered, T, V any](m map[K]T, view func(*T) V) MapView[K, V] {
+	return MapView[K, V]{src: plainMap[K, T, V]{m: m, view: view}}
+}
+
+// Get returns the value stored under k and whether it exists.
+func (v MapView[K, V]) Get(k K) (V, bool) {
+	if v.src == nil {
+		var zero V
+		return zero, false
+	}
+	return v.src.get(k)
+}
+
+// Len returns the number of entries.
+func (v MapView[K, V]) Len() int {
+	if v.src == nil {
+		return 0
+	}
+	return v.src.len()
+}
+
+// All yields every entry in ascending key order.
+func (v MapView[K, V]) All() iter.Seq2[K, V] {
+	if v.src == nil {
+		return func(func(K, V) bool) {}
+	}
+	return v.src.all()
+}
+
+type plainMap[K cmp.Ordered, T, V any] struct {
+	m    map[K]T
+	view func(*T) V
+}
+
+func (p plainMap[K, T, V]) show(t T) V { return p.view(&t) }
+
+func (p plainMap[K, T, V]) get(k K) (V, bool) {
+	t, ok := p.m[k]
+	if !ok {
+		var zero V
+		return zero, false
+	}
+	return p.show(t), true
+}
+
+func (p plainMap[K, T, V]) len() int { return len(p.m) }
+
+func (p plainMap[K, T, V]) all() iter.Seq2[K, V] {
+	return func(yield func(K, V) bool) {
+		keys := make([]K, 0, len(p.m))
+		for k := range p.m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			if !yield(k, p.show(p.m[k])) {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,76 @@
+package jsonenc
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+
+	"pgregory.net/rapid"
+)
+
+func marshal(t *rapid.T, v any) string {
+	j, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("encoding/json: %v", err)
+	}
+	return string(j)
+}
+
+func TestStringMatchesEncodingJSON(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		s := rapid.OneOf(rapid.String(), rapid.StringOf(rapid.RuneFrom([]rune("<>&\"\\\n\t\u2028\u2029\x00\x1fé")))).Draw(t, "s")
+		if bs := rapid.SliceOf(rapid.Byte()).Draw(t, "raw"); len(bs) > 0 {
+			s += string(bs) // invalid UTF-8 too
+		}
+		if got, want := string(AppendString(nil, s)), marshal(t, s); got != want {
+			t.Fatalf("AppendString(%q) = %s, encoding/json = %s", s, got, want)
+		}
+	})
+}
+
+func TestNumbersMatchEncodingJSON(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		i := rapid.Int64().Draw(t, "i")
+		u := rapid.Uint64().Draw(t, "u")
+		f := rapid.Float64().Draw(t, "f")
+		f32 := rapid.Float32().Draw(t, "f32")
+		if got, want := string(AppendInt(nil, i)), marshal(t, i); got != want {
+			t.Fatalf("int %d: %s != %s", i, got, want)
+		}
+		if got, want := string(AppendUint(nil, u)), marshal(t, u); got != want {
+			t.Fatalf("uint %d: %s != %s", u, got, want)
+		}
+		for _, c := range []struct {
+			v    any
+			f    float64
+			bits int
+		}{{f, f, 64}, {f32, float64(f32), 32}} {
+			got, err := AppendFloat(nil, c.f, c.bits)
+			if err != nil {
+				t.Fatalf("float %v: %v", c.f, err)
+			}
+			if want := marshal(t, c.v); string(got) != want {
+				t.Fatalf("float%d %v: %s != %s", c.bits, c.f, got, want)
+			}
+		}
+		bs := rapid.SliceOf(rapid.Byte()).Draw(t, "bytes")
+		if got, want := string(AppendBytes(nil, bs)), marshal(t, bs); got != want {
+			t.Fatalf("bytes %v: %s != %s", bs, got, want)
+		}
+	})
+}
+
+func TestFloatRefusesNaNAndInf(t *testing.T) {
+	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if _, err := AppendFloat(nil, f, 64); err == nil {
+			t.Errorf("AppendFloat(%v) = nil error, want one", f)
+		}
+	}
+}
+
+func TestAppendStringDoesNotAllocate(t *testing.T) {
+	b := make([]byte, 0, 64)
+	if n := testing.AllocsPerRun(100, func() { b = AppendString(b[:0], "ann@example.com <x>") }); n != 0 {
+		t.Errorf("AppendString allocated %v times per run", n)
+	}
+}

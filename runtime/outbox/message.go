@@ -1,0 +1,94 @@
+package outbox
+
+import (
+	"strconv"
+	"time"
+)
+
+// Message is one outbox message: an event that a process emitted and that
+// was committed together with the process's state changes.
+//
+// Every field is assigned by the engine at commit and never changes
+// afterwards, however often the message is delivered.
+type Message struct {
+	// ID is unique within a store and stable across restarts and
+	// re-deliveries. Its format is MessageID(Version, index): the commit
+	// version as 16 lower-case hex digits, a dash, and the message's index
+	// within its commit as 4 hex digits, e.g. "000000000000002a-0000". IDs
+	// therefore sort in commit order. Sinks use it for broker-side dedup
+	// (Nats-Msg-Id, Idempotency-Key).
+	ID string
+	// Topic is the contract's topic name, e.g. "user.updated".
+	Topic string
+	// Key orders and partitions messages: the payload's key field, formatted
+	// in decimal for integers; "" for topics without a key.
+	Key string
+	// KeySeq counts the messages of one (Topic, Key): 1, 2, 3... in commit
+	// order, without gaps. Consumers drop a message whose KeySeq they have
+	// seen and detect a gap when one is skipped (see Dedup).
+	KeySeq uint64
+	// Version is the state version committed together with this message; it
+	// equals the Receipt.Version of the call that emitted it.
+	Version uint64
+	// Payload is the encoded payload (JSON unless the engine has a codec).
+	// It must not be modified.
+	Payload []byte
+	// Headers carries metadata such as the W3C traceparent; nil when empty.
+	Headers map[string]string
+	// CreatedAt is the commit time.
+	CreatedAt time.Time
+}
+
+// TopicKey identifies the sequence that KeySeq counts.
+type TopicKey struct {
+	Topic string
+	Key   string
+}
+
+// MessageID formats the ID of the index-th message of commit version. See
+// Message.ID.
+func MessageID(version uint64, index int) string {
+	var b [21]byte
+	return string(AppendMessageID(b[:0], version, index))
+}
+
+// AppendMessageID appends MessageID(version, index) to dst.
+func AppendMessageID(dst []byte, version uint64, index int) []byte {
+	var b [21]byte
+	hex16(b[:16], version)
+	b[16] = '-'
+	hex4(b[17:], uint16(index))
+	return append(dst, b[:]...)
+}
+
+// ParseMessageID is the inverse of MessageID.
+func ParseMessageID(id string) (version uint64, index int, ok bool) {
+	if len(id) != 21 || id[16] != '-' {
+		return 0, 0, false
+	}
+	v, err := strconv.ParseUint(id[:16], 16, 64)
+	if err != nil {
+		return 0, 0, false
+	}
+	i, err := strconv.ParseUint(id[17:], 16, 16)
+	if err != nil {
+		return 0, 0, false
+	}
+	return v, int(i), true
+}
+
+const hexDigits = "0123456789abcdef"
+
+func hex16(dst []byte, v uint64) {
+	for i := 15; i >= 0; i-- {
+		dst[i] = hexDigits[v&0xf]
+		v >>= 4
+	}
+}
+
+func hex4(dst []byte, v uint16) {
+	for i := 3; i >= 0; i-- {
+		dst[i] = hexDigits[v&0xf]
+		v >>= 4
+	}
+}

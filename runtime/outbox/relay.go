@@ -1,0 +1,206 @@
+package outbox
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+)
+
+// Relay delivers the committed messages of a store to a sink, at least
+// once, in commit order per (topic, key), and acks each message only after
+// the sink has confirmed it.
+type Relay struct {
+	st   Store
+	sink Sink
+	opts relayOptions
+
+	delivered atomic.Uint64
+	failures  atomic.Uint64
+}
+
+// RelayOption configures a Relay.
+type RelayOption func(*relayOptions)
+
+type relayOptions struct {
+	batch      int
+	backoff    time.Duration
+	maxBackoff time.Duration
+	poll       time.Duration
+	logger     *slog.Logger
+}
+
+// WithBatchSize sets how many messages the relay reads and sends at once
+// (default 100).
+func WithBatchSize(n int) RelayOption {
+	return func(o *relayOptions) { o.batch = max(n, 1) }
+}
+
+// WithRelayBackoff sets the wait after a failed delivery: exponential with
+// full jitter from min, capped at max (defaults 10ms and 5s).
+func WithRelayBackoff(min, max time.Duration) RelayOption {
+	return func(o *relayOptions) {
+		o.backoff = min
+		o.maxBackoff = max
+	}
+}
+
+// WithPollInterval sets how often the relay looks at the store when no
+// commit has woken it: a backstop for stores written by other processes
+// (default 1s). Commits in the same process wake it at once.
+func WithPollInterval(d time.Duration) RelayOption {
+	return func(o *relayOptions) { o.poll = d }
+}
+
+// WithRelayLogger sets the logger for delivery failures (default: discard).
+func WithRelayLogger(l *slog.Logger) RelayOption {
+	return func(o *relayOptions) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// NewRelay returns a relay from st to sink. Call Run to start it.
+func NewRelay(st Store, sink Sink, opts ...RelayOption) *Relay {
+	o := relayOptions{
+		batch:      100,
+		backoff:    10 * time.Millisecond,
+		maxBackoff: 5 * time.Second,
+		poll:       time.Second,
+		logger:     slog.New(slog.DiscardHandler),
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	o.maxBackoff = max(o.maxBackoff, o.backoff)
+	return &Relay{st: st, sink: sink, opts: o}
+}
+
+// RelayStats counts a relay's work since it was created.
+type RelayStats struct {
+	Delivered uint64 // messages the sink confirmed (and the relay acked)
+	Failures  uint64 // failed deliveries (each retried later)
+}
+
+// Stats returns the relay's counters.
+func (r *Relay) Stats() RelayStats {
+	return RelayStats{Delivered: r.delivered.Load(), Failures: r.failures.Load()}
+}
+
+// Run delivers messages until ctx ends, then returns nil. It returns an
+// error only if ctx is still live and the relay cannot go on. Messages a
+// sink was sending when ctx ended are not acked and will be sent again.
+func (r *Relay) Run(ctx context.Context) error {
+	poll := time.NewTicker(r.opts.poll)
+	defer poll.Stop()
+	failures := 0
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		// Take the notification channel before reading, so a commit that
+		// lands between the read and the wait is not missed.
+		wake := r.st.Notify()
+		msgs, err := r.st.Undelivered(ctx, r.opts.batch)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			r.opts.logger.Warn("theus relay: read undelivered messages", "err", err)
+			failures++
+			if !r.sleep(ctx, failures) {
+				return nil
+			}
+			continue
+		}
+		if len(msgs) == 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-wake:
+			case <-poll.C:
+			}
+			continue
+		}
+		if r.deliver(ctx, msgs) {
+			failures = 0
+			continue
+		}
+		failures++
+		if !r.sleep(ctx, failures) {
+			return nil
+		}
+	}
+}
+
+// deliver sends msgs, acking what the sink confirms. When a message fails,
+// the later messages of its (topic, key) are held back so per-key order is
+// kept, while other keys go on. It reports whether everything was delivered.
+func (r *Relay) deliver(ctx context.Context, msgs []Message) bool {
+	var blocked map[TopicKey]bool
+	ids := make([]string, 0, len(msgs))
+	for len(msgs) > 0 {
+		n, err := r.sink.Send(ctx, msgs)
+		n = min(max(n, 0), len(msgs))
+		ids = ids[:0]
+		for _, m := range msgs[:n] {
+			ids = append(ids, m.ID)
+		}
+		if len(ids) > 0 {
+			if aerr := r.st.Ack(ctx, ids); aerr != nil {
+				// Delivered but not acked: it will be delivered again, which
+				// at-least-once allows and KeySeq lets consumers drop.
+				r.opts.logger.Warn("theus relay: ack", "err", aerr)
+				return false
+			}
+			r.delivered.Add(uint64(len(ids)))
+		}
+		if err == nil && n == len(msgs) {
+			return blocked == nil
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if n == len(msgs) { // a sink that confirmed all and still errs
+			n = len(msgs) - 1
+		}
+		failed := msgs[n]
+		r.failures.Add(1)
+		r.opts.logger.Warn("theus relay: delivery failed", "id", failed.ID, "topic", failed.Topic,
+			"key", failed.Key, "permanent", IsPermanent(err), "err", err)
+		if blocked == nil {
+			blocked = make(map[TopicKey]bool)
+		}
+		blocked[TopicKey{Topic: failed.Topic, Key: failed.Key}] = true
+		rest := msgs[n+1:]
+		msgs = msgs[:0:0]
+		for _, m := range rest {
+			if !blocked[TopicKey{Topic: m.Topic, Key: m.Key}] {
+				msgs = append(msgs, m)
+			}
+		}
+	}
+	return false
+}
+
+// sleep waits the backoff for the given number of consecutive failures; it
+// returns false if ctx ended first.
+func (r *Relay) sleep(ctx context.Context, failures int) bool {
+	d := r.opts.backoff << min(failures-1, 30)
+	if d > r.opts.maxBackoff || d <= 0 {
+		d = r.opts.maxBackoff
+	}
+	if d > 0 {
+		d = rand.N(d) + 1
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

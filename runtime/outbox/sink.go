@@ -1,0 +1,39 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+)
+
+// Sink delivers messages to the outside world: a broker, a webhook, a
+// table, a Go func. Package runtime/sink has the implementations.
+type Sink interface {
+	// Send delivers batch in order. It returns the number of leading
+	// messages that were delivered and, when that is less than len(batch),
+	// the error of batch[n]. Messages after n count as not delivered; the
+	// relay sends them again. An error is transient (retried with backoff)
+	// unless wrapped with Permanent.
+	Send(ctx context.Context, batch []Message) (n int, err error)
+}
+
+// permanentError marks an error the sink will never get past by retrying,
+// such as a payload the receiver refuses.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return "permanent: " + e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as permanent: retrying the message cannot succeed.
+// Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}

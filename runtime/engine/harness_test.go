@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -150,12 +151,21 @@ type recorder struct {
 	mu      sync.Mutex
 	records []engine.Record
 	groups  int
+	// unexpected holds the first error of the store that was not injected.
+	unexpected error
 }
+
+var errInjected = errors.New("injected")
 
 func newRecorder() *recorder { return &recorder{Store: memory.New()} }
 
 func (r *recorder) Commit(ctx context.Context, recs []*engine.Record) error {
 	if err := r.Store.Commit(ctx, recs); err != nil {
+		r.mu.Lock()
+		if err != errInjected && r.unexpected == nil {
+			r.unexpected = err
+		}
+		r.mu.Unlock()
 		return err
 	}
 	r.mu.Lock()

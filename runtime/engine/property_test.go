@@ -113,7 +113,7 @@ func checkHistory(t *rapid.T, plans [][]op, strict bool, attempts int) {
 			defer wg.Done()
 			for _, o := range plan {
 				if o.failStore {
-					st.FailNextCommit(errors.New("injected"))
+					st.FailNextCommit(errInjected)
 				}
 				// Yielding inside the process widens the window between
 				// snapshot and commit, so calls interleave and conflict.
@@ -152,6 +152,9 @@ func checkHistory(t *rapid.T, plans [][]op, strict bool, attempts int) {
 		}
 	}
 
+	if st.unexpected != nil {
+		t.Fatalf("the store failed on its own: %v", st.unexpected)
+	}
 	hist := st.history()
 	if len(hist) != len(byVersion) {
 		t.Fatalf("the store holds %d commits, %d calls succeeded", len(hist), len(byVersion))

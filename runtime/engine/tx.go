@@ -20,12 +20,13 @@ type Tx struct {
 	ids    []string
 	wrecs  []Write
 
-	// Inline buffers: the common call writes a few paths and emits a
-	// message or two, and should not allocate for that.
-	writesBuf [4]int
-	msgsBuf   [2]outbox.Message
-	idsBuf    [2]string
-	wrecsBuf  [4]Write
+	// Inline buffers: the common call writes a path or two and emits one
+	// message, and should not allocate for that. They are small on purpose:
+	// every byte here is allocated (and scanned by the GC) once per call.
+	writesBuf [2]int
+	msgsBuf   [1]outbox.Message
+	idsBuf    [1]string
+	wrecsBuf  [2]Write
 
 	rec    Record
 	status txStatus

@@ -6,9 +6,10 @@ package memory
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"maps"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 
@@ -23,12 +24,14 @@ type Store struct {
 	version uint64
 	state   any
 	keySeq  map[outbox.TopicKey]uint64
-	// queue holds the messages from the first one not yet acked on, in
-	// commit order, which is also ID order (see outbox.Message.ID); head is
-	// the index of the first one not dropped yet.
-	queue   []entry
+	// chunks hold the messages from the first one not yet acked on, in
+	// commit order, which is also ID order (see outbox.Message.ID). Fixed-
+	// size chunks, rather than one slice, keep a long queue from being
+	// copied as it grows. head is the index in chunks[0] of the first
+	// message not dropped yet.
+	chunks  [][]entry
 	head    int
-	pending int // messages in queue not acked
+	pending int // messages in chunks not acked
 	notify  chan struct{}
 	// failNext makes the next Commit fail (fault injection for tests).
 	failNext error
@@ -63,16 +66,16 @@ func (s *Store) Commit(_ context.Context, recs []*engine.Record) error {
 		return err
 	}
 	added := false
-	for _, r := range recs {
-		if r.Version != s.version+1 {
-			return errors.New("memory: commit out of order")
+	for i, r := range recs {
+		if r.Version != s.version+1+uint64(i) {
+			return fmt.Errorf("memory: commit of version %d after version %d: versions must be consecutive", r.Version, s.version+uint64(i))
 		}
 	}
 	for _, r := range recs {
 		s.version, s.state = r.Version, r.State
 		for _, m := range r.Messages {
 			s.keySeq[outbox.TopicKey{Topic: m.Topic, Key: m.Key}] = m.KeySeq
-			s.queue = append(s.queue, entry{msg: m})
+			s.push(entry{msg: m})
 			s.pending++
 			added = true
 		}
@@ -97,12 +100,17 @@ func (s *Store) Undelivered(_ context.Context, limit int) ([]outbox.Message, err
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]outbox.Message, 0, min(limit, s.pending))
-	for _, e := range s.queue[s.head:] {
-		if len(out) == limit {
-			break
+	for ci, c := range s.chunks {
+		if ci == 0 {
+			c = c[s.head:]
 		}
-		if !e.acked {
-			out = append(out, e.msg)
+		for _, e := range c {
+			if len(out) == limit {
+				return out, nil
+			}
+			if !e.acked {
+				out = append(out, e.msg)
+			}
 		}
 	}
 	return out, nil
@@ -112,24 +120,52 @@ func (s *Store) Undelivered(_ context.Context, limit int) ([]outbox.Message, err
 func (s *Store) Ack(_ context.Context, ids []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	live := s.queue[s.head:]
 	for _, id := range ids {
-		i, found := slices.BinarySearchFunc(live, id, func(e entry, id string) int { return strings.Compare(e.msg.ID, id) })
-		if found && !live[i].acked {
-			live[i].acked = true
+		if e := s.find(id); e != nil && !e.acked {
+			e.acked = true
 			s.pending--
 		}
 	}
 	// Drop the acked messages at the head of the queue.
-	for s.head < len(s.queue) && s.queue[s.head].acked {
-		s.queue[s.head] = entry{}
-		s.head++
-	}
-	if s.head > 1024 && s.head*2 > len(s.queue) {
-		s.queue = slices.Clone(s.queue[s.head:])
+	for len(s.chunks) > 0 {
+		c := s.chunks[0]
+		for s.head < len(c) && c[s.head].acked {
+			c[s.head] = entry{}
+			s.head++
+		}
+		if s.head < chunkSize {
+			break
+		}
+		s.chunks[0] = nil
+		s.chunks = s.chunks[1:]
 		s.head = 0
 	}
 	return nil
+}
+
+const chunkSize = 1024
+
+func (s *Store) push(e entry) {
+	if n := len(s.chunks); n == 0 || len(s.chunks[n-1]) == chunkSize {
+		s.chunks = append(s.chunks, make([]entry, 0, chunkSize))
+	}
+	last := &s.chunks[len(s.chunks)-1]
+	*last = append(*last, e)
+}
+
+// find returns the entry of the message with this ID, nil if there is none.
+func (s *Store) find(id string) *entry {
+	// The last chunk whose first ID is <= id holds it, if any does.
+	ci := sort.Search(len(s.chunks), func(i int) bool { return s.chunks[i][0].msg.ID > id }) - 1
+	if ci < 0 {
+		return nil
+	}
+	c := s.chunks[ci]
+	i, found := slices.BinarySearchFunc(c, id, func(e entry, id string) int { return strings.Compare(e.msg.ID, id) })
+	if !found || (ci == 0 && i < s.head) {
+		return nil
+	}
+	return &c[i]
 }
 
 // Notify implements outbox.Store.

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/theus-go/theus/runtime/engine"
+)
+
+// The demo's own check, at test size: everything committed is delivered,
+// nothing twice, versions dense.
+func TestQuickstartDeliversEverythingOnce(t *testing.T) {
+	var out strings.Builder
+	s, err := run(context.Background(), config{workers: 4, updates: 200, logins: 100, timeout: time.Minute}, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if s.Committed != 4*200 || s.Lost != 0 || s.Duplicates != 0 || s.Gaps != 0 || s.Unique != s.Committed {
+		t.Fatalf("summary %+v\n%s", s, out.String())
+	}
+	if s.Commits != 4*300 || s.Version != s.Commits {
+		t.Fatalf("commits %d, version %d; want %d both", s.Commits, s.Version, 4*300)
+	}
+}
+
+// RunXxx tests a process without an engine: no mocks, just effects.
+func TestUpdateUserEmailEffects(t *testing.T) {
+	s := State{Domain: DomainState{User: User{ID: "u-1", Email: "old@example.com", Tags: []string{"a"}}}}
+	eff, err := RunUpdateUserEmail(app{}, s, UpdateUserEmailArgs{Email: " new@example.com "})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eff.User == nil || eff.User.Email != "new@example.com" || eff.Result != "old@example.com" {
+		t.Fatalf("effects %+v", eff)
+	}
+	if len(eff.UserUpdated) != 1 || eff.UserUpdated[0] != (UserUpdated{ID: "u-1", Email: "new@example.com"}) {
+		t.Fatalf("emitted %+v", eff.UserUpdated)
+	}
+	// The process's copy shares nothing with the state it was given.
+	eff.User.Tags[0] = "changed"
+	if s.Domain.User.Tags[0] != "a" || s.Domain.User.Email != "old@example.com" {
+		t.Fatalf("RunUpdateUserEmail modified its input state: %+v", s.Domain.User)
+	}
+
+	_, err = RunUpdateUserEmail(app{}, s, UpdateUserEmailArgs{Email: "no-at-sign"})
+	var pe *engine.ProcessError
+	if !errors.As(err, &pe) {
+		t.Fatalf("invalid email: err = %v, want a ProcessError", err)
+	}
+}
+
+// A published snapshot cannot be changed through anything a process or a
+// reader receives.
+func TestSnapshotsAreImmutable(t *testing.T) {
+	ctx := context.Background()
+	initial := State{Domain: DomainState{User: User{ID: "u-1", Email: "a@x", Tags: []string{"t1", "t2"}}}}
+	eng, err := NewEngine(ctx, initial, app{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	initial.Domain.User.Tags[0] = "mutated by the caller" // NewEngine copied it
+	snap := eng.Snapshot()
+	c := snap.User().Clone()
+	c.Tags[1] = "mutated through a clone"
+	tags := snap.User().Tags().Clone()
+	tags[0] = "mutated through a slice clone"
+	if got := snap.User().Tags(); got.At(0) != "t1" || got.At(1) != "t2" {
+		t.Fatalf("snapshot tags changed: %q %q", got.At(0), got.At(1))
+	}
+	if _, err := eng.UpdateUserEmail(ctx, UpdateUserEmailArgs{Email: "b@x"}); err != nil {
+		t.Fatal(err)
+	}
+	if snap.User().Email() != "a@x" || snap.Version() != 0 {
+		t.Fatalf("an old snapshot changed after a commit: %s at %d", snap.User().Email(), snap.Version())
+	}
+	if got := eng.Snapshot().User(); got.Email() != "b@x" || got.Tags().At(0) != "t1" {
+		t.Fatalf("new snapshot: %s %q", got.Email(), got.Tags().At(0))
+	}
+}
+
+func TestCompareAndSwapChangesGlobals(t *testing.T) {
+	ctx := context.Background()
+	eng, err := NewEngine(ctx, State{Global: GlobalState{MaxEmailLen: 100}}, app{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	var p Patch
+	p.SetMaxEmailLen(5)
+	v, err := eng.CompareAndSwap(ctx, eng.Snapshot().Version(), p)
+	if err != nil || v != 1 {
+		t.Fatalf("CompareAndSwap: %d, %v", v, err)
+	}
+	if _, err := eng.UpdateUserEmail(ctx, UpdateUserEmailArgs{Email: "long@example.com"}); err == nil {
+		t.Fatal("the new limit was not seen by the process")
+	}
+	if _, err := eng.CompareAndSwap(ctx, 0, p); !errors.Is(err, engine.ErrVersionMismatch) {
+		t.Fatalf("stale CAS: %v, want ErrVersionMismatch", err)
+	}
+}
+
+func BenchmarkCommit(b *testing.B) {
+	ctx := context.Background()
+	eng, err := NewEngine(ctx, State{Domain: DomainState{User: User{ID: "u-1", Email: "a@example.com"}}}, app{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer eng.Close()
+	args := UpdateUserEmailArgs{Email: "b@example.com"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := eng.UpdateUserEmail(ctx, args); err != nil {
+			b.Fatal(err)
+		}
+		if i%4096 == 4095 {
+			drain(b, eng)
+		}
+	}
+}
+
+// drain acks every undelivered message, with the timer stopped: a relay
+// keeps the outbox short in a running service, and a memory store holding
+// millions of messages would make the benchmark measure the garbage
+// collector scanning them.
+func drain(b *testing.B, eng *Engine) {
+	b.StopTimer()
+	defer b.StartTimer()
+	ctx := context.Background()
+	msgs, err := eng.Store().Undelivered(ctx, 1<<20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	if err := eng.Store().Ack(ctx, ids); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// Commits from all Ps at once on paths that never conflict (record_login
+// and update_user_email), so the figure is the cost of the commit path.
+func BenchmarkCommitParallel(b *testing.B) {
+	ctx := context.Background()
+	eng, err := NewEngine(ctx, State{Domain: DomainState{User: User{ID: "u-1", Email: "a@example.com"}}}, app{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer eng.Close()
+	b.ReportAllocs()
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		logins := n.Add(1)%2 == 0
+		for pb.Next() {
+			var err error
+			if logins {
+				_, err = eng.RecordLogin(ctx, RecordLoginArgs{})
+			} else {
+				_, err = eng.UpdateUserEmail(ctx, UpdateUserEmailArgs{Email: "b@example.com"})
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,0 +1,109 @@
+package memory_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/outbox"
+	"github.com/theus-go/theus/runtime/store/memory"
+)
+
+func commit(t *testing.T, st *memory.Store, from, to uint64) {
+	t.Helper()
+	var recs []*engine.Record
+	for v := from; v <= to; v++ {
+		recs = append(recs, &engine.Record{Version: v, State: new(int), Messages: []outbox.Message{
+			{ID: outbox.MessageID(v, 0), Topic: "t", Key: "k", KeySeq: v, Version: v},
+		}})
+	}
+	if err := st.Commit(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Acks in any order, across the store's internal chunks, leave exactly the
+// unacked messages, in commit order.
+func TestAckAcrossChunks(t *testing.T) {
+	ctx := context.Background()
+	st := memory.New()
+	const n = 5000
+	commit(t, st, 1, n)
+	var ids []string
+	for v := uint64(1); v <= n; v++ {
+		if v%3 != 0 || v < 2500 {
+			ids = append(ids, outbox.MessageID(v, 0))
+		}
+	}
+	ids = append(ids, outbox.MessageID(n+1, 0), "not-an-id") // unknown IDs are ignored
+	if err := st.Ack(ctx, ids[len(ids)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Ack(ctx, ids[:len(ids)/2]); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := st.Undelivered(ctx, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for v := uint64(2500); v <= n; v++ {
+		if v%3 == 0 {
+			want = append(want, outbox.MessageID(v, 0))
+		}
+	}
+	if len(msgs) != len(want) || st.Len() != len(want) {
+		t.Fatalf("%d undelivered (Len %d), want %d", len(msgs), st.Len(), len(want))
+	}
+	for i, m := range msgs {
+		if m.ID != want[i] {
+			t.Fatalf("undelivered[%d] = %s, want %s", i, m.ID, want[i])
+		}
+	}
+	if msgs, _ := st.Undelivered(ctx, 3); len(msgs) != 3 || msgs[0].ID != want[0] {
+		t.Fatalf("limit 3: %d messages", len(msgs))
+	}
+	// Acking again is harmless.
+	if err := st.Ack(ctx, ids); err != nil || st.Len() != len(want) {
+		t.Fatalf("re-ack: %v, Len %d", err, st.Len())
+	}
+}
+
+func TestCommitIsAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	st := memory.New()
+	commit(t, st, 1, 2)
+	st.FailNextCommit(errors.New("injected"))
+	err := st.Commit(ctx, []*engine.Record{{Version: 3, State: new(int)}})
+	if err == nil {
+		t.Fatal("want the injected error")
+	}
+	// Out of order: refused, nothing kept.
+	if err := st.Commit(ctx, []*engine.Record{{Version: 3, State: new(int)}, {Version: 5, State: new(int)}}); err == nil {
+		t.Fatal("a gap in versions must be refused")
+	}
+	rec, err := st.Recover(ctx)
+	if err != nil || rec.Version != 2 || rec.KeySeqs[outbox.TopicKey{Topic: "t", Key: "k"}] != 2 {
+		t.Fatalf("Recover = %+v, %v; want version 2, KeySeq 2", rec, err)
+	}
+	if st.Len() != 2 {
+		t.Fatalf("Len = %d, want 2", st.Len())
+	}
+}
+
+func TestNotifyClosesOnCommitWithMessages(t *testing.T) {
+	st := memory.New()
+	ch := st.Notify()
+	select {
+	case <-ch:
+		t.Fatal("closed before any commit")
+	default:
+	}
+	commit(t, st, 1, 1)
+	select {
+	case <-ch:
+	default:
+		t.Fatal("not closed by a commit with messages")
+	}
+}

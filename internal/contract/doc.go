@@ -1,0 +1,23 @@
+// Package contract turns a Theus contract into a Model, the single
+// description of state, topics and processes that the code generator and the
+// linters work from.
+//
+// A contract is read in three steps. The YAML source is decoded into
+// yaml.Node trees, never into Go values, so that every node keeps its
+// position and no message ever mentions a Go type of the decoder. The nodes
+// are then checked against the schema (known keys, node kinds, type
+// expressions, paths) and resolved into a Model: every type name, path and
+// topic refers to the declaration it names. Finally the Model as a whole is
+// validated: structs that contain themselves by value, and Go names that
+// collide once contract names are converted with GoName or that collide
+// with names the generated code declares itself.
+//
+// Errors are not returned one at a time. Parse reports every error of the
+// file in an ErrorList, one "file:line:col: message" line each, sorted by
+// position, so that a user fixes a contract in one round trip. A file-level
+// error (an empty file, a missing version) is at 1:1, a duplicate key is
+// reported at its second occurrence, and a YAML syntax error is reported on
+// the line where the problem is, which yaml.v3 does not always say (see
+// syntaxError). The Model is returned only when there is no error, so the
+// generator may assume it is valid.
+package contract

@@ -1,0 +1,780 @@
+package contract
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"go/token"
+	"io"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultOutput is the generated file's name when the contract sets none.
+const DefaultOutput = "theus_gen.go"
+
+// Parse parses and validates the contract src, read from filename (used in
+// positions and as Model.Source). When the contract has errors, Parse
+// returns a nil Model and an ErrorList holding all of them, sorted.
+//
+// Model.Package is left empty when the contract sets no package: the
+// default depends on the directory, which is the caller's business.
+func Parse(filename string, src []byte) (*Model, error) {
+	p := &parser{
+		file:    filename,
+		m:       &Model{Source: filename, Output: DefaultOutput},
+		imports: map[string]*Import{},
+		types:   map[string]*Struct{},
+		fields:  map[*Struct]map[string]*Field{},
+		state:   map[string]*StateField{},
+		topics:  map[string]*Topic{},
+		emitPos: map[*Process][]Pos{},
+		broken:  map[any]bool{},
+	}
+	p.parseFile(src)
+	if len(p.errs) > 0 {
+		return nil, p.errs.sorted()
+	}
+	return p.m, nil
+}
+
+// parser builds one Model from one file, collecting errors as it goes rather
+// than stopping at the first: each section is checked as far as the
+// sections it depends on allow, and a reference to something that was
+// itself in error is skipped silently so that one mistake gives one message.
+type parser struct {
+	file string
+	errs ErrorList
+	m    *Model
+
+	// Lookups by contract name, filled as sections are parsed.
+	imports map[string]*Import
+	types   map[string]*Struct
+	fields  map[*Struct]map[string]*Field
+	state   map[string]*StateField
+	topics  map[string]*Topic
+	// broken holds the sections that could not be read at all (a list
+	// where a mapping belongs): "imports", "types", "topics", a Zone or a
+	// *Struct (its fields). A name not found in a broken section may well
+	// be declared there, so it is not reported again.
+	broken map[any]bool
+	// emitPos holds where each of a process's Emits is written, for
+	// messages about it (Topic.Pos is the topic's declaration).
+	emitPos map[*Process][]Pos
+}
+
+func (p *parser) pos(n *yaml.Node) Pos { return Pos{File: p.file, Line: n.Line, Col: n.Column} }
+
+func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
+	p.errs.add(p.pos(n), format, args...)
+}
+
+func (p *parser) parseFile(src []byte) {
+	if e := checkEncoding(p.file, src); e != nil {
+		p.errs = append(p.errs, e)
+		return
+	}
+	root := p.decode(src)
+	if root == nil {
+		return
+	}
+	if !p.expect(root, yaml.MappingNode, "expected a mapping") {
+		return
+	}
+	top := p.entries(root)
+	if !p.version(top) {
+		// The rest of a file in another version follows another schema:
+		// checking it against this one would only add noise.
+		return
+	}
+	keys := p.index(top, "version", "package", "output", "imports", "types", "state", "topics", "processes")
+	if e, ok := keys["package"]; ok {
+		p.pkg(e.val)
+	}
+	if e, ok := keys["output"]; ok {
+		p.output(e.val)
+	}
+	// Sections are read in the order of their references (types use
+	// imports, state uses types, ...), whatever their order in the file.
+	p.parseImports(keys["imports"].val)
+	p.parseTypes(keys["types"].val)
+	p.parseState(keys["state"].val)
+	p.parseTopics(keys["topics"].val)
+	p.parseProcesses(keys["processes"].val)
+	p.checkRecursion()
+	p.checkNames()
+}
+
+const emptyFile = "empty file: expected a mapping with at least \"version: 1\""
+
+// decode returns the root node of the only document in src, or nil after
+// reporting why there is none.
+func (p *parser) decode(src []byte) *yaml.Node {
+	fileStart := Pos{File: p.file, Line: 1, Col: 1}
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	var doc, next yaml.Node
+	err := dec.Decode(&doc)
+	if err == nil {
+		// A second document would be silently ignored by Decode.
+		if err = dec.Decode(&next); err == nil {
+			p.errorf(&next, "a contract is a single YAML document; remove this one or move it to another file")
+			return nil
+		}
+	}
+	switch {
+	case errors.Is(err, io.EOF) && doc.Kind == 0, // nothing but comments
+		errors.Is(err, io.EOF) && (len(doc.Content) == 0 || isNull(doc.Content[0])): // "---" alone
+		p.errs.add(fileStart, emptyFile)
+		return nil
+	case !errors.Is(err, io.EOF):
+		p.errs = append(p.errs, syntaxError(p.file, src, err))
+		return nil
+	}
+	return doc.Content[0]
+}
+
+// entry is one key: value pair of a YAML mapping.
+type entry struct {
+	name     string
+	key, val *yaml.Node
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
+
+// isMapping reports whether n is a mapping, null or absent (nil), and
+// reports an error otherwise.
+func (p *parser) isMapping(n *yaml.Node) bool {
+	return n == nil || isNull(n) || p.expect(n, yaml.MappingNode, "expected a mapping")
+}
+
+// expect reports msg at n unless n is of the given kind. Aliases are refused
+// everywhere: following them would report errors at the anchor instead of
+// where the value is used, and a cyclic alias would never end.
+func (p *parser) expect(n *yaml.Node, kind yaml.Kind, msg string) bool {
+	switch n.Kind {
+	case kind:
+		return true
+	case yaml.AliasNode:
+		p.errorf(n, "YAML aliases are not supported; write the value out")
+	default:
+		p.errorf(n, "%s", msg)
+	}
+	return false
+}
+
+// entries returns the pairs of mapping n in source order. An empty value
+// (null) is an empty mapping, so that a section whose entries are all
+// commented out stays valid. A duplicate key is reported at its second
+// occurrence and dropped.
+func (p *parser) entries(n *yaml.Node) []entry {
+	return p.section(n, nil)
+}
+
+// section is entries for a section that other parts of the contract refer
+// to: when n is not a mapping, scope is marked broken.
+func (p *parser) section(n *yaml.Node, scope any) []entry {
+	if !p.isMapping(n) {
+		if scope != nil {
+			p.broken[scope] = true
+		}
+		return nil
+	}
+	if n == nil || isNull(n) {
+		return nil
+	}
+	var out []entry
+	first := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !p.expect(k, yaml.ScalarNode, "expected a string key") {
+			continue
+		}
+		if f, dup := first[k.Value]; dup {
+			p.errorf(k, "duplicate key %q (first at %d:%d)", k.Value, f.Line, f.Column)
+			continue
+		}
+		first[k.Value] = k
+		out = append(out, entry{name: k.Value, key: k, val: v})
+	}
+	return out
+}
+
+// index returns entries by name, reporting the ones not in allowed.
+func (p *parser) index(ents []entry, allowed ...string) map[string]entry {
+	m := make(map[string]entry, len(ents))
+	for _, e := range ents {
+		if !slices.Contains(allowed, e.name) {
+			p.errorf(e.key, "unknown key %q (expected %s)", e.name, oneOf(allowed))
+			continue
+		}
+		m[e.name] = e
+	}
+	return m
+}
+
+// keyed returns the pairs of mapping n by name; see entries and index.
+func (p *parser) keyed(n *yaml.Node, allowed ...string) map[string]entry {
+	return p.index(p.entries(n), allowed...)
+}
+
+// oneOf formats a list of alternatives: "a, b or c".
+func oneOf(list []string) string {
+	if len(list) == 1 {
+		return list[0]
+	}
+	return strings.Join(list[:len(list)-1], ", ") + " or " + list[len(list)-1]
+}
+
+// str returns the value of a string scalar. Other scalars (numbers,
+// booleans, null) are refused rather than converted: `doc: 12` or `result:`
+// with nothing after it are more likely mistakes than intentions.
+func (p *parser) str(n *yaml.Node) (string, bool) {
+	if !p.expect(n, yaml.ScalarNode, "expected a string") {
+		return "", false
+	}
+	if n.Tag != "!!str" {
+		p.errorf(n, "expected a string")
+		return "", false
+	}
+	return n.Value, true
+}
+
+// strList returns the string items of sequence n; null is an empty list.
+func (p *parser) strList(n *yaml.Node) []*yaml.Node {
+	if isNull(n) || !p.expect(n, yaml.SequenceNode, "expected a list of strings") {
+		return nil
+	}
+	var out []*yaml.Node
+	for _, item := range n.Content {
+		if _, ok := p.str(item); ok {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// version checks the version key and reports whether the rest of the file
+// should be checked.
+func (p *parser) version(top []entry) bool {
+	for _, e := range top {
+		if e.name != "version" {
+			continue
+		}
+		n := e.val
+		if !p.expect(n, yaml.ScalarNode, "version must be the integer 1") {
+			return false
+		}
+		v, err := strconv.ParseInt(n.Value, 0, 64)
+		switch {
+		case n.Tag != "!!int" || err != nil:
+			p.errorf(n, "version must be the integer 1")
+			return false
+		case v != 1:
+			p.errorf(n, "unsupported version %s (this theusgen supports version 1)", n.Value)
+			return false
+		}
+		return true
+	}
+	p.errs.add(Pos{File: p.file, Line: 1, Col: 1}, "missing required key \"version\" (add \"version: 1\")")
+	return true
+}
+
+func (p *parser) pkg(n *yaml.Node) {
+	s, ok := p.str(n)
+	if !ok {
+		return
+	}
+	if !isPlainIdent(s) {
+		p.errorf(n, "package %q is not a valid Go package name", s)
+		return
+	}
+	p.m.Package = s
+}
+
+// output checks that the generated file stays in the contract's directory
+// tree: a contract must not be able to make the generator write elsewhere.
+func (p *parser) output(n *yaml.Node) {
+	s, ok := p.str(n)
+	if !ok {
+		return
+	}
+	clean := path.Clean(filepath.ToSlash(s))
+	switch {
+	case !strings.HasSuffix(clean, ".go"):
+		p.errorf(n, "output %q must be a .go file", s)
+	case path.IsAbs(clean) || filepath.IsAbs(s) || filepath.VolumeName(s) != "":
+		p.errorf(n, "output %q must be relative to the contract's directory", s)
+	case clean == ".." || strings.HasPrefix(clean, "../"):
+		p.errorf(n, "output %q must not leave the contract's directory", s)
+	case strings.HasPrefix(path.Base(clean), ".") || strings.HasPrefix(path.Base(clean), "_"):
+		p.errorf(n, "output %q would be ignored by the go command (its name starts with '.' or '_')", s)
+	default:
+		p.m.Output = clean
+	}
+}
+
+// identProblem explains why s cannot be used as an identifier in the
+// generated file, or returns "".
+func identProblem(s string) string {
+	switch {
+	case s == "_":
+		return "is the blank identifier"
+	case token.IsKeyword(s):
+		return "is a Go keyword"
+	case predeclared[s]:
+		return "would shadow Go's predeclared identifier"
+	case !isPlainIdent(s):
+		return "is not a Go identifier"
+	}
+	return ""
+}
+
+func (p *parser) parseImports(n *yaml.Node) {
+	byPath := map[string]*Import{}
+	for _, e := range p.section(n, "imports") {
+		ipath, ok := p.str(e.val)
+		imp := &Import{Alias: e.name, Path: ipath, Pos: p.pos(e.key)}
+		// Declared even when in error, so that its uses are not reported
+		// as unknown aliases on top.
+		p.imports[imp.Alias] = imp
+		if problem := identProblem(e.name); problem != "" {
+			p.errorf(e.key, "import alias %q %s", e.name, problem)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if !validImportPath(ipath) {
+			p.errorf(e.val, "invalid import path %q", ipath)
+			continue
+		}
+		if other, dup := byPath[ipath]; dup {
+			// The generated file can import a path under one name only.
+			p.errorf(e.val, "import path %q is already imported as %q (other at %d:%d)",
+				ipath, other.Alias, other.Pos.Line, other.Pos.Col)
+			continue
+		}
+		byPath[ipath] = imp
+		p.m.Imports = append(p.m.Imports, imp)
+	}
+}
+
+// validImportPath is a sanity check, not the go command's full rules: it
+// catches what would break the generated import declaration.
+func validImportPath(s string) bool {
+	if s == "" || strings.ContainsAny(s, " \t\\\"'`") || strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") {
+		return false
+	}
+	for elem := range strings.SplitSeq(s, "/") {
+		if elem == "" || elem == "." || elem == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// goName returns GoName(name), reporting names that give no usable Go
+// identifier (what describes the name for the message).
+func (p *parser) goName(n *yaml.Node, what, name string) string {
+	g := GoName(name)
+	if !validGoName(g) {
+		p.errorf(n, "%s %q does not convert to an exported Go name (got %q)", what, name, g)
+	}
+	return g
+}
+
+// checkPathName refuses names that could not be written in a path.
+func (p *parser) checkPathName(n *yaml.Node, what, name string) {
+	if strings.ContainsAny(name, ".[]* \t") {
+		p.errorf(n, "%s %q must not contain '.', '[', ']', '*' or spaces (it is used in paths)", what, name)
+	}
+}
+
+// typeExpr resolves the type expression in n, or reports why it cannot and
+// returns nil.
+func (p *parser) typeExpr(n *yaml.Node) *Type {
+	s, ok := p.str(n)
+	if !ok {
+		return nil
+	}
+	t, err := parseType(s, p.types, p.imports)
+	var unknown *unknownError
+	switch {
+	case errors.As(err, &unknown) && p.broken[unknown.scope]:
+		return nil
+	case err != nil:
+		p.errorf(n, "%v", err)
+		return nil
+	}
+	return t
+}
+
+func (p *parser) parseTypes(n *yaml.Node) {
+	// Declare every name first: fields may refer to types declared below.
+	ents := p.section(n, "types")
+	for _, e := range ents {
+		s := &Struct{Name: e.name, GoName: GoName(e.name), Pos: p.pos(e.key)}
+		if problem := identProblem(e.name); problem != "" {
+			p.errorf(e.key, "type name %q %s", e.name, problem)
+		} else {
+			p.goName(e.key, "type", e.name)
+		}
+		p.types[s.Name] = s
+		p.fields[s] = map[string]*Field{}
+		p.m.Types = append(p.m.Types, s)
+	}
+	for i, e := range ents {
+		s := p.m.Types[i]
+		if !p.isMapping(e.val) {
+			p.broken[s] = true
+			continue
+		}
+		keys := p.keyed(e.val, "fields")
+		for _, fe := range p.section(keys["fields"].val, s) {
+			p.checkPathName(fe.key, "field name", fe.name)
+			f := p.field(fe, "field")
+			s.Fields = append(s.Fields, f)
+			p.fields[s][f.Name] = f
+		}
+	}
+}
+
+// field builds a struct field or a process argument; what is "field" or
+// "argument", for messages.
+func (p *parser) field(e entry, what string) *Field {
+	return &Field{
+		Name:   e.name,
+		GoName: p.goName(e.key, what, e.name),
+		Type:   p.typeExpr(e.val),
+		Pos:    p.pos(e.key),
+	}
+}
+
+func (p *parser) parseState(n *yaml.Node) {
+	if !p.isMapping(n) {
+		p.broken[ZoneDomain], p.broken[ZoneGlobal] = true, true
+		return
+	}
+	zones := p.keyed(n, string(ZoneDomain), string(ZoneGlobal))
+	// Domain first, whatever the order in the file, as Model.State promises.
+	for _, zone := range []Zone{ZoneDomain, ZoneGlobal} {
+		for _, e := range p.section(zones[string(zone)].val, zone) {
+			p.checkPathName(e.key, "state field name", e.name)
+			f := &StateField{
+				Zone:   zone,
+				Name:   e.name,
+				GoName: p.goName(e.key, "state field", e.name),
+				Pos:    p.pos(e.key),
+			}
+			if e.val.Kind == yaml.MappingNode {
+				// TODO(collections milestone): accept {map: T, key: K} as a
+				// collection. Refused until then so that it is not silently
+				// ignored; the field stays declared, with no type, so that
+				// paths to it are not reported as unknown.
+				p.errorf(e.val, "collections are not supported yet")
+			} else {
+				f.Type = p.typeExpr(e.val)
+			}
+			if other, dup := p.state[f.Name]; dup {
+				// Accessors are flat (snap.User(), in.MaxLoans()), so a name
+				// may exist in one zone only. Report at the later one.
+				later, earlier := f, other
+				if before(f.Pos, other.Pos) {
+					later, earlier = other, f
+				}
+				p.errs.add(later.Pos, "state field %q is declared in both domain and global (other at %d:%d)",
+					f.Name, earlier.Pos.Line, earlier.Pos.Col)
+				continue
+			}
+			p.state[f.Name] = f
+			p.m.State = append(p.m.State, f)
+		}
+	}
+}
+
+func before(a, b Pos) bool { return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col }
+
+func (p *parser) parseTopics(n *yaml.Node) {
+	for _, e := range p.section(n, "topics") {
+		t := &Topic{Name: e.name, GoName: p.goName(e.key, "topic", e.name), Pos: p.pos(e.key)}
+		p.topics[t.Name] = t
+		p.m.Topics = append(p.m.Topics, t)
+		if !p.isMapping(e.val) {
+			continue
+		}
+		keys := p.keyed(e.val, "payload", "key")
+		pe, ok := keys["payload"]
+		if !ok {
+			p.errorf(e.key, "topic %q has no payload (add \"payload: TypeName\")", e.name)
+			continue
+		}
+		typ := p.typeExpr(pe.val)
+		if typ == nil {
+			continue
+		}
+		if typ.Kind != Named {
+			p.errorf(pe.val, "topic payload must be a type declared under types:, not %q", typ.Expr)
+			continue
+		}
+		t.Payload = typ
+		ke, ok := keys["key"]
+		if !ok {
+			continue
+		}
+		name, ok := p.str(ke.val)
+		if !ok {
+			continue
+		}
+		f := p.fields[typ.Struct][name]
+		switch {
+		case f == nil && p.broken[typ.Struct]:
+		case f == nil:
+			p.errorf(ke.val, "key %q is not a field of payload type %s", name, typ.Name)
+		case f.Type == nil:
+			// Its type is in error, already reported.
+		case !isKeyType(f.Type):
+			p.errorf(ke.val, "key field %q has type %s; a topic key must be a string or an integer", name, f.Type.Expr)
+		default:
+			t.Key = f
+		}
+	}
+}
+
+var processKeys = []string{"doc", "semantic", "args", "inputs", "outputs", "emits", "result", "errors", "rules"}
+
+func (p *parser) parseProcesses(n *yaml.Node) {
+	for _, e := range p.entries(n) {
+		pr := &Process{
+			Name:     e.name,
+			GoName:   p.goName(e.key, "process", e.name),
+			Semantic: Effect,
+			Pos:      p.pos(e.key),
+		}
+		p.m.Processes = append(p.m.Processes, pr)
+		keys := p.keyed(e.val, processKeys...)
+
+		if k, ok := keys["doc"]; ok {
+			if s, ok := p.str(k.val); ok {
+				pr.Doc = strings.TrimSpace(s)
+			}
+		}
+		if k, ok := keys["semantic"]; ok {
+			if s, ok := p.str(k.val); ok {
+				switch sem := Semantic(s); sem {
+				case Pure, Effect, Guide:
+					pr.Semantic = sem
+				default:
+					p.errorf(k.val, "unknown semantic %q (expected pure, effect or guide)", s)
+				}
+			}
+		}
+		for _, ae := range p.entries(keys["args"].val) {
+			pr.Args = append(pr.Args, p.field(ae, "argument"))
+		}
+		if k, ok := keys["inputs"]; ok {
+			pr.Inputs = p.paths(k.val, false)
+		}
+		if k, ok := keys["outputs"]; ok {
+			pr.Outputs = p.paths(k.val, true)
+			if pr.Semantic == Pure && len(k.val.Content) > 0 {
+				p.errorf(k.key, "a pure process cannot have outputs (use semantic: effect)")
+			}
+		}
+		if k, ok := keys["emits"]; ok {
+			pr.Emits, p.emitPos[pr] = p.emits(k.val)
+			if pr.Semantic == Pure && len(k.val.Content) > 0 {
+				p.errorf(k.key, "a pure process cannot emit topics (use semantic: effect)")
+			}
+		}
+		if k, ok := keys["result"]; ok {
+			pr.Result = p.typeExpr(k.val)
+		}
+		// TODO(errors milestone): domain errors, one sentinel per name.
+		if k, ok := keys["errors"]; ok {
+			p.errorf(k.key, "errors are not supported yet")
+		}
+		// TODO(rules milestone): rules checked on the outputs before commit.
+		if k, ok := keys["rules"]; ok {
+			p.errorf(k.key, "rules are not supported yet")
+		}
+	}
+}
+
+// paths resolves a list of inputs or outputs.
+func (p *parser) paths(n *yaml.Node, outputs bool) []*Path {
+	var out []*Path
+	for _, item := range p.strList(n) {
+		pa := p.path(item)
+		if pa == nil {
+			continue
+		}
+		if outputs && pa.Field.Zone == ZoneGlobal {
+			p.errorf(item, "%q cannot be an output: global state is read-only in processes", pa.Text)
+			continue
+		}
+		if other := findOverlap(out, pa, outputs); other != nil {
+			if other.Text == pa.Text {
+				p.errorf(item, "duplicate path %q (first at %d:%d)", pa.Text, other.Pos.Line, other.Pos.Col)
+			} else {
+				// Two writes to nested paths would make the commit depend on
+				// the order of the Set calls.
+				p.errorf(item, "output %q overlaps output %q (other at %d:%d)",
+					pa.Text, other.Text, other.Pos.Line, other.Pos.Col)
+			}
+			continue
+		}
+		out = append(out, pa)
+	}
+	return out
+}
+
+// findOverlap returns the path in list equal to pa or, when nested is true,
+// one that contains pa or is contained by it.
+func findOverlap(list []*Path, pa *Path, nested bool) *Path {
+	for _, o := range list {
+		if o.Text == pa.Text {
+			return o
+		}
+		if nested && (strings.HasPrefix(o.Text, pa.Text+".") || strings.HasPrefix(pa.Text, o.Text+".")) {
+			return o
+		}
+	}
+	return nil
+}
+
+// path resolves a state path "zone.field[.sub...]" written in n.
+func (p *parser) path(n *yaml.Node) *Path {
+	text := n.Value
+	segs := strings.Split(text, ".")
+	for _, s := range segs {
+		if s == "" || strings.ContainsAny(s, "[]* \t") {
+			p.errorf(n, "invalid path %q (expected zone.field, e.g. domain.user)", text)
+			return nil
+		}
+	}
+	zone := Zone(segs[0])
+	if zone != ZoneDomain && zone != ZoneGlobal {
+		p.errorf(n, "unknown zone %q in path %q (expected domain or global)", segs[0], text)
+		return nil
+	}
+	if len(segs) == 1 {
+		p.errorf(n, "path %q must name a state field (%s.FIELD)", text, zone)
+		return nil
+	}
+	f, ok := p.state[segs[1]]
+	switch {
+	case !ok && p.broken[zone]:
+		return nil
+	case !ok:
+		p.errorf(n, "unknown state field %q in path %q", segs[1], text)
+		return nil
+	case f.Zone != zone:
+		p.errorf(n, "state field %q is in %s, not %s (path %q)", f.Name, f.Zone, zone, text)
+		return nil
+	}
+	pa := &Path{Text: text, Field: f, GoName: f.GoName, Type: f.Type, Pos: p.pos(n)}
+	for _, name := range segs[2:] {
+		if pa.Type == nil {
+			return nil // the type is in error, already reported
+		}
+		if pa.Type.Kind != Named {
+			p.errorf(n, "cannot select %q in path %q: the value before it has type %s, not a declared struct",
+				name, text, pa.Type.Expr)
+			return nil
+		}
+		sf := p.fields[pa.Type.Struct][name]
+		if sf == nil && p.broken[pa.Type.Struct] {
+			return nil
+		}
+		if sf == nil {
+			p.errorf(n, "%q is not a field of type %s (path %q)", name, pa.Type.Name, text)
+			return nil
+		}
+		pa.Sub = append(pa.Sub, sf)
+		pa.GoName += sf.GoName
+		pa.Type = sf.Type
+	}
+	if pa.Type == nil {
+		return nil
+	}
+	return pa
+}
+
+// emits resolves a list of topic names, and returns where each is written.
+func (p *parser) emits(n *yaml.Node) ([]*Topic, []Pos) {
+	var out []*Topic
+	var pos []Pos
+	first := map[string]*yaml.Node{}
+	for _, item := range p.strList(n) {
+		t, ok := p.topics[item.Value]
+		switch f, dup := first[item.Value]; {
+		case dup:
+			p.errorf(item, "duplicate topic %q (first at %d:%d)", item.Value, f.Line, f.Column)
+		case !ok && p.broken["topics"]:
+		case !ok:
+			p.errorf(item, "unknown topic %q", item.Value)
+		default:
+			first[item.Value] = item
+			out = append(out, t)
+			pos = append(pos, p.pos(item))
+		}
+	}
+	return out, pos
+}
+
+// checkRecursion refuses structs that contain themselves by value, directly
+// or through other structs: such a Go type has infinite size. A slice or a
+// map breaks the cycle, so only fields of a Named type are followed.
+func (p *parser) checkRecursion() {
+	const (
+		unvisited = iota
+		active
+		done
+	)
+	type edge struct {
+		owner *Struct
+		field *Field
+	}
+	state := map[*Struct]int{}
+	var stack []edge
+	var visit func(s *Struct)
+	visit = func(s *Struct) {
+		state[s] = active
+		for _, f := range s.Fields {
+			if f.Type == nil || f.Type.Kind != Named {
+				continue
+			}
+			next := f.Type.Struct
+			stack = append(stack, edge{s, f})
+			switch state[next] {
+			case active:
+				// The cycle is the part of the stack that starts at next.
+				i := len(stack) - 1
+				for stack[i].owner != next {
+					i--
+				}
+				var chain strings.Builder
+				for _, e := range stack[i:] {
+					fmt.Fprintf(&chain, "%s.%s -> ", e.owner.Name, e.field.Name)
+				}
+				chain.WriteString(next.Name)
+				p.errs.add(stack[i].field.Pos, "type %q contains itself by value (%s); use a slice or a map to break the cycle",
+					next.Name, chain.String())
+			case unvisited:
+				visit(next)
+			}
+			stack = stack[:len(stack)-1]
+		}
+		state[s] = done
+	}
+	for _, s := range p.m.Types {
+		if state[s] == unvisited {
+			visit(s)
+		}
+	}
+}

@@ -1,0 +1,58 @@
+// Package engine runs Theus processes on immutable snapshots and commits
+// their outputs and outbox messages atomically. It depends only on the
+// standard library.
+//
+// Most users never name this package's Engine: theusgen generates a typed
+// Engine that wraps it, with one method per process. What they do use from
+// here are the options (WithStore, WithRetry, WithStrictCAS, WithLogger,
+// WithMetrics, WithCodec), the errors, and the read-only views SliceView
+// and MapView.
+//
+// # A call
+//
+// A call of a process goes through these steps:
+//
+//  1. Load the latest published snapshot. Snapshots are immutable: nothing
+//     a process or a reader receives can change one.
+//  2. Run the process on it. The process reads its declared inputs through
+//     read-only views, sets its declared outputs and emits messages; all of
+//     it is recorded in a Tx, nothing is visible to anyone else. A process
+//     that returns an error or panics ends the call with nothing committed
+//     (a panic becomes a *PanicError matching ErrPanic).
+//  3. Validate. Under the engine's lock, every input path the process
+//     declared is checked against the last write of that path, of its
+//     ancestors and of its descendants ("domain.user" conflicts with writes
+//     of "domain.user.email" and the other way round). If any was written
+//     after the snapshot, the run is discarded and the process runs again
+//     on a fresh snapshot, after an exponential backoff with jitter. With
+//     WithStrictCAS any newer version is a conflict.
+//  4. Sequence. The commit gets the next version; its outputs are applied
+//     to a shallow copy of the state (copy-on-write: untouched values are
+//     shared, which is safe because they are never modified); its messages
+//     get their ID, KeySeq, Version and CreatedAt.
+//  5. Persist. The first caller that finds no flush under way hands every
+//     sequenced commit to the Store in one Commit call (group commit), so
+//     concurrent callers share one transaction and one sync.
+//  6. Publish. Once the store has made a group durable, its last snapshot
+//     is published and the callers get their receipts. A reader never sees
+//     a version the store could lose.
+//
+// If the store fails a group, every commit of the group and every commit
+// sequenced after it (they were validated against the group) fails with a
+// *StoreError matching ErrStore, and the engine goes back to the last
+// durable version; versions and KeySeqs are reused, so history has no gaps.
+//
+// # Bounded waiting
+//
+// After the attempts set by WithRetry, a call takes an exclusive turn: it
+// waits for the commits in flight to become durable, runs once more while
+// other calls' commits wait, and commits without a possible conflict. A
+// hot process therefore cannot starve a slow one. Cancelling the caller's
+// context stops the retries; a commit already sequenced completes.
+//
+// # Stores
+//
+// A Store persists commits and recovers them; see runtime/store/memory.
+// Every store also implements outbox.Store, so the value given to
+// WithStore is the one a Relay reads.
+package engine

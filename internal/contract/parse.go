@@ -437,6 +437,11 @@ func (p *parser) parseTypes(n *yaml.Node) {
 		keys := p.keyed(e.val, "fields")
 		for _, fe := range p.section(keys["fields"].val, s) {
 			p.checkPathName(fe.key, "field name", fe.name)
+			if strings.ContainsAny(fe.name, ",\"\\'`") {
+				// encoding/json would ignore such a tag, and disagree with
+				// the generated encoder.
+				p.errorf(fe.key, "field name %q must not contain ',', quotes or backslashes (it is the JSON name)", fe.name)
+			}
 			f := p.field(fe, "field")
 			s.Fields = append(s.Fields, f)
 			p.fields[s][f.Name] = f

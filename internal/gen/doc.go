@@ -1,0 +1,53 @@
+// Package gen turns a validated contract Model into Go source: the file that
+// `theusgen generate` writes next to the contract.
+//
+// Generate works in memory and returns every file it would write, keyed by
+// its path relative to the contract's directory; the caller decides whether
+// and how to write them, and `theusgen diff` compares the same map with
+// what is on disk. The output depends only on the Model: declarations come
+// in the order of the contract, nothing iterates a map unsorted, and there
+// is no timestamp or version stamp, so generating twice gives the same
+// bytes.
+//
+// The code is built with jennifer and formatted with go/format only. Import
+// names are registered up front (the runtime packages under their package
+// names, contract imports under their contract alias, or theusX when the
+// alias x is also a local name of the generated code, which would shadow
+// it), and the import block
+// is split into the standard library group and the others, as gofmt users
+// write it by hand.
+//
+// # What the generated file holds
+//
+// For each type under `types:`: the struct (fields tagged with their
+// contract name for encoding/json), a read-only XView with one getter per
+// field and Clone, and a deep-copy function. Types reachable from a topic
+// payload also get an append-style JSON encoder built on runtime/jsonenc;
+// its output is byte for byte what encoding/json.Marshal gives for the
+// struct, so consumers cannot tell whether the engine had a codec. The
+// encoders follow the contract, not the methods of the Go types: a
+// MarshalJSON method added to a generated struct by hand is not called
+// (use engine.WithCodec for a custom encoding); imported types are encoded
+// with encoding/json and so keep theirs.
+//
+// For the state: State with its two zones (both always declared, possibly
+// empty), Snapshot with one flat accessor per state field, the Schema that
+// the runtime engine works from, the typed Engine, and Patch for
+// CompareAndSwap. For each process: XArgs, XIn (read-only accessors for the
+// declared inputs only), XOut (setters for the declared outputs, typed
+// emitters, SetResult), XReceipt, XEffects, the Engine method and RunX.
+//
+// Views never hand out memory of the snapshot that a caller could modify:
+// slices and maps are shown through engine.SliceView and engine.MapView,
+// structs through their views. Types from `imports:` are opaque to the
+// contract compiler in this milestone: they are read, stored and encoded
+// (with encoding/json) as plain values, so an imported type that holds
+// references (a slice, a map, a struct with such fields) is shared between
+// the snapshot and what a getter returns, and must be treated as read-only
+// by convention.
+//
+// Every package-level name that the generated code declares for itself
+// starts with "theus", so that it cannot clash with the user's code in the
+// same package; unexported struct fields that would be a Go keyword or
+// collide with a field of the generated code get the same prefix.
+package gen

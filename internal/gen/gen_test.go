@@ -1,0 +1,277 @@
+package gen
+
+import (
+	"bytes"
+	"flag"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/theus-go/theus/internal/contract"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of testdata/*/")
+
+// goldenName is the expected output of a case, next to its contracts.yaml.
+const goldenName = "theus_gen.go.golden"
+
+// cases returns the names of the directories under testdata.
+func cases(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		if e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		t.Fatal("no cases under testdata")
+	}
+	return names
+}
+
+// generate parses dir/contracts.yaml and returns the one generated file.
+func generate(t *testing.T, dir string) []byte {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join(dir, "contracts.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := contract.Parse("contracts.yaml", src)
+	if err != nil {
+		t.Fatalf("%s: %v", dir, err)
+	}
+	files, err := Generate(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 || files[m.Output] == nil {
+		t.Fatalf("Generate returned %d files, want only %q", len(files), m.Output)
+	}
+	return files[m.Output]
+}
+
+func TestGolden(t *testing.T) {
+	for _, name := range cases(t) {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join("testdata", name)
+			got := generate(t, dir)
+			golden := filepath.Join(dir, goldenName)
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), string(got)); diff != "" {
+				t.Errorf("%s differs from the generated code (-want +got; go test -update rewrites it):\n%s", golden, diff)
+			}
+		})
+	}
+}
+
+// TestQuickstart checks that the quickstart case is the root contract and
+// that the committed example is what the generator makes of it.
+func TestQuickstart(t *testing.T) {
+	for _, pair := range [][2]string{
+		{"../../contracts.yaml", "testdata/quickstart/contracts.yaml"},
+		{"../../examples/quickstart/theus_gen.go", "testdata/quickstart/" + goldenName},
+	} {
+		a, errA := os.ReadFile(pair[0])
+		b, errB := os.ReadFile(pair[1])
+		if errA != nil || errB != nil {
+			t.Fatal(errA, errB)
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s and %s differ; they must stay identical (run go generate ./examples/quickstart, then go test -update)", pair[0], pair[1])
+		}
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	for _, name := range cases(t) {
+		dir := filepath.Join("testdata", name)
+		if a, b := generate(t, dir), generate(t, dir); !bytes.Equal(a, b) {
+			t.Errorf("%s: two runs generated different code", name)
+		}
+	}
+}
+
+func TestGenerateNoPackage(t *testing.T) {
+	if _, err := Generate(&contract.Model{Source: "contracts.yaml", Output: "theus_gen.go"}); err == nil {
+		t.Error("Generate accepted a model without a package name")
+	}
+}
+
+func TestPrivateName(t *testing.T) {
+	for in, want := range map[string]string{
+		"User":        "user",
+		"MaxEmailLen": "maxEmailLen",
+		"MemberID":    "memberID",
+		"URL":         "url",
+		"HTTPStatus":  "httpStatus",
+		"ID":          "id",
+		"V2":          "v2",
+		"Type":        "theusType",
+		"Func":        "theusFunc",
+		"Tx":          "theusTx",
+		"Run":         "theusRun",
+		"Result":      "theusResult",
+		"Writes":      "theusWrites",
+	} {
+		if got := privateName(in); got != want {
+			t.Errorf("privateName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestGoldenCompiles type-checks every golden with go vet in a module that
+// uses this repository's runtime, and runs the tests that a case keeps
+// next to its contract (*_test.go, e.g. the JSON encoders against
+// encoding/json).
+func TestGoldenCompiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the go command")
+	}
+	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	gomod := "module example.com/golden\n\ngo 1.26\n\nrequire github.com/theus-go/theus v0.0.0\n\n" +
+		"replace github.com/theus-go/theus => " + root + "\n"
+	write(t, filepath.Join(tmp, "go.mod"), []byte(gomod))
+	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(tmp, "go.sum"), sum)
+	var tested []string
+	for _, name := range cases(t) {
+		dir := filepath.Join("testdata", name)
+		golden, err := os.ReadFile(filepath.Join(dir, goldenName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(tmp, name, "theus_gen.go"), golden)
+		tests, _ := filepath.Glob(filepath.Join(dir, "*_test.go"))
+		for _, f := range tests {
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			write(t, filepath.Join(tmp, name, filepath.Base(f)), src)
+		}
+		if len(tests) > 0 {
+			tested = append(tested, "./"+name)
+		}
+	}
+	run := func(args ...string) {
+		cmd := exec.Command(goCmd, args...)
+		cmd.Dir = tmp
+		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("vet", "./...")
+	if len(tested) > 0 {
+		run(append([]string{"test", "-count=1"}, tested...)...)
+	}
+}
+
+func write(t *testing.T, name string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGenerateRefusesBadJSONName(t *testing.T) {
+	m := &contract.Model{Source: "contracts.yaml", Package: "p", Output: "theus_gen.go", Types: []*contract.Struct{{
+		Name: "T", GoName: "T",
+		Fields: []*contract.Field{{Name: `a"b`, GoName: "AB", Type: &contract.Type{Kind: contract.Builtin, Name: "string"}}},
+	}}}
+	if _, err := Generate(m); err == nil {
+		t.Error(`Generate accepted the field name a"b, which encoding/json would ignore as a tag`)
+	}
+}
+
+// TestLocalNames checks that localNames holds every identifier that the
+// generated code declares inside functions, by collecting them from the
+// goldens: a name missing from the list could shadow an import alias.
+func TestLocalNames(t *testing.T) {
+	for _, name := range cases(t) {
+		file := filepath.Join("testdata", name, goldenName)
+		f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			var idents []*ast.Ident
+			switch n := n.(type) {
+			case *ast.FuncType:
+				for _, fl := range []*ast.FieldList{n.TypeParams, n.Params, n.Results} {
+					if fl != nil {
+						for _, fd := range fl.List {
+							idents = append(idents, fd.Names...)
+						}
+					}
+				}
+			case *ast.FuncDecl:
+				if n.Recv != nil {
+					idents = append(idents, n.Recv.List[0].Names...)
+				}
+			case *ast.AssignStmt:
+				if n.Tok == token.DEFINE {
+					for _, l := range n.Lhs {
+						idents = append(idents, l.(*ast.Ident))
+					}
+				}
+			case *ast.RangeStmt:
+				if n.Tok == token.DEFINE {
+					for _, x := range []ast.Expr{n.Key, n.Value} {
+						if id, ok := x.(*ast.Ident); ok {
+							idents = append(idents, id)
+						}
+					}
+				}
+			case *ast.DeclStmt:
+				for _, spec := range n.Decl.(*ast.GenDecl).Specs {
+					switch spec := spec.(type) {
+					case *ast.ValueSpec:
+						idents = append(idents, spec.Names...)
+					case *ast.TypeSpec:
+						idents = append(idents, spec.Name)
+					}
+				}
+			}
+			for _, id := range idents {
+				if id.Name != "_" && !localNames[id.Name] && !token.IsExported(id.Name) {
+					t.Errorf("%s: local name %q is not in localNames", file, id.Name)
+				}
+			}
+			return true
+		})
+	}
+}

@@ -1,0 +1,174 @@
+package gen
+
+import (
+	"strings"
+
+	"github.com/dave/jennifer/jen"
+
+	"github.com/theus-go/theus/internal/contract"
+)
+
+// processDecls declares the types and functions of one process.
+func (g *generator) processDecls(p *contract.Process) []jen.Code {
+	n := p.GoName
+	args, in, outT, receipt, effects := n+"Args", n+"In", n+"Out", n+"Receipt", n+"Effects"
+	call := "theus" + n + "Call"
+
+	var argFields []jen.Code
+	for _, a := range p.Args {
+		argFields = append(argFields, jen.Id(a.GoName).Add(goType(a.Type)))
+	}
+	out := []jen.Code{
+		doc(args + " are the arguments of " + p.Name + ".").Type().Id(args).Struct(argFields...),
+		doc(in+" is what "+p.Name+" reads: its arguments and read-only views of its inputs.").
+			Type().Id(in).Struct(jen.Id("Args").Id(args), jen.Id("s").Op("*").Id("State")),
+	}
+	for _, pa := range p.Inputs {
+		out = append(out, g.accessor(jen.Id("in").Id(in), "in.s", pa.Field, pa.Sub, pa.Type))
+	}
+
+	// Out: what the process writes and emits, and the code that uses it.
+	outFields := []jen.Code{jen.Id("tx").Op("*").Qual(enginePkg, "Tx"), jen.Id("run").Bool()}
+	var setters, applies, effFields, effSets []jen.Code
+	effInit := []field{}
+	outRecv := func() *jen.Statement { return jen.Id("o").Op("*").Id(outT) }
+	for _, pa := range p.Outputs {
+		priv := privateName(pa.GoName)
+		konst := g.byText[pa.Text].konst
+		outFields = append(outFields, jen.Id(priv).Add(goType(pa.Type)))
+		setters = append(setters, doc("Set"+pa.GoName+" sets "+pa.Text+".").
+			Func().Params(outRecv()).Id("Set"+pa.GoName).Params(jen.Id("v").Add(goType(pa.Type))).Block(
+			jen.Id("o."+priv).Op("=").Add(g.cloneValue(pa.Type, lv{expr: "v"})),
+			jen.Id("o.tx").Dot("Write").Call(jen.Id(konst)),
+		))
+		written := jen.Id("c.tx").Dot("Written").Call(jen.Id(konst))
+		applies = append(applies, jen.If(written.Clone()).Block(
+			jen.Id(stateExpr("s", pa.Field, pa.Sub)).Op("=").Id("c.out."+priv)))
+		effFields = append(effFields, jen.Id(pa.GoName).Op("*").Add(goType(pa.Type)))
+		effSets = append(effSets, jen.If(written).Block(
+			jen.Id("v").Op(":=").Id("c.out."+priv),
+			jen.Id("eff."+pa.GoName).Op("=").Op("&").Id("v"),
+		))
+	}
+	for _, t := range p.Emits {
+		priv := privateName(t.GoName)
+		payload := t.Payload.Struct
+		outFields = append(outFields, jen.Id(priv).Index().Id(payload.GoName))
+		setters = append(setters, g.emitter(outRecv(), t, priv))
+		effFields = append(effFields, jen.Id(t.GoName).Index().Id(payload.GoName))
+		effInit = append(effInit, field{t.GoName, jen.Id("c.out." + priv)})
+	}
+	receiptFields := []jen.Code{jen.Id("Version").Uint64(), jen.Id("MessageIDs").Index().String()}
+	receiptInit := []field{{"MessageIDs", jen.Id("r.MessageIDs")}, {"Version", jen.Id("r.Version")}}
+	if p.Result != nil {
+		outFields = append(outFields, jen.Id("result").Add(goType(p.Result)))
+		setters = append(setters, doc("SetResult sets the value returned to the caller in "+receipt+".Result.").
+			Func().Params(outRecv()).Id("SetResult").Params(jen.Id("v").Add(goType(p.Result))).Block(
+			jen.Id("o.result").Op("=").Id("v"),
+		))
+		receiptFields = append(receiptFields, jen.Id("Result").Add(goType(p.Result)))
+		receiptInit = append(receiptInit, field{"Result", jen.Id("c.out.result")})
+		effFields = append(effFields, jen.Id("Result").Add(goType(p.Result)))
+		effInit = append(effInit, field{"Result", jen.Id("c.out.result")})
+	}
+	out = append(out, doc(outT+" collects what "+p.Name+" writes and emits. It is valid only during the call.").
+		Type().Id(outT).Struct(outFields...))
+	out = append(out, setters...)
+	out = append(out,
+		doc(receipt+" tells what a call of "+p.Name+" committed.").Type().Id(receipt).Struct(receiptFields...),
+		doc(effects+" is what one run of "+p.Name+" set and emitted (see Run"+n+").").Type().Id(effects).Struct(effFields...),
+	)
+
+	// The engine.Call implementation.
+	callRecv := func() *jen.Statement { return jen.Id("c").Op("*").Id(call) }
+	stateParam := func() *jen.Statement { return jen.Id("s").Op("*").Id("State") }
+	out = append(out,
+		jen.Type().Id(call).Struct(
+			jen.Id("tx").Qual(enginePkg, "Tx"),
+			jen.Id("impl").Id("Processes"),
+			jen.Id("in").Id(in),
+			jen.Id("out").Id(outT),
+		),
+		jen.Func().Params(callRecv()).Id("Tx").Params().Op("*").Qual(enginePkg, "Tx").Block(
+			jen.Return(jen.Op("&").Id("c.tx")),
+		),
+		jen.Func().Params(callRecv()).Id("Run").Params(jen.Id("ctx").Qual("context", "Context"), stateParam()).Error().Block(
+			jen.Id("c.in.s").Op("=").Id("s"),
+			jen.Id("c.out").Op("=").Id(outT).Add(keyed(field{"run", jen.Id("c.out.run")}, field{"tx", jen.Op("&").Id("c.tx")})),
+			jen.Return(jen.Id("c.impl").Dot(n).Call(jen.Id("ctx"), jen.Id("c.in"), jen.Op("&").Id("c.out"))),
+		),
+		jen.Func().Params(callRecv()).Id("Apply").Params(stateParam()).Block(applies...),
+	)
+
+	// The Engine method and RunX.
+	engineDoc := n + " runs " + p.Name + " and commits its effects."
+	if p.Semantic == contract.Pure {
+		engineDoc = n + " runs " + p.Name + " on the latest snapshot; it commits nothing."
+	}
+	newCall := func(extra ...field) *jen.Statement {
+		return jen.Op("&").Id(call).Add(keyed(append(extra, field{"in", jen.Id(in).Add(keyed(field{"Args", jen.Id("args")}))})...))
+	}
+	runBody := []jen.Code{
+		jen.Id("c").Op(":=").Add(newCall(field{"impl", jen.Id("impl")}, field{"out", jen.Id(outT).Add(keyed(field{"run", jen.True()}))})),
+		jen.If(
+			jen.Id("err").Op(":=").Qual(enginePkg, "Run").Call(
+				jen.Qual("context", "Background").Call(), jen.Lit(p.Name), jen.Id("c"), jen.Op("&").Id("s")),
+			jen.Id("err").Op("!=").Nil(),
+		).Block(jen.Return(jen.Id(effects).Values(), jen.Id("err"))),
+		jen.Id("eff").Op(":=").Id(effects).Add(keyed(effInit...)),
+	}
+	runBody = append(runBody, effSets...)
+	runBody = append(runBody, jen.Return(jen.Id("eff"), jen.Nil()))
+	out = append(out,
+		doc(engineDoc).Func().Params(jen.Id("e").Op("*").Id("Engine")).Id(n).
+			Params(jen.Id("ctx").Qual("context", "Context"), jen.Id("args").Id(args)).
+			Params(jen.Id(receipt), jen.Error()).Block(
+			jen.Id("c").Op(":=").Add(newCall(field{"impl", jen.Id("e.impl")})),
+			jen.List(jen.Id("r"), jen.Id("err")).Op(":=").Id("e.core").Dot("Exec").Call(jen.Id("ctx"), jen.Id(procConst(p)), jen.Id("c")),
+			ifErrReturn(jen.Id(receipt).Values()),
+			jen.Return(jen.Id(receipt).Add(keyed(receiptInit...)), jen.Nil()),
+		),
+		doc("Run"+n+" runs "+p.Name+" once on s, with no engine and nothing committed, and returns its effects. It never modifies s.").
+			Func().Id("Run"+n).
+			Params(jen.Id("impl").Id("Processes"), jen.Id("s").Id("State"), jen.Id("args").Id(args)).
+			Params(jen.Id(effects), jen.Error()).Block(runBody...),
+	)
+	return out
+}
+
+// emitter declares Emit<Topic> on an Out: it encodes the payload with the
+// engine's codec or the generated JSON encoder and records the message; a
+// RunX run also keeps a copy of the payload for the Effects.
+func (g *generator) emitter(recv *jen.Statement, t *contract.Topic, priv string) jen.Code {
+	payload := t.Payload.Struct
+	key := jen.Lit("")
+	if t.Key != nil {
+		key = jen.Id("p." + t.Key.GoName)
+		if kind, _ := intKind(t.Key.Type); kind != "" {
+			key = formatInt(t.Key.Type, key)
+		}
+	}
+	errFormat := "theus: encode " + strings.ReplaceAll(t.Name, "%", "%%") + ": %w"
+	return doc("Emit"+t.GoName+" emits a message on topic "+t.Name+".").
+		Func().Params(recv).Id("Emit"+t.GoName).Params(jen.Id("p").Id(payload.GoName)).Block(
+		jen.Var().Id("b").Index().Byte(),
+		jen.Var().Id("err").Error(),
+		jen.If(
+			jen.Id("c").Op(":=").Id("o.tx").Dot("Codec").Call(),
+			jen.Id("c").Op("!=").Nil(),
+		).Block(
+			jen.List(jen.Id("b"), jen.Id("err")).Op("=").Id("c").Dot("Marshal").Call(jen.Id("p")),
+		).Else().Block(
+			jen.List(jen.Id("b"), jen.Id("err")).Op("=").Id(appendFuncName(payload)).Call(
+				jen.Make(jen.Index().Byte(), jen.Lit(0), jen.Lit(64)), jen.Op("&").Id("p")),
+		),
+		jen.If(jen.Id("err").Op("!=").Nil()).Block(
+			jen.Id("o.tx").Dot("Fail").Call(jen.Qual("fmt", "Errorf").Call(jen.Lit(errFormat), jen.Id("err"))),
+			jen.Return(),
+		),
+		jen.Id("o.tx").Dot("Emit").Call(jen.Lit(t.Name), key, jen.Id("b")),
+		jen.If(jen.Id("o.run")).Block(
+			jen.Id("o."+priv).Op("=").Append(jen.Id("o."+priv), g.cloneValue(t.Payload, lv{expr: "p"})),
+		),
+	)
+}

@@ -1,0 +1,232 @@
+package gen
+
+import (
+	"github.com/dave/jennifer/jen"
+
+	"github.com/theus-go/theus/internal/contract"
+)
+
+// stateExpr is the selector of state field f below the State expression s:
+// "s.s.Domain.User".
+func stateExpr(s string, f *contract.StateField, sub []*contract.Field) string {
+	e := s + "." + zoneGoName(f.Zone) + "." + f.GoName
+	for _, sf := range sub {
+		e += "." + sf.GoName
+	}
+	return e
+}
+
+// stateDecls declares State and its zones, Snapshot, the index constants
+// and theusSchema.
+func (g *generator) stateDecls() []jen.Code {
+	var domain, global, clone []jen.Code
+	for _, f := range g.m.State {
+		decl := jen.Id(f.GoName).Add(goType(f.Type))
+		if f.Zone == contract.ZoneGlobal {
+			global = append(global, decl)
+		} else {
+			domain = append(domain, decl)
+		}
+		if holdsRefs(f.Type) {
+			clone = append(clone, jen.Id(stateExpr("c", f, nil)).Op("=").Add(g.cloneValue(f.Type, lv{expr: stateExpr("p", f, nil)})))
+		}
+	}
+	out := []jen.Code{
+		doc("State is the engine's state, as declared in "+g.source+".").
+			Type().Id("State").Struct(jen.Id("Domain").Id("DomainState"), jen.Id("Global").Id("GlobalState")),
+		doc("DomainState is the business state: versioned, persisted, conflict-checked.").
+			Type().Id("DomainState").Struct(domain...),
+		doc("GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.").
+			Type().Id("GlobalState").Struct(global...),
+		cloneFuncDecl("theusCloneState", jen.Id("State"), clone),
+		doc("Snapshot is an immutable view of the state at one version.").
+			Type().Id("Snapshot").Struct(jen.Id("version").Uint64(), jen.Id("s").Op("*").Id("State")),
+		doc("Version returns the version of the snapshot.").
+			Func().Params(jen.Id("s").Id("Snapshot")).Id("Version").Params().Uint64().
+			Block(jen.Return(jen.Id("s.version"))),
+	}
+	for _, f := range g.m.State {
+		out = append(out, g.accessor(jen.Id("s").Id("Snapshot"), "s.s", f, nil, f.Type))
+	}
+
+	if len(g.paths) > 0 {
+		defs := make([]jen.Code, len(g.paths))
+		for i, p := range g.paths {
+			defs[i] = jen.Id(p.konst).Op("=").Lit(i)
+		}
+		out = append(out, doc("Indexes of the state paths in theusSchema.Paths.").Const().Defs(defs...))
+	}
+	if len(g.m.Processes) > 0 {
+		defs := make([]jen.Code, len(g.m.Processes))
+		for i, p := range g.m.Processes {
+			defs[i] = jen.Id(procConst(p)).Op("=").Lit(i)
+		}
+		out = append(out, doc("Indexes of the processes in theusSchema.Processes.").Const().Defs(defs...))
+	}
+	return append(out, g.schema())
+}
+
+func procConst(p *contract.Process) string { return "theusProc" + p.GoName }
+
+// accessor declares the read-only accessor of a state path on a Snapshot or
+// an In (recv), whose State pointer is the selector s.
+func (g *generator) accessor(recv *jen.Statement, s string, f *contract.StateField, sub []*contract.Field, t *contract.Type) jen.Code {
+	name, text := f.GoName, string(f.Zone)+"."+f.Name
+	for _, sf := range sub {
+		name += sf.GoName
+		text += "." + sf.Name
+	}
+	return doc(name + " returns " + text + ".").
+		Func().Params(recv).Id(name).Params().Add(viewType(t)).
+		Block(jen.Return(g.viewOf(t, lv{expr: stateExpr(s, f, sub)})))
+}
+
+func (g *generator) schema() jen.Code {
+	fields := []field{{"Clone", jen.Id("theusCloneState")}}
+	if len(g.paths) > 0 {
+		texts := make([]jen.Code, len(g.paths))
+		for i, p := range g.paths {
+			texts[i] = jen.Lit(p.text)
+		}
+		fields = append(fields, field{"Paths", jen.Index().String().Values(texts...)})
+	}
+	if len(g.m.Processes) > 0 {
+		specs := make([]jen.Code, len(g.m.Processes))
+		for i, p := range g.m.Processes {
+			spec := []field{{"Name", jen.Lit(p.Name)}}
+			if len(p.Inputs) > 0 {
+				ins := make([]jen.Code, len(p.Inputs))
+				for j, in := range p.Inputs {
+					ins[j] = jen.Id(g.byText[in.Text].konst)
+				}
+				spec = append(spec, field{"Inputs", jen.Index().Int().Values(ins...)})
+			}
+			if p.Semantic == contract.Pure {
+				spec = append(spec, field{"Pure", jen.True()})
+			}
+			specs[i] = keyedLines(spec...)
+		}
+		fields = append(fields, field{"Processes", jen.Index().Qual(enginePkg, "ProcessSpec").Custom(multiLine, specs...)})
+	}
+	return jen.Var().Id("theusSchema").Op("=").Qual(enginePkg, "Schema").Types(jen.Id("State")).Add(keyedLines(fields...))
+}
+
+// engineDecls declares the Processes interface, Engine and Patch.
+func (g *generator) engineDecls() []jen.Code {
+	var methods []jen.Code
+	for _, p := range g.m.Processes {
+		d := p.Doc
+		if d == "" {
+			d = "runs " + p.Name + "."
+		}
+		methods = append(methods, doc(p.GoName+": "+d).Id(p.GoName).Params(
+			jen.Id("ctx").Qual("context", "Context"),
+			jen.Id("in").Id(p.GoName+"In"),
+			jen.Id("out").Op("*").Id(p.GoName+"Out"),
+		).Error())
+	}
+	engineRecv := func() *jen.Statement { return jen.Id("e").Op("*").Id("Engine") }
+	out := []jen.Code{
+		doc("Processes is implemented by the application: one method per process of " + g.source + ".").
+			Type().Id("Processes").Interface(methods...),
+		doc("Engine runs the processes of "+g.source+" and commits their outputs and messages atomically.").
+			Type().Id("Engine").Struct(
+			jen.Id("core").Op("*").Qual(enginePkg, "Engine").Types(jen.Id("State")),
+			jen.Id("impl").Id("Processes"),
+		),
+		doc("NewEngine starts an engine. If the store holds data, its state is recovered and initial is ignored; without engine.WithStore the engine keeps everything in memory.").
+			Func().Id("NewEngine").Params(
+			jen.Id("ctx").Qual("context", "Context"),
+			jen.Id("initial").Id("State"),
+			jen.Id("impl").Id("Processes"),
+			jen.Id("opts").Op("...").Qual(enginePkg, "Option"),
+		).Params(jen.Op("*").Id("Engine"), jen.Error()).Block(
+			jen.If(jen.Id("impl").Op("==").Nil()).Block(
+				jen.Return(jen.Nil(), jen.Qual("errors", "New").Call(jen.Lit("theus: NewEngine: nil Processes"))),
+			),
+			jen.List(jen.Id("core"), jen.Id("err")).Op(":=").Qual(enginePkg, "New").Call(
+				jen.Id("ctx"), jen.Op("&").Id("theusSchema"), jen.Id("initial"),
+				jen.Append(
+					jen.Index().Qual(enginePkg, "Option").Values(jen.Qual(enginePkg, "WithStore").Call(jen.Qual(memoryPkg, "New").Call())),
+					jen.Id("opts").Op("..."),
+				).Op("..."),
+			),
+			ifErrReturn(jen.Nil()),
+			jen.Return(jen.Op("&").Id("Engine").Add(keyed(field{"core", jen.Id("core")}, field{"impl", jen.Id("impl")})), jen.Nil()),
+		),
+		doc("Snapshot returns the latest committed state.").
+			Func().Params(engineRecv()).Id("Snapshot").Params().Id("Snapshot").Block(
+			jen.List(jen.Id("v"), jen.Id("s")).Op(":=").Id("e.core").Dot("Snapshot").Call(),
+			jen.Return(jen.Id("Snapshot").Add(keyed(field{"s", jen.Id("s")}, field{"version", jen.Id("v")}))),
+		),
+		doc("CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version.").
+			Func().Params(engineRecv()).Id("CompareAndSwap").Params(
+			jen.Id("ctx").Qual("context", "Context"),
+			jen.Id("expected").Uint64(),
+			jen.Id("p").Id("Patch"),
+		).Params(jen.Uint64(), jen.Error()).Block(
+			jen.Return(jen.Id("e.core").Dot("CompareAndSwap").Call(
+				jen.Id("ctx"), jen.Id("expected"), jen.Id("theusPatch").Add(keyed(field{"p", jen.Op("&").Id("p")})))),
+		),
+		doc("Store returns the engine's store, for outbox.NewRelay.").
+			Func().Params(engineRecv()).Id("Store").Params().Qual(enginePkg, "Store").Block(
+			jen.Return(jen.Id("e.core").Dot("Store").Call()),
+		),
+		doc("Close stops the engine. It does not close a store passed with engine.WithStore.").
+			Func().Params(engineRecv()).Id("Close").Params().Error().Block(
+			jen.Return(jen.Id("e.core").Dot("Close").Call()),
+		),
+	}
+	return append(out, g.patchDecls()...)
+}
+
+// ifErrReturn is: if err != nil { return zero, err }.
+func ifErrReturn(zero jen.Code) jen.Code {
+	return jen.If(jen.Id("err").Op("!=").Nil()).Block(jen.Return(zero, jen.Id("err")))
+}
+
+func (g *generator) patchDecls() []jen.Code {
+	fields := []jen.Code{jen.Id("writes").Index().Int()}
+	var setters, cases []jen.Code
+	for _, f := range g.m.State {
+		priv := privateName(f.GoName)
+		konst := g.byText[string(f.Zone)+"."+f.Name].konst
+		fields = append(fields, jen.Id(priv).Add(goType(f.Type)))
+		setters = append(setters, doc("Set"+f.GoName+" sets "+string(f.Zone)+"."+f.Name+".").
+			Func().Params(jen.Id("p").Op("*").Id("Patch")).Id("Set"+f.GoName).Params(jen.Id("v").Add(goType(f.Type))).Block(
+			jen.Id("p."+priv).Op("=").Add(g.cloneValue(f.Type, lv{expr: "v"})),
+			jen.Id("p.writes").Op("=").Id("theusAddPath").Call(jen.Id("p.writes"), jen.Id(konst)),
+		))
+		cases = append(cases, jen.Case(jen.Id(konst)).Block(jen.Id(stateExpr("s", f, nil)).Op("=").Id("t.p."+priv)))
+	}
+	out := []jen.Code{doc("Patch is a set of state changes for CompareAndSwap.").Type().Id("Patch").Struct(fields...)}
+	out = append(out, setters...)
+	patchRecv := func() *jen.Statement { return jen.Id("t").Id("theusPatch") }
+	return append(out,
+		jen.Func().Id("theusAddPath").Params(jen.Id("paths").Index().Int(), jen.Id("path").Int()).Index().Int().Block(
+			jen.If(jen.Qual("slices", "Contains").Call(jen.Id("paths"), jen.Id("path"))).Block(jen.Return(jen.Id("paths"))),
+			jen.Return(jen.Append(jen.Id("paths"), jen.Id("path"))),
+		),
+		jen.Type().Id("theusPatch").Struct(jen.Id("p").Op("*").Id("Patch")),
+		jen.Func().Params(patchRecv()).Id("Writes").Params().Index().Int().Block(jen.Return(jen.Id("t.p.writes"))),
+		jen.Func().Params(patchRecv()).Id("Apply").Params(jen.Id("s").Op("*").Id("State")).Block(
+			jen.For(jen.List(jen.Id("_"), jen.Id("w")).Op(":=").Range().Id("t.p.writes")).Block(
+				jen.Switch(jen.Id("w")).Block(cases...),
+			),
+		),
+	)
+}
+
+// guard references every state field and declared type, so that editing
+// this file by hand instead of the contract breaks the build.
+func (g *generator) guard() jen.Code {
+	var body []jen.Code
+	for _, f := range g.m.State {
+		body = append(body, jen.Id("_").Op("=").Id(stateExpr("s", f, nil)))
+	}
+	for _, s := range g.m.Types {
+		body = append(body, jen.Id("_").Op("=").Id(s.GoName).Values())
+	}
+	return doc("If this does not compile, the contract and this file disagree: re-run theusgen.").
+		Var().Id("_").Op("=").Func().Params(jen.Id("s").Id("State")).Block(body...)
+}

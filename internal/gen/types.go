@@ -1,0 +1,376 @@
+package gen
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/dave/jennifer/jen"
+
+	"github.com/theus-go/theus/internal/contract"
+)
+
+// typeDecls declares the structs of `types:` and their views.
+func (g *generator) typeDecls() []jen.Code {
+	var out []jen.Code
+	for _, s := range g.m.Types {
+		fields := make([]jen.Code, len(s.Fields))
+		for i, f := range s.Fields {
+			fields[i] = jen.Id(f.GoName).Add(goType(f.Type)).Tag(map[string]string{"json": f.Name})
+		}
+		out = append(out, doc(s.GoName+" is declared in "+g.source+".").
+			Type().Id(s.GoName).Struct(fields...))
+	}
+	for _, s := range g.m.Types {
+		view := s.GoName + "View"
+		out = append(out, doc(view+" is a read-only view of "+article(s.GoName)+" in a snapshot.").
+			Type().Id(view).Struct(jen.Id("p").Op("*").Id(s.GoName)))
+		for _, f := range s.Fields {
+			out = append(out, doc(f.GoName+" returns the field "+f.Name+".").
+				Func().Params(jen.Id("v").Id(view)).Id(f.GoName).Params().Add(viewType(f.Type)).
+				Block(jen.Return(g.viewOf(f.Type, lv{expr: "v.p." + f.GoName}))))
+		}
+		out = append(out, doc("Clone returns a deep copy of the "+s.GoName+" that shares nothing with the snapshot.").
+			Func().Params(jen.Id("v").Id(view)).Id("Clone").Params().Id(s.GoName).
+			Block(jen.Return(jen.Id(cloneFuncName(s)).Call(jen.Id("v.p")))))
+	}
+	return out
+}
+
+// cloneFuncs declares the deep-copy function of every declared type.
+func (g *generator) cloneFuncs() []jen.Code {
+	var out []jen.Code
+	for _, s := range g.m.Types {
+		var body []jen.Code
+		for _, f := range s.Fields {
+			if holdsRefs(f.Type) {
+				body = append(body, jen.Id("c."+f.GoName).Op("=").Add(g.cloneValue(f.Type, lv{expr: "p." + f.GoName})))
+			}
+		}
+		out = append(out, cloneFuncDecl(cloneFuncName(s), jen.Id(s.GoName), body))
+	}
+	return out
+}
+
+// cloneFuncDecl declares func name(p *T) T that copies *p and then runs
+// body, which replaces what c shares with *p.
+func cloneFuncDecl(name string, typ *jen.Statement, body []jen.Code) jen.Code {
+	sig := jen.Func().Id(name).Params(jen.Id("p").Op("*").Add(typ)).Add(typ.Clone())
+	if len(body) == 0 {
+		return sig.Block(jen.Return(jen.Op("*").Id("p")))
+	}
+	stmts := append([]jen.Code{jen.Id("c").Op(":=").Op("*").Id("p")}, body...)
+	return sig.Block(append(stmts, jen.Return(jen.Id("c")))...)
+}
+
+// encoderFuncs declares the JSON encoder of every type reachable from a
+// topic payload.
+func (g *generator) encoderFuncs() []jen.Code {
+	var out []jen.Code
+	for _, s := range g.m.Types {
+		if !g.encoded[s] {
+			continue
+		}
+		var body []jen.Code
+		fallible := false
+		for i, f := range s.Fields {
+			key, _ := json.Marshal(f.Name) // the escaping encoding/json gives a key
+			sep := ","
+			if i == 0 {
+				sep = "{"
+			}
+			body = append(body, appendLit(jen.Lit(sep+string(key)+":").Op("...")))
+			call, canFail := g.appendCall(f.Type, lv{expr: "p." + f.GoName})
+			fallible = fallible || canFail
+			body = append(body, appendStmt(call, canFail))
+		}
+		if len(s.Fields) == 0 {
+			body = append(body, appendLit(jen.Lit("{}").Op("...")))
+		} else {
+			body = append(body, appendLit(jen.LitRune('}')))
+		}
+		if fallible {
+			body = append([]jen.Code{jen.Var().Id("err").Error()}, body...)
+		}
+		body = append(body, jen.Return(jen.Id("b"), jen.Nil()))
+		out = append(out, jen.Func().Id(appendFuncName(s)).
+			Params(jen.Id("b").Index().Byte(), jen.Id("p").Op("*").Id(s.GoName)).
+			Params(jen.Index().Byte(), jen.Error()).
+			Block(body...))
+	}
+	return out
+}
+
+// appendLit is b = append(b, x).
+func appendLit(x jen.Code) jen.Code {
+	return jen.Id("b").Op("=").Append(jen.Id("b"), x)
+}
+
+// appendStmt assigns the result of an append call to b, returning its error
+// if it can fail.
+func appendStmt(call jen.Code, canFail bool) jen.Code {
+	if !canFail {
+		return jen.Id("b").Op("=").Add(call)
+	}
+	return jen.If(
+		jen.List(jen.Id("b"), jen.Id("err")).Op("=").Add(call),
+		jen.Id("err").Op("!=").Nil(),
+	).Block(jen.Return(jen.Id("b"), jen.Id("err")))
+}
+
+func cloneFuncName(s *contract.Struct) string  { return "theusClone" + s.GoName }
+func appendFuncName(s *contract.Struct) string { return "theusAppend" + s.GoName }
+
+// lv is an addressable expression: a selector such as "v.p.Tags", or with
+// ptr set, *expr for a pointer variable expr.
+type lv struct {
+	expr string
+	ptr  bool
+}
+
+// deref is the value a pointer variable points to.
+func deref(name string) lv { return lv{expr: name, ptr: true} }
+
+func (x lv) val() *jen.Statement {
+	if x.ptr {
+		return jen.Op("*").Id(x.expr)
+	}
+	return jen.Id(x.expr)
+}
+
+func (x lv) addr() *jen.Statement {
+	if x.ptr {
+		return jen.Id(x.expr)
+	}
+	return jen.Op("&").Id(x.expr)
+}
+
+// goType is the Go type of t.
+func goType(t *contract.Type) *jen.Statement {
+	switch t.Kind {
+	case contract.Named:
+		return jen.Id(t.Struct.GoName)
+	case contract.Imported:
+		return jen.Qual(t.Import.Path, t.Name)
+	case contract.Slice:
+		return jen.Index().Add(goType(t.Elem))
+	case contract.Map:
+		return jen.Map(goType(t.Key)).Add(goType(t.Elem))
+	}
+	return jen.Id(t.Name)
+}
+
+// holdsRefs reports whether a value of type t shares memory when copied by
+// assignment: slices, maps and structs that hold them. Imported types are
+// opaque values. A struct contains itself only through a slice or a map
+// (the contract refuses recursion by value), so this terminates.
+func holdsRefs(t *contract.Type) bool {
+	switch t.Kind {
+	case contract.Slice, contract.Map:
+		return true
+	case contract.Named:
+		for _, f := range t.Struct.Fields {
+			if holdsRefs(f.Type) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isValue reports whether a getter returns a value of type t as it is:
+// builtins and imported types. Declared structs are shown through their
+// views even when they hold no references, so that adding a slice field to
+// a struct does not change what the getters of other types return.
+func isValue(t *contract.Type) bool {
+	return t.Kind == contract.Builtin || t.Kind == contract.Imported
+}
+
+// viewType is the type a getter returns for a value of type t.
+func viewType(t *contract.Type) *jen.Statement {
+	switch t.Kind {
+	case contract.Named:
+		return jen.Id(t.Struct.GoName + "View")
+	case contract.Slice:
+		if isValue(t.Elem) {
+			return jen.Qual(enginePkg, "SliceView").Types(goType(t.Elem))
+		}
+		return jen.Qual(enginePkg, "SliceViewOf").Types(goType(t.Elem), viewType(t.Elem))
+	case contract.Map:
+		if isValue(t.Elem) {
+			return jen.Qual(enginePkg, "MapView").Types(goType(t.Key), goType(t.Elem))
+		}
+		return jen.Qual(enginePkg, "MapView").Types(goType(t.Key), viewType(t.Elem))
+	}
+	return goType(t)
+}
+
+// viewOf is the read-only view of x, of type t.
+func (g *generator) viewOf(t *contract.Type, x lv) *jen.Statement {
+	switch t.Kind {
+	case contract.Named:
+		return jen.Id(t.Struct.GoName + "View").Add(keyed(field{"p", x.addr()}))
+	case contract.Slice:
+		if isValue(t.Elem) {
+			return jen.Qual(enginePkg, "NewSliceView").Call(x.val())
+		}
+		cloneElem := jen.Func().Params(jen.Id("v").Add(goType(t.Elem))).Add(goType(t.Elem)).
+			Block(jen.Return(g.cloneValue(t.Elem, lv{expr: "v"})))
+		return jen.Qual(enginePkg, "NewSliceViewOf").Call(x.val(), g.viewFunc(t.Elem), cloneElem)
+	case contract.Map:
+		if isValue(t.Elem) {
+			return jen.Qual(enginePkg, "NewMapView").Call(x.val())
+		}
+		return jen.Qual(enginePkg, "NewMapViewOf").Call(x.val(), g.viewFunc(t.Elem))
+	}
+	return x.val()
+}
+
+// viewFunc is a func(*T) V that views an element of type t.
+func (g *generator) viewFunc(t *contract.Type) *jen.Statement {
+	return jen.Func().Params(jen.Id("p").Op("*").Add(goType(t))).Add(viewType(t)).
+		Block(jen.Return(g.viewOf(t, deref("p"))))
+}
+
+// cloneValue is a deep copy of x, of type t. Declared structs are always
+// copied with their clone function, even those that hold no references
+// (it is then return *p), so that every copy of a struct reads the same.
+func (g *generator) cloneValue(t *contract.Type, x lv) *jen.Statement {
+	switch t.Kind {
+	case contract.Named:
+		return jen.Id(cloneFuncName(t.Struct)).Call(x.addr())
+	case contract.Slice:
+		if !holdsRefs(t.Elem) {
+			return jen.Qual("slices", "Clone").Call(x.val())
+		}
+		g.helpers[helperSliceClone] = true
+		return jen.Id(helperSliceClone).Call(x.val(), g.cloneElemFunc(t.Elem))
+	case contract.Map:
+		if !holdsRefs(t.Elem) {
+			return jen.Qual("maps", "Clone").Call(x.val())
+		}
+		g.helpers[helperMapClone] = true
+		return jen.Id(helperMapClone).Call(x.val(), g.cloneElemFunc(t.Elem))
+	}
+	return x.val()
+}
+
+// cloneElemFunc is a func(*T) T that deep-copies an element of type t.
+func (g *generator) cloneElemFunc(t *contract.Type) *jen.Statement {
+	if t.Kind == contract.Named {
+		return jen.Id(cloneFuncName(t.Struct))
+	}
+	return jen.Func().Params(jen.Id("p").Op("*").Add(goType(t))).Add(goType(t)).
+		Block(jen.Return(g.cloneValue(t, deref("p"))))
+}
+
+// isBytes reports whether t is []byte, which encoding/json writes as a
+// base64 string.
+func isBytes(t *contract.Type) bool {
+	return t.Kind == contract.Slice && t.Elem.Kind == contract.Builtin &&
+		(t.Elem.Name == "byte" || t.Elem.Name == "uint8")
+}
+
+// intKind returns "Int" or "Uint" for the integer builtins, "" otherwise,
+// and whether a value must be converted to int64/uint64 first.
+func intKind(t *contract.Type) (kind string, convert bool) {
+	if t.Kind != contract.Builtin {
+		return "", false
+	}
+	switch t.Name {
+	case "int64":
+		return "Int", false
+	case "int", "int8", "int16", "int32", "rune":
+		return "Int", true
+	case "uint64":
+		return "Uint", false
+	case "uint", "uint8", "uint16", "uint32", "byte":
+		return "Uint", true
+	}
+	return "", false
+}
+
+// asWide converts an integer x of type t to int64 or uint64 when needed.
+func asWide(t *contract.Type, x jen.Code) *jen.Statement {
+	kind, convert := intKind(t)
+	if !convert {
+		return jen.Add(x)
+	}
+	if kind == "Int" {
+		return jen.Int64().Call(x)
+	}
+	return jen.Uint64().Call(x)
+}
+
+// formatInt is the decimal text of the integer x of type t, as
+// encoding/json writes a map key and as the engine wants a message key.
+func formatInt(t *contract.Type, x jen.Code) *jen.Statement {
+	kind, _ := intKind(t)
+	return jen.Qual("strconv", "Format"+kind).Call(asWide(t, x), jen.Lit(10))
+}
+
+// appendCall is a call that appends x, of type t, to b as encoding/json
+// would. It evaluates to []byte, or to ([]byte, error) when canFail.
+func (g *generator) appendCall(t *contract.Type, x lv) (call *jen.Statement, canFail bool) {
+	b := jen.Id("b")
+	switch t.Kind {
+	case contract.Named:
+		return jen.Id(appendFuncName(t.Struct)).Call(b, x.addr()), true
+	case contract.Imported:
+		return jen.Qual(jsonencPkg, "AppendValue").Call(b, x.val()), true
+	case contract.Slice:
+		if isBytes(t) {
+			return jen.Qual(jsonencPkg, "AppendBytes").Call(b, x.val()), false
+		}
+		g.helpers[helperSliceAppend] = true
+		return jen.Id(helperSliceAppend).Call(b, x.val(), g.appendElemFunc(t.Elem)), true
+	case contract.Map:
+		g.helpers[helperMapAppend] = true
+		return jen.Id(helperMapAppend).Call(b, x.val(), keyTextFunc(t.Key), g.appendElemFunc(t.Elem)), true
+	}
+	switch t.Name {
+	case "string":
+		return jen.Qual(jsonencPkg, "AppendString").Call(b, x.val()), false
+	case "bool":
+		return jen.Qual(jsonencPkg, "AppendBool").Call(b, x.val()), false
+	case "float64":
+		return jen.Qual(jsonencPkg, "AppendFloat").Call(b, x.val(), jen.Lit(64)), true
+	case "float32":
+		return jen.Qual(jsonencPkg, "AppendFloat").Call(b, jen.Float64().Call(x.val()), jen.Lit(32)), true
+	}
+	kind, _ := intKind(t)
+	return jen.Qual(jsonencPkg, "Append"+kind).Call(b, asWide(t, x.val())), false
+}
+
+// appendElemFunc is a func([]byte, *T) ([]byte, error) that appends an element
+// of type t.
+func (g *generator) appendElemFunc(t *contract.Type) *jen.Statement {
+	if t.Kind == contract.Named {
+		return jen.Id(appendFuncName(t.Struct))
+	}
+	call, canFail := g.appendCall(t, deref("e"))
+	ret := jen.Return(call)
+	if !canFail {
+		ret = jen.Return(call, jen.Nil())
+	}
+	return jen.Func().Params(jen.Id("b").Index().Byte(), jen.Id("e").Op("*").Add(goType(t))).
+		Params(jen.Index().Byte(), jen.Error()).Block(ret)
+}
+
+// keyTextFunc is a func(K) string giving the text of a map key, by which
+// encoding/json sorts and writes keys.
+func keyTextFunc(k *contract.Type) *jen.Statement {
+	text := jen.Id("k")
+	if kind, _ := intKind(k); kind != "" {
+		text = formatInt(k, jen.Id("k"))
+	}
+	return jen.Func().Params(jen.Id("k").Add(goType(k))).String().Block(jen.Return(text))
+}
+
+// article prefixes a type name with "a" or "an", by its first letter (a
+// User, an Item); good enough for comments.
+func article(name string) string {
+	if name != "" && strings.ContainsRune("AEIO", rune(name[0])) {
+		return "an " + name
+	}
+	return "a " + name
+}

@@ -1,0 +1,176 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"go/parser"
+	"go/token"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/rogpeppe/go-internal/diff"
+
+	"github.com/theus-go/theus/internal/contract"
+	"github.com/theus-go/theus/internal/gen"
+)
+
+// output is one generated file: where it goes and what it holds.
+type output struct {
+	path string // as shown to the user: the contract's directory joined with the output
+	data []byte
+}
+
+// build parses the contract, fills the defaults that depend on the file
+// system and generates everything in memory. Contract errors are printed to
+// stderr, one per line, and reported as errFindings.
+func build(cf contractFlags, stderr io.Writer) ([]output, error) {
+	src, err := os.ReadFile(cf.file)
+	if err != nil {
+		return nil, fmt.Errorf("read contract: %w", err)
+	}
+	m, err := contract.Parse(cf.file, src)
+	if err != nil {
+		var list contract.ErrorList
+		if errors.As(err, &list) {
+			fmt.Fprintln(stderr, list.Error())
+			return nil, errFindings
+		}
+		return nil, err
+	}
+	dir := filepath.Dir(cf.file)
+	if m.Package == "" {
+		pkg, err := defaultPackage(filepath.Join(dir, filepath.FromSlash(m.Output)))
+		if err != nil {
+			return nil, err
+		}
+		m.Package = pkg
+	}
+	files, err := gen.Generate(m)
+	if err != nil {
+		return nil, fmt.Errorf("generate: %w", err)
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	out := make([]output, 0, len(names))
+	for _, name := range names {
+		out = append(out, output{path: filepath.Join(dir, filepath.FromSlash(name)), data: files[name]})
+	}
+	return out, nil
+}
+
+// defaultPackage is the package of the Go files beside the output (the
+// generated file itself excepted), else the directory's name.
+func defaultPackage(outPath string) (string, error) {
+	dir := filepath.Dir(outPath)
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") ||
+			filepath.Join(dir, name) == filepath.Clean(outPath) {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(dir, name), nil, parser.PackageClauseOnly)
+		if err != nil {
+			continue // a broken file says nothing reliable about the package
+		}
+		return f.Name.Name, nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	name := filepath.Base(abs)
+	if !token.IsIdentifier(name) || token.IsKeyword(name) {
+		return "", fmt.Errorf("cannot name the package after directory %q: set `package:` in the contract", name)
+	}
+	return name, nil
+}
+
+func cmdGenerate(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	var cf contractFlags
+	flags := newFlagSet("generate", stderr, &cf)
+	if err := parseFlags(flags, args, &cf); err != nil {
+		return err
+	}
+	outs, err := build(cf, stderr)
+	if err != nil {
+		return err
+	}
+	// Everything was generated in memory; only now touch the disk.
+	for _, o := range outs {
+		if err := writeIfChanged(o.path, o.data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeIfChanged writes data to path through a temporary file and a rename,
+// so a reader never sees a half-written file, and leaves the file alone
+// (modification time included) when it already holds data.
+func writeIfChanged(path string, data []byte) error {
+	old, err := os.ReadFile(path)
+	if err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func cmdDiff(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	var cf contractFlags
+	flags := newFlagSet("diff", stderr, &cf)
+	if err := parseFlags(flags, args, &cf); err != nil {
+		return err
+	}
+	outs, err := build(cf, stderr)
+	if err != nil {
+		return err
+	}
+	differs := false
+	for _, o := range outs {
+		old, err := os.ReadFile(o.path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if d := diff.Diff(o.path+" (on disk)", old, o.path+" (generated)", o.data); d != nil {
+			stdout.Write(d)
+			differs = true
+		}
+	}
+	if differs {
+		fmt.Fprintln(stderr, "theusgen: generated code is stale: run theusgen generate")
+		return errFindings
+	}
+	return nil
+}

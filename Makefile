@@ -1,0 +1,45 @@
+# The two commands a newcomer needs are `make demo` and `make test`.
+GO      ?= go
+BIN     := bin
+THEUSGEN := $(BIN)/theusgen
+# Every contract in the repository; each names its own generated file.
+CONTRACTS := contracts.yaml $(wildcard examples/*/contracts.yaml)
+
+.PHONY: demo test generate ci fmt-check vet diff bench build clean
+
+## demo: generate the quickstart's code, then run it (commits, relay, consumer) and print the summary
+demo: generate
+	$(GO) run ./examples/quickstart
+
+## test: every test, with the race detector
+test:
+	$(GO) test -race -count=1 ./...
+
+## generate: run go generate (theusgen) for every package
+generate:
+	$(GO) generate ./...
+
+$(THEUSGEN): FORCE
+	$(GO) build -o $(THEUSGEN) ./cmd/theusgen
+FORCE:
+
+## diff: fail if any generated file differs from what its contract generates
+diff: $(THEUSGEN)
+	@set -e; for c in $(CONTRACTS); do echo "theusgen diff -f $$c"; ./$(THEUSGEN) diff -f $$c; done
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+## ci: what .ci/run runs: format, vet, generated code current, tests with -race, the demo
+ci: fmt-check vet diff test
+	$(GO) run ./examples/quickstart -updates 500 -logins 200
+
+## bench: the Go benchmarks of the main module (figures go to docs/BENCHMARKS.md)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./runtime/... ./examples/... | tee bench.out
+
+clean:
+	rm -rf $(BIN) bench.out

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"encoding/json"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -170,4 +172,31 @@ func BenchmarkCommitParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkBaselineHandWritten is what a service without Theus would do for
+// the same update: take a lock, change the user, encode the event with
+// encoding/json and append it to an in-memory slice, with no snapshot, no
+// conflict check and no guarantee. BenchmarkCommit is reported as a ratio
+// to it in docs/BENCHMARKS.md.
+func BenchmarkBaselineHandWritten(b *testing.B) {
+	var (
+		mu     sync.Mutex
+		user   = User{ID: "u-1", Email: "a@example.com"}
+		events [][]byte
+	)
+	b.ReportAllocs()
+	for i := range b.N {
+		mu.Lock()
+		user.Email = "b@example.com"
+		p, err := json.Marshal(UserUpdated{ID: user.ID, Email: user.Email})
+		if err != nil {
+			b.Fatal(err)
+		}
+		events = append(events, p)
+		if i%4096 == 4095 {
+			events = events[:0]
+		}
+		mu.Unlock()
+	}
 }

@@ -96,7 +96,7 @@ type Engine[S any] struct {
 	seq          *snapshot[S]
 	lastWrite    []uint64 // per path: version of its last sequenced write
 	durableWrite []uint64 // per path: version of its last durable write
-	keySeq       map[outbox.TopicKey]uint64
+	keySeq       map[outbox.TopicKey]*uint64
 	pending      []*Tx
 	pendingSnaps []*snapshot[S]
 	spare        []*Tx
@@ -126,7 +126,7 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 	}
 	e.lastWrite = make([]uint64, len(schema.Paths))
 	e.durableWrite = make([]uint64, len(schema.Paths))
-	e.keySeq = make(map[outbox.TopicKey]uint64)
+	e.keySeq = make(map[outbox.TopicKey]*uint64)
 
 	rec, err := e.store.Recover(ctx)
 	if err != nil {
@@ -142,7 +142,7 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 		}
 		snap.version, snap.state = rec.Version, *s
 		for k, v := range rec.KeySeqs {
-			e.keySeq[k] = v
+			e.keySeq[k] = &v
 		}
 	}
 	e.seq = snap
@@ -355,23 +355,35 @@ func (e *Engine[S]) sequence(name string, tx *Tx, a interface{ Apply(*S) }) {
 		e.lastWrite[w] = v
 		tx.wrecs = append(tx.wrecs, Write{Path: e.paths[w]})
 	}
-	now := e.opts.now()
-	for i := range tx.msgs {
-		m := &tx.msgs[i]
-		m.ID = outbox.MessageID(v, i)
-		m.Version = v
-		m.CreatedAt = now
-		tk := outbox.TopicKey{Topic: m.Topic, Key: m.Key}
-		n := e.keySeq[tk] + 1
-		e.keySeq[tk] = n
-		m.KeySeq = n
-		tx.ids = append(tx.ids, m.ID)
+	if len(tx.msgs) > 0 {
+		now := e.opts.now()
+		for i := range tx.msgs {
+			m := &tx.msgs[i]
+			m.ID = outbox.MessageID(v, i)
+			m.Version = v
+			m.CreatedAt = now
+			m.KeySeq = e.nextKeySeq(outbox.TopicKey{Topic: m.Topic, Key: m.Key})
+			tx.ids = append(tx.ids, m.ID)
+		}
 	}
 	tx.rec = Record{Version: v, Process: name, Writes: tx.wrecs, Messages: tx.msgs, State: &next.state}
 	tx.status = txPending
 	e.seq = next
 	e.pending = append(e.pending, tx)
 	e.pendingSnaps = append(e.pendingSnaps, next)
+}
+
+// nextKeySeq increments and returns the KeySeq of tk. The map holds
+// pointers so that the common case, a key seen before, costs one lookup.
+// e.mu is held.
+func (e *Engine[S]) nextKeySeq(tk outbox.TopicKey) uint64 {
+	p := e.keySeq[tk]
+	if p == nil {
+		p = new(uint64)
+		e.keySeq[tk] = p
+	}
+	*p++
+	return *p
 }
 
 // await waits until tx is durable or failed. The first waiter that finds no
@@ -439,7 +451,7 @@ func (e *Engine[S]) fail(batch []*Tx, err error) {
 		t := failed[i]
 		for j := len(t.msgs) - 1; j >= 0; j-- {
 			m := &t.msgs[j]
-			e.keySeq[outbox.TopicKey{Topic: m.Topic, Key: m.Key}] = m.KeySeq - 1
+			*e.keySeq[outbox.TopicKey{Topic: m.Topic, Key: m.Key}] = m.KeySeq - 1
 		}
 		t.status, t.serr = txFailed, serr
 	}

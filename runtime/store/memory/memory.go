@@ -23,7 +23,11 @@ type Store struct {
 	mu      sync.Mutex
 	version uint64
 	state   any
-	keySeq  map[outbox.TopicKey]uint64
+	// keySeq holds the last KeySeq per (topic, key) of the messages
+	// dropped from the queue; the queue itself holds the later ones. Keeping
+	// it up to date when messages are dropped, not when they are committed,
+	// keeps the commit path short.
+	keySeq map[outbox.TopicKey]uint64
 	// chunks hold the messages from the first one not yet acked on, in
 	// commit order, which is also ID order (see outbox.Message.ID). Fixed-
 	// size chunks, rather than one slice, keep a long queue from being
@@ -54,7 +58,12 @@ func (s *Store) Recover(context.Context) (*engine.Recovered, error) {
 	if s.state == nil {
 		return nil, nil
 	}
-	return &engine.Recovered{Version: s.version, State: s.state, KeySeqs: maps.Clone(s.keySeq)}, nil
+	seqs := maps.Clone(s.keySeq)
+	s.each(func(e *entry) bool {
+		seqs[outbox.TopicKey{Topic: e.msg.Topic, Key: e.msg.Key}] = e.msg.KeySeq
+		return true
+	})
+	return &engine.Recovered{Version: s.version, State: s.state, KeySeqs: seqs}, nil
 }
 
 // Commit implements engine.Store.
@@ -74,7 +83,6 @@ func (s *Store) Commit(_ context.Context, recs []*engine.Record) error {
 	for _, r := range recs {
 		s.version, s.state = r.Version, r.State
 		for _, m := range r.Messages {
-			s.keySeq[outbox.TopicKey{Topic: m.Topic, Key: m.Key}] = m.KeySeq
 			s.push(entry{msg: m})
 			s.pending++
 			added = true
@@ -100,19 +108,15 @@ func (s *Store) Undelivered(_ context.Context, limit int) ([]outbox.Message, err
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]outbox.Message, 0, min(limit, s.pending))
-	for ci, c := range s.chunks {
-		if ci == 0 {
-			c = c[s.head:]
+	s.each(func(e *entry) bool {
+		if len(out) == limit {
+			return false
 		}
-		for _, e := range c {
-			if len(out) == limit {
-				return out, nil
-			}
-			if !e.acked {
-				out = append(out, e.msg)
-			}
+		if !e.acked {
+			out = append(out, e.msg)
 		}
-	}
+		return true
+	})
 	return out, nil
 }
 
@@ -130,6 +134,8 @@ func (s *Store) Ack(_ context.Context, ids []string) error {
 	for len(s.chunks) > 0 {
 		c := s.chunks[0]
 		for s.head < len(c) && c[s.head].acked {
+			m := &c[s.head].msg
+			s.keySeq[outbox.TopicKey{Topic: m.Topic, Key: m.Key}] = m.KeySeq
 			c[s.head] = entry{}
 			s.head++
 		}
@@ -144,6 +150,22 @@ func (s *Store) Ack(_ context.Context, ids []string) error {
 }
 
 const chunkSize = 1024
+
+// each calls f for every entry in the queue, in order, until f returns
+// false.
+func (s *Store) each(f func(*entry) bool) {
+	for ci, c := range s.chunks {
+		start := 0
+		if ci == 0 {
+			start = s.head
+		}
+		for i := start; i < len(c); i++ {
+			if !f(&c[i]) {
+				return
+			}
+		}
+	}
+}
 
 func (s *Store) push(e entry) {
 	if n := len(s.chunks); n == 0 || len(s.chunks[n-1]) == chunkSize {

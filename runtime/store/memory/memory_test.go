@@ -107,3 +107,21 @@ func TestNotifyClosesOnCommitWithMessages(t *testing.T) {
 		t.Fatal("not closed by a commit with messages")
 	}
 }
+
+// KeySeqs survive the messages that carried them being acked and dropped.
+func TestRecoverKeySeqsAfterAcks(t *testing.T) {
+	ctx := context.Background()
+	st := memory.New()
+	commit(t, st, 1, 3)
+	if err := st.Ack(ctx, []string{outbox.MessageID(1, 0), outbox.MessageID(2, 0), outbox.MessageID(3, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, st, 4, 4)
+	if err := st.Ack(ctx, []string{outbox.MessageID(4, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := st.Recover(ctx)
+	if err != nil || rec.KeySeqs[outbox.TopicKey{Topic: "t", Key: "k"}] != 4 {
+		t.Fatalf("Recover = %+v, %v; want KeySeq 4", rec, err)
+	}
+}

@@ -200,3 +200,42 @@ func BenchmarkBaselineHandWritten(b *testing.B) {
 		mu.Unlock()
 	}
 }
+
+// leaky keeps the Out of its last call, which processes must not do.
+type leaky struct {
+	app
+	kept *UpdateUserEmailOut
+}
+
+func (l *leaky) UpdateUserEmail(ctx context.Context, in UpdateUserEmailIn, out *UpdateUserEmailOut) error {
+	l.kept = out
+	return l.app.UpdateUserEmail(ctx, in, out)
+}
+
+// Calls are pooled, so an Out kept past its call must not reach the next
+// call's effects: it panics instead.
+func TestOutUsedAfterCallPanics(t *testing.T) {
+	ctx := context.Background()
+	impl := &leaky{}
+	eng, err := NewEngine(ctx, State{Domain: DomainState{User: User{ID: "u-1"}}}, impl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if _, err := eng.UpdateUserEmail(ctx, UpdateUserEmailArgs{Email: "a@x"}); err != nil {
+		t.Fatal(err)
+	}
+	stale := impl.kept
+	if _, err := eng.UpdateUserEmail(ctx, UpdateUserEmailArgs{Email: "b@x"}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("an Out used after its call did not panic")
+		}
+		if got := eng.Snapshot().User().Email(); got != "b@x" {
+			t.Fatalf("email = %s, want b@x", got)
+		}
+	}()
+	stale.SetUser(User{ID: "u-1", Email: "evil@x"})
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	engine "github.com/theus-go/theus/runtime/engine"
 	jsonenc "github.com/theus-go/theus/runtime/jsonenc"
@@ -303,43 +304,49 @@ func (in UpdateUserEmailIn) MaxEmailLen() int {
 	return in.s.Global.MaxEmailLen
 }
 
-// UpdateUserEmailOut collects what update_user_email writes and emits. It is valid only during the call.
+// UpdateUserEmailOut collects what update_user_email writes and emits. It is valid only during the call: using it afterwards panics.
 type UpdateUserEmailOut struct {
-	tx          *engine.Tx
-	run         bool
-	user        User
-	userUpdated []UserUpdated
-	result      string
+	c   *theusUpdateUserEmailCall
+	gen uint64
+}
+
+func (o *UpdateUserEmailOut) live() *theusUpdateUserEmailCall {
+	if o.c == nil || o.c.gen != o.gen {
+		panic("theus: UpdateUserEmailOut used after its call returned")
+	}
+	return o.c
 }
 
 // SetUser sets domain.user.
 func (o *UpdateUserEmailOut) SetUser(v User) {
-	o.user = theusCloneUser(&v)
-	o.tx.Write(theusPathDomainUser)
+	c := o.live()
+	c.out.user = theusCloneUser(&v)
+	c.tx.Write(theusPathDomainUser)
 }
 
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *UpdateUserEmailOut) EmitUserUpdated(p UserUpdated) {
+	c := o.live()
 	var b []byte
 	var err error
-	if c := o.tx.Codec(); c != nil {
-		b, err = c.Marshal(p)
+	if codec := c.tx.Codec(); codec != nil {
+		b, err = codec.Marshal(p)
 	} else {
 		b, err = theusAppendUserUpdated(make([]byte, 0, 64), &p)
 	}
 	if err != nil {
-		o.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
+		c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
 		return
 	}
-	o.tx.Emit("user.updated", p.ID, b)
-	if o.run {
-		o.userUpdated = append(o.userUpdated, theusCloneUserUpdated(&p))
+	c.tx.Emit("user.updated", p.ID, b)
+	if c.run {
+		c.out.userUpdated = append(c.out.userUpdated, theusCloneUserUpdated(&p))
 	}
 }
 
 // SetResult sets the value returned to the caller in UpdateUserEmailReceipt.Result.
 func (o *UpdateUserEmailOut) SetResult(v string) {
-	o.result = v
+	o.live().out.result = v
 }
 
 // UpdateUserEmailReceipt tells what a call of update_user_email committed.
@@ -358,19 +365,33 @@ type UpdateUserEmailEffects struct {
 
 type theusUpdateUserEmailCall struct {
 	tx   engine.Tx
+	gen  uint64
 	impl Processes
 	in   UpdateUserEmailIn
-	out  UpdateUserEmailOut
+	run  bool
+	out  theusUpdateUserEmailOutputs
 }
+
+// theusUpdateUserEmailOutputs holds what one run of update_user_email set and emitted.
+type theusUpdateUserEmailOutputs struct {
+	user        User
+	userUpdated []UserUpdated
+	result      string
+}
+
+var theusUpdateUserEmailPool = sync.Pool{New: func() any {
+	return new(theusUpdateUserEmailCall)
+}}
 
 func (c *theusUpdateUserEmailCall) Tx() *engine.Tx {
 	return &c.tx
 }
 
 func (c *theusUpdateUserEmailCall) Run(ctx context.Context, s *State) error {
+	c.gen++
 	c.in.s = s
-	c.out = UpdateUserEmailOut{run: c.out.run, tx: &c.tx}
-	return c.impl.UpdateUserEmail(ctx, c.in, &c.out)
+	c.out = theusUpdateUserEmailOutputs{}
+	return c.impl.UpdateUserEmail(ctx, c.in, &UpdateUserEmailOut{c: c, gen: c.gen})
 }
 
 func (c *theusUpdateUserEmailCall) Apply(s *State) {
@@ -379,19 +400,29 @@ func (c *theusUpdateUserEmailCall) Apply(s *State) {
 	}
 }
 
+func (c *theusUpdateUserEmailCall) release() {
+	gen := c.gen + 1
+	*c = theusUpdateUserEmailCall{}
+	c.gen = gen
+	theusUpdateUserEmailPool.Put(c)
+}
+
 // UpdateUserEmail runs update_user_email and commits its effects.
 func (e *Engine) UpdateUserEmail(ctx context.Context, args UpdateUserEmailArgs) (UpdateUserEmailReceipt, error) {
-	c := &theusUpdateUserEmailCall{impl: e.impl, in: UpdateUserEmailIn{Args: args}}
+	c := theusUpdateUserEmailPool.Get().(*theusUpdateUserEmailCall)
+	c.impl, c.in = e.impl, UpdateUserEmailIn{Args: args}
 	r, err := e.core.Exec(ctx, theusProcUpdateUserEmail, c)
+	result := c.out.result
+	c.release()
 	if err != nil {
 		return UpdateUserEmailReceipt{}, err
 	}
-	return UpdateUserEmailReceipt{MessageIDs: r.MessageIDs, Result: c.out.result, Version: r.Version}, nil
+	return UpdateUserEmailReceipt{MessageIDs: r.MessageIDs, Result: result, Version: r.Version}, nil
 }
 
 // RunUpdateUserEmail runs update_user_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunUpdateUserEmail(impl Processes, s State, args UpdateUserEmailArgs) (UpdateUserEmailEffects, error) {
-	c := &theusUpdateUserEmailCall{impl: impl, in: UpdateUserEmailIn{Args: args}, out: UpdateUserEmailOut{run: true}}
+	c := &theusUpdateUserEmailCall{impl: impl, in: UpdateUserEmailIn{Args: args}, run: true}
 	if err := engine.Run(context.Background(), "update_user_email", c, &s); err != nil {
 		return UpdateUserEmailEffects{}, err
 	}
@@ -417,17 +448,24 @@ func (in RecordLoginIn) Logins() int {
 	return in.s.Domain.Logins
 }
 
-// RecordLoginOut collects what record_login writes and emits. It is valid only during the call.
+// RecordLoginOut collects what record_login writes and emits. It is valid only during the call: using it afterwards panics.
 type RecordLoginOut struct {
-	tx     *engine.Tx
-	run    bool
-	logins int
+	c   *theusRecordLoginCall
+	gen uint64
+}
+
+func (o *RecordLoginOut) live() *theusRecordLoginCall {
+	if o.c == nil || o.c.gen != o.gen {
+		panic("theus: RecordLoginOut used after its call returned")
+	}
+	return o.c
 }
 
 // SetLogins sets domain.logins.
 func (o *RecordLoginOut) SetLogins(v int) {
-	o.logins = v
-	o.tx.Write(theusPathDomainLogins)
+	c := o.live()
+	c.out.logins = v
+	c.tx.Write(theusPathDomainLogins)
 }
 
 // RecordLoginReceipt tells what a call of record_login committed.
@@ -443,19 +481,31 @@ type RecordLoginEffects struct {
 
 type theusRecordLoginCall struct {
 	tx   engine.Tx
+	gen  uint64
 	impl Processes
 	in   RecordLoginIn
-	out  RecordLoginOut
+	run  bool
+	out  theusRecordLoginOutputs
 }
+
+// theusRecordLoginOutputs holds what one run of record_login set and emitted.
+type theusRecordLoginOutputs struct {
+	logins int
+}
+
+var theusRecordLoginPool = sync.Pool{New: func() any {
+	return new(theusRecordLoginCall)
+}}
 
 func (c *theusRecordLoginCall) Tx() *engine.Tx {
 	return &c.tx
 }
 
 func (c *theusRecordLoginCall) Run(ctx context.Context, s *State) error {
+	c.gen++
 	c.in.s = s
-	c.out = RecordLoginOut{run: c.out.run, tx: &c.tx}
-	return c.impl.RecordLogin(ctx, c.in, &c.out)
+	c.out = theusRecordLoginOutputs{}
+	return c.impl.RecordLogin(ctx, c.in, &RecordLoginOut{c: c, gen: c.gen})
 }
 
 func (c *theusRecordLoginCall) Apply(s *State) {
@@ -464,10 +514,19 @@ func (c *theusRecordLoginCall) Apply(s *State) {
 	}
 }
 
+func (c *theusRecordLoginCall) release() {
+	gen := c.gen + 1
+	*c = theusRecordLoginCall{}
+	c.gen = gen
+	theusRecordLoginPool.Put(c)
+}
+
 // RecordLogin runs record_login and commits its effects.
 func (e *Engine) RecordLogin(ctx context.Context, args RecordLoginArgs) (RecordLoginReceipt, error) {
-	c := &theusRecordLoginCall{impl: e.impl, in: RecordLoginIn{Args: args}}
+	c := theusRecordLoginPool.Get().(*theusRecordLoginCall)
+	c.impl, c.in = e.impl, RecordLoginIn{Args: args}
 	r, err := e.core.Exec(ctx, theusProcRecordLogin, c)
+	c.release()
 	if err != nil {
 		return RecordLoginReceipt{}, err
 	}
@@ -476,7 +535,7 @@ func (e *Engine) RecordLogin(ctx context.Context, args RecordLoginArgs) (RecordL
 
 // RunRecordLogin runs record_login once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunRecordLogin(impl Processes, s State, args RecordLoginArgs) (RecordLoginEffects, error) {
-	c := &theusRecordLoginCall{impl: impl, in: RecordLoginIn{Args: args}, out: RecordLoginOut{run: true}}
+	c := &theusRecordLoginCall{impl: impl, in: RecordLoginIn{Args: args}, run: true}
 	if err := engine.Run(context.Background(), "record_login", c, &s); err != nil {
 		return RecordLoginEffects{}, err
 	}
@@ -502,16 +561,22 @@ func (in CurrentEmailIn) User() UserView {
 	return UserView{p: &in.s.Domain.User}
 }
 
-// CurrentEmailOut collects what current_email writes and emits. It is valid only during the call.
+// CurrentEmailOut collects what current_email writes and emits. It is valid only during the call: using it afterwards panics.
 type CurrentEmailOut struct {
-	tx     *engine.Tx
-	run    bool
-	result string
+	c   *theusCurrentEmailCall
+	gen uint64
+}
+
+func (o *CurrentEmailOut) live() *theusCurrentEmailCall {
+	if o.c == nil || o.c.gen != o.gen {
+		panic("theus: CurrentEmailOut used after its call returned")
+	}
+	return o.c
 }
 
 // SetResult sets the value returned to the caller in CurrentEmailReceipt.Result.
 func (o *CurrentEmailOut) SetResult(v string) {
-	o.result = v
+	o.live().out.result = v
 }
 
 // CurrentEmailReceipt tells what a call of current_email committed.
@@ -528,36 +593,58 @@ type CurrentEmailEffects struct {
 
 type theusCurrentEmailCall struct {
 	tx   engine.Tx
+	gen  uint64
 	impl Processes
 	in   CurrentEmailIn
-	out  CurrentEmailOut
+	run  bool
+	out  theusCurrentEmailOutputs
 }
+
+// theusCurrentEmailOutputs holds what one run of current_email set and emitted.
+type theusCurrentEmailOutputs struct {
+	result string
+}
+
+var theusCurrentEmailPool = sync.Pool{New: func() any {
+	return new(theusCurrentEmailCall)
+}}
 
 func (c *theusCurrentEmailCall) Tx() *engine.Tx {
 	return &c.tx
 }
 
 func (c *theusCurrentEmailCall) Run(ctx context.Context, s *State) error {
+	c.gen++
 	c.in.s = s
-	c.out = CurrentEmailOut{run: c.out.run, tx: &c.tx}
-	return c.impl.CurrentEmail(ctx, c.in, &c.out)
+	c.out = theusCurrentEmailOutputs{}
+	return c.impl.CurrentEmail(ctx, c.in, &CurrentEmailOut{c: c, gen: c.gen})
 }
 
 func (c *theusCurrentEmailCall) Apply(s *State) {}
 
+func (c *theusCurrentEmailCall) release() {
+	gen := c.gen + 1
+	*c = theusCurrentEmailCall{}
+	c.gen = gen
+	theusCurrentEmailPool.Put(c)
+}
+
 // CurrentEmail runs current_email on the latest snapshot; it commits nothing.
 func (e *Engine) CurrentEmail(ctx context.Context, args CurrentEmailArgs) (CurrentEmailReceipt, error) {
-	c := &theusCurrentEmailCall{impl: e.impl, in: CurrentEmailIn{Args: args}}
+	c := theusCurrentEmailPool.Get().(*theusCurrentEmailCall)
+	c.impl, c.in = e.impl, CurrentEmailIn{Args: args}
 	r, err := e.core.Exec(ctx, theusProcCurrentEmail, c)
+	result := c.out.result
+	c.release()
 	if err != nil {
 		return CurrentEmailReceipt{}, err
 	}
-	return CurrentEmailReceipt{MessageIDs: r.MessageIDs, Result: c.out.result, Version: r.Version}, nil
+	return CurrentEmailReceipt{MessageIDs: r.MessageIDs, Result: result, Version: r.Version}, nil
 }
 
 // RunCurrentEmail runs current_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunCurrentEmail(impl Processes, s State, args CurrentEmailArgs) (CurrentEmailEffects, error) {
-	c := &theusCurrentEmailCall{impl: impl, in: CurrentEmailIn{Args: args}, out: CurrentEmailOut{run: true}}
+	c := &theusCurrentEmailCall{impl: impl, in: CurrentEmailIn{Args: args}, run: true}
 	if err := engine.Run(context.Background(), "current_email", c, &s); err != nil {
 		return CurrentEmailEffects{}, err
 	}

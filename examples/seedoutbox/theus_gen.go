@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	engine "github.com/theus-go/theus/runtime/engine"
 	jsonenc "github.com/theus-go/theus/runtime/jsonenc"
@@ -338,24 +339,31 @@ func (in QueueAliceEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMs
 	})
 }
 
-// QueueAliceEmailOut collects what queue_alice_email writes and emits. It is valid only during the call.
+// QueueAliceEmailOut collects what queue_alice_email writes and emits. It is valid only during the call: using it afterwards panics.
 type QueueAliceEmailOut struct {
-	tx          *engine.Tx
-	run         bool
-	alice       User
-	outboxQueue []OutboxMsg
+	c   *theusQueueAliceEmailCall
+	gen uint64
+}
+
+func (o *QueueAliceEmailOut) live() *theusQueueAliceEmailCall {
+	if o.c == nil || o.c.gen != o.gen {
+		panic("theus: QueueAliceEmailOut used after its call returned")
+	}
+	return o.c
 }
 
 // SetAlice sets domain.alice.
 func (o *QueueAliceEmailOut) SetAlice(v User) {
-	o.alice = theusCloneUser(&v)
-	o.tx.Write(theusPathDomainAlice)
+	c := o.live()
+	c.out.alice = theusCloneUser(&v)
+	c.tx.Write(theusPathDomainAlice)
 }
 
 // SetOutboxQueue sets domain.outbox_queue.
 func (o *QueueAliceEmailOut) SetOutboxQueue(v []OutboxMsg) {
-	o.outboxQueue = slices.Clone(v)
-	o.tx.Write(theusPathDomainOutboxQueue)
+	c := o.live()
+	c.out.outboxQueue = slices.Clone(v)
+	c.tx.Write(theusPathDomainOutboxQueue)
 }
 
 // QueueAliceEmailReceipt tells what a call of queue_alice_email committed.
@@ -372,19 +380,32 @@ type QueueAliceEmailEffects struct {
 
 type theusQueueAliceEmailCall struct {
 	tx   engine.Tx
+	gen  uint64
 	impl Processes
 	in   QueueAliceEmailIn
-	out  QueueAliceEmailOut
+	run  bool
+	out  theusQueueAliceEmailOutputs
 }
+
+// theusQueueAliceEmailOutputs holds what one run of queue_alice_email set and emitted.
+type theusQueueAliceEmailOutputs struct {
+	alice       User
+	outboxQueue []OutboxMsg
+}
+
+var theusQueueAliceEmailPool = sync.Pool{New: func() any {
+	return new(theusQueueAliceEmailCall)
+}}
 
 func (c *theusQueueAliceEmailCall) Tx() *engine.Tx {
 	return &c.tx
 }
 
 func (c *theusQueueAliceEmailCall) Run(ctx context.Context, s *State) error {
+	c.gen++
 	c.in.s = s
-	c.out = QueueAliceEmailOut{run: c.out.run, tx: &c.tx}
-	return c.impl.QueueAliceEmail(ctx, c.in, &c.out)
+	c.out = theusQueueAliceEmailOutputs{}
+	return c.impl.QueueAliceEmail(ctx, c.in, &QueueAliceEmailOut{c: c, gen: c.gen})
 }
 
 func (c *theusQueueAliceEmailCall) Apply(s *State) {
@@ -396,10 +417,19 @@ func (c *theusQueueAliceEmailCall) Apply(s *State) {
 	}
 }
 
+func (c *theusQueueAliceEmailCall) release() {
+	gen := c.gen + 1
+	*c = theusQueueAliceEmailCall{}
+	c.gen = gen
+	theusQueueAliceEmailPool.Put(c)
+}
+
 // QueueAliceEmail runs queue_alice_email and commits its effects.
 func (e *Engine) QueueAliceEmail(ctx context.Context, args QueueAliceEmailArgs) (QueueAliceEmailReceipt, error) {
-	c := &theusQueueAliceEmailCall{impl: e.impl, in: QueueAliceEmailIn{Args: args}}
+	c := theusQueueAliceEmailPool.Get().(*theusQueueAliceEmailCall)
+	c.impl, c.in = e.impl, QueueAliceEmailIn{Args: args}
 	r, err := e.core.Exec(ctx, theusProcQueueAliceEmail, c)
+	c.release()
 	if err != nil {
 		return QueueAliceEmailReceipt{}, err
 	}
@@ -408,7 +438,7 @@ func (e *Engine) QueueAliceEmail(ctx context.Context, args QueueAliceEmailArgs) 
 
 // RunQueueAliceEmail runs queue_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunQueueAliceEmail(impl Processes, s State, args QueueAliceEmailArgs) (QueueAliceEmailEffects, error) {
-	c := &theusQueueAliceEmailCall{impl: impl, in: QueueAliceEmailIn{Args: args}, out: QueueAliceEmailOut{run: true}}
+	c := &theusQueueAliceEmailCall{impl: impl, in: QueueAliceEmailIn{Args: args}, run: true}
 	if err := engine.Run(context.Background(), "queue_alice_email", c, &s); err != nil {
 		return QueueAliceEmailEffects{}, err
 	}
@@ -449,24 +479,31 @@ func (in QueueBobEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgV
 	})
 }
 
-// QueueBobEmailOut collects what queue_bob_email writes and emits. It is valid only during the call.
+// QueueBobEmailOut collects what queue_bob_email writes and emits. It is valid only during the call: using it afterwards panics.
 type QueueBobEmailOut struct {
-	tx          *engine.Tx
-	run         bool
-	bob         User
-	outboxQueue []OutboxMsg
+	c   *theusQueueBobEmailCall
+	gen uint64
+}
+
+func (o *QueueBobEmailOut) live() *theusQueueBobEmailCall {
+	if o.c == nil || o.c.gen != o.gen {
+		panic("theus: QueueBobEmailOut used after its call returned")
+	}
+	return o.c
 }
 
 // SetBob sets domain.bob.
 func (o *QueueBobEmailOut) SetBob(v User) {
-	o.bob = theusCloneUser(&v)
-	o.tx.Write(theusPathDomainBob)
+	c := o.live()
+	c.out.bob = theusCloneUser(&v)
+	c.tx.Write(theusPathDomainBob)
 }
 
 // SetOutboxQueue sets domain.outbox_queue.
 func (o *QueueBobEmailOut) SetOutboxQueue(v []OutboxMsg) {
-	o.outboxQueue = slices.Clone(v)
-	o.tx.Write(theusPathDomainOutboxQueue)
+	c := o.live()
+	c.out.outboxQueue = slices.Clone(v)
+	c.tx.Write(theusPathDomainOutboxQueue)
 }
 
 // QueueBobEmailReceipt tells what a call of queue_bob_email committed.
@@ -483,19 +520,32 @@ type QueueBobEmailEffects struct {
 
 type theusQueueBobEmailCall struct {
 	tx   engine.Tx
+	gen  uint64
 	impl Processes
 	in   QueueBobEmailIn
-	out  QueueBobEmailOut
+	run  bool
+	out  theusQueueBobEmailOutputs
 }
+
+// theusQueueBobEmailOutputs holds what one run of queue_bob_email set and emitted.
+type theusQueueBobEmailOutputs struct {
+	bob         User
+	outboxQueue []OutboxMsg
+}
+
+var theusQueueBobEmailPool = sync.Pool{New: func() any {
+	return new(theusQueueBobEmailCall)
+}}
 
 func (c *theusQueueBobEmailCall) Tx() *engine.Tx {
 	return &c.tx
 }
 
 func (c *theusQueueBobEmailCall) Run(ctx context.Context, s *State) error {
+	c.gen++
 	c.in.s = s
-	c.out = QueueBobEmailOut{run: c.out.run, tx: &c.tx}
-	return c.impl.QueueBobEmail(ctx, c.in, &c.out)
+	c.out = theusQueueBobEmailOutputs{}
+	return c.impl.QueueBobEmail(ctx, c.in, &QueueBobEmailOut{c: c, gen: c.gen})
 }
 
 func (c *theusQueueBobEmailCall) Apply(s *State) {
@@ -507,10 +557,19 @@ func (c *theusQueueBobEmailCall) Apply(s *State) {
 	}
 }
 
+func (c *theusQueueBobEmailCall) release() {
+	gen := c.gen + 1
+	*c = theusQueueBobEmailCall{}
+	c.gen = gen
+	theusQueueBobEmailPool.Put(c)
+}
+
 // QueueBobEmail runs queue_bob_email and commits its effects.
 func (e *Engine) QueueBobEmail(ctx context.Context, args QueueBobEmailArgs) (QueueBobEmailReceipt, error) {
-	c := &theusQueueBobEmailCall{impl: e.impl, in: QueueBobEmailIn{Args: args}}
+	c := theusQueueBobEmailPool.Get().(*theusQueueBobEmailCall)
+	c.impl, c.in = e.impl, QueueBobEmailIn{Args: args}
 	r, err := e.core.Exec(ctx, theusProcQueueBobEmail, c)
+	c.release()
 	if err != nil {
 		return QueueBobEmailReceipt{}, err
 	}
@@ -519,7 +578,7 @@ func (e *Engine) QueueBobEmail(ctx context.Context, args QueueBobEmailArgs) (Que
 
 // RunQueueBobEmail runs queue_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunQueueBobEmail(impl Processes, s State, args QueueBobEmailArgs) (QueueBobEmailEffects, error) {
-	c := &theusQueueBobEmailCall{impl: impl, in: QueueBobEmailIn{Args: args}, out: QueueBobEmailOut{run: true}}
+	c := &theusQueueBobEmailCall{impl: impl, in: QueueBobEmailIn{Args: args}, run: true}
 	if err := engine.Run(context.Background(), "queue_bob_email", c, &s); err != nil {
 		return QueueBobEmailEffects{}, err
 	}
@@ -551,36 +610,43 @@ func (in EmitAliceEmailIn) Alice() UserView {
 	return UserView{p: &in.s.Domain.Alice}
 }
 
-// EmitAliceEmailOut collects what emit_alice_email writes and emits. It is valid only during the call.
+// EmitAliceEmailOut collects what emit_alice_email writes and emits. It is valid only during the call: using it afterwards panics.
 type EmitAliceEmailOut struct {
-	tx          *engine.Tx
-	run         bool
-	alice       User
-	userUpdated []UserUpdated
+	c   *theusEmitAliceEmailCall
+	gen uint64
+}
+
+func (o *EmitAliceEmailOut) live() *theusEmitAliceEmailCall {
+	if o.c == nil || o.c.gen != o.gen {
+		panic("theus: EmitAliceEmailOut used after its call returned")
+	}
+	return o.c
 }
 
 // SetAlice sets domain.alice.
 func (o *EmitAliceEmailOut) SetAlice(v User) {
-	o.alice = theusCloneUser(&v)
-	o.tx.Write(theusPathDomainAlice)
+	c := o.live()
+	c.out.alice = theusCloneUser(&v)
+	c.tx.Write(theusPathDomainAlice)
 }
 
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *EmitAliceEmailOut) EmitUserUpdated(p UserUpdated) {
+	c := o.live()
 	var b []byte
 	var err error
-	if c := o.tx.Codec(); c != nil {
-		b, err = c.Marshal(p)
+	if codec := c.tx.Codec(); codec != nil {
+		b, err = codec.Marshal(p)
 	} else {
 		b, err = theusAppendUserUpdated(make([]byte, 0, 64), &p)
 	}
 	if err != nil {
-		o.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
+		c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
 		return
 	}
-	o.tx.Emit("user.updated", p.ID, b)
-	if o.run {
-		o.userUpdated = append(o.userUpdated, theusCloneUserUpdated(&p))
+	c.tx.Emit("user.updated", p.ID, b)
+	if c.run {
+		c.out.userUpdated = append(c.out.userUpdated, theusCloneUserUpdated(&p))
 	}
 }
 
@@ -598,19 +664,32 @@ type EmitAliceEmailEffects struct {
 
 type theusEmitAliceEmailCall struct {
 	tx   engine.Tx
+	gen  uint64
 	impl Processes
 	in   EmitAliceEmailIn
-	out  EmitAliceEmailOut
+	run  bool
+	out  theusEmitAliceEmailOutputs
 }
+
+// theusEmitAliceEmailOutputs holds what one run of emit_alice_email set and emitted.
+type theusEmitAliceEmailOutputs struct {
+	alice       User
+	userUpdated []UserUpdated
+}
+
+var theusEmitAliceEmailPool = sync.Pool{New: func() any {
+	return new(theusEmitAliceEmailCall)
+}}
 
 func (c *theusEmitAliceEmailCall) Tx() *engine.Tx {
 	return &c.tx
 }
 
 func (c *theusEmitAliceEmailCall) Run(ctx context.Context, s *State) error {
+	c.gen++
 	c.in.s = s
-	c.out = EmitAliceEmailOut{run: c.out.run, tx: &c.tx}
-	return c.impl.EmitAliceEmail(ctx, c.in, &c.out)
+	c.out = theusEmitAliceEmailOutputs{}
+	return c.impl.EmitAliceEmail(ctx, c.in, &EmitAliceEmailOut{c: c, gen: c.gen})
 }
 
 func (c *theusEmitAliceEmailCall) Apply(s *State) {
@@ -619,10 +698,19 @@ func (c *theusEmitAliceEmailCall) Apply(s *State) {
 	}
 }
 
+func (c *theusEmitAliceEmailCall) release() {
+	gen := c.gen + 1
+	*c = theusEmitAliceEmailCall{}
+	c.gen = gen
+	theusEmitAliceEmailPool.Put(c)
+}
+
 // EmitAliceEmail runs emit_alice_email and commits its effects.
 func (e *Engine) EmitAliceEmail(ctx context.Context, args EmitAliceEmailArgs) (EmitAliceEmailReceipt, error) {
-	c := &theusEmitAliceEmailCall{impl: e.impl, in: EmitAliceEmailIn{Args: args}}
+	c := theusEmitAliceEmailPool.Get().(*theusEmitAliceEmailCall)
+	c.impl, c.in = e.impl, EmitAliceEmailIn{Args: args}
 	r, err := e.core.Exec(ctx, theusProcEmitAliceEmail, c)
+	c.release()
 	if err != nil {
 		return EmitAliceEmailReceipt{}, err
 	}
@@ -631,7 +719,7 @@ func (e *Engine) EmitAliceEmail(ctx context.Context, args EmitAliceEmailArgs) (E
 
 // RunEmitAliceEmail runs emit_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunEmitAliceEmail(impl Processes, s State, args EmitAliceEmailArgs) (EmitAliceEmailEffects, error) {
-	c := &theusEmitAliceEmailCall{impl: impl, in: EmitAliceEmailIn{Args: args}, out: EmitAliceEmailOut{run: true}}
+	c := &theusEmitAliceEmailCall{impl: impl, in: EmitAliceEmailIn{Args: args}, run: true}
 	if err := engine.Run(context.Background(), "emit_alice_email", c, &s); err != nil {
 		return EmitAliceEmailEffects{}, err
 	}
@@ -659,36 +747,43 @@ func (in EmitBobEmailIn) Bob() UserView {
 	return UserView{p: &in.s.Domain.Bob}
 }
 
-// EmitBobEmailOut collects what emit_bob_email writes and emits. It is valid only during the call.
+// EmitBobEmailOut collects what emit_bob_email writes and emits. It is valid only during the call: using it afterwards panics.
 type EmitBobEmailOut struct {
-	tx          *engine.Tx
-	run         bool
-	bob         User
-	userUpdated []UserUpdated
+	c   *theusEmitBobEmailCall
+	gen uint64
+}
+
+func (o *EmitBobEmailOut) live() *theusEmitBobEmailCall {
+	if o.c == nil || o.c.gen != o.gen {
+		panic("theus: EmitBobEmailOut used after its call returned")
+	}
+	return o.c
 }
 
 // SetBob sets domain.bob.
 func (o *EmitBobEmailOut) SetBob(v User) {
-	o.bob = theusCloneUser(&v)
-	o.tx.Write(theusPathDomainBob)
+	c := o.live()
+	c.out.bob = theusCloneUser(&v)
+	c.tx.Write(theusPathDomainBob)
 }
 
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *EmitBobEmailOut) EmitUserUpdated(p UserUpdated) {
+	c := o.live()
 	var b []byte
 	var err error
-	if c := o.tx.Codec(); c != nil {
-		b, err = c.Marshal(p)
+	if codec := c.tx.Codec(); codec != nil {
+		b, err = codec.Marshal(p)
 	} else {
 		b, err = theusAppendUserUpdated(make([]byte, 0, 64), &p)
 	}
 	if err != nil {
-		o.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
+		c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
 		return
 	}
-	o.tx.Emit("user.updated", p.ID, b)
-	if o.run {
-		o.userUpdated = append(o.userUpdated, theusCloneUserUpdated(&p))
+	c.tx.Emit("user.updated", p.ID, b)
+	if c.run {
+		c.out.userUpdated = append(c.out.userUpdated, theusCloneUserUpdated(&p))
 	}
 }
 
@@ -706,19 +801,32 @@ type EmitBobEmailEffects struct {
 
 type theusEmitBobEmailCall struct {
 	tx   engine.Tx
+	gen  uint64
 	impl Processes
 	in   EmitBobEmailIn
-	out  EmitBobEmailOut
+	run  bool
+	out  theusEmitBobEmailOutputs
 }
+
+// theusEmitBobEmailOutputs holds what one run of emit_bob_email set and emitted.
+type theusEmitBobEmailOutputs struct {
+	bob         User
+	userUpdated []UserUpdated
+}
+
+var theusEmitBobEmailPool = sync.Pool{New: func() any {
+	return new(theusEmitBobEmailCall)
+}}
 
 func (c *theusEmitBobEmailCall) Tx() *engine.Tx {
 	return &c.tx
 }
 
 func (c *theusEmitBobEmailCall) Run(ctx context.Context, s *State) error {
+	c.gen++
 	c.in.s = s
-	c.out = EmitBobEmailOut{run: c.out.run, tx: &c.tx}
-	return c.impl.EmitBobEmail(ctx, c.in, &c.out)
+	c.out = theusEmitBobEmailOutputs{}
+	return c.impl.EmitBobEmail(ctx, c.in, &EmitBobEmailOut{c: c, gen: c.gen})
 }
 
 func (c *theusEmitBobEmailCall) Apply(s *State) {
@@ -727,10 +835,19 @@ func (c *theusEmitBobEmailCall) Apply(s *State) {
 	}
 }
 
+func (c *theusEmitBobEmailCall) release() {
+	gen := c.gen + 1
+	*c = theusEmitBobEmailCall{}
+	c.gen = gen
+	theusEmitBobEmailPool.Put(c)
+}
+
 // EmitBobEmail runs emit_bob_email and commits its effects.
 func (e *Engine) EmitBobEmail(ctx context.Context, args EmitBobEmailArgs) (EmitBobEmailReceipt, error) {
-	c := &theusEmitBobEmailCall{impl: e.impl, in: EmitBobEmailIn{Args: args}}
+	c := theusEmitBobEmailPool.Get().(*theusEmitBobEmailCall)
+	c.impl, c.in = e.impl, EmitBobEmailIn{Args: args}
 	r, err := e.core.Exec(ctx, theusProcEmitBobEmail, c)
+	c.release()
 	if err != nil {
 		return EmitBobEmailReceipt{}, err
 	}
@@ -739,7 +856,7 @@ func (e *Engine) EmitBobEmail(ctx context.Context, args EmitBobEmailArgs) (EmitB
 
 // RunEmitBobEmail runs emit_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunEmitBobEmail(impl Processes, s State, args EmitBobEmailArgs) (EmitBobEmailEffects, error) {
-	c := &theusEmitBobEmailCall{impl: impl, in: EmitBobEmailIn{Args: args}, out: EmitBobEmailOut{run: true}}
+	c := &theusEmitBobEmailCall{impl: impl, in: EmitBobEmailIn{Args: args}, run: true}
 	if err := engine.Run(context.Background(), "emit_bob_email", c, &s); err != nil {
 		return EmitBobEmailEffects{}, err
 	}

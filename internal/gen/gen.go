@@ -178,7 +178,8 @@ func (g *generator) render() ([]byte, error) {
 // the same would be shadowed where a type of that package is named inside
 // such a function (func(p *[]p.Addr) in theusCloneX(p *X)).
 var localNames = map[string]bool{
-	"args": true, "b": true, "c": true, "clone": true, "core": true, "ctx": true,
+	"args": true, "b": true, "c": true, "clone": true, "codec": true, "core": true, "ctx": true,
+	"gen": true, "result": true,
 	"e": true, "eff": true, "elem": true, "entry": true, "err": true, "es": true,
 	"expected": true, "i": true, "impl": true, "in": true, "initial": true,
 	"k": true, "key": true, "m": true, "o": true, "opts": true, "out": true,

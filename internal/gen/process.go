@@ -27,8 +27,11 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 		out = append(out, g.accessor(jen.Id("in").Id(in), "in.s", pa.Field, pa.Sub, pa.Type))
 	}
 
-	// Out: what the process writes and emits, and the code that uses it.
-	outFields := []jen.Code{jen.Id("tx").Op("*").Qual(enginePkg, "Tx"), jen.Id("run").Bool()}
+	// Out is a handle on the call: the values it sets live in the call's
+	// outputs, which a pooled call reuses. The generation check makes a
+	// handle kept past its call panic instead of writing into another call.
+	outputs := "theus" + n + "Outputs"
+	var outFields []jen.Code
 	var setters, applies, effFields, effSets []jen.Code
 	effInit := []field{}
 	outRecv := func() *jen.Statement { return jen.Id("o").Op("*").Id(outT) }
@@ -38,8 +41,9 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 		outFields = append(outFields, jen.Id(priv).Add(goType(pa.Type)))
 		setters = append(setters, doc("Set"+pa.GoName+" sets "+pa.Text+".").
 			Func().Params(outRecv()).Id("Set"+pa.GoName).Params(jen.Id("v").Add(goType(pa.Type))).Block(
-			jen.Id("o."+priv).Op("=").Add(g.cloneValue(pa.Type, lv{expr: "v"})),
-			jen.Id("o.tx").Dot("Write").Call(jen.Id(konst)),
+			jen.Id("c").Op(":=").Id("o").Dot("live").Call(),
+			jen.Id("c.out."+priv).Op("=").Add(g.cloneValue(pa.Type, lv{expr: "v"})),
+			jen.Id("c.tx").Dot("Write").Call(jen.Id(konst)),
 		))
 		written := jen.Id("c.tx").Dot("Written").Call(jen.Id(konst))
 		applies = append(applies, jen.If(written.Clone()).Block(
@@ -64,40 +68,64 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 		outFields = append(outFields, jen.Id("result").Add(goType(p.Result)))
 		setters = append(setters, doc("SetResult sets the value returned to the caller in "+receipt+".Result.").
 			Func().Params(outRecv()).Id("SetResult").Params(jen.Id("v").Add(goType(p.Result))).Block(
-			jen.Id("o.result").Op("=").Id("v"),
+			jen.Id("o").Dot("live").Call().Dot("out").Dot("result").Op("=").Id("v"),
 		))
 		receiptFields = append(receiptFields, jen.Id("Result").Add(goType(p.Result)))
-		receiptInit = append(receiptInit, field{"Result", jen.Id("c.out.result")})
+		receiptInit = append(receiptInit, field{"Result", jen.Id("result")})
 		effFields = append(effFields, jen.Id("Result").Add(goType(p.Result)))
 		effInit = append(effInit, field{"Result", jen.Id("c.out.result")})
 	}
-	out = append(out, doc(outT+" collects what "+p.Name+" writes and emits. It is valid only during the call.").
-		Type().Id(outT).Struct(outFields...))
+	out = append(out,
+		doc(outT+" collects what "+p.Name+" writes and emits. It is valid only during the call: using it afterwards panics.").
+			Type().Id(outT).Struct(jen.Id("c").Op("*").Id(call), jen.Id("gen").Uint64()),
+		jen.Func().Params(jen.Id("o").Op("*").Id(outT)).Id("live").Params().Op("*").Id(call).Block(
+			jen.If(jen.Id("o.c").Op("==").Nil().Op("||").Id("o.c.gen").Op("!=").Id("o.gen")).Block(
+				jen.Panic(jen.Lit("theus: "+outT+" used after its call returned")),
+			),
+			jen.Return(jen.Id("o.c")),
+		),
+	)
 	out = append(out, setters...)
 	out = append(out,
 		doc(receipt+" tells what a call of "+p.Name+" committed.").Type().Id(receipt).Struct(receiptFields...),
 		doc(effects+" is what one run of "+p.Name+" set and emitted (see Run"+n+").").Type().Id(effects).Struct(effFields...),
 	)
 
-	// The engine.Call implementation.
+	// The engine.Call implementation. Calls made by the Engine come from a
+	// pool, so a commit allocates only what outlives it.
 	callRecv := func() *jen.Statement { return jen.Id("c").Op("*").Id(call) }
 	stateParam := func() *jen.Statement { return jen.Id("s").Op("*").Id("State") }
+	pool := "theus" + n + "Pool"
 	out = append(out,
 		jen.Type().Id(call).Struct(
 			jen.Id("tx").Qual(enginePkg, "Tx"),
+			jen.Id("gen").Uint64(),
 			jen.Id("impl").Id("Processes"),
 			jen.Id("in").Id(in),
-			jen.Id("out").Id(outT),
+			jen.Id("run").Bool(),
+			jen.Id("out").Id(outputs),
 		),
+		doc(outputs+" holds what one run of "+p.Name+" set and emitted.").Type().Id(outputs).Struct(outFields...),
+		jen.Var().Id(pool).Op("=").Qual("sync", "Pool").Values(jen.Dict{
+			jen.Id("New"): jen.Func().Params().Any().Block(jen.Return(jen.New(jen.Id(call)))),
+		}),
 		jen.Func().Params(callRecv()).Id("Tx").Params().Op("*").Qual(enginePkg, "Tx").Block(
 			jen.Return(jen.Op("&").Id("c.tx")),
 		),
 		jen.Func().Params(callRecv()).Id("Run").Params(jen.Id("ctx").Qual("context", "Context"), stateParam()).Error().Block(
+			jen.Id("c.gen").Op("++"),
 			jen.Id("c.in.s").Op("=").Id("s"),
-			jen.Id("c.out").Op("=").Id(outT).Add(keyed(field{"run", jen.Id("c.out.run")}, field{"tx", jen.Op("&").Id("c.tx")})),
-			jen.Return(jen.Id("c.impl").Dot(n).Call(jen.Id("ctx"), jen.Id("c.in"), jen.Op("&").Id("c.out"))),
+			jen.Id("c.out").Op("=").Id(outputs).Values(),
+			jen.Return(jen.Id("c.impl").Dot(n).Call(jen.Id("ctx"), jen.Id("c.in"),
+				jen.Op("&").Id(outT).Add(keyed(field{"c", jen.Id("c")}, field{"gen", jen.Id("c.gen")})))),
 		),
 		jen.Func().Params(callRecv()).Id("Apply").Params(stateParam()).Block(applies...),
+		jen.Func().Params(callRecv()).Id("release").Params().Block(
+			jen.Id("gen").Op(":=").Id("c.gen").Op("+").Lit(1),
+			jen.Op("*").Id("c").Op("=").Id(call).Values(),
+			jen.Id("c.gen").Op("=").Id("gen"),
+			jen.Id(pool).Dot("Put").Call(jen.Id("c")),
+		),
 	)
 
 	// The Engine method and RunX.
@@ -109,7 +137,7 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 		return jen.Op("&").Id(call).Add(keyed(append(extra, field{"in", jen.Id(in).Add(keyed(field{"Args", jen.Id("args")}))})...))
 	}
 	runBody := []jen.Code{
-		jen.Id("c").Op(":=").Add(newCall(field{"impl", jen.Id("impl")}, field{"out", jen.Id(outT).Add(keyed(field{"run", jen.True()}))})),
+		jen.Id("c").Op(":=").Add(newCall(field{"impl", jen.Id("impl")}, field{"run", jen.True()})),
 		jen.If(
 			jen.Id("err").Op(":=").Qual(enginePkg, "Run").Call(
 				jen.Qual("context", "Background").Call(), jen.Lit(p.Name), jen.Id("c"), jen.Op("&").Id("s")),
@@ -118,15 +146,25 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 		jen.Id("eff").Op(":=").Id(effects).Add(keyed(effInit...)),
 	}
 	runBody = append(runBody, effSets...)
+	engineBody := []jen.Code{
+		jen.Id("c").Op(":=").Id(pool).Dot("Get").Call().Assert(jen.Op("*").Id(call)),
+		jen.List(jen.Id("c.impl"), jen.Id("c.in")).Op("=").List(jen.Id("e.impl"), jen.Id(in).Add(keyed(field{"Args", jen.Id("args")}))),
+		jen.List(jen.Id("r"), jen.Id("err")).Op(":=").Id("e.core").Dot("Exec").Call(jen.Id("ctx"), jen.Id(procConst(p)), jen.Id("c")),
+	}
+	if p.Result != nil {
+		engineBody = append(engineBody, jen.Id("result").Op(":=").Id("c.out.result"))
+	}
+	engineBody = append(engineBody,
+		jen.Id("c").Dot("release").Call(),
+		ifErrReturn(jen.Id(receipt).Values()),
+		jen.Return(jen.Id(receipt).Add(keyed(receiptInit...)), jen.Nil()),
+	)
 	runBody = append(runBody, jen.Return(jen.Id("eff"), jen.Nil()))
 	out = append(out,
 		doc(engineDoc).Func().Params(jen.Id("e").Op("*").Id("Engine")).Id(n).
 			Params(jen.Id("ctx").Qual("context", "Context"), jen.Id("args").Id(args)).
 			Params(jen.Id(receipt), jen.Error()).Block(
-			jen.Id("c").Op(":=").Add(newCall(field{"impl", jen.Id("e.impl")})),
-			jen.List(jen.Id("r"), jen.Id("err")).Op(":=").Id("e.core").Dot("Exec").Call(jen.Id("ctx"), jen.Id(procConst(p)), jen.Id("c")),
-			ifErrReturn(jen.Id(receipt).Values()),
-			jen.Return(jen.Id(receipt).Add(keyed(receiptInit...)), jen.Nil()),
+			engineBody...,
 		),
 		doc("Run"+n+" runs "+p.Name+" once on s, with no engine and nothing committed, and returns its effects. It never modifies s.").
 			Func().Id("Run"+n).
@@ -151,24 +189,25 @@ func (g *generator) emitter(recv *jen.Statement, t *contract.Topic, priv string)
 	errFormat := "theus: encode " + strings.ReplaceAll(t.Name, "%", "%%") + ": %w"
 	return doc("Emit"+t.GoName+" emits a message on topic "+t.Name+".").
 		Func().Params(recv).Id("Emit"+t.GoName).Params(jen.Id("p").Id(payload.GoName)).Block(
+		jen.Id("c").Op(":=").Id("o").Dot("live").Call(),
 		jen.Var().Id("b").Index().Byte(),
 		jen.Var().Id("err").Error(),
 		jen.If(
-			jen.Id("c").Op(":=").Id("o.tx").Dot("Codec").Call(),
-			jen.Id("c").Op("!=").Nil(),
+			jen.Id("codec").Op(":=").Id("c.tx").Dot("Codec").Call(),
+			jen.Id("codec").Op("!=").Nil(),
 		).Block(
-			jen.List(jen.Id("b"), jen.Id("err")).Op("=").Id("c").Dot("Marshal").Call(jen.Id("p")),
+			jen.List(jen.Id("b"), jen.Id("err")).Op("=").Id("codec").Dot("Marshal").Call(jen.Id("p")),
 		).Else().Block(
 			jen.List(jen.Id("b"), jen.Id("err")).Op("=").Id(appendFuncName(payload)).Call(
 				jen.Make(jen.Index().Byte(), jen.Lit(0), jen.Lit(64)), jen.Op("&").Id("p")),
 		),
 		jen.If(jen.Id("err").Op("!=").Nil()).Block(
-			jen.Id("o.tx").Dot("Fail").Call(jen.Qual("fmt", "Errorf").Call(jen.Lit(errFormat), jen.Id("err"))),
+			jen.Id("c.tx").Dot("Fail").Call(jen.Qual("fmt", "Errorf").Call(jen.Lit(errFormat), jen.Id("err"))),
 			jen.Return(),
 		),
-		jen.Id("o.tx").Dot("Emit").Call(jen.Lit(t.Name), key, jen.Id("b")),
-		jen.If(jen.Id("o.run")).Block(
-			jen.Id("o."+priv).Op("=").Append(jen.Id("o."+priv), g.cloneValue(t.Payload, lv{expr: "p"})),
+		jen.Id("c.tx").Dot("Emit").Call(jen.Lit(t.Name), key, jen.Id("b")),
+		jen.If(jen.Id("c.run")).Block(
+			jen.Id("c.out."+priv).Op("=").Append(jen.Id("c.out."+priv), g.cloneValue(t.Payload, lv{expr: "p"})),
 		),
 	)
 }

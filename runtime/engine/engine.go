@@ -357,13 +357,15 @@ func (e *Engine[S]) sequence(name string, tx *Tx, a interface{ Apply(*S) }) {
 	}
 	if len(tx.msgs) > 0 {
 		now := e.opts.now()
+		// The IDs are allocated here, not in tx, because they outlive the
+		// call in its Receipt while generated code may reuse tx.
+		tx.ids = outbox.MessageIDs(v, len(tx.msgs))
 		for i := range tx.msgs {
 			m := &tx.msgs[i]
-			m.ID = outbox.MessageID(v, i)
+			m.ID = tx.ids[i]
 			m.Version = v
 			m.CreatedAt = now
 			m.KeySeq = e.nextKeySeq(outbox.TopicKey{Topic: m.Topic, Key: m.Key})
-			tx.ids = append(tx.ids, m.ID)
 		}
 	}
 	tx.rec = Record{Version: v, Process: name, Writes: tx.wrecs, Messages: tx.msgs, State: &next.state}

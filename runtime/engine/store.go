@@ -18,6 +18,10 @@ type Store interface {
 	// order, atomically and durably: when it returns nil every record is
 	// durable; when it returns an error none is visible, now or after a
 	// restart. The engine never calls Commit concurrently with itself.
+	//
+	// The records, and the slices they hold, are reused by the engine once
+	// Commit returns: a store copies what it keeps (the values inside, such
+	// as payloads, IDs and State, are immutable and may be kept).
 	Commit(ctx context.Context, recs []*Record) error
 }
 

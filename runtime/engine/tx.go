@@ -25,7 +25,6 @@ type Tx struct {
 	// every byte here is allocated (and scanned by the GC) once per call.
 	writesBuf [2]int
 	msgsBuf   [1]outbox.Message
-	idsBuf    [1]string
 	wrecsBuf  [2]Write
 
 	rec    Record
@@ -80,7 +79,7 @@ func (t *Tx) reset(codec Codec) {
 	t.err = nil
 	t.writes = t.writesBuf[:0]
 	t.msgs = t.msgsBuf[:0]
-	t.ids = t.idsBuf[:0]
+	t.ids = nil
 	t.wrecs = t.wrecsBuf[:0]
 	t.status = txRunning
 	t.serr = nil

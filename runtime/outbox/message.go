@@ -3,6 +3,7 @@ package outbox
 import (
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // Message is one outbox message: an event that a process emitted and that
@@ -48,13 +49,41 @@ type TopicKey struct {
 // MessageID formats the ID of the index-th message of commit version. See
 // Message.ID.
 func MessageID(version uint64, index int) string {
-	var b [21]byte
+	var b [idLen]byte
 	return string(AppendMessageID(b[:0], version, index))
 }
 
+// MessageIDs returns the IDs of the n messages of commit version, in index
+// order. The strings and the slice share one allocation when n is 1, the
+// common case, so a commit pays for its IDs once.
+func MessageIDs(version uint64, n int) []string {
+	switch n {
+	case 0:
+		return nil
+	case 1:
+		one := new(struct {
+			ids [1]string
+			b   [idLen]byte
+		})
+		AppendMessageID(one.b[:0], version, 0)
+		one.ids[0] = unsafe.String(&one.b[0], idLen)
+		return one.ids[:]
+	}
+	ids := make([]string, n)
+	b := make([]byte, 0, n*idLen)
+	for i := range ids {
+		b = AppendMessageID(b, version, i)
+		ids[i] = unsafe.String(&b[i*idLen], idLen)
+	}
+	return ids
+}
+
+// idLen is the length of a message ID.
+const idLen = 21
+
 // AppendMessageID appends MessageID(version, index) to dst.
 func AppendMessageID(dst []byte, version uint64, index int) []byte {
-	var b [21]byte
+	var b [idLen]byte
 	hex16(b[:16], version)
 	b[16] = '-'
 	hex4(b[17:], uint16(index))
@@ -63,7 +92,7 @@ func AppendMessageID(dst []byte, version uint64, index int) []byte {
 
 // ParseMessageID is the inverse of MessageID.
 func ParseMessageID(id string) (version uint64, index int, ok bool) {
-	if len(id) != 21 || id[16] != '-' {
+	if len(id) != idLen || id[16] != '-' {
 		return 0, 0, false
 	}
 	v, err := strconv.ParseUint(id[:16], 16, 64)

@@ -39,7 +39,7 @@ ci: fmt-check vet diff test
 
 ## bench: the Go benchmarks of the main module (figures go to docs/BENCHMARKS.md)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./runtime/... ./examples/... | tee bench.out
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./runtime/... ./examples/... | tee bench.out
 
 clean:
 	rm -rf $(BIN) bench.out

@@ -306,11 +306,11 @@ func (in UpdateUserEmailIn) MaxEmailLen() int {
 
 // UpdateUserEmailOut collects what update_user_email writes and emits. It is valid only during the call: using it afterwards panics.
 type UpdateUserEmailOut struct {
-	c   *theusUpdateUserEmailCall
+	c   *theusCallUpdateUserEmail
 	gen uint64
 }
 
-func (o *UpdateUserEmailOut) live() *theusUpdateUserEmailCall {
+func (o *UpdateUserEmailOut) live() *theusCallUpdateUserEmail {
 	if o.c == nil || o.c.gen != o.gen {
 		panic("theus: UpdateUserEmailOut used after its call returned")
 	}
@@ -363,53 +363,53 @@ type UpdateUserEmailEffects struct {
 	Result      string
 }
 
-type theusUpdateUserEmailCall struct {
+type theusCallUpdateUserEmail struct {
 	tx   engine.Tx
 	gen  uint64
 	impl Processes
 	in   UpdateUserEmailIn
 	run  bool
-	out  theusUpdateUserEmailOutputs
+	out  theusOutputsUpdateUserEmail
 }
 
-// theusUpdateUserEmailOutputs holds what one run of update_user_email set and emitted.
-type theusUpdateUserEmailOutputs struct {
+// theusOutputsUpdateUserEmail holds what one run of update_user_email set and emitted.
+type theusOutputsUpdateUserEmail struct {
 	user        User
 	userUpdated []UserUpdated
 	result      string
 }
 
-var theusUpdateUserEmailPool = sync.Pool{New: func() any {
-	return new(theusUpdateUserEmailCall)
+var theusPoolUpdateUserEmail = sync.Pool{New: func() any {
+	return new(theusCallUpdateUserEmail)
 }}
 
-func (c *theusUpdateUserEmailCall) Tx() *engine.Tx {
+func (c *theusCallUpdateUserEmail) Tx() *engine.Tx {
 	return &c.tx
 }
 
-func (c *theusUpdateUserEmailCall) Run(ctx context.Context, s *State) error {
+func (c *theusCallUpdateUserEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
-	c.out = theusUpdateUserEmailOutputs{}
+	c.out = theusOutputsUpdateUserEmail{}
 	return c.impl.UpdateUserEmail(ctx, c.in, &UpdateUserEmailOut{c: c, gen: c.gen})
 }
 
-func (c *theusUpdateUserEmailCall) Apply(s *State) {
+func (c *theusCallUpdateUserEmail) Apply(s *State) {
 	if c.tx.Written(theusPathDomainUser) {
 		s.Domain.User = c.out.user
 	}
 }
 
-func (c *theusUpdateUserEmailCall) release() {
+func (c *theusCallUpdateUserEmail) release() {
 	gen := c.gen + 1
-	*c = theusUpdateUserEmailCall{}
+	*c = theusCallUpdateUserEmail{}
 	c.gen = gen
-	theusUpdateUserEmailPool.Put(c)
+	theusPoolUpdateUserEmail.Put(c)
 }
 
 // UpdateUserEmail runs update_user_email and commits its effects.
 func (e *Engine) UpdateUserEmail(ctx context.Context, args UpdateUserEmailArgs) (UpdateUserEmailReceipt, error) {
-	c := theusUpdateUserEmailPool.Get().(*theusUpdateUserEmailCall)
+	c := theusPoolUpdateUserEmail.Get().(*theusCallUpdateUserEmail)
 	c.impl, c.in = e.impl, UpdateUserEmailIn{Args: args}
 	r, err := e.core.Exec(ctx, theusProcUpdateUserEmail, c)
 	result := c.out.result
@@ -422,7 +422,7 @@ func (e *Engine) UpdateUserEmail(ctx context.Context, args UpdateUserEmailArgs) 
 
 // RunUpdateUserEmail runs update_user_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunUpdateUserEmail(impl Processes, s State, args UpdateUserEmailArgs) (UpdateUserEmailEffects, error) {
-	c := &theusUpdateUserEmailCall{impl: impl, in: UpdateUserEmailIn{Args: args}, run: true}
+	c := &theusCallUpdateUserEmail{impl: impl, in: UpdateUserEmailIn{Args: args}, run: true}
 	if err := engine.Run(context.Background(), "update_user_email", c, &s); err != nil {
 		return UpdateUserEmailEffects{}, err
 	}
@@ -450,11 +450,11 @@ func (in RecordLoginIn) Logins() int {
 
 // RecordLoginOut collects what record_login writes and emits. It is valid only during the call: using it afterwards panics.
 type RecordLoginOut struct {
-	c   *theusRecordLoginCall
+	c   *theusCallRecordLogin
 	gen uint64
 }
 
-func (o *RecordLoginOut) live() *theusRecordLoginCall {
+func (o *RecordLoginOut) live() *theusCallRecordLogin {
 	if o.c == nil || o.c.gen != o.gen {
 		panic("theus: RecordLoginOut used after its call returned")
 	}
@@ -479,51 +479,51 @@ type RecordLoginEffects struct {
 	Logins *int
 }
 
-type theusRecordLoginCall struct {
+type theusCallRecordLogin struct {
 	tx   engine.Tx
 	gen  uint64
 	impl Processes
 	in   RecordLoginIn
 	run  bool
-	out  theusRecordLoginOutputs
+	out  theusOutputsRecordLogin
 }
 
-// theusRecordLoginOutputs holds what one run of record_login set and emitted.
-type theusRecordLoginOutputs struct {
+// theusOutputsRecordLogin holds what one run of record_login set and emitted.
+type theusOutputsRecordLogin struct {
 	logins int
 }
 
-var theusRecordLoginPool = sync.Pool{New: func() any {
-	return new(theusRecordLoginCall)
+var theusPoolRecordLogin = sync.Pool{New: func() any {
+	return new(theusCallRecordLogin)
 }}
 
-func (c *theusRecordLoginCall) Tx() *engine.Tx {
+func (c *theusCallRecordLogin) Tx() *engine.Tx {
 	return &c.tx
 }
 
-func (c *theusRecordLoginCall) Run(ctx context.Context, s *State) error {
+func (c *theusCallRecordLogin) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
-	c.out = theusRecordLoginOutputs{}
+	c.out = theusOutputsRecordLogin{}
 	return c.impl.RecordLogin(ctx, c.in, &RecordLoginOut{c: c, gen: c.gen})
 }
 
-func (c *theusRecordLoginCall) Apply(s *State) {
+func (c *theusCallRecordLogin) Apply(s *State) {
 	if c.tx.Written(theusPathDomainLogins) {
 		s.Domain.Logins = c.out.logins
 	}
 }
 
-func (c *theusRecordLoginCall) release() {
+func (c *theusCallRecordLogin) release() {
 	gen := c.gen + 1
-	*c = theusRecordLoginCall{}
+	*c = theusCallRecordLogin{}
 	c.gen = gen
-	theusRecordLoginPool.Put(c)
+	theusPoolRecordLogin.Put(c)
 }
 
 // RecordLogin runs record_login and commits its effects.
 func (e *Engine) RecordLogin(ctx context.Context, args RecordLoginArgs) (RecordLoginReceipt, error) {
-	c := theusRecordLoginPool.Get().(*theusRecordLoginCall)
+	c := theusPoolRecordLogin.Get().(*theusCallRecordLogin)
 	c.impl, c.in = e.impl, RecordLoginIn{Args: args}
 	r, err := e.core.Exec(ctx, theusProcRecordLogin, c)
 	c.release()
@@ -535,7 +535,7 @@ func (e *Engine) RecordLogin(ctx context.Context, args RecordLoginArgs) (RecordL
 
 // RunRecordLogin runs record_login once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunRecordLogin(impl Processes, s State, args RecordLoginArgs) (RecordLoginEffects, error) {
-	c := &theusRecordLoginCall{impl: impl, in: RecordLoginIn{Args: args}, run: true}
+	c := &theusCallRecordLogin{impl: impl, in: RecordLoginIn{Args: args}, run: true}
 	if err := engine.Run(context.Background(), "record_login", c, &s); err != nil {
 		return RecordLoginEffects{}, err
 	}
@@ -563,11 +563,11 @@ func (in CurrentEmailIn) User() UserView {
 
 // CurrentEmailOut collects what current_email writes and emits. It is valid only during the call: using it afterwards panics.
 type CurrentEmailOut struct {
-	c   *theusCurrentEmailCall
+	c   *theusCallCurrentEmail
 	gen uint64
 }
 
-func (o *CurrentEmailOut) live() *theusCurrentEmailCall {
+func (o *CurrentEmailOut) live() *theusCallCurrentEmail {
 	if o.c == nil || o.c.gen != o.gen {
 		panic("theus: CurrentEmailOut used after its call returned")
 	}
@@ -591,47 +591,47 @@ type CurrentEmailEffects struct {
 	Result string
 }
 
-type theusCurrentEmailCall struct {
+type theusCallCurrentEmail struct {
 	tx   engine.Tx
 	gen  uint64
 	impl Processes
 	in   CurrentEmailIn
 	run  bool
-	out  theusCurrentEmailOutputs
+	out  theusOutputsCurrentEmail
 }
 
-// theusCurrentEmailOutputs holds what one run of current_email set and emitted.
-type theusCurrentEmailOutputs struct {
+// theusOutputsCurrentEmail holds what one run of current_email set and emitted.
+type theusOutputsCurrentEmail struct {
 	result string
 }
 
-var theusCurrentEmailPool = sync.Pool{New: func() any {
-	return new(theusCurrentEmailCall)
+var theusPoolCurrentEmail = sync.Pool{New: func() any {
+	return new(theusCallCurrentEmail)
 }}
 
-func (c *theusCurrentEmailCall) Tx() *engine.Tx {
+func (c *theusCallCurrentEmail) Tx() *engine.Tx {
 	return &c.tx
 }
 
-func (c *theusCurrentEmailCall) Run(ctx context.Context, s *State) error {
+func (c *theusCallCurrentEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
-	c.out = theusCurrentEmailOutputs{}
+	c.out = theusOutputsCurrentEmail{}
 	return c.impl.CurrentEmail(ctx, c.in, &CurrentEmailOut{c: c, gen: c.gen})
 }
 
-func (c *theusCurrentEmailCall) Apply(s *State) {}
+func (c *theusCallCurrentEmail) Apply(s *State) {}
 
-func (c *theusCurrentEmailCall) release() {
+func (c *theusCallCurrentEmail) release() {
 	gen := c.gen + 1
-	*c = theusCurrentEmailCall{}
+	*c = theusCallCurrentEmail{}
 	c.gen = gen
-	theusCurrentEmailPool.Put(c)
+	theusPoolCurrentEmail.Put(c)
 }
 
 // CurrentEmail runs current_email on the latest snapshot; it commits nothing.
 func (e *Engine) CurrentEmail(ctx context.Context, args CurrentEmailArgs) (CurrentEmailReceipt, error) {
-	c := theusCurrentEmailPool.Get().(*theusCurrentEmailCall)
+	c := theusPoolCurrentEmail.Get().(*theusCallCurrentEmail)
 	c.impl, c.in = e.impl, CurrentEmailIn{Args: args}
 	r, err := e.core.Exec(ctx, theusProcCurrentEmail, c)
 	result := c.out.result
@@ -644,7 +644,7 @@ func (e *Engine) CurrentEmail(ctx context.Context, args CurrentEmailArgs) (Curre
 
 // RunCurrentEmail runs current_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunCurrentEmail(impl Processes, s State, args CurrentEmailArgs) (CurrentEmailEffects, error) {
-	c := &theusCurrentEmailCall{impl: impl, in: CurrentEmailIn{Args: args}, run: true}
+	c := &theusCallCurrentEmail{impl: impl, in: CurrentEmailIn{Args: args}, run: true}
 	if err := engine.Run(context.Background(), "current_email", c, &s); err != nil {
 		return CurrentEmailEffects{}, err
 	}

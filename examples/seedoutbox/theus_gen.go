@@ -341,11 +341,11 @@ func (in QueueAliceEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMs
 
 // QueueAliceEmailOut collects what queue_alice_email writes and emits. It is valid only during the call: using it afterwards panics.
 type QueueAliceEmailOut struct {
-	c   *theusQueueAliceEmailCall
+	c   *theusCallQueueAliceEmail
 	gen uint64
 }
 
-func (o *QueueAliceEmailOut) live() *theusQueueAliceEmailCall {
+func (o *QueueAliceEmailOut) live() *theusCallQueueAliceEmail {
 	if o.c == nil || o.c.gen != o.gen {
 		panic("theus: QueueAliceEmailOut used after its call returned")
 	}
@@ -378,37 +378,37 @@ type QueueAliceEmailEffects struct {
 	OutboxQueue *[]OutboxMsg
 }
 
-type theusQueueAliceEmailCall struct {
+type theusCallQueueAliceEmail struct {
 	tx   engine.Tx
 	gen  uint64
 	impl Processes
 	in   QueueAliceEmailIn
 	run  bool
-	out  theusQueueAliceEmailOutputs
+	out  theusOutputsQueueAliceEmail
 }
 
-// theusQueueAliceEmailOutputs holds what one run of queue_alice_email set and emitted.
-type theusQueueAliceEmailOutputs struct {
+// theusOutputsQueueAliceEmail holds what one run of queue_alice_email set and emitted.
+type theusOutputsQueueAliceEmail struct {
 	alice       User
 	outboxQueue []OutboxMsg
 }
 
-var theusQueueAliceEmailPool = sync.Pool{New: func() any {
-	return new(theusQueueAliceEmailCall)
+var theusPoolQueueAliceEmail = sync.Pool{New: func() any {
+	return new(theusCallQueueAliceEmail)
 }}
 
-func (c *theusQueueAliceEmailCall) Tx() *engine.Tx {
+func (c *theusCallQueueAliceEmail) Tx() *engine.Tx {
 	return &c.tx
 }
 
-func (c *theusQueueAliceEmailCall) Run(ctx context.Context, s *State) error {
+func (c *theusCallQueueAliceEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
-	c.out = theusQueueAliceEmailOutputs{}
+	c.out = theusOutputsQueueAliceEmail{}
 	return c.impl.QueueAliceEmail(ctx, c.in, &QueueAliceEmailOut{c: c, gen: c.gen})
 }
 
-func (c *theusQueueAliceEmailCall) Apply(s *State) {
+func (c *theusCallQueueAliceEmail) Apply(s *State) {
 	if c.tx.Written(theusPathDomainAlice) {
 		s.Domain.Alice = c.out.alice
 	}
@@ -417,16 +417,16 @@ func (c *theusQueueAliceEmailCall) Apply(s *State) {
 	}
 }
 
-func (c *theusQueueAliceEmailCall) release() {
+func (c *theusCallQueueAliceEmail) release() {
 	gen := c.gen + 1
-	*c = theusQueueAliceEmailCall{}
+	*c = theusCallQueueAliceEmail{}
 	c.gen = gen
-	theusQueueAliceEmailPool.Put(c)
+	theusPoolQueueAliceEmail.Put(c)
 }
 
 // QueueAliceEmail runs queue_alice_email and commits its effects.
 func (e *Engine) QueueAliceEmail(ctx context.Context, args QueueAliceEmailArgs) (QueueAliceEmailReceipt, error) {
-	c := theusQueueAliceEmailPool.Get().(*theusQueueAliceEmailCall)
+	c := theusPoolQueueAliceEmail.Get().(*theusCallQueueAliceEmail)
 	c.impl, c.in = e.impl, QueueAliceEmailIn{Args: args}
 	r, err := e.core.Exec(ctx, theusProcQueueAliceEmail, c)
 	c.release()
@@ -438,7 +438,7 @@ func (e *Engine) QueueAliceEmail(ctx context.Context, args QueueAliceEmailArgs) 
 
 // RunQueueAliceEmail runs queue_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunQueueAliceEmail(impl Processes, s State, args QueueAliceEmailArgs) (QueueAliceEmailEffects, error) {
-	c := &theusQueueAliceEmailCall{impl: impl, in: QueueAliceEmailIn{Args: args}, run: true}
+	c := &theusCallQueueAliceEmail{impl: impl, in: QueueAliceEmailIn{Args: args}, run: true}
 	if err := engine.Run(context.Background(), "queue_alice_email", c, &s); err != nil {
 		return QueueAliceEmailEffects{}, err
 	}
@@ -481,11 +481,11 @@ func (in QueueBobEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgV
 
 // QueueBobEmailOut collects what queue_bob_email writes and emits. It is valid only during the call: using it afterwards panics.
 type QueueBobEmailOut struct {
-	c   *theusQueueBobEmailCall
+	c   *theusCallQueueBobEmail
 	gen uint64
 }
 
-func (o *QueueBobEmailOut) live() *theusQueueBobEmailCall {
+func (o *QueueBobEmailOut) live() *theusCallQueueBobEmail {
 	if o.c == nil || o.c.gen != o.gen {
 		panic("theus: QueueBobEmailOut used after its call returned")
 	}
@@ -518,37 +518,37 @@ type QueueBobEmailEffects struct {
 	OutboxQueue *[]OutboxMsg
 }
 
-type theusQueueBobEmailCall struct {
+type theusCallQueueBobEmail struct {
 	tx   engine.Tx
 	gen  uint64
 	impl Processes
 	in   QueueBobEmailIn
 	run  bool
-	out  theusQueueBobEmailOutputs
+	out  theusOutputsQueueBobEmail
 }
 
-// theusQueueBobEmailOutputs holds what one run of queue_bob_email set and emitted.
-type theusQueueBobEmailOutputs struct {
+// theusOutputsQueueBobEmail holds what one run of queue_bob_email set and emitted.
+type theusOutputsQueueBobEmail struct {
 	bob         User
 	outboxQueue []OutboxMsg
 }
 
-var theusQueueBobEmailPool = sync.Pool{New: func() any {
-	return new(theusQueueBobEmailCall)
+var theusPoolQueueBobEmail = sync.Pool{New: func() any {
+	return new(theusCallQueueBobEmail)
 }}
 
-func (c *theusQueueBobEmailCall) Tx() *engine.Tx {
+func (c *theusCallQueueBobEmail) Tx() *engine.Tx {
 	return &c.tx
 }
 
-func (c *theusQueueBobEmailCall) Run(ctx context.Context, s *State) error {
+func (c *theusCallQueueBobEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
-	c.out = theusQueueBobEmailOutputs{}
+	c.out = theusOutputsQueueBobEmail{}
 	return c.impl.QueueBobEmail(ctx, c.in, &QueueBobEmailOut{c: c, gen: c.gen})
 }
 
-func (c *theusQueueBobEmailCall) Apply(s *State) {
+func (c *theusCallQueueBobEmail) Apply(s *State) {
 	if c.tx.Written(theusPathDomainBob) {
 		s.Domain.Bob = c.out.bob
 	}
@@ -557,16 +557,16 @@ func (c *theusQueueBobEmailCall) Apply(s *State) {
 	}
 }
 
-func (c *theusQueueBobEmailCall) release() {
+func (c *theusCallQueueBobEmail) release() {
 	gen := c.gen + 1
-	*c = theusQueueBobEmailCall{}
+	*c = theusCallQueueBobEmail{}
 	c.gen = gen
-	theusQueueBobEmailPool.Put(c)
+	theusPoolQueueBobEmail.Put(c)
 }
 
 // QueueBobEmail runs queue_bob_email and commits its effects.
 func (e *Engine) QueueBobEmail(ctx context.Context, args QueueBobEmailArgs) (QueueBobEmailReceipt, error) {
-	c := theusQueueBobEmailPool.Get().(*theusQueueBobEmailCall)
+	c := theusPoolQueueBobEmail.Get().(*theusCallQueueBobEmail)
 	c.impl, c.in = e.impl, QueueBobEmailIn{Args: args}
 	r, err := e.core.Exec(ctx, theusProcQueueBobEmail, c)
 	c.release()
@@ -578,7 +578,7 @@ func (e *Engine) QueueBobEmail(ctx context.Context, args QueueBobEmailArgs) (Que
 
 // RunQueueBobEmail runs queue_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunQueueBobEmail(impl Processes, s State, args QueueBobEmailArgs) (QueueBobEmailEffects, error) {
-	c := &theusQueueBobEmailCall{impl: impl, in: QueueBobEmailIn{Args: args}, run: true}
+	c := &theusCallQueueBobEmail{impl: impl, in: QueueBobEmailIn{Args: args}, run: true}
 	if err := engine.Run(context.Background(), "queue_bob_email", c, &s); err != nil {
 		return QueueBobEmailEffects{}, err
 	}
@@ -612,11 +612,11 @@ func (in EmitAliceEmailIn) Alice() UserView {
 
 // EmitAliceEmailOut collects what emit_alice_email writes and emits. It is valid only during the call: using it afterwards panics.
 type EmitAliceEmailOut struct {
-	c   *theusEmitAliceEmailCall
+	c   *theusCallEmitAliceEmail
 	gen uint64
 }
 
-func (o *EmitAliceEmailOut) live() *theusEmitAliceEmailCall {
+func (o *EmitAliceEmailOut) live() *theusCallEmitAliceEmail {
 	if o.c == nil || o.c.gen != o.gen {
 		panic("theus: EmitAliceEmailOut used after its call returned")
 	}
@@ -662,52 +662,52 @@ type EmitAliceEmailEffects struct {
 	UserUpdated []UserUpdated
 }
 
-type theusEmitAliceEmailCall struct {
+type theusCallEmitAliceEmail struct {
 	tx   engine.Tx
 	gen  uint64
 	impl Processes
 	in   EmitAliceEmailIn
 	run  bool
-	out  theusEmitAliceEmailOutputs
+	out  theusOutputsEmitAliceEmail
 }
 
-// theusEmitAliceEmailOutputs holds what one run of emit_alice_email set and emitted.
-type theusEmitAliceEmailOutputs struct {
+// theusOutputsEmitAliceEmail holds what one run of emit_alice_email set and emitted.
+type theusOutputsEmitAliceEmail struct {
 	alice       User
 	userUpdated []UserUpdated
 }
 
-var theusEmitAliceEmailPool = sync.Pool{New: func() any {
-	return new(theusEmitAliceEmailCall)
+var theusPoolEmitAliceEmail = sync.Pool{New: func() any {
+	return new(theusCallEmitAliceEmail)
 }}
 
-func (c *theusEmitAliceEmailCall) Tx() *engine.Tx {
+func (c *theusCallEmitAliceEmail) Tx() *engine.Tx {
 	return &c.tx
 }
 
-func (c *theusEmitAliceEmailCall) Run(ctx context.Context, s *State) error {
+func (c *theusCallEmitAliceEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
-	c.out = theusEmitAliceEmailOutputs{}
+	c.out = theusOutputsEmitAliceEmail{}
 	return c.impl.EmitAliceEmail(ctx, c.in, &EmitAliceEmailOut{c: c, gen: c.gen})
 }
 
-func (c *theusEmitAliceEmailCall) Apply(s *State) {
+func (c *theusCallEmitAliceEmail) Apply(s *State) {
 	if c.tx.Written(theusPathDomainAlice) {
 		s.Domain.Alice = c.out.alice
 	}
 }
 
-func (c *theusEmitAliceEmailCall) release() {
+func (c *theusCallEmitAliceEmail) release() {
 	gen := c.gen + 1
-	*c = theusEmitAliceEmailCall{}
+	*c = theusCallEmitAliceEmail{}
 	c.gen = gen
-	theusEmitAliceEmailPool.Put(c)
+	theusPoolEmitAliceEmail.Put(c)
 }
 
 // EmitAliceEmail runs emit_alice_email and commits its effects.
 func (e *Engine) EmitAliceEmail(ctx context.Context, args EmitAliceEmailArgs) (EmitAliceEmailReceipt, error) {
-	c := theusEmitAliceEmailPool.Get().(*theusEmitAliceEmailCall)
+	c := theusPoolEmitAliceEmail.Get().(*theusCallEmitAliceEmail)
 	c.impl, c.in = e.impl, EmitAliceEmailIn{Args: args}
 	r, err := e.core.Exec(ctx, theusProcEmitAliceEmail, c)
 	c.release()
@@ -719,7 +719,7 @@ func (e *Engine) EmitAliceEmail(ctx context.Context, args EmitAliceEmailArgs) (E
 
 // RunEmitAliceEmail runs emit_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunEmitAliceEmail(impl Processes, s State, args EmitAliceEmailArgs) (EmitAliceEmailEffects, error) {
-	c := &theusEmitAliceEmailCall{impl: impl, in: EmitAliceEmailIn{Args: args}, run: true}
+	c := &theusCallEmitAliceEmail{impl: impl, in: EmitAliceEmailIn{Args: args}, run: true}
 	if err := engine.Run(context.Background(), "emit_alice_email", c, &s); err != nil {
 		return EmitAliceEmailEffects{}, err
 	}
@@ -749,11 +749,11 @@ func (in EmitBobEmailIn) Bob() UserView {
 
 // EmitBobEmailOut collects what emit_bob_email writes and emits. It is valid only during the call: using it afterwards panics.
 type EmitBobEmailOut struct {
-	c   *theusEmitBobEmailCall
+	c   *theusCallEmitBobEmail
 	gen uint64
 }
 
-func (o *EmitBobEmailOut) live() *theusEmitBobEmailCall {
+func (o *EmitBobEmailOut) live() *theusCallEmitBobEmail {
 	if o.c == nil || o.c.gen != o.gen {
 		panic("theus: EmitBobEmailOut used after its call returned")
 	}
@@ -799,52 +799,52 @@ type EmitBobEmailEffects struct {
 	UserUpdated []UserUpdated
 }
 
-type theusEmitBobEmailCall struct {
+type theusCallEmitBobEmail struct {
 	tx   engine.Tx
 	gen  uint64
 	impl Processes
 	in   EmitBobEmailIn
 	run  bool
-	out  theusEmitBobEmailOutputs
+	out  theusOutputsEmitBobEmail
 }
 
-// theusEmitBobEmailOutputs holds what one run of emit_bob_email set and emitted.
-type theusEmitBobEmailOutputs struct {
+// theusOutputsEmitBobEmail holds what one run of emit_bob_email set and emitted.
+type theusOutputsEmitBobEmail struct {
 	bob         User
 	userUpdated []UserUpdated
 }
 
-var theusEmitBobEmailPool = sync.Pool{New: func() any {
-	return new(theusEmitBobEmailCall)
+var theusPoolEmitBobEmail = sync.Pool{New: func() any {
+	return new(theusCallEmitBobEmail)
 }}
 
-func (c *theusEmitBobEmailCall) Tx() *engine.Tx {
+func (c *theusCallEmitBobEmail) Tx() *engine.Tx {
 	return &c.tx
 }
 
-func (c *theusEmitBobEmailCall) Run(ctx context.Context, s *State) error {
+func (c *theusCallEmitBobEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
-	c.out = theusEmitBobEmailOutputs{}
+	c.out = theusOutputsEmitBobEmail{}
 	return c.impl.EmitBobEmail(ctx, c.in, &EmitBobEmailOut{c: c, gen: c.gen})
 }
 
-func (c *theusEmitBobEmailCall) Apply(s *State) {
+func (c *theusCallEmitBobEmail) Apply(s *State) {
 	if c.tx.Written(theusPathDomainBob) {
 		s.Domain.Bob = c.out.bob
 	}
 }
 
-func (c *theusEmitBobEmailCall) release() {
+func (c *theusCallEmitBobEmail) release() {
 	gen := c.gen + 1
-	*c = theusEmitBobEmailCall{}
+	*c = theusCallEmitBobEmail{}
 	c.gen = gen
-	theusEmitBobEmailPool.Put(c)
+	theusPoolEmitBobEmail.Put(c)
 }
 
 // EmitBobEmail runs emit_bob_email and commits its effects.
 func (e *Engine) EmitBobEmail(ctx context.Context, args EmitBobEmailArgs) (EmitBobEmailReceipt, error) {
-	c := theusEmitBobEmailPool.Get().(*theusEmitBobEmailCall)
+	c := theusPoolEmitBobEmail.Get().(*theusCallEmitBobEmail)
 	c.impl, c.in = e.impl, EmitBobEmailIn{Args: args}
 	r, err := e.core.Exec(ctx, theusProcEmitBobEmail, c)
 	c.release()
@@ -856,7 +856,7 @@ func (e *Engine) EmitBobEmail(ctx context.Context, args EmitBobEmailArgs) (EmitB
 
 // RunEmitBobEmail runs emit_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunEmitBobEmail(impl Processes, s State, args EmitBobEmailArgs) (EmitBobEmailEffects, error) {
-	c := &theusEmitBobEmailCall{impl: impl, in: EmitBobEmailIn{Args: args}, run: true}
+	c := &theusCallEmitBobEmail{impl: impl, in: EmitBobEmailIn{Args: args}, run: true}
 	if err := engine.Run(context.Background(), "emit_bob_email", c, &s); err != nil {
 		return EmitBobEmailEffects{}, err
 	}

@@ -12,7 +12,7 @@ import (
 func (g *generator) processDecls(p *contract.Process) []jen.Code {
 	n := p.GoName
 	args, in, outT, receipt, effects := n+"Args", n+"In", n+"Out", n+"Receipt", n+"Effects"
-	call := "theus" + n + "Call"
+	call := "theusCall" + n
 
 	var argFields []jen.Code
 	for _, a := range p.Args {
@@ -30,7 +30,7 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 	// Out is a handle on the call: the values it sets live in the call's
 	// outputs, which a pooled call reuses. The generation check makes a
 	// handle kept past its call panic instead of writing into another call.
-	outputs := "theus" + n + "Outputs"
+	outputs := "theusOutputs" + n
 	var outFields []jen.Code
 	var setters, applies, effFields, effSets []jen.Code
 	effInit := []field{}
@@ -95,7 +95,7 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 	// pool, so a commit allocates only what outlives it.
 	callRecv := func() *jen.Statement { return jen.Id("c").Op("*").Id(call) }
 	stateParam := func() *jen.Statement { return jen.Id("s").Op("*").Id("State") }
-	pool := "theus" + n + "Pool"
+	pool := "theusPool" + n
 	out = append(out,
 		jen.Type().Id(call).Struct(
 			jen.Id("tx").Qual(enginePkg, "Tx"),

@@ -98,13 +98,18 @@ func defaultPackage(outPath string) (string, error) {
 	return name, nil
 }
 
-func cmdGenerate(_ context.Context, args []string, stdout, stderr io.Writer) error {
+// buildFromArgs parses the flags of command name and builds the outputs.
+func buildFromArgs(name string, args []string, stderr io.Writer) ([]output, error) {
 	var cf contractFlags
-	flags := newFlagSet("generate", stderr, &cf)
+	flags := newFlagSet(name, stderr, &cf)
 	if err := parseFlags(flags, args, &cf); err != nil {
-		return err
+		return nil, err
 	}
-	outs, err := build(cf, stderr)
+	return build(cf, stderr)
+}
+
+func cmdGenerate(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	outs, err := buildFromArgs("generate", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -148,12 +153,7 @@ func writeIfChanged(path string, data []byte) error {
 }
 
 func cmdDiff(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	var cf contractFlags
-	flags := newFlagSet("diff", stderr, &cf)
-	if err := parseFlags(flags, args, &cf); err != nil {
-		return err
-	}
-	outs, err := build(cf, stderr)
+	outs, err := buildFromArgs("diff", args, stderr)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,16 @@ type Model struct {
 	State     []*StateField // both zones, domain first, in declaration order
 	Topics    []*Topic
 	Processes []*Process
+	// Errors holds every domain error any process declares, once each, in
+	// order of first declaration. Processes share the sentinels.
+	Errors []*ErrorDecl
+}
+
+// ErrorDecl is a domain error name from a process's `errors:`.
+type ErrorDecl struct {
+	Name   string // e.g. "invalid_email"
+	GoName string // the sentinel, e.g. "ErrInvalidEmail"
+	Pos    Pos    // first declaration
 }
 
 // Import is an entry of `imports:`: alias -> Go import path.
@@ -100,8 +110,13 @@ type StateField struct {
 	Zone   Zone
 	Name   string // e.g. "user"
 	GoName string // e.g. "User"
-	Type   *Type
-	Pos    Pos
+	// Type is the field's type; for a collection it is the Map type
+	// map[Key]Elem.
+	Type *Type
+	// Collection is set for `{map: T, key: K}`: a map versioned per entry,
+	// read through engine.MapView and written entry by entry.
+	Collection bool
+	Pos        Pos
 }
 
 // Path is a dotted state path used as a process input or output:
@@ -151,5 +166,40 @@ type Process struct {
 	Outputs  []*Path
 	Emits    []*Topic
 	Result   *Type // nil when the process returns no result
+	Errors   []*ErrorDecl
+	Rules    []*Rule
 	Pos      Pos
+}
+
+// Rule is an entry of a process's `rules:`: checks on one output path,
+// run on the outputs before commit.
+type Rule struct {
+	// Text is the path as written, e.g. "domain.accounts[*].balance".
+	Text string
+	// Path is the output the rule belongs to: the path itself, or for a
+	// [*] rule the collection.
+	Path *Path
+	// Each is set for [*] rules: the checks apply to every entry of the
+	// collection that the commit writes, at Sub below the entry.
+	Each bool
+	Sub  []*Field
+	// Type is the type of the checked value.
+	Type   *Type
+	Checks []*Check
+	// Warn is set for on_fail: warn (log and count, commit anyway);
+	// otherwise a failed check rejects the commit.
+	Warn bool
+	Pos  Pos
+}
+
+// Check is one condition of a Rule.
+type Check struct {
+	Kind string // "min", "max", "min_len", "max_len", "regex", "one_of", "required"
+	// Lit is the value as a Go literal of the checked type (min, max) or an
+	// int (min_len, max_len); Regex is the pattern (regex); OneOf holds Go
+	// literals of the checked type (one_of).
+	Lit   string
+	Regex string
+	OneOf []string
+	Pos   Pos
 }

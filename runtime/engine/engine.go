@@ -25,6 +25,8 @@ type Schema[S any] struct {
 	Clone func(*S) S
 	// Processes lists the processes; Exec refers to them by index.
 	Processes []ProcessSpec
+	// Collections lists the collection fields.
+	Collections []CollectionSpec[S]
 }
 
 // ProcessSpec declares one process.
@@ -34,6 +36,10 @@ type ProcessSpec struct {
 	Pure bool
 	// Inputs are the indexes (into Schema.Paths) of the paths it reads.
 	Inputs []int
+	// Errors are the domain errors (DomainError sentinels) the process
+	// declares; a DomainError it returns that is not one of them makes the
+	// call's error match ErrUndeclaredError as well.
+	Errors []error
 }
 
 // Call is one invocation of a process, implemented by generated code.
@@ -44,16 +50,17 @@ type Call[S any] interface {
 	// effects in Tx. It is called once per attempt.
 	Run(ctx context.Context, s *S) error
 	// Apply writes the outputs of the last run into s, a copy of the state
-	// that the commit will publish.
-	Apply(s *S)
+	// that the commit will publish as version v.
+	Apply(s *S, v uint64)
 }
 
 // Change is a set of writes made outside processes: a generated Patch.
 type Change[S any] interface {
-	// Writes lists the indexes of the paths the change writes.
-	Writes() []int
-	// Apply writes the change into s.
-	Apply(s *S)
+	// Record records in tx the paths (Tx.Write) and collection entries
+	// (Tx.WriteKey) the change writes.
+	Record(tx *Tx)
+	// Apply writes the change into s, which becomes version v.
+	Apply(s *S, v uint64)
 }
 
 // Receipt tells a caller what its call committed.
@@ -102,7 +109,15 @@ type Engine[S any] struct {
 	spare        []*Tx
 	spareSnaps   []*snapshot[S]
 	recs         []*Record
-	flushing     bool
+	// colls maps a collection's path to how to look its entries up.
+	colls map[int]func(s *S, key any) (uint64, bool)
+	// deleted holds when entries were deleted, so a call that read a key
+	// absent from the current state can still be checked; it is cleared
+	// when it grows, and a read of an absent key by a call whose snapshot
+	// is older than horizon then conflicts, to be safe.
+	deleted  map[collKey]uint64
+	horizon  uint64
+	flushing bool
 	exclusive    bool
 	closed       bool
 }
@@ -120,9 +135,22 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 	if e.store == nil {
 		return nil, errors.New("theus: no store: pass engine.WithStore (generated NewEngine defaults to memory.New())")
 	}
+	e.colls = make(map[int]func(*S, any) (uint64, bool), len(schema.Collections))
+	for _, c := range schema.Collections {
+		e.colls[c.Path] = c.Version
+	}
+	e.deleted = make(map[collKey]uint64)
 	e.procs = make([]process, len(schema.Processes))
 	for i, p := range schema.Processes {
-		e.procs[i] = process{ProcessSpec: p, conflicts: conflictSet(schema.Paths, p.Inputs)}
+		// A collection conflicts per entry read, not as a whole: its path
+		// takes no part in the static conflict set.
+		var inputs []int
+		for _, in := range p.Inputs {
+			if e.colls[in] == nil {
+				inputs = append(inputs, in)
+			}
+		}
+		e.procs[i] = process{ProcessSpec: p, conflicts: conflictSet(schema.Paths, inputs)}
 	}
 	e.lastWrite = make([]uint64, len(schema.Paths))
 	e.durableWrite = make([]uint64, len(schema.Paths))
@@ -198,6 +226,9 @@ func (e *Engine[S]) Exec(ctx context.Context, proc int, c Call[S]) (Receipt, err
 			return Receipt{Version: snap.version}, nil
 		}
 		r, err := e.commit(p, c, snap, false)
+		if err == nil {
+			e.warn(ctx, c.Tx(), r.Version)
+		}
 		if err != ErrConflict {
 			return r, err
 		}
@@ -230,24 +261,32 @@ func (e *Engine[S]) execExclusive(ctx context.Context, p *process, c Call[S]) (R
 	if err := e.run(ctx, p, c, snap); err != nil {
 		return Receipt{}, err
 	}
-	return e.commit(p, c, snap, true)
+	r, err := e.commit(p, c, snap, true)
+	if err == nil {
+		e.warn(ctx, c.Tx(), r.Version)
+	}
+	return r, err
 }
 
 // run runs one attempt of p on snap.
 func (e *Engine[S]) run(ctx context.Context, p *process, c Call[S], snap *snapshot[S]) error {
-	return runOnce(ctx, p.Name, e.opts.codec, c, &snap.state)
+	err := runOnce(ctx, p.Name, p.Errors, e.opts.codec, c, &snap.state)
+	e.countRejected(err)
+	return err
 }
 
-// Run runs the call c of process name once on s, with no engine and nothing
-// committed: what generated RunXxx functions do for unit tests. Errors are
-// those Exec would return for the same run.
-func Run[S any](ctx context.Context, name string, c Call[S], s *S) error {
-	return runOnce(ctx, name, nil, c, s)
+// Run runs the call c of process name, which declares the domain errors
+// declared, once on s, with no engine and nothing committed: what
+// generated RunXxx functions do for unit tests. Errors are those Exec
+// would return for the same run.
+func Run[S any](ctx context.Context, name string, c Call[S], s *S, declared ...error) error {
+	return runOnce(ctx, name, declared, nil, c, s)
 }
 
 // runOnce resets c's effects and runs it, turning a panic into a
-// *PanicError and a process error into a *ProcessError.
-func runOnce[S any](ctx context.Context, name string, codec Codec, c Call[S], s *S) (err error) {
+// *PanicError and a process error into a *ProcessError (marked Undeclared
+// for a DomainError not among declared).
+func runOnce[S any](ctx context.Context, name string, declared []error, codec Codec, c Call[S], s *S) (err error) {
 	tx := c.Tx()
 	tx.reset(codec)
 	defer func() {
@@ -256,7 +295,7 @@ func runOnce[S any](ctx context.Context, name string, codec Codec, c Call[S], s 
 		}
 	}()
 	if err := c.Run(ctx, s); err != nil {
-		return &ProcessError{Process: name, Err: err}
+		return &ProcessError{Process: name, Err: err, Undeclared: undeclared(err, declared)}
 	}
 	return tx.err
 }
@@ -295,12 +334,8 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 		if e.seq.version != snap.version {
 			return Receipt{}, ErrConflict
 		}
-	} else {
-		for _, q := range p.conflicts {
-			if e.lastWrite[q] > snap.version {
-				return Receipt{}, ErrConflict
-			}
-		}
+	} else if e.stale(p, tx, snap.version) {
+		return Receipt{}, ErrConflict
 	}
 	e.sequence(p.Name, tx, c)
 	if err := e.await(tx); err != nil {
@@ -308,6 +343,39 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 	}
 	e.opts.metrics.Commit(p.Name)
 	return Receipt{Version: tx.rec.Version, MessageIDs: tx.ids}, nil
+}
+
+// stale reports whether anything the run of p read, on the snapshot at
+// version sv, was written since. e.mu is held.
+func (e *Engine[S]) stale(p *process, tx *Tx, sv uint64) bool {
+	for _, q := range p.conflicts {
+		if e.lastWrite[q] > sv {
+			return true
+		}
+	}
+	for _, q := range tx.readAlls {
+		if e.lastWrite[q] > sv {
+			return true
+		}
+	}
+	for _, r := range tx.reads {
+		if ver, ok := e.colls[r.path](&e.seq.state, r.key); ok {
+			if ver > sv {
+				return true
+			}
+			continue
+		}
+		if d, ok := e.deleted[collKey{path: r.path, key: r.key}]; ok {
+			if d > sv {
+				return true
+			}
+			continue
+		}
+		if sv < e.horizon {
+			return true
+		}
+	}
+	return false
 }
 
 // CompareAndSwap commits ch as a new version if the current version is
@@ -328,14 +396,11 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 	if e.seq.version != expected {
 		return 0, fmt.Errorf("%w: expected %d, current %d", ErrVersionMismatch, expected, e.seq.version)
 	}
-	writes := ch.Writes()
-	if len(writes) == 0 {
-		return expected, nil
-	}
 	tx := new(Tx)
 	tx.reset(nil)
-	for _, w := range writes {
-		tx.Write(w)
+	ch.Record(tx)
+	if len(tx.writes) == 0 {
+		return expected, nil
 	}
 	e.sequence("", tx, ch)
 	if err := e.await(tx); err != nil {
@@ -347,13 +412,25 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 // sequence gives tx the next version: it applies the writes to a copy of the
 // last sequenced state, assigns the messages' fields and queues the commit
 // for the store. e.mu is held.
-func (e *Engine[S]) sequence(name string, tx *Tx, a interface{ Apply(*S) }) {
+func (e *Engine[S]) sequence(name string, tx *Tx, a interface{ Apply(*S, uint64) }) {
 	v := e.seq.version + 1
 	next := &snapshot[S]{version: v, state: e.seq.state}
-	a.Apply(&next.state)
+	a.Apply(&next.state, v)
 	for _, w := range tx.writes {
 		e.lastWrite[w] = v
-		tx.wrecs = append(tx.wrecs, Write{Path: e.paths[w]})
+		if e.colls[w] == nil { // a collection's writes are listed per entry
+			tx.wrecs = append(tx.wrecs, Write{Path: e.paths[w]})
+		}
+	}
+	for _, k := range tx.keys {
+		tx.wrecs = append(tx.wrecs, Write{Path: e.paths[k.path], Key: keyString(k.key), Deleted: k.del})
+		if k.del {
+			e.deleted[collKey{path: k.path, key: k.key}] = v
+		}
+	}
+	if len(e.deleted) > maxDeleted {
+		clear(e.deleted)
+		e.horizon = v
 	}
 	if len(tx.msgs) > 0 {
 		now := e.opts.now()
@@ -374,6 +451,9 @@ func (e *Engine[S]) sequence(name string, tx *Tx, a interface{ Apply(*S) }) {
 	e.pending = append(e.pending, tx)
 	e.pendingSnaps = append(e.pendingSnaps, next)
 }
+
+// maxDeleted bounds the deleted-entry log; see Engine.deleted.
+const maxDeleted = 1 << 14
 
 // nextKeySeq increments and returns the KeySeq of tk. The map holds
 // pointers so that the common case, a key seen before, costs one lookup.

@@ -22,8 +22,9 @@ var (
 	// ErrPanic is matched by a *PanicError: the process panicked; nothing
 	// was committed and the engine keeps serving.
 	ErrPanic = errors.New("theus: process panicked")
-	// ErrUndeclaredError wraps a DomainError that a process returned but
-	// its contract does not declare.
+	// ErrUndeclaredError is matched by the *ProcessError of a process that
+	// returned a DomainError its contract does not declare (the error
+	// matches the DomainError too).
 	ErrUndeclaredError = errors.New("theus: undeclared domain error")
 	// ErrStore is matched by errors of the store: the commit was not
 	// persisted and is not visible.
@@ -57,10 +58,20 @@ func (e *PanicError) Is(target error) bool { return target == ErrPanic }
 type ProcessError struct {
 	Process string
 	Err     error
+	// Undeclared is set when Err holds a DomainError that the process's
+	// contract does not declare; the error then matches ErrUndeclaredError
+	// too.
+	Undeclared bool
 }
 
-func (e *ProcessError) Error() string { return "theus: process " + e.Process + ": " + e.Err.Error() }
-func (e *ProcessError) Unwrap() error { return e.Err }
+func (e *ProcessError) Error() string {
+	if e.Undeclared {
+		return "theus: process " + e.Process + " returned a domain error its contract does not declare: " + e.Err.Error()
+	}
+	return "theus: process " + e.Process + ": " + e.Err.Error()
+}
+func (e *ProcessError) Unwrap() error        { return e.Err }
+func (e *ProcessError) Is(target error) bool { return e.Undeclared && target == ErrUndeclaredError }
 
 // StoreError wraps the error of a store that failed to persist a commit.
 type StoreError struct {

@@ -120,7 +120,7 @@ func (c *call) Run(_ context.Context, s *tstate) error {
 	return nil
 }
 
-func (c *call) Apply(s *tstate) {
+func (c *call) Apply(s *tstate, _ uint64) {
 	for i, v := range c.out {
 		set(s, c.p.outputs[i], v)
 	}
@@ -129,7 +129,7 @@ func (c *call) Apply(s *tstate) {
 // patch is a Change for CompareAndSwap.
 type patch map[int]int
 
-func (p patch) Writes() []int {
+func (p patch) paths() []int {
 	var w []int
 	for k := range p {
 		w = append(w, k)
@@ -138,8 +138,14 @@ func (p patch) Writes() []int {
 	return w
 }
 
-func (p patch) Apply(s *tstate) {
-	for _, k := range p.Writes() {
+func (p patch) Record(tx *engine.Tx) {
+	for _, k := range p.paths() {
+		tx.Write(k)
+	}
+}
+
+func (p patch) Apply(s *tstate, _ uint64) {
+	for _, k := range p.paths() {
 		set(s, k, p[k])
 	}
 }

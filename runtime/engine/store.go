@@ -41,9 +41,12 @@ type Record struct {
 	State any
 }
 
-// Write is one state path written by a commit.
+// Write is one state path written by a commit: a field, or one entry of a
+// collection (Key set; Deleted when the entry was removed).
 type Write struct {
-	Path string
+	Path    string
+	Key     string
+	Deleted bool
 }
 
 // Recovered is the content of a non-empty store.

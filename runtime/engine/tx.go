@@ -14,9 +14,16 @@ import (
 type Tx struct {
 	codec Codec
 	err   error
+	// warnings are the rules with on_fail: warn that the attempt broke.
+	warnings []RuleError
 
 	writes []int
 	msgs   []outbox.Message
+	// Collection bookkeeping: entries read, collections read whole, and
+	// entries written (for Record.Writes and deleted-key tracking).
+	reads    []collKey
+	readAlls []int
+	keys     []collKey
 	ids    []string
 	wrecs  []Write
 
@@ -30,6 +37,12 @@ type Tx struct {
 	rec    Record
 	status txStatus
 	serr   error
+}
+
+type collKey struct {
+	path int
+	key  any
+	del  bool
 }
 
 type txStatus uint8
@@ -73,10 +86,35 @@ func (t *Tx) Messages() []outbox.Message { return t.msgs }
 // Written reports whether the path with index path was written.
 func (t *Tx) Written(path int) bool { return slices.Contains(t.writes, path) }
 
+func (t *Tx) readKey(path int, key any) {
+	t.reads = append(t.reads, collKey{path: path, key: key})
+}
+
+func (t *Tx) readAll(path int) {
+	if !slices.Contains(t.readAlls, path) {
+		t.readAlls = append(t.readAlls, path)
+	}
+}
+
+// WriteKey records that the call wrote the entry key of the collection at
+// index path (deleted it, when del). CollectionWriter calls it; generated
+// Patch code calls it for PutX and DeleteX.
+func (t *Tx) WriteKey(path int, key any, del bool) { t.writeKey(path, key, del) }
+
+func (t *Tx) writeKey(path int, key any, del bool) {
+	t.Write(path)
+	t.keys = append(t.keys, collKey{path: path, key: key, del: del})
+}
+
 func (t *Tx) reset(codec Codec) {
 	clear(t.msgs) // drop payload references of a discarded attempt
+	clear(t.reads)
+	clear(t.keys)
+	t.reads, t.readAlls, t.keys = t.reads[:0], t.readAlls[:0], t.keys[:0]
 	t.codec = codec
 	t.err = nil
+	clear(t.warnings)
+	t.warnings = t.warnings[:0]
 	t.writes = t.writesBuf[:0]
 	t.msgs = t.msgsBuf[:0]
 	t.ids = nil

@@ -1,0 +1,245 @@
+package engine
+
+import (
+	"cmp"
+	"iter"
+	"slices"
+	"strconv"
+)
+
+// Collection is a state field declared as a collection ({map: T, key: K}):
+// a map whose entries are versioned one by one. A commit that writes one
+// entry shares every other entry with the snapshot before it (the map is a
+// persistent B+tree), and only the entries a call actually read or wrote
+// take part in its conflict check.
+//
+// A Collection is an immutable value: generated code holds one per
+// collection field in the engine's state and replaces it on commit.
+type Collection[K cmp.Ordered, V any] struct {
+	m pmap[K, V]
+}
+
+// NewCollection returns a collection holding a copy of m, every entry at
+// version 0. clone deep-copies a value (nil when values hold no references).
+func NewCollection[K cmp.Ordered, V any](m map[K]V, clone func(*V) V) Collection[K, V] {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var c Collection[K, V]
+	for _, k := range keys {
+		v := m[k]
+		if clone != nil {
+			v = clone(&v)
+		}
+		c.m = c.m.set(k, &pitem[V]{val: v})
+	}
+	return c
+}
+
+// Len returns the number of entries.
+func (c Collection[K, V]) Len() int { return c.m.len() }
+
+// Get returns a pointer to the value under k, which must not be modified,
+// and whether it exists.
+func (c Collection[K, V]) Get(k K) (*V, bool) {
+	if it := c.m.get(k); it != nil {
+		return &it.val, true
+	}
+	return nil, false
+}
+
+// All yields every entry in ascending key order; the values must not be
+// modified.
+func (c Collection[K, V]) All() iter.Seq2[K, *V] {
+	return func(yield func(K, *V) bool) {
+		for k, it := range c.m.all() {
+			if !yield(k, &it.val) {
+				return
+			}
+		}
+	}
+}
+
+// Map returns the entries as a new map, each value deep-copied with clone
+// (nil when values hold no references).
+func (c Collection[K, V]) Map(clone func(*V) V) map[K]V {
+	out := make(map[K]V, c.Len())
+	for k, v := range c.All() {
+		if clone != nil {
+			out[k] = clone(v)
+		} else {
+			out[k] = *v
+		}
+	}
+	return out
+}
+
+// version returns the version that last wrote k, and whether k exists.
+func (c Collection[K, V]) version(k K) (uint64, bool) {
+	if it := c.m.get(k); it != nil {
+		return it.ver, true
+	}
+	return 0, false
+}
+
+// CollectionView returns a read-only view of c showing each value through
+// view. When tx is not nil (a process is reading), the view records the
+// entries the process reads in tx, for the conflict check; Len and All
+// count as reading the whole collection. Generated code calls it.
+func CollectionView[K cmp.Ordered, V, W any](c Collection[K, V], tx *Tx, path int, view func(*V) W) MapView[K, W] {
+	return MapView[K, W]{src: &collSource[K, V, W]{c: c, tx: tx, path: path, view: view}}
+}
+
+type collSource[K cmp.Ordered, V, W any] struct {
+	c    Collection[K, V]
+	tx   *Tx
+	path int
+	view func(*V) W
+}
+
+func (s *collSource[K, V, W]) get(k K) (W, bool) {
+	if s.tx != nil {
+		s.tx.readKey(s.path, k)
+	}
+	if it := s.c.m.get(k); it != nil {
+		return s.view(&it.val), true
+	}
+	var zero W
+	return zero, false
+}
+
+func (s *collSource[K, V, W]) len() int {
+	if s.tx != nil {
+		s.tx.readAll(s.path)
+	}
+	return s.c.Len()
+}
+
+func (s *collSource[K, V, W]) all() iter.Seq2[K, W] {
+	if s.tx != nil {
+		s.tx.readAll(s.path)
+	}
+	return func(yield func(K, W) bool) {
+		for k, it := range s.c.m.all() {
+			if !yield(k, s.view(&it.val)) {
+				return
+			}
+		}
+	}
+}
+
+// Pending is one write of a call to a collection: Value is nil for a
+// delete.
+type Pending[K cmp.Ordered, V any] struct {
+	Key   K
+	Value *V
+}
+
+// CollectionWriter is what a process writes a collection with
+// (out.Accounts()). Writes become visible only when the call commits.
+type CollectionWriter[K cmp.Ordered, V any] struct {
+	tx      *Tx
+	path    int
+	pending *[]Pending[K, V]
+	clone   func(*V) V
+}
+
+// NewCollectionWriter returns a writer that appends to pending and records
+// the written keys in tx. Generated code calls it.
+func NewCollectionWriter[K cmp.Ordered, V any](tx *Tx, path int, pending *[]Pending[K, V], clone func(*V) V) CollectionWriter[K, V] {
+	return CollectionWriter[K, V]{tx: tx, path: path, pending: pending, clone: clone}
+}
+
+// Put sets the entry under k to a copy of v.
+func (w CollectionWriter[K, V]) Put(k K, v V) {
+	if w.clone != nil {
+		v = w.clone(&v)
+	}
+	*w.pending = append(*w.pending, Pending[K, V]{Key: k, Value: &v})
+	w.tx.writeKey(w.path, k, false)
+}
+
+// Delete removes the entry under k (nothing happens if there is none).
+func (w CollectionWriter[K, V]) Delete(k K) {
+	*w.pending = append(*w.pending, Pending[K, V]{Key: k})
+	w.tx.writeKey(w.path, k, true)
+}
+
+// Apply returns the collection with the pending writes applied at version
+// v; when a key is written several times the last write wins.
+func (c Collection[K, V]) Apply(v uint64, pending []Pending[K, V]) Collection[K, V] {
+	for i, p := range pending {
+		if slices.ContainsFunc(pending[i+1:], func(q Pending[K, V]) bool { return q.Key == p.Key }) {
+			continue // a later write of the same key wins
+		}
+		if p.Value == nil {
+			c.m = c.m.del(p.Key)
+		} else {
+			c.m = c.m.set(p.Key, &pitem[V]{ver: v, val: *p.Value})
+		}
+	}
+	return c
+}
+
+// Last returns, for each key written in pending, its final value (nil for a
+// delete): what RunXxx reports as a collection's effects.
+func Last[K cmp.Ordered, V any](pending []Pending[K, V]) map[K]*V {
+	if len(pending) == 0 {
+		return nil
+	}
+	out := make(map[K]*V, len(pending))
+	for _, p := range pending {
+		out[p.Key] = p.Value
+	}
+	return out
+}
+
+// CollectionSpec tells the engine how to find a collection in the state,
+// for conflict checks on its entries.
+type CollectionSpec[S any] struct {
+	// Path is the collection's index in Schema.Paths.
+	Path int
+	// Version returns the version that last wrote key (a K) in s, and
+	// whether the entry exists.
+	Version func(s *S, key any) (uint64, bool)
+}
+
+// CollectionVersion adapts a collection to CollectionSpec.Version; key must
+// be a K.
+func CollectionVersion[K cmp.Ordered, V any](c Collection[K, V], key any) (uint64, bool) {
+	return c.version(key.(K))
+}
+
+// keyString formats a collection key for Record.Write: strings as they
+// are, integers in decimal.
+func keyString(k any) string {
+	switch k := k.(type) {
+	case string:
+		return k
+	case int:
+		return strconv.Itoa(k)
+	case int8:
+		return strconv.FormatInt(int64(k), 10)
+	case int16:
+		return strconv.FormatInt(int64(k), 10)
+	case int32:
+		return strconv.FormatInt(int64(k), 10)
+	case int64:
+		return strconv.FormatInt(k, 10)
+	case uint:
+		return strconv.FormatUint(uint64(k), 10)
+	case uint8:
+		return strconv.FormatUint(uint64(k), 10)
+	case uint16:
+		return strconv.FormatUint(uint64(k), 10)
+	case uint32:
+		return strconv.FormatUint(uint64(k), 10)
+	case uint64:
+		return strconv.FormatUint(k, 10)
+	case uintptr:
+		return strconv.FormatUint(uint64(k), 10)
+	}
+	panic("theus: collection keys are strings or integers")
+}

@@ -1,0 +1,87 @@
+package engine
+
+import (
+	"maps"
+	"slices"
+	"testing"
+
+	"pgregory.net/rapid"
+)
+
+// TestPmapMatchesMap runs random sets and deletes against a Go map and
+// checks every version of the persistent map ever made, including old ones
+// that later updates must not have changed.
+func TestPmapMatchesMap(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		type version struct {
+			m     pmap[int, string]
+			model map[int]string
+		}
+		keys := rapid.IntRange(0, rapid.IntRange(1, 3000).Draw(t, "keyspace"))
+		cur := version{model: map[int]string{}}
+		var versions []version
+		for i := range rapid.IntRange(0, 600).Draw(t, "ops") {
+			k := keys.Draw(t, "k")
+			next := version{model: maps.Clone(cur.model)}
+			if rapid.IntRange(0, 3).Draw(t, "del") == 0 {
+				next.m = cur.m.del(k)
+				delete(next.model, k)
+			} else {
+				v := rapid.StringN(0, 3, 3).Draw(t, "v")
+				next.m = cur.m.set(k, &pitem[string]{ver: uint64(i), val: v})
+				next.model[k] = v
+			}
+			versions = append(versions, cur)
+			cur = next
+		}
+		versions = append(versions, cur)
+		for vi, v := range versions {
+			if v.m.len() != len(v.model) {
+				t.Fatalf("version %d: len %d, want %d", vi, v.m.len(), len(v.model))
+			}
+			var got []int
+			for k, it := range v.m.all() {
+				got = append(got, k)
+				if want, ok := v.model[k]; !ok || it.val != want {
+					t.Fatalf("version %d: all yields %d=%q, model has %q (%v)", vi, k, it.val, want, ok)
+				}
+			}
+			want := slices.Sorted(maps.Keys(v.model))
+			if !slices.Equal(got, want) {
+				t.Fatalf("version %d: keys %v, want %v", vi, got, want)
+			}
+			for k := -1; k <= 3001; k += 97 {
+				it := v.m.get(k)
+				mv, ok := v.model[k]
+				if (it != nil) != ok || (ok && it.val != mv) {
+					t.Fatalf("version %d: get(%d) = %v, model (%q, %v)", vi, k, it, mv, ok)
+				}
+			}
+			for k := range v.model {
+				if it := v.m.get(k); it == nil || it.val != v.model[k] {
+					t.Fatalf("version %d: get(%d) = %v, want %q", vi, k, it, v.model[k])
+				}
+			}
+		}
+	})
+}
+
+func TestPmapStringKeysInOrder(t *testing.T) {
+	var m pmap[string, int]
+	for i := range 5000 {
+		k := string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676))
+		m = m.set(k, &pitem[int]{val: i})
+	}
+	prev := ""
+	n := 0
+	for k := range m.all() {
+		if k <= prev && n > 0 {
+			t.Fatalf("%q after %q", k, prev)
+		}
+		prev = k
+		n++
+	}
+	if n != m.len() || n != 5000 {
+		t.Fatalf("walked %d, len %d", n, m.len())
+	}
+}

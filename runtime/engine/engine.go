@@ -115,11 +115,11 @@ type Engine[S any] struct {
 	// absent from the current state can still be checked; it is cleared
 	// when it grows, and a read of an absent key by a call whose snapshot
 	// is older than horizon then conflicts, to be safe.
-	deleted  map[collKey]uint64
-	horizon  uint64
-	flushing bool
-	exclusive    bool
-	closed       bool
+	deleted   map[collKey]uint64
+	horizon   uint64
+	flushing  bool
+	exclusive bool
+	closed    bool
 }
 
 // New starts an engine. If the store holds data, its state is recovered and

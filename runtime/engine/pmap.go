@@ -29,7 +29,7 @@ type pnode[K cmp.Ordered, V any] struct {
 	// keys: a leaf's entry keys; an inner node's lower bounds of its
 	// children (keys[0] is not used for routing).
 	keys [pfan]K
-	vals [pfan]*pitem[V]     // leaf
+	vals [pfan]*pitem[V]    // leaf
 	kids [pfan]*pnode[K, V] // inner
 }
 

@@ -24,8 +24,8 @@ type Tx struct {
 	reads    []collKey
 	readAlls []int
 	keys     []collKey
-	ids    []string
-	wrecs  []Write
+	ids      []string
+	wrecs    []Write
 
 	// Inline buffers: the common call writes a path or two and emits one
 	// message, and should not allocate for that. They are small on purpose:

@@ -45,9 +45,11 @@ const usage = `theusgen turns a contracts.yaml into typed Go code for the Theus 
 Usage:
   theusgen generate [-f contracts.yaml]   write the generated file (only if its bytes changed)
   theusgen diff [-f contracts.yaml]       show how the generated file on disk differs; exit 1 if it does
+  theusgen init [-package NAME] [dir]     write a starting contract, generate.go, a process stub and its test
+  theusgen doc [-f contracts.yaml]        print Markdown about the contract, with a Mermaid graph
   theusgen version                        print the module version
 
-Exit codes: 0 success, 1 contract errors or a stale file, 2 usage errors.
+Exit codes: 0 success, 1 contract errors, a stale file or files init would overwrite, 2 usage errors.
 `
 
 // Run runs theusgen with args (without the program name) and returns the
@@ -84,6 +86,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdGenerate(ctx, rest, stdout, stderr)
 	case "diff":
 		return cmdDiff(ctx, rest, stdout, stderr)
+	case "init":
+		return cmdInit(ctx, rest, stdout, stderr)
+	case "doc":
+		return cmdDoc(ctx, rest, stdout, stderr)
 	case "version":
 		if len(rest) > 0 {
 			return usageErr("version takes no arguments")

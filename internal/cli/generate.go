@@ -16,7 +16,6 @@ import (
 
 	"github.com/rogpeppe/go-internal/diff"
 
-	"github.com/theus-go/theus/internal/contract"
 	"github.com/theus-go/theus/internal/gen"
 )
 
@@ -30,17 +29,8 @@ type output struct {
 // system and generates everything in memory. Contract errors are printed to
 // stderr, one per line, and reported as errFindings.
 func build(cf contractFlags, stderr io.Writer) ([]output, error) {
-	src, err := os.ReadFile(cf.file)
+	m, err := loadContract(cf, stderr)
 	if err != nil {
-		return nil, fmt.Errorf("read contract: %w", err)
-	}
-	m, err := contract.Parse(cf.file, src)
-	if err != nil {
-		var list contract.ErrorList
-		if errors.As(err, &list) {
-			fmt.Fprintln(stderr, list.Error())
-			return nil, errFindings
-		}
 		return nil, err
 	}
 	dir := filepath.Dir(cf.file)

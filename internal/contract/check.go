@@ -99,6 +99,7 @@ func (p *parser) checkNames() {
 	for _, imp := range m.Imports {
 		pkg = append(pkg, goDecl{name: imp.Alias, desc: fmt.Sprintf("import alias %q", imp.Alias), pos: imp.Pos})
 	}
+	pkg = append(pkg, p.errorNames()...)
 	p.checkNamespace(pkg)
 
 	// Fields of each struct, and the methods of its view.

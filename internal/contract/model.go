@@ -176,13 +176,16 @@ type Process struct {
 type Rule struct {
 	// Text is the path as written, e.g. "domain.accounts[*].balance".
 	Text string
-	// Path is the output the rule belongs to: the path itself, or for a
-	// [*] rule the collection.
+	// Path is the output the rule belongs to (one of Process.Outputs): the
+	// path itself, an output above it, or for a [*] rule the collection.
 	Path *Path
 	// Each is set for [*] rules: the checks apply to every entry of the
 	// collection that the commit writes, at Sub below the entry.
 	Each bool
-	Sub  []*Field
+	// Sub is the chain of struct fields from the output's value (for a [*]
+	// rule, from each entry) to the checked value; empty for the value
+	// itself.
+	Sub []*Field
 	// Type is the type of the checked value.
 	Type   *Type
 	Checks []*Check

@@ -477,11 +477,8 @@ func (p *parser) parseState(n *yaml.Node) {
 				Pos:    p.pos(e.key),
 			}
 			if e.val.Kind == yaml.MappingNode {
-				// TODO(collections milestone): accept {map: T, key: K} as a
-				// collection. Refused until then so that it is not silently
-				// ignored; the field stays declared, with no type, so that
-				// paths to it are not reported as unknown.
-				p.errorf(e.val, "collections are not supported yet")
+				f.Collection = true
+				f.Type = p.collection(e.val, zone)
 			} else {
 				f.Type = p.typeExpr(e.val)
 			}
@@ -500,6 +497,30 @@ func (p *parser) parseState(n *yaml.Node) {
 			p.m.State = append(p.m.State, f)
 		}
 	}
+}
+
+// collection parses {map: T, key: K}: a map versioned per entry. Its Type
+// is map[K]T; nil when it is broken (reported).
+func (p *parser) collection(n *yaml.Node, zone Zone) *Type {
+	keys := p.keyed(n, "map", "key")
+	if zone != ZoneDomain {
+		p.errorf(n, "collections belong to the domain zone (use a map type for configuration)")
+	}
+	me, hasMap := keys["map"]
+	ke, hasKey := keys["key"]
+	if !hasMap || !hasKey {
+		p.errorf(n, "a collection needs both \"map\" (the value type) and \"key\" (the key type): {map: Account, key: string}")
+		return nil
+	}
+	elem, key := p.typeExpr(me.val), p.typeExpr(ke.val)
+	if elem == nil || key == nil {
+		return nil
+	}
+	if !isKeyType(key) {
+		p.errorf(ke.val, "collection keys are strings or integers, not %s", key.Expr)
+		return nil
+	}
+	return &Type{Kind: Map, Key: key, Elem: elem, Expr: "map[" + key.Expr + "]" + elem.Expr}
 }
 
 func before(a, b Pos) bool { return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col }
@@ -599,13 +620,11 @@ func (p *parser) parseProcesses(n *yaml.Node) {
 		if k, ok := keys["result"]; ok {
 			pr.Result = p.typeExpr(k.val)
 		}
-		// TODO(errors milestone): domain errors, one sentinel per name.
 		if k, ok := keys["errors"]; ok {
-			p.errorf(k.key, "errors are not supported yet")
+			p.parseErrors(pr, k.val)
 		}
-		// TODO(rules milestone): rules checked on the outputs before commit.
 		if k, ok := keys["rules"]; ok {
-			p.errorf(k.key, "rules are not supported yet")
+			p.parseRules(pr, k.val) // after the outputs it refers to
 		}
 	}
 }

@@ -138,22 +138,34 @@ type Pending[K cmp.Ordered, V any] struct {
 }
 
 // CollectionWriter is what a process writes a collection with
-// (out.Accounts()). Writes become visible only when the call commits.
+// (out.Accounts()). Writes become visible only when the call commits. Like
+// the Out it came from, it is valid only during the call: using it
+// afterwards panics.
 type CollectionWriter[K cmp.Ordered, V any] struct {
 	tx      *Tx
 	path    int
 	pending *[]Pending[K, V]
 	clone   func(*V) V
+	gen     *uint64
+	want    uint64
 }
 
 // NewCollectionWriter returns a writer that appends to pending and records
-// the written keys in tx. Generated code calls it.
-func NewCollectionWriter[K cmp.Ordered, V any](tx *Tx, path int, pending *[]Pending[K, V], clone func(*V) V) CollectionWriter[K, V] {
-	return CollectionWriter[K, V]{tx: tx, path: path, pending: pending, clone: clone}
+// the written keys in tx; it stays usable while *gen == want. Generated
+// code calls it.
+func NewCollectionWriter[K cmp.Ordered, V any](tx *Tx, path int, pending *[]Pending[K, V], clone func(*V) V, gen *uint64, want uint64) CollectionWriter[K, V] {
+	return CollectionWriter[K, V]{tx: tx, path: path, pending: pending, clone: clone, gen: gen, want: want}
+}
+
+func (w CollectionWriter[K, V]) live() {
+	if w.gen == nil || *w.gen != w.want {
+		panic("theus: collection writer used after its call returned")
+	}
 }
 
 // Put sets the entry under k to a copy of v.
 func (w CollectionWriter[K, V]) Put(k K, v V) {
+	w.live()
 	if w.clone != nil {
 		v = w.clone(&v)
 	}
@@ -163,6 +175,7 @@ func (w CollectionWriter[K, V]) Put(k K, v V) {
 
 // Delete removes the entry under k (nothing happens if there is none).
 func (w CollectionWriter[K, V]) Delete(k K) {
+	w.live()
 	*w.pending = append(*w.pending, Pending[K, V]{Key: k})
 	w.tx.writeKey(w.path, k, true)
 }

@@ -28,6 +28,7 @@ var cschema = &engine.Schema[cstate]{
 		{Name: "open", Inputs: []int{pathAcc}},
 		{Name: "close", Inputs: []int{pathAcc}},
 		{Name: "count", Inputs: []int{pathAcc}},
+		{Name: "deposit", Inputs: []int{pathAcc}},
 	},
 	Collections: []engine.CollectionSpec[cstate]{{
 		Path:    pathAcc,
@@ -40,6 +41,7 @@ const (
 	procOpen
 	procClose
 	procCount
+	procDeposit
 )
 
 type ccall struct {
@@ -62,7 +64,8 @@ func (c *ccall) Run(_ context.Context, s *cstate) error {
 	c.runs++
 	c.pending = c.pending[:0]
 	in := engine.CollectionView(s.Acc, &c.tx, pathAcc, ident)
-	out := engine.NewCollectionWriter(&c.tx, pathAcc, &c.pending, nil)
+	var gen uint64
+	out := engine.NewCollectionWriter(&c.tx, pathAcc, &c.pending, nil, &gen, 0)
 	switch c.proc {
 	case procTransfer:
 		a, okA := in.Get(c.from)
@@ -85,6 +88,12 @@ func (c *ccall) Run(_ context.Context, s *cstate) error {
 			return errors.New("no such account")
 		}
 		out.Delete(c.from)
+	case procDeposit:
+		a, ok := in.Get(c.to)
+		if !ok {
+			return errors.New("no such account")
+		}
+		out.Put(c.to, a+c.amount)
 	case procCount:
 		c.counted = in.Len()
 		out.Put("count", c.counted)
@@ -273,13 +282,13 @@ func benchDeposit(b *testing.B, n int) {
 	st := memory.New()
 	e := newBank(b, st, balances)
 	ctx := context.Background()
-	c := &ccall{proc: procTransfer, amount: 0}
+	c := &ccall{proc: procDeposit, amount: 1}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
 		k := keys[(i*7919)%n]
-		c.from, c.to = k, k
-		if _, err := e.Exec(ctx, procTransfer, c); err != nil {
+		c.to = k
+		if _, err := e.Exec(ctx, procDeposit, c); err != nil {
 			b.Fatal(err)
 		}
 		if i%4096 == 4095 {

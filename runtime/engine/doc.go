@@ -18,7 +18,10 @@
 //     read-only views, sets its declared outputs and emits messages; all of
 //     it is recorded in a Tx, nothing is visible to anyone else. A process
 //     that returns an error or panics ends the call with nothing committed
-//     (a panic becomes a *PanicError matching ErrPanic).
+//     (a panic becomes a *PanicError matching ErrPanic). Generated code
+//     then checks the contract's rules on what the process set: a broken
+//     rule with on_fail: reject ends the call with a *RuleError; one with
+//     on_fail: warn is logged and counted once the call commits.
 //  3. Validate. Under the engine's lock, every input path the process
 //     declared is checked against the last write of that path, of its
 //     ancestors and of its descendants ("domain.user" conflicts with writes

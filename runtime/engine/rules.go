@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,9 +29,16 @@ type RuleError struct {
 	Rule string
 	// Value is the value that broke it.
 	Value any
+	// Key is the key of the collection entry that broke a [*] rule; nil
+	// for other rules.
+	Key any
 }
 
 func (e *RuleError) Error() string {
+	if e.Key != nil {
+		return fmt.Sprintf("theus: process %s: %s breaks rule %s (key %s, value %s)",
+			e.Process, e.Path, e.Rule, shortValue(e.Key), shortValue(e.Value))
+	}
 	return fmt.Sprintf("theus: process %s: %s breaks rule %s (value %s)", e.Process, e.Path, e.Rule, shortValue(e.Value))
 }
 
@@ -65,10 +73,27 @@ func (e *Engine[S]) warn(ctx context.Context, tx *Tx, v uint64) {
 	for i := range tx.warnings {
 		w := &tx.warnings[i]
 		e.opts.metrics.RuleViolation(w.Process, w.Path, w.Rule)
-		e.opts.logger.LogAttrs(ctx, slog.LevelWarn, "theus: rule broken, committed anyway (on_fail: warn)",
+		attrs := []slog.Attr{
 			slog.String("process", w.Process), slog.String("path", w.Path), slog.String("rule", w.Rule),
-			slog.Any("value", w.Value), slog.Uint64("version", v))
+			slog.Any("value", w.Value), slog.Uint64("version", v),
+		}
+		if w.Key != nil {
+			attrs = append(attrs, slog.Any("key", w.Key))
+		}
+		e.opts.logger.LogAttrs(ctx, slog.LevelWarn, "theus: rule broken, committed anyway (on_fail: warn)", attrs...)
 	}
+}
+
+// Final reports whether pending[i] is the last write of its key, the one
+// a commit applies (see Collection.Apply): a [*] rule checks only those,
+// so that a value a process overwrote in the same call does not count.
+func Final[K cmp.Ordered, V any](pending []Pending[K, V], i int) bool {
+	for _, q := range pending[i+1:] {
+		if q.Key == pending[i].Key {
+			return false
+		}
+	}
+	return true
 }
 
 // countRejected counts a run that a rule refused.

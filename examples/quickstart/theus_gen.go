@@ -266,11 +266,13 @@ type theusPatch struct {
 	p *Patch
 }
 
-func (t theusPatch) Writes() []int {
-	return t.p.writes
+func (t theusPatch) Record(tx *engine.Tx) {
+	for _, w := range t.p.writes {
+		tx.Write(w)
+	}
 }
 
-func (t theusPatch) Apply(s *State) {
+func (t theusPatch) Apply(s *State, _ uint64) {
 	for _, w := range t.p.writes {
 		switch w {
 		case theusPathDomainUser:
@@ -394,7 +396,7 @@ func (c *theusCallUpdateUserEmail) Run(ctx context.Context, s *State) error {
 	return c.impl.UpdateUserEmail(ctx, c.in, &UpdateUserEmailOut{c: c, gen: c.gen})
 }
 
-func (c *theusCallUpdateUserEmail) Apply(s *State) {
+func (c *theusCallUpdateUserEmail) Apply(s *State, _ uint64) {
 	if c.tx.Written(theusPathDomainUser) {
 		s.Domain.User = c.out.user
 	}
@@ -508,7 +510,7 @@ func (c *theusCallRecordLogin) Run(ctx context.Context, s *State) error {
 	return c.impl.RecordLogin(ctx, c.in, &RecordLoginOut{c: c, gen: c.gen})
 }
 
-func (c *theusCallRecordLogin) Apply(s *State) {
+func (c *theusCallRecordLogin) Apply(s *State, _ uint64) {
 	if c.tx.Written(theusPathDomainLogins) {
 		s.Domain.Logins = c.out.logins
 	}
@@ -620,7 +622,7 @@ func (c *theusCallCurrentEmail) Run(ctx context.Context, s *State) error {
 	return c.impl.CurrentEmail(ctx, c.in, &CurrentEmailOut{c: c, gen: c.gen})
 }
 
-func (c *theusCallCurrentEmail) Apply(s *State) {}
+func (c *theusCallCurrentEmail) Apply(s *State, _ uint64) {}
 
 func (c *theusCallCurrentEmail) release() {
 	gen := c.gen + 1

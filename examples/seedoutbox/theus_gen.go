@@ -297,11 +297,13 @@ type theusPatch struct {
 	p *Patch
 }
 
-func (t theusPatch) Writes() []int {
-	return t.p.writes
+func (t theusPatch) Record(tx *engine.Tx) {
+	for _, w := range t.p.writes {
+		tx.Write(w)
+	}
 }
 
-func (t theusPatch) Apply(s *State) {
+func (t theusPatch) Apply(s *State, _ uint64) {
 	for _, w := range t.p.writes {
 		switch w {
 		case theusPathDomainAlice:
@@ -408,7 +410,7 @@ func (c *theusCallQueueAliceEmail) Run(ctx context.Context, s *State) error {
 	return c.impl.QueueAliceEmail(ctx, c.in, &QueueAliceEmailOut{c: c, gen: c.gen})
 }
 
-func (c *theusCallQueueAliceEmail) Apply(s *State) {
+func (c *theusCallQueueAliceEmail) Apply(s *State, _ uint64) {
 	if c.tx.Written(theusPathDomainAlice) {
 		s.Domain.Alice = c.out.alice
 	}
@@ -548,7 +550,7 @@ func (c *theusCallQueueBobEmail) Run(ctx context.Context, s *State) error {
 	return c.impl.QueueBobEmail(ctx, c.in, &QueueBobEmailOut{c: c, gen: c.gen})
 }
 
-func (c *theusCallQueueBobEmail) Apply(s *State) {
+func (c *theusCallQueueBobEmail) Apply(s *State, _ uint64) {
 	if c.tx.Written(theusPathDomainBob) {
 		s.Domain.Bob = c.out.bob
 	}
@@ -692,7 +694,7 @@ func (c *theusCallEmitAliceEmail) Run(ctx context.Context, s *State) error {
 	return c.impl.EmitAliceEmail(ctx, c.in, &EmitAliceEmailOut{c: c, gen: c.gen})
 }
 
-func (c *theusCallEmitAliceEmail) Apply(s *State) {
+func (c *theusCallEmitAliceEmail) Apply(s *State, _ uint64) {
 	if c.tx.Written(theusPathDomainAlice) {
 		s.Domain.Alice = c.out.alice
 	}
@@ -829,7 +831,7 @@ func (c *theusCallEmitBobEmail) Run(ctx context.Context, s *State) error {
 	return c.impl.EmitBobEmail(ctx, c.in, &EmitBobEmailOut{c: c, gen: c.gen})
 }
 
-func (c *theusCallEmitBobEmail) Apply(s *State) {
+func (c *theusCallEmitBobEmail) Apply(s *State, _ uint64) {
 	if c.tx.Written(theusPathDomainBob) {
 		s.Domain.Bob = c.out.bob
 	}

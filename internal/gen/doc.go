@@ -36,6 +36,9 @@
 // CompareAndSwap. For each process: XArgs, XIn (read-only accessors for the
 // declared inputs only), XOut (setters for the declared outputs, typed
 // emitters, SetResult), XReceipt, XEffects, the Engine method and RunX.
+// For each domain error: one ErrX sentinel (engine.DomainError), shared by
+// the processes that declare it. A process with rules gets a checkRules
+// method on its call, run when the process returned nil (see rules.go).
 //
 // Views never hand out memory of the snapshot that a caller could modify:
 // slices and maps are shown through engine.SliceView and engine.MapView,

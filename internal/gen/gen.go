@@ -64,6 +64,12 @@ type generator struct {
 	encoded map[*contract.Struct]bool
 	// helpers records which generic helpers the code refers to.
 	helpers map[string]bool
+	// st is the engine's state type: State, or theusState when the
+	// contract has collections (State then holds plain maps for them, and
+	// theusState engine.Collections).
+	st string
+	// hasColl is set when the contract declares a collection.
+	hasColl bool
 }
 
 // schemaPath is one entry of theusSchema.Paths.
@@ -83,8 +89,12 @@ func newGenerator(m *contract.Model) *generator {
 		encoded: map[*contract.Struct]bool{},
 		helpers: map[string]bool{},
 	}
+	g.st = "State"
 	for _, f := range m.State {
 		g.addPath(f, nil)
+		if f.Collection {
+			g.hasColl, g.st = true, "theusState"
+		}
 	}
 	for _, p := range m.Processes {
 		for _, pa := range slices.Concat(p.Inputs, p.Outputs) {
@@ -158,7 +168,7 @@ func (g *generator) render() ([]byte, error) {
 
 	for _, sec := range [][]jen.Code{
 		types, clones, g.cloneHelpers(), encoders, g.encodeHelpers(),
-		state, engine, procs, {guard},
+		state, engine, g.errorDecls(), procs, {guard},
 	} {
 		for _, d := range sec {
 			f.Add(d)
@@ -179,7 +189,7 @@ func (g *generator) render() ([]byte, error) {
 // such a function (func(p *[]p.Addr) in theusCloneX(p *X)).
 var localNames = map[string]bool{
 	"args": true, "b": true, "c": true, "clone": true, "codec": true, "core": true, "ctx": true,
-	"gen": true, "result": true,
+	"gen": true, "result": true, "st": true, "tx": true,
 	"e": true, "eff": true, "elem": true, "entry": true, "err": true, "es": true,
 	"expected": true, "i": true, "impl": true, "in": true, "initial": true,
 	"k": true, "key": true, "m": true, "o": true, "opts": true, "out": true,

@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/dave/jennifer/jen"
@@ -18,13 +19,18 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 	for _, a := range p.Args {
 		argFields = append(argFields, jen.Id(a.GoName).Add(goType(a.Type)))
 	}
+	inFields := []jen.Code{jen.Id("Args").Id(args), jen.Id("s").Op("*").Id(g.st)}
+	readsColl := slices.ContainsFunc(p.Inputs, func(pa *contract.Path) bool { return pa.Field.Collection })
+	if readsColl {
+		inFields = append(inFields, jen.Id("tx").Op("*").Qual(enginePkg, "Tx")) // records the entries read
+	}
 	out := []jen.Code{
 		doc(args + " are the arguments of " + p.Name + ".").Type().Id(args).Struct(argFields...),
-		doc(in+" is what "+p.Name+" reads: its arguments and read-only views of its inputs.").
-			Type().Id(in).Struct(jen.Id("Args").Id(args), jen.Id("s").Op("*").Id("State")),
+		doc(in + " is what " + p.Name + " reads: its arguments and read-only views of its inputs.").
+			Type().Id(in).Struct(inFields...),
 	}
 	for _, pa := range p.Inputs {
-		out = append(out, g.accessor(jen.Id("in").Id(in), "in.s", pa.Field, pa.Sub, pa.Type))
+		out = append(out, g.accessor(jen.Id("in").Id(in), "in.s", pa.Field, pa.Sub, pa.Type, jen.Id("in.tx")))
 	}
 
 	// Out is a handle on the call: the values it sets live in the call's
@@ -33,11 +39,31 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 	outputs := "theusOutputs" + n
 	var outFields []jen.Code
 	var setters, applies, effFields, effSets []jen.Code
+	usesVersion := false // whether Apply needs the commit's version
 	effInit := []field{}
 	outRecv := func() *jen.Statement { return jen.Id("o").Op("*").Id(outT) }
 	for _, pa := range p.Outputs {
 		priv := privateName(pa.GoName)
 		konst := g.byText[pa.Text].konst
+		if pa.Field.Collection && len(pa.Sub) == 0 {
+			// A collection is written entry by entry through a writer; the
+			// call keeps the pending writes.
+			k, v := goType(pa.Type.Key), goType(pa.Type.Elem)
+			outFields = append(outFields, jen.Id(priv).Index().Qual(enginePkg, "Pending").Types(k.Clone(), v.Clone()))
+			setters = append(setters, doc(pa.GoName+" returns the writer of "+pa.Text+": Put and Delete entries.").
+				Func().Params(outRecv()).Id(pa.GoName).Params().Qual(enginePkg, "CollectionWriter").Types(k.Clone(), v.Clone()).Block(
+				jen.Id("c").Op(":=").Id("o").Dot("live").Call(),
+				jen.Return(jen.Qual(enginePkg, "NewCollectionWriter").Call(
+					jen.Op("&").Id("c.tx"), jen.Id(konst), jen.Op("&").Id("c.out."+priv),
+					g.cloneFuncOrNil(pa.Type.Elem), jen.Op("&").Id("c.gen"), jen.Id("c.gen"))),
+			))
+			applies = append(applies, jen.If(jen.Len(jen.Id("c.out."+priv)).Op(">").Lit(0)).Block(
+				jen.Id(stateExpr("s", pa.Field, nil)).Op("=").Id(stateExpr("s", pa.Field, nil)).Dot("Apply").Call(jen.Id("v"), jen.Id("c.out."+priv))))
+			effFields = append(effFields, jen.Id(pa.GoName).Map(k.Clone()).Op("*").Add(v.Clone()))
+			effInit = append(effInit, field{pa.GoName, jen.Qual(enginePkg, "Last").Call(jen.Id("c.out." + priv))})
+			usesVersion = true
+			continue
+		}
 		outFields = append(outFields, jen.Id(priv).Add(goType(pa.Type)))
 		setters = append(setters, doc("Set"+pa.GoName+" sets "+pa.Text+".").
 			Func().Params(outRecv()).Id("Set"+pa.GoName).Params(jen.Id("v").Add(goType(pa.Type))).Block(
@@ -94,7 +120,15 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 	// The engine.Call implementation. Calls made by the Engine come from a
 	// pool, so a commit allocates only what outlives it.
 	callRecv := func() *jen.Statement { return jen.Id("c").Op("*").Id(call) }
-	stateParam := func() *jen.Statement { return jen.Id("s").Op("*").Id("State") }
+	stateParam := func() *jen.Statement { return jen.Id("s").Op("*").Id(g.st) }
+	version := jen.Id("_")
+	if usesVersion {
+		version = jen.Id("v")
+	}
+	runPrologue := []jen.Code{jen.Id("c.gen").Op("++"), jen.Id("c.in.s").Op("=").Id("s")}
+	if readsColl {
+		runPrologue = append(runPrologue, jen.Id("c.in.tx").Op("=").Op("&").Id("c.tx"))
+	}
 	pool := "theusPool" + n
 	out = append(out,
 		jen.Type().Id(call).Struct(
@@ -113,13 +147,11 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 			jen.Return(jen.Op("&").Id("c.tx")),
 		),
 		jen.Func().Params(callRecv()).Id("Run").Params(jen.Id("ctx").Qual("context", "Context"), stateParam()).Error().Block(
-			jen.Id("c.gen").Op("++"),
-			jen.Id("c.in.s").Op("=").Id("s"),
-			jen.Id("c.out").Op("=").Id(outputs).Values(),
-			jen.Return(jen.Id("c.impl").Dot(n).Call(jen.Id("ctx"), jen.Id("c.in"),
-				jen.Op("&").Id(outT).Add(keyed(field{"c", jen.Id("c")}, field{"gen", jen.Id("c.gen")})))),
+			append(runPrologue, jen.Id("c.out").Op("=").Id(outputs).Values(),
+				runTail(p, jen.Id("c.impl").Dot(n).Call(jen.Id("ctx"), jen.Id("c.in"),
+					jen.Op("&").Id(outT).Add(keyed(field{"c", jen.Id("c")}, field{"gen", jen.Id("c.gen")})))))...,
 		),
-		jen.Func().Params(callRecv()).Id("Apply").Params(stateParam()).Block(applies...),
+		jen.Func().Params(callRecv()).Id("Apply").Params(stateParam(), version.Uint64()).Block(applies...),
 		jen.Func().Params(callRecv()).Id("release").Params().Block(
 			jen.Id("gen").Op(":=").Id("c.gen").Op("+").Lit(1),
 			jen.Op("*").Id("c").Op("=").Id(call).Values(),
@@ -127,6 +159,7 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 			jen.Id(pool).Dot("Put").Call(jen.Id("c")),
 		),
 	)
+	out = append(out, g.ruleDecls(p)...)
 
 	// The Engine method and RunX.
 	engineDoc := n + " runs " + p.Name + " and commits its effects."
@@ -136,15 +169,23 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 	newCall := func(extra ...field) *jen.Statement {
 		return jen.Op("&").Id(call).Add(keyed(append(extra, field{"in", jen.Id(in).Add(keyed(field{"Args", jen.Id("args")}))})...))
 	}
-	runBody := []jen.Code{
+	runState := jen.Op("&").Id("s")
+	var convert []jen.Code
+	if g.hasColl {
+		runState = jen.Op("&").Id("st")
+		convert = append(convert, jen.Id("st").Op(":=").Add(g.toEngineState("s")))
+	}
+	runBody := append([]jen.Code{
 		jen.Id("c").Op(":=").Add(newCall(field{"impl", jen.Id("impl")}, field{"run", jen.True()})),
+	}, convert...)
+	runBody = append(runBody,
 		jen.If(
-			jen.Id("err").Op(":=").Qual(enginePkg, "Run").Call(
-				jen.Qual("context", "Background").Call(), jen.Lit(p.Name), jen.Id("c"), jen.Op("&").Id("s")),
+			jen.Id("err").Op(":=").Qual(enginePkg, "Run").Call(append([]jen.Code{
+				jen.Qual("context", "Background").Call(), jen.Lit(p.Name), jen.Id("c"), runState}, declaredErrors(p)...)...),
 			jen.Id("err").Op("!=").Nil(),
 		).Block(jen.Return(jen.Id(effects).Values(), jen.Id("err"))),
 		jen.Id("eff").Op(":=").Id(effects).Add(keyed(effInit...)),
-	}
+	)
 	runBody = append(runBody, effSets...)
 	engineBody := []jen.Code{
 		jen.Id("c").Op(":=").Id(pool).Dot("Get").Call().Assert(jen.Op("*").Id(call)),

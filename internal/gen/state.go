@@ -19,13 +19,21 @@ func stateExpr(s string, f *contract.StateField, sub []*contract.Field) string {
 // stateDecls declares State and its zones, Snapshot, the index constants
 // and theusSchema.
 func (g *generator) stateDecls() []jen.Code {
-	var domain, global, clone []jen.Code
+	var domain, global, internal, clone []jen.Code
 	for _, f := range g.m.State {
 		decl := jen.Id(f.GoName).Add(goType(f.Type))
 		if f.Zone == contract.ZoneGlobal {
 			global = append(global, decl)
 		} else {
 			domain = append(domain, decl)
+		}
+		if f.Collection {
+			// Collections are immutable values: copies share them.
+			internal = append(internal, jen.Id(f.GoName).Add(collType(f.Type)))
+			continue
+		}
+		if f.Zone == contract.ZoneDomain {
+			internal = append(internal, jen.Id(f.GoName).Add(goType(f.Type)))
 		}
 		if holdsRefs(f.Type) {
 			clone = append(clone, jen.Id(stateExpr("c", f, nil)).Op("=").Add(g.cloneValue(f.Type, lv{expr: stateExpr("p", f, nil)})))
@@ -38,15 +46,25 @@ func (g *generator) stateDecls() []jen.Code {
 			Type().Id("DomainState").Struct(domain...),
 		doc("GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.").
 			Type().Id("GlobalState").Struct(global...),
-		cloneFuncDecl("theusCloneState", jen.Id("State"), clone),
+	}
+	if g.hasColl {
+		out = append(out,
+			doc("theusState is the engine's form of State: collections are engine.Collections, versioned per entry.").
+				Type().Id("theusState").Struct(jen.Id("Domain").Id("theusDomainState"), jen.Id("Global").Id("GlobalState")),
+			jen.Type().Id("theusDomainState").Struct(internal...),
+			g.internalFunc(),
+		)
+	}
+	out = append(out,
+		cloneFuncDecl("theusCloneState", jen.Id(g.st), clone),
 		doc("Snapshot is an immutable view of the state at one version.").
-			Type().Id("Snapshot").Struct(jen.Id("version").Uint64(), jen.Id("s").Op("*").Id("State")),
+			Type().Id("Snapshot").Struct(jen.Id("version").Uint64(), jen.Id("s").Op("*").Id(g.st)),
 		doc("Version returns the version of the snapshot.").
 			Func().Params(jen.Id("s").Id("Snapshot")).Id("Version").Params().Uint64().
 			Block(jen.Return(jen.Id("s.version"))),
-	}
+	)
 	for _, f := range g.m.State {
-		out = append(out, g.accessor(jen.Id("s").Id("Snapshot"), "s.s", f, nil, f.Type))
+		out = append(out, g.accessor(jen.Id("s").Id("Snapshot"), "s.s", f, nil, f.Type, jen.Nil()))
 	}
 
 	if len(g.paths) > 0 {
@@ -69,16 +87,70 @@ func (g *generator) stateDecls() []jen.Code {
 func procConst(p *contract.Process) string { return "theusProc" + p.GoName }
 
 // accessor declares the read-only accessor of a state path on a Snapshot or
-// an In (recv), whose State pointer is the selector s.
-func (g *generator) accessor(recv *jen.Statement, s string, f *contract.StateField, sub []*contract.Field, t *contract.Type) jen.Code {
+// an In (recv), whose State pointer is the selector s. A collection's view
+// records the entries a process reads in tx (nil for a Snapshot).
+func (g *generator) accessor(recv *jen.Statement, s string, f *contract.StateField, sub []*contract.Field, t *contract.Type, tx jen.Code) jen.Code {
 	name, text := f.GoName, string(f.Zone)+"."+f.Name
 	for _, sf := range sub {
 		name += sf.GoName
 		text += "." + sf.Name
 	}
+	view := g.viewOf(t, lv{expr: stateExpr(s, f, sub)})
+	if f.Collection && len(sub) == 0 {
+		view = jen.Qual(enginePkg, "CollectionView").Call(
+			jen.Id(stateExpr(s, f, nil)), tx, jen.Id(g.byText[text].konst), g.viewFunc(t.Elem))
+	}
 	return doc(name + " returns " + text + ".").
 		Func().Params(recv).Id(name).Params().Add(viewType(t)).
-		Block(jen.Return(g.viewOf(t, lv{expr: stateExpr(s, f, sub)})))
+		Block(jen.Return(view))
+}
+
+// collType is the engine.Collection type of a collection field of type t.
+func collType(t *contract.Type) *jen.Statement {
+	return jen.Qual(enginePkg, "Collection").Types(goType(t.Key), goType(t.Elem))
+}
+
+// cloneFuncOrNil is a func(*T) T deep-copying t, or nil when t holds no
+// references.
+func (g *generator) cloneFuncOrNil(t *contract.Type) *jen.Statement {
+	if !holdsRefs(t) {
+		return jen.Nil()
+	}
+	return g.cloneElemFunc(t)
+}
+
+// internalFunc declares theusInternal, which turns a State into the
+// engine's form: a deep copy, with collections built from the maps.
+func (g *generator) internalFunc() jen.Code {
+	var domain []field
+	for _, f := range g.m.State {
+		if f.Zone != contract.ZoneDomain {
+			continue
+		}
+		src := lv{expr: stateExpr("p", f, nil)}
+		if f.Collection {
+			domain = append(domain, field{f.GoName, jen.Qual(enginePkg, "NewCollection").Call(src.val(), g.cloneFuncOrNil(f.Type.Elem))})
+		} else {
+			domain = append(domain, field{f.GoName, g.cloneValue(f.Type, src)})
+		}
+	}
+	global := jen.Id("p.Global")
+	var fix []jen.Code
+	for _, f := range g.m.State {
+		if f.Zone == contract.ZoneGlobal && holdsRefs(f.Type) {
+			fix = append(fix, jen.Id(stateExpr("s", f, nil)).Op("=").Add(g.cloneValue(f.Type, lv{expr: stateExpr("p", f, nil)})))
+		}
+	}
+	body := []jen.Code{
+		jen.Id("s").Op(":=").Id("theusState").Add(keyedLines(
+			field{"Domain", jen.Id("theusDomainState").Add(keyedLines(domain...))},
+			field{"Global", global},
+		)),
+	}
+	body = append(body, fix...)
+	body = append(body, jen.Return(jen.Id("s")))
+	return doc("theusInternal returns a deep copy of p in the engine's form.").
+		Func().Id("theusInternal").Params(jen.Id("p").Op("*").Id("State")).Id("theusState").Block(body...)
 }
 
 func (g *generator) schema() jen.Code {
@@ -104,11 +176,28 @@ func (g *generator) schema() jen.Code {
 			if p.Semantic == contract.Pure {
 				spec = append(spec, field{"Pure", jen.True()})
 			}
+			if len(p.Errors) > 0 {
+				spec = append(spec, field{"Errors", jen.Index().Error().Values(declaredErrors(p)...)})
+			}
 			specs[i] = keyedLines(spec...)
 		}
 		fields = append(fields, field{"Processes", jen.Index().Qual(enginePkg, "ProcessSpec").Custom(multiLine, specs...)})
 	}
-	return jen.Var().Id("theusSchema").Op("=").Qual(enginePkg, "Schema").Types(jen.Id("State")).Add(keyedLines(fields...))
+	var colls []jen.Code
+	for _, f := range g.m.State {
+		if f.Collection {
+			colls = append(colls, keyedLines(
+				field{"Path", jen.Id(g.byText[string(f.Zone)+"."+f.Name].konst)},
+				field{"Version", jen.Func().Params(jen.Id("s").Op("*").Id(g.st), jen.Id("k").Any()).Params(jen.Uint64(), jen.Bool()).Block(
+					jen.Return(jen.Qual(enginePkg, "CollectionVersion").Call(jen.Id(stateExpr("s", f, nil)), jen.Id("k"))),
+				)},
+			))
+		}
+	}
+	if len(colls) > 0 {
+		fields = append(fields, field{"Collections", jen.Index().Qual(enginePkg, "CollectionSpec").Types(jen.Id(g.st)).Custom(multiLine, colls...)})
+	}
+	return jen.Var().Id("theusSchema").Op("=").Qual(enginePkg, "Schema").Types(jen.Id(g.st)).Add(keyedLines(fields...))
 }
 
 // engineDecls declares the Processes interface, Engine and Patch.
@@ -131,7 +220,7 @@ func (g *generator) engineDecls() []jen.Code {
 			Type().Id("Processes").Interface(methods...),
 		doc("Engine runs the processes of "+g.source+" and commits their outputs and messages atomically.").
 			Type().Id("Engine").Struct(
-			jen.Id("core").Op("*").Qual(enginePkg, "Engine").Types(jen.Id("State")),
+			jen.Id("core").Op("*").Qual(enginePkg, "Engine").Types(jen.Id(g.st)),
 			jen.Id("impl").Id("Processes"),
 		),
 		doc("NewEngine starts an engine. If the store holds data, its state is recovered and initial is ignored; without engine.WithStore the engine keeps everything in memory.").
@@ -145,7 +234,7 @@ func (g *generator) engineDecls() []jen.Code {
 				jen.Return(jen.Nil(), jen.Qual("errors", "New").Call(jen.Lit("theus: NewEngine: nil Processes"))),
 			),
 			jen.List(jen.Id("core"), jen.Id("err")).Op(":=").Qual(enginePkg, "New").Call(
-				jen.Id("ctx"), jen.Op("&").Id("theusSchema"), jen.Id("initial"),
+				jen.Id("ctx"), jen.Op("&").Id("theusSchema"), g.toEngineState("initial"),
 				jen.Append(
 					jen.Index().Qual(enginePkg, "Option").Values(jen.Qual(enginePkg, "WithStore").Call(jen.Qual(memoryPkg, "New").Call())),
 					jen.Id("opts").Op("..."),
@@ -180,6 +269,15 @@ func (g *generator) engineDecls() []jen.Code {
 	return append(out, g.patchDecls()...)
 }
 
+// toEngineState converts the State variable name to the engine's state
+// type.
+func (g *generator) toEngineState(name string) jen.Code {
+	if g.hasColl {
+		return jen.Id("theusInternal").Call(jen.Op("&").Id(name))
+	}
+	return jen.Id(name)
+}
+
 // ifErrReturn is: if err != nil { return zero, err }.
 func ifErrReturn(zero jen.Code) jen.Code {
 	return jen.If(jen.Id("err").Op("!=").Nil()).Block(jen.Return(zero, jen.Id("err")))
@@ -187,13 +285,41 @@ func ifErrReturn(zero jen.Code) jen.Code {
 
 func (g *generator) patchDecls() []jen.Code {
 	fields := []jen.Code{jen.Id("writes").Index().Int()}
-	var setters, cases []jen.Code
+	var setters, cases, record, applyColl []jen.Code
+	recv := func() *jen.Statement { return jen.Id("p").Op("*").Id("Patch") }
 	for _, f := range g.m.State {
 		priv := privateName(f.GoName)
-		konst := g.byText[string(f.Zone)+"."+f.Name].konst
+		text := string(f.Zone) + "." + f.Name
+		konst := g.byText[text].konst
+		if f.Collection {
+			// Entries are put and deleted one by one; their keys take
+			// part in conflict checks.
+			k, v := goType(f.Type.Key), goType(f.Type.Elem)
+			fields = append(fields, jen.Id(priv).Index().Qual(enginePkg, "Pending").Types(k.Clone(), v.Clone()))
+			setters = append(setters,
+				doc("Put"+f.GoName+" sets the entry k of "+text+" to v.").
+					Func().Params(recv()).Id("Put"+f.GoName).Params(jen.Id("k").Add(k.Clone()), jen.Id("v").Add(v.Clone())).Block(
+					jen.Id("c").Op(":=").Add(g.cloneValue(f.Type.Elem, lv{expr: "v"})),
+					jen.Id("p."+priv).Op("=").Append(jen.Id("p."+priv), jen.Qual(enginePkg, "Pending").Types(k.Clone(), v.Clone()).
+						Add(keyed(field{"Key", jen.Id("k")}, field{"Value", jen.Op("&").Id("c")}))),
+				),
+				doc("Delete"+f.GoName+" deletes the entry k of "+text+".").
+					Func().Params(recv()).Id("Delete"+f.GoName).Params(jen.Id("k").Add(k.Clone())).Block(
+					jen.Id("p."+priv).Op("=").Append(jen.Id("p."+priv), jen.Qual(enginePkg, "Pending").Types(k.Clone(), v.Clone()).
+						Add(keyed(field{"Key", jen.Id("k")}))),
+				),
+			)
+			record = append(record, jen.For(jen.List(jen.Id("_"), jen.Id("w")).Op(":=").Range().Id("t.p."+priv)).Block(
+				jen.Id("tx").Dot("WriteKey").Call(jen.Id(konst), jen.Id("w.Key"), jen.Id("w.Value").Op("==").Nil()),
+			))
+			applyColl = append(applyColl, jen.If(jen.Len(jen.Id("t.p."+priv)).Op(">").Lit(0)).Block(
+				jen.Id(stateExpr("s", f, nil)).Op("=").Id(stateExpr("s", f, nil)).Dot("Apply").Call(jen.Id("v"), jen.Id("t.p."+priv)),
+			))
+			continue
+		}
 		fields = append(fields, jen.Id(priv).Add(goType(f.Type)))
-		setters = append(setters, doc("Set"+f.GoName+" sets "+string(f.Zone)+"."+f.Name+".").
-			Func().Params(jen.Id("p").Op("*").Id("Patch")).Id("Set"+f.GoName).Params(jen.Id("v").Add(goType(f.Type))).Block(
+		setters = append(setters, doc("Set"+f.GoName+" sets "+text+".").
+			Func().Params(recv()).Id("Set"+f.GoName).Params(jen.Id("v").Add(goType(f.Type))).Block(
 			jen.Id("p."+priv).Op("=").Add(g.cloneValue(f.Type, lv{expr: "v"})),
 			jen.Id("p.writes").Op("=").Id("theusAddPath").Call(jen.Id("p.writes"), jen.Id(konst)),
 		))
@@ -202,18 +328,27 @@ func (g *generator) patchDecls() []jen.Code {
 	out := []jen.Code{doc("Patch is a set of state changes for CompareAndSwap.").Type().Id("Patch").Struct(fields...)}
 	out = append(out, setters...)
 	patchRecv := func() *jen.Statement { return jen.Id("t").Id("theusPatch") }
+	recordBody := append([]jen.Code{
+		jen.For(jen.List(jen.Id("_"), jen.Id("w")).Op(":=").Range().Id("t.p.writes")).Block(jen.Id("tx").Dot("Write").Call(jen.Id("w"))),
+	}, record...)
+	applyBody := []jen.Code{
+		jen.For(jen.List(jen.Id("_"), jen.Id("w")).Op(":=").Range().Id("t.p.writes")).Block(
+			jen.Switch(jen.Id("w")).Block(cases...),
+		),
+	}
+	applyBody = append(applyBody, applyColl...)
+	vParam := jen.Id("_")
+	if len(applyColl) > 0 {
+		vParam = jen.Id("v")
+	}
 	return append(out,
 		jen.Func().Id("theusAddPath").Params(jen.Id("paths").Index().Int(), jen.Id("path").Int()).Index().Int().Block(
 			jen.If(jen.Qual("slices", "Contains").Call(jen.Id("paths"), jen.Id("path"))).Block(jen.Return(jen.Id("paths"))),
 			jen.Return(jen.Append(jen.Id("paths"), jen.Id("path"))),
 		),
 		jen.Type().Id("theusPatch").Struct(jen.Id("p").Op("*").Id("Patch")),
-		jen.Func().Params(patchRecv()).Id("Writes").Params().Index().Int().Block(jen.Return(jen.Id("t.p.writes"))),
-		jen.Func().Params(patchRecv()).Id("Apply").Params(jen.Id("s").Op("*").Id("State")).Block(
-			jen.For(jen.List(jen.Id("_"), jen.Id("w")).Op(":=").Range().Id("t.p.writes")).Block(
-				jen.Switch(jen.Id("w")).Block(cases...),
-			),
-		),
+		jen.Func().Params(patchRecv()).Id("Record").Params(jen.Id("tx").Op("*").Qual(enginePkg, "Tx")).Block(recordBody...),
+		jen.Func().Params(patchRecv()).Id("Apply").Params(jen.Id("s").Op("*").Id(g.st), vParam.Uint64()).Block(applyBody...),
 	)
 }
 

@@ -1,0 +1,204 @@
+package gen
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/dave/jennifer/jen"
+
+	"github.com/theus-go/theus/internal/contract"
+)
+
+// Domain errors and rules. Each domain error gets one sentinel shared by
+// the processes that declare it; the engine is told which a process
+// declares (ProcessSpec.Errors, and engine.Run for RunX). A process with
+// rules checks them at the end of its call's Run, on the values it set,
+// through the call's Tx: Fail for on_fail: reject, Warn for warn. The
+// checks allocate nothing while rules hold, and regexes are compiled once,
+// into package variables.
+
+// errorDecls declares the domain error sentinels.
+func (g *generator) errorDecls() []jen.Code {
+	var out []jen.Code
+	for _, d := range g.m.Errors {
+		var by []string
+		for _, p := range g.m.Processes {
+			for _, pd := range p.Errors {
+				if pd == d {
+					by = append(by, p.Name)
+				}
+			}
+		}
+		out = append(out, doc(d.GoName+" is the domain error "+d.Name+", declared by "+strings.Join(by, ", ")+".").
+			Var().Id(d.GoName).Op("=").Qual(enginePkg, "DomainError").Call(jen.Lit(d.Name)))
+	}
+	return out
+}
+
+// declaredErrors lists the sentinels of the errors p declares.
+func declaredErrors(p *contract.Process) []jen.Code {
+	out := make([]jen.Code, len(p.Errors))
+	for i, d := range p.Errors {
+		out[i] = jen.Id(d.GoName)
+	}
+	return out
+}
+
+// runTail ends the Run method of p's call: it returns what the process
+// returned (the call expression run) and, when p has rules, checks them
+// once the process succeeded. The statements are lines of one Statement.
+func runTail(p *contract.Process, run *jen.Statement) jen.Code {
+	if len(p.Rules) == 0 {
+		return jen.Return(run)
+	}
+	return jen.If(jen.Id("err").Op(":=").Add(run), jen.Id("err").Op("!=").Nil()).Block(jen.Return(jen.Id("err"))).
+		Line().Id("c").Dot("checkRules").Call().
+		Line().Return(jen.Nil())
+}
+
+// regexpVar is the package variable holding the compiled regex of rule i
+// of p. Go names hold no "_", so the separator keeps names apart.
+func regexpVar(p *contract.Process, i int) string {
+	return "theusRegexp" + p.GoName + "_" + strconv.Itoa(i)
+}
+
+// ruleDecls declares p's compiled regexes and the checkRules method of
+// its call; nothing when p has no rules.
+func (g *generator) ruleDecls(p *contract.Process) []jen.Code {
+	if len(p.Rules) == 0 {
+		return nil
+	}
+	var out []jen.Code
+	// The checks of the rules on one output share the test of whether the
+	// run wrote it (or the loop over the entries it wrote).
+	var outputs []*contract.Path
+	checks := map[*contract.Path][]jen.Code{}
+	for i, r := range p.Rules {
+		if _, seen := checks[r.Path]; !seen {
+			outputs = append(outputs, r.Path)
+		}
+		for _, c := range r.Checks {
+			if c.Kind == "regex" {
+				name := regexpVar(p, i)
+				out = append(out, doc(name+" is the regex of the rule of "+p.Name+" on "+r.Text+".").
+					Var().Id(name).Op("=").Qual("regexp", "MustCompile").Call(regexpLit(c.Regex)))
+			}
+			checks[r.Path] = append(checks[r.Path], ruleCheck(p, i, r, c))
+		}
+	}
+	var body []jen.Code
+	for _, o := range outputs {
+		written := "c.out." + privateName(o.GoName)
+		if o.Field.Collection {
+			// Only the write of a key that the commit applies is checked;
+			// deletes have no value to check.
+			body = append(body, jen.For(jen.List(jen.Id("i"), jen.Id("w")).Op(":=").Range().Id(written)).Block(append([]jen.Code{
+				jen.If(jen.Id("w.Value").Op("==").Nil().Op("||").Op("!").Qual(enginePkg, "Final").Call(jen.Id(written), jen.Id("i"))).Block(jen.Continue()),
+			}, checks[o]...)...))
+			continue
+		}
+		body = append(body, jen.If(jen.Id("c.tx").Dot("Written").Call(jen.Id(g.byText[o.Text].konst))).Block(checks[o]...))
+	}
+	call := "theusCall" + p.GoName
+	out = append(out, doc("checkRules checks the rules of "+p.Name+" on what the run set.").
+		Func().Params(jen.Id("c").Op("*").Id(call)).Id("checkRules").Params().Block(body...))
+	return out
+}
+
+// ruleCheck checks c of rule i of p on the value the run set: the output's
+// value, or for a [*] rule the value w.Value of an entry written.
+func ruleCheck(p *contract.Process, i int, r *contract.Rule, c *contract.Check) jen.Code {
+	value := "c.out." + privateName(r.Path.GoName)
+	if r.Each {
+		value = "w.Value"
+		if len(r.Sub) == 0 {
+			value = "*w.Value"
+		}
+	}
+	for _, f := range r.Sub {
+		value += "." + f.GoName
+	}
+	e := ruleError(p, r, c)
+	broken := jen.Id("c.tx").Dot("Fail").Call(jen.Op("&").Add(e))
+	if r.Warn {
+		broken = jen.Id("c.tx").Dot("Warn").Call(e)
+	}
+	return jen.If(jen.Id("v").Op(":=").Id(value), failed(p, i, r.Type, c)).Block(broken)
+}
+
+// ruleError is the engine.RuleError of check c of rule r, for the value v
+// (of the entry w, for a [*] rule).
+func ruleError(p *contract.Process, r *contract.Rule, c *contract.Check) *jen.Statement {
+	fields := []field{
+		{"Process", jen.Lit(p.Name)},
+		{"Path", jen.Lit(r.Text)},
+		{"Rule", jen.Lit(c.Kind)},
+		{"Value", jen.Id("v")},
+	}
+	if r.Each {
+		fields = append(fields, field{"Key", jen.Id("w.Key")})
+	}
+	return jen.Qual(enginePkg, "RuleError").Add(keyed(fields...))
+}
+
+// failed is the condition under which the value v of type t breaks check c
+// of rule i of p.
+func failed(p *contract.Process, i int, t *contract.Type, c *contract.Check) *jen.Statement {
+	v := jen.Id("v")
+	length := func() *jen.Statement {
+		if isString(t) {
+			return jen.Qual("unicode/utf8", "RuneCountInString").Call(v)
+		}
+		return jen.Len(v)
+	}
+	switch c.Kind {
+	case "min":
+		return v.Op("<").Op(c.Lit)
+	case "max":
+		return v.Op(">").Op(c.Lit)
+	case "min_len":
+		return length().Op("<").Op(c.Lit)
+	case "max_len":
+		return length().Op(">").Op(c.Lit)
+	case "regex":
+		return jen.Op("!").Id(regexpVar(p, i)).Dot("MatchString").Call(v)
+	case "one_of":
+		cond := jen.Null()
+		for j, lit := range c.OneOf {
+			if j > 0 {
+				cond.Op("&&")
+			}
+			cond.Id("v").Op("!=").Op(lit)
+		}
+		return cond
+	case "required":
+		switch {
+		case t.Kind == contract.Slice || t.Kind == contract.Map:
+			return jen.Len(v).Op("==").Lit(0)
+		case t.Kind == contract.Named:
+			return v.Op("==").Parens(jen.Id(t.Struct.GoName).Values())
+		case isString(t):
+			return v.Op("==").Lit("")
+		case t.Name == "bool":
+			return jen.Op("!").Add(v)
+		}
+		return v.Op("==").Lit(0)
+	}
+	panic("gen: unknown check " + c.Kind)
+}
+
+func isString(t *contract.Type) bool { return t.Kind == contract.Builtin && t.Name == "string" }
+
+// regexpLit writes a pattern as a raw string when it can be one, so that
+// the generated regex reads as the contract writes it.
+func regexpLit(pattern string) jen.Code {
+	raw := utf8.ValidString(pattern) && !strings.ContainsFunc(pattern, func(r rune) bool {
+		return r == '`' || r == '\r' || r == '\uFEFF' || !unicode.IsPrint(r) && r != ' '
+	})
+	if raw {
+		return jen.Op("`" + pattern + "`")
+	}
+	return jen.Lit(pattern)
+}

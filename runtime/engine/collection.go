@@ -27,15 +27,15 @@ func NewCollection[K cmp.Ordered, V any](m map[K]V, clone func(*V) V) Collection
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	var c Collection[K, V]
-	for _, k := range keys {
+	items := make([]*pitem[V], len(keys))
+	for i, k := range keys {
 		v := m[k]
 		if clone != nil {
 			v = clone(&v)
 		}
-		c.m = c.m.set(k, &pitem[V]{val: v})
+		items[i] = &pitem[V]{val: v}
 	}
-	return c
+	return Collection[K, V]{m: buildPmap(keys, items)}
 }
 
 // Len returns the number of entries.

@@ -281,6 +281,7 @@ func benchDeposit(b *testing.B, n int) {
 	}
 	st := memory.New()
 	e := newBank(b, st, balances)
+	balances = nil // only the engine's copy stays for the GC to scan
 	ctx := context.Background()
 	c := &ccall{proc: procDeposit, amount: 1}
 	b.ReportAllocs()

@@ -3,6 +3,7 @@ package engine
 import (
 	"cmp"
 	"iter"
+	"unsafe"
 )
 
 // pmap is a persistent ordered map: a B+tree whose updates copy the path
@@ -29,8 +30,49 @@ type pnode[K cmp.Ordered, V any] struct {
 	// keys: a leaf's entry keys; an inner node's lower bounds of its
 	// children (keys[0] is not used for routing).
 	keys [pfan]K
-	vals [pfan]*pitem[V]    // leaf
-	kids [pfan]*pnode[K, V] // inner
+	// ptrs holds a leaf's *pitem[V] or an inner node's *pnode[K, V]: one
+	// array for both keeps a node, which every commit copies along its
+	// path, a third smaller.
+	ptrs [pfan]unsafe.Pointer
+}
+
+func (n *pnode[K, V]) val(i int) *pitem[V]          { return (*pitem[V])(n.ptrs[i]) }
+func (n *pnode[K, V]) kid(i int) *pnode[K, V]       { return (*pnode[K, V])(n.ptrs[i]) }
+func (n *pnode[K, V]) setVal(i int, it *pitem[V])   { n.ptrs[i] = unsafe.Pointer(it) }
+func (n *pnode[K, V]) setKid(i int, k *pnode[K, V]) { n.ptrs[i] = unsafe.Pointer(k) }
+
+// buildPmap builds a map from sorted, distinct keys and their items in
+// linear time, bottom-up, with full nodes.
+func buildPmap[K cmp.Ordered, V any](keys []K, items []*pitem[V]) pmap[K, V] {
+	if len(keys) == 0 {
+		return pmap[K, V]{}
+	}
+	var level []*pnode[K, V]
+	for i := 0; i < len(keys); i += pfan {
+		n := &pnode[K, V]{leaf: true}
+		for j := i; j < min(i+pfan, len(keys)); j++ {
+			n.keys[n.n] = keys[j]
+			n.setVal(n.n, items[j])
+			n.n++
+		}
+		n.size = n.n
+		level = append(level, n)
+	}
+	for len(level) > 1 {
+		var up []*pnode[K, V]
+		for i := 0; i < len(level); i += pfan {
+			n := &pnode[K, V]{}
+			for _, kid := range level[i:min(i+pfan, len(level))] {
+				n.keys[n.n] = kid.keys[0]
+				n.setKid(n.n, kid)
+				n.size += kid.size
+				n.n++
+			}
+			up = append(up, n)
+		}
+		level = up
+	}
+	return pmap[K, V]{root: level[0]}
 }
 
 func (m pmap[K, V]) len() int {
@@ -47,10 +89,10 @@ func (m pmap[K, V]) get(k K) *pitem[V] {
 		return nil
 	}
 	for !n.leaf {
-		n = n.kids[n.route(k)]
+		n = n.kid(n.route(k))
 	}
 	if i, ok := n.find(k); ok {
-		return n.vals[i]
+		return n.val(i)
 	}
 	return nil
 }
@@ -87,7 +129,8 @@ func (n *pnode[K, V]) find(k K) (int, bool) {
 func (m pmap[K, V]) set(k K, it *pitem[V]) pmap[K, V] {
 	if m.root == nil {
 		leaf := &pnode[K, V]{leaf: true, n: 1, size: 1}
-		leaf.keys[0], leaf.vals[0] = k, it
+		leaf.keys[0] = k
+		leaf.setVal(0, it)
 		return pmap[K, V]{root: leaf}
 	}
 	left, right := m.root.set(k, it)
@@ -96,7 +139,8 @@ func (m pmap[K, V]) set(k K, it *pitem[V]) pmap[K, V] {
 	}
 	root := &pnode[K, V]{n: 2, size: left.size + right.size}
 	root.keys[0], root.keys[1] = left.keys[0], right.keys[0]
-	root.kids[0], root.kids[1] = left, right
+	root.setKid(0, left)
+	root.setKid(1, right)
 	return pmap[K, V]{root: root}
 }
 
@@ -106,13 +150,14 @@ func (n *pnode[K, V]) set(k K, it *pitem[V]) (left, right *pnode[K, V]) {
 	if c.leaf {
 		i, ok := c.find(k)
 		if ok {
-			c.vals[i] = it
+			c.setVal(i, it)
 			return &c, nil
 		}
 		if c.n < pfan {
 			copy(c.keys[i+1:c.n+1], c.keys[i:c.n])
-			copy(c.vals[i+1:c.n+1], c.vals[i:c.n])
-			c.keys[i], c.vals[i] = k, it
+			copy(c.ptrs[i+1:c.n+1], c.ptrs[i:c.n])
+			c.keys[i] = k
+			c.setVal(i, it)
 			c.n++
 			c.size++
 			return &c, nil
@@ -120,17 +165,18 @@ func (n *pnode[K, V]) set(k K, it *pitem[V]) (left, right *pnode[K, V]) {
 		return c.splitInsert(i, k, it, nil)
 	}
 	i := c.route(k)
-	l, r := c.kids[i].set(k, it)
-	c.size += l.size - c.kids[i].size
-	c.kids[i] = l
+	l, r := c.kid(i).set(k, it)
+	c.size += l.size - c.kid(i).size
+	c.setKid(i, l)
 	if r == nil {
 		return &c, nil
 	}
 	c.size += r.size
 	if c.n < pfan {
 		copy(c.keys[i+2:c.n+1], c.keys[i+1:c.n])
-		copy(c.kids[i+2:c.n+1], c.kids[i+1:c.n])
-		c.keys[i+1], c.kids[i+1] = r.keys[0], r
+		copy(c.ptrs[i+2:c.n+1], c.ptrs[i+1:c.n])
+		c.keys[i+1] = r.keys[0]
+		c.setKid(i+1, r)
 		c.n++
 		return &c, nil
 	}
@@ -141,34 +187,29 @@ func (n *pnode[K, V]) set(k K, it *pitem[V]) (left, right *pnode[K, V]) {
 // node, at position i, and splits the result in two halves.
 func (c *pnode[K, V]) splitInsert(i int, k K, it *pitem[V], kid *pnode[K, V]) (left, right *pnode[K, V]) {
 	var keys [pfan + 1]K
-	var vals [pfan + 1]*pitem[V]
-	var kids [pfan + 1]*pnode[K, V]
+	var ptrs [pfan + 1]unsafe.Pointer
 	copy(keys[:i], c.keys[:i])
 	copy(keys[i+1:], c.keys[i:c.n])
 	keys[i] = k
+	copy(ptrs[:i], c.ptrs[:i])
+	copy(ptrs[i+1:], c.ptrs[i:c.n])
 	if c.leaf {
-		copy(vals[:i], c.vals[:i])
-		copy(vals[i+1:], c.vals[i:c.n])
-		vals[i] = it
+		ptrs[i] = unsafe.Pointer(it)
 	} else {
-		copy(kids[:i], c.kids[:i])
-		copy(kids[i+1:], c.kids[i:c.n])
-		kids[i] = kid
+		ptrs[i] = unsafe.Pointer(kid)
 	}
 	half := (pfan + 1) / 2
 	l := &pnode[K, V]{leaf: c.leaf, n: half}
 	r := &pnode[K, V]{leaf: c.leaf, n: pfan + 1 - half}
 	copy(l.keys[:], keys[:half])
 	copy(r.keys[:], keys[half:])
+	copy(l.ptrs[:], ptrs[:half])
+	copy(r.ptrs[:], ptrs[half:])
 	if c.leaf {
-		copy(l.vals[:], vals[:half])
-		copy(r.vals[:], vals[half:])
 		l.size, r.size = l.n, r.n
 	} else {
-		copy(l.kids[:], kids[:half])
-		copy(r.kids[:], kids[half:])
-		for _, x := range l.kids[:l.n] {
-			l.size += x.size
+		for i := range l.n {
+			l.size += l.kid(i).size
 		}
 		r.size = c.size - l.size // c.size already counts the inserted entry
 	}
@@ -185,7 +226,7 @@ func (m pmap[K, V]) del(k K) pmap[K, V] {
 		return m
 	}
 	for root != nil && !root.leaf && root.n == 1 {
-		root = root.kids[0]
+		root = root.kid(0)
 	}
 	return pmap[K, V]{root: root}
 }
@@ -204,32 +245,32 @@ func (n *pnode[K, V]) del(k K) (*pnode[K, V], bool) {
 		}
 		c := *n
 		copy(c.keys[i:], c.keys[i+1:c.n])
-		copy(c.vals[i:], c.vals[i+1:c.n])
+		copy(c.ptrs[i:], c.ptrs[i+1:c.n])
 		c.n--
 		c.size--
 		var zk K
-		c.keys[c.n], c.vals[c.n] = zk, nil
+		c.keys[c.n], c.ptrs[c.n] = zk, nil
 		return &c, true
 	}
 	i := n.route(k)
-	kid, changed := n.kids[i].del(k)
+	kid, changed := n.kid(i).del(k)
 	if !changed {
 		return n, false
 	}
 	c := *n
 	c.size--
 	if kid != nil {
-		c.kids[i] = kid
+		c.setKid(i, kid)
 		return &c, true
 	}
 	if c.n == 1 {
 		return nil, true
 	}
 	copy(c.keys[i:], c.keys[i+1:c.n])
-	copy(c.kids[i:], c.kids[i+1:c.n])
+	copy(c.ptrs[i:], c.ptrs[i+1:c.n])
 	c.n--
 	var zk K
-	c.keys[c.n], c.kids[c.n] = zk, nil
+	c.keys[c.n], c.ptrs[c.n] = zk, nil
 	return &c, true
 }
 
@@ -245,14 +286,14 @@ func (m pmap[K, V]) all() iter.Seq2[K, *pitem[V]] {
 func (n *pnode[K, V]) walk(yield func(K, *pitem[V]) bool) bool {
 	if n.leaf {
 		for i := range n.n {
-			if !yield(n.keys[i], n.vals[i]) {
+			if !yield(n.keys[i], n.val(i)) {
 				return false
 			}
 		}
 		return true
 	}
-	for _, kid := range n.kids[:n.n] {
-		if !kid.walk(yield) {
+	for i := range n.n {
+		if !n.kid(i).walk(yield) {
 			return false
 		}
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"maps"
 	"slices"
+	"strconv"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -84,4 +85,45 @@ func TestPmapStringKeysInOrder(t *testing.T) {
 	if n != m.len() || n != 5000 {
 		t.Fatalf("walked %d, len %d", n, m.len())
 	}
+}
+
+// A map built in bulk holds the same entries as one built by set, and can
+// be updated afterwards.
+func TestBuildPmap(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		keys := rapid.SliceOfNDistinct(rapid.IntRange(0, 100000), 0, 2000, rapid.ID[int]).Draw(t, "keys")
+		slices.Sort(keys)
+		items := make([]*pitem[string], len(keys))
+		var want pmap[int, string]
+		for i, k := range keys {
+			items[i] = &pitem[string]{val: strconv.Itoa(k)}
+			want = want.set(k, items[i])
+		}
+		got := buildPmap(keys, items)
+		if got.len() != want.len() {
+			t.Fatalf("len %d, want %d", got.len(), want.len())
+		}
+		var gk []int
+		for k, it := range got.all() {
+			if it.val != strconv.Itoa(k) {
+				t.Fatalf("%d -> %q", k, it.val)
+			}
+			gk = append(gk, k)
+		}
+		if !slices.Equal(gk, keys) {
+			t.Fatalf("keys differ")
+		}
+		got = got.set(-1, &pitem[string]{val: "-1"})
+		for _, k := range keys[len(keys)/2:] {
+			got = got.del(k)
+		}
+		if got.len() != len(keys)/2+1 || got.get(-1) == nil {
+			t.Fatalf("after updates: len %d, want %d", got.len(), len(keys)/2+1)
+		}
+		for i, k := range keys {
+			if (got.get(k) != nil) != (i < len(keys)/2) {
+				t.Fatalf("get(%d) after deleting the upper half", k)
+			}
+		}
+	})
 }

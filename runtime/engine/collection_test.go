@@ -307,3 +307,26 @@ func benchDeposit(b *testing.B, n int) {
 
 func BenchmarkCollectionCommit1k(b *testing.B) { benchDeposit(b, 1_000) }
 func BenchmarkCollectionCommit1M(b *testing.B) { benchDeposit(b, 1_000_000) }
+
+// BenchmarkBaselineMapCopy1k is the naive way to keep snapshots immutable:
+// copy the whole map on every commit. The collection benchmarks are
+// reported as ratios to it.
+func BenchmarkBaselineMapCopy1k(b *testing.B) {
+	m := make(map[string]int, 1000)
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("acct-%07d", i)
+		m[keys[i]] = 100
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		next := make(map[string]int, len(m))
+		for k, v := range m {
+			next[k] = v
+		}
+		next[keys[i%1000]]++
+		m = next
+		i += 7919
+	}
+}

@@ -26,7 +26,11 @@ type goDecl struct {
 func reserved(name, desc string) goDecl { return goDecl{name: name, desc: desc} }
 
 // generatedTypes are the package-level names generated for every contract.
-var generatedTypes = []string{"State", "DomainState", "GlobalState", "Engine", "Snapshot", "Patch", "Processes", "NewEngine"}
+var generatedTypes = []string{"Engine", "Snapshot", "Patch", "Processes", "NewEngine"}
+
+// stateTypes are generated for a YAML contract only: with struct tags the
+// package declares State itself.
+var stateTypes = []string{"State", "DomainState", "GlobalState"}
 
 // engineMethods are the methods of the generated Engine besides one per
 // process.
@@ -60,8 +64,8 @@ func (p *parser) checkNamespace(decls []goDecl) {
 		case other.pos.Line == 0:
 			p.errs.add(d.pos, "%s is named %q in Go, which is reserved for %s", d.desc, d.name, other.desc)
 		default:
-			p.errs.add(d.pos, "%s collides with %s: both are named %q in Go (other at %d:%d)",
-				d.desc, other.desc, d.name, other.pos.Line, other.pos.Col)
+			p.errs.add(d.pos, "%s collides with %s: both are named %q in Go (other at %s)",
+				d.desc, other.desc, d.name, otherAt(other.pos, d.pos))
 		}
 	}
 }
@@ -77,14 +81,19 @@ func (p *parser) checkNames() {
 	// declarations, the per-process types and functions, and import aliases
 	// (Go forbids a name in both the file and the package block).
 	var pkg []goDecl
-	for _, name := range generatedTypes {
+	generated := generatedTypes
+	if !m.DeclaredInGo {
+		generated = slices.Concat(stateTypes, generated)
+	}
+	for _, name := range generated {
 		pkg = append(pkg, reserved(name, "the generated "+name))
 	}
 	for _, s := range m.Types {
 		view := s.GoName + "View"
-		pkg = append(pkg,
-			goDecl{name: s.GoName, desc: fmt.Sprintf("type %q", s.Name), pos: s.Pos},
-			goDecl{name: view, desc: fmt.Sprintf("the view %s of type %q", view, s.Name), pos: s.Pos, via: "View"})
+		if !m.DeclaredInGo { // else s is in p.scope
+			pkg = append(pkg, goDecl{name: s.GoName, desc: fmt.Sprintf("type %q", s.Name), pos: s.Pos})
+		}
+		pkg = append(pkg, goDecl{name: view, desc: fmt.Sprintf("the view %s of type %q", view, s.Name), pos: s.Pos, via: "View"})
 	}
 	for _, pr := range m.Processes {
 		for _, suffix := range processTypeSuffixes {
@@ -100,7 +109,7 @@ func (p *parser) checkNames() {
 		pkg = append(pkg, goDecl{name: imp.Alias, desc: fmt.Sprintf("import alias %q", imp.Alias), pos: imp.Pos})
 	}
 	pkg = append(pkg, p.errorNames()...)
-	p.checkNamespace(pkg)
+	p.checkNamespace(append(pkg, p.scope...))
 
 	// Fields of each struct, and the methods of its view.
 	for _, s := range m.Types {

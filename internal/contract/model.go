@@ -18,7 +18,8 @@ func (p Pos) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.
 // and that no two generated names collide.
 type Model struct {
 	// Source is the contract file as given on the command line (used in the
-	// generated marker line and in messages).
+	// generated marker line and in messages); for struct tags, the import
+	// path of the Go package.
 	Source string
 	// Package is the Go package name of the generated file.
 	Package string
@@ -33,6 +34,13 @@ type Model struct {
 	// Errors holds every domain error any process declares, once each, in
 	// order of first declaration. Processes share the sentinels.
 	Errors []*ErrorDecl
+
+	// DeclaredInGo is set when the contract was read from Go struct tags
+	// (LoadTags): the package declares State, its zones and every struct of
+	// Types itself, so the generated file declares none of them. Each zone
+	// of State holds exactly the StateFields of that zone, and each struct
+	// exactly its Fields, so the generated code can still copy them.
+	DeclaredInGo bool
 }
 
 // ErrorDecl is a domain error name from a process's `errors:`.
@@ -59,7 +67,9 @@ type Struct struct {
 
 // Field is a field of a declared struct, or a process argument.
 type Field struct {
-	Name   string // contract name, e.g. "member_id" (also the JSON name)
+	// Name is the contract name, e.g. "member_id", and the JSON name. For
+	// struct tags it is the name encoding/json gives the Go field.
+	Name   string
 	GoName string // e.g. "MemberID"
 	Type   *Type
 	Pos    Pos
@@ -130,7 +140,8 @@ type Path struct {
 	// Type is the type at the end of the path.
 	Type *Type
 	// GoName is the flat accessor name: the Go names of the state field and
-	// every sub-field joined, e.g. "UserEmail" for domain.user.email.
+	// every sub-field joined, e.g. "UserEmail" for domain.user.email. With
+	// struct tags it is the name of the process struct's field instead.
 	GoName string
 	Pos    Pos
 }

@@ -25,9 +25,19 @@ const DefaultOutput = "theus_gen.go"
 // Model.Package is left empty when the contract sets no package: the
 // default depends on the directory, which is the caller's business.
 func Parse(filename string, src []byte) (*Model, error) {
-	p := &parser{
-		file:    filename,
-		m:       &Model{Source: filename, Output: DefaultOutput},
+	p := newParser(filename, &Model{Source: filename, Output: DefaultOutput})
+	p.parseFile(src)
+	if len(p.errs) > 0 {
+		return nil, p.errs.sorted()
+	}
+	return p.m, nil
+}
+
+// newParser returns a parser that fills m, reporting positions in file.
+func newParser(file string, m *Model) *parser {
+	return &parser{
+		file:    file,
+		m:       m,
 		imports: map[string]*Import{},
 		types:   map[string]*Struct{},
 		fields:  map[*Struct]map[string]*Field{},
@@ -36,11 +46,6 @@ func Parse(filename string, src []byte) (*Model, error) {
 		emitPos: map[*Process][]Pos{},
 		broken:  map[any]bool{},
 	}
-	p.parseFile(src)
-	if len(p.errs) > 0 {
-		return nil, p.errs.sorted()
-	}
-	return p.m, nil
 }
 
 // parser builds one Model from one file, collecting errors as it goes rather
@@ -66,6 +71,10 @@ type parser struct {
 	// emitPos holds where each of a process's Emits is written, for
 	// messages about it (Topic.Pos is the topic's declaration).
 	emitPos map[*Process][]Pos
+	// scope holds the package-level names that the user's Go files declare,
+	// when the contract is read from struct tags: the generated file must
+	// not declare them again.
+	scope []goDecl
 }
 
 func (p *parser) pos(n *yaml.Node) Pos { return Pos{File: p.file, Line: n.Line, Col: n.Column} }
@@ -523,7 +532,12 @@ func (p *parser) collection(n *yaml.Node, zone Zone) *Type {
 	return &Type{Kind: Map, Key: key, Elem: elem, Expr: "map[" + key.Expr + "]" + elem.Expr}
 }
 
-func before(a, b Pos) bool { return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col }
+func before(a, b Pos) bool {
+	if a.File != b.File {
+		return a.File < b.File // struct tags span files
+	}
+	return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
+}
 
 func (p *parser) parseTopics(n *yaml.Node) {
 	for _, e := range p.section(n, "topics") {

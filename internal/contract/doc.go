@@ -20,4 +20,23 @@
 // the line where the problem is, which yaml.v3 does not always say (see
 // syntaxError). The Model is returned only when there is no error, so the
 // generator may assume it is valid.
+//
+// # Struct tags
+//
+// LoadTags reads the same contract from a Go package (SPEC §3): a State
+// struct whose Domain and Global fields, tagged theus:"domain" and
+// theus:"global", hold the state fields (theus:"name" or
+// theus:"name,collection"); //theus:topic name=T key=F on payload structs;
+// //theus:process semantic=S emits=A,B errors=X,Y on process structs, whose
+// Args field holds the arguments, whose Result field is the result, and
+// whose other fields are tagged theus:"in,out,path=zone.field"; and
+// //theus:rule {YAML flow mapping} for rules, //theus:output FILE.go for
+// the output. The types of the package are read with go/types, not
+// generated (Model.DeclaredInGo), and a struct field's contract name is the
+// name encoding/json gives it. The loader builds the Model with the same
+// parser as Parse: it hands paths, topic and error names and rules to the
+// parser as YAML nodes placed at their Go positions, so both sources are
+// checked by one set of rules with one set of messages. Errors carry the
+// position of the tag option or directive, in files named relative to the
+// directory given to LoadTags.
 package contract

@@ -57,7 +57,8 @@ type Import struct {
 	Pos   Pos
 }
 
-// Struct is a type declared under `types:`; it is generated as a Go struct.
+// Struct is a type declared under `types:`, generated as a Go struct; or,
+// for struct tags, a struct type of the Go package, which declares it.
 type Struct struct {
 	Name   string // contract name, e.g. "User"
 	GoName string // Go identifier, e.g. "User"

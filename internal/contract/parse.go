@@ -715,30 +715,13 @@ func (p *parser) path(n *yaml.Node) *Path {
 		p.errorf(n, "state field %q is in %s, not %s (path %q)", f.Name, f.Zone, zone, text)
 		return nil
 	}
-	pa := &Path{Text: text, Field: f, GoName: f.GoName, Type: f.Type, Pos: p.pos(n)}
-	for _, name := range segs[2:] {
-		if pa.Type == nil {
-			return nil // the type is in error, already reported
-		}
-		if pa.Type.Kind != Named {
-			p.errorf(n, "cannot select %q in path %q: the value before it has type %s, not a declared struct",
-				name, text, pa.Type.Expr)
-			return nil
-		}
-		sf := p.fields[pa.Type.Struct][name]
-		if sf == nil && p.broken[pa.Type.Struct] {
-			return nil
-		}
-		if sf == nil {
-			p.errorf(n, "%q is not a field of type %s (path %q)", name, pa.Type.Name, text)
-			return nil
-		}
-		pa.Sub = append(pa.Sub, sf)
-		pa.GoName += sf.GoName
-		pa.Type = sf.Type
-	}
+	pa := &Path{Text: text, Field: f, GoName: f.GoName, Pos: p.pos(n)}
+	pa.Sub, pa.Type = p.selectFields(n, text, f.Type, segs[2:])
 	if pa.Type == nil {
-		return nil
+		return nil // in error, already reported
+	}
+	for _, sf := range pa.Sub {
+		pa.GoName += sf.GoName
 	}
 	return pa
 }

@@ -1,0 +1,7 @@
+package p
+
+type State struct {
+	Domain struct {
+		User string `theus:"user"`
+	} `theus:"domain"`
+}

@@ -4,6 +4,8 @@ BIN     := bin
 THEUSGEN := $(BIN)/theusgen
 # Every contract in the repository; each names its own generated file.
 CONTRACTS := contracts.yaml $(wildcard examples/*/contracts.yaml)
+# Packages whose contract is declared in Go struct tags.
+TAG_PACKAGES := examples/tags
 
 .PHONY: demo test generate ci fmt-check vet diff bench build clean
 
@@ -25,7 +27,8 @@ FORCE:
 
 ## diff: fail if any generated file differs from what its contract generates
 diff: $(THEUSGEN)
-	@set -e; for c in $(CONTRACTS); do echo "theusgen diff -f $$c"; ./$(THEUSGEN) diff -f $$c; done
+	@set -e; for c in $(CONTRACTS); do echo "theusgen diff -f $$c"; ./$(THEUSGEN) diff -f $$c; done; \
+	for p in $(TAG_PACKAGES); do echo "theusgen diff -tags $$p"; ./$(THEUSGEN) diff -tags $$p; done
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -256,6 +256,11 @@ var theusSchema = engine.Schema[theusState]{
 			Pure:   true,
 		},
 	},
+	State: []engine.StateField[theusState]{
+		engine.CollectionField("domain.accounts", "collection[string]Account{id string, owner string, balance int64}", func(s *theusState) *engine.Collection[string, Account] {
+			return &s.Domain.Accounts
+		}),
+	},
 }
 
 // Processes is implemented by the application: one method per process of contracts.yaml.

@@ -178,6 +178,17 @@ var theusSchema = engine.Schema[State]{
 			Pure:   true,
 		},
 	},
+	State: []engine.StateField[State]{
+		engine.ValueField("domain.user", "User{id string, email string, verified bool, tags []string}", func(s *State) *User {
+			return &s.Domain.User
+		}),
+		engine.ValueField("domain.logins", "int", func(s *State) *int {
+			return &s.Domain.Logins
+		}),
+		engine.ValueField("global.max_email_len", "int", func(s *State) *int {
+			return &s.Global.MaxEmailLen
+		}),
+	},
 }
 
 // Processes is implemented by the application: one method per process of contracts.yaml.

@@ -207,6 +207,17 @@ var theusSchema = engine.Schema[State]{
 			Name:   "emit_bob_email",
 		},
 	},
+	State: []engine.StateField[State]{
+		engine.ValueField("domain.alice", "User{id string, email string}", func(s *State) *User {
+			return &s.Domain.Alice
+		}),
+		engine.ValueField("domain.bob", "User{id string, email string}", func(s *State) *User {
+			return &s.Domain.Bob
+		}),
+		engine.ValueField("domain.outbox_queue", "[]OutboxMsg{topic string, user_id string, email string}", func(s *State) *[]OutboxMsg {
+			return &s.Domain.OutboxQueue
+		}),
+	},
 }
 
 // Processes is implemented by the application: one method per process of contracts.yaml.

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"runtime/debug"
 )
 
@@ -40,7 +41,7 @@ func usageErr(format string, args ...any) error {
 // (e.g. the contract errors); Run only turns it into exit code 1.
 var errFindings = errors.New("findings reported")
 
-const usage = `theusgen turns a contracts.yaml into typed Go code for the Theus engine.
+const usage = `theusgen turns a contracts.yaml, or Go struct tags, into typed Go code for the Theus engine.
 
 Usage:
   theusgen generate [-f contracts.yaml]   write the generated file (only if its bytes changed)
@@ -48,6 +49,9 @@ Usage:
   theusgen init [-package NAME] [dir]     write a starting contract, generate.go, a process stub and its test
   theusgen doc [-f contracts.yaml]        print Markdown about the contract, with a Mermaid graph
   theusgen version                        print the module version
+
+generate, diff and doc take -tags DIR instead of -f to read the contract
+from the struct tags of the Go package in DIR (e.g. -tags .).
 
 Exit codes: 0 success, 1 contract errors, a stale file or files init would overwrite, 2 usage errors.
 `
@@ -129,11 +133,20 @@ type contractFlags struct {
 	tags string
 }
 
+// dir is the directory that the contract's output is relative to: the
+// contract file's, or the Go package's.
+func (cf contractFlags) dir() string {
+	if cf.tags != "" {
+		return cf.tags
+	}
+	return filepath.Dir(cf.file)
+}
+
 func newFlagSet(name string, stderr io.Writer, cf *contractFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cf.file, "f", "contracts.yaml", "the contract file")
-	fs.StringVar(&cf.tags, "tags", "", "read the contract from the struct tags of this Go package (not supported yet)")
+	fs.StringVar(&cf.tags, "tags", "", "read the contract from the struct tags of the Go package in this directory")
 	return fs
 }
 
@@ -147,8 +160,10 @@ func parseFlags(fs *flag.FlagSet, args []string, cf *contractFlags) error {
 	if fs.NArg() > 0 {
 		return usageErr("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
 	}
-	if cf.tags != "" {
-		return usageErr("%s: -tags is not supported yet; declare the contract in a contracts.yaml", fs.Name())
+	both := false
+	fs.Visit(func(f *flag.Flag) { both = both || f.Name == "f" && cf.tags != "" })
+	if both {
+		return usageErr("%s: -f and -tags name two contracts; give one", fs.Name())
 	}
 	return nil
 }

@@ -50,7 +50,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"nope"}, ExitUsage},
 		{[]string{"generate", "-nope"}, ExitUsage},
 		{[]string{"generate", "-f", "missing.yaml"}, ExitUsage},
-		{[]string{"generate", "-tags", "."}, ExitUsage},
+		{[]string{"generate", "-tags", "."}, ExitUsage}, // no Go files
+		{[]string{"generate", "-f", "contracts.yaml", "-tags", "."}, ExitUsage},
 		{[]string{"diff"}, ExitFindings}, // nothing generated yet
 		{[]string{"generate", "-f", "bad.yaml"}, ExitFindings},
 		{[]string{"generate"}, ExitOK},
@@ -127,5 +128,40 @@ func TestDefaultPackage(t *testing.T) {
 	}
 	if _, err := defaultPackage(filepath.Join(bad, "theus_gen.go")); err == nil {
 		t.Fatal("a directory name that is no identifier must be an error")
+	}
+}
+
+// The exit codes of -tags are those of -f: 0, 1 for contract errors or a
+// stale file, 2 for what is not a contract error.
+func TestTagsExitCodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the go command")
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "go.mod"), "module example.com/tags\n\ngo 1.26\n")
+	writeFile(t, filepath.Join(dir, "state.go"), "package tags\n\ntype State struct {\n\tDomain struct {\n\t\tCount int `theus:\"count\"`\n\t} `theus:\"domain\"`\n}\n\n"+
+		"//theus:process\ntype Bump struct {\n\tCount int `theus:\"in,out,path=domain.count\"`\n}\n")
+	writeFile(t, filepath.Join(dir, "bad", "state.go"), "package bad\n\ntype State struct {\n\tDomain struct{} `theus:\"domian\"`\n}\n")
+	writeFile(t, filepath.Join(dir, "empty", "README"), "no Go here\n")
+	cases := []struct {
+		args []string
+		want int
+	}{
+		{[]string{"diff", "-tags", "."}, ExitFindings}, // nothing generated yet
+		{[]string{"generate", "-tags", "."}, ExitOK},
+		{[]string{"diff", "-tags", "."}, ExitOK},
+		{[]string{"doc", "-tags", "."}, ExitOK},
+		{[]string{"generate", "-tags", "./bad"}, ExitFindings},
+		{[]string{"diff", "-tags", "./bad"}, ExitFindings},
+		{[]string{"generate", "-tags", "./empty"}, ExitUsage},
+		{[]string{"generate", "-tags", "./missing"}, ExitUsage},
+	}
+	for _, c := range cases {
+		if code, _, stderr := runIn(t, dir, c.args...); code != c.want {
+			t.Errorf("theusgen %s: exit %d, want %d (stderr %q)", strings.Join(c.args, " "), code, c.want, stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad", "theus_gen.go")); err == nil {
+		t.Error("generate wrote a file for a package with contract errors")
 	}
 }

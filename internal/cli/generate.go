@@ -28,12 +28,12 @@ type output struct {
 // build parses the contract, fills the defaults that depend on the file
 // system and generates everything in memory. Contract errors are printed to
 // stderr, one per line, and reported as errFindings.
-func build(cf contractFlags, stderr io.Writer) ([]output, error) {
-	m, err := loadContract(cf, stderr)
+func build(ctx context.Context, cf contractFlags, stderr io.Writer) ([]output, error) {
+	m, err := loadContract(ctx, cf, stderr)
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(cf.file)
+	dir := cf.dir()
 	if m.Package == "" {
 		pkg, err := defaultPackage(filepath.Join(dir, filepath.FromSlash(m.Output)))
 		if err != nil {
@@ -89,17 +89,17 @@ func defaultPackage(outPath string) (string, error) {
 }
 
 // buildFromArgs parses the flags of command name and builds the outputs.
-func buildFromArgs(name string, args []string, stderr io.Writer) ([]output, error) {
+func buildFromArgs(ctx context.Context, name string, args []string, stderr io.Writer) ([]output, error) {
 	var cf contractFlags
 	flags := newFlagSet(name, stderr, &cf)
 	if err := parseFlags(flags, args, &cf); err != nil {
 		return nil, err
 	}
-	return build(cf, stderr)
+	return build(ctx, cf, stderr)
 }
 
-func cmdGenerate(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	outs, err := buildFromArgs("generate", args, stderr)
+func cmdGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	outs, err := buildFromArgs(ctx, "generate", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -142,8 +142,8 @@ func writeIfChanged(path string, data []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-func cmdDiff(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	outs, err := buildFromArgs("diff", args, stderr)
+func cmdDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	outs, err := buildFromArgs(ctx, "diff", args, stderr)
 	if err != nil {
 		return err
 	}

@@ -23,37 +23,48 @@ const docTemplate = "doc/contract.md" + templates.Suffix
 // and writes which path and emits which topic. The page depends on the
 // contract only (no date, no version), so it can be committed and checked
 // like generated code.
-func cmdDoc(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdDoc(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cf contractFlags
 	flags := newFlagSet("doc", stderr, &cf)
 	if err := parseFlags(flags, args, &cf); err != nil {
 		return err
 	}
-	m, err := loadContract(cf, stderr)
+	m, err := loadContract(ctx, cf, stderr)
 	if err != nil {
 		return err
 	}
 	if m.Package == "" {
 		// Only for the title: a directory that names no package is not
 		// an error here.
-		m.Package, _ = defaultPackage(filepath.Join(filepath.Dir(cf.file), filepath.FromSlash(m.Output)))
+		m.Package, _ = defaultPackage(filepath.Join(cf.dir(), filepath.FromSlash(m.Output)))
+	}
+	source := filepath.ToSlash(cf.file)
+	if m.DeclaredInGo {
+		source = m.Source
 	}
 	var b bytes.Buffer
-	if err := renderDoc(&b, m, filepath.ToSlash(cf.file)); err != nil {
+	if err := renderDoc(&b, m, source); err != nil {
 		return err
 	}
 	_, err = stdout.Write(b.Bytes())
 	return err
 }
 
-// loadContract reads and parses the contract that cf names. Contract errors
-// are printed to stderr, one per line, and reported as errFindings.
-func loadContract(cf contractFlags, stderr io.Writer) (*contract.Model, error) {
-	src, err := os.ReadFile(cf.file)
-	if err != nil {
-		return nil, fmt.Errorf("read contract: %w", err)
+// loadContract reads and parses the contract that cf names: a YAML file,
+// or the struct tags of a Go package. Contract errors are printed to
+// stderr, one per line, and reported as errFindings.
+func loadContract(ctx context.Context, cf contractFlags, stderr io.Writer) (*contract.Model, error) {
+	var m *contract.Model
+	var err error
+	if cf.tags != "" {
+		m, err = contract.LoadTags(ctx, cf.tags)
+	} else {
+		var src []byte
+		if src, err = os.ReadFile(cf.file); err != nil {
+			return nil, fmt.Errorf("read contract: %w", err)
+		}
+		m, err = contract.Parse(cf.file, src)
 	}
-	m, err := contract.Parse(cf.file, src)
 	var list contract.ErrorList
 	if errors.As(err, &list) {
 		fmt.Fprintln(stderr, list.Error())

@@ -49,6 +49,14 @@
 // the snapshot and what a getter returns, and must be treated as read-only
 // by convention.
 //
+// A Model read from Go struct tags (DeclaredInGo) gives the same file
+// without the declarations that the package makes itself: State, its
+// zones and the structs of Types. When the state has collections, the
+// engine's form of the state then keeps a copy of the global zone's fields
+// (theusGlobalState), since State.Global may be an anonymous struct that
+// the generated code cannot name. The marker line names the package's
+// import path.
+//
 // Every package-level name that the generated code declares for itself
 // starts with "theus", so that it cannot clash with the user's code in the
 // same package; unexported struct fields that would be a Go keyword or

@@ -33,7 +33,7 @@ func Generate(m *contract.Model) (map[string][]byte, error) {
 	}
 	for _, s := range m.Types {
 		for _, f := range s.Fields {
-			if !validJSONName(f.Name) {
+			if f.Name == "-" || !contract.ValidJSONName(f.Name) {
 				// The contract should have refused it: encoding/json would
 				// ignore the tag and disagree with the generated encoder.
 				return nil, fmt.Errorf("gen: %s: field %q of type %q cannot be a JSON tag name", f.Pos, f.Name, s.Name)
@@ -53,7 +53,8 @@ func Generate(m *contract.Model) (map[string][]byte, error) {
 // file needs are only known once every section is built.
 type generator struct {
 	m *contract.Model
-	// source is the contract's base name, as the generated comments say it.
+	// source is the contract's base name, or for struct tags the package's
+	// import path, as the generated comments say it.
 	source string
 	// paths are the state paths of theusSchema.Paths, in index order.
 	paths []*schemaPath
@@ -88,6 +89,9 @@ func newGenerator(m *contract.Model) *generator {
 		byText:  map[string]*schemaPath{},
 		encoded: map[*contract.Struct]bool{},
 		helpers: map[string]bool{},
+	}
+	if m.DeclaredInGo {
+		g.source = m.Source
 	}
 	g.st = "State"
 	for _, f := range m.State {
@@ -332,19 +336,4 @@ func lowerInitial(s string) string {
 		rs[i] = unicode.ToLower(rs[i])
 	}
 	return string(rs)
-}
-
-// validJSONName reports whether encoding/json accepts name as the name in a
-// json struct tag (its isValidTag), so that the tag is honoured and the
-// generated encoder writes the same key.
-func validJSONName(name string) bool {
-	if name == "" || name == "-" {
-		return false
-	}
-	for _, c := range name {
-		if !strings.ContainsRune("!#$%&()*+-./:;<=>?@[]^_{|}~ ", c) && !unicode.IsLetter(c) && !unicode.IsDigit(c) {
-			return false
-		}
-	}
-	return true
 }

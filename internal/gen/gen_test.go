@@ -2,10 +2,13 @@ package gen
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"flag"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,14 +45,19 @@ func cases(t *testing.T) []string {
 	return names
 }
 
-// generate parses dir/contracts.yaml and returns the one generated file.
+// generate reads the contract of the case in dir and returns the one
+// generated file. The contract is dir/contracts.yaml or, in a case that
+// has none, the struct tags of its Go files.
 func generate(t *testing.T, dir string) []byte {
 	t.Helper()
+	var m *contract.Model
 	src, err := os.ReadFile(filepath.Join(dir, "contracts.yaml"))
-	if err != nil {
-		t.Fatal(err)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		m, err = contract.LoadTags(context.Background(), dir)
+	case err == nil:
+		m, err = contract.Parse("contracts.yaml", src)
 	}
-	m, err := contract.Parse("contracts.yaml", src)
 	if err != nil {
 		t.Fatalf("%s: %v", dir, err)
 	}
@@ -142,8 +150,8 @@ func TestPrivateName(t *testing.T) {
 }
 
 // TestGoldenCompiles type-checks every golden with go vet in a module that
-// uses this repository's runtime, and runs the tests that a case keeps
-// next to its contract (*_test.go, e.g. the JSON encoders against
+// uses this repository's runtime (with the Go files of a struct-tags case),
+// and runs the tests that a case keeps next to its contract (*_test.go, e.g. the JSON encoders against
 // encoding/json).
 func TestGoldenCompiles(t *testing.T) {
 	if testing.Short() {
@@ -171,8 +179,10 @@ func TestGoldenCompiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		write(t, filepath.Join(tmp, name, "theus_gen.go"), golden)
+		// Tests, and for a struct-tags case the Go files of its contract.
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
 		tests, _ := filepath.Glob(filepath.Join(dir, "*_test.go"))
-		for _, f := range tests {
+		for _, f := range files {
 			src, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)

@@ -30,7 +30,7 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 			Type().Id(in).Struct(inFields...),
 	}
 	for _, pa := range p.Inputs {
-		out = append(out, g.accessor(jen.Id("in").Id(in), "in.s", pa.Field, pa.Sub, pa.Type, jen.Id("in.tx")))
+		out = append(out, g.accessor(jen.Id("in").Id(in), "in.s", pa.GoName, pa.Field, pa.Sub, pa.Type, jen.Id("in.tx")))
 	}
 
 	// Out is a handle on the call: the values it sets live in the call's

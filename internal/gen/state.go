@@ -39,21 +39,29 @@ func (g *generator) stateDecls() []jen.Code {
 			clone = append(clone, jen.Id(stateExpr("c", f, nil)).Op("=").Add(g.cloneValue(f.Type, lv{expr: stateExpr("p", f, nil)})))
 		}
 	}
-	out := []jen.Code{
-		doc("State is the engine's state, as declared in "+g.source+".").
-			Type().Id("State").Struct(jen.Id("Domain").Id("DomainState"), jen.Id("Global").Id("GlobalState")),
-		doc("DomainState is the business state: versioned, persisted, conflict-checked.").
-			Type().Id("DomainState").Struct(domain...),
-		doc("GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.").
-			Type().Id("GlobalState").Struct(global...),
+	var out []jen.Code
+	if !g.m.DeclaredInGo { // else the package declares State
+		out = append(out,
+			doc("State is the engine's state, as declared in "+g.source+".").
+				Type().Id("State").Struct(jen.Id("Domain").Id("DomainState"), jen.Id("Global").Id("GlobalState")),
+			doc("DomainState is the business state: versioned, persisted, conflict-checked.").
+				Type().Id("DomainState").Struct(domain...),
+			doc("GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.").
+				Type().Id("GlobalState").Struct(global...),
+		)
 	}
 	if g.hasColl {
 		out = append(out,
 			doc("theusState is the engine's form of State: collections are engine.Collections, versioned per entry.").
-				Type().Id("theusState").Struct(jen.Id("Domain").Id("theusDomainState"), jen.Id("Global").Id("GlobalState")),
+				Type().Id("theusState").Struct(jen.Id("Domain").Id("theusDomainState"), jen.Id("Global").Id(g.globalType())),
 			jen.Type().Id("theusDomainState").Struct(internal...),
-			g.internalFunc(),
 		)
+		if g.m.DeclaredInGo {
+			// State.Global may be an anonymous struct, which the generated
+			// code cannot name: the engine keeps a copy of its fields.
+			out = append(out, jen.Type().Id("theusGlobalState").Struct(global...))
+		}
+		out = append(out, g.internalFunc())
 	}
 	out = append(out,
 		cloneFuncDecl("theusCloneState", jen.Id(g.st), clone),
@@ -64,7 +72,7 @@ func (g *generator) stateDecls() []jen.Code {
 			Block(jen.Return(jen.Id("s.version"))),
 	)
 	for _, f := range g.m.State {
-		out = append(out, g.accessor(jen.Id("s").Id("Snapshot"), "s.s", f, nil, f.Type, jen.Nil()))
+		out = append(out, g.accessor(jen.Id("s").Id("Snapshot"), "s.s", f.GoName, f, nil, f.Type, jen.Nil()))
 	}
 
 	if len(g.paths) > 0 {
@@ -86,13 +94,13 @@ func (g *generator) stateDecls() []jen.Code {
 
 func procConst(p *contract.Process) string { return "theusProc" + p.GoName }
 
-// accessor declares the read-only accessor of a state path on a Snapshot or
-// an In (recv), whose State pointer is the selector s. A collection's view
-// records the entries a process reads in tx (nil for a Snapshot).
-func (g *generator) accessor(recv *jen.Statement, s string, f *contract.StateField, sub []*contract.Field, t *contract.Type, tx jen.Code) jen.Code {
-	name, text := f.GoName, string(f.Zone)+"."+f.Name
+// accessor declares the read-only accessor name of a state path on a
+// Snapshot or an In (recv), whose State pointer is the selector s. A
+// collection's view records the entries a process reads in tx (nil for a
+// Snapshot).
+func (g *generator) accessor(recv *jen.Statement, s, name string, f *contract.StateField, sub []*contract.Field, t *contract.Type, tx jen.Code) jen.Code {
+	text := string(f.Zone) + "." + f.Name
 	for _, sf := range sub {
-		name += sf.GoName
 		text += "." + sf.Name
 	}
 	view := g.viewOf(t, lv{expr: stateExpr(s, f, sub)})
@@ -135,6 +143,15 @@ func (g *generator) internalFunc() jen.Code {
 		}
 	}
 	global := jen.Id("p.Global")
+	if g.m.DeclaredInGo {
+		var fields []field
+		for _, f := range g.m.State {
+			if f.Zone == contract.ZoneGlobal {
+				fields = append(fields, field{f.GoName, jen.Id(stateExpr("p", f, nil))})
+			}
+		}
+		global = jen.Id("theusGlobalState").Add(keyedLines(fields...))
+	}
 	var fix []jen.Code
 	for _, f := range g.m.State {
 		if f.Zone == contract.ZoneGlobal && holdsRefs(f.Type) {
@@ -151,6 +168,14 @@ func (g *generator) internalFunc() jen.Code {
 	body = append(body, jen.Return(jen.Id("s")))
 	return doc("theusInternal returns a deep copy of p in the engine's form.").
 		Func().Id("theusInternal").Params(jen.Id("p").Op("*").Id("State")).Id("theusState").Block(body...)
+}
+
+// globalType is the type of theusState.Global.
+func (g *generator) globalType() string {
+	if g.m.DeclaredInGo {
+		return "theusGlobalState"
+	}
+	return "GlobalState"
 }
 
 func (g *generator) schema() jen.Code {
@@ -196,6 +221,9 @@ func (g *generator) schema() jen.Code {
 	}
 	if len(colls) > 0 {
 		fields = append(fields, field{"Collections", jen.Index().Qual(enginePkg, "CollectionSpec").Types(jen.Id(g.st)).Custom(multiLine, colls...)})
+	}
+	if len(g.m.State) > 0 {
+		fields = append(fields, field{"State", g.stateFields()})
 	}
 	return jen.Var().Id("theusSchema").Op("=").Qual(enginePkg, "Schema").Types(jen.Id(g.st)).Add(keyedLines(fields...))
 }

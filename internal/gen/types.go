@@ -9,10 +9,14 @@ import (
 	"github.com/theus-go/theus/internal/contract"
 )
 
-// typeDecls declares the structs of `types:` and their views.
+// typeDecls declares the structs of `types:` and their views; with
+// struct tags the package declares the structs itself.
 func (g *generator) typeDecls() []jen.Code {
 	var out []jen.Code
 	for _, s := range g.m.Types {
+		if g.m.DeclaredInGo {
+			break
+		}
 		fields := make([]jen.Code, len(s.Fields))
 		for i, f := range s.Fields {
 			fields[i] = jen.Id(f.GoName).Add(goType(f.Type)).Tag(map[string]string{"json": f.Name})

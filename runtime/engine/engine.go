@@ -27,6 +27,10 @@ type Schema[S any] struct {
 	Processes []ProcessSpec
 	// Collections lists the collection fields.
 	Collections []CollectionSpec[S]
+	// State describes every top-level state field (both zones) to durable
+	// stores, which encode and decode values through the StateCodec the
+	// engine builds from it.
+	State []StateField[S]
 }
 
 // ProcessSpec declares one process.
@@ -156,7 +160,7 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 	e.durableWrite = make([]uint64, len(schema.Paths))
 	e.keySeq = make(map[outbox.TopicKey]*uint64)
 
-	rec, err := e.store.Recover(ctx)
+	rec, err := e.store.Recover(ctx, newStateCodec(schema.State, e.opts.codec))
 	if err != nil {
 		return nil, fmt.Errorf("theus: recover: %w", err)
 	}

@@ -12,8 +12,10 @@ import (
 type Store interface {
 	outbox.Store
 	// Recover returns what the store holds, or nil when it is empty. It is
-	// called once, by the engine's constructor.
-	Recover(ctx context.Context) (*Recovered, error)
+	// called once, by the engine's constructor, with the codec of the
+	// engine's state: a durable store keeps it to encode the state values
+	// of later commits and decodes the recovered state with it.
+	Recover(ctx context.Context, codec StateCodec) (*Recovered, error)
 	// Commit persists recs, which hold consecutive versions in ascending
 	// order, atomically and durably: when it returns nil every record is
 	// durable; when it returns an error none is visible, now or after a

@@ -18,6 +18,7 @@ type Relay struct {
 
 	delivered atomic.Uint64
 	failures  atomic.Uint64
+	parked    atomic.Uint64
 }
 
 // RelayOption configures a Relay.
@@ -29,6 +30,9 @@ type relayOptions struct {
 	maxBackoff time.Duration
 	poll       time.Duration
 	logger     *slog.Logger
+	// maxAttempts and pruneEvery: see WithMaxAttempts, WithPruneInterval.
+	maxAttempts int
+	pruneEvery  time.Duration
 }
 
 // WithBatchSize sets how many messages the relay reads and sends at once
@@ -70,6 +74,9 @@ func NewRelay(st Store, sink Sink, opts ...RelayOption) *Relay {
 		maxBackoff: 5 * time.Second,
 		poll:       time.Second,
 		logger:     slog.New(slog.DiscardHandler),
+
+		maxAttempts: 10,
+		pruneEvery:  time.Minute,
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -81,12 +88,13 @@ func NewRelay(st Store, sink Sink, opts ...RelayOption) *Relay {
 // RelayStats counts a relay's work since it was created.
 type RelayStats struct {
 	Delivered uint64 // messages the sink confirmed (and the relay acked)
-	Failures  uint64 // failed deliveries (each retried later)
+	Failures  uint64 // failed deliveries (each retried later, or parked)
+	Parked    uint64 // messages this relay parked
 }
 
 // Stats returns the relay's counters.
 func (r *Relay) Stats() RelayStats {
-	return RelayStats{Delivered: r.delivered.Load(), Failures: r.failures.Load()}
+	return RelayStats{Delivered: r.delivered.Load(), Failures: r.failures.Load(), Parked: r.parked.Load()}
 }
 
 // Run delivers messages until ctx ends, then returns nil. It returns an
@@ -96,10 +104,12 @@ func (r *Relay) Run(ctx context.Context) error {
 	poll := time.NewTicker(r.opts.poll)
 	defer poll.Stop()
 	failures := 0
+	var pruned time.Time
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
+		pruned = r.prune(ctx, pruned)
 		// Take the notification channel before reading, so a commit that
 		// lands between the read and the wait is not missed.
 		wake := r.st.Notify()
@@ -137,9 +147,11 @@ func (r *Relay) Run(ctx context.Context) error {
 
 // deliver sends msgs, acking what the sink confirms. When a message fails,
 // the later messages of its (topic, key) are held back so per-key order is
-// kept, while other keys go on. It reports whether everything was delivered.
+// kept, while other keys go on. It reports whether the round needs no
+// backoff: everything was delivered, or what failed is parked.
 func (r *Relay) deliver(ctx context.Context, msgs []Message) bool {
 	var blocked map[TopicKey]bool
+	retry := false
 	ids := make([]string, 0, len(msgs))
 	for len(msgs) > 0 {
 		n, err := r.sink.Send(ctx, msgs)
@@ -158,7 +170,7 @@ func (r *Relay) deliver(ctx context.Context, msgs []Message) bool {
 			r.delivered.Add(uint64(len(ids)))
 		}
 		if err == nil && n == len(msgs) {
-			return blocked == nil
+			return !retry
 		}
 		if ctx.Err() != nil {
 			return false
@@ -167,9 +179,9 @@ func (r *Relay) deliver(ctx context.Context, msgs []Message) bool {
 			n = len(msgs) - 1
 		}
 		failed := msgs[n]
-		r.failures.Add(1)
-		r.opts.logger.Warn("theus relay: delivery failed", "id", failed.ID, "topic", failed.Topic,
-			"key", failed.Key, "permanent", IsPermanent(err), "err", err)
+		if !r.failed(ctx, failed, err) {
+			retry = true
+		}
 		if blocked == nil {
 			blocked = make(map[TopicKey]bool)
 		}
@@ -182,7 +194,7 @@ func (r *Relay) deliver(ctx context.Context, msgs []Message) bool {
 			}
 		}
 	}
-	return false
+	return !retry
 }
 
 // sleep waits the backoff for the given number of consecutive failures; it

@@ -39,6 +39,9 @@ type Store struct {
 	notify  chan struct{}
 	// failNext makes the next Commit fail (fault injection for tests).
 	failNext error
+	// parkedKeys counts the parked messages per (topic, key): their keys
+	// are held back.
+	parkedKeys map[outbox.TopicKey]int
 }
 
 // New returns an empty store.
@@ -49,10 +52,15 @@ func New() *Store {
 type entry struct {
 	msg   outbox.Message
 	acked bool
+	// Parking (see parking.go).
+	parked   bool
+	attempts int
+	lastErr  string
 }
 
-// Recover implements engine.Store.
-func (s *Store) Recover(context.Context) (*engine.Recovered, error) {
+// Recover implements engine.Store. The memory store keeps state values as
+// they are, so it has no use for the codec.
+func (s *Store) Recover(context.Context, engine.StateCodec) (*engine.Recovered, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state == nil {
@@ -112,7 +120,7 @@ func (s *Store) Undelivered(_ context.Context, limit int) ([]outbox.Message, err
 		if len(out) == limit {
 			return false
 		}
-		if !e.acked {
+		if !e.acked && !s.heldBack(e) {
 			out = append(out, e.msg)
 		}
 		return true
@@ -124,8 +132,14 @@ func (s *Store) Undelivered(_ context.Context, limit int) ([]outbox.Message, err
 func (s *Store) Ack(_ context.Context, ids []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.ack(ids)
+	return nil
+}
+
+// ack marks ids delivered. s.mu is held.
+func (s *Store) ack(ids []string) {
 	for _, id := range ids {
-		if e := s.find(id); e != nil && !e.acked {
+		if e := s.find(id); e != nil && !e.acked && !e.parked {
 			e.acked = true
 			s.pending--
 		}
@@ -146,7 +160,6 @@ func (s *Store) Ack(_ context.Context, ids []string) error {
 		s.chunks = s.chunks[1:]
 		s.head = 0
 	}
-	return nil
 }
 
 const chunkSize = 1024

@@ -83,7 +83,7 @@ func TestCommitIsAllOrNothing(t *testing.T) {
 	if err := st.Commit(ctx, []*engine.Record{{Version: 3, State: new(int)}, {Version: 5, State: new(int)}}); err == nil {
 		t.Fatal("a gap in versions must be refused")
 	}
-	rec, err := st.Recover(ctx)
+	rec, err := st.Recover(ctx, nil)
 	if err != nil || rec.Version != 2 || rec.KeySeqs[outbox.TopicKey{Topic: "t", Key: "k"}] != 2 {
 		t.Fatalf("Recover = %+v, %v; want version 2, KeySeq 2", rec, err)
 	}
@@ -120,7 +120,7 @@ func TestRecoverKeySeqsAfterAcks(t *testing.T) {
 	if err := st.Ack(ctx, []string{outbox.MessageID(4, 0)}); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := st.Recover(ctx)
+	rec, err := st.Recover(ctx, nil)
 	if err != nil || rec.KeySeqs[outbox.TopicKey{Topic: "t", Key: "k"}] != 4 {
 		t.Fatalf("Recover = %+v, %v; want KeySeq 4", rec, err)
 	}

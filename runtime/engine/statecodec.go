@@ -1,0 +1,384 @@
+package engine
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// StateCodec lets a durable store persist a state whose Go type it does not
+// know. The engine builds one from the generated Schema (Schema.State) and
+// hands it to Store.Recover; a store keeps it to encode what later commits
+// write.
+//
+// A state is seen as its top-level fields (domain.user, domain.accounts,
+// global.max_email_len): a plain field is encoded whole, a collection entry
+// by entry. A Record's Write of a nested path (domain.user.email) is
+// persisted by re-encoding the top-level field that holds it (Field finds
+// it).
+type StateCodec interface {
+	// Fields describes the top-level fields of both zones, in contract
+	// order; the other methods refer to a field by its index here.
+	Fields() []FieldInfo
+	// Field returns the index of the top-level field that path is or lies
+	// below ("domain.user.email" -> the index of "domain.user"), or -1.
+	Field(path string) int
+	// Format names the encoding of values ("json", or the type of the
+	// codec given with WithCodec); a store refuses to decode values
+	// written in another format.
+	Format() string
+	// EncodeField encodes plain field i of state, a Record.State.
+	EncodeField(state any, i int) ([]byte, error)
+	// EncodeEntry encodes the entry under key (as in Write.Key) of
+	// collection field i of state; ok is false when there is no such entry
+	// (it was deleted).
+	EncodeEntry(state any, i int, key string) (data []byte, ok bool, err error)
+	// EncodeEntries calls yield with every entry of collection field i of
+	// state, in ascending key order, until yield returns an error, which it
+	// returns.
+	EncodeEntries(state any, i int, yield func(key string, data []byte) error) error
+	// Decoder starts rebuilding a state from encoded fields and entries.
+	Decoder() StateDecoder
+}
+
+// FieldInfo describes a top-level state field to a store.
+type FieldInfo struct {
+	// Path is the field's dotted path, e.g. "domain.user".
+	Path string
+	// Type fingerprints the field's type, structurally, from the contract
+	// (e.g. "User{id string, email string, tags []string}"). A store
+	// compares it with the one it recorded to detect schema drift.
+	Type string
+	// Collection is set for a collection: it is stored entry by entry.
+	Collection bool
+}
+
+// StateDecoder rebuilds a state. Fields it is not given keep their zero
+// value; a collection is built once, in State, from every entry given.
+type StateDecoder interface {
+	// Field decodes the value of plain field i.
+	Field(i int, data []byte) error
+	// Entry decodes the entry under key of collection field i; data nil
+	// deletes the entry (when changes are replayed). A later call for the
+	// same key replaces the value.
+	Entry(i int, key string, data []byte) error
+	// State returns the rebuilt state, a *S of the engine's state type.
+	State() (any, error)
+}
+
+// StateField describes one top-level field of a state S for durable stores.
+// Generated code declares one per state field in Schema.State, built with
+// ValueField or CollectionField.
+type StateField[S any] struct {
+	info FieldInfo
+	// encode encodes a plain field.
+	encode func(c Codec, s *S) ([]byte, error)
+	decode func(c Codec, s *S, data []byte) error
+	// A collection's functions.
+	entry   func(c Codec, s *S, key string) ([]byte, bool, error)
+	entries func(c Codec, s *S, yield func(string, []byte) error) error
+	builder func(c Codec) entryBuilder[S]
+}
+
+// entryBuilder collects the decoded entries of one collection and stores
+// the collection into a state at the end.
+type entryBuilder[S any] interface {
+	entry(key string, data []byte) error
+	finish(s *S)
+}
+
+// ValueField describes the plain state field at path, of a type with
+// fingerprint typ, that get locates in a state.
+func ValueField[S, T any](path, typ string, get func(*S) *T) StateField[S] {
+	return StateField[S]{
+		info: FieldInfo{Path: path, Type: typ},
+		encode: func(c Codec, s *S) ([]byte, error) {
+			return c.Marshal(get(s))
+		},
+		decode: func(c Codec, s *S, data []byte) error {
+			return c.Unmarshal(data, get(s))
+		},
+	}
+}
+
+// CollectionField describes the collection at path, of a type with
+// fingerprint typ, that get locates in a state.
+func CollectionField[S any, K cmp.Ordered, V any](path, typ string, get func(*S) *Collection[K, V]) StateField[S] {
+	return StateField[S]{
+		info: FieldInfo{Path: path, Type: typ, Collection: true},
+		entry: func(c Codec, s *S, key string) ([]byte, bool, error) {
+			k, err := parseKey[K](key)
+			if err != nil {
+				return nil, false, err
+			}
+			v, ok := get(s).Get(k)
+			if !ok {
+				return nil, false, nil
+			}
+			b, err := c.Marshal(v)
+			return b, true, err
+		},
+		entries: func(c Codec, s *S, yield func(string, []byte) error) error {
+			for k, v := range get(s).All() {
+				b, err := c.Marshal(v)
+				if err != nil {
+					return err
+				}
+				if err := yield(keyString(k), b); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		builder: func(c Codec) entryBuilder[S] {
+			return &collBuilder[S, K, V]{codec: c, get: get, m: make(map[K]V)}
+		},
+	}
+}
+
+type collBuilder[S any, K cmp.Ordered, V any] struct {
+	codec Codec
+	get   func(*S) *Collection[K, V]
+	m     map[K]V
+}
+
+func (b *collBuilder[S, K, V]) entry(key string, data []byte) error {
+	k, err := parseKey[K](key)
+	if err != nil {
+		return err
+	}
+	if data == nil {
+		delete(b.m, k)
+		return nil
+	}
+	var v V
+	if err := b.codec.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	b.m[k] = v
+	return nil
+}
+
+func (b *collBuilder[S, K, V]) finish(s *S) {
+	// One bulk build: decoded values are fresh, so nothing needs cloning.
+	*b.get(s) = NewCollection(b.m, nil)
+	b.m = nil
+}
+
+// parseKey is the inverse of keyString for a key type K.
+func parseKey[K cmp.Ordered](s string) (K, error) {
+	var k K
+	var err error
+	switch p := any(&k).(type) {
+	case *string:
+		*p = s
+	case *int:
+		var n int64
+		n, err = strconv.ParseInt(s, 10, strconv.IntSize)
+		*p = int(n)
+	case *int8:
+		var n int64
+		n, err = strconv.ParseInt(s, 10, 8)
+		*p = int8(n)
+	case *int16:
+		var n int64
+		n, err = strconv.ParseInt(s, 10, 16)
+		*p = int16(n)
+	case *int32:
+		var n int64
+		n, err = strconv.ParseInt(s, 10, 32)
+		*p = int32(n)
+	case *int64:
+		*p, err = strconv.ParseInt(s, 10, 64)
+	case *uint:
+		var n uint64
+		n, err = strconv.ParseUint(s, 10, strconv.IntSize)
+		*p = uint(n)
+	case *uint8:
+		var n uint64
+		n, err = strconv.ParseUint(s, 10, 8)
+		*p = uint8(n)
+	case *uint16:
+		var n uint64
+		n, err = strconv.ParseUint(s, 10, 16)
+		*p = uint16(n)
+	case *uint32:
+		var n uint64
+		n, err = strconv.ParseUint(s, 10, 32)
+		*p = uint32(n)
+	case *uint64:
+		*p, err = strconv.ParseUint(s, 10, 64)
+	case *uintptr:
+		var n uint64
+		n, err = strconv.ParseUint(s, 10, strconv.IntSize)
+		*p = uintptr(n)
+	default:
+		return k, fmt.Errorf("theus: collection key type %T is neither a string nor an integer", k)
+	}
+	if err != nil {
+		return k, fmt.Errorf("theus: collection key %q: %w", s, err)
+	}
+	return k, nil
+}
+
+// jsonCodec is the default codec of state values: encoding/json, with the
+// json tags generated from the contract's field names.
+type jsonCodec struct{}
+
+func (jsonCodec) Marshal(v any) ([]byte, error)      { return json.Marshal(v) }
+func (jsonCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// stateCodec is the StateCodec of a state type S.
+type stateCodec[S any] struct {
+	fields []StateField[S]
+	infos  []FieldInfo
+	byPath map[string]int
+	codec  Codec
+	format string
+}
+
+// newStateCodec returns the StateCodec of fields, encoding values with c
+// (JSON when c is nil).
+func newStateCodec[S any](fields []StateField[S], c Codec) *stateCodec[S] {
+	sc := &stateCodec[S]{fields: fields, byPath: make(map[string]int, len(fields)), codec: c, format: "json"}
+	if c == nil {
+		sc.codec = jsonCodec{}
+	} else {
+		sc.format = fmt.Sprintf("%T", c)
+	}
+	for i, f := range fields {
+		sc.infos = append(sc.infos, f.info)
+		sc.byPath[f.info.Path] = i
+	}
+	return sc
+}
+
+func (c *stateCodec[S]) Fields() []FieldInfo { return c.infos }
+func (c *stateCodec[S]) Format() string      { return c.format }
+
+func (c *stateCodec[S]) Field(path string) int {
+	// A top-level path is zone.field: cut after the second dot.
+	if i := strings.IndexByte(path, '.'); i >= 0 {
+		if j := strings.IndexByte(path[i+1:], '.'); j >= 0 {
+			path = path[:i+1+j]
+		}
+	}
+	if i, ok := c.byPath[path]; ok {
+		return i
+	}
+	return -1
+}
+
+// state returns the *S in a Record.State.
+func (c *stateCodec[S]) state(v any) (*S, error) {
+	s, ok := v.(*S)
+	if !ok {
+		return nil, fmt.Errorf("theus: state codec: got a state of type %T, want %T", v, s)
+	}
+	return s, nil
+}
+
+func (c *stateCodec[S]) field(i int, collection bool) (*StateField[S], error) {
+	if i < 0 || i >= len(c.fields) {
+		return nil, fmt.Errorf("theus: state codec: no field %d", i)
+	}
+	f := &c.fields[i]
+	if f.info.Collection != collection {
+		if collection {
+			return nil, fmt.Errorf("theus: state codec: %s is not a collection", f.info.Path)
+		}
+		return nil, fmt.Errorf("theus: state codec: %s is a collection", f.info.Path)
+	}
+	return f, nil
+}
+
+func (c *stateCodec[S]) EncodeField(state any, i int) ([]byte, error) {
+	s, err := c.state(state)
+	if err != nil {
+		return nil, err
+	}
+	f, err := c.field(i, false)
+	if err != nil {
+		return nil, err
+	}
+	b, err := f.encode(c.codec, s)
+	if err != nil {
+		return nil, fmt.Errorf("theus: encode %s: %w", f.info.Path, err)
+	}
+	return b, nil
+}
+
+func (c *stateCodec[S]) EncodeEntry(state any, i int, key string) ([]byte, bool, error) {
+	s, err := c.state(state)
+	if err != nil {
+		return nil, false, err
+	}
+	f, err := c.field(i, true)
+	if err != nil {
+		return nil, false, err
+	}
+	b, ok, err := f.entry(c.codec, s, key)
+	if err != nil {
+		return nil, false, fmt.Errorf("theus: encode %s[%s]: %w", f.info.Path, key, err)
+	}
+	return b, ok, nil
+}
+
+func (c *stateCodec[S]) EncodeEntries(state any, i int, yield func(key string, data []byte) error) error {
+	s, err := c.state(state)
+	if err != nil {
+		return err
+	}
+	f, err := c.field(i, true)
+	if err != nil {
+		return err
+	}
+	return f.entries(c.codec, s, yield)
+}
+
+func (c *stateCodec[S]) Decoder() StateDecoder {
+	return &stateDecoder[S]{c: c, s: new(S), colls: make(map[int]entryBuilder[S])}
+}
+
+type stateDecoder[S any] struct {
+	c     *stateCodec[S]
+	s     *S
+	colls map[int]entryBuilder[S]
+}
+
+func (d *stateDecoder[S]) Field(i int, data []byte) error {
+	f, err := d.c.field(i, false)
+	if err != nil {
+		return err
+	}
+	if err := f.decode(d.c.codec, d.s, data); err != nil {
+		return fmt.Errorf("theus: decode %s: %w", f.info.Path, err)
+	}
+	return nil
+}
+
+func (d *stateDecoder[S]) Entry(i int, key string, data []byte) error {
+	f, err := d.c.field(i, true)
+	if err != nil {
+		return err
+	}
+	b := d.colls[i]
+	if b == nil {
+		b = f.builder(d.c.codec)
+		d.colls[i] = b
+	}
+	if err := b.entry(key, data); err != nil {
+		return fmt.Errorf("theus: decode %s[%s]: %w", f.info.Path, key, err)
+	}
+	return nil
+}
+
+func (d *stateDecoder[S]) State() (any, error) {
+	for _, b := range d.colls {
+		b.finish(d.s)
+	}
+	clear(d.colls)
+	return d.s, nil
+}

@@ -1,0 +1,170 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/store/memory"
+)
+
+// kstate has what generated code puts in a state: a struct with a slice,
+// a plain integer, and collections keyed by a string and by an integer.
+type kstate struct {
+	Domain struct {
+		User   kuser
+		Logins int
+		Acc    engine.Collection[string, kuser]
+		ByNum  engine.Collection[int16, string]
+	}
+}
+
+type kuser struct {
+	Email string   `json:"email"`
+	Tags  []string `json:"tags"`
+}
+
+var kfields = []engine.StateField[kstate]{
+	engine.ValueField("domain.user", "User{email string, tags []string}", func(s *kstate) *kuser { return &s.Domain.User }),
+	engine.ValueField("domain.logins", "int", func(s *kstate) *int { return &s.Domain.Logins }),
+	engine.CollectionField("domain.acc", "collection[string]User{email string, tags []string}",
+		func(s *kstate) *engine.Collection[string, kuser] { return &s.Domain.Acc }),
+	engine.CollectionField("domain.by_num", "collection[int16]string",
+		func(s *kstate) *engine.Collection[int16, string] { return &s.Domain.ByNum }),
+}
+
+// codecStore captures the StateCodec the engine hands to Recover.
+type codecStore struct {
+	*memory.Store
+	codec engine.StateCodec
+}
+
+func (c *codecStore) Recover(ctx context.Context, sc engine.StateCodec) (*engine.Recovered, error) {
+	c.codec = sc
+	return c.Store.Recover(ctx, sc)
+}
+
+func stateCodec(t *testing.T, opts ...engine.Option) engine.StateCodec {
+	t.Helper()
+	st := &codecStore{Store: memory.New()}
+	sch := &engine.Schema[kstate]{Clone: func(s *kstate) kstate { return *s }, State: kfields}
+	e, err := engine.New(context.Background(), sch, kstate{}, append(opts, engine.WithStore(st))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	if st.codec == nil {
+		t.Fatal("the engine passed no codec to Recover")
+	}
+	return st.codec
+}
+
+func TestStateCodecRoundTrip(t *testing.T) {
+	sc := stateCodec(t)
+	if sc.Format() != "json" {
+		t.Fatalf("Format = %q, want json", sc.Format())
+	}
+	want := []engine.FieldInfo{
+		{Path: "domain.user", Type: "User{email string, tags []string}"},
+		{Path: "domain.logins", Type: "int"},
+		{Path: "domain.acc", Type: "collection[string]User{email string, tags []string}", Collection: true},
+		{Path: "domain.by_num", Type: "collection[int16]string", Collection: true},
+	}
+	if !reflect.DeepEqual(sc.Fields(), want) {
+		t.Fatalf("Fields = %+v", sc.Fields())
+	}
+	for path, i := range map[string]int{"domain.user": 0, "domain.user.email": 0, "domain.user.tags.x": 0, "domain.by_num": 3, "domain.nope": -1, "domain": -1, "": -1} {
+		if got := sc.Field(path); got != i {
+			t.Errorf("Field(%q) = %d, want %d", path, got, i)
+		}
+	}
+
+	var s kstate
+	s.Domain.User = kuser{Email: "a@x", Tags: []string{"t1", "t2"}}
+	s.Domain.Logins = 7
+	s.Domain.Acc = engine.NewCollection(map[string]kuser{"a": {Email: "a"}, "b": {Email: "b", Tags: []string{"x"}}}, nil)
+	s.Domain.ByNum = engine.NewCollection(map[int16]string{-3: "minus three", 300: "three hundred"}, nil)
+
+	d := sc.Decoder()
+	for i, f := range sc.Fields() {
+		if f.Collection {
+			err := sc.EncodeEntries(&s, i, func(key string, data []byte) error { return d.Entry(i, key, data) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		b, err := sc.EncodeField(&s, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Field(i, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Changes replayed after a checkpoint: an update, a delete, an insert.
+	b, ok, err := sc.EncodeEntry(&s, 3, "300")
+	if err != nil || !ok || string(b) != `"three hundred"` {
+		t.Fatalf("EncodeEntry(300) = %s, %v, %v", b, ok, err)
+	}
+	if _, ok, err := sc.EncodeEntry(&s, 3, "4"); ok || err != nil {
+		t.Fatalf("EncodeEntry of an absent key: ok %v, err %v", ok, err)
+	}
+	if _, _, err := sc.EncodeEntry(&s, 3, "70000"); err == nil {
+		t.Fatal("EncodeEntry accepted a key out of int16's range")
+	}
+	for _, step := range []struct {
+		i         int
+		key, data string
+	}{{2, "a", `{"email":"a2"}`}, {2, "b", ""}, {2, "c", `{"email":"c"}`}, {3, "5", `"five"`}} {
+		var data []byte
+		if step.data != "" {
+			data = []byte(step.data)
+		}
+		if err := d.Entry(step.i, step.key, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := d.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := got.(*kstate)
+	if !reflect.DeepEqual(g.Domain.User, s.Domain.User) || g.Domain.Logins != 7 {
+		t.Fatalf("decoded %+v", g.Domain)
+	}
+	if m := g.Domain.Acc.Map(nil); fmt.Sprint(m) != "map[a:{a2 []} c:{c []}]" {
+		t.Fatalf("decoded accounts %v", m)
+	}
+	if m := g.Domain.ByNum.Map(nil); fmt.Sprint(m) != "map[-3:minus three 5:five 300:three hundred]" {
+		t.Fatalf("decoded by_num %v", m)
+	}
+
+	// Misuse is an error, not a panic.
+	if _, err := sc.EncodeField(&s, 2); err == nil {
+		t.Error("EncodeField of a collection succeeded")
+	}
+	if _, err := sc.EncodeField(new(int), 0); err == nil {
+		t.Error("EncodeField of a state of the wrong type succeeded")
+	}
+	if err := sc.Decoder().Field(9, nil); err == nil {
+		t.Error("Decoder.Field of an unknown field succeeded")
+	}
+	if err := sc.Decoder().Entry(3, "x", []byte(`"y"`)); err == nil {
+		t.Error("Decoder.Entry accepted a key that is not an int16")
+	}
+}
+
+type upperCodec struct{}
+
+func (upperCodec) Marshal(v any) ([]byte, error)      { return json.Marshal(v) }
+func (upperCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+func TestStateCodecUsesWithCodec(t *testing.T) {
+	if f := stateCodec(t, engine.WithCodec(upperCodec{})).Format(); f != "engine_test.upperCodec" {
+		t.Fatalf("Format = %q", f)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"go/format"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -159,68 +158,5 @@ func TestInitUsage(t *testing.T) {
 	code, stdout, _ := runIn(t, dir, "init", "fresh")
 	if code != ExitOK || !strings.Contains(stdout, "  cd fresh\n  go mod init example.com/fresh\n") {
 		t.Errorf("exit %d, stdout:\n%s", code, stdout)
-	}
-}
-
-// TestInitScaffoldBuilds does what a user does after init, in a new module
-// that uses this repository through a replace directive: the steps init
-// prints (go get -tool, go generate, go test), run by the go command. The
-// tool is this repository's theusgen, built by go tool from the go:generate
-// line. Every module is taken from the local module cache (GOPROXY=off).
-func TestInitScaffoldBuilds(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the go command")
-	}
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command in PATH")
-	}
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "go.mod"), "module example.com/scaffold\n\ngo 1.26\n\n"+
-		"require github.com/theus-go/theus v0.0.0\n\nreplace github.com/theus-go/theus => "+root+"\n")
-	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "go.sum"), string(sum))
-
-	code, stdout, stderr := runIn(t, dir, "init")
-	if code != ExitOK {
-		t.Fatalf("init: exit %d: %s", code, stderr)
-	}
-	_, next, ok := strings.Cut(stdout, "\nNext:\n")
-	if !ok {
-		t.Fatalf("no next steps in:\n%s", stdout)
-	}
-	steps := 0
-	for line := range strings.Lines(next) {
-		args := strings.Fields(line)
-		if len(args) == 0 {
-			continue
-		}
-		if args[0] != "go" {
-			t.Fatalf("unexpected step %q", line)
-		}
-		for i, a := range args {
-			// The replaced module has no published version.
-			args[i] = strings.Replace(a, "@latest", "@v0.0.0", 1)
-		}
-		cmd := exec.Command(goCmd, args[1:]...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off", "GOTOOLCHAIN=local")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		steps++
-	}
-	if steps != 3 {
-		t.Errorf("ran %d steps, want 3 (go get -tool, go generate, go test)", steps)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "theus_gen.go")); err != nil {
-		t.Errorf("go generate wrote no theus_gen.go: %v", err)
 	}
 }

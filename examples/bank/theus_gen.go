@@ -487,9 +487,8 @@ func (c *theusCallOpenAccount) Apply(s *theusState, v uint64) {
 }
 
 func (c *theusCallOpenAccount) release() {
-	gen := c.gen + 1
-	*c = theusCallOpenAccount{}
-	c.gen = gen
+	c.gen++
+	c.impl, c.in, c.out = nil, OpenAccountIn{}, theusOutputsOpenAccount{}
 	theusPoolOpenAccount.Put(c)
 }
 
@@ -615,9 +614,8 @@ func (c *theusCallDeposit) Apply(s *theusState, v uint64) {
 }
 
 func (c *theusCallDeposit) release() {
-	gen := c.gen + 1
-	*c = theusCallDeposit{}
-	c.gen = gen
+	c.gen++
+	c.impl, c.in, c.out = nil, DepositIn{}, theusOutputsDeposit{}
 	theusPoolDeposit.Put(c)
 }
 
@@ -766,9 +764,8 @@ func (c *theusCallTransfer) Apply(s *theusState, v uint64) {
 }
 
 func (c *theusCallTransfer) release() {
-	gen := c.gen + 1
-	*c = theusCallTransfer{}
-	c.gen = gen
+	c.gen++
+	c.impl, c.in, c.out = nil, TransferIn{}, theusOutputsTransfer{}
 	theusPoolTransfer.Put(c)
 }
 
@@ -890,9 +887,8 @@ func (c *theusCallBalance) Run(ctx context.Context, s *theusState) error {
 func (c *theusCallBalance) Apply(s *theusState, _ uint64) {}
 
 func (c *theusCallBalance) release() {
-	gen := c.gen + 1
-	*c = theusCallBalance{}
-	c.gen = gen
+	c.gen++
+	c.impl, c.in, c.out = nil, BalanceIn{}, theusOutputsBalance{}
 	theusPoolBalance.Put(c)
 }
 

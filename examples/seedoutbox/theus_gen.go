@@ -431,9 +431,8 @@ func (c *theusCallQueueAliceEmail) Apply(s *State, _ uint64) {
 }
 
 func (c *theusCallQueueAliceEmail) release() {
-	gen := c.gen + 1
-	*c = theusCallQueueAliceEmail{}
-	c.gen = gen
+	c.gen++
+	c.impl, c.in, c.out = nil, QueueAliceEmailIn{}, theusOutputsQueueAliceEmail{}
 	theusPoolQueueAliceEmail.Put(c)
 }
 
@@ -571,9 +570,8 @@ func (c *theusCallQueueBobEmail) Apply(s *State, _ uint64) {
 }
 
 func (c *theusCallQueueBobEmail) release() {
-	gen := c.gen + 1
-	*c = theusCallQueueBobEmail{}
-	c.gen = gen
+	c.gen++
+	c.impl, c.in, c.out = nil, QueueBobEmailIn{}, theusOutputsQueueBobEmail{}
 	theusPoolQueueBobEmail.Put(c)
 }
 
@@ -712,9 +710,8 @@ func (c *theusCallEmitAliceEmail) Apply(s *State, _ uint64) {
 }
 
 func (c *theusCallEmitAliceEmail) release() {
-	gen := c.gen + 1
-	*c = theusCallEmitAliceEmail{}
-	c.gen = gen
+	c.gen++
+	c.impl, c.in, c.out = nil, EmitAliceEmailIn{}, theusOutputsEmitAliceEmail{}
 	theusPoolEmitAliceEmail.Put(c)
 }
 
@@ -849,9 +846,8 @@ func (c *theusCallEmitBobEmail) Apply(s *State, _ uint64) {
 }
 
 func (c *theusCallEmitBobEmail) release() {
-	gen := c.gen + 1
-	*c = theusCallEmitBobEmail{}
-	c.gen = gen
+	c.gen++
+	c.impl, c.in, c.out = nil, EmitBobEmailIn{}, theusOutputsEmitBobEmail{}
 	theusPoolEmitBobEmail.Put(c)
 }
 

@@ -383,9 +383,8 @@ func (c *theusCallUpdateUserEmail) Apply(s *State, _ uint64) {
 }
 
 func (c *theusCallUpdateUserEmail) release() {
-	gen := c.gen + 1
-	*c = theusCallUpdateUserEmail{}
-	c.gen = gen
+	c.gen++
+	c.impl, c.in, c.out = nil, UpdateUserEmailIn{}, theusOutputsUpdateUserEmail{}
 	theusPoolUpdateUserEmail.Put(c)
 }
 
@@ -497,9 +496,8 @@ func (c *theusCallRecordLogin) Apply(s *State, _ uint64) {
 }
 
 func (c *theusCallRecordLogin) release() {
-	gen := c.gen + 1
-	*c = theusCallRecordLogin{}
-	c.gen = gen
+	c.gen++
+	c.impl, c.in, c.out = nil, RecordLoginIn{}, theusOutputsRecordLogin{}
 	theusPoolRecordLogin.Put(c)
 }
 
@@ -605,9 +603,8 @@ func (c *theusCallCurrentEmail) Run(ctx context.Context, s *State) error {
 func (c *theusCallCurrentEmail) Apply(s *State, _ uint64) {}
 
 func (c *theusCallCurrentEmail) release() {
-	gen := c.gen + 1
-	*c = theusCallCurrentEmail{}
-	c.gen = gen
+	c.gen++
+	c.impl, c.in, c.out = nil, CurrentEmailIn{}, theusOutputsCurrentEmail{}
 	theusPoolCurrentEmail.Put(c)
 }
 

@@ -152,10 +152,13 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 					jen.Op("&").Id(outT).Add(keyed(field{"c", jen.Id("c")}, field{"gen", jen.Id("c.gen")})))))...,
 		),
 		jen.Func().Params(callRecv()).Id("Apply").Params(stateParam(), version.Uint64()).Block(applies...),
+		// release ends the call: Outs handed out become stale, and the
+		// call goes back to the pool. The Tx is not cleared here: the
+		// engine resets it before the next run, and zeroing its buffers on
+		// every call costs more than the references it would drop.
 		jen.Func().Params(callRecv()).Id("release").Params().Block(
-			jen.Id("gen").Op(":=").Id("c.gen").Op("+").Lit(1),
-			jen.Op("*").Id("c").Op("=").Id(call).Values(),
-			jen.Id("c.gen").Op("=").Id("gen"),
+			jen.Id("c.gen").Op("++"),
+			jen.List(jen.Id("c.impl"), jen.Id("c.in"), jen.Id("c.out")).Op("=").List(jen.Nil(), jen.Id(in).Values(), jen.Id(outputs).Values()),
 			jen.Id(pool).Dot("Put").Call(jen.Id("c")),
 		),
 	)

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -40,9 +42,15 @@ func TestScripts(t *testing.T) {
 	if len(dirs) != 2 {
 		t.Fatalf("go env printed %q", out)
 	}
+	theusgen, err := exec.LookPath("theusgen") // installed by testscript.Main
+	if err != nil {
+		t.Fatal(err)
+	}
 	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+		Dir:  "testdata/script",
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"sarif-shape": sarifShape},
 		Setup: func(env *testscript.Env) error {
+			env.Setenv("THEUSGEN", theusgen) // for go vet -vettool
 			for k, v := range map[string]string{
 				"THEUS_ROOT":  root,
 				"GOCACHE":     dirs[0],
@@ -57,4 +65,72 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 	})
+}
+
+// sarifShape checks that a file is a SARIF 2.1.0 log: the top-level
+// shape that code-scanning services read, one run by theusgen, and the
+// given number of results, each with a rule, a message and a location.
+//
+//	sarif-shape FILE RESULTS
+func sarifShape(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: sarif-shape FILE RESULTS")
+	}
+	var log struct {
+		Schema  *string `json:"$schema"`
+		Version string  `json:"version"`
+		Runs    []struct {
+			Tool struct {
+				Driver struct {
+					Name  string `json:"name"`
+					Rules []struct {
+						ID string `json:"id"`
+					} `json:"rules"`
+				} `json:"driver"`
+			} `json:"tool"`
+			Results []struct {
+				RuleID  string `json:"ruleId"`
+				Level   string `json:"level"`
+				Message struct {
+					Text string `json:"text"`
+				} `json:"message"`
+				Locations []struct {
+					PhysicalLocation struct {
+						ArtifactLocation struct {
+							URI string `json:"uri"`
+						} `json:"artifactLocation"`
+						Region struct {
+							StartLine int `json:"startLine"`
+						} `json:"region"`
+					} `json:"physicalLocation"`
+				} `json:"locations"`
+			} `json:"results"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(ts.ReadFile(args[0])), &log); err != nil {
+		ts.Fatalf("%s is not JSON: %v", args[0], err)
+	}
+	switch {
+	case log.Schema == nil || !strings.Contains(*log.Schema, "sarif"):
+		ts.Fatalf("$schema missing or not SARIF")
+	case log.Version != "2.1.0":
+		ts.Fatalf("version %q, want 2.1.0", log.Version)
+	case len(log.Runs) != 1 || log.Runs[0].Tool.Driver.Name != "theusgen" || len(log.Runs[0].Tool.Driver.Rules) == 0:
+		ts.Fatalf("want one run by tool theusgen with rules, got %+v", log.Runs)
+	}
+	want, err := strconv.Atoi(args[1])
+	if err != nil {
+		ts.Fatalf("results: %v", err)
+	}
+	results := log.Runs[0].Results
+	if results == nil || len(results) != want {
+		ts.Fatalf("%d results (nil: %v), want %d", len(results), results == nil, want)
+	}
+	for _, r := range results {
+		if r.RuleID == "" || r.Message.Text == "" || (r.Level != "error" && r.Level != "warning") ||
+			len(r.Locations) != 1 || r.Locations[0].PhysicalLocation.ArtifactLocation.URI == "" ||
+			r.Locations[0].PhysicalLocation.Region.StartLine < 1 {
+			ts.Fatalf("incomplete result %+v", r)
+		}
+	}
 }

@@ -2,9 +2,11 @@
 // and output. cmd/theusgen only calls Run.
 //
 // Exit codes are decided here and nowhere else: 0 success, 1 a failure the
-// command exists to report (contract errors, a stale generated file), 2 a
-// usage error or an unexpected failure (unreadable file, unwritable
-// directory).
+// command exists to report (contract errors, a stale generated file, lint
+// findings), 2 a usage error or an unexpected failure (unreadable file,
+// unwritable directory, a package that does not compile). The one
+// exception is the go vet protocol (go vet -vettool=theusgen), whose exit
+// codes belong to go vet: unitchecker decides them.
 package cli
 
 import (
@@ -48,12 +50,17 @@ Usage:
   theusgen diff [-f contracts.yaml]       show how the generated file on disk differs; exit 1 if it does
   theusgen init [-package NAME] [dir]     write a starting contract, generate.go, a process stub and its test
   theusgen doc [-f contracts.yaml]        print Markdown about the contract, with a Mermaid graph
+  theusgen lint [-f contracts.yaml] [--format text|json|github|sarif] [packages]
+                                          check the contract and its processes' code (docs/lint.md)
   theusgen version                        print the module version
 
-generate, diff and doc take -tags DIR instead of -f to read the contract
+generate, diff, doc and lint take -tags DIR instead of -f to read the contract
 from the struct tags of the Go package in DIR (e.g. -tags .).
 
-Exit codes: 0 success, 1 contract errors, a stale file or files init would overwrite, 2 usage errors.
+theusgen is also a vet tool: go vet -vettool=$(which theusgen) ./... runs the
+analyzers of process code.
+
+Exit codes: 0 success, 1 contract errors, lint findings, a stale file or files init would overwrite, 2 usage errors.
 `
 
 // Run runs theusgen with args (without the program name) and returns the
@@ -84,6 +91,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, usage)
 		return usageErr("no command")
 	}
+	if isVetTool(args) {
+		vetTool() // does not return
+	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "generate":
@@ -94,6 +104,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdInit(ctx, rest, stdout, stderr)
 	case "doc":
 		return cmdDoc(ctx, rest, stdout, stderr)
+	case "lint":
+		return cmdLint(ctx, rest, stdout, stderr)
 	case "version":
 		if len(rest) > 0 {
 			return usageErr("version takes no arguments")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/diff"
 
+	"github.com/theus-go/theus/internal/contract"
 	"github.com/theus-go/theus/internal/gen"
 )
 
@@ -33,6 +34,11 @@ func build(ctx context.Context, cf contractFlags, stderr io.Writer) ([]output, e
 	if err != nil {
 		return nil, err
 	}
+	return render(m, cf)
+}
+
+// render generates the files of a parsed contract in memory.
+func render(m *contract.Model, cf contractFlags) ([]output, error) {
 	dir := cf.dir()
 	if m.Package == "" {
 		pkg, err := defaultPackage(filepath.Join(dir, filepath.FromSlash(m.Output)))

@@ -54,23 +54,26 @@ func cmdDoc(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // or the struct tags of a Go package. Contract errors are printed to
 // stderr, one per line, and reported as errFindings.
 func loadContract(ctx context.Context, cf contractFlags, stderr io.Writer) (*contract.Model, error) {
-	var m *contract.Model
-	var err error
-	if cf.tags != "" {
-		m, err = contract.LoadTags(ctx, cf.tags)
-	} else {
-		var src []byte
-		if src, err = os.ReadFile(cf.file); err != nil {
-			return nil, fmt.Errorf("read contract: %w", err)
-		}
-		m, err = contract.Parse(cf.file, src)
-	}
+	m, err := parseContract(ctx, cf)
 	var list contract.ErrorList
 	if errors.As(err, &list) {
 		fmt.Fprintln(stderr, list.Error())
 		return nil, errFindings
 	}
 	return m, err
+}
+
+// parseContract reads and parses the contract that cf names; contract
+// errors are returned as a contract.ErrorList.
+func parseContract(ctx context.Context, cf contractFlags) (*contract.Model, error) {
+	if cf.tags != "" {
+		return contract.LoadTags(ctx, cf.tags)
+	}
+	src, err := os.ReadFile(cf.file)
+	if err != nil {
+		return nil, fmt.Errorf("read contract: %w", err)
+	}
+	return contract.Parse(cf.file, src)
 }
 
 // renderDoc writes the Markdown of m; source is the contract's path as

@@ -1,0 +1,3 @@
+module example.com/lintcases
+
+go 1.26

@@ -5,69 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/theus-go/theus/runtime/engine"
 	"github.com/theus-go/theus/runtime/outbox"
-	"github.com/theus-go/theus/runtime/sink"
+	"github.com/theus-go/theus/runtime/store/sqlite"
 )
 
 type summary struct {
-	Commits, Updates, Logins uint64
+	Commits, Updates, Logins uint64 // this run
 	Conflicts                uint64
+	StartVersion             uint64 // recovered from the data directory (0 on a first run)
 	Version                  uint64
-	Committed                int // messages in the receipts of successful calls
-	Delivered                int // messages the consumer received, duplicates included
-	Unique                   int
-	Duplicates               int
+	Committed                int // messages in the receipts of this run's successful calls
+	Delivered                int // deliveries this run, redeliveries included
+	Unique                   int // messages the consumer applied this run
+	Dropped                  int // redeliveries the consumer's dedup dropped this run
+	Duplicates               int // messages the consumer applied twice, over all runs
 	Gaps                     uint64
-	Lost                     int // committed but never delivered
-}
-
-// consumer stands for the downstream service: it drops duplicates by
-// (topic, key, KeySeq) and remembers what it saw.
-type consumer struct {
-	dedup *outbox.Dedup
-
-	mu         sync.Mutex
-	seen       map[string]bool // message IDs
-	delivered  int
-	duplicates int
-	gaps       uint64
-	lastEmail  string
-	want       int           // messages expected; 0 until the producers are done
-	done       chan struct{} // closed once every expected message arrived
-	closedDone bool
-}
-
-func (c *consumer) receive(_ context.Context, m outbox.Message) error {
-	fresh, gap := c.dedup.Observe(m)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.delivered++
-	c.gaps += gap
-	if !fresh {
-		c.duplicates++
-		return nil
-	}
-	c.seen[m.ID] = true
-	c.lastEmail = string(m.Payload)
-	c.checkDone()
-	return nil
-}
-
-func (c *consumer) expect(n int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.want = n
-	c.checkDone()
-}
-
-func (c *consumer) checkDone() {
-	if c.want > 0 && len(c.seen) >= c.want && !c.closedDone {
-		c.closedDone = true
-		close(c.done)
-	}
+	Lost                     int // committed but not delivered: this run's, or left undelivered in the store
 }
 
 func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
@@ -76,14 +35,33 @@ func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
 		Domain: DomainState{User: User{ID: "u-1", Email: "ann@example.com", Tags: []string{"beta"}}},
 		Global: GlobalState{MaxEmailLen: 254},
 	}
-	eng, err := NewEngine(ctx, initial, app{}, engine.WithMetrics(&counters))
+	opts := []engine.Option{engine.WithMetrics(&counters)}
+	consumerLog, where := "", "in memory"
+	if cfg.data != "" {
+		if err := os.MkdirAll(cfg.data, 0o755); err != nil {
+			return summary{}, err
+		}
+		st, err := sqlite.Open(ctx, filepath.Join(cfg.data, "theus.db"))
+		if err != nil {
+			return summary{}, err
+		}
+		defer st.Close() // last: after the relay and the engine
+		opts = append(opts, engine.WithStore(st))
+		consumerLog, where = filepath.Join(cfg.data, "consumer.log"), cfg.data
+	}
+	eng, err := NewEngine(ctx, initial, app{}, opts...)
 	if err != nil {
 		return summary{}, err
 	}
 	defer eng.Close()
+	start := eng.Snapshot().Version()
 
-	cons := &consumer{dedup: outbox.NewDedup(), seen: make(map[string]bool), done: make(chan struct{})}
-	relay := outbox.NewRelay(eng.Store(), sink.Func(cons.receive))
+	cons, err := newConsumer(consumerLog)
+	if err != nil {
+		return summary{}, err
+	}
+	defer cons.close()
+	relay := outbox.NewRelay(eng.Store(), cons)
 	relayCtx, stopRelay := context.WithCancel(ctx)
 	relayDone := make(chan error, 1)
 	go func() { relayDone <- relay.Run(relayCtx) }()
@@ -92,12 +70,13 @@ func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
 		<-relayDone
 	}()
 
-	fmt.Fprintf(w, "quickstart: %d goroutines x (%d update_user_email + %d record_login), relay to an in-process consumer\n",
+	fmt.Fprintf(w, "quickstart: %d goroutines x (%d update_user_email + %d record_login), relay to a deduplicating consumer\n",
 		cfg.workers, cfg.updates, cfg.logins)
+	fmt.Fprintf(w, "data:               %s (recovered version %d)\n", where, start)
 
 	var (
 		mu        sync.Mutex
-		committed = make(map[string]bool)
+		committed []string
 		firstErr  error
 		wg        sync.WaitGroup
 	)
@@ -119,9 +98,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			for _, id := range ids {
-				committed[id] = true
-			}
+			committed = append(committed, ids...)
 			if err != nil && firstErr == nil {
 				firstErr = err
 			}
@@ -132,32 +109,31 @@ func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
 		return summary{}, firstErr
 	}
 
-	// Wait until the consumer has every committed message, or time out.
-	cons.expect(len(committed))
-	waitCtx, cancel := context.WithTimeout(ctx, cfg.timeout)
-	defer cancel()
-	select {
-	case <-cons.done:
-	case <-waitCtx.Done():
-	case err := <-relayDone:
-		return summary{}, errors.Join(errors.New("relay stopped early"), err)
+	// Wait until the store holds nothing undelivered (this run's messages
+	// and any a previous run left), or time out.
+	left, err := waitDelivered(ctx, eng.Store(), cfg.timeout, relayDone)
+	if err != nil {
+		return summary{}, err
 	}
 
 	snap := eng.Snapshot()
 	cons.mu.Lock()
 	s := summary{
-		Commits:    counters.Commits.Load(),
-		Updates:    uint64(cfg.workers * cfg.updates),
-		Logins:     uint64(cfg.workers * cfg.logins),
-		Conflicts:  counters.Conflicts.Load(),
-		Version:    snap.Version(),
-		Committed:  len(committed),
-		Delivered:  cons.delivered,
-		Unique:     len(cons.seen),
-		Duplicates: cons.duplicates,
-		Gaps:       cons.gaps,
+		Commits:      counters.Commits.Load(),
+		Updates:      uint64(cfg.workers * cfg.updates),
+		Logins:       uint64(cfg.workers * cfg.logins),
+		Conflicts:    counters.Conflicts.Load(),
+		StartVersion: start,
+		Version:      snap.Version(),
+		Committed:    len(committed),
+		Delivered:    cons.delivered,
+		Unique:       cons.unique,
+		Dropped:      cons.dropped,
+		Duplicates:   cons.duplicates,
+		Gaps:         cons.gaps,
+		Lost:         left,
 	}
-	for id := range committed {
+	for _, id := range committed {
 		if !cons.seen[id] {
 			s.Lost++
 		}
@@ -168,8 +144,30 @@ func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
 	printSummary(w, s)
 	fmt.Fprintf(w, "final state:        email %s, logins %d\n", snap.User().Email(), snap.Logins())
 	fmt.Fprintf(w, "last event:         %s\n", last)
-	if s.Commits != s.Version {
-		return s, fmt.Errorf("%d commits but version %d: versions must be dense", s.Commits, s.Version)
+	if s.Version != s.StartVersion+s.Commits {
+		return s, fmt.Errorf("%d commits from version %d but version %d: versions must be dense", s.Commits, s.StartVersion, s.Version)
 	}
 	return s, nil
+}
+
+// waitDelivered polls st until it has no undelivered message, and returns
+// how many are left when timeout passes.
+func waitDelivered(ctx context.Context, st outbox.Store, timeout time.Duration, relayDone <-chan error) (int, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		msgs, err := st.Undelivered(ctx, 1<<20)
+		if err != nil {
+			return 0, err
+		}
+		if len(msgs) == 0 || time.Now().After(deadline) {
+			return len(msgs), nil
+		}
+		select {
+		case <-ctx.Done():
+			return len(msgs), nil
+		case err := <-relayDone:
+			return 0, errors.Join(errors.New("relay stopped early"), err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }

@@ -55,7 +55,16 @@
 //
 // # Stores
 //
-// A Store persists commits and recovers them; see runtime/store/memory.
-// Every store also implements outbox.Store, so the value given to
-// WithStore is the one a Relay reads.
+// A Store persists commits and recovers them: runtime/store/memory keeps
+// them in memory, runtime/store/sqlite in a durable SQLite file. Every
+// store also implements outbox.Store, so the value given to WithStore is
+// the one a Relay reads.
+//
+// A durable store does not know the generated state type. The engine gives
+// it a StateCodec, built from Schema.State (generated from the contract),
+// in Store.Recover: with it the store encodes the top-level fields and the
+// collection entries each commit wrote (JSON, or the codec of WithCodec),
+// rebuilds the state at recovery (each collection in one bulk build), and
+// compares each field's type fingerprint with the one it stored, to refuse
+// a contract whose types drifted.
 package engine

@@ -76,7 +76,9 @@ func WithMetrics(m Metrics) Option {
 }
 
 // WithCodec makes generated code encode payloads with c instead of its
-// built-in JSON encoders.
+// built-in JSON encoders, and durable stores encode state values with c
+// instead of encoding/json (a store refuses to open values written with
+// another codec).
 func WithCodec(c Codec) Option { return func(o *options) { o.codec = c } }
 
 // WithClock sets the clock that stamps Message.CreatedAt (tests).

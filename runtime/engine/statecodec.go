@@ -294,12 +294,19 @@ func (c *stateCodec[S]) field(i int, collection bool) (*StateField[S], error) {
 	return f, nil
 }
 
-func (c *stateCodec[S]) EncodeField(state any, i int) ([]byte, error) {
+// lookup returns the *S in state and its field i, which must be a
+// collection or not as said.
+func (c *stateCodec[S]) lookup(state any, i int, collection bool) (*S, *StateField[S], error) {
 	s, err := c.state(state)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	f, err := c.field(i, false)
+	f, err := c.field(i, collection)
+	return s, f, err
+}
+
+func (c *stateCodec[S]) EncodeField(state any, i int) ([]byte, error) {
+	s, f, err := c.lookup(state, i, false)
 	if err != nil {
 		return nil, err
 	}
@@ -311,11 +318,7 @@ func (c *stateCodec[S]) EncodeField(state any, i int) ([]byte, error) {
 }
 
 func (c *stateCodec[S]) EncodeEntry(state any, i int, key string) ([]byte, bool, error) {
-	s, err := c.state(state)
-	if err != nil {
-		return nil, false, err
-	}
-	f, err := c.field(i, true)
+	s, f, err := c.lookup(state, i, true)
 	if err != nil {
 		return nil, false, err
 	}
@@ -327,11 +330,7 @@ func (c *stateCodec[S]) EncodeEntry(state any, i int, key string) ([]byte, bool,
 }
 
 func (c *stateCodec[S]) EncodeEntries(state any, i int, yield func(key string, data []byte) error) error {
-	s, err := c.state(state)
-	if err != nil {
-		return err
-	}
-	f, err := c.field(i, true)
+	s, f, err := c.lookup(state, i, true)
 	if err != nil {
 		return err
 	}

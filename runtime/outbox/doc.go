@@ -16,8 +16,30 @@
 //   - with KeySeq, 1, 2, 3... per (topic, key) without gaps, so a consumer
 //     can drop what it has seen and notice what it has not (Dedup).
 //
-// Sink errors are transient unless wrapped with Permanent. The relay waits
-// an exponential backoff with jitter after a failed round.
+// # Failures and parking
+//
+// A sink error falls in one of three classes:
+//
+//   - a plain error is transient: the message is retried after an
+//     exponential backoff with jitter, and the failure is counted; after
+//     WithMaxAttempts (default 10) counted failures the message is parked
+//     with its last error;
+//   - Permanent(err): retrying cannot help (the receiver refuses the
+//     message); it is parked at once;
+//   - Unavailable(err): the sink cannot be reached (broker down, network
+//     cut); the message is not at fault, so it is retried for as long as
+//     it takes and the failure is never counted.
+//
+// A parked message holds back the later messages of its (topic, key), and
+// only those: other keys keep flowing. Parking needs a store that
+// implements Parking (the memory and SQLite stores do; the SQLite store
+// counts attempts in the database, so they survive restarts). An operator
+// lists parked messages with Parking.Parked, sends a key again in order
+// with Replay once the cause is fixed, or drops one message with Skip.
+// On a store without Parking, failed messages are retried forever.
+//
+// A store that implements Pruner keeps delivered messages for a retention
+// period; the relay calls Prune every WithPruneInterval.
 //
 // # Running a relay
 //

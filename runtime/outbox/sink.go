@@ -11,8 +11,11 @@ type Sink interface {
 	// Send delivers batch in order. It returns the number of leading
 	// messages that were delivered and, when that is less than len(batch),
 	// the error of batch[n]. Messages after n count as not delivered; the
-	// relay sends them again. An error is transient (retried with backoff)
-	// unless wrapped with Permanent.
+	// relay sends them again. An error is transient: retried with backoff
+	// and counted towards the relay's MaxAttempts, after which the message
+	// is parked; Permanent(err) parks it at once; Unavailable(err) (the
+	// sink, not the message, is the problem) is retried without being
+	// counted.
 	Send(ctx context.Context, batch []Message) (n int, err error)
 }
 

@@ -96,9 +96,8 @@ func (s *Store) Commit(_ context.Context, recs []*engine.Record) error {
 			added = true
 		}
 	}
-	if added && s.notify != nil {
-		close(s.notify)
-		s.notify = nil
+	if added {
+		s.wake()
 	}
 	return nil
 }

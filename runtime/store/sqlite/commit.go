@@ -6,18 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/theus-go/theus/runtime/engine"
-	"github.com/theus-go/theus/runtime/outbox"
 )
 
 // stmts are the statements of the commit path, prepared once on the write
 // connection.
 type stmts struct {
-	field, entry, delEntry, msg, keySeq, version *sql.Stmt
+	field, entry, delEntry, msg, version *sql.Stmt
 }
 
 func prepare(ctx context.Context, db *sql.DB) (*stmts, error) {
@@ -33,8 +30,6 @@ func prepare(ctx context.Context, db *sql.DB) (*stmts, error) {
 		{&st.delEntry, `DELETE FROM theus_entries WHERE path = ? AND key = ?`},
 		{&st.msg, `INSERT INTO theus_messages (id, version, idx, topic, key, key_seq, payload, headers, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&st.keySeq, `INSERT INTO theus_key_seqs (topic, key, seq) VALUES (?, ?, ?)
-			ON CONFLICT (topic, key) DO UPDATE SET seq = excluded.seq`},
 		{&st.version, `INSERT INTO theus_meta (name, value) VALUES ('version', ?)
 			ON CONFLICT (name) DO UPDATE SET value = excluded.value`},
 	} {
@@ -48,7 +43,7 @@ func prepare(ctx context.Context, db *sql.DB) (*stmts, error) {
 }
 
 func (st *stmts) close() {
-	for _, s := range []*sql.Stmt{st.field, st.entry, st.delEntry, st.msg, st.keySeq, st.version} {
+	for _, s := range []*sql.Stmt{st.field, st.entry, st.delEntry, st.msg, st.version} {
 		if s != nil {
 			s.Close()
 		}
@@ -83,6 +78,9 @@ func (s *Store) Commit(ctx context.Context, recs []*engine.Record) error {
 	if s.codec == nil {
 		return errors.New("sqlite: Commit before Recover: the store has no state codec (use it through engine.WithStore)")
 	}
+	if s.broken != nil {
+		return fmt.Errorf("sqlite: an earlier commit may or may not be on disk (%w): reopen the store to recover what it holds", s.broken)
+	}
 	for i, r := range recs {
 		if want := s.version + 1 + uint64(i); r.Version != want {
 			return fmt.Errorf("sqlite: commit of version %d, want %d: versions must be consecutive", r.Version, want)
@@ -94,6 +92,13 @@ func (s *Store) Commit(ctx context.Context, recs []*engine.Record) error {
 		return fmt.Errorf("sqlite: %w", err)
 	}
 	if err := s.write(ctx, recs, last.Version, fields, entries); err != nil {
+		var ce *commitError
+		if errors.As(err, &ce) {
+			// COMMIT itself failed (a sync error): the group may have
+			// reached the disk. Reusing its versions could overwrite it, so
+			// refuse every later commit instead.
+			s.broken = ce.err
+		}
 		return fmt.Errorf("sqlite: commit versions %d-%d: %w", recs[0].Version, last.Version, err)
 	}
 	s.version, s.empty = last.Version, false
@@ -218,7 +223,6 @@ func (s *Store) write(ctx context.Context, recs []*engine.Record, version uint64
 		}
 	}
 	msg := tx.StmtContext(ctx, st.msg)
-	var seqs map[outbox.TopicKey]uint64
 	for _, r := range recs {
 		for i := range r.Messages {
 			m := &r.Messages[i]
@@ -237,30 +241,6 @@ func (s *Store) write(ctx context.Context, recs []*engine.Record, version uint64
 			if _, err := msg.ExecContext(ctx, m.ID, int64(m.Version), i, m.Topic, m.Key, int64(m.KeySeq), payload, headers, m.CreatedAt.UnixNano()); err != nil {
 				return err
 			}
-			if seqs == nil {
-				seqs = make(map[outbox.TopicKey]uint64)
-			}
-			tk := outbox.TopicKey{Topic: m.Topic, Key: m.Key}
-			seqs[tk] = max(seqs[tk], m.KeySeq)
-		}
-	}
-	if len(seqs) > 0 {
-		keySeq := tx.StmtContext(ctx, st.keySeq)
-		// In a fixed order, so that the same group writes the same way.
-		tks := make([]outbox.TopicKey, 0, len(seqs))
-		for tk := range seqs {
-			tks = append(tks, tk)
-		}
-		slices.SortFunc(tks, func(a, b outbox.TopicKey) int {
-			if a.Topic != b.Topic {
-				return strings.Compare(a.Topic, b.Topic)
-			}
-			return strings.Compare(a.Key, b.Key)
-		})
-		for _, tk := range tks {
-			if _, err := keySeq.ExecContext(ctx, tk.Topic, tk.Key, int64(seqs[tk])); err != nil {
-				return err
-			}
 		}
 	}
 	if _, err := tx.StmtContext(ctx, st.version).ExecContext(ctx, strconv.FormatUint(version, 10)); err != nil {
@@ -269,8 +249,17 @@ func (s *Store) write(ctx context.Context, recs []*engine.Record, version uint64
 	if err := s.fault(BeforeSync); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return &commitError{err}
+	}
+	return nil
 }
+
+// commitError is a failure of COMMIT itself, whose outcome is unknown.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
 
 func (s *Store) fault(step Step) error {
 	if s.opts.fault == nil {

@@ -75,8 +75,11 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 			for _, id := range ids[:n] {
 				args = append(args, id)
 			}
-			q := `UPDATE theus_messages SET state = 'delivered', delivered_at = ?
-				WHERE state = 'pending' AND id IN (?` + strings.Repeat(", ?", n-1) + `)`
+			in := `id IN (?` + strings.Repeat(", ?", n-1) + `)`
+			if err := keepKeySeqs(ctx, tx, in, args[1:]...); err != nil {
+				return err
+			}
+			q := `UPDATE theus_messages SET state = 'delivered', delivered_at = ? WHERE state = 'pending' AND ` + in
 			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 				return err
 			}
@@ -88,6 +91,19 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		return fmt.Errorf("sqlite: ack: %w", err)
 	}
 	return nil
+}
+
+// keepKeySeqs records in theus_key_seqs the last KeySeq of the keys of the
+// messages matching where, before they become delivered. Recovery then
+// finds the KeySeqs in theus_key_seqs and among the undelivered messages
+// only, so restart time does not grow with the delivered messages kept for
+// retention; and commits, which do not touch theus_key_seqs, stay one
+// random page write shorter.
+func keepKeySeqs(ctx context.Context, tx *sql.Tx, where string, args ...any) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO theus_key_seqs (topic, key, seq)
+		SELECT topic, key, max(key_seq) FROM theus_messages WHERE `+where+` GROUP BY topic, key
+		ON CONFLICT (topic, key) DO UPDATE SET seq = max(seq, excluded.seq)`, args...)
+	return err
 }
 
 // Failed implements outbox.Parking.
@@ -143,12 +159,19 @@ func (s *Store) Replay(ctx context.Context, topic, key string) (int, error) {
 // error; it is delivered as far as the store is concerned, and pruned with
 // the other delivered messages.
 func (s *Store) Skip(ctx context.Context, id string) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE theus_messages SET state = 'delivered', delivered_at = ?
-		WHERE state = 'parked' AND id = ?`, s.opts.now().UnixNano(), id)
-	if err != nil {
-		return fmt.Errorf("sqlite: skip %s: %w", id, err)
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := keepKeySeqs(ctx, tx, `state = 'parked' AND id = ?`, id); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE theus_messages SET state = 'delivered', delivered_at = ?
+			WHERE state = 'parked' AND id = ?`, s.opts.now().UnixNano(), id)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("sqlite: skip %s: %w", id, err)
 	}
@@ -161,8 +184,8 @@ func (s *Store) Skip(ctx context.Context, id string) error {
 
 // Prune implements outbox.Pruner: it deletes the messages delivered more
 // than the retention ago (WithRetention), one batch per transaction, and
-// returns how many. The last KeySeq of every key is kept apart from the
-// messages, so pruning never makes a KeySeq repeat.
+// returns how many. The last KeySeq of every key was kept apart from the
+// messages when they were acked, so pruning never makes a KeySeq repeat.
 func (s *Store) Prune(ctx context.Context) (int, error) {
 	if s.opts.retention < 0 {
 		return 0, nil

@@ -108,18 +108,27 @@ func (s *Store) Recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: recover: %w", err)
 	}
+	// The last KeySeq of a key is in theus_key_seqs up to its last
+	// delivered message (see keepKeySeqs), and among its undelivered
+	// messages after that.
 	seqs := make(map[outbox.TopicKey]uint64)
-	err = s.query(ctx, `SELECT topic, key, seq FROM theus_key_seqs`, func(rows *sql.Rows) error {
-		var tk outbox.TopicKey
-		var seq int64
-		if err := rows.Scan(&tk.Topic, &tk.Key, &seq); err != nil {
-			return err
+	for _, q := range []string{
+		`SELECT topic, key, seq FROM theus_key_seqs`,
+		`SELECT topic, key, max(key_seq) FROM theus_messages WHERE state = 'pending' GROUP BY topic, key`,
+		`SELECT topic, key, max(key_seq) FROM theus_messages WHERE state = 'parked' GROUP BY topic, key`,
+	} {
+		err = s.query(ctx, q, func(rows *sql.Rows) error {
+			var tk outbox.TopicKey
+			var seq int64
+			if err := rows.Scan(&tk.Topic, &tk.Key, &seq); err != nil {
+				return err
+			}
+			seqs[tk] = max(seqs[tk], uint64(seq))
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: recover: %w", err)
 		}
-		seqs[tk] = uint64(seq)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: recover: %w", err)
 	}
 	// Record the fields the contract added, so that a later change of
 	// their type is caught too; they hold zero values until written.

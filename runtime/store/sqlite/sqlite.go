@@ -84,7 +84,9 @@ type Store struct {
 	// empty is set while the store holds no state: the first commit then
 	// writes the whole state, including the initial values no commit wrote.
 	empty bool
-	stmts *stmts
+	// broken holds the error of a COMMIT that failed: see Commit.
+	broken error
+	stmts  *stmts
 
 	nmu    sync.Mutex
 	notify chan struct{}
@@ -228,7 +230,7 @@ func (s *Store) Close() error {
 		if s.stmts != nil {
 			s.stmts.close()
 		}
-		s.closeErr = errors.Join(s.w.Close(), s.r.Close())
+		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
 	})
 	return s.closeErr
 }

@@ -227,7 +227,7 @@ var theusSchema = engine.Schema[theusState]{
 	Collections: []engine.CollectionSpec[theusState]{
 		{
 			Path: theusPathDomainAccounts,
-			Version: func(s *theusState, k any) (uint64, bool) {
+			Version: func(s *theusState, k string) (uint64, bool) {
 				return engine.CollectionVersion(s.Domain.Accounts, k)
 			},
 		},

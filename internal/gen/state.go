@@ -213,7 +213,7 @@ func (g *generator) schema() jen.Code {
 		if f.Collection {
 			colls = append(colls, keyedLines(
 				field{"Path", jen.Id(g.byText[string(f.Zone)+"."+f.Name].konst)},
-				field{"Version", jen.Func().Params(jen.Id("s").Op("*").Id(g.st), jen.Id("k").Any()).Params(jen.Uint64(), jen.Bool()).Block(
+				field{"Version", jen.Func().Params(jen.Id("s").Op("*").Id(g.st), jen.Id("k").String()).Params(jen.Uint64(), jen.Bool()).Block(
 					jen.Return(jen.Qual(enginePkg, "CollectionVersion").Call(jen.Id(stateExpr("s", f, nil)), jen.Id("k"))),
 				)},
 			))

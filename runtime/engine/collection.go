@@ -89,7 +89,20 @@ func (c Collection[K, V]) version(k K) (uint64, bool) {
 // entries the process reads in tx, for the conflict check; Len and All
 // count as reading the whole collection. Generated code calls it.
 func CollectionView[K cmp.Ordered, V, W any](c Collection[K, V], tx *Tx, path int, view func(*V) W) MapView[K, W] {
-	return MapView[K, W]{src: &collSource[K, V, W]{c: c, tx: tx, path: path, view: view}}
+	if tx == nil {
+		return MapView[K, W]{src: &collSource[K, V, W]{c: c, path: path, view: view}}
+	}
+	// A process's views are kept in its Tx, which generated code reuses
+	// from call to call, so reading a collection allocates nothing.
+	for _, x := range tx.sources {
+		if s, ok := x.(*collSource[K, V, W]); ok && s.path == path {
+			s.c, s.view = c, view
+			return MapView[K, W]{src: s}
+		}
+	}
+	s := &collSource[K, V, W]{c: c, tx: tx, path: path, view: view}
+	tx.sources = append(tx.sources, s)
+	return MapView[K, W]{src: s}
 }
 
 type collSource[K cmp.Ordered, V, W any] struct {
@@ -101,7 +114,7 @@ type collSource[K cmp.Ordered, V, W any] struct {
 
 func (s *collSource[K, V, W]) get(k K) (W, bool) {
 	if s.tx != nil {
-		s.tx.readKey(s.path, k)
+		s.tx.readKey(s.path, keyText(k))
 	}
 	if it := s.c.m.get(k); it != nil {
 		return s.view(&it.val), true
@@ -170,14 +183,14 @@ func (w CollectionWriter[K, V]) Put(k K, v V) {
 		v = w.clone(&v)
 	}
 	*w.pending = append(*w.pending, Pending[K, V]{Key: k, Value: &v})
-	w.tx.writeKey(w.path, k, false)
+	w.tx.writeKey(w.path, keyText(k), false)
 }
 
 // Delete removes the entry under k (nothing happens if there is none).
 func (w CollectionWriter[K, V]) Delete(k K) {
 	w.live()
 	*w.pending = append(*w.pending, Pending[K, V]{Key: k})
-	w.tx.writeKey(w.path, k, true)
+	w.tx.writeKey(w.path, keyText(k), true)
 }
 
 // Apply returns the collection with the pending writes applied at version
@@ -214,15 +227,27 @@ func Last[K cmp.Ordered, V any](pending []Pending[K, V]) map[K]*V {
 type CollectionSpec[S any] struct {
 	// Path is the collection's index in Schema.Paths.
 	Path int
-	// Version returns the version that last wrote key (a K) in s, and
-	// whether the entry exists.
-	Version func(s *S, key any) (uint64, bool)
+	// Version returns the version that last wrote the entry whose key has
+	// the text key (see Write.Key) in s, and whether the entry exists.
+	Version func(s *S, key string) (uint64, bool)
 }
 
-// CollectionVersion adapts a collection to CollectionSpec.Version; key must
-// be a K.
-func CollectionVersion[K cmp.Ordered, V any](c Collection[K, V], key any) (uint64, bool) {
-	return c.version(key.(K))
+// CollectionVersion adapts a collection to CollectionSpec.Version.
+func CollectionVersion[K cmp.Ordered, V any](c Collection[K, V], key string) (uint64, bool) {
+	k, err := parseKey[K](key)
+	if err != nil {
+		return 0, false
+	}
+	return c.version(k)
+}
+
+// keyText formats a collection key as Write.Key does: strings as they are,
+// integers in decimal. It does not allocate for string keys.
+func keyText[K cmp.Ordered](k K) string {
+	if s, ok := any(k).(string); ok {
+		return s
+	}
+	return keyString(k)
 }
 
 // keyString formats a collection key for Record.Write: strings as they

@@ -32,7 +32,7 @@ var cschema = &engine.Schema[cstate]{
 	},
 	Collections: []engine.CollectionSpec[cstate]{{
 		Path:    pathAcc,
-		Version: func(s *cstate, k any) (uint64, bool) { return engine.CollectionVersion(s.Acc, k) },
+		Version: func(s *cstate, k string) (uint64, bool) { return engine.CollectionVersion(s.Acc, k) },
 	}},
 }
 

@@ -114,7 +114,7 @@ type Engine[S any] struct {
 	spareSnaps   []*snapshot[S]
 	recs         []*Record
 	// colls maps a collection's path to how to look its entries up.
-	colls map[int]func(s *S, key any) (uint64, bool)
+	colls map[int]func(s *S, key string) (uint64, bool)
 	// deleted holds when entries were deleted, so a call that read a key
 	// absent from the current state can still be checked; it is cleared
 	// when it grows, and a read of an absent key by a call whose snapshot
@@ -139,7 +139,7 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 	if e.store == nil {
 		return nil, errors.New("theus: no store: pass engine.WithStore (generated NewEngine defaults to memory.New())")
 	}
-	e.colls = make(map[int]func(*S, any) (uint64, bool), len(schema.Collections))
+	e.colls = make(map[int]func(*S, string) (uint64, bool), len(schema.Collections))
 	for _, c := range schema.Collections {
 		e.colls[c.Path] = c.Version
 	}
@@ -369,7 +369,7 @@ func (e *Engine[S]) stale(p *process, tx *Tx, sv uint64) bool {
 			}
 			continue
 		}
-		if d, ok := e.deleted[collKey{path: r.path, key: r.key}]; ok {
+		if d, ok := e.deleted[r]; ok {
 			if d > sv {
 				return true
 			}
@@ -427,9 +427,9 @@ func (e *Engine[S]) sequence(name string, tx *Tx, a interface{ Apply(*S, uint64)
 		}
 	}
 	for _, k := range tx.keys {
-		tx.wrecs = append(tx.wrecs, Write{Path: e.paths[k.path], Key: keyString(k.key), Deleted: k.del})
+		tx.wrecs = append(tx.wrecs, Write{Path: e.paths[k.path], Key: k.key, Deleted: k.del})
 		if k.del {
-			e.deleted[collKey{path: k.path, key: k.key}] = v
+			e.deleted[k.collKey] = v
 		}
 	}
 	if len(e.deleted) > maxDeleted {

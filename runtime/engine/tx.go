@@ -23,7 +23,9 @@ type Tx struct {
 	// entries written (for Record.Writes and deleted-key tracking).
 	reads    []collKey
 	readAlls []int
-	keys     []collKey
+	keys     []collWrite
+	// sources caches the call's collection views (see CollectionView).
+	sources []any
 	ids      []string
 	wrecs    []Write
 
@@ -39,10 +41,15 @@ type Tx struct {
 	serr   error
 }
 
+// collKey is an entry of a collection: its path and its key's text.
 type collKey struct {
 	path int
-	key  any
-	del  bool
+	key  string
+}
+
+type collWrite struct {
+	collKey
+	del bool
 }
 
 type txStatus uint8
@@ -86,7 +93,7 @@ func (t *Tx) Messages() []outbox.Message { return t.msgs }
 // Written reports whether the path with index path was written.
 func (t *Tx) Written(path int) bool { return slices.Contains(t.writes, path) }
 
-func (t *Tx) readKey(path int, key any) {
+func (t *Tx) readKey(path int, key string) {
 	t.reads = append(t.reads, collKey{path: path, key: key})
 }
 
@@ -99,11 +106,11 @@ func (t *Tx) readAll(path int) {
 // WriteKey records that the call wrote the entry key of the collection at
 // index path (deleted it, when del). CollectionWriter calls it; generated
 // Patch code calls it for PutX and DeleteX.
-func (t *Tx) WriteKey(path int, key any, del bool) { t.writeKey(path, key, del) }
+func (t *Tx) WriteKey(path int, key any, del bool) { t.writeKey(path, keyString(key), del) }
 
-func (t *Tx) writeKey(path int, key any, del bool) {
+func (t *Tx) writeKey(path int, key string, del bool) {
 	t.Write(path)
-	t.keys = append(t.keys, collKey{path: path, key: key, del: del})
+	t.keys = append(t.keys, collWrite{collKey{path: path, key: key}, del})
 }
 
 func (t *Tx) reset(codec Codec) {

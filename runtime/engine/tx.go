@@ -26,8 +26,8 @@ type Tx struct {
 	keys     []collWrite
 	// sources caches the call's collection views (see CollectionView).
 	sources []any
-	ids      []string
-	wrecs    []Write
+	ids     []string
+	wrecs   []Write
 
 	// Inline buffers: the common call writes a path or two and emits one
 	// message, and should not allocate for that. They are small on purpose:

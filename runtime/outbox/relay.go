@@ -134,12 +134,13 @@ func (r *Relay) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		if r.deliver(ctx, msgs) {
+		ok, asked := r.deliver(ctx, msgs)
+		if ok {
 			failures = 0
 			continue
 		}
 		failures++
-		if !r.sleep(ctx, failures) {
+		if !r.sleepAtLeast(ctx, failures, asked) {
 			return nil
 		}
 	}
@@ -148,8 +149,9 @@ func (r *Relay) Run(ctx context.Context) error {
 // deliver sends msgs, acking what the sink confirms. When a message fails,
 // the later messages of its (topic, key) are held back so per-key order is
 // kept, while other keys go on. It reports whether the round needs no
-// backoff: everything was delivered, or what failed is parked.
-func (r *Relay) deliver(ctx context.Context, msgs []Message) bool {
+// backoff (everything was delivered, or what failed is parked), and the
+// longest wait a failed delivery asked for (see RetryAfter).
+func (r *Relay) deliver(ctx context.Context, msgs []Message) (ok bool, asked time.Duration) {
 	var blocked map[TopicKey]bool
 	retry := false
 	ids := make([]string, 0, len(msgs))
@@ -165,15 +167,15 @@ func (r *Relay) deliver(ctx context.Context, msgs []Message) bool {
 				// Delivered but not acked: it will be delivered again, which
 				// at-least-once allows and KeySeq lets consumers drop.
 				r.opts.logger.Warn("theus relay: ack", "err", aerr)
-				return false
+				return false, asked
 			}
 			r.delivered.Add(uint64(len(ids)))
 		}
 		if err == nil && n == len(msgs) {
-			return !retry
+			return !retry, asked
 		}
 		if ctx.Err() != nil {
-			return false
+			return false, asked
 		}
 		if n == len(msgs) { // a sink that confirmed all and still errs
 			n = len(msgs) - 1
@@ -181,6 +183,9 @@ func (r *Relay) deliver(ctx context.Context, msgs []Message) bool {
 		failed := msgs[n]
 		if !r.failed(ctx, failed, err) {
 			retry = true
+			if d, ok := RetryAfter(err); ok {
+				asked = max(asked, d)
+			}
 		}
 		if blocked == nil {
 			blocked = make(map[TopicKey]bool)
@@ -194,12 +199,26 @@ func (r *Relay) deliver(ctx context.Context, msgs []Message) bool {
 			}
 		}
 	}
-	return !retry
+	return !retry, asked
+}
+
+// sleepAtLeast waits the backoff, or longer if a sink asked for it.
+func (r *Relay) sleepAtLeast(ctx context.Context, failures int, asked time.Duration) bool {
+	if asked <= 0 {
+		return r.sleep(ctx, failures)
+	}
+	return r.wait(ctx, max(asked, r.backoff(failures)))
 }
 
 // sleep waits the backoff for the given number of consecutive failures; it
 // returns false if ctx ended first.
 func (r *Relay) sleep(ctx context.Context, failures int) bool {
+	return r.wait(ctx, r.backoff(failures))
+}
+
+// backoff is the wait after the given number of consecutive failures:
+// exponential, capped, with full jitter.
+func (r *Relay) backoff(failures int) time.Duration {
 	d := r.opts.backoff << min(failures-1, 30)
 	if d > r.opts.maxBackoff || d <= 0 {
 		d = r.opts.maxBackoff
@@ -207,6 +226,11 @@ func (r *Relay) sleep(ctx context.Context, failures int) bool {
 	if d > 0 {
 		d = rand.N(d) + 1
 	}
+	return d
+}
+
+// wait waits d; it returns false if ctx ended first.
+func (r *Relay) wait(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

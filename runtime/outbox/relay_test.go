@@ -320,3 +320,41 @@ func TestMessageIDsMatchMessageID(t *testing.T) {
 		t.Fatalf("MessageIDs(v, 1) allocates %v times, want 1", n)
 	}
 }
+
+// slowDown is a sink error that asks for a wait, like HTTP Retry-After.
+type slowDown struct{ d time.Duration }
+
+func (e slowDown) Error() string                     { return "slow down" }
+func (e slowDown) RetryDelay() (time.Duration, bool) { return e.d, true }
+
+// A sink that asks for a wait gets at least that wait before the message is
+// sent again, although the relay's own backoff is far shorter.
+func TestRelayHonoursRetryAfter(t *testing.T) {
+	p := newProducer()
+	p.commit(t, "k")
+	const asked = 50 * time.Millisecond
+	c := newCollector(1)
+	var first time.Time
+	var again time.Duration
+	c.fail = func(outbox.Message) error {
+		if first.IsZero() {
+			first = time.Now()
+			return fmt.Errorf("webhook: %w", slowDown{asked})
+		}
+		again = time.Since(first)
+		return nil
+	}
+	r := outbox.NewRelay(p.st, sink.Func(c.receive), outbox.WithRelayBackoff(time.Microsecond, time.Microsecond))
+	stop := runRelay(t, r)
+	waitFor(t, c)
+	stop()
+	if again < asked {
+		t.Fatalf("sent again after %v; the sink asked for %v", again, asked)
+	}
+	if d, ok := outbox.RetryAfter(fmt.Errorf("wrapped: %w", slowDown{time.Second})); !ok || d != time.Second {
+		t.Fatalf("RetryAfter = %v, %v", d, ok)
+	}
+	if _, ok := outbox.RetryAfter(errors.New("plain")); ok {
+		t.Fatal("a plain error asked for a wait")
+	}
+}

@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Sink delivers messages to the outside world: a broker, a webhook, a
@@ -39,4 +40,17 @@ func Permanent(err error) error {
 func IsPermanent(err error) bool {
 	var p *permanentError
 	return errors.As(err, &p)
+}
+
+// RetryAfter returns the wait a sink asked for before the message is sent
+// again, such as an HTTP Retry-After, if err (or an error it wraps) has a
+// method RetryDelay() (time.Duration, bool) that reports one. The relay
+// waits at least that long (longer if its own backoff says so) before its
+// next round.
+func RetryAfter(err error) (time.Duration, bool) {
+	var r interface{ RetryDelay() (time.Duration, bool) }
+	if errors.As(err, &r) {
+		return r.RetryDelay()
+	}
+	return 0, false
 }

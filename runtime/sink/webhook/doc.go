@@ -74,8 +74,8 @@
 // error), so a signed request never reaches a host it was not meant for.
 //
 // A response's Retry-After (seconds or an HTTP date) is kept in the error;
-// RetryAfter(err) returns it. The relay does not read it yet: its own
-// backoff decides when the message is sent again.
+// RetryAfter(err) returns it, and the relay honours it: it waits at least
+// that long before its next round (outbox.RetryAfter).
 //
 // # Secrets
 //

@@ -35,6 +35,10 @@ func (e *StatusError) Error() string {
 	return b.String()
 }
 
+// RetryDelay reports the wait the response's Retry-After asked for; the
+// relay honours it (outbox.RetryAfter).
+func (e *StatusError) RetryDelay() (time.Duration, bool) { return e.RetryAfter, e.hasRetryAfter }
+
 // RetryAfter returns the wait that the receiver asked for with a
 // Retry-After header (seconds or an HTTP date; a date in the past is 0),
 // if err, or an error it wraps, is a *StatusError of a response that had

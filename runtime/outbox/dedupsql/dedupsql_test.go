@@ -1,0 +1,296 @@
+package dedupsql_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite"
+
+	"github.com/theus-go/theus/runtime/outbox"
+	"github.com/theus-go/theus/runtime/outbox/dedupsql"
+)
+
+func openSQLite(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// openPostgres connects to THEUS_TEST_POSTGRES; it skips loudly when the
+// server is unreachable, and fails instead under THEUS_REQUIRE_SERVICES=1.
+func openPostgres(t *testing.T) *sql.DB {
+	t.Helper()
+	dsn := os.Getenv("THEUS_TEST_POSTGRES")
+	if dsn == "" {
+		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = db.PingContext(ctx)
+		cancel()
+	}
+	if err != nil {
+		if db != nil {
+			db.Close()
+		}
+		msg := fmt.Sprintf("PostgreSQL at THEUS_TEST_POSTGRES (%s) unreachable: %v", dsn, err)
+		if os.Getenv("THEUS_REQUIRE_SERVICES") == "1" {
+			t.Fatal(msg + " (THEUS_REQUIRE_SERVICES=1)")
+		}
+		t.Skip("SKIPPING: " + msg + "; set THEUS_REQUIRE_SERVICES=1 to fail instead")
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func m(topic, key string, seq uint64) outbox.Message {
+	return outbox.Message{ID: outbox.MessageID(seq, 0), Topic: topic, Key: key, KeySeq: seq}
+}
+
+type step struct {
+	msg   outbox.Message
+	fresh bool
+	gap   uint64
+}
+
+// Both the persisted Dedup and outbox.Dedup must give these answers.
+var script = []step{
+	{m("t", "a", 1), true, 0},
+	{m("t", "a", 1), false, 0},
+	{m("t", "a", 2), true, 0},
+	{m("t", "b", 1), true, 0},
+	{m("u", "a", 3), true, 2}, // another topic, same key: its own sequence
+	{m("t", "a", 5), true, 2},
+	{m("t", "a", 4), false, 0}, // late: below the mark
+	{m("t", "a", 5), false, 0},
+	{m("t", "", 1), true, 0},
+	{m("t", "a", 0), false, 0},
+}
+
+func run(t *testing.T, d *dedupsql.Dedup, steps []step) {
+	t.Helper()
+	mem := outbox.NewDedup()
+	for i, s := range steps {
+		fresh, gap, err := d.Observe(context.Background(), s.msg)
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		mf, mg := mem.Observe(s.msg)
+		if fresh != s.fresh || gap != s.gap || fresh != mf || gap != mg {
+			t.Fatalf("step %d %s/%s#%d: (%v, %d), want (%v, %d); outbox.Dedup says (%v, %d)",
+				i, s.msg.Topic, s.msg.Key, s.msg.KeySeq, fresh, gap, s.fresh, s.gap, mf, mg)
+		}
+	}
+}
+
+func TestSQLitePersistsAcrossReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "consumer.db")
+	db := openSQLite(t, path)
+	d, err := dedupsql.New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	run(t, d, script)
+	db.Close()
+
+	db = openSQLite(t, path)
+	defer db.Close()
+	d, err = dedupsql.New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateTable(ctx); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	if last, err := d.Last(ctx, "t", "a"); err != nil || last != 5 {
+		t.Fatalf("Last after reopen = %d, %v; want 5", last, err)
+	}
+	if last, err := d.Last(ctx, "t", "zzz"); err != nil || last != 0 {
+		t.Fatalf("Last of unseen = %d, %v", last, err)
+	}
+	after := []step{
+		{m("t", "a", 1), false, 0}, // duplicates of before the restart are dropped
+		{m("t", "a", 5), false, 0},
+		{m("t", "b", 1), false, 0},
+		{m("u", "a", 3), false, 0},
+		{m("t", "a", 6), true, 0},
+		{m("t", "b", 4), true, 2}, // gap reported across the restart
+		{m("u", "a", 4), true, 0},
+	}
+	for i, s := range after {
+		fresh, gap, err := d.Observe(ctx, s.msg)
+		if err != nil || fresh != s.fresh || gap != s.gap {
+			t.Fatalf("after reopen, step %d: (%v, %d, %v), want (%v, %d)", i, fresh, gap, err, s.fresh, s.gap)
+		}
+	}
+}
+
+func testObserveTx(t *testing.T, db *sql.DB, d *dedupsql.Dedup, effects string) {
+	ctx := context.Background()
+	insert := "INSERT INTO " + effects + " (id) VALUES (" + map[bool]string{true: "$1", false: "?"}[isPG(db)] + ")"
+
+	// Rolled back: neither the effect nor the mark is kept.
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, gap, err := d.ObserveTx(ctx, tx, m("t", "k", 1))
+	if err != nil || !fresh || gap != 0 {
+		t.Fatalf("ObserveTx = %v, %d, %v", fresh, gap, err)
+	}
+	if _, err := tx.ExecContext(ctx, insert, "k#1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := d.Last(ctx, "t", "k"); err != nil || last != 0 {
+		t.Fatalf("mark after rollback = %d, %v; want 0", last, err)
+	}
+
+	// Re-delivered, now committed with its effect.
+	for round := range 2 {
+		tx, err = db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, gap, err = d.ObserveTx(ctx, tx, m("t", "k", 1))
+		if err != nil || fresh != (round == 0) || gap != 0 {
+			t.Fatalf("round %d: ObserveTx = %v, %d, %v", round, fresh, gap, err)
+		}
+		if fresh {
+			if _, err := tx.ExecContext(ctx, insert, "k#1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM " + effects).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("effects = %d, %v; want 1", n, err)
+	}
+	if last, _ := d.Last(ctx, "t", "k"); last != 1 {
+		t.Fatalf("mark = %d, want 1", last)
+	}
+}
+
+func isPG(db *sql.DB) bool { return fmt.Sprintf("%T", db.Driver()) != "*sqlite.Driver" }
+
+func TestSQLiteObserveTxRollback(t *testing.T) {
+	db := openSQLite(t, filepath.Join(t.TempDir(), "c.db"))
+	defer db.Close()
+	d, err := dedupsql.New(db, dedupsql.WithTable("main.my_dedup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateTable(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE effects (id TEXT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	testObserveTx(t, db, d, "effects")
+}
+
+func TestNewValidates(t *testing.T) {
+	db := openSQLite(t, filepath.Join(t.TempDir(), "c.db"))
+	defer db.Close()
+	for _, bad := range []string{"", "x;DROP TABLE y", "a.b.c", "1x", `"q"`} {
+		if _, err := dedupsql.New(db, dedupsql.WithTable(bad)); err == nil {
+			t.Errorf("WithTable(%q) accepted", bad)
+		}
+	}
+	if _, err := dedupsql.New(nil); err == nil {
+		t.Error("nil db accepted")
+	}
+}
+
+// Concurrent consumers of one key: exactly one sees each message as fresh.
+func testConcurrent(t *testing.T, d *dedupsql.Dedup) {
+	const workers, msgs = 4, 20
+	var mu sync.Mutex
+	freshCount := map[uint64]int{}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := uint64(1); s <= msgs; s++ {
+				fresh, _, err := d.Observe(context.Background(), m("c", "k", s))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if fresh {
+					mu.Lock()
+					freshCount[s]++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for s, n := range freshCount {
+		if n != 1 {
+			t.Errorf("KeySeq %d fresh %d times", s, n)
+		}
+	}
+}
+
+func TestSQLiteConcurrent(t *testing.T) {
+	db := openSQLite(t, filepath.Join(t.TempDir(), "c.db"))
+	defer db.Close()
+	db.SetMaxOpenConns(1) // SQLite: one writer
+	d, _ := dedupsql.New(db)
+	if err := d.CreateTable(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	testConcurrent(t, d)
+}
+
+func TestPostgres(t *testing.T) {
+	db := openPostgres(t)
+	ctx := context.Background()
+	suffix := time.Now().UnixNano()
+	table := fmt.Sprintf("theus_dedup_test_%d", suffix)
+	effects := fmt.Sprintf("theus_dedup_effects_%d", suffix)
+	t.Cleanup(func() {
+		db.Exec("DROP TABLE IF EXISTS " + table)
+		db.Exec("DROP TABLE IF EXISTS " + effects)
+	})
+	d, err := dedupsql.New(db, dedupsql.WithTable(table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	run(t, d, script)
+	// A second Dedup over the same table (a restarted consumer) remembers.
+	d2, _ := dedupsql.New(db, dedupsql.WithTable(table))
+	if fresh, _, err := d2.Observe(ctx, m("t", "a", 5)); err != nil || fresh {
+		t.Fatalf("after restart: fresh=%v err=%v", fresh, err)
+	}
+	if _, err := db.Exec("CREATE TABLE " + effects + " (id TEXT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	testObserveTx(t, db, d, effects)
+	testConcurrent(t, d)
+}

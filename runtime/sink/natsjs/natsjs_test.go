@@ -22,7 +22,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // startServer starts an embedded nats-server with JetStream storing in
 // dir, on port (-1: a random one), and waits until it takes connections.
-func startServer(t *testing.T, dir string, port int) *server.Server {
+func startServer(t testing.TB, dir string, port int) *server.Server {
 	t.Helper()
 	srv, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir,
@@ -45,7 +45,7 @@ func stopServer(srv *server.Server) {
 }
 
 // embedded returns a JetStream client of a fresh embedded server.
-func embedded(t *testing.T) (*server.Server, *nats.Conn, jetstream.JetStream) {
+func embedded(t testing.TB) (*server.Server, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	srv := startServer(t, t.TempDir(), -1)
 	t.Cleanup(func() { stopServer(srv) })
@@ -53,7 +53,7 @@ func embedded(t *testing.T) (*server.Server, *nats.Conn, jetstream.JetStream) {
 	return srv, nc, js
 }
 
-func connect(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+func connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
@@ -67,7 +67,7 @@ func connect(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, jetstre
 	return nc, js
 }
 
-func createStream(t *testing.T, js jetstream.JetStream, cfg jetstream.StreamConfig) jetstream.Stream {
+func createStream(t testing.TB, js jetstream.JetStream, cfg jetstream.StreamConfig) jetstream.Stream {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -78,7 +78,7 @@ func createStream(t *testing.T, js jetstream.JetStream, cfg jetstream.StreamConf
 	return s
 }
 
-func newSink(t *testing.T, js jetstream.JetStream, opts ...natsjs.Option) *natsjs.Sink {
+func newSink(t testing.TB, js jetstream.JetStream, opts ...natsjs.Option) *natsjs.Sink {
 	t.Helper()
 	s, err := natsjs.New(js, opts...)
 	if err != nil {

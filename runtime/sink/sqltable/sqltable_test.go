@@ -19,7 +19,7 @@ import (
 	"github.com/theus-go/theus/runtime/sink/sqltable"
 )
 
-func openSQLite(t *testing.T) *sql.DB {
+func openSQLite(t testing.TB) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "sink.db"))
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -33,7 +34,13 @@ type consumer struct {
 	duplicates int             // messages applied twice, over all runs: must stay 0
 	gaps       uint64
 	lastEmail  string
+	lastEvent  string    // the last message applied this run, formatted
+	out        io.Writer // nil: print nothing
 }
+
+// printFirst is how many of the messages applied in a run are printed as
+// they arrive; the last one is printed with the summary.
+const printFirst = 3
 
 // newConsumer opens (creating it) the consumer's log at path and replays
 // it; path "" keeps everything in memory.
@@ -120,6 +127,10 @@ func (c *consumer) Send(_ context.Context, batch []outbox.Message) (int, error) 
 		}
 		c.unique++
 		c.apply(m)
+		c.lastEvent = formatEvent(m)
+		if c.out != nil && c.unique <= printFirst {
+			fmt.Fprintf(c.out, "received:           %s\n", c.lastEvent)
+		}
 	}
 	return len(batch), nil
 }
@@ -131,6 +142,10 @@ func (c *consumer) apply(m outbox.Message) {
 	}
 	c.seen[m.ID] = true
 	c.lastEmail = string(m.Payload)
+}
+
+func formatEvent(m outbox.Message) string {
+	return fmt.Sprintf("%s key %s #%d %s", m.Topic, m.Key, m.KeySeq, m.Payload)
 }
 
 func parseLogLine(line string) (outbox.Message, error) {

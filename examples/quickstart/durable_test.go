@@ -12,8 +12,9 @@ import (
 	"github.com/theus-go/theus/runtime/store/sqlite"
 )
 
-// The demo on SQLite, twice on one data directory: the second run
-// recovers the first's state and the summary holds across runs.
+// The demo on SQLite, twice on one data directory, through an embedded
+// nats-server (a new stream each run): the second run recovers the first's
+// state and the summary holds across runs.
 func TestQuickstartTwiceOnSQLite(t *testing.T) {
 	dir := t.TempDir()
 	cfg := config{workers: 4, updates: 50, logins: 20, timeout: time.Minute, data: dir}
@@ -33,6 +34,9 @@ func TestQuickstartTwiceOnSQLite(t *testing.T) {
 		}
 		if s.StartVersion != first.Version || s.Version != first.Version+s.Commits {
 			t.Fatalf("second run started at %d, ended at %d; the first ended at %d", s.StartVersion, s.Version, first.Version)
+		}
+		if !strings.Contains(out.String(), "NATS JetStream (embedded nats-server") || strings.Count(out.String(), "\nreceived:") != 3 {
+			t.Fatalf("run %d did not go through the embedded nats-server or print the first events:\n%s", i, out.String())
 		}
 		if !strings.Contains(out.String(), "logins 160") {
 			t.Fatalf("logins did not accumulate over the two runs:\n%s", out.String())

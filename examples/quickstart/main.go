@@ -37,6 +37,7 @@ func main() {
 	flag.IntVar(&cfg.logins, "logins", 1000, "record_login calls per goroutine (they never conflict with updates)")
 	flag.DurationVar(&cfg.timeout, "timeout", time.Minute, "give up if delivery takes longer than this")
 	flag.StringVar(&cfg.data, "data", filepath.Join(".data", "quickstart"), "directory of the SQLite store and the consumer's log (kept across runs); empty: everything in memory")
+	flag.StringVar(&cfg.nats, "nats", "", "URL of a NATS server with JetStream to relay through (e.g. nats://127.0.0.1:4222); empty: start an embedded nats-server with JetStream in a temp dir")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -55,6 +56,8 @@ type config struct {
 	workers, updates, logins int
 	timeout                  time.Duration
 	data                     string
+	nats                     string // "": embedded nats-server
+	direct                   bool   // tests: relay straight to the consumer, no NATS
 }
 
 func printSummary(w io.Writer, s summary) {

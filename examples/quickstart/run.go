@@ -56,12 +56,30 @@ func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
 	defer eng.Close()
 	start := eng.Snapshot().Version()
 
+	w = &syncWriter{w: w} // the consumer prints the first events as they arrive
 	cons, err := newConsumer(consumerLog)
 	if err != nil {
 		return summary{}, err
 	}
 	defer cons.close()
-	relay := outbox.NewRelay(eng.Store(), cons)
+	cons.out = w
+	var sink outbox.Sink = cons
+	path := "a deduplicating consumer in process"
+	var link *natsLink
+	if !cfg.direct {
+		natsDir := "" // a temp dir
+		if cfg.data != "" {
+			natsDir = filepath.Join(cfg.data, "nats")
+		}
+		link, err = startNATS(ctx, cfg.nats, natsDir, cons)
+		if err != nil {
+			return summary{}, fmt.Errorf("nats: %w", err)
+		}
+		defer link.close() // after the relay stops, before the consumer's log closes
+		sink = link.sink
+		path = "NATS JetStream (" + link.where + "), read by a deduplicating consumer"
+	}
+	relay := outbox.NewRelay(eng.Store(), sink)
 	relayCtx, stopRelay := context.WithCancel(ctx)
 	relayDone := make(chan error, 1)
 	go func() { relayDone <- relay.Run(relayCtx) }()
@@ -70,8 +88,9 @@ func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
 		<-relayDone
 	}()
 
-	fmt.Fprintf(w, "quickstart: %d goroutines x (%d update_user_email + %d record_login), relay to a deduplicating consumer\n",
+	fmt.Fprintf(w, "quickstart: %d goroutines x (%d update_user_email + %d record_login)\n",
 		cfg.workers, cfg.updates, cfg.logins)
+	fmt.Fprintf(w, "relay to:           %s\n", path)
 	fmt.Fprintf(w, "data:               %s (recovered version %d)\n", where, start)
 
 	var (
@@ -111,9 +130,16 @@ func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
 
 	// Wait until the store holds nothing undelivered (this run's messages
 	// and any a previous run left), or time out.
+	deadline := time.Now().Add(cfg.timeout)
 	left, err := waitDelivered(ctx, eng.Store(), cfg.timeout, relayDone)
 	if err != nil {
 		return summary{}, err
+	}
+	// Then until the consumer has read everything the stream holds.
+	if link != nil {
+		if err := link.waitConsumed(ctx, deadline); err != nil {
+			return summary{}, err
+		}
 	}
 
 	snap := eng.Snapshot()
@@ -139,11 +165,15 @@ func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
 		}
 	}
 	last := cons.lastEmail
+	lastRun := cons.lastEvent
 	cons.mu.Unlock()
 
+	if lastRun != "" {
+		fmt.Fprintf(w, "last received:      %s\n", lastRun)
+	}
 	printSummary(w, s)
 	fmt.Fprintf(w, "final state:        email %s, logins %d\n", snap.User().Email(), snap.Logins())
-	fmt.Fprintf(w, "last event:         %s\n", last)
+	fmt.Fprintf(w, "last in the log:    %s\n", last)
 	if s.Version != s.StartVersion+s.Commits {
 		return s, fmt.Errorf("%d commits from version %d but version %d: versions must be dense", s.Commits, s.StartVersion, s.Version)
 	}
@@ -170,4 +200,16 @@ func waitDelivered(ctx context.Context, st outbox.Store, timeout time.Duration, 
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// syncWriter serializes writes: the consumer prints from its own goroutine.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

@@ -4,13 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
+	"github.com/theus-go/theus/runtime/internal/servicetest"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
 	"github.com/theus-go/theus/runtime/outbox"
@@ -26,33 +25,8 @@ func openSQLite(t *testing.T, path string) *sql.DB {
 	return db
 }
 
-// openPostgres connects to THEUS_TEST_POSTGRES; it skips loudly when the
-// server is unreachable, and fails instead under THEUS_REQUIRE_SERVICES=1.
-func openPostgres(t *testing.T) *sql.DB {
-	t.Helper()
-	dsn := os.Getenv("THEUS_TEST_POSTGRES")
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	db, err := sql.Open("pgx", dsn)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = db.PingContext(ctx)
-		cancel()
-	}
-	if err != nil {
-		if db != nil {
-			db.Close()
-		}
-		msg := fmt.Sprintf("PostgreSQL at THEUS_TEST_POSTGRES (%s) unreachable: %v", dsn, err)
-		if os.Getenv("THEUS_REQUIRE_SERVICES") == "1" {
-			t.Fatal(msg + " (THEUS_REQUIRE_SERVICES=1)")
-		}
-		t.Skip("SKIPPING: " + msg + "; set THEUS_REQUIRE_SERVICES=1 to fail instead")
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
+// openPostgres connects to THEUS_TEST_POSTGRES (see servicetest).
+func openPostgres(t *testing.T) *sql.DB { return servicetest.Postgres(t) }
 
 func m(topic, key string, seq uint64) outbox.Message {
 	return outbox.Message{ID: outbox.MessageID(seq, 0), Topic: topic, Key: key, KeySeq: seq}

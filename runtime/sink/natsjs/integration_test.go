@@ -2,7 +2,7 @@ package natsjs_test
 
 import (
 	"context"
-	"os"
+	"github.com/theus-go/theus/runtime/internal/servicetest"
 	"testing"
 	"time"
 
@@ -18,16 +18,10 @@ import (
 // (default nats://127.0.0.1:4222). It skips when the server is not
 // reachable, and fails instead under THEUS_REQUIRE_SERVICES=1.
 func TestIntegrationExternal(t *testing.T) {
-	url := os.Getenv("THEUS_TEST_NATS")
-	if url == "" {
-		url = "nats://127.0.0.1:4222"
-	}
+	url := servicetest.Addr("THEUS_TEST_NATS", "nats://127.0.0.1:4222")
 	nc, err := nats.Connect(url, nats.Timeout(2*time.Second), nats.MaxReconnects(0))
 	if err != nil {
-		if os.Getenv("THEUS_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("THEUS_REQUIRE_SERVICES=1 but NATS at %s (THEUS_TEST_NATS) is unreachable: %v", url, err)
-		}
-		t.Skipf("SKIPPED: no NATS server at %s (set THEUS_TEST_NATS; THEUS_REQUIRE_SERVICES=1 makes this a failure): %v", url, err)
+		servicetest.Unreachable(t, "NATS", "THEUS_TEST_NATS", url, err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

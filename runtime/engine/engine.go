@@ -276,6 +276,9 @@ func (e *Engine[S]) execExclusive(ctx context.Context, p *process, c Call[S]) (R
 func (e *Engine[S]) run(ctx context.Context, p *process, c Call[S], snap *snapshot[S]) error {
 	err := runOnce(ctx, p.Name, p.Errors, e.opts.codec, c, &snap.state)
 	e.countRejected(err)
+	if err == nil && e.opts.headers != nil {
+		c.Tx().setHeaders(ctx, e.opts.headers)
+	}
 	return err
 }
 

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ type options struct {
 	metrics    Metrics
 	codec      Codec
 	now        func() time.Time
+	headers    func(context.Context) map[string]string
 }
 
 func defaultOptions() options {
@@ -80,6 +82,20 @@ func WithMetrics(m Metrics) Option {
 // instead of encoding/json (a store refuses to open values written with
 // another codec).
 func WithCodec(c Codec) Option { return func(o *options) { o.codec = c } }
+
+// WithHeaders makes the engine ask f for the headers of the messages a
+// call emits, such as the W3C traceparent of the caller's span (package
+// runtime/otelheaders has the OpenTelemetry one). f gets the context the
+// call was given; it runs on the caller's goroutine, once per attempt that
+// emitted messages, before the commit and outside the engine's lock, so it
+// must be safe for concurrent use and should be quick. Every message of the
+// call gets the map f returns (shared, not copied: f returns a new map each
+// time, or nil for no headers, and nobody modifies it afterwards). Without
+// WithHeaders, or when f returns nil, messages have no headers and the
+// commit path does no extra work.
+func WithHeaders(f func(ctx context.Context) map[string]string) Option {
+	return func(o *options) { o.headers = f }
+}
 
 // WithClock sets the clock that stamps Message.CreatedAt (tests).
 func WithClock(now func() time.Time) Option {

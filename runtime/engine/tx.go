@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"slices"
 
 	"github.com/theus-go/theus/runtime/outbox"
@@ -73,6 +74,21 @@ func (t *Tx) Write(path int) {
 // CreatedAt at commit.
 func (t *Tx) Emit(topic, key string, payload []byte) {
 	t.msgs = append(t.msgs, outbox.Message{Topic: topic, Key: key, Payload: payload})
+}
+
+// setHeaders gives the attempt's messages the headers f returns for ctx
+// (see WithHeaders); f is not called when there are none.
+func (t *Tx) setHeaders(ctx context.Context, f func(context.Context) map[string]string) {
+	if len(t.msgs) == 0 {
+		return
+	}
+	h := f(ctx)
+	if len(h) == 0 {
+		return
+	}
+	for i := range t.msgs {
+		t.msgs[i].Headers = h
+	}
 }
 
 // Fail makes the attempt fail with err (the first error wins), for errors

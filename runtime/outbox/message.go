@@ -34,7 +34,9 @@ type Message struct {
 	// Payload is the encoded payload (JSON unless the engine has a codec).
 	// It must not be modified.
 	Payload []byte
-	// Headers carries metadata such as the W3C traceparent; nil when empty.
+	// Headers carries metadata such as the W3C traceparent (see
+	// engine.WithHeaders); nil when empty. The messages of one call may
+	// share the map: it must not be modified.
 	Headers map[string]string
 	// CreatedAt is the commit time.
 	CreatedAt time.Time

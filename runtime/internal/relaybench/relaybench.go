@@ -39,14 +39,14 @@ func Drain(b *testing.B, batch int, newSink func() outbox.Sink, done func()) {
 				b.Fatal(err)
 			}
 		}
-		sink := &counting{Sink: newSink(), want: Messages, done: make(chan struct{})}
+		sink := NewWatch(newSink(), Messages)
 		ctx, cancel := context.WithCancel(context.Background())
 		r := outbox.NewRelay(st, sink, outbox.WithBatchSize(batch), outbox.WithRelayBackoff(time.Millisecond, 10*time.Millisecond))
 		errc := make(chan error, 1)
 		b.StartTimer()
 		start := time.Now()
 		go func() { errc <- r.Run(ctx) }()
-		<-sink.done
+		<-sink.Done()
 		total += time.Since(start)
 		b.StopTimer()
 		cancel()
@@ -63,19 +63,29 @@ func Drain(b *testing.B, batch int, newSink func() outbox.Sink, done func()) {
 	b.ReportMetric(float64(Messages*b.N)/total.Seconds(), "msgs/s")
 }
 
-// counting wraps a sink and closes done once want messages were delivered.
-type counting struct {
+// Watch wraps a sink for one relay and closes Done once the sink confirmed
+// a given number of messages: how a test or benchmark waits for a relay
+// without polling.
+type Watch struct {
 	outbox.Sink
 	want, got int
 	done      chan struct{}
 }
 
+// NewWatch wraps sink; Done is closed after want confirmed messages.
+func NewWatch(sink outbox.Sink, want int) *Watch {
+	return &Watch{Sink: sink, want: want, done: make(chan struct{})}
+}
+
+// Done is closed once the sink confirmed the messages.
+func (w *Watch) Done() <-chan struct{} { return w.done }
+
 // Send is only called by the relay's one goroutine.
-func (c *counting) Send(ctx context.Context, batch []outbox.Message) (int, error) {
-	n, err := c.Sink.Send(ctx, batch)
-	if c.got < c.want && c.got+n >= c.want {
-		close(c.done)
+func (w *Watch) Send(ctx context.Context, batch []outbox.Message) (int, error) {
+	n, err := w.Sink.Send(ctx, batch)
+	if w.got < w.want && w.got+n >= w.want {
+		close(w.done)
 	}
-	c.got += n
+	w.got += n
 	return n, err
 }

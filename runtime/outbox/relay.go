@@ -33,6 +33,7 @@ type relayOptions struct {
 	// maxAttempts and pruneEvery: see WithMaxAttempts, WithPruneInterval.
 	maxAttempts int
 	pruneEvery  time.Duration
+	metrics     RelayMetrics // nil: none
 }
 
 // WithBatchSize sets how many messages the relay reads and sends at once
@@ -113,6 +114,10 @@ func (r *Relay) Run(ctx context.Context) error {
 		// Take the notification channel before reading, so a commit that
 		// lands between the read and the wait is not missed.
 		wake := r.st.Notify()
+		var start time.Time
+		if r.opts.metrics != nil {
+			start = time.Now()
+		}
 		msgs, err := r.st.Undelivered(ctx, r.opts.batch)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -135,6 +140,9 @@ func (r *Relay) Run(ctx context.Context) error {
 			continue
 		}
 		ok, asked := r.deliver(ctx, msgs)
+		if r.opts.metrics != nil {
+			r.opts.metrics.Batch(len(msgs), time.Since(start))
+		}
 		if ok {
 			failures = 0
 			continue
@@ -170,6 +178,9 @@ func (r *Relay) deliver(ctx context.Context, msgs []Message) (ok bool, asked tim
 				return false, asked
 			}
 			r.delivered.Add(uint64(len(ids)))
+			if r.opts.metrics != nil {
+				r.opts.metrics.Delivered(msgs[:n])
+			}
 		}
 		if err == nil && n == len(msgs) {
 			return !retry, asked

@@ -30,6 +30,7 @@ func (r *Relay) failed(ctx context.Context, m Message, err error) bool {
 	p, ok := r.st.(Parking)
 	if !ok || IsUnavailable(err) {
 		log.Warn("theus relay: delivery failed", "permanent", IsPermanent(err), "unavailable", IsUnavailable(err))
+		r.countFailure(m, err, false)
 		return false
 	}
 	cause := "<nil>"
@@ -37,6 +38,7 @@ func (r *Relay) failed(ctx context.Context, m Message, err error) bool {
 		cause = err.Error()
 	}
 	parked, perr := p.Failed(ctx, m.ID, cause, IsPermanent(err), r.opts.maxAttempts)
+	r.countFailure(m, err, parked && perr == nil)
 	if perr != nil {
 		log.Warn("theus relay: delivery failed; recording the failure failed too", "record_err", perr)
 		return false
@@ -65,4 +67,11 @@ func (r *Relay) prune(ctx context.Context, last time.Time) time.Time {
 		r.opts.logger.Debug("theus relay: pruned delivered messages", "count", n)
 	}
 	return time.Now()
+}
+
+// countFailure reports a failed delivery of m to the relay's metrics.
+func (r *Relay) countFailure(m Message, err error, parked bool) {
+	if r.opts.metrics != nil {
+		r.opts.metrics.Failed(m.Topic, err, parked)
+	}
 }

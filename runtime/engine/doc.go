@@ -5,8 +5,11 @@
 // Most users never name this package's Engine: theusgen generates a typed
 // Engine that wraps it, with one method per process. What they do use from
 // here are the options (WithStore, WithRetry, WithStrictCAS, WithLogger,
-// WithMetrics, WithCodec), the errors, and the read-only views SliceView
-// and MapView.
+// WithMetrics, WithCodec, WithHeaders), the errors, and the read-only
+// views SliceView and MapView. Metrics and headers are hooks: package
+// runtime/metrics implements Metrics for Prometheus, and
+// runtime/otelheaders gives WithHeaders the caller's W3C traceparent, so
+// this package needs neither.
 //
 // # A call
 //

@@ -41,6 +41,15 @@
 // A store that implements Pruner keeps delivered messages for a retention
 // period; the relay calls Prune every WithPruneInterval.
 //
+// # Monitoring
+//
+// WithRelayMetrics reports a relay's deliveries, failures (with their
+// class), parking and batch latencies to a RelayMetrics; Relay.Stats
+// counts the same in memory. A store that implements StatsReader (the
+// memory and SQLite stores do) tells how deep its outbox is, how old its
+// oldest waiting message, and how many messages and keys are parked.
+// Package runtime/metrics exports both to Prometheus.
+//
 // # Running a relay
 //
 //	relay := outbox.NewRelay(eng.Store(), sink.Func(publish))

@@ -1,7 +1,8 @@
 // Package kafka is an outbox.Sink that produces messages to Kafka through
 // a franz-go client (github.com/twmb/franz-go/pkg/kgo).
 //
-//	cl, _ := kgo.NewClient(kgo.SeedBrokers("localhost:9092")) // idempotent by default
+//	cl, _ := kgo.NewClient(kgo.SeedBrokers("localhost:9092"), // idempotent by default
+//		kgo.ProducerLinger(0))                                  // see Throughput
 //	defer cl.Close()
 //	s, err := kafka.New(cl,
 //		kafka.WithTopic("events"),                  // default: the message's topic
@@ -47,6 +48,15 @@
 // the client's ProducerBatchMaxBytes) before any is produced, and none
 // after the first that fails the check is produced, so such a message is
 // parked before a later one of its key reaches Kafka.
+//
+// # Throughput
+//
+// Give the relay a client with kgo.ProducerLinger(0). Send waits for its
+// records before the relay produces more, so no record arrives while a
+// partition lingers for more: franz-go's default linger (10ms) only delays
+// every Send, to about 100 messages per second at relay batch size 1 and a
+// third of the rate at batch 500 (docs/BENCHMARKS.md). Batching comes from
+// the relay's batch size instead (WithBatchSize).
 //
 // # Errors
 //

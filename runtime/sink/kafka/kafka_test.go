@@ -26,7 +26,7 @@ const partitions = 8
 
 // cluster starts an in-process kfake cluster holding topics with the
 // given number of partitions.
-func cluster(t *testing.T, topics ...string) *kfake.Cluster {
+func cluster(t testing.TB, topics ...string) *kfake.Cluster {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
 	if err != nil {
@@ -38,7 +38,7 @@ func cluster(t *testing.T, topics ...string) *kfake.Cluster {
 
 // client returns a producer client of c with franz-go's defaults
 // (idempotent).
-func client(t *testing.T, c *kfake.Cluster, opts ...kgo.Opt) *kgo.Client {
+func client(t testing.TB, c *kfake.Cluster, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, opts...)...)
 	if err != nil {
@@ -48,7 +48,7 @@ func client(t *testing.T, c *kfake.Cluster, opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-func newSink(t *testing.T, cl *kgo.Client, opts ...kafka.Option) *kafka.Sink {
+func newSink(t testing.TB, cl *kgo.Client, opts ...kafka.Option) *kafka.Sink {
 	t.Helper()
 	s, err := kafka.New(cl, opts...)
 	if err != nil {

@@ -2,7 +2,6 @@ package otelheaders_test
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/theus-go/theus/examples/bank"
 	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/internal/commitallocs"
 	"github.com/theus-go/theus/runtime/otelheaders"
 	"github.com/theus-go/theus/runtime/outbox"
 	"github.com/theus-go/theus/runtime/store/memory"
@@ -158,30 +158,8 @@ func TestTraceparentInTheSQLiteStore(t *testing.T) {
 // With Headers set, a call whose context has no span allocates no more
 // than with no headers func at all.
 func TestNoSpanCommitAllocatesNothingMore(t *testing.T) {
-	allocs := func(opts ...engine.Option) float64 {
-		eng, err := bank.NewEngine(context.Background(), bank.State{}, bank.Bank{}, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer eng.Close()
-		ctx := context.Background()
-		for _, id := range []string{"a", "b"} {
-			if _, err := eng.OpenAccount(ctx, bank.OpenAccountArgs{ID: id, Initial: 1 << 40}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		transfer := func() {
-			if _, err := eng.Transfer(ctx, bank.TransferArgs{From: "a", To: "b", Amount: 1}); err != nil {
-				panic(fmt.Sprint("transfer: ", err))
-			}
-		}
-		for range 100 { // warm the engine's pools
-			transfer()
-		}
-		return testing.AllocsPerRun(500, transfer)
-	}
-	without := allocs()
-	with := allocs(engine.WithHeaders(otelheaders.Headers))
+	without := commitallocs.Transfer(t)
+	with := commitallocs.Transfer(t, engine.WithHeaders(otelheaders.Headers))
 	if with > without {
 		t.Fatalf("a commit without a span allocates %v times with otelheaders.Headers, %v without", with, without)
 	}

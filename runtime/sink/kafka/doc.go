@@ -54,9 +54,10 @@
 // Give the relay a client with kgo.ProducerLinger(0). Send waits for its
 // records before the relay produces more, so no record arrives while a
 // partition lingers for more: franz-go's default linger (10ms) only delays
-// every Send, to about 100 messages per second at relay batch size 1 and a
-// third of the rate at batch 500 (docs/BENCHMARKS.md). Batching comes from
-// the relay's batch size instead (WithBatchSize).
+// every Send, to about 100 messages per second at relay batch size 1, and
+// three to five times below the no-linger rate at batch 500
+// (docs/BENCHMARKS.md). Batching comes from the relay's batch size
+// instead (WithBatchSize).
 //
 // # Errors
 //

@@ -35,7 +35,11 @@
 //  4. Sequence. The commit gets the next version; its outputs are applied
 //     to a shallow copy of the state (copy-on-write: untouched values are
 //     shared, which is safe because they are never modified); its messages
-//     get their ID, KeySeq, Version and CreatedAt.
+//     get their ID, KeySeq, Version and CreatedAt. CreatedAt is a reading
+//     of the wall clock that a goroutine of the engine refreshes every
+//     millisecond while commits come in (reading the clock costs 50–100 ns
+//     on virtual machines, a third of a commit); the goroutine stops after
+//     10 ms without commits and on Close. WithClock replaces it.
 //  5. Persist. The first caller that finds no flush under way hands every
 //     sequenced commit to the Store in one Commit call (group commit), so
 //     concurrent callers share one transaction and one sync.

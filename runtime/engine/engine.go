@@ -98,7 +98,8 @@ type Engine[S any] struct {
 	clone     func(*S) S
 	published atomic.Pointer[snapshot[S]] // durable; what calls read
 
-	turn sync.Mutex // held by a call in its exclusive turn
+	turn  sync.Mutex // held by a call in its exclusive turn
+	clock *coarseClock
 
 	mu   sync.Mutex
 	cond sync.Cond
@@ -122,6 +123,7 @@ type Engine[S any] struct {
 	deleted   map[collKey]uint64
 	horizon   uint64
 	flushing  bool
+	inMemory  bool // the store implements InMemory
 	exclusive bool
 	closed    bool
 }
@@ -135,10 +137,15 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 		o(&e.opts)
 	}
 	e.cond.L = &e.mu
+	if e.opts.now == nil {
+		e.clock = newCoarseClock()
+		e.opts.now = e.clock.Now
+	}
 	e.store = e.opts.store
 	if e.store == nil {
 		return nil, errors.New("theus: no store: pass engine.WithStore (generated NewEngine defaults to memory.New())")
 	}
+	_, e.inMemory = e.store.(InMemory)
 	e.colls = make(map[int]func(*S, string) (uint64, bool), len(schema.Collections))
 	for _, c := range schema.Collections {
 		e.colls[c.Path] = c.Version
@@ -504,11 +511,16 @@ func (e *Engine[S]) flush() {
 		for _, t := range batch {
 			recs = append(recs, &t.rec)
 		}
-		e.mu.Unlock()
 		// The store works for every caller in the group, so no caller's
 		// context may cancel it.
-		err := e.store.Commit(context.Background(), recs)
-		e.mu.Lock()
+		var err error
+		if e.inMemory {
+			err = e.store.Commit(context.Background(), recs)
+		} else {
+			e.mu.Unlock()
+			err = e.store.Commit(context.Background(), recs)
+			e.mu.Lock()
+		}
 		clear(recs)
 		e.recs = recs[:0]
 		if err != nil {
@@ -562,5 +574,8 @@ func (e *Engine[S]) Close() error {
 		e.cond.Wait()
 	}
 	e.cond.Broadcast()
+	if e.clock != nil {
+		e.clock.close() // no commit reads it once closed is set
+	}
 	return nil
 }

@@ -67,6 +67,31 @@ func TestCommitAppliesOutputsAndAssignsMessages(t *testing.T) {
 	}
 }
 
+func TestDefaultClockStampsCommitTimes(t *testing.T) {
+	procs := []*proc{incC0}
+	st := memory.New()
+	e := newEngine(t, st, procs)
+	start := time.Now()
+	for i := range 500 {
+		if _, err := exec(t, e, procs, incC0, &call{arg: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := time.Now()
+	msgs := undelivered(t, st)
+	if len(msgs) != 500 {
+		t.Fatalf("%d messages, want 500", len(msgs))
+	}
+	for i, m := range msgs {
+		if m.CreatedAt.Before(start.Round(0)) || m.CreatedAt.After(end.Round(0)) {
+			t.Fatalf("message %d: CreatedAt %v outside the calls [%v, %v]", i, m.CreatedAt, start, end)
+		}
+		if i > 0 && m.CreatedAt.Before(msgs[i-1].CreatedAt) {
+			t.Fatalf("message %d (version %d) created at %v, before the previous commit's %v", i, m.Version, m.CreatedAt, msgs[i-1].CreatedAt)
+		}
+	}
+}
+
 func TestKeySeqCountsPerTopicAndKey(t *testing.T) {
 	procs := []*proc{incC0, incC1}
 	st := memory.New()

@@ -30,7 +30,6 @@ func defaultOptions() options {
 		maxBackoff: 2 * time.Millisecond,
 		logger:     slog.New(slog.DiscardHandler),
 		metrics:    nopMetrics{},
-		now:        time.Now,
 	}
 }
 
@@ -97,7 +96,10 @@ func WithHeaders(f func(ctx context.Context) map[string]string) Option {
 	return func(o *options) { o.headers = f }
 }
 
-// WithClock sets the clock that stamps Message.CreatedAt (tests).
+// WithClock sets the clock that stamps Message.CreatedAt, read once per
+// commit that emits. Without it the engine keeps a reading of time.Now
+// refreshed every millisecond while commits come in (see doc.go): exact
+// clocks and fake ones (tests) go here.
 func WithClock(now func() time.Time) Option {
 	return func(o *options) {
 		if now != nil {

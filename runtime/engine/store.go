@@ -27,6 +27,17 @@ type Store interface {
 	Commit(ctx context.Context, recs []*Record) error
 }
 
+// InMemory is implemented by stores whose Commit does no I/O and returns at
+// once (runtime/store/memory). The engine calls their Commit without
+// releasing its own lock, which saves a lock round trip per commit; group
+// commit has no sync to share with them. A store that may block must not
+// implement it: every caller would wait on it.
+type InMemory interface {
+	Store
+	// CommitsInMemory marks the store; it is never called.
+	CommitsInMemory()
+}
+
 // Record is one commit as the engine hands it to the store.
 type Record struct {
 	Version uint64

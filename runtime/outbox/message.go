@@ -38,7 +38,9 @@ type Message struct {
 	// engine.WithHeaders); nil when empty. The messages of one call may
 	// share the map: it must not be modified.
 	Headers map[string]string
-	// CreatedAt is the commit time.
+	// CreatedAt is the commit time. The engine's default clock has about a
+	// millisecond's resolution and never goes backwards from one version to
+	// the next (see engine.WithClock).
 	CreatedAt time.Time
 }
 

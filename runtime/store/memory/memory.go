@@ -34,6 +34,7 @@ type Store struct {
 	// copied as it grows. head is the index in chunks[0] of the first
 	// message not dropped yet.
 	chunks  [][]entry
+	spare   [][]entry // emptied chunks, for reuse
 	head    int
 	pending int // messages in chunks not acked
 	notify  chan struct{}
@@ -73,6 +74,11 @@ func (s *Store) Recover(context.Context, engine.StateCodec) (*engine.Recovered, 
 	})
 	return &engine.Recovered{Version: s.version, State: s.state, KeySeqs: seqs}, nil
 }
+
+var _ engine.InMemory = (*Store)(nil)
+
+// CommitsInMemory implements engine.InMemory: Commit never blocks on I/O.
+func (*Store) CommitsInMemory() {}
 
 // Commit implements engine.Store.
 func (s *Store) Commit(_ context.Context, recs []*engine.Record) error {
@@ -155,13 +161,24 @@ func (s *Store) ack(ids []string) {
 		if s.head < chunkSize {
 			break
 		}
-		s.chunks[0] = nil
-		s.chunks = s.chunks[1:]
+		if len(s.spare) < maxSpareChunks {
+			s.spare = append(s.spare, c[:0]) // its entries were zeroed above
+		}
+		// Shift rather than reslice, so that appends reuse the slice.
+		n := copy(s.chunks, s.chunks[1:])
+		s.chunks[n] = nil
+		s.chunks = s.chunks[:n]
 		s.head = 0
 	}
 }
 
 const chunkSize = 1024
+
+// maxSpareChunks is how many emptied chunks the store keeps for reuse: a
+// queue that a relay keeps under maxSpareChunks*chunkSize messages then
+// allocates nothing for them in steady state, and an idle store holds at
+// most this many empty chunks (about 150 KB each).
+const maxSpareChunks = 4
 
 // each calls f for every entry in the queue, in order, until f returns
 // false.
@@ -181,7 +198,14 @@ func (s *Store) each(f func(*entry) bool) {
 
 func (s *Store) push(e entry) {
 	if n := len(s.chunks); n == 0 || len(s.chunks[n-1]) == chunkSize {
-		s.chunks = append(s.chunks, make([]entry, 0, chunkSize))
+		var c []entry
+		if n := len(s.spare); n > 0 {
+			c, s.spare[n-1] = s.spare[n-1], nil
+			s.spare = s.spare[:n-1]
+		} else {
+			c = make([]entry, 0, chunkSize)
+		}
+		s.chunks = append(s.chunks, c)
 	}
 	last := &s.chunks[len(s.chunks)-1]
 	*last = append(*last, e)

@@ -3,6 +3,7 @@ package memory_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/theus-go/theus/runtime/engine"
@@ -124,4 +125,62 @@ func TestRecoverKeySeqsAfterAcks(t *testing.T) {
 	if err != nil || rec.KeySeqs[outbox.TopicKey{Topic: "t", Key: "k"}] != 4 {
 		t.Fatalf("Recover = %+v, %v; want KeySeq 4", rec, err)
 	}
+}
+
+// A queue that is emptied and filled again reuses its memory: committing
+// as many messages as it held before allocates nothing, and the messages
+// read back are the new ones, whole.
+func TestEmptiedChunksAreReused(t *testing.T) {
+	ctx := context.Background()
+	st := memory.New()
+	const n = 3 * 1024 // three chunks: within what the store keeps for reuse
+	recs := func(from uint64) []*engine.Record {
+		out := make([]*engine.Record, n)
+		for i := range out {
+			v := from + uint64(i)
+			out[i] = &engine.Record{Version: v, State: new(int), Messages: []outbox.Message{
+				{ID: outbox.MessageID(v, 0), Topic: "t", Key: "k", KeySeq: v, Version: v, Payload: []byte{byte(v)}},
+			}}
+		}
+		return out
+	}
+	drain := func(wantFirst uint64) {
+		t.Helper()
+		msgs, err := st.Undelivered(ctx, 2*n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) != n {
+			t.Fatalf("%d undelivered, want %d", len(msgs), n)
+		}
+		ids := make([]string, len(msgs))
+		for i, m := range msgs {
+			v := wantFirst + uint64(i)
+			if m.Version != v || m.ID != outbox.MessageID(v, 0) || len(m.Payload) != 1 || m.Payload[0] != byte(v) {
+				t.Fatalf("message %d = %+v, want version %d", i, m, v)
+			}
+			ids[i] = m.ID
+		}
+		if err := st.Ack(ctx, ids); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, second := recs(1), recs(n+1)
+	if err := st.Commit(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	drain(1)
+	// As testing.AllocsPerRun counts, for a function that can run once.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err := st.Commit(ctx, second)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allocs := after.Mallocs - before.Mallocs; allocs != 0 {
+		t.Errorf("committing %d messages into an emptied queue allocated %v times, want 0", n, allocs)
+	}
+	drain(n + 1)
 }

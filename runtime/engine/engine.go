@@ -108,14 +108,15 @@ type Engine[S any] struct {
 	seq          *snapshot[S]
 	lastWrite    []uint64 // per path: version of its last sequenced write
 	durableWrite []uint64 // per path: version of its last durable write
-	keySeq       map[outbox.TopicKey]*uint64
+	keySeqs      keySeqs
 	pending      []*Tx
 	pendingSnaps []*snapshot[S]
 	spare        []*Tx
 	spareSnaps   []*snapshot[S]
 	recs         []*Record
-	// colls maps a collection's path to how to look its entries up.
-	colls map[int]func(s *S, key string) (uint64, bool)
+	// colls holds, per path, how to look the entries of a collection up;
+	// nil for paths that are not collections.
+	colls []func(s *S, key string) (uint64, bool)
 	// deleted holds when entries were deleted, so a call that read a key
 	// absent from the current state can still be checked; it is cleared
 	// when it grows, and a read of an absent key by a call whose snapshot
@@ -146,7 +147,7 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 		return nil, errors.New("theus: no store: pass engine.WithStore (generated NewEngine defaults to memory.New())")
 	}
 	_, e.inMemory = e.store.(InMemory)
-	e.colls = make(map[int]func(*S, string) (uint64, bool), len(schema.Collections))
+	e.colls = make([]func(*S, string) (uint64, bool), len(schema.Paths))
 	for _, c := range schema.Collections {
 		e.colls[c.Path] = c.Version
 	}
@@ -165,7 +166,6 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 	}
 	e.lastWrite = make([]uint64, len(schema.Paths))
 	e.durableWrite = make([]uint64, len(schema.Paths))
-	e.keySeq = make(map[outbox.TopicKey]*uint64)
 
 	rec, err := e.store.Recover(ctx, newStateCodec(schema.State, e.opts.codec))
 	if err != nil {
@@ -181,7 +181,7 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 		}
 		snap.version, snap.state = rec.Version, *s
 		for k, v := range rec.KeySeqs {
-			e.keySeq[k] = &v
+			*e.keySeqs.of(k.Topic, k.Key) = v
 		}
 	}
 	e.seq = snap
@@ -456,7 +456,9 @@ func (e *Engine[S]) sequence(name string, tx *Tx, a interface{ Apply(*S, uint64)
 			m.ID = tx.ids[i]
 			m.Version = v
 			m.CreatedAt = now
-			m.KeySeq = e.nextKeySeq(outbox.TopicKey{Topic: m.Topic, Key: m.Key})
+			p := e.keySeqs.of(m.Topic, m.Key)
+			*p++
+			m.KeySeq = *p
 		}
 	}
 	tx.rec = Record{Version: v, Process: name, Writes: tx.wrecs, Messages: tx.msgs, State: &next.state}
@@ -469,17 +471,38 @@ func (e *Engine[S]) sequence(name string, tx *Tx, a interface{ Apply(*S, uint64)
 // maxDeleted bounds the deleted-entry log; see Engine.deleted.
 const maxDeleted = 1 << 14
 
-// nextKeySeq increments and returns the KeySeq of tk. The map holds
+// keySeqs holds the last KeySeq assigned per (topic, key). Topics are few
+// and generated code passes the same string constants, so they are found
+// by a scan that usually compares pointers; only the key is hashed.
+type keySeqs struct {
+	topics []topicSeqs
+}
+
+type topicSeqs struct {
+	topic string
+	keys  map[string]*uint64
+}
+
+// of returns the counter of (topic, key), created at 0. The map holds
 // pointers so that the common case, a key seen before, costs one lookup.
-// e.mu is held.
-func (e *Engine[S]) nextKeySeq(tk outbox.TopicKey) uint64 {
-	p := e.keySeq[tk]
+func (k *keySeqs) of(topic, key string) *uint64 {
+	var keys map[string]*uint64
+	for i := range k.topics {
+		if k.topics[i].topic == topic {
+			keys = k.topics[i].keys
+			break
+		}
+	}
+	if keys == nil {
+		keys = make(map[string]*uint64)
+		k.topics = append(k.topics, topicSeqs{topic: topic, keys: keys})
+	}
+	p := keys[key]
 	if p == nil {
 		p = new(uint64)
-		e.keySeq[tk] = p
+		keys[key] = p
 	}
-	*p++
-	return *p
+	return p
 }
 
 // await waits until tx is durable or failed. The first waiter that finds no
@@ -552,7 +575,7 @@ func (e *Engine[S]) fail(batch []*Tx, err error) {
 		t := failed[i]
 		for j := len(t.msgs) - 1; j >= 0; j-- {
 			m := &t.msgs[j]
-			*e.keySeq[outbox.TopicKey{Topic: m.Topic, Key: m.Key}] = m.KeySeq - 1
+			*e.keySeqs.of(m.Topic, m.Key) = m.KeySeq - 1
 		}
 		t.status, t.serr = txFailed, serr
 	}

@@ -25,11 +25,33 @@ var safe = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
+// plain[c] is true for the bytes written as they are: safe ASCII.
+var plain = func() (t [256]bool) {
+	copy(t[:], safe[:])
+	return t
+}()
+
 // AppendString appends s as a JSON string.
 func AppendString(b []byte, s string) []byte {
+	// Most strings need no escaping: find the first byte that might, and
+	// copy everything before it at once.
+	i := 0
+	for i < len(s) && plain[s[i]] {
+		i++
+	}
 	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
+	b = append(b, s[:i]...)
+	if i == len(s) {
+		return append(b, '"')
+	}
+	return appendEscaped(b, s, i)
+}
+
+// appendEscaped appends s[i:], which starts with a byte that is not plain,
+// and the closing quote.
+func appendEscaped(b []byte, s string, i int) []byte {
+	start := i
+	for i < len(s) {
 		if c := s[i]; c < utf8.RuneSelf {
 			if safe[c] {
 				i++

@@ -304,6 +304,17 @@ func TestMessageIDRoundTrip(t *testing.T) {
 	}
 }
 
+func TestMessageIDIsFixedWidthHex(t *testing.T) {
+	for _, c := range []struct {
+		v uint64
+		i int
+	}{{0, 0}, {1, 1}, {0x0123456789abcdef, 0xfedc}, {^uint64(0), 0xffff}, {0x8000000000000001, 0x0a0b}} {
+		if got, want := outbox.MessageID(c.v, c.i), fmt.Sprintf("%016x-%04x", c.v, c.i); got != want {
+			t.Errorf("MessageID(%#x, %#x) = %s, want %s", c.v, c.i, got, want)
+		}
+	}
+}
+
 func TestMessageIDsMatchMessageID(t *testing.T) {
 	for _, n := range []int{0, 1, 2, 5} {
 		ids := outbox.MessageIDs(77, n)

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -11,64 +12,84 @@ import (
 	"github.com/theus-go/theus/runtime/engine"
 )
 
-// stmts are the statements of the commit path, prepared once on the write
-// connection.
+// stmts are the statements of the commit and checkpoint paths, prepared
+// once on the write connection.
 type stmts struct {
-	field, entry, delEntry, msg, version *sql.Stmt
+	field, logRow, snapshot, checkpoint *sql.Stmt
+	msgs                                *batch
 }
 
-func prepare(ctx context.Context, db *sql.DB) (*stmts, error) {
-	var st stmts
+func prepare(ctx context.Context, db *sql.DB) (st *stmts, err error) {
+	st = &stmts{}
+	defer func() {
+		if err != nil {
+			st.close()
+		}
+	}()
 	for _, p := range []struct {
 		dst **sql.Stmt
 		sql string
 	}{
-		{&st.field, `INSERT INTO theus_fields (path, type, collection, value, version) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (path) DO UPDATE SET value = excluded.value, version = excluded.version`},
-		{&st.entry, `INSERT INTO theus_entries (path, key, value, version) VALUES (?, ?, ?, ?)
-			ON CONFLICT (path, key) DO UPDATE SET value = excluded.value, version = excluded.version`},
-		{&st.delEntry, `DELETE FROM theus_entries WHERE path = ? AND key = ?`},
-		{&st.msg, `INSERT INTO theus_messages (id, version, idx, topic, key, key_seq, payload, headers, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&st.version, `INSERT INTO theus_meta (name, value) VALUES ('version', ?)
+		{&st.field, `INSERT INTO theus_fields (path, type, collection) VALUES (?, ?, ?)
+			ON CONFLICT (path) DO NOTHING`},
+		{&st.logRow, `INSERT INTO theus_log (version, first, data) VALUES (?, ?, ?)`},
+		{&st.snapshot, `INSERT INTO theus_snapshot (version, data) VALUES (?, ?)`},
+		{&st.checkpoint, `INSERT INTO theus_meta (name, value) VALUES ('checkpoint', ?)
 			ON CONFLICT (name) DO UPDATE SET value = excluded.value`},
 	} {
-		var err error
 		if *p.dst, err = db.PrepareContext(ctx, p.sql); err != nil {
-			st.close()
 			return nil, err
 		}
 	}
-	return &st, nil
+	st.msgs, err = prepareBatch(ctx, db, 9, func(rows string) string {
+		return `INSERT INTO theus_outbox (id, version, idx, topic, key, key_seq, payload, headers, created_at) VALUES ` + rows
+	})
+	return st, err
 }
 
 func (st *stmts) close() {
-	for _, s := range []*sql.Stmt{st.field, st.entry, st.delEntry, st.msg, st.version} {
+	for _, s := range []*sql.Stmt{st.field, st.logRow, st.snapshot, st.checkpoint} {
 		if s != nil {
 			s.Close()
 		}
 	}
+	if st.msgs != nil {
+		st.msgs.close()
+	}
 }
 
-// fieldRow and entryRow are state values encoded for a commit.
-type fieldRow struct {
-	i    int
-	data []byte
+// entryKey names a collection entry by its field's index in the codec.
+type entryKey struct {
+	i   int
+	key string
 }
 
-type entryRow struct {
-	i    int
-	key  string
-	data []byte // nil: delete
+// scratch is what Commit reuses from one group to the next (cmu).
+type scratch struct {
+	use    []uint8 // per codec field: usedColl, usedField
+	pathAt []int   // per codec field: its index in the change set's paths
+	seen   map[entryKey]struct{}
+	keys   []entryKey
+	cs     changeSet
+	args   []any
 }
+
+const (
+	usedColl  = 1 // an entry of the collection was written
+	usedField = 2 // the plain field was written
+)
 
 // Commit implements engine.Store: every record of the group is written in
 // one transaction, which is committed (and synced) before Commit returns.
 // On error nothing of the group is in the database.
 //
-// Values are encoded before the transaction opens, from the state of the
-// group's last record: a field or an entry written by several commits of
-// the group is stored once, with its final value.
+// The transaction only appends: the group's messages, and one row of
+// theus_log holding the state values the group changed (see changeSet),
+// encoded from the state of its last record, so a field or an entry
+// written by several commits of the group is stored once. A checkpoint
+// later writes a snapshot of the whole state, after which the log before
+// it is deleted. The first commit to an empty store writes the snapshot
+// itself.
 func (s *Store) Commit(ctx context.Context, recs []*engine.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -87,11 +108,15 @@ func (s *Store) Commit(ctx context.Context, recs []*engine.Record) error {
 		}
 	}
 	last := recs[len(recs)-1]
-	fields, entries, err := s.encode(recs, last)
-	if err != nil {
-		return fmt.Errorf("sqlite: %w", err)
+	var err error
+	if s.empty {
+		err = s.commitFirst(ctx, recs, last)
+	} else {
+		err = s.commitLog(ctx, recs, last)
 	}
-	if err := s.write(ctx, recs, last.Version, fields, entries); err != nil {
+	clear(s.scr.args)
+	s.scr.args = s.scr.args[:0]
+	if err != nil {
 		var ce *commitError
 		if errors.As(err, &ce) {
 			// COMMIT itself failed (a sync error): the group may have
@@ -101,128 +126,156 @@ func (s *Store) Commit(ctx context.Context, recs []*engine.Record) error {
 		}
 		return fmt.Errorf("sqlite: commit versions %d-%d: %w", recs[0].Version, last.Version, err)
 	}
-	s.version, s.empty = last.Version, false
+	s.version, s.empty, s.last = last.Version, false, last.State
 	for _, r := range recs {
 		if len(r.Messages) > 0 {
 			s.wake()
 			break
 		}
 	}
+	if s.checkpointDue() {
+		s.ckpt.trigger()
+	}
 	return nil
 }
 
-// encode encodes what recs wrote, from the final state. The first commit
-// to an empty store encodes the whole state.
-func (s *Store) encode(recs []*engine.Record, last *engine.Record) ([]fieldRow, []entryRow, error) {
-	infos := s.codec.Fields()
-	var fields []fieldRow
-	var entries []entryRow
-	if s.empty {
-		for i, f := range infos {
-			if !f.Collection {
-				b, err := s.codec.EncodeField(last.State, i)
-				if err != nil {
-					return nil, nil, err
-				}
-				fields = append(fields, fieldRow{i: i, data: b})
-				continue
-			}
-			fields = append(fields, fieldRow{i: i})
-			err := s.codec.EncodeEntries(last.State, i, func(key string, data []byte) error {
-				entries = append(entries, entryRow{i: i, key: key, data: data})
-				return nil
-			})
-			if err != nil {
-				return nil, nil, err
-			}
+// commitLog writes a group to the log.
+func (s *Store) commitLog(ctx context.Context, recs []*engine.Record, last *engine.Record) error {
+	if err := s.encodeChanges(recs, last); err != nil {
+		return err
+	}
+	err := s.writeTx(ctx, BeforeWrite, BeforeSync, func(tx *sql.Tx) error {
+		if err := s.insertMessages(ctx, tx, recs); err != nil {
+			return err
 		}
-		return fields, entries, nil
+		_, err := tx.StmtContext(ctx, s.stmts.logRow).ExecContext(ctx, int64(last.Version), int64(recs[0].Version), s.scr.cs.b)
+		return err
+	})
+	if err == nil {
+		s.logBytes.Add(int64(len(s.scr.cs.b)))
 	}
-	dirty := make([]bool, len(infos))
-	type ekey struct {
-		i   int
-		key string
+	return err
+}
+
+// encodeChanges encodes into s.scr.cs what recs wrote, from the final
+// state.
+func (s *Store) encodeChanges(recs []*engine.Record, last *engine.Record) error {
+	infos := s.codec.Fields()
+	sc := &s.scr
+	if len(sc.use) != len(infos) {
+		sc.use, sc.pathAt = make([]uint8, len(infos)), make([]int, len(infos))
+		sc.seen = make(map[entryKey]struct{})
 	}
-	var seen map[ekey]bool
+	defer func() {
+		clear(sc.use)
+		clear(sc.seen)
+		clear(sc.keys)
+		sc.keys = sc.keys[:0]
+	}()
 	for _, r := range recs {
 		for _, w := range r.Writes {
 			i := s.codec.Field(w.Path)
 			if i < 0 {
-				return nil, nil, fmt.Errorf("version %d writes %s, which the state codec does not know", r.Version, w.Path)
+				return fmt.Errorf("version %d writes %s, which the state codec does not know", r.Version, w.Path)
 			}
-			if w.Key == "" && !infos[i].Collection {
-				dirty[i] = true
+			if !infos[i].Collection {
+				sc.use[i] |= usedField
 				continue
 			}
-			k := ekey{i, w.Key}
-			if seen[k] {
-				continue
+			sc.use[i] |= usedColl
+			k := entryKey{i, w.Key}
+			if _, ok := sc.seen[k]; !ok {
+				sc.seen[k] = struct{}{}
+				sc.keys = append(sc.keys, k)
 			}
-			if seen == nil {
-				seen = make(map[ekey]bool)
-			}
-			seen[k] = true
-			b, ok, err := s.codec.EncodeEntry(last.State, i, w.Key)
-			if err != nil {
-				return nil, nil, err
-			}
-			if !ok {
-				b = nil
-			}
-			entries = append(entries, entryRow{i: i, key: w.Key, data: b})
 		}
 	}
-	for i, d := range dirty {
-		if d {
-			b, err := s.codec.EncodeField(last.State, i)
-			if err != nil {
-				return nil, nil, err
-			}
-			fields = append(fields, fieldRow{i: i, data: b})
+	n := 0
+	for i, u := range sc.use {
+		if u != 0 {
+			sc.pathAt[i] = n
+			n++
 		}
 	}
-	return fields, entries, nil
+	sc.cs.reset(n)
+	for i, u := range sc.use {
+		if u != 0 {
+			sc.cs.addPath(infos[i].Path)
+		}
+	}
+	for i, u := range sc.use {
+		if u&usedField == 0 {
+			continue
+		}
+		b, err := s.codec.EncodeField(last.State, i)
+		if err != nil {
+			return err
+		}
+		sc.cs.add(sc.pathAt[i], setField, "", b)
+	}
+	for _, k := range sc.keys {
+		b, ok, err := s.codec.EncodeEntry(last.State, k.i, k.key)
+		switch {
+		case err != nil:
+			return err
+		case ok:
+			sc.cs.add(sc.pathAt[k.i], putEntry, k.key, b)
+		default:
+			sc.cs.add(sc.pathAt[k.i], deleteEntry, k.key, nil)
+		}
+	}
+	return nil
 }
 
-// write writes a group in one transaction and commits it.
-func (s *Store) write(ctx context.Context, recs []*engine.Record, version uint64, fields []fieldRow, entries []entryRow) (err error) {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
+// commitFirst writes the first group to an empty store: its messages,
+// the paths and types of the state's fields, and a snapshot of the state
+// after it, including the initial values no commit wrote, as the
+// checkpoint at the group's last version.
+func (s *Store) commitFirst(ctx context.Context, recs []*engine.Record, last *engine.Record) error {
+	var snap [][]byte
+	w := snapshotWriter{paths: codecPaths(s.codec), flush: func(data []byte) error {
+		snap = append(snap, bytes.Clone(data))
+		return nil
+	}}
+	if err := encodeState(s.codec, last.State, &w); err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
+	err := s.writeTx(ctx, BeforeWrite, BeforeSync, func(tx *sql.Tx) error {
+		if err := recordFields(ctx, tx.StmtContext(ctx, s.stmts.field), s.codec.Fields()); err != nil {
+			return err
 		}
-	}()
-	if err := s.fault(BeforeWrite); err != nil {
+		for _, data := range snap {
+			if _, err := tx.StmtContext(ctx, s.stmts.snapshot).ExecContext(ctx, int64(last.Version), data); err != nil {
+				return err
+			}
+		}
+		if err := s.insertMessages(ctx, tx, recs); err != nil {
+			return err
+		}
+		_, err := tx.StmtContext(ctx, s.stmts.checkpoint).ExecContext(ctx, strconv.FormatUint(last.Version, 10))
 		return err
+	})
+	if err == nil {
+		s.checkpoint.Store(last.Version)
+		s.logBytes.Store(0)
+		s.snapBytes.Store(w.size)
 	}
-	st := s.stmts
-	field, entry, delEntry := tx.StmtContext(ctx, st.field), tx.StmtContext(ctx, st.entry), tx.StmtContext(ctx, st.delEntry)
-	infos := s.codec.Fields()
+	return err
+}
+
+// recordFields records the path, type and kind of fields not recorded yet.
+func recordFields(ctx context.Context, field *sql.Stmt, fields []engine.FieldInfo) error {
 	for _, f := range fields {
-		info := infos[f.i]
-		var v any // NULL for a collection, whose values are its entries
-		if !info.Collection {
-			v = f.data
-		}
-		if _, err := field.ExecContext(ctx, info.Path, info.Type, info.Collection, v, version); err != nil {
-			return err
+		if _, err := field.ExecContext(ctx, f.Path, f.Type, f.Collection); err != nil {
+			return fmt.Errorf("record field %s: %w", f.Path, err)
 		}
 	}
-	for _, e := range entries {
-		path := infos[e.i].Path
-		if e.data == nil {
-			_, err = delEntry.ExecContext(ctx, path, e.key)
-		} else {
-			_, err = entry.ExecContext(ctx, path, e.key, e.data, version)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	msg := tx.StmtContext(ctx, st.msg)
+	return nil
+}
+
+// insertMessages inserts the messages of recs, in batches.
+func (s *Store) insertMessages(ctx context.Context, tx *sql.Tx, recs []*engine.Record) error {
+	args := s.scr.args[:0]
 	for _, r := range recs {
 		for i := range r.Messages {
 			m := &r.Messages[i]
@@ -238,15 +291,34 @@ func (s *Store) write(ctx context.Context, recs []*engine.Record, version uint64
 			if payload == nil {
 				payload = []byte{}
 			}
-			if _, err := msg.ExecContext(ctx, m.ID, int64(m.Version), i, m.Topic, m.Key, int64(m.KeySeq), payload, headers, m.CreatedAt.UnixNano()); err != nil {
-				return err
-			}
+			args = append(args, m.ID, int64(m.Version), int64(i), m.Topic, m.Key, int64(m.KeySeq), payload, headers, m.CreatedAt.UnixNano())
 		}
 	}
-	if _, err := tx.StmtContext(ctx, st.version).ExecContext(ctx, strconv.FormatUint(version, 10)); err != nil {
+	s.scr.args = args
+	return s.stmts.msgs.exec(ctx, tx, args)
+}
+
+// writeTx runs f in a transaction on the write connection and commits it,
+// calling the fault hook at before (the transaction is open) and at sync
+// (everything is written, nothing committed). A failure of COMMIT itself
+// is a *commitError.
+func (s *Store) writeTx(ctx context.Context, before, sync Step, f func(*sql.Tx) error) (err error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
 		return err
 	}
-	if err := s.fault(BeforeSync); err != nil {
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	if err := s.fault(before); err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		return err
+	}
+	if err := s.fault(sync); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -262,7 +334,7 @@ func (e *commitError) Error() string { return e.err.Error() }
 func (e *commitError) Unwrap() error { return e.err }
 
 func (s *Store) fault(step Step) error {
-	if s.opts.fault == nil {
+	if s.opts.fault == nil || step == noStep {
 		return nil
 	}
 	if err := s.opts.fault(step); err != nil {

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -35,8 +36,14 @@ import (
 const (
 	envCrashDir   = "THEUS_CRASH_DIR"   // set in a child: the test's directory
 	envCrashDrain = "THEUS_CRASH_DRAIN" // set in the last child: deliver everything, then exit
-	crashAccounts = 50
-	crashBalance  = 1000
+	// envCrashInCheckpoint is set to "STEP N" in a child that kills itself
+	// at the Step (as an int) of its Nth checkpoint.
+	envCrashInCheckpoint = "THEUS_CRASH_IN_CHECKPOINT"
+	crashAccounts        = 50
+	crashBalance         = 1000
+	// crashCheckpointEvery makes the child checkpoint every few dozen
+	// commits, so that kills land in checkpoints too.
+	crashCheckpointEvery = 40
 )
 
 func crashFiles(dir string) (db, sinkLog, receipts string) {
@@ -51,7 +58,7 @@ func crashChild() bool {
 	if dir == "" {
 		return false
 	}
-	if err := runCrashChild(dir, os.Getenv(envCrashDrain) != ""); err != nil {
+	if err := runCrashChild(dir, os.Getenv(envCrashDrain) != "", os.Getenv(envCrashInCheckpoint)); err != nil {
 		fmt.Fprintln(os.Stderr, "crash child:", err)
 		os.Exit(3)
 	}
@@ -59,11 +66,20 @@ func crashChild() bool {
 	return true
 }
 
-func runCrashChild(dir string, drain bool) error {
+func runCrashChild(dir string, drain bool, inCheckpoint string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	dbPath, sinkPath, receiptsPath := crashFiles(dir)
-	st, err := sqlite.Open(ctx, dbPath, sqlite.WithRetention(-1))
+	opts := []sqlite.Option{sqlite.WithRetention(-1), sqlite.WithCheckpointEvery(crashCheckpointEvery)}
+	if inCheckpoint != "" {
+		var step sqlite.Step
+		var nth int
+		if _, err := fmt.Sscan(inCheckpoint, &step, &nth); err != nil {
+			return fmt.Errorf("%s=%q: %w", envCrashInCheckpoint, inCheckpoint, err)
+		}
+		opts = append(opts, sqlite.WithFaultHook(killInCheckpoint(dir, step, nth)))
+	}
+	st, err := sqlite.Open(ctx, dbPath, opts...)
 	if err != nil {
 		return err
 	}
@@ -152,49 +168,103 @@ func runCrashChild(dir string, drain bool) error {
 	return <-errs
 }
 
+// killInCheckpoint returns a fault hook that kills the process at step of
+// its nth checkpoint, after noting it in the file killed in dir.
+func killInCheckpoint(dir string, step sqlite.Step, nth int) func(sqlite.Step) error {
+	var seen atomic.Int64
+	return func(s sqlite.Step) error {
+		if s != step || seen.Add(1) != int64(nth) {
+			return nil
+		}
+		f, err := os.OpenFile(filepath.Join(dir, "killed"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			fmt.Fprintf(f, "%s %d\n", step, nth)
+			f.Close()
+		}
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way
+	}
+}
+
+// startCrashChild starts a child of the crash test in dir, with the
+// environment variables env ("NAME=value").
+func startCrashChild(t *testing.T, dir string, env ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), envCrashDir+"="+dir), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, &stderr
+}
+
+// killedBySignal tells whether err, from Wait, says the child died of a
+// signal.
+func killedBySignal(err error) bool {
+	var ee *exec.ExitError
+	return errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signaled()
+}
+
+// drainCrashRun runs the last child of a crash test, which delivers
+// every message and exits, and checks the run.
+func drainCrashRun(t *testing.T, dir string, killed int) {
+	t.Helper()
+	cmd, stderr := startCrashChild(t, dir, envCrashDrain+"=1")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("draining child: %v\n%s", err, stderr)
+	}
+	checkCrashRun(t, dir, killed)
+}
+
 func TestCrashRecovery(t *testing.T) {
 	cycles := 50
 	if testing.Short() {
 		cycles = 5
 	}
 	dir := t.TempDir()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := func(drain bool) (*exec.Cmd, *bytes.Buffer) {
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), envCrashDir+"="+dir)
-		if drain {
-			cmd.Env = append(cmd.Env, envCrashDrain+"=1")
-		}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd, &stderr
-	}
 	killed := 0
 	for cycle := range cycles {
-		cmd, stderr := start(false)
+		cmd, stderr := startCrashChild(t, dir)
 		time.Sleep(time.Duration(20+rand.N(400)) * time.Millisecond)
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatalf("cycle %d: kill: %v", cycle, err)
 		}
-		err := cmd.Wait()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signaled() {
-			killed++
-			continue
+		if err := cmd.Wait(); !killedBySignal(err) {
+			t.Fatalf("cycle %d: the child ended on its own (%v) before it was killed:\n%s", cycle, err, stderr)
 		}
-		t.Fatalf("cycle %d: the child ended on its own (%v) before it was killed:\n%s", cycle, err, stderr)
+		killed++
 	}
-	cmd, stderr := start(true)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("draining child: %v\n%s", err, stderr)
+	drainCrashRun(t, dir, killed)
+}
+
+// The crash test with the child killing itself inside its checkpoints:
+// while a checkpoint's snapshot is half written, and once it is written
+// but before the transaction that puts it in effect commits.
+func TestCrashDuringCheckpoint(t *testing.T) {
+	cycles := 16
+	if testing.Short() {
+		cycles = 4
 	}
-	checkCrashRun(t, dir, killed)
+	dir := t.TempDir()
+	for cycle := range cycles {
+		step := []sqlite.Step{sqlite.CheckpointBeforeWrite, sqlite.CheckpointBeforeSync}[cycle%2]
+		cmd, stderr := startCrashChild(t, dir, fmt.Sprintf("%s=%d %d", envCrashInCheckpoint, step, 1+rand.N(3)))
+		if err := cmd.Wait(); !killedBySignal(err) {
+			t.Fatalf("cycle %d: the child did not die in a checkpoint (%v):\n%s", cycle, err, stderr)
+		}
+	}
+	var kills int
+	readLines(t, filepath.Join(dir, "killed"), func([]string) { kills++ })
+	if kills != cycles {
+		t.Fatalf("%d kills inside a checkpoint noted for %d cycles", kills, cycles)
+	}
+	drainCrashRun(t, dir, kills)
 }
 
 // storedMessage is a row of theus_messages as the checker reads it.

@@ -16,26 +16,49 @@
 // nothing. A failure anywhere in Commit rolls the transaction back and the
 // engine fails the whole group.
 //
+// # Commit log and checkpoints
+//
+// A commit only appends: the group's messages to theus_outbox, and one row
+// to theus_log holding the state values the group changed (every plain
+// field it wrote, re-encoded whole, e.g. domain.user for a write of
+// domain.user.email; every collection entry it wrote or deleted), each once,
+// as it is after the group's last commit. Appending touches a few pages at
+// the end of two B-trees, where updating the state in place would dirty a
+// random page per entry written.
+//
+// A checkpoint writes a snapshot of the whole state at some version V to
+// theus_snapshot, then, in one small transaction, records V as the
+// checkpoint and deletes the log rows up to V and the previous snapshot.
+// Recovery reads the snapshot and replays the log after it: each field and
+// entry is decoded once, from its latest value. A checkpoint interrupted
+// at any point (a crash, an error, Close) leaves the previous one in
+// effect. The store checkpoints in the background (WithCheckpointEvery):
+// the snapshot is encoded from the engine's immutable state of version V
+// beside the commits, and written a megabyte per transaction; Checkpoint
+// does it on demand. The first commit to an empty store writes the
+// snapshot in its own transaction, including the initial values no commit
+// wrote.
+//
 // # Layout
 //
 //   - theus_meta: layout version, value encoding ("json" or the codec's
-//     type), last committed version.
-//   - theus_fields: one row per top-level state field: its type
-//     fingerprint and, for a plain field, its encoded value.
-//   - theus_entries: one row per collection entry.
-//   - theus_messages: the outbox, with state pending, delivered or parked,
-//     attempts, last_error and delivered_at.
-//   - theus_key_seqs: the last KeySeq per (topic, key).
+//     type), the version of the checkpoint in effect.
+//   - theus_fields: one row per top-level state field: its path, type
+//     fingerprint and whether it is a collection (schema drift).
+//   - theus_snapshot: the snapshot of the checkpoint in effect, in rows of
+//     about a megabyte; theus_log: one row per commit group after it. Both
+//     hold change sets (changes.go): a table of paths, then changes (set a
+//     field, put or delete an entry) with values as the engine's StateCodec
+//     encodes them.
+//   - theus_outbox: the undelivered messages, pending or parked, with
+//     attempts and last_error; theus_delivered: delivered messages, kept
+//     for the retention, with delivered_at. The view theus_messages shows
+//     both, with a state column (pending, parked, delivered).
+//   - theus_key_seqs: the last KeySeq per (topic, key) up to its last
+//     delivered message.
 //
-// The state tables hold the latest state, updated in every commit's
-// transaction: a commit rewrites the top-level fields it wrote (a write of
-// domain.user.email re-encodes domain.user) and upserts or deletes the
-// collection entries it wrote. This is a checkpoint that is always
-// current, so there is no separate checkpoint to take and no log of changes
-// to replay or prune: recovery reads one row per field and per entry, and
-// its time depends on the size of the state, never on the length of the
-// history. The first commit to an empty store writes the whole state,
-// including initial values no commit wrote.
+// A store of layout 1 (state tables updated in place by every commit) is
+// upgraded when opened: its state becomes the first snapshot.
 //
 // # Schema drift
 //
@@ -51,7 +74,9 @@
 // # Outbox
 //
 // Undelivered returns pending messages in commit order, except those of a
-// (topic, key) that has a parked message. The store implements
+// (topic, key) that has a parked message. Ack moves messages from
+// theus_outbox to theus_delivered, so commits append to a table that holds
+// only what the relay has still to deliver. The store implements
 // outbox.Parking (attempts are counted in the database, so they survive
 // restarts; Parked, Replay, Skip) and outbox.Pruner (delivered messages
 // are deleted after WithRetention, in batches).

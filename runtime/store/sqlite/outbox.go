@@ -11,7 +11,9 @@ import (
 	"github.com/theus-go/theus/runtime/outbox"
 )
 
-// Message states in theus_messages.state.
+// Message states in the theus_messages view: an undelivered message is in
+// theus_outbox, pending or parked; a delivered one has moved to
+// theus_delivered.
 const (
 	statePending   = "pending"
 	stateDelivered = "delivered"
@@ -40,12 +42,13 @@ func scanMessage(rows *sql.Rows, extra ...any) (outbox.Message, error) {
 
 // Undelivered implements outbox.Store: pending messages in commit order
 // (IDs sort in commit order), without those held back by a parked message
-// of their (topic, key).
+// of their (topic, key). theus_outbox holds only undelivered messages, so
+// the scan never passes over delivered ones.
 func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, error) {
 	var out []outbox.Message
-	err := s.query(ctx, `SELECT `+messageColumns+` FROM theus_messages m
+	err := s.query(ctx, `SELECT `+messageColumns+` FROM theus_outbox m
 		WHERE state = 'pending' AND NOT EXISTS (
-			SELECT 1 FROM theus_messages p WHERE p.state = 'parked' AND p.topic = m.topic AND p.key = m.key)
+			SELECT 1 FROM theus_outbox p WHERE p.state = 'parked' AND p.topic = m.topic AND p.key = m.key)
 		ORDER BY id LIMIT ?`, func(rows *sql.Rows) error {
 		m, err := scanMessage(rows)
 		out = append(out, m)
@@ -60,8 +63,8 @@ func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, e
 // ackChunk bounds the IDs of one UPDATE (SQLite allows 32,766 parameters).
 const ackChunk = 500
 
-// Ack implements outbox.Store: the messages become delivered, stamped
-// with the time, in one transaction.
+// Ack implements outbox.Store: the messages move to theus_delivered,
+// stamped with the time, in one transaction.
 func (s *Store) Ack(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
@@ -70,17 +73,15 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for len(ids) > 0 {
 			n := min(len(ids), ackChunk)
-			args := make([]any, 0, n+1)
-			args = append(args, now)
+			args := make([]any, 0, n)
 			for _, id := range ids[:n] {
 				args = append(args, id)
 			}
 			in := `id IN (?` + strings.Repeat(", ?", n-1) + `)`
-			if err := keepKeySeqs(ctx, tx, in, args[1:]...); err != nil {
+			if err := keepKeySeqs(ctx, tx, in, args...); err != nil {
 				return err
 			}
-			q := `UPDATE theus_messages SET state = 'delivered', delivered_at = ? WHERE state = 'pending' AND ` + in
-			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			if _, err := deliver(ctx, tx, now, `state = 'pending' AND `+in, args...); err != nil {
 				return err
 			}
 			ids = ids[n:]
@@ -101,15 +102,34 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 // random page write shorter.
 func keepKeySeqs(ctx context.Context, tx *sql.Tx, where string, args ...any) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO theus_key_seqs (topic, key, seq)
-		SELECT topic, key, max(key_seq) FROM theus_messages WHERE `+where+` GROUP BY topic, key
+		SELECT topic, key, max(key_seq) FROM theus_outbox WHERE `+where+` GROUP BY topic, key
 		ON CONFLICT (topic, key) DO UPDATE SET seq = max(seq, excluded.seq)`, args...)
 	return err
+}
+
+// deliver moves the messages of theus_outbox matching where (with args)
+// to theus_delivered, stamped with the time now, and returns how many.
+// Commits only append to theus_outbox, and it holds no delivered message
+// for the relay to skip when it looks for pending ones.
+func deliver(ctx context.Context, tx *sql.Tx, now int64, where string, args ...any) (int64, error) {
+	_, err := tx.ExecContext(ctx, `INSERT INTO theus_delivered
+		(id, version, idx, topic, key, key_seq, payload, headers, created_at, attempts, last_error, delivered_at)
+		SELECT id, version, idx, topic, key, key_seq, payload, headers, created_at, attempts, last_error, ?
+		FROM theus_outbox WHERE `+where, append([]any{now}, args...)...)
+	if err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM theus_outbox WHERE `+where, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // Failed implements outbox.Parking.
 func (s *Store) Failed(ctx context.Context, id, cause string, park bool, maxAttempts int) (bool, error) {
 	var state string
-	err := s.w.QueryRowContext(ctx, `UPDATE theus_messages
+	err := s.w.QueryRowContext(ctx, `UPDATE theus_outbox
 		SET attempts = attempts + 1, last_error = ?,
 			state = CASE WHEN ? OR (? > 0 AND attempts + 1 >= ?) THEN 'parked' ELSE state END
 		WHERE id = ? AND state = 'pending'
@@ -126,7 +146,7 @@ func (s *Store) Failed(ctx context.Context, id, cause string, park bool, maxAtte
 // Parked implements outbox.Parking.
 func (s *Store) Parked(ctx context.Context) ([]outbox.ParkedMessage, error) {
 	var out []outbox.ParkedMessage
-	err := s.query(ctx, `SELECT `+messageColumns+`, attempts, last_error FROM theus_messages
+	err := s.query(ctx, `SELECT `+messageColumns+`, attempts, last_error FROM theus_outbox
 		WHERE state = 'parked' ORDER BY id`, func(rows *sql.Rows) error {
 		var p outbox.ParkedMessage
 		var last sql.NullString
@@ -143,7 +163,7 @@ func (s *Store) Parked(ctx context.Context) ([]outbox.ParkedMessage, error) {
 
 // Replay implements outbox.Parking.
 func (s *Store) Replay(ctx context.Context, topic, key string) (int, error) {
-	res, err := s.w.ExecContext(ctx, `UPDATE theus_messages SET state = 'pending', attempts = 0
+	res, err := s.w.ExecContext(ctx, `UPDATE theus_outbox SET state = 'pending', attempts = 0
 		WHERE state = 'parked' AND topic = ? AND key = ?`, topic, key)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: replay %s/%s: %w", topic, key, err)
@@ -164,12 +184,8 @@ func (s *Store) Skip(ctx context.Context, id string) error {
 		if err := keepKeySeqs(ctx, tx, `state = 'parked' AND id = ?`, id); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE theus_messages SET state = 'delivered', delivered_at = ?
-			WHERE state = 'parked' AND id = ?`, s.opts.now().UnixNano(), id)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
+		var err error
+		n, err = deliver(ctx, tx, s.opts.now().UnixNano(), `state = 'parked' AND id = ?`, id)
 		return err
 	})
 	if err != nil {
@@ -193,8 +209,8 @@ func (s *Store) Prune(ctx context.Context) (int, error) {
 	cutoff := s.opts.now().Add(-s.opts.retention).UnixNano()
 	total := 0
 	for ctx.Err() == nil {
-		res, err := s.w.ExecContext(ctx, `DELETE FROM theus_messages WHERE id IN (
-			SELECT id FROM theus_messages WHERE state = 'delivered' AND delivered_at < ? LIMIT ?)`, cutoff, s.opts.batch)
+		res, err := s.w.ExecContext(ctx, `DELETE FROM theus_delivered WHERE id IN (
+			SELECT id FROM theus_delivered WHERE delivered_at < ? LIMIT ?)`, cutoff, s.opts.batch)
 		if err != nil {
 			return total, fmt.Errorf("sqlite: prune: %w", err)
 		}

@@ -27,48 +27,186 @@ func (e *DriftError) Error() string {
 
 // Recover implements engine.Store. It keeps codec for later commits,
 // checks the stored fields against it (see DriftError) and rebuilds the
-// state: each plain field from its stored value, each collection from its
-// entries in one bulk build. Fields the contract added since are zero
-// values. It returns nil for a store that holds no commit.
+// state at the last committed version: the snapshot of the last
+// checkpoint with the commits of the log after it, each field and entry
+// decoded once, from its latest value, and each collection built in bulk.
+// Fields the contract added since are zero values. Everything is read in
+// one read transaction, so a checkpoint running meanwhile does not matter.
+// It returns nil for a store that holds no commit.
 func (s *Store) Recover(ctx context.Context, codec engine.StateCodec) (*engine.Recovered, error) {
 	if codec == nil {
 		return nil, errors.New("sqlite: Recover needs the engine's state codec")
 	}
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
-	var version uint64
-	var v string
-	err := s.r.QueryRowContext(ctx, `SELECT value FROM theus_meta WHERE name = 'version'`).Scan(&v)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		// No commit yet: the first one writes the whole state.
-		s.codec, s.version, s.empty = codec, 0, true
-		return nil, s.setFormat(ctx, codec.Format())
-	case err != nil:
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
 		return nil, fmt.Errorf("sqlite: recover: %w", err)
 	}
-	if version, err = strconv.ParseUint(v, 10, 64); err != nil {
-		return nil, fmt.Errorf("sqlite: recover: stored version %q: %w", v, err)
+	defer tx.Rollback()
+	r := recovery{codec: codec}
+	if err := r.read(ctx, tx, s); err != nil {
+		var de *DriftError
+		if errors.As(err, &de) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("sqlite: recover: %w", err)
 	}
-	if err := s.checkFormat(ctx, codec.Format()); err != nil {
-		return nil, err
+	tx.Rollback()
+	if r.rec == nil {
+		// No commit yet: the first one writes the whole state.
+		s.codec, s.version, s.empty = codec, 0, true
+		if err := s.setFormat(ctx, codec.Format()); err != nil {
+			return nil, fmt.Errorf("sqlite: recover: %w", err)
+		}
+		return nil, nil
 	}
-	infos := codec.Fields()
+	// Record the fields the contract added, so that a later change of
+	// their type is caught too; they hold zero values until written.
+	if err := recordFields(ctx, s.stmts.field, codec.Fields()); err != nil {
+		return nil, fmt.Errorf("sqlite: recover: %w", err)
+	}
+	s.codec, s.version, s.empty, s.last = codec, r.rec.Version, false, r.rec.State
+	s.checkpoint.Store(r.checkpoint)
+	s.logBytes.Store(r.logBytes)
+	s.snapBytes.Store(r.snapBytes)
+	if s.checkpointDue() {
+		s.ckpt.trigger()
+	}
+	return r.rec, nil
+}
+
+// recovery is what Recover reads.
+type recovery struct {
+	codec               engine.StateCodec
+	rec                 *engine.Recovered // nil: the store holds no commit
+	checkpoint          uint64
+	logBytes, snapBytes int64
+}
+
+// logged is the latest change of a field or entry in the log, made by the
+// group ending at version.
+type logged struct {
+	change
+	version uint64
+}
+
+// read reads the store in tx.
+func (r *recovery) read(ctx context.Context, tx *sql.Tx, s *Store) error {
+	var cp string
+	err := tx.QueryRowContext(ctx, `SELECT value FROM theus_meta WHERE name = 'checkpoint'`).Scan(&cp)
+	if errors.Is(err, sql.ErrNoRows) {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM theus_log`).Scan(&n); err != nil || n > 0 {
+			return errors.Join(err, fmt.Errorf("the log holds %d rows but no checkpoint is recorded", n))
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if r.checkpoint, err = strconv.ParseUint(cp, 10, 64); err != nil {
+		return fmt.Errorf("stored checkpoint version %q: %w", cp, err)
+	}
+	if err := s.checkFormat(ctx, r.codec.Format()); err != nil {
+		return err
+	}
+	infos := r.codec.Fields()
 	index := make(map[string]int, len(infos))
 	for i, f := range infos {
 		index[f.Path] = i
 	}
-	dec := codec.Decoder()
-	stored := make(map[string]bool, len(infos))
-	var drift []string
-	err = s.query(ctx, `SELECT path, type, collection, value FROM theus_fields`, func(rows *sql.Rows) error {
-		var path, typ string
-		var coll bool
-		var value []byte
-		if err := rows.Scan(&path, &typ, &coll, &value); err != nil {
+	if err := checkDrift(ctx, tx, infos, index); err != nil {
+		return err
+	}
+
+	// The log after the checkpoint: the latest change of every field and
+	// entry it touches.
+	version := r.checkpoint
+	latest := make(map[[2]string]logged)
+	err = queryRows(ctx, tx, `SELECT version, first, data FROM theus_log WHERE version > ? ORDER BY version`, func(rows *sql.Rows) error {
+		var last, first uint64
+		var data []byte
+		if err := rows.Scan(&last, &first, &data); err != nil {
 			return err
 		}
-		stored[path] = true
+		if first != version+1 || last < first {
+			return fmt.Errorf("the log holds versions %d-%d after version %d", first, last, version)
+		}
+		version = last
+		r.logBytes += int64(len(data))
+		err := readChanges(data, func(c change) error {
+			latest[[2]string{c.path, c.key}] = logged{c, last}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("log row of version %d: %w", last, err)
+		}
+		return nil
+	}, int64(r.checkpoint))
+	if err != nil {
+		return err
+	}
+
+	// The snapshot, but for what the log changed since.
+	dec := r.codec.Decoder()
+	apply := func(c change, from string) error {
+		i, ok := index[c.path]
+		if !ok || infos[i].Collection != (c.kind != setField) {
+			return fmt.Errorf("%s changes %s, which the contract does not declare as such", from, c.path)
+		}
+		switch c.kind {
+		case setField:
+			return dec.Field(i, c.value)
+		case putEntry:
+			return dec.Entry(i, c.key, c.value)
+		}
+		return nil
+	}
+	from := fmt.Sprintf("the snapshot of version %d", r.checkpoint)
+	err = queryRows(ctx, tx, `SELECT data FROM theus_snapshot WHERE version = ? ORDER BY id`, func(rows *sql.Rows) error {
+		var data []byte
+		if err := rows.Scan(&data); err != nil {
+			return err
+		}
+		r.snapBytes += int64(len(data))
+		return readChanges(data, func(c change) error {
+			if _, ok := latest[[2]string{c.path, c.key}]; ok {
+				return nil // changed in the log
+			}
+			return apply(c, from)
+		})
+	}, int64(r.checkpoint))
+	if err != nil {
+		return err
+	}
+	for _, l := range latest {
+		if err := apply(l.change, fmt.Sprintf("the log of version %d", l.version)); err != nil {
+			return err
+		}
+	}
+	state, err := dec.State()
+	if err != nil {
+		return err
+	}
+	seqs, err := recoverKeySeqs(ctx, tx)
+	if err != nil {
+		return err
+	}
+	r.rec = &engine.Recovered{Version: version, State: state, KeySeqs: seqs}
+	return nil
+}
+
+// checkDrift compares the stored fields with the contract's (see
+// DriftError).
+func checkDrift(ctx context.Context, tx *sql.Tx, infos []engine.FieldInfo, index map[string]int) error {
+	var drift []string
+	err := queryRows(ctx, tx, `SELECT path, type, collection FROM theus_fields`, func(rows *sql.Rows) error {
+		var path, typ string
+		var coll bool
+		if err := rows.Scan(&path, &typ, &coll); err != nil {
+			return err
+		}
 		i, ok := index[path]
 		switch {
 		case !ok:
@@ -77,47 +215,30 @@ func (s *Store) Recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 			drift = append(drift, fmt.Sprintf("%s is stored as %s but the contract declares %s", path, typ, infos[i].Type))
 		case infos[i].Collection != coll:
 			drift = append(drift, fmt.Sprintf("%s changed between collection and plain field", path))
-		case !coll && value != nil:
-			return dec.Field(i, value)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: recover: %w", err)
+		return err
 	}
 	if len(drift) > 0 {
 		slices.Sort(drift)
-		return nil, &DriftError{Paths: drift}
+		return &DriftError{Paths: drift}
 	}
-	err = s.query(ctx, `SELECT path, key, value FROM theus_entries ORDER BY path, key`, func(rows *sql.Rows) error {
-		var path, key string
-		var value []byte
-		if err := rows.Scan(&path, &key, &value); err != nil {
-			return err
-		}
-		i, ok := index[path]
-		if !ok {
-			return fmt.Errorf("entry %q of %s, a field the store does not record", key, path)
-		}
-		return dec.Entry(i, key, value)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: recover: %w", err)
-	}
-	state, err := dec.State()
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: recover: %w", err)
-	}
-	// The last KeySeq of a key is in theus_key_seqs up to its last
-	// delivered message (see keepKeySeqs), and among its undelivered
-	// messages after that.
+	return nil
+}
+
+// recoverKeySeqs returns the last KeySeq of every key: it is in
+// theus_key_seqs up to the key's last delivered message (see
+// keepKeySeqs), and among its undelivered messages, pending or parked,
+// after that.
+func recoverKeySeqs(ctx context.Context, tx *sql.Tx) (map[outbox.TopicKey]uint64, error) {
 	seqs := make(map[outbox.TopicKey]uint64)
 	for _, q := range []string{
 		`SELECT topic, key, seq FROM theus_key_seqs`,
-		`SELECT topic, key, max(key_seq) FROM theus_messages WHERE state = 'pending' GROUP BY topic, key`,
-		`SELECT topic, key, max(key_seq) FROM theus_messages WHERE state = 'parked' GROUP BY topic, key`,
+		`SELECT topic, key, max(key_seq) FROM theus_outbox GROUP BY topic, key`,
 	} {
-		err = s.query(ctx, q, func(rows *sql.Rows) error {
+		err := queryRows(ctx, tx, q, func(rows *sql.Rows) error {
 			var tk outbox.TopicKey
 			var seq int64
 			if err := rows.Scan(&tk.Topic, &tk.Key, &seq); err != nil {
@@ -127,27 +248,23 @@ func (s *Store) Recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: recover: %w", err)
+			return nil, err
 		}
 	}
-	// Record the fields the contract added, so that a later change of
-	// their type is caught too; they hold zero values until written.
-	for i, f := range infos {
-		if stored[f.Path] {
-			continue
-		}
-		if _, err := s.w.ExecContext(ctx, `INSERT INTO theus_fields (path, type, collection, value, version) VALUES (?, ?, ?, NULL, ?)`,
-			f.Path, f.Type, f.Collection, int64(version)); err != nil {
-			return nil, fmt.Errorf("sqlite: recover: record new field %s: %w", infos[i].Path, err)
-		}
-	}
-	s.codec, s.version, s.empty = codec, version, false
-	return &engine.Recovered{Version: version, State: state, KeySeqs: seqs}, nil
+	return seqs, nil
 }
 
 // query runs q on the read connections and calls scan for every row.
 func (s *Store) query(ctx context.Context, q string, scan func(*sql.Rows) error, args ...any) error {
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	return queryRows(ctx, s.r, q, scan, args...)
+}
+
+// queryRows runs q on db (a *sql.DB or *sql.Tx) and calls scan for every
+// row.
+func queryRows(ctx context.Context, db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, q string, scan func(*sql.Rows) error, args ...any) error {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err
 	}
@@ -165,10 +282,7 @@ func (s *Store) query(ctx context.Context, q string, scan func(*sql.Rows) error,
 func (s *Store) setFormat(ctx context.Context, format string) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO theus_meta (name, value) VALUES ('format', ?)
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, format)
-	if err != nil {
-		return fmt.Errorf("sqlite: recover: %w", err)
-	}
-	return nil
+	return err
 }
 
 // checkFormat refuses a store whose values were encoded another way.
@@ -179,10 +293,10 @@ func (s *Store) checkFormat(ctx context.Context, format string) error {
 		return s.setFormat(ctx, format)
 	}
 	if err != nil {
-		return fmt.Errorf("sqlite: recover: %w", err)
+		return err
 	}
 	if f != format {
-		return fmt.Errorf("sqlite: the store's state values are encoded as %s, the engine's codec is %s", f, format)
+		return fmt.Errorf("the store's state values are encoded as %s, the engine's codec is %s", f, format)
 	}
 	return nil
 }

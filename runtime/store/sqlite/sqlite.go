@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
@@ -15,32 +17,46 @@ import (
 	"github.com/theus-go/theus/runtime/outbox"
 )
 
-// schemaVersion is the layout of the tables below; a store written with
-// another layout is refused.
-const schemaVersion = "1"
+// schemaVersion is the layout of the tables below. A store of layout 1
+// (state tables updated by every commit, no log) is upgraded when opened;
+// a store of a later layout is refused.
+const schemaVersion = "2"
 
-// schema creates the tables. Values are stored as the engine's StateCodec
-// encodes them; message times are Unix nanoseconds.
+// schema creates the tables of a new store. State values are stored as
+// the engine's StateCodec encodes them, inside change sets (see
+// changes.go); message times are Unix nanoseconds.
 const schema = `
-CREATE TABLE IF NOT EXISTS theus_meta (
-	name  TEXT PRIMARY KEY,
-	value TEXT NOT NULL
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS theus_fields (
 	path       TEXT PRIMARY KEY,
 	type       TEXT NOT NULL,
-	collection INTEGER NOT NULL,
-	value      BLOB,
-	version    INTEGER NOT NULL
+	collection INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS theus_entries (
-	path    TEXT NOT NULL,
-	key     TEXT NOT NULL,
-	value   BLOB NOT NULL,
+CREATE TABLE IF NOT EXISTS theus_snapshot (
+	id      INTEGER PRIMARY KEY,
 	version INTEGER NOT NULL,
-	PRIMARY KEY (path, key)
+	data    BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS theus_log (
+	version INTEGER PRIMARY KEY,
+	first   INTEGER NOT NULL,
+	data    BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS theus_outbox (
+	id         TEXT PRIMARY KEY,
+	version    INTEGER NOT NULL,
+	idx        INTEGER NOT NULL,
+	topic      TEXT NOT NULL,
+	key        TEXT NOT NULL,
+	key_seq    INTEGER NOT NULL,
+	payload    BLOB NOT NULL,
+	headers    TEXT,
+	created_at INTEGER NOT NULL,
+	state      TEXT NOT NULL DEFAULT 'pending',
+	attempts   INTEGER NOT NULL DEFAULT 0,
+	last_error TEXT
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS theus_messages (
+CREATE INDEX IF NOT EXISTS theus_outbox_parked ON theus_outbox (topic, key) WHERE state = 'parked';
+CREATE TABLE IF NOT EXISTS theus_delivered (
 	id           TEXT PRIMARY KEY,
 	version      INTEGER NOT NULL,
 	idx          INTEGER NOT NULL,
@@ -50,14 +66,17 @@ CREATE TABLE IF NOT EXISTS theus_messages (
 	payload      BLOB NOT NULL,
 	headers      TEXT,
 	created_at   INTEGER NOT NULL,
-	state        TEXT NOT NULL DEFAULT 'pending',
-	attempts     INTEGER NOT NULL DEFAULT 0,
+	attempts     INTEGER NOT NULL,
 	last_error   TEXT,
-	delivered_at INTEGER
+	delivered_at INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS theus_messages_pending ON theus_messages (id) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS theus_messages_parked ON theus_messages (topic, key) WHERE state = 'parked';
-CREATE INDEX IF NOT EXISTS theus_messages_delivered ON theus_messages (delivered_at) WHERE state = 'delivered';
+CREATE INDEX IF NOT EXISTS theus_delivered_at ON theus_delivered (delivered_at);
+CREATE VIEW IF NOT EXISTS theus_messages AS
+	SELECT id, version, idx, topic, key, key_seq, payload, headers, created_at, state, attempts, last_error, NULL AS delivered_at
+	FROM theus_outbox
+	UNION ALL
+	SELECT id, version, idx, topic, key, key_seq, payload, headers, created_at, 'delivered', attempts, last_error, delivered_at
+	FROM theus_delivered;
 CREATE TABLE IF NOT EXISTS theus_key_seqs (
 	topic TEXT NOT NULL,
 	key   TEXT NOT NULL,
@@ -87,6 +106,19 @@ type Store struct {
 	// broken holds the error of a COMMIT that failed: see Commit.
 	broken error
 	stmts  *stmts
+	scr    scratch
+
+	// last is the state after the last durable commit, which the next
+	// checkpoint writes (a Record.State, immutable).
+	last any
+
+	// checkpoint is the version of the active snapshot; the log holds the
+	// commits after it, logBytes long. snapBytes is the snapshot's size.
+	// fmu serialises checkpoints.
+	checkpoint          atomic.Uint64
+	logBytes, snapBytes atomic.Int64
+	fmu                 sync.Mutex
+	ckpt                *checkpointer
 
 	nmu    sync.Mutex
 	notify chan struct{}
@@ -99,11 +131,37 @@ type Store struct {
 type Option func(*options)
 
 type options struct {
-	retention time.Duration
-	batch     int
-	fault     func(Step) error
-	now       func() time.Time
-	sync      string
+	retention       time.Duration
+	batch           int
+	fault           func(Step) error
+	now             func() time.Time
+	sync            string
+	checkpointEvery int
+	logger          *slog.Logger
+}
+
+// DefaultCheckpointEvery is the default of WithCheckpointEvery.
+const DefaultCheckpointEvery = 10_000
+
+// WithCheckpointEvery sets how often the store writes a checkpoint, a
+// snapshot of the whole state, in the background: once the commit log
+// holds n commits (default DefaultCheckpointEvery) and at least as many
+// bytes as the last snapshot. A restart reads the snapshot and replays the
+// log after it, so its time is bounded by about twice the time to read the
+// state, and a large state is not rewritten more often than its size in
+// log has been written. n <= 0 turns automatic checkpoints off: only
+// Checkpoint writes one.
+func WithCheckpointEvery(n int) Option { return func(o *options) { o.checkpointEvery = n } }
+
+// WithLogger sets where the store logs the failures of its background
+// work (a checkpoint that failed and will be retried); default
+// slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
 }
 
 // WithRetention sets how long delivered messages are kept before Prune
@@ -131,15 +189,25 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// Step is a point inside Commit where WithFaultHook may inject a failure.
+// Step is a point inside Commit or a checkpoint where WithFaultHook may
+// inject a failure.
 type Step int
 
 const (
-	// BeforeWrite: the transaction is open and nothing is written yet.
+	// BeforeWrite: the commit's transaction is open and nothing is
+	// written yet.
 	BeforeWrite Step = iota
-	// BeforeSync: everything is written in the transaction, which is not
-	// committed, and so not synced, yet.
+	// BeforeSync: everything is written in the commit's transaction, which
+	// is not committed, and so not synced, yet.
 	BeforeSync
+	// CheckpointBeforeWrite: a checkpoint's transaction is open and
+	// nothing is folded yet.
+	CheckpointBeforeWrite
+	// CheckpointBeforeSync: a checkpoint's transaction has folded log rows
+	// into the state tables and deleted them, and is not committed yet.
+	CheckpointBeforeSync
+
+	noStep Step = -1 // no fault hook
 )
 
 func (s Step) String() string {
@@ -148,13 +216,18 @@ func (s Step) String() string {
 		return "before write"
 	case BeforeSync:
 		return "before sync"
+	case CheckpointBeforeWrite:
+		return "checkpoint before write"
+	case CheckpointBeforeSync:
+		return "checkpoint before sync"
 	}
 	return fmt.Sprintf("Step(%d)", int(s))
 }
 
-// WithFaultHook calls f at each Step of every Commit; an error from f
-// fails the commit there, and the transaction is rolled back. It exists to
-// test that a failing store leaves nothing behind.
+// WithFaultHook calls f at each Step of every Commit and checkpoint; an
+// error from f fails the commit or checkpoint there, and its transaction
+// is rolled back. It exists to test that a failing store leaves nothing
+// behind.
 func WithFaultHook(f func(Step) error) Option { return func(o *options) { o.fault = f } }
 
 // Open opens (creating it if needed) the SQLite database at path, in WAL
@@ -162,7 +235,8 @@ func WithFaultHook(f func(Step) error) Option { return func(o *options) { o.faul
 // bounds the opening. The store's owner closes it, after the relays and
 // the engine that use it have stopped.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	o := options{retention: 24 * time.Hour, batch: 1000, now: time.Now, sync: "FULL"}
+	o := options{retention: 24 * time.Hour, batch: 1000, now: time.Now, sync: "FULL",
+		checkpointEvery: DefaultCheckpointEvery, logger: slog.Default()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -195,26 +269,42 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	s.startCheckpointer()
 	return s, nil
 }
 
-// init creates the tables and checks the layout version.
+// init creates the tables, or checks the layout version of an existing
+// store and upgrades it from layout 1, in one transaction.
 func (s *Store) init(ctx context.Context) error {
-	if _, err := s.w.ExecContext(ctx, schema); err != nil {
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS theus_meta (
+		name  TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	) WITHOUT ROWID`); err != nil {
 		return err
 	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
 	var v string
-	err := s.w.QueryRowContext(ctx, `SELECT value FROM theus_meta WHERE name = 'schema'`).Scan(&v)
+	err = tx.QueryRowContext(ctx, `SELECT value FROM theus_meta WHERE name = 'schema'`).Scan(&v)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		_, err = s.w.ExecContext(ctx, `INSERT INTO theus_meta (name, value) VALUES ('schema', ?)`, schemaVersion)
-		if err != nil {
-			return err
+		if _, err = tx.ExecContext(ctx, schema); err == nil {
+			_, err = tx.ExecContext(ctx, `INSERT INTO theus_meta (name, value) VALUES ('schema', ?)`, schemaVersion)
 		}
 	case err != nil:
-		return err
+	case v == "1":
+		err = upgrade1(ctx, tx)
 	case v != schemaVersion:
-		return fmt.Errorf("the store's layout is version %s; this build reads version %s", v, schemaVersion)
+		err = fmt.Errorf("the store's layout is version %s; this build reads version %s", v, schemaVersion)
+	}
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
 	}
 	st, err := prepare(ctx, s.w)
 	if err != nil {
@@ -224,9 +314,13 @@ func (s *Store) init(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database. Commits and acks after Close fail.
+// Close stops the background checkpoints (one under way is rolled back)
+// and closes the database. Commits and acks after Close fail.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		if s.ckpt != nil {
+			s.ckpt.stop()
+		}
 		if s.stmts != nil {
 			s.stmts.close()
 		}

@@ -114,6 +114,7 @@ type Engine[S any] struct {
 	spare        []*Tx
 	spareSnaps   []*snapshot[S]
 	recs         []*Record
+	one          [1]*Record // the group of an in-memory commit
 	// colls holds, per path, how to look the entries of a collection up;
 	// nil for paths that are not collections.
 	colls []func(s *S, key string) (uint64, bool)
@@ -351,8 +352,7 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 	} else if e.stale(p, tx, snap.version) {
 		return Receipt{}, ErrConflict
 	}
-	e.sequence(p.Name, tx, c)
-	if err := e.await(tx); err != nil {
+	if err := e.persist(tx, e.sequence(p.Name, tx, c)); err != nil {
 		return Receipt{}, err
 	}
 	e.opts.metrics.Commit(p.Name)
@@ -416,17 +416,16 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 	if len(tx.writes) == 0 {
 		return expected, nil
 	}
-	e.sequence("", tx, ch)
-	if err := e.await(tx); err != nil {
+	if err := e.persist(tx, e.sequence("", tx, ch)); err != nil {
 		return 0, err
 	}
 	return tx.rec.Version, nil
 }
 
 // sequence gives tx the next version: it applies the writes to a copy of the
-// last sequenced state, assigns the messages' fields and queues the commit
-// for the store. e.mu is held.
-func (e *Engine[S]) sequence(name string, tx *Tx, a interface{ Apply(*S, uint64) }) {
+// last sequenced state, assigns the messages' fields and returns the new
+// snapshot, for persist. e.mu is held.
+func (e *Engine[S]) sequence(name string, tx *Tx, a interface{ Apply(*S, uint64) }) *snapshot[S] {
 	v := e.seq.version + 1
 	next := &snapshot[S]{version: v, state: e.seq.state}
 	a.Apply(&next.state, v)
@@ -464,8 +463,37 @@ func (e *Engine[S]) sequence(name string, tx *Tx, a interface{ Apply(*S, uint64)
 	tx.rec = Record{Version: v, Process: name, Writes: tx.wrecs, Messages: tx.msgs, State: &next.state}
 	tx.status = txPending
 	e.seq = next
-	e.pending = append(e.pending, tx)
-	e.pendingSnaps = append(e.pendingSnaps, next)
+	return next
+}
+
+// persist makes tx, sequenced as next, durable, and returns once it is or
+// has failed. e.mu is held.
+func (e *Engine[S]) persist(tx *Tx, next *snapshot[S]) error {
+	if !e.inMemory {
+		e.pending = append(e.pending, tx)
+		e.pendingSnaps = append(e.pendingSnaps, next)
+		return e.await(tx)
+	}
+	// The store does no I/O and the engine keeps its lock while it works,
+	// so nothing else is pending: commit tx alone, now.
+	e.one[0] = &tx.rec
+	err := e.store.Commit(context.Background(), e.one[:])
+	e.one[0] = nil
+	if err != nil {
+		e.fail([]*Tx{tx}, err)
+		return tx.serr
+	}
+	e.durable(tx)
+	e.published.Store(next)
+	return nil
+}
+
+// durable records that tx is durable. e.mu is held.
+func (e *Engine[S]) durable(tx *Tx) {
+	for _, w := range tx.writes {
+		e.durableWrite[w] = tx.rec.Version
+	}
+	tx.status = txDurable
 }
 
 // maxDeleted bounds the deleted-entry log; see Engine.deleted.
@@ -550,10 +578,7 @@ func (e *Engine[S]) flush() {
 			e.fail(batch, err)
 		} else {
 			for _, t := range batch {
-				for _, w := range t.writes {
-					e.durableWrite[w] = t.rec.Version
-				}
-				t.status = txDurable
+				e.durable(t)
 			}
 			e.published.Store(snaps[len(snaps)-1])
 		}

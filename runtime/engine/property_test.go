@@ -88,13 +88,21 @@ func TestPropertySerializableHistory(t *testing.T) {
 		}
 		strict := rapid.Bool().Draw(rt, "strict")
 		attempts := rapid.IntRange(1, 4).Draw(rt, "attempts")
-		checkHistory(rt, plans, strict, attempts)
+		group := rapid.Bool().Draw(rt, "group")
+		checkHistory(rt, plans, strict, attempts, group)
 	})
 }
 
-func checkHistory(t *rapid.T, plans [][]op, strict bool, attempts int) {
+// checkHistory runs plans and checks the history. With group set the
+// engine does not see that the store is in memory, and commits through
+// group commit, as for a durable store.
+func checkHistory(t *rapid.T, plans [][]op, strict bool, attempts int, group bool) {
 	st := newRecorder()
-	opts := []engine.Option{engine.WithStore(st), engine.WithRetry(attempts, time.Microsecond, 50*time.Microsecond)}
+	var store engine.Store = st
+	if group {
+		store = groupCommit{st}
+	}
+	opts := []engine.Option{engine.WithStore(store), engine.WithRetry(attempts, time.Microsecond, 50*time.Microsecond)}
 	if strict {
 		opts = append(opts, engine.WithStrictCAS())
 	}
@@ -230,3 +238,6 @@ func checkHistory(t *rapid.T, plans [][]op, strict bool, attempts int) {
 		t.Fatalf("undelivered messages: %d, sorted %v; want %d in commit order", len(ids), sort.StringsAreSorted(ids), len(seenIDs))
 	}
 }
+
+// groupCommit hides that a store is in memory (engine.InMemory).
+type groupCommit struct{ engine.Store }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/theus-go/theus/runtime/outbox"
 )
@@ -85,6 +86,13 @@ type process struct {
 type snapshot[S any] struct {
 	version uint64
 	state   S
+	// id and idb hold the ID of the only message of the commit that made
+	// the snapshot, the common case: the commit then allocates its snapshot
+	// and its message ID as one object. The ID, kept by the store and the
+	// caller's receipt, keeps the snapshot's memory alive as long as they
+	// keep it; the values it shares with later versions are not copies.
+	id  [1]string
+	idb [outbox.IDLen]byte
 }
 
 // Engine runs processes on immutable snapshots of a state S and commits
@@ -449,7 +457,13 @@ func (e *Engine[S]) sequence(name string, tx *Tx, a interface{ Apply(*S, uint64)
 		now := e.opts.now()
 		// The IDs are allocated here, not in tx, because they outlive the
 		// call in its Receipt while generated code may reuse tx.
-		tx.ids = outbox.MessageIDs(v, len(tx.msgs))
+		if len(tx.msgs) == 1 {
+			outbox.AppendMessageID(next.idb[:0], v, 0)
+			next.id[0] = unsafe.String(&next.idb[0], len(next.idb))
+			tx.ids = next.id[:]
+		} else {
+			tx.ids = outbox.MessageIDs(v, len(tx.msgs))
+		}
 		for i := range tx.msgs {
 			m := &tx.msgs[i]
 			m.ID = tx.ids[i]

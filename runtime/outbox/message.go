@@ -53,7 +53,7 @@ type TopicKey struct {
 // MessageID formats the ID of the index-th message of commit version. See
 // Message.ID.
 func MessageID(version uint64, index int) string {
-	var b [idLen]byte
+	var b [IDLen]byte
 	return string(AppendMessageID(b[:0], version, index))
 }
 
@@ -67,27 +67,27 @@ func MessageIDs(version uint64, n int) []string {
 	case 1:
 		one := new(struct {
 			ids [1]string
-			b   [idLen]byte
+			b   [IDLen]byte
 		})
 		AppendMessageID(one.b[:0], version, 0)
-		one.ids[0] = unsafe.String(&one.b[0], idLen)
+		one.ids[0] = unsafe.String(&one.b[0], IDLen)
 		return one.ids[:]
 	}
 	ids := make([]string, n)
-	b := make([]byte, 0, n*idLen)
+	b := make([]byte, 0, n*IDLen)
 	for i := range ids {
 		b = AppendMessageID(b, version, i)
-		ids[i] = unsafe.String(&b[i*idLen], idLen)
+		ids[i] = unsafe.String(&b[i*IDLen], IDLen)
 	}
 	return ids
 }
 
-// idLen is the length of a message ID.
-const idLen = 21
+// IDLen is the length of every message ID (see Message.ID).
+const IDLen = 21
 
 // AppendMessageID appends MessageID(version, index) to dst.
 func AppendMessageID(dst []byte, version uint64, index int) []byte {
-	var b [idLen]byte
+	var b [IDLen]byte
 	hex16(b[:16], version)
 	b[16] = '-'
 	hex4(b[17:], uint16(index))
@@ -96,7 +96,7 @@ func AppendMessageID(dst []byte, version uint64, index int) []byte {
 
 // ParseMessageID is the inverse of MessageID.
 func ParseMessageID(id string) (version uint64, index int, ok bool) {
-	if len(id) != idLen || id[16] != '-' {
+	if len(id) != IDLen || id[16] != '-' {
 		return 0, 0, false
 	}
 	v, err := strconv.ParseUint(id[:16], 16, 64)

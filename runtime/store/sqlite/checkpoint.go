@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -115,29 +114,32 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 		if first {
 			step = CheckpointBeforeWrite
 		}
-		return s.writeTx(ctx, step, noStep, func(tx *sql.Tx) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return s.writeTx(ctx, step, noStep, func(c *writeConn) error {
 			if first {
 				// Rows of a checkpoint that was stopped before it took
 				// effect.
-				if _, err := tx.ExecContext(ctx, `DELETE FROM theus_snapshot WHERE version <> ?`, int64(prev)); err != nil {
+				if _, err := c.exec(`DELETE FROM theus_snapshot WHERE version <> ?`, int64(prev)); err != nil {
 					return err
 				}
 				first = false
 			}
-			_, err := tx.StmtContext(ctx, s.stmts.snapshot).ExecContext(ctx, int64(version), data)
+			_, err := c.exec(insertSnapshot, int64(version), data)
 			return err
 		})
 	}
 	err := encodeState(codec, state, &w)
 	if err == nil {
-		err = s.writeTx(ctx, noStep, CheckpointBeforeSync, func(tx *sql.Tx) error {
-			if _, err := tx.StmtContext(ctx, s.stmts.checkpoint).ExecContext(ctx, strconv.FormatUint(version, 10)); err != nil {
+		err = s.writeTx(ctx, noStep, CheckpointBeforeSync, func(c *writeConn) error {
+			if _, err := c.exec(setCheckpoint, strconv.FormatUint(version, 10)); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM theus_snapshot WHERE version <> ?`, int64(version)); err != nil {
+			if _, err := c.exec(`DELETE FROM theus_snapshot WHERE version <> ?`, int64(version)); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, `DELETE FROM theus_log WHERE version <= ?`, int64(version))
+			_, err := c.exec(`DELETE FROM theus_log WHERE version <= ?`, int64(version))
 			return err
 		})
 	}

@@ -3,7 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,52 +11,6 @@ import (
 
 	"github.com/theus-go/theus/runtime/engine"
 )
-
-// stmts are the statements of the commit and checkpoint paths, prepared
-// once on the write connection.
-type stmts struct {
-	field, logRow, snapshot, checkpoint *sql.Stmt
-	msgs                                *batch
-}
-
-func prepare(ctx context.Context, db *sql.DB) (st *stmts, err error) {
-	st = &stmts{}
-	defer func() {
-		if err != nil {
-			st.close()
-		}
-	}()
-	for _, p := range []struct {
-		dst **sql.Stmt
-		sql string
-	}{
-		{&st.field, `INSERT INTO theus_fields (path, type, collection) VALUES (?, ?, ?)
-			ON CONFLICT (path) DO NOTHING`},
-		{&st.logRow, `INSERT INTO theus_log (version, first, data) VALUES (?, ?, ?)`},
-		{&st.snapshot, `INSERT INTO theus_snapshot (version, data) VALUES (?, ?)`},
-		{&st.checkpoint, `INSERT INTO theus_meta (name, value) VALUES ('checkpoint', ?)
-			ON CONFLICT (name) DO UPDATE SET value = excluded.value`},
-	} {
-		if *p.dst, err = db.PrepareContext(ctx, p.sql); err != nil {
-			return nil, err
-		}
-	}
-	st.msgs, err = prepareBatch(ctx, db, 9, func(rows string) string {
-		return `INSERT INTO theus_outbox (id, version, idx, topic, key, key_seq, payload, headers, created_at) VALUES ` + rows
-	})
-	return st, err
-}
-
-func (st *stmts) close() {
-	for _, s := range []*sql.Stmt{st.field, st.logRow, st.snapshot, st.checkpoint} {
-		if s != nil {
-			s.Close()
-		}
-	}
-	if st.msgs != nil {
-		st.msgs.close()
-	}
-}
 
 // entryKey names a collection entry by its field's index in the codec.
 type entryKey struct {
@@ -144,11 +98,12 @@ func (s *Store) commitLog(ctx context.Context, recs []*engine.Record, last *engi
 	if err := s.encodeChanges(recs, last); err != nil {
 		return err
 	}
-	err := s.writeTx(ctx, BeforeWrite, BeforeSync, func(tx *sql.Tx) error {
-		if err := s.insertMessages(ctx, tx, recs); err != nil {
+	err := s.writeTx(ctx, BeforeWrite, BeforeSync, func(c *writeConn) error {
+		if err := s.insertMessages(c, recs); err != nil {
 			return err
 		}
-		_, err := tx.StmtContext(ctx, s.stmts.logRow).ExecContext(ctx, int64(last.Version), int64(recs[0].Version), s.scr.cs.b)
+		_, err := c.exec(`INSERT INTO theus_log (version, first, data) VALUES (?, ?, ?)`,
+			int64(last.Version), int64(recs[0].Version), s.scr.cs.b)
 		return err
 	})
 	if err == nil {
@@ -240,19 +195,19 @@ func (s *Store) commitFirst(ctx context.Context, recs []*engine.Record, last *en
 	if err := encodeState(s.codec, last.State, &w); err != nil {
 		return err
 	}
-	err := s.writeTx(ctx, BeforeWrite, BeforeSync, func(tx *sql.Tx) error {
-		if err := recordFields(ctx, tx.StmtContext(ctx, s.stmts.field), s.codec.Fields()); err != nil {
+	err := s.writeTx(ctx, BeforeWrite, BeforeSync, func(c *writeConn) error {
+		if err := recordFields(c.exec, s.codec.Fields()); err != nil {
 			return err
 		}
 		for _, data := range snap {
-			if _, err := tx.StmtContext(ctx, s.stmts.snapshot).ExecContext(ctx, int64(last.Version), data); err != nil {
+			if _, err := c.exec(insertSnapshot, int64(last.Version), data); err != nil {
 				return err
 			}
 		}
-		if err := s.insertMessages(ctx, tx, recs); err != nil {
+		if err := s.insertMessages(c, recs); err != nil {
 			return err
 		}
-		_, err := tx.StmtContext(ctx, s.stmts.checkpoint).ExecContext(ctx, strconv.FormatUint(last.Version, 10))
+		_, err := c.exec(setCheckpoint, strconv.FormatUint(last.Version, 10))
 		return err
 	})
 	if err == nil {
@@ -263,18 +218,32 @@ func (s *Store) commitFirst(ctx context.Context, recs []*engine.Record, last *en
 	return err
 }
 
-// recordFields records the path, type and kind of fields not recorded yet.
-func recordFields(ctx context.Context, field *sql.Stmt, fields []engine.FieldInfo) error {
+// Statements shared by commits and checkpoints.
+const (
+	insertSnapshot = `INSERT INTO theus_snapshot (version, data) VALUES (?, ?)`
+	setCheckpoint  = `INSERT INTO theus_meta (name, value) VALUES ('checkpoint', ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`
+)
+
+// recordFields records, with exec, the path, type and kind of the fields
+// not recorded yet.
+func recordFields(exec func(q string, args ...any) (driver.Result, error), fields []engine.FieldInfo) error {
 	for _, f := range fields {
-		if _, err := field.ExecContext(ctx, f.Path, f.Type, f.Collection); err != nil {
+		coll := int64(0)
+		if f.Collection {
+			coll = 1
+		}
+		_, err := exec(`INSERT INTO theus_fields (path, type, collection) VALUES (?, ?, ?)
+			ON CONFLICT (path) DO NOTHING`, f.Path, f.Type, coll)
+		if err != nil {
 			return fmt.Errorf("record field %s: %w", f.Path, err)
 		}
 	}
 	return nil
 }
 
-// insertMessages inserts the messages of recs, in batches.
-func (s *Store) insertMessages(ctx context.Context, tx *sql.Tx, recs []*engine.Record) error {
+// insertMessages appends the messages of recs to the outbox, in batches.
+func (s *Store) insertMessages(c *writeConn, recs []*engine.Record) error {
 	args := s.scr.args[:0]
 	for _, r := range recs {
 		for i := range r.Messages {
@@ -295,43 +264,8 @@ func (s *Store) insertMessages(ctx context.Context, tx *sql.Tx, recs []*engine.R
 		}
 	}
 	s.scr.args = args
-	return s.stmts.msgs.exec(ctx, tx, args)
+	return insertMessages.exec(c, args)
 }
-
-// writeTx runs f in a transaction on the write connection and commits it,
-// calling the fault hook at before (the transaction is open) and at sync
-// (everything is written, nothing committed). A failure of COMMIT itself
-// is a *commitError.
-func (s *Store) writeTx(ctx context.Context, before, sync Step, f func(*sql.Tx) error) (err error) {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
-		}
-	}()
-	if err := s.fault(before); err != nil {
-		return err
-	}
-	if err := f(tx); err != nil {
-		return err
-	}
-	if err := s.fault(sync); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return &commitError{err}
-	}
-	return nil
-}
-
-// commitError is a failure of COMMIT itself, whose outcome is unknown.
-type commitError struct{ err error }
-
-func (e *commitError) Error() string { return e.err.Error() }
-func (e *commitError) Unwrap() error { return e.err }
 
 func (s *Store) fault(step Step) error {
 	if s.opts.fault == nil || step == noStep {

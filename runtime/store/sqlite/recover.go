@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"slices"
@@ -63,7 +64,8 @@ func (s *Store) Recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 	}
 	// Record the fields the contract added, so that a later change of
 	// their type is caught too; they hold zero values until written.
-	if err := recordFields(ctx, s.stmts.field, codec.Fields()); err != nil {
+	exec := func(q string, args ...any) (driver.Result, error) { return s.w.ExecContext(ctx, q, args...) }
+	if err := recordFields(exec, codec.Fields()); err != nil {
 		return nil, fmt.Errorf("sqlite: recover: %w", err)
 	}
 	s.codec, s.version, s.empty, s.last = codec, r.rec.Version, false, r.rec.State

@@ -105,7 +105,7 @@ type Store struct {
 	empty bool
 	// broken holds the error of a COMMIT that failed: see Commit.
 	broken error
-	stmts  *stmts
+	wc     writeConn // on the write connection (onWriteConn)
 	scr    scratch
 
 	// last is the state after the last durable commit, which the next
@@ -303,15 +303,7 @@ func (s *Store) init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	st, err := prepare(ctx, s.w)
-	if err != nil {
-		return err
-	}
-	s.stmts = st
-	return nil
+	return tx.Commit()
 }
 
 // Close stops the background checkpoints (one under way is rolled back)
@@ -321,10 +313,7 @@ func (s *Store) Close() error {
 		if s.ckpt != nil {
 			s.ckpt.stop()
 		}
-		if s.stmts != nil {
-			s.stmts.close()
-		}
-		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
+		s.closeErr = errors.Join(s.closeWriteConn(), s.r.Close(), s.w.Close())
 	})
 	return s.closeErr
 }

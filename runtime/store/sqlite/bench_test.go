@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,7 +29,8 @@ func BenchmarkDurableCommit(b *testing.B) {
 	for _, callers := range callerCounts {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
 			ctx := context.Background()
-			st := open(b, filepath.Join(b.TempDir(), "bench.db"))
+			var steps stepCounter
+			st := open(b, filepath.Join(b.TempDir(), "bench.db"), sqlite.WithFaultHook(steps.hook))
 			// Enough accounts that two of 1,024 concurrent transfers
 			// rarely touch the same one: the figure is the store's, not
 			// conflict retries'.
@@ -52,7 +54,9 @@ func BenchmarkDurableCommit(b *testing.B) {
 				b.Fatal(err)
 			}
 			conflicts := counters.Conflicts.Load()
+			steps.reset()
 			runCallers(b, callers, transfer)
+			steps.report(b)
 			b.ReportMetric(float64(counters.Conflicts.Load()-conflicts)/float64(b.N), "conflicts/op")
 		})
 	}
@@ -160,61 +164,200 @@ var rschema = &engine.Schema[rstate]{
 // BenchmarkRestart1M measures a restart (Open, then recovery by
 // engine.New) of a store holding 1,000,000 committed transfers: 10,000
 // accounts, 1,000,000 messages kept (all delivered, within retention). The
-// store is built once, outside the timer, by committing groups of 1,000
-// records directly.
+// store is built once per sub-benchmark, outside the timer, by committing
+// groups of 1,000 records directly: with the default checkpoints, which
+// leave a snapshot and the log of the commits after it (reported as
+// log-commits), and with checkpoints off, where the log holds every
+// commit since the first.
 func BenchmarkRestart1M(b *testing.B) {
 	if testing.Short() {
 		b.Skip("builds a store of 1,000,000 commits")
 	}
+	for _, every := range []int{sqlite.DefaultCheckpointEvery, 0} {
+		name := "checkpoints=on"
+		if every == 0 {
+			name = "checkpoints=off"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			path := filepath.Join(b.TempDir(), "restart.db")
+			const accountsN, commits, group = 10_000, 1_000_000, 1000
+			st := open(b, path, sqlite.WithCheckpointEvery(every))
+			initial := accounts(accountsN, 1000).Domain.Accounts
+			e, err := engine.New(ctx, rschema, rstate{Acc: engine.NewCollection(initial, nil)}, engine.WithStore(st))
+			if err != nil {
+				b.Fatal(err)
+			}
+			e.Close()
+			_, state := e.Snapshot()
+			created := time.Now()
+			for v := uint64(1); v <= commits; {
+				recs := make([]*engine.Record, 0, group)
+				for ; len(recs) < group; v++ {
+					from, to := fmt.Sprintf("acc-%03d", v%accountsN), fmt.Sprintf("acc-%03d", (v*7+1)%accountsN)
+					recs = append(recs, &engine.Record{
+						Version: v, Process: "transfer", State: state,
+						Writes:   []engine.Write{{Path: "domain.accounts", Key: from}, {Path: "domain.accounts", Key: to}},
+						Messages: []outbox.Message{{ID: outbox.MessageID(v, 0), Topic: "transfer.completed", Key: from, KeySeq: v/accountsN + 1, Version: v, Payload: []byte(`{"account":"` + from + `","amount":1}`), CreatedAt: created}},
+					})
+				}
+				if err := st.Commit(ctx, recs); err != nil {
+					b.Fatal(err)
+				}
+				ids := make([]string, len(recs))
+				for i, r := range recs {
+					ids[i] = r.Messages[0].ID
+				}
+				if err := st.Ack(ctx, ids); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cp := st.WaitCheckpoint()
+			st.Close()
+			b.ResetTimer()
+			for range b.N {
+				// No checkpoint in the loop: each restart finds the same
+				// files.
+				st, err := sqlite.Open(ctx, path, sqlite.WithCheckpointEvery(0))
+				if err != nil {
+					b.Fatal(err)
+				}
+				e, err := engine.New(ctx, rschema, rstate{}, engine.WithStore(st))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if v, s := e.Snapshot(); v != commits || s.Acc.Len() != accountsN {
+					b.Fatalf("recovered version %d with %d accounts", v, s.Acc.Len())
+				}
+				e.Close()
+				st.Close()
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/restart")
+			b.ReportMetric(float64(commits-cp), "log-commits")
+		})
+	}
+}
+
+// BenchmarkCheckpoint measures a checkpoint of a state of 100,000
+// accounts (about 7 MB encoded) after 10,000 transfers: Checkpoint from
+// the call to its return, synchronous=FULL. The transfers are committed
+// outside the timer.
+func BenchmarkCheckpoint(b *testing.B) {
 	ctx := context.Background()
-	path := filepath.Join(b.TempDir(), "restart.db")
-	const accountsN, commits, group = 10_000, 1_000_000, 1000
-	st := open(b, path)
-	initial := accounts(accountsN, 1000).Domain.Accounts
-	e, err := engine.New(ctx, rschema, rstate{Acc: engine.NewCollection(initial, nil)}, engine.WithStore(st))
-	if err != nil {
-		b.Fatal(err)
-	}
-	e.Close()
-	_, state := e.Snapshot()
-	created := time.Now()
-	for v := uint64(1); v <= commits; {
-		recs := make([]*engine.Record, 0, group)
-		for ; len(recs) < group; v++ {
-			from, to := fmt.Sprintf("acc-%03d", v%accountsN), fmt.Sprintf("acc-%03d", (v*7+1)%accountsN)
-			recs = append(recs, &engine.Record{
-				Version: v, Process: "transfer", State: state,
-				Writes:   []engine.Write{{Path: "domain.accounts", Key: from}, {Path: "domain.accounts", Key: to}},
-				Messages: []outbox.Message{{ID: outbox.MessageID(v, 0), Topic: "transfer.completed", Key: from, KeySeq: v/accountsN + 1, Version: v, Payload: []byte(`{"account":"` + from + `","amount":1}`), CreatedAt: created}},
-			})
-		}
-		if err := st.Commit(ctx, recs); err != nil {
-			b.Fatal(err)
-		}
-		ids := make([]string, len(recs))
-		for i, r := range recs {
-			ids[i] = r.Messages[0].ID
-		}
-		if err := st.Ack(ctx, ids); err != nil {
-			b.Fatal(err)
-		}
-	}
-	st.Close()
-	b.ResetTimer()
+	const accountsN, commits, group = 100_000, 10_000, 64
+	var total time.Duration
 	for range b.N {
-		st, err := sqlite.Open(ctx, path)
+		st := open(b, filepath.Join(b.TempDir(), "checkpoint.db"), sqlite.WithCheckpointEvery(0))
+		initial := accounts(accountsN, 1000).Domain.Accounts
+		e, err := engine.New(ctx, rschema, rstate{Acc: engine.NewCollection(initial, nil)}, engine.WithStore(st))
 		if err != nil {
 			b.Fatal(err)
-		}
-		e, err := engine.New(ctx, rschema, rstate{}, engine.WithStore(st))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if v, s := e.Snapshot(); v != commits || s.Acc.Len() != accountsN {
-			b.Fatalf("recovered version %d with %d accounts", v, s.Acc.Len())
 		}
 		e.Close()
+		_, state := e.Snapshot()
+		v := uint64(1)
+		for i := 0; i < commits; {
+			recs := make([]*engine.Record, 0, group)
+			for ; len(recs) < group && i < commits; i++ {
+				from, to := fmt.Sprintf("acc-%03d", rand.N(accountsN)), fmt.Sprintf("acc-%03d", rand.N(accountsN))
+				recs = append(recs, &engine.Record{Version: v, State: state,
+					Writes: []engine.Write{{Path: "domain.accounts", Key: from}, {Path: "domain.accounts", Key: to}}})
+				v++
+			}
+			if err := st.Commit(ctx, recs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t0 := time.Now()
+		if err := st.Checkpoint(ctx); err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(t0)
 		st.Close()
 	}
-	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/restart")
+	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/checkpoint")
+}
+
+// stepCounter counts, through the fault hook, the transactions of commit
+// groups and the checkpoints, for the benchmarks' reports.
+type stepCounter struct {
+	groups, checkpoints atomic.Int64
+}
+
+func (c *stepCounter) hook(s sqlite.Step) error {
+	switch s {
+	case sqlite.BeforeWrite:
+		c.groups.Add(1)
+	case sqlite.CheckpointBeforeSync:
+		c.checkpoints.Add(1)
+	}
+	return nil
+}
+
+func (c *stepCounter) reset() { c.groups.Store(0); c.checkpoints.Store(0) }
+
+// report reports the commits per group and the checkpoints written while
+// the benchmark ran.
+func (c *stepCounter) report(b *testing.B) {
+	if g := c.groups.Load(); g > 0 {
+		b.ReportMetric(float64(b.N)/float64(g), "commits/group")
+	}
+	b.ReportMetric(float64(c.checkpoints.Load()), "checkpoints")
+}
+
+// cpuTime returns the CPU time the process used so far, user and system:
+// on this shared machine it varies less than wall time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkStoreCommitCPU measures the store's own work per commit: bank
+// transfers as records (two entries, one message), in groups of 1 and 64,
+// straight into Store.Commit with synchronous=NORMAL, so that no fsync
+// hides the CPU. One op is one record.
+func BenchmarkStoreCommitCPU(b *testing.B) {
+	for _, group := range []int{1, 64} {
+		b.Run(fmt.Sprintf("group=%d", group), func(b *testing.B) {
+			ctx := context.Background()
+			st := open(b, filepath.Join(b.TempDir(), "cpu.db"), sqlite.WithSynchronous("NORMAL"), sqlite.WithCheckpointEvery(0))
+			const accountsN = 100_000
+			initial := accounts(accountsN, 1000).Domain.Accounts
+			e, err := engine.New(ctx, rschema, rstate{Acc: engine.NewCollection(initial, nil)}, engine.WithStore(st))
+			if err != nil {
+				b.Fatal(err)
+			}
+			e.Close()
+			_, state := e.Snapshot()
+			created := time.Now()
+			v := uint64(1)
+			// The records are made before the timer starts.
+			recs := make([]*engine.Record, b.N)
+			for i := range recs {
+				from, to := fmt.Sprintf("acc-%03d", rand.N(accountsN)), fmt.Sprintf("acc-%03d", rand.N(accountsN))
+				recs[i] = &engine.Record{
+					Version: v, Process: "transfer", State: state,
+					Writes:   []engine.Write{{Path: "domain.accounts", Key: from}, {Path: "domain.accounts", Key: to}},
+					Messages: []outbox.Message{{ID: outbox.MessageID(v, 0), Topic: "transfer.completed", Key: from, KeySeq: v, Version: v, Payload: []byte(`{"account":"` + from + `","from":"` + from + `","to":"` + to + `","amount":1}`), CreatedAt: created}},
+				}
+				v++
+			}
+			// The first commit writes the whole state: not timed.
+			if err := st.Commit(ctx, recs[:1]); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := cpuTime()
+			for i := 1; i < len(recs); i += group {
+				if err := st.Commit(ctx, recs[i:min(i+group, len(recs))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
 }

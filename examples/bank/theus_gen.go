@@ -396,8 +396,10 @@ func (in OpenAccountIn) Accounts() engine.MapView[string, AccountView] {
 
 // OpenAccountOut collects what open_account writes and emits. It is valid only during the call: using it afterwards panics.
 type OpenAccountOut struct {
-	c   *theusCallOpenAccount
-	gen uint64
+	c       *theusCallOpenAccount
+	gen     uint64
+	bufUsed bool
+	buf     [64]byte
 }
 
 func (o *OpenAccountOut) live() *theusCallOpenAccount {
@@ -405,6 +407,15 @@ func (o *OpenAccountOut) live() *theusCallOpenAccount {
 		panic("theus: OpenAccountOut used after its call returned")
 	}
 	return o.c
+}
+
+// payloadBuf returns an empty buffer to encode a payload into: the Out's own for the first payload of the run.
+func (o *OpenAccountOut) payloadBuf() []byte {
+	if o.bufUsed {
+		return make([]byte, 0, 64)
+	}
+	o.bufUsed = true
+	return o.buf[:0]
 }
 
 // Accounts returns the writer of domain.accounts: Put and Delete entries.
@@ -421,7 +432,8 @@ func (o *OpenAccountOut) EmitAccountOpened(p AccountOpened) {
 	if codec := c.tx.Codec(); codec != nil {
 		b, err = codec.Marshal(p)
 	} else {
-		b, err = theusAppendAccountOpened(make([]byte, 0, 64), &p)
+		b, err = theusAppendAccountOpened(o.payloadBuf(), &p)
+		b = b[:len(b):len(b)]
 	}
 	if err != nil {
 		c.tx.Fail(fmt.Errorf("theus: encode account.opened: %w", err))
@@ -665,8 +677,10 @@ func (in TransferIn) Accounts() engine.MapView[string, AccountView] {
 
 // TransferOut collects what transfer writes and emits. It is valid only during the call: using it afterwards panics.
 type TransferOut struct {
-	c   *theusCallTransfer
-	gen uint64
+	c       *theusCallTransfer
+	gen     uint64
+	bufUsed bool
+	buf     [64]byte
 }
 
 func (o *TransferOut) live() *theusCallTransfer {
@@ -674,6 +688,15 @@ func (o *TransferOut) live() *theusCallTransfer {
 		panic("theus: TransferOut used after its call returned")
 	}
 	return o.c
+}
+
+// payloadBuf returns an empty buffer to encode a payload into: the Out's own for the first payload of the run.
+func (o *TransferOut) payloadBuf() []byte {
+	if o.bufUsed {
+		return make([]byte, 0, 64)
+	}
+	o.bufUsed = true
+	return o.buf[:0]
 }
 
 // Accounts returns the writer of domain.accounts: Put and Delete entries.
@@ -690,7 +713,8 @@ func (o *TransferOut) EmitTransferCompleted(p TransferCompleted) {
 	if codec := c.tx.Codec(); codec != nil {
 		b, err = codec.Marshal(p)
 	} else {
-		b, err = theusAppendTransferCompleted(make([]byte, 0, 64), &p)
+		b, err = theusAppendTransferCompleted(o.payloadBuf(), &p)
+		b = b[:len(b):len(b)]
 	}
 	if err != nil {
 		c.tx.Fail(fmt.Errorf("theus: encode transfer.completed: %w", err))

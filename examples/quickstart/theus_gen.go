@@ -319,8 +319,10 @@ func (in UpdateUserEmailIn) MaxEmailLen() int {
 
 // UpdateUserEmailOut collects what update_user_email writes and emits. It is valid only during the call: using it afterwards panics.
 type UpdateUserEmailOut struct {
-	c   *theusCallUpdateUserEmail
-	gen uint64
+	c       *theusCallUpdateUserEmail
+	gen     uint64
+	bufUsed bool
+	buf     [64]byte
 }
 
 func (o *UpdateUserEmailOut) live() *theusCallUpdateUserEmail {
@@ -328,6 +330,15 @@ func (o *UpdateUserEmailOut) live() *theusCallUpdateUserEmail {
 		panic("theus: UpdateUserEmailOut used after its call returned")
 	}
 	return o.c
+}
+
+// payloadBuf returns an empty buffer to encode a payload into: the Out's own for the first payload of the run.
+func (o *UpdateUserEmailOut) payloadBuf() []byte {
+	if o.bufUsed {
+		return make([]byte, 0, 64)
+	}
+	o.bufUsed = true
+	return o.buf[:0]
 }
 
 // SetUser sets domain.user.
@@ -345,7 +356,8 @@ func (o *UpdateUserEmailOut) EmitUserUpdated(p UserUpdated) {
 	if codec := c.tx.Codec(); codec != nil {
 		b, err = codec.Marshal(p)
 	} else {
-		b, err = theusAppendUserUpdated(make([]byte, 0, 64), &p)
+		b, err = theusAppendUserUpdated(o.payloadBuf(), &p)
+		b = b[:len(b):len(b)]
 	}
 	if err != nil {
 		c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))

@@ -623,8 +623,10 @@ func (in EmitAliceEmailIn) Alice() UserView {
 
 // EmitAliceEmailOut collects what emit_alice_email writes and emits. It is valid only during the call: using it afterwards panics.
 type EmitAliceEmailOut struct {
-	c   *theusCallEmitAliceEmail
-	gen uint64
+	c       *theusCallEmitAliceEmail
+	gen     uint64
+	bufUsed bool
+	buf     [64]byte
 }
 
 func (o *EmitAliceEmailOut) live() *theusCallEmitAliceEmail {
@@ -632,6 +634,15 @@ func (o *EmitAliceEmailOut) live() *theusCallEmitAliceEmail {
 		panic("theus: EmitAliceEmailOut used after its call returned")
 	}
 	return o.c
+}
+
+// payloadBuf returns an empty buffer to encode a payload into: the Out's own for the first payload of the run.
+func (o *EmitAliceEmailOut) payloadBuf() []byte {
+	if o.bufUsed {
+		return make([]byte, 0, 64)
+	}
+	o.bufUsed = true
+	return o.buf[:0]
 }
 
 // SetAlice sets domain.alice.
@@ -649,7 +660,8 @@ func (o *EmitAliceEmailOut) EmitUserUpdated(p UserUpdated) {
 	if codec := c.tx.Codec(); codec != nil {
 		b, err = codec.Marshal(p)
 	} else {
-		b, err = theusAppendUserUpdated(make([]byte, 0, 64), &p)
+		b, err = theusAppendUserUpdated(o.payloadBuf(), &p)
+		b = b[:len(b):len(b)]
 	}
 	if err != nil {
 		c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
@@ -759,8 +771,10 @@ func (in EmitBobEmailIn) Bob() UserView {
 
 // EmitBobEmailOut collects what emit_bob_email writes and emits. It is valid only during the call: using it afterwards panics.
 type EmitBobEmailOut struct {
-	c   *theusCallEmitBobEmail
-	gen uint64
+	c       *theusCallEmitBobEmail
+	gen     uint64
+	bufUsed bool
+	buf     [64]byte
 }
 
 func (o *EmitBobEmailOut) live() *theusCallEmitBobEmail {
@@ -768,6 +782,15 @@ func (o *EmitBobEmailOut) live() *theusCallEmitBobEmail {
 		panic("theus: EmitBobEmailOut used after its call returned")
 	}
 	return o.c
+}
+
+// payloadBuf returns an empty buffer to encode a payload into: the Out's own for the first payload of the run.
+func (o *EmitBobEmailOut) payloadBuf() []byte {
+	if o.bufUsed {
+		return make([]byte, 0, 64)
+	}
+	o.bufUsed = true
+	return o.buf[:0]
 }
 
 // SetBob sets domain.bob.
@@ -785,7 +808,8 @@ func (o *EmitBobEmailOut) EmitUserUpdated(p UserUpdated) {
 	if codec := c.tx.Codec(); codec != nil {
 		b, err = codec.Marshal(p)
 	} else {
-		b, err = theusAppendUserUpdated(make([]byte, 0, 64), &p)
+		b, err = theusAppendUserUpdated(o.payloadBuf(), &p)
+		b = b[:len(b):len(b)]
 	}
 	if err != nil {
 		c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))

@@ -101,9 +101,16 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 		effFields = append(effFields, jen.Id("Result").Add(goType(p.Result)))
 		effInit = append(effInit, field{"Result", jen.Id("c.out.result")})
 	}
+	outHandle := []jen.Code{jen.Id("c").Op("*").Id(call), jen.Id("gen").Uint64()}
+	if len(p.Emits) > 0 {
+		// The first payload of a run is encoded into the Out itself: one
+		// allocation holds the handle and the payload, which keeps the
+		// handle alive (and stale) as long as the message is kept.
+		outHandle = append(outHandle, jen.Id("bufUsed").Bool(), jen.Id("buf").Index(jen.Lit(payloadBufSize)).Byte())
+	}
 	out = append(out,
 		doc(outT+" collects what "+p.Name+" writes and emits. It is valid only during the call: using it afterwards panics.").
-			Type().Id(outT).Struct(jen.Id("c").Op("*").Id(call), jen.Id("gen").Uint64()),
+			Type().Id(outT).Struct(outHandle...),
 		jen.Func().Params(jen.Id("o").Op("*").Id(outT)).Id("live").Params().Op("*").Id(call).Block(
 			jen.If(jen.Id("o.c").Op("==").Nil().Op("||").Id("o.c.gen").Op("!=").Id("o.gen")).Block(
 				jen.Panic(jen.Lit("theus: "+outT+" used after its call returned")),
@@ -111,6 +118,18 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 			jen.Return(jen.Id("o.c")),
 		),
 	)
+	if len(p.Emits) > 0 {
+		out = append(out,
+			doc("payloadBuf returns an empty buffer to encode a payload into: the Out's own for the first payload of the run.").
+				Func().Params(jen.Id("o").Op("*").Id(outT)).Id("payloadBuf").Params().Index().Byte().Block(
+				jen.If(jen.Id("o.bufUsed")).Block(
+					jen.Return(jen.Make(jen.Index().Byte(), jen.Lit(0), jen.Lit(payloadBufSize))),
+				),
+				jen.Id("o.bufUsed").Op("=").True(),
+				jen.Return(jen.Id("o.buf").Index(jen.Empty(), jen.Lit(0))),
+			),
+		)
+	}
 	out = append(out, setters...)
 	out = append(out,
 		doc(receipt+" tells what a call of "+p.Name+" committed.").Type().Id(receipt).Struct(receiptFields...),
@@ -221,6 +240,10 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 // emitter declares Emit<Topic> on an Out: it encodes the payload with the
 // engine's codec or the generated JSON encoder and records the message; a
 // RunX run also keeps a copy of the payload for the Effects.
+// payloadBufSize is the capacity a payload is first encoded into; larger
+// payloads grow as append grows them.
+const payloadBufSize = 64
+
 func (g *generator) emitter(recv *jen.Statement, t *contract.Topic, priv string) jen.Code {
 	payload := t.Payload.Struct
 	key := jen.Lit("")
@@ -243,7 +266,10 @@ func (g *generator) emitter(recv *jen.Statement, t *contract.Topic, priv string)
 			jen.List(jen.Id("b"), jen.Id("err")).Op("=").Id("codec").Dot("Marshal").Call(jen.Id("p")),
 		).Else().Block(
 			jen.List(jen.Id("b"), jen.Id("err")).Op("=").Id(appendFuncName(payload)).Call(
-				jen.Make(jen.Index().Byte(), jen.Lit(0), jen.Lit(64)), jen.Op("&").Id("p")),
+				jen.Id("o").Dot("payloadBuf").Call(), jen.Op("&").Id("p")),
+			// Whoever appends to the payload gets a copy, never the
+			// buffer's free bytes.
+			jen.Id("b").Op("=").Id("b").Index(jen.Empty(), jen.Len(jen.Id("b")), jen.Len(jen.Id("b"))),
 		),
 		jen.If(jen.Id("err").Op("!=").Nil()).Block(
 			jen.Id("c.tx").Dot("Fail").Call(jen.Qual("fmt", "Errorf").Call(jen.Lit(errFormat), jen.Id("err"))),

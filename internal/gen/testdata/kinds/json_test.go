@@ -132,6 +132,55 @@ func TestMessages(t *testing.T) {
 	}
 }
 
+// smallFirst emits small payloads first: the first is encoded into the
+// Out's own buffer, the others must not share it.
+type smallFirst struct{ impl }
+
+func (smallFirst) Take(ctx context.Context, in TakeIn, out *TakeOut) error {
+	out.EmitCounted(Counted{Seq: 1, N: 2})
+	out.EmitTagged(Tagged{Code: 3, Label: "second"})
+	out.EmitNote(Note{Text: "third"})
+	return nil
+}
+
+func TestPayloadsOfOneRunAreDistinct(t *testing.T) {
+	ctx := context.Background()
+	st := memory.New()
+	e, err := NewEngine(ctx, State{}, smallFirst{}, engine.WithStore(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for range 3 { // pooled calls are reused: earlier payloads must stay intact
+		if _, err := e.Take(ctx, TakeArgs{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, err := st.Undelivered(ctx, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`{"seq":1,"n":2}`, `{"code":3,"label":"second"}`, `{"text":"third"}`}
+	if len(msgs) != 3*len(want) {
+		t.Fatalf("%d messages, want %d", len(msgs), 3*len(want))
+	}
+	for i, m := range msgs {
+		if w := want[i%len(want)]; string(m.Payload) != w {
+			t.Errorf("message %d: payload %s, want %s", i, m.Payload, w)
+		}
+		if cap(m.Payload) != len(m.Payload) {
+			t.Errorf("message %d: payload has %d spare bytes; appending to it would write into shared memory", i, cap(m.Payload)-len(m.Payload))
+		}
+	}
+	// Appending to one payload leaves the others as they were.
+	_ = append(msgs[0].Payload, "XXXXXXXX"...)
+	for i, m := range msgs {
+		if w := want[i%len(want)]; string(m.Payload) != w {
+			t.Errorf("after an append, message %d: payload %s, want %s", i, m.Payload, w)
+		}
+	}
+}
+
 func mustJSON(t *testing.T, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)

@@ -337,8 +337,10 @@ func (in ChangeEmailIn) UserEmail() string {
 
 // ChangeEmailOut collects what change_email writes and emits. It is valid only during the call: using it afterwards panics.
 type ChangeEmailOut struct {
-	c   *theusCallChangeEmail
-	gen uint64
+	c       *theusCallChangeEmail
+	gen     uint64
+	bufUsed bool
+	buf     [64]byte
 }
 
 func (o *ChangeEmailOut) live() *theusCallChangeEmail {
@@ -346,6 +348,15 @@ func (o *ChangeEmailOut) live() *theusCallChangeEmail {
 		panic("theus: ChangeEmailOut used after its call returned")
 	}
 	return o.c
+}
+
+// payloadBuf returns an empty buffer to encode a payload into: the Out's own for the first payload of the run.
+func (o *ChangeEmailOut) payloadBuf() []byte {
+	if o.bufUsed {
+		return make([]byte, 0, 64)
+	}
+	o.bufUsed = true
+	return o.buf[:0]
 }
 
 // SetUserEmail sets domain.user.email.
@@ -363,7 +374,8 @@ func (o *ChangeEmailOut) EmitUserChanged(p Changed) {
 	if codec := c.tx.Codec(); codec != nil {
 		b, err = codec.Marshal(p)
 	} else {
-		b, err = theusAppendChanged(make([]byte, 0, 64), &p)
+		b, err = theusAppendChanged(o.payloadBuf(), &p)
+		b = b[:len(b):len(b)]
 	}
 	if err != nil {
 		c.tx.Fail(fmt.Errorf("theus: encode user.changed: %w", err))

@@ -183,23 +183,13 @@ func BenchmarkRestart1M(b *testing.B) {
 			path := filepath.Join(b.TempDir(), "restart.db")
 			const accountsN, commits, group = 10_000, 1_000_000, 1000
 			st := open(b, path, sqlite.WithCheckpointEvery(every))
-			initial := accounts(accountsN, 1000).Domain.Accounts
-			e, err := engine.New(ctx, rschema, rstate{Acc: engine.NewCollection(initial, nil)}, engine.WithStore(st))
-			if err != nil {
-				b.Fatal(err)
-			}
-			e.Close()
-			_, state := e.Snapshot()
+			state := recoverAccounts(b, st, accountsN)
 			created := time.Now()
 			for v := uint64(1); v <= commits; {
 				recs := make([]*engine.Record, 0, group)
 				for ; len(recs) < group; v++ {
 					from, to := fmt.Sprintf("acc-%03d", v%accountsN), fmt.Sprintf("acc-%03d", (v*7+1)%accountsN)
-					recs = append(recs, &engine.Record{
-						Version: v, Process: "transfer", State: state,
-						Writes:   []engine.Write{{Path: "domain.accounts", Key: from}, {Path: "domain.accounts", Key: to}},
-						Messages: []outbox.Message{{ID: outbox.MessageID(v, 0), Topic: "transfer.completed", Key: from, KeySeq: v/accountsN + 1, Version: v, Payload: []byte(`{"account":"` + from + `","amount":1}`), CreatedAt: created}},
-					})
+					recs = append(recs, transferRecord(v, state, from, to, v/accountsN+1, created))
 				}
 				if err := st.Commit(ctx, recs); err != nil {
 					b.Fatal(err)
@@ -248,20 +238,15 @@ func BenchmarkCheckpoint(b *testing.B) {
 	var total time.Duration
 	for range b.N {
 		st := open(b, filepath.Join(b.TempDir(), "checkpoint.db"), sqlite.WithCheckpointEvery(0))
-		initial := accounts(accountsN, 1000).Domain.Accounts
-		e, err := engine.New(ctx, rschema, rstate{Acc: engine.NewCollection(initial, nil)}, engine.WithStore(st))
-		if err != nil {
-			b.Fatal(err)
-		}
-		e.Close()
-		_, state := e.Snapshot()
+		state := recoverAccounts(b, st, accountsN)
 		v := uint64(1)
 		for i := 0; i < commits; {
 			recs := make([]*engine.Record, 0, group)
 			for ; len(recs) < group && i < commits; i++ {
 				from, to := fmt.Sprintf("acc-%03d", rand.N(accountsN)), fmt.Sprintf("acc-%03d", rand.N(accountsN))
-				recs = append(recs, &engine.Record{Version: v, State: state,
-					Writes: []engine.Write{{Path: "domain.accounts", Key: from}, {Path: "domain.accounts", Key: to}}})
+				rec := transferRecord(v, state, from, to, 0, time.Time{})
+				rec.Messages = nil // the state only
+				recs = append(recs, rec)
 				v++
 			}
 			if err := st.Commit(ctx, recs); err != nil {
@@ -276,6 +261,32 @@ func BenchmarkCheckpoint(b *testing.B) {
 		st.Close()
 	}
 	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/checkpoint")
+}
+
+// recoverAccounts starts an engine of n accounts on st, the way the
+// benchmarks that commit records straight into a store begin (the store
+// learns the state codec in Recover), and returns its state.
+func recoverAccounts(b *testing.B, st *sqlite.Store, n int) any {
+	b.Helper()
+	initial := accounts(n, 1000).Domain.Accounts
+	e, err := engine.New(context.Background(), rschema, rstate{Acc: engine.NewCollection(initial, nil)}, engine.WithStore(st))
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.Close()
+	_, state := e.Snapshot()
+	return state
+}
+
+// transferRecord is the record of a bank transfer from one account to
+// another as the engine hands it to a store, with its message.
+func transferRecord(v uint64, state any, from, to string, keySeq uint64, created time.Time) *engine.Record {
+	return &engine.Record{
+		Version: v, Process: "transfer", State: state,
+		Writes: []engine.Write{{Path: "domain.accounts", Key: from}, {Path: "domain.accounts", Key: to}},
+		Messages: []outbox.Message{{ID: outbox.MessageID(v, 0), Topic: "transfer.completed", Key: from, KeySeq: keySeq, Version: v,
+			Payload: []byte(`{"account":"` + from + `","from":"` + from + `","to":"` + to + `","amount":1}`), CreatedAt: created}},
+	}
 }
 
 // stepCounter counts, through the fault hook, the transactions of commit
@@ -325,24 +336,14 @@ func BenchmarkStoreCommitCPU(b *testing.B) {
 			ctx := context.Background()
 			st := open(b, filepath.Join(b.TempDir(), "cpu.db"), sqlite.WithSynchronous("NORMAL"), sqlite.WithCheckpointEvery(0))
 			const accountsN = 100_000
-			initial := accounts(accountsN, 1000).Domain.Accounts
-			e, err := engine.New(ctx, rschema, rstate{Acc: engine.NewCollection(initial, nil)}, engine.WithStore(st))
-			if err != nil {
-				b.Fatal(err)
-			}
-			e.Close()
-			_, state := e.Snapshot()
+			state := recoverAccounts(b, st, accountsN)
 			created := time.Now()
 			v := uint64(1)
 			// The records are made before the timer starts.
 			recs := make([]*engine.Record, b.N)
 			for i := range recs {
 				from, to := fmt.Sprintf("acc-%03d", rand.N(accountsN)), fmt.Sprintf("acc-%03d", rand.N(accountsN))
-				recs[i] = &engine.Record{
-					Version: v, Process: "transfer", State: state,
-					Writes:   []engine.Write{{Path: "domain.accounts", Key: from}, {Path: "domain.accounts", Key: to}},
-					Messages: []outbox.Message{{ID: outbox.MessageID(v, 0), Topic: "transfer.completed", Key: from, KeySeq: v, Version: v, Payload: []byte(`{"account":"` + from + `","from":"` + from + `","to":"` + to + `","amount":1}`), CreatedAt: created}},
-				}
+				recs[i] = transferRecord(v, state, from, to, v, created)
 				v++
 			}
 			// The first commit writes the whole state: not timed.

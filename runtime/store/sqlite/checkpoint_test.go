@@ -63,6 +63,21 @@ func logRows(t *testing.T, path string) int {
 	return n
 }
 
+// restartBank closes eng and st, opens the file at path again with opts
+// and checks that the engine recovers the state and version it had.
+func restartBank(t *testing.T, path string, st *sqlite.Store, eng *bank.Engine, opts ...sqlite.Option) (*sqlite.Store, *bank.Engine) {
+	t.Helper()
+	want, version := balances(eng), eng.Snapshot().Version()
+	eng.Close()
+	st.Close()
+	st = open(t, path, opts...)
+	eng = newBank(t, st, bank.State{})
+	if got, v := balances(eng), eng.Snapshot().Version(); v != version || !reflect.DeepEqual(got, want) {
+		t.Fatalf("recovered version %d %v, want version %d %v", v, got, version, want)
+	}
+	return st, eng
+}
+
 // Random histories with checkpoints and restarts at random points: every
 // restart recovers the state and version the engine had, from a snapshot,
 // a log, or both, including deleted and added entries.
@@ -86,14 +101,7 @@ func TestCheckpointAndRestartAtRandomPoints(t *testing.T) {
 					}
 					checkpoints++
 				case 1:
-					want, version := balances(eng), eng.Snapshot().Version()
-					eng.Close()
-					st.Close()
-					st = open(t, path, sqlite.WithCheckpointEvery(0))
-					eng = newBank(t, st, bank.State{})
-					if got, v := balances(eng), eng.Snapshot().Version(); v != version || !reflect.DeepEqual(got, want) {
-						t.Fatalf("restart %d: version %d %v, want version %d %v", restarts, v, got, version, want)
-					}
+					st, eng = restartBank(t, path, st, eng, sqlite.WithCheckpointEvery(0))
 					restarts++
 				}
 			})
@@ -157,17 +165,11 @@ func TestBackgroundCheckpoints(t *testing.T) {
 	randomBankOps(t, r, &eng, 300, func(int) {})
 	sig.wait(t)
 	cp := st.WaitCheckpoint()
-	want, version := balances(eng), eng.Snapshot().Version()
+	version := eng.Snapshot().Version()
 	if n := logRows(t, path); cp < 20 || n >= int(version-cp)+1 {
 		t.Fatalf("checkpoint at version %d, %d log rows for %d commits", cp, n, version)
 	}
-	eng.Close()
-	st.Close()
-	st = open(t, path)
-	eng = newBank(t, st, bank.State{})
-	if got, v := balances(eng), eng.Snapshot().Version(); v != version || !reflect.DeepEqual(got, want) {
-		t.Fatalf("recovered version %d %v, want version %d %v", v, got, version, want)
-	}
+	restartBank(t, path, st, eng)
 }
 
 // A checkpoint that fails, at either step, returns the error and leaves
@@ -197,14 +199,7 @@ func TestFailedCheckpointKeepsThePreviousOne(t *testing.T) {
 			}
 			// Commits go on.
 			randomBankOps(t, r, &eng, 10, func(int) {})
-			want, version := balances(eng), eng.Snapshot().Version()
-			eng.Close()
-			st.Close()
-			st = open(t, path, sqlite.WithCheckpointEvery(0))
-			eng = newBank(t, st, bank.State{})
-			if got, v := balances(eng), eng.Snapshot().Version(); v != version || !reflect.DeepEqual(got, want) {
-				t.Fatalf("recovered version %d %v, want version %d %v", v, got, version, want)
-			}
+			st, _ = restartBank(t, path, st, eng, sqlite.WithCheckpointEvery(0))
 			if err := st.Checkpoint(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -95,22 +95,22 @@ type Store struct {
 	// reads, concurrently with w (WAL).
 	w, r *sql.DB
 	opts options
+	// wc belongs to whoever holds the write connection (onWriteConn).
+	wc writeConn
 
-	// cmu guards what Commit and Recover share.
+	// cmu guards what Commit, Recover and Checkpoint share.
 	cmu     sync.Mutex
 	codec   engine.StateCodec
 	version uint64
+	// last is the state after the last durable commit, which the next
+	// checkpoint writes (a Record.State, immutable).
+	last any
 	// empty is set while the store holds no state: the first commit then
 	// writes the whole state, including the initial values no commit wrote.
 	empty bool
 	// broken holds the error of a COMMIT that failed: see Commit.
 	broken error
-	wc     writeConn // on the write connection (onWriteConn)
 	scr    scratch
-
-	// last is the state after the last durable commit, which the next
-	// checkpoint writes (a Record.State, immutable).
-	last any
 
 	// checkpoint is the version of the active snapshot; the log holds the
 	// commits after it, logBytes long. snapBytes is the snapshot's size.

@@ -550,11 +550,13 @@ func (k *keySeqs) of(topic, key string) *uint64 {
 // await waits until tx is durable or failed. The first waiter that finds no
 // flush under way becomes the leader: it hands everything pending to the
 // store in one Commit, so concurrent commits share a transaction (group
-// commit). e.mu is held.
+// commit), and goes on with the commits that arrive meanwhile until none is
+// pending. The others sleep until the leader wakes them: only a group's own
+// callers wake when it is durable, not every caller waiting. e.mu is held.
 func (e *Engine[S]) await(tx *Tx) error {
 	for tx.status == txPending {
 		if e.flushing {
-			e.cond.Wait()
+			sleep(&e.mu, tx)
 			continue
 		}
 		e.flush()
@@ -578,30 +580,45 @@ func (e *Engine[S]) flush() {
 		}
 		// The store works for every caller in the group, so no caller's
 		// context may cancel it.
-		var err error
-		if e.inMemory {
-			err = e.store.Commit(context.Background(), recs)
-		} else {
-			e.mu.Unlock()
-			err = e.store.Commit(context.Background(), recs)
-			e.mu.Lock()
-		}
+		e.mu.Unlock()
+		err := e.store.Commit(context.Background(), recs)
+		e.mu.Lock()
 		clear(recs)
 		e.recs = recs[:0]
 		if err != nil {
 			e.fail(batch, err)
 		} else {
+			e.published.Store(snaps[len(snaps)-1])
 			for _, t := range batch {
 				e.durable(t)
+				wake(t)
 			}
-			e.published.Store(snaps[len(snaps)-1])
 		}
 		clear(batch)
 		clear(snaps)
 		e.spare, e.spareSnaps = batch[:0], snaps[:0]
-		e.cond.Broadcast()
 	}
 	e.flushing = false
+	e.cond.Broadcast() // for exclusive turns and Close, which wait for this
+}
+
+// sleep releases mu until the leader wakes tx. mu is held.
+func sleep(mu *sync.Mutex, tx *Tx) {
+	if tx.wake == nil {
+		tx.wake = make(chan struct{}, 1)
+	}
+	tx.sleeping = true
+	mu.Unlock()
+	<-tx.wake
+	mu.Lock()
+}
+
+// wake wakes the caller sleeping on tx, if any. The engine's lock is held.
+func wake(tx *Tx) {
+	if tx.sleeping {
+		tx.sleeping = false
+		tx.wake <- struct{}{} // never blocks: one sleeper, one token
+	}
 }
 
 // fail fails a group that the store refused, and every commit sequenced
@@ -617,6 +634,7 @@ func (e *Engine[S]) fail(batch []*Tx, err error) {
 			*e.keySeqs.of(m.Topic, m.Key) = m.KeySeq - 1
 		}
 		t.status, t.serr = txFailed, serr
+		wake(t)
 	}
 	clear(e.pending)
 	clear(e.pendingSnaps)

@@ -40,6 +40,10 @@ type Tx struct {
 	rec    Record
 	status txStatus
 	serr   error
+	// wake carries the leader's signal to a caller sleeping in group
+	// commit (sleeping set); it is made once and kept across reuses.
+	wake     chan struct{}
+	sleeping bool
 }
 
 // collKey is an entry of a collection: its path and its key's text.

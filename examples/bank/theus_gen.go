@@ -128,6 +128,17 @@ func theusCloneTransferCompleted(p *TransferCompleted) TransferCompleted {
 	return *p
 }
 
+func theusAppendAccount(b []byte, p *Account) ([]byte, error) {
+	b = append(b, "{\"id\":"...)
+	b = jsonenc.AppendString(b, p.ID)
+	b = append(b, ",\"owner\":"...)
+	b = jsonenc.AppendString(b, p.Owner)
+	b = append(b, ",\"balance\":"...)
+	b = jsonenc.AppendInt(b, p.Balance)
+	b = append(b, '}')
+	return b, nil
+}
+
 func theusAppendAccountOpened(b []byte, p *AccountOpened) ([]byte, error) {
 	b = append(b, "{\"id\":"...)
 	b = jsonenc.AppendString(b, p.ID)
@@ -259,7 +270,7 @@ var theusSchema = engine.Schema[theusState]{
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.accounts", "collection[string]Account{id string, owner string, balance int64}", func(s *theusState) *engine.Collection[string, Account] {
 			return &s.Domain.Accounts
-		}),
+		}, theusAppendAccount),
 	},
 }
 

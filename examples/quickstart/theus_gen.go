@@ -88,6 +88,24 @@ func theusCloneUserUpdated(p *UserUpdated) UserUpdated {
 	return *p
 }
 
+func theusAppendUser(b []byte, p *User) ([]byte, error) {
+	var err error
+	b = append(b, "{\"id\":"...)
+	b = jsonenc.AppendString(b, p.ID)
+	b = append(b, ",\"email\":"...)
+	b = jsonenc.AppendString(b, p.Email)
+	b = append(b, ",\"verified\":"...)
+	b = jsonenc.AppendBool(b, p.Verified)
+	b = append(b, ",\"tags\":"...)
+	if b, err = theusSliceAppend(b, p.Tags, func(b []byte, e *string) ([]byte, error) {
+		return jsonenc.AppendString(b, *e), nil
+	}); err != nil {
+		return b, err
+	}
+	b = append(b, '}')
+	return b, nil
+}
+
 func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
 	b = append(b, "{\"id\":"...)
 	b = jsonenc.AppendString(b, p.ID)
@@ -95,6 +113,24 @@ func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
 	b = jsonenc.AppendString(b, p.Email)
 	b = append(b, '}')
 	return b, nil
+}
+
+// theusSliceAppend appends s as a JSON array, each element with elem; nil is null.
+func theusSliceAppend[T any](b []byte, s []T, elem func([]byte, *T) ([]byte, error)) ([]byte, error) {
+	if s == nil {
+		return append(b, "null"...), nil
+	}
+	b = append(b, '[')
+	for i := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = elem(b, &s[i]); err != nil {
+			return b, err
+		}
+	}
+	return append(b, ']'), nil
 }
 
 // State is the engine's state, as declared in contracts.yaml.
@@ -181,12 +217,16 @@ var theusSchema = engine.Schema[State]{
 	State: []engine.StateField[State]{
 		engine.ValueField("domain.user", "User{id string, email string, verified bool, tags []string}", func(s *State) *User {
 			return &s.Domain.User
-		}),
+		}, theusAppendUser),
 		engine.ValueField("domain.logins", "int", func(s *State) *int {
 			return &s.Domain.Logins
+		}, func(b []byte, e *int) ([]byte, error) {
+			return jsonenc.AppendInt(b, int64(*e)), nil
 		}),
 		engine.ValueField("global.max_email_len", "int", func(s *State) *int {
 			return &s.Global.MaxEmailLen
+		}, func(b []byte, e *int) ([]byte, error) {
+			return jsonenc.AppendInt(b, int64(*e)), nil
 		}),
 	},
 }

@@ -110,6 +110,26 @@ func theusCloneUserUpdated(p *UserUpdated) UserUpdated {
 	return *p
 }
 
+func theusAppendUser(b []byte, p *User) ([]byte, error) {
+	b = append(b, "{\"id\":"...)
+	b = jsonenc.AppendString(b, p.ID)
+	b = append(b, ",\"email\":"...)
+	b = jsonenc.AppendString(b, p.Email)
+	b = append(b, '}')
+	return b, nil
+}
+
+func theusAppendOutboxMsg(b []byte, p *OutboxMsg) ([]byte, error) {
+	b = append(b, "{\"topic\":"...)
+	b = jsonenc.AppendString(b, p.Topic)
+	b = append(b, ",\"user_id\":"...)
+	b = jsonenc.AppendString(b, p.UserID)
+	b = append(b, ",\"email\":"...)
+	b = jsonenc.AppendString(b, p.Email)
+	b = append(b, '}')
+	return b, nil
+}
+
 func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
 	b = append(b, "{\"id\":"...)
 	b = jsonenc.AppendString(b, p.ID)
@@ -117,6 +137,24 @@ func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
 	b = jsonenc.AppendString(b, p.Email)
 	b = append(b, '}')
 	return b, nil
+}
+
+// theusSliceAppend appends s as a JSON array, each element with elem; nil is null.
+func theusSliceAppend[T any](b []byte, s []T, elem func([]byte, *T) ([]byte, error)) ([]byte, error) {
+	if s == nil {
+		return append(b, "null"...), nil
+	}
+	b = append(b, '[')
+	for i := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = elem(b, &s[i]); err != nil {
+			return b, err
+		}
+	}
+	return append(b, ']'), nil
 }
 
 // State is the engine's state, as declared in contracts.yaml.
@@ -210,12 +248,14 @@ var theusSchema = engine.Schema[State]{
 	State: []engine.StateField[State]{
 		engine.ValueField("domain.alice", "User{id string, email string}", func(s *State) *User {
 			return &s.Domain.Alice
-		}),
+		}, theusAppendUser),
 		engine.ValueField("domain.bob", "User{id string, email string}", func(s *State) *User {
 			return &s.Domain.Bob
-		}),
+		}, theusAppendUser),
 		engine.ValueField("domain.outbox_queue", "[]OutboxMsg{topic string, user_id string, email string}", func(s *State) *[]OutboxMsg {
 			return &s.Domain.OutboxQueue
+		}, func(b []byte, e *[]OutboxMsg) ([]byte, error) {
+			return theusSliceAppend(b, *e, theusAppendOutboxMsg)
 		}),
 	},
 }

@@ -15,13 +15,13 @@ func (g *generator) stateFields() jen.Code {
 	elems := make([]jen.Code, len(g.m.State))
 	for i, f := range g.m.State {
 		path := string(f.Zone) + "." + f.Name
-		ctor, typ := "ValueField", goType(f.Type)
+		ctor, typ, value := "ValueField", goType(f.Type), f.Type
 		if f.Collection {
-			ctor, typ = "CollectionField", collType(f.Type)
+			ctor, typ, value = "CollectionField", collType(f.Type), f.Type.Elem
 		}
 		get := jen.Func().Params(jen.Id("s").Op("*").Id(g.st)).Op("*").Add(typ).
 			Block(jen.Return(jen.Op("&").Id(stateExpr("s", f, nil))))
-		elems[i] = jen.Qual(enginePkg, ctor).Call(jen.Lit(path), jen.Lit(fieldFingerprint(f)), get)
+		elems[i] = jen.Qual(enginePkg, ctor).Call(jen.Lit(path), jen.Lit(fieldFingerprint(f)), get, g.appendElemFunc(value))
 	}
 	return jen.Index().Qual(enginePkg, "StateField").Types(jen.Id(g.st)).Custom(multiLine, elems...)
 }

@@ -108,6 +108,14 @@ func newGenerator(m *contract.Model) *generator {
 	for _, t := range m.Topics {
 		g.markEncoded(t.Payload)
 	}
+	// Durable stores encode state values with the same encoders.
+	for _, f := range m.State {
+		if f.Collection {
+			g.markEncoded(f.Type.Elem)
+		} else {
+			g.markEncoded(f.Type)
+		}
+	}
 	return g
 }
 

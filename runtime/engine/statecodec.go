@@ -90,12 +90,14 @@ type entryBuilder[S any] interface {
 }
 
 // ValueField describes the plain state field at path, of a type with
-// fingerprint typ, that get locates in a state.
-func ValueField[S, T any](path, typ string, get func(*S) *T) StateField[S] {
+// fingerprint typ, that get locates in a state. appendJSON, if given (the
+// generator gives it), appends a value as encoding/json would, byte for
+// byte, without reflection; it is used unless the engine has WithCodec.
+func ValueField[S, T any](path, typ string, get func(*S) *T, appendJSON ...func([]byte, *T) ([]byte, error)) StateField[S] {
 	return StateField[S]{
 		info: FieldInfo{Path: path, Type: typ},
 		encode: func(c Codec, s *S) ([]byte, error) {
-			return c.Marshal(get(s))
+			return encodeValue(c, appendJSON, get(s))
 		},
 		decode: func(c Codec, s *S, data []byte) error {
 			return c.Unmarshal(data, get(s))
@@ -104,8 +106,9 @@ func ValueField[S, T any](path, typ string, get func(*S) *T) StateField[S] {
 }
 
 // CollectionField describes the collection at path, of a type with
-// fingerprint typ, that get locates in a state.
-func CollectionField[S any, K cmp.Ordered, V any](path, typ string, get func(*S) *Collection[K, V]) StateField[S] {
+// fingerprint typ, that get locates in a state. appendJSON is as for
+// ValueField, for the entries' values.
+func CollectionField[S any, K cmp.Ordered, V any](path, typ string, get func(*S) *Collection[K, V], appendJSON ...func([]byte, *V) ([]byte, error)) StateField[S] {
 	return StateField[S]{
 		info: FieldInfo{Path: path, Type: typ, Collection: true},
 		entry: func(c Codec, s *S, key string) ([]byte, bool, error) {
@@ -117,12 +120,12 @@ func CollectionField[S any, K cmp.Ordered, V any](path, typ string, get func(*S)
 			if !ok {
 				return nil, false, nil
 			}
-			b, err := c.Marshal(v)
+			b, err := encodeValue(c, appendJSON, v)
 			return b, true, err
 		},
 		entries: func(c Codec, s *S, yield func(string, []byte) error) error {
 			for k, v := range get(s).All() {
-				b, err := c.Marshal(v)
+				b, err := encodeValue(c, appendJSON, v)
 				if err != nil {
 					return err
 				}
@@ -226,6 +229,17 @@ func parseKey[K cmp.Ordered](s string) (K, error) {
 // jsonCodec is the default codec of state values: encoding/json, with the
 // json tags generated from the contract's field names.
 type jsonCodec struct{}
+
+// encodeValue encodes v with appendJSON, when generated code gave one and
+// c is the default JSON codec, else with c.
+func encodeValue[T any](c Codec, appendJSON []func([]byte, *T) ([]byte, error), v *T) ([]byte, error) {
+	if len(appendJSON) > 0 && appendJSON[0] != nil {
+		if _, ok := c.(jsonCodec); ok {
+			return appendJSON[0](make([]byte, 0, 64), v)
+		}
+	}
+	return c.Marshal(v)
+}
 
 func (jsonCodec) Marshal(v any) ([]byte, error)      { return json.Marshal(v) }
 func (jsonCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

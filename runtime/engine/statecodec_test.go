@@ -168,3 +168,74 @@ func TestStateCodecUsesWithCodec(t *testing.T) {
 		t.Fatalf("Format = %q", f)
 	}
 }
+
+// TestStateCodecUsesGeneratedEncoders checks that the encoders generated
+// code gives ValueField and CollectionField encode state values under the
+// default JSON codec, and that WithCodec takes precedence over them.
+func TestStateCodecUsesGeneratedEncoders(t *testing.T) {
+	calls := 0
+	appendUser := func(b []byte, u *kuser) ([]byte, error) {
+		calls++
+		j, err := json.Marshal(u)
+		return append(b, j...), err
+	}
+	appendInt := func(b []byte, n *int) ([]byte, error) {
+		calls++
+		return fmt.Appendf(b, "%d", *n), nil
+	}
+	fields := []engine.StateField[kstate]{
+		engine.ValueField("domain.user", "User{email string, tags []string}", func(s *kstate) *kuser { return &s.Domain.User }, appendUser),
+		engine.ValueField("domain.logins", "int", func(s *kstate) *int { return &s.Domain.Logins }, appendInt),
+		engine.CollectionField("domain.acc", "collection[string]User{email string, tags []string}",
+			func(s *kstate) *engine.Collection[string, kuser] { return &s.Domain.Acc }, appendUser),
+	}
+	var s kstate
+	s.Domain.User = kuser{Email: "a@b", Tags: []string{"x"}}
+	s.Domain.Logins = 7
+	s.Domain.Acc = engine.NewCollection(map[string]kuser{"k": {Email: "c@d"}}, nil)
+
+	for _, c := range []struct {
+		name      string
+		opts      []engine.Option
+		wantCalls bool
+	}{{"default JSON", nil, true}, {"WithCodec", []engine.Option{engine.WithCodec(upperCodec{})}, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			calls = 0
+			st := &codecStore{Store: memory.New()}
+			sch := &engine.Schema[kstate]{Clone: func(s *kstate) kstate { return *s }, State: fields}
+			e, err := engine.New(context.Background(), sch, kstate{}, append(c.opts, engine.WithStore(st))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Close()
+			sc := st.codec
+			var got []string
+			for i := range 2 {
+				b, err := sc.EncodeField(&s, i)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, string(b))
+			}
+			b, ok, err := sc.EncodeEntry(&s, 2, "k")
+			if err != nil || !ok {
+				t.Fatalf("EncodeEntry: %v, %v", ok, err)
+			}
+			got = append(got, string(b))
+			if err := sc.EncodeEntries(&s, 2, func(_ string, b []byte) error { got = append(got, string(b)); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if c.wantCalls {
+				want := []string{`{"email":"a@b","tags":["x"]}`, `7`, `{"email":"c@d","tags":null}`, `{"email":"c@d","tags":null}`}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("encoded %q, want %q", got, want)
+				}
+				if calls != 4 {
+					t.Errorf("the generated encoders ran %d times, want 4", calls)
+				}
+			} else if calls != 0 {
+				t.Errorf("the generated encoders ran %d times under WithCodec, want 0", calls)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	engine "github.com/theus-go/theus/runtime/engine"
@@ -122,6 +123,42 @@ func theusCloneChanged(p *Changed) Changed {
 	return *p
 }
 
+func theusAppendAddress(b []byte, p *Address) ([]byte, error) {
+	var err error
+	b = append(b, "{\"city\":"...)
+	b = jsonenc.AppendString(b, p.City)
+	b = append(b, ",\"lines\":"...)
+	if b, err = theusSliceAppend(b, p.Lines, func(b []byte, e *string) ([]byte, error) {
+		return jsonenc.AppendString(b, *e), nil
+	}); err != nil {
+		return b, err
+	}
+	b = append(b, '}')
+	return b, nil
+}
+
+func theusAppendUser(b []byte, p *User) ([]byte, error) {
+	var err error
+	b = append(b, "{\"id\":"...)
+	b = jsonenc.AppendString(b, p.ID)
+	b = append(b, ",\"email\":"...)
+	b = jsonenc.AppendString(b, p.Email)
+	b = append(b, ",\"address\":"...)
+	if b, err = theusAppendAddress(b, &p.Address); err != nil {
+		return b, err
+	}
+	b = append(b, ",\"prefs\":"...)
+	if b, err = theusMapAppend(b, p.Prefs, func(k string) string {
+		return k
+	}, func(b []byte, e *string) ([]byte, error) {
+		return jsonenc.AppendString(b, *e), nil
+	}); err != nil {
+		return b, err
+	}
+	b = append(b, '}')
+	return b, nil
+}
+
 func theusAppendChanged(b []byte, p *Changed) ([]byte, error) {
 	b = append(b, "{\"id\":"...)
 	b = jsonenc.AppendString(b, p.ID)
@@ -129,6 +166,56 @@ func theusAppendChanged(b []byte, p *Changed) ([]byte, error) {
 	b = jsonenc.AppendString(b, p.What)
 	b = append(b, '}')
 	return b, nil
+}
+
+// theusSliceAppend appends s as a JSON array, each element with elem; nil is null.
+func theusSliceAppend[T any](b []byte, s []T, elem func([]byte, *T) ([]byte, error)) ([]byte, error) {
+	if s == nil {
+		return append(b, "null"...), nil
+	}
+	b = append(b, '[')
+	for i := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = elem(b, &s[i]); err != nil {
+			return b, err
+		}
+	}
+	return append(b, ']'), nil
+}
+
+// theusMapAppend appends m as a JSON object, each value with elem; nil is null.
+// Keys are written and sorted as their text (key), as encoding/json does.
+func theusMapAppend[K comparable, V any](b []byte, m map[K]V, key func(K) string, elem func([]byte, *V) ([]byte, error)) ([]byte, error) {
+	if m == nil {
+		return append(b, "null"...), nil
+	}
+	type entry struct {
+		k string
+		v V
+	}
+	es := make([]entry, 0, len(m))
+	for k, v := range m {
+		es = append(es, entry{k: key(k), v: v})
+	}
+	slices.SortFunc(es, func(x, y entry) int {
+		return strings.Compare(x.k, y.k)
+	})
+	b = append(b, '{')
+	for i := range es {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonenc.AppendString(b, es[i].k)
+		b = append(b, ':')
+		var err error
+		if b, err = elem(b, &es[i].v); err != nil {
+			return b, err
+		}
+	}
+	return append(b, '}'), nil
 }
 
 // State is the engine's state, as declared in contracts.yaml.
@@ -211,9 +298,13 @@ var theusSchema = engine.Schema[State]{
 	State: []engine.StateField[State]{
 		engine.ValueField("domain.user", "User{id string, email string, address Address{city string, lines []string}, prefs map[string]string}", func(s *State) *User {
 			return &s.Domain.User
-		}),
+		}, theusAppendUser),
 		engine.ValueField("domain.audit", "[]string", func(s *State) *[]string {
 			return &s.Domain.Audit
+		}, func(b []byte, e *[]string) ([]byte, error) {
+			return theusSliceAppend(b, *e, func(b []byte, e *string) ([]byte, error) {
+				return jsonenc.AppendString(b, *e), nil
+			})
 		}),
 	},
 }

@@ -15,8 +15,17 @@
 //
 // A call of a process goes through these steps:
 //
-//  1. Load the latest published snapshot. Snapshots are immutable: nothing
-//     a process or a reader receives can change one.
+//  1. Load the latest snapshot. Snapshots are immutable: nothing a process
+//     or a reader receives can change one. Readers (Snapshot) and pure
+//     processes get the latest published one, which is durable. A process
+//     that commits gets the latest sequenced one, which may still be with
+//     the store: its own commit is sequenced after it and cannot become
+//     durable before it, so it conflicts far less often with commits that
+//     are only waiting for their sync. If the store fails that snapshot's
+//     group, the snapshot is marked lost and the call runs again on the
+//     recovered state; an error the process returns is held back until the
+//     snapshot it ran on is durable, so a caller is never told anything
+//     decided on state that a store failure takes back.
 //  2. Run the process on it. The process reads its declared inputs through
 //     read-only views, sets its declared outputs and emits messages; all of
 //     it is recorded in a Tx, nothing is visible to anyone else. A process
@@ -42,7 +51,11 @@
 //     10 ms without commits and on Close. WithClock replaces it.
 //  5. Persist. The first caller that finds no flush under way hands every
 //     sequenced commit to the Store in one Commit call (group commit), so
-//     concurrent callers share one transaction and one sync.
+//     concurrent callers share one transaction and one sync. The commits
+//     sequenced while that group is with the store are handed over, group
+//     after group, by a goroutine of the engine that runs while any is
+//     pending: each caller waits for its own group only, and the store gets
+//     the next group without waiting for a caller to be scheduled.
 //  6. Publish. Once the store has made a group durable, its last snapshot
 //     is published and the callers get their receipts. A reader never sees
 //     a version the store could lose.
@@ -55,9 +68,10 @@
 // # Bounded waiting
 //
 // After the attempts set by WithRetry, a call takes an exclusive turn: it
-// waits for the commits in flight to become durable, runs once more while
-// other calls' commits wait, and commits without a possible conflict. A
-// hot process therefore cannot starve a slow one. Cancelling the caller's
+// runs once more, on the latest sequenced snapshot, while other calls'
+// commits wait to be sequenced (those already sequenced go on being
+// persisted), and commits without a possible conflict. A hot process
+// therefore cannot starve a slow one. Cancelling the caller's
 // context stops the retries; a commit already sequenced completes.
 //
 // # Stores

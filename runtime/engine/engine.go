@@ -93,6 +93,10 @@ type snapshot[S any] struct {
 	// keep it; the values it shares with later versions are not copies.
 	id  [1]string
 	idb [outbox.IDLen]byte
+	// failed is set when the store refused the group of this version or
+	// of an earlier one: the snapshot will never be durable, and a call
+	// that ran on it must run again.
+	failed atomic.Bool
 }
 
 // Engine runs processes on immutable snapshots of a state S and commits
@@ -104,7 +108,8 @@ type Engine[S any] struct {
 	paths     []string
 	procs     []process
 	clone     func(*S) S
-	published atomic.Pointer[snapshot[S]] // durable; what calls read
+	published atomic.Pointer[snapshot[S]] // durable; what pure calls and readers see
+	head      atomic.Pointer[snapshot[S]] // e.seq, for calls that commit
 
 	turn  sync.Mutex // held by a call in its exclusive turn
 	clock *coarseClock
@@ -119,10 +124,14 @@ type Engine[S any] struct {
 	keySeqs      keySeqs
 	pending      []*Tx
 	pendingSnaps []*snapshot[S]
-	spare        []*Tx
-	spareSnaps   []*snapshot[S]
-	recs         []*Record
-	one          [1]*Record // the group of an in-memory commit
+	// group is the group being persisted, owned by its leader (the caller
+	// that flush runs in) until it takes e.mu to settle it.
+	group      []*Tx
+	groupSnaps []*snapshot[S]
+	spare      []*Tx
+	spareSnaps []*snapshot[S]
+	recs       []*Record
+	one        [1]*Record // the group of an in-memory commit
 	// colls holds, per path, how to look the entries of a collection up;
 	// nil for paths that are not collections.
 	colls []func(s *S, key string) (uint64, bool)
@@ -130,8 +139,11 @@ type Engine[S any] struct {
 	// absent from the current state can still be checked; it is cleared
 	// when it grows, and a read of an absent key by a call whose snapshot
 	// is older than horizon then conflicts, to be safe.
-	deleted   map[collKey]uint64
-	horizon   uint64
+	deleted map[collKey]uint64
+	horizon uint64
+	// settle, when a call waits for a snapshot to become durable or to
+	// fail, is closed (and cleared) when the next group has settled.
+	settle    chan struct{}
 	flushing  bool
 	inMemory  bool // the store implements InMemory
 	exclusive bool
@@ -194,6 +206,7 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 		}
 	}
 	e.seq = snap
+	e.head.Store(snap)
 	e.published.Store(snap)
 	return e, nil
 }
@@ -229,6 +242,14 @@ func (e *Engine[S]) Snapshot() (uint64, *S) {
 // with backoff; after the configured attempts the call runs once more in an
 // exclusive turn. A process error, a panic, a cancelled ctx or a closed
 // engine end the call with nothing committed.
+//
+// A pure process runs on the latest durable snapshot. A process that
+// commits runs on the latest sequenced one, which may still wait for the
+// store: its commit is sequenced after that snapshot's, so it becomes
+// durable only after it, and fails if it fails (the run is then repeated
+// on the recovered state). An error decided on such a snapshot is
+// returned only once the snapshot is durable, so nothing a caller is told
+// depends on state a store failure takes back.
 func (e *Engine[S]) Exec(ctx context.Context, proc int, c Call[S]) (Receipt, error) {
 	p := &e.procs[proc]
 	for attempt := 1; ; attempt++ {
@@ -238,12 +259,21 @@ func (e *Engine[S]) Exec(ctx context.Context, proc int, c Call[S]) (Receipt, err
 		if attempt > e.opts.attempts {
 			return e.execExclusive(ctx, p, c)
 		}
-		snap := e.published.Load()
-		if err := e.run(ctx, p, c, snap); err != nil {
-			return Receipt{}, err
-		}
 		if p.Pure {
+			snap := e.published.Load()
+			if err := e.run(ctx, p, c, snap); err != nil {
+				return Receipt{}, err
+			}
 			return Receipt{Version: snap.version}, nil
+		}
+		snap := e.head.Load()
+		if err := e.run(ctx, p, c, snap); err != nil {
+			if ok, werr := e.awaitSettled(ctx, snap); werr != nil {
+				return Receipt{}, werr
+			} else if !ok {
+				continue // the snapshot was lost with its group: run again
+			}
+			return Receipt{}, err
 		}
 		r, err := e.commit(p, c, snap, false)
 		if err == nil {
@@ -260,17 +290,32 @@ func (e *Engine[S]) Exec(ctx context.Context, proc int, c Call[S]) (Receipt, err
 	}
 }
 
-// execExclusive runs p once more while no other call may commit, so it
-// cannot conflict.
+// execExclusive runs p once more on the latest sequenced snapshot while no
+// other call may commit, so it cannot conflict. The commits in flight go on
+// being persisted meanwhile: only the sequencing of new ones waits, for as
+// long as one run of p takes.
 func (e *Engine[S]) execExclusive(ctx context.Context, p *process, c Call[S]) (Receipt, error) {
 	e.turn.Lock()
 	defer e.turn.Unlock()
+	for {
+		if err := ctx.Err(); err != nil {
+			return Receipt{}, err
+		}
+		r, err, lost := e.exclusiveTurn(ctx, p, c)
+		if !lost {
+			return r, err
+		}
+		// A group before the turn's snapshot failed: the run read state
+		// that is gone. Take the turn again on the recovered state.
+	}
+}
+
+// exclusiveTurn is one exclusive run and commit; lost reports that its
+// snapshot failed with its group, so nothing was committed or decided.
+func (e *Engine[S]) exclusiveTurn(ctx context.Context, p *process, c Call[S]) (r Receipt, err error, lost bool) {
 	e.mu.Lock()
 	e.exclusive = true
-	for e.flushing || len(e.pending) > 0 {
-		e.cond.Wait()
-	}
-	snap := e.seq // every sequenced commit is durable now: seq == published
+	snap := e.seq
 	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
@@ -279,13 +324,59 @@ func (e *Engine[S]) execExclusive(ctx context.Context, p *process, c Call[S]) (R
 		e.mu.Unlock()
 	}()
 	if err := e.run(ctx, p, c, snap); err != nil {
-		return Receipt{}, err
+		ok, werr := e.awaitSettled(ctx, snap)
+		if werr != nil {
+			return Receipt{}, werr, false
+		}
+		return Receipt{}, err, !ok
 	}
-	r, err := e.commit(p, c, snap, true)
+	r, err = e.commit(p, c, snap, true)
+	if err == ErrConflict { // only a failed snapshot conflicts in a turn
+		return Receipt{}, nil, true
+	}
 	if err == nil {
 		e.warn(ctx, c.Tx(), r.Version)
 	}
-	return r, err
+	return r, err, false
+}
+
+// awaitSettled waits until snap is durable (ok) or lost with a group the
+// store refused (not ok), or until ctx is done.
+func (e *Engine[S]) awaitSettled(ctx context.Context, snap *snapshot[S]) (ok bool, err error) {
+	for {
+		// published first: a snapshot that failed is marked before any
+		// later group reuses its version.
+		if e.published.Load().version >= snap.version {
+			return !snap.failed.Load(), nil
+		}
+		if snap.failed.Load() {
+			return false, nil
+		}
+		e.mu.Lock()
+		if e.published.Load().version >= snap.version || snap.failed.Load() {
+			e.mu.Unlock()
+			continue
+		}
+		if e.settle == nil {
+			e.settle = make(chan struct{})
+		}
+		ch := e.settle
+		e.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
+// settled wakes the calls waiting in awaitSettled: a group became durable
+// or failed. e.mu is held.
+func (e *Engine[S]) settled() {
+	if e.settle != nil {
+		close(e.settle)
+		e.settle = nil
+	}
 }
 
 // run runs one attempt of p on snap.
@@ -346,18 +437,23 @@ func (e *Engine[S]) backoff(ctx context.Context, attempt int) error {
 func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive bool) (Receipt, error) {
 	tx := c.Tx()
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	for e.exclusive && !exclusive {
 		e.cond.Wait()
 	}
 	if e.closed {
+		e.mu.Unlock()
 		return Receipt{}, ErrClosed
 	}
-	if e.opts.strictCAS {
-		if e.seq.version != snap.version {
-			return Receipt{}, ErrConflict
-		}
-	} else if e.stale(p, tx, snap.version) {
+	// A snapshot lost with its group conflicts whatever it holds: its
+	// version may since have been reused by other commits.
+	conflict := snap.failed.Load()
+	if !conflict && e.opts.strictCAS {
+		conflict = e.seq.version != snap.version
+	} else if !conflict {
+		conflict = e.stale(p, tx, snap.version)
+	}
+	if conflict {
+		e.mu.Unlock()
 		return Receipt{}, ErrConflict
 	}
 	if err := e.persist(tx, e.sequence(p.Name, tx, c)); err != nil {
@@ -407,21 +503,23 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	tx := new(Tx)
+	tx.reset(nil)
+	ch.Record(tx)
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	for e.exclusive {
 		e.cond.Wait()
 	}
 	if e.closed {
+		e.mu.Unlock()
 		return 0, ErrClosed
 	}
-	if e.seq.version != expected {
-		return 0, fmt.Errorf("%w: expected %d, current %d", ErrVersionMismatch, expected, e.seq.version)
+	if v := e.seq.version; v != expected {
+		e.mu.Unlock()
+		return 0, fmt.Errorf("%w: expected %d, current %d", ErrVersionMismatch, expected, v)
 	}
-	tx := new(Tx)
-	tx.reset(nil)
-	ch.Record(tx)
 	if len(tx.writes) == 0 {
+		e.mu.Unlock()
 		return expected, nil
 	}
 	if err := e.persist(tx, e.sequence("", tx, ch)); err != nil {
@@ -477,11 +575,12 @@ func (e *Engine[S]) sequence(name string, tx *Tx, a interface{ Apply(*S, uint64)
 	tx.rec = Record{Version: v, Process: name, Writes: tx.wrecs, Messages: tx.msgs, State: &next.state}
 	tx.status = txPending
 	e.seq = next
+	e.head.Store(next)
 	return next
 }
 
 // persist makes tx, sequenced as next, durable, and returns once it is or
-// has failed. e.mu is held.
+// has failed. e.mu is held on entry and released on return.
 func (e *Engine[S]) persist(tx *Tx, next *snapshot[S]) error {
 	if !e.inMemory {
 		e.pending = append(e.pending, tx)
@@ -490,15 +589,17 @@ func (e *Engine[S]) persist(tx *Tx, next *snapshot[S]) error {
 	}
 	// The store does no I/O and the engine keeps its lock while it works,
 	// so nothing else is pending: commit tx alone, now.
+	defer e.mu.Unlock()
 	e.one[0] = &tx.rec
 	err := e.store.Commit(context.Background(), e.one[:])
 	e.one[0] = nil
 	if err != nil {
-		e.fail([]*Tx{tx}, err)
+		e.fail([]*Tx{tx}, []*snapshot[S]{next}, err)
 		return tx.serr
 	}
 	e.durable(tx)
 	e.published.Store(next)
+	e.settled()
 	return nil
 }
 
@@ -547,19 +648,27 @@ func (k *keySeqs) of(topic, key string) *uint64 {
 	return p
 }
 
-// await waits until tx is durable or failed. The first waiter that finds no
-// flush under way becomes the leader: it hands everything pending to the
-// store in one Commit, so concurrent commits share a transaction (group
-// commit), and goes on with the commits that arrive meanwhile until none is
-// pending. The others sleep until the leader wakes them: only a group's own
-// callers wake when it is durable, not every caller waiting. e.mu is held.
+// await waits until tx is durable or failed. A commit that finds no flush
+// under way persists the pending commits, its own among them, in one
+// store Commit, so concurrent commits share a transaction (group commit).
+// If more were sequenced meanwhile, a goroutine takes over and persists
+// them, group after group, until none is pending: the caller gets its
+// receipt at once, and the store is handed the next group as soon as the
+// last one settled, without waiting for a caller to be scheduled. Other
+// callers sleep until their own group is durable. e.mu is held on entry
+// and released on return.
 func (e *Engine[S]) await(tx *Tx) error {
-	for tx.status == txPending {
-		if e.flushing {
-			sleep(&e.mu, tx)
-			continue
+	if e.flushing {
+		tx.sleep(&e.mu)
+	} else {
+		e.flushing = true
+		e.flushGroup()
+		if len(e.pending) > 0 {
+			go e.flush()
+		} else {
+			e.flushed()
 		}
-		e.flush()
+		e.mu.Unlock()
 	}
 	if tx.status == txFailed {
 		return tx.serr
@@ -567,50 +676,64 @@ func (e *Engine[S]) await(tx *Tx) error {
 	return nil
 }
 
-// flush persists every pending commit, in groups, until none is left.
-// e.mu is held, and released while the store works.
+// flush persists the pending commits, group after group, until none is
+// left. It runs in its own goroutine while e.flushing.
 func (e *Engine[S]) flush() {
-	e.flushing = true
+	e.mu.Lock()
 	for len(e.pending) > 0 {
-		batch, snaps := e.pending, e.pendingSnaps
-		e.pending, e.pendingSnaps = e.spare[:0], e.spareSnaps[:0]
-		recs := e.recs[:0]
-		for _, t := range batch {
-			recs = append(recs, &t.rec)
-		}
-		// The store works for every caller in the group, so no caller's
-		// context may cancel it.
-		e.mu.Unlock()
-		err := e.store.Commit(context.Background(), recs)
-		e.mu.Lock()
-		clear(recs)
-		e.recs = recs[:0]
-		if err != nil {
-			e.fail(batch, err)
-		} else {
-			e.published.Store(snaps[len(snaps)-1])
-			for _, t := range batch {
-				e.durable(t)
-				wake(t)
-			}
-		}
-		clear(batch)
-		clear(snaps)
-		e.spare, e.spareSnaps = batch[:0], snaps[:0]
+		e.flushGroup()
 	}
-	e.flushing = false
-	e.cond.Broadcast() // for exclusive turns and Close, which wait for this
+	e.flushed()
+	e.mu.Unlock()
 }
 
-// sleep releases mu until the leader wakes tx. mu is held.
-func sleep(mu *sync.Mutex, tx *Tx) {
-	if tx.wake == nil {
-		tx.wake = make(chan struct{}, 1)
+// flushed ends a flush. e.mu is held.
+func (e *Engine[S]) flushed() {
+	e.flushing = false
+	e.cond.Broadcast() // for Close, which waits for this
+}
+
+// flushGroup hands every pending commit to the store in one Commit and
+// wakes their callers once it has settled. e.mu is held, and released
+// while the store works.
+func (e *Engine[S]) flushGroup() {
+	batch, snaps := e.pending, e.pendingSnaps
+	e.pending, e.pendingSnaps = e.spare[:0], e.spareSnaps[:0]
+	recs := e.recs[:0]
+	for _, t := range batch {
+		recs = append(recs, &t.rec)
 	}
-	tx.sleeping = true
+	// The store works for every caller in the group, so no caller's
+	// context may cancel it.
+	e.mu.Unlock()
+	err := e.store.Commit(context.Background(), recs)
+	e.mu.Lock()
+	clear(recs)
+	e.recs = recs[:0]
+	if err != nil {
+		e.fail(batch, snaps, err)
+	} else {
+		e.published.Store(snaps[len(snaps)-1])
+		for _, t := range batch {
+			e.durable(t)
+			wake(t)
+		}
+	}
+	e.settled()
+	clear(batch)
+	clear(snaps)
+	e.spare, e.spareSnaps = batch[:0], snaps[:0]
+}
+
+// sleep releases mu until the flush wakes t with its commit settled. mu
+// is held.
+func (t *Tx) sleep(mu *sync.Mutex) {
+	if t.wake == nil {
+		t.wake = make(chan struct{}, 1)
+	}
+	t.sleeping = true
 	mu.Unlock()
-	<-tx.wake
-	mu.Lock()
+	<-t.wake
 }
 
 // wake wakes the caller sleeping on tx, if any. The engine's lock is held.
@@ -622,9 +745,15 @@ func wake(tx *Tx) {
 }
 
 // fail fails a group that the store refused, and every commit sequenced
-// after it (they were validated against the group), and returns the engine
-// to the last durable version. e.mu is held.
-func (e *Engine[S]) fail(batch []*Tx, err error) {
+// after it (they were validated against the group), marks their snapshots
+// lost, and returns the engine to the last durable version. e.mu is held.
+func (e *Engine[S]) fail(batch []*Tx, snaps []*snapshot[S], err error) {
+	for _, s := range snaps {
+		s.failed.Store(true)
+	}
+	for _, s := range e.pendingSnaps {
+		s.failed.Store(true)
+	}
 	serr := &StoreError{Version: batch[0].rec.Version, Err: err}
 	failed := append(batch, e.pending...)
 	for i := len(failed) - 1; i >= 0; i-- {
@@ -640,6 +769,7 @@ func (e *Engine[S]) fail(batch []*Tx, err error) {
 	clear(e.pendingSnaps)
 	e.pending, e.pendingSnaps = e.pending[:0], e.pendingSnaps[:0]
 	e.seq = e.published.Load()
+	e.head.Store(e.seq)
 	copy(e.lastWrite, e.durableWrite)
 }
 

@@ -1,0 +1,240 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/store/memory"
+)
+
+// gate is a store that stands for a slow disk: each Commit announces its
+// group on entered and waits for the test to release it with an error (nil
+// persists the group in memory). It is not engine.InMemory, so the engine
+// uses group commit with it. When the test ends, a Commit still waiting
+// fails, so that a failed test ends instead of hanging in Close.
+type gate struct {
+	engine.Store
+	entered chan []uint64 // the versions of each group handed to Commit
+	release chan error
+	done    chan struct{}
+}
+
+var errTestOver = errors.New("test over")
+
+// newGateEngine starts an engine of procs on a gate.
+func newGateEngine(t *testing.T, procs []*proc) (*engine.Engine[tstate], *gate) {
+	g := &gate{Store: memory.New(), entered: make(chan []uint64), release: make(chan error), done: make(chan struct{})}
+	e := newEngine(t, g, procs)
+	t.Cleanup(func() { close(g.done) }) // runs before newEngine's Close
+	return e, g
+}
+
+func (g *gate) Commit(ctx context.Context, recs []*engine.Record) error {
+	vs := make([]uint64, len(recs))
+	for i, r := range recs {
+		vs[i] = r.Version
+	}
+	select {
+	case g.entered <- vs:
+	case <-g.done:
+		return errTestOver
+	}
+	select {
+	case err := <-g.release:
+		if err != nil {
+			return err
+		}
+	case <-g.done:
+		return errTestOver
+	}
+	return g.Store.Commit(ctx, recs)
+}
+
+// within fails the test if ch yields nothing in a generous time: the
+// engine would be stuck.
+func within[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("stuck waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+// result is what a call run in a goroutine returned.
+type result struct {
+	r   engine.Receipt
+	err error
+}
+
+func goExec(e *engine.Engine[tstate], proc int, c *call) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		r, err := e.Exec(context.Background(), proc, c)
+		ch <- result{r, err}
+	}()
+	return ch
+}
+
+// sequenced waits until the engine has sequenced version v: an empty
+// CompareAndSwap checks the latest sequenced version and commits nothing.
+func sequenced(t *testing.T, e *engine.Engine[tstate], v uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := e.CompareAndSwap(context.Background(), v, patch{})
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, engine.ErrVersionMismatch) || time.Now().After(deadline) {
+			t.Fatalf("waiting for version %d to be sequenced: %v", v, err)
+		}
+		runtime.Gosched()
+	}
+}
+
+// A caller gets its receipt once its own group is durable, even while the
+// groups sequenced after it are still with the store: no caller carries
+// the others' groups.
+func TestReceiptDoesNotWaitForLaterGroups(t *testing.T) {
+	procs := []*proc{incC0, incC1}
+	e, g := newGateEngine(t, procs)
+	first := goExec(e, 0, &call{p: incC0, arg: 1})
+	if vs := within(t, g.entered, "the first group"); len(vs) != 1 || vs[0] != 1 {
+		t.Fatalf("first group = %v, want [1]", vs)
+	}
+	// Two more commits are sequenced while the first group is in the store.
+	second := goExec(e, 1, &call{p: incC1, arg: 1})
+	third := goExec(e, 0, &call{p: incC0, arg: 1})
+	sequenced(t, e, 3)
+	g.release <- nil
+	if res := within(t, first, "the first receipt"); res.err != nil || res.r.Version != 1 {
+		t.Fatalf("first call: %+v, want version 1", res)
+	}
+	// The first caller returned; the next group is now in the store.
+	if vs := within(t, g.entered, "the second group"); len(vs) != 2 || vs[0] != 2 || vs[1] != 3 {
+		t.Fatalf("second group = %v, want [2 3]", vs)
+	}
+	g.release <- nil
+	for _, ch := range []<-chan result{second, third} {
+		if res := within(t, ch, "a receipt of the second group"); res.err != nil {
+			t.Fatal(res.err)
+		}
+	}
+	if v, s := e.Snapshot(); v != 3 || s.C[0] != 2 || s.C[1] != 1 {
+		t.Fatalf("version %d, state %+v; want 3, c0 2, c1 1", v, s.C)
+	}
+}
+
+// A call runs on the latest sequenced snapshot, which may still be with
+// the store. If that group then fails, the run read state that never
+// existed: its commit must not land on top of it (it runs again on the
+// recovered state), and its result must reflect the recovered state.
+func TestRunOnALostSnapshotRunsAgain(t *testing.T) {
+	procs := []*proc{incC0}
+	e, g := newGateEngine(t, procs)
+	lost := goExec(e, 0, &call{p: incC0, arg: 10})
+	within(t, g.entered, "the group that will fail")
+	// The second call reads c0 = 10 from the sequenced snapshot, and waits
+	// inside its run until the first group has failed.
+	inRun, resume := make(chan struct{}), make(chan struct{})
+	c := &call{p: incC0, arg: 1}
+	c.hook = func() {
+		if c.runs == 1 {
+			close(inRun)
+			<-resume
+		}
+	}
+	second := goExec(e, 0, c)
+	within(t, inRun, "the second call's first run")
+	g.release <- errInjected
+	if res := within(t, lost, "the failed call"); !errors.Is(res.err, engine.ErrStore) {
+		t.Fatalf("failed group: %v, want ErrStore", res.err)
+	}
+	close(resume)
+	within(t, g.entered, "the second call's group")
+	g.release <- nil
+	res := within(t, second, "the second call")
+	if res.err != nil || res.r.Version != 1 {
+		t.Fatalf("second call: %+v, want version 1", res)
+	}
+	if c.runs != 2 {
+		t.Fatalf("the second call ran %d times, want 2 (once on the lost snapshot, once after)", c.runs)
+	}
+	if _, s := e.Snapshot(); s.C[0] != 1 {
+		t.Fatalf("c0 = %d, want 1: the lost write of 10 must not show through", s.C[0])
+	}
+}
+
+// An error a process returns on a snapshot still with the store is not
+// returned before that snapshot is durable: if its group fails, the call
+// runs again on the recovered state, where it may well succeed.
+func TestErrorOnALostSnapshotIsNotReturned(t *testing.T) {
+	zeroOnly := &proc{name: "c1_if_c0_zero", inputs: []int{pathC0}, outputs: []int{pathC1},
+		fn: func(in []int, arg int) ([]int, []string, error) {
+			if in[0] != 0 {
+				return nil, nil, errors.New("c0 is not zero")
+			}
+			return []int{arg}, nil, nil
+		}}
+	procs := []*proc{incC0, zeroOnly}
+	e, g := newGateEngine(t, procs)
+	lost := goExec(e, 0, &call{p: incC0, arg: 10})
+	within(t, g.entered, "the group that will fail")
+	sequenced(t, e, 1)
+	ran := make(chan struct{})
+	c := &call{p: zeroOnly, arg: 5}
+	c.hook = func() {
+		if c.runs == 1 {
+			close(ran)
+		}
+	}
+	second := goExec(e, 1, c)
+	within(t, ran, "the run on the undecided snapshot")
+	// The run saw c0 = 10 and failed; the call cannot return that while
+	// the snapshot is undecided. Fail its group.
+	g.release <- errInjected
+	if res := within(t, lost, "the failed call"); !errors.Is(res.err, engine.ErrStore) {
+		t.Fatalf("failed group: %v, want ErrStore", res.err)
+	}
+	within(t, g.entered, "the second call's group")
+	g.release <- nil
+	if res := within(t, second, "the second call"); res.err != nil {
+		t.Fatalf("second call: %v; the error was decided on a snapshot that was lost", res.err)
+	}
+	if _, s := e.Snapshot(); s.C[0] != 0 || s.C[1] != 5 {
+		t.Fatalf("state %+v, want c0 0 and c1 5", s.C)
+	}
+}
+
+// The same error, on a snapshot that becomes durable, is returned once it
+// is.
+func TestErrorOnADurableSnapshotIsReturned(t *testing.T) {
+	zeroOnly := &proc{name: "c1_if_c0_zero", inputs: []int{pathC0}, outputs: []int{pathC1},
+		fn: func(in []int, arg int) ([]int, []string, error) {
+			if in[0] != 0 {
+				return nil, nil, errors.New("c0 is not zero")
+			}
+			return []int{arg}, nil, nil
+		}}
+	procs := []*proc{incC0, zeroOnly}
+	e, g := newGateEngine(t, procs)
+	first := goExec(e, 0, &call{p: incC0, arg: 10})
+	within(t, g.entered, "the first group")
+	sequenced(t, e, 1)
+	second := goExec(e, 1, &call{p: zeroOnly, arg: 5})
+	g.release <- nil
+	if res := within(t, first, "the first call"); res.err != nil {
+		t.Fatal(res.err)
+	}
+	var pe *engine.ProcessError
+	if res := within(t, second, "the second call"); !errors.As(res.err, &pe) {
+		t.Fatalf("second call: %+v, want the process's error", res)
+	}
+}

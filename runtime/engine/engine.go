@@ -456,7 +456,9 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 		e.mu.Unlock()
 		return Receipt{}, ErrConflict
 	}
-	if err := e.persist(tx, e.sequence(p.Name, tx, c)); err != nil {
+	next := e.next()
+	c.Apply(&next.state, next.version)
+	if err := e.persist(tx, e.sequence(p.Name, tx, next)); err != nil {
 		return Receipt{}, err
 	}
 	e.opts.metrics.Commit(p.Name)
@@ -522,19 +524,27 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 		e.mu.Unlock()
 		return expected, nil
 	}
-	if err := e.persist(tx, e.sequence("", tx, ch)); err != nil {
+	next := e.next()
+	ch.Apply(&next.state, next.version)
+	if err := e.persist(tx, e.sequence("", tx, next)); err != nil {
 		return 0, err
 	}
 	return tx.rec.Version, nil
 }
 
-// sequence gives tx the next version: it applies the writes to a copy of the
-// last sequenced state, assigns the messages' fields and returns the new
-// snapshot, for persist. e.mu is held.
-func (e *Engine[S]) sequence(name string, tx *Tx, a interface{ Apply(*S, uint64) }) *snapshot[S] {
-	v := e.seq.version + 1
-	next := &snapshot[S]{version: v, state: e.seq.state}
-	a.Apply(&next.state, v)
+// next returns the snapshot of the next version: a shallow copy of the last
+// sequenced state, for the commit to apply its writes to. e.mu is held.
+func (e *Engine[S]) next() *snapshot[S] {
+	return &snapshot[S]{version: e.seq.version + 1, state: e.seq.state}
+}
+
+// sequence gives tx the version of next, the snapshot its writes were
+// applied to (see next): it records the writes, assigns the messages'
+// fields and makes next the last sequenced snapshot, for persist. (The
+// caller applies the writes: a generic interface conversion here would
+// cost a type assertion per commit.) e.mu is held.
+func (e *Engine[S]) sequence(name string, tx *Tx, next *snapshot[S]) *snapshot[S] {
+	v := next.version
 	for _, w := range tx.writes {
 		e.lastWrite[w] = v
 		if e.colls[w] == nil { // a collection's writes are listed per entry

@@ -468,6 +468,12 @@ type OpenAccountEffects struct {
 	AccountOpened []AccountOpened
 }
 
+// theusRunOpenAccount is what one run of open_account allocates: its Out, and the engine's room for the snapshot of the run's commit.
+type theusRunOpenAccount struct {
+	out  OpenAccountOut
+	slot engine.Slot[theusState]
+}
+
 type theusCallOpenAccount struct {
 	tx   engine.Tx
 	gen  uint64
@@ -475,6 +481,7 @@ type theusCallOpenAccount struct {
 	in   OpenAccountIn
 	run  bool
 	out  theusOutputsOpenAccount
+	cur  *theusRunOpenAccount
 }
 
 // theusOutputsOpenAccount holds what one run of open_account set and emitted.
@@ -495,8 +502,9 @@ func (c *theusCallOpenAccount) Run(ctx context.Context, s *theusState) error {
 	c.gen++
 	c.in.s = s
 	c.in.tx = &c.tx
+	c.cur = &theusRunOpenAccount{out: OpenAccountOut{c: c, gen: c.gen}}
 	c.out = theusOutputsOpenAccount{}
-	if err := c.impl.OpenAccount(ctx, c.in, &OpenAccountOut{c: c, gen: c.gen}); err != nil {
+	if err := c.impl.OpenAccount(ctx, c.in, &c.cur.out); err != nil {
 		return err
 	}
 	c.checkRules()
@@ -509,9 +517,17 @@ func (c *theusCallOpenAccount) Apply(s *theusState, v uint64) {
 	}
 }
 
+func (c *theusCallOpenAccount) Slot() *engine.Slot[theusState] {
+	if c.cur == nil {
+		return nil
+	}
+	return &c.cur.slot
+}
+
 func (c *theusCallOpenAccount) release() {
 	c.gen++
 	c.impl, c.in, c.out = nil, OpenAccountIn{}, theusOutputsOpenAccount{}
+	c.cur = nil
 	theusPoolOpenAccount.Put(c)
 }
 
@@ -600,6 +616,12 @@ type DepositEffects struct {
 	Accounts map[string]*Account
 }
 
+// theusRunDeposit is what one run of deposit allocates: its Out, and the engine's room for the snapshot of the run's commit.
+type theusRunDeposit struct {
+	out  DepositOut
+	slot engine.Slot[theusState]
+}
+
 type theusCallDeposit struct {
 	tx   engine.Tx
 	gen  uint64
@@ -607,6 +629,7 @@ type theusCallDeposit struct {
 	in   DepositIn
 	run  bool
 	out  theusOutputsDeposit
+	cur  *theusRunDeposit
 }
 
 // theusOutputsDeposit holds what one run of deposit set and emitted.
@@ -626,8 +649,9 @@ func (c *theusCallDeposit) Run(ctx context.Context, s *theusState) error {
 	c.gen++
 	c.in.s = s
 	c.in.tx = &c.tx
+	c.cur = &theusRunDeposit{out: DepositOut{c: c, gen: c.gen}}
 	c.out = theusOutputsDeposit{}
-	return c.impl.Deposit(ctx, c.in, &DepositOut{c: c, gen: c.gen})
+	return c.impl.Deposit(ctx, c.in, &c.cur.out)
 }
 
 func (c *theusCallDeposit) Apply(s *theusState, v uint64) {
@@ -636,9 +660,17 @@ func (c *theusCallDeposit) Apply(s *theusState, v uint64) {
 	}
 }
 
+func (c *theusCallDeposit) Slot() *engine.Slot[theusState] {
+	if c.cur == nil {
+		return nil
+	}
+	return &c.cur.slot
+}
+
 func (c *theusCallDeposit) release() {
 	c.gen++
 	c.impl, c.in, c.out = nil, DepositIn{}, theusOutputsDeposit{}
+	c.cur = nil
 	theusPoolDeposit.Put(c)
 }
 
@@ -756,6 +788,12 @@ type TransferEffects struct {
 	Result            int64
 }
 
+// theusRunTransfer is what one run of transfer allocates: its Out, and the engine's room for the snapshot of the run's commit.
+type theusRunTransfer struct {
+	out  TransferOut
+	slot engine.Slot[theusState]
+}
+
 type theusCallTransfer struct {
 	tx   engine.Tx
 	gen  uint64
@@ -763,6 +801,7 @@ type theusCallTransfer struct {
 	in   TransferIn
 	run  bool
 	out  theusOutputsTransfer
+	cur  *theusRunTransfer
 }
 
 // theusOutputsTransfer holds what one run of transfer set and emitted.
@@ -784,8 +823,9 @@ func (c *theusCallTransfer) Run(ctx context.Context, s *theusState) error {
 	c.gen++
 	c.in.s = s
 	c.in.tx = &c.tx
+	c.cur = &theusRunTransfer{out: TransferOut{c: c, gen: c.gen}}
 	c.out = theusOutputsTransfer{}
-	if err := c.impl.Transfer(ctx, c.in, &TransferOut{c: c, gen: c.gen}); err != nil {
+	if err := c.impl.Transfer(ctx, c.in, &c.cur.out); err != nil {
 		return err
 	}
 	c.checkRules()
@@ -798,9 +838,17 @@ func (c *theusCallTransfer) Apply(s *theusState, v uint64) {
 	}
 }
 
+func (c *theusCallTransfer) Slot() *engine.Slot[theusState] {
+	if c.cur == nil {
+		return nil
+	}
+	return &c.cur.slot
+}
+
 func (c *theusCallTransfer) release() {
 	c.gen++
 	c.impl, c.in, c.out = nil, TransferIn{}, theusOutputsTransfer{}
+	c.cur = nil
 	theusPoolTransfer.Put(c)
 }
 
@@ -920,6 +968,10 @@ func (c *theusCallBalance) Run(ctx context.Context, s *theusState) error {
 }
 
 func (c *theusCallBalance) Apply(s *theusState, _ uint64) {}
+
+func (c *theusCallBalance) Slot() *engine.Slot[theusState] {
+	return nil
+}
 
 func (c *theusCallBalance) release() {
 	c.gen++

@@ -428,6 +428,12 @@ type UpdateUserEmailEffects struct {
 	Result      string
 }
 
+// theusRunUpdateUserEmail is what one run of update_user_email allocates: its Out, and the engine's room for the snapshot of the run's commit.
+type theusRunUpdateUserEmail struct {
+	out  UpdateUserEmailOut
+	slot engine.Slot[State]
+}
+
 type theusCallUpdateUserEmail struct {
 	tx   engine.Tx
 	gen  uint64
@@ -435,6 +441,7 @@ type theusCallUpdateUserEmail struct {
 	in   UpdateUserEmailIn
 	run  bool
 	out  theusOutputsUpdateUserEmail
+	cur  *theusRunUpdateUserEmail
 }
 
 // theusOutputsUpdateUserEmail holds what one run of update_user_email set and emitted.
@@ -455,8 +462,9 @@ func (c *theusCallUpdateUserEmail) Tx() *engine.Tx {
 func (c *theusCallUpdateUserEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
+	c.cur = &theusRunUpdateUserEmail{out: UpdateUserEmailOut{c: c, gen: c.gen}}
 	c.out = theusOutputsUpdateUserEmail{}
-	return c.impl.UpdateUserEmail(ctx, c.in, &UpdateUserEmailOut{c: c, gen: c.gen})
+	return c.impl.UpdateUserEmail(ctx, c.in, &c.cur.out)
 }
 
 func (c *theusCallUpdateUserEmail) Apply(s *State, _ uint64) {
@@ -465,9 +473,17 @@ func (c *theusCallUpdateUserEmail) Apply(s *State, _ uint64) {
 	}
 }
 
+func (c *theusCallUpdateUserEmail) Slot() *engine.Slot[State] {
+	if c.cur == nil {
+		return nil
+	}
+	return &c.cur.slot
+}
+
 func (c *theusCallUpdateUserEmail) release() {
 	c.gen++
 	c.impl, c.in, c.out = nil, UpdateUserEmailIn{}, theusOutputsUpdateUserEmail{}
+	c.cur = nil
 	theusPoolUpdateUserEmail.Put(c)
 }
 
@@ -543,6 +559,12 @@ type RecordLoginEffects struct {
 	Logins *int
 }
 
+// theusRunRecordLogin is what one run of record_login allocates: its Out, and the engine's room for the snapshot of the run's commit.
+type theusRunRecordLogin struct {
+	out  RecordLoginOut
+	slot engine.Slot[State]
+}
+
 type theusCallRecordLogin struct {
 	tx   engine.Tx
 	gen  uint64
@@ -550,6 +572,7 @@ type theusCallRecordLogin struct {
 	in   RecordLoginIn
 	run  bool
 	out  theusOutputsRecordLogin
+	cur  *theusRunRecordLogin
 }
 
 // theusOutputsRecordLogin holds what one run of record_login set and emitted.
@@ -568,8 +591,9 @@ func (c *theusCallRecordLogin) Tx() *engine.Tx {
 func (c *theusCallRecordLogin) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
+	c.cur = &theusRunRecordLogin{out: RecordLoginOut{c: c, gen: c.gen}}
 	c.out = theusOutputsRecordLogin{}
-	return c.impl.RecordLogin(ctx, c.in, &RecordLoginOut{c: c, gen: c.gen})
+	return c.impl.RecordLogin(ctx, c.in, &c.cur.out)
 }
 
 func (c *theusCallRecordLogin) Apply(s *State, _ uint64) {
@@ -578,9 +602,17 @@ func (c *theusCallRecordLogin) Apply(s *State, _ uint64) {
 	}
 }
 
+func (c *theusCallRecordLogin) Slot() *engine.Slot[State] {
+	if c.cur == nil {
+		return nil
+	}
+	return &c.cur.slot
+}
+
 func (c *theusCallRecordLogin) release() {
 	c.gen++
 	c.impl, c.in, c.out = nil, RecordLoginIn{}, theusOutputsRecordLogin{}
+	c.cur = nil
 	theusPoolRecordLogin.Put(c)
 }
 
@@ -684,6 +716,10 @@ func (c *theusCallCurrentEmail) Run(ctx context.Context, s *State) error {
 }
 
 func (c *theusCallCurrentEmail) Apply(s *State, _ uint64) {}
+
+func (c *theusCallCurrentEmail) Slot() *engine.Slot[State] {
+	return nil
+}
 
 func (c *theusCallCurrentEmail) release() {
 	c.gen++

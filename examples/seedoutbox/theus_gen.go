@@ -431,6 +431,12 @@ type QueueAliceEmailEffects struct {
 	OutboxQueue *[]OutboxMsg
 }
 
+// theusRunQueueAliceEmail is what one run of queue_alice_email allocates: its Out, and the engine's room for the snapshot of the run's commit.
+type theusRunQueueAliceEmail struct {
+	out  QueueAliceEmailOut
+	slot engine.Slot[State]
+}
+
 type theusCallQueueAliceEmail struct {
 	tx   engine.Tx
 	gen  uint64
@@ -438,6 +444,7 @@ type theusCallQueueAliceEmail struct {
 	in   QueueAliceEmailIn
 	run  bool
 	out  theusOutputsQueueAliceEmail
+	cur  *theusRunQueueAliceEmail
 }
 
 // theusOutputsQueueAliceEmail holds what one run of queue_alice_email set and emitted.
@@ -457,8 +464,9 @@ func (c *theusCallQueueAliceEmail) Tx() *engine.Tx {
 func (c *theusCallQueueAliceEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
+	c.cur = &theusRunQueueAliceEmail{out: QueueAliceEmailOut{c: c, gen: c.gen}}
 	c.out = theusOutputsQueueAliceEmail{}
-	return c.impl.QueueAliceEmail(ctx, c.in, &QueueAliceEmailOut{c: c, gen: c.gen})
+	return c.impl.QueueAliceEmail(ctx, c.in, &c.cur.out)
 }
 
 func (c *theusCallQueueAliceEmail) Apply(s *State, _ uint64) {
@@ -470,9 +478,17 @@ func (c *theusCallQueueAliceEmail) Apply(s *State, _ uint64) {
 	}
 }
 
+func (c *theusCallQueueAliceEmail) Slot() *engine.Slot[State] {
+	if c.cur == nil {
+		return nil
+	}
+	return &c.cur.slot
+}
+
 func (c *theusCallQueueAliceEmail) release() {
 	c.gen++
 	c.impl, c.in, c.out = nil, QueueAliceEmailIn{}, theusOutputsQueueAliceEmail{}
+	c.cur = nil
 	theusPoolQueueAliceEmail.Put(c)
 }
 
@@ -570,6 +586,12 @@ type QueueBobEmailEffects struct {
 	OutboxQueue *[]OutboxMsg
 }
 
+// theusRunQueueBobEmail is what one run of queue_bob_email allocates: its Out, and the engine's room for the snapshot of the run's commit.
+type theusRunQueueBobEmail struct {
+	out  QueueBobEmailOut
+	slot engine.Slot[State]
+}
+
 type theusCallQueueBobEmail struct {
 	tx   engine.Tx
 	gen  uint64
@@ -577,6 +599,7 @@ type theusCallQueueBobEmail struct {
 	in   QueueBobEmailIn
 	run  bool
 	out  theusOutputsQueueBobEmail
+	cur  *theusRunQueueBobEmail
 }
 
 // theusOutputsQueueBobEmail holds what one run of queue_bob_email set and emitted.
@@ -596,8 +619,9 @@ func (c *theusCallQueueBobEmail) Tx() *engine.Tx {
 func (c *theusCallQueueBobEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
+	c.cur = &theusRunQueueBobEmail{out: QueueBobEmailOut{c: c, gen: c.gen}}
 	c.out = theusOutputsQueueBobEmail{}
-	return c.impl.QueueBobEmail(ctx, c.in, &QueueBobEmailOut{c: c, gen: c.gen})
+	return c.impl.QueueBobEmail(ctx, c.in, &c.cur.out)
 }
 
 func (c *theusCallQueueBobEmail) Apply(s *State, _ uint64) {
@@ -609,9 +633,17 @@ func (c *theusCallQueueBobEmail) Apply(s *State, _ uint64) {
 	}
 }
 
+func (c *theusCallQueueBobEmail) Slot() *engine.Slot[State] {
+	if c.cur == nil {
+		return nil
+	}
+	return &c.cur.slot
+}
+
 func (c *theusCallQueueBobEmail) release() {
 	c.gen++
 	c.impl, c.in, c.out = nil, QueueBobEmailIn{}, theusOutputsQueueBobEmail{}
+	c.cur = nil
 	theusPoolQueueBobEmail.Put(c)
 }
 
@@ -725,6 +757,12 @@ type EmitAliceEmailEffects struct {
 	UserUpdated []UserUpdated
 }
 
+// theusRunEmitAliceEmail is what one run of emit_alice_email allocates: its Out, and the engine's room for the snapshot of the run's commit.
+type theusRunEmitAliceEmail struct {
+	out  EmitAliceEmailOut
+	slot engine.Slot[State]
+}
+
 type theusCallEmitAliceEmail struct {
 	tx   engine.Tx
 	gen  uint64
@@ -732,6 +770,7 @@ type theusCallEmitAliceEmail struct {
 	in   EmitAliceEmailIn
 	run  bool
 	out  theusOutputsEmitAliceEmail
+	cur  *theusRunEmitAliceEmail
 }
 
 // theusOutputsEmitAliceEmail holds what one run of emit_alice_email set and emitted.
@@ -751,8 +790,9 @@ func (c *theusCallEmitAliceEmail) Tx() *engine.Tx {
 func (c *theusCallEmitAliceEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
+	c.cur = &theusRunEmitAliceEmail{out: EmitAliceEmailOut{c: c, gen: c.gen}}
 	c.out = theusOutputsEmitAliceEmail{}
-	return c.impl.EmitAliceEmail(ctx, c.in, &EmitAliceEmailOut{c: c, gen: c.gen})
+	return c.impl.EmitAliceEmail(ctx, c.in, &c.cur.out)
 }
 
 func (c *theusCallEmitAliceEmail) Apply(s *State, _ uint64) {
@@ -761,9 +801,17 @@ func (c *theusCallEmitAliceEmail) Apply(s *State, _ uint64) {
 	}
 }
 
+func (c *theusCallEmitAliceEmail) Slot() *engine.Slot[State] {
+	if c.cur == nil {
+		return nil
+	}
+	return &c.cur.slot
+}
+
 func (c *theusCallEmitAliceEmail) release() {
 	c.gen++
 	c.impl, c.in, c.out = nil, EmitAliceEmailIn{}, theusOutputsEmitAliceEmail{}
+	c.cur = nil
 	theusPoolEmitAliceEmail.Put(c)
 }
 
@@ -873,6 +921,12 @@ type EmitBobEmailEffects struct {
 	UserUpdated []UserUpdated
 }
 
+// theusRunEmitBobEmail is what one run of emit_bob_email allocates: its Out, and the engine's room for the snapshot of the run's commit.
+type theusRunEmitBobEmail struct {
+	out  EmitBobEmailOut
+	slot engine.Slot[State]
+}
+
 type theusCallEmitBobEmail struct {
 	tx   engine.Tx
 	gen  uint64
@@ -880,6 +934,7 @@ type theusCallEmitBobEmail struct {
 	in   EmitBobEmailIn
 	run  bool
 	out  theusOutputsEmitBobEmail
+	cur  *theusRunEmitBobEmail
 }
 
 // theusOutputsEmitBobEmail holds what one run of emit_bob_email set and emitted.
@@ -899,8 +954,9 @@ func (c *theusCallEmitBobEmail) Tx() *engine.Tx {
 func (c *theusCallEmitBobEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
+	c.cur = &theusRunEmitBobEmail{out: EmitBobEmailOut{c: c, gen: c.gen}}
 	c.out = theusOutputsEmitBobEmail{}
-	return c.impl.EmitBobEmail(ctx, c.in, &EmitBobEmailOut{c: c, gen: c.gen})
+	return c.impl.EmitBobEmail(ctx, c.in, &c.cur.out)
 }
 
 func (c *theusCallEmitBobEmail) Apply(s *State, _ uint64) {
@@ -909,9 +965,17 @@ func (c *theusCallEmitBobEmail) Apply(s *State, _ uint64) {
 	}
 }
 
+func (c *theusCallEmitBobEmail) Slot() *engine.Slot[State] {
+	if c.cur == nil {
+		return nil
+	}
+	return &c.cur.slot
+}
+
 func (c *theusCallEmitBobEmail) release() {
 	c.gen++
 	c.impl, c.in, c.out = nil, EmitBobEmailIn{}, theusOutputsEmitBobEmail{}
+	c.cur = nil
 	theusPoolEmitBobEmail.Put(c)
 }
 

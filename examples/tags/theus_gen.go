@@ -397,6 +397,12 @@ type UpdateUserEmailEffects struct {
 	Result      string
 }
 
+// theusRunUpdateUserEmail is what one run of update_user_email allocates: its Out, and the engine's room for the snapshot of the run's commit.
+type theusRunUpdateUserEmail struct {
+	out  UpdateUserEmailOut
+	slot engine.Slot[State]
+}
+
 type theusCallUpdateUserEmail struct {
 	tx   engine.Tx
 	gen  uint64
@@ -404,6 +410,7 @@ type theusCallUpdateUserEmail struct {
 	in   UpdateUserEmailIn
 	run  bool
 	out  theusOutputsUpdateUserEmail
+	cur  *theusRunUpdateUserEmail
 }
 
 // theusOutputsUpdateUserEmail holds what one run of update_user_email set and emitted.
@@ -424,8 +431,9 @@ func (c *theusCallUpdateUserEmail) Tx() *engine.Tx {
 func (c *theusCallUpdateUserEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
+	c.cur = &theusRunUpdateUserEmail{out: UpdateUserEmailOut{c: c, gen: c.gen}}
 	c.out = theusOutputsUpdateUserEmail{}
-	return c.impl.UpdateUserEmail(ctx, c.in, &UpdateUserEmailOut{c: c, gen: c.gen})
+	return c.impl.UpdateUserEmail(ctx, c.in, &c.cur.out)
 }
 
 func (c *theusCallUpdateUserEmail) Apply(s *State, _ uint64) {
@@ -434,9 +442,17 @@ func (c *theusCallUpdateUserEmail) Apply(s *State, _ uint64) {
 	}
 }
 
+func (c *theusCallUpdateUserEmail) Slot() *engine.Slot[State] {
+	if c.cur == nil {
+		return nil
+	}
+	return &c.cur.slot
+}
+
 func (c *theusCallUpdateUserEmail) release() {
 	c.gen++
 	c.impl, c.in, c.out = nil, UpdateUserEmailIn{}, theusOutputsUpdateUserEmail{}
+	c.cur = nil
 	theusPoolUpdateUserEmail.Put(c)
 }
 
@@ -512,6 +528,12 @@ type RecordLoginEffects struct {
 	Logins *int
 }
 
+// theusRunRecordLogin is what one run of record_login allocates: its Out, and the engine's room for the snapshot of the run's commit.
+type theusRunRecordLogin struct {
+	out  RecordLoginOut
+	slot engine.Slot[State]
+}
+
 type theusCallRecordLogin struct {
 	tx   engine.Tx
 	gen  uint64
@@ -519,6 +541,7 @@ type theusCallRecordLogin struct {
 	in   RecordLoginIn
 	run  bool
 	out  theusOutputsRecordLogin
+	cur  *theusRunRecordLogin
 }
 
 // theusOutputsRecordLogin holds what one run of record_login set and emitted.
@@ -537,8 +560,9 @@ func (c *theusCallRecordLogin) Tx() *engine.Tx {
 func (c *theusCallRecordLogin) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
+	c.cur = &theusRunRecordLogin{out: RecordLoginOut{c: c, gen: c.gen}}
 	c.out = theusOutputsRecordLogin{}
-	return c.impl.RecordLogin(ctx, c.in, &RecordLoginOut{c: c, gen: c.gen})
+	return c.impl.RecordLogin(ctx, c.in, &c.cur.out)
 }
 
 func (c *theusCallRecordLogin) Apply(s *State, _ uint64) {
@@ -547,9 +571,17 @@ func (c *theusCallRecordLogin) Apply(s *State, _ uint64) {
 	}
 }
 
+func (c *theusCallRecordLogin) Slot() *engine.Slot[State] {
+	if c.cur == nil {
+		return nil
+	}
+	return &c.cur.slot
+}
+
 func (c *theusCallRecordLogin) release() {
 	c.gen++
 	c.impl, c.in, c.out = nil, RecordLoginIn{}, theusOutputsRecordLogin{}
+	c.cur = nil
 	theusPoolRecordLogin.Put(c)
 }
 
@@ -653,6 +685,10 @@ func (c *theusCallCurrentEmail) Run(ctx context.Context, s *State) error {
 }
 
 func (c *theusCallCurrentEmail) Apply(s *State, _ uint64) {}
+
+func (c *theusCallCurrentEmail) Slot() *engine.Slot[State] {
+	return nil
+}
 
 func (c *theusCallCurrentEmail) release() {
 	c.gen++

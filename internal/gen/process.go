@@ -149,15 +149,42 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 		runPrologue = append(runPrologue, jen.Id("c.in.tx").Op("=").Op("&").Id("c.tx"))
 	}
 	pool := "theusPool" + n
+	callFields := []jen.Code{
+		jen.Id("tx").Qual(enginePkg, "Tx"),
+		jen.Id("gen").Uint64(),
+		jen.Id("impl").Id("Processes"),
+		jen.Id("in").Id(in),
+		jen.Id("run").Bool(),
+		jen.Id("out").Id(outputs),
+	}
+	// A run of a process that commits allocates its Out together with the
+	// engine's Slot for the snapshot its commit creates: one allocation
+	// per commit for both. A pure process's run allocates its Out alone.
+	newOut := jen.Op("&").Id(outT).Add(keyed(field{"c", jen.Id("c")}, field{"gen", jen.Id("c.gen")}))
+	slot := []jen.Code{jen.Return(jen.Nil())}
+	releaseCur := []jen.Code{}
+	var runDecl []jen.Code
+	if p.Semantic != contract.Pure {
+		runT := "theusRun" + n
+		runDecl = append(runDecl, doc(runT+" is what one run of "+p.Name+" allocates: its Out, and the engine's room for the snapshot of the run's commit.").
+			Type().Id(runT).Struct(
+			jen.Id("out").Id(outT),
+			jen.Id("slot").Qual(enginePkg, "Slot").Types(jen.Id(g.st)),
+		))
+		callFields = append(callFields, jen.Id("cur").Op("*").Id(runT))
+		runPrologue = append(runPrologue, jen.Id("c.cur").Op("=").Op("&").Id(runT).Values(jen.Dict{
+			jen.Id("out"): jen.Id(outT).Add(keyed(field{"c", jen.Id("c")}, field{"gen", jen.Id("c.gen")})),
+		}))
+		newOut = jen.Op("&").Id("c.cur.out")
+		slot = []jen.Code{
+			jen.If(jen.Id("c.cur").Op("==").Nil()).Block(jen.Return(jen.Nil())),
+			jen.Return(jen.Op("&").Id("c.cur.slot")),
+		}
+		releaseCur = append(releaseCur, jen.Id("c.cur").Op("=").Nil())
+	}
+	out = append(out, runDecl...)
 	out = append(out,
-		jen.Type().Id(call).Struct(
-			jen.Id("tx").Qual(enginePkg, "Tx"),
-			jen.Id("gen").Uint64(),
-			jen.Id("impl").Id("Processes"),
-			jen.Id("in").Id(in),
-			jen.Id("run").Bool(),
-			jen.Id("out").Id(outputs),
-		),
+		jen.Type().Id(call).Struct(callFields...),
 		doc(outputs+" holds what one run of "+p.Name+" set and emitted.").Type().Id(outputs).Struct(outFields...),
 		jen.Var().Id(pool).Op("=").Qual("sync", "Pool").Values(jen.Dict{
 			jen.Id("New"): jen.Func().Params().Any().Block(jen.Return(jen.New(jen.Id(call)))),
@@ -167,19 +194,20 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 		),
 		jen.Func().Params(callRecv()).Id("Run").Params(jen.Id("ctx").Qual("context", "Context"), stateParam()).Error().Block(
 			append(runPrologue, jen.Id("c.out").Op("=").Id(outputs).Values(),
-				runTail(p, jen.Id("c.impl").Dot(n).Call(jen.Id("ctx"), jen.Id("c.in"),
-					jen.Op("&").Id(outT).Add(keyed(field{"c", jen.Id("c")}, field{"gen", jen.Id("c.gen")})))))...,
+				runTail(p, jen.Id("c.impl").Dot(n).Call(jen.Id("ctx"), jen.Id("c.in"), newOut)))...,
 		),
 		jen.Func().Params(callRecv()).Id("Apply").Params(stateParam(), version.Uint64()).Block(applies...),
+		jen.Func().Params(callRecv()).Id("Slot").Params().Op("*").Qual(enginePkg, "Slot").Types(jen.Id(g.st)).Block(slot...),
 		// release ends the call: Outs handed out become stale, and the
 		// call goes back to the pool. The Tx is not cleared here: the
 		// engine resets it before the next run, and zeroing its buffers on
 		// every call costs more than the references it would drop.
-		jen.Func().Params(callRecv()).Id("release").Params().Block(
+		jen.Func().Params(callRecv()).Id("release").Params().Block(append(append([]jen.Code{
 			jen.Id("c.gen").Op("++"),
 			jen.List(jen.Id("c.impl"), jen.Id("c.in"), jen.Id("c.out")).Op("=").List(jen.Nil(), jen.Id(in).Values(), jen.Id(outputs).Values()),
+		}, releaseCur...),
 			jen.Id(pool).Dot("Put").Call(jen.Id("c")),
-		),
+		)...),
 	)
 	out = append(out, g.ruleDecls(p)...)
 

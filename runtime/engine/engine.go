@@ -57,7 +57,18 @@ type Call[S any] interface {
 	// Apply writes the outputs of the last run into s, a copy of the state
 	// that the commit will publish as version v.
 	Apply(s *S, v uint64)
+	// Slot returns where the commit of the last run may build its
+	// snapshot, or nil for the engine to allocate one. Generated code
+	// allocates a fresh Slot with each run's other memory (the Out handle
+	// and its payload buffer), so that a commit allocates once.
+	Slot() *Slot[S]
 }
+
+// Slot is room for the snapshot of one commit, for a Call to allocate
+// together with what its run allocates anyway (see Call.Slot). The zero
+// Slot is ready to use, once: the engine never builds a snapshot in a Slot
+// it already used, since published snapshots must not change.
+type Slot[S any] struct{ snap snapshot[S] }
 
 // Change is a set of writes made outside processes: a generated Patch.
 type Change[S any] interface {
@@ -456,7 +467,7 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 		e.mu.Unlock()
 		return Receipt{}, ErrConflict
 	}
-	next := e.next()
+	next := e.nextIn(c.Slot())
 	c.Apply(&next.state, next.version)
 	if err := e.persist(tx, e.sequence(p.Name, tx, next)); err != nil {
 		return Receipt{}, err
@@ -536,6 +547,15 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 // sequenced state, for the commit to apply its writes to. e.mu is held.
 func (e *Engine[S]) next() *snapshot[S] {
 	return &snapshot[S]{version: e.seq.version + 1, state: e.seq.state}
+}
+
+// nextIn is next built in sl, unless sl is nil or used. e.mu is held.
+func (e *Engine[S]) nextIn(sl *Slot[S]) *snapshot[S] {
+	if sl == nil || sl.snap.version != 0 {
+		return e.next()
+	}
+	sl.snap.version, sl.snap.state = e.seq.version+1, e.seq.state
+	return &sl.snap
 }
 
 // sequence gives tx the version of next, the snapshot its writes were

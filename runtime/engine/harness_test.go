@@ -93,6 +93,8 @@ type call struct {
 	// hook runs inside the process, after it read its inputs (tests use it
 	// to commit something concurrently, or to block).
 	hook func()
+	// slot, if set, is what Slot returns.
+	slot *engine.Slot[tstate]
 }
 
 func (c *call) Tx() *engine.Tx { return &c.tx }
@@ -119,6 +121,8 @@ func (c *call) Run(_ context.Context, s *tstate) error {
 	}
 	return nil
 }
+
+func (c *call) Slot() *engine.Slot[tstate] { return c.slot }
 
 func (c *call) Apply(s *tstate, _ uint64) {
 	for i, v := range c.out {

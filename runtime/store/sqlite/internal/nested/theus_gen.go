@@ -490,6 +490,12 @@ type ChangeEmailEffects struct {
 	UserChanged []Changed
 }
 
+// theusRunChangeEmail is what one run of change_email allocates: its Out, and the engine's room for the snapshot of the run's commit.
+type theusRunChangeEmail struct {
+	out  ChangeEmailOut
+	slot engine.Slot[State]
+}
+
 type theusCallChangeEmail struct {
 	tx   engine.Tx
 	gen  uint64
@@ -497,6 +503,7 @@ type theusCallChangeEmail struct {
 	in   ChangeEmailIn
 	run  bool
 	out  theusOutputsChangeEmail
+	cur  *theusRunChangeEmail
 }
 
 // theusOutputsChangeEmail holds what one run of change_email set and emitted.
@@ -516,8 +523,9 @@ func (c *theusCallChangeEmail) Tx() *engine.Tx {
 func (c *theusCallChangeEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
+	c.cur = &theusRunChangeEmail{out: ChangeEmailOut{c: c, gen: c.gen}}
 	c.out = theusOutputsChangeEmail{}
-	return c.impl.ChangeEmail(ctx, c.in, &ChangeEmailOut{c: c, gen: c.gen})
+	return c.impl.ChangeEmail(ctx, c.in, &c.cur.out)
 }
 
 func (c *theusCallChangeEmail) Apply(s *State, _ uint64) {
@@ -526,9 +534,17 @@ func (c *theusCallChangeEmail) Apply(s *State, _ uint64) {
 	}
 }
 
+func (c *theusCallChangeEmail) Slot() *engine.Slot[State] {
+	if c.cur == nil {
+		return nil
+	}
+	return &c.cur.slot
+}
+
 func (c *theusCallChangeEmail) release() {
 	c.gen++
 	c.impl, c.in, c.out = nil, ChangeEmailIn{}, theusOutputsChangeEmail{}
+	c.cur = nil
 	theusPoolChangeEmail.Put(c)
 }
 
@@ -619,6 +635,12 @@ type MoveEffects struct {
 	Audit       *[]string
 }
 
+// theusRunMove is what one run of move allocates: its Out, and the engine's room for the snapshot of the run's commit.
+type theusRunMove struct {
+	out  MoveOut
+	slot engine.Slot[State]
+}
+
 type theusCallMove struct {
 	tx   engine.Tx
 	gen  uint64
@@ -626,6 +648,7 @@ type theusCallMove struct {
 	in   MoveIn
 	run  bool
 	out  theusOutputsMove
+	cur  *theusRunMove
 }
 
 // theusOutputsMove holds what one run of move set and emitted.
@@ -645,8 +668,9 @@ func (c *theusCallMove) Tx() *engine.Tx {
 func (c *theusCallMove) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
+	c.cur = &theusRunMove{out: MoveOut{c: c, gen: c.gen}}
 	c.out = theusOutputsMove{}
-	return c.impl.Move(ctx, c.in, &MoveOut{c: c, gen: c.gen})
+	return c.impl.Move(ctx, c.in, &c.cur.out)
 }
 
 func (c *theusCallMove) Apply(s *State, _ uint64) {
@@ -658,9 +682,17 @@ func (c *theusCallMove) Apply(s *State, _ uint64) {
 	}
 }
 
+func (c *theusCallMove) Slot() *engine.Slot[State] {
+	if c.cur == nil {
+		return nil
+	}
+	return &c.cur.slot
+}
+
 func (c *theusCallMove) release() {
 	c.gen++
 	c.impl, c.in, c.out = nil, MoveIn{}, theusOutputsMove{}
+	c.cur = nil
 	theusPoolMove.Put(c)
 }
 
@@ -741,6 +773,12 @@ type SetPrefsEffects struct {
 	UserPrefs *map[string]string
 }
 
+// theusRunSetPrefs is what one run of set_prefs allocates: its Out, and the engine's room for the snapshot of the run's commit.
+type theusRunSetPrefs struct {
+	out  SetPrefsOut
+	slot engine.Slot[State]
+}
+
 type theusCallSetPrefs struct {
 	tx   engine.Tx
 	gen  uint64
@@ -748,6 +786,7 @@ type theusCallSetPrefs struct {
 	in   SetPrefsIn
 	run  bool
 	out  theusOutputsSetPrefs
+	cur  *theusRunSetPrefs
 }
 
 // theusOutputsSetPrefs holds what one run of set_prefs set and emitted.
@@ -766,8 +805,9 @@ func (c *theusCallSetPrefs) Tx() *engine.Tx {
 func (c *theusCallSetPrefs) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
+	c.cur = &theusRunSetPrefs{out: SetPrefsOut{c: c, gen: c.gen}}
 	c.out = theusOutputsSetPrefs{}
-	return c.impl.SetPrefs(ctx, c.in, &SetPrefsOut{c: c, gen: c.gen})
+	return c.impl.SetPrefs(ctx, c.in, &c.cur.out)
 }
 
 func (c *theusCallSetPrefs) Apply(s *State, _ uint64) {
@@ -776,9 +816,17 @@ func (c *theusCallSetPrefs) Apply(s *State, _ uint64) {
 	}
 }
 
+func (c *theusCallSetPrefs) Slot() *engine.Slot[State] {
+	if c.cur == nil {
+		return nil
+	}
+	return &c.cur.slot
+}
+
 func (c *theusCallSetPrefs) release() {
 	c.gen++
 	c.impl, c.in, c.out = nil, SetPrefsIn{}, theusOutputsSetPrefs{}
+	c.cur = nil
 	theusPoolSetPrefs.Put(c)
 }
 

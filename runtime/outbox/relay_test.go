@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"pgregory.net/rapid"
 
 	"github.com/theus-go/theus/runtime/engine"
 	"github.com/theus-go/theus/runtime/outbox"
@@ -313,6 +314,17 @@ func TestMessageIDIsFixedWidthHex(t *testing.T) {
 			t.Errorf("MessageID(%#x, %#x) = %s, want %s", c.v, c.i, got, want)
 		}
 	}
+}
+
+// Every ID, whatever its version and index, is what fmt would print.
+func TestMessageIDMatchesFmt(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		v := rapid.Uint64().Draw(t, "version")
+		i := rapid.IntRange(0, 0xffff).Draw(t, "index")
+		if got, want := outbox.MessageID(v, i), fmt.Sprintf("%016x-%04x", v, i); got != want {
+			t.Fatalf("MessageID(%#x, %#x) = %s, want %s", v, i, got, want)
+		}
+	})
 }
 
 func TestMessageIDsMatchMessageID(t *testing.T) {

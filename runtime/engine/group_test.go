@@ -132,15 +132,26 @@ func TestReceiptDoesNotWaitForLaterGroups(t *testing.T) {
 	}
 }
 
+// heldFirstCommit starts an engine of procs (procs[0] must be incC0) on a
+// gate and commits c0 += 10 as version 1, which it leaves with the store:
+// sequenced, neither durable nor failed until the test releases the gate.
+func heldFirstCommit(t *testing.T, procs []*proc) (*engine.Engine[tstate], *gate, <-chan result) {
+	t.Helper()
+	e, g := newGateEngine(t, procs)
+	first := goExec(e, 0, &call{p: incC0, arg: 10})
+	if vs := within(t, g.entered, "the first group"); len(vs) != 1 || vs[0] != 1 {
+		t.Fatalf("first group = %v, want [1]", vs)
+	}
+	sequenced(t, e, 1)
+	return e, g, first
+}
+
 // A call runs on the latest sequenced snapshot, which may still be with
 // the store. If that group then fails, the run read state that never
 // existed: its commit must not land on top of it (it runs again on the
 // recovered state), and its result must reflect the recovered state.
 func TestRunOnALostSnapshotRunsAgain(t *testing.T) {
-	procs := []*proc{incC0}
-	e, g := newGateEngine(t, procs)
-	lost := goExec(e, 0, &call{p: incC0, arg: 10})
-	within(t, g.entered, "the group that will fail")
+	e, g, lost := heldFirstCommit(t, []*proc{incC0})
 	// The second call reads c0 = 10 from the sequenced snapshot, and waits
 	// inside its run until the first group has failed.
 	inRun, resume := make(chan struct{}), make(chan struct{})
@@ -172,22 +183,21 @@ func TestRunOnALostSnapshotRunsAgain(t *testing.T) {
 	}
 }
 
+// zeroOnly sets c1 to its argument if c0 is zero, and fails otherwise: its
+// error depends on the snapshot it ran on.
+var zeroOnly = &proc{name: "c1_if_c0_zero", inputs: []int{pathC0}, outputs: []int{pathC1},
+	fn: func(in []int, arg int) ([]int, []string, error) {
+		if in[0] != 0 {
+			return nil, nil, errors.New("c0 is not zero")
+		}
+		return []int{arg}, nil, nil
+	}}
+
 // An error a process returns on a snapshot still with the store is not
 // returned before that snapshot is durable: if its group fails, the call
 // runs again on the recovered state, where it may well succeed.
 func TestErrorOnALostSnapshotIsNotReturned(t *testing.T) {
-	zeroOnly := &proc{name: "c1_if_c0_zero", inputs: []int{pathC0}, outputs: []int{pathC1},
-		fn: func(in []int, arg int) ([]int, []string, error) {
-			if in[0] != 0 {
-				return nil, nil, errors.New("c0 is not zero")
-			}
-			return []int{arg}, nil, nil
-		}}
-	procs := []*proc{incC0, zeroOnly}
-	e, g := newGateEngine(t, procs)
-	lost := goExec(e, 0, &call{p: incC0, arg: 10})
-	within(t, g.entered, "the group that will fail")
-	sequenced(t, e, 1)
+	e, g, lost := heldFirstCommit(t, []*proc{incC0, zeroOnly})
 	ran := make(chan struct{})
 	c := &call{p: zeroOnly, arg: 5}
 	c.hook = func() {
@@ -216,18 +226,7 @@ func TestErrorOnALostSnapshotIsNotReturned(t *testing.T) {
 // The same error, on a snapshot that becomes durable, is returned once it
 // is.
 func TestErrorOnADurableSnapshotIsReturned(t *testing.T) {
-	zeroOnly := &proc{name: "c1_if_c0_zero", inputs: []int{pathC0}, outputs: []int{pathC1},
-		fn: func(in []int, arg int) ([]int, []string, error) {
-			if in[0] != 0 {
-				return nil, nil, errors.New("c0 is not zero")
-			}
-			return []int{arg}, nil, nil
-		}}
-	procs := []*proc{incC0, zeroOnly}
-	e, g := newGateEngine(t, procs)
-	first := goExec(e, 0, &call{p: incC0, arg: 10})
-	within(t, g.entered, "the first group")
-	sequenced(t, e, 1)
+	e, g, first := heldFirstCommit(t, []*proc{incC0, zeroOnly})
 	second := goExec(e, 1, &call{p: zeroOnly, arg: 5})
 	g.release <- nil
 	if res := within(t, first, "the first call"); res.err != nil {

@@ -95,6 +95,8 @@ type call struct {
 	hook func()
 	// slot, if set, is what Slot returns.
 	slot *engine.Slot[tstate]
+	// in holds the input values the last run read.
+	in []int
 }
 
 func (c *call) Tx() *engine.Tx { return &c.tx }
@@ -105,6 +107,7 @@ func (c *call) Run(_ context.Context, s *tstate) error {
 	for i, path := range c.p.inputs {
 		in[i] = get(s, path)
 	}
+	c.in = in
 	if c.hook != nil {
 		c.hook()
 	}

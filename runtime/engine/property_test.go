@@ -66,6 +66,7 @@ type outcome struct {
 	op      op
 	receipt engine.Receipt
 	err     error
+	in      []int // what the call's last run read
 }
 
 // TestPropertySerializableHistory runs random concurrent calls and checks
@@ -127,7 +128,7 @@ func checkHistory(t *rapid.T, plans [][]op, strict bool, attempts int, group boo
 				// snapshot and commit, so calls interleave and conflict.
 				c := &call{p: propProcs[o.proc], arg: o.arg, hook: runtime.Gosched}
 				r, err := e.Exec(context.Background(), o.proc, c)
-				results[w] = append(results[w], outcome{op: o, receipt: r, err: err})
+				results[w] = append(results[w], outcome{op: o, receipt: r, err: err, in: c.in})
 			}
 		}()
 	}
@@ -168,6 +169,7 @@ func checkHistory(t *rapid.T, plans [][]op, strict bool, attempts int, group boo
 		t.Fatalf("the store holds %d commits, %d calls succeeded", len(hist), len(byVersion))
 	}
 	state := initial
+	durableC3 := map[int]bool{state.C[3]: true} // c3 in every durable version
 	keySeq := map[outbox.TopicKey]uint64{}
 	seenIDs := map[string]bool{}
 	for i, rec := range hist {
@@ -194,6 +196,7 @@ func checkHistory(t *rapid.T, plans [][]op, strict bool, attempts int, group boo
 		for j, v := range out {
 			set(&state, p.outputs[j], v)
 		}
+		durableC3[state.C[3]] = true
 		if got := *rec.State.(*tstate); got != state {
 			t.Fatalf("version %d (%s(%d)): committed state %+v, serial replay gives %+v", rec.Version, p.name, r.op.arg, got, state)
 		}
@@ -216,6 +219,16 @@ func checkHistory(t *rapid.T, plans [][]op, strict bool, attempts int, group boo
 			seenIDs[m.ID] = true
 			if receiptIDs[m.ID] != 1 {
 				t.Fatalf("message %s appears in %d receipts, want 1", m.ID, receiptIDs[m.ID])
+			}
+		}
+	}
+	// A process error reaches its caller only if it was decided on durable
+	// state: the c3 that c3_even_only found odd is one some durable version
+	// held, never one of a group the store refused.
+	for _, rs := range results {
+		for _, r := range rs {
+			if r.err != nil && propProcs[r.op.proc].name == "c3_even_only" && !errors.Is(r.err, engine.ErrStore) && !durableC3[r.in[0]] {
+				t.Fatalf("c3_even_only(%d) failed on c3 = %d, which no durable version held", r.op.arg, r.in[0])
 			}
 		}
 	}

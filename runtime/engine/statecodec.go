@@ -29,15 +29,18 @@ type StateCodec interface {
 	// codec given with WithCodec); a store refuses to decode values
 	// written in another format.
 	Format() string
-	// EncodeField encodes plain field i of state, a Record.State.
-	EncodeField(state any, i int) ([]byte, error)
-	// EncodeEntry encodes the entry under key (as in Write.Key) of
-	// collection field i of state; ok is false when there is no such entry
-	// (it was deleted).
-	EncodeEntry(state any, i int, key string) (data []byte, ok bool, err error)
+	// AppendField appends the encoding of plain field i of state, a
+	// Record.State, to dst. (Stores encode into buffers they reuse: an
+	// encoding allocated per value would be garbage at once.)
+	AppendField(dst []byte, state any, i int) ([]byte, error)
+	// AppendEntry appends the encoding of the entry under key (as in
+	// Write.Key) of collection field i of state to dst; ok is false, and
+	// dst returned as is, when there is no such entry (it was deleted).
+	AppendEntry(dst []byte, state any, i int, key string) (data []byte, ok bool, err error)
 	// EncodeEntries calls yield with every entry of collection field i of
 	// state, in ascending key order, until yield returns an error, which it
-	// returns.
+	// returns. data is valid only until yield returns: its buffer is
+	// reused for the next entry.
 	EncodeEntries(state any, i int, yield func(key string, data []byte) error) error
 	// Decoder starts rebuilding a state from encoded fields and entries.
 	Decoder() StateDecoder
@@ -73,11 +76,11 @@ type StateDecoder interface {
 // ValueField or CollectionField.
 type StateField[S any] struct {
 	info FieldInfo
-	// encode encodes a plain field.
-	encode func(c Codec, s *S) ([]byte, error)
+	// encode appends the encoding of a plain field to dst.
+	encode func(c Codec, dst []byte, s *S) ([]byte, error)
 	decode func(c Codec, s *S, data []byte) error
 	// A collection's functions.
-	entry   func(c Codec, s *S, key string) ([]byte, bool, error)
+	entry   func(c Codec, dst []byte, s *S, key string) ([]byte, bool, error)
 	entries func(c Codec, s *S, yield func(string, []byte) error) error
 	builder func(c Codec) entryBuilder[S]
 }
@@ -96,8 +99,8 @@ type entryBuilder[S any] interface {
 func ValueField[S, T any](path, typ string, get func(*S) *T, appendJSON ...func([]byte, *T) ([]byte, error)) StateField[S] {
 	return StateField[S]{
 		info: FieldInfo{Path: path, Type: typ},
-		encode: func(c Codec, s *S) ([]byte, error) {
-			return encodeValue(c, appendJSON, get(s))
+		encode: func(c Codec, dst []byte, s *S) ([]byte, error) {
+			return appendValue(c, appendJSON, dst, get(s))
 		},
 		decode: func(c Codec, s *S, data []byte) error {
 			return c.Unmarshal(data, get(s))
@@ -111,25 +114,26 @@ func ValueField[S, T any](path, typ string, get func(*S) *T, appendJSON ...func(
 func CollectionField[S any, K cmp.Ordered, V any](path, typ string, get func(*S) *Collection[K, V], appendJSON ...func([]byte, *V) ([]byte, error)) StateField[S] {
 	return StateField[S]{
 		info: FieldInfo{Path: path, Type: typ, Collection: true},
-		entry: func(c Codec, s *S, key string) ([]byte, bool, error) {
+		entry: func(c Codec, dst []byte, s *S, key string) ([]byte, bool, error) {
 			k, err := parseKey[K](key)
 			if err != nil {
-				return nil, false, err
+				return dst, false, err
 			}
 			v, ok := get(s).Get(k)
 			if !ok {
-				return nil, false, nil
+				return dst, false, nil
 			}
-			b, err := encodeValue(c, appendJSON, v)
+			b, err := appendValue(c, appendJSON, dst, v)
 			return b, true, err
 		},
 		entries: func(c Codec, s *S, yield func(string, []byte) error) error {
+			var buf []byte
 			for k, v := range get(s).All() {
-				b, err := encodeValue(c, appendJSON, v)
-				if err != nil {
+				var err error
+				if buf, err = appendValue(c, appendJSON, buf[:0], v); err != nil {
 					return err
 				}
-				if err := yield(keyString(k), b); err != nil {
+				if err := yield(keyString(k), buf); err != nil {
 					return err
 				}
 			}
@@ -230,15 +234,19 @@ func parseKey[K cmp.Ordered](s string) (K, error) {
 // json tags generated from the contract's field names.
 type jsonCodec struct{}
 
-// encodeValue encodes v with appendJSON, when generated code gave one and
-// c is the default JSON codec, else with c.
-func encodeValue[T any](c Codec, appendJSON []func([]byte, *T) ([]byte, error), v *T) ([]byte, error) {
+// appendValue appends the encoding of v to dst: with appendJSON, when
+// generated code gave one and c is the default JSON codec, else with c.
+func appendValue[T any](c Codec, appendJSON []func([]byte, *T) ([]byte, error), dst []byte, v *T) ([]byte, error) {
 	if len(appendJSON) > 0 && appendJSON[0] != nil {
 		if _, ok := c.(jsonCodec); ok {
-			return appendJSON[0](make([]byte, 0, 64), v)
+			return appendJSON[0](dst, v)
 		}
 	}
-	return c.Marshal(v)
+	b, err := c.Marshal(v)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
 }
 
 func (jsonCodec) Marshal(v any) ([]byte, error)      { return json.Marshal(v) }
@@ -319,26 +327,26 @@ func (c *stateCodec[S]) lookup(state any, i int, collection bool) (*S, *StateFie
 	return s, f, err
 }
 
-func (c *stateCodec[S]) EncodeField(state any, i int) ([]byte, error) {
+func (c *stateCodec[S]) AppendField(dst []byte, state any, i int) ([]byte, error) {
 	s, f, err := c.lookup(state, i, false)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
-	b, err := f.encode(c.codec, s)
+	b, err := f.encode(c.codec, dst, s)
 	if err != nil {
-		return nil, fmt.Errorf("theus: encode %s: %w", f.info.Path, err)
+		return dst, fmt.Errorf("theus: encode %s: %w", f.info.Path, err)
 	}
 	return b, nil
 }
 
-func (c *stateCodec[S]) EncodeEntry(state any, i int, key string) ([]byte, bool, error) {
+func (c *stateCodec[S]) AppendEntry(dst []byte, state any, i int, key string) ([]byte, bool, error) {
 	s, f, err := c.lookup(state, i, true)
 	if err != nil {
-		return nil, false, err
+		return dst, false, err
 	}
-	b, ok, err := f.entry(c.codec, s, key)
+	b, ok, err := f.entry(c.codec, dst, s, key)
 	if err != nil {
-		return nil, false, fmt.Errorf("theus: encode %s[%s]: %w", f.info.Path, key, err)
+		return dst, false, fmt.Errorf("theus: encode %s[%s]: %w", f.info.Path, key, err)
 	}
 	return b, ok, nil
 }

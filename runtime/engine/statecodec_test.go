@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -97,7 +98,7 @@ func TestStateCodecRoundTrip(t *testing.T) {
 			}
 			continue
 		}
-		b, err := sc.EncodeField(&s, i)
+		b, err := sc.AppendField(nil, &s, i)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,15 +107,25 @@ func TestStateCodecRoundTrip(t *testing.T) {
 		}
 	}
 	// Changes replayed after a checkpoint: an update, a delete, an insert.
-	b, ok, err := sc.EncodeEntry(&s, 3, "300")
+	b, ok, err := sc.AppendEntry(nil, &s, 3, "300")
 	if err != nil || !ok || string(b) != `"three hundred"` {
-		t.Fatalf("EncodeEntry(300) = %s, %v, %v", b, ok, err)
+		t.Fatalf("AppendEntry(300) = %s, %v, %v", b, ok, err)
 	}
-	if _, ok, err := sc.EncodeEntry(&s, 3, "4"); ok || err != nil {
-		t.Fatalf("EncodeEntry of an absent key: ok %v, err %v", ok, err)
+	// Append means append: what dst held stays in front.
+	if b, ok, err := sc.AppendEntry([]byte("prefix "), &s, 3, "300"); err != nil || !ok || string(b) != `prefix "three hundred"` {
+		t.Fatalf("AppendEntry after a prefix = %s, %v, %v", b, ok, err)
 	}
-	if _, _, err := sc.EncodeEntry(&s, 3, "70000"); err == nil {
-		t.Fatal("EncodeEntry accepted a key out of int16's range")
+	if b, err := sc.AppendField([]byte("prefix "), &s, 0); err != nil || !bytes.HasPrefix(b, []byte("prefix ")) || len(b) == len("prefix ") {
+		t.Fatalf("AppendField after a prefix = %s, %v", b, err)
+	}
+	if b, ok, err := sc.AppendEntry([]byte("prefix "), &s, 3, "4"); ok || err != nil || string(b) != "prefix " {
+		t.Fatalf("AppendEntry of an absent key after a prefix = %q, %v, %v; want the prefix alone", b, ok, err)
+	}
+	if _, ok, err := sc.AppendEntry(nil, &s, 3, "4"); ok || err != nil {
+		t.Fatalf("AppendEntry of an absent key: ok %v, err %v", ok, err)
+	}
+	if _, _, err := sc.AppendEntry(nil, &s, 3, "70000"); err == nil {
+		t.Fatal("AppendEntry accepted a key out of int16's range")
 	}
 	for _, step := range []struct {
 		i         int
@@ -144,11 +155,11 @@ func TestStateCodecRoundTrip(t *testing.T) {
 	}
 
 	// Misuse is an error, not a panic.
-	if _, err := sc.EncodeField(&s, 2); err == nil {
-		t.Error("EncodeField of a collection succeeded")
+	if _, err := sc.AppendField(nil, &s, 2); err == nil {
+		t.Error("AppendField of a collection succeeded")
 	}
-	if _, err := sc.EncodeField(new(int), 0); err == nil {
-		t.Error("EncodeField of a state of the wrong type succeeded")
+	if _, err := sc.AppendField(nil, new(int), 0); err == nil {
+		t.Error("AppendField of a state of the wrong type succeeded")
 	}
 	if err := sc.Decoder().Field(9, nil); err == nil {
 		t.Error("Decoder.Field of an unknown field succeeded")
@@ -211,15 +222,15 @@ func TestStateCodecUsesGeneratedEncoders(t *testing.T) {
 			sc := st.codec
 			var got []string
 			for i := range 2 {
-				b, err := sc.EncodeField(&s, i)
+				b, err := sc.AppendField(nil, &s, i)
 				if err != nil {
 					t.Fatal(err)
 				}
 				got = append(got, string(b))
 			}
-			b, ok, err := sc.EncodeEntry(&s, 2, "k")
+			b, ok, err := sc.AppendEntry(nil, &s, 2, "k")
 			if err != nil || !ok {
-				t.Fatalf("EncodeEntry: %v, %v", ok, err)
+				t.Fatalf("AppendEntry: %v, %v", ok, err)
 			}
 			got = append(got, string(b))
 			if err := sc.EncodeEntries(&s, 2, func(_ string, b []byte) error { got = append(got, string(b)); return nil }); err != nil {

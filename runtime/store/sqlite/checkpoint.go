@@ -55,13 +55,14 @@ func (w *snapshotWriter) close() error {
 // encodeState writes the whole state, a Record.State, to w: every plain
 // field and every collection entry, in the codec's field order.
 func encodeState(codec engine.StateCodec, state any, w *snapshotWriter) error {
+	var buf []byte
 	for i, f := range codec.Fields() {
 		if !f.Collection {
-			b, err := codec.EncodeField(state, i)
-			if err != nil {
+			var err error
+			if buf, err = codec.AppendField(buf[:0], state, i); err != nil {
 				return err
 			}
-			if err := w.add(i, setField, "", b); err != nil {
+			if err := w.add(i, setField, "", buf); err != nil {
 				return err
 			}
 			continue

@@ -26,6 +26,7 @@ type scratch struct {
 	keys   []entryKey
 	cs     changeSet
 	args   []any
+	val    []byte // a value's encoding, before it is copied into cs
 }
 
 const (
@@ -162,19 +163,21 @@ func (s *Store) encodeChanges(recs []*engine.Record, last *engine.Record) error 
 		if u&usedField == 0 {
 			continue
 		}
-		b, err := s.codec.EncodeField(last.State, i)
-		if err != nil {
+		var err error
+		if sc.val, err = s.codec.AppendField(sc.val[:0], last.State, i); err != nil {
 			return err
 		}
-		sc.cs.add(sc.pathAt[i], setField, "", b)
+		sc.cs.add(sc.pathAt[i], setField, "", sc.val)
 	}
 	for _, k := range sc.keys {
-		b, ok, err := s.codec.EncodeEntry(last.State, k.i, k.key)
+		var ok bool
+		var err error
+		sc.val, ok, err = s.codec.AppendEntry(sc.val[:0], last.State, k.i, k.key)
 		switch {
 		case err != nil:
 			return err
 		case ok:
-			sc.cs.add(sc.pathAt[k.i], putEntry, k.key, b)
+			sc.cs.add(sc.pathAt[k.i], putEntry, k.key, sc.val)
 		default:
 			sc.cs.add(sc.pathAt[k.i], deleteEntry, k.key, nil)
 		}

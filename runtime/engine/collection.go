@@ -196,6 +196,7 @@ func (w CollectionWriter[K, V]) Delete(k K) {
 // Apply returns the collection with the pending writes applied at version
 // v; when a key is written several times the last write wins.
 func (c Collection[K, V]) Apply(v uint64, pending []Pending[K, V]) Collection[K, V] {
+	edit := newEdit()
 	for i, p := range pending {
 		if slices.ContainsFunc(pending[i+1:], func(q Pending[K, V]) bool { return q.Key == p.Key }) {
 			continue // a later write of the same key wins
@@ -203,7 +204,7 @@ func (c Collection[K, V]) Apply(v uint64, pending []Pending[K, V]) Collection[K,
 		if p.Value == nil {
 			c.m = c.m.del(p.Key)
 		} else {
-			c.m = c.m.set(p.Key, &pitem[V]{ver: v, val: *p.Value})
+			c.m = c.m.set(p.Key, &pitem[V]{ver: v, val: *p.Value}, edit)
 		}
 	}
 	return c

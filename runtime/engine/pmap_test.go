@@ -11,7 +11,10 @@ import (
 
 // TestPmapMatchesMap runs random sets and deletes against a Go map and
 // checks every version of the persistent map ever made, including old ones
-// that later updates must not have changed.
+// that later updates must not have changed. Each version is made by a batch
+// of operations under one edit, as a commit makes it, so sets change the
+// nodes of their own batch in place and must leave every earlier version
+// alone.
 func TestPmapMatchesMap(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		type version struct {
@@ -21,16 +24,19 @@ func TestPmapMatchesMap(t *testing.T) {
 		keys := rapid.IntRange(0, rapid.IntRange(1, 3000).Draw(t, "keyspace"))
 		cur := version{model: map[int]string{}}
 		var versions []version
-		for i := range rapid.IntRange(0, 600).Draw(t, "ops") {
-			k := keys.Draw(t, "k")
-			next := version{model: maps.Clone(cur.model)}
-			if rapid.IntRange(0, 3).Draw(t, "del") == 0 {
-				next.m = cur.m.del(k)
-				delete(next.model, k)
-			} else {
-				v := rapid.StringN(0, 3, 3).Draw(t, "v")
-				next.m = cur.m.set(k, &pitem[string]{ver: uint64(i), val: v})
-				next.model[k] = v
+		for i := range rapid.IntRange(0, 300).Draw(t, "batches") {
+			next := version{m: cur.m, model: maps.Clone(cur.model)}
+			edit := newEdit()
+			for range rapid.IntRange(1, 4).Draw(t, "ops") {
+				k := keys.Draw(t, "k")
+				if rapid.IntRange(0, 3).Draw(t, "del") == 0 {
+					next.m = next.m.del(k)
+					delete(next.model, k)
+				} else {
+					v := rapid.StringN(0, 3, 3).Draw(t, "v")
+					next.m = next.m.set(k, &pitem[string]{ver: uint64(i), val: v}, edit)
+					next.model[k] = v
+				}
 			}
 			versions = append(versions, cur)
 			cur = next
@@ -71,7 +77,7 @@ func TestPmapStringKeysInOrder(t *testing.T) {
 	var m pmap[string, int]
 	for i := range 5000 {
 		k := string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676))
-		m = m.set(k, &pitem[int]{val: i})
+		m = m.set(k, &pitem[int]{val: i}, newEdit())
 	}
 	prev := ""
 	n := 0
@@ -97,7 +103,7 @@ func TestBuildPmap(t *testing.T) {
 		var want pmap[int, string]
 		for i, k := range keys {
 			items[i] = &pitem[string]{val: strconv.Itoa(k)}
-			want = want.set(k, items[i])
+			want = want.set(k, items[i], newEdit())
 		}
 		got := buildPmap(keys, items)
 		if got.len() != want.len() {
@@ -113,7 +119,7 @@ func TestBuildPmap(t *testing.T) {
 		if !slices.Equal(gk, keys) {
 			t.Fatalf("keys differ")
 		}
-		got = got.set(-1, &pitem[string]{val: "-1"})
+		got = got.set(-1, &pitem[string]{val: "-1"}, newEdit())
 		for _, k := range keys[len(keys)/2:] {
 			got = got.del(k)
 		}

@@ -24,22 +24,27 @@ type pitem[V any] struct {
 
 // pfan is the most entries per leaf and children per inner node. A write
 // copies one node per level, so the bytes it allocates grow with
-// pfan × levels: 8-way nodes (216 bytes with string keys) copy a quarter
-// less than 16-way ones (408 bytes) for one more level, which is what the
-// garbage collector feels on large collections.
+// pfan × levels: 8-way nodes (96 bytes) copy less than 16-way ones for one
+// more level, which is what the garbage collector feels on large
+// collections.
 const pfan = 8
 
+// pkeys is the keys of a node. A node's copy shares them unless its keys
+// change: updating an entry, or a child, changes none, so the common write
+// copies small nodes of pointers only.
+type pkeys[K cmp.Ordered] [pfan]K
+
 type pnode[K cmp.Ordered, V any] struct {
-	n    int // entries (leaf) or children (inner) in use
 	size int // entries in the subtree
 	// edit is the edit (see newEdit) that created the node: a later set of
 	// the same edit may change it in place, as nobody else has seen it.
-	// (Eight bytes that cost nothing: the node's size class is 224 bytes.)
 	edit uint64
+	n    int32 // entries (leaf) or children (inner) in use
 	leaf bool
 	// keys: a leaf's entry keys; an inner node's lower bounds of its
-	// children (keys[0] is not used for routing).
-	keys [pfan]K
+	// children (keys[0] is not used for routing). Shared between
+	// versions of the node, so never changed: a change makes new keys.
+	keys *pkeys[K]
 	// ptrs holds a leaf's *pitem[V] or an inner node's *pnode[K, V]: one
 	// array for both keeps a node, which every commit copies along its
 	// path, a third smaller.
@@ -51,6 +56,23 @@ func (n *pnode[K, V]) kid(i int) *pnode[K, V]       { return (*pnode[K, V])(n.pt
 func (n *pnode[K, V]) setVal(i int, it *pitem[V])   { n.ptrs[i] = unsafe.Pointer(it) }
 func (n *pnode[K, V]) setKid(i int, k *pnode[K, V]) { n.ptrs[i] = unsafe.Pointer(k) }
 
+// withKey returns a copy of keys[:n] with k inserted at i.
+func withKey[K cmp.Ordered](keys *pkeys[K], n, i int, k K) *pkeys[K] {
+	nk := new(pkeys[K])
+	copy(nk[:i], keys[:i])
+	nk[i] = k
+	copy(nk[i+1:n+1], keys[i:n])
+	return nk
+}
+
+// withoutKey returns a copy of keys[:n] without the key at i.
+func withoutKey[K cmp.Ordered](keys *pkeys[K], n, i int) *pkeys[K] {
+	nk := new(pkeys[K])
+	copy(nk[:i], keys[:i])
+	copy(nk[i:n-1], keys[i+1:n])
+	return nk
+}
+
 // buildPmap builds a map from sorted, distinct keys and their items in
 // linear time, bottom-up, with full nodes.
 func buildPmap[K cmp.Ordered, V any](keys []K, items []*pitem[V]) pmap[K, V] {
@@ -59,22 +81,22 @@ func buildPmap[K cmp.Ordered, V any](keys []K, items []*pitem[V]) pmap[K, V] {
 	}
 	var level []*pnode[K, V]
 	for i := 0; i < len(keys); i += pfan {
-		n := &pnode[K, V]{leaf: true}
+		n := &pnode[K, V]{leaf: true, keys: new(pkeys[K])}
 		for j := i; j < min(i+pfan, len(keys)); j++ {
 			n.keys[n.n] = keys[j]
-			n.setVal(n.n, items[j])
+			n.setVal(int(n.n), items[j])
 			n.n++
 		}
-		n.size = n.n
+		n.size = int(n.n)
 		level = append(level, n)
 	}
 	for len(level) > 1 {
 		var up []*pnode[K, V]
 		for i := 0; i < len(level); i += pfan {
-			n := &pnode[K, V]{}
+			n := &pnode[K, V]{keys: new(pkeys[K])}
 			for _, kid := range level[i:min(i+pfan, len(level))] {
 				n.keys[n.n] = kid.keys[0]
-				n.setKid(n.n, kid)
+				n.setKid(int(n.n), kid)
 				n.size += kid.size
 				n.n++
 			}
@@ -109,10 +131,11 @@ func (m pmap[K, V]) get(k K) *pitem[V] {
 
 // route returns the child of an inner node that holds k.
 func (n *pnode[K, V]) route(k K) int {
-	lo, hi := 1, n.n // first i in [1, n) with keys[i] > k, minus one
+	keys := n.keys
+	lo, hi := 1, int(n.n) // first i in [1, n) with keys[i] > k, minus one
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		if n.keys[mid] <= k {
+		if keys[mid] <= k {
 			lo = mid + 1
 		} else {
 			hi = mid
@@ -123,16 +146,17 @@ func (n *pnode[K, V]) route(k K) int {
 
 // find returns the index of k in a leaf, or where it would go.
 func (n *pnode[K, V]) find(k K) (int, bool) {
-	lo, hi := 0, n.n
+	keys := n.keys
+	lo, hi := 0, int(n.n)
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		if n.keys[mid] < k {
+		if keys[mid] < k {
 			lo = mid + 1
 		} else {
 			hi = mid
 		}
 	}
-	return lo, lo < n.n && n.keys[lo] == k
+	return lo, lo < int(n.n) && keys[lo] == k
 }
 
 // edits numbers the edits of persistent maps; see newEdit.
@@ -150,8 +174,7 @@ func newEdit() uint64 { return edits.Add(1) }
 // earlier sets of the same edit created.
 func (m pmap[K, V]) set(k K, it *pitem[V], edit uint64) pmap[K, V] {
 	if m.root == nil {
-		leaf := &pnode[K, V]{leaf: true, n: 1, size: 1, edit: edit}
-		leaf.keys[0] = k
+		leaf := &pnode[K, V]{leaf: true, n: 1, size: 1, edit: edit, keys: &pkeys[K]{k}}
 		leaf.setVal(0, it)
 		return pmap[K, V]{root: leaf}
 	}
@@ -159,15 +182,16 @@ func (m pmap[K, V]) set(k K, it *pitem[V], edit uint64) pmap[K, V] {
 	if right == nil {
 		return pmap[K, V]{root: left}
 	}
-	root := &pnode[K, V]{n: 2, size: left.size + right.size, edit: edit}
-	root.keys[0], root.keys[1] = left.keys[0], right.keys[0]
+	root := &pnode[K, V]{n: 2, size: left.size + right.size, edit: edit, keys: &pkeys[K]{left.keys[0], right.keys[0]}}
 	root.setKid(0, left)
 	root.setKid(1, right)
 	return pmap[K, V]{root: root}
 }
 
 // set returns n with k set, split in two when it overflows: n itself if
-// edit created it, else a copy (n is then never modified).
+// edit created it, else a copy (n is then never modified). Keys are never
+// changed in place, even in a node of this edit: they may be shared with
+// a node that was published.
 func (n *pnode[K, V]) set(k K, it *pitem[V], edit uint64) (left, right *pnode[K, V]) {
 	c := n
 	if n.edit != edit {
@@ -175,16 +199,16 @@ func (n *pnode[K, V]) set(k K, it *pitem[V], edit uint64) (left, right *pnode[K,
 		*c = *n
 		c.edit = edit
 	}
+	cn := int(c.n)
 	if c.leaf {
 		i, ok := c.find(k)
 		if ok {
 			c.setVal(i, it)
 			return c, nil
 		}
-		if c.n < pfan {
-			copy(c.keys[i+1:c.n+1], c.keys[i:c.n])
-			copy(c.ptrs[i+1:c.n+1], c.ptrs[i:c.n])
-			c.keys[i] = k
+		if cn < pfan {
+			c.keys = withKey(c.keys, cn, i, k)
+			copy(c.ptrs[i+1:cn+1], c.ptrs[i:cn])
 			c.setVal(i, it)
 			c.n++
 			c.size++
@@ -201,10 +225,9 @@ func (n *pnode[K, V]) set(k K, it *pitem[V], edit uint64) (left, right *pnode[K,
 		return c, nil
 	}
 	c.size += r.size
-	if c.n < pfan {
-		copy(c.keys[i+2:c.n+1], c.keys[i+1:c.n])
-		copy(c.ptrs[i+2:c.n+1], c.ptrs[i+1:c.n])
-		c.keys[i+1] = r.keys[0]
+	if cn < pfan {
+		c.keys = withKey(c.keys, cn, i+1, r.keys[0])
+		copy(c.ptrs[i+2:cn+1], c.ptrs[i+1:cn])
 		c.setKid(i+1, r)
 		c.n++
 		return c, nil
@@ -217,27 +240,28 @@ func (n *pnode[K, V]) set(k K, it *pitem[V], edit uint64) (left, right *pnode[K,
 func (c *pnode[K, V]) splitInsert(i int, k K, it *pitem[V], kid *pnode[K, V]) (left, right *pnode[K, V]) {
 	var keys [pfan + 1]K
 	var ptrs [pfan + 1]unsafe.Pointer
+	cn := int(c.n)
 	copy(keys[:i], c.keys[:i])
-	copy(keys[i+1:], c.keys[i:c.n])
+	copy(keys[i+1:], c.keys[i:cn])
 	keys[i] = k
 	copy(ptrs[:i], c.ptrs[:i])
-	copy(ptrs[i+1:], c.ptrs[i:c.n])
+	copy(ptrs[i+1:], c.ptrs[i:cn])
 	if c.leaf {
 		ptrs[i] = unsafe.Pointer(it)
 	} else {
 		ptrs[i] = unsafe.Pointer(kid)
 	}
-	half := (pfan + 1) / 2
-	l := &pnode[K, V]{leaf: c.leaf, n: half, edit: c.edit}
-	r := &pnode[K, V]{leaf: c.leaf, n: pfan + 1 - half, edit: c.edit}
+	const half = (pfan + 1) / 2
+	l := &pnode[K, V]{leaf: c.leaf, n: half, edit: c.edit, keys: new(pkeys[K])}
+	r := &pnode[K, V]{leaf: c.leaf, n: pfan + 1 - half, edit: c.edit, keys: new(pkeys[K])}
 	copy(l.keys[:], keys[:half])
 	copy(r.keys[:], keys[half:])
 	copy(l.ptrs[:], ptrs[:half])
 	copy(r.ptrs[:], ptrs[half:])
 	if c.leaf {
-		l.size, r.size = l.n, r.n
+		l.size, r.size = int(l.n), int(r.n)
 	} else {
-		for i := range l.n {
+		for i := range int(l.n) {
 			l.size += l.kid(i).size
 		}
 		r.size = c.size - l.size // c.size already counts the inserted entry
@@ -273,12 +297,11 @@ func (n *pnode[K, V]) del(k K) (*pnode[K, V], bool) {
 			return nil, true
 		}
 		c := *n
-		copy(c.keys[i:], c.keys[i+1:c.n])
+		c.keys = withoutKey(n.keys, int(n.n), i)
 		copy(c.ptrs[i:], c.ptrs[i+1:c.n])
 		c.n--
 		c.size--
-		var zk K
-		c.keys[c.n], c.ptrs[c.n] = zk, nil
+		c.ptrs[c.n] = nil
 		return &c, true
 	}
 	i := n.route(k)
@@ -295,11 +318,10 @@ func (n *pnode[K, V]) del(k K) (*pnode[K, V], bool) {
 	if c.n == 1 {
 		return nil, true
 	}
-	copy(c.keys[i:], c.keys[i+1:c.n])
+	c.keys = withoutKey(n.keys, int(n.n), i)
 	copy(c.ptrs[i:], c.ptrs[i+1:c.n])
 	c.n--
-	var zk K
-	c.keys[c.n], c.ptrs[c.n] = zk, nil
+	c.ptrs[c.n] = nil
 	return &c, true
 }
 
@@ -314,14 +336,14 @@ func (m pmap[K, V]) all() iter.Seq2[K, *pitem[V]] {
 
 func (n *pnode[K, V]) walk(yield func(K, *pitem[V]) bool) bool {
 	if n.leaf {
-		for i := range n.n {
+		for i := range int(n.n) {
 			if !yield(n.keys[i], n.val(i)) {
 				return false
 			}
 		}
 		return true
 	}
-	for i := range n.n {
+	for i := range int(n.n) {
 		if !n.kid(i).walk(yield) {
 			return false
 		}

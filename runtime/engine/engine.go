@@ -120,29 +120,25 @@ type Engine[S any] struct {
 	procs     []process
 	clone     func(*S) S
 	published atomic.Pointer[snapshot[S]] // durable; what pure calls and readers see
-	head      atomic.Pointer[snapshot[S]] // e.seq, for calls that commit
+	// head is the last sequenced snapshot: validated and applied, perhaps
+	// still waiting for the store; what calls that commit run on. It is
+	// changed with e.mu held.
+	head atomic.Pointer[snapshot[S]]
 
 	turn  sync.Mutex // held by a call in its exclusive turn
 	clock *coarseClock
 
-	mu   sync.Mutex
-	cond sync.Cond
-	// seq is the last sequenced snapshot: validated and applied, perhaps
-	// still waiting for the store.
-	seq          *snapshot[S]
+	mu           sync.Mutex
+	cond         sync.Cond
 	lastWrite    []uint64 // per path: version of its last sequenced write
 	durableWrite []uint64 // per path: version of its last durable write
 	keySeqs      keySeqs
 	pending      []*Tx
 	pendingSnaps []*snapshot[S]
-	// group is the group being persisted, owned by its leader (the caller
-	// that flush runs in) until it takes e.mu to settle it.
-	group      []*Tx
-	groupSnaps []*snapshot[S]
-	spare      []*Tx
-	spareSnaps []*snapshot[S]
-	recs       []*Record
-	one        [1]*Record // the group of an in-memory commit
+	spare        []*Tx
+	spareSnaps   []*snapshot[S]
+	recs         []*Record
+	one          [1]*Record // the group of an in-memory commit
 	// colls holds, per path, how to look the entries of a collection up;
 	// nil for paths that are not collections.
 	colls []func(s *S, key string) (uint64, bool)
@@ -216,7 +212,6 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 			*e.keySeqs.of(k.Topic, k.Key) = v
 		}
 	}
-	e.seq = snap
 	e.head.Store(snap)
 	e.published.Store(snap)
 	return e, nil
@@ -312,7 +307,7 @@ func (e *Engine[S]) execExclusive(ctx context.Context, p *process, c Call[S]) (R
 		if err := ctx.Err(); err != nil {
 			return Receipt{}, err
 		}
-		r, err, lost := e.exclusiveTurn(ctx, p, c)
+		r, lost, err := e.exclusiveTurn(ctx, p, c)
 		if !lost {
 			return r, err
 		}
@@ -323,10 +318,10 @@ func (e *Engine[S]) execExclusive(ctx context.Context, p *process, c Call[S]) (R
 
 // exclusiveTurn is one exclusive run and commit; lost reports that its
 // snapshot failed with its group, so nothing was committed or decided.
-func (e *Engine[S]) exclusiveTurn(ctx context.Context, p *process, c Call[S]) (r Receipt, err error, lost bool) {
+func (e *Engine[S]) exclusiveTurn(ctx context.Context, p *process, c Call[S]) (r Receipt, lost bool, err error) {
 	e.mu.Lock()
 	e.exclusive = true
-	snap := e.seq
+	snap := e.head.Load()
 	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
@@ -337,18 +332,18 @@ func (e *Engine[S]) exclusiveTurn(ctx context.Context, p *process, c Call[S]) (r
 	if err := e.run(ctx, p, c, snap); err != nil {
 		ok, werr := e.awaitSettled(ctx, snap)
 		if werr != nil {
-			return Receipt{}, werr, false
+			return Receipt{}, false, werr
 		}
-		return Receipt{}, err, !ok
+		return Receipt{}, !ok, err
 	}
 	r, err = e.commit(p, c, snap, true)
 	if err == ErrConflict { // only a failed snapshot conflicts in a turn
-		return Receipt{}, nil, true
+		return Receipt{}, true, nil
 	}
 	if err == nil {
 		e.warn(ctx, c.Tx(), r.Version)
 	}
-	return r, err, false
+	return r, false, err
 }
 
 // awaitSettled waits until snap is durable (ok) or lost with a group the
@@ -455,12 +450,15 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 		e.mu.Unlock()
 		return Receipt{}, ErrClosed
 	}
-	// A snapshot lost with its group conflicts whatever it holds: its
-	// version may since have been reused by other commits.
-	conflict := snap.failed.Load()
-	if !conflict && e.opts.strictCAS {
-		conflict = e.seq.version != snap.version
-	} else if !conflict {
+	var conflict bool
+	switch {
+	case snap.failed.Load():
+		// Lost with its group, whatever it holds: its version may since
+		// have been reused by other commits.
+		conflict = true
+	case e.opts.strictCAS:
+		conflict = e.head.Load() != snap
+	default:
 		conflict = e.stale(p, tx, snap.version)
 	}
 	if conflict {
@@ -489,8 +487,9 @@ func (e *Engine[S]) stale(p *process, tx *Tx, sv uint64) bool {
 			return true
 		}
 	}
+	head := e.head.Load()
 	for _, r := range tx.reads {
-		if ver, ok := e.colls[r.path](&e.seq.state, r.key); ok {
+		if ver, ok := e.colls[r.path](&head.state, r.key); ok {
 			if ver > sv {
 				return true
 			}
@@ -527,7 +526,7 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 		e.mu.Unlock()
 		return 0, ErrClosed
 	}
-	if v := e.seq.version; v != expected {
+	if v := e.head.Load().version; v != expected {
 		e.mu.Unlock()
 		return 0, fmt.Errorf("%w: expected %d, current %d", ErrVersionMismatch, expected, v)
 	}
@@ -546,7 +545,8 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 // next returns the snapshot of the next version: a shallow copy of the last
 // sequenced state, for the commit to apply its writes to. e.mu is held.
 func (e *Engine[S]) next() *snapshot[S] {
-	return &snapshot[S]{version: e.seq.version + 1, state: e.seq.state}
+	head := e.head.Load()
+	return &snapshot[S]{version: head.version + 1, state: head.state}
 }
 
 // nextIn is next built in sl, unless sl is nil or used. e.mu is held.
@@ -554,7 +554,8 @@ func (e *Engine[S]) nextIn(sl *Slot[S]) *snapshot[S] {
 	if sl == nil || sl.snap.version != 0 {
 		return e.next()
 	}
-	sl.snap.version, sl.snap.state = e.seq.version+1, e.seq.state
+	head := e.head.Load()
+	sl.snap.version, sl.snap.state = head.version+1, head.state
 	return &sl.snap
 }
 
@@ -604,7 +605,6 @@ func (e *Engine[S]) sequence(name string, tx *Tx, next *snapshot[S]) *snapshot[S
 	}
 	tx.rec = Record{Version: v, Process: name, Writes: tx.wrecs, Messages: tx.msgs, State: &next.state}
 	tx.status = txPending
-	e.seq = next
 	e.head.Store(next)
 	return next
 }
@@ -798,8 +798,7 @@ func (e *Engine[S]) fail(batch []*Tx, snaps []*snapshot[S], err error) {
 	clear(e.pending)
 	clear(e.pendingSnaps)
 	e.pending, e.pendingSnaps = e.pending[:0], e.pendingSnaps[:0]
-	e.seq = e.published.Load()
-	e.head.Store(e.seq)
+	e.head.Store(e.published.Load())
 	copy(e.lastWrite, e.durableWrite)
 }
 

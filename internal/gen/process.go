@@ -160,7 +160,10 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 	// A run of a process that commits allocates its Out together with the
 	// engine's Slot for the snapshot its commit creates: one allocation
 	// per commit for both. A pure process's run allocates its Out alone.
-	newOut := jen.Op("&").Id(outT).Add(keyed(field{"c", jen.Id("c")}, field{"gen", jen.Id("c.gen")}))
+	outLit := func() *jen.Statement {
+		return jen.Id(outT).Add(keyed(field{"c", jen.Id("c")}, field{"gen", jen.Id("c.gen")}))
+	}
+	newOut := jen.Op("&").Add(outLit())
 	slot := []jen.Code{jen.Return(jen.Nil())}
 	releaseCur := []jen.Code{}
 	var runDecl []jen.Code
@@ -173,7 +176,7 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 		))
 		callFields = append(callFields, jen.Id("cur").Op("*").Id(runT))
 		runPrologue = append(runPrologue, jen.Id("c.cur").Op("=").Op("&").Id(runT).Values(jen.Dict{
-			jen.Id("out"): jen.Id(outT).Add(keyed(field{"c", jen.Id("c")}, field{"gen", jen.Id("c.gen")})),
+			jen.Id("out"): outLit(),
 		}))
 		newOut = jen.Op("&").Id("c.cur.out")
 		slot = []jen.Code{

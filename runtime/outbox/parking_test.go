@@ -146,6 +146,12 @@ func TestPoisonMessageParksItsKey(t *testing.T) {
 				t.Fatalf("Undelivered returned %s behind a parked message", m.Payload)
 			}
 		}
+		// The relay counts the parking once the store has recorded it:
+		// wait for the count, then check it.
+		deadline := time.Now().Add(10 * time.Second)
+		for r.Stats().Parked == 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
 		if st := r.Stats(); st.Parked != 1 || st.Failures != 3 {
 			t.Fatalf("stats %+v, want 1 parked after 3 failures", st)
 		}

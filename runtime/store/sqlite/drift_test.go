@@ -31,14 +31,21 @@ var (
 	extraField = engine.ValueField("domain.extra", "[]string", func(s *later) *[]string { return &s.Extra })
 )
 
-func openLater(t *testing.T, path string, sch *engine.Schema[later]) (*engine.Engine[later], error) {
+// openLater starts an engine of sch on the store at path; closing it also
+// closes its store, so that the next engine may take the file.
+func openLater(t *testing.T, path string, sch *engine.Schema[later]) (e *engine.Engine[later], closeAll func(), err error) {
 	t.Helper()
 	st := open(t, path)
-	e, err := engine.New(context.Background(), sch, later{}, engine.WithStore(st))
-	if err == nil {
-		t.Cleanup(func() { e.Close() })
+	e, err = engine.New(context.Background(), sch, later{}, engine.WithStore(st))
+	if err != nil {
+		return nil, nil, err
 	}
-	return e, err
+	closeAll = func() {
+		e.Close()
+		st.Close()
+	}
+	t.Cleanup(closeAll)
+	return e, closeAll, nil
 }
 
 func TestSchemaDrift(t *testing.T) {
@@ -72,7 +79,7 @@ func TestSchemaDrift(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := openLater(t, path, tc.sch)
+			_, _, err := openLater(t, path, tc.sch)
 			var de *sqlite.DriftError
 			if !errors.As(err, &de) || len(de.Paths) != 1 || de.Paths[0] != tc.want || !strings.Contains(err.Error(), "domain.accounts") {
 				t.Fatalf("err = %v, want a DriftError: %s", err, tc.want)
@@ -81,7 +88,7 @@ func TestSchemaDrift(t *testing.T) {
 	}
 
 	// A new path is fine: it starts at its zero value, the rest is kept.
-	e, err := openLater(t, path, laterSchema(accountsField, extraField))
+	e, closeLater, err := openLater(t, path, laterSchema(accountsField, extraField))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,9 +96,9 @@ func TestSchemaDrift(t *testing.T) {
 	if a, ok := s.Accounts.Get("acc-001"); v != 1 || !ok || a.Balance != 55 || s.Extra != nil {
 		t.Fatalf("version %d, acc-001 %+v, extra %v", v, a, s.Extra)
 	}
-	e.Close()
+	closeLater()
 	// ... and is recorded, so a later change of its type is drift too.
-	_, err = openLater(t, path, laterSchema(accountsField,
+	_, _, err = openLater(t, path, laterSchema(accountsField,
 		engine.ValueField("domain.extra", "[]int64", func(s *later) *int64 { return &s.Limit })))
 	if err == nil || !strings.Contains(err.Error(), "domain.extra is stored as []string but the contract declares []int64") {
 		t.Fatalf("err = %v, want drift on domain.extra", err)
@@ -112,6 +119,12 @@ func TestCodecChangeIsRefused(t *testing.T) {
 	_, err := bank.NewEngine(context.Background(), bank.State{}, bank.Bank{}, engine.WithStore(st2), engine.WithCodec(otherCodec{}))
 	if err == nil || !strings.Contains(err.Error(), "encoded as json") {
 		t.Fatalf("err = %v, want a codec mismatch", err)
+	}
+	// The refused engine does not keep the file: with st2 still open, an
+	// engine with the right codec takes it.
+	eng3 := newBank(t, open(t, path), bank.State{})
+	if v := eng3.Snapshot().Version(); v != 1 {
+		t.Fatalf("recovered version %d, want 1", v)
 	}
 }
 

@@ -40,6 +40,24 @@ func (s *Store) Recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 	}
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
+	if s.engineLock == nil {
+		f, err := lockEngine(s.path)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: %s: %w", s.path, err)
+		}
+		s.engineLock = f
+	}
+	rec, err := s.recover(ctx, codec)
+	if err != nil && s.engineLock != nil {
+		// No engine came of it: leave the file to the next one.
+		s.engineLock.Close()
+		s.engineLock = nil
+	}
+	return rec, err
+}
+
+// recover is Recover once the engine's lock is held. s.cmu is held.
+func (s *Store) recover(ctx context.Context, codec engine.StateCodec) (*engine.Recovered, error) {
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: recover: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,6 +96,10 @@ type Store struct {
 	// reads, concurrently with w (WAL).
 	w, r *sql.DB
 	opts options
+	path string
+	// engineLock is held from the first Recover (the engine that writes
+	// the store) to Close; see ErrInUse.
+	engineLock *os.File
 	// wc belongs to whoever holds the write connection (onWriteConn).
 	wc writeConn
 
@@ -230,6 +235,16 @@ func (s Step) String() string {
 // behind.
 func WithFaultHook(f func(Step) error) Option { return func(o *options) { o.fault = f } }
 
+// ErrInUse is returned (wrapped) by Recover, and so by engine.New, when
+// another engine, in this process or another, already writes the store's
+// file: two engines on one file would each commit from their own view of
+// the state. Relays and readers may open a store that an engine writes;
+// only the engine takes this lock, from its Recover to the store's Close,
+// in a file named after the database with "-lock" appended. The lock goes
+// with the process that held it, however it ends, so a restart after a
+// crash finds it free. (On platforms without flock there is no such check.)
+var ErrInUse = errors.New("another engine writes this store (one engine per file)")
+
 // Open opens (creating it if needed) the SQLite database at path, in WAL
 // mode with synchronous=FULL: a Commit returns only once it is synced. ctx
 // bounds the opening. The store's owner closes it, after the relays and
@@ -264,7 +279,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	s := &Store{w: w, r: r, opts: o}
+	s := &Store{w: w, r: r, opts: o, path: path}
 	if err := s.init(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -314,6 +329,9 @@ func (s *Store) Close() error {
 			s.ckpt.stop()
 		}
 		s.closeErr = errors.Join(s.closeWriteConn(), s.r.Close(), s.w.Close())
+		if s.engineLock != nil {
+			s.closeErr = errors.Join(s.closeErr, s.engineLock.Close())
+		}
 	})
 	return s.closeErr
 }

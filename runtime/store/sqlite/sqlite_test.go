@@ -273,3 +273,37 @@ func TestGroupCommitSharesTransactions(t *testing.T) {
 		t.Fatalf("%d messages, want %d", n, commits)
 	}
 }
+
+// Two engines on one file would each commit from their own view of the
+// state: the second is refused while the first holds the store, and
+// accepted once it has closed it. A relay may open the file meanwhile.
+func TestOneEnginePerFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "bank.db")
+	first := open(t, path)
+	eng := newBank(t, first, accounts(2, 10))
+	if _, err := eng.Transfer(ctx, bank.TransferArgs{From: "acc-000", To: "acc-001", Amount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	relayOnly := open(t, path) // no engine: no lock
+	if _, err := relayOnly.Undelivered(ctx, 10); err != nil {
+		t.Fatalf("a relay's store on the same file: %v", err)
+	}
+	second := open(t, path)
+	_, err := bank.NewEngine(ctx, accounts(2, 10), bank.Bank{}, engine.WithStore(second))
+	if !errors.Is(err, sqlite.ErrInUse) {
+		t.Fatalf("a second engine on the file: %v, want ErrInUse", err)
+	}
+	eng.Close()
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eng2, err := bank.NewEngine(ctx, accounts(2, 10), bank.Bank{}, engine.WithStore(second))
+	if err != nil {
+		t.Fatalf("after the first engine's store closed: %v", err)
+	}
+	defer eng2.Close()
+	if v := eng2.Snapshot().Version(); v != 1 {
+		t.Fatalf("the second engine recovered version %d, want 1", v)
+	}
+}

@@ -97,7 +97,7 @@ func theusAppendUser(b []byte, p *User) ([]byte, error) {
 	b = append(b, ",\"verified\":"...)
 	b = jsonenc.AppendBool(b, p.Verified)
 	b = append(b, ",\"tags\":"...)
-	if b, err = theusSliceAppend(b, p.Tags, func(b []byte, e *string) ([]byte, error) {
+	if b, err = jsonenc.AppendSlice(b, p.Tags, func(b []byte, e *string) ([]byte, error) {
 		return jsonenc.AppendString(b, *e), nil
 	}); err != nil {
 		return b, err
@@ -113,24 +113,6 @@ func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
 	b = jsonenc.AppendString(b, p.Email)
 	b = append(b, '}')
 	return b, nil
-}
-
-// theusSliceAppend appends s as a JSON array, each element with elem; nil is null.
-func theusSliceAppend[T any](b []byte, s []T, elem func([]byte, *T) ([]byte, error)) ([]byte, error) {
-	if s == nil {
-		return append(b, "null"...), nil
-	}
-	b = append(b, '[')
-	for i := range s {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		var err error
-		if b, err = elem(b, &s[i]); err != nil {
-			return b, err
-		}
-	}
-	return append(b, ']'), nil
 }
 
 // State is the engine's state, as declared in contracts.yaml.

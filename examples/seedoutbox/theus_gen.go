@@ -139,24 +139,6 @@ func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
 	return b, nil
 }
 
-// theusSliceAppend appends s as a JSON array, each element with elem; nil is null.
-func theusSliceAppend[T any](b []byte, s []T, elem func([]byte, *T) ([]byte, error)) ([]byte, error) {
-	if s == nil {
-		return append(b, "null"...), nil
-	}
-	b = append(b, '[')
-	for i := range s {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		var err error
-		if b, err = elem(b, &s[i]); err != nil {
-			return b, err
-		}
-	}
-	return append(b, ']'), nil
-}
-
 // State is the engine's state, as declared in contracts.yaml.
 type State struct {
 	Domain DomainState
@@ -255,7 +237,7 @@ var theusSchema = engine.Schema[State]{
 		engine.ValueField("domain.outbox_queue", "[]OutboxMsg{topic string, user_id string, email string}", func(s *State) *[]OutboxMsg {
 			return &s.Domain.OutboxQueue
 		}, func(b []byte, e *[]OutboxMsg) ([]byte, error) {
-			return theusSliceAppend(b, *e, theusAppendOutboxMsg)
+			return jsonenc.AppendSlice(b, *e, theusAppendOutboxMsg)
 		}),
 	},
 }

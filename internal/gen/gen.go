@@ -49,8 +49,7 @@ func Generate(m *contract.Model) (map[string][]byte, error) {
 }
 
 // generator renders one Model. Declarations are collected section by
-// section and assembled at the end, because the generic helpers that the
-// file needs are only known once every section is built.
+// section and assembled at the end.
 type generator struct {
 	m *contract.Model
 	// source is the contract's base name, or for struct tags the package's
@@ -63,8 +62,6 @@ type generator struct {
 	// encoded holds the declared types that get a JSON encoder: those
 	// reachable from a topic payload.
 	encoded map[*contract.Struct]bool
-	// helpers records which generic helpers the code refers to.
-	helpers map[string]bool
 	// st is the engine's state type: State, or theusState when the
 	// contract has collections (State then holds plain maps for them, and
 	// theusState engine.Collections).
@@ -88,7 +85,6 @@ func newGenerator(m *contract.Model) *generator {
 		source:  filepath.Base(m.Source),
 		byText:  map[string]*schemaPath{},
 		encoded: map[*contract.Struct]bool{},
-		helpers: map[string]bool{},
 	}
 	if m.DeclaredInGo {
 		g.source = m.Source
@@ -166,7 +162,7 @@ func (g *generator) render() ([]byte, error) {
 		f.ImportAlias(imp.Path, importName(imp.Alias))
 	}
 
-	// Sections in file order; helpers are inserted once all are built.
+	// Sections in file order.
 	types := g.typeDecls()
 	clones := g.cloneFuncs()
 	encoders := g.encoderFuncs()
@@ -179,7 +175,7 @@ func (g *generator) render() ([]byte, error) {
 	guard := g.guard()
 
 	for _, sec := range [][]jen.Code{
-		types, clones, g.cloneHelpers(), encoders, g.encodeHelpers(),
+		types, clones, encoders,
 		state, engine, g.errorDecls(), procs, {guard},
 	} {
 		for _, d := range sec {

@@ -246,14 +246,12 @@ func (g *generator) cloneValue(t *contract.Type, x lv) *jen.Statement {
 		if !holdsRefs(t.Elem) {
 			return jen.Qual("slices", "Clone").Call(x.val())
 		}
-		g.helpers[helperSliceClone] = true
-		return jen.Id(helperSliceClone).Call(x.val(), g.cloneElemFunc(t.Elem))
+		return jen.Qual(enginePkg, "CloneSlice").Call(x.val(), g.cloneElemFunc(t.Elem))
 	case contract.Map:
 		if !holdsRefs(t.Elem) {
 			return jen.Qual("maps", "Clone").Call(x.val())
 		}
-		g.helpers[helperMapClone] = true
-		return jen.Id(helperMapClone).Call(x.val(), g.cloneElemFunc(t.Elem))
+		return jen.Qual(enginePkg, "CloneMap").Call(x.val(), g.cloneElemFunc(t.Elem))
 	}
 	return x.val()
 }
@@ -325,11 +323,9 @@ func (g *generator) appendCall(t *contract.Type, x lv) (call *jen.Statement, can
 		if isBytes(t) {
 			return jen.Qual(jsonencPkg, "AppendBytes").Call(b, x.val()), false
 		}
-		g.helpers[helperSliceAppend] = true
-		return jen.Id(helperSliceAppend).Call(b, x.val(), g.appendElemFunc(t.Elem)), true
+		return jen.Qual(jsonencPkg, "AppendSlice").Call(b, x.val(), g.appendElemFunc(t.Elem)), true
 	case contract.Map:
-		g.helpers[helperMapAppend] = true
-		return jen.Id(helperMapAppend).Call(b, x.val(), keyTextFunc(t.Key), g.appendElemFunc(t.Elem)), true
+		return jen.Qual(jsonencPkg, "AppendMap").Call(b, x.val(), keyTextFunc(t.Key), g.appendElemFunc(t.Elem)), true
 	}
 	switch t.Name {
 	case "string":

@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -151,4 +153,54 @@ func AppendValue(b []byte, v any) ([]byte, error) {
 		return b, err
 	}
 	return append(b, j...), nil
+}
+
+// AppendSlice appends s as a JSON array, each element with elem; a nil
+// slice is null, as encoding/json writes it.
+func AppendSlice[T any](b []byte, s []T, elem func([]byte, *T) ([]byte, error)) ([]byte, error) {
+	if s == nil {
+		return append(b, "null"...), nil
+	}
+	b = append(b, '[')
+	for i := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = elem(b, &s[i]); err != nil {
+			return b, err
+		}
+	}
+	return append(b, ']'), nil
+}
+
+// AppendMap appends m as a JSON object, each value with elem; a nil map
+// is null. Keys are written, and sorted, as their text (key), as
+// encoding/json does.
+func AppendMap[K comparable, V any](b []byte, m map[K]V, key func(K) string, elem func([]byte, *V) ([]byte, error)) ([]byte, error) {
+	if m == nil {
+		return append(b, "null"...), nil
+	}
+	type entry struct {
+		k string
+		v V
+	}
+	es := make([]entry, 0, len(m))
+	for k, v := range m {
+		es = append(es, entry{k: key(k), v: v})
+	}
+	slices.SortFunc(es, func(x, y entry) int { return strings.Compare(x.k, y.k) })
+	b = append(b, '{')
+	for i := range es {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendString(b, es[i].k)
+		b = append(b, ':')
+		var err error
+		if b, err = elem(b, &es[i].v); err != nil {
+			return b, err
+		}
+	}
+	return append(b, '}'), nil
 }

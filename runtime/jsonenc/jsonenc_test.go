@@ -2,7 +2,9 @@ package jsonenc
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
+	"strconv"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -72,5 +74,39 @@ func TestAppendStringDoesNotAllocate(t *testing.T) {
 	b := make([]byte, 0, 64)
 	if n := testing.AllocsPerRun(100, func() { b = AppendString(b[:0], "ann@example.com <x>") }); n != 0 {
 		t.Errorf("AppendString allocated %v times per run", n)
+	}
+}
+
+// Slices and maps, nested and nil, come out as encoding/json writes them.
+func TestSliceAndMapMatchEncodingJSON(t *testing.T) {
+	str := func(b []byte, s *string) ([]byte, error) { return AppendString(b, *s), nil }
+	ints := func(b []byte, v *[]int64) ([]byte, error) {
+		return AppendSlice(b, *v, func(b []byte, x *int64) ([]byte, error) { return AppendInt(b, *x), nil })
+	}
+	itoa := func(k int) string { return strconv.Itoa(k) }
+	for _, c := range []struct {
+		v   any
+		got func() ([]byte, error)
+	}{
+		{[]string(nil), func() ([]byte, error) { return AppendSlice(nil, []string(nil), str) }},
+		{[]string{}, func() ([]byte, error) { return AppendSlice(nil, []string{}, str) }},
+		{[]string{"a", "<b>"}, func() ([]byte, error) { return AppendSlice(nil, []string{"a", "<b>"}, str) }},
+		{map[int][]int64(nil), func() ([]byte, error) { return AppendMap(nil, map[int][]int64(nil), itoa, ints) }},
+		{map[int][]int64{10: {1, 2}, 9: nil, 100: {}}, func() ([]byte, error) {
+			return AppendMap(nil, map[int][]int64{10: {1, 2}, 9: nil, 100: {}}, itoa, ints)
+		}},
+	} {
+		want, err := json.Marshal(c.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.got()
+		if err != nil || string(got) != string(want) {
+			t.Errorf("%#v: got %s, %v; want %s", c.v, got, err, want)
+		}
+	}
+	fail := errors.New("refused")
+	if _, err := AppendSlice(nil, []int{1}, func(b []byte, _ *int) ([]byte, error) { return b, fail }); err != fail {
+		t.Errorf("an element's error: %v", err)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 
 	engine "github.com/theus-go/theus/runtime/engine"
@@ -128,7 +127,7 @@ func theusAppendAddress(b []byte, p *Address) ([]byte, error) {
 	b = append(b, "{\"city\":"...)
 	b = jsonenc.AppendString(b, p.City)
 	b = append(b, ",\"lines\":"...)
-	if b, err = theusSliceAppend(b, p.Lines, func(b []byte, e *string) ([]byte, error) {
+	if b, err = jsonenc.AppendSlice(b, p.Lines, func(b []byte, e *string) ([]byte, error) {
 		return jsonenc.AppendString(b, *e), nil
 	}); err != nil {
 		return b, err
@@ -148,7 +147,7 @@ func theusAppendUser(b []byte, p *User) ([]byte, error) {
 		return b, err
 	}
 	b = append(b, ",\"prefs\":"...)
-	if b, err = theusMapAppend(b, p.Prefs, func(k string) string {
+	if b, err = jsonenc.AppendMap(b, p.Prefs, func(k string) string {
 		return k
 	}, func(b []byte, e *string) ([]byte, error) {
 		return jsonenc.AppendString(b, *e), nil
@@ -166,56 +165,6 @@ func theusAppendChanged(b []byte, p *Changed) ([]byte, error) {
 	b = jsonenc.AppendString(b, p.What)
 	b = append(b, '}')
 	return b, nil
-}
-
-// theusSliceAppend appends s as a JSON array, each element with elem; nil is null.
-func theusSliceAppend[T any](b []byte, s []T, elem func([]byte, *T) ([]byte, error)) ([]byte, error) {
-	if s == nil {
-		return append(b, "null"...), nil
-	}
-	b = append(b, '[')
-	for i := range s {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		var err error
-		if b, err = elem(b, &s[i]); err != nil {
-			return b, err
-		}
-	}
-	return append(b, ']'), nil
-}
-
-// theusMapAppend appends m as a JSON object, each value with elem; nil is null.
-// Keys are written and sorted as their text (key), as encoding/json does.
-func theusMapAppend[K comparable, V any](b []byte, m map[K]V, key func(K) string, elem func([]byte, *V) ([]byte, error)) ([]byte, error) {
-	if m == nil {
-		return append(b, "null"...), nil
-	}
-	type entry struct {
-		k string
-		v V
-	}
-	es := make([]entry, 0, len(m))
-	for k, v := range m {
-		es = append(es, entry{k: key(k), v: v})
-	}
-	slices.SortFunc(es, func(x, y entry) int {
-		return strings.Compare(x.k, y.k)
-	})
-	b = append(b, '{')
-	for i := range es {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = jsonenc.AppendString(b, es[i].k)
-		b = append(b, ':')
-		var err error
-		if b, err = elem(b, &es[i].v); err != nil {
-			return b, err
-		}
-	}
-	return append(b, '}'), nil
 }
 
 // State is the engine's state, as declared in contracts.yaml.
@@ -302,7 +251,7 @@ var theusSchema = engine.Schema[State]{
 		engine.ValueField("domain.audit", "[]string", func(s *State) *[]string {
 			return &s.Domain.Audit
 		}, func(b []byte, e *[]string) ([]byte, error) {
-			return theusSliceAppend(b, *e, func(b []byte, e *string) ([]byte, error) {
+			return jsonenc.AppendSlice(b, *e, func(b []byte, e *string) ([]byte, error) {
 				return jsonenc.AppendString(b, *e), nil
 			})
 		}),

@@ -124,6 +124,11 @@ type Engine[S any] struct {
 	// still waiting for the store; what calls that commit run on. It is
 	// changed with e.mu held.
 	head atomic.Pointer[snapshot[S]]
+	// headp is where the last sequenced snapshot is read: &head, or
+	// &published for an in-memory store, whose commits are durable before
+	// e.mu is released, so that the two are always the same and a commit
+	// stores one pointer, not two.
+	headp *atomic.Pointer[snapshot[S]]
 
 	turn  sync.Mutex // held by a call in its exclusive turn
 	clock *coarseClock
@@ -175,6 +180,10 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 		return nil, errors.New("theus: no store: pass engine.WithStore (generated NewEngine defaults to memory.New())")
 	}
 	_, e.inMemory = e.store.(InMemory)
+	e.headp = &e.head
+	if e.inMemory {
+		e.headp = &e.published
+	}
 	e.colls = make([]func(*S, string) (uint64, bool), len(schema.Paths))
 	for _, c := range schema.Collections {
 		e.colls[c.Path] = c.Version
@@ -272,7 +281,7 @@ func (e *Engine[S]) Exec(ctx context.Context, proc int, c Call[S]) (Receipt, err
 			}
 			return Receipt{Version: snap.version}, nil
 		}
-		snap := e.head.Load()
+		snap := e.headp.Load()
 		if err := e.run(ctx, p, c, snap); err != nil {
 			if ok, werr := e.awaitSettled(ctx, snap); werr != nil {
 				return Receipt{}, werr
@@ -321,7 +330,7 @@ func (e *Engine[S]) execExclusive(ctx context.Context, p *process, c Call[S]) (R
 func (e *Engine[S]) exclusiveTurn(ctx context.Context, p *process, c Call[S]) (r Receipt, lost bool, err error) {
 	e.mu.Lock()
 	e.exclusive = true
-	snap := e.head.Load()
+	snap := e.headp.Load()
 	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
@@ -457,7 +466,7 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 		// have been reused by other commits.
 		conflict = true
 	case e.opts.strictCAS:
-		conflict = e.head.Load() != snap
+		conflict = e.headp.Load() != snap
 	default:
 		conflict = e.stale(p, tx, snap.version)
 	}
@@ -487,7 +496,7 @@ func (e *Engine[S]) stale(p *process, tx *Tx, sv uint64) bool {
 			return true
 		}
 	}
-	head := e.head.Load()
+	head := e.headp.Load()
 	for _, r := range tx.reads {
 		if ver, ok := e.colls[r.path](&head.state, r.key); ok {
 			if ver > sv {
@@ -526,7 +535,7 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 		e.mu.Unlock()
 		return 0, ErrClosed
 	}
-	if v := e.head.Load().version; v != expected {
+	if v := e.headp.Load().version; v != expected {
 		e.mu.Unlock()
 		return 0, fmt.Errorf("%w: expected %d, current %d", ErrVersionMismatch, expected, v)
 	}
@@ -545,7 +554,7 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 // next returns the snapshot of the next version: a shallow copy of the last
 // sequenced state, for the commit to apply its writes to. e.mu is held.
 func (e *Engine[S]) next() *snapshot[S] {
-	head := e.head.Load()
+	head := e.headp.Load()
 	return &snapshot[S]{version: head.version + 1, state: head.state}
 }
 
@@ -554,16 +563,17 @@ func (e *Engine[S]) nextIn(sl *Slot[S]) *snapshot[S] {
 	if sl == nil || sl.snap.version != 0 {
 		return e.next()
 	}
-	head := e.head.Load()
+	head := e.headp.Load()
 	sl.snap.version, sl.snap.state = head.version+1, head.state
 	return &sl.snap
 }
 
 // sequence gives tx the version of next, the snapshot its writes were
 // applied to (see next): it records the writes, assigns the messages'
-// fields and makes next the last sequenced snapshot, for persist. (The
-// caller applies the writes: a generic interface conversion here would
-// cost a type assertion per commit.) e.mu is held.
+// fields and makes next the last sequenced snapshot (with an in-memory
+// store, persist does, once the store has it). The caller applies the
+// writes: a generic interface conversion here would cost a type assertion
+// per commit. e.mu is held.
 func (e *Engine[S]) sequence(name string, tx *Tx, next *snapshot[S]) *snapshot[S] {
 	v := next.version
 	for _, w := range tx.writes {
@@ -605,7 +615,9 @@ func (e *Engine[S]) sequence(name string, tx *Tx, next *snapshot[S]) *snapshot[S
 	}
 	tx.rec = Record{Version: v, Process: name, Writes: tx.wrecs, Messages: tx.msgs, State: &next.state}
 	tx.status = txPending
-	e.head.Store(next)
+	if !e.inMemory { // else persist publishes it once the store has it
+		e.head.Store(next)
+	}
 	return next
 }
 
@@ -798,7 +810,9 @@ func (e *Engine[S]) fail(batch []*Tx, snaps []*snapshot[S], err error) {
 	clear(e.pending)
 	clear(e.pendingSnaps)
 	e.pending, e.pendingSnaps = e.pending[:0], e.pendingSnaps[:0]
-	e.head.Store(e.published.Load())
+	if !e.inMemory {
+		e.head.Store(e.published.Load())
+	}
 	copy(e.lastWrite, e.durableWrite)
 }
 

@@ -407,10 +407,8 @@ func (in OpenAccountIn) Accounts() engine.MapView[string, AccountView] {
 
 // OpenAccountOut collects what open_account writes and emits. It is valid only during the call: using it afterwards panics.
 type OpenAccountOut struct {
-	c       *theusCallOpenAccount
-	gen     uint64
-	bufUsed bool
-	buf     [64]byte
+	c   *theusCallOpenAccount
+	gen uint64
 }
 
 func (o *OpenAccountOut) live() *theusCallOpenAccount {
@@ -418,15 +416,6 @@ func (o *OpenAccountOut) live() *theusCallOpenAccount {
 		panic("theus: OpenAccountOut used after its call returned")
 	}
 	return o.c
-}
-
-// payloadBuf returns an empty buffer to encode a payload into: the Out's own for the first payload of the run.
-func (o *OpenAccountOut) payloadBuf() []byte {
-	if o.bufUsed {
-		return make([]byte, 0, 64)
-	}
-	o.bufUsed = true
-	return o.buf[:0]
 }
 
 // Accounts returns the writer of domain.accounts: Put and Delete entries.
@@ -438,19 +427,21 @@ func (o *OpenAccountOut) Accounts() engine.CollectionWriter[string, Account] {
 // EmitAccountOpened emits a message on topic account.opened.
 func (o *OpenAccountOut) EmitAccountOpened(p AccountOpened) {
 	c := o.live()
-	var b []byte
-	var err error
 	if codec := c.tx.Codec(); codec != nil {
-		b, err = codec.Marshal(p)
+		b, err := codec.Marshal(p)
+		if err != nil {
+			c.tx.Fail(fmt.Errorf("theus: encode account.opened: %w", err))
+			return
+		}
+		c.tx.Emit("account.opened", p.ID, b)
 	} else {
-		b, err = theusAppendAccountOpened(o.payloadBuf(), &p)
-		b = b[:len(b):len(b)]
+		b, err := theusAppendAccountOpened(c.tx.Scratch(), &p)
+		if err != nil {
+			c.tx.Fail(fmt.Errorf("theus: encode account.opened: %w", err))
+			return
+		}
+		c.tx.EmitScratch("account.opened", p.ID, b)
 	}
-	if err != nil {
-		c.tx.Fail(fmt.Errorf("theus: encode account.opened: %w", err))
-		return
-	}
-	c.tx.Emit("account.opened", p.ID, b)
 	if c.run {
 		c.out.accountOpened = append(c.out.accountOpened, theusCloneAccountOpened(&p))
 	}
@@ -720,10 +711,8 @@ func (in TransferIn) Accounts() engine.MapView[string, AccountView] {
 
 // TransferOut collects what transfer writes and emits. It is valid only during the call: using it afterwards panics.
 type TransferOut struct {
-	c       *theusCallTransfer
-	gen     uint64
-	bufUsed bool
-	buf     [64]byte
+	c   *theusCallTransfer
+	gen uint64
 }
 
 func (o *TransferOut) live() *theusCallTransfer {
@@ -731,15 +720,6 @@ func (o *TransferOut) live() *theusCallTransfer {
 		panic("theus: TransferOut used after its call returned")
 	}
 	return o.c
-}
-
-// payloadBuf returns an empty buffer to encode a payload into: the Out's own for the first payload of the run.
-func (o *TransferOut) payloadBuf() []byte {
-	if o.bufUsed {
-		return make([]byte, 0, 64)
-	}
-	o.bufUsed = true
-	return o.buf[:0]
 }
 
 // Accounts returns the writer of domain.accounts: Put and Delete entries.
@@ -751,19 +731,21 @@ func (o *TransferOut) Accounts() engine.CollectionWriter[string, Account] {
 // EmitTransferCompleted emits a message on topic transfer.completed.
 func (o *TransferOut) EmitTransferCompleted(p TransferCompleted) {
 	c := o.live()
-	var b []byte
-	var err error
 	if codec := c.tx.Codec(); codec != nil {
-		b, err = codec.Marshal(p)
+		b, err := codec.Marshal(p)
+		if err != nil {
+			c.tx.Fail(fmt.Errorf("theus: encode transfer.completed: %w", err))
+			return
+		}
+		c.tx.Emit("transfer.completed", p.Account, b)
 	} else {
-		b, err = theusAppendTransferCompleted(o.payloadBuf(), &p)
-		b = b[:len(b):len(b)]
+		b, err := theusAppendTransferCompleted(c.tx.Scratch(), &p)
+		if err != nil {
+			c.tx.Fail(fmt.Errorf("theus: encode transfer.completed: %w", err))
+			return
+		}
+		c.tx.EmitScratch("transfer.completed", p.Account, b)
 	}
-	if err != nil {
-		c.tx.Fail(fmt.Errorf("theus: encode transfer.completed: %w", err))
-		return
-	}
-	c.tx.Emit("transfer.completed", p.Account, b)
 	if c.run {
 		c.out.transferCompleted = append(c.out.transferCompleted, theusCloneTransferCompleted(&p))
 	}

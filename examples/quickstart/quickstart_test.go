@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/outbox"
 	"github.com/theus-go/theus/runtime/store/memory"
 )
 
@@ -258,4 +261,51 @@ func TestOutUsedAfterCallPanics(t *testing.T) {
 		}
 	}()
 	stale.SetUser(User{ID: "u-1", Email: "evil@x"})
+}
+
+// A message waiting in the outbox keeps its payload and its ID alive, not
+// the snapshot of the commit that made it: during a relay outage, each
+// undelivered message must not pin a version of the state.
+func TestUndeliveredMessageDoesNotKeepItsSnapshot(t *testing.T) {
+	ctx := context.Background()
+	eng, err := NewEngine(ctx, State{Domain: DomainState{User: User{ID: "u-1", Email: "a@example.com"}}}, app{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	r, err := eng.UpdateUserEmail(ctx, UpdateUserEmailArgs{Email: "b@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := r.MessageIDs[0]
+	snap := weak.Make(eng.Snapshot().s)
+	r = UpdateUserEmailReceipt{}
+	// The next commit replaces the snapshot; the first message stays.
+	if _, err := eng.UpdateUserEmail(ctx, UpdateUserEmailArgs{Email: "c@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	if snap.Value() != nil {
+		t.Fatal("the snapshot of version 1 is still alive: its undelivered message keeps it")
+	}
+	msgs, err := eng.Store().Undelivered(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 2 || msgs[0].ID != id || id != outbox.MessageID(1, 0) {
+		t.Fatalf("undelivered = %+v, want 2 messages, the first with ID %s = %s", msgs, id, outbox.MessageID(1, 0))
+	}
+	m := msgs[0]
+	if got := string(m.Payload); got != `{"id":"u-1","email":"b@example.com"}` {
+		t.Fatalf("payload = %s", got)
+	}
+	// The ID is stored beside the payload, which must leave it alone to
+	// whoever appends to the payload.
+	if cap(m.Payload) != len(m.Payload) {
+		t.Fatalf("payload has cap %d for len %d: appending to it would write over its ID", cap(m.Payload), len(m.Payload))
+	}
+	_ = append(m.Payload, "xxxxxxxxxxxxxxxxxxxxxxxxx"...)
+	if m.ID != outbox.MessageID(1, 0) {
+		t.Fatalf("ID after an append to the payload = %s", m.ID)
+	}
 }

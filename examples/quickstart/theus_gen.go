@@ -341,10 +341,8 @@ func (in UpdateUserEmailIn) MaxEmailLen() int {
 
 // UpdateUserEmailOut collects what update_user_email writes and emits. It is valid only during the call: using it afterwards panics.
 type UpdateUserEmailOut struct {
-	c       *theusCallUpdateUserEmail
-	gen     uint64
-	bufUsed bool
-	buf     [64]byte
+	c   *theusCallUpdateUserEmail
+	gen uint64
 }
 
 func (o *UpdateUserEmailOut) live() *theusCallUpdateUserEmail {
@@ -352,15 +350,6 @@ func (o *UpdateUserEmailOut) live() *theusCallUpdateUserEmail {
 		panic("theus: UpdateUserEmailOut used after its call returned")
 	}
 	return o.c
-}
-
-// payloadBuf returns an empty buffer to encode a payload into: the Out's own for the first payload of the run.
-func (o *UpdateUserEmailOut) payloadBuf() []byte {
-	if o.bufUsed {
-		return make([]byte, 0, 64)
-	}
-	o.bufUsed = true
-	return o.buf[:0]
 }
 
 // SetUser sets domain.user.
@@ -373,19 +362,21 @@ func (o *UpdateUserEmailOut) SetUser(v User) {
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *UpdateUserEmailOut) EmitUserUpdated(p UserUpdated) {
 	c := o.live()
-	var b []byte
-	var err error
 	if codec := c.tx.Codec(); codec != nil {
-		b, err = codec.Marshal(p)
+		b, err := codec.Marshal(p)
+		if err != nil {
+			c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
+			return
+		}
+		c.tx.Emit("user.updated", p.ID, b)
 	} else {
-		b, err = theusAppendUserUpdated(o.payloadBuf(), &p)
-		b = b[:len(b):len(b)]
+		b, err := theusAppendUserUpdated(c.tx.Scratch(), &p)
+		if err != nil {
+			c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
+			return
+		}
+		c.tx.EmitScratch("user.updated", p.ID, b)
 	}
-	if err != nil {
-		c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
-		return
-	}
-	c.tx.Emit("user.updated", p.ID, b)
 	if c.run {
 		c.out.userUpdated = append(c.out.userUpdated, theusCloneUserUpdated(&p))
 	}

@@ -677,10 +677,8 @@ func (in EmitAliceEmailIn) Alice() UserView {
 
 // EmitAliceEmailOut collects what emit_alice_email writes and emits. It is valid only during the call: using it afterwards panics.
 type EmitAliceEmailOut struct {
-	c       *theusCallEmitAliceEmail
-	gen     uint64
-	bufUsed bool
-	buf     [64]byte
+	c   *theusCallEmitAliceEmail
+	gen uint64
 }
 
 func (o *EmitAliceEmailOut) live() *theusCallEmitAliceEmail {
@@ -688,15 +686,6 @@ func (o *EmitAliceEmailOut) live() *theusCallEmitAliceEmail {
 		panic("theus: EmitAliceEmailOut used after its call returned")
 	}
 	return o.c
-}
-
-// payloadBuf returns an empty buffer to encode a payload into: the Out's own for the first payload of the run.
-func (o *EmitAliceEmailOut) payloadBuf() []byte {
-	if o.bufUsed {
-		return make([]byte, 0, 64)
-	}
-	o.bufUsed = true
-	return o.buf[:0]
 }
 
 // SetAlice sets domain.alice.
@@ -709,19 +698,21 @@ func (o *EmitAliceEmailOut) SetAlice(v User) {
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *EmitAliceEmailOut) EmitUserUpdated(p UserUpdated) {
 	c := o.live()
-	var b []byte
-	var err error
 	if codec := c.tx.Codec(); codec != nil {
-		b, err = codec.Marshal(p)
+		b, err := codec.Marshal(p)
+		if err != nil {
+			c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
+			return
+		}
+		c.tx.Emit("user.updated", p.ID, b)
 	} else {
-		b, err = theusAppendUserUpdated(o.payloadBuf(), &p)
-		b = b[:len(b):len(b)]
+		b, err := theusAppendUserUpdated(c.tx.Scratch(), &p)
+		if err != nil {
+			c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
+			return
+		}
+		c.tx.EmitScratch("user.updated", p.ID, b)
 	}
-	if err != nil {
-		c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
-		return
-	}
-	c.tx.Emit("user.updated", p.ID, b)
 	if c.run {
 		c.out.userUpdated = append(c.out.userUpdated, theusCloneUserUpdated(&p))
 	}
@@ -841,10 +832,8 @@ func (in EmitBobEmailIn) Bob() UserView {
 
 // EmitBobEmailOut collects what emit_bob_email writes and emits. It is valid only during the call: using it afterwards panics.
 type EmitBobEmailOut struct {
-	c       *theusCallEmitBobEmail
-	gen     uint64
-	bufUsed bool
-	buf     [64]byte
+	c   *theusCallEmitBobEmail
+	gen uint64
 }
 
 func (o *EmitBobEmailOut) live() *theusCallEmitBobEmail {
@@ -852,15 +841,6 @@ func (o *EmitBobEmailOut) live() *theusCallEmitBobEmail {
 		panic("theus: EmitBobEmailOut used after its call returned")
 	}
 	return o.c
-}
-
-// payloadBuf returns an empty buffer to encode a payload into: the Out's own for the first payload of the run.
-func (o *EmitBobEmailOut) payloadBuf() []byte {
-	if o.bufUsed {
-		return make([]byte, 0, 64)
-	}
-	o.bufUsed = true
-	return o.buf[:0]
 }
 
 // SetBob sets domain.bob.
@@ -873,19 +853,21 @@ func (o *EmitBobEmailOut) SetBob(v User) {
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *EmitBobEmailOut) EmitUserUpdated(p UserUpdated) {
 	c := o.live()
-	var b []byte
-	var err error
 	if codec := c.tx.Codec(); codec != nil {
-		b, err = codec.Marshal(p)
+		b, err := codec.Marshal(p)
+		if err != nil {
+			c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
+			return
+		}
+		c.tx.Emit("user.updated", p.ID, b)
 	} else {
-		b, err = theusAppendUserUpdated(o.payloadBuf(), &p)
-		b = b[:len(b):len(b)]
+		b, err := theusAppendUserUpdated(c.tx.Scratch(), &p)
+		if err != nil {
+			c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
+			return
+		}
+		c.tx.EmitScratch("user.updated", p.ID, b)
 	}
-	if err != nil {
-		c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
-		return
-	}
-	c.tx.Emit("user.updated", p.ID, b)
 	if c.run {
 		c.out.userUpdated = append(c.out.userUpdated, theusCloneUserUpdated(&p))
 	}

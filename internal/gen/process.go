@@ -102,12 +102,6 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 		effInit = append(effInit, field{"Result", jen.Id("c.out.result")})
 	}
 	outHandle := []jen.Code{jen.Id("c").Op("*").Id(call), jen.Id("gen").Uint64()}
-	if len(p.Emits) > 0 {
-		// The first payload of a run is encoded into the Out itself: one
-		// allocation holds the handle and the payload, which keeps the
-		// handle alive (and stale) as long as the message is kept.
-		outHandle = append(outHandle, jen.Id("bufUsed").Bool(), jen.Id("buf").Index(jen.Lit(payloadBufSize)).Byte())
-	}
 	out = append(out,
 		doc(outT+" collects what "+p.Name+" writes and emits. It is valid only during the call: using it afterwards panics.").
 			Type().Id(outT).Struct(outHandle...),
@@ -118,18 +112,6 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 			jen.Return(jen.Id("o.c")),
 		),
 	)
-	if len(p.Emits) > 0 {
-		out = append(out,
-			doc("payloadBuf returns an empty buffer to encode a payload into: the Out's own for the first payload of the run.").
-				Func().Params(jen.Id("o").Op("*").Id(outT)).Id("payloadBuf").Params().Index().Byte().Block(
-				jen.If(jen.Id("o.bufUsed")).Block(
-					jen.Return(jen.Make(jen.Index().Byte(), jen.Lit(0), jen.Lit(payloadBufSize))),
-				),
-				jen.Id("o.bufUsed").Op("=").True(),
-				jen.Return(jen.Id("o.buf").Index(jen.Empty(), jen.Lit(0))),
-			),
-		)
-	}
 	out = append(out, setters...)
 	out = append(out,
 		doc(receipt+" tells what a call of "+p.Name+" committed.").Type().Id(receipt).Struct(receiptFields...),
@@ -159,7 +141,8 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 	}
 	// A run of a process that commits allocates its Out together with the
 	// engine's Slot for the snapshot its commit creates: one allocation
-	// per commit for both. A pure process's run allocates its Out alone.
+	// for both (each message's payload takes one more, in the engine). A
+	// pure process's run allocates its Out alone.
 	outLit := func() *jen.Statement {
 		return jen.Id(outT).Add(keyed(field{"c", jen.Id("c")}, field{"gen", jen.Id("c.gen")}))
 	}
@@ -271,10 +254,6 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 // emitter declares Emit<Topic> on an Out: it encodes the payload with the
 // engine's codec or the generated JSON encoder and records the message; a
 // RunX run also keeps a copy of the payload for the Effects.
-// payloadBufSize is the capacity a payload is first encoded into; larger
-// payloads grow as append grows them.
-const payloadBufSize = 64
-
 func (g *generator) emitter(recv *jen.Statement, t *contract.Topic, priv string) jen.Code {
 	payload := t.Payload.Struct
 	key := jen.Lit("")
@@ -285,28 +264,28 @@ func (g *generator) emitter(recv *jen.Statement, t *contract.Topic, priv string)
 		}
 	}
 	errFormat := "theus: encode " + strings.ReplaceAll(t.Name, "%", "%%") + ": %w"
+	fail := jen.If(jen.Id("err").Op("!=").Nil()).Block(
+		jen.Id("c.tx").Dot("Fail").Call(jen.Qual("fmt", "Errorf").Call(jen.Lit(errFormat), jen.Id("err"))),
+		jen.Return(),
+	)
 	return doc("Emit"+t.GoName+" emits a message on topic "+t.Name+".").
 		Func().Params(recv).Id("Emit"+t.GoName).Params(jen.Id("p").Id(payload.GoName)).Block(
 		jen.Id("c").Op(":=").Id("o").Dot("live").Call(),
-		jen.Var().Id("b").Index().Byte(),
-		jen.Var().Id("err").Error(),
 		jen.If(
 			jen.Id("codec").Op(":=").Id("c.tx").Dot("Codec").Call(),
 			jen.Id("codec").Op("!=").Nil(),
 		).Block(
-			jen.List(jen.Id("b"), jen.Id("err")).Op("=").Id("codec").Dot("Marshal").Call(jen.Id("p")),
+			jen.List(jen.Id("b"), jen.Id("err")).Op(":=").Id("codec").Dot("Marshal").Call(jen.Id("p")),
+			fail,
+			jen.Id("c.tx").Dot("Emit").Call(jen.Lit(t.Name), key, jen.Id("b")),
 		).Else().Block(
-			jen.List(jen.Id("b"), jen.Id("err")).Op("=").Id(appendFuncName(payload)).Call(
-				jen.Id("o").Dot("payloadBuf").Call(), jen.Op("&").Id("p")),
-			// Whoever appends to the payload gets a copy, never the
-			// buffer's free bytes.
-			jen.Id("b").Op("=").Id("b").Index(jen.Empty(), jen.Len(jen.Id("b")), jen.Len(jen.Id("b"))),
+			// The payload is encoded into the call's reused buffer; the
+			// message gets a copy with room for its ID (Tx.EmitScratch).
+			jen.List(jen.Id("b"), jen.Id("err")).Op(":=").Id(appendFuncName(payload)).Call(
+				jen.Id("c.tx").Dot("Scratch").Call(), jen.Op("&").Id("p")),
+			fail.Clone(),
+			jen.Id("c.tx").Dot("EmitScratch").Call(jen.Lit(t.Name), key.Clone(), jen.Id("b")),
 		),
-		jen.If(jen.Id("err").Op("!=").Nil()).Block(
-			jen.Id("c.tx").Dot("Fail").Call(jen.Qual("fmt", "Errorf").Call(jen.Lit(errFormat), jen.Id("err"))),
-			jen.Return(),
-		),
-		jen.Id("c.tx").Dot("Emit").Call(jen.Lit(t.Name), key, jen.Id("b")),
 		jen.If(jen.Id("c.run")).Block(
 			jen.Id("c.out."+priv).Op("=").Append(jen.Id("c.out."+priv), g.cloneValue(t.Payload, lv{expr: "p"})),
 		),

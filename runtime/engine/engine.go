@@ -59,8 +59,9 @@ type Call[S any] interface {
 	Apply(s *S, v uint64)
 	// Slot returns where the commit of the last run may build its
 	// snapshot, or nil for the engine to allocate one. Generated code
-	// allocates a fresh Slot with each run's other memory (the Out handle
-	// and its payload buffer), so that a commit allocates once.
+	// allocates a fresh Slot with each run's Out handle, so that the two
+	// cost one allocation (a message's payload and ID take another, see
+	// Tx.EmitScratch).
 	Slot() *Slot[S]
 }
 
@@ -97,13 +98,12 @@ type process struct {
 type snapshot[S any] struct {
 	version uint64
 	state   S
-	// id and idb hold the ID of the only message of the commit that made
-	// the snapshot, the common case: the commit then allocates its snapshot
-	// and its message ID as one object. The ID, kept by the store and the
-	// caller's receipt, keeps the snapshot's memory alive as long as they
-	// keep it; the values it shares with later versions are not copies.
-	id  [1]string
-	idb [outbox.IDLen]byte
+	// id backs the receipt's MessageIDs when the commit made one message,
+	// the common case, so that the receipt costs no allocation of its own.
+	// The ID's bytes are not here but beside the message's payload (see
+	// Tx.EmitScratch): a message waiting in the outbox does not keep its
+	// commit's snapshot alive.
+	id [1]string
 	// failed is set when the store refused the group of this version or
 	// of an earlier one: the snapshot will never be durable, and a call
 	// that ran on it must run again.
@@ -594,18 +594,22 @@ func (e *Engine[S]) sequence(name string, tx *Tx, next *snapshot[S]) *snapshot[S
 	}
 	if len(tx.msgs) > 0 {
 		now := e.opts.now()
-		// The IDs are allocated here, not in tx, because they outlive the
-		// call in its Receipt while generated code may reuse tx.
+		// The receipt's ID slice is not in tx, which generated code reuses
+		// while the receipt outlives the call.
 		if len(tx.msgs) == 1 {
-			outbox.AppendMessageID(next.idb[:0], v, 0)
-			next.id[0] = unsafe.String(&next.idb[0], len(next.idb))
 			tx.ids = next.id[:]
 		} else {
-			tx.ids = outbox.MessageIDs(v, len(tx.msgs))
+			tx.ids = make([]string, len(tx.msgs))
 		}
 		for i := range tx.msgs {
 			m := &tx.msgs[i]
-			m.ID = tx.ids[i]
+			if r := tx.idRooms[i]; r != nil {
+				outbox.AppendMessageID(r[:0], v, i)
+				m.ID = unsafe.String(&r[0], len(r))
+			} else {
+				m.ID = outbox.MessageID(v, i)
+			}
+			tx.ids[i] = m.ID
 			m.Version = v
 			m.CreatedAt = now
 			p := e.keySeqs.of(m.Topic, m.Key)

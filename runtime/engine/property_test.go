@@ -205,7 +205,8 @@ func checkHistory(t *rapid.T, plans [][]op, strict bool, attempts int, group boo
 				rec.Version, len(rec.Messages), len(r.receipt.MessageIDs), len(msgs))
 		}
 		for j, m := range rec.Messages {
-			if string(m.Payload) != msgs[j] || m.Version != rec.Version || m.ID != r.receipt.MessageIDs[j] {
+			if string(m.Payload) != msgs[j] || m.Version != rec.Version || m.ID != r.receipt.MessageIDs[j] ||
+				m.ID != outbox.MessageID(rec.Version, j) {
 				t.Fatalf("version %d message %d = %+v; replay payload %q, receipt ID %s", rec.Version, j, m, msgs[j], r.receipt.MessageIDs[j])
 			}
 			tk := outbox.TopicKey{Topic: m.Topic, Key: m.Key}

@@ -377,10 +377,8 @@ func (in ChangeEmailIn) UserEmail() string {
 
 // ChangeEmailOut collects what change_email writes and emits. It is valid only during the call: using it afterwards panics.
 type ChangeEmailOut struct {
-	c       *theusCallChangeEmail
-	gen     uint64
-	bufUsed bool
-	buf     [64]byte
+	c   *theusCallChangeEmail
+	gen uint64
 }
 
 func (o *ChangeEmailOut) live() *theusCallChangeEmail {
@@ -388,15 +386,6 @@ func (o *ChangeEmailOut) live() *theusCallChangeEmail {
 		panic("theus: ChangeEmailOut used after its call returned")
 	}
 	return o.c
-}
-
-// payloadBuf returns an empty buffer to encode a payload into: the Out's own for the first payload of the run.
-func (o *ChangeEmailOut) payloadBuf() []byte {
-	if o.bufUsed {
-		return make([]byte, 0, 64)
-	}
-	o.bufUsed = true
-	return o.buf[:0]
 }
 
 // SetUserEmail sets domain.user.email.
@@ -409,19 +398,21 @@ func (o *ChangeEmailOut) SetUserEmail(v string) {
 // EmitUserChanged emits a message on topic user.changed.
 func (o *ChangeEmailOut) EmitUserChanged(p Changed) {
 	c := o.live()
-	var b []byte
-	var err error
 	if codec := c.tx.Codec(); codec != nil {
-		b, err = codec.Marshal(p)
+		b, err := codec.Marshal(p)
+		if err != nil {
+			c.tx.Fail(fmt.Errorf("theus: encode user.changed: %w", err))
+			return
+		}
+		c.tx.Emit("user.changed", p.ID, b)
 	} else {
-		b, err = theusAppendChanged(o.payloadBuf(), &p)
-		b = b[:len(b):len(b)]
+		b, err := theusAppendChanged(c.tx.Scratch(), &p)
+		if err != nil {
+			c.tx.Fail(fmt.Errorf("theus: encode user.changed: %w", err))
+			return
+		}
+		c.tx.EmitScratch("user.changed", p.ID, b)
 	}
-	if err != nil {
-		c.tx.Fail(fmt.Errorf("theus: encode user.changed: %w", err))
-		return
-	}
-	c.tx.Emit("user.changed", p.ID, b)
 	if c.run {
 		c.out.userChanged = append(c.out.userChanged, theusCloneChanged(&p))
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -307,5 +308,48 @@ func TestUndeliveredMessageDoesNotKeepItsSnapshot(t *testing.T) {
 	_ = append(m.Payload, "xxxxxxxxxxxxxxxxxxxxxxxxx"...)
 	if m.ID != outbox.MessageID(1, 0) {
 		t.Fatalf("ID after an append to the payload = %s", m.ID)
+	}
+}
+
+// upperCodec encodes payloads as JSON in upper case, so a test can tell
+// them from the generated encoders'.
+type upperCodec struct{}
+
+func (upperCodec) Marshal(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	return bytes.ToUpper(b), err
+}
+func (upperCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// With engine.WithCodec the payload is the codec's, and the message still
+// gets its ID (allocated at commit, not beside a generated payload).
+func TestPayloadCodecMessages(t *testing.T) {
+	ctx := context.Background()
+	eng, err := NewEngine(ctx, State{Domain: DomainState{User: User{ID: "u-1"}}}, app{}, engine.WithCodec(upperCodec{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	for i, email := range []string{"a@x", "b@x"} {
+		r, err := eng.UpdateUserEmail(ctx, UpdateUserEmailArgs{Email: email})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := outbox.MessageID(uint64(i+1), 0); len(r.MessageIDs) != 1 || r.MessageIDs[0] != want {
+			t.Fatalf("receipt IDs = %v, want [%s]", r.MessageIDs, want)
+		}
+	}
+	msgs, err := eng.Store().Undelivered(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`{"ID":"U-1","EMAIL":"A@X"}`, `{"ID":"U-1","EMAIL":"B@X"}`}
+	if len(msgs) != len(want) {
+		t.Fatalf("%d messages, want %d", len(msgs), len(want))
+	}
+	for i, m := range msgs {
+		if string(m.Payload) != want[i] || m.ID != outbox.MessageID(uint64(i+1), 0) || m.Key != "u-1" {
+			t.Fatalf("message %d = %s %s %q, want %s %s", i, m.ID, m.Key, m.Payload, outbox.MessageID(uint64(i+1), 0), want[i])
+		}
 	}
 }

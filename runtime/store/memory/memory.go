@@ -96,8 +96,8 @@ func (s *Store) Commit(_ context.Context, recs []*engine.Record) error {
 	}
 	for _, r := range recs {
 		s.version, s.state = r.Version, r.State
-		for _, m := range r.Messages {
-			s.push(entry{msg: m})
+		for i := range r.Messages {
+			s.push(&r.Messages[i])
 			s.pending++
 			added = true
 		}
@@ -196,7 +196,9 @@ func (s *Store) each(f func(*entry) bool) {
 	}
 }
 
-func (s *Store) push(e entry) {
+// push appends an entry for m to the queue, copying m once, straight into
+// its chunk.
+func (s *Store) push(m *outbox.Message) {
 	if n := len(s.chunks); n == 0 || len(s.chunks[n-1]) == chunkSize {
 		var c []entry
 		if n := len(s.spare); n > 0 {
@@ -208,7 +210,8 @@ func (s *Store) push(e entry) {
 		s.chunks = append(s.chunks, c)
 	}
 	last := &s.chunks[len(s.chunks)-1]
-	*last = append(*last, e)
+	*last = (*last)[:len(*last)+1]
+	(*last)[len(*last)-1].msg = *m
 }
 
 // find returns the entry of the message with this ID, nil if there is none.

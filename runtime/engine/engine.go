@@ -480,7 +480,11 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 		return Receipt{}, err
 	}
 	e.opts.metrics.Commit(p.Name)
-	return Receipt{Version: tx.rec.Version, MessageIDs: tx.ids}, nil
+	// The receipt keeps the IDs; the Tx, which generated code pools, must
+	// not keep the snapshot they share memory with.
+	ids := tx.ids
+	tx.ids = nil
+	return Receipt{Version: tx.rec.Version, MessageIDs: ids}, nil
 }
 
 // stale reports whether anything the run of p read, on the snapshot at
@@ -655,6 +659,7 @@ func (e *Engine[S]) durable(tx *Tx) {
 		e.durableWrite[w] = tx.rec.Version
 	}
 	tx.status = txDurable
+	tx.rec.State = nil // the store has it; a pooled Tx must not keep it alive
 }
 
 // maxDeleted bounds the deleted-entry log; see Engine.deleted.
@@ -809,6 +814,7 @@ func (e *Engine[S]) fail(batch []*Tx, snaps []*snapshot[S], err error) {
 			*e.keySeqs.of(m.Topic, m.Key) = m.KeySeq - 1
 		}
 		t.status, t.serr = txFailed, serr
+		t.rec.State = nil
 		wake(t)
 	}
 	clear(e.pending)

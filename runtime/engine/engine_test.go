@@ -3,10 +3,12 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+	"weak"
 
 	"go.uber.org/goleak"
 
@@ -64,6 +66,35 @@ func TestCommitAppliesOutputsAndAssignsMessages(t *testing.T) {
 	if len(msgs) != 1 || msgs[0].ID != want.ID || msgs[0].Topic != want.Topic || msgs[0].Key != want.Key ||
 		msgs[0].KeySeq != 1 || msgs[0].Version != 1 || string(msgs[0].Payload) != "5" || !msgs[0].CreatedAt.Equal(at) {
 		t.Fatalf("store holds %+v, want [%+v]", msgs, want)
+	}
+}
+
+// Generated code pools its calls, and a pooled call may wait in its pool
+// while others commit: what its Tx keeps of its last commit must not keep
+// that commit's snapshot alive once a later one replaced it.
+func TestCallKeepsNoSnapshot(t *testing.T) {
+	for _, arg := range []int{1, 2} { // the message goes through EmitScratch, then Emit
+		procs := []*proc{incC0}
+		st := memory.New()
+		e := newEngine(t, st, procs)
+		first := &call{arg: arg}
+		if _, err := exec(t, e, procs, incC0, first); err != nil {
+			t.Fatal(err)
+		}
+		_, s := e.Snapshot()
+		snap := weak.Make(s)
+		s = nil
+		if _, err := exec(t, e, procs, incC0, &call{arg: 1}); err != nil {
+			t.Fatal(err)
+		}
+		runtime.GC()
+		if snap.Value() != nil {
+			t.Fatalf("arg %d: version 1's snapshot is alive after version 2 replaced it", arg)
+		}
+		runtime.KeepAlive(first)
+		if n := len(undelivered(t, st)); n != 2 {
+			t.Fatalf("%d undelivered messages, want 2", n)
+		}
 	}
 }
 

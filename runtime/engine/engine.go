@@ -820,9 +820,7 @@ func (e *Engine[S]) fail(batch []*Tx, snaps []*snapshot[S], err error) {
 	clear(e.pending)
 	clear(e.pendingSnaps)
 	e.pending, e.pendingSnaps = e.pending[:0], e.pendingSnaps[:0]
-	if !e.inMemory {
-		e.head.Store(e.published.Load())
-	}
+	e.headp.Store(e.published.Load())
 	copy(e.lastWrite, e.durableWrite)
 }
 

@@ -3,7 +3,6 @@ package outbox
 import (
 	"strconv"
 	"time"
-	"unsafe"
 )
 
 // Message is one outbox message: an event that a process emitted and that
@@ -55,31 +54,6 @@ type TopicKey struct {
 func MessageID(version uint64, index int) string {
 	var b [IDLen]byte
 	return string(AppendMessageID(b[:0], version, index))
-}
-
-// MessageIDs returns the IDs of the n messages of commit version, in index
-// order. The strings and the slice share one allocation when n is 1, the
-// common case, so a commit pays for its IDs once.
-func MessageIDs(version uint64, n int) []string {
-	switch n {
-	case 0:
-		return nil
-	case 1:
-		one := new(struct {
-			ids [1]string
-			b   [IDLen]byte
-		})
-		AppendMessageID(one.b[:0], version, 0)
-		one.ids[0] = unsafe.String(&one.b[0], IDLen)
-		return one.ids[:]
-	}
-	ids := make([]string, n)
-	b := make([]byte, 0, n*IDLen)
-	for i := range ids {
-		b = AppendMessageID(b, version, i)
-		ids[i] = unsafe.String(&b[i*IDLen], IDLen)
-	}
-	return ids
 }
 
 // IDLen is the length of every message ID (see Message.ID).

@@ -327,23 +327,6 @@ func TestMessageIDMatchesFmt(t *testing.T) {
 	})
 }
 
-func TestMessageIDsMatchMessageID(t *testing.T) {
-	for _, n := range []int{0, 1, 2, 5} {
-		ids := outbox.MessageIDs(77, n)
-		if len(ids) != n {
-			t.Fatalf("MessageIDs(77, %d) has %d IDs", n, len(ids))
-		}
-		for i, id := range ids {
-			if id != outbox.MessageID(77, i) {
-				t.Fatalf("MessageIDs(77, %d)[%d] = %s, want %s", n, i, id, outbox.MessageID(77, i))
-			}
-		}
-	}
-	if n := testing.AllocsPerRun(100, func() { _ = outbox.MessageIDs(9, 1) }); n != 1 {
-		t.Fatalf("MessageIDs(v, 1) allocates %v times, want 1", n)
-	}
-}
-
 // slowDown is a sink error that asks for a wait, like HTTP Retry-After.
 type slowDown struct{ d time.Duration }
 

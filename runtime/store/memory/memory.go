@@ -143,10 +143,24 @@ func (s *Store) Ack(_ context.Context, ids []string) error {
 
 // ack marks ids delivered. s.mu is held.
 func (s *Store) ack(ids []string) {
+	// Relays ack what Undelivered returned, in commit order, so each ID is
+	// looked for first just after the previous one: an in-order batch
+	// costs one comparison per message instead of a binary search.
+	ci, i := 0, s.head
 	for _, id := range ids {
-		if e := s.find(id); e != nil && !e.acked && !e.parked {
+		if ci >= len(s.chunks) || i >= len(s.chunks[ci]) || s.chunks[ci][i].msg.ID != id {
+			var ok bool
+			if ci, i, ok = s.locate(id); !ok {
+				ci, i = 0, s.head
+				continue
+			}
+		}
+		if e := &s.chunks[ci][i]; !e.acked && !e.parked {
 			e.acked = true
 			s.pending--
+		}
+		if i++; i == len(s.chunks[ci]) {
+			ci, i = ci+1, 0
 		}
 	}
 	// Drop the acked messages at the head of the queue.
@@ -216,17 +230,25 @@ func (s *Store) push(m *outbox.Message) {
 
 // find returns the entry of the message with this ID, nil if there is none.
 func (s *Store) find(id string) *entry {
+	ci, i, ok := s.locate(id)
+	if !ok {
+		return nil
+	}
+	return &s.chunks[ci][i]
+}
+
+// locate returns where the message with this ID is in s.chunks, if it is.
+func (s *Store) locate(id string) (ci, i int, ok bool) {
 	// The last chunk whose first ID is <= id holds it, if any does.
-	ci := sort.Search(len(s.chunks), func(i int) bool { return s.chunks[i][0].msg.ID > id }) - 1
+	ci = sort.Search(len(s.chunks), func(i int) bool { return s.chunks[i][0].msg.ID > id }) - 1
 	if ci < 0 {
-		return nil
+		return 0, 0, false
 	}
-	c := s.chunks[ci]
-	i, found := slices.BinarySearchFunc(c, id, func(e entry, id string) int { return strings.Compare(e.msg.ID, id) })
+	i, found := slices.BinarySearchFunc(s.chunks[ci], id, func(e entry, id string) int { return strings.Compare(e.msg.ID, id) })
 	if !found || (ci == 0 && i < s.head) {
-		return nil
+		return 0, 0, false
 	}
-	return &c[i]
+	return ci, i, true
 }
 
 // Notify implements outbox.Store.

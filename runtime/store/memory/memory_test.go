@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/theus-go/theus/runtime/engine"
 	"github.com/theus-go/theus/runtime/outbox"
 	"github.com/theus-go/theus/runtime/store/memory"
+	"pgregory.net/rapid"
 )
 
 func commit(t *testing.T, st *memory.Store, from, to uint64) {
@@ -183,4 +185,110 @@ func TestEmptiedChunksAreReused(t *testing.T) {
 		t.Errorf("committing %d messages into an emptied queue allocated %v times, want 0", n, allocs)
 	}
 	drain(n + 1)
+}
+
+// Whatever the order of the acks, and with IDs repeated, unknown or
+// already acked among them, what is left undelivered is exactly the
+// messages never acked, in commit order. Relays ack in commit order, which
+// the store looks for first; this checks every other order too.
+func TestAckAnyOrder(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		ctx := context.Background()
+		st := memory.New()
+		n := rapid.IntRange(1, 3000).Draw(t, "messages")
+		var recs []*engine.Record
+		for v := uint64(1); v <= uint64(n); v++ {
+			recs = append(recs, &engine.Record{Version: v, State: new(int), Messages: []outbox.Message{
+				{ID: outbox.MessageID(v, 0), Topic: "t", Key: "k", KeySeq: v, Version: v},
+			}})
+		}
+		if err := st.Commit(ctx, recs); err != nil {
+			t.Fatal(err)
+		}
+		acked := make([]bool, n+2)
+		for range rapid.IntRange(1, 6).Draw(t, "batches") {
+			from := rapid.IntRange(0, n+1).Draw(t, "from")
+			to := rapid.IntRange(from, n+1).Draw(t, "to")
+			var ids []string
+			for v := from; v <= to; v++ { // 0 and n+1 are not in the store
+				if rapid.Bool().Draw(t, "pick") {
+					ids = append(ids, outbox.MessageID(uint64(v), 0))
+					acked[v] = true
+				}
+			}
+			switch rapid.IntRange(0, 2).Draw(t, "order") {
+			case 1:
+				slices.Reverse(ids)
+			case 2:
+				ids = rapid.Permutation(ids).Draw(t, "perm")
+			}
+			if len(ids) > 0 && rapid.Bool().Draw(t, "repeat") {
+				ids = append(ids, ids[rapid.IntRange(0, len(ids)-1).Draw(t, "dup")])
+			}
+			if err := st.Ack(ctx, ids); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var want []string
+		for v := 1; v <= n; v++ {
+			if !acked[v] {
+				want = append(want, outbox.MessageID(uint64(v), 0))
+			}
+		}
+		msgs, err := st.Undelivered(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]string, len(msgs))
+		for i, m := range msgs {
+			got[i] = m.ID
+		}
+		if !slices.Equal(got, want) || st.Len() != len(want) {
+			t.Fatalf("undelivered %d messages (Len %d), want %d:\n got %v\nwant %v", len(got), st.Len(), len(want), got, want)
+		}
+	})
+}
+
+// BenchmarkAck acks a queue the way a relay does: batches of 100 (the
+// relay's default), in commit order. It reports ns per acked message.
+func BenchmarkAck(b *testing.B) {
+	ctx := context.Background()
+	st := memory.New()
+	const queue, batch = 4096, 100
+	ids := make([]string, 0, queue)
+	v := uint64(0)
+	fill := func() {
+		recs := make([]*engine.Record, queue)
+		ids = ids[:0]
+		for i := range recs {
+			v++
+			id := outbox.MessageID(v, 0)
+			recs[i] = &engine.Record{Version: v, State: new(int), Messages: []outbox.Message{
+				{ID: id, Topic: "t", Key: "k", KeySeq: v, Version: v, Payload: []byte(`{"id":"u-1"}`)},
+			}}
+			ids = append(ids, id)
+		}
+		if err := st.Commit(ctx, recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	done := 0
+	for b.Loop() {
+		if done == len(ids) {
+			b.StopTimer()
+			fill()
+			done = 0
+			b.StartTimer()
+		}
+		end := min(done+batch, len(ids))
+		if err := st.Ack(ctx, ids[done:end]); err != nil {
+			b.Fatal(err)
+		}
+		done = end
+	}
+	if st.Len() != len(ids)-done {
+		b.Fatalf("Len %d after acking %d of %d", st.Len(), done, len(ids))
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/msg")
 }

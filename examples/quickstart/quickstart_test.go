@@ -300,14 +300,15 @@ func TestUndeliveredMessageDoesNotKeepItsSnapshot(t *testing.T) {
 	if got := string(m.Payload); got != `{"id":"u-1","email":"b@example.com"}` {
 		t.Fatalf("payload = %s", got)
 	}
-	// The ID is stored beside the payload, which must leave it alone to
-	// whoever appends to the payload.
+	// The second call reused the first one's payload buffer: the store
+	// kept a copy. The payloads Undelivered returns share an allocation,
+	// which must leave each one alone to whoever appends to another.
 	if cap(m.Payload) != len(m.Payload) {
-		t.Fatalf("payload has cap %d for len %d: appending to it would write over its ID", cap(m.Payload), len(m.Payload))
+		t.Fatalf("payload has cap %d for len %d: appending to it would write over the next one", cap(m.Payload), len(m.Payload))
 	}
 	_ = append(m.Payload, "xxxxxxxxxxxxxxxxxxxxxxxxx"...)
-	if m.ID != outbox.MessageID(1, 0) {
-		t.Fatalf("ID after an append to the payload = %s", m.ID)
+	if got := string(msgs[1].Payload); got != `{"id":"u-1","email":"c@example.com"}` || m.ID != outbox.MessageID(1, 0) {
+		t.Fatalf("after an append to the first payload: second payload %s, first ID %s", got, m.ID)
 	}
 }
 

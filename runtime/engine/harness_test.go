@@ -123,7 +123,7 @@ func (c *call) Run(_ context.Context, s *tstate) error {
 		key := strconv.Itoa(c.arg)
 		if (i+c.arg)%3 != 2 {
 			// As generated code does with its JSON encoders: encode into
-			// the scratch buffer, which the next payload overwrites.
+			// the Tx's payload buffer, after the attempt's other payloads.
 			c.tx.EmitScratch(c.p.name, key, append(c.tx.Scratch(), m...))
 		} else {
 			// As it does with a Codec's payload.
@@ -195,6 +195,9 @@ func (r *recorder) Commit(ctx context.Context, recs []*engine.Record) error {
 	for _, rec := range recs {
 		c := *rec
 		c.Messages = slices.Clone(rec.Messages)
+		for i := range c.Messages { // the engine reuses the payloads' bytes
+			c.Messages[i].Payload = slices.Clone(c.Messages[i].Payload)
+		}
 		c.Writes = slices.Clone(rec.Writes)
 		r.records = append(r.records, c)
 	}

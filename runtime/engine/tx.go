@@ -29,21 +29,16 @@ type Tx struct {
 	sources []any
 	ids     []string
 	wrecs   []Write
-	// idRooms holds, per message, where the engine writes its ID at
-	// commit: the bytes EmitScratch allocated after the payload, or nil
-	// for a message given with Emit, whose ID is allocated then.
-	idRooms []*[outbox.IDLen]byte
-	// scratch is the buffer generated code encodes payloads into (see
-	// Scratch); it is kept across calls.
+	// scratch holds the payloads generated code encoded for the attempt
+	// (see Scratch), one after the other; it is kept across calls.
 	scratch []byte
 
 	// Inline buffers: the common call writes a path or two and emits one
 	// message, and should not allocate for that. They are small on purpose:
 	// every byte here is allocated (and scanned by the GC) once per call.
-	writesBuf  [2]int
-	msgsBuf    [1]outbox.Message
-	wrecsBuf   [2]Write
-	idRoomsBuf [1]*[outbox.IDLen]byte
+	writesBuf [2]int
+	msgsBuf   [1]outbox.Message
+	wrecsBuf  [2]Write
 
 	rec    Record
 	status txStatus
@@ -86,30 +81,33 @@ func (t *Tx) Write(path int) {
 // assigns its ID, KeySeq, Version and CreatedAt at commit.
 func (t *Tx) Emit(topic, key string, payload []byte) {
 	t.msgs = append(t.msgs, outbox.Message{Topic: topic, Key: key, Payload: payload})
-	t.idRooms = append(t.idRooms, nil)
 }
 
 // Scratch returns an empty buffer to encode a payload into, for
-// EmitScratch. It is the Tx's own, reused from call to call.
-func (t *Tx) Scratch() []byte { return t.scratch[:0] }
+// EmitScratch: the free end of the Tx's own payload buffer, which is
+// reused from call to call.
+func (t *Tx) Scratch() []byte { return t.scratch[len(t.scratch):] }
 
 // maxScratch bounds the capacity of the buffer a Tx keeps for Scratch, so
 // that one large payload does not stay allocated in a pooled call.
 const maxScratch = 64 << 10
 
 // EmitScratch is Emit for a payload appended to what Scratch returned. The
-// message gets a copy, allocated with room for its ID: one allocation per
-// message, holding no pointers, which is all a message waiting in the
-// outbox keeps alive. The buffer becomes the next Scratch.
+// payload stays where it was encoded, in the Tx's buffer, so emitting
+// allocates nothing: the buffer is not reused before the commit is durable
+// or has failed, and a store copies the payloads it keeps (see Record).
+// The next Scratch starts after it.
 func (t *Tx) EmitScratch(topic, key string, payload []byte) {
-	n := len(payload)
-	b := make([]byte, n+outbox.IDLen)
-	copy(b, payload)
-	t.msgs = append(t.msgs, outbox.Message{Topic: topic, Key: key, Payload: b[:n:n]})
-	t.idRooms = append(t.idRooms, (*[outbox.IDLen]byte)(b[n:]))
-	if cap(payload) <= maxScratch {
-		t.scratch = payload[:0]
+	n, end := len(t.scratch), len(payload)
+	switch {
+	case end > 0 && n < cap(t.scratch) && &t.scratch[:n+1][n] == &payload[0]:
+		t.scratch = t.scratch[:n+end] // encoded in place
+	case cap(payload) <= maxScratch:
+		// Appending outgrew the buffer: the payload starts a new one, and
+		// the earlier payloads stay in the old one.
+		t.scratch = payload
 	}
+	t.msgs = append(t.msgs, outbox.Message{Topic: topic, Key: key, Payload: payload[:end:end]})
 }
 
 // setHeaders gives the attempt's messages the headers f returns for ctx
@@ -176,8 +174,10 @@ func (t *Tx) reset(codec Codec) {
 	t.warnings = t.warnings[:0]
 	t.writes = t.writesBuf[:0]
 	t.msgs = t.msgsBuf[:0]
-	clear(t.idRooms)
-	t.idRooms = t.idRoomsBuf[:0]
+	if cap(t.scratch) > maxScratch {
+		t.scratch = nil
+	}
+	t.scratch = t.scratch[:0]
 	t.ids = nil
 	t.wrecs = t.wrecsBuf[:0]
 	t.status = txRunning

@@ -300,9 +300,9 @@ func TestUndeliveredMessageDoesNotKeepItsSnapshot(t *testing.T) {
 	if got := string(m.Payload); got != `{"id":"u-1","email":"b@example.com"}` {
 		t.Fatalf("payload = %s", got)
 	}
-	// The second call reused the first one's payload buffer: the store
-	// kept a copy. The payloads Undelivered returns share an allocation,
-	// which must leave each one alone to whoever appends to another.
+	// The second call encoded its payload into the same slab, after the
+	// first one, which it left alone. Payloads share slabs, so each must
+	// be left alone to whoever appends to another.
 	if cap(m.Payload) != len(m.Payload) {
 		t.Fatalf("payload has cap %d for len %d: appending to it would write over the next one", cap(m.Payload), len(m.Payload))
 	}

@@ -61,7 +61,8 @@ type Call[S any] interface {
 	// snapshot, or nil for the engine to allocate one. Generated code
 	// allocates a fresh Slot with each run's Out handle, so that the two
 	// cost one allocation, the only one of a commit that emits through
-	// Tx.EmitScratch.
+	// Tx.EmitScratch but for its share of the slabs that payloads and IDs
+	// are cut from.
 	Slot() *Slot[S]
 }
 

@@ -123,7 +123,7 @@ func (c *call) Run(_ context.Context, s *tstate) error {
 		key := strconv.Itoa(c.arg)
 		if (i+c.arg)%3 != 2 {
 			// As generated code does with its JSON encoders: encode into
-			// the Tx's payload buffer, after the attempt's other payloads.
+			// the Tx's payload slab, after the payloads before it.
 			c.tx.EmitScratch(c.p.name, key, append(c.tx.Scratch(), m...))
 		} else {
 			// As it does with a Codec's payload.
@@ -194,10 +194,7 @@ func (r *recorder) Commit(ctx context.Context, recs []*engine.Record) error {
 	r.groups++
 	for _, rec := range recs {
 		c := *rec
-		c.Messages = slices.Clone(rec.Messages)
-		for i := range c.Messages { // the engine reuses the payloads' bytes
-			c.Messages[i].Payload = slices.Clone(c.Messages[i].Payload)
-		}
+		c.Messages = slices.Clone(rec.Messages) // the payloads are immutable: kept as they are
 		c.Writes = slices.Clone(rec.Writes)
 		r.records = append(r.records, c)
 	}

@@ -21,10 +21,9 @@ type Store interface {
 	// durable; when it returns an error none is visible, now or after a
 	// restart. The engine never calls Commit concurrently with itself.
 	//
-	// The records, the slices they hold and the bytes of the payloads are
-	// reused by the engine once Commit returns: a store copies what it
-	// keeps of them. The other values inside, such as IDs, keys and State,
-	// are immutable and may be kept.
+	// The records, and the slices they hold, are reused by the engine once
+	// Commit returns: a store copies what it keeps (the values inside, such
+	// as payloads, IDs and State, are immutable and may be kept).
 	Commit(ctx context.Context, recs []*Record) error
 }
 
@@ -48,8 +47,7 @@ type Record struct {
 	// Writes lists the state paths the commit wrote.
 	Writes []Write
 	// Messages are the commit's outbox messages, in emit order, with every
-	// field assigned. Their payloads are valid until Commit returns (see
-	// Store.Commit).
+	// field assigned.
 	Messages []outbox.Message
 	// State is the whole state after this commit (a *S of the generated
 	// State type). It is immutable: stores read it, never modify it.

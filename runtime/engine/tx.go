@@ -29,9 +29,10 @@ type Tx struct {
 	sources []any
 	ids     []string
 	wrecs   []Write
-	// scratch holds the payloads generated code encoded for the attempt
-	// (see Scratch), one after the other; it is kept across calls.
-	scratch []byte
+	// payloads is the slab generated code encodes payloads into (see
+	// Scratch), kept across calls. Its bytes up to len belong to payloads
+	// already emitted, which are immutable: it is only ever appended to.
+	payloads []byte
 
 	// Inline buffers: the common call writes a path or two and emits one
 	// message, and should not allocate for that. They are small on purpose:
@@ -84,28 +85,36 @@ func (t *Tx) Emit(topic, key string, payload []byte) {
 }
 
 // Scratch returns an empty buffer to encode a payload into, for
-// EmitScratch: the free end of the Tx's own payload buffer, which is
-// reused from call to call.
-func (t *Tx) Scratch() []byte { return t.scratch[len(t.scratch):] }
+// EmitScratch: the free end of the Tx's payload slab.
+func (t *Tx) Scratch() []byte {
+	if cap(t.payloads)-len(t.payloads) < minScratch {
+		t.payloads = make([]byte, 0, payloadSlab)
+	}
+	return t.payloads[len(t.payloads):]
+}
 
-// maxScratch bounds the capacity of the buffer a Tx keeps for Scratch, so
-// that one large payload does not stay allocated in a pooled call.
-const maxScratch = 64 << 10
+// Payloads are encoded into slabs of payloadSlab bytes, each shared by the
+// payloads that fit (about a hundred JSON events of the quickstart's size),
+// so that emitting allocates once per slab rather than once per message. A
+// slab with less than minScratch bytes left is not used further. A payload
+// that outgrows the slab is in the array its encoder's append allocated,
+// which becomes the slab if it is at most maxSlab bytes.
+const (
+	payloadSlab = 4 << 10
+	minScratch  = 256
+	maxSlab     = 64 << 10
+)
 
 // EmitScratch is Emit for a payload appended to what Scratch returned. The
-// payload stays where it was encoded, in the Tx's buffer, so emitting
-// allocates nothing: the buffer is not reused before the commit is durable
-// or has failed, and a store copies the payloads it keeps (see Record).
-// The next Scratch starts after it.
+// payload stays where it was encoded, and its bytes are never written
+// again: the next Scratch starts after it.
 func (t *Tx) EmitScratch(topic, key string, payload []byte) {
-	n, end := len(t.scratch), len(payload)
+	n, end := len(t.payloads), len(payload)
 	switch {
-	case end > 0 && n < cap(t.scratch) && &t.scratch[:n+1][n] == &payload[0]:
-		t.scratch = t.scratch[:n+end] // encoded in place
-	case cap(payload) <= maxScratch:
-		// Appending outgrew the buffer: the payload starts a new one, and
-		// the earlier payloads stay in the old one.
-		t.scratch = payload
+	case end > 0 && n < cap(t.payloads) && &t.payloads[:n+1][n] == &payload[0]:
+		t.payloads = t.payloads[:n+end] // encoded in place
+	case cap(payload) <= maxSlab:
+		t.payloads = payload // append outgrew the slab: its array is the next one
 	}
 	t.msgs = append(t.msgs, outbox.Message{Topic: topic, Key: key, Payload: payload[:end:end]})
 }
@@ -174,10 +183,6 @@ func (t *Tx) reset(codec Codec) {
 	t.warnings = t.warnings[:0]
 	t.writes = t.writesBuf[:0]
 	t.msgs = t.msgsBuf[:0]
-	if cap(t.scratch) > maxScratch {
-		t.scratch = nil
-	}
-	t.scratch = t.scratch[:0]
 	t.ids = nil
 	t.wrecs = t.wrecsBuf[:0]
 	t.status = txRunning

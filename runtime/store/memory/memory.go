@@ -33,8 +33,8 @@ type Store struct {
 	// size chunks, rather than one slice, keep a long queue from being
 	// copied as it grows. head is the index in chunks[0] of the first
 	// message not dropped yet.
-	chunks  []chunk
-	spare   []chunk // emptied chunks, for reuse
+	chunks  [][]entry
+	spare   [][]entry // emptied chunks, for reuse
 	head    int
 	pending int // messages in chunks not acked
 	notify  chan struct{}
@@ -48,15 +48,6 @@ type Store struct {
 // New returns an empty store.
 func New() *Store {
 	return &Store{keySeq: make(map[outbox.TopicKey]uint64)}
-}
-
-// chunk is a fixed-size part of the queue.
-type chunk struct {
-	entries []entry
-	// payloads holds copies of the entries' payloads (the engine reuses
-	// the bytes of a Record's), one after the other: an allocation without
-	// pointers, reused with the chunk.
-	payloads []byte
 }
 
 type entry struct {
@@ -139,25 +130,7 @@ func (s *Store) Undelivered(_ context.Context, limit int) ([]outbox.Message, err
 		}
 		return true
 	})
-	detach(out, func(m *outbox.Message) *outbox.Message { return m })
 	return out, nil
-}
-
-// detach gives msgs, as m returns them, payloads of their own, all in one
-// allocation: the queue's copies are reused once the messages are acked.
-func detach[T any](msgs []T, m func(*T) *outbox.Message) {
-	n := 0
-	for i := range msgs {
-		n += len(m(&msgs[i]).Payload)
-	}
-	buf := make([]byte, 0, n)
-	for i := range msgs {
-		if p := &m(&msgs[i]).Payload; *p != nil {
-			start := len(buf)
-			buf = append(buf, *p...)
-			*p = buf[start:len(buf):len(buf)]
-		}
-	}
 }
 
 // Ack implements outbox.Store.
@@ -175,24 +148,24 @@ func (s *Store) ack(ids []string) {
 	// costs one comparison per message instead of a binary search.
 	ci, i := 0, s.head
 	for _, id := range ids {
-		if ci >= len(s.chunks) || i >= len(s.chunks[ci].entries) || s.chunks[ci].entries[i].msg.ID != id {
+		if ci >= len(s.chunks) || i >= len(s.chunks[ci]) || s.chunks[ci][i].msg.ID != id {
 			var ok bool
 			if ci, i, ok = s.locate(id); !ok {
 				ci, i = 0, s.head
 				continue
 			}
 		}
-		if e := &s.chunks[ci].entries[i]; !e.acked && !e.parked {
+		if e := &s.chunks[ci][i]; !e.acked && !e.parked {
 			e.acked = true
 			s.pending--
 		}
-		if i++; i == len(s.chunks[ci].entries) {
+		if i++; i == len(s.chunks[ci]) {
 			ci, i = ci+1, 0
 		}
 	}
 	// Drop the acked messages at the head of the queue.
 	for len(s.chunks) > 0 {
-		c := s.chunks[0].entries
+		c := s.chunks[0]
 		for s.head < len(c) && c[s.head].acked {
 			m := &c[s.head].msg
 			s.keySeq[outbox.TopicKey{Topic: m.Topic, Key: m.Key}] = m.KeySeq
@@ -203,12 +176,11 @@ func (s *Store) ack(ids []string) {
 			break
 		}
 		if len(s.spare) < maxSpareChunks {
-			// Its entries were zeroed above.
-			s.spare = append(s.spare, chunk{entries: c[:0], payloads: s.chunks[0].payloads[:0]})
+			s.spare = append(s.spare, c[:0]) // its entries were zeroed above
 		}
 		// Shift rather than reslice, so that appends reuse the slice.
 		n := copy(s.chunks, s.chunks[1:])
-		s.chunks[n] = chunk{}
+		s.chunks[n] = nil
 		s.chunks = s.chunks[:n]
 		s.head = 0
 	}
@@ -216,26 +188,16 @@ func (s *Store) ack(ids []string) {
 
 const chunkSize = 1024
 
-// chunkPayloads is the size of a chunk's payload buffer: 64 bytes per
-// message. A payload that does not fit starts a new buffer, and one larger
-// than maxSharedPayload gets an allocation of its own, so a chunk never
-// keeps more than chunkPayloads bytes for reuse.
-const (
-	chunkPayloads    = 64 * chunkSize
-	maxSharedPayload = chunkPayloads / 16
-)
-
 // maxSpareChunks is how many emptied chunks the store keeps for reuse: a
 // queue that a relay keeps under maxSpareChunks*chunkSize messages then
 // allocates nothing for them in steady state, and an idle store holds at
-// most this many empty chunks (about 220 KB each).
+// most this many empty chunks (about 150 KB each).
 const maxSpareChunks = 4
 
 // each calls f for every entry in the queue, in order, until f returns
 // false.
 func (s *Store) each(f func(*entry) bool) {
-	for ci := range s.chunks {
-		c := s.chunks[ci].entries
+	for ci, c := range s.chunks {
 		start := 0
 		if ci == 0 {
 			start = s.head
@@ -249,36 +211,21 @@ func (s *Store) each(f func(*entry) bool) {
 }
 
 // push appends an entry for m to the queue, copying m once, straight into
-// its chunk, and its payload into the chunk's payload buffer.
+// its chunk.
 func (s *Store) push(m *outbox.Message) {
-	if n := len(s.chunks); n == 0 || len(s.chunks[n-1].entries) == chunkSize {
-		var c chunk
+	if n := len(s.chunks); n == 0 || len(s.chunks[n-1]) == chunkSize {
+		var c []entry
 		if n := len(s.spare); n > 0 {
-			c, s.spare[n-1] = s.spare[n-1], chunk{}
+			c, s.spare[n-1] = s.spare[n-1], nil
 			s.spare = s.spare[:n-1]
 		} else {
-			c.entries = make([]entry, 0, chunkSize)
+			c = make([]entry, 0, chunkSize)
 		}
 		s.chunks = append(s.chunks, c)
 	}
-	c := &s.chunks[len(s.chunks)-1]
-	c.entries = c.entries[:len(c.entries)+1]
-	e := &c.entries[len(c.entries)-1]
-	e.msg = *m
-	e.msg.Payload = c.keep(m.Payload)
-}
-
-// keep returns a copy of p, in c.payloads unless p is large.
-func (c *chunk) keep(p []byte) []byte {
-	if p == nil || len(p) > maxSharedPayload {
-		return slices.Clone(p)
-	}
-	n := len(c.payloads)
-	if cap(c.payloads)-n < len(p) {
-		c.payloads, n = make([]byte, 0, chunkPayloads), 0
-	}
-	c.payloads = append(c.payloads, p...)
-	return c.payloads[n : n+len(p) : n+len(p)]
+	last := &s.chunks[len(s.chunks)-1]
+	*last = (*last)[:len(*last)+1]
+	(*last)[len(*last)-1].msg = *m
 }
 
 // find returns the entry of the message with this ID, nil if there is none.
@@ -287,17 +234,17 @@ func (s *Store) find(id string) *entry {
 	if !ok {
 		return nil
 	}
-	return &s.chunks[ci].entries[i]
+	return &s.chunks[ci][i]
 }
 
 // locate returns where the message with this ID is in s.chunks, if it is.
 func (s *Store) locate(id string) (ci, i int, ok bool) {
 	// The last chunk whose first ID is <= id holds it, if any does.
-	ci = sort.Search(len(s.chunks), func(i int) bool { return s.chunks[i].entries[0].msg.ID > id }) - 1
+	ci = sort.Search(len(s.chunks), func(i int) bool { return s.chunks[i][0].msg.ID > id }) - 1
 	if ci < 0 {
 		return 0, 0, false
 	}
-	i, found := slices.BinarySearchFunc(s.chunks[ci].entries, id, func(e entry, id string) int { return strings.Compare(e.msg.ID, id) })
+	i, found := slices.BinarySearchFunc(s.chunks[ci], id, func(e entry, id string) int { return strings.Compare(e.msg.ID, id) })
 	if !found || (ci == 0 && i < s.head) {
 		return 0, 0, false
 	}

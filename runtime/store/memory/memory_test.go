@@ -1,7 +1,6 @@
 package memory_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"runtime"
@@ -292,61 +291,4 @@ func BenchmarkAck(b *testing.B) {
 		b.Fatalf("Len %d after acking %d of %d", st.Len(), done, len(ids))
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/msg")
-}
-
-// The store keeps copies of the payloads (the engine reuses a Record's
-// bytes once Commit returns), and the messages Undelivered returned keep
-// theirs after they are acked and their place in the store is reused.
-// Sizes vary from empty to larger than what the store packs together, and
-// add up to more than one chunk's payload buffer.
-func TestPayloadsAreCopiedInAndOut(t *testing.T) {
-	ctx := context.Background()
-	st := memory.New()
-	payload := func(v uint64) []byte {
-		n := []int{0, 1, 37, 300, 5000}[v%5]
-		return bytes.Repeat([]byte{byte('a' + v%26)}, n)
-	}
-	buf := make([]byte, 0, 8<<10) // one buffer for every record, as the engine's
-	commitRange := func(from, to uint64) {
-		t.Helper()
-		for v := from; v <= to; v++ {
-			buf = append(buf[:0], payload(v)...)
-			rec := &engine.Record{Version: v, State: new(int), Messages: []outbox.Message{
-				{ID: outbox.MessageID(v, 0), Topic: "t", Key: "k", KeySeq: v, Version: v, Payload: buf},
-			}}
-			if err := st.Commit(ctx, []*engine.Record{rec}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		clear(buf[:cap(buf)])
-	}
-	check := func(msgs []outbox.Message, first uint64) {
-		t.Helper()
-		for i, m := range msgs {
-			if v := first + uint64(i); m.Version != v || !bytes.Equal(m.Payload, payload(v)) {
-				t.Fatalf("message %d: version %d, payload %q (%d bytes), want version %d, %d bytes", i, m.Version, m.Payload, len(m.Payload), v, len(payload(v)))
-			}
-		}
-	}
-	const n = 2 * 1024
-	commitRange(1, n)
-	first, err := st.Undelivered(ctx, n)
-	if err != nil || len(first) != n {
-		t.Fatalf("Undelivered: %d messages, %v", len(first), err)
-	}
-	check(first, 1)
-	ids := make([]string, len(first))
-	for i, m := range first {
-		ids[i] = m.ID
-	}
-	if err := st.Ack(ctx, ids); err != nil {
-		t.Fatal(err)
-	}
-	commitRange(n+1, 2*n) // into the chunks the first messages emptied
-	check(first, 1)
-	second, err := st.Undelivered(ctx, n)
-	if err != nil || len(second) != n {
-		t.Fatalf("Undelivered: %d messages, %v", len(second), err)
-	}
-	check(second, n+1)
 }

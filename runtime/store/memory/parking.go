@@ -53,7 +53,6 @@ func (s *Store) Parked(context.Context) ([]outbox.ParkedMessage, error) {
 		}
 		return true
 	})
-	detach(out, func(p *outbox.ParkedMessage) *outbox.Message { return &p.Message })
 	return out, nil
 }
 

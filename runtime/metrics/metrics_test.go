@@ -156,8 +156,8 @@ func TestCommitWithMetricsAllocatesNothingMore(t *testing.T) {
 	_, m := newMetrics(t)
 	without := commitallocs.Transfer(t)
 	with := commitallocs.Transfer(t, engine.WithMetrics(m))
-	if with > without {
-		t.Fatalf("a commit allocates %v times with metrics, %v without", with, without)
+	if with > without+commitallocs.Noise {
+		t.Fatalf("a commit allocates %.2f times with metrics, %.2f without", with, without)
 	}
 }
 

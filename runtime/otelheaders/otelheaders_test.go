@@ -160,7 +160,7 @@ func TestTraceparentInTheSQLiteStore(t *testing.T) {
 func TestNoSpanCommitAllocatesNothingMore(t *testing.T) {
 	without := commitallocs.Transfer(t)
 	with := commitallocs.Transfer(t, engine.WithHeaders(otelheaders.Headers))
-	if with > without {
-		t.Fatalf("a commit without a span allocates %v times with otelheaders.Headers, %v without", with, without)
+	if with > without+commitallocs.Noise {
+		t.Fatalf("a commit without a span allocates %.2f times with otelheaders.Headers, %.2f without", with, without)
 	}
 }

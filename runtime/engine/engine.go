@@ -10,9 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
-
-	"github.com/theus-go/theus/runtime/outbox"
 )
 
 // Schema describes a generated State type S to the engine.
@@ -61,8 +58,8 @@ type Call[S any] interface {
 	// snapshot, or nil for the engine to allocate one. Generated code
 	// allocates a fresh Slot with each run's Out handle, so that the two
 	// cost one allocation, the only one of a commit that emits through
-	// Tx.EmitScratch but for its share of the slabs that payloads and IDs
-	// are cut from.
+	// Tx.EmitScratch but for its share of the slab that its payloads and
+	// IDs are cut from (Tx.Scratch).
 	Slot() *Slot[S]
 }
 
@@ -101,8 +98,8 @@ type snapshot[S any] struct {
 	state   S
 	// id backs the receipt's MessageIDs when the commit made one message,
 	// the common case, so that the receipt costs no allocation of its own.
-	// The ID's bytes are not here but in a slab of IDs (see newID): a
-	// message waiting in the outbox does not keep its commit's snapshot
+	// The ID's bytes are not here but in the call's slab (see Tx.newID):
+	// a message waiting in the outbox does not keep its commit's snapshot
 	// alive.
 	id [1]string
 	// failed is set when the store refused the group of this version or
@@ -139,7 +136,6 @@ type Engine[S any] struct {
 	lastWrite    []uint64 // per path: version of its last sequenced write
 	durableWrite []uint64 // per path: version of its last durable write
 	keySeqs      keySeqs
-	ids          []byte // the rest of the slab new message IDs are cut from (newID)
 	pending      []*Tx
 	pendingSnaps []*snapshot[S]
 	spare        []*Tx
@@ -609,7 +605,7 @@ func (e *Engine[S]) sequence(name string, tx *Tx, next *snapshot[S]) *snapshot[S
 		}
 		for i := range tx.msgs {
 			m := &tx.msgs[i]
-			m.ID = e.newID(v, i)
+			m.ID = tx.newID(v, i)
 			tx.ids[i] = m.ID
 			m.Version = v
 			m.CreatedAt = now
@@ -625,22 +621,6 @@ func (e *Engine[S]) sequence(name string, tx *Tx, next *snapshot[S]) *snapshot[S
 	}
 	return next
 }
-
-// newID returns the ID of the index-th message of version v. IDs are cut
-// from slabs of idSlab bytes, which hold no pointers: an ID kept by a
-// receipt or by a message waiting in the outbox keeps its slab alive, and
-// nothing else. e.mu is held.
-func (e *Engine[S]) newID(v uint64, index int) string {
-	if len(e.ids) < outbox.IDLen {
-		e.ids = make([]byte, idSlab)
-	}
-	b := outbox.AppendMessageID(e.ids[:0:outbox.IDLen], v, index)
-	e.ids = e.ids[outbox.IDLen:]
-	return unsafe.String(&b[0], len(b))
-}
-
-// idSlab is the size of the allocations message IDs are cut from: 48 IDs.
-const idSlab = 48 * outbox.IDLen
 
 // persist makes tx, sequenced as next, durable, and returns once it is or
 // has failed. e.mu is held on entry and released on return.

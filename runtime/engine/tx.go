@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"slices"
+	"unsafe"
 
 	"github.com/theus-go/theus/runtime/outbox"
 )
@@ -29,10 +30,11 @@ type Tx struct {
 	sources []any
 	ids     []string
 	wrecs   []Write
-	// payloads is the slab generated code encodes payloads into (see
-	// Scratch), kept across calls. Its bytes up to len belong to payloads
-	// already emitted, which are immutable: it is only ever appended to.
-	payloads []byte
+	// slab is what generated code encodes payloads into (see Scratch) and
+	// message IDs are cut from, kept across calls. Its bytes up to len
+	// belong to payloads and IDs already given out, which are immutable: it
+	// is only ever appended to.
+	slab []byte
 
 	// Inline buffers: the common call writes a path or two and emits one
 	// message, and should not allocate for that. They are small on purpose:
@@ -85,38 +87,53 @@ func (t *Tx) Emit(topic, key string, payload []byte) {
 }
 
 // Scratch returns an empty buffer to encode a payload into, for
-// EmitScratch: the free end of the Tx's payload slab.
+// EmitScratch: the free end of the Tx's slab.
 func (t *Tx) Scratch() []byte {
-	if cap(t.payloads)-len(t.payloads) < minScratch {
-		t.payloads = make([]byte, 0, payloadSlab)
-	}
-	return t.payloads[len(t.payloads):]
+	t.room(minScratch)
+	return t.slab[len(t.slab):]
 }
 
-// Payloads are encoded into slabs of payloadSlab bytes, each shared by the
-// payloads that fit (about a hundred JSON events of the quickstart's size),
-// so that emitting allocates once per slab rather than once per message. A
-// slab with less than minScratch bytes left is not used further. A payload
+// Payloads and IDs are cut from slabs of slabSize bytes, each shared by the
+// payloads and IDs that fit (about seventy commits of the quickstart's), so
+// that emitting allocates once per slab rather than once per message. A
+// slab with less than minScratch bytes left takes no new payload. A payload
 // that outgrows the slab is in the array its encoder's append allocated,
 // which becomes the slab if it is at most maxSlab bytes.
 const (
-	payloadSlab = 4 << 10
-	minScratch  = 256
-	maxSlab     = 64 << 10
+	slabSize   = 4 << 10
+	minScratch = 256
+	maxSlab    = 64 << 10
 )
+
+// room makes sure the slab has n bytes free.
+func (t *Tx) room(n int) {
+	if cap(t.slab)-len(t.slab) < n {
+		t.slab = make([]byte, 0, slabSize)
+	}
+}
 
 // EmitScratch is Emit for a payload appended to what Scratch returned. The
 // payload stays where it was encoded, and its bytes are never written
 // again: the next Scratch starts after it.
 func (t *Tx) EmitScratch(topic, key string, payload []byte) {
-	n, end := len(t.payloads), len(payload)
+	n, end := len(t.slab), len(payload)
 	switch {
-	case end > 0 && n < cap(t.payloads) && &t.payloads[:n+1][n] == &payload[0]:
-		t.payloads = t.payloads[:n+end] // encoded in place
+	case end > 0 && n < cap(t.slab) && &t.slab[:n+1][n] == &payload[0]:
+		t.slab = t.slab[:n+end] // encoded in place
 	case cap(payload) <= maxSlab:
-		t.payloads = payload // append outgrew the slab: its array is the next one
+		t.slab = payload // append outgrew the slab: its array is the next one
 	}
 	t.msgs = append(t.msgs, outbox.Message{Topic: topic, Key: key, Payload: payload[:end:end]})
+}
+
+// newID returns the ID of the index-th message of version v, cut from the
+// slab: an ID kept by a receipt or by a message waiting in the outbox keeps
+// a slab alive, never a snapshot.
+func (t *Tx) newID(v uint64, index int) string {
+	t.room(outbox.IDLen)
+	n := len(t.slab)
+	t.slab = outbox.AppendMessageID(t.slab, v, index)
+	return unsafe.String(&t.slab[n], outbox.IDLen)
 }
 
 // setHeaders gives the attempt's messages the headers f returns for ctx

@@ -114,11 +114,7 @@ func TestCompareAndSwapChangesGlobals(t *testing.T) {
 
 func BenchmarkCommit(b *testing.B) {
 	ctx := context.Background()
-	eng, err := NewEngine(ctx, State{Domain: DomainState{User: User{ID: "u-1", Email: "a@example.com"}}}, app{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer eng.Close()
+	eng := newUserEngine(b, app{}, "a@example.com")
 	args := UpdateUserEmailArgs{Email: "b@example.com"}
 	acks := make([]string, 0, drainEvery)
 	b.ReportAllocs()
@@ -161,11 +157,7 @@ func ack(b *testing.B, eng *Engine, ids []string) {
 // and update_user_email), so the figure is the cost of the commit path.
 func BenchmarkCommitParallel(b *testing.B) {
 	ctx := context.Background()
-	eng, err := NewEngine(ctx, State{Domain: DomainState{User: User{ID: "u-1", Email: "a@example.com"}}}, app{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer eng.Close()
+	eng := newUserEngine(b, app{}, "a@example.com")
 	b.ReportAllocs()
 	var n atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
@@ -241,11 +233,7 @@ func (l *leaky) UpdateUserEmail(ctx context.Context, in UpdateUserEmailIn, out *
 func TestOutUsedAfterCallPanics(t *testing.T) {
 	ctx := context.Background()
 	impl := &leaky{}
-	eng, err := NewEngine(ctx, State{Domain: DomainState{User: User{ID: "u-1"}}}, impl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
+	eng := newUserEngine(t, impl, "")
 	if _, err := eng.UpdateUserEmail(ctx, UpdateUserEmailArgs{Email: "a@x"}); err != nil {
 		t.Fatal(err)
 	}
@@ -269,11 +257,7 @@ func TestOutUsedAfterCallPanics(t *testing.T) {
 // undelivered message must not pin a version of the state.
 func TestUndeliveredMessageDoesNotKeepItsSnapshot(t *testing.T) {
 	ctx := context.Background()
-	eng, err := NewEngine(ctx, State{Domain: DomainState{User: User{ID: "u-1", Email: "a@example.com"}}}, app{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
+	eng := newUserEngine(t, app{}, "a@example.com")
 	r, err := eng.UpdateUserEmail(ctx, UpdateUserEmailArgs{Email: "b@example.com"})
 	if err != nil {
 		t.Fatal(err)
@@ -323,14 +307,10 @@ func (upperCodec) Marshal(v any) ([]byte, error) {
 func (upperCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
 
 // With engine.WithCodec the payload is the codec's, and the message still
-// gets its ID (allocated at commit, not beside a generated payload).
+// gets its ID at commit.
 func TestPayloadCodecMessages(t *testing.T) {
 	ctx := context.Background()
-	eng, err := NewEngine(ctx, State{Domain: DomainState{User: User{ID: "u-1"}}}, app{}, engine.WithCodec(upperCodec{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
+	eng := newUserEngine(t, app{}, "", engine.WithCodec(upperCodec{}))
 	for i, email := range []string{"a@x", "b@x"} {
 		r, err := eng.UpdateUserEmail(ctx, UpdateUserEmailArgs{Email: email})
 		if err != nil {
@@ -353,4 +333,16 @@ func TestPayloadCodecMessages(t *testing.T) {
 			t.Fatalf("message %d = %s %s %q, want %s %s", i, m.ID, m.Key, m.Payload, outbox.MessageID(uint64(i+1), 0), want[i])
 		}
 	}
+}
+
+// newUserEngine starts an engine of impl on a memory store, with user u-1
+// (its email as given) in the state, and closes it when the test ends.
+func newUserEngine(tb testing.TB, impl Processes, email string, opts ...engine.Option) *Engine {
+	tb.Helper()
+	eng, err := NewEngine(context.Background(), State{Domain: DomainState{User: User{ID: "u-1", Email: email}}}, impl, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { eng.Close() })
+	return eng
 }

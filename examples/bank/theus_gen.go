@@ -459,10 +459,10 @@ type OpenAccountEffects struct {
 	AccountOpened []AccountOpened
 }
 
-// theusRunOpenAccount is what one run of open_account allocates: its Out, and the engine's room for the snapshot of the run's commit.
+// theusRunOpenAccount is what one run of open_account allocates: its Out, and room for the message ID of the receipt of the run's commit.
 type theusRunOpenAccount struct {
-	out  OpenAccountOut
-	slot engine.Slot[theusState]
+	out OpenAccountOut
+	id  [1]string
 }
 
 type theusCallOpenAccount struct {
@@ -508,11 +508,11 @@ func (c *theusCallOpenAccount) Apply(s *theusState, v uint64) {
 	}
 }
 
-func (c *theusCallOpenAccount) Slot() *engine.Slot[theusState] {
+func (c *theusCallOpenAccount) ReceiptID() *[1]string {
 	if c.cur == nil {
 		return nil
 	}
-	return &c.cur.slot
+	return &c.cur.id
 }
 
 func (c *theusCallOpenAccount) release() {
@@ -607,10 +607,10 @@ type DepositEffects struct {
 	Accounts map[string]*Account
 }
 
-// theusRunDeposit is what one run of deposit allocates: its Out, and the engine's room for the snapshot of the run's commit.
+// theusRunDeposit is what one run of deposit allocates: its Out, and room for the message ID of the receipt of the run's commit.
 type theusRunDeposit struct {
-	out  DepositOut
-	slot engine.Slot[theusState]
+	out DepositOut
+	id  [1]string
 }
 
 type theusCallDeposit struct {
@@ -651,11 +651,11 @@ func (c *theusCallDeposit) Apply(s *theusState, v uint64) {
 	}
 }
 
-func (c *theusCallDeposit) Slot() *engine.Slot[theusState] {
+func (c *theusCallDeposit) ReceiptID() *[1]string {
 	if c.cur == nil {
 		return nil
 	}
-	return &c.cur.slot
+	return &c.cur.id
 }
 
 func (c *theusCallDeposit) release() {
@@ -770,10 +770,10 @@ type TransferEffects struct {
 	Result            int64
 }
 
-// theusRunTransfer is what one run of transfer allocates: its Out, and the engine's room for the snapshot of the run's commit.
+// theusRunTransfer is what one run of transfer allocates: its Out, and room for the message ID of the receipt of the run's commit.
 type theusRunTransfer struct {
-	out  TransferOut
-	slot engine.Slot[theusState]
+	out TransferOut
+	id  [1]string
 }
 
 type theusCallTransfer struct {
@@ -820,11 +820,11 @@ func (c *theusCallTransfer) Apply(s *theusState, v uint64) {
 	}
 }
 
-func (c *theusCallTransfer) Slot() *engine.Slot[theusState] {
+func (c *theusCallTransfer) ReceiptID() *[1]string {
 	if c.cur == nil {
 		return nil
 	}
-	return &c.cur.slot
+	return &c.cur.id
 }
 
 func (c *theusCallTransfer) release() {
@@ -951,7 +951,7 @@ func (c *theusCallBalance) Run(ctx context.Context, s *theusState) error {
 
 func (c *theusCallBalance) Apply(s *theusState, _ uint64) {}
 
-func (c *theusCallBalance) Slot() *engine.Slot[theusState] {
+func (c *theusCallBalance) ReceiptID() *[1]string {
 	return nil
 }
 

@@ -401,10 +401,10 @@ type UpdateUserEmailEffects struct {
 	Result      string
 }
 
-// theusRunUpdateUserEmail is what one run of update_user_email allocates: its Out, and the engine's room for the snapshot of the run's commit.
+// theusRunUpdateUserEmail is what one run of update_user_email allocates: its Out, and room for the message ID of the receipt of the run's commit.
 type theusRunUpdateUserEmail struct {
-	out  UpdateUserEmailOut
-	slot engine.Slot[State]
+	out UpdateUserEmailOut
+	id  [1]string
 }
 
 type theusCallUpdateUserEmail struct {
@@ -446,11 +446,11 @@ func (c *theusCallUpdateUserEmail) Apply(s *State, _ uint64) {
 	}
 }
 
-func (c *theusCallUpdateUserEmail) Slot() *engine.Slot[State] {
+func (c *theusCallUpdateUserEmail) ReceiptID() *[1]string {
 	if c.cur == nil {
 		return nil
 	}
-	return &c.cur.slot
+	return &c.cur.id
 }
 
 func (c *theusCallUpdateUserEmail) release() {
@@ -532,10 +532,10 @@ type RecordLoginEffects struct {
 	Logins *int
 }
 
-// theusRunRecordLogin is what one run of record_login allocates: its Out, and the engine's room for the snapshot of the run's commit.
+// theusRunRecordLogin is what one run of record_login allocates: its Out, and room for the message ID of the receipt of the run's commit.
 type theusRunRecordLogin struct {
-	out  RecordLoginOut
-	slot engine.Slot[State]
+	out RecordLoginOut
+	id  [1]string
 }
 
 type theusCallRecordLogin struct {
@@ -575,11 +575,11 @@ func (c *theusCallRecordLogin) Apply(s *State, _ uint64) {
 	}
 }
 
-func (c *theusCallRecordLogin) Slot() *engine.Slot[State] {
+func (c *theusCallRecordLogin) ReceiptID() *[1]string {
 	if c.cur == nil {
 		return nil
 	}
-	return &c.cur.slot
+	return &c.cur.id
 }
 
 func (c *theusCallRecordLogin) release() {
@@ -690,7 +690,7 @@ func (c *theusCallCurrentEmail) Run(ctx context.Context, s *State) error {
 
 func (c *theusCallCurrentEmail) Apply(s *State, _ uint64) {}
 
-func (c *theusCallCurrentEmail) Slot() *engine.Slot[State] {
+func (c *theusCallCurrentEmail) ReceiptID() *[1]string {
 	return nil
 }
 

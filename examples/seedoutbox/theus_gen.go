@@ -413,10 +413,10 @@ type QueueAliceEmailEffects struct {
 	OutboxQueue *[]OutboxMsg
 }
 
-// theusRunQueueAliceEmail is what one run of queue_alice_email allocates: its Out, and the engine's room for the snapshot of the run's commit.
+// theusRunQueueAliceEmail is what one run of queue_alice_email allocates: its Out, and room for the message ID of the receipt of the run's commit.
 type theusRunQueueAliceEmail struct {
-	out  QueueAliceEmailOut
-	slot engine.Slot[State]
+	out QueueAliceEmailOut
+	id  [1]string
 }
 
 type theusCallQueueAliceEmail struct {
@@ -460,11 +460,11 @@ func (c *theusCallQueueAliceEmail) Apply(s *State, _ uint64) {
 	}
 }
 
-func (c *theusCallQueueAliceEmail) Slot() *engine.Slot[State] {
+func (c *theusCallQueueAliceEmail) ReceiptID() *[1]string {
 	if c.cur == nil {
 		return nil
 	}
-	return &c.cur.slot
+	return &c.cur.id
 }
 
 func (c *theusCallQueueAliceEmail) release() {
@@ -568,10 +568,10 @@ type QueueBobEmailEffects struct {
 	OutboxQueue *[]OutboxMsg
 }
 
-// theusRunQueueBobEmail is what one run of queue_bob_email allocates: its Out, and the engine's room for the snapshot of the run's commit.
+// theusRunQueueBobEmail is what one run of queue_bob_email allocates: its Out, and room for the message ID of the receipt of the run's commit.
 type theusRunQueueBobEmail struct {
-	out  QueueBobEmailOut
-	slot engine.Slot[State]
+	out QueueBobEmailOut
+	id  [1]string
 }
 
 type theusCallQueueBobEmail struct {
@@ -615,11 +615,11 @@ func (c *theusCallQueueBobEmail) Apply(s *State, _ uint64) {
 	}
 }
 
-func (c *theusCallQueueBobEmail) Slot() *engine.Slot[State] {
+func (c *theusCallQueueBobEmail) ReceiptID() *[1]string {
 	if c.cur == nil {
 		return nil
 	}
-	return &c.cur.slot
+	return &c.cur.id
 }
 
 func (c *theusCallQueueBobEmail) release() {
@@ -730,10 +730,10 @@ type EmitAliceEmailEffects struct {
 	UserUpdated []UserUpdated
 }
 
-// theusRunEmitAliceEmail is what one run of emit_alice_email allocates: its Out, and the engine's room for the snapshot of the run's commit.
+// theusRunEmitAliceEmail is what one run of emit_alice_email allocates: its Out, and room for the message ID of the receipt of the run's commit.
 type theusRunEmitAliceEmail struct {
-	out  EmitAliceEmailOut
-	slot engine.Slot[State]
+	out EmitAliceEmailOut
+	id  [1]string
 }
 
 type theusCallEmitAliceEmail struct {
@@ -774,11 +774,11 @@ func (c *theusCallEmitAliceEmail) Apply(s *State, _ uint64) {
 	}
 }
 
-func (c *theusCallEmitAliceEmail) Slot() *engine.Slot[State] {
+func (c *theusCallEmitAliceEmail) ReceiptID() *[1]string {
 	if c.cur == nil {
 		return nil
 	}
-	return &c.cur.slot
+	return &c.cur.id
 }
 
 func (c *theusCallEmitAliceEmail) release() {
@@ -885,10 +885,10 @@ type EmitBobEmailEffects struct {
 	UserUpdated []UserUpdated
 }
 
-// theusRunEmitBobEmail is what one run of emit_bob_email allocates: its Out, and the engine's room for the snapshot of the run's commit.
+// theusRunEmitBobEmail is what one run of emit_bob_email allocates: its Out, and room for the message ID of the receipt of the run's commit.
 type theusRunEmitBobEmail struct {
-	out  EmitBobEmailOut
-	slot engine.Slot[State]
+	out EmitBobEmailOut
+	id  [1]string
 }
 
 type theusCallEmitBobEmail struct {
@@ -929,11 +929,11 @@ func (c *theusCallEmitBobEmail) Apply(s *State, _ uint64) {
 	}
 }
 
-func (c *theusCallEmitBobEmail) Slot() *engine.Slot[State] {
+func (c *theusCallEmitBobEmail) ReceiptID() *[1]string {
 	if c.cur == nil {
 		return nil
 	}
-	return &c.cur.slot
+	return &c.cur.id
 }
 
 func (c *theusCallEmitBobEmail) release() {

@@ -140,31 +140,33 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 		jen.Id("out").Id(outputs),
 	}
 	// A run of a process that commits allocates its Out together with the
-	// engine's Slot for the snapshot its commit creates: one allocation
-	// for both (each message's payload takes one more, in the engine). A
-	// pure process's run allocates its Out alone.
+	// room for its receipt's message ID: one allocation for both, the only
+	// one of a commit on the memory store (payloads and IDs take a share
+	// of the call's slab). Out handles are never reused, so that one kept
+	// past its call can be told apart. A pure process's run allocates its
+	// Out alone.
 	outLit := func() *jen.Statement {
 		return jen.Id(outT).Add(keyed(field{"c", jen.Id("c")}, field{"gen", jen.Id("c.gen")}))
 	}
 	newOut := jen.Op("&").Add(outLit())
-	slot := []jen.Code{jen.Return(jen.Nil())}
+	receiptID := []jen.Code{jen.Return(jen.Nil())}
 	releaseCur := []jen.Code{}
 	var runDecl []jen.Code
 	if p.Semantic != contract.Pure {
 		runT := "theusRun" + n
-		runDecl = append(runDecl, doc(runT+" is what one run of "+p.Name+" allocates: its Out, and the engine's room for the snapshot of the run's commit.").
+		runDecl = append(runDecl, doc(runT+" is what one run of "+p.Name+" allocates: its Out, and room for the message ID of the receipt of the run's commit.").
 			Type().Id(runT).Struct(
 			jen.Id("out").Id(outT),
-			jen.Id("slot").Qual(enginePkg, "Slot").Types(jen.Id(g.st)),
+			jen.Id("id").Index(jen.Lit(1)).String(),
 		))
 		callFields = append(callFields, jen.Id("cur").Op("*").Id(runT))
 		runPrologue = append(runPrologue, jen.Id("c.cur").Op("=").Op("&").Id(runT).Values(jen.Dict{
 			jen.Id("out"): outLit(),
 		}))
 		newOut = jen.Op("&").Id("c.cur.out")
-		slot = []jen.Code{
+		receiptID = []jen.Code{
 			jen.If(jen.Id("c.cur").Op("==").Nil()).Block(jen.Return(jen.Nil())),
-			jen.Return(jen.Op("&").Id("c.cur.slot")),
+			jen.Return(jen.Op("&").Id("c.cur.id")),
 		}
 		releaseCur = append(releaseCur, jen.Id("c.cur").Op("=").Nil())
 	}
@@ -183,7 +185,7 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 				runTail(p, jen.Id("c.impl").Dot(n).Call(jen.Id("ctx"), jen.Id("c.in"), newOut)))...,
 		),
 		jen.Func().Params(callRecv()).Id("Apply").Params(stateParam(), version.Uint64()).Block(applies...),
-		jen.Func().Params(callRecv()).Id("Slot").Params().Op("*").Qual(enginePkg, "Slot").Types(jen.Id(g.st)).Block(slot...),
+		jen.Func().Params(callRecv()).Id("ReceiptID").Params().Op("*").Index(jen.Lit(1)).String().Block(receiptID...),
 		// release ends the call: Outs handed out become stale, and the
 		// call goes back to the pool. The Tx is not cleared here: the
 		// engine resets it before the next run, and zeroing its buffers on

@@ -104,7 +104,7 @@ func (c *ccall) Run(_ context.Context, s *cstate) error {
 	return nil
 }
 
-func (c *ccall) Slot() *engine.Slot[cstate] { return nil }
+func (c *ccall) ReceiptID() *[1]string { return nil }
 
 func (c *ccall) Apply(s *cstate, v uint64) { s.Acc = s.Acc.Apply(v, c.pending) }
 

@@ -54,20 +54,15 @@ type Call[S any] interface {
 	// Apply writes the outputs of the last run into s, a copy of the state
 	// that the commit will publish as version v.
 	Apply(s *S, v uint64)
-	// Slot returns where the commit of the last run may build its
-	// snapshot, or nil for the engine to allocate one. Generated code
-	// allocates a fresh Slot with each run's Out handle, so that the two
-	// cost one allocation, the only one of a commit that emits through
-	// Tx.EmitScratch but for its share of the slab that its payloads and
-	// IDs are cut from (Tx.Scratch).
-	Slot() *Slot[S]
+	// ReceiptID returns where the commit of the last run may keep the
+	// receipt's message ID when the run emitted one message, or nil for the
+	// engine to allocate room. The receipt outlives the call, so the room
+	// must be the run's own: generated code allocates it with the run's Out
+	// handle, which is never reused, so that a commit that emits through
+	// Tx.EmitScratch allocates that one object and its share of the slab
+	// its payloads and IDs are cut from (Tx.Scratch), and nothing else.
+	ReceiptID() *[1]string
 }
-
-// Slot is room for the snapshot of one commit, for a Call to allocate
-// together with what its run allocates anyway (see Call.Slot). The zero
-// Slot is ready to use, once: the engine never builds a snapshot in a Slot
-// it already used, since published snapshots must not change.
-type Slot[S any] struct{ snap snapshot[S] }
 
 // Change is a set of writes made outside processes: a generated Patch.
 type Change[S any] interface {
@@ -96,12 +91,10 @@ type process struct {
 type snapshot[S any] struct {
 	version uint64
 	state   S
-	// id backs the receipt's MessageIDs when the commit made one message,
-	// the common case, so that the receipt costs no allocation of its own.
-	// The ID's bytes are not here but in the call's slab (see Tx.newID):
-	// a message waiting in the outbox does not keep its commit's snapshot
-	// alive.
-	id [1]string
+	// refs counts the calls running on the snapshot, plus retired once a
+	// later snapshot replaced it, when the engine recycles snapshots (see
+	// recycle.go).
+	refs atomic.Uint64
 	// failed is set when the store refused the group of this version or
 	// of an earlier one: the snapshot will never be durable, and a call
 	// that ran on it must run again.
@@ -153,9 +146,14 @@ type Engine[S any] struct {
 	horizon uint64
 	// settle, when a call waits for a snapshot to become durable or to
 	// fail, is closed (and cleared) when the next group has settled.
-	settle    chan struct{}
-	flushing  bool
-	inMemory  bool // the store implements InMemory
+	settle   chan struct{}
+	flushing bool
+	inMemory bool // the store implements InMemory
+	// recycle is set when snapshots are reused (see recycle.go); snaps
+	// holds the freed ones.
+	recycle   bool
+	freed     []*snapshot[S] // freed under e.mu, reused first
+	snaps     sync.Pool      // freed by calls, outside e.mu
 	exclusive bool
 	closed    bool
 }
@@ -178,6 +176,7 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 		return nil, errors.New("theus: no store: pass engine.WithStore (generated NewEngine defaults to memory.New())")
 	}
 	_, e.inMemory = e.store.(InMemory)
+	e.recycle = recycles(e.store)
 	e.headp = &e.head
 	if e.inMemory {
 		e.headp = &e.published
@@ -246,7 +245,7 @@ func (e *Engine[S]) Store() Store { return e.store }
 // Snapshot returns the latest published version and its state, which must
 // not be modified.
 func (e *Engine[S]) Snapshot() (uint64, *S) {
-	s := e.published.Load()
+	s := e.acquire(&e.published) // never released: it stays as it is
 	return s.version, &s.state
 }
 
@@ -273,22 +272,30 @@ func (e *Engine[S]) Exec(ctx context.Context, proc int, c Call[S]) (Receipt, err
 			return e.execExclusive(ctx, p, c)
 		}
 		if p.Pure {
-			snap := e.published.Load()
-			if err := e.run(ctx, p, c, snap); err != nil {
+			snap := e.acquire(&e.published)
+			err := e.run(ctx, p, c, snap)
+			v := snap.version
+			e.release(snap)
+			if err != nil {
 				return Receipt{}, err
 			}
-			return Receipt{Version: snap.version}, nil
+			return Receipt{Version: v}, nil
 		}
-		snap := e.headp.Load()
+		snap := e.acquire(e.headp)
 		if err := e.run(ctx, p, c, snap); err != nil {
-			if ok, werr := e.awaitSettled(ctx, snap); werr != nil {
+			ok, werr := e.awaitSettled(ctx, snap)
+			e.release(snap)
+			if werr != nil {
 				return Receipt{}, werr
 			} else if !ok {
 				continue // the snapshot was lost with its group: run again
 			}
 			return Receipt{}, err
 		}
-		r, err := e.commit(p, c, snap, false)
+		r, released, err := e.commit(p, c, snap, false)
+		if !released {
+			e.release(snap)
+		}
 		if err == nil {
 			e.warn(ctx, c.Tx(), r.Version)
 		}
@@ -328,9 +335,13 @@ func (e *Engine[S]) execExclusive(ctx context.Context, p *process, c Call[S]) (R
 func (e *Engine[S]) exclusiveTurn(ctx context.Context, p *process, c Call[S]) (r Receipt, lost bool, err error) {
 	e.mu.Lock()
 	e.exclusive = true
-	snap := e.headp.Load()
+	snap := e.acquire(e.headp)
 	e.mu.Unlock()
+	released := false
 	defer func() {
+		if !released {
+			e.release(snap)
+		}
 		e.mu.Lock()
 		e.exclusive = false
 		e.cond.Broadcast()
@@ -343,7 +354,7 @@ func (e *Engine[S]) exclusiveTurn(ctx context.Context, p *process, c Call[S]) (r
 		}
 		return Receipt{}, !ok, err
 	}
-	r, err = e.commit(p, c, snap, true)
+	r, released, err = e.commit(p, c, snap, true)
 	if err == ErrConflict { // only a failed snapshot conflicts in a turn
 		return Receipt{}, true, nil
 	}
@@ -356,6 +367,13 @@ func (e *Engine[S]) exclusiveTurn(ctx context.Context, p *process, c Call[S]) (r
 // awaitSettled waits until snap is durable (ok) or lost with a group the
 // store refused (not ok), or until ctx is done.
 func (e *Engine[S]) awaitSettled(ctx context.Context, snap *snapshot[S]) (ok bool, err error) {
+	if e.inMemory {
+		// An in-memory engine publishes only durable snapshots, and calls
+		// run on published ones. (Nor may it read the published one's
+		// version below: it holds no reference on it, and it may be
+		// recycled.)
+		return true, nil
+	}
 	for {
 		// published first: a snapshot that failed is marked before any
 		// later group reuses its version.
@@ -446,8 +464,9 @@ func (e *Engine[S]) backoff(ctx context.Context, attempt int) error {
 }
 
 // commit validates the run of c on snap and, if no input changed since,
-// sequences it and waits until it is durable.
-func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive bool) (Receipt, error) {
+// sequences it and waits until it is durable. released reports that the
+// commit dropped the caller's reference on snap (see publish).
+func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive bool) (r Receipt, released bool, err error) {
 	tx := c.Tx()
 	e.mu.Lock()
 	for e.exclusive && !exclusive {
@@ -455,7 +474,7 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 	}
 	if e.closed {
 		e.mu.Unlock()
-		return Receipt{}, ErrClosed
+		return Receipt{}, false, ErrClosed
 	}
 	var conflict bool
 	switch {
@@ -470,19 +489,19 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 	}
 	if conflict {
 		e.mu.Unlock()
-		return Receipt{}, ErrConflict
+		return Receipt{}, false, ErrConflict
 	}
-	next := e.nextIn(c.Slot())
+	next := e.next()
 	c.Apply(&next.state, next.version)
-	if err := e.persist(tx, e.sequence(p.Name, tx, next)); err != nil {
-		return Receipt{}, err
+	if released, err = e.persist(tx, e.sequence(p.Name, tx, next, c.ReceiptID()), snap); err != nil {
+		return Receipt{}, released, err
 	}
 	e.opts.metrics.Commit(p.Name)
 	// The receipt keeps the IDs; the Tx, which generated code pools, must
-	// not keep the snapshot they share memory with.
+	// not keep the room they are in, which is the run's.
 	ids := tx.ids
 	tx.ids = nil
-	return Receipt{Version: tx.rec.Version, MessageIDs: ids}, nil
+	return Receipt{Version: tx.rec.Version, MessageIDs: ids}, released, nil
 }
 
 // stale reports whether anything the run of p read, on the snapshot at
@@ -547,7 +566,7 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 	}
 	next := e.next()
 	ch.Apply(&next.state, next.version)
-	if err := e.persist(tx, e.sequence("", tx, next)); err != nil {
+	if _, err := e.persist(tx, e.sequence("", tx, next, nil), nil); err != nil {
 		return 0, err
 	}
 	return tx.rec.Version, nil
@@ -557,26 +576,19 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 // sequenced state, for the commit to apply its writes to. e.mu is held.
 func (e *Engine[S]) next() *snapshot[S] {
 	head := e.headp.Load()
-	return &snapshot[S]{version: head.version + 1, state: head.state}
-}
-
-// nextIn is next built in sl, unless sl is nil or used. e.mu is held.
-func (e *Engine[S]) nextIn(sl *Slot[S]) *snapshot[S] {
-	if sl == nil || sl.snap.version != 0 {
-		return e.next()
-	}
-	head := e.headp.Load()
-	sl.snap.version, sl.snap.state = head.version+1, head.state
-	return &sl.snap
+	s := e.newSnapshot()
+	s.version, s.state = head.version+1, head.state
+	return s
 }
 
 // sequence gives tx the version of next, the snapshot its writes were
-// applied to (see next): it records the writes, assigns the messages'
+// applied to (see next), and the receipt's ID room id (see
+// Call.ReceiptID; nil to allocate): it records the writes, assigns the messages'
 // fields and makes next the last sequenced snapshot (with an in-memory
 // store, persist does, once the store has it). The caller applies the
 // writes: a generic interface conversion here would cost a type assertion
 // per commit. e.mu is held.
-func (e *Engine[S]) sequence(name string, tx *Tx, next *snapshot[S]) *snapshot[S] {
+func (e *Engine[S]) sequence(name string, tx *Tx, next *snapshot[S], id *[1]string) *snapshot[S] {
 	v := next.version
 	for _, w := range tx.writes {
 		e.lastWrite[w] = v
@@ -598,8 +610,8 @@ func (e *Engine[S]) sequence(name string, tx *Tx, next *snapshot[S]) *snapshot[S
 		now := e.opts.now()
 		// The receipt's ID slice is not in tx, which generated code reuses
 		// while the receipt outlives the call.
-		if len(tx.msgs) == 1 {
-			tx.ids = next.id[:]
+		if len(tx.msgs) == 1 && id != nil {
+			tx.ids = id[:]
 		} else {
 			tx.ids = make([]string, len(tx.msgs))
 		}
@@ -623,27 +635,29 @@ func (e *Engine[S]) sequence(name string, tx *Tx, next *snapshot[S]) *snapshot[S
 }
 
 // persist makes tx, sequenced as next, durable, and returns once it is or
-// has failed. e.mu is held on entry and released on return.
-func (e *Engine[S]) persist(tx *Tx, next *snapshot[S]) error {
+// has failed. held is the snapshot the caller holds a reference on, if
+// any; released reports that persist dropped it (see publish). e.mu is
+// held on entry and released on return.
+func (e *Engine[S]) persist(tx *Tx, next, held *snapshot[S]) (released bool, err error) {
 	if !e.inMemory {
 		e.pending = append(e.pending, tx)
 		e.pendingSnaps = append(e.pendingSnaps, next)
-		return e.await(tx)
+		return false, e.await(tx)
 	}
 	// The store does no I/O and the engine keeps its lock while it works,
 	// so nothing else is pending: commit tx alone, now.
 	defer e.mu.Unlock()
 	e.one[0] = &tx.rec
-	err := e.store.Commit(context.Background(), e.one[:])
+	err = e.store.Commit(context.Background(), e.one[:])
 	e.one[0] = nil
 	if err != nil {
 		e.fail([]*Tx{tx}, []*snapshot[S]{next}, err)
-		return tx.serr
+		return false, tx.serr
 	}
 	e.durable(tx)
-	e.published.Store(next)
+	released = e.publish(next, held)
 	e.settled()
-	return nil
+	return released, nil
 }
 
 // durable records that tx is durable. e.mu is held.

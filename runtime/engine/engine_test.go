@@ -498,27 +498,3 @@ func TestInitialStateIsCopied(t *testing.T) {
 		t.Fatalf("the engine's state changed with the caller's slice: %v", s.S)
 	}
 }
-
-// A commit builds its snapshot in the Slot its call offers, once: a call
-// that offers the same Slot again (generated code never does) gets a new
-// snapshot, and the one published from the Slot does not change.
-func TestUsedSlotIsNotReused(t *testing.T) {
-	procs := []*proc{incC0}
-	e := newEngine(t, memory.New(), procs)
-	c := &call{slot: new(engine.Slot[tstate])}
-	if _, err := exec(t, e, procs, incC0, c); err != nil {
-		t.Fatal(err)
-	}
-	v1, s1 := e.Snapshot()
-	c.arg = 5
-	c.runs = 0
-	if _, err := exec(t, e, procs, incC0, c); err != nil {
-		t.Fatal(err)
-	}
-	if v1 != 1 || s1.C[0] != 0 {
-		t.Fatalf("version 1 now holds c0 = %d (version %d); the reused Slot overwrote a published snapshot", s1.C[0], v1)
-	}
-	if v2, s2 := e.Snapshot(); v2 != 2 || s2.C[0] != 5 {
-		t.Fatalf("version %d, c0 %d; want 2, 5", v2, s2.C[0])
-	}
-}

@@ -3,11 +3,13 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
 
 	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/internal/recyclable"
 	"github.com/theus-go/theus/runtime/store/memory"
 )
 
@@ -93,8 +95,8 @@ type call struct {
 	// hook runs inside the process, after it read its inputs (tests use it
 	// to commit something concurrently, or to block).
 	hook func()
-	// slot, if set, is what Slot returns.
-	slot *engine.Slot[tstate]
+	// id, if set, is what ReceiptID returns.
+	id *[1]string
 	// in holds the input values the last run read.
 	in []int
 }
@@ -133,7 +135,7 @@ func (c *call) Run(_ context.Context, s *tstate) error {
 	return nil
 }
 
-func (c *call) Slot() *engine.Slot[tstate] { return c.slot }
+func (c *call) ReceiptID() *[1]string { return c.id }
 
 func (c *call) Apply(s *tstate, _ uint64) {
 	for i, v := range c.out {
@@ -166,7 +168,9 @@ func (p patch) Apply(s *tstate, _ uint64) {
 }
 
 // recorder is a memory store that keeps a copy of every record it
-// persisted, so tests can replay the history.
+// persisted, so tests can replay the history. It copies the states it
+// keeps, and so lets the engine recycle snapshots as the memory store
+// does: the tests that use it check recycling too.
 type recorder struct {
 	*memory.Store
 	mu      sync.Mutex
@@ -196,10 +200,28 @@ func (r *recorder) Commit(ctx context.Context, recs []*engine.Record) error {
 		c := *rec
 		c.Messages = slices.Clone(rec.Messages) // the payloads are immutable: kept as they are
 		c.Writes = slices.Clone(rec.Writes)
+		c.State = copyState(rec.State)
 		r.records = append(r.records, c)
 	}
 	return nil
 }
+
+// copyState copies the state of a record, a *tstate or a *cstate.
+func copyState(s any) any {
+	switch s := s.(type) {
+	case *tstate:
+		c := *s
+		return &c
+	case *cstate:
+		c := *s
+		return &c
+	}
+	panic(fmt.Sprintf("recorder: state of type %T", s))
+}
+
+// ForgetsReplacedStates claims what the memory store does: the recorder
+// keeps copies of states, never Record.State itself.
+func (r *recorder) ForgetsReplacedStates(recyclable.Token) any { return r }
 
 func (r *recorder) history() []engine.Record {
 	r.mu.Lock()

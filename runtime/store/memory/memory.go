@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/internal/recyclable"
 	"github.com/theus-go/theus/runtime/outbox"
 )
 
@@ -76,6 +77,12 @@ func (s *Store) Recover(context.Context, engine.StateCodec) (*engine.Recovered, 
 }
 
 var _ engine.InMemory = (*Store)(nil)
+
+// ForgetsReplacedStates tells the engine that the store keeps no
+// Record.State past the Commit after the one that handed it over (it
+// keeps the latest, for Recover), so that the engine may reuse the memory
+// of replaced snapshots. Only the engine can call it.
+func (s *Store) ForgetsReplacedStates(recyclable.Token) any { return s }
 
 // CommitsInMemory implements engine.InMemory: Commit never blocks on I/O.
 func (*Store) CommitsInMemory() {}

@@ -430,10 +430,10 @@ type ChangeEmailEffects struct {
 	UserChanged []Changed
 }
 
-// theusRunChangeEmail is what one run of change_email allocates: its Out, and the engine's room for the snapshot of the run's commit.
+// theusRunChangeEmail is what one run of change_email allocates: its Out, and room for the message ID of the receipt of the run's commit.
 type theusRunChangeEmail struct {
-	out  ChangeEmailOut
-	slot engine.Slot[State]
+	out ChangeEmailOut
+	id  [1]string
 }
 
 type theusCallChangeEmail struct {
@@ -474,11 +474,11 @@ func (c *theusCallChangeEmail) Apply(s *State, _ uint64) {
 	}
 }
 
-func (c *theusCallChangeEmail) Slot() *engine.Slot[State] {
+func (c *theusCallChangeEmail) ReceiptID() *[1]string {
 	if c.cur == nil {
 		return nil
 	}
-	return &c.cur.slot
+	return &c.cur.id
 }
 
 func (c *theusCallChangeEmail) release() {
@@ -575,10 +575,10 @@ type MoveEffects struct {
 	Audit       *[]string
 }
 
-// theusRunMove is what one run of move allocates: its Out, and the engine's room for the snapshot of the run's commit.
+// theusRunMove is what one run of move allocates: its Out, and room for the message ID of the receipt of the run's commit.
 type theusRunMove struct {
-	out  MoveOut
-	slot engine.Slot[State]
+	out MoveOut
+	id  [1]string
 }
 
 type theusCallMove struct {
@@ -622,11 +622,11 @@ func (c *theusCallMove) Apply(s *State, _ uint64) {
 	}
 }
 
-func (c *theusCallMove) Slot() *engine.Slot[State] {
+func (c *theusCallMove) ReceiptID() *[1]string {
 	if c.cur == nil {
 		return nil
 	}
-	return &c.cur.slot
+	return &c.cur.id
 }
 
 func (c *theusCallMove) release() {
@@ -713,10 +713,10 @@ type SetPrefsEffects struct {
 	UserPrefs *map[string]string
 }
 
-// theusRunSetPrefs is what one run of set_prefs allocates: its Out, and the engine's room for the snapshot of the run's commit.
+// theusRunSetPrefs is what one run of set_prefs allocates: its Out, and room for the message ID of the receipt of the run's commit.
 type theusRunSetPrefs struct {
-	out  SetPrefsOut
-	slot engine.Slot[State]
+	out SetPrefsOut
+	id  [1]string
 }
 
 type theusCallSetPrefs struct {
@@ -756,11 +756,11 @@ func (c *theusCallSetPrefs) Apply(s *State, _ uint64) {
 	}
 }
 
-func (c *theusCallSetPrefs) Slot() *engine.Slot[State] {
+func (c *theusCallSetPrefs) ReceiptID() *[1]string {
 	if c.cur == nil {
 		return nil
 	}
-	return &c.cur.slot
+	return &c.cur.id
 }
 
 func (c *theusCallSetPrefs) release() {

@@ -459,7 +459,7 @@ type OpenAccountEffects struct {
 	AccountOpened []AccountOpened
 }
 
-// theusRunOpenAccount is what one run of open_account allocates: its Out, and room for the message ID of the receipt of the run's commit.
+// theusRunOpenAccount is what one run of open_account uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
 type theusRunOpenAccount struct {
 	out OpenAccountOut
 	id  [1]string
@@ -473,6 +473,7 @@ type theusCallOpenAccount struct {
 	run  bool
 	out  theusOutputsOpenAccount
 	cur  *theusRunOpenAccount
+	runs []theusRunOpenAccount
 }
 
 // theusOutputsOpenAccount holds what one run of open_account set and emitted.
@@ -493,7 +494,11 @@ func (c *theusCallOpenAccount) Run(ctx context.Context, s *theusState) error {
 	c.gen++
 	c.in.s = s
 	c.in.tx = &c.tx
-	c.cur = &theusRunOpenAccount{out: OpenAccountOut{c: c, gen: c.gen}}
+	if len(c.runs) == 0 {
+		c.runs = make([]theusRunOpenAccount, 16)
+	}
+	c.cur, c.runs = &c.runs[0], c.runs[1:]
+	c.cur.out = OpenAccountOut{c: c, gen: c.gen}
 	c.out = theusOutputsOpenAccount{}
 	if err := c.impl.OpenAccount(ctx, c.in, &c.cur.out); err != nil {
 		return err
@@ -607,7 +612,7 @@ type DepositEffects struct {
 	Accounts map[string]*Account
 }
 
-// theusRunDeposit is what one run of deposit allocates: its Out, and room for the message ID of the receipt of the run's commit.
+// theusRunDeposit is what one run of deposit uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
 type theusRunDeposit struct {
 	out DepositOut
 	id  [1]string
@@ -621,6 +626,7 @@ type theusCallDeposit struct {
 	run  bool
 	out  theusOutputsDeposit
 	cur  *theusRunDeposit
+	runs []theusRunDeposit
 }
 
 // theusOutputsDeposit holds what one run of deposit set and emitted.
@@ -640,7 +646,11 @@ func (c *theusCallDeposit) Run(ctx context.Context, s *theusState) error {
 	c.gen++
 	c.in.s = s
 	c.in.tx = &c.tx
-	c.cur = &theusRunDeposit{out: DepositOut{c: c, gen: c.gen}}
+	if len(c.runs) == 0 {
+		c.runs = make([]theusRunDeposit, 16)
+	}
+	c.cur, c.runs = &c.runs[0], c.runs[1:]
+	c.cur.out = DepositOut{c: c, gen: c.gen}
 	c.out = theusOutputsDeposit{}
 	return c.impl.Deposit(ctx, c.in, &c.cur.out)
 }
@@ -770,7 +780,7 @@ type TransferEffects struct {
 	Result            int64
 }
 
-// theusRunTransfer is what one run of transfer allocates: its Out, and room for the message ID of the receipt of the run's commit.
+// theusRunTransfer is what one run of transfer uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
 type theusRunTransfer struct {
 	out TransferOut
 	id  [1]string
@@ -784,6 +794,7 @@ type theusCallTransfer struct {
 	run  bool
 	out  theusOutputsTransfer
 	cur  *theusRunTransfer
+	runs []theusRunTransfer
 }
 
 // theusOutputsTransfer holds what one run of transfer set and emitted.
@@ -805,7 +816,11 @@ func (c *theusCallTransfer) Run(ctx context.Context, s *theusState) error {
 	c.gen++
 	c.in.s = s
 	c.in.tx = &c.tx
-	c.cur = &theusRunTransfer{out: TransferOut{c: c, gen: c.gen}}
+	if len(c.runs) == 0 {
+		c.runs = make([]theusRunTransfer, 16)
+	}
+	c.cur, c.runs = &c.runs[0], c.runs[1:]
+	c.cur.out = TransferOut{c: c, gen: c.gen}
 	c.out = theusOutputsTransfer{}
 	if err := c.impl.Transfer(ctx, c.in, &c.cur.out); err != nil {
 		return err

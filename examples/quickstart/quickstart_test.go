@@ -228,6 +228,38 @@ func (l *leaky) UpdateUserEmail(ctx context.Context, in UpdateUserEmailIn, out *
 	return l.app.UpdateUserEmail(ctx, in, out)
 }
 
+// reuser uses, in its second call, the Out its first call received.
+type reuser struct {
+	app
+	kept *UpdateUserEmailOut
+}
+
+func (r *reuser) UpdateUserEmail(ctx context.Context, in UpdateUserEmailIn, out *UpdateUserEmailOut) error {
+	if r.kept == nil {
+		r.kept = out
+	} else {
+		r.kept.SetUser(User{ID: "u-1", Email: "evil@x"})
+	}
+	return r.app.UpdateUserEmail(ctx, in, out)
+}
+
+// An Out kept past its call panics even while a later call runs on the
+// same pooled call, whose Out the stale one must not be: each run's Out is
+// used once (generated code takes them from batches, never twice).
+func TestOutKeptFromAnEarlierCallPanicsDuringALaterOne(t *testing.T) {
+	ctx := context.Background()
+	eng := newUserEngine(t, &reuser{}, "")
+	if _, err := eng.UpdateUserEmail(ctx, UpdateUserEmailArgs{Email: "a@x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.UpdateUserEmail(ctx, UpdateUserEmailArgs{Email: "b@x"}); !errors.Is(err, engine.ErrPanic) {
+		t.Fatalf("the second call, which used the first call's Out, returned %v; want a panic", err)
+	}
+	if got := eng.Snapshot().User().Email(); got != "a@x" {
+		t.Fatalf("email = %s, want a@x: the call that panicked committed", got)
+	}
+}
+
 // Calls are pooled, so an Out kept past its call must not reach the next
 // call's effects: it panics instead.
 func TestOutUsedAfterCallPanics(t *testing.T) {

@@ -401,7 +401,7 @@ type UpdateUserEmailEffects struct {
 	Result      string
 }
 
-// theusRunUpdateUserEmail is what one run of update_user_email allocates: its Out, and room for the message ID of the receipt of the run's commit.
+// theusRunUpdateUserEmail is what one run of update_user_email uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
 type theusRunUpdateUserEmail struct {
 	out UpdateUserEmailOut
 	id  [1]string
@@ -415,6 +415,7 @@ type theusCallUpdateUserEmail struct {
 	run  bool
 	out  theusOutputsUpdateUserEmail
 	cur  *theusRunUpdateUserEmail
+	runs []theusRunUpdateUserEmail
 }
 
 // theusOutputsUpdateUserEmail holds what one run of update_user_email set and emitted.
@@ -435,7 +436,11 @@ func (c *theusCallUpdateUserEmail) Tx() *engine.Tx {
 func (c *theusCallUpdateUserEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
-	c.cur = &theusRunUpdateUserEmail{out: UpdateUserEmailOut{c: c, gen: c.gen}}
+	if len(c.runs) == 0 {
+		c.runs = make([]theusRunUpdateUserEmail, 16)
+	}
+	c.cur, c.runs = &c.runs[0], c.runs[1:]
+	c.cur.out = UpdateUserEmailOut{c: c, gen: c.gen}
 	c.out = theusOutputsUpdateUserEmail{}
 	return c.impl.UpdateUserEmail(ctx, c.in, &c.cur.out)
 }
@@ -532,7 +537,7 @@ type RecordLoginEffects struct {
 	Logins *int
 }
 
-// theusRunRecordLogin is what one run of record_login allocates: its Out, and room for the message ID of the receipt of the run's commit.
+// theusRunRecordLogin is what one run of record_login uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
 type theusRunRecordLogin struct {
 	out RecordLoginOut
 	id  [1]string
@@ -546,6 +551,7 @@ type theusCallRecordLogin struct {
 	run  bool
 	out  theusOutputsRecordLogin
 	cur  *theusRunRecordLogin
+	runs []theusRunRecordLogin
 }
 
 // theusOutputsRecordLogin holds what one run of record_login set and emitted.
@@ -564,7 +570,11 @@ func (c *theusCallRecordLogin) Tx() *engine.Tx {
 func (c *theusCallRecordLogin) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
-	c.cur = &theusRunRecordLogin{out: RecordLoginOut{c: c, gen: c.gen}}
+	if len(c.runs) == 0 {
+		c.runs = make([]theusRunRecordLogin, 16)
+	}
+	c.cur, c.runs = &c.runs[0], c.runs[1:]
+	c.cur.out = RecordLoginOut{c: c, gen: c.gen}
 	c.out = theusOutputsRecordLogin{}
 	return c.impl.RecordLogin(ctx, c.in, &c.cur.out)
 }

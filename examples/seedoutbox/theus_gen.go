@@ -413,7 +413,7 @@ type QueueAliceEmailEffects struct {
 	OutboxQueue *[]OutboxMsg
 }
 
-// theusRunQueueAliceEmail is what one run of queue_alice_email allocates: its Out, and room for the message ID of the receipt of the run's commit.
+// theusRunQueueAliceEmail is what one run of queue_alice_email uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
 type theusRunQueueAliceEmail struct {
 	out QueueAliceEmailOut
 	id  [1]string
@@ -427,6 +427,7 @@ type theusCallQueueAliceEmail struct {
 	run  bool
 	out  theusOutputsQueueAliceEmail
 	cur  *theusRunQueueAliceEmail
+	runs []theusRunQueueAliceEmail
 }
 
 // theusOutputsQueueAliceEmail holds what one run of queue_alice_email set and emitted.
@@ -446,7 +447,11 @@ func (c *theusCallQueueAliceEmail) Tx() *engine.Tx {
 func (c *theusCallQueueAliceEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
-	c.cur = &theusRunQueueAliceEmail{out: QueueAliceEmailOut{c: c, gen: c.gen}}
+	if len(c.runs) == 0 {
+		c.runs = make([]theusRunQueueAliceEmail, 16)
+	}
+	c.cur, c.runs = &c.runs[0], c.runs[1:]
+	c.cur.out = QueueAliceEmailOut{c: c, gen: c.gen}
 	c.out = theusOutputsQueueAliceEmail{}
 	return c.impl.QueueAliceEmail(ctx, c.in, &c.cur.out)
 }
@@ -568,7 +573,7 @@ type QueueBobEmailEffects struct {
 	OutboxQueue *[]OutboxMsg
 }
 
-// theusRunQueueBobEmail is what one run of queue_bob_email allocates: its Out, and room for the message ID of the receipt of the run's commit.
+// theusRunQueueBobEmail is what one run of queue_bob_email uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
 type theusRunQueueBobEmail struct {
 	out QueueBobEmailOut
 	id  [1]string
@@ -582,6 +587,7 @@ type theusCallQueueBobEmail struct {
 	run  bool
 	out  theusOutputsQueueBobEmail
 	cur  *theusRunQueueBobEmail
+	runs []theusRunQueueBobEmail
 }
 
 // theusOutputsQueueBobEmail holds what one run of queue_bob_email set and emitted.
@@ -601,7 +607,11 @@ func (c *theusCallQueueBobEmail) Tx() *engine.Tx {
 func (c *theusCallQueueBobEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
-	c.cur = &theusRunQueueBobEmail{out: QueueBobEmailOut{c: c, gen: c.gen}}
+	if len(c.runs) == 0 {
+		c.runs = make([]theusRunQueueBobEmail, 16)
+	}
+	c.cur, c.runs = &c.runs[0], c.runs[1:]
+	c.cur.out = QueueBobEmailOut{c: c, gen: c.gen}
 	c.out = theusOutputsQueueBobEmail{}
 	return c.impl.QueueBobEmail(ctx, c.in, &c.cur.out)
 }
@@ -730,7 +740,7 @@ type EmitAliceEmailEffects struct {
 	UserUpdated []UserUpdated
 }
 
-// theusRunEmitAliceEmail is what one run of emit_alice_email allocates: its Out, and room for the message ID of the receipt of the run's commit.
+// theusRunEmitAliceEmail is what one run of emit_alice_email uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
 type theusRunEmitAliceEmail struct {
 	out EmitAliceEmailOut
 	id  [1]string
@@ -744,6 +754,7 @@ type theusCallEmitAliceEmail struct {
 	run  bool
 	out  theusOutputsEmitAliceEmail
 	cur  *theusRunEmitAliceEmail
+	runs []theusRunEmitAliceEmail
 }
 
 // theusOutputsEmitAliceEmail holds what one run of emit_alice_email set and emitted.
@@ -763,7 +774,11 @@ func (c *theusCallEmitAliceEmail) Tx() *engine.Tx {
 func (c *theusCallEmitAliceEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
-	c.cur = &theusRunEmitAliceEmail{out: EmitAliceEmailOut{c: c, gen: c.gen}}
+	if len(c.runs) == 0 {
+		c.runs = make([]theusRunEmitAliceEmail, 16)
+	}
+	c.cur, c.runs = &c.runs[0], c.runs[1:]
+	c.cur.out = EmitAliceEmailOut{c: c, gen: c.gen}
 	c.out = theusOutputsEmitAliceEmail{}
 	return c.impl.EmitAliceEmail(ctx, c.in, &c.cur.out)
 }
@@ -885,7 +900,7 @@ type EmitBobEmailEffects struct {
 	UserUpdated []UserUpdated
 }
 
-// theusRunEmitBobEmail is what one run of emit_bob_email allocates: its Out, and room for the message ID of the receipt of the run's commit.
+// theusRunEmitBobEmail is what one run of emit_bob_email uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
 type theusRunEmitBobEmail struct {
 	out EmitBobEmailOut
 	id  [1]string
@@ -899,6 +914,7 @@ type theusCallEmitBobEmail struct {
 	run  bool
 	out  theusOutputsEmitBobEmail
 	cur  *theusRunEmitBobEmail
+	runs []theusRunEmitBobEmail
 }
 
 // theusOutputsEmitBobEmail holds what one run of emit_bob_email set and emitted.
@@ -918,7 +934,11 @@ func (c *theusCallEmitBobEmail) Tx() *engine.Tx {
 func (c *theusCallEmitBobEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
-	c.cur = &theusRunEmitBobEmail{out: EmitBobEmailOut{c: c, gen: c.gen}}
+	if len(c.runs) == 0 {
+		c.runs = make([]theusRunEmitBobEmail, 16)
+	}
+	c.cur, c.runs = &c.runs[0], c.runs[1:]
+	c.cur.out = EmitBobEmailOut{c: c, gen: c.gen}
 	c.out = theusOutputsEmitBobEmail{}
 	return c.impl.EmitBobEmail(ctx, c.in, &c.cur.out)
 }

@@ -2,6 +2,7 @@ package gen
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/dave/jennifer/jen"
@@ -131,6 +132,8 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 		runPrologue = append(runPrologue, jen.Id("c.in.tx").Op("=").Op("&").Id("c.tx"))
 	}
 	pool := "theusPool" + n
+	// runBatch is how many runs a call allocates at a time (see below).
+	const runBatch = 16
 	callFields := []jen.Code{
 		jen.Id("tx").Qual(enginePkg, "Tx"),
 		jen.Id("gen").Uint64(),
@@ -139,12 +142,13 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 		jen.Id("run").Bool(),
 		jen.Id("out").Id(outputs),
 	}
-	// A run of a process that commits allocates its Out together with the
-	// room for its receipt's message ID: one allocation for both, the only
-	// one of a commit on the memory store (payloads and IDs take a share
-	// of the call's slab). Out handles are never reused, so that one kept
-	// past its call can be told apart. A pure process's run allocates its
-	// Out alone.
+	// A run of a process that commits takes its Out, together with the
+	// room for its receipt's message ID, from a batch of runBatch that the
+	// call allocates when it has used the last one up: a commit on the
+	// memory store then allocates nothing but for these batches and its
+	// share of the call's slab (payloads and IDs). Each run in a batch is
+	// used once, so that an Out kept past its call can be told apart. A
+	// pure process's run allocates its Out alone.
 	outLit := func() *jen.Statement {
 		return jen.Id(outT).Add(keyed(field{"c", jen.Id("c")}, field{"gen", jen.Id("c.gen")}))
 	}
@@ -154,15 +158,19 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 	var runDecl []jen.Code
 	if p.Semantic != contract.Pure {
 		runT := "theusRun" + n
-		runDecl = append(runDecl, doc(runT+" is what one run of "+p.Name+" allocates: its Out, and room for the message ID of the receipt of the run's commit.").
+		runDecl = append(runDecl, doc(runT+" is what one run of "+p.Name+" uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them "+strconv.Itoa(runBatch)+" at a time.").
 			Type().Id(runT).Struct(
 			jen.Id("out").Id(outT),
 			jen.Id("id").Index(jen.Lit(1)).String(),
 		))
-		callFields = append(callFields, jen.Id("cur").Op("*").Id(runT))
-		runPrologue = append(runPrologue, jen.Id("c.cur").Op("=").Op("&").Id(runT).Values(jen.Dict{
-			jen.Id("out"): outLit(),
-		}))
+		callFields = append(callFields, jen.Id("cur").Op("*").Id(runT), jen.Id("runs").Index().Id(runT))
+		runPrologue = append(runPrologue,
+			jen.If(jen.Len(jen.Id("c.runs")).Op("==").Lit(0)).Block(
+				jen.Id("c.runs").Op("=").Make(jen.Index().Id(runT), jen.Lit(runBatch)),
+			),
+			jen.List(jen.Id("c.cur"), jen.Id("c.runs")).Op("=").List(jen.Op("&").Id("c.runs").Index(jen.Lit(0)), jen.Id("c.runs").Index(jen.Lit(1), jen.Empty())),
+			jen.Id("c.cur.out").Op("=").Add(outLit()),
+		)
 		newOut = jen.Op("&").Id("c.cur.out")
 		receiptID = []jen.Code{
 			jen.If(jen.Id("c.cur").Op("==").Nil()).Block(jen.Return(jen.Nil())),

@@ -430,7 +430,7 @@ type ChangeEmailEffects struct {
 	UserChanged []Changed
 }
 
-// theusRunChangeEmail is what one run of change_email allocates: its Out, and room for the message ID of the receipt of the run's commit.
+// theusRunChangeEmail is what one run of change_email uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
 type theusRunChangeEmail struct {
 	out ChangeEmailOut
 	id  [1]string
@@ -444,6 +444,7 @@ type theusCallChangeEmail struct {
 	run  bool
 	out  theusOutputsChangeEmail
 	cur  *theusRunChangeEmail
+	runs []theusRunChangeEmail
 }
 
 // theusOutputsChangeEmail holds what one run of change_email set and emitted.
@@ -463,7 +464,11 @@ func (c *theusCallChangeEmail) Tx() *engine.Tx {
 func (c *theusCallChangeEmail) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
-	c.cur = &theusRunChangeEmail{out: ChangeEmailOut{c: c, gen: c.gen}}
+	if len(c.runs) == 0 {
+		c.runs = make([]theusRunChangeEmail, 16)
+	}
+	c.cur, c.runs = &c.runs[0], c.runs[1:]
+	c.cur.out = ChangeEmailOut{c: c, gen: c.gen}
 	c.out = theusOutputsChangeEmail{}
 	return c.impl.ChangeEmail(ctx, c.in, &c.cur.out)
 }
@@ -575,7 +580,7 @@ type MoveEffects struct {
 	Audit       *[]string
 }
 
-// theusRunMove is what one run of move allocates: its Out, and room for the message ID of the receipt of the run's commit.
+// theusRunMove is what one run of move uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
 type theusRunMove struct {
 	out MoveOut
 	id  [1]string
@@ -589,6 +594,7 @@ type theusCallMove struct {
 	run  bool
 	out  theusOutputsMove
 	cur  *theusRunMove
+	runs []theusRunMove
 }
 
 // theusOutputsMove holds what one run of move set and emitted.
@@ -608,7 +614,11 @@ func (c *theusCallMove) Tx() *engine.Tx {
 func (c *theusCallMove) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
-	c.cur = &theusRunMove{out: MoveOut{c: c, gen: c.gen}}
+	if len(c.runs) == 0 {
+		c.runs = make([]theusRunMove, 16)
+	}
+	c.cur, c.runs = &c.runs[0], c.runs[1:]
+	c.cur.out = MoveOut{c: c, gen: c.gen}
 	c.out = theusOutputsMove{}
 	return c.impl.Move(ctx, c.in, &c.cur.out)
 }
@@ -713,7 +723,7 @@ type SetPrefsEffects struct {
 	UserPrefs *map[string]string
 }
 
-// theusRunSetPrefs is what one run of set_prefs allocates: its Out, and room for the message ID of the receipt of the run's commit.
+// theusRunSetPrefs is what one run of set_prefs uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
 type theusRunSetPrefs struct {
 	out SetPrefsOut
 	id  [1]string
@@ -727,6 +737,7 @@ type theusCallSetPrefs struct {
 	run  bool
 	out  theusOutputsSetPrefs
 	cur  *theusRunSetPrefs
+	runs []theusRunSetPrefs
 }
 
 // theusOutputsSetPrefs holds what one run of set_prefs set and emitted.
@@ -745,7 +756,11 @@ func (c *theusCallSetPrefs) Tx() *engine.Tx {
 func (c *theusCallSetPrefs) Run(ctx context.Context, s *State) error {
 	c.gen++
 	c.in.s = s
-	c.cur = &theusRunSetPrefs{out: SetPrefsOut{c: c, gen: c.gen}}
+	if len(c.runs) == 0 {
+		c.runs = make([]theusRunSetPrefs, 16)
+	}
+	c.cur, c.runs = &c.runs[0], c.runs[1:]
+	c.cur.out = SetPrefsOut{c: c, gen: c.gen}
 	c.out = theusOutputsSetPrefs{}
 	return c.impl.SetPrefs(ctx, c.in, &c.cur.out)
 }

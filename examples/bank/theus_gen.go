@@ -391,7 +391,7 @@ type OpenAccountArgs struct {
 	Initial int64
 }
 
-// OpenAccountIn is what open_account reads: its arguments and read-only views of its inputs.
+// OpenAccountIn is what open_account reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type OpenAccountIn struct {
 	Args OpenAccountArgs
 	s    *theusState
@@ -568,7 +568,7 @@ type DepositArgs struct {
 	Amount int64
 }
 
-// DepositIn is what deposit reads: its arguments and read-only views of its inputs.
+// DepositIn is what deposit reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type DepositIn struct {
 	Args DepositArgs
 	s    *theusState
@@ -705,7 +705,7 @@ type TransferArgs struct {
 	Amount int64
 }
 
-// TransferIn is what transfer reads: its arguments and read-only views of its inputs.
+// TransferIn is what transfer reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type TransferIn struct {
 	Args TransferArgs
 	s    *theusState
@@ -890,7 +890,7 @@ type BalanceArgs struct {
 	ID string
 }
 
-// BalanceIn is what balance reads: its arguments and read-only views of its inputs.
+// BalanceIn is what balance reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type BalanceIn struct {
 	Args BalanceArgs
 	s    *theusState

@@ -323,7 +323,7 @@ type UpdateUserEmailArgs struct {
 	Email string
 }
 
-// UpdateUserEmailIn is what update_user_email reads: its arguments and read-only views of its inputs.
+// UpdateUserEmailIn is what update_user_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type UpdateUserEmailIn struct {
 	Args UpdateUserEmailArgs
 	s    *State
@@ -495,7 +495,7 @@ func RunUpdateUserEmail(impl Processes, s State, args UpdateUserEmailArgs) (Upda
 // RecordLoginArgs are the arguments of record_login.
 type RecordLoginArgs struct{}
 
-// RecordLoginIn is what record_login reads: its arguments and read-only views of its inputs.
+// RecordLoginIn is what record_login reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type RecordLoginIn struct {
 	Args RecordLoginArgs
 	s    *State
@@ -628,7 +628,7 @@ func RunRecordLogin(impl Processes, s State, args RecordLoginArgs) (RecordLoginE
 // CurrentEmailArgs are the arguments of current_email.
 type CurrentEmailArgs struct{}
 
-// CurrentEmailIn is what current_email reads: its arguments and read-only views of its inputs.
+// CurrentEmailIn is what current_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type CurrentEmailIn struct {
 	Args CurrentEmailArgs
 	s    *State

@@ -354,7 +354,7 @@ type QueueAliceEmailArgs struct {
 	Email string
 }
 
-// QueueAliceEmailIn is what queue_alice_email reads: its arguments and read-only views of its inputs.
+// QueueAliceEmailIn is what queue_alice_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type QueueAliceEmailIn struct {
 	Args QueueAliceEmailArgs
 	s    *State
@@ -514,7 +514,7 @@ type QueueBobEmailArgs struct {
 	Email string
 }
 
-// QueueBobEmailIn is what queue_bob_email reads: its arguments and read-only views of its inputs.
+// QueueBobEmailIn is what queue_bob_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type QueueBobEmailIn struct {
 	Args QueueBobEmailArgs
 	s    *State
@@ -674,7 +674,7 @@ type EmitAliceEmailArgs struct {
 	Email string
 }
 
-// EmitAliceEmailIn is what emit_alice_email reads: its arguments and read-only views of its inputs.
+// EmitAliceEmailIn is what emit_alice_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type EmitAliceEmailIn struct {
 	Args EmitAliceEmailArgs
 	s    *State
@@ -834,7 +834,7 @@ type EmitBobEmailArgs struct {
 	Email string
 }
 
-// EmitBobEmailIn is what emit_bob_email reads: its arguments and read-only views of its inputs.
+// EmitBobEmailIn is what emit_bob_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type EmitBobEmailIn struct {
 	Args EmitBobEmailArgs
 	s    *State

@@ -27,7 +27,7 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 	}
 	out := []jen.Code{
 		doc(args + " are the arguments of " + p.Name + ".").Type().Id(args).Struct(argFields...),
-		doc(in + " is what " + p.Name + " reads: its arguments and read-only views of its inputs.").
+		doc(in + " is what " + p.Name + " reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).").
 			Type().Id(in).Struct(inFields...),
 	}
 	for _, pa := range p.Inputs {

@@ -60,6 +60,17 @@
 //     is published and the callers get their receipts. A reader never sees
 //     a version the store could lose.
 //
+// # Snapshot memory
+//
+// With the memory store (memory.New() itself, not a type embedding it) the
+// engine reuses the memory of snapshots no one can see any more, so that a
+// commit allocates nothing of its own: calls hold a reference on the
+// snapshot they run on until Exec returns, Snapshot hands out a reference
+// it never drops, and a snapshot is reused only once a later one replaced
+// it and every reference is gone (recycle.go). A process must therefore
+// not keep its input views past its return, as it must not keep its Out:
+// Clone what it needs later.
+//
 // If the store fails a group, every commit of the group and every commit
 // sequenced after it (they were validated against the group) fails with a
 // *StoreError matching ErrStore, and the engine goes back to the last

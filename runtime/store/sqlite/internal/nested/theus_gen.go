@@ -359,7 +359,7 @@ type ChangeEmailArgs struct {
 	Email string
 }
 
-// ChangeEmailIn is what change_email reads: its arguments and read-only views of its inputs.
+// ChangeEmailIn is what change_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type ChangeEmailIn struct {
 	Args ChangeEmailArgs
 	s    *State
@@ -525,7 +525,7 @@ type MoveArgs struct {
 	Lines []string
 }
 
-// MoveIn is what move reads: its arguments and read-only views of its inputs.
+// MoveIn is what move reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type MoveIn struct {
 	Args MoveArgs
 	s    *State
@@ -681,7 +681,7 @@ type SetPrefsArgs struct {
 	Prefs map[string]string
 }
 
-// SetPrefsIn is what set_prefs reads: its arguments and read-only views of its inputs.
+// SetPrefsIn is what set_prefs reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type SetPrefsIn struct {
 	Args SetPrefsArgs
 	s    *State

@@ -20,11 +20,12 @@ import (
 // it when it returns (release), a Snapshot caller never does, so the
 // snapshots handed out stay as they are for good. The commit that replaces
 // a snapshot retires it; the last of retirement and releases frees it
-// into a pool, whence a later commit takes it. A freed snapshot stays
+// into a free list or a pool, whence a later commit takes it. A freed snapshot stays
 // retired until a commit publishes it again, so a call that loaded it
 // from Engine.published before it was retired cannot take a reference in
-// between: acquire only succeeds on a snapshot that is, or is about to
-// be, the published one, whatever it held when the call loaded it.
+// between: acquire only succeeds on a snapshot that is published, is about
+// to be (its commit is durable), or was until its replacement's commit,
+// which has not retired it yet; never on one that is being refilled.
 //
 // Only the memory store qualifies (see runtime/internal/recyclable): a
 // store may keep Record.State, and a durable store's commits wait for the

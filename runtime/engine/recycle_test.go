@@ -2,6 +2,10 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
+	"runtime"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/theus-go/theus/runtime/engine"
@@ -135,5 +139,86 @@ func TestStoreEmbeddingMemoryKeepsItsStates(t *testing.T) {
 		if s.C[0] != i+1 {
 			t.Fatalf("the state the store kept for version %d now holds c0 = %d", i+1, s.C[0])
 		}
+	}
+}
+
+// sumCall sums the cells of its snapshot twice, yielding in between.
+type sumCall struct {
+	call
+	sums [2]int
+}
+
+func (c *sumCall) Run(ctx context.Context, s *tstate) error {
+	for i := range c.sums {
+		c.sums[i] = s.C[0] + s.C[1] + s.C[2] + s.C[3]
+		runtime.Gosched()
+	}
+	return c.call.Run(ctx, s)
+}
+
+// Readers and writers at once: every commit adds 1 to one cell, so a
+// snapshot of version v holds cells that sum to v. Pure calls and Snapshot
+// callers check it on what they read while snapshots are being replaced,
+// retired and reused around them.
+func TestConcurrentReadersSeeWholeSnapshots(t *testing.T) {
+	inc := func(path int) *proc {
+		return &proc{name: "inc_" + strconv.Itoa(path), inputs: []int{path}, outputs: []int{path},
+			fn: func(in []int, arg int) ([]int, []string, error) { return []int{in[0] + arg}, nil, nil }}
+	}
+	readAll := &proc{name: "read_all", pure: true, inputs: []int{pathC0, pathC1, pathC2, pathC3},
+		fn: func([]int, int) ([]int, []string, error) { return nil, nil, nil }}
+	procs := []*proc{inc(pathC0), inc(pathC1), inc(pathC2), inc(pathC3), readAll}
+	e := newEngine(t, memory.New(), procs)
+	const perWriter = 500
+	var writers, readers sync.WaitGroup
+	stop := make(chan struct{})
+	errs := make(chan error, 16)
+	for w := range 4 {
+		writers.Go(func() {
+			for range perWriter {
+				if _, err := e.Exec(context.Background(), w, &call{p: procs[w], arg: 1}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for range 2 {
+		readers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c := &sumCall{call: call{p: readAll}}
+				r, err := e.Exec(context.Background(), 4, c)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if uint64(c.sums[0]) != r.Version || c.sums[1] != c.sums[0] {
+					errs <- fmt.Errorf("a pure call on version %d read cells summing to %d, then %d", r.Version, c.sums[0], c.sums[1])
+					return
+				}
+				v, s := e.Snapshot()
+				was := *s
+				runtime.Gosched()
+				if uint64(was.C[0]+was.C[1]+was.C[2]+was.C[3]) != v || *s != was {
+					errs <- fmt.Errorf("Snapshot of version %d held %+v, then %+v", v, was, *s)
+					return
+				}
+			}
+		})
+	}
+	writers.Wait()
+	close(stop)
+	readers.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if v, s := e.Snapshot(); v != 4*perWriter || *s != (tstate{C: [4]int{perWriter, perWriter, perWriter, perWriter}}) {
+		t.Fatalf("final version %d, state %+v", v, *s)
 	}
 }

@@ -57,10 +57,11 @@ type Call[S any] interface {
 	// ReceiptID returns where the commit of the last run may keep the
 	// receipt's message ID when the run emitted one message, or nil for the
 	// engine to allocate room. The receipt outlives the call, so the room
-	// must be the run's own: generated code allocates it with the run's Out
-	// handle, which is never reused, so that a commit that emits through
-	// Tx.EmitScratch allocates that one object and its share of the slab
-	// its payloads and IDs are cut from (Tx.Scratch), and nothing else.
+	// must be the run's own: generated code keeps it with the run's Out
+	// handle, in runs it allocates sixteen at a time and never reuses, so
+	// that a commit that emits through Tx.EmitScratch allocates a sixteenth
+	// of that and its share of the slab its payloads and IDs are cut from
+	// (Tx.Scratch), and nothing else on the memory store.
 	ReceiptID() *[1]string
 }
 
@@ -149,8 +150,8 @@ type Engine[S any] struct {
 	settle   chan struct{}
 	flushing bool
 	inMemory bool // the store implements InMemory
-	// recycle is set when snapshots are reused (see recycle.go); snaps
-	// holds the freed ones.
+	// recycle is set when snapshots are reused (see recycle.go); freed
+	// and snaps hold the freed ones.
 	recycle   bool
 	freed     []*snapshot[S] // freed under e.mu, reused first
 	snaps     sync.Pool      // freed by calls, outside e.mu
@@ -583,9 +584,9 @@ func (e *Engine[S]) next() *snapshot[S] {
 
 // sequence gives tx the version of next, the snapshot its writes were
 // applied to (see next), and the receipt's ID room id (see
-// Call.ReceiptID; nil to allocate): it records the writes, assigns the messages'
-// fields and makes next the last sequenced snapshot (with an in-memory
-// store, persist does, once the store has it). The caller applies the
+// Call.ReceiptID; nil to allocate): it records the writes, assigns the
+// messages' fields and makes next the last sequenced snapshot (with an
+// in-memory store, persist does, once the store has it). The caller applies the
 // writes: a generic interface conversion here would cost a type assertion
 // per commit. e.mu is held.
 func (e *Engine[S]) sequence(name string, tx *Tx, next *snapshot[S], id *[1]string) *snapshot[S] {

@@ -19,13 +19,13 @@ import (
 // Engine.Snapshot. Each of them takes a reference (acquire); a call drops
 // it when it returns (release), a Snapshot caller never does, so the
 // snapshots handed out stay as they are for good. The commit that replaces
-// a snapshot retires it; the last of retirement and releases frees it
-// into a free list or a pool, whence a later commit takes it. A freed snapshot stays
-// retired until a commit publishes it again, so a call that loaded it
-// from Engine.published before it was retired cannot take a reference in
-// between: acquire only succeeds on a snapshot that is published, is about
-// to be (its commit is durable), or was until its replacement's commit,
-// which has not retired it yet; never on one that is being refilled.
+// a snapshot retires it; the last of retirement and releases frees it into
+// a free list or a pool, whence a later commit takes it. A freed snapshot
+// stays retired until a commit publishes it again, so a call that loaded
+// it from Engine.published before it was retired cannot take a reference
+// in between: acquire only succeeds on a snapshot that is published, is
+// about to be (its commit is durable), or was until its replacement's
+// commit, which has not retired it yet; never on one being refilled.
 //
 // Only the memory store qualifies (see runtime/internal/recyclable): a
 // store may keep Record.State, and a durable store's commits wait for the
@@ -69,10 +69,16 @@ func (e *Engine[S]) acquire(p *atomic.Pointer[snapshot[S]]) *snapshot[S] {
 // frees goes to the pool.
 func (e *Engine[S]) release(s *snapshot[S]) {
 	if e.recycle && s.refs.Add(^uint64(0)) == retired {
-		var zero S
-		s.state = zero // the pool keeps no old values alive
-		e.snaps.Put(s)
+		e.pool(s)
 	}
+}
+
+// pool puts a freed snapshot in the pool, cleared, so that the pool keeps
+// no old values alive.
+func (e *Engine[S]) pool(s *snapshot[S]) {
+	var zero S
+	s.state = zero
+	e.snaps.Put(s)
 }
 
 // maxFreed bounds Engine.freed. The snapshots there are not cleared,
@@ -121,9 +127,7 @@ func (e *Engine[S]) publish(next, held *snapshot[S]) (released bool) {
 		if len(e.freed) < maxFreed {
 			e.freed = append(e.freed, old)
 		} else {
-			var zero S
-			old.state = zero
-			e.snaps.Put(old)
+			e.pool(old)
 		}
 	}
 	return released

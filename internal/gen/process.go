@@ -289,8 +289,8 @@ func (g *generator) emitter(recv *jen.Statement, t *contract.Topic, priv string)
 			fail,
 			jen.Id("c.tx").Dot("Emit").Call(jen.Lit(t.Name), key, jen.Id("b")),
 		).Else().Block(
-			// The payload is encoded into the call's reused buffer; the
-			// message gets a copy with room for its ID (Tx.EmitScratch).
+			// The payload is encoded straight into the call's slab and
+			// stays there, immutable (Tx.Scratch, Tx.EmitScratch).
 			jen.List(jen.Id("b"), jen.Id("err")).Op(":=").Id(appendFuncName(payload)).Call(
 				jen.Id("c.tx").Dot("Scratch").Call(), jen.Op("&").Id("p")),
 			fail.Clone(),

@@ -40,6 +40,9 @@ func recycles(st Store) bool {
 	if !ok {
 		return false
 	}
+	// The scheme needs the in-memory commit path: only there does a
+	// commit publish its snapshot through publish, which makes it
+	// acquirable.
 	if _, ok := st.(InMemory); !ok {
 		return false
 	}

@@ -28,19 +28,23 @@ func TestMain(m *testing.M) {
 //
 // Scripts that run the go command (theusgen -tags does, to load a package)
 // find this repository in $THEUS_ROOT, for a replace directive and its
-// go.sum, and take every module from the local module cache.
+// go.sum. They share this go command's build and module caches and its
+// module proxy, so that they pass on a fresh machine whose module cache
+// holds only what the repository's own build needed (init_builds resolves
+// a new module's whole graph, which needs more: the go.mod files of test
+// dependencies of dependencies).
 func TestScripts(t *testing.T) {
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE").Output()
+	out, err := exec.Command("go", "env", "-json", "GOCACHE", "GOMODCACHE", "GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GOFLAGS").Output()
 	if err != nil {
 		t.Fatalf("go env: %v", err)
 	}
-	dirs := strings.Fields(string(out))
-	if len(dirs) != 2 {
-		t.Fatalf("go env printed %q", out)
+	var goenv map[string]string
+	if err := json.Unmarshal(out, &goenv); err != nil {
+		t.Fatalf("go env printed %q: %v", out, err)
 	}
 	theusgen, err := exec.LookPath("theusgen") // installed by testscript.Main
 	if err != nil {
@@ -51,12 +55,13 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){"sarif-shape": sarifShape},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("THEUSGEN", theusgen) // for go vet -vettool
+			for k, v := range goenv {
+				env.Setenv(k, v)
+			}
 			for k, v := range map[string]string{
 				"THEUS_ROOT":  root,
-				"GOCACHE":     dirs[0],
-				"GOMODCACHE":  dirs[1],
-				"GOFLAGS":     "-mod=mod",
-				"GOPROXY":     "off",
+				"GOPROXY":     goproxy(goenv["GOPROXY"]),
+				"GOFLAGS":     strings.TrimSpace("-mod=mod " + goenv["GOFLAGS"]),
 				"GOWORK":      "off",
 				"GOTOOLCHAIN": "local",
 			} {
@@ -65,6 +70,23 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 	})
+}
+
+// goproxy returns proxy list for the scripts: the go command's own, each
+// entry falling back to the next on any error and the last to "off". Some
+// proxies (and the network filters in front of them) answer 403 rather than
+// 404 for a module path that does not exist, such as the longer candidates
+// the go command tries first for github.com/theus-go/theus/cmd/theusgen;
+// as "off" those read as "not found", and the lookup goes on to the
+// replaced module, which needs no network.
+func goproxy(list string) string {
+	var out []string
+	for _, p := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == '|' }) {
+		if p != "off" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(append(out, "off"), "|")
 }
 
 // sarifShape checks that a file is a SARIF 2.1.0 log: the top-level

@@ -309,8 +309,9 @@ func TestUndeliveredMessageDoesNotKeepItsSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(msgs) != 2 || msgs[0].ID != id || id != outbox.MessageID(1, 0) {
-		t.Fatalf("undelivered = %+v, want 2 messages, the first with ID %s = %s", msgs, id, outbox.MessageID(1, 0))
+	inc := eng.Store().(engine.Incarnated).Incarnation()
+	if len(msgs) != 2 || msgs[0].ID != id || id != outbox.MessageID(inc, 1, 0) {
+		t.Fatalf("undelivered = %+v, want 2 messages, the first with ID %s = %s", msgs, id, outbox.MessageID(inc, 1, 0))
 	}
 	m := msgs[0]
 	if got := string(m.Payload); got != `{"id":"u-1","email":"b@example.com"}` {
@@ -323,7 +324,7 @@ func TestUndeliveredMessageDoesNotKeepItsSnapshot(t *testing.T) {
 		t.Fatalf("payload has cap %d for len %d: appending to it would write over the next one", cap(m.Payload), len(m.Payload))
 	}
 	_ = append(m.Payload, "xxxxxxxxxxxxxxxxxxxxxxxxx"...)
-	if got := string(msgs[1].Payload); got != `{"id":"u-1","email":"c@example.com"}` || m.ID != outbox.MessageID(1, 0) {
+	if got := string(msgs[1].Payload); got != `{"id":"u-1","email":"c@example.com"}` || m.ID != outbox.MessageID(inc, 1, 0) {
 		t.Fatalf("after an append to the first payload: second payload %s, first ID %s", got, m.ID)
 	}
 }
@@ -343,12 +344,13 @@ func (upperCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(da
 func TestPayloadCodecMessages(t *testing.T) {
 	ctx := context.Background()
 	eng := newUserEngine(t, app{}, "", engine.WithCodec(upperCodec{}))
+	inc := eng.Store().(engine.Incarnated).Incarnation()
 	for i, email := range []string{"a@x", "b@x"} {
 		r, err := eng.UpdateUserEmail(ctx, UpdateUserEmailArgs{Email: email})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := outbox.MessageID(uint64(i+1), 0); len(r.MessageIDs) != 1 || r.MessageIDs[0] != want {
+		if want := outbox.MessageID(inc, uint64(i+1), 0); len(r.MessageIDs) != 1 || r.MessageIDs[0] != want {
 			t.Fatalf("receipt IDs = %v, want [%s]", r.MessageIDs, want)
 		}
 	}
@@ -361,8 +363,8 @@ func TestPayloadCodecMessages(t *testing.T) {
 		t.Fatalf("%d messages, want %d", len(msgs), len(want))
 	}
 	for i, m := range msgs {
-		if string(m.Payload) != want[i] || m.ID != outbox.MessageID(uint64(i+1), 0) || m.Key != "u-1" {
-			t.Fatalf("message %d = %s %s %q, want %s %s", i, m.ID, m.Key, m.Payload, outbox.MessageID(uint64(i+1), 0), want[i])
+		if string(m.Payload) != want[i] || m.ID != outbox.MessageID(inc, uint64(i+1), 0) || m.Key != "u-1" {
+			t.Fatalf("message %d = %s %s %q, want %s %s", i, m.ID, m.Key, m.Payload, outbox.MessageID(inc, uint64(i+1), 0), want[i])
 		}
 	}
 }

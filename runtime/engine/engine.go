@@ -150,6 +150,9 @@ type Engine[S any] struct {
 	settle   chan struct{}
 	flushing bool
 	inMemory bool // the store implements InMemory
+	// inc is the store's incarnation, part of every message ID (see
+	// Incarnated).
+	inc uint64
 	// recycle is set when snapshots are reused (see recycle.go); freed
 	// and snaps hold the freed ones.
 	recycle   bool
@@ -218,6 +221,9 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 		for k, v := range rec.KeySeqs {
 			*e.keySeqs.of(k.Topic, k.Key) = v
 		}
+	}
+	if ic, ok := e.store.(Incarnated); ok {
+		e.inc = ic.Incarnation()
 	}
 	e.head.Store(snap)
 	e.published.Store(snap)
@@ -618,7 +624,7 @@ func (e *Engine[S]) sequence(name string, tx *Tx, next *snapshot[S], id *[1]stri
 		}
 		for i := range tx.msgs {
 			m := &tx.msgs[i]
-			m.ID = tx.newID(v, i)
+			m.ID = tx.newID(e.inc, v, i)
 			tx.ids[i] = m.ID
 			m.Version = v
 			m.CreatedAt = now

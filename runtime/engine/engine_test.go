@@ -51,8 +51,8 @@ func TestCommitAppliesOutputsAndAssignsMessages(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Exec: %v", err)
 	}
-	if r.Version != 1 || len(r.MessageIDs) != 1 || r.MessageIDs[0] != outbox.MessageID(1, 0) {
-		t.Fatalf("receipt = %+v, want version 1 and one message %s", r, outbox.MessageID(1, 0))
+	if r.Version != 1 || len(r.MessageIDs) != 1 || r.MessageIDs[0] != outbox.MessageID(st.Incarnation(), 1, 0) {
+		t.Fatalf("receipt = %+v, want version 1 and one message %s", r, outbox.MessageID(st.Incarnation(), 1, 0))
 	}
 	v, s := e.Snapshot()
 	if v != 1 || s.C[0] != 5 {

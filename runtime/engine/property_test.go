@@ -165,6 +165,10 @@ func checkHistory(t *rapid.T, plans [][]op, strict bool, attempts int, group boo
 		t.Fatalf("the store failed on its own: %v", st.unexpected)
 	}
 	hist := st.history()
+	var inc uint64 // what the engine puts in message IDs
+	if ic, ok := store.(engine.Incarnated); ok {
+		inc = ic.Incarnation()
+	}
 	if len(hist) != len(byVersion) {
 		t.Fatalf("the store holds %d commits, %d calls succeeded", len(hist), len(byVersion))
 	}
@@ -206,7 +210,7 @@ func checkHistory(t *rapid.T, plans [][]op, strict bool, attempts int, group boo
 		}
 		for j, m := range rec.Messages {
 			if string(m.Payload) != msgs[j] || m.Version != rec.Version || m.ID != r.receipt.MessageIDs[j] ||
-				m.ID != outbox.MessageID(rec.Version, j) {
+				m.ID != outbox.MessageID(inc, rec.Version, j) {
 				t.Fatalf("version %d message %d = %+v; replay payload %q, receipt ID %s", rec.Version, j, m, msgs[j], r.receipt.MessageIDs[j])
 			}
 			tk := outbox.TopicKey{Topic: m.Topic, Key: m.Key}

@@ -38,6 +38,19 @@ type InMemory interface {
 	CommitsInMemory()
 }
 
+// Incarnated is implemented by stores that name each history they hold
+// with an incarnation, which the engine puts in every message ID (see
+// outbox.Message.ID): a store starts a new one when it is created and when
+// it is restored from a backup, so that the versions and KeySeqs it hands
+// out again after a restore make IDs, and Dedup marks, that no consumer
+// has seen. The engine asks once, after Recover. A store that does not
+// implement it has incarnation 0: its IDs carry none, and a restored copy
+// of it hands out IDs that consumers may already have seen.
+type Incarnated interface {
+	Store
+	Incarnation() uint64
+}
+
 // Record is one commit as the engine hands it to the store.
 type Record struct {
 	Version uint64

@@ -126,14 +126,14 @@ func (t *Tx) EmitScratch(topic, key string, payload []byte) {
 	t.msgs = append(t.msgs, outbox.Message{Topic: topic, Key: key, Payload: payload[:end:end]})
 }
 
-// newID returns the ID of the index-th message of version v, cut from the
-// slab: an ID kept by a receipt or by a message waiting in the outbox keeps
-// a slab alive, never a snapshot.
-func (t *Tx) newID(v uint64, index int) string {
-	t.room(outbox.IDLen)
+// newID returns the ID of the index-th message of version v of store
+// incarnation inc, cut from the slab: an ID kept by a receipt or by a
+// message waiting in the outbox keeps a slab alive, never a snapshot.
+func (t *Tx) newID(inc, v uint64, index int) string {
+	t.room(outbox.MaxIDLen)
 	n := len(t.slab)
-	t.slab = outbox.AppendMessageID(t.slab, v, index)
-	return unsafe.String(&t.slab[n], outbox.IDLen)
+	t.slab = outbox.AppendMessageID(t.slab, inc, v, index)
+	return unsafe.String(&t.slab[n], len(t.slab)-n)
 }
 
 // setHeaders gives the attempt's messages the headers f returns for ctx

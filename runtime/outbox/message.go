@@ -12,11 +12,15 @@ import (
 // afterwards, however often the message is delivered.
 type Message struct {
 	// ID is unique within a store and stable across restarts and
-	// re-deliveries. Its format is MessageID(Version, index): the commit
-	// version as 16 lower-case hex digits, a dash, and the message's index
-	// within its commit as 4 hex digits, e.g. "000000000000002a-0000". IDs
-	// therefore sort in commit order. Sinks use it for broker-side dedup
-	// (Nats-Msg-Id, Idempotency-Key).
+	// re-deliveries. Its format is MessageID(incarnation, Version, index):
+	// the store's incarnation, the commit version and the message's index
+	// within its commit, as 16, 16 and 4 lower-case hex digits joined by
+	// dashes, e.g. "0000019ae1c3f2a0-000000000000002a-0000". A store
+	// created before incarnations existed has incarnation 0, and its IDs
+	// leave it out: "000000000000002a-0000". Within an incarnation IDs
+	// sort in commit order. Sinks use the ID for broker-side dedup
+	// (Nats-Msg-Id, Idempotency-Key, the sqltable primary key), and
+	// Dedup reads the incarnation from it.
 	ID string
 	// Topic is the contract's topic name, e.g. "user.updated".
 	Topic string
@@ -49,39 +53,73 @@ type TopicKey struct {
 	Key   string
 }
 
-// MessageID formats the ID of the index-th message of commit version. See
-// Message.ID.
-func MessageID(version uint64, index int) string {
-	var b [IDLen]byte
-	return string(AppendMessageID(b[:0], version, index))
+// Incarnation returns the incarnation of the store history the message was
+// committed in, read from its ID (0 for an ID without one). A store starts
+// a new incarnation when it is created and when it is restored from a
+// backup, so that the versions and KeySeqs it hands out again after a
+// restore never look like ones a consumer saw before (see Dedup).
+func (m Message) Incarnation() uint64 {
+	inc, _, _, _ := ParseMessageID(m.ID)
+	return inc
 }
 
-// IDLen is the length of every message ID (see Message.ID).
-const IDLen = 21
+// MessageID formats the ID of the index-th message of commit version in
+// the store incarnation inc. See Message.ID.
+func MessageID(inc, version uint64, index int) string {
+	var b [MaxIDLen]byte
+	return string(AppendMessageID(b[:0], inc, version, index))
+}
 
-// AppendMessageID appends MessageID(version, index) to dst.
-func AppendMessageID(dst []byte, version uint64, index int) []byte {
-	var b [IDLen]byte
-	hex16(b[:16], version)
-	b[16] = '-'
-	hex4(b[17:], uint16(index))
-	return append(dst, b[:]...)
+// Lengths of message IDs (see Message.ID): an ID with an incarnation is
+// MaxIDLen bytes long, one of incarnation 0 is LegacyIDLen.
+const (
+	MaxIDLen    = 38
+	LegacyIDLen = 21
+)
+
+// AppendMessageID appends MessageID(inc, version, index) to dst.
+func AppendMessageID(dst []byte, inc, version uint64, index int) []byte {
+	var b [MaxIDLen]byte
+	n := 0
+	if inc != 0 {
+		hex16(b[:16], inc)
+		b[16] = '-'
+		n = 17
+	}
+	hex16(b[n:n+16], version)
+	b[n+16] = '-'
+	hex4(b[n+17:n+21], uint16(index))
+	return append(dst, b[:n+21]...)
 }
 
 // ParseMessageID is the inverse of MessageID.
-func ParseMessageID(id string) (version uint64, index int, ok bool) {
-	if len(id) != IDLen || id[16] != '-' {
-		return 0, 0, false
+func ParseMessageID(id string) (inc, version uint64, index int, ok bool) {
+	switch len(id) {
+	case LegacyIDLen:
+	case MaxIDLen:
+		if id[16] != '-' {
+			return 0, 0, 0, false
+		}
+		var err error
+		if inc, err = strconv.ParseUint(id[:16], 16, 64); err != nil || inc == 0 {
+			return 0, 0, 0, false
+		}
+		id = id[17:]
+	default:
+		return 0, 0, 0, false
+	}
+	if id[16] != '-' {
+		return 0, 0, 0, false
 	}
 	v, err := strconv.ParseUint(id[:16], 16, 64)
 	if err != nil {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	i, err := strconv.ParseUint(id[17:], 16, 16)
 	if err != nil {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	return v, int(i), true
+	return inc, v, int(i), true
 }
 
 const hexDigits = "0123456789abcdef"

@@ -63,7 +63,7 @@ func (p *keyProducer) commit(t *testing.T, keys ...string) {
 		tk := outbox.TopicKey{Topic: "t", Key: k}
 		p.seq[tk]++
 		rec.Messages = append(rec.Messages, outbox.Message{
-			ID: outbox.MessageID(p.version, i), Topic: "t", Key: k, KeySeq: p.seq[tk], Version: p.version,
+			ID: outbox.MessageID(0, p.version, i), Topic: "t", Key: k, KeySeq: p.seq[tk], Version: p.version,
 			Payload: fmt.Appendf(nil, "%s#%d", k, p.seq[tk]), CreatedAt: time.Unix(1700000000, 0),
 		})
 	}
@@ -200,7 +200,7 @@ func TestErrorClasses(t *testing.T) {
 		stop := runRelay(t, r)
 		defer stop()
 		parked := waitParked(t, p.st, 1)
-		if parked[0].ID != outbox.MessageID(1, 0) || parked[0].Attempts != 1 {
+		if parked[0].ID != outbox.MessageID(0, 1, 0) || parked[0].Attempts != 1 {
 			t.Fatalf("parked %+v, want perm#1 after one attempt", parked)
 		}
 		// down#1 keeps failing far beyond MaxAttempts without parking.

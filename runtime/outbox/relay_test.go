@@ -40,7 +40,7 @@ func (p *producer) commit(t *testing.T, keys ...string) {
 		tk := outbox.TopicKey{Topic: "t", Key: k}
 		p.seq[tk]++
 		rec.Messages = append(rec.Messages, outbox.Message{
-			ID: outbox.MessageID(p.version, i), Topic: "t", Key: k, KeySeq: p.seq[tk], Version: p.version,
+			ID: outbox.MessageID(0, p.version, i), Topic: "t", Key: k, KeySeq: p.seq[tk], Version: p.version,
 			Payload: []byte(fmt.Sprintf("%s#%d", k, p.seq[tk])),
 		})
 	}
@@ -292,15 +292,30 @@ func TestDedup(t *testing.T) {
 }
 
 func TestMessageIDRoundTrip(t *testing.T) {
-	id := outbox.MessageID(42, 3)
+	id := outbox.MessageID(0, 42, 3)
 	if id != "000000000000002a-0003" {
 		t.Fatalf("MessageID(42, 3) = %s", id)
 	}
-	v, i, ok := outbox.ParseMessageID(id)
-	if !ok || v != 42 || i != 3 {
-		t.Fatalf("ParseMessageID(%s) = %d, %d, %v", id, v, i, ok)
+	inc, v, i, ok := outbox.ParseMessageID(id)
+	if !ok || inc != 0 || v != 42 || i != 3 {
+		t.Fatalf("ParseMessageID(%s) = %d, %d, %d, %v", id, inc, v, i, ok)
 	}
-	if outbox.MessageID(255, 0) >= outbox.MessageID(256, 0) {
+	id = outbox.MessageID(0x19ae1c3f2a0, 42, 3)
+	if id != "0000019ae1c3f2a0-000000000000002a-0003" {
+		t.Fatalf("MessageID(0x19ae1c3f2a0, 42, 3) = %s", id)
+	}
+	if inc, v, i, ok := outbox.ParseMessageID(id); !ok || inc != 0x19ae1c3f2a0 || v != 42 || i != 3 {
+		t.Fatalf("ParseMessageID(%s) = %d, %d, %d, %v", id, inc, v, i, ok)
+	}
+	if m := (outbox.Message{ID: id}); m.Incarnation() != 0x19ae1c3f2a0 {
+		t.Fatalf("Incarnation of %s = %d", id, m.Incarnation())
+	}
+	for _, bad := range []string{"", "0000000000000000-000000000000002a-0003", "0000019ae1c3f2a0+000000000000002a-0003", "x000000000000002a-0003", "000000000000002a-00003"} {
+		if _, _, _, ok := outbox.ParseMessageID(bad); ok {
+			t.Errorf("ParseMessageID(%q) accepted it", bad)
+		}
+	}
+	if outbox.MessageID(0, 255, 0) >= outbox.MessageID(0, 256, 0) {
 		t.Fatal("IDs do not sort in commit order")
 	}
 }
@@ -310,7 +325,7 @@ func TestMessageIDIsFixedWidthHex(t *testing.T) {
 		v uint64
 		i int
 	}{{0, 0}, {1, 1}, {0x0123456789abcdef, 0xfedc}, {^uint64(0), 0xffff}, {0x8000000000000001, 0x0a0b}} {
-		if got, want := outbox.MessageID(c.v, c.i), fmt.Sprintf("%016x-%04x", c.v, c.i); got != want {
+		if got, want := outbox.MessageID(0, c.v, c.i), fmt.Sprintf("%016x-%04x", c.v, c.i); got != want {
 			t.Errorf("MessageID(%#x, %#x) = %s, want %s", c.v, c.i, got, want)
 		}
 	}
@@ -321,7 +336,7 @@ func TestMessageIDMatchesFmt(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		v := rapid.Uint64().Draw(t, "version")
 		i := rapid.IntRange(0, 0xffff).Draw(t, "index")
-		if got, want := outbox.MessageID(v, i), fmt.Sprintf("%016x-%04x", v, i); got != want {
+		if got, want := outbox.MessageID(0, v, i), fmt.Sprintf("%016x-%04x", v, i); got != want {
 			t.Fatalf("MessageID(%#x, %#x) = %s, want %s", v, i, got, want)
 		}
 	})

@@ -32,7 +32,7 @@ func Drain(b *testing.B, batch int, newSink func() outbox.Sink, done func()) {
 			key := fmt.Sprintf("k%02d", v%16)
 			seq[key]++
 			rec := &engine.Record{Version: uint64(v), State: new(int), Messages: []outbox.Message{{
-				ID: outbox.MessageID(uint64(v), 0), Topic: "bench", Key: key, KeySeq: seq[key],
+				ID: outbox.MessageID(0, uint64(v), 0), Topic: "bench", Key: key, KeySeq: seq[key],
 				Version: uint64(v), Payload: payload, CreatedAt: time.Unix(1_800_000_000, 0),
 			}}}
 			if err := st.Commit(context.Background(), []*engine.Record{rec}); err != nil {

@@ -2,14 +2,19 @@
 // database (SQLite or PostgreSQL through database/sql), for consumers that
 // restart.
 //
-// It keeps, per (topic, key), the highest KeySeq seen, in a table:
+// It keeps, per (topic, key), the incarnation and highest KeySeq seen (an
+// outbox.Mark, decided as outbox.Dedup decides), in a table:
 //
 //	CREATE TABLE IF NOT EXISTS theus_dedup (
-//		topic    TEXT NOT NULL,
-//		"key"    TEXT NOT NULL,
-//		last_seq BIGINT NOT NULL,   -- INTEGER in SQLite
+//		topic       TEXT NOT NULL,
+//		"key"       TEXT NOT NULL,
+//		last_seq    BIGINT NOT NULL,             -- INTEGER in SQLite
+//		incarnation BIGINT NOT NULL DEFAULT 0,   -- INTEGER in SQLite
 //		PRIMARY KEY (topic, "key")
 //	)
+//
+// A table made before incarnations existed lacks the last column:
+// CreateTable adds it, or add it in your migrations.
 //
 // # Exactly-once effects
 //
@@ -73,7 +78,7 @@ type Dedup struct {
 	table   string
 	dialect Dialect
 
-	qEnsure, qSelect, qUpdate, qLast string
+	qEnsure, qSelect, qUpdate, qLast, qHasInc, qAddInc string
 }
 
 // Option configures a Dedup.
@@ -106,11 +111,13 @@ func New(db *sql.DB, opts ...Option) (*Dedup, error) {
 	d.dialect = dl
 	p := dl.Placeholder
 	d.qEnsure = "INSERT INTO " + d.table + ` (topic, "key", last_seq) VALUES (` + p(1) + ", " + p(2) + `, 0) ON CONFLICT (topic, "key") DO NOTHING`
-	d.qSelect = "SELECT last_seq FROM " + d.table + ` WHERE topic = ` + p(1) + ` AND "key" = ` + p(2)
+	d.qSelect = "SELECT incarnation, last_seq FROM " + d.table + ` WHERE topic = ` + p(1) + ` AND "key" = ` + p(2)
 	if dl == Postgres {
 		d.qSelect += " FOR UPDATE"
 	}
-	d.qUpdate = "UPDATE " + d.table + " SET last_seq = " + p(1) + " WHERE topic = " + p(2) + ` AND "key" = ` + p(3)
+	d.qUpdate = "UPDATE " + d.table + " SET incarnation = " + p(1) + ", last_seq = " + p(2) + " WHERE topic = " + p(3) + ` AND "key" = ` + p(4)
+	d.qHasInc = "SELECT incarnation FROM " + d.table + " WHERE 1 = 0"
+	d.qAddInc = "ALTER TABLE " + d.table + " ADD COLUMN incarnation " + intType(dl) + " NOT NULL DEFAULT 0"
 	d.qLast = "SELECT last_seq FROM " + d.table + ` WHERE topic = ` + p(1) + ` AND "key" = ` + p(2)
 	return d, nil
 }
@@ -118,37 +125,52 @@ func New(db *sql.DB, opts ...Option) (*Dedup, error) {
 // Table returns the table name.
 func (d *Dedup) Table() string { return d.table }
 
-// CreateTable creates the table if it does not exist.
+// CreateTable creates the table if it does not exist, and adds the
+// incarnation column to a table made before it existed.
 func (d *Dedup) CreateTable(ctx context.Context) error {
 	if _, err := d.db.ExecContext(ctx, CreateTableSQL(d.dialect, d.table)); err != nil {
 		return fmt.Errorf("dedupsql: create table %s: %w", d.table, err)
 	}
+	rows, err := d.db.QueryContext(ctx, d.qHasInc)
+	if err == nil {
+		return rows.Close()
+	}
+	if _, err := d.db.ExecContext(ctx, d.qAddInc); err != nil {
+		return fmt.Errorf("dedupsql: add column incarnation to %s: %w", d.table, err)
+	}
 	return nil
+}
+
+func intType(dl Dialect) string {
+	if dl == Postgres {
+		return "BIGINT"
+	}
+	return "INTEGER"
 }
 
 // CreateTableSQL returns the statement CreateTable runs. table is not
 // validated.
 func CreateTableSQL(dl Dialect, table string) string {
-	typ := "INTEGER"
-	if dl == Postgres {
-		typ = "BIGINT"
-	}
+	typ := intType(dl)
 	return "CREATE TABLE IF NOT EXISTS " + table + ` (
 	topic TEXT NOT NULL,
 	"key" TEXT NOT NULL,
 	last_seq ` + typ + ` NOT NULL,
+	incarnation ` + typ + ` NOT NULL DEFAULT 0,
 	PRIMARY KEY (topic, "key")
 )`
 }
 
 // ObserveTx is outbox.Dedup.Observe inside the consumer's transaction tx:
-// fresh is false for a duplicate (its KeySeq was seen, or is 0); gap is the
-// number of KeySeqs skipped before m. When fresh, the new mark is written
+// fresh is false for a duplicate (its KeySeq was seen, or is 0, or it is of
+// an older incarnation than one seen); gap is the number of KeySeqs
+// skipped before m. When fresh, the new mark is written
 // in tx and is kept only if tx commits; the (topic, key) row stays locked
 // until then. On error, roll tx back.
 func (d *Dedup) ObserveTx(ctx context.Context, tx *sql.Tx, m outbox.Message) (fresh bool, gap uint64, err error) {
-	if m.KeySeq > math.MaxInt64 {
-		return false, 0, fmt.Errorf("dedupsql: key_seq %d beyond int64", m.KeySeq)
+	inc := m.Incarnation()
+	if m.KeySeq > math.MaxInt64 || inc > math.MaxInt64 {
+		return false, 0, fmt.Errorf("dedupsql: key_seq %d or incarnation %d beyond int64", m.KeySeq, inc)
 	}
 	if m.KeySeq == 0 {
 		return false, 0, nil
@@ -156,17 +178,18 @@ func (d *Dedup) ObserveTx(ctx context.Context, tx *sql.Tx, m outbox.Message) (fr
 	if _, err := tx.ExecContext(ctx, d.qEnsure, m.Topic, m.Key); err != nil {
 		return false, 0, fmt.Errorf("dedupsql: %w", err)
 	}
-	var last int64
-	if err := tx.QueryRowContext(ctx, d.qSelect, m.Topic, m.Key).Scan(&last); err != nil {
+	var lastInc, last int64
+	if err := tx.QueryRowContext(ctx, d.qSelect, m.Topic, m.Key).Scan(&lastInc, &last); err != nil {
 		return false, 0, fmt.Errorf("dedupsql: %w", err)
 	}
-	if m.KeySeq <= uint64(last) {
+	fresh, gap = outbox.Mark{Incarnation: uint64(lastInc), KeySeq: uint64(last)}.Next(m)
+	if !fresh {
 		return false, 0, nil
 	}
-	if _, err := tx.ExecContext(ctx, d.qUpdate, int64(m.KeySeq), m.Topic, m.Key); err != nil {
+	if _, err := tx.ExecContext(ctx, d.qUpdate, int64(inc), int64(m.KeySeq), m.Topic, m.Key); err != nil {
 		return false, 0, fmt.Errorf("dedupsql: %w", err)
 	}
-	return true, m.KeySeq - uint64(last) - 1, nil
+	return true, gap, nil
 }
 
 // Observe is ObserveTx in a transaction of its own, committed before it

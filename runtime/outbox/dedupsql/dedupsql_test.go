@@ -29,7 +29,7 @@ func openSQLite(t *testing.T, path string) *sql.DB {
 func openPostgres(t *testing.T) *sql.DB { return servicetest.Postgres(t) }
 
 func m(topic, key string, seq uint64) outbox.Message {
-	return outbox.Message{ID: outbox.MessageID(seq, 0), Topic: topic, Key: key, KeySeq: seq}
+	return outbox.Message{ID: outbox.MessageID(0, seq, 0), Topic: topic, Key: key, KeySeq: seq}
 }
 
 type step struct {
@@ -50,6 +50,27 @@ var script = []step{
 	{m("t", "a", 5), false, 0},
 	{m("t", "", 1), true, 0},
 	{m("t", "a", 0), false, 0},
+}
+
+// mi is a message of the store incarnation inc.
+func mi(key string, inc, seq uint64) outbox.Message {
+	return outbox.Message{ID: outbox.MessageID(inc, seq, 0), Topic: "r", Key: key, KeySeq: seq}
+}
+
+// incarnations: a store restored from a backup (a newer incarnation) hands
+// out KeySeqs again; they are fresh, and messages of the older incarnation
+// are not. Both the persisted Dedup and outbox.Dedup must give these answers.
+var incarnations = []step{
+	{mi("a", 0, 1), true, 0},
+	{mi("a", 0, 5), true, 3},
+	{mi("a", 7, 4), true, 0},  // restored at KeySeq 3: 4 is new again
+	{mi("a", 7, 4), false, 0}, // and seen now
+	{mi("a", 0, 6), false, 0}, // the old history, late: dropped
+	{mi("a", 7, 6), true, 1},
+	{mi("a", 9, 9), true, 2}, // a newer incarnation past the mark: the gap counts
+	{mi("a", 7, 10), false, 0},
+	{mi("b", 7, 1), true, 0},
+	{mi("b", 7, 0), false, 0},
 }
 
 func run(t *testing.T, d *dedupsql.Dedup, steps []step) {
@@ -112,6 +133,51 @@ func TestSQLitePersistsAcrossReopen(t *testing.T) {
 			t.Fatalf("after reopen, step %d: (%v, %d, %v), want (%v, %d)", i, fresh, gap, err, s.fresh, s.gap)
 		}
 	}
+}
+
+// A table made before incarnations existed gets its column from
+// CreateTable, and its marks count as incarnation 0.
+func testOldTable(t *testing.T, db *sql.DB, table, intType string) {
+	ctx := context.Background()
+	if _, err := db.Exec(`CREATE TABLE ` + table + ` (topic TEXT NOT NULL, "key" TEXT NOT NULL, last_seq ` + intType + ` NOT NULL, PRIMARY KEY (topic, "key"))`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO ` + table + ` VALUES ('r', 'a', 5)`); err != nil {
+		t.Fatal(err)
+	}
+	d, err := dedupsql.New(db, dedupsql.WithTable(table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.Observe(ctx, mi("a", 0, 6)); err == nil {
+		t.Fatal("Observe on a table without the incarnation column succeeded")
+	}
+	for range 2 { // idempotent
+		if err := d.CreateTable(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, s := range []step{{mi("a", 0, 5), false, 0}, {mi("a", 0, 6), true, 0}, {mi("a", 3, 2), true, 0}, {mi("a", 0, 7), false, 0}} {
+		fresh, gap, err := d.Observe(ctx, s.msg)
+		if err != nil || fresh != s.fresh || gap != s.gap {
+			t.Fatalf("old table, step %d: (%v, %d, %v), want (%v, %d)", i, fresh, gap, err, s.fresh, s.gap)
+		}
+	}
+}
+
+func TestSQLiteIncarnations(t *testing.T) {
+	dir := t.TempDir()
+	db := openSQLite(t, filepath.Join(dir, "consumer.db"))
+	defer db.Close()
+	d, err := dedupsql.New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateTable(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	run(t, d, incarnations)
+	testOldTable(t, db, "old_dedup", "INTEGER")
 }
 
 func testObserveTx(t *testing.T, db *sql.DB, d *dedupsql.Dedup, effects string) {
@@ -245,9 +311,11 @@ func TestPostgres(t *testing.T) {
 	suffix := time.Now().UnixNano()
 	table := fmt.Sprintf("theus_dedup_test_%d", suffix)
 	effects := fmt.Sprintf("theus_dedup_effects_%d", suffix)
+	old := fmt.Sprintf("theus_dedup_old_%d", suffix)
 	t.Cleanup(func() {
 		db.Exec("DROP TABLE IF EXISTS " + table)
 		db.Exec("DROP TABLE IF EXISTS " + effects)
+		db.Exec("DROP TABLE IF EXISTS " + old)
 	})
 	d, err := dedupsql.New(db, dedupsql.WithTable(table))
 	if err != nil {
@@ -257,6 +325,8 @@ func TestPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, d, script)
+	run(t, d, incarnations)
+	testOldTable(t, db, old, "BIGINT")
 	// A second Dedup over the same table (a restarted consumer) remembers.
 	d2, _ := dedupsql.New(db, dedupsql.WithTable(table))
 	if fresh, _, err := d2.Observe(ctx, m("t", "a", 5)); err != nil || fresh {

@@ -105,7 +105,7 @@ func TestPerKeyOrderPerPartitionAndHeaders(t *testing.T) {
 		for k := range keys {
 			v := uint64(len(msgs) + 1)
 			msgs = append(msgs, outbox.Message{
-				ID: outbox.MessageID(v, 0), Topic: "orders", Key: fmt.Sprint("k", k), KeySeq: uint64(seq), Version: v,
+				ID: outbox.MessageID(0, v, 0), Topic: "orders", Key: fmt.Sprint("k", k), KeySeq: uint64(seq), Version: v,
 				Payload:   []byte(fmt.Sprintf(`{"k":%d,"seq":%d}`, k, seq)),
 				Headers:   map[string]string{"traceparent": fmt.Sprint("tp-", v), "Theus-Id": "forged"},
 				CreatedAt: created,
@@ -172,7 +172,7 @@ func TestPerKeyOrderPerPartitionAndHeaders(t *testing.T) {
 func TestTopicOptions(t *testing.T) {
 	c := cluster(t, "fixed", "by-func")
 	cl := client(t, c)
-	m := outbox.Message{ID: outbox.MessageID(1, 0), Topic: "user.updated", Key: "", KeySeq: 1, Version: 1, Payload: []byte("x")}
+	m := outbox.Message{ID: outbox.MessageID(0, 1, 0), Topic: "user.updated", Key: "", KeySeq: 1, Version: 1, Payload: []byte("x")}
 
 	s := newSink(t, cl, kafka.WithTopic("fixed"))
 	if n, err := s.Send(context.Background(), []outbox.Message{m}); n != 1 || err != nil {
@@ -212,7 +212,7 @@ func TestPermanentStopsTheBatch(t *testing.T) {
 	cl := client(t, c, kgo.ProducerBatchMaxBytes(1024))
 	s := newSink(t, cl)
 	msg := func(v uint64, topic, payload string) outbox.Message {
-		return outbox.Message{ID: outbox.MessageID(v, 0), Topic: topic, Key: "k", KeySeq: v, Version: v, Payload: []byte(payload)}
+		return outbox.Message{ID: outbox.MessageID(0, v, 0), Topic: topic, Key: "k", KeySeq: v, Version: v, Payload: []byte(payload)}
 	}
 	for name, bad := range map[string]outbox.Message{
 		"invalid topic": msg(3, "not a topic!", "x"),
@@ -246,12 +246,12 @@ func TestUnreachableIsUnavailable(t *testing.T) {
 	}
 	cl := client(t, c)
 	s := newSink(t, cl, kafka.WithProduceTimeout(500*time.Millisecond))
-	m := outbox.Message{ID: outbox.MessageID(1, 0), Topic: "t", Key: "k", KeySeq: 1, Version: 1, Payload: []byte("x")}
+	m := outbox.Message{ID: outbox.MessageID(0, 1, 0), Topic: "t", Key: "k", KeySeq: 1, Version: 1, Payload: []byte("x")}
 	if n, err := s.Send(context.Background(), []outbox.Message{m}); n != 1 || err != nil {
 		t.Fatalf("Send = %d, %v", n, err)
 	}
 	c.Close()
-	m.ID, m.KeySeq, m.Version = outbox.MessageID(2, 0), 2, 2
+	m.ID, m.KeySeq, m.Version = outbox.MessageID(0, 2, 0), 2, 2
 	n, err := s.Send(context.Background(), []outbox.Message{m})
 	if n != 0 || !outbox.IsUnavailable(err) {
 		t.Fatalf("Send to a closed cluster = %d, %v; want 0 and an Unavailable error", n, err)
@@ -281,7 +281,7 @@ func (p *producer) commit(t *testing.T, topic string, keys ...string) {
 		tk := outbox.TopicKey{Topic: topic, Key: k}
 		p.seq[tk]++
 		rec.Messages = append(rec.Messages, outbox.Message{
-			ID: outbox.MessageID(p.version, i), Topic: topic, Key: k, KeySeq: p.seq[tk], Version: p.version,
+			ID: outbox.MessageID(0, p.version, i), Topic: topic, Key: k, KeySeq: p.seq[tk], Version: p.version,
 			Payload: []byte(fmt.Sprintf("%s#%d", k, p.seq[tk])),
 			Headers: map[string]string{"traceparent": fmt.Sprintf("00-%032x-%016x-01", p.version, i+1)},
 		})
@@ -407,7 +407,7 @@ func TestRelayRestartMidBatchLosesNothing(t *testing.T) {
 			dups := 0
 			for v := uint64(1); v <= commits; v++ {
 				for i := range 2 {
-					id := outbox.MessageID(v, i)
+					id := outbox.MessageID(0, v, i)
 					if seen[id] == 0 {
 						t.Fatalf("message %s is not in the topic", id)
 					}

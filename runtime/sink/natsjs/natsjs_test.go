@@ -102,7 +102,7 @@ func (p *producer) next(topic, key string) outbox.Message {
 	tk := outbox.TopicKey{Topic: topic, Key: key}
 	p.seq[tk]++
 	return outbox.Message{
-		ID: outbox.MessageID(p.version, 0), Topic: topic, Key: key, KeySeq: p.seq[tk],
+		ID: outbox.MessageID(0, p.version, 0), Topic: topic, Key: key, KeySeq: p.seq[tk],
 		Version: p.version, Payload: fmt.Appendf(nil, `{"n":%d}`, p.version),
 		CreatedAt: time.Unix(1767225600, int64(p.version)).UTC(),
 	}

@@ -37,7 +37,7 @@ func msgs(n int, from uint64) []outbox.Message {
 	for i := range out {
 		v := from + uint64(i)
 		out[i] = outbox.Message{
-			ID:        outbox.MessageID(v, 0),
+			ID:        outbox.MessageID(0, v, 0),
 			Topic:     "user.updated",
 			Key:       fmt.Sprintf("u-%d", i%3),
 			KeySeq:    v,
@@ -133,7 +133,7 @@ func TestSQLiteInsertIdempotent(t *testing.T) {
 	db := openSQLite(t)
 	testInsertIdempotent(t, db, "events")
 	var created string
-	if err := db.QueryRow(`SELECT created_at FROM events WHERE id = ?`, outbox.MessageID(3, 0)).Scan(&created); err != nil {
+	if err := db.QueryRow(`SELECT created_at FROM events WHERE id = ?`, outbox.MessageID(0, 3, 0)).Scan(&created); err != nil {
 		t.Fatal(err)
 	}
 	if created != "2026-01-01T00:00:00.000000003Z" {
@@ -257,7 +257,7 @@ func TestPostgresInsertIdempotent(t *testing.T) {
 	testInsertIdempotent(t, db, table)
 
 	var created time.Time
-	if err := db.QueryRow(`SELECT created_at FROM `+table+` WHERE id = $1`, outbox.MessageID(3, 0)).Scan(&created); err != nil {
+	if err := db.QueryRow(`SELECT created_at FROM `+table+` WHERE id = $1`, outbox.MessageID(0, 3, 0)).Scan(&created); err != nil {
 		t.Fatal(err)
 	}
 	if !created.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) { // microsecond precision

@@ -22,7 +22,7 @@
 // The body is the envelope:
 //
 //	{
-//	  "id": "000000000000002a-0000",
+//	  "id": "0000019ae1c3f2a0-000000000000002a-0000",
 //	  "topic": "user.updated",
 //	  "key": "u-42",
 //	  "key_seq": 3,

@@ -38,7 +38,7 @@ func now() time.Time { return clock }
 
 func msg(i int) outbox.Message {
 	return outbox.Message{
-		ID:        outbox.MessageID(uint64(40+i), 0),
+		ID:        outbox.MessageID(0, uint64(40+i), 0),
 		Topic:     "user.updated",
 		Key:       "u-42",
 		KeySeq:    uint64(i + 1),

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/theus-go/theus/runtime/engine"
 	"github.com/theus-go/theus/runtime/internal/recyclable"
@@ -44,12 +45,18 @@ type Store struct {
 	// parkedKeys counts the parked messages per (topic, key): their keys
 	// are held back.
 	parkedKeys map[outbox.TopicKey]int
+	inc        uint64
 }
 
-// New returns an empty store.
+// New returns an empty store. Its incarnation is the time of the call in
+// Unix milliseconds: the message IDs of a later store, such as one made by
+// the same service after a restart, differ from this one's.
 func New() *Store {
-	return &Store{keySeq: make(map[outbox.TopicKey]uint64)}
+	return &Store{keySeq: make(map[outbox.TopicKey]uint64), inc: uint64(time.Now().UnixMilli())}
 }
+
+// Incarnation implements engine.Incarnated.
+func (s *Store) Incarnation() uint64 { return s.inc }
 
 type entry struct {
 	msg   outbox.Message
@@ -76,7 +83,10 @@ func (s *Store) Recover(context.Context, engine.StateCodec) (*engine.Recovered, 
 	return &engine.Recovered{Version: s.version, State: s.state, KeySeqs: seqs}, nil
 }
 
-var _ engine.InMemory = (*Store)(nil)
+var (
+	_ engine.InMemory   = (*Store)(nil)
+	_ engine.Incarnated = (*Store)(nil)
+)
 
 // ForgetsReplacedStates tells the engine that the store keeps no
 // Record.State past the Commit after the one that handed it over (it

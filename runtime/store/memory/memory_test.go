@@ -18,7 +18,7 @@ func commit(t *testing.T, st *memory.Store, from, to uint64) {
 	var recs []*engine.Record
 	for v := from; v <= to; v++ {
 		recs = append(recs, &engine.Record{Version: v, State: new(int), Messages: []outbox.Message{
-			{ID: outbox.MessageID(v, 0), Topic: "t", Key: "k", KeySeq: v, Version: v},
+			{ID: outbox.MessageID(0, v, 0), Topic: "t", Key: "k", KeySeq: v, Version: v},
 		}})
 	}
 	if err := st.Commit(context.Background(), recs); err != nil {
@@ -36,10 +36,10 @@ func TestAckAcrossChunks(t *testing.T) {
 	var ids []string
 	for v := uint64(1); v <= n; v++ {
 		if v%3 != 0 || v < 2500 {
-			ids = append(ids, outbox.MessageID(v, 0))
+			ids = append(ids, outbox.MessageID(0, v, 0))
 		}
 	}
-	ids = append(ids, outbox.MessageID(n+1, 0), "not-an-id") // unknown IDs are ignored
+	ids = append(ids, outbox.MessageID(0, n+1, 0), "not-an-id") // unknown IDs are ignored
 	if err := st.Ack(ctx, ids[len(ids)/2:]); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestAckAcrossChunks(t *testing.T) {
 	var want []string
 	for v := uint64(2500); v <= n; v++ {
 		if v%3 == 0 {
-			want = append(want, outbox.MessageID(v, 0))
+			want = append(want, outbox.MessageID(0, v, 0))
 		}
 	}
 	if len(msgs) != len(want) || st.Len() != len(want) {
@@ -116,11 +116,11 @@ func TestRecoverKeySeqsAfterAcks(t *testing.T) {
 	ctx := context.Background()
 	st := memory.New()
 	commit(t, st, 1, 3)
-	if err := st.Ack(ctx, []string{outbox.MessageID(1, 0), outbox.MessageID(2, 0), outbox.MessageID(3, 0)}); err != nil {
+	if err := st.Ack(ctx, []string{outbox.MessageID(0, 1, 0), outbox.MessageID(0, 2, 0), outbox.MessageID(0, 3, 0)}); err != nil {
 		t.Fatal(err)
 	}
 	commit(t, st, 4, 4)
-	if err := st.Ack(ctx, []string{outbox.MessageID(4, 0)}); err != nil {
+	if err := st.Ack(ctx, []string{outbox.MessageID(0, 4, 0)}); err != nil {
 		t.Fatal(err)
 	}
 	rec, err := st.Recover(ctx, nil)
@@ -141,7 +141,7 @@ func TestEmptiedChunksAreReused(t *testing.T) {
 		for i := range out {
 			v := from + uint64(i)
 			out[i] = &engine.Record{Version: v, State: new(int), Messages: []outbox.Message{
-				{ID: outbox.MessageID(v, 0), Topic: "t", Key: "k", KeySeq: v, Version: v, Payload: []byte{byte(v)}},
+				{ID: outbox.MessageID(0, v, 0), Topic: "t", Key: "k", KeySeq: v, Version: v, Payload: []byte{byte(v)}},
 			}}
 		}
 		return out
@@ -158,7 +158,7 @@ func TestEmptiedChunksAreReused(t *testing.T) {
 		ids := make([]string, len(msgs))
 		for i, m := range msgs {
 			v := wantFirst + uint64(i)
-			if m.Version != v || m.ID != outbox.MessageID(v, 0) || len(m.Payload) != 1 || m.Payload[0] != byte(v) {
+			if m.Version != v || m.ID != outbox.MessageID(0, v, 0) || len(m.Payload) != 1 || m.Payload[0] != byte(v) {
 				t.Fatalf("message %d = %+v, want version %d", i, m, v)
 			}
 			ids[i] = m.ID
@@ -199,7 +199,7 @@ func TestAckAnyOrder(t *testing.T) {
 		var recs []*engine.Record
 		for v := uint64(1); v <= uint64(n); v++ {
 			recs = append(recs, &engine.Record{Version: v, State: new(int), Messages: []outbox.Message{
-				{ID: outbox.MessageID(v, 0), Topic: "t", Key: "k", KeySeq: v, Version: v},
+				{ID: outbox.MessageID(0, v, 0), Topic: "t", Key: "k", KeySeq: v, Version: v},
 			}})
 		}
 		if err := st.Commit(ctx, recs); err != nil {
@@ -212,7 +212,7 @@ func TestAckAnyOrder(t *testing.T) {
 			var ids []string
 			for v := from; v <= to; v++ { // 0 and n+1 are not in the store
 				if rapid.Bool().Draw(t, "pick") {
-					ids = append(ids, outbox.MessageID(uint64(v), 0))
+					ids = append(ids, outbox.MessageID(0, uint64(v), 0))
 					acked[v] = true
 				}
 			}
@@ -232,7 +232,7 @@ func TestAckAnyOrder(t *testing.T) {
 		var want []string
 		for v := 1; v <= n; v++ {
 			if !acked[v] {
-				want = append(want, outbox.MessageID(uint64(v), 0))
+				want = append(want, outbox.MessageID(0, uint64(v), 0))
 			}
 		}
 		msgs, err := st.Undelivered(ctx, n)
@@ -262,7 +262,7 @@ func BenchmarkAck(b *testing.B) {
 		ids = ids[:0]
 		for i := range recs {
 			v++
-			id := outbox.MessageID(v, 0)
+			id := outbox.MessageID(0, v, 0)
 			recs[i] = &engine.Record{Version: v, State: new(int), Messages: []outbox.Message{
 				{ID: id, Topic: "t", Key: "k", KeySeq: v, Version: v, Payload: []byte(`{"id":"u-1"}`)},
 			}}

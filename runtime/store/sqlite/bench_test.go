@@ -284,7 +284,7 @@ func transferRecord(v uint64, state any, from, to string, keySeq uint64, created
 	return &engine.Record{
 		Version: v, Process: "transfer", State: state,
 		Writes: []engine.Write{{Path: "domain.accounts", Key: from}, {Path: "domain.accounts", Key: to}},
-		Messages: []outbox.Message{{ID: outbox.MessageID(v, 0), Topic: "transfer.completed", Key: from, KeySeq: keySeq, Version: v,
+		Messages: []outbox.Message{{ID: outbox.MessageID(0, v, 0), Topic: "transfer.completed", Key: from, KeySeq: keySeq, Version: v,
 			Payload: []byte(`{"account":"` + from + `","from":"` + from + `","to":"` + to + `","amount":1}`), CreatedAt: created}},
 	}
 }

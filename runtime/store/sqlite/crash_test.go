@@ -283,6 +283,7 @@ func checkCrashRun(t *testing.T, dir string, killed int) {
 	eng := newBank(t, st, bank.State{})
 	version := eng.Snapshot().Version()
 	got := balances(eng)
+	inc := st.Incarnation()
 	eng.Close()
 	st.Close()
 
@@ -321,8 +322,8 @@ func checkCrashRun(t *testing.T, dir string, killed int) {
 	seqs := map[string]uint64{}
 	for i, m := range msgs {
 		v := uint64(i + 1)
-		if m.id != outbox.MessageID(v, 0) || m.version != v {
-			t.Fatalf("message %d is %s of version %d, want %s", i, m.id, m.version, outbox.MessageID(v, 0))
+		if m.id != outbox.MessageID(inc, v, 0) || m.version != v {
+			t.Fatalf("message %d is %s of version %d, want %s", i, m.id, m.version, outbox.MessageID(inc, v, 0))
 		}
 		if m.state != "delivered" {
 			t.Fatalf("message %s is %s after the draining run", m.id, m.state)
@@ -361,7 +362,7 @@ func checkCrashRun(t *testing.T, dir string, killed int) {
 	receipts := 0
 	readLines(t, receiptsPath, func(f []string) {
 		v, err := strconv.ParseUint(f[0], 10, 64)
-		if err != nil || v == 0 || v > version || f[1] != outbox.MessageID(v, 0) {
+		if err != nil || v == 0 || v > version || f[1] != outbox.MessageID(inc, v, 0) {
 			t.Fatalf("receipt %q: not in the store (last version %d)", strings.Join(f, " "), version)
 		}
 		receipts++
@@ -374,8 +375,8 @@ func checkCrashRun(t *testing.T, dir string, killed int) {
 	readLines(t, sinkPath, func(f []string) {
 		lines++
 		id, key := f[0], f[1]
-		v, _, ok := outbox.ParseMessageID(id)
-		if !ok || v == 0 || v > version || msgs[v-1].key != key || strconv.FormatUint(msgs[v-1].seq, 10) != f[2] {
+		idInc, v, _, ok := outbox.ParseMessageID(id)
+		if !ok || idInc != inc || v == 0 || v > version || msgs[v-1].key != key || strconv.FormatUint(msgs[v-1].seq, 10) != f[2] {
 			t.Fatalf("the sink got %q, which is not a committed message", strings.Join(f, " "))
 		}
 		delivered[id] = true

@@ -42,7 +42,7 @@
 // # Layout
 //
 //   - theus_meta: layout version, value encoding ("json" or the codec's
-//     type), the version of the checkpoint in effect.
+//     type), the version of the checkpoint in effect, the incarnation.
 //   - theus_fields: one row per top-level state field: its path, type
 //     fingerprint and whether it is a collection (schema drift).
 //   - theus_snapshot: the snapshot of the checkpoint in effect, in rows of
@@ -59,6 +59,14 @@
 //
 // A store of layout 1 (state tables updated in place by every commit) is
 // upgraded when opened: its state becomes the first snapshot.
+//
+// # Backup and restore
+//
+// Backup writes a consistent copy of a running store to one file; Restore
+// puts such a copy in place of a stopped store, as a new incarnation (see
+// Store.Incarnation), so that the message IDs and KeySeqs the restored
+// store hands out again are not taken for ones consumers saw. Copying a
+// backup into place by hand keeps the old incarnation: don't.
 //
 // # Schema drift
 //

@@ -113,6 +113,8 @@ type Store struct {
 	// empty is set while the store holds no state: the first commit then
 	// writes the whole state, including the initial values no commit wrote.
 	empty bool
+	// inc is the store's incarnation (see Incarnation).
+	inc uint64
 	// broken holds the error of a COMMIT that failed: see Commit.
 	broken error
 	scr    scratch
@@ -307,7 +309,8 @@ func (s *Store) init(ctx context.Context) error {
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if _, err = tx.ExecContext(ctx, schema); err == nil {
-			_, err = tx.ExecContext(ctx, `INSERT INTO theus_meta (name, value) VALUES ('schema', ?)`, schemaVersion)
+			_, err = tx.ExecContext(ctx, `INSERT INTO theus_meta (name, value) VALUES ('schema', ?), ('incarnation', ?)`,
+				schemaVersion, newIncarnation(0))
 		}
 	case err != nil:
 	case v == "1":
@@ -316,6 +319,9 @@ func (s *Store) init(ctx context.Context) error {
 		err = fmt.Errorf("the store's layout is version %s; this build reads version %s", v, schemaVersion)
 	}
 	if err != nil {
+		return err
+	}
+	if s.inc, err = readIncarnation(ctx, tx); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -357,7 +363,8 @@ func (s *Store) wake() {
 }
 
 var (
-	_ engine.Store   = (*Store)(nil)
-	_ outbox.Parking = (*Store)(nil)
-	_ outbox.Pruner  = (*Store)(nil)
+	_ engine.Store      = (*Store)(nil)
+	_ engine.Incarnated = (*Store)(nil)
+	_ outbox.Parking    = (*Store)(nil)
+	_ outbox.Pruner     = (*Store)(nil)
 )

@@ -353,7 +353,7 @@ func intoTarget(e ast.Expr) ast.Expr {
 // receiver, parameter) or into another alias. A copy of a value that
 // holds no references shares nothing and is no alias.
 func (fl *flow) findAliases(body *ast.BlockStmt) {
-	set := func(lhs, rhs ast.Expr, op string) bool {
+	processes.Bindings(body, func(lhs, rhs ast.Expr, ranged bool) bool {
 		id, ok := ast.Unparen(lhs).(*ast.Ident)
 		if !ok {
 			return false
@@ -372,38 +372,13 @@ func (fl *flow) findAliases(body *ast.BlockStmt) {
 		if base == nil {
 			return false
 		}
+		op := " = "
+		if ranged {
+			op = " in range "
+		}
 		fl.aliases[v] = alias{base: base, how: v.Name() + op + types.ExprString(rhs)}
 		return true
-	}
-	for changed := true; changed; {
-		changed = false
-		ast.Inspect(body, func(n ast.Node) bool {
-			switch n := n.(type) {
-			case *ast.AssignStmt:
-				switch {
-				case len(n.Lhs) == len(n.Rhs):
-					for i, lhs := range n.Lhs {
-						changed = set(lhs, n.Rhs[i], " = ") || changed
-					}
-				case len(n.Rhs) == 1 && len(n.Lhs) == 2: // v, ok := m[k], x.(T), <-c
-					changed = set(n.Lhs[0], n.Rhs[0], " = ") || changed
-				}
-			case *ast.ValueSpec:
-				for i, name := range n.Names {
-					if i < len(n.Values) {
-						changed = set(name, n.Values[i], " = ") || changed
-					}
-				}
-			case *ast.RangeStmt:
-				for _, e := range []ast.Expr{n.Key, n.Value} {
-					if e != nil {
-						changed = set(e, n.X, " in range ") || changed
-					}
-				}
-			}
-			return true
-		})
-	}
+	})
 }
 
 // pointsInto returns the base that the value of e may point into, or nil.

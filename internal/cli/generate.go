@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/rogpeppe/go-internal/diff"
@@ -20,47 +19,50 @@ import (
 	"github.com/theus-go/theus/internal/gen"
 )
 
-// output is one generated file: where it goes and what it holds.
+// output is the generated file: where it goes and what it holds.
 type output struct {
-	path string // as shown to the user: the contract's directory joined with the output
-	data []byte
+	path   string // as shown to the user: the contract's directory joined with the output
+	target string // where it is written: path with its directory's symbolic links resolved
+	data   []byte
 }
 
 // build parses the contract, fills the defaults that depend on the file
-// system and generates everything in memory. Contract errors are printed to
-// stderr, one per line, and reported as errFindings.
-func build(ctx context.Context, cf contractFlags, stderr io.Writer) ([]output, error) {
+// system and generates the file in memory. Contract errors, and an output
+// that must not be written, are printed to stderr, one per line, and
+// reported as errFindings.
+func build(ctx context.Context, cf contractFlags, stderr io.Writer) (output, error) {
 	m, err := loadContract(ctx, cf, stderr)
 	if err != nil {
-		return nil, err
+		return output{}, err
 	}
-	return render(m, cf)
+	o, err := render(m, cf)
+	return o, reportContract(err, stderr)
 }
 
-// render generates the files of a parsed contract in memory.
-func render(m *contract.Model, cf contractFlags) ([]output, error) {
+// render generates the file of a parsed contract in memory, once
+// contract.OutputFile has said it may be written.
+func render(m *contract.Model, cf contractFlags) (output, error) {
 	dir := cf.dir()
+	target, err := contract.OutputFile(m, dir)
+	if err != nil {
+		return output{}, err
+	}
 	if m.Package == "" {
 		pkg, err := defaultPackage(filepath.Join(dir, filepath.FromSlash(m.Output)))
 		if err != nil {
-			return nil, err
+			return output{}, err
 		}
 		m.Package = pkg
 	}
 	files, err := gen.Generate(m)
 	if err != nil {
-		return nil, fmt.Errorf("generate: %w", err)
+		return output{}, fmt.Errorf("generate: %w", err)
 	}
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
+	data, ok := files[m.Output]
+	if !ok || len(files) != 1 {
+		return output{}, fmt.Errorf("generate: the generator returned %d files, want %s alone", len(files), m.Output)
 	}
-	slices.Sort(names)
-	out := make([]output, 0, len(names))
-	for _, name := range names {
-		out = append(out, output{path: filepath.Join(dir, filepath.FromSlash(name)), data: files[name]})
-	}
-	return out, nil
+	return output{path: filepath.Join(dir, filepath.FromSlash(m.Output)), target: target, data: data}, nil
 }
 
 // defaultPackage is the package of the Go files beside the output (the
@@ -94,28 +96,23 @@ func defaultPackage(outPath string) (string, error) {
 	return name, nil
 }
 
-// buildFromArgs parses the flags of command name and builds the outputs.
-func buildFromArgs(ctx context.Context, name string, args []string, stderr io.Writer) ([]output, error) {
+// buildFromArgs parses the flags of command name and builds the output.
+func buildFromArgs(ctx context.Context, name string, args []string, stderr io.Writer) (output, error) {
 	var cf contractFlags
 	flags := newFlagSet(name, stderr, &cf)
 	if err := parseFlags(flags, args, &cf); err != nil {
-		return nil, err
+		return output{}, err
 	}
 	return build(ctx, cf, stderr)
 }
 
 func cmdGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	outs, err := buildFromArgs(ctx, "generate", args, stderr)
+	o, err := buildFromArgs(ctx, "generate", args, stderr)
 	if err != nil {
 		return err
 	}
 	// Everything was generated in memory; only now touch the disk.
-	for _, o := range outs {
-		if err := writeIfChanged(o.path, o.data); err != nil {
-			return err
-		}
-	}
-	return nil
+	return writeIfChanged(o.target, o.data)
 }
 
 // writeIfChanged writes data to path through a temporary file and a rename,
@@ -149,22 +146,16 @@ func writeIfChanged(path string, data []byte) error {
 }
 
 func cmdDiff(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	outs, err := buildFromArgs(ctx, "diff", args, stderr)
+	o, err := buildFromArgs(ctx, "diff", args, stderr)
 	if err != nil {
 		return err
 	}
-	differs := false
-	for _, o := range outs {
-		old, err := os.ReadFile(o.path)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		if d := diff.Diff(o.path+" (on disk)", old, o.path+" (generated)", o.data); d != nil {
-			stdout.Write(d)
-			differs = true
-		}
+	old, err := os.ReadFile(o.target)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
-	if differs {
+	if d := diff.Diff(o.path+" (on disk)", old, o.path+" (generated)", o.data); d != nil {
+		stdout.Write(d)
 		fmt.Fprintln(stderr, "theusgen: generated code is stale: run theusgen generate")
 		return errFindings
 	}

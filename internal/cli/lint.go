@@ -122,7 +122,8 @@ type linter struct {
 }
 
 // lintContract checks a contract and its generated file, and returns the
-// directory of the generated file ("" when the contract does not parse).
+// directory of the generated file ("" when the contract has errors, or
+// its output must not be written).
 func (l *linter) lintContract(cf contractFlags) (string, error) {
 	key := cf.file
 	if cf.tags != "" {
@@ -144,23 +145,22 @@ func (l *linter) lintContract(cf contractFlags) (string, error) {
 		return "", err
 	}
 	l.findings = append(l.findings, lint.CheckModel(m)...)
-	outs, err := render(m, cf)
+	o, err := render(m, cf)
+	if list, ok := lint.ContractErrors(err); ok {
+		l.findings = append(l.findings, list...)
+		return "", nil
+	}
 	if err != nil {
 		return "", err
 	}
-	for _, o := range outs {
-		old, err := os.ReadFile(o.path)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return "", err
-		}
-		if !bytes.Equal(old, o.data) {
-			l.findings = append(l.findings, lint.StaleFinding(o.path))
-		}
+	old, err := os.ReadFile(o.target)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
 	}
-	if len(outs) == 0 {
-		return "", nil
+	if !bytes.Equal(old, o.data) {
+		l.findings = append(l.findings, lint.StaleFinding(o.path))
 	}
-	return filepath.Dir(outs[0].path), nil
+	return filepath.Dir(o.path), nil
 }
 
 // lintPackages runs the analyzers on the packages and lints the contract

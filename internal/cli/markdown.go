@@ -55,12 +55,22 @@ func cmdDoc(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // stderr, one per line, and reported as errFindings.
 func loadContract(ctx context.Context, cf contractFlags, stderr io.Writer) (*contract.Model, error) {
 	m, err := parseContract(ctx, cf)
+	if err != nil {
+		return nil, reportContract(err, stderr)
+	}
+	return m, nil
+}
+
+// reportContract prints the contract errors of err, if it holds an
+// ErrorList, and returns errFindings in their place; other errors are
+// returned as they are.
+func reportContract(err error, stderr io.Writer) error {
 	var list contract.ErrorList
 	if errors.As(err, &list) {
 		fmt.Fprintln(stderr, list.Error())
-		return nil, errFindings
+		return errFindings
 	}
-	return m, err
+	return err
 }
 
 // parseContract reads and parses the contract that cf names; contract

@@ -39,4 +39,13 @@
 // checked by one set of rules with one set of messages. Errors carry the
 // position of the tag option or directive, in files named relative to the
 // directory given to LoadTags.
+//
+// # The output file
+//
+// Parse and LoadTags check the output's name as written: a Go file, in the
+// contract's directory tree. Before anything is written, OutputFile checks
+// it against the file system: with symbolic links resolved the file stays
+// in that tree, and a file already there is a generated one (the
+// "// Code generated ... DO NOT EDIT." line of go doc cmd/go). A user's
+// file is never overwritten.
 package contract

@@ -25,6 +25,10 @@ type Model struct {
 	Package string
 	// Output is the generated file's path, relative to the directory of Source.
 	Output string
+	// OutputPos is where Output is declared: the output key, the
+	// //theus:output directive or, when the contract sets none, the start
+	// of the contract (for struct tags, its first tag or directive).
+	OutputPos Pos
 
 	Imports   []*Import
 	Types     []*Struct

@@ -25,7 +25,8 @@ const DefaultOutput = "theus_gen.go"
 // Model.Package is left empty when the contract sets no package: the
 // default depends on the directory, which is the caller's business.
 func Parse(filename string, src []byte) (*Model, error) {
-	p := newParser(filename, &Model{Source: filename, Output: DefaultOutput})
+	m := &Model{Source: filename, Output: DefaultOutput, OutputPos: Pos{File: filename, Line: 1, Col: 1}}
+	p := newParser(filename, m)
 	p.parseFile(src)
 	if len(p.errs) > 0 {
 		return nil, p.errs.sorted()
@@ -106,6 +107,7 @@ func (p *parser) parseFile(src []byte) {
 		p.pkg(e.val)
 	}
 	if e, ok := keys["output"]; ok {
+		p.m.OutputPos = p.pos(e.key)
 		p.output(e.val)
 	}
 	// Sections are read in the order of their references (types use

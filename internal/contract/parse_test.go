@@ -66,13 +66,14 @@ func TestParseValid(t *testing.T) {
 	topicAudit := &Topic{Name: "audit", GoName: "Audit", Payload: updatedType, Pos: at(32, 3)}
 
 	want := &Model{
-		Source:  file,
-		Package: "shop",
-		Output:  "gen/theus_gen.go",
-		Imports: []*Import{money},
-		Types:   []*Struct{user, account, updated, tree},
-		State:   []*StateField{stUser, stAccount, stMax},
-		Topics:  []*Topic{topicUpdated, topicAudit},
+		Source:    file,
+		Package:   "shop",
+		Output:    "gen/theus_gen.go",
+		OutputPos: at(4, 1),
+		Imports:   []*Import{money},
+		Types:     []*Struct{user, account, updated, tree},
+		State:     []*StateField{stUser, stAccount, stMax},
+		Topics:    []*Topic{topicUpdated, topicAudit},
 		Processes: []*Process{
 			{
 				Name:     "update_user_email",

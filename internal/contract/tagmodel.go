@@ -48,8 +48,8 @@ type typeSpec struct {
 	dirs []directive
 }
 
-func newTagLoader(pkg *packages.Package, dir, abs, output string) *tagLoader {
-	m := &Model{Source: pkg.PkgPath, Package: pkg.Name, Output: output, DeclaredInGo: true}
+func newTagLoader(pkg *packages.Package, dir, abs string, sc *scanned) *tagLoader {
+	m := &Model{Source: pkg.PkgPath, Package: pkg.Name, Output: sc.output, OutputPos: sc.outputPos, DeclaredInGo: true}
 	return &tagLoader{
 		p:        newParser("", m),
 		pkg:      pkg,

@@ -14,19 +14,26 @@
 //
 // The analyzer follows the values derived from a process's parameters (in
 // and out; values read from them that hold references: views, slices,
-// maps, pointers, funcs, and closures that capture them; a Clone() is a
-// copy and is not followed) and reports when one is kept where it
-// outlives the call:
+// maps, pointers, funcs, and closures that capture them; the parameters
+// of a func literal handed to a call on them, as slices.SortFunc hands
+// its comparison the elements; a Clone() is a copy and is not followed)
+// and reports when one is kept where it outlives the call:
 //
 //   - in a package-level variable, or in a field, element or entry of one;
-//   - in a field of the receiver (the Processes implementation lives
-//     across calls);
+//   - in a field, element or entry of the receiver (the Processes
+//     implementation lives across calls);
+//   - in either of those through a local variable that points into it
+//     (s := p.state; s.last = v, or for _, b := range p.boxes);
 //   - sent on a channel;
 //   - stored in a closure that is itself kept in one of those places;
-//   - passed to a function of the module that keeps it in one of those
-//     places, or in a field of a value that one of them holds (found
-//     through a summary of every function's parameters, also across
-//     packages of the module).
+//   - passed to a function of the module, a method of the receiver
+//     included, that keeps it in one of those places, or in a field of a
+//     value that one of them holds (found through a summary of every
+//     function's parameters, also across packages of the module).
+//
+// A field set on a copy (a local struct, a receiver or parameter passed
+// by value) dies with the call and is not reported; an entry of a map or
+// slice that the copy shares is.
 //
 // Keep a copy instead: a view's Clone() for the data, slices.Clone or
 // maps.Clone for argument slices and maps; or pass what others need on

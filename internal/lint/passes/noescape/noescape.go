@@ -163,10 +163,22 @@ type flow struct {
 	order   []*types.Var
 	recv    *types.Var
 	held    map[*types.Var]bool // variables that may refer to a tainted value
+	// aliases holds the local variables that may point into memory that
+	// outlives the call (s := k.st, m := pkgMap, for _, b := range k.boxes).
+	aliases map[*types.Var]alias
+}
+
+// alias is a local variable that may point into a base: a package
+// variable, the receiver of a process, or a parameter of a summarized
+// function.
+type alias struct {
+	base *types.Var
+	how  string // how it was set, for messages: "s = k.st", "b in range k.boxes"
 }
 
 func (st *state) newFlow(f *processes.Func, process bool) *flow {
-	fl := &flow{st: st, f: f, process: process, info: st.pass.TypesInfo, params: map[*types.Var]int{}, held: map[*types.Var]bool{}}
+	fl := &flow{st: st, f: f, process: process, info: st.pass.TypesInfo, params: map[*types.Var]int{},
+		held: map[*types.Var]bool{}, aliases: map[*types.Var]alias{}}
 	sig := f.Obj.Signature()
 	i := 0
 	if r := sig.Recv(); r != nil {
@@ -192,17 +204,18 @@ func (fl *flow) add(v *types.Var, i int) {
 // run propagates taint to a fixed point, then returns the sinks.
 func (fl *flow) run() []sink {
 	body := fl.f.Decl.Body
+	fl.findAliases(body)
 	for changed := true; changed; {
 		changed = false
-		fl.walk(body, func(lhs ast.Expr, pos token.Pos) {
+		fl.walk(body, func(lhs ast.Expr, _ *callStore) {
 			if fl.taint(lhs) {
 				changed = true
 			}
 		})
 	}
 	var sinks []sink
-	fl.walk(body, func(lhs ast.Expr, pos token.Pos) {
-		if s, ok := fl.sinkAt(lhs, pos); ok {
+	fl.walk(body, func(lhs ast.Expr, call *callStore) {
+		if s, ok := fl.sinkAt(lhs, call); ok {
 			sinks = append(sinks, s)
 		}
 	})
@@ -210,8 +223,8 @@ func (fl *flow) run() []sink {
 		switch n := n.(type) {
 		case *ast.SendStmt:
 			if fl.tainted(n.Value) {
-				sinks = append(sinks, fl.newSink(n.Arrow, types.ExprString(n.Value),
-					"sends %s, a reference to the process's input, on a channel", "sends it on a channel", -1))
+				sinks = append(sinks, fl.newSink(n.Arrow,
+					"sends "+types.ExprString(n.Value)+", a reference to the process's input, on a channel", "sends it on a channel", -1))
 			}
 		case *ast.CallExpr:
 			fn, args := fl.callee(n)
@@ -221,8 +234,8 @@ func (fl *flow) run() []sink {
 			for _, l := range fl.st.calleeLeaks(fn) {
 				if l.How != "" && l.Param < len(args) && fl.tainted(args[l.Param]) {
 					name := processes.FuncName(fn, fl.st.pass.Pkg)
-					sinks = append(sinks, fl.newSink(args[l.Param].Pos(), types.ExprString(args[l.Param]),
-						"passes %s, a reference to the process's input, to "+name+", which "+l.How,
+					sinks = append(sinks, fl.newSink(args[l.Param].Pos(),
+						"passes "+types.ExprString(args[l.Param])+", a reference to the process's input, to "+name+", which "+l.How,
 						"passes it to "+name+", which "+l.How, -1))
 					break
 				}
@@ -233,42 +246,51 @@ func (fl *flow) run() []sink {
 	return sinks
 }
 
+// callStore is a store made by a callee: it stores the argument value
+// into what the argument into points to.
+type callStore struct {
+	fn          string // the callee, as messages name it
+	value, into ast.Expr
+}
+
 // walk calls store for every place a tainted value is stored: the left
-// side of an assignment whose right side is tainted, and what a callee
-// stores a tainted argument into.
-func (fl *flow) walk(body *ast.BlockStmt, store func(lhs ast.Expr, pos token.Pos)) {
+// side of an assignment whose right side is tainted, the parameters of a
+// func literal handed to a call on tainted values, and what a callee
+// stores a tainted argument into (call is then set).
+func (fl *flow) walk(body *ast.BlockStmt, store func(lhs ast.Expr, call *callStore)) {
 	ast.Inspect(body, func(n ast.Node) bool {
 		switch n := n.(type) {
 		case *ast.AssignStmt:
 			if len(n.Lhs) == len(n.Rhs) {
 				for i, lhs := range n.Lhs {
 					if fl.tainted(n.Rhs[i]) {
-						store(lhs, n.Rhs[i].Pos())
+						store(lhs, nil)
 					}
 				}
 			} else if len(n.Rhs) == 1 && fl.tainted(n.Rhs[0]) {
 				for _, lhs := range n.Lhs {
 					if holdsRefs(fl.info.TypeOf(lhs)) {
-						store(lhs, n.Rhs[0].Pos())
+						store(lhs, nil)
 					}
 				}
 			}
 		case *ast.ValueSpec:
 			for i, name := range n.Names {
 				if i < len(n.Values) && fl.tainted(n.Values[i]) {
-					store(name, n.Values[i].Pos())
+					store(name, nil)
 				}
 			}
 		case *ast.RangeStmt:
 			if fl.tainted(n.X) {
 				for _, e := range []ast.Expr{n.Key, n.Value} {
 					if e != nil && holdsRefs(fl.info.TypeOf(e)) {
-						store(e, n.X.Pos())
+						store(e, nil)
 					}
 				}
 			}
 		case *ast.CallExpr:
 			fn, args := fl.callee(n)
+			fl.callbacks(n, fn, args, store)
 			if fn == nil {
 				return true
 			}
@@ -277,12 +299,44 @@ func (fl *flow) walk(body *ast.BlockStmt, store func(lhs ast.Expr, pos token.Pos
 					continue
 				}
 				if l.Into >= 0 && l.Into < len(args) {
-					store(intoTarget(args[l.Into]), args[l.Param].Pos())
+					name := processes.FuncName(fn, fl.st.pass.Pkg)
+					store(intoTarget(args[l.Into]), &callStore{fn: name, value: args[l.Param], into: args[l.Into]})
 				}
 			}
 		}
 		return true
 	})
+}
+
+// callbacks stores into the parameters of the func literals passed to
+// call when it is made on tainted values (the function value, the
+// receiver or another argument): a callback may be handed them, as
+// slices.SortFunc hands its func the elements, or an iterator its yield.
+func (fl *flow) callbacks(call *ast.CallExpr, fn *types.Func, args []ast.Expr, store func(ast.Expr, *callStore)) {
+	if fn == nil {
+		args = append([]ast.Expr{call.Fun}, call.Args...)
+	}
+	var lits []*ast.FuncLit
+	given := false
+	for _, a := range args {
+		if lit, ok := ast.Unparen(a).(*ast.FuncLit); ok {
+			lits = append(lits, lit) // what a literal captures is not handed to it
+		} else {
+			given = given || fl.tainted(a)
+		}
+	}
+	if !given {
+		return
+	}
+	for _, lit := range lits {
+		for _, field := range lit.Type.Params.List {
+			for _, name := range field.Names {
+				if holdsRefs(fl.info.TypeOf(name)) {
+					store(name, nil)
+				}
+			}
+		}
+	}
 }
 
 // intoTarget is the lvalue a callee writes when it stores into the
@@ -291,13 +345,82 @@ func intoTarget(e ast.Expr) ast.Expr {
 	if u, ok := ast.Unparen(e).(*ast.UnaryExpr); ok && u.Op == token.AND {
 		return u.X
 	}
-	return &ast.StarExpr{X: e}
+	return &ast.StarExpr{Star: e.Pos(), X: e}
+}
+
+// findAliases fills fl.aliases: the local variables set, anywhere in
+// body, from a value that may point into a base (package variable,
+// receiver, parameter) or into another alias. A copy of a value that
+// holds no references shares nothing and is no alias.
+func (fl *flow) findAliases(body *ast.BlockStmt) {
+	processes.Bindings(body, func(lhs, rhs ast.Expr, ranged bool) bool {
+		id, ok := ast.Unparen(lhs).(*ast.Ident)
+		if !ok {
+			return false
+		}
+		v, ok := fl.info.ObjectOf(id).(*types.Var)
+		if !ok || processes.IsPackageVar(v) {
+			return false
+		}
+		if _, isParam := fl.params[v]; isParam {
+			return false
+		}
+		if _, done := fl.aliases[v]; done || !holdsRefs(v.Type()) {
+			return false
+		}
+		base := fl.pointsInto(rhs)
+		if base == nil {
+			return false
+		}
+		op := " = "
+		if ranged {
+			op = " in range "
+		}
+		fl.aliases[v] = alias{base: base, how: v.Name() + op + types.ExprString(rhs)}
+		return true
+	})
+}
+
+// pointsInto returns the base that the value of e may point into, or nil.
+func (fl *flow) pointsInto(e ast.Expr) *types.Var {
+	addr := false
+	if u, ok := ast.Unparen(e).(*ast.UnaryExpr); ok && u.Op == token.AND {
+		e, addr = u.X, true
+	}
+	v, _, indirect := fl.root(e)
+	if v == nil {
+		return nil
+	}
+	if a, ok := fl.aliases[v]; ok {
+		// &x.f of an alias x held by value is the address of the
+		// local copy; every other value read from it is shared.
+		if addr && !indirect {
+			return nil
+		}
+		return a.base
+	}
+	if fl.isBase(v) {
+		return v
+	}
+	return nil
+}
+
+// isBase reports whether v outlives the call: a package variable, the
+// receiver of a process or, in a function being summarized, a parameter.
+func (fl *flow) isBase(v *types.Var) bool {
+	if processes.IsPackageVar(v) {
+		return true
+	}
+	if _, isParam := fl.params[v]; isParam {
+		return !fl.process || v == fl.recv
+	}
+	return false
 }
 
 // taint marks the local variable that lhs is, or is part of, as holding a
 // tainted value. It reports whether that is new.
 func (fl *flow) taint(lhs ast.Expr) bool {
-	v, whole := fl.root(lhs)
+	v, whole, _ := fl.root(lhs)
 	if v == nil || fl.held[v] || processes.IsPackageVar(v) {
 		return false
 	}
@@ -311,35 +434,65 @@ func (fl *flow) taint(lhs ast.Expr) bool {
 	return true
 }
 
-// sinkAt returns the sink of a store into lhs, if lhs outlives the call.
-func (fl *flow) sinkAt(lhs ast.Expr, pos token.Pos) (sink, bool) {
-	v, whole := fl.root(lhs)
-	if v == nil {
+// sinkAt returns the sink of a store into lhs, made by an assignment or
+// by call, if lhs outlives the call.
+func (fl *flow) sinkAt(lhs ast.Expr, call *callStore) (sink, bool) {
+	v, whole, indirect := fl.root(lhs)
+	base, through := v, ""
+	switch a, isAlias := fl.aliases[v]; {
+	case v == nil:
 		return sink{}, false
-	}
-	what := types.ExprString(lhs)
-	switch i, isParam := fl.params[v]; {
 	case processes.IsPackageVar(v):
-		name := v.Name()
-		if v.Pkg() != fl.st.pass.Pkg {
-			name = v.Pkg().Name() + "." + name
-		}
-		return fl.newSink(lhs.Pos(), what, "stores a reference to the process's input in %s (package variable "+name+")", "keeps it in package variable "+name, -1), true
-	case isParam && !whole && fl.process && v == fl.recv:
-		return fl.newSink(lhs.Pos(), what, "stores a reference to the process's input in %s, a field of the receiver, which lives across calls", "", -1), true
-	case isParam && !whole && !fl.process:
-		return sink{pos: pos, into: i}, true
+		// kept, whole or in part
+	case whole:
+		return sink{}, false // a local variable or a parameter, set
+	case !indirect:
+		return sink{}, false // a field of a local or of a parameter passed by value
+	case isAlias:
+		base, through = a.base, a.how
+	case !fl.isBase(v):
+		return sink{}, false // a local, or in or out
 	}
-	return sink{}, false
+	pos, what := lhs.Pos(), types.ExprString(lhs)
+	msg := "stores a reference to the process's input in "
+	if call != nil {
+		pos, what = call.value.Pos(), types.ExprString(call.into)
+		msg = "passes " + types.ExprString(call.value) + ", a reference to the process's input, to " + call.fn + ", which stores it into "
+	}
+	var where, how string
+	switch {
+	case processes.IsPackageVar(base):
+		name := base.Name()
+		if base.Pkg() != fl.st.pass.Pkg {
+			name = base.Pkg().Name() + "." + name
+		}
+		if through != "" {
+			name += ", through " + through
+		}
+		where, how = " (package variable "+name+")", "keeps it in package variable "+name
+	case !fl.process:
+		return sink{pos: pos, into: fl.params[base]}, true
+	case through != "":
+		where = ", part of the receiver (" + through + "), which lives across calls"
+	case call != nil && v == fl.recv && isWhole(call.into):
+		where = ", the receiver, which lives across calls"
+	default:
+		where = ", a field of the receiver, which lives across calls"
+	}
+	if call != nil && how != "" {
+		how = "passes it to " + call.fn + ", which " + how
+	}
+	return fl.newSink(pos, msg+what+where, how, -1), true
 }
 
-func (fl *flow) newSink(pos token.Pos, what, msg, how string, into int) sink {
-	s := sink{pos: pos, into: into}
-	if strings.Contains(msg, "%s") {
-		s.msg = fmt.Sprintf(msg, what)
-	} else {
-		s.msg = msg
-	}
+// isWhole reports whether e is a variable, not a part of one.
+func isWhole(e ast.Expr) bool {
+	_, ok := ast.Unparen(e).(*ast.Ident)
+	return ok
+}
+
+func (fl *flow) newSink(pos token.Pos, msg, how string, into int) sink {
+	s := sink{pos: pos, into: into, msg: msg}
 	if fl.process {
 		s.msg += fl.f.ReachedFrom()
 	}
@@ -359,33 +512,48 @@ func (fl *flow) where(pos token.Pos) string {
 	return fmt.Sprintf("%s/%s:%d:%d", fl.st.pass.Pkg.Path(), file, p.Line, p.Column)
 }
 
-// root returns the variable that e is (whole) or is a part of.
-func (fl *flow) root(e ast.Expr) (v *types.Var, whole bool) {
+// root returns the variable that e is (whole) or is a part of, and
+// whether the way from that variable to e goes through a pointer, map or
+// slice (indirect): then e is not inside the variable's own memory.
+func (fl *flow) root(e ast.Expr) (v *types.Var, whole, indirect bool) {
 	whole = true
 	for {
 		switch x := ast.Unparen(e).(type) {
 		case *ast.Ident:
 			v, _ := fl.info.ObjectOf(x).(*types.Var)
-			return v, whole
+			return v, whole, indirect
 		case *ast.SelectorExpr:
 			if s := fl.info.Selections[x]; s != nil {
 				if s.Kind() != types.FieldVal {
-					return nil, false
+					return nil, false, false
 				}
-				e, whole = x.X, false
+				e, whole, indirect = x.X, false, indirect || s.Indirect()
 				continue
 			}
 			e = x.Sel // pkg.V
 		case *ast.IndexExpr:
-			e, whole = x.X, false
+			e, whole, indirect = x.X, false, indirect || shares(fl.info.TypeOf(x.X))
 		case *ast.StarExpr:
-			e, whole = x.X, false
+			e, whole, indirect = x.X, false, true
 		case *ast.SliceExpr:
-			e, whole = x.X, false
+			e, whole, indirect = x.X, false, indirect || shares(fl.info.TypeOf(x.X))
 		default:
-			return nil, false
+			return nil, false, false
 		}
 	}
+}
+
+// shares reports whether indexing a value of type t reaches memory
+// outside the value: the elements of a slice, map or pointed-to array.
+func shares(t types.Type) bool {
+	if t == nil {
+		return true
+	}
+	switch t.Underlying().(type) {
+	case *types.Array, *types.Basic: // an array's elements; a string is read-only
+		return false
+	}
+	return true
 }
 
 // callee returns the static callee of call and its arguments, the

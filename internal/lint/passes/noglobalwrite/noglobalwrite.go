@@ -220,9 +220,9 @@ func (fd *finder) varName(obj types.Object) string {
 // point so that aliases of aliases count.
 func (fd *finder) collectAliases(body *ast.BlockStmt) {
 	info := fd.pass.TypesInfo
-	bind := func(lhs, rhs ast.Expr) bool {
+	processes.Bindings(body, func(lhs, rhs ast.Expr, ranged bool) bool {
 		id, ok := ast.Unparen(lhs).(*ast.Ident)
-		if !ok {
+		if ranged || !ok {
 			return false
 		}
 		v, ok := info.ObjectOf(id).(*types.Var)
@@ -240,27 +240,7 @@ func (fd *finder) collectAliases(body *ast.BlockStmt) {
 		}
 		fd.aliases[v] = name
 		return true
-	}
-	for changed := true; changed; {
-		changed = false
-		ast.Inspect(body, func(n ast.Node) bool {
-			switch n := n.(type) {
-			case *ast.AssignStmt:
-				if len(n.Lhs) == len(n.Rhs) {
-					for i := range n.Lhs {
-						changed = bind(n.Lhs[i], n.Rhs[i]) || changed
-					}
-				}
-			case *ast.ValueSpec:
-				if len(n.Names) == len(n.Values) {
-					for i := range n.Names {
-						changed = bind(n.Names[i], n.Values[i]) || changed
-					}
-				}
-			}
-			return true
-		})
-	}
+	})
 }
 
 // shared reports whether a value of type t shares its contents with the

@@ -231,6 +231,55 @@ func RecvName(fn *types.Func) string {
 	return ""
 }
 
+// Bindings calls bind for every binding of a variable to a value in body,
+// again and again until no call reports a change: a fixed point for what
+// flows from a value to the variable it is bound to, such as which locals
+// alias a package variable. A binding is lhs = rhs (or :=) in an
+// assignment or a var declaration with as many values as names, the
+// first variable of a comma-ok form (v, ok := m[k], x.(T), <-c), and,
+// with ranged set, the key or value of a range statement over rhs.
+func Bindings(body ast.Node, bind func(lhs, rhs ast.Expr, ranged bool) (changed bool)) {
+	for changed := true; changed; {
+		changed = false
+		ast.Inspect(body, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.AssignStmt:
+				if len(n.Lhs) == len(n.Rhs) {
+					for i := range n.Lhs {
+						changed = bind(n.Lhs[i], n.Rhs[i], false) || changed
+					}
+				} else if len(n.Lhs) == 2 && commaOk(n.Rhs[0]) {
+					changed = bind(n.Lhs[0], n.Rhs[0], false) || changed
+				}
+			case *ast.ValueSpec:
+				if len(n.Names) == len(n.Values) {
+					for i := range n.Names {
+						changed = bind(n.Names[i], n.Values[i], false) || changed
+					}
+				}
+			case *ast.RangeStmt:
+				for _, e := range []ast.Expr{n.Key, n.Value} {
+					if e != nil {
+						changed = bind(e, n.X, true) || changed
+					}
+				}
+			}
+			return true
+		})
+	}
+}
+
+// commaOk reports whether e has a comma-ok form whose first value is e's.
+func commaOk(e ast.Expr) bool {
+	switch e := ast.Unparen(e).(type) {
+	case *ast.IndexExpr, *ast.TypeAssertExpr:
+		return true
+	case *ast.UnaryExpr:
+		return e.Op == token.ARROW
+	}
+	return false
+}
+
 // IsPackageVar reports whether obj is a package-level variable.
 func IsPackageVar(obj types.Object) bool {
 	v, ok := obj.(*types.Var)

@@ -63,5 +63,7 @@
 //	go relay.Run(ctx) // returns nil when ctx ends
 //
 // A commit in the same process wakes the relay at once; WithPollInterval
-// sets the backstop for stores written by other processes.
+// sets the backstop for stores written by other processes. Run one
+// relay per store: the memory and SQLite stores implement RelayClaimer,
+// and a second relay's Run fails at once with ErrRelayRunning.
 package outbox

@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
@@ -101,9 +102,18 @@ func (r *Relay) Stats() RelayStats {
 }
 
 // Run delivers messages until ctx ends, then returns nil. It returns an
-// error only if ctx is still live and the relay cannot go on. Messages a
-// sink was sending when ctx ended are not acked and will be sent again.
+// error only if ctx is still live and the relay cannot go on: at once,
+// matching ErrRelayRunning, when another relay runs on a store that
+// implements RelayClaimer. Messages a sink was sending when ctx ended are
+// not acked and will be sent again.
 func (r *Relay) Run(ctx context.Context) error {
+	if c, ok := r.st.(RelayClaimer); ok {
+		release, err := c.ClaimRelay(ctx)
+		if err != nil {
+			return fmt.Errorf("theus relay: %w", err)
+		}
+		defer release()
+	}
 	poll := time.NewTicker(r.opts.poll)
 	defer poll.Stop()
 	failures := 0

@@ -30,6 +30,13 @@
 //     cut); the message is not at fault, so it is retried for as long as
 //     it takes and the failure is never counted.
 //
+// A sink that panics does not stop the relay: the panic is recovered into
+// a *PanicError, a transient error of the message the sink was given
+// (alone: after a panic on several messages the relay sends the rest of
+// the round one at a time, so the panic is held against the message that
+// causes it). It is logged with its stack, and a parked message keeps the
+// stack in its last error.
+//
 // A parked message holds back the later messages of its (topic, key), and
 // only those: other keys keep flowing. Parking needs a store that
 // implements Parking (the memory and SQLite stores do; the SQLite store
@@ -56,5 +63,7 @@
 //	go relay.Run(ctx) // returns nil when ctx ends
 //
 // A commit in the same process wakes the relay at once; WithPollInterval
-// sets the backstop for stores written by other processes.
+// sets the backstop for stores written by other processes. Run one
+// relay per store: the memory and SQLite stores implement RelayClaimer,
+// and a second relay's Run fails at once with ErrRelayRunning.
 package outbox

@@ -2,8 +2,11 @@ package outbox
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 )
@@ -99,9 +102,18 @@ func (r *Relay) Stats() RelayStats {
 }
 
 // Run delivers messages until ctx ends, then returns nil. It returns an
-// error only if ctx is still live and the relay cannot go on. Messages a
-// sink was sending when ctx ended are not acked and will be sent again.
+// error only if ctx is still live and the relay cannot go on: at once,
+// matching ErrRelayRunning, when another relay runs on a store that
+// implements RelayClaimer. Messages a sink was sending when ctx ended are
+// not acked and will be sent again.
 func (r *Relay) Run(ctx context.Context) error {
+	if c, ok := r.st.(RelayClaimer); ok {
+		release, err := c.ClaimRelay(ctx)
+		if err != nil {
+			return fmt.Errorf("theus relay: %w", err)
+		}
+		defer release()
+	}
 	poll := time.NewTicker(r.opts.poll)
 	defer poll.Stop()
 	failures := 0
@@ -162,12 +174,21 @@ func (r *Relay) Run(ctx context.Context) error {
 func (r *Relay) deliver(ctx context.Context, msgs []Message) (ok bool, asked time.Duration) {
 	var blocked map[TopicKey]bool
 	retry := false
+	// one is set once the sink panicked on several messages: which of them
+	// it could not take is unknown, so the rest of the round goes one
+	// message at a time and the panic is held against the message that
+	// causes it, not against the first of a batch.
+	one := false
 	ids := make([]string, 0, len(msgs))
 	for len(msgs) > 0 {
-		n, err := r.sink.Send(ctx, msgs)
-		n = min(max(n, 0), len(msgs))
+		batch := msgs
+		if one {
+			batch = msgs[:1]
+		}
+		n, err := r.send(ctx, batch)
+		n = min(max(n, 0), len(batch))
 		ids = ids[:0]
-		for _, m := range msgs[:n] {
+		for _, m := range batch[:n] {
 			ids = append(ids, m.ID)
 		}
 		if len(ids) > 0 {
@@ -179,19 +200,28 @@ func (r *Relay) deliver(ctx context.Context, msgs []Message) (ok bool, asked tim
 			}
 			r.delivered.Add(uint64(len(ids)))
 			if r.opts.metrics != nil {
-				r.opts.metrics.Delivered(msgs[:n])
+				r.opts.metrics.Delivered(batch[:n])
 			}
 		}
-		if err == nil && n == len(msgs) {
-			return !retry, asked
+		if err == nil && n == len(batch) {
+			msgs = msgs[n:]
+			continue
 		}
 		if ctx.Err() != nil {
 			return false, asked
 		}
-		if n == len(msgs) { // a sink that confirmed all and still errs
-			n = len(msgs) - 1
+		var pe *PanicError
+		if len(batch)-n > 1 && errors.As(err, &pe) {
+			r.opts.logger.Error("theus relay: the sink panicked; sending one message at a time to find the one at fault",
+				"err", err, "stack", string(pe.Stack))
+			one = true
+			msgs = msgs[n:]
+			continue
 		}
-		failed := msgs[n]
+		if n == len(batch) { // a sink that confirmed all and still errs
+			n = len(batch) - 1
+		}
+		failed := batch[n]
 		if !r.failed(ctx, failed, err) {
 			retry = true
 			if d, ok := RetryAfter(err); ok {
@@ -211,6 +241,18 @@ func (r *Relay) deliver(ctx context.Context, msgs []Message) (ok bool, asked tim
 		}
 	}
 	return !retry, asked
+}
+
+// send calls the sink. A panic in it becomes a *PanicError, a failed
+// delivery like any other: a sink must not take the process down, and a
+// message that makes it panic is parked like any poison message.
+func (r *Relay) send(ctx context.Context, batch []Message) (n int, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			n, err = 0, &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return r.sink.Send(ctx, batch)
 }
 
 // sleepAtLeast waits the backoff, or longer if a sink asked for it.

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -27,15 +28,21 @@ func WithPruneInterval(d time.Duration) RelayOption {
 func (r *Relay) failed(ctx context.Context, m Message, err error) bool {
 	r.failures.Add(1)
 	log := r.opts.logger.With("id", m.ID, "topic", m.Topic, "key", m.Key, "err", err)
+	cause := "<nil>"
+	if err != nil {
+		cause = err.Error()
+	}
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		// The stack is what tells the operator where the sink broke.
+		log = log.With("stack", string(pe.Stack))
+		cause += "\n\n" + string(pe.Stack)
+	}
 	p, ok := r.st.(Parking)
 	if !ok || IsUnavailable(err) {
 		log.Warn("theus relay: delivery failed", "permanent", IsPermanent(err), "unavailable", IsUnavailable(err))
 		r.countFailure(m, err, false)
 		return false
-	}
-	cause := "<nil>"
-	if err != nil {
-		cause = err.Error()
 	}
 	parked, perr := p.Failed(ctx, m.ID, cause, IsPermanent(err), r.opts.maxAttempts)
 	r.countFailure(m, err, parked && perr == nil)

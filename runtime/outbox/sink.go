@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -16,7 +17,9 @@ type Sink interface {
 	// and counted towards the relay's MaxAttempts, after which the message
 	// is parked; Permanent(err) parks it at once; Unavailable(err) (the
 	// sink, not the message, is the problem) is retried without being
-	// counted.
+	// counted. A panic is recovered and is a transient error (*PanicError)
+	// of the message that caused it: the relay sends the rest of the
+	// batch one message at a time to find that message.
 	Send(ctx context.Context, batch []Message) (n int, err error)
 }
 
@@ -41,6 +44,17 @@ func IsPermanent(err error) bool {
 	var p *permanentError
 	return errors.As(err, &p)
 }
+
+// PanicError is the error of a Sink.Send that panicked. The relay treats it
+// as a transient failure of the message the sink could not take: retried,
+// counted towards WithMaxAttempts, then parked with Error and Stack as its
+// last error.
+type PanicError struct {
+	Value any    // what the sink panicked with
+	Stack []byte // the sink's goroutine stack at the panic
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("theus: sink panicked: %v", e.Value) }
 
 // RetryAfter returns the wait a sink asked for before the message is sent
 // again, such as an HTTP Retry-After, if err (or an error it wraps) has a

@@ -1,10 +1,20 @@
 package outbox
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // Store is what a Relay reads: the messages the engine committed. Every
 // store under runtime/store implements it together with engine.Store, so
 // the value given to engine.WithStore is also the one for NewRelay.
+//
+// A store may also implement Parking (count failures, park poison
+// messages), Pruner (delete delivered messages after a retention),
+// StatsReader (describe the outbox) and RelayClaimer; a relay uses each
+// one it finds. A store whose relays do not share the work (each reads
+// every undelivered message) must implement RelayClaimer, so that a
+// second relay is refused rather than splitting the messages.
 type Store interface {
 	// Undelivered returns up to limit messages that are neither acked nor
 	// parked, in commit order (ascending Version, then emit order). A store
@@ -19,3 +29,22 @@ type Store interface {
 	// between the two is never missed.
 	Notify() <-chan struct{}
 }
+
+// RelayClaimer is implemented by stores on which relays do not share the
+// work: each relay reads every undelivered message, so two relays on one
+// store would split the messages between their sinks and break the order
+// of a key. The memory and SQLite stores implement it. Relay.Run claims
+// the store before it delivers anything and releases it when it returns,
+// so a second relay's Run fails at once with ErrRelayRunning.
+type RelayClaimer interface {
+	// ClaimRelay claims the store for one relay until release is called;
+	// calling release more than once is harmless. While a claim is held,
+	// ClaimRelay fails with an error matching ErrRelayRunning: in the same
+	// process and, for a store in a file, in any process that opened it.
+	ClaimRelay(ctx context.Context) (release func(), err error)
+}
+
+// ErrRelayRunning is returned (wrapped) by Relay.Run when another relay
+// already runs on the store (see RelayClaimer). Run one relay per memory
+// or SQLite store; stop the other one first.
+var ErrRelayRunning = errors.New("theus: another relay runs on this store (one relay per store)")

@@ -1,6 +1,6 @@
 // Package sqldialect holds what the SQL-backed sink and dedup share: the
 // placeholder dialects, their detection from a *sql.DB, table-name
-// validation and error classification.
+// validation and quoting, and error classification.
 package sqldialect
 
 import (
@@ -86,6 +86,28 @@ func ValidTable(name string) error {
 	return nil
 }
 
+// QuoteTable returns name quoted for d part by part ("schema"."table"), so
+// that a reserved word such as order or select names a table instead of
+// breaking the statement. For Postgres the name is lower-cased first, as
+// Postgres folds a name given unquoted: a name ValidTable accepts means
+// the same table quoted as it did unquoted. A quote inside a part is
+// doubled, so any name yields one identifier per part.
+func (d Dialect) QuoteTable(name string) string {
+	if d == Postgres {
+		name = strings.ToLower(name)
+	}
+	var b strings.Builder
+	for i, part := range strings.Split(name, ".") {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteByte('"')
+		b.WriteString(strings.ReplaceAll(part, `"`, `""`))
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
 func validIdent(s string) bool {
 	if s == "" || len(s) > 63 {
 		return false
@@ -108,28 +130,38 @@ type Class int
 const (
 	// Transient: retry, and count the attempt.
 	Transient Class = iota
-	// Permanent: the message's data is refused (constraint, bad value).
+	// Permanent: retrying cannot make the statement succeed: the data is
+	// refused (constraint, bad value), or the table as it is cannot take
+	// the row (missing, lacking a column or the unique id ON CONFLICT
+	// needs, a column of another type, no privilege). Someone must change
+	// the data or the table.
 	Permanent
-	// Unavailable: the database or the table is the problem, not the
-	// message (connection lost or refused, missing table or column, no
-	// privilege, disk full, read-only).
+	// Unavailable: the database is the problem, not the statement
+	// (connection lost or refused, shutting down, out of resources, disk
+	// full, read-only, corrupt): it may come back on its own.
 	Unavailable
 )
 
-// Classify sorts err. The statements are fixed text with bound values,
-// so a statement or schema error is about the table, not the message.
+// Classify sorts err. The statements are fixed text with bound values of
+// fixed types, so an error of the statement itself or of the table will
+// come back on every retry until the table is changed.
 //
 //   - Postgres (an error with SQLState(), as pgx's *pgconn.PgError):
-//     class 22 (data exception) and 23 (integrity constraint) are
-//     Permanent; class 08 (connection), 28 (authorization), 3D (no such
-//     database), 3F (no such schema), 42 (syntax, undefined table or
-//     column, privilege), 53 (insufficient resources), 57P01-57P03
-//     (shutdown, cannot connect now) are Unavailable; the rest (40
-//     serialization or deadlock, ...) Transient.
+//     class 22 (data exception), 23 (integrity constraint), 42 (syntax,
+//     undefined table or column, no matching ON CONFLICT key, datatype
+//     mismatch, insufficient privilege), 3F (no such schema) and 0A
+//     (feature not supported) are Permanent; class 08 (connection), 28
+//     (authorization), 3D (no such database), 53 (insufficient
+//     resources), 57P01-57P03 (shutdown, cannot connect now) are
+//     Unavailable; the rest (40 serialization or deadlock, ...)
+//     Transient. pgx refuses before sending a value it cannot encode for
+//     the column's type (a column of another type), with no SQLSTATE:
+//     Permanent too.
 //   - SQLite (an error with Code() int, as modernc.org/sqlite's *Error),
-//     by primary result code: CONSTRAINT, TOOBIG, MISMATCH are Permanent;
-//     ERROR (no such table...), PERM, READONLY, IOERR, CORRUPT, FULL,
-//     CANTOPEN, NOTADB, AUTH are Unavailable; BUSY, LOCKED and the rest
+//     by primary result code: CONSTRAINT, TOOBIG, MISMATCH, RANGE, ERROR
+//     (syntax error, no such table or column, no matching ON CONFLICT
+//     key) and AUTH are Permanent; PERM, READONLY, IOERR, CORRUPT, FULL,
+//     CANTOPEN, NOTADB are Unavailable; BUSY, LOCKED and the rest
 //     Transient.
 //   - driver.ErrBadConn, sql.ErrConnDone, network errors and
 //     ECONNREFUSED/ECONNRESET are Unavailable.
@@ -142,21 +174,24 @@ func Classify(d Dialect, err error) Class {
 	if errors.As(err, &st) {
 		s := st.SQLState()
 		switch {
-		case strings.HasPrefix(s, "22"), strings.HasPrefix(s, "23"):
+		case strings.HasPrefix(s, "22"), strings.HasPrefix(s, "23"), strings.HasPrefix(s, "42"),
+			strings.HasPrefix(s, "3F"), strings.HasPrefix(s, "0A"):
 			return Permanent
 		case strings.HasPrefix(s, "08"), strings.HasPrefix(s, "28"), strings.HasPrefix(s, "3D"),
-			strings.HasPrefix(s, "3F"), strings.HasPrefix(s, "42"), strings.HasPrefix(s, "53"),
-			s == "57P01", s == "57P02", s == "57P03":
+			strings.HasPrefix(s, "53"), s == "57P01", s == "57P02", s == "57P03":
 			return Unavailable
 		}
 		return Transient
 	}
+	if d == Postgres && pgxEncodeError(err) {
+		return Permanent
+	}
 	var cd interface{ Code() int }
 	if d == SQLite && errors.As(err, &cd) {
 		switch cd.Code() & 0xff {
-		case 19, 18, 20: // CONSTRAINT, TOOBIG, MISMATCH
+		case 19, 18, 20, 25, 1, 23: // CONSTRAINT, TOOBIG, MISMATCH, RANGE, ERROR, AUTH
 			return Permanent
-		case 1, 3, 8, 10, 11, 13, 14, 26, 23: // ERROR, PERM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, NOTADB, AUTH
+		case 3, 8, 10, 11, 13, 14, 26: // PERM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, NOTADB
 			return Unavailable
 		}
 		return Transient
@@ -172,4 +207,17 @@ func Classify(d Dialect, err error) Class {
 		return Unavailable
 	}
 	return Transient
+}
+
+// pgxEncodeError reports whether err is pgx's refusal to encode an
+// argument for its parameter's type, e.g. "failed to encode args[3]:
+// unable to encode 1 into binary format for uuid (OID 2950): ...". pgx
+// gives it no type of its own; its text is the one pgx's own tests check.
+func pgxEncodeError(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if strings.HasPrefix(err.Error(), "failed to encode args[") {
+			return true
+		}
+	}
+	return false
 }

@@ -23,10 +23,13 @@
 //	headers     TEXT      TEXT         Message.Headers as a JSON object, "{}" when none
 //	created_at  TEXT      TIMESTAMPTZ  Message.CreatedAt (SQLite: RFC 3339 with nanoseconds, UTC)
 //
-// The table name is used as written, unquoted (Postgres folds it to lower
-// case), and must be an identifier [A-Za-z_][A-Za-z0-9_]* optionally
-// qualified by a schema ("schema.table"); New refuses anything else, so
-// the name cannot inject SQL. Values are always bound parameters.
+// The table name must be an identifier [A-Za-z_][A-Za-z0-9_]* optionally
+// qualified by a schema ("schema.table"); New refuses anything else. The
+// sink quotes it part by part ("schema"."table"), so a reserved word such
+// as order or select is a table name like any other; for Postgres it is
+// lower-cased first, so it names the table it would name unquoted
+// (Postgres folds unquoted names to lower case). Values are always bound
+// parameters.
 //
 // # Delivery
 //
@@ -42,15 +45,20 @@
 //
 // # Errors
 //
-//   - outbox.Permanent (parked at once): the database refuses the row's
-//     data: Postgres SQLSTATE class 22 or 23, SQLite CONSTRAINT, TOOBIG,
-//     MISMATCH; and a KeySeq or Version beyond int64.
-//   - outbox.Unavailable (retried, never counted): the database or the
-//     table is the problem: connection errors (driver.ErrBadConn,
-//     sql.ErrConnDone, network errors), Postgres classes 08, 28, 3D, 3F,
-//     42 (a missing table or column, no privilege), 53, 57P01-57P03;
-//     SQLite ERROR (no such table), PERM, READONLY, IOERR, CORRUPT, FULL,
-//     CANTOPEN, NOTADB.
+//   - outbox.Permanent (parked at once): retrying cannot help. The
+//     database refuses the row's data: Postgres SQLSTATE class 22 or 23,
+//     SQLite CONSTRAINT, TOOBIG, MISMATCH; a KeySeq or Version beyond
+//     int64. Or the table as it is cannot take the row: a missing table
+//     or column, no unique key on id for ON CONFLICT, a column of another
+//     type, no privilege, a syntax error: Postgres classes 42, 3F, 0A
+//     and a value pgx cannot encode for its column; SQLite ERROR, AUTH,
+//     RANGE. Fix the table or the grants, then replay the parked keys
+//     (outbox.Parking): each key that had a message to deliver parks.
+//   - outbox.Unavailable (retried, never counted): the database is the
+//     problem and may come back: connection errors (driver.ErrBadConn,
+//     sql.ErrConnDone, network errors), Postgres classes 08, 28, 3D, 53,
+//     57P01-57P03; SQLite PERM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN,
+//     NOTADB.
 //   - Anything else, such as a serialization failure, a deadlock, SQLite
 //     BUSY, or a timeout: a plain error, retried and counted. When the
 //     relay's context is done its error is returned as is.
@@ -94,7 +102,8 @@ var columns = []string{"id", "topic", `"key"`, "key_seq", "version", "payload", 
 // Sink inserts messages into one table. It is safe for concurrent use.
 type Sink struct {
 	db      *sql.DB
-	table   string
+	table   string // as given, for errors
+	quoted  string // as statements name it
 	dialect Dialect
 	chunk   int
 }
@@ -130,6 +139,7 @@ func New(db *sql.DB, table string, opts ...Option) (*Sink, error) {
 		return nil, fmt.Errorf("sqltable: %w", err)
 	}
 	s.dialect = d
+	s.quoted = d.QuoteTable(table)
 	return s, nil
 }
 
@@ -152,8 +162,10 @@ func (s *Sink) CreateTable(ctx context.Context) error {
 }
 
 // CreateTableSQL returns the CREATE TABLE IF NOT EXISTS statement
-// CreateTable runs, for migrations of your own. table is not validated.
+// CreateTable runs, for migrations of your own, with table quoted as the
+// sink quotes it (see The table). table is not validated.
 func CreateTableSQL(d Dialect, table string) string {
+	table = d.QuoteTable(table)
 	if d == Postgres {
 		return "CREATE TABLE IF NOT EXISTS " + table + ` (
 	id TEXT PRIMARY KEY,
@@ -267,7 +279,7 @@ func (s *Sink) insertTx(ctx context.Context, rows [][]any) (err error) {
 func (s *Sink) insertSQL(rows [][]any) (string, []any) {
 	var b strings.Builder
 	b.WriteString("INSERT INTO ")
-	b.WriteString(s.table)
+	b.WriteString(s.quoted)
 	b.WriteString(" (")
 	b.WriteString(strings.Join(columns, ", "))
 	b.WriteString(") VALUES ")

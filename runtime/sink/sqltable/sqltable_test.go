@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/theus-go/theus/runtime/internal/servicetest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,8 +15,11 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
+	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/internal/servicetest"
 	"github.com/theus-go/theus/runtime/outbox"
 	"github.com/theus-go/theus/runtime/sink/sqltable"
+	"github.com/theus-go/theus/runtime/store/memory"
 )
 
 func openSQLite(t testing.TB) *sql.DB {
@@ -197,8 +200,8 @@ func TestSQLiteErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	n, err := s.Send(ctx, msgs(3, 1))
-	if n != 0 || !outbox.IsUnavailable(err) {
-		t.Fatalf("missing table: %d, %v; want 0, Unavailable", n, err)
+	if n != 0 || !outbox.IsPermanent(err) {
+		t.Fatalf("missing table: %d, %v; want 0, Permanent", n, err)
 	}
 
 	// A constraint refuses the third message: the first two are delivered
@@ -265,8 +268,8 @@ func TestPostgresInsertIdempotent(t *testing.T) {
 	}
 
 	s, _ := sqltable.New(db, "theus_no_such_table_xyz")
-	if n, err := s.Send(context.Background(), msgs(2, 1)); n != 0 || !outbox.IsUnavailable(err) {
-		t.Fatalf("missing table: %d, %v; want 0, Unavailable", n, err)
+	if n, err := s.Send(context.Background(), msgs(2, 1)); n != 0 || !outbox.IsPermanent(err) {
+		t.Fatalf("missing table: %d, %v; want 0, Permanent", n, err)
 	}
 	// Bad data (a NUL byte in a text column) is permanent, for that message.
 	s, _ = sqltable.New(db, table)
@@ -274,5 +277,211 @@ func TestPostgresInsertIdempotent(t *testing.T) {
 	batch[1].Topic = "bad\x00topic"
 	if n, err := s.Send(context.Background(), batch); n != 1 || !outbox.IsPermanent(err) {
 		t.Fatalf("bad data: %d, %v; want 1, Permanent", n, err)
+	}
+}
+
+// quoted is name quoted part by part, as a test's own queries need it for
+// a reserved word.
+func quoted(name string) string {
+	return `"` + strings.ReplaceAll(name, ".", `"."`) + `"`
+}
+
+// Reserved words are table names like any other: the sink quotes what it
+// is given, so neither CreateTable nor Send meets a syntax error.
+func testReservedWords(t *testing.T, db *sql.DB, names ...string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, name := range names {
+		s, err := sqltable.New(db, name)
+		if err != nil {
+			t.Fatalf("New(%q): %v", name, err)
+		}
+		if err := s.CreateTable(ctx); err != nil {
+			t.Fatalf("CreateTable(%q): %v", name, err)
+		}
+		if n, err := s.Send(ctx, msgs(3, 1)); n != 3 || err != nil {
+			t.Fatalf("Send to %q = %d, %v", name, n, err)
+		}
+		if got := count(t, db, quoted(strings.ToLower(name))); got != 3 {
+			t.Fatalf("%q holds %d rows, want 3", name, got)
+		}
+	}
+}
+
+func TestSQLiteReservedWords(t *testing.T) {
+	testReservedWords(t, openSQLite(t), "order", "select", "main.group", "Values")
+}
+
+func TestPostgresReservedWords(t *testing.T) {
+	db := openPostgres(t)
+	schema := fmt.Sprintf("theus_sqltable_%d", time.Now().UnixNano())
+	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Exec("DROP SCHEMA " + schema + " CASCADE") })
+	testReservedWords(t, db, schema+".order", schema+".select", schema+".user")
+	// A name that is not a reserved word means what it meant unquoted:
+	// Postgres folds it to lower case.
+	testReservedWords(t, db, schema+".Events")
+	if got := count(t, db, schema+".events"); got != 3 {
+		t.Fatalf("%s.events holds %d rows, want 3", schema, got)
+	}
+	// Unqualified, on a connection whose search_path is the schema.
+	testReservedWords(t, openPostgresWith(t, func(u *url.URL) {
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+	}), "order", "table")
+}
+
+// openPostgresWith connects to THEUS_TEST_POSTGRES changed by edit.
+func openPostgresWith(t *testing.T, edit func(*url.URL)) *sql.DB {
+	t.Helper()
+	u, err := url.Parse(servicetest.Addr("THEUS_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(u)
+	db, err := sql.Open("pgx", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// sendFails sends a batch to table and checks it fails at once with a
+// Permanent error (parked: retrying cannot fix it) naming the first message.
+func sendFails(t *testing.T, db *sql.DB, table, why string) {
+	t.Helper()
+	s, err := sqltable.New(db, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := msgs(3, 1)
+	n, err := s.Send(context.Background(), batch)
+	if n != 0 || !outbox.IsPermanent(err) || !strings.Contains(err.Error(), batch[0].ID) {
+		t.Errorf("%s: Send = %d, %v; want 0 and a Permanent error naming %s", why, n, err, batch[0].ID)
+	}
+}
+
+// Errors that retrying cannot fix (the table is not there, lacks a column,
+// has no key for ON CONFLICT, has a column of another type) are Permanent,
+// so the message parks instead of being retried for ever.
+func TestSQLiteErrorsRetryingCannotFix(t *testing.T) {
+	db := openSQLite(t)
+	for _, ddl := range []string{
+		`CREATE TABLE no_headers (id TEXT PRIMARY KEY, topic TEXT, "key" TEXT, key_seq INTEGER, version INTEGER, payload BLOB, created_at TEXT)`,
+		`CREATE TABLE no_key (id TEXT, topic TEXT, "key" TEXT, key_seq INTEGER, version INTEGER, payload BLOB, headers TEXT, created_at TEXT)`,
+	} {
+		if _, err := db.Exec(ddl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sendFails(t, db, "missing", "no such table")
+	sendFails(t, db, "no_headers", "no such column")
+	sendFails(t, db, "no_key", "ON CONFLICT without a unique id")
+}
+
+func TestPostgresErrorsRetryingCannotFix(t *testing.T) {
+	db := openPostgres(t)
+	schema := fmt.Sprintf("theus_sqltable_%d", time.Now().UnixNano())
+	role := schema + "_ro"
+	for _, q := range []string{
+		"CREATE SCHEMA " + schema,
+		"CREATE TABLE " + schema + `.no_headers (id TEXT PRIMARY KEY, topic TEXT, "key" TEXT, key_seq BIGINT, version BIGINT, payload BYTEA, created_at TIMESTAMPTZ)`,
+		"CREATE TABLE " + schema + `.no_key (id TEXT, topic TEXT, "key" TEXT, key_seq BIGINT, version BIGINT, payload BYTEA, headers TEXT, created_at TIMESTAMPTZ)`,
+		"CREATE TABLE " + schema + `.uuid_seq (id TEXT PRIMARY KEY, topic TEXT, "key" TEXT, key_seq UUID, version BIGINT, payload BYTEA, headers TEXT, created_at TIMESTAMPTZ)`,
+		sqltable.CreateTableSQL(sqltable.Postgres, schema+".events"),
+		"CREATE ROLE " + role + " LOGIN",
+		"GRANT USAGE ON SCHEMA " + schema + " TO " + role,
+		"GRANT SELECT ON " + schema + ".events TO " + role,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		db.Exec("DROP SCHEMA " + schema + " CASCADE")
+		db.Exec("DROP ROLE " + role)
+	})
+	sendFails(t, db, schema+".missing", "undefined table")
+	sendFails(t, db, schema+".no_headers", "undefined column")
+	sendFails(t, db, schema+".no_key", "ON CONFLICT without a unique id")
+	sendFails(t, db, schema+".uuid_seq", "datatype mismatch")
+
+	// As another user, who may read the table but not insert.
+	ro := openPostgresWith(t, func(u *url.URL) { u.User = url.User(role) })
+	sendFails(t, ro, schema+".events", "permission denied")
+}
+
+// events is a RelayMetrics that tells when the relay parked a message and
+// when it delivered one.
+type events struct {
+	parked, delivered chan struct{}
+}
+
+func (e events) Delivered([]outbox.Message) { e.delivered <- struct{}{} }
+func (e events) Failed(_ string, _ error, parked bool) {
+	if parked {
+		e.parked <- struct{}{}
+	}
+}
+func (events) Batch(int, time.Duration) {}
+
+// End to end: a message the table cannot take parks (it is not retried for
+// ever), and once the operator fixes the table a replay delivers it.
+func TestRelayParksWhatTheTableCannotTake(t *testing.T) {
+	ctx := context.Background()
+	db := openSQLite(t)
+	if _, err := db.Exec(`CREATE TABLE events (id TEXT PRIMARY KEY, topic TEXT, "key" TEXT, key_seq INTEGER, version INTEGER, payload BLOB, created_at TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	st := memory.New()
+	m := msgs(1, 1)[0]
+	if err := st.Commit(ctx, []*engine.Record{{Version: 1, State: new(int), Messages: []outbox.Message{m}}}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqltable.New(db, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := events{parked: make(chan struct{}, 1), delivered: make(chan struct{}, 1)}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	r := outbox.NewRelay(st, s, outbox.WithRelayMetrics(ev), outbox.WithRelayBackoff(time.Millisecond, time.Millisecond))
+	go func() { done <- r.Run(rctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	wait := func(c chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-c:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("not %s after 10s; relay stats %+v", what, r.Stats())
+		}
+	}
+	wait(ev.parked, "parked")
+	parked, err := st.Parked(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := parked[0]; len(parked) != 1 || p.ID != m.ID || p.Attempts != 1 || !strings.Contains(p.LastError, "headers") {
+		t.Fatalf("parked %+v, want %s after one attempt with the missing column in its error", parked, m.ID)
+	}
+
+	if _, err := db.Exec(`ALTER TABLE events ADD COLUMN headers TEXT`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := st.Replay(ctx, m.Topic, m.Key); n != 1 || err != nil {
+		t.Fatalf("Replay = %d, %v", n, err)
+	}
+	wait(ev.delivered, "delivered after the replay")
+	if got := count(t, db, "events"); got != 1 {
+		t.Fatalf("%d rows after the replay, want 1", got)
 	}
 }

@@ -14,7 +14,7 @@
 // message that is not delivered. Headers:
 //
 //	Content-Type:      application/json
-//	Idempotency-Key:   the message ID (stable across re-deliveries: dedup on it)
+//	Idempotency-Key:   the message ID, the body's "id" (stable across re-deliveries)
 //	X-Theus-Timestamp: the send time in Unix seconds, e.g. 1767225600
 //	X-Theus-Signature: v1=<hex of HMAC-SHA256(secret, timestamp + "." + body)>
 //
@@ -55,8 +55,19 @@
 //     (one today; more during a secret rotation on the sender's side).
 //     Accept when one v1 entry equals your value, compared in constant
 //     time (hmac.Equal, crypto.timingSafeEqual, hmac.compare_digest).
-//  5. Deduplicate on Idempotency-Key, or better on (topic, key, key_seq):
-//     delivery is at least once.
+//  5. Deduplicate on the verified body's "id", or better on its (topic,
+//     key, key_seq): delivery is at least once.
+//
+// The signed string is timestamp + "." + body, and the body holds the
+// message ID, so the signature covers the ID: this is Stripe's scheme (the
+// event's id inside the signed payload). Idempotency-Key repeats the ID
+// for HTTP middleware that deduplicates on that header; the header itself
+// is not signed, so an attacker replaying a captured request within the
+// tolerance could change it. Verify therefore also requires it to equal
+// the body's "id" (ErrIdempotencyKeyMismatch); a receiver that checks the
+// signature by hand should take the ID from the body, not the header.
+// (Standard Webhooks, Svix's scheme, signs its webhook-id header because
+// its body need not carry one; here the body always does.)
 //
 // # Responses and the relay
 //
@@ -79,8 +90,16 @@
 //
 // # Secrets
 //
-// Neither the secret nor a password in the URL's userinfo appears in an
-// error or in the Sink's String form: errors name the URL with its
-// password redacted. The response body, which errors quote (at most 256
-// bytes), is the receiver's text.
+// No credential the sink is given appears in an error or in the Sink's
+// String form. Errors name the URL with its password and the value of
+// every query parameter replaced by xxxxx (the path is shown as written:
+// keep tokens out of it). An error that quotes the receiver (its status
+// line, the first 256 bytes of its body) has [redacted] in place of the
+// signing secret (raw or hex), the URL's password and the Basic
+// credentials made of it, every query value (as sent or decoded), and
+// every value given with WithHeader, and its last word alone (the token of
+// "Bearer <token>"), so a receiver that echoes its request leaks nothing
+// into the relay's logs or a parked message's error.
+//
+// New and Verify refuse an empty secret (ErrEmptySecret).
 package webhook

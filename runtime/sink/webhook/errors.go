@@ -13,10 +13,12 @@ import (
 // 408, 429, 5xx and other statuses (transient, counted) and wrapped with
 // outbox.Permanent for the other 4xx.
 type StatusError struct {
-	URL        string // password redacted
+	URL        string // password and query values redacted
 	StatusCode int
-	Status     string // e.g. "503 Service Unavailable"
-	Body       string // the start of the response body, at most 256 bytes
+	Status     string // e.g. "503 Service Unavailable"; secrets redacted
+	// Body is the start of the response body, at most 256 bytes of it,
+	// with the sink's secrets redacted (see the package doc).
+	Body string
 	// RetryAfter is the wait the response's Retry-After asked for; see
 	// the RetryAfter func.
 	RetryAfter    time.Duration

@@ -12,7 +12,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/theus-go/theus/runtime/outbox"
@@ -34,14 +36,17 @@ const bodyQuote = 256
 
 // Sink posts messages to one URL. It is safe for concurrent use.
 type Sink struct {
-	url      string // with its password, for requests only
-	redacted string // for errors and String
+	url      string // with its password and query, for requests only
+	redacted string // for errors and String: see redactURL
 	secret   []byte
-	timeout  time.Duration
-	client   *http.Client
-	own      *http.Transport // the default client's transport, closed by Close
-	header   http.Header
-	now      func() time.Time
+	// hidden holds what must not appear in a receiver's text that errors
+	// quote, longest first: see secrets.
+	hidden  [][]byte
+	timeout time.Duration
+	client  *http.Client
+	own     *http.Transport // the default client's transport, closed by Close
+	header  http.Header
+	now     func() time.Time
 }
 
 var _ outbox.Sink = (*Sink)(nil)
@@ -97,14 +102,14 @@ func New(rawURL string, secret []byte, opts ...Option) (*Sink, error) {
 		return nil, fmt.Errorf("webhook: invalid URL: %v", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("webhook: URL %s: want http:// or https:// and a host", u.Redacted())
+		return nil, fmt.Errorf("webhook: URL %s: want http:// or https:// and a host", redactURL(u))
 	}
 	if len(secret) == 0 {
-		return nil, errors.New("webhook: empty secret")
+		return nil, ErrEmptySecret
 	}
 	s := &Sink{
 		url:      rawURL,
-		redacted: u.Redacted(),
+		redacted: redactURL(u),
 		secret:   bytes.Clone(secret),
 		timeout:  DefaultTimeout,
 		header:   make(http.Header),
@@ -118,6 +123,7 @@ func New(rawURL string, secret []byte, opts ...Option) (*Sink, error) {
 			return nil, fmt.Errorf("webhook: header %s is set by the sink", k)
 		}
 	}
+	s.hidden = secrets(s.secret, u, s.header)
 	if s.client == nil {
 		s.own = http.DefaultTransport.(*http.Transport).Clone()
 		s.client = &http.Client{
@@ -232,12 +238,13 @@ func (s *Sink) post(ctx context.Context, m *outbox.Message) error {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		return nil
 	}
-	quote, _ := io.ReadAll(io.LimitReader(resp.Body, bodyQuote))
+	// Read enough past the quote to see whole any secret that starts in it.
+	quote, _ := io.ReadAll(io.LimitReader(resp.Body, int64(bodyQuote+len(s.hidden[0]))))
 	serr := &StatusError{
 		URL:        s.redacted,
 		StatusCode: resp.StatusCode,
-		Status:     resp.Status,
-		Body:       s.scrub(quote),
+		Status:     s.scrub([]byte(resp.Status), len(resp.Status)),
+		Body:       s.scrub(quote, bodyQuote),
 	}
 	serr.RetryAfter, serr.hasRetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), s.now())
 	if permanent(resp.StatusCode) {
@@ -252,9 +259,12 @@ func permanent(code int) bool {
 	return code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
 }
 
-// transportError classifies an error of client.Do. The client's errors
-// already have the URL's password stripped.
+// transportError classifies an error of client.Do.
 func (s *Sink) transportError(ctx, rctx context.Context, err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		// The client strips the URL's password, not its query.
+		err = &url.Error{Op: ue.Op, URL: s.redacted, Err: ue.Err}
+	}
 	if ctx.Err() != nil {
 		// The relay is stopping; it retries the message later.
 		return fmt.Errorf("webhook: POST %s: %w", s.redacted, ctx.Err())
@@ -269,11 +279,85 @@ func (s *Sink) transportError(ctx, rctx context.Context, err error) error {
 	return fmt.Errorf("webhook: %w", err)
 }
 
-// scrub returns b as text with any copy of the secret, raw or hex, taken
-// out: a receiver that echoes its input must not leak it into the logs.
-func (s *Sink) scrub(b []byte) string {
-	b = bytes.ReplaceAll(b, s.secret, []byte("[redacted]"))
-	h := hex.EncodeToString(s.secret)
-	b = bytes.ReplaceAll(b, []byte(h), []byte("[redacted]"))
-	return string(bytes.ReplaceAll(b, bytes.ToUpper([]byte(h)), []byte("[redacted]")))
+// redactURL returns u as errors and String show it: like u.Redacted, and
+// with the value of every query parameter replaced by xxxxx too, since
+// receivers often take a token there.
+func redactURL(u *url.URL) string {
+	r := *u
+	if r.RawQuery != "" {
+		params := strings.Split(r.RawQuery, "&")
+		for i, p := range params {
+			if name, _, ok := strings.Cut(p, "="); ok {
+				params[i] = name + "=xxxxx"
+			} else if p != "" {
+				params[i] = "xxxxx" // a bare value may be a token
+			}
+		}
+		r.RawQuery = strings.Join(params, "&")
+	}
+	return r.Redacted()
+}
+
+// secrets returns what a receiver could echo that errors must not quote,
+// longest first: the signing secret (raw and hex), the URL's password and
+// the Basic credentials the client makes of it, every query value (as
+// sent and decoded), and every header value given with WithHeader, with
+// its last word alone too (the token of "Bearer <token>").
+func secrets(secret []byte, u *url.URL, h http.Header) [][]byte {
+	seen := make(map[string]bool)
+	var out [][]byte
+	add := func(v string) {
+		if v != "" && !seen[v] {
+			seen[v] = true
+			out = append(out, []byte(v))
+		}
+	}
+	add(string(secret))
+	add(hex.EncodeToString(secret))
+	add(strings.ToUpper(hex.EncodeToString(secret)))
+	if pw, ok := u.User.Password(); ok {
+		add(pw)
+		add(base64.StdEncoding.EncodeToString([]byte(u.User.Username() + ":" + pw)))
+	}
+	for p := range strings.SplitSeq(u.RawQuery, "&") {
+		_, v, ok := strings.Cut(p, "=")
+		if !ok {
+			v = p
+		}
+		add(v)
+		if dv, err := url.QueryUnescape(v); err == nil {
+			add(dv)
+		}
+	}
+	for _, vs := range h {
+		for _, v := range vs {
+			add(v)
+			if f := strings.Fields(v); len(f) > 1 {
+				add(f[len(f)-1])
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b []byte) int { return len(b) - len(a) })
+	return out
+}
+
+// scrub returns the first limit bytes of a receiver's text b, with every
+// secret that starts in them replaced by [redacted]: a receiver that
+// echoes its input must not leak it into errors and logs. b must hold
+// the secrets that start before limit whole.
+func (s *Sink) scrub(b []byte, limit int) string {
+	var out strings.Builder
+next:
+	for i := 0; i < len(b) && i < limit; {
+		for _, h := range s.hidden {
+			if bytes.HasPrefix(b[i:], h) {
+				out.WriteString("[redacted]")
+				i += len(h)
+				continue next
+			}
+		}
+		out.WriteByte(b[i])
+		i++
+	}
+	return out.String()
 }

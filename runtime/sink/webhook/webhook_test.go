@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -463,5 +464,134 @@ func TestNew(t *testing.T) {
 		if strings.Contains(str, password) || strings.Contains(str, string(secret)) || strings.Contains(str, hex.EncodeToString(secret)) {
 			t.Errorf("sink formatted with %s leaks: %s", verb, str)
 		}
+	}
+}
+
+// Verify refuses an empty secret, as New does: an HMAC under an empty key
+// is one anybody can compute.
+func TestVerifyRefusesEmptySecret(t *testing.T) {
+	body := []byte(`{"id":"x"}`)
+	h := http.Header{}
+	h.Set(webhook.HeaderTimestamp, "1767225600")
+	h.Set(webhook.HeaderIdempotencyKey, "x")
+	h.Set(webhook.HeaderSignature, webhook.Sign(nil, "1767225600", body))
+	for _, s := range [][]byte{nil, {}} {
+		if err := webhook.Verify(s, h, body, clock, 0); !errors.Is(err, webhook.ErrEmptySecret) {
+			t.Errorf("Verify(%q) = %v, want ErrEmptySecret", s, err)
+		}
+	}
+	if _, err := webhook.New("http://host/x", nil); !errors.Is(err, webhook.ErrEmptySecret) {
+		t.Errorf("New with no secret: %v, want ErrEmptySecret", err)
+	}
+}
+
+// The signature covers the body, which holds the message ID; the
+// Idempotency-Key header is a copy of it, and Verify refuses a request
+// whose header says otherwise, so a replayed request cannot pass a
+// receiver's dedup by changing the header.
+func TestVerifyChecksIdempotencyKey(t *testing.T) {
+	srv, reqs := recorder(t, nil)
+	m := msg(0)
+	if n, err := newSink(t, srv.URL).Send(context.Background(), []outbox.Message{m}); n != 1 || err != nil {
+		t.Fatalf("Send = %d, %v", n, err)
+	}
+	r := reqs()[0]
+	if err := webhook.Verify(secret, r.header, r.body, clock, 0); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	other := r.header.Clone()
+	other.Set(webhook.HeaderIdempotencyKey, outbox.MessageID(99, 0))
+	missing := r.header.Clone()
+	missing.Del(webhook.HeaderIdempotencyKey)
+	for name, h := range map[string]http.Header{"changed": other, "missing": missing} {
+		if err := webhook.Verify(secret, h, r.body, clock, 0); !errors.Is(err, webhook.ErrIdempotencyKeyMismatch) {
+			t.Errorf("%s Idempotency-Key: Verify = %v, want ErrIdempotencyKeyMismatch", name, err)
+		}
+	}
+}
+
+// Credentials the sink is configured with (header values, the URL's query
+// values and password) stay out of errors, however a receiver echoes them:
+// in its body, even where the quote is cut, and in its status line.
+func TestErrorsHoldNoConfiguredSecret(t *testing.T) {
+	const (
+		bearer = "htok-456-a-long-bearer-token"
+		apiKey = "k-789-api-key"
+		qtok   = "qtok-123-query-token"
+		qsig   = "a/b+c" // sent escaped: a%2Fb%2Bc
+	)
+	query := "?token=" + qtok + "&sig=" + url.QueryEscape(qsig) + "&bare"
+	leaks := []string{bearer, apiKey, qtok, qsig, url.QueryEscape(qsig), "bare",
+		base64.StdEncoding.EncodeToString([]byte("theus:" + password))}
+	echo := func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, "auth=%s key=%s uri=%s sig=%s ",
+			r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"), r.URL.RequestURI(), r.URL.Query().Get("sig"))
+	}
+	cut := func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusInternalServerError)
+		// The token straddles the end of the quoted 256 bytes: its first
+		// 6 bytes are in the quote.
+		io.WriteString(w, strings.Repeat(".", 256-len("Bearer ")-6)+r.Header.Get("Authorization"))
+	}
+	status := func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		fmt.Fprintf(buf, "HTTP/1.1 503 %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", r.Header.Get("X-Api-Key"))
+		buf.Flush()
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + ln.Addr().String()
+	ln.Close()
+	withHeaders := []webhook.Option{webhook.WithHeader("Authorization", "Bearer "+bearer), webhook.WithHeader("X-Api-Key", apiKey)}
+
+	for _, tc := range []struct {
+		name string
+		url  string
+		opts []webhook.Option
+	}{
+		{"echo", server(t, echo).URL, withHeaders},
+		{"echo basic auth", withPassword(server(t, echo).URL), []webhook.Option{webhook.WithHeader("X-Api-Key", apiKey)}},
+		{"quote cut", server(t, cut).URL, withHeaders},
+		{"status line", server(t, status).URL, withHeaders},
+		{"connection refused", refused, withHeaders},
+		{"timeout", hanging(t, nil).URL, withHeaders},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSink(t, tc.url+"/hook"+query, append(tc.opts, webhook.WithTimeout(100*time.Millisecond))...)
+			_, err := s.Send(context.Background(), []outbox.Message{msg(0)})
+			if err == nil {
+				t.Fatal("Send succeeded")
+			}
+			t.Logf("err: %v", err)
+			assertNoSecret(t, err)
+			for _, verb := range []string{"%v", "%+v", "%#v", "%q"} {
+				text := fmt.Sprintf(verb, err)
+				for _, bad := range leaks {
+					if strings.Contains(text, bad) {
+						t.Errorf("error formatted with %s leaks %q: %s", verb, bad, text)
+					}
+				}
+				if strings.Contains(text, bearer[:6]) {
+					t.Errorf("error formatted with %s leaks the start of the bearer token: %s", verb, text)
+				}
+			}
+			if str := s.String(); strings.Contains(str, qtok) {
+				t.Errorf("String() = %s leaks the query token", str)
+			}
+		})
+	}
+	if _, err := webhook.New("ftp://host/hook"+query, secret); err == nil || strings.Contains(err.Error(), qtok) {
+		t.Errorf("New with a bad scheme: %v", err)
 	}
 }

@@ -20,7 +20,8 @@ import (
 )
 
 // Store is an in-memory engine.Store and outbox.Store. It is safe for
-// concurrent use by one engine and any number of relays.
+// concurrent use by one engine and one relay (a second relay's Run fails
+// with outbox.ErrRelayRunning, see ClaimRelay).
 type Store struct {
 	mu      sync.Mutex
 	version uint64
@@ -46,6 +47,8 @@ type Store struct {
 	// are held back.
 	parkedKeys map[outbox.TopicKey]int
 	inc        uint64
+	// relay is set while a relay runs on the store (see ClaimRelay).
+	relay bool
 }
 
 // New returns an empty store. Its incarnation is the time of the call in

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/theus-go/theus/runtime/outbox"
@@ -237,4 +238,39 @@ func (s *Store) inTx(ctx context.Context, f func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+var _ outbox.RelayClaimer = (*Store)(nil)
+
+// relayClaim is a store's claim for the relay that runs on it.
+type relayClaim struct {
+	mu   sync.Mutex
+	held bool
+}
+
+// ClaimRelay implements outbox.RelayClaimer: every relay reads every
+// pending message, so two at once would split the messages between their
+// sinks. The claim is an exclusive flock on the file's path (symlinks
+// resolved) + "-relay", so a relay of another Store of the file, in this
+// process or another, is refused too; the kernel drops it with the
+// process, however it ends.
+func (s *Store) ClaimRelay(context.Context) (release func(), err error) {
+	s.relay.mu.Lock()
+	defer s.relay.mu.Unlock()
+	if s.relay.held {
+		return nil, fmt.Errorf("sqlite: %s: %w", s.path, outbox.ErrRelayRunning)
+	}
+	f, err := lockRelay(s.path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", s.path, err)
+	}
+	s.relay.held = true
+	return sync.OnceFunc(func() {
+		s.relay.mu.Lock()
+		defer s.relay.mu.Unlock()
+		if f != nil {
+			f.Close()
+		}
+		s.relay.held = false
+	}), nil
 }

@@ -87,9 +87,10 @@ CREATE TABLE IF NOT EXISTS theus_key_seqs (
 `
 
 // Store is a durable engine.Store and outbox.Store in one SQLite file. It
-// also implements outbox.Parking and outbox.Pruner. It is safe for
-// concurrent use by one engine and any number of relays in the process;
-// other processes may read the file (a relay there is woken by its poll).
+// also implements outbox.Parking, outbox.Pruner and outbox.RelayClaimer.
+// It is safe for concurrent use by one engine and one relay, in this
+// process or another (a relay there is woken by its poll); other processes
+// may read the file.
 type Store struct {
 	// w is the one connection that writes: commits, acks and parking are
 	// serialised on it, so writers never wait on each other's locks. r
@@ -100,6 +101,8 @@ type Store struct {
 	// engineLock is held from the first Recover (the engine that writes
 	// the store) to Close; see ErrInUse.
 	engineLock *os.File
+	// relay is the claim of the relay that runs on the file (outbox.go).
+	relay relayClaim
 	// wc belongs to whoever holds the write connection (onWriteConn).
 	wc writeConn
 

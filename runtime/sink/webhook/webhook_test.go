@@ -500,7 +500,7 @@ func TestVerifyChecksIdempotencyKey(t *testing.T) {
 		t.Fatalf("Verify: %v", err)
 	}
 	other := r.header.Clone()
-	other.Set(webhook.HeaderIdempotencyKey, outbox.MessageID(99, 0))
+	other.Set(webhook.HeaderIdempotencyKey, outbox.MessageID(0, 99, 0))
 	missing := r.header.Clone()
 	missing.Del(webhook.HeaderIdempotencyKey)
 	for name, h := range map[string]http.Header{"changed": other, "missing": missing} {

@@ -85,7 +85,10 @@ type Dedup struct {
 type Option func(*Dedup)
 
 // WithTable sets the table (default DefaultTable): an identifier
-// [A-Za-z_][A-Za-z0-9_]*, optionally "schema.table"; used unquoted.
+// [A-Za-z_][A-Za-z0-9_]*, optionally "schema.table". It is quoted in
+// every statement, so a reserved word such as order is a name like any
+// other; PostgreSQL names are lower-cased first, as PostgreSQL folds a
+// name it is given unquoted.
 func WithTable(name string) Option { return func(d *Dedup) { d.table = name } }
 
 // WithDialect sets the dialect instead of detecting it.
@@ -110,15 +113,16 @@ func New(db *sql.DB, opts ...Option) (*Dedup, error) {
 	}
 	d.dialect = dl
 	p := dl.Placeholder
-	d.qEnsure = "INSERT INTO " + d.table + ` (topic, "key", last_seq) VALUES (` + p(1) + ", " + p(2) + `, 0) ON CONFLICT (topic, "key") DO NOTHING`
-	d.qSelect = "SELECT incarnation, last_seq FROM " + d.table + ` WHERE topic = ` + p(1) + ` AND "key" = ` + p(2)
+	q := dl.QuoteTable(d.table)
+	d.qEnsure = "INSERT INTO " + q + ` (topic, "key", last_seq) VALUES (` + p(1) + ", " + p(2) + `, 0) ON CONFLICT (topic, "key") DO NOTHING`
+	d.qSelect = "SELECT incarnation, last_seq FROM " + q + ` WHERE topic = ` + p(1) + ` AND "key" = ` + p(2)
 	if dl == Postgres {
 		d.qSelect += " FOR UPDATE"
 	}
-	d.qUpdate = "UPDATE " + d.table + " SET incarnation = " + p(1) + ", last_seq = " + p(2) + " WHERE topic = " + p(3) + ` AND "key" = ` + p(4)
-	d.qHasInc = "SELECT incarnation FROM " + d.table + " WHERE 1 = 0"
-	d.qAddInc = "ALTER TABLE " + d.table + " ADD COLUMN incarnation " + intType(dl) + " NOT NULL DEFAULT 0"
-	d.qLast = "SELECT last_seq FROM " + d.table + ` WHERE topic = ` + p(1) + ` AND "key" = ` + p(2)
+	d.qUpdate = "UPDATE " + q + " SET incarnation = " + p(1) + ", last_seq = " + p(2) + " WHERE topic = " + p(3) + ` AND "key" = ` + p(4)
+	d.qHasInc = "SELECT incarnation FROM " + q + " WHERE 1 = 0"
+	d.qAddInc = "ALTER TABLE " + q + " ADD COLUMN incarnation " + intType(dl) + " NOT NULL DEFAULT 0"
+	d.qLast = "SELECT last_seq FROM " + q + ` WHERE topic = ` + p(1) + ` AND "key" = ` + p(2)
 	return d, nil
 }
 
@@ -148,11 +152,11 @@ func intType(dl Dialect) string {
 	return "INTEGER"
 }
 
-// CreateTableSQL returns the statement CreateTable runs. table is not
-// validated.
+// CreateTableSQL returns the statement CreateTable runs, the table name
+// quoted (see WithTable). table is not validated.
 func CreateTableSQL(dl Dialect, table string) string {
 	typ := intType(dl)
-	return "CREATE TABLE IF NOT EXISTS " + table + ` (
+	return "CREATE TABLE IF NOT EXISTS " + dl.QuoteTable(table) + ` (
 	topic TEXT NOT NULL,
 	"key" TEXT NOT NULL,
 	last_seq ` + typ + ` NOT NULL,

@@ -338,3 +338,24 @@ func TestPostgres(t *testing.T) {
 	testObserveTx(t, db, d, effects)
 	testConcurrent(t, d)
 }
+
+// A reserved word names a table like any other name.
+func TestSQLiteReservedWordTable(t *testing.T) {
+	db := openSQLite(t, filepath.Join(t.TempDir(), "consumer.db"))
+	defer db.Close()
+	for _, table := range []string{"order", "select", "main.user"} {
+		d, err := dedupsql.New(db, dedupsql.WithTable(table))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.CreateTable(context.Background()); err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		if fresh, _, err := d.Observe(context.Background(), m("t", "a", 1)); err != nil || !fresh {
+			t.Fatalf("%s: Observe = %v, %v", table, fresh, err)
+		}
+		if last, err := d.Last(context.Background(), "t", "a"); err != nil || last != 1 {
+			t.Fatalf("%s: Last = %d, %v", table, last, err)
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -97,9 +96,9 @@ type Store struct {
 	w, r *sql.DB
 	opts options
 	path string
-	// engineLock is held from the first Recover (the engine that writes
-	// the store) to Close; see ErrInUse.
-	engineLock *os.File
+	// file is the database file, which the engine's Recover claims for
+	// it until Close (see ErrInUse).
+	file *dbFile
 	// wc belongs to whoever holds the write connection (onWriteConn).
 	wc writeConn
 
@@ -236,14 +235,18 @@ func (s Step) String() string {
 func WithFaultHook(f func(Step) error) Option { return func(o *options) { o.fault = f } }
 
 // ErrInUse is returned (wrapped) by Recover, and so by engine.New, when
-// another engine, in this process or another, already writes the store's
-// file: two engines on one file would each commit from their own view of
-// the state. Relays and readers may open a store that an engine writes;
-// only the engine takes this lock, from its Recover to the store's Close,
-// in a file named after the database with "-lock" appended. The lock goes
-// with the process that held it, however it ends, so a restart after a
-// crash finds it free. (On platforms without flock there is no such check.)
-var ErrInUse = errors.New("another engine writes this store (one engine per file)")
+// another engine already writes the store's database file: an engine in
+// another process, another Store of this process on the same file under
+// whatever name (a symbolic link, a hard link, another path), or an engine
+// that recovered this very Store before. Two engines on one file would
+// each commit from their own view of the state. Relays and readers may
+// open a store that an engine writes; only the engine claims the file,
+// from its Recover to the store's Close (a failed Recover leaves it to the
+// next one), with an exclusive flock on the database file itself. The
+// lock goes with the process that held it, however it ends, so a restart
+// after a crash finds it free. (Where flock is not available only engines
+// of the same process are detected.)
+var ErrInUse = errors.New("another engine writes this store's file (one engine per file)")
 
 // Open opens (creating it if needed) the SQLite database at path, in WAL
 // mode with synchronous=FULL: a Commit returns only once it is synced. ctx
@@ -263,9 +266,14 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("sqlite: synchronous mode %q: want FULL, NORMAL or EXTRA", o.sync)
 	}
+	file, err := openFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	dsn := path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + o.sync + ")"
 	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
 	if err != nil {
+		file.release(nil)
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
@@ -275,11 +283,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
+		file.release(nil)
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	s := &Store{w: w, r: r, opts: o, path: path}
+	s := &Store{w: w, r: r, opts: o, path: path, file: file}
 	if err := s.init(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -322,16 +331,16 @@ func (s *Store) init(ctx context.Context) error {
 }
 
 // Close stops the background checkpoints (one under way is rolled back)
-// and closes the database. Commits and acks after Close fail.
+// and closes the database, leaving the file to the next engine. Commits
+// and acks after Close fail.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		if s.ckpt != nil {
 			s.ckpt.stop()
 		}
 		s.closeErr = errors.Join(s.closeWriteConn(), s.r.Close(), s.w.Close())
-		if s.engineLock != nil {
-			s.closeErr = errors.Join(s.closeErr, s.engineLock.Close())
-		}
+		// Only now that SQLite has closed the file: see dbFile.
+		s.closeErr = errors.Join(s.closeErr, s.file.release(s))
 	})
 	return s.closeErr
 }

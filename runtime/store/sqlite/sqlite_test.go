@@ -19,7 +19,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if crashChild() {
+	if crashChild() || lockChild() {
 		return
 	}
 	goleak.VerifyTestMain(m)

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -103,7 +104,11 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	s.cmu.Lock()
 	version, state, codec := s.version, s.last, s.codec
 	logBytes := s.logBytes.Load()
+	broken := s.broken
 	s.cmu.Unlock()
+	if broken != nil {
+		return fmt.Errorf("sqlite: checkpoint: %w", refusal(broken))
+	}
 	prev := s.checkpoint.Load()
 	if codec == nil || state == nil || version <= prev {
 		return nil
@@ -118,7 +123,7 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		return s.writeTx(ctx, step, noStep, func(c *writeConn) error {
+		return s.writeTx(ctx, step, noStep, noStep, func(c *writeConn) error {
 			if first {
 				// Rows of a checkpoint that was stopped before it took
 				// effect.
@@ -133,7 +138,7 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	}
 	err := encodeState(codec, state, &w)
 	if err == nil {
-		err = s.writeTx(ctx, noStep, CheckpointBeforeSync, func(c *writeConn) error {
+		err = s.writeTx(ctx, noStep, CheckpointBeforeSync, noStep, func(c *writeConn) error {
 			if _, err := c.exec(setCheckpoint, strconv.FormatUint(version, 10)); err != nil {
 				return err
 			}
@@ -145,6 +150,12 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 		})
 	}
 	if err != nil {
+		var ce *commitError
+		if errors.As(err, &ce) {
+			s.cmu.Lock()
+			err = s.settle(ctx, ce, func(_, checkpoint uint64) bool { return checkpoint == prev })
+			s.cmu.Unlock()
+		}
 		return fmt.Errorf("sqlite: checkpoint at version %d: %w", version, err)
 	}
 	s.checkpoint.Store(version)

@@ -58,11 +58,7 @@ func crashChild() bool {
 	if dir == "" {
 		return false
 	}
-	if err := runCrashChild(dir, os.Getenv(envCrashDrain) != "", os.Getenv(envCrashInCheckpoint)); err != nil {
-		fmt.Fprintln(os.Stderr, "crash child:", err)
-		os.Exit(3)
-	}
-	os.Exit(0)
+	exitChild(runCrashChild(dir, os.Getenv(envCrashDrain) != "", os.Getenv(envCrashInCheckpoint)))
 	return true
 }
 

@@ -32,21 +32,13 @@ const (
 // lockChild runs a lock test's child when the test binary is started as
 // one, and reports whether it did; it exits the process when it did.
 func lockChild() bool {
-	var err error
 	switch {
 	case os.Getenv(envLockHolder) != "":
-		err = holdEngine(os.Getenv(envLockHolder))
+		exitChild(holdEngine(os.Getenv(envLockHolder)))
 	case os.Getenv(envLockProbe) != "":
-		err = probeShared(os.Getenv(envLockProbe))
-	default:
-		return false
+		exitChild(probeShared(os.Getenv(envLockProbe)))
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "lock child:", err)
-		os.Exit(3)
-	}
-	os.Exit(0)
-	return true
+	return false
 }
 
 func holdEngine(path string) error {

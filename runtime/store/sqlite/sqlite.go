@@ -112,7 +112,8 @@ type Store struct {
 	// empty is set while the store holds no state: the first commit then
 	// writes the whole state, including the initial values no commit wrote.
 	empty bool
-	// broken holds the error of a COMMIT that failed: see Commit.
+	// broken holds the error of a COMMIT that failed in a way that leaves
+	// the file in doubt: see settle.
 	broken error
 	scr    scratch
 
@@ -210,6 +211,10 @@ const (
 	// CheckpointBeforeSync: a checkpoint's transaction has folded log rows
 	// into the state tables and deleted them, and is not committed yet.
 	CheckpointBeforeSync
+	// AfterSync: the commit's transaction is committed and synced. An
+	// error here is taken for a failure of COMMIT itself, as when the sync
+	// reports an I/O error for a transaction that did reach the disk.
+	AfterSync
 
 	noStep Step = -1 // no fault hook
 )
@@ -224,13 +229,16 @@ func (s Step) String() string {
 		return "checkpoint before write"
 	case CheckpointBeforeSync:
 		return "checkpoint before sync"
+	case AfterSync:
+		return "after sync"
 	}
 	return fmt.Sprintf("Step(%d)", int(s))
 }
 
 // WithFaultHook calls f at each Step of every Commit and checkpoint; an
 // error from f fails the commit or checkpoint there, and its transaction
-// is rolled back. It exists to test that a failing store leaves nothing
+// is rolled back (at AfterSync, it is committed and the error counts as
+// one of COMMIT). It exists to test that a failing store leaves nothing
 // behind.
 func WithFaultHook(f func(Step) error) Option { return func(o *options) { o.fault = f } }
 

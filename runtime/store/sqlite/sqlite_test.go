@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sync"
@@ -19,10 +20,20 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if crashChild() || lockChild() {
+	if crashChild() || lockChild() || fullChild() {
 		return
 	}
 	goleak.VerifyTestMain(m)
+}
+
+// exitChild ends a child process of a test (this test binary, started
+// again by the test) with err.
+func exitChild(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(3)
+	}
+	os.Exit(0)
 }
 
 func open(t testing.TB, path string, opts ...sqlite.Option) *sqlite.Store {

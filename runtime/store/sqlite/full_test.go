@@ -182,21 +182,21 @@ func TestDiskFull(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if err != nil && (!errors.As(err, &ee) || ee.ExitCode() == fullCannotMount) {
-		withoutTmpfs(t, fmt.Errorf("%v: %s", err, out))
+		cannot(t, "mount a tmpfs in a mount namespace (run as root, or allow user namespaces)", fmt.Errorf("%v: %s", err, out))
 	}
 	if err != nil {
 		t.Fatalf("disk-full child: %v\n%s", err, out)
 	}
 }
 
-// withoutTmpfs ends a test that needs to mount a tmpfs and cannot: a loud
-// skip, or a failure under THEUS_REQUIRE_SERVICES=1 or CI=true.
-func withoutTmpfs(t *testing.T, err error) {
+// cannot ends a test that needs to do what the machine does not let it:
+// a loud skip, or a failure under THEUS_REQUIRE_SERVICES=1 or CI=true.
+func cannot(t *testing.T, what string, err error) {
 	t.Helper()
 	if os.Getenv("THEUS_REQUIRE_SERVICES") == "1" || os.Getenv("CI") == "true" {
-		t.Fatalf("cannot mount a tmpfs in a mount namespace (run as root, or allow user namespaces): %v", err)
+		t.Fatalf("cannot %s: %v", what, err)
 	}
-	t.Skipf("SKIPPING: cannot mount a tmpfs in a mount namespace (run as root, or allow user namespaces): %v; THEUS_REQUIRE_SERVICES=1 or CI=true fails instead", err)
+	t.Skipf("SKIPPING: cannot %s: %v; THEUS_REQUIRE_SERVICES=1 or CI=true fails instead", what, err)
 }
 
 // fullCode is an error that reads as SQLite's SQLITE_FULL.

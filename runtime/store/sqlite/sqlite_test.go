@@ -20,7 +20,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if crashChild() || lockChild() || fullChild() {
+	if crashChild() || lockChild() || fullChild() || syncChild() {
 		return
 	}
 	goleak.VerifyTestMain(m)

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -150,12 +149,9 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 		})
 	}
 	if err != nil {
-		var ce *commitError
-		if errors.As(err, &ce) {
-			s.cmu.Lock()
-			err = s.settle(ctx, ce, func(_, checkpoint uint64) bool { return checkpoint == prev })
-			s.cmu.Unlock()
-		}
+		s.cmu.Lock()
+		err = s.settle(ctx, err, func(_, checkpoint uint64) bool { return checkpoint == prev })
+		s.cmu.Unlock()
 		return fmt.Errorf("sqlite: checkpoint at version %d: %w", version, err)
 	}
 	s.checkpoint.Store(version)

@@ -75,10 +75,7 @@ func (s *Store) Commit(ctx context.Context, recs []*engine.Record) error {
 	clear(s.scr.args)
 	s.scr.args = s.scr.args[:0]
 	if err != nil {
-		var ce *commitError
-		if errors.As(err, &ce) {
-			err = s.settle(ctx, ce, func(version, _ uint64) bool { return version == s.version })
-		}
+		err = s.settle(ctx, err, func(version, _ uint64) bool { return version == s.version })
 		return fmt.Errorf("sqlite: commit versions %d-%d: %w", recs[0].Version, last.Version, err)
 	}
 	s.version, s.empty, s.last = last.Version, false, last.State
@@ -94,29 +91,44 @@ func (s *Store) Commit(ctx context.Context, recs []*engine.Record) error {
 	return nil
 }
 
-// settle decides, once the transaction whose COMMIT failed with ce is
-// rolled back, whether the store may go on writing, and returns the error
-// to report. unchanged tells, from the last version the file holds and its
-// checkpoint, read again, whether the file is as before the transaction.
-// s.cmu is held.
+// settle returns the error to report for a write transaction (a commit
+// group's, a checkpoint's) that failed with err and was rolled back, and
+// decides whether the store may go on writing. unchanged tells, from the
+// last version the file holds and its checkpoint, read again, whether the
+// file is as before the transaction. s.cmu is held.
 //
-// A COMMIT that failed because the file system is full (SQLITE_FULL) could
-// not write the transaction's commit record to the write-ahead log, and
-// SQLite ignores log frames without one, now and when it recovers the log
-// after a restart: the transaction is not in the file, which unchanged
-// confirms, and the store goes on. Any other failure, such as an I/O error
-// while syncing, may leave the transaction in the log, invisible now but
-// found by the next recovery, and leaves what the file system holds in
-// doubt: the store then refuses every write until the process restarts.
-func (s *Store) settle(ctx context.Context, ce *commitError, unchanged func(version, checkpoint uint64) bool) error {
+// A statement that failed leaves nothing behind: the transaction was
+// never committed. A COMMIT that failed because the file system is full
+// (SQLITE_FULL) could not write the transaction's commit record to the
+// write-ahead log, and SQLite ignores log frames without one, now and when
+// it recovers the log after a restart: the transaction is not in the
+// file, which unchanged confirms, and the store goes on. Any other failure
+// of COMMIT, such as an I/O error while syncing, may leave the transaction
+// in the log, invisible now but found by the next recovery, and leaves
+// what the file system holds in doubt: the store then refuses every write
+// until the process restarts.
+func (s *Store) settle(ctx context.Context, err error, unchanged func(version, checkpoint uint64) bool) error {
+	var ce *commitError
+	if !errors.As(err, &ce) {
+		if isFull(err) {
+			return s.full(err)
+		}
+		return err
+	}
 	if isFull(ce.err) {
-		version, checkpoint, err := s.stored(ctx)
-		if err == nil && unchanged(version, checkpoint) {
-			return fmt.Errorf("%w: nothing was written; free space on the file system that holds %s, and commits resume without a restart", ce.err, s.path)
+		version, checkpoint, rerr := s.stored(ctx)
+		if rerr == nil && unchanged(version, checkpoint) {
+			return s.full(ce.err)
 		}
 	}
 	s.broken = ce.err
 	return refusal(s.broken)
+}
+
+// full is the error of a transaction that did not fit on the file system
+// and left nothing behind.
+func (s *Store) full(err error) error {
+	return fmt.Errorf("%w: nothing was written; free space on the file system that holds %s, and commits resume without a restart", err, s.path)
 }
 
 // refusal is the error of every write after a COMMIT failed with cause

@@ -75,16 +75,11 @@ func runCrashChild(dir string, drain bool, inCheckpoint string) error {
 		}
 		opts = append(opts, sqlite.WithFaultHook(killInCheckpoint(dir, step, nth)))
 	}
-	st, err := sqlite.Open(ctx, dbPath, opts...)
+	eng, st, closeAll, err := childBank(ctx, dbPath, accounts(crashAccounts, crashBalance), opts...)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	eng, err := bank.NewEngine(ctx, accounts(crashAccounts, crashBalance), bank.Bank{}, engine.WithStore(st))
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
+	defer closeAll()
 
 	out, err := os.OpenFile(sinkPath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {

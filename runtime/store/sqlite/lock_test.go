@@ -42,17 +42,11 @@ func lockChild() bool {
 }
 
 func holdEngine(path string) error {
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, path)
+	_, _, closeAll, err := childBank(context.Background(), path, accounts(2, 10))
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	eng, err := bank.NewEngine(ctx, accounts(2, 10), bank.Bank{}, engine.WithStore(st))
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
+	defer closeAll()
 	fmt.Println("ready")
 	_, err = io.Copy(io.Discard, os.Stdin)
 	return err
@@ -121,12 +115,17 @@ func readLine(t *testing.T, out *bufio.Reader, cmd *exec.Cmd, stderr *strings.Bu
 	return strings.TrimSpace(line)
 }
 
-// seed makes a database at path with one commit, closed: SQLite has
-// copied it from the write-ahead log into the file, so that the file can
-// be opened through a hard link (SQLite names the log after the path, so a
-// hard link does not see the log of the other name).
-func seed(t *testing.T, path string) {
+// names makes a database with one commit, closed, and returns its path
+// and other names of the file: a symbolic link, a hard link, and a
+// relative path (the test's working directory becomes the file's
+// directory). Closing the database had SQLite copy the commit from the
+// write-ahead log into the file, so that the file can be opened through
+// the hard link (SQLite names the log after the path, so a hard link does
+// not see the log of the other name).
+func names(t *testing.T) (path string, others map[string]string) {
 	t.Helper()
+	dir := t.TempDir()
+	path = filepath.Join(dir, "bank.db")
 	st := open(t, path)
 	eng := newBank(t, st, accounts(2, 10))
 	if _, err := eng.Deposit(context.Background(), bank.DepositArgs{ID: "acc-000", Amount: 1}); err != nil {
@@ -136,14 +135,6 @@ func seed(t *testing.T, path string) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// names returns, for the database at path, other names of the same file:
-// a symbolic link, a hard link, and a relative path (the test's working
-// directory becomes the file's directory).
-func names(t *testing.T, path string) map[string]string {
-	t.Helper()
-	dir := filepath.Dir(path)
 	symlink, hardlink := filepath.Join(dir, "symlink.db"), filepath.Join(dir, "hardlink.db")
 	if err := os.Symlink(path, symlink); err != nil {
 		t.Fatal(err)
@@ -152,16 +143,26 @@ func names(t *testing.T, path string) map[string]string {
 		t.Fatal(err)
 	}
 	t.Chdir(dir)
-	return map[string]string{"symlink": symlink, "hard link": hardlink, "relative path": filepath.Base(path)}
+	return path, map[string]string{"symlink": symlink, "hard link": hardlink, "relative path": filepath.Base(path)}
+}
+
+// inUse checks that an engine on st is refused with ErrInUse.
+func inUse(t *testing.T, st *sqlite.Store, what string) {
+	t.Helper()
+	eng, err := bank.NewEngine(context.Background(), accounts(2, 10), bank.Bank{}, engine.WithStore(st))
+	if err == nil {
+		eng.Close()
+	}
+	if !errors.Is(err, sqlite.ErrInUse) {
+		t.Fatalf("%s: %v, want ErrInUse", what, err)
+	}
 }
 
 // A second engine on the database file is refused however the file is
 // named, and the first engine's receipts all survive a restart.
 func TestOneEngineHoweverNamed(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "bank.db")
-	seed(t, path)
-	others := names(t, path)
+	path, others := names(t)
 	first := open(t, path)
 	eng := newBank(t, first, bank.State{})
 	transfer := func() uint64 {
@@ -176,13 +177,7 @@ func TestOneEngineHoweverNamed(t *testing.T) {
 	for name, other := range others {
 		t.Run(name, func(t *testing.T) {
 			second := open(t, other)
-			eng2, err := bank.NewEngine(ctx, accounts(2, 10), bank.Bank{}, engine.WithStore(second))
-			if err == nil {
-				eng2.Close()
-			}
-			if !errors.Is(err, sqlite.ErrInUse) {
-				t.Fatalf("a second engine through the %s %s: %v, want ErrInUse", name, other, err)
-			}
+			inUse(t, second, "a second engine through the "+name+" "+other)
 			if err := second.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -206,13 +201,7 @@ func TestOneEnginePerStoreValue(t *testing.T) {
 	ctx := context.Background()
 	st := open(t, filepath.Join(t.TempDir(), "bank.db"))
 	eng := newBank(t, st, accounts(2, 10))
-	eng2, err := bank.NewEngine(ctx, accounts(2, 10), bank.Bank{}, engine.WithStore(st))
-	if err == nil {
-		eng2.Close()
-	}
-	if !errors.Is(err, sqlite.ErrInUse) {
-		t.Fatalf("a second engine on the same store: %v, want ErrInUse", err)
-	}
+	inUse(t, st, "a second engine on the same store")
 	if _, err := eng.Transfer(ctx, bank.TransferArgs{From: "acc-000", To: "acc-001", Amount: 1}); err != nil {
 		t.Fatalf("the first engine after the second was refused: %v", err)
 	}
@@ -221,20 +210,13 @@ func TestOneEnginePerStoreValue(t *testing.T) {
 // An engine in another process holds the file, whatever name this
 // process uses; once that process is gone, the file is free.
 func TestOneEngineAcrossProcesses(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "bank.db")
-	seed(t, path)
-	others := names(t, path)
+	path, others := names(t)
 	holder, stdin, out, stderr := startChild(t, envLockHolder+"="+path)
 	if line := readLine(t, out, holder, stderr); line != "ready" {
 		t.Fatalf("holder said %q", line)
 	}
 	for name, other := range others {
-		st := open(t, other)
-		_, err := bank.NewEngine(ctx, accounts(2, 10), bank.Bank{}, engine.WithStore(st))
-		if !errors.Is(err, sqlite.ErrInUse) {
-			t.Fatalf("an engine through the %s %s while another process holds the file: %v, want ErrInUse", name, other, err)
-		}
+		inUse(t, open(t, other), "an engine through the "+name+" "+other+" while another process holds the file")
 	}
 	stdin.Close()
 	if err := holder.Wait(); err != nil {
@@ -253,9 +235,7 @@ func TestOneEngineAcrossProcesses(t *testing.T) {
 // log under the engine's feet).
 func TestClosingAStoreKeepsTheOthersLocks(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "bank.db")
-	seed(t, path)
-	others := names(t, path)
+	path, others := names(t)
 	st := open(t, path)
 	eng := newBank(t, st, bank.State{})
 	if _, err := eng.Transfer(ctx, bank.TransferArgs{From: "acc-000", To: "acc-001", Amount: 1}); err != nil {
@@ -276,9 +256,7 @@ func TestClosingAStoreKeepsTheOthersLocks(t *testing.T) {
 	for name, other := range others {
 		// A relay's store: no engine; and a refused engine on it.
 		relay := open(t, other)
-		if _, err := bank.NewEngine(ctx, bank.State{}, bank.Bank{}, engine.WithStore(relay)); !errors.Is(err, sqlite.ErrInUse) {
-			t.Fatalf("second engine through the %s: %v, want ErrInUse", name, err)
-		}
+		inUse(t, relay, "a second engine through the "+name)
 		if err := relay.Close(); err != nil {
 			t.Fatal(err)
 		}

@@ -26,6 +26,22 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// childBank opens the store at path and a bank engine on it in a child
+// process of a test, where no testing.T cleans up: closeAll closes both
+// (again, it does nothing).
+func childBank(ctx context.Context, path string, initial bank.State, opts ...sqlite.Option) (eng *bank.Engine, st *sqlite.Store, closeAll func() error, err error) {
+	st, err = sqlite.Open(ctx, path, opts...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	eng, err = bank.NewEngine(ctx, initial, bank.Bank{}, engine.WithStore(st))
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	return eng, st, func() error { eng.Close(); return st.Close() }, nil
+}
+
 // exitChild ends a child process of a test (this test binary, started
 // again by the test) with err.
 func exitChild(err error) {

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/theus-go/theus/examples/bank"
-	"github.com/theus-go/theus/runtime/engine"
 	"github.com/theus-go/theus/runtime/store/sqlite"
 )
 
@@ -65,16 +64,11 @@ func syncChild() bool {
 
 func runSyncChild(dir string) error {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "bank.db"), sqlite.WithCheckpointEvery(0))
+	eng, _, closeAll, err := childBank(ctx, filepath.Join(dir, "bank.db"), accounts(2, 1000), sqlite.WithCheckpointEvery(0))
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	eng, err := bank.NewEngine(ctx, accounts(2, 1000), bank.Bank{}, engine.WithStore(st))
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
+	defer closeAll()
 	transfer := func() error {
 		_, err := eng.Transfer(ctx, bank.TransferArgs{From: "acc-000", To: "acc-001", Amount: 1})
 		return err

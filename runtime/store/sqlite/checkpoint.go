@@ -103,7 +103,11 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	s.cmu.Lock()
 	version, state, codec := s.version, s.last, s.codec
 	logBytes := s.logBytes.Load()
+	broken := s.broken
 	s.cmu.Unlock()
+	if broken != nil {
+		return fmt.Errorf("sqlite: checkpoint: %w", refusal(broken))
+	}
 	prev := s.checkpoint.Load()
 	if codec == nil || state == nil || version <= prev {
 		return nil
@@ -118,7 +122,7 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		return s.writeTx(ctx, step, noStep, func(c *writeConn) error {
+		return s.writeTx(ctx, step, noStep, noStep, func(c *writeConn) error {
 			if first {
 				// Rows of a checkpoint that was stopped before it took
 				// effect.
@@ -133,7 +137,7 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	}
 	err := encodeState(codec, state, &w)
 	if err == nil {
-		err = s.writeTx(ctx, noStep, CheckpointBeforeSync, func(c *writeConn) error {
+		err = s.writeTx(ctx, noStep, CheckpointBeforeSync, noStep, func(c *writeConn) error {
 			if _, err := c.exec(setCheckpoint, strconv.FormatUint(version, 10)); err != nil {
 				return err
 			}
@@ -145,6 +149,9 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 		})
 	}
 	if err != nil {
+		s.cmu.Lock()
+		err = s.settle(ctx, err, func(_, checkpoint uint64) bool { return checkpoint == prev })
+		s.cmu.Unlock()
 		return fmt.Errorf("sqlite: checkpoint at version %d: %w", version, err)
 	}
 	s.checkpoint.Store(version)

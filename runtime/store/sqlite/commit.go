@@ -3,11 +3,14 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/theus-go/theus/runtime/engine"
 )
@@ -55,7 +58,7 @@ func (s *Store) Commit(ctx context.Context, recs []*engine.Record) error {
 		return errors.New("sqlite: Commit before Recover: the store has no state codec (use it through engine.WithStore)")
 	}
 	if s.broken != nil {
-		return fmt.Errorf("sqlite: an earlier commit may or may not be on disk (%w): reopen the store to recover what it holds", s.broken)
+		return fmt.Errorf("sqlite: %w", refusal(s.broken))
 	}
 	for i, r := range recs {
 		if want := s.version + 1 + uint64(i); r.Version != want {
@@ -72,13 +75,7 @@ func (s *Store) Commit(ctx context.Context, recs []*engine.Record) error {
 	clear(s.scr.args)
 	s.scr.args = s.scr.args[:0]
 	if err != nil {
-		var ce *commitError
-		if errors.As(err, &ce) {
-			// COMMIT itself failed (a sync error): the group may have
-			// reached the disk. Reusing its versions could overwrite it, so
-			// refuse every later commit instead.
-			s.broken = ce.err
-		}
+		err = s.settle(ctx, err, func(version, _ uint64) bool { return version == s.version })
 		return fmt.Errorf("sqlite: commit versions %d-%d: %w", recs[0].Version, last.Version, err)
 	}
 	s.version, s.empty, s.last = last.Version, false, last.State
@@ -94,12 +91,83 @@ func (s *Store) Commit(ctx context.Context, recs []*engine.Record) error {
 	return nil
 }
 
+// settle returns the error to report for a write transaction (a commit
+// group's, a checkpoint's) that failed with err and was rolled back, and
+// decides whether the store may go on writing. unchanged tells, from the
+// last version the file holds and its checkpoint, read again, whether the
+// file is as before the transaction. s.cmu is held.
+//
+// A statement that failed leaves nothing behind: the transaction was
+// never committed. A COMMIT that failed because the file system is full
+// (SQLITE_FULL) could not write the transaction's commit record to the
+// write-ahead log, and SQLite ignores log frames without one, now and when
+// it recovers the log after a restart: the transaction is not in the
+// file, which unchanged confirms, and the store goes on. Any other failure
+// of COMMIT, such as an I/O error while syncing, may leave the transaction
+// in the log, invisible now but found by the next recovery, and leaves
+// what the file system holds in doubt: the store then refuses every write
+// until the process restarts.
+func (s *Store) settle(ctx context.Context, err error, unchanged func(version, checkpoint uint64) bool) error {
+	var ce *commitError
+	if !errors.As(err, &ce) {
+		if isFull(err) {
+			return s.full(err)
+		}
+		return err
+	}
+	if isFull(ce.err) {
+		version, checkpoint, rerr := s.stored(ctx)
+		if rerr == nil && unchanged(version, checkpoint) {
+			return s.full(ce.err)
+		}
+	}
+	s.broken = ce.err
+	return refusal(s.broken)
+}
+
+// full is the error of a transaction that did not fit on the file system
+// and left nothing behind.
+func (s *Store) full(err error) error {
+	return fmt.Errorf("%w: nothing was written; free space on the file system that holds %s, and commits resume without a restart", err, s.path)
+}
+
+// refusal is the error of every write after a COMMIT failed with cause
+// in a way settle could not rule out.
+func refusal(cause error) error {
+	return fmt.Errorf("COMMIT failed (%w) and its transaction may or may not be on disk, so the store refuses to write: restart the process; recovery reads what the disk holds", cause)
+}
+
+// isFull tells whether err is SQLite's SQLITE_FULL.
+func isFull(err error) bool {
+	var c interface{ Code() int }
+	return errors.As(err, &c) && c.Code()&0xff == sqlite3.SQLITE_FULL
+}
+
+// stored reads, on the write connection, the last version the file holds
+// and the version of its checkpoint (0 for an empty store).
+func (s *Store) stored(ctx context.Context) (version, checkpoint uint64, err error) {
+	var cp sql.NullString
+	var logged sql.NullInt64
+	err = s.w.QueryRowContext(ctx, `SELECT
+		(SELECT value FROM theus_meta WHERE name = 'checkpoint'),
+		(SELECT max(version) FROM theus_log)`).Scan(&cp, &logged)
+	if err != nil {
+		return 0, 0, err
+	}
+	if cp.Valid {
+		if checkpoint, err = strconv.ParseUint(cp.String, 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("stored checkpoint version %q: %w", cp.String, err)
+		}
+	}
+	return max(checkpoint, uint64(logged.Int64)), checkpoint, nil
+}
+
 // commitLog writes a group to the log.
 func (s *Store) commitLog(ctx context.Context, recs []*engine.Record, last *engine.Record) error {
 	if err := s.encodeChanges(recs, last); err != nil {
 		return err
 	}
-	err := s.writeTx(ctx, BeforeWrite, BeforeSync, func(c *writeConn) error {
+	err := s.writeTx(ctx, BeforeWrite, BeforeSync, AfterSync, func(c *writeConn) error {
 		if err := s.insertMessages(c, recs); err != nil {
 			return err
 		}
@@ -198,7 +266,7 @@ func (s *Store) commitFirst(ctx context.Context, recs []*engine.Record, last *en
 	if err := encodeState(s.codec, last.State, &w); err != nil {
 		return err
 	}
-	err := s.writeTx(ctx, BeforeWrite, BeforeSync, func(c *writeConn) error {
+	err := s.writeTx(ctx, BeforeWrite, BeforeSync, AfterSync, func(c *writeConn) error {
 		if err := recordFields(c.exec, s.codec.Fields()); err != nil {
 			return err
 		}

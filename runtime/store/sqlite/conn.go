@@ -89,9 +89,10 @@ func (s *Store) closeWriteConn() error {
 
 // writeTx runs f in a transaction (BEGIN IMMEDIATE) on the write
 // connection and commits it, calling the fault hook at before (the
-// transaction is open) and at sync (everything is written, nothing
-// committed). A failure of COMMIT itself is a *commitError.
-func (s *Store) writeTx(ctx context.Context, before, sync Step, f func(*writeConn) error) error {
+// transaction is open), at sync (everything is written, nothing
+// committed) and at after (committed: its error counts as one of COMMIT).
+// A failure of COMMIT itself is a *commitError.
+func (s *Store) writeTx(ctx context.Context, before, sync, after Step, f func(*writeConn) error) error {
 	return s.onWriteConn(ctx, func(c *writeConn) (err error) {
 		if _, err := c.exec(`BEGIN IMMEDIATE`); err != nil {
 			return err
@@ -115,11 +116,14 @@ func (s *Store) writeTx(ctx context.Context, before, sync Step, f func(*writeCon
 		if _, err := c.exec(`COMMIT`); err != nil {
 			return &commitError{err}
 		}
+		if err := s.fault(after); err != nil {
+			return &commitError{err}
+		}
 		return nil
 	})
 }
 
-// commitError is a failure of COMMIT itself, whose outcome is unknown.
+// commitError is a failure of COMMIT itself: see settle.
 type commitError struct{ err error }
 
 func (e *commitError) Error() string { return e.err.Error() }

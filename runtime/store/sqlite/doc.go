@@ -14,7 +14,11 @@
 // hands Commit every commit pending when its group leader starts (group
 // commit); all of them go into one transaction and one sync, everything or
 // nothing. A failure anywhere in Commit rolls the transaction back and the
-// engine fails the whole group.
+// engine fails the whole group. When COMMIT itself fails because the file
+// system is full, nothing of the group was written (the store checks) and
+// commits go on once there is room; after any other failure of COMMIT the
+// group may be on disk, and the store refuses to write until the process
+// restarts.
 //
 // # Commit log and checkpoints
 //

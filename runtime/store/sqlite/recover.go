@@ -40,23 +40,20 @@ func (s *Store) Recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 	}
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
-	if s.engineLock == nil {
-		f, err := lockEngine(s.path)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: %s: %w", s.path, err)
-		}
-		s.engineLock = f
+	if err := s.file.claim(s); err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", s.path, err)
 	}
 	rec, err := s.recover(ctx, codec)
-	if err != nil && s.engineLock != nil {
+	if err != nil {
 		// No engine came of it: leave the file to the next one.
-		s.engineLock.Close()
-		s.engineLock = nil
+		if uerr := s.file.unclaim(s); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
 	}
 	return rec, err
 }
 
-// recover is Recover once the engine's lock is held. s.cmu is held.
+// recover is Recover once the engine holds the file. s.cmu is held.
 func (s *Store) recover(ctx context.Context, codec engine.StateCodec) (*engine.Recovered, error) {
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {

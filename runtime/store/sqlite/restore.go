@@ -92,12 +92,15 @@ func Restore(ctx context.Context, from, path string) error {
 	if _, err := os.Stat(from); err != nil {
 		return fmt.Errorf("sqlite: restore: %w", err)
 	}
-	lock, err := lockEngine(path)
+	// Hold the file as an engine does, so that none starts meanwhile.
+	d, err := openFile(path)
 	if err != nil {
-		return fmt.Errorf("sqlite: restore %s: %w", path, err)
+		return fmt.Errorf("sqlite: restore: %w", err)
 	}
-	if lock != nil {
-		defer lock.Close()
+	holder := new(Store)
+	defer d.release(holder)
+	if err := d.claim(holder); err != nil {
+		return fmt.Errorf("sqlite: restore %s: %w", path, err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".restore-*")
 	if err != nil {

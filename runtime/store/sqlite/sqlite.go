@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,9 +97,9 @@ type Store struct {
 	w, r *sql.DB
 	opts options
 	path string
-	// engineLock is held from the first Recover (the engine that writes
-	// the store) to Close; see ErrInUse.
-	engineLock *os.File
+	// file is the database file, which the engine's Recover claims for
+	// it until Close (see ErrInUse).
+	file *dbFile
 	// relay is the claim of the relay that runs on the file (outbox.go).
 	relay relayClaim
 	// wc belongs to whoever holds the write connection (onWriteConn).
@@ -118,7 +117,8 @@ type Store struct {
 	empty bool
 	// inc is the store's incarnation (see Incarnation).
 	inc uint64
-	// broken holds the error of a COMMIT that failed: see Commit.
+	// broken holds the error of a COMMIT that failed in a way that leaves
+	// the file in doubt: see settle.
 	broken error
 	scr    scratch
 
@@ -216,6 +216,10 @@ const (
 	// CheckpointBeforeSync: a checkpoint's transaction has folded log rows
 	// into the state tables and deleted them, and is not committed yet.
 	CheckpointBeforeSync
+	// AfterSync: the commit's transaction is committed and synced. An
+	// error here is taken for a failure of COMMIT itself, as when the sync
+	// reports an I/O error for a transaction that did reach the disk.
+	AfterSync
 
 	noStep Step = -1 // no fault hook
 )
@@ -230,25 +234,32 @@ func (s Step) String() string {
 		return "checkpoint before write"
 	case CheckpointBeforeSync:
 		return "checkpoint before sync"
+	case AfterSync:
+		return "after sync"
 	}
 	return fmt.Sprintf("Step(%d)", int(s))
 }
 
 // WithFaultHook calls f at each Step of every Commit and checkpoint; an
 // error from f fails the commit or checkpoint there, and its transaction
-// is rolled back. It exists to test that a failing store leaves nothing
+// is rolled back (at AfterSync, it is committed and the error counts as
+// one of COMMIT). It exists to test that a failing store leaves nothing
 // behind.
 func WithFaultHook(f func(Step) error) Option { return func(o *options) { o.fault = f } }
 
 // ErrInUse is returned (wrapped) by Recover, and so by engine.New, when
-// another engine, in this process or another, already writes the store's
-// file: two engines on one file would each commit from their own view of
-// the state. Relays and readers may open a store that an engine writes;
-// only the engine takes this lock, from its Recover to the store's Close,
-// in a file named after the database with "-lock" appended. The lock goes
-// with the process that held it, however it ends, so a restart after a
-// crash finds it free. (On platforms without flock there is no such check.)
-var ErrInUse = errors.New("another engine writes this store (one engine per file)")
+// another engine already writes the store's database file: an engine in
+// another process, another Store of this process on the same file under
+// whatever name (a symbolic link, a hard link, another path), or an engine
+// that recovered this very Store before. Two engines on one file would
+// each commit from their own view of the state. Relays and readers may
+// open a store that an engine writes; only the engine claims the file,
+// from its Recover to the store's Close (a failed Recover leaves it to the
+// next one), with an exclusive flock on the database file itself. The
+// lock goes with the process that held it, however it ends, so a restart
+// after a crash finds it free. (Where flock is not available only engines
+// of the same process are detected.)
+var ErrInUse = errors.New("another engine writes this store's file (one engine per file)")
 
 // Open opens (creating it if needed) the SQLite database at path, in WAL
 // mode with synchronous=FULL: a Commit returns only once it is synced. ctx
@@ -268,9 +279,14 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("sqlite: synchronous mode %q: want FULL, NORMAL or EXTRA", o.sync)
 	}
+	file, err := openFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	dsn := path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(" + o.sync + ")"
 	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
 	if err != nil {
+		file.release(nil)
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
@@ -280,11 +296,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
+		file.release(nil)
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	s := &Store{w: w, r: r, opts: o, path: path}
+	s := &Store{w: w, r: r, opts: o, path: path, file: file}
 	if err := s.init(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -331,16 +348,16 @@ func (s *Store) init(ctx context.Context) error {
 }
 
 // Close stops the background checkpoints (one under way is rolled back)
-// and closes the database. Commits and acks after Close fail.
+// and closes the database, leaving the file to the next engine. Commits
+// and acks after Close fail.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		if s.ckpt != nil {
 			s.ckpt.stop()
 		}
 		s.closeErr = errors.Join(s.closeWriteConn(), s.r.Close(), s.w.Close())
-		if s.engineLock != nil {
-			s.closeErr = errors.Join(s.closeErr, s.engineLock.Close())
-		}
+		// Only now that SQLite has closed the file: see dbFile.
+		s.closeErr = errors.Join(s.closeErr, s.file.release(s))
 	})
 	return s.closeErr
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sync"
@@ -19,10 +20,36 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if crashChild() {
+	if crashChild() || lockChild() || fullChild() || syncChild() {
 		return
 	}
 	goleak.VerifyTestMain(m)
+}
+
+// childBank opens the store at path and a bank engine on it in a child
+// process of a test, where no testing.T cleans up: closeAll closes both
+// (again, it does nothing).
+func childBank(ctx context.Context, path string, initial bank.State, opts ...sqlite.Option) (eng *bank.Engine, st *sqlite.Store, closeAll func() error, err error) {
+	st, err = sqlite.Open(ctx, path, opts...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	eng, err = bank.NewEngine(ctx, initial, bank.Bank{}, engine.WithStore(st))
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	return eng, st, func() error { eng.Close(); return st.Close() }, nil
+}
+
+// exitChild ends a child process of a test (this test binary, started
+// again by the test) with err.
+func exitChild(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(3)
+	}
+	os.Exit(0)
 }
 
 func open(t testing.TB, path string, opts ...sqlite.Option) *sqlite.Store {

@@ -269,10 +269,10 @@ func checkCrashRun(t *testing.T, dir string, killed int) {
 	ctx := context.Background()
 	dbPath, sinkPath, receiptsPath := crashFiles(dir)
 
-	// The recovered state, through the generated engine.
-	// The children's initial state: a store no child committed to (each
-	// was killed before its first commit, as a loaded machine may make
-	// happen) recovers it.
+	// The recovered state, through the generated engine, started with the
+	// children's initial state: a store no child committed to (each was
+	// killed before its first commit, as a loaded machine may make happen)
+	// recovers that.
 	st := open(t, dbPath)
 	eng := newBank(t, st, accounts(crashAccounts, crashBalance))
 	version := eng.Snapshot().Version()

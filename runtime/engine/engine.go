@@ -156,7 +156,9 @@ type Engine[S any] struct {
 	freed     []*snapshot[S] // freed under e.mu, reused first
 	snaps     sync.Pool      // freed by calls, outside e.mu
 	exclusive bool
-	closed    bool
+	// closed is set by Close, with e.mu held; pure calls, which do not
+	// take e.mu, read it too.
+	closed atomic.Bool
 }
 
 // New starts an engine. If the store holds data, its state is recovered and
@@ -254,7 +256,8 @@ func (e *Engine[S]) Snapshot() (uint64, *S) {
 // commits its effects. A conflict re-runs the process on a fresh snapshot
 // with backoff; after the configured attempts the call runs once more in an
 // exclusive turn. A process error, a panic, a cancelled ctx or a closed
-// engine end the call with nothing committed.
+// engine end the call with nothing committed; after Close every call, pure
+// ones included, returns ErrClosed without running.
 //
 // A pure process runs on the latest durable snapshot. A process that
 // commits runs on the latest sequenced one, which may still wait for the
@@ -268,6 +271,9 @@ func (e *Engine[S]) Exec(ctx context.Context, proc int, c Call[S]) (Receipt, err
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return Receipt{}, err
+		}
+		if e.closed.Load() {
+			return Receipt{}, ErrClosed
 		}
 		if attempt > e.opts.attempts {
 			return e.execExclusive(ctx, p, c)
@@ -473,7 +479,7 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 	for e.exclusive && !exclusive {
 		e.cond.Wait()
 	}
-	if e.closed {
+	if e.closed.Load() {
 		e.mu.Unlock()
 		return Receipt{}, false, ErrClosed
 	}
@@ -553,7 +559,7 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 	for e.exclusive {
 		e.cond.Wait()
 	}
-	if e.closed {
+	if e.closed.Load() {
 		e.mu.Unlock()
 		return 0, ErrClosed
 	}
@@ -838,7 +844,7 @@ func (e *Engine[S]) fail(batch []*Tx, snaps []*snapshot[S], err error) {
 func (e *Engine[S]) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.closed = true
+	e.closed.Store(true)
 	for e.flushing || len(e.pending) > 0 {
 		e.cond.Wait()
 	}

@@ -413,7 +413,7 @@ func TestHotWritersCannotStarveAReader(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	procs := []*proc{incC0}
+	procs := []*proc{incC0, readC0}
 	e := newEngine(t, memory.New(), procs)
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
@@ -426,6 +426,13 @@ func TestClose(t *testing.T) {
 	}
 	if _, err := e.CompareAndSwap(context.Background(), 0, patch{pathC0: 1}); !errors.Is(err, engine.ErrClosed) {
 		t.Fatalf("CompareAndSwap after Close: %v, want ErrClosed", err)
+	}
+	pure := &call{}
+	if _, err := exec(t, e, procs, readC0, pure); !errors.Is(err, engine.ErrClosed) {
+		t.Fatalf("pure call after Close: %v, want ErrClosed", err)
+	}
+	if pure.runs != 0 {
+		t.Fatalf("a pure call ran %d times on a closed engine", pure.runs)
 	}
 }
 

@@ -71,9 +71,11 @@
 // not keep its input views past its return, as it must not keep its Out:
 // Clone what it needs later.
 //
-// If the store fails a group, every commit of the group and every commit
-// sequenced after it (they were validated against the group) fails with a
-// *StoreError matching ErrStore, and the engine goes back to the last
+// If the store fails a group (Commit returns an error, or panics: the
+// engine recovers the panic and reports it as a *PanicError inside the
+// *StoreError), every commit of the group and every commit sequenced after
+// it (they were validated against the group) fails with a *StoreError
+// matching ErrStore, and the engine goes back to the last
 // durable version; versions and KeySeqs are reused, so history has no gaps.
 //
 // # Bounded waiting

@@ -655,7 +655,7 @@ func (e *Engine[S]) persist(tx *Tx, next, held *snapshot[S]) (released bool, err
 	// so nothing else is pending: commit tx alone, now.
 	defer e.mu.Unlock()
 	e.one[0] = &tx.rec
-	err = e.store.Commit(context.Background(), e.one[:])
+	err = e.storeCommit(e.one[:])
 	e.one[0] = nil
 	if err != nil {
 		e.fail([]*Tx{tx}, []*snapshot[S]{next}, err)
@@ -768,10 +768,8 @@ func (e *Engine[S]) flushGroup() {
 	for _, t := range batch {
 		recs = append(recs, &t.rec)
 	}
-	// The store works for every caller in the group, so no caller's
-	// context may cancel it.
 	e.mu.Unlock()
-	err := e.store.Commit(context.Background(), recs)
+	err := e.storeCommit(recs)
 	e.mu.Lock()
 	clear(recs)
 	e.recs = recs[:0]
@@ -788,6 +786,20 @@ func (e *Engine[S]) flushGroup() {
 	clear(batch)
 	clear(snaps)
 	e.spare, e.spareSnaps = batch[:0], snaps[:0]
+}
+
+// storeCommit hands recs to the store. The store works for every caller
+// in the group, so no caller's context may cancel it. A panic in the store
+// (or in a codec it calls) fails the group as an error would, as a
+// *PanicError with no process: unrecovered it would kill the process, in
+// the flush goroutine, or leave the engine flushing for ever.
+func (e *Engine[S]) storeCommit(recs []*Record) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return e.store.Commit(context.Background(), recs)
 }
 
 // sleep releases mu until the flush wakes t with its commit settled. mu

@@ -45,6 +45,9 @@ func (g *gate) Commit(ctx context.Context, recs []*engine.Record) error {
 	}
 	select {
 	case err := <-g.release:
+		if p, ok := err.(panicNow); ok {
+			panic(p.value)
+		}
 		if err != nil {
 			return err
 		}
@@ -53,6 +56,11 @@ func (g *gate) Commit(ctx context.Context, recs []*engine.Record) error {
 	}
 	return g.Store.Commit(ctx, recs)
 }
+
+// panicNow, sent on gate.release, makes Commit panic with value.
+type panicNow struct{ value any }
+
+func (panicNow) Error() string { return "panic" }
 
 // within fails the test if ch yields nothing in a generous time: the
 // engine would be stuck.

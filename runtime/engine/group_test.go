@@ -245,3 +245,40 @@ func TestErrorOnADurableSnapshotIsReturned(t *testing.T) {
 		t.Fatalf("second call: %+v, want the process's error", res)
 	}
 }
+
+// readersSee fails unless Snapshot and a pure call read version v, where
+// c0 is c0.
+func readersSee(t *testing.T, e *engine.Engine[tstate], pure int, v uint64, c0 int, when string) {
+	t.Helper()
+	if got, s := e.Snapshot(); got != v || s.C[0] != c0 {
+		t.Fatalf("%s: Snapshot is version %d with c0 %d, want %d and %d", when, got, s.C[0], v, c0)
+	}
+	c := &call{p: readC0}
+	r, err := e.Exec(context.Background(), pure, c)
+	if err != nil || r.Version != v || c.in[0] != c0 {
+		t.Fatalf("%s: pure call (%+v, %v) read c0 %v, want version %d and c0 %d", when, r, err, c.in, v, c0)
+	}
+}
+
+// Readers (Snapshot and pure calls) see durable versions only: not a
+// version while the store holds its group, nor after the group failed; a
+// version once its receipt was returned.
+func TestReadersSeeDurableVersionsOnly(t *testing.T) {
+	const pure = 1
+	e, g, lost := heldFirstCommit(t, []*proc{incC0, readC0})
+	readersSee(t, e, pure, 0, 0, "while version 1 is with the store")
+	g.release <- errInjected
+	if res := within(t, lost, "the failed call"); !errors.Is(res.err, engine.ErrStore) {
+		t.Fatalf("failed group: %v, want ErrStore", res.err)
+	}
+	readersSee(t, e, pure, 0, 0, "after version 1 failed")
+
+	second := goExec(e, 0, &call{p: incC0, arg: 5})
+	within(t, g.entered, "the second group")
+	readersSee(t, e, pure, 0, 0, "while version 1 is with the store again")
+	g.release <- nil
+	if res := within(t, second, "the second call"); res.err != nil || res.r.Version != 1 {
+		t.Fatalf("second call: %+v, want version 1", res)
+	}
+	readersSee(t, e, pure, 1, 5, "once version 1's receipt was returned")
+}

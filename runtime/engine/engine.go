@@ -156,6 +156,10 @@ type Engine[S any] struct {
 	freed     []*snapshot[S] // freed under e.mu, reused first
 	snaps     sync.Pool      // freed by calls, outside e.mu
 	exclusive bool
+	// onWait, set by tests only (export_test.go), is called with e.mu
+	// held when a CompareAndSwap starts to wait for another call's
+	// exclusive turn to end.
+	onWait func()
 	// closed is set by Close, with e.mu held; pure calls, which do not
 	// take e.mu, read it too.
 	closed atomic.Bool
@@ -557,6 +561,9 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 	ch.Record(tx)
 	e.mu.Lock()
 	for e.exclusive {
+		if e.onWait != nil {
+			e.onWait()
+		}
 		e.cond.Wait()
 	}
 	if e.closed.Load() {

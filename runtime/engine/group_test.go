@@ -282,3 +282,30 @@ func TestReadersSeeDurableVersionsOnly(t *testing.T) {
 	}
 	readersSee(t, e, pure, 1, 5, "once version 1's receipt was returned")
 }
+
+// casResult is what a CompareAndSwap run in a goroutine returned.
+type casResult struct {
+	v   uint64
+	err error
+}
+
+func goCAS(e *engine.Engine[tstate], expected uint64, p patch) <-chan casResult {
+	ch := make(chan casResult, 1)
+	go func() {
+		v, err := e.CompareAndSwap(context.Background(), expected, p)
+		ch <- casResult{v, err}
+	}()
+	return ch
+}
+
+// signal returns a channel and a function that sends on it without ever
+// blocking, for hooks that may run more than once.
+func signal() (chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	return ch, func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}

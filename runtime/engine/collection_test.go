@@ -30,6 +30,7 @@ var cschema = &engine.Schema[cstate]{
 		{Name: "close", Inputs: []int{pathAcc}},
 		{Name: "count", Inputs: []int{pathAcc}},
 		{Name: "deposit", Inputs: []int{pathAcc}},
+		{Name: "blind_put"},
 	},
 	Collections: []engine.CollectionSpec[cstate]{{
 		Path:    pathAcc,
@@ -43,6 +44,9 @@ const (
 	procClose
 	procCount
 	procDeposit
+	// procBlindPut puts amount under to, or deletes to if amount is
+	// negative, without reading the collection.
+	procBlindPut
 )
 
 type ccall struct {
@@ -98,6 +102,12 @@ func (c *ccall) Run(_ context.Context, s *cstate) error {
 	case procCount:
 		c.counted = in.Len()
 		out.Put("count", c.counted)
+	case procBlindPut:
+		if c.amount < 0 {
+			out.Delete(c.to)
+		} else {
+			out.Put(c.to, c.amount)
+		}
 	}
 	if c.hook != nil {
 		c.hook()

@@ -87,6 +87,14 @@
 // therefore cannot starve a slow one. Cancelling the caller's
 // context stops the retries; a commit already sequenced completes.
 //
+// # CompareAndSwap
+//
+// CompareAndSwap commits a change made outside processes (a generated
+// Patch) unless a commit after the version the caller expected exists that
+// the caller could have read, that is, a durable one. Commits still with
+// the store make it wait only if they wrote or read what the change writes;
+// see Engine.CompareAndSwap for the exact rule.
+//
 // # Stores
 //
 // A Store persists commits and recovers them: runtime/store/memory keeps

@@ -11,8 +11,8 @@ var (
 	// it only when retries are exhausted under WithRetry(0, ...) semantics or
 	// the context ends while retrying.
 	ErrConflict = errors.New("theus: conflict: an input changed since the snapshot")
-	// ErrVersionMismatch is returned by CompareAndSwap when the current
-	// version is not the expected one.
+	// ErrVersionMismatch is returned by CompareAndSwap when a commit after
+	// the expected version is durable (see Engine.CompareAndSwap).
 	ErrVersionMismatch = errors.New("theus: version mismatch")
 	// ErrRuleViolation is matched by a *RuleError: an output broke a
 	// contract rule with on_fail: reject; nothing was committed.

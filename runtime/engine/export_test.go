@@ -7,3 +7,10 @@ func OnWait[S any](e *Engine[S], f func()) {
 	defer e.mu.Unlock()
 	e.onWait = f
 }
+
+// Sequenced returns the last version e sequenced, durable or not.
+func Sequenced[S any](e *Engine[S]) uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.headp.Load().version
+}

@@ -25,11 +25,19 @@ type gate struct {
 
 var errTestOver = errors.New("test over")
 
+func newGate() *gate {
+	return &gate{Store: memory.New(), entered: make(chan []uint64), release: make(chan error), done: make(chan struct{})}
+}
+
+// open makes g let go of its Commits when the test ends; call it after
+// the engine on g was started, so that it runs before the engine's Close.
+func (g *gate) open(t *testing.T) { t.Cleanup(func() { close(g.done) }) }
+
 // newGateEngine starts an engine of procs on a gate.
-func newGateEngine(t *testing.T, procs []*proc) (*engine.Engine[tstate], *gate) {
-	g := &gate{Store: memory.New(), entered: make(chan []uint64), release: make(chan error), done: make(chan struct{})}
-	e := newEngine(t, g, procs)
-	t.Cleanup(func() { close(g.done) }) // runs before newEngine's Close
+func newGateEngine(t *testing.T, procs []*proc, opts ...engine.Option) (*engine.Engine[tstate], *gate) {
+	g := newGate()
+	e := newEngine(t, g, procs, opts...)
+	g.open(t)
 	return e, g
 }
 
@@ -81,7 +89,7 @@ type result struct {
 	err error
 }
 
-func goExec(e *engine.Engine[tstate], proc int, c *call) <-chan result {
+func goExec[S any](e *engine.Engine[S], proc int, c engine.Call[S]) <-chan result {
 	ch := make(chan result, 1)
 	go func() {
 		r, err := e.Exec(context.Background(), proc, c)
@@ -90,18 +98,17 @@ func goExec(e *engine.Engine[tstate], proc int, c *call) <-chan result {
 	return ch
 }
 
-// sequenced waits until the engine has sequenced version v: an empty
-// CompareAndSwap checks the latest sequenced version and commits nothing.
-func sequenced(t *testing.T, e *engine.Engine[tstate], v uint64) {
+// sequenced waits until the engine has sequenced version v.
+func sequenced[S any](t *testing.T, e *engine.Engine[S], v uint64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, err := e.CompareAndSwap(context.Background(), v, patch{})
-		if err == nil {
+		got := engine.Sequenced(e)
+		if got == v {
 			return
 		}
-		if !errors.Is(err, engine.ErrVersionMismatch) || time.Now().After(deadline) {
-			t.Fatalf("waiting for version %d to be sequenced: %v", v, err)
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for version %d to be sequenced: the last is %d", v, got)
 		}
 		runtime.Gosched()
 	}
@@ -146,12 +153,18 @@ func TestReceiptDoesNotWaitForLaterGroups(t *testing.T) {
 func heldFirstCommit(t *testing.T, procs []*proc) (*engine.Engine[tstate], *gate, <-chan result) {
 	t.Helper()
 	e, g := newGateEngine(t, procs)
-	first := goExec(e, 0, &call{p: incC0, arg: 10})
+	return e, g, holdFirstCommit(t, e, g, 0, &call{p: procs[0], arg: 10})
+}
+
+// holdFirstCommit makes c, a call of process proc, commit version 1 on a
+// fresh engine on g, and returns once its group is with the store.
+func holdFirstCommit[S any](t *testing.T, e *engine.Engine[S], g *gate, proc int, c engine.Call[S]) <-chan result {
+	t.Helper()
+	first := goExec(e, proc, c)
 	if vs := within(t, g.entered, "the first group"); len(vs) != 1 || vs[0] != 1 {
 		t.Fatalf("first group = %v, want [1]", vs)
 	}
-	sequenced(t, e, 1)
-	return e, g, first
+	return first
 }
 
 // A call runs on the latest sequenced snapshot, which may still be with
@@ -289,7 +302,7 @@ type casResult struct {
 	err error
 }
 
-func goCAS(e *engine.Engine[tstate], expected uint64, p patch) <-chan casResult {
+func goCAS[S any](e *engine.Engine[S], expected uint64, p engine.Change[S]) <-chan casResult {
 	ch := make(chan casResult, 1)
 	go func() {
 		v, err := e.CompareAndSwap(context.Background(), expected, p)

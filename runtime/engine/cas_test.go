@@ -89,7 +89,7 @@ func TestCompareAndSwapBesideCommitInFlight(t *testing.T) {
 				t.Fatalf("group %v, want [2]", vs)
 			}
 			g.release <- nil
-			if res := within(t, cas, "the CompareAndSwap"); res.err != nil || res.v != 2 {
+			if res := within(t, cas, "the CompareAndSwap"); res.err != nil || res.r != 2 {
 				t.Fatalf("CompareAndSwap: %+v, want version 2", res)
 			}
 			if v, s := e.Snapshot(); v != 2 || !tc.patch.applied(s) || s == nil {
@@ -126,7 +126,7 @@ func TestCompareAndSwapAfterCommitInFlightFailed(t *testing.T) {
 		t.Fatalf("group %v, want [1]", vs)
 	}
 	g.release <- nil
-	if res := within(t, cas, "the CompareAndSwap"); res.err != nil || res.v != 1 {
+	if res := within(t, cas, "the CompareAndSwap"); res.err != nil || res.r != 1 {
 		t.Fatalf("CompareAndSwap: %+v, want version 1", res)
 	}
 	if v, s := e.Snapshot(); v != 1 || s.C[0] != 7 {
@@ -147,7 +147,7 @@ func TestCompareAndSwapWaitsForCompareAndSwapInFlight(t *testing.T) {
 	second := goCAS(e, 0, patch{pathC1: 1})
 	within(t, waiting, "the second CompareAndSwap to wait for the first")
 	g.release <- nil
-	if res := within(t, first, "the first CompareAndSwap"); res.err != nil || res.v != 1 {
+	if res := within(t, first, "the first CompareAndSwap"); res.err != nil || res.r != 1 {
 		t.Fatalf("first CompareAndSwap: %+v, want version 1", res)
 	}
 	mismatch(t, within(t, second, "the second CompareAndSwap").err, 0, 1)
@@ -221,7 +221,7 @@ func TestCompareAndSwapBesideEntryWriteInFlight(t *testing.T) {
 			}
 			within(t, g.entered, "the CompareAndSwap's group")
 			g.release <- nil
-			if res := within(t, cas, "the CompareAndSwap"); res.err != nil || res.v != 2 {
+			if res := within(t, cas, "the CompareAndSwap"); res.err != nil || res.r != 2 {
 				t.Fatalf("CompareAndSwap: %+v, want version 2", res)
 			}
 			if _, s := e.Snapshot(); !tc.patch.applied(s) {

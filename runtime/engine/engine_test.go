@@ -410,7 +410,7 @@ func TestCompareAndSwapWaitsForExclusiveTurn(t *testing.T) {
 	if res := within(t, turn, "the exclusive call"); res.err != nil || res.r.Version != 2 {
 		t.Fatalf("exclusive call: %+v, want version 2", res)
 	}
-	if res := within(t, cas, "the CompareAndSwap"); res.err != nil || res.v != 3 {
+	if res := within(t, cas, "the CompareAndSwap"); res.err != nil || res.r != 3 {
 		t.Fatalf("CompareAndSwap: %+v, want version 3, after the turn's", res)
 	}
 	if _, s := e.Snapshot(); s.C[0] != 11 || s.C[1] != 9 {

@@ -83,19 +83,28 @@ func within[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
-// result is what a call run in a goroutine returned.
-type result struct {
-	r   engine.Receipt
+// returned is what a function run by async returned.
+type returned[T any] struct {
+	r   T
 	err error
 }
 
-func goExec[S any](e *engine.Engine[S], proc int, c engine.Call[S]) <-chan result {
-	ch := make(chan result, 1)
+// async runs f in a goroutine and delivers what it returned on the
+// channel it returns.
+func async[T any](f func() (T, error)) <-chan returned[T] {
+	ch := make(chan returned[T], 1)
 	go func() {
-		r, err := e.Exec(context.Background(), proc, c)
-		ch <- result{r, err}
+		r, err := f()
+		ch <- returned[T]{r, err}
 	}()
 	return ch
+}
+
+// result is what a call run in a goroutine returned.
+type result = returned[engine.Receipt]
+
+func goExec[S any](e *engine.Engine[S], proc int, c engine.Call[S]) <-chan result {
+	return async(func() (engine.Receipt, error) { return e.Exec(context.Background(), proc, c) })
 }
 
 // sequenced waits until the engine has sequenced version v.
@@ -296,19 +305,10 @@ func TestReadersSeeDurableVersionsOnly(t *testing.T) {
 	readersSee(t, e, pure, 1, 5, "once version 1's receipt was returned")
 }
 
-// casResult is what a CompareAndSwap run in a goroutine returned.
-type casResult struct {
-	v   uint64
-	err error
-}
-
-func goCAS[S any](e *engine.Engine[S], expected uint64, p engine.Change[S]) <-chan casResult {
-	ch := make(chan casResult, 1)
-	go func() {
-		v, err := e.CompareAndSwap(context.Background(), expected, p)
-		ch <- casResult{v, err}
-	}()
-	return ch
+// goCAS runs a CompareAndSwap in a goroutine; r is the version it
+// committed.
+func goCAS[S any](e *engine.Engine[S], expected uint64, p engine.Change[S]) <-chan returned[uint64] {
+	return async(func() (uint64, error) { return e.CompareAndSwap(context.Background(), expected, p) })
 }
 
 // signal returns a channel and a function that sends on it without ever

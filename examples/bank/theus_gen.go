@@ -529,8 +529,8 @@ func (c *theusCallOpenAccount) release() {
 
 // checkRules checks the rules of open_account on what the run set.
 func (c *theusCallOpenAccount) checkRules() {
-	for i, w := range c.out.accounts {
-		if w.Value == nil || !engine.Final(c.out.accounts, i) {
+	for w := range engine.FinalWrites(c.out.accounts) {
+		if w.Value == nil {
 			continue
 		}
 		if v := w.Value.Balance; v < 0 {
@@ -851,8 +851,8 @@ func (c *theusCallTransfer) release() {
 
 // checkRules checks the rules of transfer on what the run set.
 func (c *theusCallTransfer) checkRules() {
-	for i, w := range c.out.accounts {
-		if w.Value == nil || !engine.Final(c.out.accounts, i) {
+	for w := range engine.FinalWrites(c.out.accounts) {
+		if w.Value == nil {
 			continue
 		}
 		if v := w.Value.Balance; v < 0 {

@@ -94,8 +94,8 @@ func (g *generator) ruleDecls(p *contract.Process) []jen.Code {
 		if o.Field.Collection {
 			// Only the write of a key that the commit applies is checked;
 			// deletes have no value to check.
-			body = append(body, jen.For(jen.List(jen.Id("i"), jen.Id("w")).Op(":=").Range().Id(written)).Block(append([]jen.Code{
-				jen.If(jen.Id("w.Value").Op("==").Nil().Op("||").Op("!").Qual(enginePkg, "Final").Call(jen.Id(written), jen.Id("i"))).Block(jen.Continue()),
+			body = append(body, jen.For(jen.Id("w").Op(":=").Range().Qual(enginePkg, "FinalWrites").Call(jen.Id(written))).Block(append([]jen.Code{
+				jen.If(jen.Id("w.Value").Op("==").Nil()).Block(jen.Continue()),
 			}, checks[o]...)...))
 			continue
 		}

@@ -194,13 +194,11 @@ func (w CollectionWriter[K, V]) Delete(k K) {
 }
 
 // Apply returns the collection with the pending writes applied at version
-// v; when a key is written several times the last write wins.
+// v; when a key is written several times the last write wins. The writes
+// are applied in order, each in O(log n): the engine's lock is held.
 func (c Collection[K, V]) Apply(v uint64, pending []Pending[K, V]) Collection[K, V] {
 	edit := newEdit()
-	for i, p := range pending {
-		if slices.ContainsFunc(pending[i+1:], func(q Pending[K, V]) bool { return q.Key == p.Key }) {
-			continue // a later write of the same key wins
-		}
+	for _, p := range pending {
 		if p.Value == nil {
 			c.m = c.m.del(p.Key)
 		} else {

@@ -71,9 +71,11 @@
 // not keep its input views past its return, as it must not keep its Out:
 // Clone what it needs later.
 //
-// If the store fails a group, every commit of the group and every commit
-// sequenced after it (they were validated against the group) fails with a
-// *StoreError matching ErrStore, and the engine goes back to the last
+// If the store fails a group (Commit returns an error, or panics: the
+// engine recovers the panic and reports it as a *PanicError inside the
+// *StoreError), every commit of the group and every commit sequenced after
+// it (they were validated against the group) fails with a *StoreError
+// matching ErrStore, and the engine goes back to the last
 // durable version; versions and KeySeqs are reused, so history has no gaps.
 //
 // # Bounded waiting
@@ -84,6 +86,14 @@
 // persisted), and commits without a possible conflict. A hot process
 // therefore cannot starve a slow one. Cancelling the caller's
 // context stops the retries; a commit already sequenced completes.
+//
+// # CompareAndSwap
+//
+// CompareAndSwap commits a change made outside processes (a generated
+// Patch) unless a commit after the version the caller expected exists that
+// the caller could have read, that is, a durable one. Commits still with
+// the store make it wait only if they wrote or read what the change writes;
+// see Engine.CompareAndSwap for the exact rule.
 //
 // # Stores
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,6 +130,15 @@ type Engine[S any] struct {
 	cond         sync.Cond
 	lastWrite    []uint64 // per path: version of its last sequenced write
 	durableWrite []uint64 // per path: version of its last durable write
+	// lastRead holds, per path, the version of the last sequenced commit
+	// of a process that has the path among its inputs (a collection counts
+	// whole, whatever entries it read), and lastReadAll that of the last
+	// one that counts as reading everything:
+	// what CompareAndSwap checks the commits in flight against (see
+	// interferes). An in-memory engine has none in flight and keeps them
+	// at 0.
+	lastRead     []uint64
+	lastReadAll  uint64
 	keySeqs      keySeqs
 	pending      []*Tx
 	pendingSnaps []*snapshot[S]
@@ -159,7 +169,14 @@ type Engine[S any] struct {
 	freed     []*snapshot[S] // freed under e.mu, reused first
 	snaps     sync.Pool      // freed by calls, outside e.mu
 	exclusive bool
-	closed    bool
+	// onWait, set by tests only (export_test.go), is called with e.mu
+	// held when a CompareAndSwap starts to wait: for another call's
+	// exclusive turn to end, or in its own for the commits in flight to
+	// settle.
+	onWait func()
+	// closed is set by Close, with e.mu held; pure calls, which do not
+	// take e.mu, read it too.
+	closed atomic.Bool
 }
 
 // New starts an engine. If the store holds data, its state is recovered and
@@ -204,6 +221,7 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 	}
 	e.lastWrite = make([]uint64, len(schema.Paths))
 	e.durableWrite = make([]uint64, len(schema.Paths))
+	e.lastRead = make([]uint64, len(schema.Paths))
 
 	rec, err := e.store.Recover(ctx, newStateCodec(schema.State, e.opts.codec))
 	if err != nil {
@@ -260,7 +278,8 @@ func (e *Engine[S]) Snapshot() (uint64, *S) {
 // commits its effects. A conflict re-runs the process on a fresh snapshot
 // with backoff; after the configured attempts the call runs once more in an
 // exclusive turn. A process error, a panic, a cancelled ctx or a closed
-// engine end the call with nothing committed.
+// engine end the call with nothing committed; after Close every call, pure
+// ones included, returns ErrClosed without running.
 //
 // A pure process runs on the latest durable snapshot. A process that
 // commits runs on the latest sequenced one, which may still wait for the
@@ -274,6 +293,9 @@ func (e *Engine[S]) Exec(ctx context.Context, proc int, c Call[S]) (Receipt, err
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return Receipt{}, err
+		}
+		if e.closed.Load() {
+			return Receipt{}, ErrClosed
 		}
 		if attempt > e.opts.attempts {
 			return e.execExclusive(ctx, p, c)
@@ -350,8 +372,7 @@ func (e *Engine[S]) exclusiveTurn(ctx context.Context, p *process, c Call[S]) (r
 			e.release(snap)
 		}
 		e.mu.Lock()
-		e.exclusive = false
-		e.cond.Broadcast()
+		e.endTurn()
 		e.mu.Unlock()
 	}()
 	if err := e.run(ctx, p, c, snap); err != nil {
@@ -479,7 +500,7 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 	for e.exclusive && !exclusive {
 		e.cond.Wait()
 	}
-	if e.closed {
+	if e.closed.Load() {
 		e.mu.Unlock()
 		return Receipt{}, false, ErrClosed
 	}
@@ -500,7 +521,7 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 	}
 	next := e.next()
 	c.Apply(&next.state, next.version)
-	if released, err = e.persist(tx, e.sequence(p.Name, tx, next, c.ReceiptID()), snap); err != nil {
+	if released, err = e.persist(tx, e.sequence(p, tx, next, c.ReceiptID()), snap); err != nil {
 		return Receipt{}, released, err
 	}
 	e.opts.metrics.Commit(p.Name)
@@ -526,28 +547,53 @@ func (e *Engine[S]) stale(p *process, tx *Tx, sv uint64) bool {
 	}
 	head := e.headp.Load()
 	for _, r := range tx.reads {
-		if ver, ok := e.colls[r.path](&head.state, r.key); ok {
-			if ver > sv {
-				return true
-			}
-			continue
-		}
-		if d, ok := e.deleted[r]; ok {
-			if d > sv {
-				return true
-			}
-			continue
-		}
-		if sv < e.horizon {
+		if e.entryChanged(head, r, sv) {
 			return true
 		}
 	}
 	return false
 }
 
-// CompareAndSwap commits ch as a new version if the current version is
-// expected, else it returns ErrVersionMismatch. A change that writes nothing
-// only checks the version.
+// entryChanged reports whether the collection entry r may have been
+// written or deleted after version sv, as far as head, the last sequenced
+// snapshot, and the deleted-entry log tell. e.mu is held.
+func (e *Engine[S]) entryChanged(head *snapshot[S], r collKey, sv uint64) bool {
+	if ver, ok := e.colls[r.path](&head.state, r.key); ok {
+		return ver > sv
+	}
+	if d, ok := e.deleted[r]; ok {
+		return d > sv
+	}
+	return sv < e.horizon
+}
+
+// CompareAndSwap commits ch as a new version, and returns it, unless a
+// commit after version expected exists that the caller could have read:
+// then it returns ErrVersionMismatch naming the current durable version.
+//
+// Callers read durable versions only (Snapshot, pure calls, receipts).
+// The commits after the durable version are sequenced but still with the
+// store, and nobody can have read them. Precisely:
+//
+//   - If a commit after expected is durable, or expected is ahead of the
+//     last sequenced version, CompareAndSwap fails.
+//   - If expected is the last sequenced version, ch commits.
+//   - Otherwise the commits after expected are in flight. If none of them
+//     wrote or read what ch writes (a path, its ancestors or its
+//     descendants; an entry of a collection, where reading any entry
+//     counts as reading the whole collection; a CompareAndSwap, and under
+//     WithStrictCAS any commit, counts as reading everything), ch commits
+//     at once, sequenced after them: the outcome is the one of committing
+//     ch right after expected, before them. Else CompareAndSwap takes an
+//     exclusive turn, so that nothing new is sequenced, waits until every
+//     sequenced commit is durable or failed, and decides again: it fails
+//     if one is durable, and commits if all failed (the engine is back at
+//     expected).
+//
+// A change that writes nothing commits nothing: it succeeds if expected is
+// the durable version. A commit sequenced after commits in flight becomes
+// durable after them, and fails with them (ErrStore). ctx bounds the wait
+// for them, not the wait for another call's exclusive turn.
 func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Change[S]) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -557,26 +603,142 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 	ch.Record(tx)
 	e.mu.Lock()
 	for e.exclusive {
+		e.waiting()
 		e.cond.Wait()
 	}
-	if e.closed {
+	if e.closed.Load() {
 		e.mu.Unlock()
 		return 0, ErrClosed
 	}
-	if v := e.headp.Load().version; v != expected {
+	switch e.compare(tx, expected) {
+	case casSwap:
+		return e.swap(expected, tx, ch)
+	case casMismatch:
+		err := e.mismatch(expected)
 		e.mu.Unlock()
-		return 0, fmt.Errorf("%w: expected %d, current %d", ErrVersionMismatch, expected, v)
+		return 0, err
 	}
+	e.mu.Unlock()
+	return e.compareInTurn(ctx, expected, tx, ch)
+}
+
+// casVerdict is what a CompareAndSwap decides from what it sees now.
+type casVerdict uint8
+
+const (
+	casSwap     casVerdict = iota // commit the change
+	casMismatch                   // a commit after expected is durable
+	casSettle                     // wait for the commits in flight, then decide
+)
+
+// compare decides a CompareAndSwap of the change recorded in tx on
+// version expected. e.mu is held.
+func (e *Engine[S]) compare(tx *Tx, expected uint64) casVerdict {
+	durable, head := e.published.Load().version, e.headp.Load().version
+	switch {
+	case durable > expected || expected > head:
+		return casMismatch
+	case len(tx.writes) == 0:
+		// Nothing to order: only what the caller can see is checked.
+		if durable == expected {
+			return casSwap
+		}
+		return casMismatch
+	case expected == head || !e.interferes(tx, expected):
+		return casSwap
+	}
+	return casSettle
+}
+
+// interferes reports whether a commit sequenced after version expected,
+// which is therefore still in flight, wrote or read what tx writes: a path
+// related to one tx writes (itself, an ancestor, a descendant), or an entry
+// tx writes. A read of any entry of a collection counts as a read of the
+// collection, which is coarse but cheap to keep. e.mu is held.
+func (e *Engine[S]) interferes(tx *Tx, expected uint64) bool {
+	if e.lastReadAll > expected {
+		return true
+	}
+	for _, q := range conflictSet(e.paths, tx.writes) {
+		if e.lastRead[q] > expected {
+			return true
+		}
+		// A collection's writes are checked entry by entry below.
+		if e.lastWrite[q] > expected && (e.colls[q] == nil || !slices.Contains(tx.writes, q)) {
+			return true
+		}
+	}
+	head := e.headp.Load()
+	for _, k := range tx.keys {
+		if e.entryChanged(head, k.collKey, expected) {
+			return true
+		}
+	}
+	return false
+}
+
+// compareInTurn decides a CompareAndSwap that commits in flight may
+// interfere with once they have settled. It takes an exclusive turn, so
+// that nothing new is sequenced, and waits until every sequenced commit is
+// durable or failed: the durable version is then the last sequenced one,
+// and the change commits if it is expected.
+func (e *Engine[S]) compareInTurn(ctx context.Context, expected uint64, tx *Tx, ch Change[S]) (uint64, error) {
+	e.turn.Lock()
+	defer e.turn.Unlock()
+	e.mu.Lock()
+	e.exclusive = true
+	last := e.headp.Load()
+	e.waiting()
+	e.mu.Unlock()
+	_, err := e.awaitSettled(ctx, last)
+	e.mu.Lock()
+	e.endTurn()
+	switch {
+	case err != nil:
+	case e.closed.Load():
+		err = ErrClosed
+	case e.published.Load().version != expected:
+		err = e.mismatch(expected)
+	default:
+		return e.swap(expected, tx, ch)
+	}
+	e.mu.Unlock()
+	return 0, err
+}
+
+// swap commits ch, whose writes tx recorded; a change that writes nothing
+// commits nothing. e.mu is held on entry and released on return.
+func (e *Engine[S]) swap(expected uint64, tx *Tx, ch Change[S]) (uint64, error) {
 	if len(tx.writes) == 0 {
 		e.mu.Unlock()
 		return expected, nil
 	}
 	next := e.next()
 	ch.Apply(&next.state, next.version)
-	if _, err := e.persist(tx, e.sequence("", tx, next, nil), nil); err != nil {
+	if _, err := e.persist(tx, e.sequence(nil, tx, next, nil), nil); err != nil {
 		return 0, err
 	}
 	return tx.rec.Version, nil
+}
+
+// mismatch is the error of a CompareAndSwap on expected that fails. It
+// names the durable version, the one a caller can read. e.mu is held.
+func (e *Engine[S]) mismatch(expected uint64) error {
+	return fmt.Errorf("%w: expected %d, current %d", ErrVersionMismatch, expected, e.published.Load().version)
+}
+
+// endTurn ends an exclusive turn and wakes the calls waiting for it. e.mu
+// is held.
+func (e *Engine[S]) endTurn() {
+	e.exclusive = false
+	e.cond.Broadcast()
+}
+
+// waiting calls the test hook onWait. e.mu is held.
+func (e *Engine[S]) waiting() {
+	if e.onWait != nil {
+		e.onWait()
+	}
 }
 
 // next returns the snapshot of the next version: a shallow copy of the last
@@ -588,15 +750,20 @@ func (e *Engine[S]) next() *snapshot[S] {
 	return s
 }
 
-// sequence gives tx the version of next, the snapshot its writes were
-// applied to (see next), and the receipt's ID room id (see
-// Call.ReceiptID; nil to allocate): it records the writes, assigns the
-// messages' fields and makes next the last sequenced snapshot (with an
-// in-memory store, persist does, once the store has it). The caller applies the
-// writes: a generic interface conversion here would cost a type assertion
-// per commit. e.mu is held.
-func (e *Engine[S]) sequence(name string, tx *Tx, next *snapshot[S], id *[1]string) *snapshot[S] {
+// sequence gives tx, the commit of process p (nil for CompareAndSwap),
+// the version of next, the snapshot its writes were applied to (see next),
+// and the receipt's ID room id (see Call.ReceiptID; nil to allocate): it
+// records the writes and reads, assigns the messages' fields and makes
+// next the last sequenced snapshot (with an in-memory store, persist does,
+// once the store has it). The caller applies the writes: a generic
+// interface conversion here would cost a type assertion per commit. e.mu
+// is held.
+func (e *Engine[S]) sequence(p *process, tx *Tx, next *snapshot[S], id *[1]string) *snapshot[S] {
 	v := next.version
+	name := ""
+	if p != nil {
+		name = p.Name
+	}
 	for _, w := range tx.writes {
 		e.lastWrite[w] = v
 		if e.colls[w] == nil { // a collection's writes are listed per entry
@@ -637,8 +804,24 @@ func (e *Engine[S]) sequence(name string, tx *Tx, next *snapshot[S], id *[1]stri
 	tx.status = txPending
 	if !e.inMemory { // else persist publishes it once the store has it
 		e.head.Store(next)
+		e.noteReads(p, v)
 	}
 	return next
+}
+
+// noteReads records what the commit of p (nil for CompareAndSwap) at
+// version v read, for CompareAndSwap to check (see interferes). A
+// CompareAndSwap counts as reading everything, since its caller computed
+// the change from whatever it read, and so does any commit under
+// WithStrictCAS. e.mu is held.
+func (e *Engine[S]) noteReads(p *process, v uint64) {
+	if p == nil || e.opts.strictCAS {
+		e.lastReadAll = v
+		return
+	}
+	for _, q := range p.Inputs {
+		e.lastRead[q] = v
+	}
 }
 
 // persist makes tx, sequenced as next, durable, and returns once it is or
@@ -655,7 +838,7 @@ func (e *Engine[S]) persist(tx *Tx, next, held *snapshot[S]) (released bool, err
 	// so nothing else is pending: commit tx alone, now.
 	defer e.mu.Unlock()
 	e.one[0] = &tx.rec
-	err = e.store.Commit(context.Background(), e.one[:])
+	err = e.storeCommit(e.one[:])
 	e.one[0] = nil
 	if err != nil {
 		e.fail([]*Tx{tx}, []*snapshot[S]{next}, err)
@@ -768,10 +951,8 @@ func (e *Engine[S]) flushGroup() {
 	for _, t := range batch {
 		recs = append(recs, &t.rec)
 	}
-	// The store works for every caller in the group, so no caller's
-	// context may cancel it.
 	e.mu.Unlock()
-	err := e.store.Commit(context.Background(), recs)
+	err := e.storeCommit(recs)
 	e.mu.Lock()
 	clear(recs)
 	e.recs = recs[:0]
@@ -788,6 +969,20 @@ func (e *Engine[S]) flushGroup() {
 	clear(batch)
 	clear(snaps)
 	e.spare, e.spareSnaps = batch[:0], snaps[:0]
+}
+
+// storeCommit hands recs to the store. The store works for every caller
+// in the group, so no caller's context may cancel it. A panic in the store
+// (or in a codec it calls) fails the group as an error would, as a
+// *PanicError with no process: unrecovered it would kill the process, in
+// the flush goroutine, or leave the engine flushing for ever.
+func (e *Engine[S]) storeCommit(recs []*Record) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return e.store.Commit(context.Background(), recs)
 }
 
 // sleep releases mu until the flush wakes t with its commit settled. mu
@@ -836,6 +1031,13 @@ func (e *Engine[S]) fail(batch []*Tx, snaps []*snapshot[S], err error) {
 	e.pending, e.pendingSnaps = e.pending[:0], e.pendingSnaps[:0]
 	e.headp.Store(e.published.Load())
 	copy(e.lastWrite, e.durableWrite)
+	// Nothing is in flight any more: the reads of the failed commits no
+	// longer count.
+	durable := e.published.Load().version
+	for i, v := range e.lastRead {
+		e.lastRead[i] = min(v, durable)
+	}
+	e.lastReadAll = min(e.lastReadAll, durable)
 }
 
 // Close stops the engine: calls that have not committed get ErrClosed;
@@ -844,7 +1046,7 @@ func (e *Engine[S]) fail(batch []*Tx, snaps []*snapshot[S], err error) {
 func (e *Engine[S]) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.closed = true
+	e.closed.Store(true)
 	for e.flushing || len(e.pending) > 0 {
 		e.cond.Wait()
 	}

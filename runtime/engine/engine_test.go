@@ -375,6 +375,49 @@ func TestExclusiveTurnEndsConflicts(t *testing.T) {
 	}
 }
 
+// A CompareAndSwap started while a call runs in its exclusive turn waits
+// for the turn to end, and is sequenced after the call's commit: expecting
+// the version the turn will commit, it commits the one after.
+func TestCompareAndSwapWaitsForExclusiveTurn(t *testing.T) {
+	procs := []*proc{incC0}
+	e := newEngine(t, memory.New(), procs, engine.WithRetry(1, time.Microsecond, time.Microsecond))
+	inTurn, resume := make(chan struct{}), make(chan struct{})
+	c := &call{p: incC0, arg: 1}
+	c.hook = func() {
+		switch c.runs {
+		case 1: // the only attempt conflicts
+			v, _ := e.Snapshot()
+			if _, err := e.CompareAndSwap(context.Background(), v, patch{pathC0: 10}); err != nil {
+				t.Errorf("CompareAndSwap: %v", err)
+			}
+		case 2: // the exclusive turn
+			close(inTurn)
+			<-resume
+		}
+	}
+	turn := goExec(e, 0, c)
+	within(t, inTurn, "the exclusive turn")
+	waiting, wait := signal()
+	engine.OnWait(e, wait)
+	cas := goCAS(e, 2, patch{pathC1: 9})
+	within(t, waiting, "the CompareAndSwap to wait for the turn")
+	select {
+	case res := <-cas:
+		t.Fatalf("CompareAndSwap returned %+v during the exclusive turn", res)
+	default:
+	}
+	close(resume)
+	if res := within(t, turn, "the exclusive call"); res.err != nil || res.r.Version != 2 {
+		t.Fatalf("exclusive call: %+v, want version 2", res)
+	}
+	if res := within(t, cas, "the CompareAndSwap"); res.err != nil || res.r != 3 {
+		t.Fatalf("CompareAndSwap: %+v, want version 3, after the turn's", res)
+	}
+	if _, s := e.Snapshot(); s.C[0] != 11 || s.C[1] != 9 {
+		t.Fatalf("c0 %d, c1 %d; want 11 and 9", s.C[0], s.C[1])
+	}
+}
+
 // A slow process that reads every cell, against writers that keep changing
 // them, still commits: the exclusive turn bounds its wait.
 func TestHotWritersCannotStarveAReader(t *testing.T) {
@@ -413,7 +456,7 @@ func TestHotWritersCannotStarveAReader(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	procs := []*proc{incC0}
+	procs := []*proc{incC0, readC0}
 	e := newEngine(t, memory.New(), procs)
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
@@ -426,6 +469,13 @@ func TestClose(t *testing.T) {
 	}
 	if _, err := e.CompareAndSwap(context.Background(), 0, patch{pathC0: 1}); !errors.Is(err, engine.ErrClosed) {
 		t.Fatalf("CompareAndSwap after Close: %v, want ErrClosed", err)
+	}
+	pure := &call{}
+	if _, err := exec(t, e, procs, readC0, pure); !errors.Is(err, engine.ErrClosed) {
+		t.Fatalf("pure call after Close: %v, want ErrClosed", err)
+	}
+	if pure.runs != 0 {
+		t.Fatalf("a pure call ran %d times on a closed engine", pure.runs)
 	}
 }
 

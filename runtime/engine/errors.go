@@ -11,16 +11,18 @@ var (
 	// it only when retries are exhausted under WithRetry(0, ...) semantics or
 	// the context ends while retrying.
 	ErrConflict = errors.New("theus: conflict: an input changed since the snapshot")
-	// ErrVersionMismatch is returned by CompareAndSwap when the current
-	// version is not the expected one.
+	// ErrVersionMismatch is returned by CompareAndSwap when a commit after
+	// the expected version is durable (see Engine.CompareAndSwap).
 	ErrVersionMismatch = errors.New("theus: version mismatch")
 	// ErrRuleViolation is matched by a *RuleError: an output broke a
 	// contract rule with on_fail: reject; nothing was committed.
 	ErrRuleViolation = errors.New("theus: rule violation")
 	// ErrClosed is returned by calls on a closed engine.
 	ErrClosed = errors.New("theus: engine closed")
-	// ErrPanic is matched by a *PanicError: the process panicked; nothing
-	// was committed and the engine keeps serving.
+	// ErrPanic is matched by a *PanicError: the process, or the store
+	// while persisting the commit, panicked; nothing was committed and the
+	// engine keeps serving. A store's panic comes as a *StoreError, which
+	// matches ErrStore too.
 	ErrPanic = errors.New("theus: process panicked")
 	// ErrUndeclaredError is matched by the *ProcessError of a process that
 	// returned a DomainError its contract does not declare (the error
@@ -39,7 +41,9 @@ type DomainError string
 
 func (e DomainError) Error() string { return string(e) }
 
-// PanicError is the error returned for a process that panicked.
+// PanicError is the error returned for a process that panicked, and the
+// Err of the *StoreError of a group whose Store.Commit panicked (Process is
+// then empty).
 type PanicError struct {
 	Process string
 	Value   any
@@ -47,6 +51,9 @@ type PanicError struct {
 }
 
 func (e *PanicError) Error() string {
+	if e.Process == "" {
+		return fmt.Sprintf("panic: %v", e.Value)
+	}
 	return fmt.Sprintf("theus: process %s panicked: %v", e.Process, e.Value)
 }
 
@@ -73,7 +80,8 @@ func (e *ProcessError) Error() string {
 func (e *ProcessError) Unwrap() error        { return e.Err }
 func (e *ProcessError) Is(target error) bool { return e.Undeclared && target == ErrUndeclaredError }
 
-// StoreError wraps the error of a store that failed to persist a commit.
+// StoreError wraps the error of a store that failed to persist a commit:
+// what Store.Commit returned, or a *PanicError if it panicked.
 type StoreError struct {
 	Version uint64 // the first version of the group that failed
 	Err     error

@@ -25,11 +25,19 @@ type gate struct {
 
 var errTestOver = errors.New("test over")
 
+func newGate() *gate {
+	return &gate{Store: memory.New(), entered: make(chan []uint64), release: make(chan error), done: make(chan struct{})}
+}
+
+// open makes g let go of its Commits when the test ends; call it after
+// the engine on g was started, so that it runs before the engine's Close.
+func (g *gate) open(t *testing.T) { t.Cleanup(func() { close(g.done) }) }
+
 // newGateEngine starts an engine of procs on a gate.
-func newGateEngine(t *testing.T, procs []*proc) (*engine.Engine[tstate], *gate) {
-	g := &gate{Store: memory.New(), entered: make(chan []uint64), release: make(chan error), done: make(chan struct{})}
-	e := newEngine(t, g, procs)
-	t.Cleanup(func() { close(g.done) }) // runs before newEngine's Close
+func newGateEngine(t *testing.T, procs []*proc, opts ...engine.Option) (*engine.Engine[tstate], *gate) {
+	g := newGate()
+	e := newEngine(t, g, procs, opts...)
+	g.open(t)
 	return e, g
 }
 
@@ -45,6 +53,9 @@ func (g *gate) Commit(ctx context.Context, recs []*engine.Record) error {
 	}
 	select {
 	case err := <-g.release:
+		if p, ok := err.(panicNow); ok {
+			panic(p.value)
+		}
 		if err != nil {
 			return err
 		}
@@ -53,6 +64,11 @@ func (g *gate) Commit(ctx context.Context, recs []*engine.Record) error {
 	}
 	return g.Store.Commit(ctx, recs)
 }
+
+// panicNow, sent on gate.release, makes Commit panic with value.
+type panicNow struct{ value any }
+
+func (panicNow) Error() string { return "panic" }
 
 // within fails the test if ch yields nothing in a generous time: the
 // engine would be stuck.
@@ -67,33 +83,41 @@ func within[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
-// result is what a call run in a goroutine returned.
-type result struct {
-	r   engine.Receipt
+// returned is what a function run by async returned.
+type returned[T any] struct {
+	r   T
 	err error
 }
 
-func goExec(e *engine.Engine[tstate], proc int, c *call) <-chan result {
-	ch := make(chan result, 1)
+// async runs f in a goroutine and delivers what it returned on the
+// channel it returns.
+func async[T any](f func() (T, error)) <-chan returned[T] {
+	ch := make(chan returned[T], 1)
 	go func() {
-		r, err := e.Exec(context.Background(), proc, c)
-		ch <- result{r, err}
+		r, err := f()
+		ch <- returned[T]{r, err}
 	}()
 	return ch
 }
 
-// sequenced waits until the engine has sequenced version v: an empty
-// CompareAndSwap checks the latest sequenced version and commits nothing.
-func sequenced(t *testing.T, e *engine.Engine[tstate], v uint64) {
+// result is what a call run in a goroutine returned.
+type result = returned[engine.Receipt]
+
+func goExec[S any](e *engine.Engine[S], proc int, c engine.Call[S]) <-chan result {
+	return async(func() (engine.Receipt, error) { return e.Exec(context.Background(), proc, c) })
+}
+
+// sequenced waits until the engine has sequenced version v.
+func sequenced[S any](t *testing.T, e *engine.Engine[S], v uint64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, err := e.CompareAndSwap(context.Background(), v, patch{})
-		if err == nil {
+		got := engine.Sequenced(e)
+		if got == v {
 			return
 		}
-		if !errors.Is(err, engine.ErrVersionMismatch) || time.Now().After(deadline) {
-			t.Fatalf("waiting for version %d to be sequenced: %v", v, err)
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for version %d to be sequenced: the last is %d", v, got)
 		}
 		runtime.Gosched()
 	}
@@ -138,12 +162,18 @@ func TestReceiptDoesNotWaitForLaterGroups(t *testing.T) {
 func heldFirstCommit(t *testing.T, procs []*proc) (*engine.Engine[tstate], *gate, <-chan result) {
 	t.Helper()
 	e, g := newGateEngine(t, procs)
-	first := goExec(e, 0, &call{p: incC0, arg: 10})
+	return e, g, holdFirstCommit(t, e, g, 0, &call{p: procs[0], arg: 10})
+}
+
+// holdFirstCommit makes c, a call of process proc, commit version 1 on a
+// fresh engine on g, and returns once its group is with the store.
+func holdFirstCommit[S any](t *testing.T, e *engine.Engine[S], g *gate, proc int, c engine.Call[S]) <-chan result {
+	t.Helper()
+	first := goExec(e, proc, c)
 	if vs := within(t, g.entered, "the first group"); len(vs) != 1 || vs[0] != 1 {
 		t.Fatalf("first group = %v, want [1]", vs)
 	}
-	sequenced(t, e, 1)
-	return e, g, first
+	return first
 }
 
 // A call runs on the latest sequenced snapshot, which may still be with
@@ -235,5 +265,60 @@ func TestErrorOnADurableSnapshotIsReturned(t *testing.T) {
 	var pe *engine.ProcessError
 	if res := within(t, second, "the second call"); !errors.As(res.err, &pe) {
 		t.Fatalf("second call: %+v, want the process's error", res)
+	}
+}
+
+// readersSee fails unless Snapshot and a pure call read version v, where
+// c0 is c0.
+func readersSee(t *testing.T, e *engine.Engine[tstate], pure int, v uint64, c0 int, when string) {
+	t.Helper()
+	if got, s := e.Snapshot(); got != v || s.C[0] != c0 {
+		t.Fatalf("%s: Snapshot is version %d with c0 %d, want %d and %d", when, got, s.C[0], v, c0)
+	}
+	c := &call{p: readC0}
+	r, err := e.Exec(context.Background(), pure, c)
+	if err != nil || r.Version != v || c.in[0] != c0 {
+		t.Fatalf("%s: pure call (%+v, %v) read c0 %v, want version %d and c0 %d", when, r, err, c.in, v, c0)
+	}
+}
+
+// Readers (Snapshot and pure calls) see durable versions only: not a
+// version while the store holds its group, nor after the group failed; a
+// version once its receipt was returned.
+func TestReadersSeeDurableVersionsOnly(t *testing.T) {
+	const pure = 1
+	e, g, lost := heldFirstCommit(t, []*proc{incC0, readC0})
+	readersSee(t, e, pure, 0, 0, "while version 1 is with the store")
+	g.release <- errInjected
+	if res := within(t, lost, "the failed call"); !errors.Is(res.err, engine.ErrStore) {
+		t.Fatalf("failed group: %v, want ErrStore", res.err)
+	}
+	readersSee(t, e, pure, 0, 0, "after version 1 failed")
+
+	second := goExec(e, 0, &call{p: incC0, arg: 5})
+	within(t, g.entered, "the second group")
+	readersSee(t, e, pure, 0, 0, "while version 1 is with the store again")
+	g.release <- nil
+	if res := within(t, second, "the second call"); res.err != nil || res.r.Version != 1 {
+		t.Fatalf("second call: %+v, want version 1", res)
+	}
+	readersSee(t, e, pure, 1, 5, "once version 1's receipt was returned")
+}
+
+// goCAS runs a CompareAndSwap in a goroutine; r is the version it
+// committed.
+func goCAS[S any](e *engine.Engine[S], expected uint64, p engine.Change[S]) <-chan returned[uint64] {
+	return async(func() (uint64, error) { return e.CompareAndSwap(context.Background(), expected, p) })
+}
+
+// signal returns a channel and a function that sends on it without ever
+// blocking, for hooks that may run more than once.
+func signal() (chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	return ch, func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -169,5 +170,57 @@ func TestFinal(t *testing.T) {
 	}
 	if want := []bool{false, false, true, true}; !slices.Equal(got, want) {
 		t.Errorf("Final = %v, want %v", got, want)
+	}
+}
+
+// FinalWrites yields the last write of each key in the order of the
+// writes, as Final picks them, below and above the size where it stops
+// comparing pairwise.
+func TestFinalWrites(t *testing.T) {
+	for _, n := range []int{0, 1, 4, 16, 17, 200} {
+		var pending []engine.Pending[string, int]
+		for i := range n {
+			// Keys repeat at varying distances; every third write deletes.
+			w := engine.Pending[string, int]{Key: strconv.Itoa(i * i % 11)}
+			if i%3 != 0 {
+				w.Value = &i
+			}
+			pending = append(pending, w)
+		}
+		var want, got []engine.Pending[string, int]
+		for i, w := range pending {
+			if engine.Final(pending, i) {
+				want = append(want, w)
+			}
+		}
+		for w := range engine.FinalWrites(pending) {
+			got = append(got, w)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%d writes: FinalWrites yields %v, want %v", n, got, want)
+		}
+		for range engine.FinalWrites(pending) {
+			break // stopping early must not panic
+		}
+	}
+}
+
+// A [*] rule checks a call's writes on every commit: while a call writes
+// a few entries, the loop must not allocate.
+func TestFinalWritesDoesNotAllocate(t *testing.T) {
+	one, two := 1, 2
+	pending := []engine.Pending[string, int]{{Key: "a", Value: &one}, {Key: "b", Value: &two}, {Key: "a", Value: &two}}
+	sum := 0
+	if n := testing.AllocsPerRun(100, func() {
+		for w := range engine.FinalWrites(pending) {
+			if w.Value != nil {
+				sum += *w.Value
+			}
+		}
+	}); n != 0 {
+		t.Errorf("FinalWrites allocates %v times for 3 writes", n)
+	}
+	if sum != 4*101 {
+		t.Errorf("sum of the final values %d, want %d", sum, 4*101)
 	}
 }

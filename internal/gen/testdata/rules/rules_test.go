@@ -316,6 +316,34 @@ func TestEachRules(t *testing.T) {
 	}
 }
 
+// A [*] rule holds for every entry a call writes, not only the first: a
+// transfer of -5 from a to b leaves a at 15 and breaks the rule with b.
+func TestEachRuleBrokenBySecondEntry(t *testing.T) {
+	initial := State{Domain: DomainState{Accounts: map[string]Account{
+		"a": {ID: "a", Balance: 10, Owner: "ann"},
+		"b": {ID: "b", Owner: "bob"},
+	}}}
+	e, err := NewEngine(context.Background(), initial, procs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	args := TransferArgs{From: "a", To: "b", Amount: -5}
+	_, err = e.Transfer(context.Background(), args)
+	_, runErr := RunTransfer(procs{}, initial, args)
+	for _, err := range []error{err, runErr} {
+		var re *engine.RuleError
+		if !errors.Is(err, engine.ErrRuleViolation) || !errors.As(err, &re) ||
+			re.Path != "domain.accounts[*].balance" || re.Rule != "min" || re.Key != "b" || re.Value != int64(-5) {
+			t.Fatalf("err = %v, want min broken by entry b (-5)", err)
+		}
+	}
+	nothingCommitted(t, e)
+	if a, _ := e.Snapshot().Accounts().Get("a"); a.Balance() != 10 {
+		t.Errorf("a = %d, want 10", a.Balance())
+	}
+}
+
 // The checks run on every call: while the rules hold they must not
 // allocate.
 func TestRuleChecksDoNotAllocate(t *testing.T) {

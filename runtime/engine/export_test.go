@@ -1,0 +1,16 @@
+package engine
+
+// OnWait makes e call f, with its lock held, whenever a CompareAndSwap
+// starts to wait for another call's exclusive turn.
+func OnWait[S any](e *Engine[S], f func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.onWait = f
+}
+
+// Sequenced returns the last version e sequenced, durable or not.
+func Sequenced[S any](e *Engine[S]) uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.headp.Load().version
+}

@@ -3,7 +3,6 @@ package workload
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 )
@@ -107,8 +106,9 @@ func (c *consumer) result() consumed {
 
 // Pipe runs a relay that delivers payloads to an in-process channel, and
 // the consumer goroutine that reads it and hands each payload to recv,
-// until ctx ends. The returned channel yields relay's error (nil if it
-// stopped because ctx ended) once both goroutines have returned.
+// until ctx ends. The returned channel yields relay's error once both
+// goroutines have returned: nil if ctx had ended, for an error then is
+// the shutdown's.
 func Pipe(ctx context.Context, recv func(payload []byte), relay func(ctx context.Context, out chan<- []byte) error) <-chan error {
 	ch := make(chan []byte, ChannelBuffer)
 	consumed := make(chan struct{})
@@ -123,7 +123,7 @@ func Pipe(ctx context.Context, recv func(payload []byte), relay func(ctx context
 		err := relay(ctx, ch)
 		close(ch)
 		<-consumed
-		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		if ctx.Err() != nil {
 			err = nil
 		}
 		done <- err

@@ -8,11 +8,16 @@ package theusbench
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 
 	"github.com/theus-go/theus/bench/peers/workload"
 	"github.com/theus-go/theus/runtime/engine"
 	"github.com/theus-go/theus/runtime/outbox"
 	"github.com/theus-go/theus/runtime/sink"
+	"github.com/theus-go/theus/runtime/store/memory"
+	"github.com/theus-go/theus/runtime/store/sqlite"
 )
 
 // app implements the generated Processes.
@@ -33,6 +38,34 @@ func (app) UpdateUser(_ context.Context, in UpdateUserIn, out *UpdateUserOut) er
 		Counter: u.Counter, UpdatedAt: u.UpdatedAt, Note: workload.Note,
 	})
 	return nil
+}
+
+// SQLite is Theus on the SQLite store (runtime/store/sqlite) at its
+// defaults: WAL, synchronous=FULL. The file lives in a new directory
+// under Config.Dir, removed after the run.
+var SQLite = workload.Impl{Name: "theus-sqlite", Open: openSQLite}
+
+// Memory is Theus on the memory store (runtime/store/memory): the engine
+// and the relay without I/O.
+var Memory = workload.Impl{Name: "theus-memory", Open: func(ctx context.Context, cfg workload.Config) (workload.System, error) {
+	return Open(ctx, cfg, memory.New(), nil)
+}}
+
+func openSQLite(ctx context.Context, cfg workload.Config) (workload.System, error) {
+	dir, err := os.MkdirTemp(cfg.Dir, "theus-sqlite-")
+	if err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "theus.db"))
+	if err != nil {
+		return nil, errors.Join(err, os.RemoveAll(dir))
+	}
+	closeStore := func() error { return errors.Join(st.Close(), os.RemoveAll(dir)) }
+	sys, err := Open(ctx, cfg, st, closeStore)
+	if err != nil {
+		return nil, errors.Join(err, closeStore())
+	}
+	return sys, nil
 }
 
 // System is the workload on a Theus engine over one store.

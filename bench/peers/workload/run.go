@@ -299,6 +299,7 @@ func produce(ctx context.Context, sys System, cfg Config, users []string, n int,
 		mu       sync.Mutex
 		firstErr error
 		all      []int64
+		end      int64 // the last commit's return, read by its producer: after wg.Wait, this goroutine may wait its turn to run
 		wg       sync.WaitGroup
 	)
 	start := Clock()
@@ -307,7 +308,10 @@ func produce(ctx context.Context, sys System, cfg Config, users []string, n int,
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(p), 0x7e0d))
 			acks := make([]int64, 0, 4096)
-			var buf []byte
+			var (
+				buf  []byte
+				last int64 // Clock when this producer's last commit returned
+			)
 			for ctx.Err() == nil && (n > 0 || Clock() < deadline) {
 				id := next.Add(1)
 				if n > 0 && id > uint64(n) {
@@ -326,10 +330,13 @@ func produce(ctx context.Context, sys System, cfg Config, users []string, n int,
 					cancel()
 					break
 				}
-				acks = append(acks, Clock()-tx.StartNS)
+				now := Clock()
+				acks = append(acks, now-tx.StartNS)
+				last = max(last, now)
 			}
 			mu.Lock()
 			all = append(all, acks...)
+			end = max(end, last)
 			mu.Unlock()
 		})
 	}
@@ -337,7 +344,7 @@ func produce(ctx context.Context, sys System, cfg Config, users []string, n int,
 	if firstErr == nil {
 		firstErr = ctx.Err()
 	}
-	return produced{commits: int64(len(all)), start: start, end: Clock(), acks: all}, firstErr
+	return produced{commits: int64(len(all)), start: start, end: max(end, start+1), acks: all}, firstErr
 }
 
 // cpuWindow measures the CPU time of this process, and of the PostgreSQL

@@ -38,9 +38,9 @@ const (
 	deleteBatch = `DELETE FROM peers_pgx.outbox WHERE id = ANY($1)`
 )
 
-func main() {
-	workload.Main(workload.Impl{Name: "pgx-outbox", Server: true, Open: open})
-}
+var impl = workload.Impl{Name: "pgx-outbox", Server: true, Open: open}
+
+func main() { workload.Main(impl) }
 
 type system struct {
 	pool *pgxpool.Pool

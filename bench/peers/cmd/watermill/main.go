@@ -57,9 +57,9 @@ var (
 	}
 )
 
-func main() {
-	workload.Main(workload.Impl{Name: "watermill", Server: true, Open: open})
-}
+var impl = workload.Impl{Name: "watermill", Server: true, Open: open}
+
+func main() { workload.Main(impl) }
 
 type system struct {
 	db  *sql.DB

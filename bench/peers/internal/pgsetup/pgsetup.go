@@ -6,6 +6,9 @@ package pgsetup
 import (
 	"context"
 	"fmt"
+	"os"
+	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -56,3 +59,25 @@ func Reset(ctx context.Context, dsn, schema string, users int, ddl ...string) er
 // PoolSize is how many connections a run with c producers opens: one per
 // producer and two for the relay, all opened before the clock starts.
 func PoolSize(c int) int { return c + 2 }
+
+// TestDSN is the PostgreSQL of the tests (workload.DSN). When it cannot be
+// reached the test skips, or fails under THEUS_REQUIRE_SERVICES=1 (as CI
+// sets it), the policy of the main module's tests.
+func TestDSN(t testing.TB) string {
+	t.Helper()
+	dsn := workload.DSN()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err == nil {
+		err = conn.Ping(ctx)
+		conn.Close(ctx)
+	}
+	if err != nil {
+		if os.Getenv("THEUS_REQUIRE_SERVICES") == "1" {
+			t.Fatalf("THEUS_REQUIRE_SERVICES=1 but PostgreSQL (THEUS_TEST_POSTGRES) is unreachable: %v", err)
+		}
+		t.Skipf("SKIPPING: PostgreSQL (THEUS_TEST_POSTGRES) is unreachable: %v", err)
+	}
+	return dsn
+}

@@ -24,10 +24,10 @@ type env struct {
 // implementation uses it.
 func describe(ctx context.Context, cfg config) env {
 	e := env{machine: machine(), goVersion: runtime.Version(), date: time.Now().UTC()}
-	if slices.ContainsFunc(cfg.impls, isServer) {
+	if slices.ContainsFunc(cfg.impls, func(i impl) bool { return i.server }) {
 		e.postgres = postgres(ctx, cfg.dsn)
 	}
-	if slices.Contains(cfg.impls, "theus-sqlite") {
+	if slices.ContainsFunc(cfg.impls, func(i impl) bool { return i.name == "theus-sqlite" }) {
 		dir := cfg.dir
 		if dir == "" {
 			dir = os.TempDir()
@@ -36,8 +36,6 @@ func describe(ctx context.Context, cfg config) env {
 	}
 	return e
 }
-
-func isServer(impl string) bool { return !strings.HasPrefix(impl, "theus-") }
 
 // machine is the CPU model and the number of logical CPUs, from
 // /proc/cpuinfo.

@@ -75,9 +75,9 @@ func report(w io.Writer, e env, cfg config, results map[string][]workload.Result
 		row(w, append([]string{"implementation"}, titles(figs)...))
 		row(w, slices.Repeat([]string{"---"}, len(figs)+1))
 		for _, impl := range cfg.impls {
-			cells := []string{impl}
+			cells := []string{impl.name}
 			for _, f := range figs {
-				cells = append(cells, cell(f, byImpl[impl]))
+				cells = append(cells, cell(f, byImpl[impl.name]))
 			}
 			row(w, cells)
 		}
@@ -139,7 +139,7 @@ func stats(vals []float64) (lo, med, hi float64) {
 
 // ratios prints, for every Theus implementation and every peer, the ratio
 // of their medians for each ratio figure.
-func ratios(w io.Writer, impls []string, figs []figure, byImpl map[string][]workload.Result) {
+func ratios(w io.Writer, impls []impl, figs []figure, byImpl map[string][]workload.Result) {
 	var rf []figure
 	for _, f := range figs {
 		if f.ratio {
@@ -149,13 +149,14 @@ func ratios(w io.Writer, impls []string, figs []figure, byImpl map[string][]work
 	var lines [][]string
 	for _, t := range impls {
 		for _, p := range impls {
-			if isServer(t) || !isServer(p) || len(byImpl[t]) == 0 || len(byImpl[p]) == 0 {
+			tr, pr := byImpl[t.name], byImpl[p.name]
+			if !t.theus || p.theus || len(tr) == 0 || len(pr) == 0 {
 				continue
 			}
-			cells := []string{t + " / " + p}
+			cells := []string{t.name + " / " + p.name}
 			for _, f := range rf {
-				_, tm, _ := stats(values(f, byImpl[t]))
-				_, pm, _ := stats(values(f, byImpl[p]))
+				_, tm, _ := stats(values(f, tr))
+				_, pm, _ := stats(values(f, pr))
 				if pm == 0 {
 					cells = append(cells, "–")
 				} else {

@@ -23,8 +23,36 @@ import (
 	"github.com/theus-go/theus/bench/peers/workload"
 )
 
-// Impls are the implementation binaries, each a package of bench/peers/cmd.
-var Impls = []string{"theus-sqlite", "theus-memory", "pgx-outbox", "watermill"}
+// An impl is an implementation binary, a package of bench/peers/cmd.
+type impl struct {
+	name   string
+	theus  bool // Theus, on the left of the ratios; the others are peers
+	server bool // uses the PostgreSQL server
+}
+
+// Impls are the implementations bench-peers knows, in their default order.
+var Impls = []impl{
+	{name: "theus-sqlite", theus: true},
+	{name: "theus-memory", theus: true},
+	{name: "pgx-outbox", server: true},
+	{name: "watermill", server: true},
+}
+
+func names(impls []impl) []string {
+	var n []string
+	for _, i := range impls {
+		n = append(n, i.name)
+	}
+	return n
+}
+
+func lookup(name string) (impl, bool) {
+	i := slices.IndexFunc(Impls, func(i impl) bool { return i.name == name })
+	if i < 0 {
+		return impl{}, false
+	}
+	return Impls[i], true
+}
 
 // A scenario is a set of flags every implementation runs with.
 type scenario struct {
@@ -47,9 +75,9 @@ const prefillC = 64
 
 // scenarios are the scenarios whose names -scenarios lists; "drain" stands
 // for one drain per size of -drain.
-func scenarios(names []string, drains []int) ([]scenario, error) {
+func scenarios(list []string, drains []int) ([]scenario, error) {
 	var out []scenario
-	for _, n := range names {
+	for _, n := range list {
 		switch n {
 		case "c8":
 			out = append(out, scenario{n, "C=8, relay running", []string{"-c", "8", "-relay=true"}, withRelay})
@@ -74,7 +102,7 @@ func scenarios(names []string, drains []int) ([]scenario, error) {
 type config struct {
 	reps      int
 	out       string
-	impls     []string
+	impls     []impl
 	scenarios []scenario
 	duration  time.Duration
 	dsn, dir  string
@@ -83,15 +111,15 @@ type config struct {
 
 func parse(args []string, stderr io.Writer) (config, error) {
 	var (
-		c                      config
-		impls, names, drainStr string
+		c                              config
+		impls, scenarioNames, drainStr string
 	)
 	fs := flag.NewFlagSet("bench-peers", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.IntVar(&c.reps, "reps", 3, "repetitions of every scenario on every implementation")
 	fs.StringVar(&c.out, "out", "bench-peers.jsonl", "file for the raw JSON line of every run")
-	fs.StringVar(&impls, "impls", strings.Join(Impls, ","), "implementations to run, comma-separated")
-	fs.StringVar(&names, "scenarios", "c8,c8-norelay,c64,drain", "scenarios to run, comma-separated: c8, c8-norelay, c64, drain")
+	fs.StringVar(&impls, "impls", strings.Join(names(Impls), ","), "implementations to run, comma-separated")
+	fs.StringVar(&scenarioNames, "scenarios", "c8,c8-norelay,c64,drain", "scenarios to run, comma-separated: c8, c8-norelay, c64, drain")
 	fs.StringVar(&drainStr, "drain", "20000,100000", "backlog sizes of the drain scenario, comma-separated")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long producers commit in the c8, c8-norelay and c64 scenarios")
 	fs.StringVar(&c.dsn, "dsn", workload.DSN(), "PostgreSQL of the server-based implementations (default $THEUS_TEST_POSTGRES)")
@@ -106,11 +134,12 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	if c.reps < 1 {
 		return config{}, errors.New("-reps must be at least 1")
 	}
-	c.impls = split(impls)
-	for _, i := range c.impls {
-		if !slices.Contains(Impls, i) {
-			return config{}, fmt.Errorf("unknown implementation %q (known: %s)", i, strings.Join(Impls, ", "))
+	for _, n := range split(impls) {
+		i, ok := lookup(n)
+		if !ok {
+			return config{}, fmt.Errorf("unknown implementation %q (known: %s)", n, strings.Join(names(Impls), ", "))
 		}
+		c.impls = append(c.impls, i)
 	}
 	var drains []int
 	for _, s := range split(drainStr) {
@@ -121,7 +150,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 		drains = append(drains, n)
 	}
 	var err error
-	if c.scenarios, err = scenarios(split(names), drains); err != nil {
+	if c.scenarios, err = scenarios(split(scenarioNames), drains); err != nil {
 		return config{}, err
 	}
 	if len(c.impls) == 0 || len(c.scenarios) == 0 {
@@ -180,14 +209,14 @@ func run(ctx context.Context, cfg config, args []string, stdout, stderr io.Write
 		order := rotate(cfg.impls, rep)
 		for _, sc := range cfg.scenarios {
 			for _, impl := range order {
-				label := fmt.Sprintf("[rep %d/%d] %s %s", rep+1, cfg.reps, sc.name, impl)
-				line, res, err := runOne(ctx, cfg, bin, impl, sc)
+				label := fmt.Sprintf("[rep %d/%d] %s %s", rep+1, cfg.reps, sc.name, impl.name)
+				line, res, err := runOne(ctx, cfg, bin, impl.name, sc)
 				if err != nil {
 					if ctx.Err() != nil {
 						return ctx.Err()
 					}
 					fmt.Fprintf(stderr, "%s: FAILED: %v\n", label, err)
-					failed = append(failed, sc.name+" "+impl)
+					failed = append(failed, sc.name+" "+impl.name)
 					continue
 				}
 				if _, err := out.Write(append(line, '\n')); err != nil {
@@ -211,17 +240,17 @@ func run(ctx context.Context, cfg config, args []string, stdout, stderr io.Write
 
 // rotate is impls starting at the rep-th, so that no implementation always
 // runs first (or right after the same neighbour).
-func rotate(impls []string, rep int) []string {
+func rotate[T any](impls []T, rep int) []T {
 	k := rep % len(impls)
 	return append(slices.Clone(impls[k:]), impls[:k]...)
 }
 
 // build compiles the implementation binaries into dir, once: go run per
 // run would measure the compiler's leftovers too.
-func build(ctx context.Context, dir string, impls []string, stderr io.Writer) error {
+func build(ctx context.Context, dir string, impls []impl, stderr io.Writer) error {
 	args := []string{"build", "-o", dir + string(filepath.Separator)}
 	for _, i := range impls {
-		pkg := "./cmd/" + i
+		pkg := "./cmd/" + i.name
 		if _, err := os.Stat(pkg); err != nil {
 			return fmt.Errorf("no %s here: run bench-peers in bench/peers (make bench-peers does)", pkg)
 		}

@@ -61,7 +61,7 @@ func TestReportShowsMediansAndRatios(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config{reps: 3, impls: []string{"theus-sqlite", "pgx-outbox"}, scenarios: sc}
+	cfg := config{reps: 3, impls: []impl{Impls[0], Impls[2]}, scenarios: sc}
 	var runs []workload.Result
 	for _, tps := range []float64{5000, 6000, 4000} {
 		runs = append(runs,

@@ -129,11 +129,10 @@ type run struct {
 	relayErr    error
 	relayOver   bool // relayDone has yielded relayErr
 
-	prod   produced
-	start  int64 // Clock when the measured window started
-	cpu    cpuWindow
-	relay  bool // the relay ran while producers committed
-	window float64
+	prod  produced
+	start int64 // Clock when the measured window started
+	cpu   cpuWindow
+	relay bool // the relay ran while producers committed
 }
 
 // steady runs producers for the duration (or -n transactions), with or

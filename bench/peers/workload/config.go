@@ -34,7 +34,7 @@ type Config struct {
 	DSN      string        // PostgreSQL, for the server-based implementations
 	Dir      string        // where the SQLite file's temporary directory goes ("" = os.TempDir())
 	Poll     time.Duration // the polling interval of the server-based relays
-	Wait     time.Duration // how long to wait for the relay to deliver everything
+	Wait     time.Duration // how long the relay may deliver nothing new before what is missing counts as lost
 }
 
 // ParseFlags reads a Config from the command line of an implementation
@@ -52,7 +52,7 @@ func ParseFlags(name string, args []string, w io.Writer) (Config, error) {
 	fs.StringVar(&c.DSN, "dsn", DSN(), "PostgreSQL (server-based implementations; default $THEUS_TEST_POSTGRES)")
 	fs.StringVar(&c.Dir, "dir", "", "directory for the SQLite file's temporary directory (default the system's temp dir; must be on the disk to measure)")
 	fs.DurationVar(&c.Poll, "poll", time.Millisecond, "how long the server-based relays sleep when they found less than a full batch")
-	fs.DurationVar(&c.Wait, "wait", 2*time.Minute, "how long to wait for the relay to deliver everything; what is missing then counts as lost")
+	fs.DurationVar(&c.Wait, "wait", 30*time.Second, "how long the relay may deliver nothing new before what is missing counts as lost")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}

@@ -90,6 +90,13 @@ func (c *consumer) check() {
 	}
 }
 
+// delivered is how many distinct events have arrived.
+func (c *consumer) delivered() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.distinct
+}
+
 // consumed is what the consumer saw, read once the relay has stopped.
 type consumed struct {
 	distinct, dups, bytes int64

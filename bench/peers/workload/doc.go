@@ -23,7 +23,7 @@
 //   - Relay running (-relay=true, the default): the relay and the consumer
 //     start, the warm-up event's delivery shows they run, then producers
 //     commit for -duration (or -n transactions). The window lasts from the
-//     producers' start to the last delivery (or the end of -wait).
+//     producers' start to the last delivery.
 //   - Relay not running (-relay=false): producers only; the window ends
 //     with the last commit. Nothing is delivered.
 //   - Drain (-prefill N): producers commit N transactions with no relay
@@ -42,8 +42,9 @@
 //     kept and the nearest-rank percentile read from the sorted samples.
 //     In drain mode e2e includes the time an event waited in the backlog.
 //   - duplicates: events received again; lost: commits − distinct events
-//     received once the consumer has them all or -wait ran out. Both are
-//     counted only when a relay runs.
+//     received, read once the consumer has them all or once the relay has
+//     delivered nothing new for -wait (a slow relay is waited for). Both
+//     are counted only when a relay runs.
 //   - client_cpu_s: user + system CPU of the process in the window
 //     (getrusage); server_cpu_s: for server-based implementations, the
 //     growth in the window of user + system CPU of every process named

@@ -54,7 +54,7 @@ lintbench: $(THEUSGEN)
 	$(GO) run ./internal/lint/lintbench -n 200 -theusgen $(THEUSGEN)
 
 ## bench-peers: Theus beside peer outboxes (pgx, Watermill) on THEUS_TEST_POSTGRES: tables and raw JSON lines
-## (bench/peers/README.md); a quick run: make bench-peers PEERS_FLAGS='-reps 1 -duration 2s -drain 5000'
+## (bench/peers/README.md); a quick run: make bench-peers PEERS_FLAGS='-reps 1 -duration 1s -drain 5000'
 bench-peers:
 	cd bench/peers && $(GO) run ./cmd/bench-peers $(PEERS_FLAGS)
 

@@ -159,11 +159,7 @@ func ratios(w io.Writer, impls []impl, figs []figure, byImpl map[string][]worklo
 			for _, f := range rf {
 				_, tm, _ := stats(values(f, tr))
 				_, pm, _ := stats(values(f, pr))
-				if pm == 0 {
-					cells = append(cells, "–")
-				} else {
-					cells = append(cells, strconv.FormatFloat(tm/pm, 'f', 2, 64)+"×")
-				}
+				cells = append(cells, ratio(tm, pm))
 			}
 			lines = append(lines, cells)
 		}
@@ -178,6 +174,19 @@ func ratios(w io.Writer, impls []impl, figs []figure, byImpl map[string][]worklo
 		row(w, l)
 	}
 	fmt.Fprintf(w, "\n(above 1× is better for rates, below 1× for e2e p99 and CPU)\n")
+}
+
+// ratio is t/p with two decimals, three below 0.1 (where two would show
+// 0.00× for a hundredfold gap).
+func ratio(t, p float64) string {
+	if p == 0 {
+		return "–"
+	}
+	r, d := t/p, 2
+	if r < 0.1 {
+		d = 3
+	}
+	return strconv.FormatFloat(r, 'f', d, 64) + "×"
 }
 
 // format prints a value of a unit: rates as whole numbers with thousands

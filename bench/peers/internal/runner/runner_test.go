@@ -92,3 +92,14 @@ func TestCellOfOneRunIsItsFigure(t *testing.T) {
 		t.Errorf("cell of no run = %q, want no run", got)
 	}
 }
+
+func TestRatioKeepsSmallOnesVisible(t *testing.T) {
+	for _, c := range []struct {
+		t, p float64
+		want string
+	}{{10, 5, "2.00×"}, {13.1, 2764.7, "0.005×"}, {1, 0, "–"}} {
+		if got := ratio(c.t, c.p); got != c.want {
+			t.Errorf("ratio(%v, %v) = %q, want %q", c.t, c.p, got, c.want)
+		}
+	}
+}

@@ -7,7 +7,7 @@ CONTRACTS := contracts.yaml $(wildcard examples/*/contracts.yaml) runtime/store/
 # Packages whose contract is declared in Go struct tags.
 TAG_PACKAGES := examples/tags
 
-.PHONY: demo test generate ci fmt-check vet diff lint bench lintbench build clean
+.PHONY: demo test generate ci fmt-check vet diff lint bench lintbench bench-peers peers-check build clean
 
 ## demo: generate the quickstart's code, then run it (commits, relay, consumer) and print the summary
 demo: generate
@@ -52,6 +52,15 @@ bench:
 ## lintbench: time theusgen lint against go vet on a generated package with 200 processes
 lintbench: $(THEUSGEN)
 	$(GO) run ./internal/lint/lintbench -n 200 -theusgen $(THEUSGEN)
+
+## bench-peers: Theus beside peer outboxes (pgx, Watermill) on THEUS_TEST_POSTGRES: tables and raw JSON lines
+## (bench/peers/README.md); a quick run: make bench-peers PEERS_FLAGS='-reps 1 -duration 1s -drain 5000'
+bench-peers:
+	cd bench/peers && $(GO) run ./cmd/bench-peers $(PEERS_FLAGS)
+
+## peers-check: build and vet bench/peers, a module of its own that ./... does not reach (CI runs it; no timing run)
+peers-check:
+	cd bench/peers && $(GO) build ./... && $(GO) vet ./...
 
 clean:
 	rm -rf $(BIN) bench.out

@@ -1,0 +1,10 @@
+// Command theus-memory runs the peer benchmark's workload on Theus with the
+// memory store (theusbench.Memory). Flags: bench/peers/README.md.
+package main
+
+import (
+	"github.com/theus-go/theus/bench/peers/theusbench"
+	"github.com/theus-go/theus/bench/peers/workload"
+)
+
+func main() { workload.Main(theusbench.Memory) }

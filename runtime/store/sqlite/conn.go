@@ -97,10 +97,13 @@ func (s *Store) writeTx(ctx context.Context, before, sync, after Step, f func(*w
 		if _, err := c.exec(`BEGIN IMMEDIATE`); err != nil {
 			return err
 		}
+		committed := false
 		defer func() {
-			if err != nil {
-				// Also after a failed COMMIT, which may leave the
-				// transaction open; an error here only says it was not.
+			if !committed {
+				// After an error, a failed COMMIT (which may leave the
+				// transaction open; an error here only says it was not),
+				// or a panic on its way up (a codec's): the write
+				// connection must not stay inside the transaction.
 				c.exec(`ROLLBACK`)
 			}
 		}()
@@ -116,6 +119,7 @@ func (s *Store) writeTx(ctx context.Context, before, sync, after Step, f func(*w
 		if _, err := c.exec(`COMMIT`); err != nil {
 			return &commitError{err}
 		}
+		committed = true
 		if err := s.fault(after); err != nil {
 			return &commitError{err}
 		}

@@ -334,3 +334,37 @@ func TestOneEnginePerFile(t *testing.T) {
 		t.Fatalf("the second engine recovered version %d, want 1", v)
 	}
 }
+
+// A panic inside a commit's transaction (here from the fault hook, as a
+// codec's could) fails that group only: the transaction is rolled back,
+// and the next commit finds the write connection free.
+func TestPanicInCommitRollsBack(t *testing.T) {
+	for _, step := range []sqlite.Step{sqlite.BeforeWrite, sqlite.BeforeSync} {
+		t.Run(step.String(), func(t *testing.T) {
+			ctx := context.Background()
+			var fail atomic.Bool
+			st := open(t, filepath.Join(t.TempDir(), "bank.db"), sqlite.WithFaultHook(func(s sqlite.Step) error {
+				if s == step && fail.CompareAndSwap(true, false) {
+					panic("codec on fire")
+				}
+				return nil
+			}))
+			eng := newBank(t, st, accounts(2, 100))
+			if _, err := eng.Transfer(ctx, bank.TransferArgs{From: "acc-000", To: "acc-001", Amount: 10}); err != nil {
+				t.Fatal(err)
+			}
+			fail.Store(true)
+			_, err := eng.Transfer(ctx, bank.TransferArgs{From: "acc-000", To: "acc-001", Amount: 20})
+			if !errors.Is(err, engine.ErrStore) || !errors.Is(err, engine.ErrPanic) {
+				t.Fatalf("err = %v, want a store panic", err)
+			}
+			r, err := eng.Transfer(ctx, bank.TransferArgs{From: "acc-000", To: "acc-001", Amount: 30})
+			if err != nil || r.Version != 2 {
+				t.Fatalf("the commit after the panic: %+v, %v; want version 2", r, err)
+			}
+			if got := balances(eng)["acc-000"].Balance; got != 60 {
+				t.Fatalf("acc-000 holds %d, want 60", got)
+			}
+		})
+	}
+}

@@ -6,6 +6,9 @@ THEUSGEN := $(BIN)/theusgen
 CONTRACTS := contracts.yaml $(wildcard examples/*/contracts.yaml) runtime/store/sqlite/internal/nested/contracts.yaml
 # Packages whose contract is declared in Go struct tags.
 TAG_PACKAGES := examples/tags
+# Contracts of the bench/peers module, linted from inside it (its packages
+# are not the main module's).
+PEERS_CONTRACTS := theusbench/contracts.yaml
 
 .PHONY: demo test generate ci fmt-check vet diff lint bench lintbench bench-peers peers-check build clean
 
@@ -28,12 +31,14 @@ FORCE:
 ## diff: fail if any generated file differs from what its contract generates
 diff: $(THEUSGEN)
 	@set -e; for c in $(CONTRACTS); do echo "theusgen diff -f $$c"; ./$(THEUSGEN) diff -f $$c; done; \
-	for p in $(TAG_PACKAGES); do echo "theusgen diff -tags $$p"; ./$(THEUSGEN) diff -tags $$p; done
+	for p in $(TAG_PACKAGES); do echo "theusgen diff -tags $$p"; ./$(THEUSGEN) diff -tags $$p; done; \
+	for c in $(PEERS_CONTRACTS); do echo "theusgen diff -f bench/peers/$$c"; ./$(THEUSGEN) diff -f bench/peers/$$c; done
 
 ## lint: theusgen lint on every contract (and its processes' code) and every struct-tag package
 lint: $(THEUSGEN)
 	@set -e; for c in $(CONTRACTS); do echo "theusgen lint -f $$c"; ./$(THEUSGEN) lint -f $$c; done; \
-	for p in $(TAG_PACKAGES); do echo "theusgen lint -tags $$p"; ./$(THEUSGEN) lint -tags $$p; done
+	for p in $(TAG_PACKAGES); do echo "theusgen lint -tags $$p"; ./$(THEUSGEN) lint -tags $$p; done; \
+	for c in $(PEERS_CONTRACTS); do echo "(cd bench/peers) theusgen lint -f $$c"; (cd bench/peers && ../../$(THEUSGEN) lint -f $$c); done
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -41,8 +46,8 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-## ci: what .ci/run runs: format, vet, generated code current, lint, tests with -race, the demo
-ci: fmt-check vet diff lint test
+## ci: what .ci/run runs: format, vet, generated code current, lint, tests with -race, bench/peers builds and passes its tests, the demo
+ci: fmt-check vet diff lint test peers-check
 	$(GO) run ./examples/quickstart -updates 500 -logins 200
 
 ## bench: the Go benchmarks of the main module (figures go to docs/BENCHMARKS.md)
@@ -58,9 +63,9 @@ lintbench: $(THEUSGEN)
 bench-peers:
 	cd bench/peers && $(GO) run ./cmd/bench-peers $(PEERS_FLAGS)
 
-## peers-check: build and vet bench/peers, a module of its own that ./... does not reach (CI runs it; no timing run)
+## peers-check: build, vet and test bench/peers, a module of its own that ./... does not reach (CI runs it; no timing run)
 peers-check:
-	cd bench/peers && $(GO) build ./... && $(GO) vet ./...
+	cd bench/peers && $(GO) build ./... && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 clean:
 	rm -rf $(BIN) bench.out

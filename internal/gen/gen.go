@@ -62,6 +62,8 @@ type generator struct {
 	// encoded holds the declared types that get a JSON encoder: those
 	// reachable from a topic payload.
 	encoded map[*contract.Struct]bool
+	// refs caches holdsRefs for declared types.
+	refs map[*contract.Struct]bool
 	// st is the engine's state type: State, or theusState when the
 	// contract has collections (State then holds plain maps for them, and
 	// theusState engine.Collections).
@@ -85,6 +87,7 @@ func newGenerator(m *contract.Model) *generator {
 		source:  filepath.Base(m.Source),
 		byText:  map[string]*schemaPath{},
 		encoded: map[*contract.Struct]bool{},
+		refs:    map[*contract.Struct]bool{},
 	}
 	if m.DeclaredInGo {
 		g.source = m.Source

@@ -35,7 +35,7 @@ func (g *generator) stateDecls() []jen.Code {
 		if f.Zone == contract.ZoneDomain {
 			internal = append(internal, jen.Id(f.GoName).Add(goType(f.Type)))
 		}
-		if holdsRefs(f.Type) {
+		if g.holdsRefs(f.Type) {
 			clone = append(clone, jen.Id(stateExpr("c", f, nil)).Op("=").Add(g.cloneValue(f.Type, lv{expr: stateExpr("p", f, nil)})))
 		}
 	}
@@ -121,7 +121,7 @@ func collType(t *contract.Type) *jen.Statement {
 // cloneFuncOrNil is a func(*T) T deep-copying t, or nil when t holds no
 // references.
 func (g *generator) cloneFuncOrNil(t *contract.Type) *jen.Statement {
-	if !holdsRefs(t) {
+	if !g.holdsRefs(t) {
 		return jen.Nil()
 	}
 	return g.cloneElemFunc(t)
@@ -154,7 +154,7 @@ func (g *generator) internalFunc() jen.Code {
 	}
 	var fix []jen.Code
 	for _, f := range g.m.State {
-		if f.Zone == contract.ZoneGlobal && holdsRefs(f.Type) {
+		if f.Zone == contract.ZoneGlobal && g.holdsRefs(f.Type) {
 			fix = append(fix, jen.Id(stateExpr("s", f, nil)).Op("=").Add(g.cloneValue(f.Type, lv{expr: stateExpr("p", f, nil)})))
 		}
 	}

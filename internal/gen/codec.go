@@ -40,24 +40,27 @@ func fieldFingerprint(f *contract.StateField) string {
 // fingerprint describes t structurally with the contract's names, which
 // are also the JSON names of stored values: "User{id string, tags
 // []string}". byte and rune are written as uint8 and int32, the types they
-// alias. A type of another package is written with its package's path.
+// alias. A type of another package is written with its package's path and
+// what encoding/json stores of it: "example.com/money.Amount{units int64,
+// currency string}", "example.com/money.Cents(int64)"; time.Time and
+// time.Duration by name only.
 //
-// A struct is written in full wherever it occurs, and by name only where
-// it is met again inside itself (through a slice or a map). Structs that
-// share other structs would make that exponential in the contract (a type
-// with two fields of a type with two fields of ...), so a
-// fingerprint that would exceed fullFingerprintMax bytes is written in its
-// compact form instead: each struct in full where it first occurs, by name
-// after. The compact form cannot be mistaken for a full one (in a full
-// one, a struct written by name is always inside its own braces), and
-// contracts whose fingerprints fit keep the form that stores have
-// recorded.
+// A struct (or a type of another package) is written in full wherever it
+// occurs, and by name only where it is met again inside itself (through a
+// slice or a map). Types that share other types would make that
+// exponential in the contract (a type with two fields of a type with two
+// fields of ...), so a fingerprint that would exceed fullFingerprintMax
+// bytes is written in its compact form instead: each type in full where it
+// first occurs, by name after. The compact form cannot be mistaken for a
+// full one (in a full one, a type written by name is always inside its own
+// description), and contracts whose fingerprints fit keep the form that
+// stores have recorded.
 func fingerprint(t *contract.Type) string {
-	w := fingerprinter{open: map[*contract.Struct]bool{}, limit: fullFingerprintMax}
+	w := fingerprinter{open: map[any]bool{}, limit: fullFingerprintMax}
 	if w.write(t) {
 		return w.b.String()
 	}
-	w = fingerprinter{open: map[*contract.Struct]bool{}, compact: true}
+	w = fingerprinter{open: map[any]bool{}, compact: true}
 	w.write(t)
 	return w.b.String()
 }
@@ -69,9 +72,10 @@ const fullFingerprintMax = 16 << 10
 
 type fingerprinter struct {
 	b strings.Builder
-	// open holds the structs being written (in the compact form, every
-	// struct written so far).
-	open    map[*contract.Struct]bool
+	// open holds the types being written (in the compact form, every type
+	// written so far): the *contract.Struct of a declared type, the Under
+	// of an imported one.
+	open    map[any]bool
 	compact bool
 	// limit, if not 0, is the length at which write gives up.
 	limit int
@@ -97,7 +101,21 @@ func (w *fingerprinter) write(t *contract.Type) bool {
 		return w.described(t.Struct, func() bool { return w.fields(t.Struct) })
 	case contract.Imported:
 		w.b.WriteString(t.Import.Path + "." + t.Name)
-		return true
+		if t.Under == nil {
+			return true
+		}
+		return w.described(t.Under, func() bool {
+			if t.Under.Kind == contract.ImportedStruct {
+				return w.fields(t.Under.Struct)
+			}
+			w.b.WriteString("(")
+			ok := w.write(t.Under)
+			w.b.WriteString(")")
+			return ok
+		})
+	case contract.ImportedStruct:
+		w.b.WriteString("struct")
+		return w.fields(t.Struct)
 	}
 	switch t.Name {
 	case "byte":
@@ -112,7 +130,7 @@ func (w *fingerprinter) write(t *contract.Type) bool {
 
 // described writes what a named type is, with describe, unless the type
 // is open (then its name, written already, says it).
-func (w *fingerprinter) described(key *contract.Struct, describe func() bool) bool {
+func (w *fingerprinter) described(key any, describe func() bool) bool {
 	if w.open[key] {
 		return true
 	}

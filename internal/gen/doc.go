@@ -37,8 +37,11 @@
 // declared inputs only), XOut (setters for the declared outputs, typed
 // emitters, SetResult), XReceipt, XEffects, the Engine method and RunX.
 // For each domain error: one ErrX sentinel (engine.DomainError), shared by
-// the processes that declare it. A process with rules gets a checkRules
-// method on its call, run when the process returned nil (see rules.go).
+// the processes that declare it. A process with outputs gets a
+// checkOutputs method on its call, run when the process returned nil: it
+// checks that the values set can be encoded (theusValidX functions, see
+// check.go), then the rules (rules.go); Patch gets theusCheck, run by
+// CompareAndSwap before the engine sees the patch.
 //
 // Views never hand out memory of the snapshot that a caller could modify:
 // slices and maps are shown through engine.SliceView and engine.MapView,

@@ -63,6 +63,13 @@ func TestJSON(t *testing.T) {
 	for _, s := range samples() {
 		checkJSON(t, s, theusAppendSample)
 	}
+	// The check of a state value refuses what encoding/json refuses.
+	for _, s := range append(samples(), Sample{At: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}) {
+		_, want := json.Marshal(s)
+		if got := theusValidSample(&s); (got == nil) != (want == nil) {
+			t.Errorf("%+v: encoding/json error %v, theusValidSample %v", s, want, got)
+		}
+	}
 	for _, c := range []Counted{{}, {Seq: math.MinInt64, N: -1}, {Seq: math.MaxInt64}} {
 		checkJSON(t, c, theusAppendCounted)
 	}

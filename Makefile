@@ -3,7 +3,8 @@ GO      ?= go
 BIN     := bin
 THEUSGEN := $(BIN)/theusgen
 # Every contract in the repository; each names its own generated file.
-CONTRACTS := contracts.yaml $(wildcard examples/*/contracts.yaml) runtime/store/sqlite/internal/nested/contracts.yaml
+CONTRACTS := contracts.yaml $(wildcard examples/*/contracts.yaml) runtime/store/sqlite/internal/nested/contracts.yaml \
+	internal/gen/internal/encodecheck/contracts.yaml
 # Packages whose contract is declared in Go struct tags.
 TAG_PACKAGES := examples/tags
 # Contracts of the bench/peers module, linted from inside it (its packages

@@ -59,6 +59,7 @@ func TestFixturesValidate(t *testing.T) {
 func TestAcceptedContractsValidate(t *testing.T) {
 	type doc struct {
 		name string
+		path string // the file, from which the parser loads imported packages
 		src  []byte
 	}
 	var docs []doc
@@ -79,7 +80,7 @@ func TestAcceptedContractsValidate(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			docs = append(docs, doc{rel(path), src})
+			docs = append(docs, doc{rel(path), path, src})
 		case strings.HasSuffix(name, ".txtar"):
 			ar, err := txtar.ParseFile(path)
 			if err != nil {
@@ -87,7 +88,7 @@ func TestAcceptedContractsValidate(t *testing.T) {
 			}
 			for _, f := range ar.Files {
 				if strings.HasSuffix(f.Name, ".yaml") || strings.HasSuffix(f.Name, ".yml") {
-					docs = append(docs, doc{rel(path) + ":" + f.Name, f.Data})
+					docs = append(docs, doc{rel(path) + ":" + f.Name, path, f.Data})
 				}
 			}
 		}
@@ -98,7 +99,7 @@ func TestAcceptedContractsValidate(t *testing.T) {
 	}
 	accepted := 0
 	for _, d := range docs {
-		if _, err := contract.Parse(d.name, d.src); err != nil || !isContract(d.src) {
+		if _, err := contract.Parse(d.path, d.src); err != nil || !isContract(d.src) {
 			continue
 		}
 		accepted++

@@ -310,8 +310,11 @@ func (e *Engine) Snapshot() Snapshot {
 	return Snapshot{s: s, version: v}
 }
 
-// CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version.
+// CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
+	if err := p.theusCheck(e.core.Codec()); err != nil {
+		return 0, err
+	}
 	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
 }
 
@@ -340,6 +343,17 @@ func (p *Patch) PutAccounts(k string, v Account) {
 // DeleteAccounts deletes the entry k of domain.accounts.
 func (p *Patch) DeleteAccounts(k string) {
 	p.accounts = append(p.accounts, engine.Pending[string, Account]{Key: k})
+}
+
+// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
+func (p *Patch) theusCheck(codec engine.Codec) error {
+	if codec == nil {
+		return nil
+	}
+	if err := engine.CheckEntries(codec, "domain.accounts", p.accounts, nil); err != nil {
+		return err
+	}
+	return nil
 }
 
 func theusAddPath(paths []int, path int) []int {
@@ -503,7 +517,7 @@ func (c *theusCallOpenAccount) Run(ctx context.Context, s *theusState) error {
 	if err := c.impl.OpenAccount(ctx, c.in, &c.cur.out); err != nil {
 		return err
 	}
-	c.checkRules()
+	c.checkOutputs()
 	return nil
 }
 
@@ -527,8 +541,14 @@ func (c *theusCallOpenAccount) release() {
 	theusPoolOpenAccount.Put(c)
 }
 
-// checkRules checks the rules of open_account on what the run set.
-func (c *theusCallOpenAccount) checkRules() {
+// checkOutputs checks what the run of open_account set: that each value can be encoded, then the rules.
+func (c *theusCallOpenAccount) checkOutputs() {
+	codec := c.tx.Codec()
+	if codec != nil {
+		if err := engine.CheckEntries(codec, "domain.accounts", c.out.accounts, nil); err != nil {
+			c.tx.Fail(err)
+		}
+	}
 	for w := range engine.FinalWrites(c.out.accounts) {
 		if w.Value == nil {
 			continue
@@ -652,7 +672,11 @@ func (c *theusCallDeposit) Run(ctx context.Context, s *theusState) error {
 	c.cur, c.runs = &c.runs[0], c.runs[1:]
 	c.cur.out = DepositOut{c: c, gen: c.gen}
 	c.out = theusOutputsDeposit{}
-	return c.impl.Deposit(ctx, c.in, &c.cur.out)
+	if err := c.impl.Deposit(ctx, c.in, &c.cur.out); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
 }
 
 func (c *theusCallDeposit) Apply(s *theusState, v uint64) {
@@ -673,6 +697,16 @@ func (c *theusCallDeposit) release() {
 	c.impl, c.in, c.out = nil, DepositIn{}, theusOutputsDeposit{}
 	c.cur = nil
 	theusPoolDeposit.Put(c)
+}
+
+// checkOutputs checks what the run of deposit set: that each value can be encoded, then the rules.
+func (c *theusCallDeposit) checkOutputs() {
+	codec := c.tx.Codec()
+	if codec != nil {
+		if err := engine.CheckEntries(codec, "domain.accounts", c.out.accounts, nil); err != nil {
+			c.tx.Fail(err)
+		}
+	}
 }
 
 // Deposit runs deposit and commits its effects.
@@ -825,7 +859,7 @@ func (c *theusCallTransfer) Run(ctx context.Context, s *theusState) error {
 	if err := c.impl.Transfer(ctx, c.in, &c.cur.out); err != nil {
 		return err
 	}
-	c.checkRules()
+	c.checkOutputs()
 	return nil
 }
 
@@ -849,8 +883,14 @@ func (c *theusCallTransfer) release() {
 	theusPoolTransfer.Put(c)
 }
 
-// checkRules checks the rules of transfer on what the run set.
-func (c *theusCallTransfer) checkRules() {
+// checkOutputs checks what the run of transfer set: that each value can be encoded, then the rules.
+func (c *theusCallTransfer) checkOutputs() {
+	codec := c.tx.Codec()
+	if codec != nil {
+		if err := engine.CheckEntries(codec, "domain.accounts", c.out.accounts, nil); err != nil {
+			c.tx.Fail(err)
+		}
+	}
 	for w := range engine.FinalWrites(c.out.accounts) {
 		if w.Value == nil {
 			continue

@@ -247,8 +247,11 @@ func (e *Engine) Snapshot() Snapshot {
 	return Snapshot{s: s, version: v}
 }
 
-// CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version.
+// CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
+	if err := p.theusCheck(e.core.Codec()); err != nil {
+		return 0, err
+	}
 	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
 }
 
@@ -286,6 +289,30 @@ func (p *Patch) SetLogins(v int) {
 func (p *Patch) SetMaxEmailLen(v int) {
 	p.maxEmailLen = v
 	p.writes = theusAddPath(p.writes, theusPathGlobalMaxEmailLen)
+}
+
+// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
+func (p *Patch) theusCheck(codec engine.Codec) error {
+	if codec == nil {
+		return nil
+	}
+	for _, w := range p.writes {
+		switch w {
+		case theusPathDomainUser:
+			if err := engine.CheckValue(codec, "domain.user", &p.user, nil); err != nil {
+				return err
+			}
+		case theusPathDomainLogins:
+			if err := engine.CheckValue(codec, "domain.logins", &p.logins, nil); err != nil {
+				return err
+			}
+		case theusPathGlobalMaxEmailLen:
+			if err := engine.CheckValue(codec, "global.max_email_len", &p.maxEmailLen, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func theusAddPath(paths []int, path int) []int {
@@ -442,7 +469,11 @@ func (c *theusCallUpdateUserEmail) Run(ctx context.Context, s *State) error {
 	c.cur, c.runs = &c.runs[0], c.runs[1:]
 	c.cur.out = UpdateUserEmailOut{c: c, gen: c.gen}
 	c.out = theusOutputsUpdateUserEmail{}
-	return c.impl.UpdateUserEmail(ctx, c.in, &c.cur.out)
+	if err := c.impl.UpdateUserEmail(ctx, c.in, &c.cur.out); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
 }
 
 func (c *theusCallUpdateUserEmail) Apply(s *State, _ uint64) {
@@ -463,6 +494,16 @@ func (c *theusCallUpdateUserEmail) release() {
 	c.impl, c.in, c.out = nil, UpdateUserEmailIn{}, theusOutputsUpdateUserEmail{}
 	c.cur = nil
 	theusPoolUpdateUserEmail.Put(c)
+}
+
+// checkOutputs checks what the run of update_user_email set: that each value can be encoded, then the rules.
+func (c *theusCallUpdateUserEmail) checkOutputs() {
+	codec := c.tx.Codec()
+	if codec != nil && c.tx.Written(theusPathDomainUser) {
+		if err := engine.CheckValue(codec, "domain.user", &c.out.user, nil); err != nil {
+			c.tx.Fail(err)
+		}
+	}
 }
 
 // UpdateUserEmail runs update_user_email and commits its effects.
@@ -576,7 +617,11 @@ func (c *theusCallRecordLogin) Run(ctx context.Context, s *State) error {
 	c.cur, c.runs = &c.runs[0], c.runs[1:]
 	c.cur.out = RecordLoginOut{c: c, gen: c.gen}
 	c.out = theusOutputsRecordLogin{}
-	return c.impl.RecordLogin(ctx, c.in, &c.cur.out)
+	if err := c.impl.RecordLogin(ctx, c.in, &c.cur.out); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
 }
 
 func (c *theusCallRecordLogin) Apply(s *State, _ uint64) {
@@ -597,6 +642,16 @@ func (c *theusCallRecordLogin) release() {
 	c.impl, c.in, c.out = nil, RecordLoginIn{}, theusOutputsRecordLogin{}
 	c.cur = nil
 	theusPoolRecordLogin.Put(c)
+}
+
+// checkOutputs checks what the run of record_login set: that each value can be encoded, then the rules.
+func (c *theusCallRecordLogin) checkOutputs() {
+	codec := c.tx.Codec()
+	if codec != nil && c.tx.Written(theusPathDomainLogins) {
+		if err := engine.CheckValue(codec, "domain.logins", &c.out.logins, nil); err != nil {
+			c.tx.Fail(err)
+		}
+	}
 }
 
 // RecordLogin runs record_login and commits its effects.

@@ -278,8 +278,11 @@ func (e *Engine) Snapshot() Snapshot {
 	return Snapshot{s: s, version: v}
 }
 
-// CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version.
+// CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
+	if err := p.theusCheck(e.core.Codec()); err != nil {
+		return 0, err
+	}
 	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
 }
 
@@ -317,6 +320,30 @@ func (p *Patch) SetBob(v User) {
 func (p *Patch) SetOutboxQueue(v []OutboxMsg) {
 	p.outboxQueue = slices.Clone(v)
 	p.writes = theusAddPath(p.writes, theusPathDomainOutboxQueue)
+}
+
+// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
+func (p *Patch) theusCheck(codec engine.Codec) error {
+	if codec == nil {
+		return nil
+	}
+	for _, w := range p.writes {
+		switch w {
+		case theusPathDomainAlice:
+			if err := engine.CheckValue(codec, "domain.alice", &p.alice, nil); err != nil {
+				return err
+			}
+		case theusPathDomainBob:
+			if err := engine.CheckValue(codec, "domain.bob", &p.bob, nil); err != nil {
+				return err
+			}
+		case theusPathDomainOutboxQueue:
+			if err := engine.CheckValue(codec, "domain.outbox_queue", &p.outboxQueue, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func theusAddPath(paths []int, path int) []int {
@@ -453,7 +480,11 @@ func (c *theusCallQueueAliceEmail) Run(ctx context.Context, s *State) error {
 	c.cur, c.runs = &c.runs[0], c.runs[1:]
 	c.cur.out = QueueAliceEmailOut{c: c, gen: c.gen}
 	c.out = theusOutputsQueueAliceEmail{}
-	return c.impl.QueueAliceEmail(ctx, c.in, &c.cur.out)
+	if err := c.impl.QueueAliceEmail(ctx, c.in, &c.cur.out); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
 }
 
 func (c *theusCallQueueAliceEmail) Apply(s *State, _ uint64) {
@@ -477,6 +508,21 @@ func (c *theusCallQueueAliceEmail) release() {
 	c.impl, c.in, c.out = nil, QueueAliceEmailIn{}, theusOutputsQueueAliceEmail{}
 	c.cur = nil
 	theusPoolQueueAliceEmail.Put(c)
+}
+
+// checkOutputs checks what the run of queue_alice_email set: that each value can be encoded, then the rules.
+func (c *theusCallQueueAliceEmail) checkOutputs() {
+	codec := c.tx.Codec()
+	if codec != nil && c.tx.Written(theusPathDomainAlice) {
+		if err := engine.CheckValue(codec, "domain.alice", &c.out.alice, nil); err != nil {
+			c.tx.Fail(err)
+		}
+	}
+	if codec != nil && c.tx.Written(theusPathDomainOutboxQueue) {
+		if err := engine.CheckValue(codec, "domain.outbox_queue", &c.out.outboxQueue, nil); err != nil {
+			c.tx.Fail(err)
+		}
+	}
 }
 
 // QueueAliceEmail runs queue_alice_email and commits its effects.
@@ -613,7 +659,11 @@ func (c *theusCallQueueBobEmail) Run(ctx context.Context, s *State) error {
 	c.cur, c.runs = &c.runs[0], c.runs[1:]
 	c.cur.out = QueueBobEmailOut{c: c, gen: c.gen}
 	c.out = theusOutputsQueueBobEmail{}
-	return c.impl.QueueBobEmail(ctx, c.in, &c.cur.out)
+	if err := c.impl.QueueBobEmail(ctx, c.in, &c.cur.out); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
 }
 
 func (c *theusCallQueueBobEmail) Apply(s *State, _ uint64) {
@@ -637,6 +687,21 @@ func (c *theusCallQueueBobEmail) release() {
 	c.impl, c.in, c.out = nil, QueueBobEmailIn{}, theusOutputsQueueBobEmail{}
 	c.cur = nil
 	theusPoolQueueBobEmail.Put(c)
+}
+
+// checkOutputs checks what the run of queue_bob_email set: that each value can be encoded, then the rules.
+func (c *theusCallQueueBobEmail) checkOutputs() {
+	codec := c.tx.Codec()
+	if codec != nil && c.tx.Written(theusPathDomainBob) {
+		if err := engine.CheckValue(codec, "domain.bob", &c.out.bob, nil); err != nil {
+			c.tx.Fail(err)
+		}
+	}
+	if codec != nil && c.tx.Written(theusPathDomainOutboxQueue) {
+		if err := engine.CheckValue(codec, "domain.outbox_queue", &c.out.outboxQueue, nil); err != nil {
+			c.tx.Fail(err)
+		}
+	}
 }
 
 // QueueBobEmail runs queue_bob_email and commits its effects.
@@ -780,7 +845,11 @@ func (c *theusCallEmitAliceEmail) Run(ctx context.Context, s *State) error {
 	c.cur, c.runs = &c.runs[0], c.runs[1:]
 	c.cur.out = EmitAliceEmailOut{c: c, gen: c.gen}
 	c.out = theusOutputsEmitAliceEmail{}
-	return c.impl.EmitAliceEmail(ctx, c.in, &c.cur.out)
+	if err := c.impl.EmitAliceEmail(ctx, c.in, &c.cur.out); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
 }
 
 func (c *theusCallEmitAliceEmail) Apply(s *State, _ uint64) {
@@ -801,6 +870,16 @@ func (c *theusCallEmitAliceEmail) release() {
 	c.impl, c.in, c.out = nil, EmitAliceEmailIn{}, theusOutputsEmitAliceEmail{}
 	c.cur = nil
 	theusPoolEmitAliceEmail.Put(c)
+}
+
+// checkOutputs checks what the run of emit_alice_email set: that each value can be encoded, then the rules.
+func (c *theusCallEmitAliceEmail) checkOutputs() {
+	codec := c.tx.Codec()
+	if codec != nil && c.tx.Written(theusPathDomainAlice) {
+		if err := engine.CheckValue(codec, "domain.alice", &c.out.alice, nil); err != nil {
+			c.tx.Fail(err)
+		}
+	}
 }
 
 // EmitAliceEmail runs emit_alice_email and commits its effects.
@@ -940,7 +1019,11 @@ func (c *theusCallEmitBobEmail) Run(ctx context.Context, s *State) error {
 	c.cur, c.runs = &c.runs[0], c.runs[1:]
 	c.cur.out = EmitBobEmailOut{c: c, gen: c.gen}
 	c.out = theusOutputsEmitBobEmail{}
-	return c.impl.EmitBobEmail(ctx, c.in, &c.cur.out)
+	if err := c.impl.EmitBobEmail(ctx, c.in, &c.cur.out); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
 }
 
 func (c *theusCallEmitBobEmail) Apply(s *State, _ uint64) {
@@ -961,6 +1044,16 @@ func (c *theusCallEmitBobEmail) release() {
 	c.impl, c.in, c.out = nil, EmitBobEmailIn{}, theusOutputsEmitBobEmail{}
 	c.cur = nil
 	theusPoolEmitBobEmail.Put(c)
+}
+
+// checkOutputs checks what the run of emit_bob_email set: that each value can be encoded, then the rules.
+func (c *theusCallEmitBobEmail) checkOutputs() {
+	codec := c.tx.Codec()
+	if codec != nil && c.tx.Written(theusPathDomainBob) {
+		if err := engine.CheckValue(codec, "domain.bob", &c.out.bob, nil); err != nil {
+			c.tx.Fail(err)
+		}
+	}
 }
 
 // EmitBobEmail runs emit_bob_email and commits its effects.

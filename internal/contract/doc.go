@@ -7,10 +7,14 @@
 // position and no message ever mentions a Go type of the decoder. The nodes
 // are then checked against the schema (known keys, node kinds, type
 // expressions, paths) and resolved into a Model: every type name, path and
-// topic refers to the declaration it names. Finally the Model as a whole is
-// validated: structs that contain themselves by value, and Go names that
-// collide once contract names are converted with GoName or that collide
-// with names the generated code declares itself.
+// topic refers to the declaration it names. The types of other packages
+// that the contract names are read with go/types, from the packages as the
+// module holding the contract sees them: what state cannot hold is refused
+// at any depth, and what a durable store keeps of them is described in
+// Type.Under. Finally the Model as a whole is validated: structs that
+// contain themselves by value, and Go names that collide once contract
+// names are converted with GoName or that collide with names the generated
+// code declares itself.
 //
 // Errors are not returned one at a time. Parse reports every error of the
 // file in an ErrorList, one "file:line:col: message" line each, sorted by

@@ -93,9 +93,16 @@ const (
 	Map
 	// Named is a struct declared under `types:`.
 	Named
-	// Imported is alias.Name from `imports:`; its shape is not known to the
-	// contract compiler, so it is treated as an opaque value.
+	// Imported is alias.Name from `imports:` (or, with struct tags, a type
+	// of another package), a named type of another Go package. The
+	// generated code treats it as an opaque value; Under describes what a
+	// durable store keeps of it.
 	Imported
+	// ImportedStruct is a struct of another package as encoding/json
+	// writes it, found only in the Under of an Imported type (or in an
+	// ImportedStruct): Struct lists its fields by their JSON names
+	// (Field.GoName is the Go name); Struct.Name is empty.
+	ImportedStruct
 )
 
 // Type is a resolved type expression.
@@ -110,6 +117,14 @@ type Type struct {
 	Import *Import // Imported
 	// Expr is the type as written in the contract, e.g. "[]string".
 	Expr string
+	// Under is, for an Imported type, its underlying type read with
+	// go/types: a Builtin, Slice, Map or ImportedStruct whose parts may be
+	// Imported types in turn (a type met inside itself is the same *Type,
+	// so Under graphs may have cycles). It is nil for time.Time and
+	// time.Duration, which are stored as they encode themselves. Types of
+	// other packages nested in Under have an Import that the contract does
+	// not declare (its Alias is the package's name, Pos is zero).
+	Under *Type
 }
 
 // Zone is a state zone.

@@ -22,6 +22,11 @@ const DefaultOutput = "theus_gen.go"
 // positions and as Model.Source). When the contract has errors, Parse
 // returns a nil Model and an ErrorList holding all of them, sorted.
 //
+// The packages of `imports:` whose types the contract names are loaded with
+// golang.org/x/tools/go/packages from filename's directory, which runs the
+// go command: their types are checked and described in Type.Under. A
+// contract that names no imported type touches nothing but src.
+//
 // Model.Package is left empty when the contract sets no package: the
 // default depends on the directory, which is the caller's business.
 func Parse(filename string, src []byte) (*Model, error) {
@@ -72,6 +77,9 @@ type parser struct {
 	// emitPos holds where each of a process's Emits is written, for
 	// messages about it (Topic.Pos is the topic's declaration).
 	emitPos map[*Process][]Pos
+	// importUses are the type expressions that name imported types, read
+	// with go/types once the file is parsed (resolveImports).
+	importUses []importUse
 	// scope holds the package-level names that the user's Go files declare,
 	// when the contract is read from struct tags: the generated file must
 	// not declare them again.
@@ -117,6 +125,7 @@ func (p *parser) parseFile(src []byte) {
 	p.parseState(keys["state"].val)
 	p.parseTopics(keys["topics"].val)
 	p.parseProcesses(keys["processes"].val)
+	p.resolveImports()
 	p.checkRecursion()
 	p.checkNames()
 }
@@ -422,6 +431,7 @@ func (p *parser) typeExpr(n *yaml.Node) *Type {
 		p.errorf(n, "%v", err)
 		return nil
 	}
+	p.importUses = append(p.importUses, importUses(t, p.pos(n))...)
 	return t
 }
 

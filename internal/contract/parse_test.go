@@ -28,7 +28,12 @@ func TestParseValid(t *testing.T) {
 	}
 
 	str := func(expr string) *Type { return &Type{Kind: Builtin, Name: expr, Expr: expr} }
-	money := &Import{Alias: "money", Path: "example.com/shop/money", Pos: at(7, 3)}
+	money := &Import{Alias: "money", Path: "github.com/theus-go/theus/internal/contract/testdata/money", Pos: at(7, 3)}
+	// What go/types says of money.Amount: its fields by their JSON names.
+	amount := &Type{Kind: ImportedStruct, Expr: "struct{...}", Struct: &Struct{Fields: []*Field{
+		{Name: "units", GoName: "Units", Type: str("int64")},
+		{Name: "currency", GoName: "Currency", Type: str("string")},
+	}}}
 	user := &Struct{Name: "User", GoName: "User", Pos: at(10, 3)}
 	user.Fields = []*Field{
 		{Name: "id", GoName: "ID", Type: str("string"), Pos: at(11, 14)},
@@ -40,7 +45,7 @@ func TestParseValid(t *testing.T) {
 	account.Fields = []*Field{
 		{Name: "id", GoName: "ID", Type: str("string"), Pos: at(13, 14)},
 		{Name: "balance", GoName: "Balance", Type: str("int64"), Pos: at(13, 26)},
-		{Name: "limit", GoName: "Limit", Type: &Type{Kind: Imported, Name: "Amount", Import: money, Expr: "money.Amount"}, Pos: at(13, 42)},
+		{Name: "limit", GoName: "Limit", Type: &Type{Kind: Imported, Name: "Amount", Import: money, Expr: "money.Amount", Under: amount}, Pos: at(13, 42)},
 	}
 	updated := &Struct{Name: "UserUpdated", GoName: "UserUpdated", Pos: at(14, 3)}
 	updated.Fields = []*Field{

@@ -31,6 +31,9 @@ type tagLoader struct {
 	// check a process field against the path it names.
 	goTypes map[any]types.Type
 	imports map[string]*Import // by import path
+	// imported reads the types of other packages that the package's
+	// types name.
+	imported *importedReader
 	// tagLits holds the tag literal of every struct field of the package,
 	// by the position of the field's name.
 	tagLits map[token.Pos]*ast.BasicLit
@@ -58,6 +61,7 @@ func newTagLoader(pkg *packages.Package, dir, abs string, sc *scanned) *tagLoade
 		structs:  map[*types.TypeName]*Struct{},
 		goTypes:  map[any]types.Type{},
 		imports:  map[string]*Import{},
+		imported: newImportedReader(),
 		tagLits:  map[token.Pos]*ast.BasicLit{},
 		jsonOpts: map[*Field]string{},
 	}
@@ -443,16 +447,8 @@ func (t *tagLoader) typeOf(typ types.Type, pos Pos, what string) *Type {
 		return &Type{Kind: Map, Key: key, Elem: elem, Expr: "map[" + key.Expr + "]" + elem.Expr}
 	case *types.Named:
 		return t.named(u, pos, what)
-	case *types.Array:
-		return fail("arrays are not supported; use a slice")
-	case *types.Pointer:
-		return fail("pointers are not allowed in state; use values")
-	case *types.Chan:
-		return fail("channels are not allowed")
-	case *types.Signature:
-		return fail("func types are not allowed")
-	case *types.Interface:
-		return fail("interface types are not allowed; use a concrete type")
+	case *types.Array, *types.Pointer, *types.Chan, *types.Signature, *types.Interface:
+		return fail("%s", refusedKind(u))
 	case *types.Struct:
 		return fail("anonymous structs are not allowed; declare a struct type")
 	}
@@ -474,7 +470,7 @@ func (t *tagLoader) named(n *types.Named, pos Pos, what string) *Type {
 	case n.TypeArgs().Len() > 0 || n.TypeParams().Len() > 0:
 		return fail("generic type %s is not supported", t.typeString(n))
 	case obj.Pkg() == nil: // error
-		return fail("interface types are not allowed; use a concrete type")
+		return fail("%s", refusedInterface)
 	case obj.Pkg() == t.pkg.Types:
 		if _, ok := n.Underlying().(*types.Struct); !ok {
 			return fail("type %s is not supported: a type of this package must be a struct (use %s)", obj.Name(), t.typeString(n.Underlying()))
@@ -482,20 +478,12 @@ func (t *tagLoader) named(n *types.Named, pos Pos, what string) *Type {
 		s := t.declStruct(obj)
 		return &Type{Kind: Named, Name: s.Name, Struct: s, Expr: s.Name}
 	}
-	isTime := obj.Pkg().Path() == "time" && (obj.Name() == "Time" || obj.Name() == "Duration")
-	switch u := n.Underlying().(type) {
-	case *types.Struct:
-		for i := range u.NumFields() {
-			if !u.Field(i).Exported() && !isTime {
-				return fail("%s has unexported fields; an imported struct must have only exported fields (time.Time excepted)", t.typeString(n))
-			}
-		}
-	case *types.Basic, *types.Slice, *types.Map:
-	default:
-		return fail("%s is %s; an imported type must be a struct, a slice, a map or a basic type", t.typeString(n), t.typeString(u))
+	read, problem := t.imported.named(n)
+	if problem != "" {
+		return fail("imported type %s: %s", types.TypeString(n, packageName), problem)
 	}
 	imp := t.importOf(obj.Pkg(), pos)
-	return &Type{Kind: Imported, Name: obj.Name(), Import: imp, Expr: imp.Alias + "." + obj.Name()}
+	return &Type{Kind: Imported, Name: obj.Name(), Import: imp, Expr: imp.Alias + "." + obj.Name(), Under: read.Under}
 }
 
 // importOf returns the Import of pkg, declaring it on first use under the

@@ -86,12 +86,12 @@ func (p *typeParser) ident() string {
 func (p *typeParser) parse() (*Type, error) {
 	switch {
 	case p.eat("*"):
-		return nil, errors.New("pointers are not allowed in state; use values")
+		return nil, errors.New(refusedPointer)
 	case p.eat("<-"):
-		return nil, errors.New("channels are not allowed")
+		return nil, errors.New(refusedChan)
 	case p.eat("["):
 		if !p.eat("]") {
-			return nil, fmt.Errorf("arrays are not supported; use a slice (%q)", p.s)
+			return nil, fmt.Errorf("%s (%q)", refusedArray, p.s)
 		}
 		elem, err := p.parse()
 		if err != nil {
@@ -106,11 +106,11 @@ func (p *typeParser) parse() (*Type, error) {
 	case "map":
 		return p.parseMap()
 	case "chan":
-		return nil, errors.New("channels are not allowed")
+		return nil, errors.New(refusedChan)
 	case "func":
-		return nil, errors.New("func types are not allowed")
+		return nil, errors.New(refusedFunc)
 	case "any", "interface", "error":
-		return nil, errors.New("interface types are not allowed; use a concrete type")
+		return nil, errors.New(refusedInterface)
 	case "struct":
 		return nil, errors.New("anonymous structs are not allowed; declare the struct under types:")
 	}

@@ -37,17 +37,25 @@
 // declared inputs only), XOut (setters for the declared outputs, typed
 // emitters, SetResult), XReceipt, XEffects, the Engine method and RunX.
 // For each domain error: one ErrX sentinel (engine.DomainError), shared by
-// the processes that declare it. A process with rules gets a checkRules
-// method on its call, run when the process returned nil (see rules.go).
+// the processes that declare it. A process with outputs gets a
+// checkOutputs method on its call, run when the process returned nil: it
+// checks that the values set can be encoded (theusValidX functions, see
+// check.go), then the rules (rules.go); Patch gets theusCheck, run by
+// CompareAndSwap before the engine sees the patch.
 //
 // Views never hand out memory of the snapshot that a caller could modify:
 // slices and maps are shown through engine.SliceView and engine.MapView,
 // structs through their views. Types from `imports:` are opaque to the
-// contract compiler in this milestone: they are read, stored and encoded
-// (with encoding/json) as plain values, so an imported type that holds
-// references (a slice, a map, a struct with such fields) is shared between
-// the snapshot and what a getter returns, and must be treated as read-only
-// by convention.
+// generated code: they are read, stored and encoded (with encoding/json)
+// as plain values, so an imported type that holds references (a slice, a
+// map, a struct with such fields) is shared between the snapshot and what
+// a getter returns, and must be treated as read-only by convention. Only
+// their fingerprints look inside them, at what contract.Type.Under says a
+// store keeps of them.
+//
+// The fingerprint of each state field's type (engine.ValueField,
+// engine.CollectionField) is what a durable store compares to detect
+// schema drift, so its format is kept: see fingerprint.
 //
 // A Model read from Go struct tags (DeclaredInGo) gives the same file
 // without the declarations that the package makes itself: State, its

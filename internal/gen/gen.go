@@ -62,6 +62,11 @@ type generator struct {
 	// encoded holds the declared types that get a JSON encoder: those
 	// reachable from a topic payload.
 	encoded map[*contract.Struct]bool
+	// refs caches holdsRefs for declared types.
+	refs map[*contract.Struct]bool
+	// fails holds the declared types whose values may fail to encode
+	// (mayFail).
+	fails map[*contract.Struct]bool
 	// st is the engine's state type: State, or theusState when the
 	// contract has collections (State then holds plain maps for them, and
 	// theusState engine.Collections).
@@ -85,6 +90,8 @@ func newGenerator(m *contract.Model) *generator {
 		source:  filepath.Base(m.Source),
 		byText:  map[string]*schemaPath{},
 		encoded: map[*contract.Struct]bool{},
+		refs:    map[*contract.Struct]bool{},
+		fails:   failingStructs(m),
 	}
 	if m.DeclaredInGo {
 		g.source = m.Source
@@ -165,7 +172,7 @@ func (g *generator) render() ([]byte, error) {
 	// Sections in file order.
 	types := g.typeDecls()
 	clones := g.cloneFuncs()
-	encoders := g.encoderFuncs()
+	encoders := append(g.encoderFuncs(), g.validFuncs()...)
 	state := g.stateDecls()
 	engine := g.engineDecls()
 	var procs []jen.Code

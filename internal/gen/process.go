@@ -205,7 +205,7 @@ func (g *generator) processDecls(p *contract.Process) []jen.Code {
 			jen.Id(pool).Dot("Put").Call(jen.Id("c")),
 		)...),
 	)
-	out = append(out, g.ruleDecls(p)...)
+	out = append(out, g.checkDecls(p)...)
 
 	// The Engine method and RunX.
 	engineDoc := n + " runs " + p.Name + " and commits its effects."

@@ -15,9 +15,9 @@ import (
 // the processes that declare it; the engine is told which a process
 // declares (ProcessSpec.Errors, and engine.Run for RunX). A process with
 // rules checks them at the end of its call's Run, on the values it set,
-// through the call's Tx: Fail for on_fail: reject, Warn for warn. The
-// checks allocate nothing while rules hold, and regexes are compiled once,
-// into package variables.
+// through the call's Tx (see checkDecls): Fail for on_fail: reject, Warn
+// for warn. The checks allocate nothing while rules hold, and regexes are
+// compiled once, into package variables.
 
 // errorDecls declares the domain error sentinels.
 func (g *generator) errorDecls() []jen.Code {
@@ -46,65 +46,29 @@ func declaredErrors(p *contract.Process) []jen.Code {
 	return out
 }
 
-// runTail ends the Run method of p's call: it returns what the process
-// returned (the call expression run) and, when p has rules, checks them
-// once the process succeeded. The statements are lines of one Statement.
-func runTail(p *contract.Process, run *jen.Statement) jen.Code {
-	if len(p.Rules) == 0 {
-		return jen.Return(run)
-	}
-	return jen.If(jen.Id("err").Op(":=").Add(run), jen.Id("err").Op("!=").Nil()).Block(jen.Return(jen.Id("err"))).
-		Line().Id("c").Dot("checkRules").Call().
-		Line().Return(jen.Nil())
-}
-
 // regexpVar is the package variable holding the compiled regex of rule i
 // of p. Go names hold no "_", so the separator keeps names apart.
 func regexpVar(p *contract.Process, i int) string {
 	return "theusRegexp" + p.GoName + "_" + strconv.Itoa(i)
 }
 
-// ruleDecls declares p's compiled regexes and the checkRules method of
-// its call; nothing when p has no rules.
-func (g *generator) ruleDecls(p *contract.Process) []jen.Code {
-	if len(p.Rules) == 0 {
-		return nil
-	}
-	var out []jen.Code
-	// The checks of the rules on one output share the test of whether the
-	// run wrote it (or the loop over the entries it wrote).
-	var outputs []*contract.Path
-	checks := map[*contract.Path][]jen.Code{}
+// ruleChecks returns the checks of p's rules, by the output they belong
+// to, in the order of p's outputs, and declares p's compiled regexes. The
+// checks of a collection output go in a loop over the entries written
+// (see checkDecls).
+func (g *generator) ruleChecks(p *contract.Process) (regexps []jen.Code, checks map[*contract.Path][]jen.Code) {
+	checks = map[*contract.Path][]jen.Code{}
 	for i, r := range p.Rules {
-		if _, seen := checks[r.Path]; !seen {
-			outputs = append(outputs, r.Path)
-		}
 		for _, c := range r.Checks {
 			if c.Kind == "regex" {
 				name := regexpVar(p, i)
-				out = append(out, doc(name+" is the regex of the rule of "+p.Name+" on "+r.Text+".").
+				regexps = append(regexps, doc(name+" is the regex of the rule of "+p.Name+" on "+r.Text+".").
 					Var().Id(name).Op("=").Qual("regexp", "MustCompile").Call(regexpLit(c.Regex)))
 			}
 			checks[r.Path] = append(checks[r.Path], ruleCheck(p, i, r, c))
 		}
 	}
-	var body []jen.Code
-	for _, o := range outputs {
-		written := "c.out." + privateName(o.GoName)
-		if o.Field.Collection {
-			// Only the write of a key that the commit applies is checked;
-			// deletes have no value to check.
-			body = append(body, jen.For(jen.Id("w").Op(":=").Range().Qual(enginePkg, "FinalWrites").Call(jen.Id(written))).Block(append([]jen.Code{
-				jen.If(jen.Id("w.Value").Op("==").Nil()).Block(jen.Continue()),
-			}, checks[o]...)...))
-			continue
-		}
-		body = append(body, jen.If(jen.Id("c.tx").Dot("Written").Call(jen.Id(g.byText[o.Text].konst))).Block(checks[o]...))
-	}
-	call := "theusCall" + p.GoName
-	out = append(out, doc("checkRules checks the rules of "+p.Name+" on what the run set.").
-		Func().Params(jen.Id("c").Op("*").Id(call)).Id("checkRules").Params().Block(body...))
-	return out
+	return regexps, checks
 }
 
 // ruleCheck checks c of rule i of p on the value the run set: the output's

@@ -35,7 +35,7 @@ func (g *generator) stateDecls() []jen.Code {
 		if f.Zone == contract.ZoneDomain {
 			internal = append(internal, jen.Id(f.GoName).Add(goType(f.Type)))
 		}
-		if holdsRefs(f.Type) {
+		if g.holdsRefs(f.Type) {
 			clone = append(clone, jen.Id(stateExpr("c", f, nil)).Op("=").Add(g.cloneValue(f.Type, lv{expr: stateExpr("p", f, nil)})))
 		}
 	}
@@ -121,7 +121,7 @@ func collType(t *contract.Type) *jen.Statement {
 // cloneFuncOrNil is a func(*T) T deep-copying t, or nil when t holds no
 // references.
 func (g *generator) cloneFuncOrNil(t *contract.Type) *jen.Statement {
-	if !holdsRefs(t) {
+	if !g.holdsRefs(t) {
 		return jen.Nil()
 	}
 	return g.cloneElemFunc(t)
@@ -154,7 +154,7 @@ func (g *generator) internalFunc() jen.Code {
 	}
 	var fix []jen.Code
 	for _, f := range g.m.State {
-		if f.Zone == contract.ZoneGlobal && holdsRefs(f.Type) {
+		if f.Zone == contract.ZoneGlobal && g.holdsRefs(f.Type) {
 			fix = append(fix, jen.Id(stateExpr("s", f, nil)).Op("=").Add(g.cloneValue(f.Type, lv{expr: stateExpr("p", f, nil)})))
 		}
 	}
@@ -276,12 +276,15 @@ func (g *generator) engineDecls() []jen.Code {
 			jen.List(jen.Id("v"), jen.Id("s")).Op(":=").Id("e.core").Dot("Snapshot").Call(),
 			jen.Return(jen.Id("Snapshot").Add(keyed(field{"s", jen.Id("s")}, field{"version", jen.Id("v")}))),
 		),
-		doc("CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version.").
+		doc("CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version. A value of p that cannot be encoded is refused first, with an error naming its path.").
 			Func().Params(engineRecv()).Id("CompareAndSwap").Params(
 			jen.Id("ctx").Qual("context", "Context"),
 			jen.Id("expected").Uint64(),
 			jen.Id("p").Id("Patch"),
 		).Params(jen.Uint64(), jen.Error()).Block(
+			jen.If(jen.Id("err").Op(":=").Id("p").Dot("theusCheck").Call(jen.Id("e.core").Dot("Codec").Call()), jen.Id("err").Op("!=").Nil()).Block(
+				jen.Return(jen.Lit(0), jen.Id("err")),
+			),
 			jen.Return(jen.Id("e.core").Dot("CompareAndSwap").Call(
 				jen.Id("ctx"), jen.Id("expected"), jen.Id("theusPatch").Add(keyed(field{"p", jen.Op("&").Id("p")})))),
 		),
@@ -355,6 +358,7 @@ func (g *generator) patchDecls() []jen.Code {
 	}
 	out := []jen.Code{doc("Patch is a set of state changes for CompareAndSwap.").Type().Id("Patch").Struct(fields...)}
 	out = append(out, setters...)
+	out = append(out, g.patchCheck())
 	patchRecv := func() *jen.Statement { return jen.Id("t").Id("theusPatch") }
 	recordBody := append([]jen.Code{
 		jen.For(jen.List(jen.Id("_"), jen.Id("w")).Op(":=").Range().Id("t.p.writes")).Block(jen.Id("tx").Dot("Write").Call(jen.Id("w"))),
@@ -378,6 +382,38 @@ func (g *generator) patchDecls() []jen.Code {
 		jen.Func().Params(patchRecv()).Id("Record").Params(jen.Id("tx").Op("*").Qual(enginePkg, "Tx")).Block(recordBody...),
 		jen.Func().Params(patchRecv()).Id("Apply").Params(jen.Id("s").Op("*").Id(g.st), vParam.Uint64()).Block(applyBody...),
 	)
+}
+
+// patchCheck declares Patch.theusCheck, which checks that every value the
+// patch sets can be encoded, with the engine's codec (nil for JSON).
+func (g *generator) patchCheck() jen.Code {
+	fail := func() jen.Code { return jen.Return(jen.Id("err")) }
+	var body, cases, entries []jen.Code
+	json := false // whether a value may fail to encode as JSON
+	for _, f := range g.m.State {
+		priv := "p." + privateName(f.GoName)
+		text := string(f.Zone) + "." + f.Name
+		if f.Collection {
+			entries = append(entries, g.checkCall(f.Type.Elem, "CheckEntries", jen.Id(priv), text, fail()))
+			json = json || g.mayFail(f.Type.Elem)
+			continue
+		}
+		cases = append(cases, jen.Case(jen.Id(g.byText[text].konst)).Block(g.checkCall(f.Type, "CheckValue", jen.Op("&").Id(priv), text, fail())))
+		json = json || g.mayFail(f.Type)
+	}
+	codec := jen.Id("codec")
+	switch {
+	case len(cases) == 0 && len(entries) == 0:
+		codec = jen.Id("_")
+	case !json:
+		body = append(body, jen.If(jen.Id("codec").Op("==").Nil()).Block(jen.Return(jen.Nil())))
+	}
+	if len(cases) > 0 {
+		body = append(body, jen.For(jen.List(jen.Id("_"), jen.Id("w")).Op(":=").Range().Id("p.writes")).Block(jen.Switch(jen.Id("w")).Block(cases...)))
+	}
+	body = append(append(body, entries...), jen.Return(jen.Nil()))
+	return doc("theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).").
+		Func().Params(jen.Id("p").Op("*").Id("Patch")).Id("theusCheck").Params(codec.Qual(enginePkg, "Codec")).Error().Block(body...)
 }
 
 // guard references every state field and declared type, so that editing

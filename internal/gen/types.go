@@ -2,6 +2,7 @@ package gen
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/dave/jennifer/jen"
@@ -46,7 +47,7 @@ func (g *generator) cloneFuncs() []jen.Code {
 	for _, s := range g.m.Types {
 		var body []jen.Code
 		for _, f := range s.Fields {
-			if holdsRefs(f.Type) {
+			if g.holdsRefs(f.Type) {
 				body = append(body, jen.Id("c."+f.GoName).Op("=").Add(g.cloneValue(f.Type, lv{expr: "p." + f.GoName})))
 			}
 		}
@@ -166,17 +167,20 @@ func goType(t *contract.Type) *jen.Statement {
 // holdsRefs reports whether a value of type t shares memory when copied by
 // assignment: slices, maps and structs that hold them. Imported types are
 // opaque values. A struct contains itself only through a slice or a map
-// (the contract refuses recursion by value), so this terminates.
-func holdsRefs(t *contract.Type) bool {
+// (the contract refuses recursion by value), so this terminates; the
+// answer for each struct is kept, since structs may share others to any
+// depth.
+func (g *generator) holdsRefs(t *contract.Type) bool {
 	switch t.Kind {
 	case contract.Slice, contract.Map:
 		return true
 	case contract.Named:
-		for _, f := range t.Struct.Fields {
-			if holdsRefs(f.Type) {
-				return true
-			}
+		refs, ok := g.refs[t.Struct]
+		if !ok {
+			refs = slices.ContainsFunc(t.Struct.Fields, func(f *contract.Field) bool { return g.holdsRefs(f.Type) })
+			g.refs[t.Struct] = refs
 		}
+		return refs
 	}
 	return false
 }
@@ -243,12 +247,12 @@ func (g *generator) cloneValue(t *contract.Type, x lv) *jen.Statement {
 	case contract.Named:
 		return jen.Id(cloneFuncName(t.Struct)).Call(x.addr())
 	case contract.Slice:
-		if !holdsRefs(t.Elem) {
+		if !g.holdsRefs(t.Elem) {
 			return jen.Qual("slices", "Clone").Call(x.val())
 		}
 		return jen.Qual(enginePkg, "CloneSlice").Call(x.val(), g.cloneElemFunc(t.Elem))
 	case contract.Map:
-		if !holdsRefs(t.Elem) {
+		if !g.holdsRefs(t.Elem) {
 			return jen.Qual("maps", "Clone").Call(x.val())
 		}
 		return jen.Qual(enginePkg, "CloneMap").Call(x.val(), g.cloneElemFunc(t.Elem))

@@ -108,5 +108,8 @@
 // collection entries each commit wrote (JSON, or the codec of WithCodec),
 // rebuilds the state at recovery (each collection in one bulk build), and
 // compares each field's type fingerprint with the one it stored, to refuse
-// a contract whose types drifted.
+// a contract whose types drifted. It encodes inside Store.Commit, for a
+// whole group, so generated code checks beforehand (CheckValue,
+// CheckEntries) that what a call or a Patch sets can be encoded: a value
+// that cannot fails its own call, never the group.
 package engine

@@ -8,8 +8,8 @@ package jsonenc
 import (
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,10 +111,11 @@ func AppendInt(b []byte, v int64) []byte { return strconv.AppendInt(b, v, 10) }
 func AppendUint(b []byte, v uint64) []byte { return strconv.AppendUint(b, v, 10) }
 
 // AppendFloat appends a float of the given bit size (32 or 64) the way
-// encoding/json does; NaN and infinities are an error, as there.
+// encoding/json does; NaN and infinities are an error, as there (see
+// CheckFloat).
 func AppendFloat(b []byte, f float64, bits int) ([]byte, error) {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return b, fmt.Errorf("json: unsupported value: %s", strconv.FormatFloat(f, 'g', -1, bits))
+	if err := CheckFloat(f, bits); err != nil {
+		return b, err
 	}
 	abs := math.Abs(f)
 	format := byte('f')
@@ -135,6 +136,42 @@ func AppendFloat(b []byte, f float64, bits int) ([]byte, error) {
 	return b, nil
 }
 
+// CheckFloat returns the error encoding/json gives for a float it cannot
+// encode, NaN or an infinity (a *json.UnsupportedValueError), and nil for
+// any other.
+func CheckFloat(f float64, bits int) error {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return &json.UnsupportedValueError{Value: reflect.ValueOf(f), Str: strconv.FormatFloat(f, 'g', -1, bits)}
+	}
+	return nil
+}
+
+// CheckSlice returns the first error of elem on the elements of s: with
+// CheckMap and CheckFloat, what generated code checks values that
+// encoding/json might refuse with, without encoding them.
+func CheckSlice[T any](s []T, elem func(*T) error) error {
+	for i := range s {
+		if err := elem(&s[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckMap returns the first error of elem on the values of m.
+func CheckMap[K comparable, V any](m map[K]V, elem func(*V) error) error {
+	if len(m) == 0 {
+		return nil
+	}
+	v := new(V) // one for all the values: elem may keep the pointer it is given
+	for _, *v = range m {
+		if err := elem(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // AppendBytes appends a []byte as a base64 string; nil is null.
 func AppendBytes(b []byte, v []byte) []byte {
 	if v == nil {
@@ -143,6 +180,13 @@ func AppendBytes(b []byte, v []byte) []byte {
 	b = append(b, '"')
 	b = base64.StdEncoding.AppendEncode(b, v)
 	return append(b, '"')
+}
+
+// CheckValue returns the error of encoding v with encoding/json, the
+// check of the values that AppendValue appends.
+func CheckValue(v any) error {
+	_, err := json.Marshal(v)
+	return err
 }
 
 // AppendValue appends v encoded by encoding/json: the fallback for types

@@ -62,10 +62,14 @@ func TestNumbersMatchEncodingJSON(t *testing.T) {
 	})
 }
 
+// NaN and infinities are refused with the error encoding/json gives.
 func TestFloatRefusesNaNAndInf(t *testing.T) {
 	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
-		if _, err := AppendFloat(nil, f, 64); err == nil {
-			t.Errorf("AppendFloat(%v) = nil error, want one", f)
+		_, err := AppendFloat(nil, f, 64)
+		_, want := json.Marshal(f)
+		var uv *json.UnsupportedValueError
+		if !errors.As(err, &uv) || err.Error() != want.Error() {
+			t.Errorf("AppendFloat(%v) = %v, want a *json.UnsupportedValueError: %v", f, err, want)
 		}
 	}
 }

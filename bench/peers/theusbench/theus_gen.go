@@ -270,8 +270,11 @@ func (e *Engine) Snapshot() Snapshot {
 	return Snapshot{s: s, version: v}
 }
 
-// CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version.
+// CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
+	if err := p.theusCheck(e.core.Codec()); err != nil {
+		return 0, err
+	}
 	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
 }
 
@@ -300,6 +303,17 @@ func (p *Patch) PutUsers(k string, v User) {
 // DeleteUsers deletes the entry k of domain.users.
 func (p *Patch) DeleteUsers(k string) {
 	p.users = append(p.users, engine.Pending[string, User]{Key: k})
+}
+
+// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
+func (p *Patch) theusCheck(codec engine.Codec) error {
+	if codec == nil {
+		return nil
+	}
+	if err := engine.CheckEntries(codec, "domain.users", p.users, nil); err != nil {
+		return err
+	}
+	return nil
 }
 
 func theusAddPath(paths []int, path int) []int {
@@ -453,7 +467,11 @@ func (c *theusCallUpdateUser) Run(ctx context.Context, s *theusState) error {
 	c.cur, c.runs = &c.runs[0], c.runs[1:]
 	c.cur.out = UpdateUserOut{c: c, gen: c.gen}
 	c.out = theusOutputsUpdateUser{}
-	return c.impl.UpdateUser(ctx, c.in, &c.cur.out)
+	if err := c.impl.UpdateUser(ctx, c.in, &c.cur.out); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
 }
 
 func (c *theusCallUpdateUser) Apply(s *theusState, v uint64) {
@@ -474,6 +492,16 @@ func (c *theusCallUpdateUser) release() {
 	c.impl, c.in, c.out = nil, UpdateUserIn{}, theusOutputsUpdateUser{}
 	c.cur = nil
 	theusPoolUpdateUser.Put(c)
+}
+
+// checkOutputs checks what the run of update_user set: that each value can be encoded, then the rules.
+func (c *theusCallUpdateUser) checkOutputs() {
+	codec := c.tx.Codec()
+	if codec != nil {
+		if err := engine.CheckEntries(codec, "domain.users", c.out.users, nil); err != nil {
+			c.tx.Fail(err)
+		}
+	}
 }
 
 // UpdateUser runs update_user and commits its effects.

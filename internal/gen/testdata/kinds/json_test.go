@@ -3,8 +3,8 @@ package golden
 import (
 	"context"
 	"encoding/json"
+	"image"
 	"math"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -46,7 +46,7 @@ func samples() []Sample {
 			Floats: []float32{0, 1.1, 1e-7, 1e21, -3.5, math.SmallestNonzeroFloat32, float32(math.Copysign(0, -1))},
 			Wait:   -time.Second, At: time.Date(2024, 2, 29, 23, 59, 59, 123456789, time.FixedZone("x", 5*3600+1800)),
 			Waits: []time.Duration{},
-			Addr:  netip.MustParseAddr("::1"), Hops: [][]netip.Addr{{netip.MustParseAddr("10.0.0.1")}, nil, {}},
+			Point: image.Pt(-1, 2), Hops: [][]image.Point{{image.Pt(3, 4)}, nil, {}},
 		},
 		{F32: 1e-7, F64: 1e-7, Data: []byte("a long enough text to need several base64 groups"), Waits: []time.Duration{1, time.Hour}},
 		{F32: 1e20, F64: 1e21, I: 42, R: -1},
@@ -62,6 +62,13 @@ func samples() []Sample {
 func TestJSON(t *testing.T) {
 	for _, s := range samples() {
 		checkJSON(t, s, theusAppendSample)
+	}
+	// The check of a state value refuses what encoding/json refuses.
+	for _, s := range append(samples(), Sample{At: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}) {
+		_, want := json.Marshal(s)
+		if got := theusValidSample(&s); (got == nil) != (want == nil) {
+			t.Errorf("%+v: encoding/json error %v, theusValidSample %v", s, want, got)
+		}
 	}
 	for _, c := range []Counted{{}, {Seq: math.MinInt64, N: -1}, {Seq: math.MaxInt64}} {
 		checkJSON(t, c, theusAppendCounted)

@@ -124,3 +124,28 @@ func TestTagsRun(t *testing.T) {
 		t.Fatal("RunTransfer modified its state")
 	}
 }
+
+// A value that cannot be encoded (a time.Time in the year 10000) fails the
+// call or the CompareAndSwap that set it, as with a YAML contract.
+func TestTagsUnencodable(t *testing.T) {
+	ctx := context.Background()
+	s := initial()
+	far := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.Domain.User.Seen = far
+	e, err := NewEngine(ctx, s, impl{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	var me *json.MarshalerError
+	_, err = e.UpdateUserEmail(ctx, UpdateUserEmailArgs{Email: "b@x"})
+	if !errors.As(err, &me) || !strings.Contains(err.Error(), "theus: encode domain.user: ") {
+		t.Errorf("UpdateUserEmail with a user seen in the year 10000: %v, want a refusal naming domain.user", err)
+	}
+	var p Patch
+	p.SetUser(User{ID: "u1", Seen: far})
+	_, err = e.CompareAndSwap(ctx, e.Snapshot().Version(), p)
+	if !errors.As(err, &me) || !strings.Contains(err.Error(), "theus: encode domain.user: ") {
+		t.Errorf("CompareAndSwap of a user seen in the year 10000: %v, want a refusal naming domain.user", err)
+	}
+}

@@ -292,8 +292,11 @@ func (e *Engine) Snapshot() Snapshot {
 	return Snapshot{s: s, version: v}
 }
 
-// CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version.
+// CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
+	if err := p.theusCheck(e.core.Codec()); err != nil {
+		return 0, err
+	}
 	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
 }
 
@@ -324,6 +327,26 @@ func (p *Patch) SetUser(v User) {
 func (p *Patch) SetAudit(v []string) {
 	p.audit = slices.Clone(v)
 	p.writes = theusAddPath(p.writes, theusPathDomainAudit)
+}
+
+// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
+func (p *Patch) theusCheck(codec engine.Codec) error {
+	if codec == nil {
+		return nil
+	}
+	for _, w := range p.writes {
+		switch w {
+		case theusPathDomainUser:
+			if err := engine.CheckValue(codec, "domain.user", &p.user, nil); err != nil {
+				return err
+			}
+		case theusPathDomainAudit:
+			if err := engine.CheckValue(codec, "domain.audit", &p.audit, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func theusAddPath(paths []int, path int) []int {
@@ -470,7 +493,11 @@ func (c *theusCallChangeEmail) Run(ctx context.Context, s *State) error {
 	c.cur, c.runs = &c.runs[0], c.runs[1:]
 	c.cur.out = ChangeEmailOut{c: c, gen: c.gen}
 	c.out = theusOutputsChangeEmail{}
-	return c.impl.ChangeEmail(ctx, c.in, &c.cur.out)
+	if err := c.impl.ChangeEmail(ctx, c.in, &c.cur.out); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
 }
 
 func (c *theusCallChangeEmail) Apply(s *State, _ uint64) {
@@ -491,6 +518,16 @@ func (c *theusCallChangeEmail) release() {
 	c.impl, c.in, c.out = nil, ChangeEmailIn{}, theusOutputsChangeEmail{}
 	c.cur = nil
 	theusPoolChangeEmail.Put(c)
+}
+
+// checkOutputs checks what the run of change_email set: that each value can be encoded, then the rules.
+func (c *theusCallChangeEmail) checkOutputs() {
+	codec := c.tx.Codec()
+	if codec != nil && c.tx.Written(theusPathDomainUser_Email) {
+		if err := engine.CheckValue(codec, "domain.user.email", &c.out.userEmail, nil); err != nil {
+			c.tx.Fail(err)
+		}
+	}
 }
 
 // ChangeEmail runs change_email and commits its effects.
@@ -620,7 +657,11 @@ func (c *theusCallMove) Run(ctx context.Context, s *State) error {
 	c.cur, c.runs = &c.runs[0], c.runs[1:]
 	c.cur.out = MoveOut{c: c, gen: c.gen}
 	c.out = theusOutputsMove{}
-	return c.impl.Move(ctx, c.in, &c.cur.out)
+	if err := c.impl.Move(ctx, c.in, &c.cur.out); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
 }
 
 func (c *theusCallMove) Apply(s *State, _ uint64) {
@@ -644,6 +685,21 @@ func (c *theusCallMove) release() {
 	c.impl, c.in, c.out = nil, MoveIn{}, theusOutputsMove{}
 	c.cur = nil
 	theusPoolMove.Put(c)
+}
+
+// checkOutputs checks what the run of move set: that each value can be encoded, then the rules.
+func (c *theusCallMove) checkOutputs() {
+	codec := c.tx.Codec()
+	if codec != nil && c.tx.Written(theusPathDomainUser_Address) {
+		if err := engine.CheckValue(codec, "domain.user.address", &c.out.userAddress, nil); err != nil {
+			c.tx.Fail(err)
+		}
+	}
+	if codec != nil && c.tx.Written(theusPathDomainAudit) {
+		if err := engine.CheckValue(codec, "domain.audit", &c.out.audit, nil); err != nil {
+			c.tx.Fail(err)
+		}
+	}
 }
 
 // Move runs move and commits its effects.
@@ -762,7 +818,11 @@ func (c *theusCallSetPrefs) Run(ctx context.Context, s *State) error {
 	c.cur, c.runs = &c.runs[0], c.runs[1:]
 	c.cur.out = SetPrefsOut{c: c, gen: c.gen}
 	c.out = theusOutputsSetPrefs{}
-	return c.impl.SetPrefs(ctx, c.in, &c.cur.out)
+	if err := c.impl.SetPrefs(ctx, c.in, &c.cur.out); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
 }
 
 func (c *theusCallSetPrefs) Apply(s *State, _ uint64) {
@@ -783,6 +843,16 @@ func (c *theusCallSetPrefs) release() {
 	c.impl, c.in, c.out = nil, SetPrefsIn{}, theusOutputsSetPrefs{}
 	c.cur = nil
 	theusPoolSetPrefs.Put(c)
+}
+
+// checkOutputs checks what the run of set_prefs set: that each value can be encoded, then the rules.
+func (c *theusCallSetPrefs) checkOutputs() {
+	codec := c.tx.Codec()
+	if codec != nil && c.tx.Written(theusPathDomainUser_Prefs) {
+		if err := engine.CheckValue(codec, "domain.user.prefs", &c.out.userPrefs, nil); err != nil {
+			c.tx.Fail(err)
+		}
+	}
 }
 
 // SetPrefs runs set_prefs and commits its effects.

@@ -1,0 +1,205 @@
+package gen
+
+import (
+	"github.com/dave/jennifer/jen"
+
+	"github.com/theus-go/theus/internal/contract"
+)
+
+// What a process set is checked at the end of its call's Run, once the
+// process returned nil, and what a Patch sets before CompareAndSwap hands
+// it to the engine: first that each value can be encoded as a durable
+// store will encode it, then the rules. A durable store encodes the
+// values of a whole commit group inside Store.Commit, so a value it could
+// not encode there would fail the group; checked here, it fails only the
+// call (Tx.Fail) or the CompareAndSwap that set it, with an error naming
+// its path.
+//
+// Only values that can fail to encode are looked at: with the default JSON
+// encoding, floats (NaN, infinities) and types of other packages, at any
+// depth (see mayFail); with a codec given by engine.WithCodec (Tx.Codec,
+// Engine.Codec), every value. Other types cost one test of the codec.
+
+// runTail ends the Run method of p's call: it returns what the process
+// returned (the call expression run) and, when p sets outputs, checks them
+// once the process succeeded. The statements are lines of one Statement.
+func runTail(p *contract.Process, run *jen.Statement) jen.Code {
+	if len(p.Outputs) == 0 {
+		return jen.Return(run)
+	}
+	return jen.If(jen.Id("err").Op(":=").Add(run), jen.Id("err").Op("!=").Nil()).Block(jen.Return(jen.Id("err"))).
+		Line().Id("c").Dot("checkOutputs").Call().
+		Line().Return(jen.Nil())
+}
+
+// checkDecls declares p's compiled regexes and the checkOutputs method of
+// its call; nothing when p sets no output.
+func (g *generator) checkDecls(p *contract.Process) []jen.Code {
+	if len(p.Outputs) == 0 {
+		return nil
+	}
+	out, rules := g.ruleChecks(p)
+	fail := func() jen.Code { return jen.Id("c.tx").Dot("Fail").Call(jen.Id("err")) }
+	body := []jen.Code{jen.Id("codec").Op(":=").Id("c.tx").Dot("Codec").Call()}
+	for _, o := range p.Outputs {
+		written := "c.out." + privateName(o.GoName)
+		if o.Field.Collection && len(o.Sub) == 0 {
+			body = append(body, g.encodeCheck(o.Type.Elem, "CheckEntries", jen.Id(written), o.Text, fail()))
+			if len(rules[o]) > 0 {
+				// Only the write of a key that the commit applies is
+				// checked; deletes have no value to check.
+				body = append(body, jen.For(jen.Id("w").Op(":=").Range().Qual(enginePkg, "FinalWrites").Call(jen.Id(written))).Block(append([]jen.Code{
+					jen.If(jen.Id("w.Value").Op("==").Nil()).Block(jen.Continue()),
+				}, rules[o]...)...))
+			}
+			continue
+		}
+		x := jen.Op("&").Id(written)
+		cond := jen.Id("c.tx").Dot("Written").Call(jen.Id(g.byText[o.Text].konst))
+		if !g.mayFail(o.Type) && len(rules[o]) == 0 {
+			// Checked with a codec only: test that first.
+			body = append(body, jen.If(jen.Id("codec").Op("!=").Nil().Op("&&").Add(cond)).Block(g.checkCall(o.Type, "CheckValue", x, o.Text, fail())))
+			continue
+		}
+		body = append(body, jen.If(cond).Block(append([]jen.Code{g.encodeCheck(o.Type, "CheckValue", x, o.Text, fail())}, rules[o]...)...))
+	}
+	call := "theusCall" + p.GoName
+	return append(out, doc("checkOutputs checks what the run of "+p.Name+" set: that each value can be encoded, then the rules.").
+		Func().Params(jen.Id("c").Op("*").Id(call)).Id("checkOutputs").Params().Block(body...))
+}
+
+// encodeCheck checks, with engine.CheckValue or CheckEntries (fn), that
+// the value x of type t (or every entry put in x, for CheckEntries) at
+// path can be encoded, with the codec in the variable codec or as JSON,
+// and runs fail when it cannot. For a type whose values cannot fail to
+// encode as JSON, the check runs only with a codec.
+func (g *generator) encodeCheck(t *contract.Type, fn string, x jen.Code, path string, fail jen.Code) jen.Code {
+	check := g.checkCall(t, fn, x, path, fail)
+	if g.mayFail(t) {
+		return check
+	}
+	return jen.If(jen.Id("codec").Op("!=").Nil()).Block(check)
+}
+
+// checkCall is the check of encodeCheck, unguarded.
+func (g *generator) checkCall(t *contract.Type, fn string, x jen.Code, path string, fail jen.Code) jen.Code {
+	var valid jen.Code = jen.Nil()
+	if g.mayFail(t) {
+		valid = g.validFunc(t)
+	}
+	return jen.If(
+		jen.Id("err").Op(":=").Qual(enginePkg, fn).Call(jen.Id("codec"), jen.Lit(path), x, valid),
+		jen.Id("err").Op("!=").Nil(),
+	).Block(fail)
+}
+
+// validFuncs declares theusValidX for every declared type X that a state
+// value may hold and that may fail to encode: it returns the error that
+// encoding/json would give for a value, without encoding it, so that a
+// check costs a look at the floats and an encoding of the imported values
+// only.
+func (g *generator) validFuncs() []jen.Code {
+	var out []jen.Code
+	for _, s := range g.m.Types {
+		if !g.encoded[s] || !g.fails[s] {
+			continue
+		}
+		var body []jen.Code
+		for _, f := range s.Fields {
+			if g.mayFail(f.Type) {
+				body = append(body, jen.If(jen.Id("err").Op(":=").Add(g.validCall(f.Type, lv{expr: "p." + f.GoName})), jen.Id("err").Op("!=").Nil()).
+					Block(jen.Return(jen.Id("err"))))
+			}
+		}
+		body = append(body, jen.Return(jen.Nil()))
+		out = append(out, jen.Func().Id(validFuncName(s)).Params(jen.Id("p").Op("*").Id(s.GoName)).Error().Block(body...))
+	}
+	return out
+}
+
+func validFuncName(s *contract.Struct) string { return "theusValid" + s.GoName }
+
+// validCall is the error of encoding x, of type t (mayFail), as JSON.
+func (g *generator) validCall(t *contract.Type, x lv) *jen.Statement {
+	switch t.Kind {
+	case contract.Named:
+		return jen.Id(validFuncName(t.Struct)).Call(x.addr())
+	case contract.Imported:
+		return jen.Qual(jsonencPkg, "CheckValue").Call(x.val())
+	case contract.Slice:
+		return jen.Qual(jsonencPkg, "CheckSlice").Call(x.val(), g.validFunc(t.Elem))
+	case contract.Map:
+		return jen.Qual(jsonencPkg, "CheckMap").Call(x.val(), g.validFunc(t.Elem))
+	case contract.Builtin:
+		if t.Name == "float32" {
+			return jen.Qual(jsonencPkg, "CheckFloat").Call(jen.Float64().Call(x.val()), jen.Lit(32))
+		}
+		return jen.Qual(jsonencPkg, "CheckFloat").Call(x.val(), jen.Lit(64))
+	}
+	panic("gen: validCall of a type that cannot fail: " + t.Expr)
+}
+
+// validFunc is a func(*T) error that checks a value of type t (mayFail).
+func (g *generator) validFunc(t *contract.Type) *jen.Statement {
+	if t.Kind == contract.Named {
+		return jen.Id(validFuncName(t.Struct))
+	}
+	return jen.Func().Params(jen.Id("e").Op("*").Add(goType(t))).Error().Block(jen.Return(g.validCall(t, deref("e"))))
+}
+
+// mayFail reports whether encoding/json can fail to encode a value of type
+// t: a float (NaN, infinities) or a type of another package (its
+// MarshalJSON, or a float inside it), at any depth.
+func (g *generator) mayFail(t *contract.Type) bool {
+	switch t.Kind {
+	case contract.Builtin:
+		return t.Name == "float32" || t.Name == "float64"
+	case contract.Imported:
+		return true
+	case contract.Slice, contract.Map:
+		return g.mayFail(t.Elem)
+	case contract.Named:
+		return g.fails[t.Struct]
+	}
+	return false
+}
+
+// failingStructs returns the declared types whose values may fail to
+// encode (see mayFail): those that hold such a value directly, and those
+// that hold one of them, found by walking the uses backwards once, since
+// types may hold each other through slices and maps.
+func failingStructs(m *contract.Model) map[*contract.Struct]bool {
+	fails := map[*contract.Struct]bool{}
+	usedBy := map[*contract.Struct][]*contract.Struct{}
+	var queue []*contract.Struct
+	for _, s := range m.Types {
+		direct := false
+		for _, f := range s.Fields {
+			t := f.Type
+			for t.Kind == contract.Slice || t.Kind == contract.Map {
+				t = t.Elem
+			}
+			switch {
+			case t.Kind == contract.Named:
+				usedBy[t.Struct] = append(usedBy[t.Struct], s)
+			case t.Kind == contract.Imported, t.Name == "float32", t.Name == "float64":
+				direct = true
+			}
+		}
+		if direct && !fails[s] {
+			fails[s] = true
+			queue = append(queue, s)
+		}
+	}
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		for _, u := range usedBy[s] {
+			if !fails[u] {
+				fails[u] = true
+				queue = append(queue, u)
+			}
+		}
+	}
+	return fails
+}

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -132,3 +133,66 @@ type otherCodec struct{}
 
 func (otherCodec) Marshal(any) ([]byte, error) { return nil, errors.New("unused") }
 func (otherCodec) Unmarshal([]byte, any) error { return errors.New("unused") }
+
+// A store written before types of other packages were fingerprinted by
+// their structure recorded only their name ("example.com/money.Amount"):
+// it opens with the structural fingerprint of the same type, which it
+// records from then on, so that a later change of the type is drift.
+func TestLegacyImportedFingerprint(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "bank.db")
+	const (
+		full   = "map[string]example.com/money.Amount{units int64, currency example.com/money.Code(string)}"
+		legacy = "map[string]example.com/money.Amount"
+	)
+	field := func(typ string) engine.StateField[later] {
+		return engine.ValueField("domain.extra", typ, func(s *later) *[]string { return &s.Extra })
+	}
+	schema := func(typ string) *engine.Schema[later] {
+		s := laterSchema(accountsField, field(typ))
+		s.Paths = []string{"domain.extra"}
+		return s
+	}
+	e, closeAll, err := openLater(t, path, schema(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CompareAndSwap(ctx, 0, setExtra{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	closeAll()
+	// What a store of the previous fingerprint holds.
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE theus_fields SET type = ? WHERE path = 'domain.extra'`, legacy); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	e, closeAll, err = openLater(t, path, schema(full))
+	if err != nil {
+		t.Fatalf("a store with the name-only fingerprint of the same type: %v", err)
+	}
+	if _, s := e.Snapshot(); len(s.Extra) != 1 || s.Extra[0] != "x" {
+		t.Fatalf("recovered %v", s.Extra)
+	}
+	closeAll()
+	// The full form is recorded: a changed type is drift again, and so is
+	// another type's name.
+	for _, typ := range []string{
+		"map[string]example.com/money.Amount{units int64}",
+		"map[string]example.com/money.Price{units int64, currency example.com/money.Code(string)}",
+	} {
+		if _, _, err := openLater(t, path, schema(typ)); err == nil || !strings.Contains(err.Error(), "stored as "+full) {
+			t.Fatalf("%s after the upgrade: %v, want drift from the full form", typ, err)
+		}
+	}
+}
+
+// setExtra is a Change that sets domain.extra of a later state.
+type setExtra []string
+
+func (c setExtra) Record(tx *engine.Tx)     { tx.Write(0) }
+func (c setExtra) Apply(s *later, _ uint64) { s.Extra = c }

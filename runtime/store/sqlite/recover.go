@@ -80,6 +80,11 @@ func (s *Store) recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 	// Record the fields the contract added, so that a later change of
 	// their type is caught too; they hold zero values until written.
 	exec := func(q string, args ...any) (driver.Result, error) { return s.w.ExecContext(ctx, q, args...) }
+	for _, f := range r.upgrade {
+		if _, err := exec(`UPDATE theus_fields SET type = ? WHERE path = ?`, f.Type, f.Path); err != nil {
+			return nil, fmt.Errorf("sqlite: recover: record the fingerprint of %s: %w", f.Path, err)
+		}
+	}
 	if err := recordFields(exec, codec.Fields()); err != nil {
 		return nil, fmt.Errorf("sqlite: recover: %w", err)
 	}
@@ -95,8 +100,11 @@ func (s *Store) recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 
 // recovery is what Recover reads.
 type recovery struct {
-	codec               engine.StateCodec
-	rec                 *engine.Recovered // nil: the store holds no commit
+	codec engine.StateCodec
+	rec   *engine.Recovered // nil: the store holds no commit
+	// upgrade holds the fields recorded with a fingerprint of the previous
+	// form (see legacyFingerprint), to record again in the current one.
+	upgrade             []engine.FieldInfo
 	checkpoint          uint64
 	logBytes, snapBytes int64
 }
@@ -133,7 +141,7 @@ func (r *recovery) read(ctx context.Context, tx *sql.Tx, s *Store) error {
 	for i, f := range infos {
 		index[f.Path] = i
 	}
-	if err := checkDrift(ctx, tx, infos, index); err != nil {
+	if r.upgrade, err = checkDrift(ctx, tx, infos, index); err != nil {
 		return err
 	}
 
@@ -215,10 +223,12 @@ func (r *recovery) read(ctx context.Context, tx *sql.Tx, s *Store) error {
 }
 
 // checkDrift compares the stored fields with the contract's (see
-// DriftError).
-func checkDrift(ctx context.Context, tx *sql.Tx, infos []engine.FieldInfo, index map[string]int) error {
+// DriftError). It returns the fields recorded with the previous form of
+// fingerprint that match the contract's in that form (see
+// legacyFingerprint): they are not drift, and are to be recorded again.
+func checkDrift(ctx context.Context, tx *sql.Tx, infos []engine.FieldInfo, index map[string]int) (upgrade []engine.FieldInfo, err error) {
 	var drift []string
-	err := queryRows(ctx, tx, `SELECT path, type, collection FROM theus_fields`, func(rows *sql.Rows) error {
+	err = queryRows(ctx, tx, `SELECT path, type, collection FROM theus_fields`, func(rows *sql.Rows) error {
 		var path, typ string
 		var coll bool
 		if err := rows.Scan(&path, &typ, &coll); err != nil {
@@ -228,21 +238,75 @@ func checkDrift(ctx context.Context, tx *sql.Tx, infos []engine.FieldInfo, index
 		switch {
 		case !ok:
 			drift = append(drift, fmt.Sprintf("%s is stored but the contract no longer declares it", path))
-		case infos[i].Type != typ:
-			drift = append(drift, fmt.Sprintf("%s is stored as %s but the contract declares %s", path, typ, infos[i].Type))
 		case infos[i].Collection != coll:
 			drift = append(drift, fmt.Sprintf("%s changed between collection and plain field", path))
+		case infos[i].Type == typ:
+		case legacyFingerprint(infos[i].Type) == typ:
+			upgrade = append(upgrade, infos[i])
+		default:
+			drift = append(drift, fmt.Sprintf("%s is stored as %s but the contract declares %s", path, typ, infos[i].Type))
 		}
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(drift) > 0 {
 		slices.Sort(drift)
-		return &DriftError{Paths: drift}
+		return nil, &DriftError{Paths: drift}
 	}
-	return nil
+	return upgrade, nil
+}
+
+// legacyFingerprint returns fp in the form theusgen wrote before it
+// described the types of other packages by their structure: a qualified
+// name alone ("example.com/money.Amount", not "example.com/money.Amount{units
+// int64}" or "example.com/money.Cents(int64)"). A store recorded in that
+// form cannot tell whether such a type changed before the upgrade; it is
+// taken as it is and recorded in the full form, and any change after that
+// is drift.
+func legacyFingerprint(fp string) string {
+	var b strings.Builder
+	for i := 0; i < len(fp); {
+		if !isNameByte(fp[i]) {
+			b.WriteByte(fp[i])
+			i++
+			continue
+		}
+		j := i
+		for j < len(fp) && isNameByte(fp[j]) {
+			j++
+		}
+		b.WriteString(fp[i:j])
+		// A qualified name holds a dot (the contract's own types do not);
+		// its description follows it.
+		if strings.Contains(fp[i:j], ".") && j < len(fp) && (fp[j] == '{' || fp[j] == '(') {
+			j = skipBalanced(fp, j)
+		}
+		i = j
+	}
+	return b.String()
+}
+
+// isNameByte reports whether c belongs to a name in a fingerprint: a type
+// name, a field name, or an import path with its package's type.
+func isNameByte(c byte) bool { return !strings.ContainsRune(" ,{}[]()", rune(c)) }
+
+// skipBalanced returns the index after the bracket that closes the one at
+// fp[i] ('{' or '('), or len(fp).
+func skipBalanced(fp string, i int) int {
+	depth := 0
+	for ; i < len(fp); i++ {
+		switch fp[i] {
+		case '{', '(':
+			depth++
+		case '}', ')':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return len(fp)
 }
 
 // recoverKeySeqs returns the last KeySeq of every key: it is in

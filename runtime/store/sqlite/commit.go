@@ -13,6 +13,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/outbox"
 )
 
 // entryKey names a collection entry by its field's index in the codec.
@@ -79,11 +80,16 @@ func (s *Store) Commit(ctx context.Context, recs []*engine.Record) error {
 		return fmt.Errorf("sqlite: commit versions %d-%d: %w", recs[0].Version, last.Version, err)
 	}
 	s.version, s.empty, s.last = last.Version, false, last.State
+	wake := false
 	for _, r := range recs {
-		if len(r.Messages) > 0 {
-			s.wake()
-			break
+		for i := range r.Messages {
+			m := &r.Messages[i]
+			s.seqs[outbox.TopicKey{Topic: m.Topic, Key: m.Key}] = m.KeySeq
+			s.lastID, wake = m.ID, true
 		}
+	}
+	if wake {
+		s.wake()
 	}
 	if s.checkpointDue() {
 		s.ckpt.trigger()

@@ -173,16 +173,24 @@ func (s *Store) commitLog(ctx context.Context, recs []*engine.Record, last *engi
 	if err := s.encodeChanges(recs, last); err != nil {
 		return err
 	}
+	// The relay's acks made since the last write go with the group (see
+	// Ack).
+	s.acks.flushing.Lock()
+	defer s.acks.flushing.Unlock()
+	acks := s.takeAcks()
 	err := s.writeTx(ctx, BeforeWrite, BeforeSync, AfterSync, func(c *writeConn) error {
 		if err := s.insertMessages(c, recs); err != nil {
 			return err
 		}
-		_, err := c.exec(`INSERT INTO theus_log (version, first, data) VALUES (?, ?, ?)`,
-			int64(last.Version), int64(recs[0].Version), s.scr.cs.b)
-		return err
+		if _, err := c.exec(`INSERT INTO theus_log (version, first, data) VALUES (?, ?, ?)`,
+			int64(last.Version), int64(recs[0].Version), s.scr.cs.b); err != nil {
+			return err
+		}
+		return acks.write(c)
 	})
 	if err == nil {
 		s.logBytes.Add(int64(len(s.scr.cs.b)))
+		s.written(acks)
 	}
 	return err
 }

@@ -97,9 +97,10 @@
 // its first message on, only moves the cursor (a row of theus_meta and one
 // of theus_acks), however many messages it covers; a message acked after
 // an earlier one that is still undelivered (its key failed) is marked
-// delivered on its own. Acks are not synced: the next commit's sync takes
-// them along, and one lost in a power cut only makes its messages be
-// delivered again. A message that fails MaxAttempts times is parked; the
+// delivered on its own. Acks wait in memory, where Undelivered honours
+// them, for the next commit group's transaction to write them, or for
+// WithAckInterval; they are not synced on their own. An ack lost in a
+// crash or a power cut only makes its messages be delivered again. A message that fails MaxAttempts times is parked; the
 // later messages of its (topic, key) are held (the cursor passes them
 // without delivering them) until Replay or Skip makes them ready again.
 // Undelivered returns the pending messages after the cursor and the ready

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -176,23 +178,44 @@ func (s *Store) readUndelivered(c *writeConn, limit int) (cursor string, msgs []
 	if err := c.queryRow(qCursor, nil, &cursor, &parked); err != nil {
 		return "", nil, nil, nil, err
 	}
+	// The cursor as this store moved it: the acks it has not written
+	// yet are ahead of the one stored.
+	cursor = max(cursor, s.rr.cursor)
+	s.acks.mu.Lock()
+	defer s.acks.mu.Unlock()
 	q := qPending
 	if parked != 0 {
 		q = qPendingParked
 	}
-	pending := make([]outbox.Message, 0, min(limit, 512)) // limit may be huge
-	err = s.readMessages(c, q, []any{cursor, int64(limit)}, func(m outbox.Message, held bool) {
-		if held {
-			blocked = append(blocked, m.ID)
-		} else {
-			pending = append(pending, m)
+	var pending []outbox.Message
+	// Messages acked in memory are left out, so a read may need more rows
+	// than limit: read on from the last row until limit are found or none
+	// is left.
+	for from := cursor; len(pending) < limit; {
+		want, got := limit-len(pending), 0
+		err = s.readMessages(c, q, []any{from, int64(want)}, func(m outbox.Message, held bool) {
+			got, from = got+1, m.ID
+			switch {
+			case !s.unacked(m.ID):
+			case held:
+				blocked = append(blocked, m.ID)
+			default:
+				pending = append(pending, m)
+			}
+		})
+		if err != nil {
+			return "", nil, nil, nil, err
 		}
-	})
-	if err != nil {
-		return "", nil, nil, nil, err
+		if got < want {
+			break
+		}
 	}
 	var ready []outbox.Message
-	err = s.readMessages(c, qReady, []any{int64(limit)}, func(m outbox.Message, _ bool) { ready = append(ready, m) })
+	err = s.readMessages(c, qReady, []any{int64(limit + len(s.acks.delivered))}, func(m outbox.Message, _ bool) {
+		if s.unacked(m.ID) && len(ready) < limit {
+			ready = append(ready, m)
+		}
+	})
 	if err != nil {
 		return "", nil, nil, nil, err
 	}
@@ -279,16 +302,18 @@ func (s *Store) hold(ctx context.Context, ids []string) error {
 
 // Ack implements outbox.Store. The IDs the last Undelivered returned after
 // the cursor, from the first one on and as far as they are all acked, move
-// the cursor; any other is marked delivered on its own. The transaction is
-// not synced: a lost ack (the machine stopped before the next commit's
-// sync) only makes the messages be delivered again, which at-least-once
-// allows.
+// the cursor; any other is marked delivered on its own. Acks are written
+// with the next commit group, in its transaction, or on their own after
+// WithAckInterval if no commit comes first; until then the store leaves
+// them out of what Undelivered returns. They are not synced on their own:
+// the next commit's sync takes them along. An ack lost to a crash or a
+// power cut only makes its messages be delivered again, which
+// at-least-once allows.
 func (s *Store) Ack(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	s.rr.mu.Lock()
-	defer s.rr.mu.Unlock()
 	acked := slices.Clone(ids)
 	slices.Sort(acked)
 	// The longest run of the last read's IDs after the cursor, from the
@@ -301,41 +326,140 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		}
 		rest = append(rest, id)
 	}
-	var cursor string
 	if n > 0 {
-		cursor = s.rr.after[n-1]
+		s.rr.cursor, s.rr.after = s.rr.after[n-1], s.rr.after[n:]
 	}
+	cursor := s.rr.cursor
+	s.rr.mu.Unlock()
+
 	now := s.opts.now().UnixNano()
-	err := s.ackTx(ctx, func(c *writeConn) error {
-		if n > 0 {
-			res, err := c.exec(`UPDATE theus_meta SET value = ? WHERE name = 'cursor' AND value = ?`, cursor, s.rr.cursor)
-			if err != nil {
-				return err
-			}
-			if k, err := res.RowsAffected(); err != nil || k != 1 {
-				// The cursor is not where the read found it: take no
-				// shortcut.
-				rest, cursor = acked, ""
-			} else if _, err := c.exec(`INSERT INTO theus_acks (cursor, at) VALUES (?, ?)
-				ON CONFLICT (cursor) DO NOTHING`, cursor, now); err != nil {
-				return err
-			}
-		}
-		for _, id := range rest {
-			if _, err := c.exec(`UPDATE theus_outbox SET state = 'delivered', delivered_at = ?
-				WHERE id = ? AND state IN ('pending', 'ready')`, now, id); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("sqlite: ack: %w", err)
+	s.acks.mu.Lock()
+	if n > 0 {
+		s.acks.cursor, s.acks.at = cursor, now
 	}
-	if cursor != "" {
-		s.rr.cursor, s.rr.after = cursor, s.rr.after[n:]
+	for _, id := range rest {
+		s.acks.delivered[id] = now
+	}
+	if s.opts.ackInterval <= 0 {
+		s.acks.mu.Unlock()
+		return s.flushAcks(ctx)
+	}
+	if !s.acks.armed {
+		s.acks.armed = true
+		s.acks.timer.Reset(s.opts.ackInterval)
+	}
+	s.acks.mu.Unlock()
+	return nil
+}
+
+// pendingAcks are the acks made and not written yet (see Ack): the cursor
+// to write and when it moved, and the messages acked on their own. An ack
+// stays here until the transaction that writes it has committed, so that
+// Undelivered, which leaves these messages out, never reads one again.
+type pendingAcks struct {
+	mu        sync.Mutex
+	cursor    string // "" when the cursor has not moved since the last write
+	at        int64
+	delivered map[string]int64 // ID -> when acked
+	timer     *time.Timer      // writes them after WithAckInterval
+	armed     bool
+	// flushing serialises the writes of acks, so that an older cursor is
+	// never written over a newer one.
+	flushing sync.Mutex
+}
+
+// ackWrite is a copy of the pending acks, for a transaction to write.
+type ackWrite struct {
+	cursor    string
+	at        int64
+	delivered map[string]int64
+}
+
+// takeAcks copies the pending acks, or returns nil when there are none.
+func (s *Store) takeAcks() *ackWrite {
+	s.acks.mu.Lock()
+	defer s.acks.mu.Unlock()
+	if s.acks.cursor == "" && len(s.acks.delivered) == 0 {
+		return nil
+	}
+	return &ackWrite{cursor: s.acks.cursor, at: s.acks.at, delivered: maps.Clone(s.acks.delivered)}
+}
+
+// write writes the acks in c's transaction.
+func (w *ackWrite) write(c *writeConn) error {
+	if w == nil {
+		return nil
+	}
+	if w.cursor != "" {
+		if _, err := c.exec(`UPDATE theus_meta SET value = ? WHERE name = 'cursor' AND value < ?`, w.cursor, w.cursor); err != nil {
+			return err
+		}
+		if _, err := c.exec(`INSERT INTO theus_acks (cursor, at) VALUES (?, ?) ON CONFLICT (cursor) DO NOTHING`, w.cursor, w.at); err != nil {
+			return err
+		}
+	}
+	for id, at := range w.delivered {
+		if _, err := c.exec(`UPDATE theus_outbox SET state = 'delivered', delivered_at = ?
+			WHERE id = ? AND state IN ('pending', 'ready')`, at, id); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// written drops the acks w wrote from the pending ones, once its
+// transaction has committed.
+func (s *Store) written(w *ackWrite) {
+	if w == nil {
+		return
+	}
+	s.acks.mu.Lock()
+	defer s.acks.mu.Unlock()
+	if s.acks.cursor == w.cursor {
+		s.acks.cursor = ""
+	}
+	for id := range w.delivered {
+		delete(s.acks.delivered, id)
+	}
+}
+
+// flushAcks writes the pending acks in a transaction of their own.
+func (s *Store) flushAcks(ctx context.Context) error {
+	s.acks.flushing.Lock()
+	defer s.acks.flushing.Unlock()
+	w := s.takeAcks()
+	if w == nil {
+		return nil
+	}
+	if err := s.ackTx(ctx, w.write); err != nil {
+		return fmt.Errorf("sqlite: ack: %w", err)
+	}
+	s.written(w)
+	return nil
+}
+
+// flushAcksLater is the timer's: it writes the acks no commit carried.
+func (s *Store) flushAcksLater() {
+	s.acks.mu.Lock()
+	s.acks.armed = false
+	s.acks.mu.Unlock()
+	if err := s.flushAcks(context.Background()); err != nil {
+		// Kept pending: the next commit or the next timer writes them.
+		s.opts.logger.Warn("sqlite: write acks; retrying", slog.Any("err", err))
+		s.acks.mu.Lock()
+		if !s.acks.armed {
+			s.acks.armed = true
+			s.acks.timer.Reset(max(s.opts.ackInterval, time.Second))
+		}
+		s.acks.mu.Unlock()
+	}
+}
+
+// unacked reports whether the message with this ID is not acked in
+// memory, for Undelivered.
+func (s *Store) unacked(id string) bool {
+	_, ok := s.acks.delivered[id]
+	return !ok
 }
 
 // ackTx runs f in a write transaction that is not synced when it commits
@@ -472,6 +596,9 @@ func (s *Store) Skip(ctx context.Context, id string) error {
 func (s *Store) Prune(ctx context.Context) (int, error) {
 	if s.opts.retention < 0 {
 		return 0, nil
+	}
+	if err := s.flushAcks(ctx); err != nil {
+		return 0, fmt.Errorf("sqlite: prune: %w", err)
 	}
 	if err := s.fold(ctx); err != nil {
 		return 0, fmt.Errorf("sqlite: prune: %w", err)

@@ -126,8 +126,10 @@ type Store struct {
 	// empty is set while the store holds no state: the first commit then
 	// writes the whole state, including the initial values no commit wrote.
 	empty bool
-	// rr is what the relay read last (outbox.go).
-	rr relayRead
+	// rr is what the relay read last, acks its acks not written yet
+	// (outbox.go).
+	rr   relayRead
+	acks pendingAcks
 	// seqs holds the last KeySeq of the keys of the messages committed
 	// since the last fold, up to lastID, the ID of the last message
 	// committed (see fold).
@@ -166,7 +168,19 @@ type options struct {
 	sync            string
 	checkpointEvery int
 	logger          *slog.Logger
+	ackInterval     time.Duration
 }
+
+// DefaultAckInterval is the default of WithAckInterval.
+const DefaultAckInterval = 100 * time.Millisecond
+
+// WithAckInterval sets how long a relay's acks may wait in memory for a
+// commit group to carry them into the file, before they are written in a
+// transaction of their own (default DefaultAckInterval). While commits
+// come in, acks cost no transaction of their own; a crash loses at most
+// the acks of the last interval, whose messages are then delivered again.
+// d <= 0 writes every ack at once.
+func WithAckInterval(d time.Duration) Option { return func(o *options) { o.ackInterval = d } }
 
 // DefaultCheckpointEvery is the default of WithCheckpointEvery.
 const DefaultCheckpointEvery = 10_000
@@ -285,7 +299,7 @@ var ErrInUse = errors.New("another engine writes this store's file (one engine p
 // the engine that use it have stopped.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	o := options{retention: 24 * time.Hour, batch: 1000, now: time.Now, sync: "FULL",
-		checkpointEvery: DefaultCheckpointEvery, logger: slog.Default()}
+		checkpointEvery: DefaultCheckpointEvery, logger: slog.Default(), ackInterval: DefaultAckInterval}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -320,6 +334,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
 	s := &Store{w: w, r: r, opts: o, path: path, file: file}
+	s.acks.delivered = make(map[string]int64)
+	s.acks.timer = time.AfterFunc(time.Hour, s.flushAcksLater)
+	s.acks.timer.Stop()
 	if err := s.init(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -375,8 +392,11 @@ func (s *Store) Close() error {
 		if s.ckpt != nil {
 			s.ckpt.stop()
 		}
+		// Acks not written yet: the commits are done, write them now.
+		s.acks.timer.Stop()
+		ferr := s.flushAcks(context.Background())
 		s.rr.mu.Lock()
-		rerr := s.closeReadConn()
+		rerr := errors.Join(ferr, s.closeReadConn())
 		s.rr.mu.Unlock()
 		s.closeErr = errors.Join(s.closeWriteConn(), rerr, s.r.Close(), s.w.Close())
 		// Only now that SQLite has closed the file: see dbFile.

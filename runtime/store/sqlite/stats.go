@@ -11,12 +11,17 @@ import (
 
 var _ outbox.StatsReader = (*Store)(nil)
 
-// Stats implements outbox.StatsReader in one read on the read connections:
+// Stats implements outbox.StatsReader, after writing the acks made in
+// memory, in one read on the read connections:
 // the undelivered messages are the pending ones after the cursor (the
 // oldest is the first by ID: IDs sort in commit order) and the held and
 // ready ones, which partial indexes list, as they do the parked ones.
 func (s *Store) Stats(ctx context.Context) (outbox.StoreStats, error) {
 	var st outbox.StoreStats
+	// The acks in memory first, so that the counts hold them.
+	if err := s.flushAcks(ctx); err != nil {
+		return st, fmt.Errorf("sqlite: stats: %w", err)
+	}
 	var oldest, oldestBelow sql.NullInt64
 	var after, below int
 	err := s.r.QueryRowContext(ctx, `WITH c AS (SELECT value FROM theus_meta WHERE name = 'cursor') SELECT

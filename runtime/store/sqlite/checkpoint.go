@@ -112,6 +112,9 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	if codec == nil || state == nil || version <= prev {
 		return nil
 	}
+	if err := s.fold(ctx); err != nil {
+		return fmt.Errorf("sqlite: checkpoint: %w", err)
+	}
 	w := snapshotWriter{paths: codecPaths(codec)}
 	first := true
 	w.flush = func(data []byte) error {

@@ -13,6 +13,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/outbox"
 )
 
 // entryKey names a collection entry by its field's index in the codec.
@@ -79,11 +80,16 @@ func (s *Store) Commit(ctx context.Context, recs []*engine.Record) error {
 		return fmt.Errorf("sqlite: commit versions %d-%d: %w", recs[0].Version, last.Version, err)
 	}
 	s.version, s.empty, s.last = last.Version, false, last.State
+	wake := false
 	for _, r := range recs {
-		if len(r.Messages) > 0 {
-			s.wake()
-			break
+		for i := range r.Messages {
+			m := &r.Messages[i]
+			s.seqs[outbox.TopicKey{Topic: m.Topic, Key: m.Key}] = m.KeySeq
+			s.lastID, wake = m.ID, true
 		}
+	}
+	if wake {
+		s.wake()
 	}
 	if s.checkpointDue() {
 		s.ckpt.trigger()
@@ -167,16 +173,24 @@ func (s *Store) commitLog(ctx context.Context, recs []*engine.Record, last *engi
 	if err := s.encodeChanges(recs, last); err != nil {
 		return err
 	}
+	// The relay's acks made since the last write go with the group (see
+	// Ack).
+	s.acks.flushing.Lock()
+	defer s.acks.flushing.Unlock()
+	acks := s.takeAcks()
 	err := s.writeTx(ctx, BeforeWrite, BeforeSync, AfterSync, func(c *writeConn) error {
 		if err := s.insertMessages(c, recs); err != nil {
 			return err
 		}
-		_, err := c.exec(`INSERT INTO theus_log (version, first, data) VALUES (?, ?, ?)`,
-			int64(last.Version), int64(recs[0].Version), s.scr.cs.b)
-		return err
+		if _, err := c.exec(`INSERT INTO theus_log (version, first, data) VALUES (?, ?, ?)`,
+			int64(last.Version), int64(recs[0].Version), s.scr.cs.b); err != nil {
+			return err
+		}
+		return acks.write(c)
 	})
 	if err == nil {
 		s.logBytes.Add(int64(len(s.scr.cs.b)))
+		s.written(acks)
 	}
 	return err
 }

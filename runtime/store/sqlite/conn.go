@@ -40,35 +40,103 @@ func (s *Store) onWriteConn(ctx context.Context, f func(*writeConn) error) error
 	})
 }
 
+// prepare returns the statement q, prepared on the connection once.
+func (c *writeConn) prepare(q string) (driver.Stmt, error) {
+	if st := c.stmts[q]; st != nil {
+		return st, nil
+	}
+	p, ok := c.dc.(driver.ConnPrepareContext)
+	if !ok {
+		return nil, fmt.Errorf("driver connection %T cannot prepare statements", c.dc)
+	}
+	st, err := p.PrepareContext(context.Background(), q)
+	if err != nil {
+		return nil, err
+	}
+	c.stmts[q] = st
+	return st, nil
+}
+
+// named returns args as the driver's arguments, in c.args, which the
+// next call reuses.
+func (c *writeConn) named(args []any) []driver.NamedValue {
+	named := c.args[:0]
+	for i, a := range args {
+		named = append(named, driver.NamedValue{Ordinal: i + 1, Value: a})
+	}
+	c.args = named
+	return named
+}
+
 // exec runs q with args (int64, string, []byte or nil values).
 func (c *writeConn) exec(q string, args ...any) (driver.Result, error) {
-	st := c.stmts[q]
-	if st == nil {
-		p, ok := c.dc.(driver.ConnPrepareContext)
-		if !ok {
-			return nil, fmt.Errorf("driver connection %T cannot prepare statements", c.dc)
-		}
-		var err error
-		if st, err = p.PrepareContext(context.Background(), q); err != nil {
-			return nil, err
-		}
-		c.stmts[q] = st
+	st, err := c.prepare(q)
+	if err != nil {
+		return nil, err
 	}
 	ex, ok := st.(driver.StmtExecContext)
 	if !ok {
 		return nil, fmt.Errorf("driver statement %T cannot execute with a context", st)
 	}
-	named := c.args[:0]
-	for i, a := range args {
-		named = append(named, driver.NamedValue{Ordinal: i + 1, Value: a})
-	}
 	// Never interrupted, so that no statement starts a goroutine to watch
 	// a context: a transaction is short (a commit group, or a megabyte of
 	// a snapshot), and contexts are checked between transactions.
-	res, err := ex.ExecContext(context.Background(), named)
-	clear(named)
-	c.args = named[:0]
+	res, err := ex.ExecContext(context.Background(), c.named(args))
+	clear(c.args)
+	c.args = c.args[:0]
 	return res, err
+}
+
+// query runs q with args; the caller closes the rows.
+func (c *writeConn) query(q string, args []any) (driver.Rows, error) {
+	st, err := c.prepare(q)
+	if err != nil {
+		return nil, err
+	}
+	qc, ok := st.(driver.StmtQueryContext)
+	if !ok {
+		return nil, fmt.Errorf("driver statement %T cannot query with a context", st)
+	}
+	rows, err := qc.QueryContext(context.Background(), c.named(args))
+	clear(c.args)
+	c.args = c.args[:0]
+	return rows, err
+}
+
+// queryRow runs q with args and scans its one row's columns into dst
+// (*string or *int64).
+func (c *writeConn) queryRow(q string, args []any, dst ...any) error {
+	rows, err := c.query(q, args)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	vals := make([]driver.Value, len(rows.Columns()))
+	if err := rows.Next(vals); err != nil {
+		return err
+	}
+	for i, d := range dst {
+		switch d := d.(type) {
+		case *string:
+			switch v := vals[i].(type) {
+			case string:
+				*d = v
+			case []byte:
+				*d = string(v)
+			case nil:
+				*d = ""
+			default:
+				return fmt.Errorf("column %d is %T, not text", i, v)
+			}
+		case *int64:
+			v, ok := vals[i].(int64)
+			if !ok && vals[i] != nil {
+				return fmt.Errorf("column %d is %T, not an integer", i, vals[i])
+			}
+			*d = v
+		}
+	}
+	return nil
 }
 
 // close finalizes the statements.

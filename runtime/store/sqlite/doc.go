@@ -54,15 +54,21 @@
 //     hold change sets (changes.go): a table of paths, then changes (set a
 //     field, put or delete an entry) with values as the engine's StateCodec
 //     encodes them.
-//   - theus_outbox: the undelivered messages, pending or parked, with
-//     attempts and last_error; theus_delivered: delivered messages, kept
-//     for the retention, with delivered_at. The view theus_messages shows
-//     both, with a state column (pending, parked, delivered).
-//   - theus_key_seqs: the last KeySeq per (topic, key) up to its last
-//     delivered message.
+//   - theus_meta also holds the relay's cursor and the last message whose
+//     KeySeq is folded into theus_key_seqs.
+//   - theus_outbox: every message from its commit until retention prunes
+//     it: its state (see Outbox), attempts, last_error, and delivered_at
+//     for one delivered apart from the cursor. theus_acks: when the cursor
+//     passed each value. The view theus_messages shows every message with
+//     its state as a reader means it (pending, parked, delivered) and
+//     when it was delivered.
+//   - theus_key_seqs: the last KeySeq per (topic, key), up to the last
+//     message folded: checkpoints and Prune fold what the store committed
+//     since.
 //
-// A store of layout 1 (state tables updated in place by every commit) is
-// upgraded when opened: its state becomes the first snapshot.
+// A store of layout 1 (state tables updated in place by every commit) or
+// 2 (delivered messages moved to a table of their own by every ack) is
+// upgraded when opened.
 //
 // # Backup and restore
 //
@@ -85,11 +91,22 @@
 //
 // # Outbox
 //
-// Undelivered returns pending messages in commit order, except those of a
-// (topic, key) that has a parked message. Ack moves messages from
-// theus_outbox to theus_delivered, so commits append to a table that holds
-// only what the relay has still to deliver. The store implements
-// outbox.Parking (attempts are counted in the database, so they survive
-// restarts; Parked, Replay, Skip) and outbox.Pruner (delivered messages
-// are deleted after WithRetention, in batches).
+// Commits append messages to theus_outbox, and nothing moves them after
+// that. The relay's cursor, a message ID, settles every pending message up
+// to it: those are delivered. An ack of what Undelivered returned, from
+// its first message on, only moves the cursor (a row of theus_meta and one
+// of theus_acks), however many messages it covers; a message acked after
+// an earlier one that is still undelivered (its key failed) is marked
+// delivered on its own. Acks wait in memory, where Undelivered honours
+// them, for the next commit group's transaction to write them, or for
+// WithAckInterval; they are not synced on their own. An ack lost in a
+// crash or a power cut only makes its messages be delivered again. A message that fails MaxAttempts times is parked; the
+// later messages of its (topic, key) are held (the cursor passes them
+// without delivering them) until Replay or Skip makes them ready again.
+// Undelivered returns the pending messages after the cursor and the ready
+// ones, in commit order, except those a parked message of their key
+// holds back. The store implements outbox.Parking (attempts are counted
+// in the database, so they survive restarts; Parked, Replay, Skip) and
+// outbox.Pruner (delivered messages are deleted after WithRetention, in
+// batches, once their KeySeqs are folded).
 package sqlite

@@ -72,6 +72,7 @@ func (s *Store) recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 	if r.rec == nil {
 		// No commit yet: the first one writes the whole state.
 		s.codec, s.version, s.empty = codec, 0, true
+		s.seqs, s.lastID = make(map[outbox.TopicKey]uint64), ""
 		if err := s.setFormat(ctx, codec.Format()); err != nil {
 			return nil, fmt.Errorf("sqlite: recover: %w", err)
 		}
@@ -89,6 +90,7 @@ func (s *Store) recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 		return nil, fmt.Errorf("sqlite: recover: %w", err)
 	}
 	s.codec, s.version, s.empty, s.last = codec, r.rec.Version, false, r.rec.State
+	s.seqs, s.lastID = r.unfolded, r.lastID
 	s.checkpoint.Store(r.checkpoint)
 	s.logBytes.Store(r.logBytes)
 	s.snapBytes.Store(r.snapBytes)
@@ -102,6 +104,9 @@ func (s *Store) recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 type recovery struct {
 	codec engine.StateCodec
 	rec   *engine.Recovered // nil: the store holds no commit
+	// unfolded and lastID are the store's seqs and lastID (see fold).
+	unfolded map[outbox.TopicKey]uint64
+	lastID   string
 	// upgrade holds the fields recorded with a fingerprint of the previous
 	// form (see legacyFingerprint), to record again in the current one.
 	upgrade             []engine.FieldInfo
@@ -214,11 +219,12 @@ func (r *recovery) read(ctx context.Context, tx *sql.Tx, s *Store) error {
 	if err != nil {
 		return err
 	}
-	seqs, err := recoverKeySeqs(ctx, tx)
+	seqs, unfolded, last, err := recoverKeySeqs(ctx, tx)
 	if err != nil {
 		return err
 	}
 	r.rec = &engine.Recovered{Version: version, State: state, KeySeqs: seqs}
+	r.unfolded, r.lastID = unfolded, last
 	return nil
 }
 
@@ -309,30 +315,38 @@ func skipBalanced(fp string, i int) int {
 	return len(fp)
 }
 
-// recoverKeySeqs returns the last KeySeq of every key: it is in
-// theus_key_seqs up to the key's last delivered message (see
-// keepKeySeqs), and among its undelivered messages, pending or parked,
-// after that.
-func recoverKeySeqs(ctx context.Context, tx *sql.Tx) (map[outbox.TopicKey]uint64, error) {
-	seqs := make(map[outbox.TopicKey]uint64)
-	for _, q := range []string{
-		`SELECT topic, key, seq FROM theus_key_seqs`,
-		`SELECT topic, key, max(key_seq) FROM theus_outbox GROUP BY topic, key`,
+// recoverKeySeqs returns the last KeySeq of every key, and of the keys of
+// the messages not folded yet: it is in theus_key_seqs up to the last
+// message folded (see fold), and among the messages after it. last is the
+// ID of the last message.
+func recoverKeySeqs(ctx context.Context, tx *sql.Tx) (all, unfolded map[outbox.TopicKey]uint64, last string, err error) {
+	all, unfolded = make(map[outbox.TopicKey]uint64), make(map[outbox.TopicKey]uint64)
+	for _, q := range []struct {
+		sql string
+		dst map[outbox.TopicKey]uint64
+	}{
+		{`SELECT topic, key, seq FROM theus_key_seqs`, nil},
+		{`SELECT topic, key, max(key_seq) FROM theus_outbox
+			WHERE id > (SELECT value FROM theus_meta WHERE name = 'folded') GROUP BY topic, key`, unfolded},
 	} {
-		err := queryRows(ctx, tx, q, func(rows *sql.Rows) error {
+		err := queryRows(ctx, tx, q.sql, func(rows *sql.Rows) error {
 			var tk outbox.TopicKey
 			var seq int64
 			if err := rows.Scan(&tk.Topic, &tk.Key, &seq); err != nil {
 				return err
 			}
-			seqs[tk] = max(seqs[tk], uint64(seq))
+			all[tk] = max(all[tk], uint64(seq))
+			if q.dst != nil {
+				q.dst[tk] = uint64(seq)
+			}
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, "", err
 		}
 	}
-	return seqs, nil
+	err = tx.QueryRowContext(ctx, `SELECT coalesce(max(id), '') FROM theus_outbox`).Scan(&last)
+	return all, unfolded, last, err
 }
 
 // query runs q on the read connections and calls scan for every row.

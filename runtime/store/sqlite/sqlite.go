@@ -18,13 +18,15 @@ import (
 )
 
 // schemaVersion is the layout of the tables below. A store of layout 1
-// (state tables updated by every commit, no log) is upgraded when opened;
-// a store of a later layout is refused.
-const schemaVersion = "2"
+// (state tables updated by every commit, no log) or 2 (delivered messages
+// moved to a table of their own) is upgraded when opened; a store of a
+// later layout is refused.
+const schemaVersion = "3"
 
 // schema creates the tables of a new store. State values are stored as
 // the engine's StateCodec encodes them, inside change sets (see
-// changes.go); message times are Unix nanoseconds.
+// changes.go); message times are Unix nanoseconds. The message states and
+// the cursor are described in outbox.go.
 const schema = `
 CREATE TABLE IF NOT EXISTS theus_fields (
 	path       TEXT PRIMARY KEY,
@@ -41,22 +43,22 @@ CREATE TABLE IF NOT EXISTS theus_log (
 	first   INTEGER NOT NULL,
 	data    BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS theus_outbox (
-	id         TEXT PRIMARY KEY,
-	version    INTEGER NOT NULL,
-	idx        INTEGER NOT NULL,
-	topic      TEXT NOT NULL,
-	key        TEXT NOT NULL,
-	key_seq    INTEGER NOT NULL,
-	payload    BLOB NOT NULL,
-	headers    TEXT,
-	created_at INTEGER NOT NULL,
-	state      TEXT NOT NULL DEFAULT 'pending',
-	attempts   INTEGER NOT NULL DEFAULT 0,
-	last_error TEXT
+` + outboxSchema + `
+CREATE TABLE IF NOT EXISTS theus_key_seqs (
+	topic TEXT NOT NULL,
+	key   TEXT NOT NULL,
+	seq   INTEGER NOT NULL,
+	PRIMARY KEY (topic, key)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS theus_outbox_parked ON theus_outbox (topic, key) WHERE state = 'parked';
-CREATE TABLE IF NOT EXISTS theus_delivered (
+INSERT INTO theus_meta (name, value) VALUES ('cursor', ''), ('folded', '')
+	ON CONFLICT (name) DO NOTHING;
+`
+
+// outboxSchema creates the outbox of layout 3: the messages, their
+// indexes, the times the cursor moved, and the view of the messages with
+// their state as a reader means it.
+const outboxSchema = `
+CREATE TABLE IF NOT EXISTS theus_outbox (
 	id           TEXT PRIMARY KEY,
 	version      INTEGER NOT NULL,
 	idx          INTEGER NOT NULL,
@@ -66,23 +68,32 @@ CREATE TABLE IF NOT EXISTS theus_delivered (
 	payload      BLOB NOT NULL,
 	headers      TEXT,
 	created_at   INTEGER NOT NULL,
-	attempts     INTEGER NOT NULL,
+	state        TEXT NOT NULL DEFAULT 'pending',
+	attempts     INTEGER NOT NULL DEFAULT 0,
 	last_error   TEXT,
-	delivered_at INTEGER NOT NULL
+	delivered_at INTEGER
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS theus_delivered_at ON theus_delivered (delivered_at);
+CREATE INDEX IF NOT EXISTS theus_outbox_parked ON theus_outbox (topic, key) WHERE state = 'parked';
+CREATE INDEX IF NOT EXISTS theus_outbox_held ON theus_outbox (topic, key) WHERE state = 'held';
+CREATE INDEX IF NOT EXISTS theus_outbox_ready ON theus_outbox (id) WHERE state = 'ready';
+CREATE INDEX IF NOT EXISTS theus_outbox_delivered ON theus_outbox (delivered_at) WHERE state = 'delivered';
+CREATE TABLE IF NOT EXISTS theus_acks (
+	cursor TEXT PRIMARY KEY,
+	at     INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE VIEW IF NOT EXISTS theus_messages AS
-	SELECT id, version, idx, topic, key, key_seq, payload, headers, created_at, state, attempts, last_error, NULL AS delivered_at
-	FROM theus_outbox
-	UNION ALL
-	SELECT id, version, idx, topic, key, key_seq, payload, headers, created_at, 'delivered', attempts, last_error, delivered_at
-	FROM theus_delivered;
-CREATE TABLE IF NOT EXISTS theus_key_seqs (
-	topic TEXT NOT NULL,
-	key   TEXT NOT NULL,
-	seq   INTEGER NOT NULL,
-	PRIMARY KEY (topic, key)
-) WITHOUT ROWID;
+	SELECT id, version, idx, topic, key, key_seq, payload, headers, created_at,
+		CASE
+			WHEN state = 'pending' AND id <= c.value THEN 'delivered'
+			WHEN state IN ('held', 'ready') THEN 'pending'
+			ELSE state
+		END AS state,
+		attempts, last_error,
+		CASE
+			WHEN state = 'pending' AND id <= c.value THEN (SELECT min(at) FROM theus_acks a WHERE a.cursor >= m.id)
+			ELSE delivered_at
+		END AS delivered_at
+	FROM theus_outbox m, (SELECT value FROM theus_meta WHERE name = 'cursor') c;
 `
 
 // Store is a durable engine.Store and outbox.Store in one SQLite file. It
@@ -115,6 +126,15 @@ type Store struct {
 	// empty is set while the store holds no state: the first commit then
 	// writes the whole state, including the initial values no commit wrote.
 	empty bool
+	// rr is what the relay read last, acks its acks not written yet
+	// (outbox.go).
+	rr   relayRead
+	acks pendingAcks
+	// seqs holds the last KeySeq of the keys of the messages committed
+	// since the last fold, up to lastID, the ID of the last message
+	// committed (see fold).
+	seqs   map[outbox.TopicKey]uint64
+	lastID string
 	// inc is the store's incarnation (see Incarnation).
 	inc uint64
 	// broken holds the error of a COMMIT that failed in a way that leaves
@@ -148,7 +168,19 @@ type options struct {
 	sync            string
 	checkpointEvery int
 	logger          *slog.Logger
+	ackInterval     time.Duration
 }
+
+// DefaultAckInterval is the default of WithAckInterval.
+const DefaultAckInterval = 100 * time.Millisecond
+
+// WithAckInterval sets how long a relay's acks may wait in memory for a
+// commit group to carry them into the file, before they are written in a
+// transaction of their own (default DefaultAckInterval). While commits
+// come in, acks cost no transaction of their own; a crash loses at most
+// the acks of the last interval, whose messages are then delivered again.
+// d <= 0 writes every ack at once.
+func WithAckInterval(d time.Duration) Option { return func(o *options) { o.ackInterval = d } }
 
 // DefaultCheckpointEvery is the default of WithCheckpointEvery.
 const DefaultCheckpointEvery = 10_000
@@ -267,7 +299,7 @@ var ErrInUse = errors.New("another engine writes this store's file (one engine p
 // the engine that use it have stopped.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	o := options{retention: 24 * time.Hour, batch: 1000, now: time.Now, sync: "FULL",
-		checkpointEvery: DefaultCheckpointEvery, logger: slog.Default()}
+		checkpointEvery: DefaultCheckpointEvery, logger: slog.Default(), ackInterval: DefaultAckInterval}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -302,6 +334,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
 	s := &Store{w: w, r: r, opts: o, path: path, file: file}
+	s.acks.delivered = make(map[string]int64)
+	s.acks.timer = time.AfterFunc(time.Hour, s.flushAcksLater)
+	s.acks.timer.Stop()
 	if err := s.init(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -335,6 +370,8 @@ func (s *Store) init(ctx context.Context) error {
 	case err != nil:
 	case v == "1":
 		err = upgrade1(ctx, tx)
+	case v == "2":
+		err = upgrade2(ctx, tx)
 	case v != schemaVersion:
 		err = fmt.Errorf("the store's layout is version %s; this build reads version %s", v, schemaVersion)
 	}
@@ -355,7 +392,13 @@ func (s *Store) Close() error {
 		if s.ckpt != nil {
 			s.ckpt.stop()
 		}
-		s.closeErr = errors.Join(s.closeWriteConn(), s.r.Close(), s.w.Close())
+		// Acks not written yet: the commits are done, write them now.
+		s.acks.timer.Stop()
+		ferr := s.flushAcks(context.Background())
+		s.rr.mu.Lock()
+		rerr := errors.Join(ferr, s.closeReadConn())
+		s.rr.mu.Unlock()
+		s.closeErr = errors.Join(s.closeWriteConn(), rerr, s.r.Close(), s.w.Close())
 		// Only now that SQLite has closed the file: see dbFile.
 		s.closeErr = errors.Join(s.closeErr, s.file.release(s))
 	})

@@ -20,7 +20,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if crashChild() || lockChild() || fullChild() || syncChild() {
+	if crashChild() || lockChild() || fullChild() || syncChild() || lostAckChild() {
 		return
 	}
 	goleak.VerifyTestMain(m)

@@ -15,7 +15,7 @@ import (
 // (path, key, value, version), with the last version in theus_meta, and
 // every message in theus_messages. Those values become the snapshot of a
 // checkpoint at that version, with an empty log; the messages move to
-// theus_outbox and theus_delivered.
+// theus_outbox, the delivered ones marked delivered.
 func upgrade1(ctx context.Context, tx *sql.Tx) error {
 	var version uint64
 	var v string
@@ -80,15 +80,14 @@ func upgrade1(ctx context.Context, tx *sql.Tx) error {
 		`ALTER TABLE theus_messages RENAME TO theus_messages_1`,
 		schema,
 		`INSERT INTO theus_fields (path, type, collection) SELECT path, type, collection FROM theus_fields_1`,
-		`INSERT INTO theus_outbox (id, version, idx, topic, key, key_seq, payload, headers, created_at, state, attempts, last_error)
-			SELECT id, version, idx, topic, key, key_seq, payload, headers, created_at, state, attempts, last_error
-			FROM theus_messages_1 WHERE state <> 'delivered'`,
-		`INSERT INTO theus_delivered (id, version, idx, topic, key, key_seq, payload, headers, created_at, attempts, last_error, delivered_at)
-			SELECT id, version, idx, topic, key, key_seq, payload, headers, created_at, attempts, last_error, coalesce(delivered_at, 0)
-			FROM theus_messages_1 WHERE state = 'delivered'`,
+		`INSERT INTO theus_outbox (id, version, idx, topic, key, key_seq, payload, headers, created_at, state, attempts, last_error, delivered_at)
+			SELECT id, version, idx, topic, key, key_seq, payload, headers, created_at, state, attempts, last_error,
+				CASE WHEN state = 'delivered' THEN coalesce(delivered_at, 0) END
+			FROM theus_messages_1`,
 		`DROP TABLE theus_fields_1`,
 		`DROP TABLE theus_messages_1`,
 		`UPDATE theus_meta SET name = 'checkpoint' WHERE name = 'version'`,
+		foldAll,
 	} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return err
@@ -102,3 +101,36 @@ func upgrade1(ctx context.Context, tx *sql.Tx) error {
 	_, err = tx.ExecContext(ctx, `UPDATE theus_meta SET value = ? WHERE name = 'schema'`, schemaVersion)
 	return err
 }
+
+// upgrade2 upgrades a store of layout 2 to the current layout, in tx.
+// Layout 2 moved every delivered message from theus_outbox to
+// theus_delivered when it was acked, and kept theus_key_seqs up to date
+// then. The delivered messages move back into theus_outbox, marked
+// delivered with their delivered_at; the cursor starts before every
+// message; every KeySeq is folded.
+func upgrade2(ctx context.Context, tx *sql.Tx) error {
+	for _, q := range []string{
+		`DROP VIEW IF EXISTS theus_messages`,
+		`ALTER TABLE theus_outbox ADD COLUMN delivered_at INTEGER`,
+		`INSERT INTO theus_outbox (id, version, idx, topic, key, key_seq, payload, headers, created_at, state, attempts, last_error, delivered_at)
+			SELECT id, version, idx, topic, key, key_seq, payload, headers, created_at, 'delivered', attempts, last_error, delivered_at
+			FROM theus_delivered`,
+		`DROP TABLE theus_delivered`,
+		schema,
+		foldAll,
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE theus_meta SET value = ? WHERE name = 'schema'`, schemaVersion)
+	return err
+}
+
+// foldAll folds the KeySeqs of every message (see foldKeySeqs).
+const foldAll = `
+INSERT INTO theus_key_seqs (topic, key, seq)
+	SELECT topic, key, max(key_seq) FROM theus_outbox WHERE true GROUP BY topic, key
+	ON CONFLICT (topic, key) DO UPDATE SET seq = max(seq, excluded.seq);
+UPDATE theus_meta SET value = (SELECT coalesce(max(id), '') FROM theus_outbox) WHERE name = 'folded';
+`

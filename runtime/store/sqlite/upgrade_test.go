@@ -97,3 +97,100 @@ func TestUpgradeFromLayout1(t *testing.T) {
 		t.Fatalf("last message after reopening: %+v", m)
 	}
 }
+
+// toLayout2 turns a store of the current layout into what layout 2 held:
+// delivered messages in theus_delivered, theus_key_seqs kept up to the
+// last delivered message of each key, no cursor.
+const toLayout2 = `
+CREATE TABLE theus_delivered (id TEXT PRIMARY KEY, version INTEGER NOT NULL, idx INTEGER NOT NULL, topic TEXT NOT NULL, key TEXT NOT NULL,
+	key_seq INTEGER NOT NULL, payload BLOB NOT NULL, headers TEXT, created_at INTEGER NOT NULL, attempts INTEGER NOT NULL,
+	last_error TEXT, delivered_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX theus_delivered_at ON theus_delivered (delivered_at);
+INSERT INTO theus_delivered SELECT id, version, idx, topic, key, key_seq, payload, headers, created_at, attempts, last_error, 100
+	FROM theus_outbox WHERE state = 'delivered' OR (state = 'pending' AND id <= (SELECT value FROM theus_meta WHERE name = 'cursor'));
+DELETE FROM theus_outbox WHERE id IN (SELECT id FROM theus_delivered);
+DELETE FROM theus_key_seqs;
+INSERT INTO theus_key_seqs SELECT topic, key, max(key_seq) FROM theus_delivered GROUP BY topic, key;
+DROP VIEW theus_messages;
+DROP INDEX theus_outbox_held;
+DROP INDEX theus_outbox_ready;
+DROP INDEX theus_outbox_delivered;
+ALTER TABLE theus_outbox DROP COLUMN delivered_at;
+DROP TABLE theus_acks;
+DELETE FROM theus_meta WHERE name IN ('cursor', 'folded');
+UPDATE theus_meta SET value = '2' WHERE name = 'schema';
+CREATE VIEW theus_messages AS
+	SELECT id, version, idx, topic, key, key_seq, payload, headers, created_at, state, attempts, last_error, NULL AS delivered_at
+	FROM theus_outbox
+	UNION ALL
+	SELECT id, version, idx, topic, key, key_seq, payload, headers, created_at, 'delivered', attempts, last_error, delivered_at
+	FROM theus_delivered;
+`
+
+// A store of layout 2 is upgraded when opened: its delivered messages
+// become messages marked delivered, the others keep their states and
+// attempts, KeySeqs go on, and retention prunes the delivered ones.
+func TestUpgradeFromLayout2(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	st := open(t, path)
+	eng := newBank(t, st, accounts(3, 100))
+	for _, from := range []string{"acc-000", "acc-001", "acc-000", "acc-002", "acc-000", "acc-001"} {
+		to := "acc-002"
+		if from == to {
+			to = "acc-000"
+		}
+		if _, err := eng.Transfer(ctx, bank.TransferArgs{From: from, To: to, Amount: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := undelivered(t, st) // acc-000 #1, acc-001 #1, acc-000 #2, acc-002 #1, acc-000 #3, acc-001 #2
+	if err := st.Ack(ctx, []string{msgs[0].ID, msgs[3].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Failed(ctx, msgs[1].ID, "refused", true, 0); err != nil { // parks acc-001
+		t.Fatal(err)
+	}
+	eng.Close()
+	st.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(toLayout2); err != nil {
+		t.Fatal(err)
+	}
+	var delivered int
+	if err := db.QueryRow(`SELECT count(*) FROM theus_delivered`).Scan(&delivered); err != nil || delivered != 2 {
+		t.Fatalf("the layout-2 store holds %d delivered messages (%v), want 2", delivered, err)
+	}
+	db.Close()
+
+	st = open(t, path, sqlite.WithClock(func() time.Time { return time.Unix(0, 200) }), sqlite.WithRetention(50))
+	eng = newBank(t, st, bank.State{})
+	got := undelivered(t, st)
+	if len(got) != 2 || got[0].ID != msgs[2].ID || got[1].ID != msgs[4].ID {
+		t.Fatalf("undelivered after the upgrade: %v, want acc-000's #2 and #3 (acc-001 is parked)", got)
+	}
+	parked, err := st.Parked(ctx)
+	if err != nil || len(parked) != 1 || parked[0].ID != msgs[1].ID || parked[0].Attempts != 1 || parked[0].LastError != "refused" {
+		t.Fatalf("parked after the upgrade: %+v, %v", parked, err)
+	}
+	r, err := eng.Transfer(ctx, bank.TransferArgs{From: "acc-002", To: "acc-000", Amount: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := undelivered(t, st)
+	if last := all[len(all)-1]; last.ID != r.MessageIDs[0] || last.KeySeq != 2 {
+		t.Fatalf("after the upgrade, acc-002's next message is %+v, want KeySeq 2", last)
+	}
+	if n, err := st.Prune(ctx); n != 2 || err != nil {
+		t.Fatalf("Prune = %d, %v; want the 2 messages layout 2 delivered", n, err)
+	}
+	if _, err := st.Replay(ctx, "transfer.completed", "acc-001"); err != nil {
+		t.Fatal(err)
+	}
+	if got := undelivered(t, st); len(got) != 5 || got[0].ID != msgs[1].ID || got[4].ID != r.MessageIDs[0] {
+		t.Fatalf("after replaying acc-001: %v", got)
+	}
+}

@@ -39,8 +39,15 @@ type relayOptions struct {
 	metrics     RelayMetrics // nil: none
 }
 
+// DefaultBatchSize is how many messages a relay reads and sends at once
+// unless WithBatchSize says otherwise. A round costs the store a read
+// and an ack whatever its size, so a backlog drains faster in larger
+// rounds; a round takes only what is there, so a small one waits for
+// nothing.
+const DefaultBatchSize = 500
+
 // WithBatchSize sets how many messages the relay reads and sends at once
-// (default 100).
+// (default DefaultBatchSize).
 func WithBatchSize(n int) RelayOption {
 	return func(o *relayOptions) { o.batch = max(n, 1) }
 }
@@ -73,7 +80,7 @@ func WithRelayLogger(l *slog.Logger) RelayOption {
 // NewRelay returns a relay from st to sink. Call Run to start it.
 func NewRelay(st Store, sink Sink, opts ...RelayOption) *Relay {
 	o := relayOptions{
-		batch:      100,
+		batch:      DefaultBatchSize,
 		backoff:    10 * time.Millisecond,
 		maxBackoff: 5 * time.Second,
 		poll:       time.Second,

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,19 @@ func main1(impl Impl, args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if path := os.Getenv("THEUS_PEERS_CPUPROFILE"); path != "" {
+		// A profile of the whole run, for finding where a figure goes.
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: cpu profile: %v\n", impl.Name, err)
+			return 1
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	res, err := Run(ctx, impl, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", impl.Name, err)

@@ -112,8 +112,10 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	if codec == nil || state == nil || version <= prev {
 		return nil
 	}
-	if err := s.fold(ctx); err != nil {
-		return fmt.Errorf("sqlite: checkpoint: %w", err)
+	if s.foldDue() {
+		if err := s.fold(ctx); err != nil {
+			return fmt.Errorf("sqlite: checkpoint: %w", err)
+		}
 	}
 	w := snapshotWriter{paths: codecPaths(codec)}
 	first := true

@@ -86,6 +86,7 @@ func (s *Store) Commit(ctx context.Context, recs []*engine.Record) error {
 			m := &r.Messages[i]
 			s.seqs[outbox.TopicKey{Topic: m.Topic, Key: m.Key}] = m.KeySeq
 			s.lastID, wake = m.ID, true
+			s.unfolded++
 		}
 	}
 	if wake {

@@ -643,13 +643,27 @@ func (s *Store) Prune(ctx context.Context) (int, error) {
 	return total, nil
 }
 
+// foldEvery is how many messages a checkpoint lets the store commit
+// before it folds their KeySeqs (see fold): a fold writes a row per key,
+// so folding rarely writes each key's less often, and recovery reads at
+// most about this many messages to find the KeySeqs not folded.
+const foldEvery = 100_000
+
+// foldDue tells whether a checkpoint should fold.
+func (s *Store) foldDue() bool {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	return s.unfolded >= foldEvery
+}
+
 // fold records in theus_key_seqs the last KeySeq of the keys of the
 // messages committed since the last fold, which the store keeps in memory
 // as it commits them, and in theus_meta the ID of the last message it
 // covers ('folded'). Recovery then reads theus_key_seqs and only the
 // messages after that one, so restart time does not grow with the
 // delivered messages kept for retention; and Prune deletes folded
-// messages only, so that no KeySeq is lost. Checkpoints and Prune fold.
+// messages only, so that no KeySeq is lost. Prune folds, and so do
+// checkpoints once foldEvery messages were committed since the last fold.
 // A store no engine writes has nothing to fold.
 func (s *Store) fold(ctx context.Context) error {
 	s.cmu.Lock()
@@ -659,6 +673,8 @@ func (s *Store) fold(ctx context.Context) error {
 		return nil
 	}
 	s.seqs = make(map[outbox.TopicKey]uint64)
+	unfolded := s.unfolded
+	s.unfolded = 0
 	s.cmu.Unlock()
 	err := s.writeTx(ctx, noStep, noStep, noStep, func(c *writeConn) error {
 		for tk, seq := range seqs {
@@ -676,6 +692,7 @@ func (s *Store) fold(ctx context.Context) error {
 				s.seqs[tk] = seq
 			}
 		}
+		s.unfolded += unfolded
 		s.cmu.Unlock()
 		return fmt.Errorf("fold KeySeqs: %w", err)
 	}

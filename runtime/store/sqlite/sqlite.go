@@ -135,6 +135,8 @@ type Store struct {
 	// committed (see fold).
 	seqs   map[outbox.TopicKey]uint64
 	lastID string
+	// unfolded counts the messages committed since the last fold.
+	unfolded int
 	// inc is the store's incarnation (see Incarnation).
 	inc uint64
 	// broken holds the error of a COMMIT that failed in a way that leaves

@@ -160,6 +160,8 @@ type Engine[S any] struct {
 	settle   chan struct{}
 	flushing bool
 	inMemory bool // the store implements InMemory
+	// shared is the store, when several engines share it (SharedStore).
+	shared SharedStore
 	// inc is the store's incarnation, part of every message ID (see
 	// Incarnated).
 	inc uint64
@@ -197,6 +199,7 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 		return nil, errors.New("theus: no store: pass engine.WithStore (generated NewEngine defaults to memory.New())")
 	}
 	_, e.inMemory = e.store.(InMemory)
+	e.shared, _ = e.store.(SharedStore)
 	e.recycle = recycles(e.store)
 	e.headp = &e.head
 	if e.inMemory {
@@ -982,7 +985,16 @@ func (e *Engine[S]) storeCommit(recs []*Record) (err error) {
 			err = &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
+	if e.shared != nil {
+		return e.shared.CommitShared(context.Background(), recs, e.rebase)
+	}
 	return e.store.Commit(context.Background(), recs)
+}
+
+// rebase is the callback of SharedStore.CommitShared: other engines have
+// committed after the versions recs were numbered from.
+func (e *Engine[S]) rebase(others []Remote) ([]*Record, error) {
+	return nil, fmt.Errorf("theus: another engine committed version %d to the store: several engines on one store are not supported yet", others[0].Version)
 }
 
 // sleep releases mu until the flush wakes t with its commit settled. mu

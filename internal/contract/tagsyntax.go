@@ -110,6 +110,9 @@ func lookupTag(tag, key string) (value string, off int, exact, ok bool) {
 	return "", 0, false, false
 }
 
+// directives are the names of the theus directives.
+var directives = []string{"process", "topic", "rule", "output"}
+
 // directivePrefix starts every theus directive. Like //go: directives it
 // has no space after the slashes, so go/ast leaves it out of doc text.
 const directivePrefix = "//theus:"

@@ -246,7 +246,7 @@ func (p *parser) section(n *yaml.Node, scope any) []entry {
 			continue
 		}
 		if f, dup := first[k.Value]; dup {
-			p.errorf(k, "duplicate key %q (first at %d:%d)", k.Value, f.Line, f.Column)
+			p.errorf(k, "duplicate key %q (first at %d:%d); a key appears once in a mapping: merge the two entries or rename one", k.Value, f.Line, f.Column)
 			continue
 		}
 		first[k.Value] = k

@@ -859,10 +859,14 @@ func (t *tagLoader) rule(pr *Process, d directive) {
 	const example = "//theus:rule {path: domain.user.email, regex: '^[^@ ]+@[^@ ]+$'}"
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(d.args.text), &doc); err != nil {
-		msg := err.Error()
-		msg = strings.TrimPrefix(msg, "yaml: ")
-		msg = strings.TrimPrefix(msg, "line 1: ")
-		t.errorf(d.args.pos, "invalid rule: %s (write it as %s)", msg, example)
+		// The text is one line, so the problem is at off in it.
+		_, off, msg, hint := locateSyntaxError([]byte(d.args.text), err)
+		if hint != "" {
+			msg += "; " + hint
+		} else {
+			msg += " (write it as " + example + ")"
+		}
+		t.errorf(d.args.slice(off, len(d.args.text)).pos, "invalid rule: %s", msg)
 		return
 	}
 	if len(doc.Content) == 0 {

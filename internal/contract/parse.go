@@ -826,6 +826,10 @@ func (p *parser) parseProcesses(n *yaml.Node) {
 		}
 		p.m.Processes = append(p.m.Processes, pr)
 		keys, unknown := p.keyed(e.val, processKeys...)
+		pr.KeyPos = map[string]Pos{}
+		for name, k := range keys {
+			pr.KeyPos[name] = p.pos(k.key)
+		}
 		if misspelt(unknown, "outputs") != nil {
 			p.partial[pr] = true
 		}

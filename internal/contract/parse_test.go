@@ -94,6 +94,10 @@ func TestParseValid(t *testing.T) {
 				Emits:   []*Topic{topicUpdated},
 				Result:  str("string"),
 				Pos:     at(36, 3),
+				KeyPos: map[string]Pos{
+					"doc": at(37, 5), "semantic": at(39, 5), "args": at(40, 5), "inputs": at(41, 5),
+					"outputs": at(42, 5), "emits": at(43, 5), "result": at(44, 5),
+				},
 			},
 			{
 				Name:     "user_email",
@@ -105,6 +109,7 @@ func TestParseValid(t *testing.T) {
 				}},
 				Result: str("string"),
 				Pos:    at(45, 3),
+				KeyPos: map[string]Pos{"semantic": at(46, 5), "inputs": at(47, 5), "result": at(48, 5)},
 			},
 			{
 				Name:     "touch",
@@ -120,7 +125,8 @@ func TestParseValid(t *testing.T) {
 						Type: str("int64"), GoName: "AccountBalance", Pos: at(52, 9),
 					},
 				},
-				Pos: at(49, 3),
+				Pos:    at(49, 3),
+				KeyPos: map[string]Pos{"outputs": at(50, 5)},
 			},
 		},
 	}

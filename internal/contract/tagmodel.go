@@ -372,13 +372,13 @@ func (t *tagLoader) loadZone(zone Zone, zs *types.Struct) {
 		}
 		val, ok := t.tag(v, zs.Tag(i), "theus")
 		if !ok {
-			t.errorf(pos, "field %s of %s has no theus tag (the state field's name: theus:%q)", v.Name(), owner, snakeName(v.Name()))
+			t.errorf(pos, "field %s of %s has no theus tag (the state field's name: theus:%q)", v.Name(), owner, SnakeName(v.Name()))
 			continue
 		}
 		parts := val.split(',')
 		name := parts[0]
 		if name.text == "" {
-			t.errorf(name.pos, "the theus tag of %s.%s needs the state field's name first: theus:%q", owner, v.Name(), snakeName(v.Name()))
+			t.errorf(name.pos, "the theus tag of %s.%s needs the state field's name first: theus:%q", owner, v.Name(), SnakeName(v.Name()))
 			continue
 		}
 		p.checkPathName(t.node(name), "state field name", name.text)
@@ -557,7 +557,7 @@ func (t *tagLoader) fields(st *types.Struct, owner, what string) []*Field {
 		jsonTag := reflect.StructTag(st.Tag(i)).Get("json")
 		name, opts, _ := strings.Cut(jsonTag, ",")
 		if what == "argument" {
-			name, opts = snakeName(v.Name()), ""
+			name, opts = SnakeName(v.Name()), ""
 		} else if name == "-" {
 			t.errorf(pos, "%s %s of %s is tagged json:%q; every field is part of the state and of messages: remove the tag", what, v.Name(), owner, jsonTag)
 			continue
@@ -677,7 +677,7 @@ func (t *tagLoader) loadProcess(ts typeSpec, d directive) {
 	p := t.p
 	goName := ts.obj.Name()
 	pr := &Process{
-		Name:     snakeName(goName),
+		Name:     SnakeName(goName),
 		GoName:   goName,
 		Doc:      processDoc(ts.doc, goName),
 		Semantic: Effect,
@@ -697,6 +697,7 @@ func (t *tagLoader) loadProcess(ts typeSpec, d directive) {
 		}
 	}
 	if s, ok := opts["emits"]; ok {
+		pr.KeyPos = map[string]Pos{"emits": s.pos}
 		if pr.Semantic == Pure {
 			t.errorf(s.pos, "a pure process cannot emit topics (use semantic=effect)")
 		} else {

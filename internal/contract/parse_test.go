@@ -255,3 +255,41 @@ func TestErrorListError(t *testing.T) {
 		t.Errorf("sorted() =\n%s\nwant\n%s", got, want)
 	}
 }
+
+// FuzzParse feeds Parse the bad and valid contracts of testdata, mutated:
+// whatever the input, Parse returns a Model or an ErrorList that keeps its
+// promises, and never panics (the hints and suggestions read user text at
+// positions the parser gives).
+func FuzzParse(f *testing.F) {
+	files, err := filepath.Glob("testdata/bad/*.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range append(files, "testdata/valid.yaml") {
+		src, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if !strings.Contains(string(src), "imports:") { // those run the go command
+			f.Add(src)
+		}
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		if strings.Contains(string(src), "imports") {
+			t.Skip("runs the go command")
+		}
+		m, err := Parse(file, src)
+		var list ErrorList
+		switch {
+		case err == nil && m == nil:
+			t.Fatal("no Model and no error")
+		case err != nil && !errors.As(err, &list):
+			t.Fatalf("error %v (%T), want an ErrorList", err, err)
+		}
+		for i, e := range list {
+			if e.Pos.Line < 1 || e.Pos.Col < 1 || i > 0 && before(e.Pos, list[i-1].Pos) {
+				t.Errorf("bad or unsorted position in %q", e.Error())
+			}
+		}
+	})
+}

@@ -138,9 +138,15 @@ func locateSyntaxError(src []byte, err error) (line, off int, msg, hint string) 
 	return line, off, msg, syntaxHint(msg, lines, line, off)
 }
 
-// lineText returns line n (1-based) of lines without its line break.
+// lineText returns line n (1-based) of lines without its line break, nor
+// the byte order mark that may start the first line: what the columns of
+// the line count.
 func lineText(lines [][]byte, n int) []byte {
-	return bytes.TrimRight(lines[n-1], "\r\n")
+	text := bytes.TrimRight(lines[n-1], "\r\n")
+	if n == 1 {
+		text = bytes.TrimPrefix(text, utf8BOM)
+	}
+	return text
 }
 
 func syntaxLine(src []byte, lines [][]byte, origLine int, msg string) int {
@@ -219,8 +225,8 @@ func splitLines(src []byte) [][]byte {
 // *name, or 1, 0.
 func aliasPos(lines [][]byte, name string) (line, off int) {
 	re := regexp.MustCompile(`\*` + regexp.QuoteMeta(name) + `(?:$|[\s,\[\]{}])`)
-	for i, l := range lines {
-		if loc := re.FindIndex(l); loc != nil {
+	for i := range lines {
+		if loc := re.FindIndex(lineText(lines, i+1)); loc != nil {
 			return i + 1, loc[0]
 		}
 	}

@@ -51,6 +51,7 @@ func TestSyntaxErrorPosition(t *testing.T) {
 		{"%YAML 1.1\n%YAML 1.1\n---\na: 1\n", "2:1: found duplicate %YAML directive"},
 		{"a: 1\n---\nb: [\n", "3:4: did not find expected node content; the [ here is not closed"},
 		{"a: 1\nb: *nowhere\n", "2:4: unknown anchor 'nowhere' referenced; YAML reads *nowhere as an alias: quote a value that starts with *"},
+		{"\ufeffa: b: c\n", `1:5: mapping values are not allowed in this context; a value that contains ": " must be quoted: a: "b: c"`}, // the byte order mark is no column
 		{"\ufeffa: 1\nb: [\n", "2:4: did not find expected node content; the [ here is not closed"},
 		// What YAML reads otherwise than the writer meant, with a hint.
 		{"version: 1\nrules:\n  - {path: domain.accounts[*].balance, min: 0}\n",

@@ -303,7 +303,7 @@ func misspelt(unknown []unknownKey, name string) *yaml.Node {
 // misspelt key, as names that scope may have meant to declare; when n is
 // no mapping, the whole scope is broken.
 func (p *parser) poisonNames(scope any, n *yaml.Node) {
-	if n == nil {
+	if n == nil || isNull(n) {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
@@ -696,6 +696,9 @@ var zoneNames = []string{string(ZoneDomain), string(ZoneGlobal)}
 // poisonState records the state fields declared under n, a misspelt state
 // section, as unresolved.
 func (p *parser) poisonState(n *yaml.Node) {
+	if isNull(n) {
+		return
+	}
 	if n.Kind != yaml.MappingNode {
 		p.broken[ZoneDomain], p.broken[ZoneGlobal] = true, true
 		return

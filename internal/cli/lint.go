@@ -174,6 +174,7 @@ func (l *linter) lintPackages(patterns []string) error {
 		f.File = l.rel(f.File)
 		l.findings = append(l.findings, f)
 	}
+	unexplained := l.explain(rep.Undefined)
 	for _, p := range rep.Packages {
 		if p.Generated == "" {
 			continue
@@ -190,7 +191,50 @@ func (l *linter) lintPackages(patterns []string) error {
 			return err
 		}
 	}
+	if len(unexplained) > 0 {
+		return fmt.Errorf("%w:\n%s", lint.ErrLoad, strings.Join(unexplained, "\n"))
+	}
 	return nil
+}
+
+// explain turns the compile errors of process code that uses what its
+// contract does not declare into findings that name the contract entry
+// (lint.Explain), and returns the compiler's messages of those it cannot
+// explain.
+func (l *linter) explain(undef []lint.Undefined) []string {
+	var byGenerated [][]lint.Undefined // in order of first error
+	index := map[string]int{}
+	for _, u := range undef {
+		i, ok := index[u.Package.Generated]
+		if !ok {
+			i = len(byGenerated)
+			index[u.Package.Generated] = i
+			byGenerated = append(byGenerated, nil)
+		}
+		byGenerated[i] = append(byGenerated[i], u)
+	}
+	var rest []string
+	for _, us := range byGenerated {
+		var m *contract.Model
+		if cf, ok := l.discover(us[0].Package); ok {
+			m, _ = parseContract(l.ctx, cf) // its errors are reported with the package's contract
+		}
+		if m == nil {
+			for _, u := range us {
+				rest = append(rest, u.Msg)
+			}
+			continue
+		}
+		found, unexplained := lint.Explain(m, us)
+		for _, f := range found {
+			f.File = l.rel(f.File)
+			l.findings = append(l.findings, f)
+		}
+		for _, u := range unexplained {
+			rest = append(rest, u.Msg)
+		}
+	}
+	return rest
 }
 
 // discover finds the contract a package's generated file names: for

@@ -20,9 +20,13 @@
 // file in an ErrorList, one "file:line:col: message" line each, sorted by
 // position, so that a user fixes a contract in one round trip. A file-level
 // error (an empty file, a missing version) is at 1:1, a duplicate key is
-// reported at its second occurrence, and a YAML syntax error is reported on
-// the line where the problem is, which yaml.v3 does not always say (see
-// syntaxError). The Model is returned only when there is no error, so the
+// reported at its second occurrence, and a YAML syntax error is reported at
+// the line and column where the problem is, which yaml.v3 does not say
+// (see syntaxError), with a hint for the usual causes (see syntaxHint).
+//
+// A message about a name that resolves to nothing suggests the closest
+// declared name ("did you mean"). An error that follows from an earlier
+// one is not reported: see the parser type for how. The Model is returned only when there is no error, so the
 // generator may assume it is valid.
 //
 // # Struct tags

@@ -2,6 +2,7 @@ package contract
 
 import (
 	"fmt"
+	"go/token"
 	"go/types"
 	"path/filepath"
 	"reflect"
@@ -250,7 +251,15 @@ func (p *parser) resolveImports() {
 		}
 		tn, ok := pkg.Types.Scope().Lookup(u.typ.Name).(*types.TypeName)
 		if !ok {
-			p.errs.add(u.pos, "package %q declares no type %s", u.typ.Import.Path, u.typ.Name)
+			var names []string
+			for _, name := range pkg.Types.Scope().Names() {
+				if _, isType := pkg.Types.Scope().Lookup(name).(*types.TypeName); isType && token.IsExported(name) {
+					names = append(names, name)
+				}
+			}
+			alias := u.typ.Import.Alias
+			p.errs.add(u.pos, "package %q declares no type %s%s", u.typ.Import.Path, u.typ.Name,
+				didYouMean(u.typ.Name, names, func(name string) string { return alias + "." + name }))
 			continue
 		}
 		var problem string

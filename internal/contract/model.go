@@ -200,6 +200,11 @@ type Process struct {
 	Errors   []*ErrorDecl
 	Rules    []*Rule
 	Pos      Pos
+	// KeyPos is where each key of the process is written ("inputs",
+	// "emits", ...), for messages that say where an entry belongs; an
+	// absent key has none. From struct tags only "emits" has one: the
+	// emits= option of //theus:process.
+	KeyPos map[string]Pos
 }
 
 // Rule is an entry of a process's `rules:`: checks on one output path,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"go/token"
 	"io"
+	"maps"
 	"path"
 	"path/filepath"
 	"slices"
@@ -51,6 +52,9 @@ func newParser(file string, m *Model) *parser {
 		topics:  map[string]*Topic{},
 		emitPos: map[*Process][]Pos{},
 		broken:  map[any]bool{},
+		poison:  map[any]map[string]bool{},
+		partial: map[*Process]bool{},
+		unknown: map[string]*unknownUse{},
 	}
 }
 
@@ -58,6 +62,14 @@ func newParser(file string, m *Model) *parser {
 // than stopping at the first: each section is checked as far as the
 // sections it depends on allow, and a reference to something that was
 // itself in error is skipped silently so that one mistake gives one message.
+//
+// That last rule is kept in one way throughout: whatever fails to be
+// declared (a section that is not a mapping, a misspelt section, zone or
+// key, a name declared twice) is recorded as broken or poisoned, and every
+// lookup goes through unresolved before it reports a name as unknown. A
+// list that lost an entry to an error (a process's outputs) is partial,
+// and what needs the whole list (a rule must be on an output) is not
+// checked against it.
 type parser struct {
 	file string
 	errs ErrorList
@@ -74,6 +86,15 @@ type parser struct {
 	// *Struct (its fields). A name not found in a broken section may well
 	// be declared there, so it is not reported again.
 	broken map[any]bool
+	// poison holds, by the same scopes, names that were written but not
+	// declared: the entries of a misspelt section (typs:, a zone globals:),
+	// a state field declared in both zones. A use of one is not reported.
+	poison map[any]map[string]bool
+	// partial holds the processes whose outputs lost an entry to an error.
+	partial map[*Process]bool
+	// unknown holds the uses of each unknown type or topic, reported once
+	// at the first (see reportUnknown).
+	unknown map[string]*unknownUse
 	// emitPos holds where each of a process's Emits is written, for
 	// messages about it (Topic.Pos is the topic's declaration).
 	emitPos map[*Process][]Pos
@@ -110,7 +131,14 @@ func (p *parser) parseFile(src []byte) {
 		// checking it against this one would only add noise.
 		return
 	}
-	keys := p.index(top, "version", "package", "output", "imports", "types", "state", "topics", "processes")
+	keys, unknown := p.index(top, topKeys...)
+	// What a misspelt section declares is unknown, not missing.
+	for _, scope := range []string{"imports", "types", "topics"} {
+		p.poisonNames(scope, misspelt(unknown, scope))
+	}
+	if n := misspelt(unknown, "state"); n != nil {
+		p.poisonState(n)
+	}
 	if e, ok := keys["package"]; ok {
 		p.pkg(e.val)
 	}
@@ -125,10 +153,13 @@ func (p *parser) parseFile(src []byte) {
 	p.parseState(keys["state"].val)
 	p.parseTopics(keys["topics"].val)
 	p.parseProcesses(keys["processes"].val)
+	p.reportUnknowns()
 	p.resolveImports()
 	p.checkRecursion()
 	p.checkNames()
 }
+
+var topKeys = []string{"version", "package", "output", "imports", "types", "state", "topics", "processes"}
 
 const emptyFile = "empty file: expected a mapping with at least \"version: 1\""
 
@@ -215,7 +246,7 @@ func (p *parser) section(n *yaml.Node, scope any) []entry {
 			continue
 		}
 		if f, dup := first[k.Value]; dup {
-			p.errorf(k, "duplicate key %q (first at %d:%d)", k.Value, f.Line, f.Column)
+			p.errorf(k, "duplicate key %q (first at %d:%d); a key appears once in a mapping: merge the two entries or rename one", k.Value, f.Line, f.Column)
 			continue
 		}
 		first[k.Value] = k
@@ -224,30 +255,101 @@ func (p *parser) section(n *yaml.Node, scope any) []entry {
 	return out
 }
 
-// index returns entries by name, reporting the ones not in allowed.
-func (p *parser) index(ents []entry, allowed ...string) map[string]entry {
+// unknownKey is a key of a mapping that is not allowed there, and the
+// allowed key it most likely misspells ("" when none is close).
+type unknownKey struct {
+	entry
+	meant string
+}
+
+// index returns entries by name, reporting the ones not in allowed, which
+// it also returns: a misspelt key may hold what an allowed one would (see
+// misspelt), and while one is there a missing key is not worth reporting.
+func (p *parser) index(ents []entry, allowed ...string) (map[string]entry, []unknownKey) {
 	m := make(map[string]entry, len(ents))
+	var unknown []unknownKey
 	for _, e := range ents {
 		if !slices.Contains(allowed, e.name) {
-			p.errorf(e.key, "unknown key %q (expected %s)", e.name, oneOf(allowed))
+			u := unknownKey{entry: e}
+			if s := suggest(e.name, allowed); len(s) == 1 {
+				u.meant = s[0]
+			}
+			p.errorf(e.key, "%s", unknownChoice("key", e.name, "", allowed))
+			unknown = append(unknown, u)
 			continue
 		}
 		m[e.name] = e
 	}
-	return m
+	return m, unknown
 }
 
 // keyed returns the pairs of mapping n by name; see entries and index.
-func (p *parser) keyed(n *yaml.Node, allowed ...string) map[string]entry {
+func (p *parser) keyed(n *yaml.Node, allowed ...string) (map[string]entry, []unknownKey) {
 	return p.index(p.entries(n), allowed...)
 }
 
+// misspelt returns the value of the unknown key that stands for name, or
+// nil.
+func misspelt(unknown []unknownKey, name string) *yaml.Node {
+	for _, u := range unknown {
+		if u.meant == name {
+			return u.val
+		}
+	}
+	return nil
+}
+
+// poisonNames records the keys of mapping n, which were written under a
+// misspelt key, as names that scope may have meant to declare; when n is
+// no mapping, the whole scope is broken.
+func (p *parser) poisonNames(scope any, n *yaml.Node) {
+	if n == nil || isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		p.broken[scope] = true
+		return
+	}
+	for i := 0; i < len(n.Content); i += 2 {
+		p.poisonName(scope, n.Content[i].Value)
+	}
+}
+
+func (p *parser) poisonName(scope any, name string) {
+	if p.poison[scope] == nil {
+		p.poison[scope] = map[string]bool{}
+	}
+	p.poison[scope][name] = true
+}
+
+// unresolved reports whether name, not found in scope, may be declared
+// there after all (in a part of the contract that is in error), so that
+// saying it is unknown would only repeat an error.
+func (p *parser) unresolved(scope any, name string) bool {
+	return p.broken[scope] || p.poison[scope][name]
+}
+
+// unknownChoice says that name is none of the allowed values of what
+// (written where, e.g. " in //theus:process", or ""): which one it likely
+// misspells, or else the whole list.
+func unknownChoice(what, name, where string, allowed []string) string {
+	if hint := didYouMean(name, allowed, nil); hint != "" {
+		return fmt.Sprintf("unknown %s %q%s%s", what, name, where, hint)
+	}
+	return fmt.Sprintf("unknown %s %q%s (expected %s)", what, name, where, oneOf(allowed))
+}
+
 // oneOf formats a list of alternatives: "a, b or c".
-func oneOf(list []string) string {
+func oneOf(list []string) string { return joinLast(list, " or ") }
+
+// andList formats a list: "a, b and c".
+func andList(list []string) string { return joinLast(list, " and ") }
+
+func joinLast(list []string, last string) string {
 	if len(list) == 1 {
 		return list[0]
 	}
-	return strings.Join(list[:len(list)-1], ", ") + " or " + list[len(list)-1]
+	return strings.Join(list[:len(list)-1], ", ") + last + list[len(list)-1]
 }
 
 // str returns the value of a string scalar. Other scalars (numbers,
@@ -299,6 +401,11 @@ func (p *parser) version(top []entry) bool {
 			return false
 		}
 		return true
+	}
+	for _, e := range top {
+		if s := suggest(e.name, topKeys); slices.Equal(s, []string{"version"}) {
+			return true // misspelt, which index reports
+		}
 	}
 	p.errs.add(Pos{File: p.file, Line: 1, Col: 1}, "missing required key \"version\" (add \"version: 1\")")
 	return true
@@ -425,7 +532,10 @@ func (p *parser) typeExpr(n *yaml.Node) *Type {
 	t, err := parseType(s, p.types, p.imports)
 	var unknown *unknownError
 	switch {
-	case errors.As(err, &unknown) && p.broken[unknown.scope]:
+	case errors.As(err, &unknown) && p.unresolved(unknown.scope, unknown.name):
+		return nil
+	case errors.As(err, &unknown):
+		p.reportUnknown(unknown.scope+" "+unknown.expr, p.pos(n), unknown.msg, p.suggestType(unknown))
 		return nil
 	case err != nil:
 		p.errorf(n, "%v", err)
@@ -433,6 +543,53 @@ func (p *parser) typeExpr(n *yaml.Node) *Type {
 	}
 	p.importUses = append(p.importUses, importUses(t, p.pos(n))...)
 	return t
+}
+
+// suggestType returns the suggestion for an unknown type name: declared
+// types and builtins, or import aliases.
+func (p *parser) suggestType(u *unknownError) string {
+	if u.scope == "imports" {
+		return didYouMean(u.name, slices.Collect(maps.Keys(p.imports)), func(alias string) string {
+			return alias + "." + u.member
+		})
+	}
+	return didYouMean(u.name, slices.Concat(slices.Collect(maps.Keys(p.types)), slices.Collect(maps.Keys(builtins))), nil)
+}
+
+// unknownUse is where one unknown name is used.
+type unknownUse struct {
+	msg, hint string // the message, and the suggestion said last
+	at        []Pos
+}
+
+// reportUnknown records a use at pos of a name that is declared nowhere
+// (key tells the name and its kind apart). A name is reported once, at its
+// first use with the others listed (see reportUnknowns): one declaration
+// fixes them all, or one misspelling was copied.
+func (p *parser) reportUnknown(key string, pos Pos, msg, hint string) {
+	u := p.unknown[key]
+	if u == nil {
+		u = &unknownUse{msg: msg, hint: hint}
+		p.unknown[key] = u
+	}
+	u.at = append(u.at, pos)
+}
+
+// reportUnknowns adds the errors that reportUnknown recorded.
+func (p *parser) reportUnknowns() {
+	for _, key := range slices.Sorted(maps.Keys(p.unknown)) {
+		u := p.unknown[key]
+		slices.SortFunc(u.at, comparePos)
+		var also string
+		if len(u.at) > 1 {
+			others := make([]string, len(u.at)-1)
+			for i, pos := range u.at[1:] {
+				others[i] = otherAt(pos, u.at[0])
+			}
+			also = " (also used at " + andList(others) + ")"
+		}
+		p.errs.add(u.at[0], "%s%s%s", u.msg, also, u.hint)
+	}
 }
 
 func (p *parser) parseTypes(n *yaml.Node) {
@@ -455,7 +612,8 @@ func (p *parser) parseTypes(n *yaml.Node) {
 			p.broken[s] = true
 			continue
 		}
-		keys := p.keyed(e.val, "fields")
+		keys, unknown := p.keyed(e.val, "fields")
+		p.poisonNames(s, misspelt(unknown, "fields"))
 		for _, fe := range p.section(keys["fields"].val, s) {
 			p.checkPathName(fe.key, "field name", fe.name)
 			if strings.ContainsAny(fe.name, ",\"\\'`") {
@@ -468,6 +626,15 @@ func (p *parser) parseTypes(n *yaml.Node) {
 			p.fields[s][f.Name] = f
 		}
 	}
+}
+
+// fieldNames returns the names of the fields of s, in order.
+func fieldNames(s *Struct) []string {
+	names := make([]string, len(s.Fields))
+	for i, f := range s.Fields {
+		names[i] = f.Name
+	}
+	return names
 }
 
 // field builds a struct field or a process argument; what is "field" or
@@ -486,7 +653,10 @@ func (p *parser) parseState(n *yaml.Node) {
 		p.broken[ZoneDomain], p.broken[ZoneGlobal] = true, true
 		return
 	}
-	zones := p.keyed(n, string(ZoneDomain), string(ZoneGlobal))
+	zones, unknown := p.keyed(n, zoneNames...)
+	for _, u := range unknown {
+		p.poisonZone(u.name, u.val)
+	}
 	// Domain first, whatever the order in the file, as Model.State promises.
 	for _, zone := range []Zone{ZoneDomain, ZoneGlobal} {
 		for _, e := range p.section(zones[string(zone)].val, zone) {
@@ -512,6 +682,7 @@ func (p *parser) parseState(n *yaml.Node) {
 				}
 				p.errs.add(later.Pos, "state field %q is declared in both domain and global (other at %d:%d)",
 					f.Name, earlier.Pos.Line, earlier.Pos.Col)
+				p.poisonName(later.Zone, f.Name)
 				continue
 			}
 			p.state[f.Name] = f
@@ -520,16 +691,51 @@ func (p *parser) parseState(n *yaml.Node) {
 	}
 }
 
+var zoneNames = []string{string(ZoneDomain), string(ZoneGlobal)}
+
+// poisonState records the state fields declared under n, a misspelt state
+// section, as unresolved.
+func (p *parser) poisonState(n *yaml.Node) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		p.broken[ZoneDomain], p.broken[ZoneGlobal] = true, true
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		p.poisonZone(n.Content[i].Value, n.Content[i+1])
+	}
+}
+
+// poisonZone records the state fields declared under fields, the value of
+// the key name under state, as unresolved in the zone that name names or
+// misspells, or in both zones when it is neither.
+func (p *parser) poisonZone(name string, fields *yaml.Node) {
+	zones := []Zone{ZoneDomain, ZoneGlobal}
+	if s := suggest(name, zoneNames); slices.Contains(zoneNames, name) {
+		zones = []Zone{Zone(name)}
+	} else if len(s) == 1 {
+		zones = []Zone{Zone(s[0])}
+	}
+	for _, z := range zones {
+		p.poisonNames(z, fields)
+	}
+}
+
 // collection parses {map: T, key: K}: a map versioned per entry. Its Type
 // is map[K]T; nil when it is broken (reported).
 func (p *parser) collection(n *yaml.Node, zone Zone) *Type {
-	keys := p.keyed(n, "map", "key")
+	keys, unknown := p.keyed(n, "map", "key")
 	if zone != ZoneDomain {
 		p.errorf(n, "collections belong to the domain zone (use a map type for configuration)")
 	}
 	me, hasMap := keys["map"]
 	ke, hasKey := keys["key"]
 	if !hasMap || !hasKey {
+		if len(unknown) > 0 {
+			return nil // the unknown key may be the missing one
+		}
 		p.errorf(n, "a collection needs both \"map\" (the value type) and \"key\" (the key type): {map: Account, key: string}")
 		return nil
 	}
@@ -559,9 +765,12 @@ func (p *parser) parseTopics(n *yaml.Node) {
 		if !p.isMapping(e.val) {
 			continue
 		}
-		keys := p.keyed(e.val, "payload", "key")
+		keys, unknown := p.keyed(e.val, "payload", "key")
 		pe, ok := keys["payload"]
 		if !ok {
+			if len(unknown) > 0 {
+				continue // the unknown key may be the payload
+			}
 			p.errorf(e.key, "topic %q has no payload (add \"payload: TypeName\")", e.name)
 			continue
 		}
@@ -582,20 +791,31 @@ func (p *parser) parseTopics(n *yaml.Node) {
 		if !ok {
 			continue
 		}
-		f := p.fields[typ.Struct][name]
-		switch {
-		case f == nil && p.broken[typ.Struct]:
-		case f == nil:
-			p.errorf(ke.val, "key %q is not a field of payload type %s", name, typ.Name)
-		case f.Type == nil:
-			// Its type is in error, already reported.
-		case !isKeyType(f.Type):
-			p.errorf(ke.val, "key field %q has type %s; a topic key must be a string or an integer", name, f.Type.Expr)
-		default:
-			t.Key = f
-		}
+		t.Key = p.topicKey(p.pos(ke.val), typ.Struct, name)
 	}
 }
+
+// topicKey returns the field name of payload s that keys a topic, or nil
+// after reporting why it cannot (key is written at pos).
+func (p *parser) topicKey(pos Pos, s *Struct, name string) *Field {
+	f := p.fields[s][name]
+	switch {
+	case f == nil && p.unresolved(s, name):
+	case f == nil:
+		names := fieldNames(s)
+		p.errs.add(pos, "key %q is not a field of payload type %s%s (fields: %s)",
+			name, s.Name, didYouMean(name, names, nil), strings.Join(names, ", "))
+	case f.Type == nil:
+		// Its type is in error, already reported.
+	case !isKeyType(f.Type):
+		p.errs.add(pos, "key field %q has type %s; a topic key must be a string or an integer", name, f.Type.Expr)
+	default:
+		return f
+	}
+	return nil
+}
+
+var semantics = []string{string(Pure), string(Effect), string(Guide)}
 
 var processKeys = []string{"doc", "semantic", "args", "inputs", "outputs", "emits", "result", "errors", "rules"}
 
@@ -608,7 +828,14 @@ func (p *parser) parseProcesses(n *yaml.Node) {
 			Pos:      p.pos(e.key),
 		}
 		p.m.Processes = append(p.m.Processes, pr)
-		keys := p.keyed(e.val, processKeys...)
+		keys, unknown := p.keyed(e.val, processKeys...)
+		pr.KeyPos = map[string]Pos{}
+		for name, k := range keys {
+			pr.KeyPos[name] = p.pos(k.key)
+		}
+		if misspelt(unknown, "outputs") != nil {
+			p.partial[pr] = true
+		}
 
 		if k, ok := keys["doc"]; ok {
 			if s, ok := p.str(k.val); ok {
@@ -621,7 +848,7 @@ func (p *parser) parseProcesses(n *yaml.Node) {
 				case Pure, Effect, Guide:
 					pr.Semantic = sem
 				default:
-					p.errorf(k.val, "unknown semantic %q (expected pure, effect or guide)", s)
+					p.errorf(k.val, "%s", unknownChoice("semantic", s, "", semantics))
 				}
 			}
 		}
@@ -629,10 +856,12 @@ func (p *parser) parseProcesses(n *yaml.Node) {
 			pr.Args = append(pr.Args, p.field(ae, "argument"))
 		}
 		if k, ok := keys["inputs"]; ok {
-			pr.Inputs = p.paths(k.val, false)
+			pr.Inputs, _ = p.paths(k.val, false)
 		}
 		if k, ok := keys["outputs"]; ok {
-			pr.Outputs = p.paths(k.val, true)
+			var complete bool
+			pr.Outputs, complete = p.paths(k.val, true)
+			p.partial[pr] = p.partial[pr] || !complete
 			if pr.Semantic == Pure && len(k.val.Content) > 0 {
 				p.errorf(k.key, "a pure process cannot have outputs (use semantic: effect)")
 			}
@@ -655,16 +884,21 @@ func (p *parser) parseProcesses(n *yaml.Node) {
 	}
 }
 
-// paths resolves a list of inputs or outputs.
-func (p *parser) paths(n *yaml.Node, outputs bool) []*Path {
+// paths resolves a list of inputs or outputs, and reports whether every
+// entry of the list made it into the result.
+func (p *parser) paths(n *yaml.Node, outputs bool) ([]*Path, bool) {
 	var out []*Path
-	for _, item := range p.strList(n) {
+	items := p.strList(n)
+	complete := isNull(n) || n.Kind == yaml.SequenceNode && len(items) == len(n.Content)
+	for _, item := range items {
 		pa := p.path(item)
 		if pa == nil {
+			complete = false
 			continue
 		}
 		if outputs && pa.Field.Zone == ZoneGlobal {
 			p.errorf(item, "%q cannot be an output: global state is read-only in processes", pa.Text)
+			complete = false
 			continue
 		}
 		if other := findOverlap(out, pa, outputs); other != nil {
@@ -676,11 +910,12 @@ func (p *parser) paths(n *yaml.Node, outputs bool) []*Path {
 				p.errorf(item, "output %q overlaps output %q (other at %d:%d)",
 					pa.Text, other.Text, other.Pos.Line, other.Pos.Col)
 			}
+			complete = false
 			continue
 		}
 		out = append(out, pa)
 	}
-	return out
+	return out, complete
 }
 
 // findOverlap returns the path in list equal to pa or, when nested is true,
@@ -709,7 +944,11 @@ func (p *parser) path(n *yaml.Node) *Path {
 	}
 	zone := Zone(segs[0])
 	if zone != ZoneDomain && zone != ZoneGlobal {
-		p.errorf(n, "unknown zone %q in path %q (expected domain or global)", segs[0], text)
+		if hint := didYouMean(segs[0], zoneNames, withSegment(segs, 0)); hint != "" {
+			p.errorf(n, "unknown zone %q in path %q%s", segs[0], text, hint)
+		} else {
+			p.errorf(n, "unknown zone %q in path %q (expected domain or global)", segs[0], text)
+		}
 		return nil
 	}
 	if len(segs) == 1 {
@@ -718,10 +957,16 @@ func (p *parser) path(n *yaml.Node) *Path {
 	}
 	f, ok := p.state[segs[1]]
 	switch {
-	case !ok && p.broken[zone]:
+	case (!ok || f.Zone != zone) && p.unresolved(zone, segs[1]):
 		return nil
 	case !ok:
-		p.errorf(n, "unknown state field %q in path %q", segs[1], text)
+		var names []string
+		for _, f := range p.m.State {
+			if f.Zone == zone {
+				names = append(names, f.Name)
+			}
+		}
+		p.errorf(n, "unknown state field %q in path %q%s", segs[1], text, didYouMean(segs[1], names, withSegment(segs, 1)))
 		return nil
 	case f.Zone != zone:
 		p.errorf(n, "state field %q is in %s, not %s (path %q)", f.Name, f.Zone, zone, text)
@@ -738,6 +983,14 @@ func (p *parser) path(n *yaml.Node) *Path {
 	return pa
 }
 
+// withSegment returns a func that gives the path segs with segment i
+// replaced, for suggestions.
+func withSegment(segs []string, i int) func(string) string {
+	return func(s string) string {
+		return strings.Join(slices.Concat(segs[:i], []string{s}, segs[i+1:]), ".")
+	}
+}
+
 // emits resolves a list of topic names, and returns where each is written.
 func (p *parser) emits(n *yaml.Node) ([]*Topic, []Pos) {
 	var out []*Topic
@@ -748,9 +1001,13 @@ func (p *parser) emits(n *yaml.Node) ([]*Topic, []Pos) {
 		switch f, dup := first[item.Value]; {
 		case dup:
 			p.errorf(item, "duplicate topic %q (first at %d:%d)", item.Value, f.Line, f.Column)
-		case !ok && p.broken["topics"]:
+		case !ok && p.unresolved("topics", item.Value):
 		case !ok:
-			p.errorf(item, "unknown topic %q", item.Value)
+			names := make([]string, len(p.m.Topics))
+			for i, t := range p.m.Topics {
+				names[i] = t.Name
+			}
+			p.reportUnknown("topic "+item.Value, p.pos(item), fmt.Sprintf("unknown topic %q", item.Value), didYouMean(item.Value, names, nil))
 		default:
 			first[item.Value] = item
 			out = append(out, t)

@@ -94,6 +94,10 @@ func TestParseValid(t *testing.T) {
 				Emits:   []*Topic{topicUpdated},
 				Result:  str("string"),
 				Pos:     at(36, 3),
+				KeyPos: map[string]Pos{
+					"doc": at(37, 5), "semantic": at(39, 5), "args": at(40, 5), "inputs": at(41, 5),
+					"outputs": at(42, 5), "emits": at(43, 5), "result": at(44, 5),
+				},
 			},
 			{
 				Name:     "user_email",
@@ -105,6 +109,7 @@ func TestParseValid(t *testing.T) {
 				}},
 				Result: str("string"),
 				Pos:    at(45, 3),
+				KeyPos: map[string]Pos{"semantic": at(46, 5), "inputs": at(47, 5), "result": at(48, 5)},
 			},
 			{
 				Name:     "touch",
@@ -120,7 +125,8 @@ func TestParseValid(t *testing.T) {
 						Type: str("int64"), GoName: "AccountBalance", Pos: at(52, 9),
 					},
 				},
-				Pos: at(49, 3),
+				Pos:    at(49, 3),
+				KeyPos: map[string]Pos{"outputs": at(50, 5)},
 			},
 		},
 	}
@@ -248,4 +254,42 @@ func TestErrorListError(t *testing.T) {
 	if got, want := unsorted.sorted().Error(), "contracts.yaml:1:1: first\ncontracts.yaml:2:3: a\ncontracts.yaml:2:3: second"; got != want {
 		t.Errorf("sorted() =\n%s\nwant\n%s", got, want)
 	}
+}
+
+// FuzzParse feeds Parse the bad and valid contracts of testdata, mutated:
+// whatever the input, Parse returns a Model or an ErrorList that keeps its
+// promises, and never panics (the hints and suggestions read user text at
+// positions the parser gives).
+func FuzzParse(f *testing.F) {
+	files, err := filepath.Glob("testdata/bad/*.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range append(files, "testdata/valid.yaml") {
+		src, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if !strings.Contains(string(src), "imports:") { // those run the go command
+			f.Add(src)
+		}
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		if strings.Contains(string(src), "imports") {
+			t.Skip("runs the go command")
+		}
+		m, err := Parse(file, src)
+		var list ErrorList
+		switch {
+		case err == nil && m == nil:
+			t.Fatal("no Model and no error")
+		case err != nil && !errors.As(err, &list):
+			t.Fatalf("error %v (%T), want an ErrorList", err, err)
+		}
+		for i, e := range list {
+			if e.Pos.Line < 1 || e.Pos.Col < 1 || i > 0 && before(e.Pos, list[i-1].Pos) {
+				t.Errorf("bad or unsorted position in %q", e.Error())
+			}
+		}
+	})
 }

@@ -77,7 +77,9 @@ func (p *parser) parseRules(pr *Process, n *yaml.Node) {
 // cannot be used.
 func (p *parser) rule(pr *Process, n *yaml.Node) *Rule {
 	ents := p.entries(n)
-	keys := p.index(ents, ruleKeys...)
+	keys, unknown := p.index(ents, ruleKeys...)
+	// A misspelt key may be the path or the check that seems missing.
+	complete := len(unknown) == 0
 	r := &Rule{Pos: p.pos(n)}
 	ok := true
 	if e, has := keys["on_fail"]; has {
@@ -87,13 +89,15 @@ func (p *parser) rule(pr *Process, n *yaml.Node) *Rule {
 		case s == "warn":
 			r.Warn = true
 		case s != "reject":
-			p.errorf(e.val, "unknown on_fail %q (expected reject or warn)", s)
+			p.errorf(e.val, "%s", unknownChoice("on_fail", s, "", []string{"reject", "warn"}))
 			ok = false
 		}
 	}
 	known := true // whether r.Type is known, so checks can be matched to it
 	if e, has := keys["path"]; !has {
-		p.errorf(n, "rule has no path (add path: zone.field, an output of process %q)", pr.Name)
+		if complete {
+			p.errorf(n, "rule has no path (add path: zone.field, an output of process %q)", pr.Name)
+		}
 		ok, known = false, false
 	} else if !p.rulePath(pr, r, e.val) {
 		ok, known = false, false
@@ -114,6 +118,9 @@ func (p *parser) rule(pr *Process, n *yaml.Node) *Rule {
 		byKind[c.Kind] = c
 	}
 	if !hasChecks {
+		if !complete {
+			return nil
+		}
 		what := "rule"
 		if r.Text != "" {
 			what = fmt.Sprintf("rule on %q", r.Text)
@@ -194,6 +201,9 @@ func (p *parser) rulePath(pr *Process, r *Rule, n *yaml.Node) bool {
 }
 
 func (p *parser) notOutput(pr *Process, n *yaml.Node, text string) {
+	if p.partial[pr] {
+		return // it may be one of the outputs in error
+	}
 	p.errorf(n, "rule path %q is not an output of process %q, nor below one (rules check what a process writes)", text, pr.Name)
 }
 
@@ -212,8 +222,10 @@ func (p *parser) selectFields(n *yaml.Node, text string, t *Type, names []string
 		}
 		f := p.fields[t.Struct][name]
 		if f == nil {
-			if !p.broken[t.Struct] {
-				p.errorf(n, "%q is not a field of type %s (path %q)", name, t.Name, text)
+			if !p.unresolved(t.Struct, name) {
+				segs := strings.Split(text, ".")
+				hint := didYouMean(name, fieldNames(t.Struct), withSegment(segs, len(segs)-len(names)+len(sub)))
+				p.errorf(n, "%q is not a field of type %s (path %q)%s", name, t.Name, text, hint)
 			}
 			return nil, nil
 		}

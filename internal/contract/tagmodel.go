@@ -84,6 +84,7 @@ func (t *tagLoader) build() (*Model, error) {
 		}
 	}
 	t.checkPayloadJSON()
+	p.reportUnknowns()
 	slices.SortStableFunc(m.Types, func(a, b *Struct) int { return comparePos(a.Pos, b.Pos) })
 	slices.SortFunc(m.Imports, func(a, b *Import) int { return strings.Compare(a.Path, b.Path) })
 	p.scope = t.scopeDecls()
@@ -181,8 +182,13 @@ func (t *tagLoader) collect() {
 				d, ok := parseDirective(c.Text, t.pos(c.Slash))
 				switch {
 				case !ok || d.name == "output":
-				case d.name != "process" && d.name != "topic" && d.name != "rule":
-					t.errorf(d.pos, "unknown directive //theus:%s (expected process, topic, rule or output)", d.name)
+					// Read by scanPackage.
+				case !slices.Contains(directives, d.name):
+					hint := didYouMean(d.name, directives, func(s string) string { return directivePrefix + s })
+					if hint == "" {
+						hint = " (expected " + oneOf(directives) + ")"
+					}
+					t.errorf(d.pos, "unknown directive //theus:%s%s", d.name, hint)
 				case !attached[c]:
 					t.errorf(d.pos, "//theus:%s must be in the doc comment of a struct type declaration", d.name)
 				}
@@ -331,7 +337,7 @@ func (t *tagLoader) loadState() {
 		named, isNamed := v.Type().(*types.Named)
 		switch {
 		case !known:
-			t.errorf(parts[0].pos, "unknown zone %q (expected domain or global)", parts[0].text)
+			t.errorf(parts[0].pos, "%s", unknownChoice("zone", parts[0].text, "", zoneNames))
 		case v.Name() != want:
 			t.errorf(pos, "the field tagged theus:%q must be named %s", zone, want)
 		case zones[zone] != nil:
@@ -366,13 +372,13 @@ func (t *tagLoader) loadZone(zone Zone, zs *types.Struct) {
 		}
 		val, ok := t.tag(v, zs.Tag(i), "theus")
 		if !ok {
-			t.errorf(pos, "field %s of %s has no theus tag (the state field's name: theus:%q)", v.Name(), owner, snakeName(v.Name()))
+			t.errorf(pos, "field %s of %s has no theus tag (the state field's name: theus:%q)", v.Name(), owner, SnakeName(v.Name()))
 			continue
 		}
 		parts := val.split(',')
 		name := parts[0]
 		if name.text == "" {
-			t.errorf(name.pos, "the theus tag of %s.%s needs the state field's name first: theus:%q", owner, v.Name(), snakeName(v.Name()))
+			t.errorf(name.pos, "the theus tag of %s.%s needs the state field's name first: theus:%q", owner, v.Name(), SnakeName(v.Name()))
 			continue
 		}
 		p.checkPathName(t.node(name), "state field name", name.text)
@@ -381,7 +387,7 @@ func (t *tagLoader) loadZone(zone Zone, zs *types.Struct) {
 		for _, opt := range parts[1:] {
 			switch {
 			case opt.text != "collection":
-				t.errorf(opt.pos, "unknown option %q in the theus tag of a state field (expected collection)", opt.text)
+				t.errorf(opt.pos, "%s", unknownChoice("option", opt.text, " in the theus tag of a state field", []string{"collection"}))
 			case zone != ZoneDomain:
 				t.errorf(opt.pos, "collections belong to the domain zone (use a map type for configuration)")
 			case typ != nil && typ.Kind != Map:
@@ -395,6 +401,7 @@ func (t *tagLoader) loadZone(zone Zone, zs *types.Struct) {
 		t.goTypes[f] = v.Type()
 		if other, dup := p.state[f.Name]; dup {
 			t.errorf(f.Pos, "state field %q is declared in both domain and global (other at %s)", f.Name, otherAt(other.Pos, f.Pos))
+			p.poisonName(zone, f.Name)
 			continue
 		}
 		p.state[f.Name] = f
@@ -550,7 +557,7 @@ func (t *tagLoader) fields(st *types.Struct, owner, what string) []*Field {
 		jsonTag := reflect.StructTag(st.Tag(i)).Get("json")
 		name, opts, _ := strings.Cut(jsonTag, ",")
 		if what == "argument" {
-			name, opts = snakeName(v.Name()), ""
+			name, opts = SnakeName(v.Name()), ""
 		} else if name == "-" {
 			t.errorf(pos, "%s %s of %s is tagged json:%q; every field is part of the state and of messages: remove the tag", what, v.Name(), owner, jsonTag)
 			continue
@@ -629,7 +636,7 @@ func (t *tagLoader) options(d directive, allowed ...string) map[string]span {
 		case !ok:
 			t.errorf(w.pos, "expected key=value in //theus:%s, not %q (keys: %s)", d.name, w.text, oneOf(allowed))
 		case !slices.Contains(allowed, key):
-			t.errorf(w.pos, "unknown option %q in //theus:%s (expected %s)", key, d.name, oneOf(allowed))
+			t.errorf(w.pos, "%s", unknownChoice("option", key, " in //theus:"+d.name, allowed))
 		case first[key] != Pos{}:
 			t.errorf(w.pos, "duplicate option %q (first at %s)", key, otherAt(first[key], w.pos))
 		case len(w.text) == len(key)+1:
@@ -660,19 +667,8 @@ func (t *tagLoader) loadTopic(ts typeSpec, d directive) {
 	p.m.Topics = append(p.m.Topics, tp)
 	s := t.declStruct(ts.obj)
 	tp.Payload = &Type{Kind: Named, Name: s.Name, Struct: s, Expr: s.Name}
-	key, ok := opts["key"]
-	if !ok {
-		return
-	}
-	switch f := p.fields[s][key.text]; {
-	case f == nil:
-		t.errorf(key.pos, "key %q is not a field of payload type %s", key.text, s.Name)
-	case f.Type == nil:
-		// Its type is in error, already reported.
-	case !isKeyType(f.Type):
-		t.errorf(key.pos, "key field %q has type %s; a topic key must be a string or an integer", key.text, f.Type.Expr)
-	default:
-		tp.Key = f
+	if key, ok := opts["key"]; ok {
+		tp.Key = p.topicKey(key.pos, s, key.text)
 	}
 }
 
@@ -681,7 +677,7 @@ func (t *tagLoader) loadProcess(ts typeSpec, d directive) {
 	p := t.p
 	goName := ts.obj.Name()
 	pr := &Process{
-		Name:     snakeName(goName),
+		Name:     SnakeName(goName),
 		GoName:   goName,
 		Doc:      processDoc(ts.doc, goName),
 		Semantic: Effect,
@@ -697,10 +693,11 @@ func (t *tagLoader) loadProcess(ts typeSpec, d directive) {
 		case Pure, Effect, Guide:
 			pr.Semantic = sem
 		default:
-			t.errorf(s.pos, "unknown semantic %q (expected pure, effect or guide)", s.text)
+			t.errorf(s.pos, "%s", unknownChoice("semantic", s.text, "", semantics))
 		}
 	}
 	if s, ok := opts["emits"]; ok {
+		pr.KeyPos = map[string]Pos{"emits": s.pos}
 		if pr.Semantic == Pure {
 			t.errorf(s.pos, "a pure process cannot emit topics (use semantic=effect)")
 		} else {
@@ -773,6 +770,12 @@ func (t *tagLoader) processField(pr *Process, v *types.Var, tag span, pos Pos) {
 	var in, out bool
 	var outPos Pos
 	var path *span
+	written := false
+	defer func() {
+		if out && !written {
+			p.partial[pr] = true // see parser.partial
+		}
+	}()
 	for _, part := range tag.split(',') {
 		switch key, _, _ := strings.Cut(part.text, "="); {
 		case part.text == "in":
@@ -783,7 +786,12 @@ func (t *tagLoader) processField(pr *Process, v *types.Var, tag span, pos Pos) {
 			s := part.slice(len("path="), len(part.text))
 			path = &s
 		default:
-			t.errorf(part.pos, "unknown option %q in the theus tag of a process field (expected in, out and path=zone.field)", part.text)
+			if hint := didYouMean(key, []string{"in", "out", "path"}, nil); hint != "" {
+				t.errorf(part.pos, "unknown option %q in the theus tag of a process field%s", part.text, hint)
+			} else {
+				t.errorf(part.pos, "unknown option %q in the theus tag of a process field (expected in, out and path=zone.field)", part.text)
+			}
+			p.partial[pr] = true // it may have been out
 			return
 		}
 	}
@@ -836,6 +844,7 @@ func (t *tagLoader) processField(pr *Process, v *types.Var, tag span, pos Pos) {
 	default:
 		o := *pa
 		pr.Outputs = append(pr.Outputs, &o)
+		written = true
 	}
 }
 
@@ -851,10 +860,14 @@ func (t *tagLoader) rule(pr *Process, d directive) {
 	const example = "//theus:rule {path: domain.user.email, regex: '^[^@ ]+@[^@ ]+$'}"
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(d.args.text), &doc); err != nil {
-		msg := err.Error()
-		msg = strings.TrimPrefix(msg, "yaml: ")
-		msg = strings.TrimPrefix(msg, "line 1: ")
-		t.errorf(d.args.pos, "invalid rule: %s (write it as %s)", msg, example)
+		// The text is one line, so the problem is at off in it.
+		_, off, msg, hint := locateSyntaxError([]byte(d.args.text), err)
+		if hint != "" {
+			msg += "; " + hint
+		} else {
+			msg += " (write it as " + example + ")"
+		}
+		t.errorf(d.args.slice(off, len(d.args.text)).pos, "invalid rule: %s", msg)
 		return
 	}
 	if len(doc.Content) == 0 {

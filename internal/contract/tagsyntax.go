@@ -110,6 +110,9 @@ func lookupTag(tag, key string) (value string, off int, exact, ok bool) {
 	return "", 0, false, false
 }
 
+// directives are the names of the theus directives.
+var directives = []string{"process", "topic", "rule", "output"}
+
 // directivePrefix starts every theus directive. Like //go: directives it
 // has no space after the slashes, so go/ast leaves it out of doc text.
 const directivePrefix = "//theus:"
@@ -138,12 +141,12 @@ func parseDirective(text string, pos Pos) (directive, bool) {
 	}, true
 }
 
-// snakeName is the contract name of a Go identifier: its words in lower
+// SnakeName is the contract name of a Go identifier: its words in lower
 // case, joined by "_" ("UpdateUserEmail" -> "update_user_email",
 // "HTTPStatus" -> "http_status", "UserV2" -> "user_v2"). A capital starts
 // a word after a lower-case letter or a digit, and ends a run of capitals
 // when a lower-case letter follows it.
-func snakeName(s string) string {
+func SnakeName(s string) string {
 	rs := []rune(s)
 	var b strings.Builder
 	for i, r := range rs {

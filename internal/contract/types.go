@@ -123,14 +123,18 @@ func (p *typeParser) parse() (*Type, error) {
 	if s, ok := p.types[name]; ok {
 		return &Type{Kind: Named, Name: name, Struct: s, Expr: name}, nil
 	}
-	return nil, &unknownError{"types", fmt.Sprintf("unknown type %q", name)}
+	return nil, &unknownError{scope: "types", name: name, expr: name, msg: fmt.Sprintf("unknown type %q", name)}
 }
 
 // unknownError is a name not found in scope ("types" or "imports"). The
-// parser drops it when that whole section could not be read.
+// parser drops it when the name may be declared in a part of the contract
+// that is in error.
 type unknownError struct {
-	scope string
-	msg   string
+	scope  string
+	name   string // the type's name, or the import alias
+	member string // for an alias, the type's name in the package
+	expr   string // the type as written: the name or alias.Name
+	msg    string
 }
 
 func (e *unknownError) Error() string { return e.msg }
@@ -164,7 +168,8 @@ func (p *typeParser) imported(alias string) (*Type, error) {
 	expr := alias + "." + name
 	imp, ok := p.imports[alias]
 	if !ok {
-		return nil, &unknownError{"imports", fmt.Sprintf("unknown type %q: no import alias %q under imports:", expr, alias)}
+		return nil, &unknownError{scope: "imports", name: alias, member: name, expr: expr,
+			msg: fmt.Sprintf("unknown type %q: no import alias %q under imports:", expr, alias)}
 	}
 	if !token.IsExported(name) {
 		return nil, fmt.Errorf("type %q is not exported by %q", expr, imp.Path)

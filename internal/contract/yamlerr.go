@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -13,8 +15,8 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// yaml.v3 reports a syntax error as "yaml: line N: problem", and N is not
-// reliable:
+// yaml.v3 reports a syntax error as "yaml: line N: problem", without the
+// column it knows, and N is not reliable:
 //   - marks are 0-based and a mark on the first line counts as "no line";
 //   - when the problem has a context (the quoted string or the collection
 //     being parsed), N is the context's line, else the problem's;
@@ -37,6 +39,9 @@ import (
 // prefix in a few parses; a shorter prefix may
 // also fail the same way (cut inside an unclosed construct), which can only
 // move the answer back to the construct's start, never before the context.
+//
+// The column is found the same way within the line (syntaxOffset): the
+// shortest prefix of the line that fails the same way ends at the problem.
 
 // parserProblems are the messages of yaml.v3's parser (as opposed to its
 // scanner), from parserc.go: they are the ones whose line is 0-based.
@@ -105,18 +110,43 @@ func shiftedError(src []byte) (line int, msg string, ok bool) {
 	return line, msg, true
 }
 
-// syntaxError converts err, a yaml.v3 parse error for src, into an Error on
-// the line where the problem is, at column 1.
+// syntaxError converts err, a yaml.v3 parse error for src, into an Error at
+// the line and column where the problem is, with a hint for the usual
+// causes (see syntaxHint).
 func syntaxError(file string, src []byte, err error) *Error {
+	line, off, msg, hint := locateSyntaxError(src, err)
+	if hint != "" {
+		msg += "; " + hint
+	}
+	col := utf8.RuneCount(lineText(splitLines(src), line)[:off]) + 1
+	return &Error{Pos: Pos{File: file, Line: line, Col: col}, Msg: msg}
+}
+
+// locateSyntaxError returns the line (1-based) and the byte offset in it
+// of err, a yaml.v3 parse error for src, its message and a hint ("" when
+// none fits).
+func locateSyntaxError(src []byte, err error) (line, off int, msg, hint string) {
 	origLine, msg := splitYAMLError(err)
 	lines := splitLines(src)
-	line := syntaxLine(src, lines, origLine, msg)
 	if name, ok := strings.CutPrefix(msg, "unknown anchor '"); ok {
 		// The composer, not the parser, finds this one and gives no line.
-		line = aliasLine(lines, strings.TrimSuffix(name, "' referenced"))
+		line, off = aliasPos(lines, strings.TrimSuffix(name, "' referenced"))
+	} else {
+		line = max(1, min(syntaxLine(src, lines, origLine, msg), len(lines)))
+		off = syntaxOffset(lines, line, msg)
 	}
-	line = max(1, min(line, len(lines)))
-	return &Error{Pos: Pos{File: file, Line: line, Col: 1}, Msg: msg}
+	return line, off, msg, syntaxHint(msg, lines, line, off)
+}
+
+// lineText returns line n (1-based) of lines without its line break, nor
+// the byte order mark that may start the first line: what the columns of
+// the line count.
+func lineText(lines [][]byte, n int) []byte {
+	text := bytes.TrimRight(lines[n-1], "\r\n")
+	if n == 1 {
+		text = bytes.TrimPrefix(text, utf8BOM)
+	}
+	return text
 }
 
 func syntaxLine(src []byte, lines [][]byte, origLine int, msg string) int {
@@ -136,19 +166,53 @@ func syntaxLine(src []byte, lines [][]byte, origLine int, msg string) int {
 		l, m, ok := shiftedError(bytes.Join(lines[:k], nil))
 		return ok && m == msg && l == shiftedLine
 	}
-	lo, hi := max(start, 1), len(lines)
-	if lo > hi || !sameError(hi) {
+	lo := max(start, 1)
+	if lo > len(lines) || !sameError(len(lines)) {
 		return start
 	}
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		if sameError(mid) {
-			hi = mid
-		} else {
-			lo = mid + 1
-		}
+	return lo + sort.Search(len(lines)-lo, func(i int) bool { return sameError(lo + i) })
+}
+
+// syntaxOffset returns the byte offset in line (1-based) of the problem
+// that msg describes. The parser stops at the problem, so the shortest
+// prefix of the line that fails the same way after the lines before it
+// ends there (the same search as syntaxLine's, within the line). Inside
+// […] or {…} every prefix would fail for want of the closing brackets, so
+// the search closes what the prefix leaves open. A few problems are shown
+// elsewhere: a block that is not indented right at the line's first
+// character, a collection that is not closed at its opening bracket, a
+// tag at its start.
+func syntaxOffset(lines [][]byte, line int, msg string) int {
+	text := lineText(lines, line)
+	indent := len(text) - len(bytes.TrimLeft(text, " \t"))
+	switch msg {
+	case "did not find expected key", "did not find expected '-' indicator",
+		"found duplicate %YAML directive", "found duplicate %TAG directive", "found incompatible YAML document":
+		return indent
 	}
-	return lo
+	before := bytes.Join(lines[:line-1], nil)
+	want, _, _ := shiftedError(bytes.Join(lines[:line], nil))
+	sameError := func(k int) bool {
+		prefix := append(append(slices.Clip(before), text[:k]...), closers(lines, openFlows(lines, line, k))...)
+		l, m, ok := shiftedError(prefix)
+		return ok && m == msg && l == want
+	}
+	if len(text) == 0 || !sameError(len(text)) {
+		// Closed, the line is fine: the problem is a bracket left open.
+		if l, off, ok := unclosed(lines, line); ok && l == line {
+			return off
+		}
+		return indent
+	}
+	off := sort.Search(len(text), func(k int) bool { return sameError(k + 1) })
+	if off > 0 && text[off] == ' ' && text[off-1] == ':' {
+		off-- // ": " is one token, which "x:}" is not
+	}
+	if msg == "found undefined tag handle" {
+		// The search stops inside the tag; the tag starts at its '!'.
+		off = bytes.LastIndexAny(text[:off+1], " \t") + 1
+	}
+	return off
 }
 
 // splitLines splits src after each newline, keeping the newlines, so that
@@ -157,15 +221,16 @@ func splitLines(src []byte) [][]byte {
 	return bytes.SplitAfter(bytes.TrimSuffix(src, []byte("\n")), []byte("\n"))
 }
 
-// aliasLine returns the line of the first use of alias *name, or 1.
-func aliasLine(lines [][]byte, name string) int {
+// aliasPos returns the line and byte offset of the first use of alias
+// *name, or 1, 0.
+func aliasPos(lines [][]byte, name string) (line, off int) {
 	re := regexp.MustCompile(`\*` + regexp.QuoteMeta(name) + `(?:$|[\s,\[\]{}])`)
-	for i, l := range lines {
-		if re.Match(l) {
-			return i + 1
+	for i := range lines {
+		if loc := re.FindIndex(lineText(lines, i+1)); loc != nil {
+			return i + 1, loc[0]
 		}
 	}
-	return 1
+	return 1, 0
 }
 
 // checkEncoding reports the first byte sequence that yaml.v3 would refuse

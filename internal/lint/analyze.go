@@ -35,6 +35,25 @@ type Package struct {
 type Report struct {
 	Findings []Finding // file names as the go command gives them (absolute)
 	Packages []Package // the packages the patterns matched, in order
+	// Undefined are the compile errors of packages that do not compile
+	// only because they use names that their generated code does not
+	// declare (see Undefined); the analyzers do not run on those
+	// packages.
+	Undefined []Undefined
+}
+
+// Undefined is a compile error `x.Name undefined` where x has a type that
+// theusgen generated (SellIn, *SellOut, SellArgs): the process code uses
+// an input, output, topic or argument that its contract does not declare,
+// or that the generated file does not declare yet. Explain says which.
+type Undefined struct {
+	File      string // absolute, as for Finding
+	Line, Col int
+	Expr      string  // the selector as written, e.g. "out.EmitTicketSold"
+	Type      string  // the generated type, e.g. "SellOut"
+	Name      string  // the undefined name, e.g. "EmitTicketSold"
+	Package   Package // the package of the generated file that declares Type
+	Msg       string  // the compiler's error, with its position
 }
 
 // ErrLoad is wrapped by the errors of packages that cannot be analyzed:
@@ -111,17 +130,42 @@ func Analyze(ctx context.Context, dir string, patterns []string, analyzers []*an
 		}
 	}
 	fset := token.NewFileSet()
+	rep := &Report{}
+	generated := map[string]Package{} // packages with a generated file, by path
+	mismatched := map[string]bool{}   // packages that fail with Undefined only
 	for _, p := range order {
-		if err := typeCheck(fset, p, imported); err != nil {
+		typeErrs, err := typeCheck(fset, p, imported)
+		if err != nil {
 			return nil, err
 		}
 		imported[p.PkgPath] = p.Types
+		if d := describe(p); d.Generated != "" {
+			generated[p.PkgPath] = d
+		}
+		if len(typeErrs) == 0 {
+			continue
+		}
+		undef, ok := undefinedNames(p, typeErrs, generated)
+		if !ok {
+			msgs := make([]string, len(typeErrs))
+			for i, e := range typeErrs {
+				msgs[i] = e.Error()
+			}
+			return nil, loadProblems(msgs)
+		}
+		rep.Undefined = append(rep.Undefined, undef...)
+		mismatched[p.PkgPath] = true
 	}
 
 	d := &driver{objFacts: map[objFactKey]analysis.Fact{}, pkgFacts: map[pkgFactKey]analysis.Fact{}}
-	rep := &Report{}
 	for _, p := range order {
 		path := p.PkgPath
+		if roots[path] {
+			rep.Packages = append(rep.Packages, describe(p))
+		}
+		if mismatched[path] {
+			continue // its types are incomplete; the mismatch is reported
+		}
 		diags, err := d.runPackage(p, analyzers)
 		if err != nil {
 			return nil, err
@@ -129,7 +173,6 @@ func Analyze(ctx context.Context, dir string, patterns []string, analyzers []*an
 		if !roots[path] {
 			continue
 		}
-		rep.Packages = append(rep.Packages, describe(p))
 		for _, dg := range diags {
 			pos := p.Fset.Position(dg.Pos)
 			code, msg := messageCode(dg.Message)
@@ -156,13 +199,14 @@ func loadProblems(problems []string) error {
 }
 
 // typeCheck parses and type-checks a package of the module, filling in
-// the fields of p that the analyzers use.
-func typeCheck(fset *token.FileSet, p *packages.Package, imported map[string]*types.Package) error {
+// the fields of p that the analyzers use, and returns its type errors. A
+// file that does not parse is an error.
+func typeCheck(fset *token.FileSet, p *packages.Package, imported map[string]*types.Package) ([]types.Error, error) {
 	p.Fset = fset
 	for _, name := range p.GoFiles {
 		f, err := parser.ParseFile(fset, name, nil, parser.ParseComments|parser.SkipObjectResolution)
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrLoad, err)
+			return nil, fmt.Errorf("%w: %v", ErrLoad, err)
 		}
 		p.Syntax = append(p.Syntax, f)
 	}
@@ -177,7 +221,7 @@ func typeCheck(fset *token.FileSet, p *packages.Package, imported map[string]*ty
 		Instances:    map[*ast.Ident]types.Instance{},
 		FileVersions: map[*ast.File]string{},
 	}
-	var errs []string
+	var errs []types.Error
 	cfg := &types.Config{
 		Importer: importerFunc(func(path string) (*types.Package, error) {
 			if t := imported[path]; t != nil {
@@ -187,8 +231,8 @@ func typeCheck(fset *token.FileSet, p *packages.Package, imported map[string]*ty
 		}),
 		Sizes: p.TypesSizes,
 		Error: func(err error) {
-			if len(errs) < 10 {
-				errs = append(errs, err.Error())
+			if te, ok := err.(types.Error); ok {
+				errs = append(errs, te)
 			}
 		},
 	}
@@ -196,7 +240,50 @@ func typeCheck(fset *token.FileSet, p *packages.Package, imported map[string]*ty
 		cfg.GoVersion = "go" + p.Module.GoVersion
 	}
 	p.Types, _ = cfg.Check(p.PkgPath, fset, p.Syntax, p.TypesInfo)
-	return loadProblems(errs)
+	return errs, nil
+}
+
+// undefinedNames returns the type errors of p as Undefined, or false when
+// one of them is something else. generated holds the packages type-checked
+// so far that have a generated file.
+func undefinedNames(p *packages.Package, errs []types.Error, generated map[string]Package) ([]Undefined, bool) {
+	// go/types reports x.f undefined at f.
+	sels := map[token.Pos]*ast.SelectorExpr{}
+	for _, f := range p.Syntax {
+		ast.Inspect(f, func(n ast.Node) bool {
+			if s, ok := n.(*ast.SelectorExpr); ok {
+				sels[s.Sel.Pos()] = s
+			}
+			return true
+		})
+	}
+	var out []Undefined
+	for _, e := range errs {
+		s := sels[e.Pos]
+		if s == nil || !strings.Contains(e.Msg, " undefined (type ") {
+			return nil, false
+		}
+		t := p.TypesInfo.TypeOf(s.X)
+		if ptr, ok := t.(*types.Pointer); ok {
+			t = ptr.Elem()
+		}
+		named, ok := types.Unalias(t).(*types.Named)
+		if !ok || named.Obj().Pkg() == nil {
+			return nil, false
+		}
+		obj := named.Obj()
+		g, ok := generated[obj.Pkg().Path()]
+		if !ok || p.Fset.Position(obj.Pos()).Filename != g.Generated {
+			return nil, false
+		}
+		pos := p.Fset.Position(e.Pos)
+		out = append(out, Undefined{
+			File: pos.Filename, Line: pos.Line, Col: pos.Column,
+			Expr: types.ExprString(s), Type: obj.Name(), Name: s.Sel.Name,
+			Package: g, Msg: e.Error(),
+		})
+	}
+	return out, true
 }
 
 type importerFunc func(path string) (*types.Package, error)

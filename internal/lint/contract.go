@@ -22,6 +22,7 @@ const (
 	CodeTopicKey        = "TC009"
 	CodeUnusedState     = "TC010"
 	CodeStale           = "TC011"
+	CodeMismatch        = "TC012"
 )
 
 // errorCodes gives the contract parser's messages their codes. The parser

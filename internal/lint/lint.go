@@ -67,6 +67,7 @@ var Rules = []Rule{
 	{CodeTopicKey, "topic-key", Error, "a topic's key is not a field of its payload, or not a string or integer"},
 	{CodeUnusedState, "unused-state", Warning, "a state field that no process reads or writes"},
 	{CodeStale, "stale-generated-code", Error, "the generated file differs from what the contract generates (theusgen diff)"},
+	{CodeMismatch, "contract-mismatch", Error, "process code does not compile because it uses an input, output, topic or argument that its contract (or the generated code) does not declare"},
 	{noio.Code, "noio", Error, "I/O in process code: files, environment, network, database, syscalls, stdout, logging"},
 	{noclock.Code, "noclock", Error, "clock reads and timers in process code: time.Now, time.Since, time.Until, ..."},
 	{norand.Code, "norand", Error, "randomness in process code: math/rand, math/rand/v2, crypto/rand"},

@@ -160,6 +160,9 @@ type Engine[S any] struct {
 	settle   chan struct{}
 	flushing bool
 	inMemory bool // the store implements InMemory
+	// watch holds the commits for Watch while it has watchers
+	// (history.go).
+	watch *watching
 	// shared is the store, when several engines share it (SharedStore);
 	// flushTxs and flushSnaps are the group it has, which its rebase may
 	// change (remote.go); pathIndex finds a path's index, sc is the state
@@ -808,8 +811,8 @@ func (e *Engine[S]) sequence(p *process, tx *Tx, next *snapshot[S], id *[1]strin
 		clear(e.deleted)
 		e.horizon = v
 	}
+	now := e.opts.now()
 	if len(tx.msgs) > 0 {
-		now := e.opts.now()
 		// The receipt's ID slice is not in tx, which generated code reuses
 		// while the receipt outlives the call.
 		if len(tx.msgs) == 1 && id != nil {
@@ -828,7 +831,7 @@ func (e *Engine[S]) sequence(p *process, tx *Tx, next *snapshot[S], id *[1]strin
 			m.KeySeq = *p
 		}
 	}
-	tx.rec = Record{Version: v, Process: name, Writes: tx.wrecs, Messages: tx.msgs, State: &next.state}
+	tx.rec = Record{Version: v, Process: name, Time: now, Writes: tx.wrecs, Messages: tx.msgs, State: &next.state}
 	tx.status = txPending
 	if !e.inMemory { // else persist publishes it once the store has it
 		e.head.Store(next)
@@ -880,6 +883,7 @@ func (e *Engine[S]) persist(tx *Tx, next, held *snapshot[S]) (released bool, err
 
 // durable records that tx is durable. e.mu is held.
 func (e *Engine[S]) durable(tx *Tx) {
+	e.noteCommit(tx)
 	for _, w := range tx.writes {
 		e.durableWrite[w] = tx.rec.Version
 	}

@@ -76,6 +76,7 @@ func (e *Engine[S]) applyRemotes(others []Remote) error {
 		for _, w := range r.Writes {
 			e.noteRemoteWrite(w, r.Version)
 		}
+		e.noteRemote(&r)
 		for _, ks := range r.KeySeqs {
 			if p := e.keySeqs.of(ks.Topic, ks.Key); *p < ks.Seq {
 				*p = ks.Seq

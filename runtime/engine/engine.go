@@ -160,8 +160,21 @@ type Engine[S any] struct {
 	settle   chan struct{}
 	flushing bool
 	inMemory bool // the store implements InMemory
-	// shared is the store, when several engines share it (SharedStore).
-	shared SharedStore
+	// watch holds the commits for Watch while it has watchers
+	// (history.go).
+	watch *watching
+	// shared is the store, when several engines share it (SharedStore);
+	// flushTxs and flushSnaps are the group it has, which its rebase may
+	// change (remote.go); pathIndex finds a path's index, sc is the state
+	// codec, and cancelFollow and followed stop the goroutine that
+	// applies the other engines' commits.
+	shared       SharedStore
+	flushTxs     []*Tx
+	flushSnaps   []*snapshot[S]
+	pathIndex    map[string]int
+	sc           *stateCodec[S]
+	cancelFollow context.CancelFunc
+	followed     chan struct{}
 	// inc is the store's incarnation, part of every message ID (see
 	// Incarnated).
 	inc uint64
@@ -226,7 +239,12 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 	e.durableWrite = make([]uint64, len(schema.Paths))
 	e.lastRead = make([]uint64, len(schema.Paths))
 
-	rec, err := e.store.Recover(ctx, newStateCodec(schema.State, e.opts.codec))
+	e.pathIndex = make(map[string]int, len(schema.Paths))
+	for i, p := range schema.Paths {
+		e.pathIndex[p] = i
+	}
+	e.sc = newStateCodec(schema.State, e.opts.codec)
+	rec, err := e.store.Recover(ctx, e.sc)
 	if err != nil {
 		return nil, fmt.Errorf("theus: recover: %w", err)
 	}
@@ -248,6 +266,11 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 	}
 	e.head.Store(snap)
 	e.published.Store(snap)
+	if e.shared != nil {
+		fctx, cancel := context.WithCancel(context.Background())
+		e.cancelFollow, e.followed = cancel, make(chan struct{})
+		go e.follow(fctx)
+	}
 	return e, nil
 }
 
@@ -524,6 +547,7 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 	}
 	next := e.next()
 	c.Apply(&next.state, next.version)
+	tx.proc, tx.snapv, tx.applier = p, snap.version, c
 	if released, err = e.persist(tx, e.sequence(p, tx, next, c.ReceiptID()), snap); err != nil {
 		return Receipt{}, released, err
 	}
@@ -718,7 +742,11 @@ func (e *Engine[S]) swap(expected uint64, tx *Tx, ch Change[S]) (uint64, error) 
 	}
 	next := e.next()
 	ch.Apply(&next.state, next.version)
+	tx.proc, tx.snapv, tx.applier = nil, expected, ch
 	if _, err := e.persist(tx, e.sequence(nil, tx, next, nil), nil); err != nil {
+		if err == ErrConflict { // another engine committed first (remote.go)
+			return 0, fmt.Errorf("%w: expected %d: another engine committed after it", ErrVersionMismatch, expected)
+		}
 		return 0, err
 	}
 	return tx.rec.Version, nil
@@ -783,8 +811,8 @@ func (e *Engine[S]) sequence(p *process, tx *Tx, next *snapshot[S], id *[1]strin
 		clear(e.deleted)
 		e.horizon = v
 	}
+	now := e.opts.now()
 	if len(tx.msgs) > 0 {
-		now := e.opts.now()
 		// The receipt's ID slice is not in tx, which generated code reuses
 		// while the receipt outlives the call.
 		if len(tx.msgs) == 1 && id != nil {
@@ -803,7 +831,7 @@ func (e *Engine[S]) sequence(p *process, tx *Tx, next *snapshot[S], id *[1]strin
 			m.KeySeq = *p
 		}
 	}
-	tx.rec = Record{Version: v, Process: name, Writes: tx.wrecs, Messages: tx.msgs, State: &next.state}
+	tx.rec = Record{Version: v, Process: name, Time: now, Writes: tx.wrecs, Messages: tx.msgs, State: &next.state}
 	tx.status = txPending
 	if !e.inMemory { // else persist publishes it once the store has it
 		e.head.Store(next)
@@ -855,11 +883,13 @@ func (e *Engine[S]) persist(tx *Tx, next, held *snapshot[S]) (released bool, err
 
 // durable records that tx is durable. e.mu is held.
 func (e *Engine[S]) durable(tx *Tx) {
+	e.noteCommit(tx)
 	for _, w := range tx.writes {
 		e.durableWrite[w] = tx.rec.Version
 	}
 	tx.status = txDurable
 	tx.rec.State = nil // the store has it; a pooled Tx must not keep it alive
+	tx.applier = nil
 }
 
 // maxDeleted bounds the deleted-entry log; see Engine.deleted.
@@ -921,7 +951,7 @@ func (e *Engine[S]) await(tx *Tx) error {
 		}
 		e.mu.Unlock()
 	}
-	if tx.status == txFailed {
+	if tx.status == txFailed || tx.status == txConflict {
 		return tx.serr
 	}
 	return nil
@@ -950,6 +980,9 @@ func (e *Engine[S]) flushed() {
 func (e *Engine[S]) flushGroup() {
 	batch, snaps := e.pending, e.pendingSnaps
 	e.pending, e.pendingSnaps = e.spare[:0], e.spareSnaps[:0]
+	// A shared store's rebase (remote.go) may drop and renumber them
+	// while the store has them.
+	e.flushTxs, e.flushSnaps = batch, snaps
 	recs := e.recs[:0]
 	for _, t := range batch {
 		recs = append(recs, &t.rec)
@@ -959,9 +992,15 @@ func (e *Engine[S]) flushGroup() {
 	e.mu.Lock()
 	clear(recs)
 	e.recs = recs[:0]
-	if err != nil {
+	if e.shared != nil {
+		batch, snaps = e.flushTxs, e.flushSnaps
+	}
+	e.flushTxs, e.flushSnaps = nil, nil
+	switch {
+	case len(batch) == 0: // every commit of the group was dropped
+	case err != nil:
 		e.fail(batch, snaps, err)
-	} else {
+	default:
 		e.published.Store(snaps[len(snaps)-1])
 		for _, t := range batch {
 			e.durable(t)
@@ -989,12 +1028,6 @@ func (e *Engine[S]) storeCommit(recs []*Record) (err error) {
 		return e.shared.CommitShared(context.Background(), recs, e.rebase)
 	}
 	return e.store.Commit(context.Background(), recs)
-}
-
-// rebase is the callback of SharedStore.CommitShared: other engines have
-// committed after the versions recs were numbered from.
-func (e *Engine[S]) rebase(others []Remote) ([]*Record, error) {
-	return nil, fmt.Errorf("theus: another engine committed version %d to the store: several engines on one store are not supported yet", others[0].Version)
 }
 
 // sleep releases mu until the flush wakes t with its commit settled. mu
@@ -1028,12 +1061,9 @@ func (e *Engine[S]) fail(batch []*Tx, snaps []*snapshot[S], err error) {
 	}
 	serr := &StoreError{Version: batch[0].rec.Version, Err: err}
 	failed := append(batch, e.pending...)
+	e.unassignKeySeqs(failed)
 	for i := len(failed) - 1; i >= 0; i-- {
 		t := failed[i]
-		for j := len(t.msgs) - 1; j >= 0; j-- {
-			m := &t.msgs[j]
-			*e.keySeqs.of(m.Topic, m.Key) = m.KeySeq - 1
-		}
 		t.status, t.serr = txFailed, serr
 		t.rec.State = nil
 		wake(t)
@@ -1057,7 +1087,6 @@ func (e *Engine[S]) fail(batch []*Tx, snaps []*snapshot[S], err error) {
 // and does not close a store given with WithStore.
 func (e *Engine[S]) Close() error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.closed.Store(true)
 	for e.flushing || len(e.pending) > 0 {
 		e.cond.Wait()
@@ -1065,6 +1094,13 @@ func (e *Engine[S]) Close() error {
 	e.cond.Broadcast()
 	if e.clock != nil {
 		e.clock.close() // no commit reads it once closed is set
+	}
+	cancel, followed := e.cancelFollow, e.followed
+	e.cancelFollow = nil
+	e.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-followed // it takes e.mu to apply what it reads
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"time"
 
 	"github.com/theus-go/theus/runtime/outbox"
 )
@@ -57,6 +58,9 @@ type Remote struct {
 	Version uint64
 	// Process that committed; "" for CompareAndSwap.
 	Process string
+	// Time is when the commit was made (Record.Time, or the database's
+	// clock).
+	Time time.Time
 	// Writes lists what the commit wrote, as its Record did: the engine
 	// checks its own commits' reads against them.
 	Writes []Write

@@ -79,6 +79,10 @@ type StateField[S any] struct {
 	// encode appends the encoding of a plain field to dst.
 	encode func(c Codec, dst []byte, s *S) ([]byte, error)
 	decode func(c Codec, s *S, data []byte) error
+	// apply applies a value another engine's commit at version v left
+	// (RemoteValue) to the field in s, a copy of a state whose nested
+	// values it must not modify.
+	apply func(c Codec, s *S, key string, data []byte, v uint64) error
 	// A collection's functions.
 	entry   func(c Codec, dst []byte, s *S, key string) ([]byte, bool, error)
 	entries func(c Codec, s *S, yield func(string, []byte) error) error
@@ -104,6 +108,16 @@ func ValueField[S, T any](path, typ string, get func(*S) *T, appendJSON ...func(
 		},
 		decode: func(c Codec, s *S, data []byte) error {
 			return c.Unmarshal(data, get(s))
+		},
+		apply: func(c Codec, s *S, _ string, data []byte, _ uint64) error {
+			// Into a zero value: decoding into the field would write into
+			// the slices and maps it shares with earlier snapshots.
+			var t T
+			if err := c.Unmarshal(data, &t); err != nil {
+				return err
+			}
+			*get(s) = t
+			return nil
 		},
 	}
 }
@@ -141,6 +155,21 @@ func CollectionField[S any, K cmp.Ordered, V any](path, typ string, get func(*S)
 		},
 		builder: func(c Codec) entryBuilder[S] {
 			return &collBuilder[S, K, V]{codec: c, get: get, m: make(map[K]V)}
+		},
+		apply: func(c Codec, s *S, key string, data []byte, v uint64) error {
+			k, err := parseKey[K](key)
+			if err != nil {
+				return err
+			}
+			w := Pending[K, V]{Key: k}
+			if data != nil {
+				w.Value = new(V)
+				if err := c.Unmarshal(data, w.Value); err != nil {
+					return err
+				}
+			}
+			*get(s) = get(s).Apply(v, []Pending[K, V]{w})
+			return nil
 		},
 	}
 }
@@ -402,4 +431,20 @@ func (d *stateDecoder[S]) State() (any, error) {
 	}
 	clear(d.colls)
 	return d.s, nil
+}
+
+// applyRemote applies rv, a value another engine's commit at version v
+// left, to s, a copy of a state (see SharedStore).
+func (c *stateCodec[S]) applyRemote(s *S, rv RemoteValue, v uint64) error {
+	if rv.Field < 0 || rv.Field >= len(c.fields) {
+		return fmt.Errorf("no state field %d", rv.Field)
+	}
+	f := &c.fields[rv.Field]
+	if !f.info.Collection && rv.Data == nil {
+		return fmt.Errorf("%s: no value", f.info.Path)
+	}
+	if err := f.apply(c.codec, s, rv.Key, rv.Data, v); err != nil {
+		return fmt.Errorf("%s: %w", f.info.Path, err)
+	}
+	return nil
 }

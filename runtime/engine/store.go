@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"time"
 
 	"github.com/theus-go/theus/runtime/outbox"
 )
@@ -57,6 +58,9 @@ type Record struct {
 	// Process is the name of the process that committed, "" for
 	// CompareAndSwap.
 	Process string
+	// Time is when the commit was sequenced, by the engine's clock (the
+	// CreatedAt of its messages).
+	Time time.Time
 	// Writes lists the state paths the commit wrote.
 	Writes []Write
 	// Messages are the commit's outbox messages, in emit order, with every

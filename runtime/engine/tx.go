@@ -45,7 +45,14 @@ type Tx struct {
 
 	rec    Record
 	status txStatus
-	serr   error
+	// What a shared store's rebase needs of a sequenced commit
+	// (remote.go): its process (nil for CompareAndSwap), the version of
+	// the snapshot it ran on, and its Call or Change, to apply its
+	// outputs again.
+	proc    *process
+	snapv   uint64
+	applier any
+	serr    error
 	// wake carries the leader's signal to a caller sleeping in group
 	// commit (sleeping set); it is made once and kept across reuses.
 	wake     chan struct{}
@@ -70,6 +77,7 @@ const (
 	txPending          // sequenced, waiting for the store
 	txDurable
 	txFailed
+	txConflict // dropped when rebased onto other engines' commits (remote.go)
 )
 
 // Write records that the call wrote the state path with index path (an

@@ -149,7 +149,13 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 			if _, err := c.exec(`DELETE FROM theus_snapshot WHERE version <> ?`, int64(version)); err != nil {
 				return err
 			}
-			_, err := c.exec(`DELETE FROM theus_log WHERE version <= ?`, int64(version))
+			// The history: the log rows the snapshot folds in, once they
+			// are older than WithHistoryRetention.
+			if s.opts.history < 0 {
+				return nil
+			}
+			cutoff := s.opts.now().Add(-s.opts.history).UnixNano()
+			_, err := c.exec(`DELETE FROM theus_log WHERE version <= ? AND (at IS NULL OR at < ?)`, int64(version), cutoff)
 			return err
 		})
 	}

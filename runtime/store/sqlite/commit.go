@@ -31,6 +31,8 @@ type scratch struct {
 	cs     changeSet
 	args   []any
 	val    []byte // a value's encoding, before it is copied into cs
+	// commits is the log row's commits column (history.go).
+	commits []byte
 }
 
 const (
@@ -183,8 +185,7 @@ func (s *Store) commitLog(ctx context.Context, recs []*engine.Record, last *engi
 		if err := s.insertMessages(c, recs); err != nil {
 			return err
 		}
-		if _, err := c.exec(`INSERT INTO theus_log (version, first, data) VALUES (?, ?, ?)`,
-			int64(last.Version), int64(recs[0].Version), s.scr.cs.b); err != nil {
+		if err := s.insertLog(c, recs, last); err != nil {
 			return err
 		}
 		return acks.write(c)
@@ -193,6 +194,16 @@ func (s *Store) commitLog(ctx context.Context, recs []*engine.Record, last *engi
 		s.logBytes.Add(int64(len(s.scr.cs.b)))
 		s.written(acks)
 	}
+	return err
+}
+
+// insertLog writes the log row of the group recs, whose changes are in
+// s.scr.cs: what recovery replays after the checkpoint, and the history
+// (history.go).
+func (s *Store) insertLog(c *writeConn, recs []*engine.Record, last *engine.Record) error {
+	s.scr.commits = appendCommits(s.scr.commits[:0], recs)
+	_, err := c.exec(`INSERT INTO theus_log (version, first, data, commits, at) VALUES (?, ?, ?, ?, ?)`,
+		int64(last.Version), int64(recs[0].Version), s.scr.cs.b, s.scr.commits, last.Time.UnixNano())
 	return err
 }
 
@@ -281,8 +292,16 @@ func (s *Store) commitFirst(ctx context.Context, recs []*engine.Record, last *en
 	if err := encodeState(s.codec, last.State, &w); err != nil {
 		return err
 	}
+	// Its log row is not replayed (the snapshot holds the group), but
+	// it is the group's history.
+	if err := s.encodeChanges(recs, last); err != nil {
+		return err
+	}
 	err := s.writeTx(ctx, BeforeWrite, BeforeSync, AfterSync, func(c *writeConn) error {
 		if err := recordFields(c.exec, s.codec.Fields()); err != nil {
+			return err
+		}
+		if err := s.insertLog(c, recs, last); err != nil {
 			return err
 		}
 		for _, data := range snap {

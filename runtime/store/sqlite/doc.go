@@ -50,7 +50,9 @@
 //   - theus_fields: one row per top-level state field: its path, type
 //     fingerprint and whether it is a collection (schema drift).
 //   - theus_snapshot: the snapshot of the checkpoint in effect, in rows of
-//     about a megabyte; theus_log: one row per commit group after it. Both
+//     about a megabyte; theus_log: one row per commit group after it, and
+//     before it for WithHistoryRetention, with each commit's version,
+//     time, process, writes and message IDs (History). Both
 //     hold change sets (changes.go): a table of paths, then changes (set a
 //     field, put or delete an entry) with values as the engine's StateCodec
 //     encodes them.

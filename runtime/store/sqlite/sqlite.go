@@ -41,7 +41,9 @@ CREATE TABLE IF NOT EXISTS theus_snapshot (
 CREATE TABLE IF NOT EXISTS theus_log (
 	version INTEGER PRIMARY KEY,
 	first   INTEGER NOT NULL,
-	data    BLOB NOT NULL
+	data    BLOB NOT NULL,
+	commits BLOB,
+	at      INTEGER
 );
 ` + outboxSchema + `
 CREATE TABLE IF NOT EXISTS theus_key_seqs (
@@ -171,7 +173,18 @@ type options struct {
 	checkpointEvery int
 	logger          *slog.Logger
 	ackInterval     time.Duration
+	history         time.Duration
 }
+
+// DefaultHistoryRetention is the default of WithHistoryRetention.
+const DefaultHistoryRetention = 7 * 24 * time.Hour
+
+// WithHistoryRetention sets how long the store keeps the history of
+// commits that History reads (default DefaultHistoryRetention): the rows
+// of the commit log are deleted by the first checkpoint after they are
+// that old and folded into a snapshot. d < 0 keeps them for ever; d == 0
+// keeps none past a checkpoint.
+func WithHistoryRetention(d time.Duration) Option { return func(o *options) { o.history = d } }
 
 // DefaultAckInterval is the default of WithAckInterval.
 const DefaultAckInterval = 100 * time.Millisecond
@@ -301,7 +314,8 @@ var ErrInUse = errors.New("another engine writes this store's file (one engine p
 // the engine that use it have stopped.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	o := options{retention: 24 * time.Hour, batch: 1000, now: time.Now, sync: "FULL",
-		checkpointEvery: DefaultCheckpointEvery, logger: slog.Default(), ackInterval: DefaultAckInterval}
+		checkpointEvery: DefaultCheckpointEvery, logger: slog.Default(), ackInterval: DefaultAckInterval,
+		history: DefaultHistoryRetention}
 	for _, opt := range opts {
 		opt(&o)
 	}

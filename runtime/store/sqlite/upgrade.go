@@ -116,6 +116,8 @@ func upgrade2(ctx context.Context, tx *sql.Tx) error {
 			SELECT id, version, idx, topic, key, key_seq, payload, headers, created_at, 'delivered', attempts, last_error, delivered_at
 			FROM theus_delivered`,
 		`DROP TABLE theus_delivered`,
+		`ALTER TABLE theus_log ADD COLUMN commits BLOB`,
+		`ALTER TABLE theus_log ADD COLUMN at INTEGER`,
 		schema,
 		foldAll,
 	} {

@@ -117,6 +117,8 @@ DROP INDEX theus_outbox_ready;
 DROP INDEX theus_outbox_delivered;
 ALTER TABLE theus_outbox DROP COLUMN delivered_at;
 DROP TABLE theus_acks;
+ALTER TABLE theus_log DROP COLUMN commits;
+ALTER TABLE theus_log DROP COLUMN at;
 DELETE FROM theus_meta WHERE name IN ('cursor', 'folded');
 UPDATE theus_meta SET value = '2' WHERE name = 'schema';
 CREATE VIEW theus_messages AS

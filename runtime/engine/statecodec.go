@@ -76,13 +76,21 @@ type StateDecoder interface {
 // ValueField or CollectionField.
 type StateField[S any] struct {
 	info FieldInfo
-	// encode appends the encoding of a plain field to dst.
-	encode func(c Codec, dst []byte, s *S) ([]byte, error)
-	decode func(c Codec, s *S, data []byte) error
-	// A collection's functions.
-	entry   func(c Codec, dst []byte, s *S, key string) ([]byte, bool, error)
-	entries func(c Codec, s *S, yield func(string, []byte) error) error
-	builder func(c Codec) entryBuilder[S]
+	// codec is a *valueCodec or a *collCodec. They are types rather than
+	// closures so that the compiler makes their code once per type of
+	// value, not once per field of a state (a contract may have
+	// hundreds).
+	codec fieldCodec[S]
+}
+
+// fieldCodec encodes and decodes one field of a state S; a plain field
+// implements encode and decode, a collection the others.
+type fieldCodec[S any] interface {
+	encode(c Codec, dst []byte, s *S) ([]byte, error)
+	decode(c Codec, s *S, data []byte) error
+	entry(c Codec, dst []byte, s *S, key string) ([]byte, bool, error)
+	entries(c Codec, s *S, yield func(string, []byte) error) error
+	builder(c Codec) entryBuilder[S]
 }
 
 // entryBuilder collects the decoded entries of one collection and stores
@@ -97,52 +105,75 @@ type entryBuilder[S any] interface {
 // generator gives it), appends a value as encoding/json would, byte for
 // byte, without reflection; it is used unless the engine has WithCodec.
 func ValueField[S, T any](path, typ string, get func(*S) *T, appendJSON ...func([]byte, *T) ([]byte, error)) StateField[S] {
-	return StateField[S]{
-		info: FieldInfo{Path: path, Type: typ},
-		encode: func(c Codec, dst []byte, s *S) ([]byte, error) {
-			return appendValue(c, appendJSON, dst, get(s))
-		},
-		decode: func(c Codec, s *S, data []byte) error {
-			return c.Unmarshal(data, get(s))
-		},
-	}
+	return StateField[S]{info: FieldInfo{Path: path, Type: typ}, codec: &valueCodec[S, T]{get: get, appendJSON: appendJSON}}
 }
+
+type valueCodec[S, T any] struct {
+	get        func(*S) *T
+	appendJSON []func([]byte, *T) ([]byte, error)
+}
+
+func (f *valueCodec[S, T]) encode(c Codec, dst []byte, s *S) ([]byte, error) {
+	return appendValue(c, f.appendJSON, dst, f.get(s))
+}
+
+func (f *valueCodec[S, T]) decode(c Codec, s *S, data []byte) error {
+	return c.Unmarshal(data, f.get(s))
+}
+
+// A plain field is never asked for entries (stateCodec.field checks).
+func (*valueCodec[S, T]) entry(Codec, []byte, *S, string) ([]byte, bool, error) { panic("unreachable") }
+func (*valueCodec[S, T]) entries(Codec, *S, func(string, []byte) error) error   { panic("unreachable") }
+func (*valueCodec[S, T]) builder(Codec) entryBuilder[S]                         { panic("unreachable") }
 
 // CollectionField describes the collection at path, of a type with
 // fingerprint typ, that get locates in a state. appendJSON is as for
 // ValueField, for the entries' values.
 func CollectionField[S any, K cmp.Ordered, V any](path, typ string, get func(*S) *Collection[K, V], appendJSON ...func([]byte, *V) ([]byte, error)) StateField[S] {
 	return StateField[S]{
-		info: FieldInfo{Path: path, Type: typ, Collection: true},
-		entry: func(c Codec, dst []byte, s *S, key string) ([]byte, bool, error) {
-			k, err := parseKey[K](key)
-			if err != nil {
-				return dst, false, err
-			}
-			v, ok := get(s).Get(k)
-			if !ok {
-				return dst, false, nil
-			}
-			b, err := appendValue(c, appendJSON, dst, v)
-			return b, true, err
-		},
-		entries: func(c Codec, s *S, yield func(string, []byte) error) error {
-			var buf []byte
-			for k, v := range get(s).All() {
-				var err error
-				if buf, err = appendValue(c, appendJSON, buf[:0], v); err != nil {
-					return err
-				}
-				if err := yield(keyString(k), buf); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-		builder: func(c Codec) entryBuilder[S] {
-			return &collBuilder[S, K, V]{codec: c, get: get, m: make(map[K]V)}
-		},
+		info:  FieldInfo{Path: path, Type: typ, Collection: true},
+		codec: &collCodec[S, K, V]{get: get, appendJSON: appendJSON},
 	}
+}
+
+type collCodec[S any, K cmp.Ordered, V any] struct {
+	get        func(*S) *Collection[K, V]
+	appendJSON []func([]byte, *V) ([]byte, error)
+}
+
+// A collection is never encoded whole (stateCodec.field checks).
+func (*collCodec[S, K, V]) encode(Codec, []byte, *S) ([]byte, error) { panic("unreachable") }
+func (*collCodec[S, K, V]) decode(Codec, *S, []byte) error           { panic("unreachable") }
+
+func (f *collCodec[S, K, V]) entry(c Codec, dst []byte, s *S, key string) ([]byte, bool, error) {
+	k, err := parseKey[K](key)
+	if err != nil {
+		return dst, false, err
+	}
+	v, ok := f.get(s).Get(k)
+	if !ok {
+		return dst, false, nil
+	}
+	b, err := appendValue(c, f.appendJSON, dst, v)
+	return b, true, err
+}
+
+func (f *collCodec[S, K, V]) entries(c Codec, s *S, yield func(string, []byte) error) error {
+	var buf []byte
+	for k, v := range f.get(s).All() {
+		var err error
+		if buf, err = appendValue(c, f.appendJSON, buf[:0], v); err != nil {
+			return err
+		}
+		if err := yield(keyString(k), buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *collCodec[S, K, V]) builder(c Codec) entryBuilder[S] {
+	return &collBuilder[S, K, V]{codec: c, get: f.get, m: make(map[K]V)}
 }
 
 type collBuilder[S any, K cmp.Ordered, V any] struct {
@@ -332,7 +363,7 @@ func (c *stateCodec[S]) AppendField(dst []byte, state any, i int) ([]byte, error
 	if err != nil {
 		return dst, err
 	}
-	b, err := f.encode(c.codec, dst, s)
+	b, err := f.codec.encode(c.codec, dst, s)
 	if err != nil {
 		return dst, fmt.Errorf("theus: encode %s: %w", f.info.Path, err)
 	}
@@ -344,7 +375,7 @@ func (c *stateCodec[S]) AppendEntry(dst []byte, state any, i int, key string) ([
 	if err != nil {
 		return dst, false, err
 	}
-	b, ok, err := f.entry(c.codec, dst, s, key)
+	b, ok, err := f.codec.entry(c.codec, dst, s, key)
 	if err != nil {
 		return dst, false, fmt.Errorf("theus: encode %s[%s]: %w", f.info.Path, key, err)
 	}
@@ -356,7 +387,7 @@ func (c *stateCodec[S]) EncodeEntries(state any, i int, yield func(key string, d
 	if err != nil {
 		return err
 	}
-	return f.entries(c.codec, s, yield)
+	return f.codec.entries(c.codec, s, yield)
 }
 
 func (c *stateCodec[S]) Decoder() StateDecoder {
@@ -374,7 +405,7 @@ func (d *stateDecoder[S]) Field(i int, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := f.decode(d.c.codec, d.s, data); err != nil {
+	if err := f.codec.decode(d.c.codec, d.s, data); err != nil {
 		return fmt.Errorf("theus: decode %s: %w", f.info.Path, err)
 	}
 	return nil
@@ -387,7 +418,7 @@ func (d *stateDecoder[S]) Entry(i int, key string, data []byte) error {
 	}
 	b := d.colls[i]
 	if b == nil {
-		b = f.builder(d.c.codec)
+		b = f.codec.builder(d.c.codec)
 		d.colls[i] = b
 	}
 	if err := b.entry(key, data); err != nil {

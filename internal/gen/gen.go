@@ -73,6 +73,11 @@ type generator struct {
 	st string
 	// hasColl is set when the contract declares a collection.
 	hasColl bool
+	// helpers holds the names of the functions declared once per type
+	// (see appendElemFunc), and helperDecls their declarations, in the
+	// order of first use.
+	helpers     map[string]bool
+	helperDecls []jen.Code
 }
 
 // schemaPath is one entry of theusSchema.Paths.
@@ -92,6 +97,7 @@ func newGenerator(m *contract.Model) *generator {
 		encoded: map[*contract.Struct]bool{},
 		refs:    map[*contract.Struct]bool{},
 		fails:   failingStructs(m),
+		helpers: map[string]bool{},
 	}
 	if m.DeclaredInGo {
 		g.source = m.Source
@@ -169,23 +175,44 @@ func (g *generator) render() ([]byte, error) {
 		f.ImportAlias(imp.Path, importName(imp.Alias))
 	}
 
-	// Sections in file order.
+	// The file reads top to bottom as the contract's vocabulary: its
+	// types, the state, the views, the processes. What the engine needs of
+	// the contract comes after, below a comment that says so.
 	types := g.typeDecls()
-	clones := g.cloneFuncs()
-	encoders := append(g.encoderFuncs(), g.validFuncs()...)
-	state := g.stateDecls()
-	engine := g.engineDecls()
-	var procs []jen.Code
+	state, statePrivate := g.stateDecls()
+	patch, patchPrivate := g.patchDecls()
+	procs := append(g.engineDecls(), g.errorDecls()...)
+	var calls []jen.Code
 	for _, p := range g.m.Processes {
-		procs = append(procs, g.processDecls(p)...)
+		pub, priv := g.processDecls(p)
+		procs = append(procs, pub...)
+		calls = append(calls, priv...)
 	}
-	guard := g.guard()
-
-	for _, sec := range [][]jen.Code{
-		types, clones, encoders,
-		state, engine, g.errorDecls(), procs, {guard},
+	typesNote := "Types: the structs declared in " + g.source + "."
+	if g.m.DeclaredInGo {
+		typesNote = "" // the package declares them
+	}
+	private := slices.Concat(statePrivate, patchPrivate, calls, g.cloneFuncs(), g.encoderFuncs(), g.validFuncs(), g.topicDecls())
+	// Last: the per-type helpers that everything above may have asked for.
+	private = append(append(private, g.helperDecls...), g.guard())
+	for _, sec := range []struct {
+		note  string
+		decls []jen.Code
+	}{
+		{typesNote, types},
+		{"State: the state of " + g.source + ", the Snapshots that show it and the Patches that change it.", append(state, patch...)},
+		{"Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).", g.viewDecls()},
+		{"Processes: what the application implements, the Engine that runs it, and for each process its arguments, inputs, outputs, receipt and effects.", procs},
+		{"What the engine needs of " + g.source + ": the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.", private},
 	} {
-		for _, d := range sec {
+		if len(sec.decls) == 0 {
+			continue
+		}
+		if sec.note != "" {
+			f.Comment(sec.note)
+			f.Line()
+		}
+		for _, d := range sec.decls {
 			f.Add(d)
 			f.Line()
 		}
@@ -207,7 +234,7 @@ var localNames = map[string]bool{
 	"gen": true, "result": true, "st": true, "tx": true,
 	"e": true, "eff": true, "elem": true, "entry": true, "err": true, "es": true,
 	"expected": true, "i": true, "impl": true, "in": true, "initial": true,
-	"k": true, "key": true, "m": true, "o": true, "opts": true, "out": true,
+	"k": true, "kept": true, "key": true, "m": true, "o": true, "opts": true, "out": true,
 	"p": true, "path": true, "paths": true, "r": true, "s": true, "t": true,
 	"v": true, "w": true, "x": true, "y": true,
 }

@@ -5,7 +5,6 @@ package theusbench
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 
@@ -13,6 +12,8 @@ import (
 	jsonenc "github.com/theus-go/theus/runtime/jsonenc"
 	memory "github.com/theus-go/theus/runtime/store/memory"
 )
+
+// Types: the structs declared in contracts.yaml.
 
 // User is declared in contracts.yaml.
 type User struct {
@@ -33,120 +34,7 @@ type UserUpdated struct {
 	Note      string `json:"note"`
 }
 
-// UserView is a read-only view of a User in a snapshot.
-type UserView struct {
-	p *User
-}
-
-// ID returns the field id.
-func (v UserView) ID() string {
-	return v.p.ID
-}
-
-// Email returns the field email.
-func (v UserView) Email() string {
-	return v.p.Email
-}
-
-// Counter returns the field counter.
-func (v UserView) Counter() int64 {
-	return v.p.Counter
-}
-
-// UpdatedAt returns the field updated_at.
-func (v UserView) UpdatedAt() int64 {
-	return v.p.UpdatedAt
-}
-
-// Clone returns a deep copy of the User that shares nothing with the snapshot.
-func (v UserView) Clone() User {
-	return theusCloneUser(v.p)
-}
-
-// UserUpdatedView is a read-only view of a UserUpdated in a snapshot.
-type UserUpdatedView struct {
-	p *UserUpdated
-}
-
-// ID returns the field id.
-func (v UserUpdatedView) ID() string {
-	return v.p.ID
-}
-
-// Tx returns the field tx.
-func (v UserUpdatedView) Tx() uint64 {
-	return v.p.Tx
-}
-
-// StartNs returns the field start_ns.
-func (v UserUpdatedView) StartNs() int64 {
-	return v.p.StartNs
-}
-
-// Email returns the field email.
-func (v UserUpdatedView) Email() string {
-	return v.p.Email
-}
-
-// Counter returns the field counter.
-func (v UserUpdatedView) Counter() int64 {
-	return v.p.Counter
-}
-
-// UpdatedAt returns the field updated_at.
-func (v UserUpdatedView) UpdatedAt() int64 {
-	return v.p.UpdatedAt
-}
-
-// Note returns the field note.
-func (v UserUpdatedView) Note() string {
-	return v.p.Note
-}
-
-// Clone returns a deep copy of the UserUpdated that shares nothing with the snapshot.
-func (v UserUpdatedView) Clone() UserUpdated {
-	return theusCloneUserUpdated(v.p)
-}
-
-func theusCloneUser(p *User) User {
-	return *p
-}
-
-func theusCloneUserUpdated(p *UserUpdated) UserUpdated {
-	return *p
-}
-
-func theusAppendUser(b []byte, p *User) ([]byte, error) {
-	b = append(b, "{\"id\":"...)
-	b = jsonenc.AppendString(b, p.ID)
-	b = append(b, ",\"email\":"...)
-	b = jsonenc.AppendString(b, p.Email)
-	b = append(b, ",\"counter\":"...)
-	b = jsonenc.AppendInt(b, p.Counter)
-	b = append(b, ",\"updated_at\":"...)
-	b = jsonenc.AppendInt(b, p.UpdatedAt)
-	b = append(b, '}')
-	return b, nil
-}
-
-func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
-	b = append(b, "{\"id\":"...)
-	b = jsonenc.AppendString(b, p.ID)
-	b = append(b, ",\"tx\":"...)
-	b = jsonenc.AppendUint(b, p.Tx)
-	b = append(b, ",\"start_ns\":"...)
-	b = jsonenc.AppendInt(b, p.StartNs)
-	b = append(b, ",\"email\":"...)
-	b = jsonenc.AppendString(b, p.Email)
-	b = append(b, ",\"counter\":"...)
-	b = jsonenc.AppendInt(b, p.Counter)
-	b = append(b, ",\"updated_at\":"...)
-	b = jsonenc.AppendInt(b, p.UpdatedAt)
-	b = append(b, ",\"note\":"...)
-	b = jsonenc.AppendString(b, p.Note)
-	b = append(b, '}')
-	return b, nil
-}
+// State: the state of contracts.yaml, the Snapshots that show it and the Patches that change it.
 
 // State is the engine's state, as declared in contracts.yaml.
 type State struct {
@@ -162,31 +50,6 @@ type DomainState struct {
 // GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.
 type GlobalState struct{}
 
-// theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
-type theusState struct {
-	Domain theusDomainState
-	Global GlobalState
-}
-
-type theusDomainState struct {
-	Users engine.Collection[string, User]
-}
-
-// theusInternal returns a deep copy of p in the engine's form.
-func theusInternal(p *State) theusState {
-	s := theusState{
-		Domain: theusDomainState{
-			Users: engine.NewCollection(p.Domain.Users, nil),
-		},
-		Global: p.Global,
-	}
-	return s
-}
-
-func theusCloneState(p *theusState) theusState {
-	return *p
-}
-
 // Snapshot is an immutable view of the state at one version.
 type Snapshot struct {
 	version uint64
@@ -194,9 +57,7 @@ type Snapshot struct {
 }
 
 // Version returns the version of the snapshot.
-func (s Snapshot) Version() uint64 {
-	return s.version
-}
+func (s Snapshot) Version() uint64 { return s.version }
 
 // Users returns domain.users.
 func (s Snapshot) Users() engine.MapView[string, UserView] {
@@ -205,40 +66,75 @@ func (s Snapshot) Users() engine.MapView[string, UserView] {
 	})
 }
 
-// Indexes of the state paths in theusSchema.Paths.
-const (
-	theusPathDomainUsers = 0
-)
-
-// Indexes of the processes in theusSchema.Processes.
-const (
-	theusProcUpdateUser = 0
-)
-
-var theusSchema = engine.Schema[theusState]{
-	Clone: theusCloneState,
-	Collections: []engine.CollectionSpec[theusState]{
-		{
-			Path: theusPathDomainUsers,
-			Version: func(s *theusState, k string) (uint64, bool) {
-				return engine.CollectionVersion(s.Domain.Users, k)
-			},
-		},
-	},
-	Paths: []string{"domain.users"},
-	Processes: []engine.ProcessSpec{
-		{
-			Errors: []error{ErrNoSuchUser},
-			Inputs: []int{theusPathDomainUsers},
-			Name:   "update_user",
-		},
-	},
-	State: []engine.StateField[theusState]{
-		engine.CollectionField("domain.users", "collection[string]User{id string, email string, counter int64, updated_at int64}", func(s *theusState) *engine.Collection[string, User] {
-			return &s.Domain.Users
-		}, theusAppendUser),
-	},
+// Patch is a set of state changes for CompareAndSwap.
+type Patch struct {
+	writes []int
+	users  []engine.Pending[string, User]
 }
+
+// PutUsers sets the entry k of domain.users to v.
+func (p *Patch) PutUsers(k string, v User) {
+	c := theusCloneUser(&v)
+	p.users = append(p.users, engine.Pending[string, User]{Key: k, Value: &c})
+}
+
+// DeleteUsers deletes the entry k of domain.users.
+func (p *Patch) DeleteUsers(k string) {
+	p.users = append(p.users, engine.Pending[string, User]{Key: k})
+}
+
+// Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
+
+// UserView is a read-only view of a User in a snapshot.
+type UserView struct {
+	p *User
+}
+
+// ID returns the field id.
+func (v UserView) ID() string { return v.p.ID }
+
+// Email returns the field email.
+func (v UserView) Email() string { return v.p.Email }
+
+// Counter returns the field counter.
+func (v UserView) Counter() int64 { return v.p.Counter }
+
+// UpdatedAt returns the field updated_at.
+func (v UserView) UpdatedAt() int64 { return v.p.UpdatedAt }
+
+// Clone returns a deep copy of the User that shares nothing with the snapshot.
+func (v UserView) Clone() User { return theusCloneUser(v.p) }
+
+// UserUpdatedView is a read-only view of a UserUpdated in a snapshot.
+type UserUpdatedView struct {
+	p *UserUpdated
+}
+
+// ID returns the field id.
+func (v UserUpdatedView) ID() string { return v.p.ID }
+
+// Tx returns the field tx.
+func (v UserUpdatedView) Tx() uint64 { return v.p.Tx }
+
+// StartNs returns the field start_ns.
+func (v UserUpdatedView) StartNs() int64 { return v.p.StartNs }
+
+// Email returns the field email.
+func (v UserUpdatedView) Email() string { return v.p.Email }
+
+// Counter returns the field counter.
+func (v UserUpdatedView) Counter() int64 { return v.p.Counter }
+
+// UpdatedAt returns the field updated_at.
+func (v UserUpdatedView) UpdatedAt() int64 { return v.p.UpdatedAt }
+
+// Note returns the field note.
+func (v UserUpdatedView) Note() string { return v.p.Note }
+
+// Clone returns a deep copy of the UserUpdated that shares nothing with the snapshot.
+func (v UserUpdatedView) Clone() UserUpdated { return theusCloneUserUpdated(v.p) }
+
+// Processes: what the application implements, the Engine that runs it, and for each process its arguments, inputs, outputs, receipt and effects.
 
 // Processes is implemented by the application: one method per process of contracts.yaml.
 type Processes interface {
@@ -288,21 +184,143 @@ func (e *Engine) Close() error {
 	return e.core.Close()
 }
 
-// Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes []int
-	users  []engine.Pending[string, User]
+// ErrNoSuchUser is the domain error no_such_user, declared by update_user.
+var ErrNoSuchUser = engine.DomainError("no_such_user")
+
+// UpdateUserArgs are the arguments of update_user.
+type UpdateUserArgs struct {
+	ID        string
+	Tx        uint64
+	StartNs   int64
+	Email     string
+	UpdatedAt int64
 }
 
-// PutUsers sets the entry k of domain.users to v.
-func (p *Patch) PutUsers(k string, v User) {
-	c := theusCloneUser(&v)
-	p.users = append(p.users, engine.Pending[string, User]{Key: k, Value: &c})
+// UpdateUserIn is what update_user reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type UpdateUserIn struct {
+	Args UpdateUserArgs
+	s    *theusState
+	tx   *engine.Tx
 }
 
-// DeleteUsers deletes the entry k of domain.users.
-func (p *Patch) DeleteUsers(k string) {
-	p.users = append(p.users, engine.Pending[string, User]{Key: k})
+// Users returns domain.users.
+func (in UpdateUserIn) Users() engine.MapView[string, UserView] {
+	return engine.CollectionView(in.s.Domain.Users, in.tx, theusPathDomainUsers, func(p *User) UserView {
+		return UserView{p: p}
+	})
+}
+
+// UpdateUserOut collects what update_user writes and emits. It is valid only during the call: using it afterwards panics.
+type UpdateUserOut engine.Out
+
+// Users returns the writer of domain.users: Put and Delete entries.
+func (o *UpdateUserOut) Users() engine.CollectionWriter[string, User] {
+	c := o.live()
+	return engine.Writer(&c.Invocation, theusPathDomainUsers, &c.out.users, nil)
+}
+
+// EmitUserUpdated emits a message on topic user.updated.
+func (o *UpdateUserOut) EmitUserUpdated(p UserUpdated) {
+	c := o.live()
+	theusEmitUserUpdated(&c.Invocation, &p, &c.out.userUpdated)
+}
+
+func (o *UpdateUserOut) live() *theusCallUpdateUser {
+	return (*engine.Out)(o).Live().(*theusCallUpdateUser)
+}
+
+// UpdateUserReceipt tells what a call of update_user committed.
+type UpdateUserReceipt struct {
+	Version    uint64
+	MessageIDs []string
+}
+
+// UpdateUserEffects is what one run of update_user set and emitted (see RunUpdateUser).
+type UpdateUserEffects struct {
+	Users       map[string]*User
+	UserUpdated []UserUpdated
+}
+
+// UpdateUser runs update_user and commits its effects.
+func (e *Engine) UpdateUser(ctx context.Context, args UpdateUserArgs) (UpdateUserReceipt, error) {
+	c := theusPoolUpdateUser.Get().(*theusCallUpdateUser)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcUpdateUser, c)
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, UpdateUserArgs{}, theusOutputsUpdateUser{}
+	theusPoolUpdateUser.Put(c)
+	if err != nil {
+		return UpdateUserReceipt{}, err
+	}
+	return UpdateUserReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+}
+
+// RunUpdateUser runs update_user once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunUpdateUser(impl Processes, s State, args UpdateUserArgs) (UpdateUserEffects, error) {
+	c := &theusCallUpdateUser{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	st := theusInternal(&s)
+	err := engine.Run(context.Background(), "update_user", c, &st, ErrNoSuchUser)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return UpdateUserEffects{}, err
+	}
+	return UpdateUserEffects{UserUpdated: c.out.userUpdated, Users: engine.Last(c.out.users)}, nil
+}
+
+// What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
+
+// theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
+type theusState struct {
+	Domain theusDomainState
+	Global GlobalState
+}
+
+type theusDomainState struct {
+	Users engine.Collection[string, User]
+}
+
+// theusInternal returns a deep copy of p in the engine's form.
+func theusInternal(p *State) theusState {
+	s := theusState{
+		Domain: theusDomainState{
+			Users: engine.NewCollection(p.Domain.Users, nil),
+		},
+		Global: p.Global,
+	}
+	return s
+}
+
+func theusCloneState(p *theusState) theusState {
+	return *p
+}
+
+// Indexes of the state paths in theusSchema.Paths.
+const (
+	theusPathDomainUsers = 0
+)
+
+// Indexes of the processes in theusSchema.Processes.
+const (
+	theusProcUpdateUser = 0
+)
+
+var theusSchema = engine.Schema[theusState]{
+	Clone: theusCloneState,
+	Collections: []engine.CollectionSpec[theusState]{
+		{
+			Path: theusPathDomainUsers,
+			Version: func(s *theusState, k string) (uint64, bool) {
+				return engine.CollectionVersion(s.Domain.Users, k)
+			},
+		},
+	},
+	Paths: []string{"domain.users"},
+	Processes: []engine.ProcessSpec{
+		{Errors: []error{ErrNoSuchUser}, Inputs: []int{theusPathDomainUsers}, Name: "update_user"},
+	},
+	State: []engine.StateField[theusState]{
+		engine.CollectionField("domain.users", "collection[string]User{id string, email string, counter int64, updated_at int64}", func(s *theusState) *engine.Collection[string, User] { return &s.Domain.Users }, theusAppendUser),
+	},
 }
 
 // theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
@@ -346,132 +364,37 @@ func (t theusPatch) Apply(s *theusState, v uint64) {
 	}
 }
 
-// ErrNoSuchUser is the domain error no_such_user, declared by update_user.
-var ErrNoSuchUser = engine.DomainError("no_such_user")
-
-// UpdateUserArgs are the arguments of update_user.
-type UpdateUserArgs struct {
-	ID        string
-	Tx        uint64
-	StartNs   int64
-	Email     string
-	UpdatedAt int64
-}
-
-// UpdateUserIn is what update_user reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type UpdateUserIn struct {
-	Args UpdateUserArgs
-	s    *theusState
-	tx   *engine.Tx
-}
-
-// Users returns domain.users.
-func (in UpdateUserIn) Users() engine.MapView[string, UserView] {
-	return engine.CollectionView(in.s.Domain.Users, in.tx, theusPathDomainUsers, func(p *User) UserView {
-		return UserView{p: p}
-	})
-}
-
-// UpdateUserOut collects what update_user writes and emits. It is valid only during the call: using it afterwards panics.
-type UpdateUserOut struct {
-	c   *theusCallUpdateUser
-	gen uint64
-}
-
-func (o *UpdateUserOut) live() *theusCallUpdateUser {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: UpdateUserOut used after its call returned")
-	}
-	return o.c
-}
-
-// Users returns the writer of domain.users: Put and Delete entries.
-func (o *UpdateUserOut) Users() engine.CollectionWriter[string, User] {
-	c := o.live()
-	return engine.NewCollectionWriter(&c.tx, theusPathDomainUsers, &c.out.users, nil, &c.gen, c.gen)
-}
-
-// EmitUserUpdated emits a message on topic user.updated.
-func (o *UpdateUserOut) EmitUserUpdated(p UserUpdated) {
-	c := o.live()
-	if codec := c.tx.Codec(); codec != nil {
-		b, err := codec.Marshal(p)
-		if err != nil {
-			c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
-			return
-		}
-		c.tx.Emit("user.updated", p.ID, b)
-	} else {
-		b, err := theusAppendUserUpdated(c.tx.Scratch(), &p)
-		if err != nil {
-			c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
-			return
-		}
-		c.tx.EmitScratch("user.updated", p.ID, b)
-	}
-	if c.run {
-		c.out.userUpdated = append(c.out.userUpdated, theusCloneUserUpdated(&p))
-	}
-}
-
-// UpdateUserReceipt tells what a call of update_user committed.
-type UpdateUserReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
-
-// UpdateUserEffects is what one run of update_user set and emitted (see RunUpdateUser).
-type UpdateUserEffects struct {
-	Users       map[string]*User
-	UserUpdated []UserUpdated
-}
-
-// theusRunUpdateUser is what one run of update_user uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
-type theusRunUpdateUser struct {
-	out UpdateUserOut
-	id  [1]string
-}
-
-type theusCallUpdateUser struct {
-	tx   engine.Tx
-	gen  uint64
-	impl Processes
-	in   UpdateUserIn
-	run  bool
-	out  theusOutputsUpdateUser
-	cur  *theusRunUpdateUser
-	runs []theusRunUpdateUser
-}
-
-// theusOutputsUpdateUser holds what one run of update_user set and emitted.
+// theusOutputsUpdateUser is what a run of update_user set and emitted.
 type theusOutputsUpdateUser struct {
 	users       []engine.Pending[string, User]
 	userUpdated []UserUpdated
 }
 
-var theusPoolUpdateUser = sync.Pool{New: func() any {
-	return new(theusCallUpdateUser)
-}}
-
-func (c *theusCallUpdateUser) Tx() *engine.Tx {
-	return &c.tx
+// theusCallUpdateUser is a call of update_user; calls are pooled.
+type theusCallUpdateUser struct {
+	engine.Invocation
+	impl Processes
+	args UpdateUserArgs
+	out  theusOutputsUpdateUser
 }
 
+var theusPoolUpdateUser = sync.Pool{New: func() any { return new(theusCallUpdateUser) }}
+
 func (c *theusCallUpdateUser) Run(ctx context.Context, s *theusState) error {
-	c.gen++
-	c.in.s = s
-	c.in.tx = &c.tx
-	if len(c.runs) == 0 {
-		c.runs = make([]theusRunUpdateUser, 16)
-	}
-	c.cur, c.runs = &c.runs[0], c.runs[1:]
-	c.cur.out = UpdateUserOut{c: c, gen: c.gen}
 	c.out = theusOutputsUpdateUser{}
-	if err := c.impl.UpdateUser(ctx, c.in, &c.cur.out); err != nil {
+	if err := c.impl.UpdateUser(ctx, UpdateUserIn{Args: c.args, s: s, tx: c.Tx()}, (*UpdateUserOut)(engine.Start(&c.Invocation, c))); err != nil {
 		return err
 	}
 	c.checkOutputs()
 	return nil
+}
+
+// checkOutputs checks what the run of update_user set: that each value can be encoded, then the rules.
+func (c *theusCallUpdateUser) checkOutputs() {
+	tx := c.Tx()
+	if err := engine.CheckEntries(tx.Codec(), "domain.users", c.out.users, nil); err != nil {
+		tx.Fail(err)
+	}
 }
 
 func (c *theusCallUpdateUser) Apply(s *theusState, v uint64) {
@@ -480,51 +403,57 @@ func (c *theusCallUpdateUser) Apply(s *theusState, v uint64) {
 	}
 }
 
-func (c *theusCallUpdateUser) ReceiptID() *[1]string {
-	if c.cur == nil {
-		return nil
-	}
-	return &c.cur.id
+func theusCloneUser(p *User) User {
+	return *p
 }
 
-func (c *theusCallUpdateUser) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, UpdateUserIn{}, theusOutputsUpdateUser{}
-	c.cur = nil
-	theusPoolUpdateUser.Put(c)
+func theusCloneUserUpdated(p *UserUpdated) UserUpdated {
+	return *p
 }
 
-// checkOutputs checks what the run of update_user set: that each value can be encoded, then the rules.
-func (c *theusCallUpdateUser) checkOutputs() {
-	codec := c.tx.Codec()
-	if codec != nil {
-		if err := engine.CheckEntries(codec, "domain.users", c.out.users, nil); err != nil {
-			c.tx.Fail(err)
-		}
-	}
+func theusAppendUser(b []byte, p *User) ([]byte, error) {
+	b = append(b, "{\"id\":"...)
+	b = jsonenc.AppendString(b, p.ID)
+	b = append(b, ",\"email\":"...)
+	b = jsonenc.AppendString(b, p.Email)
+	b = append(b, ",\"counter\":"...)
+	b = jsonenc.AppendInt(b, p.Counter)
+	b = append(b, ",\"updated_at\":"...)
+	b = jsonenc.AppendInt(b, p.UpdatedAt)
+	b = append(b, '}')
+	return b, nil
 }
 
-// UpdateUser runs update_user and commits its effects.
-func (e *Engine) UpdateUser(ctx context.Context, args UpdateUserArgs) (UpdateUserReceipt, error) {
-	c := theusPoolUpdateUser.Get().(*theusCallUpdateUser)
-	c.impl, c.in = e.impl, UpdateUserIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcUpdateUser, c)
-	c.release()
-	if err != nil {
-		return UpdateUserReceipt{}, err
-	}
-	return UpdateUserReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
+	b = append(b, "{\"id\":"...)
+	b = jsonenc.AppendString(b, p.ID)
+	b = append(b, ",\"tx\":"...)
+	b = jsonenc.AppendUint(b, p.Tx)
+	b = append(b, ",\"start_ns\":"...)
+	b = jsonenc.AppendInt(b, p.StartNs)
+	b = append(b, ",\"email\":"...)
+	b = jsonenc.AppendString(b, p.Email)
+	b = append(b, ",\"counter\":"...)
+	b = jsonenc.AppendInt(b, p.Counter)
+	b = append(b, ",\"updated_at\":"...)
+	b = jsonenc.AppendInt(b, p.UpdatedAt)
+	b = append(b, ",\"note\":"...)
+	b = jsonenc.AppendString(b, p.Note)
+	b = append(b, '}')
+	return b, nil
 }
 
-// RunUpdateUser runs update_user once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunUpdateUser(impl Processes, s State, args UpdateUserArgs) (UpdateUserEffects, error) {
-	c := &theusCallUpdateUser{impl: impl, in: UpdateUserIn{Args: args}, run: true}
-	st := theusInternal(&s)
-	if err := engine.Run(context.Background(), "update_user", c, &st, ErrNoSuchUser); err != nil {
-		return UpdateUserEffects{}, err
+// theusEmitUserUpdated emits p on topic user.updated in the run of c; a RunX run keeps a copy in kept.
+func theusEmitUserUpdated(c *engine.Invocation, p *UserUpdated, kept *[]UserUpdated) {
+	if tx := c.Tx(); tx.Codec() != nil {
+		tx.EmitValue("user.updated", p.ID, *p)
+	} else {
+		b, err := theusAppendUserUpdated(tx.Scratch(), p)
+		tx.EmitEncoded("user.updated", p.ID, b, err)
 	}
-	eff := UpdateUserEffects{UserUpdated: c.out.userUpdated, Users: engine.Last(c.out.users)}
-	return eff, nil
+	if c.Keep {
+		*kept = append(*kept, theusCloneUserUpdated(p))
+	}
 }
 
 // If this does not compile, the contract and this file disagree: re-run theusgen.

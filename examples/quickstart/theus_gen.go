@@ -259,7 +259,7 @@ func RunUpdateUserEmail(impl Processes, s State, args UpdateUserEmailArgs) (Upda
 	if err != nil {
 		return UpdateUserEmailEffects{}, err
 	}
-	return UpdateUserEmailEffects{Result: c.out.result, User: engine.Written(c.Tx(), theusPathDomainUser, c.out.user), UserUpdated: c.out.userUpdated}, nil
+	return UpdateUserEmailEffects{Result: c.out.result, User: engine.Written(c.Tx(), theusPathDomainUser, &c.out.user), UserUpdated: c.out.userUpdated}, nil
 }
 
 // RecordLoginArgs are the arguments of record_login.
@@ -321,7 +321,7 @@ func RunRecordLogin(impl Processes, s State, args RecordLoginArgs) (RecordLoginE
 	if err != nil {
 		return RecordLoginEffects{}, err
 	}
-	return RecordLoginEffects{Logins: engine.Written(c.Tx(), theusPathDomainLogins, c.out.logins)}, nil
+	return RecordLoginEffects{Logins: engine.Written(c.Tx(), theusPathDomainLogins, &c.out.logins)}, nil
 }
 
 // CurrentEmailArgs are the arguments of current_email.

@@ -283,7 +283,7 @@ func RunQueueAliceEmail(impl Processes, s State, args QueueAliceEmailArgs) (Queu
 	if err != nil {
 		return QueueAliceEmailEffects{}, err
 	}
-	return QueueAliceEmailEffects{Alice: engine.Written(c.Tx(), theusPathDomainAlice, c.out.alice), OutboxQueue: engine.Written(c.Tx(), theusPathDomainOutboxQueue, c.out.outboxQueue)}, nil
+	return QueueAliceEmailEffects{Alice: engine.Written(c.Tx(), theusPathDomainAlice, &c.out.alice), OutboxQueue: engine.Written(c.Tx(), theusPathDomainOutboxQueue, &c.out.outboxQueue)}, nil
 }
 
 // QueueBobEmailArgs are the arguments of queue_bob_email.
@@ -364,7 +364,7 @@ func RunQueueBobEmail(impl Processes, s State, args QueueBobEmailArgs) (QueueBob
 	if err != nil {
 		return QueueBobEmailEffects{}, err
 	}
-	return QueueBobEmailEffects{Bob: engine.Written(c.Tx(), theusPathDomainBob, c.out.bob), OutboxQueue: engine.Written(c.Tx(), theusPathDomainOutboxQueue, c.out.outboxQueue)}, nil
+	return QueueBobEmailEffects{Bob: engine.Written(c.Tx(), theusPathDomainBob, &c.out.bob), OutboxQueue: engine.Written(c.Tx(), theusPathDomainOutboxQueue, &c.out.outboxQueue)}, nil
 }
 
 // EmitAliceEmailArgs are the arguments of emit_alice_email.
@@ -435,7 +435,7 @@ func RunEmitAliceEmail(impl Processes, s State, args EmitAliceEmailArgs) (EmitAl
 	if err != nil {
 		return EmitAliceEmailEffects{}, err
 	}
-	return EmitAliceEmailEffects{Alice: engine.Written(c.Tx(), theusPathDomainAlice, c.out.alice), UserUpdated: c.out.userUpdated}, nil
+	return EmitAliceEmailEffects{Alice: engine.Written(c.Tx(), theusPathDomainAlice, &c.out.alice), UserUpdated: c.out.userUpdated}, nil
 }
 
 // EmitBobEmailArgs are the arguments of emit_bob_email.
@@ -506,7 +506,7 @@ func RunEmitBobEmail(impl Processes, s State, args EmitBobEmailArgs) (EmitBobEma
 	if err != nil {
 		return EmitBobEmailEffects{}, err
 	}
-	return EmitBobEmailEffects{Bob: engine.Written(c.Tx(), theusPathDomainBob, c.out.bob), UserUpdated: c.out.userUpdated}, nil
+	return EmitBobEmailEffects{Bob: engine.Written(c.Tx(), theusPathDomainBob, &c.out.bob), UserUpdated: c.out.userUpdated}, nil
 }
 
 // What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.

@@ -79,7 +79,7 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 		applies = append(applies, jen.If(jen.Id("c").Dot("Tx").Call().Dot("Written").Call(konst.Clone())).Block(
 			jen.Id(stateExpr("s", pa.Field, pa.Sub)).Op("=").Id("c.out."+priv)))
 		effFields = append(effFields, jen.Id(pa.GoName).Op("*").Add(goType(pa.Type)))
-		effs = append(effs, field{pa.GoName, jen.Qual(enginePkg, "Written").Call(jen.Id("c").Dot("Tx").Call(), konst.Clone(), jen.Id("c.out."+priv))})
+		effs = append(effs, field{pa.GoName, jen.Qual(enginePkg, "Written").Call(jen.Id("c").Dot("Tx").Call(), konst.Clone(), jen.Op("&").Id("c.out."+priv))})
 	}
 	for _, t := range p.Emits {
 		priv := privateName(t.GoName)

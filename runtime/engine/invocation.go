@@ -112,20 +112,26 @@ func Writer[K cmp.Ordered, V any](c *Invocation, path int, pending *[]Pending[K,
 	return NewCollectionWriter(&c.tx, path, pending, clone, &c.gen, c.gen)
 }
 
-// Written returns a pointer to a copy of v if the run recorded in tx wrote
-// path, nil otherwise: the field of a RunX's effects for an output.
-func Written[T any](tx *Tx, path int, v T) *T {
+// Written returns p, the output of path in a RunX's call, if the run
+// recorded in tx wrote path, and nil otherwise: the field of the RunX's
+// effects for an output. The call of a RunX is its own, so its effects
+// may point into it.
+//
+// Like CheckOutput it takes a pointer type, so that the compiler makes one
+// for every type of output.
+func Written[P comparable](tx *Tx, path int, p P) P {
 	if !tx.Written(path) {
-		return nil
+		var zero P
+		return zero
 	}
-	return &v
+	return p
 }
 
 // CheckOutput fails the attempt recorded in tx if the run wrote path (the
 // contract's name) and its value v cannot be encoded as a durable store
 // will encode it (see CheckValue; valid is nil for the types that JSON
 // always encodes).
-func CheckOutput[T any](tx *Tx, path int, name string, v *T, valid func(*T) error) {
+func CheckOutput[P any](tx *Tx, path int, name string, v P, valid func(P) error) {
 	if (tx.codec != nil || valid != nil) && tx.Written(path) {
 		if err := CheckValue(tx.codec, name, v, valid); err != nil {
 			tx.Fail(err)

@@ -104,27 +104,30 @@ type entryBuilder[S any] interface {
 // fingerprint typ, that get locates in a state. appendJSON, if given (the
 // generator gives it), appends a value as encoding/json would, byte for
 // byte, without reflection; it is used unless the engine has WithCodec.
-func ValueField[S, T any](path, typ string, get func(*S) *T, appendJSON ...func([]byte, *T) ([]byte, error)) StateField[S] {
-	return StateField[S]{info: FieldInfo{Path: path, Type: typ}, codec: &valueCodec[S, T]{get: get, appendJSON: appendJSON}}
+//
+// P is the pointer type of the field's values: the compiler makes one
+// valueCodec per state type for all of them, not one per type of value.
+func ValueField[S, P any](path, typ string, get func(*S) P, appendJSON ...func([]byte, P) ([]byte, error)) StateField[S] {
+	return StateField[S]{info: FieldInfo{Path: path, Type: typ}, codec: &valueCodec[S, P]{get: get, appendJSON: appendJSON}}
 }
 
-type valueCodec[S, T any] struct {
-	get        func(*S) *T
-	appendJSON []func([]byte, *T) ([]byte, error)
+type valueCodec[S, P any] struct {
+	get        func(*S) P
+	appendJSON []func([]byte, P) ([]byte, error)
 }
 
-func (f *valueCodec[S, T]) encode(c Codec, dst []byte, s *S) ([]byte, error) {
+func (f *valueCodec[S, P]) encode(c Codec, dst []byte, s *S) ([]byte, error) {
 	return appendValue(c, f.appendJSON, dst, f.get(s))
 }
 
-func (f *valueCodec[S, T]) decode(c Codec, s *S, data []byte) error {
+func (f *valueCodec[S, P]) decode(c Codec, s *S, data []byte) error {
 	return c.Unmarshal(data, f.get(s))
 }
 
 // A plain field is never asked for entries (stateCodec.field checks).
-func (*valueCodec[S, T]) entry(Codec, []byte, *S, string) ([]byte, bool, error) { panic("unreachable") }
-func (*valueCodec[S, T]) entries(Codec, *S, func(string, []byte) error) error   { panic("unreachable") }
-func (*valueCodec[S, T]) builder(Codec) entryBuilder[S]                         { panic("unreachable") }
+func (*valueCodec[S, P]) entry(Codec, []byte, *S, string) ([]byte, bool, error) { panic("unreachable") }
+func (*valueCodec[S, P]) entries(Codec, *S, func(string, []byte) error) error   { panic("unreachable") }
+func (*valueCodec[S, P]) builder(Codec) entryBuilder[S]                         { panic("unreachable") }
 
 // CollectionField describes the collection at path, of a type with
 // fingerprint typ, that get locates in a state. appendJSON is as for
@@ -267,7 +270,7 @@ type jsonCodec struct{}
 
 // appendValue appends the encoding of v to dst: with appendJSON, when
 // generated code gave one and c is the default JSON codec, else with c.
-func appendValue[T any](c Codec, appendJSON []func([]byte, *T) ([]byte, error), dst []byte, v *T) ([]byte, error) {
+func appendValue[P any](c Codec, appendJSON []func([]byte, P) ([]byte, error), dst []byte, v P) ([]byte, error) {
 	if len(appendJSON) > 0 && appendJSON[0] != nil {
 		if _, ok := c.(jsonCodec); ok {
 			return appendJSON[0](dst, v)

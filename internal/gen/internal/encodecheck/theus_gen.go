@@ -312,7 +312,7 @@ func RunSetRate(impl Processes, s State, args SetRateArgs) (SetRateEffects, erro
 	if err != nil {
 		return SetRateEffects{}, err
 	}
-	return SetRateEffects{Rate: engine.Written(c.Tx(), theusPathDomainRate, c.out.rate)}, nil
+	return SetRateEffects{Rate: engine.Written(c.Tx(), theusPathDomainRate, &c.out.rate)}, nil
 }
 
 // RecordArgs are the arguments of record.
@@ -382,7 +382,7 @@ func RunRecord(impl Processes, s State, args RecordArgs) (RecordEffects, error) 
 	if err != nil {
 		return RecordEffects{}, err
 	}
-	return RecordEffects{LastValue: engine.Written(c.Tx(), theusPathDomainLast_Value, c.out.lastValue), Readings: engine.Last(c.out.readings)}, nil
+	return RecordEffects{LastValue: engine.Written(c.Tx(), theusPathDomainLast_Value, &c.out.lastValue), Readings: engine.Last(c.out.readings)}, nil
 }
 
 // What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.

@@ -262,7 +262,7 @@ func RunChangeEmail(impl Processes, s State, args ChangeEmailArgs) (ChangeEmailE
 	if err != nil {
 		return ChangeEmailEffects{}, err
 	}
-	return ChangeEmailEffects{UserChanged: c.out.userChanged, UserEmail: engine.Written(c.Tx(), theusPathDomainUser_Email, c.out.userEmail)}, nil
+	return ChangeEmailEffects{UserChanged: c.out.userChanged, UserEmail: engine.Written(c.Tx(), theusPathDomainUser_Email, &c.out.userEmail)}, nil
 }
 
 // MoveArgs are the arguments of move.
@@ -338,7 +338,7 @@ func RunMove(impl Processes, s State, args MoveArgs) (MoveEffects, error) {
 	if err != nil {
 		return MoveEffects{}, err
 	}
-	return MoveEffects{Audit: engine.Written(c.Tx(), theusPathDomainAudit, c.out.audit), UserAddress: engine.Written(c.Tx(), theusPathDomainUser_Address, c.out.userAddress)}, nil
+	return MoveEffects{Audit: engine.Written(c.Tx(), theusPathDomainAudit, &c.out.audit), UserAddress: engine.Written(c.Tx(), theusPathDomainUser_Address, &c.out.userAddress)}, nil
 }
 
 // SetPrefsArgs are the arguments of set_prefs.
@@ -404,7 +404,7 @@ func RunSetPrefs(impl Processes, s State, args SetPrefsArgs) (SetPrefsEffects, e
 	if err != nil {
 		return SetPrefsEffects{}, err
 	}
-	return SetPrefsEffects{UserPrefs: engine.Written(c.Tx(), theusPathDomainUser_Prefs, c.out.userPrefs)}, nil
+	return SetPrefsEffects{UserPrefs: engine.Written(c.Tx(), theusPathDomainUser_Prefs, &c.out.userPrefs)}, nil
 }
 
 // What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.

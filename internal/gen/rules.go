@@ -21,17 +21,16 @@ import (
 
 // errorDecls declares the domain error sentinels.
 func (g *generator) errorDecls() []jen.Code {
+	// The processes that declare each error, in one pass over them.
+	by := map[*contract.ErrorDecl][]string{}
+	for _, p := range g.m.Processes {
+		for _, d := range p.Errors {
+			by[d] = append(by[d], p.Name)
+		}
+	}
 	var out []jen.Code
 	for _, d := range g.m.Errors {
-		var by []string
-		for _, p := range g.m.Processes {
-			for _, pd := range p.Errors {
-				if pd == d {
-					by = append(by, p.Name)
-				}
-			}
-		}
-		out = append(out, doc(d.GoName+" is the domain error "+d.Name+", declared by "+strings.Join(by, ", ")+".").
+		out = append(out, doc(d.GoName+" is the domain error "+d.Name+", declared by "+strings.Join(by[d], ", ")+".").
 			Var().Id(d.GoName).Op("=").Qual(enginePkg, "DomainError").Call(jen.Lit(d.Name)))
 	}
 	return out

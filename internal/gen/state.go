@@ -276,7 +276,7 @@ func (g *generator) engineDecls() []jen.Code {
 			jen.List(jen.Id("v"), jen.Id("s")).Op(":=").Id("e.core").Dot("Snapshot").Call(),
 			jen.Return(jen.Id("Snapshot").Add(keyed(field{"s", jen.Id("s")}, field{"version", jen.Id("v")}))),
 		),
-		doc("CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version. A value of p that cannot be encoded is refused first, with an error naming its path.").
+		doc("CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.").
 			Func().Params(engineRecv()).Id("CompareAndSwap").Params(
 			jen.Id("ctx").Qual("context", "Context"),
 			jen.Id("expected").Uint64(),

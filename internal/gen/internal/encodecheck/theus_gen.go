@@ -165,7 +165,7 @@ func (e *Engine) Snapshot() Snapshot {
 	return Snapshot{s: s, version: v}
 }
 
-// CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version. A value of p that cannot be encoded is refused first, with an error naming its path.
+// CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
 	if err := p.theusCheck(e.core.Codec()); err != nil {
 		return 0, err

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"go/format"
 	"go/token"
 	"path/filepath"
 	"slices"
@@ -264,14 +263,17 @@ func groupImports(src []byte) ([]byte, error) {
 	if j < 0 {
 		return nil, errors.New("unterminated import block")
 	}
+	// jennifer's output is gofmt'd and its imports sorted by path, so the
+	// two groups, each in that order, are too: formatting the file again
+	// would only cost time (most of what generating a large contract
+	// takes).
 	var std, other []string
 	for _, line := range strings.Split(string(body[:j]), "\n") {
-		spec := strings.TrimSpace(line)
-		path := spec[strings.IndexByte(spec, '"')+1:]
+		path := line[strings.IndexByte(line, '"')+1:]
 		if first, _, _ := strings.Cut(path, "/"); strings.Contains(first, ".") {
-			other = append(other, spec)
+			other = append(other, line)
 		} else {
-			std = append(std, spec)
+			std = append(std, line)
 		}
 	}
 	groups := strings.Join(std, "\n")
@@ -283,7 +285,7 @@ func groupImports(src []byte) ([]byte, error) {
 	out.Write(src[:i+len(open)])
 	out.WriteString(groups)
 	out.Write(body[j:])
-	return format.Source(out.Bytes())
+	return out.Bytes(), nil
 }
 
 // doc returns // comment lines for a declaration, one per line of the

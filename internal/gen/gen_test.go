@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"go/ast"
+	"go/format"
 	"go/parser"
 	"go/token"
 	"io/fs"
@@ -76,6 +77,9 @@ func TestGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("testdata", name)
 			got := generate(t, dir)
+			if formatted, err := format.Source(got); err != nil || !bytes.Equal(formatted, got) {
+				t.Errorf("the generated code is not gofmt'd (err %v)", err)
+			}
 			golden := filepath.Join(dir, goldenName)
 			if *update {
 				if err := os.WriteFile(golden, got, 0o644); err != nil {

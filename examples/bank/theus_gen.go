@@ -89,9 +89,7 @@ func (p *Patch) DeleteAccounts(k string) {
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
 // AccountView is a read-only view of an Account in a snapshot.
-type AccountView struct {
-	p *Account
-}
+type AccountView struct{ p *Account }
 
 // ID returns the field id.
 func (v AccountView) ID() string { return v.p.ID }
@@ -106,9 +104,7 @@ func (v AccountView) Balance() int64 { return v.p.Balance }
 func (v AccountView) Clone() Account { return theusCloneAccount(v.p) }
 
 // AccountOpenedView is a read-only view of an AccountOpened in a snapshot.
-type AccountOpenedView struct {
-	p *AccountOpened
-}
+type AccountOpenedView struct{ p *AccountOpened }
 
 // ID returns the field id.
 func (v AccountOpenedView) ID() string { return v.p.ID }
@@ -123,9 +119,7 @@ func (v AccountOpenedView) Balance() int64 { return v.p.Balance }
 func (v AccountOpenedView) Clone() AccountOpened { return theusCloneAccountOpened(v.p) }
 
 // TransferCompletedView is a read-only view of a TransferCompleted in a snapshot.
-type TransferCompletedView struct {
-	p *TransferCompleted
-}
+type TransferCompletedView struct{ p *TransferCompleted }
 
 // Account returns the field account.
 func (v TransferCompletedView) Account() string { return v.p.Account }
@@ -189,14 +183,10 @@ func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
-func (e *Engine) Store() engine.Store {
-	return e.core.Store()
-}
+func (e *Engine) Store() engine.Store { return e.core.Store() }
 
 // Close stops the engine. It does not close a store passed with engine.WithStore.
-func (e *Engine) Close() error {
-	return e.core.Close()
-}
+func (e *Engine) Close() error { return e.core.Close() }
 
 // ErrAccountExists is the domain error account_exists, declared by open_account.
 var ErrAccountExists = engine.DomainError("account_exists")
@@ -317,9 +307,7 @@ func (o *DepositOut) Accounts() engine.CollectionWriter[string, Account] {
 	return engine.Writer(&c.Invocation, theusPathDomainAccounts, &c.out.accounts, nil)
 }
 
-func (o *DepositOut) live() *theusCallDeposit {
-	return (*engine.Out)(o).Live().(*theusCallDeposit)
-}
+func (o *DepositOut) live() *theusCallDeposit { return (*engine.Out)(o).Live().(*theusCallDeposit) }
 
 // DepositReceipt tells what a call of deposit committed.
 type DepositReceipt struct {
@@ -328,9 +316,7 @@ type DepositReceipt struct {
 }
 
 // DepositEffects is what one run of deposit set and emitted (see RunDeposit).
-type DepositEffects struct {
-	Accounts map[string]*Account
-}
+type DepositEffects struct{ Accounts map[string]*Account }
 
 // Deposit runs deposit and commits its effects.
 func (e *Engine) Deposit(ctx context.Context, args DepositArgs) (DepositReceipt, error) {
@@ -397,9 +383,7 @@ func (o *TransferOut) EmitTransferCompleted(p TransferCompleted) {
 // SetResult sets the value returned to the caller in TransferReceipt.Result.
 func (o *TransferOut) SetResult(v int64) { o.live().out.result = v }
 
-func (o *TransferOut) live() *theusCallTransfer {
-	return (*engine.Out)(o).Live().(*theusCallTransfer)
-}
+func (o *TransferOut) live() *theusCallTransfer { return (*engine.Out)(o).Live().(*theusCallTransfer) }
 
 // TransferReceipt tells what a call of transfer committed.
 type TransferReceipt struct {
@@ -443,9 +427,7 @@ func RunTransfer(impl Processes, s State, args TransferArgs) (TransferEffects, e
 }
 
 // BalanceArgs are the arguments of balance.
-type BalanceArgs struct {
-	ID string
-}
+type BalanceArgs struct{ ID string }
 
 // BalanceIn is what balance reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type BalanceIn struct {
@@ -467,9 +449,7 @@ type BalanceOut engine.Out
 // SetResult sets the value returned to the caller in BalanceReceipt.Result.
 func (o *BalanceOut) SetResult(v int64) { o.live().out.result = v }
 
-func (o *BalanceOut) live() *theusCallBalance {
-	return (*engine.Out)(o).Live().(*theusCallBalance)
-}
+func (o *BalanceOut) live() *theusCallBalance { return (*engine.Out)(o).Live().(*theusCallBalance) }
 
 // BalanceReceipt tells what a call of balance committed.
 type BalanceReceipt struct {
@@ -479,9 +459,7 @@ type BalanceReceipt struct {
 }
 
 // BalanceEffects is what one run of balance set and emitted (see RunBalance).
-type BalanceEffects struct {
-	Result int64
-}
+type BalanceEffects struct{ Result int64 }
 
 // Balance runs balance on the latest snapshot; it commits nothing.
 func (e *Engine) Balance(ctx context.Context, args BalanceArgs) (BalanceReceipt, error) {
@@ -590,9 +568,7 @@ func theusAddPath(paths []int, path int) []int {
 	return append(paths, path)
 }
 
-type theusPatch struct {
-	p *Patch
-}
+type theusPatch struct{ p *Patch }
 
 func (t theusPatch) Record(tx *engine.Tx) {
 	for _, w := range t.p.writes {
@@ -747,9 +723,7 @@ func (c *theusCallTransfer) Apply(s *theusState, v uint64) {
 }
 
 // theusOutputsBalance is what a run of balance set and emitted.
-type theusOutputsBalance struct {
-	result int64
-}
+type theusOutputsBalance struct{ result int64 }
 
 // theusCallBalance is a call of balance; calls are pooled.
 type theusCallBalance struct {

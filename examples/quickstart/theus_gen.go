@@ -44,9 +44,7 @@ type DomainState struct {
 }
 
 // GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.
-type GlobalState struct {
-	MaxEmailLen int
-}
+type GlobalState struct{ MaxEmailLen int }
 
 // Snapshot is an immutable view of the state at one version.
 type Snapshot struct {
@@ -95,9 +93,7 @@ func (p *Patch) SetMaxEmailLen(v int) {
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
 // UserView is a read-only view of a User in a snapshot.
-type UserView struct {
-	p *User
-}
+type UserView struct{ p *User }
 
 // ID returns the field id.
 func (v UserView) ID() string { return v.p.ID }
@@ -115,9 +111,7 @@ func (v UserView) Tags() engine.SliceView[string] { return engine.NewSliceView(v
 func (v UserView) Clone() User { return theusCloneUser(v.p) }
 
 // UserUpdatedView is a read-only view of a UserUpdated in a snapshot.
-type UserUpdatedView struct {
-	p *UserUpdated
-}
+type UserUpdatedView struct{ p *UserUpdated }
 
 // ID returns the field id.
 func (v UserUpdatedView) ID() string { return v.p.ID }
@@ -173,19 +167,13 @@ func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
-func (e *Engine) Store() engine.Store {
-	return e.core.Store()
-}
+func (e *Engine) Store() engine.Store { return e.core.Store() }
 
 // Close stops the engine. It does not close a store passed with engine.WithStore.
-func (e *Engine) Close() error {
-	return e.core.Close()
-}
+func (e *Engine) Close() error { return e.core.Close() }
 
 // UpdateUserEmailArgs are the arguments of update_user_email.
-type UpdateUserEmailArgs struct {
-	Email string
-}
+type UpdateUserEmailArgs struct{ Email string }
 
 // UpdateUserEmailIn is what update_user_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type UpdateUserEmailIn struct {
@@ -295,9 +283,7 @@ type RecordLoginReceipt struct {
 }
 
 // RecordLoginEffects is what one run of record_login set and emitted (see RunRecordLogin).
-type RecordLoginEffects struct {
-	Logins *int
-}
+type RecordLoginEffects struct{ Logins *int }
 
 // RecordLogin runs record_login and commits its effects.
 func (e *Engine) RecordLogin(ctx context.Context, args RecordLoginArgs) (RecordLoginReceipt, error) {
@@ -354,9 +340,7 @@ type CurrentEmailReceipt struct {
 }
 
 // CurrentEmailEffects is what one run of current_email set and emitted (see RunCurrentEmail).
-type CurrentEmailEffects struct {
-	Result string
-}
+type CurrentEmailEffects struct{ Result string }
 
 // CurrentEmail runs current_email on the latest snapshot; it commits nothing.
 func (e *Engine) CurrentEmail(ctx context.Context, args CurrentEmailArgs) (CurrentEmailReceipt, error) {
@@ -452,9 +436,7 @@ func theusAddPath(paths []int, path int) []int {
 	return append(paths, path)
 }
 
-type theusPatch struct {
-	p *Patch
-}
+type theusPatch struct{ p *Patch }
 
 func (t theusPatch) Record(tx *engine.Tx) {
 	for _, w := range t.p.writes {
@@ -514,9 +496,7 @@ func (c *theusCallUpdateUserEmail) Apply(s *State, _ uint64) {
 }
 
 // theusOutputsRecordLogin is what a run of record_login set and emitted.
-type theusOutputsRecordLogin struct {
-	logins int
-}
+type theusOutputsRecordLogin struct{ logins int }
 
 // theusCallRecordLogin is a call of record_login; calls are pooled.
 type theusCallRecordLogin struct {
@@ -550,9 +530,7 @@ func (c *theusCallRecordLogin) Apply(s *State, _ uint64) {
 }
 
 // theusOutputsCurrentEmail is what a run of current_email set and emitted.
-type theusOutputsCurrentEmail struct {
-	result string
-}
+type theusOutputsCurrentEmail struct{ result string }
 
 // theusCallCurrentEmail is a call of current_email; calls are pooled.
 type theusCallCurrentEmail struct {

@@ -105,9 +105,7 @@ func (p *Patch) SetOutboxQueue(v []OutboxMsg) {
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
 // UserView is a read-only view of a User in a snapshot.
-type UserView struct {
-	p *User
-}
+type UserView struct{ p *User }
 
 // ID returns the field id.
 func (v UserView) ID() string { return v.p.ID }
@@ -119,9 +117,7 @@ func (v UserView) Email() string { return v.p.Email }
 func (v UserView) Clone() User { return theusCloneUser(v.p) }
 
 // OutboxMsgView is a read-only view of an OutboxMsg in a snapshot.
-type OutboxMsgView struct {
-	p *OutboxMsg
-}
+type OutboxMsgView struct{ p *OutboxMsg }
 
 // Topic returns the field topic.
 func (v OutboxMsgView) Topic() string { return v.p.Topic }
@@ -136,9 +132,7 @@ func (v OutboxMsgView) Email() string { return v.p.Email }
 func (v OutboxMsgView) Clone() OutboxMsg { return theusCloneOutboxMsg(v.p) }
 
 // UserUpdatedView is a read-only view of a UserUpdated in a snapshot.
-type UserUpdatedView struct {
-	p *UserUpdated
-}
+type UserUpdatedView struct{ p *UserUpdated }
 
 // ID returns the field id.
 func (v UserUpdatedView) ID() string { return v.p.ID }
@@ -196,19 +190,13 @@ func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
-func (e *Engine) Store() engine.Store {
-	return e.core.Store()
-}
+func (e *Engine) Store() engine.Store { return e.core.Store() }
 
 // Close stops the engine. It does not close a store passed with engine.WithStore.
-func (e *Engine) Close() error {
-	return e.core.Close()
-}
+func (e *Engine) Close() error { return e.core.Close() }
 
 // QueueAliceEmailArgs are the arguments of queue_alice_email.
-type QueueAliceEmailArgs struct {
-	Email string
-}
+type QueueAliceEmailArgs struct{ Email string }
 
 // QueueAliceEmailIn is what queue_alice_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type QueueAliceEmailIn struct {
@@ -287,9 +275,7 @@ func RunQueueAliceEmail(impl Processes, s State, args QueueAliceEmailArgs) (Queu
 }
 
 // QueueBobEmailArgs are the arguments of queue_bob_email.
-type QueueBobEmailArgs struct {
-	Email string
-}
+type QueueBobEmailArgs struct{ Email string }
 
 // QueueBobEmailIn is what queue_bob_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type QueueBobEmailIn struct {
@@ -368,9 +354,7 @@ func RunQueueBobEmail(impl Processes, s State, args QueueBobEmailArgs) (QueueBob
 }
 
 // EmitAliceEmailArgs are the arguments of emit_alice_email.
-type EmitAliceEmailArgs struct {
-	Email string
-}
+type EmitAliceEmailArgs struct{ Email string }
 
 // EmitAliceEmailIn is what emit_alice_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type EmitAliceEmailIn struct {
@@ -439,9 +423,7 @@ func RunEmitAliceEmail(impl Processes, s State, args EmitAliceEmailArgs) (EmitAl
 }
 
 // EmitBobEmailArgs are the arguments of emit_bob_email.
-type EmitBobEmailArgs struct {
-	Email string
-}
+type EmitBobEmailArgs struct{ Email string }
 
 // EmitBobEmailIn is what emit_bob_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type EmitBobEmailIn struct {
@@ -579,9 +561,7 @@ func theusAddPath(paths []int, path int) []int {
 	return append(paths, path)
 }
 
-type theusPatch struct {
-	p *Patch
-}
+type theusPatch struct{ p *Patch }
 
 func (t theusPatch) Record(tx *engine.Tx) {
 	for _, w := range t.p.writes {

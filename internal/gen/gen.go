@@ -334,6 +334,15 @@ func keyedLines(fs ...field) *jen.Statement {
 	return jen.Custom(multiLine, sortedFields(fs)...)
 }
 
+// structOf is a struct type, written on one line when it has one field
+// (struct{ Email string }), as gofmt keeps it.
+func structOf(fields ...jen.Code) *jen.Statement {
+	if len(fields) != 1 {
+		return jen.Struct(fields...)
+	}
+	return jen.Id("struct").Custom(jen.Options{Open: "{", Close: "}"}, fields...)
+}
+
 // multiLine renders a composite literal body with one element per line.
 var multiLine = jen.Options{Open: "{", Close: "}", Separator: ",", Multi: true}
 

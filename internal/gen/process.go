@@ -32,7 +32,7 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 		inInit = append(inInit, field{"tx", jen.Id("c").Dot("Tx").Call()})
 	}
 	out = []jen.Code{
-		doc(args + " are the arguments of " + p.Name + ".").Type().Id(args).Struct(argFields...),
+		doc(args + " are the arguments of " + p.Name + ".").Type().Id(args).Add(structOf(argFields...)),
 		doc(in + " is what " + p.Name + " reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).").
 			Type().Id(in).Struct(inFields...),
 	}
@@ -110,11 +110,11 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 		Type().Id(outT).Qual(enginePkg, "Out"))
 	out = append(out, setters...)
 	out = append(out,
-		jen.Func().Params(outRecv()).Id("live").Params().Op("*").Id(call).Block(
+		jen.Func().Params(outRecv()).Id("live").Params().Op("*").Id(call).Add(oneLine(
 			jen.Return(jen.Parens(jen.Op("*").Qual(enginePkg, "Out")).Parens(jen.Id("o")).Dot("Live").Call().Assert(jen.Op("*").Id(call))),
-		),
+		)),
 		doc(receipt+" tells what a call of "+p.Name+" committed.").Type().Id(receipt).Struct(receiptFields...),
-		doc(effects+" is what one run of "+p.Name+" set and emitted (see Run"+n+").").Type().Id(effects).Struct(effFields...),
+		doc(effects+" is what one run of "+p.Name+" set and emitted (see Run"+n+").").Type().Id(effects).Add(structOf(effFields...)),
 	)
 
 	// The Engine method and RunX.
@@ -185,7 +185,7 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 		runStmts = append(runStmts, jen.Return(process))
 	}
 	private = append(private,
-		doc(outputs+" is what a run of "+p.Name+" set and emitted.").Type().Id(outputs).Struct(outFields...),
+		doc(outputs+" is what a run of "+p.Name+" set and emitted.").Type().Id(outputs).Add(structOf(outFields...)),
 		doc(call+" is a call of "+p.Name+"; calls are pooled.").Type().Id(call).Struct(
 			jen.Qual(enginePkg, "Invocation"),
 			jen.Id("impl").Id("Processes"),

@@ -47,7 +47,7 @@ func (g *generator) stateDecls() (out, private []jen.Code) {
 			doc("DomainState is the business state: versioned, persisted, conflict-checked.").
 				Type().Id("DomainState").Struct(domain...),
 			doc("GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.").
-				Type().Id("GlobalState").Struct(global...),
+				Type().Id("GlobalState").Add(structOf(global...)),
 		)
 	}
 	if g.hasColl {
@@ -59,7 +59,7 @@ func (g *generator) stateDecls() (out, private []jen.Code) {
 		if g.m.DeclaredInGo {
 			// State.Global may be an anonymous struct, which the generated
 			// code cannot name: the engine keeps a copy of its fields.
-			private = append(private, jen.Type().Id("theusGlobalState").Struct(global...))
+			private = append(private, jen.Type().Id("theusGlobalState").Add(structOf(global...)))
 		}
 		private = append(private, g.internalFunc())
 	}
@@ -289,13 +289,13 @@ func (g *generator) engineDecls() []jen.Code {
 				jen.Id("ctx"), jen.Id("expected"), jen.Id("theusPatch").Add(keyed(field{"p", jen.Op("&").Id("p")})))),
 		),
 		doc("Store returns the engine's store, for outbox.NewRelay.").
-			Func().Params(engineRecv()).Id("Store").Params().Qual(enginePkg, "Store").Block(
+			Func().Params(engineRecv()).Id("Store").Params().Qual(enginePkg, "Store").Add(oneLine(
 			jen.Return(jen.Id("e.core").Dot("Store").Call()),
-		),
+		)),
 		doc("Close stops the engine. It does not close a store passed with engine.WithStore.").
-			Func().Params(engineRecv()).Id("Close").Params().Error().Block(
+			Func().Params(engineRecv()).Id("Close").Params().Error().Add(oneLine(
 			jen.Return(jen.Id("e.core").Dot("Close").Call()),
-		),
+		)),
 	}
 	return out
 }
@@ -377,7 +377,7 @@ func (g *generator) patchDecls() (out, private []jen.Code) {
 			jen.If(jen.Qual("slices", "Contains").Call(jen.Id("paths"), jen.Id("path"))).Block(jen.Return(jen.Id("paths"))),
 			jen.Return(jen.Append(jen.Id("paths"), jen.Id("path"))),
 		),
-		jen.Type().Id("theusPatch").Struct(jen.Id("p").Op("*").Id("Patch")),
+		jen.Type().Id("theusPatch").Add(structOf(jen.Id("p").Op("*").Id("Patch"))),
 		jen.Func().Params(patchRecv()).Id("Record").Params(jen.Id("tx").Op("*").Qual(enginePkg, "Tx")).Block(recordBody...),
 		jen.Func().Params(patchRecv()).Id("Apply").Params(jen.Id("s").Op("*").Id(g.st), vParam.Uint64()).Block(applyBody...),
 	)

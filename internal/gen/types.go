@@ -34,7 +34,7 @@ func (g *generator) viewDecls() []jen.Code {
 	for _, s := range g.m.Types {
 		view := s.GoName + "View"
 		out = append(out, doc(view+" is a read-only view of "+article(s.GoName)+" in a snapshot.").
-			Type().Id(view).Struct(jen.Id("p").Op("*").Id(s.GoName)))
+			Type().Id(view).Add(structOf(jen.Id("p").Op("*").Id(s.GoName))))
 		for _, f := range s.Fields {
 			out = append(out, doc(f.GoName+" returns the field "+f.Name+".").
 				Func().Params(jen.Id("v").Id(view)).Id(f.GoName).Params().Add(viewType(f.Type)).

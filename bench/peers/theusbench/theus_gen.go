@@ -86,9 +86,7 @@ func (p *Patch) DeleteUsers(k string) {
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
 // UserView is a read-only view of a User in a snapshot.
-type UserView struct {
-	p *User
-}
+type UserView struct{ p *User }
 
 // ID returns the field id.
 func (v UserView) ID() string { return v.p.ID }
@@ -106,9 +104,7 @@ func (v UserView) UpdatedAt() int64 { return v.p.UpdatedAt }
 func (v UserView) Clone() User { return theusCloneUser(v.p) }
 
 // UserUpdatedView is a read-only view of a UserUpdated in a snapshot.
-type UserUpdatedView struct {
-	p *UserUpdated
-}
+type UserUpdatedView struct{ p *UserUpdated }
 
 // ID returns the field id.
 func (v UserUpdatedView) ID() string { return v.p.ID }
@@ -175,14 +171,10 @@ func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
-func (e *Engine) Store() engine.Store {
-	return e.core.Store()
-}
+func (e *Engine) Store() engine.Store { return e.core.Store() }
 
 // Close stops the engine. It does not close a store passed with engine.WithStore.
-func (e *Engine) Close() error {
-	return e.core.Close()
-}
+func (e *Engine) Close() error { return e.core.Close() }
 
 // ErrNoSuchUser is the domain error no_such_user, declared by update_user.
 var ErrNoSuchUser = engine.DomainError("no_such_user")
@@ -341,9 +333,7 @@ func theusAddPath(paths []int, path int) []int {
 	return append(paths, path)
 }
 
-type theusPatch struct {
-	p *Patch
-}
+type theusPatch struct{ p *Patch }
 
 func (t theusPatch) Record(tx *engine.Tx) {
 	for _, w := range t.p.writes {

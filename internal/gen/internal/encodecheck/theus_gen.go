@@ -116,9 +116,7 @@ func (p *Patch) SetLast(v Reading) {
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
 // ReadingView is a read-only view of a Reading in a snapshot.
-type ReadingView struct {
-	p *Reading
-}
+type ReadingView struct{ p *Reading }
 
 // Value returns the field value.
 func (v ReadingView) Value() float64 { return v.p.Value }
@@ -174,14 +172,10 @@ func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
-func (e *Engine) Store() engine.Store {
-	return e.core.Store()
-}
+func (e *Engine) Store() engine.Store { return e.core.Store() }
 
 // Close stops the engine. It does not close a store passed with engine.WithStore.
-func (e *Engine) Close() error {
-	return e.core.Close()
-}
+func (e *Engine) Close() error { return e.core.Close() }
 
 // HitArgs are the arguments of hit.
 type HitArgs struct {
@@ -212,9 +206,7 @@ func (o *HitOut) Hits() engine.CollectionWriter[string, int64] {
 	return engine.Writer(&c.Invocation, theusPathDomainHits, &c.out.hits, nil)
 }
 
-func (o *HitOut) live() *theusCallHit {
-	return (*engine.Out)(o).Live().(*theusCallHit)
-}
+func (o *HitOut) live() *theusCallHit { return (*engine.Out)(o).Live().(*theusCallHit) }
 
 // HitReceipt tells what a call of hit committed.
 type HitReceipt struct {
@@ -223,9 +215,7 @@ type HitReceipt struct {
 }
 
 // HitEffects is what one run of hit set and emitted (see RunHit).
-type HitEffects struct {
-	Hits map[string]*int64
-}
+type HitEffects struct{ Hits map[string]*int64 }
 
 // Hit runs hit and commits its effects.
 func (e *Engine) Hit(ctx context.Context, args HitArgs) (HitReceipt, error) {
@@ -254,9 +244,7 @@ func RunHit(impl Processes, s State, args HitArgs) (HitEffects, error) {
 }
 
 // SetRateArgs are the arguments of set_rate.
-type SetRateArgs struct {
-	Rate float64
-}
+type SetRateArgs struct{ Rate float64 }
 
 // SetRateIn is what set_rate reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type SetRateIn struct {
@@ -274,9 +262,7 @@ func (o *SetRateOut) SetRate(v float64) {
 	c.Tx().Write(theusPathDomainRate)
 }
 
-func (o *SetRateOut) live() *theusCallSetRate {
-	return (*engine.Out)(o).Live().(*theusCallSetRate)
-}
+func (o *SetRateOut) live() *theusCallSetRate { return (*engine.Out)(o).Live().(*theusCallSetRate) }
 
 // SetRateReceipt tells what a call of set_rate committed.
 type SetRateReceipt struct {
@@ -285,9 +271,7 @@ type SetRateReceipt struct {
 }
 
 // SetRateEffects is what one run of set_rate set and emitted (see RunSetRate).
-type SetRateEffects struct {
-	Rate *float64
-}
+type SetRateEffects struct{ Rate *float64 }
 
 // SetRate runs set_rate and commits its effects.
 func (e *Engine) SetRate(ctx context.Context, args SetRateArgs) (SetRateReceipt, error) {
@@ -343,9 +327,7 @@ func (o *RecordOut) SetLastValue(v float64) {
 	c.Tx().Write(theusPathDomainLast_Value)
 }
 
-func (o *RecordOut) live() *theusCallRecord {
-	return (*engine.Out)(o).Live().(*theusCallRecord)
-}
+func (o *RecordOut) live() *theusCallRecord { return (*engine.Out)(o).Live().(*theusCallRecord) }
 
 // RecordReceipt tells what a call of record committed.
 type RecordReceipt struct {
@@ -496,9 +478,7 @@ func theusAddPath(paths []int, path int) []int {
 	return append(paths, path)
 }
 
-type theusPatch struct {
-	p *Patch
-}
+type theusPatch struct{ p *Patch }
 
 func (t theusPatch) Record(tx *engine.Tx) {
 	for _, w := range t.p.writes {
@@ -568,9 +548,7 @@ func (c *theusCallHit) Apply(s *theusState, v uint64) {
 }
 
 // theusOutputsSetRate is what a run of set_rate set and emitted.
-type theusOutputsSetRate struct {
-	rate float64
-}
+type theusOutputsSetRate struct{ rate float64 }
 
 // theusCallSetRate is a call of set_rate; calls are pooled.
 type theusCallSetRate struct {

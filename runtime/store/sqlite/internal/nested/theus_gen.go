@@ -90,9 +90,7 @@ func (p *Patch) SetAudit(v []string) {
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
 // AddressView is a read-only view of an Address in a snapshot.
-type AddressView struct {
-	p *Address
-}
+type AddressView struct{ p *Address }
 
 // City returns the field city.
 func (v AddressView) City() string { return v.p.City }
@@ -104,9 +102,7 @@ func (v AddressView) Lines() engine.SliceView[string] { return engine.NewSliceVi
 func (v AddressView) Clone() Address { return theusCloneAddress(v.p) }
 
 // UserView is a read-only view of a User in a snapshot.
-type UserView struct {
-	p *User
-}
+type UserView struct{ p *User }
 
 // ID returns the field id.
 func (v UserView) ID() string { return v.p.ID }
@@ -124,9 +120,7 @@ func (v UserView) Prefs() engine.MapView[string, string] { return engine.NewMapV
 func (v UserView) Clone() User { return theusCloneUser(v.p) }
 
 // ChangedView is a read-only view of a Changed in a snapshot.
-type ChangedView struct {
-	p *Changed
-}
+type ChangedView struct{ p *Changed }
 
 // ID returns the field id.
 func (v ChangedView) ID() string { return v.p.ID }
@@ -182,19 +176,13 @@ func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
-func (e *Engine) Store() engine.Store {
-	return e.core.Store()
-}
+func (e *Engine) Store() engine.Store { return e.core.Store() }
 
 // Close stops the engine. It does not close a store passed with engine.WithStore.
-func (e *Engine) Close() error {
-	return e.core.Close()
-}
+func (e *Engine) Close() error { return e.core.Close() }
 
 // ChangeEmailArgs are the arguments of change_email.
-type ChangeEmailArgs struct {
-	Email string
-}
+type ChangeEmailArgs struct{ Email string }
 
 // ChangeEmailIn is what change_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type ChangeEmailIn struct {
@@ -300,9 +288,7 @@ func (o *MoveOut) SetAudit(v []string) {
 	c.Tx().Write(theusPathDomainAudit)
 }
 
-func (o *MoveOut) live() *theusCallMove {
-	return (*engine.Out)(o).Live().(*theusCallMove)
-}
+func (o *MoveOut) live() *theusCallMove { return (*engine.Out)(o).Live().(*theusCallMove) }
 
 // MoveReceipt tells what a call of move committed.
 type MoveReceipt struct {
@@ -342,9 +328,7 @@ func RunMove(impl Processes, s State, args MoveArgs) (MoveEffects, error) {
 }
 
 // SetPrefsArgs are the arguments of set_prefs.
-type SetPrefsArgs struct {
-	Prefs map[string]string
-}
+type SetPrefsArgs struct{ Prefs map[string]string }
 
 // SetPrefsIn is what set_prefs reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type SetPrefsIn struct {
@@ -367,9 +351,7 @@ func (o *SetPrefsOut) SetUserPrefs(v map[string]string) {
 	c.Tx().Write(theusPathDomainUser_Prefs)
 }
 
-func (o *SetPrefsOut) live() *theusCallSetPrefs {
-	return (*engine.Out)(o).Live().(*theusCallSetPrefs)
-}
+func (o *SetPrefsOut) live() *theusCallSetPrefs { return (*engine.Out)(o).Live().(*theusCallSetPrefs) }
 
 // SetPrefsReceipt tells what a call of set_prefs committed.
 type SetPrefsReceipt struct {
@@ -378,9 +360,7 @@ type SetPrefsReceipt struct {
 }
 
 // SetPrefsEffects is what one run of set_prefs set and emitted (see RunSetPrefs).
-type SetPrefsEffects struct {
-	UserPrefs *map[string]string
-}
+type SetPrefsEffects struct{ UserPrefs *map[string]string }
 
 // SetPrefs runs set_prefs and commits its effects.
 func (e *Engine) SetPrefs(ctx context.Context, args SetPrefsArgs) (SetPrefsReceipt, error) {
@@ -474,9 +454,7 @@ func theusAddPath(paths []int, path int) []int {
 	return append(paths, path)
 }
 
-type theusPatch struct {
-	p *Patch
-}
+type theusPatch struct{ p *Patch }
 
 func (t theusPatch) Record(tx *engine.Tx) {
 	for _, w := range t.p.writes {
@@ -574,9 +552,7 @@ func (c *theusCallMove) Apply(s *State, _ uint64) {
 }
 
 // theusOutputsSetPrefs is what a run of set_prefs set and emitted.
-type theusOutputsSetPrefs struct {
-	userPrefs map[string]string
-}
+type theusOutputsSetPrefs struct{ userPrefs map[string]string }
 
 // theusCallSetPrefs is a call of set_prefs; calls are pooled.
 type theusCallSetPrefs struct {

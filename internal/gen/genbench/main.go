@@ -14,7 +14,8 @@
 // The build is cold for the generated package only: each run uses a new,
 // empty GOCACHE, fills it with the package's dependencies (the standard
 // library and the runtime, untimed), and then times `go build` of the
-// package. The memory is the largest resident set of the processes that
+// package, wall time and the CPU time of its processes (which a busy
+// machine disturbs less). The memory is the largest resident set of the processes that
 // `go build` ran (ru_maxrss of the command, which Linux takes over its
 // children): the compiler's, for a package this size.
 package main
@@ -57,7 +58,10 @@ func (v *variants) Set(s string) error {
 // sample is one measurement of a variant at one n.
 type sample struct {
 	generate, build time.Duration
-	rssKB           int64
+	// cpu is the user and system time of the build's processes: on a
+	// busy machine it varies less than the wall time.
+	cpu   time.Duration
+	rssKB int64
 }
 
 func main() {
@@ -139,20 +143,24 @@ func measureN(tmp string, vs variants, n, runs int) {
 			start = time.Now()
 			st := run(dir, env, "go", "build", "./big")
 			s.build = time.Since(start)
-			s.rssKB = st.SysUsage().(*syscall.Rusage).Maxrss
+			ru := st.SysUsage().(*syscall.Rusage)
+			s.rssKB = ru.Maxrss
+			s.cpu = st.UserTime() + st.SystemTime()
 			samples[v.name] = append(samples[v.name], s)
 		}
 	}
 	fmt.Printf("\n%d processes (median of %d runs; lines per process = (lines at n - lines at 0) / n)\n", n, runs)
-	fmt.Printf("| variant | generated lines | lines per process | theusgen generate | go build (cold package) | compiler max RSS |\n|---|---|---|---|---|---|\n")
+	fmt.Printf("| variant | generated lines | lines per process | theusgen generate | go build (cold package) | its CPU (user+sys) | compiler max RSS |\n|---|---|---|---|---|---|---|\n")
 	for _, v := range vs {
 		l := lines[v.name]
 		ss := samples[v.name]
 		gen := median(ss, func(s sample) int64 { return int64(s.generate) })
 		build := median(ss, func(s sample) int64 { return int64(s.build) })
+		cpu := median(ss, func(s sample) int64 { return int64(s.cpu) })
 		rss := median(ss, func(s sample) int64 { return s.rssKB })
-		fmt.Printf("| %s | %d | %.1f | %v | %v | %d MB |\n", v.name, l[1], float64(l[1]-l[0])/float64(max(n, 1)),
-			time.Duration(gen).Round(time.Millisecond), time.Duration(build).Round(10*time.Millisecond), rss/1024)
+		fmt.Printf("| %s | %d | %.1f | %v | %v | %v | %d MB |\n", v.name, l[1], float64(l[1]-l[0])/float64(max(n, 1)),
+			time.Duration(gen).Round(time.Millisecond), time.Duration(build).Round(10*time.Millisecond),
+			time.Duration(cpu).Round(10*time.Millisecond), rss/1024)
 	}
 }
 

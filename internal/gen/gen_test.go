@@ -331,3 +331,24 @@ func TestQuickstartReadsInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestDocExcerpt checks that the excerpt of generated code in
+// docs/contracts.md is the quickstart's generated code, as it is now.
+func TestDocExcerpt(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/contracts.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden, err := os.ReadFile(filepath.Join("testdata", "quickstart", goldenName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "A process of the quickstart\nreads:\n\n```go\n")
+	excerpt, _, closed := strings.Cut(rest, "```")
+	if !ok || !closed || excerpt == "" {
+		t.Fatal("docs/contracts.md has no excerpt of the quickstart's generated code")
+	}
+	if !strings.Contains(string(golden), excerpt) {
+		t.Errorf("the excerpt in docs/contracts.md is not in the quickstart's generated code any more; copy it again from %s:\n%s", goldenName, excerpt)
+	}
+}

@@ -11,7 +11,7 @@ TAG_PACKAGES := examples/tags
 # are not the main module's).
 PEERS_CONTRACTS := theusbench/contracts.yaml
 
-.PHONY: demo test generate ci fmt-check vet diff lint bench lintbench bench-peers peers-check build clean
+.PHONY: demo test generate ci fmt-check vet diff lint bench lintbench genbench bench-peers peers-check build clean
 
 ## demo: generate the quickstart's code, then run it (commits, relay, consumer) and print the summary
 demo: generate
@@ -58,6 +58,12 @@ bench:
 ## lintbench: time theusgen lint against go vet on a generated package with 200 processes
 lintbench: $(THEUSGEN)
 	$(GO) run ./internal/lint/lintbench -n 200 -theusgen $(THEUSGEN)
+
+## genbench: lines, theusgen generate time, cold go build time and compiler memory of the generated code of a
+## synthetic contract (50 types, 200 state fields, 50 topics) with 200 and 1,000 processes; compare checkouts
+## with GENBENCH_FLAGS='-variant base=/path/to/other/checkout -variant cur=.'
+genbench:
+	$(GO) run ./internal/gen/genbench -n 200,1000 -runs 3 $(GENBENCH_FLAGS)
 
 ## bench-peers: Theus beside peer outboxes (pgx, Watermill) on THEUS_TEST_POSTGRES: tables and raw JSON lines
 ## (bench/peers/README.md); a quick run: make bench-peers PEERS_FLAGS='-reps 1 -duration 1s -drain 5000'

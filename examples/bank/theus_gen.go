@@ -5,7 +5,6 @@ package bank
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 
@@ -13,6 +12,8 @@ import (
 	jsonenc "github.com/theus-go/theus/runtime/jsonenc"
 	memory "github.com/theus-go/theus/runtime/store/memory"
 )
+
+// Types: the structs declared in contracts.yaml.
 
 // Account is declared in contracts.yaml.
 type Account struct {
@@ -36,85 +37,710 @@ type TransferCompleted struct {
 	Amount  int64  `json:"amount"`
 }
 
-// AccountView is a read-only view of an Account in a snapshot.
-type AccountView struct {
-	p *Account
+// State: the state of contracts.yaml, the Snapshots that show it and the Patches that change it.
+
+// State is the engine's state, as declared in contracts.yaml.
+type State struct {
+	Domain DomainState
+	Global GlobalState
 }
+
+// DomainState is the business state: versioned, persisted, conflict-checked.
+type DomainState struct {
+	Accounts map[string]Account
+}
+
+// GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.
+type GlobalState struct{}
+
+// Snapshot is an immutable view of the state at one version.
+type Snapshot struct {
+	version uint64
+	s       *theusState
+}
+
+// Version returns the version of the snapshot.
+func (s Snapshot) Version() uint64 { return s.version }
+
+// Accounts returns domain.accounts.
+func (s Snapshot) Accounts() engine.MapView[string, AccountView] {
+	return engine.CollectionView(s.s.Domain.Accounts, nil, theusPathDomainAccounts, func(p *Account) AccountView {
+		return AccountView{p: p}
+	})
+}
+
+// Patch is a set of state changes for CompareAndSwap.
+type Patch struct {
+	writes   []int
+	accounts []engine.Pending[string, Account]
+}
+
+// PutAccounts sets the entry k of domain.accounts to v.
+func (p *Patch) PutAccounts(k string, v Account) {
+	c := theusCloneAccount(&v)
+	p.accounts = append(p.accounts, engine.Pending[string, Account]{Key: k, Value: &c})
+}
+
+// DeleteAccounts deletes the entry k of domain.accounts.
+func (p *Patch) DeleteAccounts(k string) {
+	p.accounts = append(p.accounts, engine.Pending[string, Account]{Key: k})
+}
+
+// Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
+
+// AccountView is a read-only view of an Account in a snapshot.
+type AccountView struct{ p *Account }
 
 // ID returns the field id.
-func (v AccountView) ID() string {
-	return v.p.ID
-}
+func (v AccountView) ID() string { return v.p.ID }
 
 // Owner returns the field owner.
-func (v AccountView) Owner() string {
-	return v.p.Owner
-}
+func (v AccountView) Owner() string { return v.p.Owner }
 
 // Balance returns the field balance.
-func (v AccountView) Balance() int64 {
-	return v.p.Balance
-}
+func (v AccountView) Balance() int64 { return v.p.Balance }
 
 // Clone returns a deep copy of the Account that shares nothing with the snapshot.
-func (v AccountView) Clone() Account {
-	return theusCloneAccount(v.p)
-}
+func (v AccountView) Clone() Account { return theusCloneAccount(v.p) }
 
 // AccountOpenedView is a read-only view of an AccountOpened in a snapshot.
-type AccountOpenedView struct {
-	p *AccountOpened
-}
+type AccountOpenedView struct{ p *AccountOpened }
 
 // ID returns the field id.
-func (v AccountOpenedView) ID() string {
-	return v.p.ID
-}
+func (v AccountOpenedView) ID() string { return v.p.ID }
 
 // Owner returns the field owner.
-func (v AccountOpenedView) Owner() string {
-	return v.p.Owner
-}
+func (v AccountOpenedView) Owner() string { return v.p.Owner }
 
 // Balance returns the field balance.
-func (v AccountOpenedView) Balance() int64 {
-	return v.p.Balance
-}
+func (v AccountOpenedView) Balance() int64 { return v.p.Balance }
 
 // Clone returns a deep copy of the AccountOpened that shares nothing with the snapshot.
-func (v AccountOpenedView) Clone() AccountOpened {
-	return theusCloneAccountOpened(v.p)
-}
+func (v AccountOpenedView) Clone() AccountOpened { return theusCloneAccountOpened(v.p) }
 
 // TransferCompletedView is a read-only view of a TransferCompleted in a snapshot.
-type TransferCompletedView struct {
-	p *TransferCompleted
-}
+type TransferCompletedView struct{ p *TransferCompleted }
 
 // Account returns the field account.
-func (v TransferCompletedView) Account() string {
-	return v.p.Account
-}
+func (v TransferCompletedView) Account() string { return v.p.Account }
 
 // From returns the field from.
-func (v TransferCompletedView) From() string {
-	return v.p.From
-}
+func (v TransferCompletedView) From() string { return v.p.From }
 
 // To returns the field to.
-func (v TransferCompletedView) To() string {
-	return v.p.To
-}
+func (v TransferCompletedView) To() string { return v.p.To }
 
 // Amount returns the field amount.
-func (v TransferCompletedView) Amount() int64 {
-	return v.p.Amount
-}
+func (v TransferCompletedView) Amount() int64 { return v.p.Amount }
 
 // Clone returns a deep copy of the TransferCompleted that shares nothing with the snapshot.
-func (v TransferCompletedView) Clone() TransferCompleted {
-	return theusCloneTransferCompleted(v.p)
+func (v TransferCompletedView) Clone() TransferCompleted { return theusCloneTransferCompleted(v.p) }
+
+// Processes: what the application implements, the Engine that runs it, and for each process its arguments, inputs, outputs, receipt and effects.
+
+// Processes is implemented by the application: one method per process of contracts.yaml.
+type Processes interface {
+	// OpenAccount: Opens an account with an initial balance.
+	OpenAccount(ctx context.Context, in OpenAccountIn, out *OpenAccountOut) error
+	// Deposit: Adds money to an account.
+	Deposit(ctx context.Context, in DepositIn, out *DepositOut) error
+	// Transfer: Moves money between two accounts and announces it.
+	Transfer(ctx context.Context, in TransferIn, out *TransferOut) error
+	// Balance: Returns an account's balance.
+	Balance(ctx context.Context, in BalanceIn, out *BalanceOut) error
 }
+
+// Engine runs the processes of contracts.yaml and commits their outputs and messages atomically.
+type Engine struct {
+	core *engine.Engine[theusState]
+	impl Processes
+}
+
+// NewEngine starts an engine. If the store holds data, its state is recovered and initial is ignored; without engine.WithStore the engine keeps everything in memory.
+func NewEngine(ctx context.Context, initial State, impl Processes, opts ...engine.Option) (*Engine, error) {
+	if impl == nil {
+		return nil, errors.New("theus: NewEngine: nil Processes")
+	}
+	core, err := engine.New(ctx, &theusSchema, theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{core: core, impl: impl}, nil
+}
+
+// Snapshot returns the latest committed state.
+func (e *Engine) Snapshot() Snapshot {
+	v, s := e.core.Snapshot()
+	return Snapshot{s: s, version: v}
+}
+
+// CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
+func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
+	if err := p.theusCheck(e.core.Codec()); err != nil {
+		return 0, err
+	}
+	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+}
+
+// Store returns the engine's store, for outbox.NewRelay.
+func (e *Engine) Store() engine.Store { return e.core.Store() }
+
+// Close stops the engine. It does not close a store passed with engine.WithStore.
+func (e *Engine) Close() error { return e.core.Close() }
+
+// ErrAccountExists is the domain error account_exists, declared by open_account.
+var ErrAccountExists = engine.DomainError("account_exists")
+
+// ErrInvalidAmount is the domain error invalid_amount, declared by open_account, deposit, transfer.
+var ErrInvalidAmount = engine.DomainError("invalid_amount")
+
+// ErrNoSuchAccount is the domain error no_such_account, declared by deposit, transfer, balance.
+var ErrNoSuchAccount = engine.DomainError("no_such_account")
+
+// ErrSameAccount is the domain error same_account, declared by transfer.
+var ErrSameAccount = engine.DomainError("same_account")
+
+// OpenAccountArgs are the arguments of open_account.
+type OpenAccountArgs struct {
+	ID      string
+	Owner   string
+	Initial int64
+}
+
+// OpenAccountIn is what open_account reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type OpenAccountIn struct {
+	Args OpenAccountArgs
+	s    *theusState
+	tx   *engine.Tx
+}
+
+// Accounts returns domain.accounts.
+func (in OpenAccountIn) Accounts() engine.MapView[string, AccountView] {
+	return engine.CollectionView(in.s.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
+		return AccountView{p: p}
+	})
+}
+
+// OpenAccountOut collects what open_account writes and emits. It is valid only during the call: using it afterwards panics.
+type OpenAccountOut engine.Out
+
+// Accounts returns the writer of domain.accounts: Put and Delete entries.
+func (o *OpenAccountOut) Accounts() engine.CollectionWriter[string, Account] {
+	c := o.live()
+	return engine.Writer(&c.Invocation, theusPathDomainAccounts, &c.out.accounts, nil)
+}
+
+// EmitAccountOpened emits a message on topic account.opened.
+func (o *OpenAccountOut) EmitAccountOpened(p AccountOpened) {
+	c := o.live()
+	theusEmitAccountOpened(&c.Invocation, &p, &c.out.accountOpened)
+}
+
+func (o *OpenAccountOut) live() *theusCallOpenAccount {
+	return (*engine.Out)(o).Live().(*theusCallOpenAccount)
+}
+
+// OpenAccountReceipt tells what a call of open_account committed.
+type OpenAccountReceipt struct {
+	Version    uint64
+	MessageIDs []string
+}
+
+// OpenAccountEffects is what one run of open_account set and emitted (see RunOpenAccount).
+type OpenAccountEffects struct {
+	Accounts      map[string]*Account
+	AccountOpened []AccountOpened
+}
+
+// OpenAccount runs open_account and commits its effects.
+func (e *Engine) OpenAccount(ctx context.Context, args OpenAccountArgs) (OpenAccountReceipt, error) {
+	c := theusPoolOpenAccount.Get().(*theusCallOpenAccount)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcOpenAccount, c)
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, OpenAccountArgs{}, theusOutputsOpenAccount{}
+	theusPoolOpenAccount.Put(c)
+	if err != nil {
+		return OpenAccountReceipt{}, err
+	}
+	return OpenAccountReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+}
+
+// RunOpenAccount runs open_account once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunOpenAccount(impl Processes, s State, args OpenAccountArgs) (OpenAccountEffects, error) {
+	c := &theusCallOpenAccount{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	st := theusInternal(&s)
+	err := engine.Run(context.Background(), "open_account", c, &st, ErrAccountExists, ErrInvalidAmount)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return OpenAccountEffects{}, err
+	}
+	return OpenAccountEffects{AccountOpened: c.out.accountOpened, Accounts: engine.Last(c.out.accounts)}, nil
+}
+
+// DepositArgs are the arguments of deposit.
+type DepositArgs struct {
+	ID     string
+	Amount int64
+}
+
+// DepositIn is what deposit reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type DepositIn struct {
+	Args DepositArgs
+	s    *theusState
+	tx   *engine.Tx
+}
+
+// Accounts returns domain.accounts.
+func (in DepositIn) Accounts() engine.MapView[string, AccountView] {
+	return engine.CollectionView(in.s.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
+		return AccountView{p: p}
+	})
+}
+
+// DepositOut collects what deposit writes and emits. It is valid only during the call: using it afterwards panics.
+type DepositOut engine.Out
+
+// Accounts returns the writer of domain.accounts: Put and Delete entries.
+func (o *DepositOut) Accounts() engine.CollectionWriter[string, Account] {
+	c := o.live()
+	return engine.Writer(&c.Invocation, theusPathDomainAccounts, &c.out.accounts, nil)
+}
+
+func (o *DepositOut) live() *theusCallDeposit { return (*engine.Out)(o).Live().(*theusCallDeposit) }
+
+// DepositReceipt tells what a call of deposit committed.
+type DepositReceipt struct {
+	Version    uint64
+	MessageIDs []string
+}
+
+// DepositEffects is what one run of deposit set and emitted (see RunDeposit).
+type DepositEffects struct{ Accounts map[string]*Account }
+
+// Deposit runs deposit and commits its effects.
+func (e *Engine) Deposit(ctx context.Context, args DepositArgs) (DepositReceipt, error) {
+	c := theusPoolDeposit.Get().(*theusCallDeposit)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcDeposit, c)
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, DepositArgs{}, theusOutputsDeposit{}
+	theusPoolDeposit.Put(c)
+	if err != nil {
+		return DepositReceipt{}, err
+	}
+	return DepositReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+}
+
+// RunDeposit runs deposit once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunDeposit(impl Processes, s State, args DepositArgs) (DepositEffects, error) {
+	c := &theusCallDeposit{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	st := theusInternal(&s)
+	err := engine.Run(context.Background(), "deposit", c, &st, ErrNoSuchAccount, ErrInvalidAmount)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return DepositEffects{}, err
+	}
+	return DepositEffects{Accounts: engine.Last(c.out.accounts)}, nil
+}
+
+// TransferArgs are the arguments of transfer.
+type TransferArgs struct {
+	From   string
+	To     string
+	Amount int64
+}
+
+// TransferIn is what transfer reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type TransferIn struct {
+	Args TransferArgs
+	s    *theusState
+	tx   *engine.Tx
+}
+
+// Accounts returns domain.accounts.
+func (in TransferIn) Accounts() engine.MapView[string, AccountView] {
+	return engine.CollectionView(in.s.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
+		return AccountView{p: p}
+	})
+}
+
+// TransferOut collects what transfer writes and emits. It is valid only during the call: using it afterwards panics.
+type TransferOut engine.Out
+
+// Accounts returns the writer of domain.accounts: Put and Delete entries.
+func (o *TransferOut) Accounts() engine.CollectionWriter[string, Account] {
+	c := o.live()
+	return engine.Writer(&c.Invocation, theusPathDomainAccounts, &c.out.accounts, nil)
+}
+
+// EmitTransferCompleted emits a message on topic transfer.completed.
+func (o *TransferOut) EmitTransferCompleted(p TransferCompleted) {
+	c := o.live()
+	theusEmitTransferCompleted(&c.Invocation, &p, &c.out.transferCompleted)
+}
+
+// SetResult sets the value returned to the caller in TransferReceipt.Result.
+func (o *TransferOut) SetResult(v int64) { o.live().out.result = v }
+
+func (o *TransferOut) live() *theusCallTransfer { return (*engine.Out)(o).Live().(*theusCallTransfer) }
+
+// TransferReceipt tells what a call of transfer committed.
+type TransferReceipt struct {
+	Version    uint64
+	MessageIDs []string
+	Result     int64
+}
+
+// TransferEffects is what one run of transfer set and emitted (see RunTransfer).
+type TransferEffects struct {
+	Accounts          map[string]*Account
+	TransferCompleted []TransferCompleted
+	Result            int64
+}
+
+// Transfer runs transfer and commits its effects.
+func (e *Engine) Transfer(ctx context.Context, args TransferArgs) (TransferReceipt, error) {
+	c := theusPoolTransfer.Get().(*theusCallTransfer)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcTransfer, c)
+	result := c.out.result
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, TransferArgs{}, theusOutputsTransfer{}
+	theusPoolTransfer.Put(c)
+	if err != nil {
+		return TransferReceipt{}, err
+	}
+	return TransferReceipt{MessageIDs: r.MessageIDs, Result: result, Version: r.Version}, nil
+}
+
+// RunTransfer runs transfer once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunTransfer(impl Processes, s State, args TransferArgs) (TransferEffects, error) {
+	c := &theusCallTransfer{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	st := theusInternal(&s)
+	err := engine.Run(context.Background(), "transfer", c, &st, ErrNoSuchAccount, ErrInvalidAmount, ErrSameAccount)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return TransferEffects{}, err
+	}
+	return TransferEffects{Accounts: engine.Last(c.out.accounts), Result: c.out.result, TransferCompleted: c.out.transferCompleted}, nil
+}
+
+// BalanceArgs are the arguments of balance.
+type BalanceArgs struct{ ID string }
+
+// BalanceIn is what balance reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type BalanceIn struct {
+	Args BalanceArgs
+	s    *theusState
+	tx   *engine.Tx
+}
+
+// Accounts returns domain.accounts.
+func (in BalanceIn) Accounts() engine.MapView[string, AccountView] {
+	return engine.CollectionView(in.s.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
+		return AccountView{p: p}
+	})
+}
+
+// BalanceOut collects what balance writes and emits. It is valid only during the call: using it afterwards panics.
+type BalanceOut engine.Out
+
+// SetResult sets the value returned to the caller in BalanceReceipt.Result.
+func (o *BalanceOut) SetResult(v int64) { o.live().out.result = v }
+
+func (o *BalanceOut) live() *theusCallBalance { return (*engine.Out)(o).Live().(*theusCallBalance) }
+
+// BalanceReceipt tells what a call of balance committed.
+type BalanceReceipt struct {
+	Version    uint64
+	MessageIDs []string
+	Result     int64
+}
+
+// BalanceEffects is what one run of balance set and emitted (see RunBalance).
+type BalanceEffects struct{ Result int64 }
+
+// Balance runs balance on the latest snapshot; it commits nothing.
+func (e *Engine) Balance(ctx context.Context, args BalanceArgs) (BalanceReceipt, error) {
+	c := theusPoolBalance.Get().(*theusCallBalance)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcBalance, c)
+	result := c.out.result
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, BalanceArgs{}, theusOutputsBalance{}
+	theusPoolBalance.Put(c)
+	if err != nil {
+		return BalanceReceipt{}, err
+	}
+	return BalanceReceipt{MessageIDs: r.MessageIDs, Result: result, Version: r.Version}, nil
+}
+
+// RunBalance runs balance once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunBalance(impl Processes, s State, args BalanceArgs) (BalanceEffects, error) {
+	c := &theusCallBalance{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	st := theusInternal(&s)
+	err := engine.Run(context.Background(), "balance", c, &st, ErrNoSuchAccount)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return BalanceEffects{}, err
+	}
+	return BalanceEffects{Result: c.out.result}, nil
+}
+
+// What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
+
+// theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
+type theusState struct {
+	Domain theusDomainState
+	Global GlobalState
+}
+
+type theusDomainState struct {
+	Accounts engine.Collection[string, Account]
+}
+
+// theusInternal returns a deep copy of p in the engine's form.
+func theusInternal(p *State) theusState {
+	s := theusState{
+		Domain: theusDomainState{
+			Accounts: engine.NewCollection(p.Domain.Accounts, nil),
+		},
+		Global: p.Global,
+	}
+	return s
+}
+
+func theusCloneState(p *theusState) theusState {
+	return *p
+}
+
+// Indexes of the state paths in theusSchema.Paths.
+const (
+	theusPathDomainAccounts = 0
+)
+
+// Indexes of the processes in theusSchema.Processes.
+const (
+	theusProcOpenAccount = 0
+	theusProcDeposit     = 1
+	theusProcTransfer    = 2
+	theusProcBalance     = 3
+)
+
+var theusSchema = engine.Schema[theusState]{
+	Clone: theusCloneState,
+	Collections: []engine.CollectionSpec[theusState]{
+		{
+			Path: theusPathDomainAccounts,
+			Version: func(s *theusState, k string) (uint64, bool) {
+				return engine.CollectionVersion(s.Domain.Accounts, k)
+			},
+		},
+	},
+	Paths: []string{"domain.accounts"},
+	Processes: []engine.ProcessSpec{
+		{Errors: []error{ErrAccountExists, ErrInvalidAmount}, Inputs: []int{theusPathDomainAccounts}, Name: "open_account"},
+		{Errors: []error{ErrNoSuchAccount, ErrInvalidAmount}, Inputs: []int{theusPathDomainAccounts}, Name: "deposit"},
+		{Errors: []error{ErrNoSuchAccount, ErrInvalidAmount, ErrSameAccount}, Inputs: []int{theusPathDomainAccounts}, Name: "transfer"},
+		{Errors: []error{ErrNoSuchAccount}, Inputs: []int{theusPathDomainAccounts}, Name: "balance", Pure: true},
+	},
+	State: []engine.StateField[theusState]{
+		engine.CollectionField("domain.accounts", "collection[string]Account{id string, owner string, balance int64}", func(s *theusState) *engine.Collection[string, Account] { return &s.Domain.Accounts }, theusAppendAccount),
+	},
+}
+
+// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
+func (p *Patch) theusCheck(codec engine.Codec) error {
+	if codec == nil {
+		return nil
+	}
+	if err := engine.CheckEntries(codec, "domain.accounts", p.accounts, nil); err != nil {
+		return err
+	}
+	return nil
+}
+
+func theusAddPath(paths []int, path int) []int {
+	if slices.Contains(paths, path) {
+		return paths
+	}
+	return append(paths, path)
+}
+
+type theusPatch struct{ p *Patch }
+
+func (t theusPatch) Record(tx *engine.Tx) {
+	for _, w := range t.p.writes {
+		tx.Write(w)
+	}
+	for _, w := range t.p.accounts {
+		tx.WriteKey(theusPathDomainAccounts, w.Key, w.Value == nil)
+	}
+}
+
+func (t theusPatch) Apply(s *theusState, v uint64) {
+	for _, w := range t.p.writes {
+		switch w {
+		}
+	}
+	if len(t.p.accounts) > 0 {
+		s.Domain.Accounts = s.Domain.Accounts.Apply(v, t.p.accounts)
+	}
+}
+
+// theusOutputsOpenAccount is what a run of open_account set and emitted.
+type theusOutputsOpenAccount struct {
+	accounts      []engine.Pending[string, Account]
+	accountOpened []AccountOpened
+}
+
+// theusCallOpenAccount is a call of open_account; calls are pooled.
+type theusCallOpenAccount struct {
+	engine.Invocation
+	impl Processes
+	args OpenAccountArgs
+	out  theusOutputsOpenAccount
+}
+
+var theusPoolOpenAccount = sync.Pool{New: func() any { return new(theusCallOpenAccount) }}
+
+func (c *theusCallOpenAccount) Run(ctx context.Context, s *theusState) error {
+	c.out = theusOutputsOpenAccount{}
+	if err := c.impl.OpenAccount(ctx, OpenAccountIn{Args: c.args, s: s, tx: c.Tx()}, (*OpenAccountOut)(engine.Start(&c.Invocation, c))); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
+}
+
+// checkOutputs checks what the run of open_account set: that each value can be encoded, then the rules.
+func (c *theusCallOpenAccount) checkOutputs() {
+	tx := c.Tx()
+	if err := engine.CheckEntries(tx.Codec(), "domain.accounts", c.out.accounts, nil); err != nil {
+		tx.Fail(err)
+	}
+	for w := range engine.FinalWrites(c.out.accounts) {
+		if w.Value == nil {
+			continue
+		}
+		if v := w.Value.Balance; v < 0 {
+			tx.Fail(&engine.RuleError{Key: w.Key, Path: "domain.accounts[*].balance", Process: "open_account", Rule: "min", Value: v})
+		}
+	}
+}
+
+func (c *theusCallOpenAccount) Apply(s *theusState, v uint64) {
+	if len(c.out.accounts) > 0 {
+		s.Domain.Accounts = s.Domain.Accounts.Apply(v, c.out.accounts)
+	}
+}
+
+// theusOutputsDeposit is what a run of deposit set and emitted.
+type theusOutputsDeposit struct {
+	accounts []engine.Pending[string, Account]
+}
+
+// theusCallDeposit is a call of deposit; calls are pooled.
+type theusCallDeposit struct {
+	engine.Invocation
+	impl Processes
+	args DepositArgs
+	out  theusOutputsDeposit
+}
+
+var theusPoolDeposit = sync.Pool{New: func() any { return new(theusCallDeposit) }}
+
+func (c *theusCallDeposit) Run(ctx context.Context, s *theusState) error {
+	c.out = theusOutputsDeposit{}
+	if err := c.impl.Deposit(ctx, DepositIn{Args: c.args, s: s, tx: c.Tx()}, (*DepositOut)(engine.Start(&c.Invocation, c))); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
+}
+
+// checkOutputs checks what the run of deposit set: that each value can be encoded, then the rules.
+func (c *theusCallDeposit) checkOutputs() {
+	tx := c.Tx()
+	if err := engine.CheckEntries(tx.Codec(), "domain.accounts", c.out.accounts, nil); err != nil {
+		tx.Fail(err)
+	}
+}
+
+func (c *theusCallDeposit) Apply(s *theusState, v uint64) {
+	if len(c.out.accounts) > 0 {
+		s.Domain.Accounts = s.Domain.Accounts.Apply(v, c.out.accounts)
+	}
+}
+
+// theusOutputsTransfer is what a run of transfer set and emitted.
+type theusOutputsTransfer struct {
+	accounts          []engine.Pending[string, Account]
+	transferCompleted []TransferCompleted
+	result            int64
+}
+
+// theusCallTransfer is a call of transfer; calls are pooled.
+type theusCallTransfer struct {
+	engine.Invocation
+	impl Processes
+	args TransferArgs
+	out  theusOutputsTransfer
+}
+
+var theusPoolTransfer = sync.Pool{New: func() any { return new(theusCallTransfer) }}
+
+func (c *theusCallTransfer) Run(ctx context.Context, s *theusState) error {
+	c.out = theusOutputsTransfer{}
+	if err := c.impl.Transfer(ctx, TransferIn{Args: c.args, s: s, tx: c.Tx()}, (*TransferOut)(engine.Start(&c.Invocation, c))); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
+}
+
+// checkOutputs checks what the run of transfer set: that each value can be encoded, then the rules.
+func (c *theusCallTransfer) checkOutputs() {
+	tx := c.Tx()
+	if err := engine.CheckEntries(tx.Codec(), "domain.accounts", c.out.accounts, nil); err != nil {
+		tx.Fail(err)
+	}
+	for w := range engine.FinalWrites(c.out.accounts) {
+		if w.Value == nil {
+			continue
+		}
+		if v := w.Value.Balance; v < 0 {
+			tx.Fail(&engine.RuleError{Key: w.Key, Path: "domain.accounts[*].balance", Process: "transfer", Rule: "min", Value: v})
+		}
+	}
+}
+
+func (c *theusCallTransfer) Apply(s *theusState, v uint64) {
+	if len(c.out.accounts) > 0 {
+		s.Domain.Accounts = s.Domain.Accounts.Apply(v, c.out.accounts)
+	}
+}
+
+// theusOutputsBalance is what a run of balance set and emitted.
+type theusOutputsBalance struct{ result int64 }
+
+// theusCallBalance is a call of balance; calls are pooled.
+type theusCallBalance struct {
+	engine.Invocation
+	impl Processes
+	args BalanceArgs
+	out  theusOutputsBalance
+}
+
+var theusPoolBalance = sync.Pool{New: func() any { return new(theusCallBalance) }}
+
+func (c *theusCallBalance) Run(ctx context.Context, s *theusState) error {
+	c.out = theusOutputsBalance{}
+	return c.impl.Balance(ctx, BalanceIn{Args: c.args, s: s, tx: c.Tx()}, (*BalanceOut)(engine.Start(&c.Invocation, c)))
+}
+
+func (c *theusCallBalance) Apply(*theusState, uint64) {}
 
 func theusCloneAccount(p *Account) Account {
 	return *p
@@ -163,881 +789,30 @@ func theusAppendTransferCompleted(b []byte, p *TransferCompleted) ([]byte, error
 	return b, nil
 }
 
-// State is the engine's state, as declared in contracts.yaml.
-type State struct {
-	Domain DomainState
-	Global GlobalState
-}
-
-// DomainState is the business state: versioned, persisted, conflict-checked.
-type DomainState struct {
-	Accounts map[string]Account
-}
-
-// GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.
-type GlobalState struct{}
-
-// theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
-type theusState struct {
-	Domain theusDomainState
-	Global GlobalState
-}
-
-type theusDomainState struct {
-	Accounts engine.Collection[string, Account]
-}
-
-// theusInternal returns a deep copy of p in the engine's form.
-func theusInternal(p *State) theusState {
-	s := theusState{
-		Domain: theusDomainState{
-			Accounts: engine.NewCollection(p.Domain.Accounts, nil),
-		},
-		Global: p.Global,
-	}
-	return s
-}
-
-func theusCloneState(p *theusState) theusState {
-	return *p
-}
-
-// Snapshot is an immutable view of the state at one version.
-type Snapshot struct {
-	version uint64
-	s       *theusState
-}
-
-// Version returns the version of the snapshot.
-func (s Snapshot) Version() uint64 {
-	return s.version
-}
-
-// Accounts returns domain.accounts.
-func (s Snapshot) Accounts() engine.MapView[string, AccountView] {
-	return engine.CollectionView(s.s.Domain.Accounts, nil, theusPathDomainAccounts, func(p *Account) AccountView {
-		return AccountView{p: p}
-	})
-}
-
-// Indexes of the state paths in theusSchema.Paths.
-const (
-	theusPathDomainAccounts = 0
-)
-
-// Indexes of the processes in theusSchema.Processes.
-const (
-	theusProcOpenAccount = 0
-	theusProcDeposit     = 1
-	theusProcTransfer    = 2
-	theusProcBalance     = 3
-)
-
-var theusSchema = engine.Schema[theusState]{
-	Clone: theusCloneState,
-	Collections: []engine.CollectionSpec[theusState]{
-		{
-			Path: theusPathDomainAccounts,
-			Version: func(s *theusState, k string) (uint64, bool) {
-				return engine.CollectionVersion(s.Domain.Accounts, k)
-			},
-		},
-	},
-	Paths: []string{"domain.accounts"},
-	Processes: []engine.ProcessSpec{
-		{
-			Errors: []error{ErrAccountExists, ErrInvalidAmount},
-			Inputs: []int{theusPathDomainAccounts},
-			Name:   "open_account",
-		},
-		{
-			Errors: []error{ErrNoSuchAccount, ErrInvalidAmount},
-			Inputs: []int{theusPathDomainAccounts},
-			Name:   "deposit",
-		},
-		{
-			Errors: []error{ErrNoSuchAccount, ErrInvalidAmount, ErrSameAccount},
-			Inputs: []int{theusPathDomainAccounts},
-			Name:   "transfer",
-		},
-		{
-			Errors: []error{ErrNoSuchAccount},
-			Inputs: []int{theusPathDomainAccounts},
-			Name:   "balance",
-			Pure:   true,
-		},
-	},
-	State: []engine.StateField[theusState]{
-		engine.CollectionField("domain.accounts", "collection[string]Account{id string, owner string, balance int64}", func(s *theusState) *engine.Collection[string, Account] {
-			return &s.Domain.Accounts
-		}, theusAppendAccount),
-	},
-}
-
-// Processes is implemented by the application: one method per process of contracts.yaml.
-type Processes interface {
-	// OpenAccount: Opens an account with an initial balance.
-	OpenAccount(ctx context.Context, in OpenAccountIn, out *OpenAccountOut) error
-	// Deposit: Adds money to an account.
-	Deposit(ctx context.Context, in DepositIn, out *DepositOut) error
-	// Transfer: Moves money between two accounts and announces it.
-	Transfer(ctx context.Context, in TransferIn, out *TransferOut) error
-	// Balance: Returns an account's balance.
-	Balance(ctx context.Context, in BalanceIn, out *BalanceOut) error
-}
-
-// Engine runs the processes of contracts.yaml and commits their outputs and messages atomically.
-type Engine struct {
-	core *engine.Engine[theusState]
-	impl Processes
-}
-
-// NewEngine starts an engine. If the store holds data, its state is recovered and initial is ignored; without engine.WithStore the engine keeps everything in memory.
-func NewEngine(ctx context.Context, initial State, impl Processes, opts ...engine.Option) (*Engine, error) {
-	if impl == nil {
-		return nil, errors.New("theus: NewEngine: nil Processes")
-	}
-	core, err := engine.New(ctx, &theusSchema, theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
-	if err != nil {
-		return nil, err
-	}
-	return &Engine{core: core, impl: impl}, nil
-}
-
-// Snapshot returns the latest committed state.
-func (e *Engine) Snapshot() Snapshot {
-	v, s := e.core.Snapshot()
-	return Snapshot{s: s, version: v}
-}
-
-// CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version. A value of p that cannot be encoded is refused first, with an error naming its path.
-func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
-}
-
-// Store returns the engine's store, for outbox.NewRelay.
-func (e *Engine) Store() engine.Store {
-	return e.core.Store()
-}
-
-// Close stops the engine. It does not close a store passed with engine.WithStore.
-func (e *Engine) Close() error {
-	return e.core.Close()
-}
-
-// Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes   []int
-	accounts []engine.Pending[string, Account]
-}
-
-// PutAccounts sets the entry k of domain.accounts to v.
-func (p *Patch) PutAccounts(k string, v Account) {
-	c := theusCloneAccount(&v)
-	p.accounts = append(p.accounts, engine.Pending[string, Account]{Key: k, Value: &c})
-}
-
-// DeleteAccounts deletes the entry k of domain.accounts.
-func (p *Patch) DeleteAccounts(k string) {
-	p.accounts = append(p.accounts, engine.Pending[string, Account]{Key: k})
-}
-
-// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
-func (p *Patch) theusCheck(codec engine.Codec) error {
-	if codec == nil {
-		return nil
-	}
-	if err := engine.CheckEntries(codec, "domain.accounts", p.accounts, nil); err != nil {
-		return err
-	}
-	return nil
-}
-
-func theusAddPath(paths []int, path int) []int {
-	if slices.Contains(paths, path) {
-		return paths
-	}
-	return append(paths, path)
-}
-
-type theusPatch struct {
-	p *Patch
-}
-
-func (t theusPatch) Record(tx *engine.Tx) {
-	for _, w := range t.p.writes {
-		tx.Write(w)
-	}
-	for _, w := range t.p.accounts {
-		tx.WriteKey(theusPathDomainAccounts, w.Key, w.Value == nil)
-	}
-}
-
-func (t theusPatch) Apply(s *theusState, v uint64) {
-	for _, w := range t.p.writes {
-		switch w {
-		}
-	}
-	if len(t.p.accounts) > 0 {
-		s.Domain.Accounts = s.Domain.Accounts.Apply(v, t.p.accounts)
-	}
-}
-
-// ErrAccountExists is the domain error account_exists, declared by open_account.
-var ErrAccountExists = engine.DomainError("account_exists")
-
-// ErrInvalidAmount is the domain error invalid_amount, declared by open_account, deposit, transfer.
-var ErrInvalidAmount = engine.DomainError("invalid_amount")
-
-// ErrNoSuchAccount is the domain error no_such_account, declared by deposit, transfer, balance.
-var ErrNoSuchAccount = engine.DomainError("no_such_account")
-
-// ErrSameAccount is the domain error same_account, declared by transfer.
-var ErrSameAccount = engine.DomainError("same_account")
-
-// OpenAccountArgs are the arguments of open_account.
-type OpenAccountArgs struct {
-	ID      string
-	Owner   string
-	Initial int64
-}
-
-// OpenAccountIn is what open_account reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type OpenAccountIn struct {
-	Args OpenAccountArgs
-	s    *theusState
-	tx   *engine.Tx
-}
-
-// Accounts returns domain.accounts.
-func (in OpenAccountIn) Accounts() engine.MapView[string, AccountView] {
-	return engine.CollectionView(in.s.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
-		return AccountView{p: p}
-	})
-}
-
-// OpenAccountOut collects what open_account writes and emits. It is valid only during the call: using it afterwards panics.
-type OpenAccountOut struct {
-	c   *theusCallOpenAccount
-	gen uint64
-}
-
-func (o *OpenAccountOut) live() *theusCallOpenAccount {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: OpenAccountOut used after its call returned")
-	}
-	return o.c
-}
-
-// Accounts returns the writer of domain.accounts: Put and Delete entries.
-func (o *OpenAccountOut) Accounts() engine.CollectionWriter[string, Account] {
-	c := o.live()
-	return engine.NewCollectionWriter(&c.tx, theusPathDomainAccounts, &c.out.accounts, nil, &c.gen, c.gen)
-}
-
-// EmitAccountOpened emits a message on topic account.opened.
-func (o *OpenAccountOut) EmitAccountOpened(p AccountOpened) {
-	c := o.live()
-	if codec := c.tx.Codec(); codec != nil {
-		b, err := codec.Marshal(p)
-		if err != nil {
-			c.tx.Fail(fmt.Errorf("theus: encode account.opened: %w", err))
-			return
-		}
-		c.tx.Emit("account.opened", p.ID, b)
+// theusEmitAccountOpened emits p on topic account.opened in the run of c; a RunX run keeps a copy in kept.
+func theusEmitAccountOpened(c *engine.Invocation, p *AccountOpened, kept *[]AccountOpened) {
+	if tx := c.Tx(); tx.Codec() != nil {
+		tx.EmitValue("account.opened", p.ID, *p)
 	} else {
-		b, err := theusAppendAccountOpened(c.tx.Scratch(), &p)
-		if err != nil {
-			c.tx.Fail(fmt.Errorf("theus: encode account.opened: %w", err))
-			return
-		}
-		c.tx.EmitScratch("account.opened", p.ID, b)
+		b, err := theusAppendAccountOpened(tx.Scratch(), p)
+		tx.EmitEncoded("account.opened", p.ID, b, err)
 	}
-	if c.run {
-		c.out.accountOpened = append(c.out.accountOpened, theusCloneAccountOpened(&p))
+	if c.Keep {
+		*kept = append(*kept, theusCloneAccountOpened(p))
 	}
 }
 
-// OpenAccountReceipt tells what a call of open_account committed.
-type OpenAccountReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
-
-// OpenAccountEffects is what one run of open_account set and emitted (see RunOpenAccount).
-type OpenAccountEffects struct {
-	Accounts      map[string]*Account
-	AccountOpened []AccountOpened
-}
-
-// theusRunOpenAccount is what one run of open_account uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
-type theusRunOpenAccount struct {
-	out OpenAccountOut
-	id  [1]string
-}
-
-type theusCallOpenAccount struct {
-	tx   engine.Tx
-	gen  uint64
-	impl Processes
-	in   OpenAccountIn
-	run  bool
-	out  theusOutputsOpenAccount
-	cur  *theusRunOpenAccount
-	runs []theusRunOpenAccount
-}
-
-// theusOutputsOpenAccount holds what one run of open_account set and emitted.
-type theusOutputsOpenAccount struct {
-	accounts      []engine.Pending[string, Account]
-	accountOpened []AccountOpened
-}
-
-var theusPoolOpenAccount = sync.Pool{New: func() any {
-	return new(theusCallOpenAccount)
-}}
-
-func (c *theusCallOpenAccount) Tx() *engine.Tx {
-	return &c.tx
-}
-
-func (c *theusCallOpenAccount) Run(ctx context.Context, s *theusState) error {
-	c.gen++
-	c.in.s = s
-	c.in.tx = &c.tx
-	if len(c.runs) == 0 {
-		c.runs = make([]theusRunOpenAccount, 16)
-	}
-	c.cur, c.runs = &c.runs[0], c.runs[1:]
-	c.cur.out = OpenAccountOut{c: c, gen: c.gen}
-	c.out = theusOutputsOpenAccount{}
-	if err := c.impl.OpenAccount(ctx, c.in, &c.cur.out); err != nil {
-		return err
-	}
-	c.checkOutputs()
-	return nil
-}
-
-func (c *theusCallOpenAccount) Apply(s *theusState, v uint64) {
-	if len(c.out.accounts) > 0 {
-		s.Domain.Accounts = s.Domain.Accounts.Apply(v, c.out.accounts)
-	}
-}
-
-func (c *theusCallOpenAccount) ReceiptID() *[1]string {
-	if c.cur == nil {
-		return nil
-	}
-	return &c.cur.id
-}
-
-func (c *theusCallOpenAccount) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, OpenAccountIn{}, theusOutputsOpenAccount{}
-	c.cur = nil
-	theusPoolOpenAccount.Put(c)
-}
-
-// checkOutputs checks what the run of open_account set: that each value can be encoded, then the rules.
-func (c *theusCallOpenAccount) checkOutputs() {
-	codec := c.tx.Codec()
-	if codec != nil {
-		if err := engine.CheckEntries(codec, "domain.accounts", c.out.accounts, nil); err != nil {
-			c.tx.Fail(err)
-		}
-	}
-	for w := range engine.FinalWrites(c.out.accounts) {
-		if w.Value == nil {
-			continue
-		}
-		if v := w.Value.Balance; v < 0 {
-			c.tx.Fail(&engine.RuleError{Key: w.Key, Path: "domain.accounts[*].balance", Process: "open_account", Rule: "min", Value: v})
-		}
-	}
-}
-
-// OpenAccount runs open_account and commits its effects.
-func (e *Engine) OpenAccount(ctx context.Context, args OpenAccountArgs) (OpenAccountReceipt, error) {
-	c := theusPoolOpenAccount.Get().(*theusCallOpenAccount)
-	c.impl, c.in = e.impl, OpenAccountIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcOpenAccount, c)
-	c.release()
-	if err != nil {
-		return OpenAccountReceipt{}, err
-	}
-	return OpenAccountReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
-}
-
-// RunOpenAccount runs open_account once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunOpenAccount(impl Processes, s State, args OpenAccountArgs) (OpenAccountEffects, error) {
-	c := &theusCallOpenAccount{impl: impl, in: OpenAccountIn{Args: args}, run: true}
-	st := theusInternal(&s)
-	if err := engine.Run(context.Background(), "open_account", c, &st, ErrAccountExists, ErrInvalidAmount); err != nil {
-		return OpenAccountEffects{}, err
-	}
-	eff := OpenAccountEffects{AccountOpened: c.out.accountOpened, Accounts: engine.Last(c.out.accounts)}
-	return eff, nil
-}
-
-// DepositArgs are the arguments of deposit.
-type DepositArgs struct {
-	ID     string
-	Amount int64
-}
-
-// DepositIn is what deposit reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type DepositIn struct {
-	Args DepositArgs
-	s    *theusState
-	tx   *engine.Tx
-}
-
-// Accounts returns domain.accounts.
-func (in DepositIn) Accounts() engine.MapView[string, AccountView] {
-	return engine.CollectionView(in.s.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
-		return AccountView{p: p}
-	})
-}
-
-// DepositOut collects what deposit writes and emits. It is valid only during the call: using it afterwards panics.
-type DepositOut struct {
-	c   *theusCallDeposit
-	gen uint64
-}
-
-func (o *DepositOut) live() *theusCallDeposit {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: DepositOut used after its call returned")
-	}
-	return o.c
-}
-
-// Accounts returns the writer of domain.accounts: Put and Delete entries.
-func (o *DepositOut) Accounts() engine.CollectionWriter[string, Account] {
-	c := o.live()
-	return engine.NewCollectionWriter(&c.tx, theusPathDomainAccounts, &c.out.accounts, nil, &c.gen, c.gen)
-}
-
-// DepositReceipt tells what a call of deposit committed.
-type DepositReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
-
-// DepositEffects is what one run of deposit set and emitted (see RunDeposit).
-type DepositEffects struct {
-	Accounts map[string]*Account
-}
-
-// theusRunDeposit is what one run of deposit uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
-type theusRunDeposit struct {
-	out DepositOut
-	id  [1]string
-}
-
-type theusCallDeposit struct {
-	tx   engine.Tx
-	gen  uint64
-	impl Processes
-	in   DepositIn
-	run  bool
-	out  theusOutputsDeposit
-	cur  *theusRunDeposit
-	runs []theusRunDeposit
-}
-
-// theusOutputsDeposit holds what one run of deposit set and emitted.
-type theusOutputsDeposit struct {
-	accounts []engine.Pending[string, Account]
-}
-
-var theusPoolDeposit = sync.Pool{New: func() any {
-	return new(theusCallDeposit)
-}}
-
-func (c *theusCallDeposit) Tx() *engine.Tx {
-	return &c.tx
-}
-
-func (c *theusCallDeposit) Run(ctx context.Context, s *theusState) error {
-	c.gen++
-	c.in.s = s
-	c.in.tx = &c.tx
-	if len(c.runs) == 0 {
-		c.runs = make([]theusRunDeposit, 16)
-	}
-	c.cur, c.runs = &c.runs[0], c.runs[1:]
-	c.cur.out = DepositOut{c: c, gen: c.gen}
-	c.out = theusOutputsDeposit{}
-	if err := c.impl.Deposit(ctx, c.in, &c.cur.out); err != nil {
-		return err
-	}
-	c.checkOutputs()
-	return nil
-}
-
-func (c *theusCallDeposit) Apply(s *theusState, v uint64) {
-	if len(c.out.accounts) > 0 {
-		s.Domain.Accounts = s.Domain.Accounts.Apply(v, c.out.accounts)
-	}
-}
-
-func (c *theusCallDeposit) ReceiptID() *[1]string {
-	if c.cur == nil {
-		return nil
-	}
-	return &c.cur.id
-}
-
-func (c *theusCallDeposit) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, DepositIn{}, theusOutputsDeposit{}
-	c.cur = nil
-	theusPoolDeposit.Put(c)
-}
-
-// checkOutputs checks what the run of deposit set: that each value can be encoded, then the rules.
-func (c *theusCallDeposit) checkOutputs() {
-	codec := c.tx.Codec()
-	if codec != nil {
-		if err := engine.CheckEntries(codec, "domain.accounts", c.out.accounts, nil); err != nil {
-			c.tx.Fail(err)
-		}
-	}
-}
-
-// Deposit runs deposit and commits its effects.
-func (e *Engine) Deposit(ctx context.Context, args DepositArgs) (DepositReceipt, error) {
-	c := theusPoolDeposit.Get().(*theusCallDeposit)
-	c.impl, c.in = e.impl, DepositIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcDeposit, c)
-	c.release()
-	if err != nil {
-		return DepositReceipt{}, err
-	}
-	return DepositReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
-}
-
-// RunDeposit runs deposit once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunDeposit(impl Processes, s State, args DepositArgs) (DepositEffects, error) {
-	c := &theusCallDeposit{impl: impl, in: DepositIn{Args: args}, run: true}
-	st := theusInternal(&s)
-	if err := engine.Run(context.Background(), "deposit", c, &st, ErrNoSuchAccount, ErrInvalidAmount); err != nil {
-		return DepositEffects{}, err
-	}
-	eff := DepositEffects{Accounts: engine.Last(c.out.accounts)}
-	return eff, nil
-}
-
-// TransferArgs are the arguments of transfer.
-type TransferArgs struct {
-	From   string
-	To     string
-	Amount int64
-}
-
-// TransferIn is what transfer reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type TransferIn struct {
-	Args TransferArgs
-	s    *theusState
-	tx   *engine.Tx
-}
-
-// Accounts returns domain.accounts.
-func (in TransferIn) Accounts() engine.MapView[string, AccountView] {
-	return engine.CollectionView(in.s.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
-		return AccountView{p: p}
-	})
-}
-
-// TransferOut collects what transfer writes and emits. It is valid only during the call: using it afterwards panics.
-type TransferOut struct {
-	c   *theusCallTransfer
-	gen uint64
-}
-
-func (o *TransferOut) live() *theusCallTransfer {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: TransferOut used after its call returned")
-	}
-	return o.c
-}
-
-// Accounts returns the writer of domain.accounts: Put and Delete entries.
-func (o *TransferOut) Accounts() engine.CollectionWriter[string, Account] {
-	c := o.live()
-	return engine.NewCollectionWriter(&c.tx, theusPathDomainAccounts, &c.out.accounts, nil, &c.gen, c.gen)
-}
-
-// EmitTransferCompleted emits a message on topic transfer.completed.
-func (o *TransferOut) EmitTransferCompleted(p TransferCompleted) {
-	c := o.live()
-	if codec := c.tx.Codec(); codec != nil {
-		b, err := codec.Marshal(p)
-		if err != nil {
-			c.tx.Fail(fmt.Errorf("theus: encode transfer.completed: %w", err))
-			return
-		}
-		c.tx.Emit("transfer.completed", p.Account, b)
+// theusEmitTransferCompleted emits p on topic transfer.completed in the run of c; a RunX run keeps a copy in kept.
+func theusEmitTransferCompleted(c *engine.Invocation, p *TransferCompleted, kept *[]TransferCompleted) {
+	if tx := c.Tx(); tx.Codec() != nil {
+		tx.EmitValue("transfer.completed", p.Account, *p)
 	} else {
-		b, err := theusAppendTransferCompleted(c.tx.Scratch(), &p)
-		if err != nil {
-			c.tx.Fail(fmt.Errorf("theus: encode transfer.completed: %w", err))
-			return
-		}
-		c.tx.EmitScratch("transfer.completed", p.Account, b)
+		b, err := theusAppendTransferCompleted(tx.Scratch(), p)
+		tx.EmitEncoded("transfer.completed", p.Account, b, err)
 	}
-	if c.run {
-		c.out.transferCompleted = append(c.out.transferCompleted, theusCloneTransferCompleted(&p))
+	if c.Keep {
+		*kept = append(*kept, theusCloneTransferCompleted(p))
 	}
-}
-
-// SetResult sets the value returned to the caller in TransferReceipt.Result.
-func (o *TransferOut) SetResult(v int64) {
-	o.live().out.result = v
-}
-
-// TransferReceipt tells what a call of transfer committed.
-type TransferReceipt struct {
-	Version    uint64
-	MessageIDs []string
-	Result     int64
-}
-
-// TransferEffects is what one run of transfer set and emitted (see RunTransfer).
-type TransferEffects struct {
-	Accounts          map[string]*Account
-	TransferCompleted []TransferCompleted
-	Result            int64
-}
-
-// theusRunTransfer is what one run of transfer uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
-type theusRunTransfer struct {
-	out TransferOut
-	id  [1]string
-}
-
-type theusCallTransfer struct {
-	tx   engine.Tx
-	gen  uint64
-	impl Processes
-	in   TransferIn
-	run  bool
-	out  theusOutputsTransfer
-	cur  *theusRunTransfer
-	runs []theusRunTransfer
-}
-
-// theusOutputsTransfer holds what one run of transfer set and emitted.
-type theusOutputsTransfer struct {
-	accounts          []engine.Pending[string, Account]
-	transferCompleted []TransferCompleted
-	result            int64
-}
-
-var theusPoolTransfer = sync.Pool{New: func() any {
-	return new(theusCallTransfer)
-}}
-
-func (c *theusCallTransfer) Tx() *engine.Tx {
-	return &c.tx
-}
-
-func (c *theusCallTransfer) Run(ctx context.Context, s *theusState) error {
-	c.gen++
-	c.in.s = s
-	c.in.tx = &c.tx
-	if len(c.runs) == 0 {
-		c.runs = make([]theusRunTransfer, 16)
-	}
-	c.cur, c.runs = &c.runs[0], c.runs[1:]
-	c.cur.out = TransferOut{c: c, gen: c.gen}
-	c.out = theusOutputsTransfer{}
-	if err := c.impl.Transfer(ctx, c.in, &c.cur.out); err != nil {
-		return err
-	}
-	c.checkOutputs()
-	return nil
-}
-
-func (c *theusCallTransfer) Apply(s *theusState, v uint64) {
-	if len(c.out.accounts) > 0 {
-		s.Domain.Accounts = s.Domain.Accounts.Apply(v, c.out.accounts)
-	}
-}
-
-func (c *theusCallTransfer) ReceiptID() *[1]string {
-	if c.cur == nil {
-		return nil
-	}
-	return &c.cur.id
-}
-
-func (c *theusCallTransfer) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, TransferIn{}, theusOutputsTransfer{}
-	c.cur = nil
-	theusPoolTransfer.Put(c)
-}
-
-// checkOutputs checks what the run of transfer set: that each value can be encoded, then the rules.
-func (c *theusCallTransfer) checkOutputs() {
-	codec := c.tx.Codec()
-	if codec != nil {
-		if err := engine.CheckEntries(codec, "domain.accounts", c.out.accounts, nil); err != nil {
-			c.tx.Fail(err)
-		}
-	}
-	for w := range engine.FinalWrites(c.out.accounts) {
-		if w.Value == nil {
-			continue
-		}
-		if v := w.Value.Balance; v < 0 {
-			c.tx.Fail(&engine.RuleError{Key: w.Key, Path: "domain.accounts[*].balance", Process: "transfer", Rule: "min", Value: v})
-		}
-	}
-}
-
-// Transfer runs transfer and commits its effects.
-func (e *Engine) Transfer(ctx context.Context, args TransferArgs) (TransferReceipt, error) {
-	c := theusPoolTransfer.Get().(*theusCallTransfer)
-	c.impl, c.in = e.impl, TransferIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcTransfer, c)
-	result := c.out.result
-	c.release()
-	if err != nil {
-		return TransferReceipt{}, err
-	}
-	return TransferReceipt{MessageIDs: r.MessageIDs, Result: result, Version: r.Version}, nil
-}
-
-// RunTransfer runs transfer once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunTransfer(impl Processes, s State, args TransferArgs) (TransferEffects, error) {
-	c := &theusCallTransfer{impl: impl, in: TransferIn{Args: args}, run: true}
-	st := theusInternal(&s)
-	if err := engine.Run(context.Background(), "transfer", c, &st, ErrNoSuchAccount, ErrInvalidAmount, ErrSameAccount); err != nil {
-		return TransferEffects{}, err
-	}
-	eff := TransferEffects{Accounts: engine.Last(c.out.accounts), Result: c.out.result, TransferCompleted: c.out.transferCompleted}
-	return eff, nil
-}
-
-// BalanceArgs are the arguments of balance.
-type BalanceArgs struct {
-	ID string
-}
-
-// BalanceIn is what balance reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type BalanceIn struct {
-	Args BalanceArgs
-	s    *theusState
-	tx   *engine.Tx
-}
-
-// Accounts returns domain.accounts.
-func (in BalanceIn) Accounts() engine.MapView[string, AccountView] {
-	return engine.CollectionView(in.s.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
-		return AccountView{p: p}
-	})
-}
-
-// BalanceOut collects what balance writes and emits. It is valid only during the call: using it afterwards panics.
-type BalanceOut struct {
-	c   *theusCallBalance
-	gen uint64
-}
-
-func (o *BalanceOut) live() *theusCallBalance {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: BalanceOut used after its call returned")
-	}
-	return o.c
-}
-
-// SetResult sets the value returned to the caller in BalanceReceipt.Result.
-func (o *BalanceOut) SetResult(v int64) {
-	o.live().out.result = v
-}
-
-// BalanceReceipt tells what a call of balance committed.
-type BalanceReceipt struct {
-	Version    uint64
-	MessageIDs []string
-	Result     int64
-}
-
-// BalanceEffects is what one run of balance set and emitted (see RunBalance).
-type BalanceEffects struct {
-	Result int64
-}
-
-type theusCallBalance struct {
-	tx   engine.Tx
-	gen  uint64
-	impl Processes
-	in   BalanceIn
-	run  bool
-	out  theusOutputsBalance
-}
-
-// theusOutputsBalance holds what one run of balance set and emitted.
-type theusOutputsBalance struct {
-	result int64
-}
-
-var theusPoolBalance = sync.Pool{New: func() any {
-	return new(theusCallBalance)
-}}
-
-func (c *theusCallBalance) Tx() *engine.Tx {
-	return &c.tx
-}
-
-func (c *theusCallBalance) Run(ctx context.Context, s *theusState) error {
-	c.gen++
-	c.in.s = s
-	c.in.tx = &c.tx
-	c.out = theusOutputsBalance{}
-	return c.impl.Balance(ctx, c.in, &BalanceOut{c: c, gen: c.gen})
-}
-
-func (c *theusCallBalance) Apply(s *theusState, _ uint64) {}
-
-func (c *theusCallBalance) ReceiptID() *[1]string {
-	return nil
-}
-
-func (c *theusCallBalance) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, BalanceIn{}, theusOutputsBalance{}
-	theusPoolBalance.Put(c)
-}
-
-// Balance runs balance on the latest snapshot; it commits nothing.
-func (e *Engine) Balance(ctx context.Context, args BalanceArgs) (BalanceReceipt, error) {
-	c := theusPoolBalance.Get().(*theusCallBalance)
-	c.impl, c.in = e.impl, BalanceIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcBalance, c)
-	result := c.out.result
-	c.release()
-	if err != nil {
-		return BalanceReceipt{}, err
-	}
-	return BalanceReceipt{MessageIDs: r.MessageIDs, Result: result, Version: r.Version}, nil
-}
-
-// RunBalance runs balance once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunBalance(impl Processes, s State, args BalanceArgs) (BalanceEffects, error) {
-	c := &theusCallBalance{impl: impl, in: BalanceIn{Args: args}, run: true}
-	st := theusInternal(&s)
-	if err := engine.Run(context.Background(), "balance", c, &st, ErrNoSuchAccount); err != nil {
-		return BalanceEffects{}, err
-	}
-	eff := BalanceEffects{Result: c.out.result}
-	return eff, nil
 }
 
 // If this does not compile, the contract and this file disagree: re-run theusgen.

@@ -380,3 +380,64 @@ func newUserEngine(tb testing.TB, impl Processes, email string, opts ...engine.O
 	tb.Cleanup(func() { eng.Close() })
 	return eng
 }
+
+// pureLeaky keeps the Out of a pure call, and sets a result before it
+// fails when the email is "fail".
+type pureLeaky struct {
+	app
+	kept *CurrentEmailOut
+}
+
+func (p *pureLeaky) CurrentEmail(ctx context.Context, in CurrentEmailIn, out *CurrentEmailOut) error {
+	p.kept = out
+	return p.app.CurrentEmail(ctx, in, out)
+}
+
+func (p *pureLeaky) UpdateUserEmail(ctx context.Context, in UpdateUserEmailIn, out *UpdateUserEmailOut) error {
+	out.SetResult("set before failing")
+	if in.Args.Email == "fail" {
+		return errors.New("refused")
+	}
+	return p.app.UpdateUserEmail(ctx, in, out)
+}
+
+// The Out of a pure call, and of a RunXxx run, is as stale after its call
+// as an Out of a call that commits.
+func TestPureAndRunOutsUsedAfterCallPanic(t *testing.T) {
+	ctx := context.Background()
+	impl := &pureLeaky{}
+	eng := newUserEngine(t, impl, "a@x")
+	if r, err := eng.CurrentEmail(ctx, CurrentEmailArgs{}); err != nil || r.Result != "a@x" {
+		t.Fatalf("CurrentEmail = %+v, %v", r, err)
+	}
+	for name, stale := range map[string]*CurrentEmailOut{"engine": impl.kept, "RunCurrentEmail": nil} {
+		if stale == nil {
+			if _, err := RunCurrentEmail(impl, State{}, CurrentEmailArgs{}); err != nil {
+				t.Fatal(err)
+			}
+			stale = impl.kept
+		}
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: a pure call's Out used after its call did not panic", name)
+				}
+			}()
+			stale.SetResult("late")
+		}()
+	}
+}
+
+// A call that fails returns an empty receipt, whatever its process set
+// before failing.
+func TestFailedCallReturnsEmptyReceipt(t *testing.T) {
+	eng := newUserEngine(t, &pureLeaky{}, "a@x")
+	r, err := eng.UpdateUserEmail(context.Background(), UpdateUserEmailArgs{Email: "fail"})
+	if err == nil || r.Result != "" || r.Version != 0 || r.MessageIDs != nil {
+		t.Fatalf("UpdateUserEmail = %+v, %v; want an empty receipt and an error", r, err)
+	}
+	r, err = eng.UpdateUserEmail(context.Background(), UpdateUserEmailArgs{Email: "b@x"})
+	if err != nil || r.Result != "a@x" || r.Version != 1 || len(r.MessageIDs) != 1 {
+		t.Fatalf("UpdateUserEmail = %+v, %v; want version 1, one message, result a@x", r, err)
+	}
+}

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 
@@ -13,6 +12,8 @@ import (
 	jsonenc "github.com/theus-go/theus/runtime/jsonenc"
 	memory "github.com/theus-go/theus/runtime/store/memory"
 )
+
+// Types: the structs declared in contracts.yaml.
 
 // User is declared in contracts.yaml.
 type User struct {
@@ -28,92 +29,7 @@ type UserUpdated struct {
 	Email string `json:"email"`
 }
 
-// UserView is a read-only view of a User in a snapshot.
-type UserView struct {
-	p *User
-}
-
-// ID returns the field id.
-func (v UserView) ID() string {
-	return v.p.ID
-}
-
-// Email returns the field email.
-func (v UserView) Email() string {
-	return v.p.Email
-}
-
-// Verified returns the field verified.
-func (v UserView) Verified() bool {
-	return v.p.Verified
-}
-
-// Tags returns the field tags.
-func (v UserView) Tags() engine.SliceView[string] {
-	return engine.NewSliceView(v.p.Tags)
-}
-
-// Clone returns a deep copy of the User that shares nothing with the snapshot.
-func (v UserView) Clone() User {
-	return theusCloneUser(v.p)
-}
-
-// UserUpdatedView is a read-only view of a UserUpdated in a snapshot.
-type UserUpdatedView struct {
-	p *UserUpdated
-}
-
-// ID returns the field id.
-func (v UserUpdatedView) ID() string {
-	return v.p.ID
-}
-
-// Email returns the field email.
-func (v UserUpdatedView) Email() string {
-	return v.p.Email
-}
-
-// Clone returns a deep copy of the UserUpdated that shares nothing with the snapshot.
-func (v UserUpdatedView) Clone() UserUpdated {
-	return theusCloneUserUpdated(v.p)
-}
-
-func theusCloneUser(p *User) User {
-	c := *p
-	c.Tags = slices.Clone(p.Tags)
-	return c
-}
-
-func theusCloneUserUpdated(p *UserUpdated) UserUpdated {
-	return *p
-}
-
-func theusAppendUser(b []byte, p *User) ([]byte, error) {
-	var err error
-	b = append(b, "{\"id\":"...)
-	b = jsonenc.AppendString(b, p.ID)
-	b = append(b, ",\"email\":"...)
-	b = jsonenc.AppendString(b, p.Email)
-	b = append(b, ",\"verified\":"...)
-	b = jsonenc.AppendBool(b, p.Verified)
-	b = append(b, ",\"tags\":"...)
-	if b, err = jsonenc.AppendSlice(b, p.Tags, func(b []byte, e *string) ([]byte, error) {
-		return jsonenc.AppendString(b, *e), nil
-	}); err != nil {
-		return b, err
-	}
-	b = append(b, '}')
-	return b, nil
-}
-
-func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
-	b = append(b, "{\"id\":"...)
-	b = jsonenc.AppendString(b, p.ID)
-	b = append(b, ",\"email\":"...)
-	b = jsonenc.AppendString(b, p.Email)
-	b = append(b, '}')
-	return b, nil
-}
+// State: the state of contracts.yaml, the Snapshots that show it and the Patches that change it.
 
 // State is the engine's state, as declared in contracts.yaml.
 type State struct {
@@ -128,15 +44,7 @@ type DomainState struct {
 }
 
 // GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.
-type GlobalState struct {
-	MaxEmailLen int
-}
-
-func theusCloneState(p *State) State {
-	c := *p
-	c.Domain.User = theusCloneUser(&p.Domain.User)
-	return c
-}
+type GlobalState struct{ MaxEmailLen int }
 
 // Snapshot is an immutable view of the state at one version.
 type Snapshot struct {
@@ -145,73 +53,76 @@ type Snapshot struct {
 }
 
 // Version returns the version of the snapshot.
-func (s Snapshot) Version() uint64 {
-	return s.version
-}
+func (s Snapshot) Version() uint64 { return s.version }
 
 // User returns domain.user.
-func (s Snapshot) User() UserView {
-	return UserView{p: &s.s.Domain.User}
-}
+func (s Snapshot) User() UserView { return UserView{p: &s.s.Domain.User} }
 
 // Logins returns domain.logins.
-func (s Snapshot) Logins() int {
-	return s.s.Domain.Logins
-}
+func (s Snapshot) Logins() int { return s.s.Domain.Logins }
 
 // MaxEmailLen returns global.max_email_len.
-func (s Snapshot) MaxEmailLen() int {
-	return s.s.Global.MaxEmailLen
+func (s Snapshot) MaxEmailLen() int { return s.s.Global.MaxEmailLen }
+
+// Patch is a set of state changes for CompareAndSwap.
+type Patch struct {
+	writes      []int
+	user        User
+	logins      int
+	maxEmailLen int
 }
 
-// Indexes of the state paths in theusSchema.Paths.
-const (
-	theusPathDomainUser        = 0
-	theusPathDomainLogins      = 1
-	theusPathGlobalMaxEmailLen = 2
-)
-
-// Indexes of the processes in theusSchema.Processes.
-const (
-	theusProcUpdateUserEmail = 0
-	theusProcRecordLogin     = 1
-	theusProcCurrentEmail    = 2
-)
-
-var theusSchema = engine.Schema[State]{
-	Clone: theusCloneState,
-	Paths: []string{"domain.user", "domain.logins", "global.max_email_len"},
-	Processes: []engine.ProcessSpec{
-		{
-			Inputs: []int{theusPathDomainUser, theusPathGlobalMaxEmailLen},
-			Name:   "update_user_email",
-		},
-		{
-			Inputs: []int{theusPathDomainLogins},
-			Name:   "record_login",
-		},
-		{
-			Inputs: []int{theusPathDomainUser},
-			Name:   "current_email",
-			Pure:   true,
-		},
-	},
-	State: []engine.StateField[State]{
-		engine.ValueField("domain.user", "User{id string, email string, verified bool, tags []string}", func(s *State) *User {
-			return &s.Domain.User
-		}, theusAppendUser),
-		engine.ValueField("domain.logins", "int", func(s *State) *int {
-			return &s.Domain.Logins
-		}, func(b []byte, e *int) ([]byte, error) {
-			return jsonenc.AppendInt(b, int64(*e)), nil
-		}),
-		engine.ValueField("global.max_email_len", "int", func(s *State) *int {
-			return &s.Global.MaxEmailLen
-		}, func(b []byte, e *int) ([]byte, error) {
-			return jsonenc.AppendInt(b, int64(*e)), nil
-		}),
-	},
+// SetUser sets domain.user.
+func (p *Patch) SetUser(v User) {
+	p.user = theusCloneUser(&v)
+	p.writes = theusAddPath(p.writes, theusPathDomainUser)
 }
+
+// SetLogins sets domain.logins.
+func (p *Patch) SetLogins(v int) {
+	p.logins = v
+	p.writes = theusAddPath(p.writes, theusPathDomainLogins)
+}
+
+// SetMaxEmailLen sets global.max_email_len.
+func (p *Patch) SetMaxEmailLen(v int) {
+	p.maxEmailLen = v
+	p.writes = theusAddPath(p.writes, theusPathGlobalMaxEmailLen)
+}
+
+// Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
+
+// UserView is a read-only view of a User in a snapshot.
+type UserView struct{ p *User }
+
+// ID returns the field id.
+func (v UserView) ID() string { return v.p.ID }
+
+// Email returns the field email.
+func (v UserView) Email() string { return v.p.Email }
+
+// Verified returns the field verified.
+func (v UserView) Verified() bool { return v.p.Verified }
+
+// Tags returns the field tags.
+func (v UserView) Tags() engine.SliceView[string] { return engine.NewSliceView(v.p.Tags) }
+
+// Clone returns a deep copy of the User that shares nothing with the snapshot.
+func (v UserView) Clone() User { return theusCloneUser(v.p) }
+
+// UserUpdatedView is a read-only view of a UserUpdated in a snapshot.
+type UserUpdatedView struct{ p *UserUpdated }
+
+// ID returns the field id.
+func (v UserUpdatedView) ID() string { return v.p.ID }
+
+// Email returns the field email.
+func (v UserUpdatedView) Email() string { return v.p.Email }
+
+// Clone returns a deep copy of the UserUpdated that shares nothing with the snapshot.
+func (v UserUpdatedView) Clone() UserUpdated { return theusCloneUserUpdated(v.p) }
+
+// Processes: what the application implements, the Engine that runs it, and for each process its arguments, inputs, outputs, receipt and effects.
 
 // Processes is implemented by the application: one method per process of contracts.yaml.
 type Processes interface {
@@ -247,7 +158,7 @@ func (e *Engine) Snapshot() Snapshot {
 	return Snapshot{s: s, version: v}
 }
 
-// CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version. A value of p that cannot be encoded is refused first, with an error naming its path.
+// CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
 	if err := p.theusCheck(e.core.Codec()); err != nil {
 		return 0, err
@@ -256,39 +167,242 @@ func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
-func (e *Engine) Store() engine.Store {
-	return e.core.Store()
-}
+func (e *Engine) Store() engine.Store { return e.core.Store() }
 
 // Close stops the engine. It does not close a store passed with engine.WithStore.
-func (e *Engine) Close() error {
-	return e.core.Close()
+func (e *Engine) Close() error { return e.core.Close() }
+
+// UpdateUserEmailArgs are the arguments of update_user_email.
+type UpdateUserEmailArgs struct{ Email string }
+
+// UpdateUserEmailIn is what update_user_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type UpdateUserEmailIn struct {
+	Args UpdateUserEmailArgs
+	s    *State
 }
 
-// Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes      []int
-	user        User
-	logins      int
-	maxEmailLen int
-}
+// User returns domain.user.
+func (in UpdateUserEmailIn) User() UserView { return UserView{p: &in.s.Domain.User} }
+
+// MaxEmailLen returns global.max_email_len.
+func (in UpdateUserEmailIn) MaxEmailLen() int { return in.s.Global.MaxEmailLen }
+
+// UpdateUserEmailOut collects what update_user_email writes and emits. It is valid only during the call: using it afterwards panics.
+type UpdateUserEmailOut engine.Out
 
 // SetUser sets domain.user.
-func (p *Patch) SetUser(v User) {
-	p.user = theusCloneUser(&v)
-	p.writes = theusAddPath(p.writes, theusPathDomainUser)
+func (o *UpdateUserEmailOut) SetUser(v User) {
+	c := o.live()
+	c.out.user = theusCloneUser(&v)
+	c.Tx().Write(theusPathDomainUser)
 }
+
+// EmitUserUpdated emits a message on topic user.updated.
+func (o *UpdateUserEmailOut) EmitUserUpdated(p UserUpdated) {
+	c := o.live()
+	theusEmitUserUpdated(&c.Invocation, &p, &c.out.userUpdated)
+}
+
+// SetResult sets the value returned to the caller in UpdateUserEmailReceipt.Result.
+func (o *UpdateUserEmailOut) SetResult(v string) { o.live().out.result = v }
+
+func (o *UpdateUserEmailOut) live() *theusCallUpdateUserEmail {
+	return (*engine.Out)(o).Live().(*theusCallUpdateUserEmail)
+}
+
+// UpdateUserEmailReceipt tells what a call of update_user_email committed.
+type UpdateUserEmailReceipt struct {
+	Version    uint64
+	MessageIDs []string
+	Result     string
+}
+
+// UpdateUserEmailEffects is what one run of update_user_email set and emitted (see RunUpdateUserEmail).
+type UpdateUserEmailEffects struct {
+	User        *User
+	UserUpdated []UserUpdated
+	Result      string
+}
+
+// UpdateUserEmail runs update_user_email and commits its effects.
+func (e *Engine) UpdateUserEmail(ctx context.Context, args UpdateUserEmailArgs) (UpdateUserEmailReceipt, error) {
+	c := theusPoolUpdateUserEmail.Get().(*theusCallUpdateUserEmail)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcUpdateUserEmail, c)
+	result := c.out.result
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, UpdateUserEmailArgs{}, theusOutputsUpdateUserEmail{}
+	theusPoolUpdateUserEmail.Put(c)
+	if err != nil {
+		return UpdateUserEmailReceipt{}, err
+	}
+	return UpdateUserEmailReceipt{MessageIDs: r.MessageIDs, Result: result, Version: r.Version}, nil
+}
+
+// RunUpdateUserEmail runs update_user_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunUpdateUserEmail(impl Processes, s State, args UpdateUserEmailArgs) (UpdateUserEmailEffects, error) {
+	c := &theusCallUpdateUserEmail{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	err := engine.Run(context.Background(), "update_user_email", c, &s)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return UpdateUserEmailEffects{}, err
+	}
+	return UpdateUserEmailEffects{Result: c.out.result, User: engine.Written(c.Tx(), theusPathDomainUser, &c.out.user), UserUpdated: c.out.userUpdated}, nil
+}
+
+// RecordLoginArgs are the arguments of record_login.
+type RecordLoginArgs struct{}
+
+// RecordLoginIn is what record_login reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type RecordLoginIn struct {
+	Args RecordLoginArgs
+	s    *State
+}
+
+// Logins returns domain.logins.
+func (in RecordLoginIn) Logins() int { return in.s.Domain.Logins }
+
+// RecordLoginOut collects what record_login writes and emits. It is valid only during the call: using it afterwards panics.
+type RecordLoginOut engine.Out
 
 // SetLogins sets domain.logins.
-func (p *Patch) SetLogins(v int) {
-	p.logins = v
-	p.writes = theusAddPath(p.writes, theusPathDomainLogins)
+func (o *RecordLoginOut) SetLogins(v int) {
+	c := o.live()
+	c.out.logins = v
+	c.Tx().Write(theusPathDomainLogins)
 }
 
-// SetMaxEmailLen sets global.max_email_len.
-func (p *Patch) SetMaxEmailLen(v int) {
-	p.maxEmailLen = v
-	p.writes = theusAddPath(p.writes, theusPathGlobalMaxEmailLen)
+func (o *RecordLoginOut) live() *theusCallRecordLogin {
+	return (*engine.Out)(o).Live().(*theusCallRecordLogin)
+}
+
+// RecordLoginReceipt tells what a call of record_login committed.
+type RecordLoginReceipt struct {
+	Version    uint64
+	MessageIDs []string
+}
+
+// RecordLoginEffects is what one run of record_login set and emitted (see RunRecordLogin).
+type RecordLoginEffects struct{ Logins *int }
+
+// RecordLogin runs record_login and commits its effects.
+func (e *Engine) RecordLogin(ctx context.Context, args RecordLoginArgs) (RecordLoginReceipt, error) {
+	c := theusPoolRecordLogin.Get().(*theusCallRecordLogin)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcRecordLogin, c)
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, RecordLoginArgs{}, theusOutputsRecordLogin{}
+	theusPoolRecordLogin.Put(c)
+	if err != nil {
+		return RecordLoginReceipt{}, err
+	}
+	return RecordLoginReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+}
+
+// RunRecordLogin runs record_login once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunRecordLogin(impl Processes, s State, args RecordLoginArgs) (RecordLoginEffects, error) {
+	c := &theusCallRecordLogin{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	err := engine.Run(context.Background(), "record_login", c, &s)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return RecordLoginEffects{}, err
+	}
+	return RecordLoginEffects{Logins: engine.Written(c.Tx(), theusPathDomainLogins, &c.out.logins)}, nil
+}
+
+// CurrentEmailArgs are the arguments of current_email.
+type CurrentEmailArgs struct{}
+
+// CurrentEmailIn is what current_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type CurrentEmailIn struct {
+	Args CurrentEmailArgs
+	s    *State
+}
+
+// User returns domain.user.
+func (in CurrentEmailIn) User() UserView { return UserView{p: &in.s.Domain.User} }
+
+// CurrentEmailOut collects what current_email writes and emits. It is valid only during the call: using it afterwards panics.
+type CurrentEmailOut engine.Out
+
+// SetResult sets the value returned to the caller in CurrentEmailReceipt.Result.
+func (o *CurrentEmailOut) SetResult(v string) { o.live().out.result = v }
+
+func (o *CurrentEmailOut) live() *theusCallCurrentEmail {
+	return (*engine.Out)(o).Live().(*theusCallCurrentEmail)
+}
+
+// CurrentEmailReceipt tells what a call of current_email committed.
+type CurrentEmailReceipt struct {
+	Version    uint64
+	MessageIDs []string
+	Result     string
+}
+
+// CurrentEmailEffects is what one run of current_email set and emitted (see RunCurrentEmail).
+type CurrentEmailEffects struct{ Result string }
+
+// CurrentEmail runs current_email on the latest snapshot; it commits nothing.
+func (e *Engine) CurrentEmail(ctx context.Context, args CurrentEmailArgs) (CurrentEmailReceipt, error) {
+	c := theusPoolCurrentEmail.Get().(*theusCallCurrentEmail)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcCurrentEmail, c)
+	result := c.out.result
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, CurrentEmailArgs{}, theusOutputsCurrentEmail{}
+	theusPoolCurrentEmail.Put(c)
+	if err != nil {
+		return CurrentEmailReceipt{}, err
+	}
+	return CurrentEmailReceipt{MessageIDs: r.MessageIDs, Result: result, Version: r.Version}, nil
+}
+
+// RunCurrentEmail runs current_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunCurrentEmail(impl Processes, s State, args CurrentEmailArgs) (CurrentEmailEffects, error) {
+	c := &theusCallCurrentEmail{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	err := engine.Run(context.Background(), "current_email", c, &s)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return CurrentEmailEffects{}, err
+	}
+	return CurrentEmailEffects{Result: c.out.result}, nil
+}
+
+// What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
+
+func theusCloneState(p *State) State {
+	c := *p
+	c.Domain.User = theusCloneUser(&p.Domain.User)
+	return c
+}
+
+// Indexes of the state paths in theusSchema.Paths.
+const (
+	theusPathDomainUser        = 0
+	theusPathDomainLogins      = 1
+	theusPathGlobalMaxEmailLen = 2
+)
+
+// Indexes of the processes in theusSchema.Processes.
+const (
+	theusProcUpdateUserEmail = 0
+	theusProcRecordLogin     = 1
+	theusProcCurrentEmail    = 2
+)
+
+var theusSchema = engine.Schema[State]{
+	Clone: theusCloneState,
+	Paths: []string{"domain.user", "domain.logins", "global.max_email_len"},
+	Processes: []engine.ProcessSpec{
+		{Inputs: []int{theusPathDomainUser, theusPathGlobalMaxEmailLen}, Name: "update_user_email"},
+		{Inputs: []int{theusPathDomainLogins}, Name: "record_login"},
+		{Inputs: []int{theusPathDomainUser}, Name: "current_email", Pure: true},
+	},
+	State: []engine.StateField[State]{
+		engine.ValueField("domain.user", "User{id string, email string, verified bool, tags []string}", func(s *State) *User { return &s.Domain.User }, theusAppendUser),
+		engine.ValueField("domain.logins", "int", func(s *State) *int { return &s.Domain.Logins }, theusAppend_Int),
+		engine.ValueField("global.max_email_len", "int", func(s *State) *int { return &s.Global.MaxEmailLen }, theusAppend_Int),
+	},
 }
 
 // theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
@@ -322,9 +436,7 @@ func theusAddPath(paths []int, path int) []int {
 	return append(paths, path)
 }
 
-type theusPatch struct {
-	p *Patch
-}
+type theusPatch struct{ p *Patch }
 
 func (t theusPatch) Record(tx *engine.Tx) {
 	for _, w := range t.p.writes {
@@ -345,447 +457,152 @@ func (t theusPatch) Apply(s *State, _ uint64) {
 	}
 }
 
-// UpdateUserEmailArgs are the arguments of update_user_email.
-type UpdateUserEmailArgs struct {
-	Email string
-}
-
-// UpdateUserEmailIn is what update_user_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type UpdateUserEmailIn struct {
-	Args UpdateUserEmailArgs
-	s    *State
-}
-
-// User returns domain.user.
-func (in UpdateUserEmailIn) User() UserView {
-	return UserView{p: &in.s.Domain.User}
-}
-
-// MaxEmailLen returns global.max_email_len.
-func (in UpdateUserEmailIn) MaxEmailLen() int {
-	return in.s.Global.MaxEmailLen
-}
-
-// UpdateUserEmailOut collects what update_user_email writes and emits. It is valid only during the call: using it afterwards panics.
-type UpdateUserEmailOut struct {
-	c   *theusCallUpdateUserEmail
-	gen uint64
-}
-
-func (o *UpdateUserEmailOut) live() *theusCallUpdateUserEmail {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: UpdateUserEmailOut used after its call returned")
-	}
-	return o.c
-}
-
-// SetUser sets domain.user.
-func (o *UpdateUserEmailOut) SetUser(v User) {
-	c := o.live()
-	c.out.user = theusCloneUser(&v)
-	c.tx.Write(theusPathDomainUser)
-}
-
-// EmitUserUpdated emits a message on topic user.updated.
-func (o *UpdateUserEmailOut) EmitUserUpdated(p UserUpdated) {
-	c := o.live()
-	if codec := c.tx.Codec(); codec != nil {
-		b, err := codec.Marshal(p)
-		if err != nil {
-			c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
-			return
-		}
-		c.tx.Emit("user.updated", p.ID, b)
-	} else {
-		b, err := theusAppendUserUpdated(c.tx.Scratch(), &p)
-		if err != nil {
-			c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
-			return
-		}
-		c.tx.EmitScratch("user.updated", p.ID, b)
-	}
-	if c.run {
-		c.out.userUpdated = append(c.out.userUpdated, theusCloneUserUpdated(&p))
-	}
-}
-
-// SetResult sets the value returned to the caller in UpdateUserEmailReceipt.Result.
-func (o *UpdateUserEmailOut) SetResult(v string) {
-	o.live().out.result = v
-}
-
-// UpdateUserEmailReceipt tells what a call of update_user_email committed.
-type UpdateUserEmailReceipt struct {
-	Version    uint64
-	MessageIDs []string
-	Result     string
-}
-
-// UpdateUserEmailEffects is what one run of update_user_email set and emitted (see RunUpdateUserEmail).
-type UpdateUserEmailEffects struct {
-	User        *User
-	UserUpdated []UserUpdated
-	Result      string
-}
-
-// theusRunUpdateUserEmail is what one run of update_user_email uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
-type theusRunUpdateUserEmail struct {
-	out UpdateUserEmailOut
-	id  [1]string
-}
-
-type theusCallUpdateUserEmail struct {
-	tx   engine.Tx
-	gen  uint64
-	impl Processes
-	in   UpdateUserEmailIn
-	run  bool
-	out  theusOutputsUpdateUserEmail
-	cur  *theusRunUpdateUserEmail
-	runs []theusRunUpdateUserEmail
-}
-
-// theusOutputsUpdateUserEmail holds what one run of update_user_email set and emitted.
+// theusOutputsUpdateUserEmail is what a run of update_user_email set and emitted.
 type theusOutputsUpdateUserEmail struct {
 	user        User
 	userUpdated []UserUpdated
 	result      string
 }
 
-var theusPoolUpdateUserEmail = sync.Pool{New: func() any {
-	return new(theusCallUpdateUserEmail)
-}}
-
-func (c *theusCallUpdateUserEmail) Tx() *engine.Tx {
-	return &c.tx
+// theusCallUpdateUserEmail is a call of update_user_email; calls are pooled.
+type theusCallUpdateUserEmail struct {
+	engine.Invocation
+	impl Processes
+	args UpdateUserEmailArgs
+	out  theusOutputsUpdateUserEmail
 }
 
+var theusPoolUpdateUserEmail = sync.Pool{New: func() any { return new(theusCallUpdateUserEmail) }}
+
 func (c *theusCallUpdateUserEmail) Run(ctx context.Context, s *State) error {
-	c.gen++
-	c.in.s = s
-	if len(c.runs) == 0 {
-		c.runs = make([]theusRunUpdateUserEmail, 16)
-	}
-	c.cur, c.runs = &c.runs[0], c.runs[1:]
-	c.cur.out = UpdateUserEmailOut{c: c, gen: c.gen}
 	c.out = theusOutputsUpdateUserEmail{}
-	if err := c.impl.UpdateUserEmail(ctx, c.in, &c.cur.out); err != nil {
+	if err := c.impl.UpdateUserEmail(ctx, UpdateUserEmailIn{Args: c.args, s: s}, (*UpdateUserEmailOut)(engine.Start(&c.Invocation, c))); err != nil {
 		return err
 	}
 	c.checkOutputs()
 	return nil
-}
-
-func (c *theusCallUpdateUserEmail) Apply(s *State, _ uint64) {
-	if c.tx.Written(theusPathDomainUser) {
-		s.Domain.User = c.out.user
-	}
-}
-
-func (c *theusCallUpdateUserEmail) ReceiptID() *[1]string {
-	if c.cur == nil {
-		return nil
-	}
-	return &c.cur.id
-}
-
-func (c *theusCallUpdateUserEmail) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, UpdateUserEmailIn{}, theusOutputsUpdateUserEmail{}
-	c.cur = nil
-	theusPoolUpdateUserEmail.Put(c)
 }
 
 // checkOutputs checks what the run of update_user_email set: that each value can be encoded, then the rules.
 func (c *theusCallUpdateUserEmail) checkOutputs() {
-	codec := c.tx.Codec()
-	if codec != nil && c.tx.Written(theusPathDomainUser) {
-		if err := engine.CheckValue(codec, "domain.user", &c.out.user, nil); err != nil {
-			c.tx.Fail(err)
-		}
+	tx := c.Tx()
+	engine.CheckOutput(tx, theusPathDomainUser, "domain.user", &c.out.user, nil)
+}
+
+func (c *theusCallUpdateUserEmail) Apply(s *State, _ uint64) {
+	if c.Tx().Written(theusPathDomainUser) {
+		s.Domain.User = c.out.user
 	}
 }
 
-// UpdateUserEmail runs update_user_email and commits its effects.
-func (e *Engine) UpdateUserEmail(ctx context.Context, args UpdateUserEmailArgs) (UpdateUserEmailReceipt, error) {
-	c := theusPoolUpdateUserEmail.Get().(*theusCallUpdateUserEmail)
-	c.impl, c.in = e.impl, UpdateUserEmailIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcUpdateUserEmail, c)
-	result := c.out.result
-	c.release()
-	if err != nil {
-		return UpdateUserEmailReceipt{}, err
-	}
-	return UpdateUserEmailReceipt{MessageIDs: r.MessageIDs, Result: result, Version: r.Version}, nil
-}
+// theusOutputsRecordLogin is what a run of record_login set and emitted.
+type theusOutputsRecordLogin struct{ logins int }
 
-// RunUpdateUserEmail runs update_user_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunUpdateUserEmail(impl Processes, s State, args UpdateUserEmailArgs) (UpdateUserEmailEffects, error) {
-	c := &theusCallUpdateUserEmail{impl: impl, in: UpdateUserEmailIn{Args: args}, run: true}
-	if err := engine.Run(context.Background(), "update_user_email", c, &s); err != nil {
-		return UpdateUserEmailEffects{}, err
-	}
-	eff := UpdateUserEmailEffects{Result: c.out.result, UserUpdated: c.out.userUpdated}
-	if c.tx.Written(theusPathDomainUser) {
-		v := c.out.user
-		eff.User = &v
-	}
-	return eff, nil
-}
-
-// RecordLoginArgs are the arguments of record_login.
-type RecordLoginArgs struct{}
-
-// RecordLoginIn is what record_login reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type RecordLoginIn struct {
-	Args RecordLoginArgs
-	s    *State
-}
-
-// Logins returns domain.logins.
-func (in RecordLoginIn) Logins() int {
-	return in.s.Domain.Logins
-}
-
-// RecordLoginOut collects what record_login writes and emits. It is valid only during the call: using it afterwards panics.
-type RecordLoginOut struct {
-	c   *theusCallRecordLogin
-	gen uint64
-}
-
-func (o *RecordLoginOut) live() *theusCallRecordLogin {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: RecordLoginOut used after its call returned")
-	}
-	return o.c
-}
-
-// SetLogins sets domain.logins.
-func (o *RecordLoginOut) SetLogins(v int) {
-	c := o.live()
-	c.out.logins = v
-	c.tx.Write(theusPathDomainLogins)
-}
-
-// RecordLoginReceipt tells what a call of record_login committed.
-type RecordLoginReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
-
-// RecordLoginEffects is what one run of record_login set and emitted (see RunRecordLogin).
-type RecordLoginEffects struct {
-	Logins *int
-}
-
-// theusRunRecordLogin is what one run of record_login uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
-type theusRunRecordLogin struct {
-	out RecordLoginOut
-	id  [1]string
-}
-
+// theusCallRecordLogin is a call of record_login; calls are pooled.
 type theusCallRecordLogin struct {
-	tx   engine.Tx
-	gen  uint64
+	engine.Invocation
 	impl Processes
-	in   RecordLoginIn
-	run  bool
+	args RecordLoginArgs
 	out  theusOutputsRecordLogin
-	cur  *theusRunRecordLogin
-	runs []theusRunRecordLogin
 }
 
-// theusOutputsRecordLogin holds what one run of record_login set and emitted.
-type theusOutputsRecordLogin struct {
-	logins int
-}
-
-var theusPoolRecordLogin = sync.Pool{New: func() any {
-	return new(theusCallRecordLogin)
-}}
-
-func (c *theusCallRecordLogin) Tx() *engine.Tx {
-	return &c.tx
-}
+var theusPoolRecordLogin = sync.Pool{New: func() any { return new(theusCallRecordLogin) }}
 
 func (c *theusCallRecordLogin) Run(ctx context.Context, s *State) error {
-	c.gen++
-	c.in.s = s
-	if len(c.runs) == 0 {
-		c.runs = make([]theusRunRecordLogin, 16)
-	}
-	c.cur, c.runs = &c.runs[0], c.runs[1:]
-	c.cur.out = RecordLoginOut{c: c, gen: c.gen}
 	c.out = theusOutputsRecordLogin{}
-	if err := c.impl.RecordLogin(ctx, c.in, &c.cur.out); err != nil {
+	if err := c.impl.RecordLogin(ctx, RecordLoginIn{Args: c.args, s: s}, (*RecordLoginOut)(engine.Start(&c.Invocation, c))); err != nil {
 		return err
 	}
 	c.checkOutputs()
 	return nil
 }
 
+// checkOutputs checks what the run of record_login set: that each value can be encoded, then the rules.
+func (c *theusCallRecordLogin) checkOutputs() {
+	tx := c.Tx()
+	engine.CheckOutput(tx, theusPathDomainLogins, "domain.logins", &c.out.logins, nil)
+}
+
 func (c *theusCallRecordLogin) Apply(s *State, _ uint64) {
-	if c.tx.Written(theusPathDomainLogins) {
+	if c.Tx().Written(theusPathDomainLogins) {
 		s.Domain.Logins = c.out.logins
 	}
 }
 
-func (c *theusCallRecordLogin) ReceiptID() *[1]string {
-	if c.cur == nil {
-		return nil
-	}
-	return &c.cur.id
-}
+// theusOutputsCurrentEmail is what a run of current_email set and emitted.
+type theusOutputsCurrentEmail struct{ result string }
 
-func (c *theusCallRecordLogin) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, RecordLoginIn{}, theusOutputsRecordLogin{}
-	c.cur = nil
-	theusPoolRecordLogin.Put(c)
-}
-
-// checkOutputs checks what the run of record_login set: that each value can be encoded, then the rules.
-func (c *theusCallRecordLogin) checkOutputs() {
-	codec := c.tx.Codec()
-	if codec != nil && c.tx.Written(theusPathDomainLogins) {
-		if err := engine.CheckValue(codec, "domain.logins", &c.out.logins, nil); err != nil {
-			c.tx.Fail(err)
-		}
-	}
-}
-
-// RecordLogin runs record_login and commits its effects.
-func (e *Engine) RecordLogin(ctx context.Context, args RecordLoginArgs) (RecordLoginReceipt, error) {
-	c := theusPoolRecordLogin.Get().(*theusCallRecordLogin)
-	c.impl, c.in = e.impl, RecordLoginIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcRecordLogin, c)
-	c.release()
-	if err != nil {
-		return RecordLoginReceipt{}, err
-	}
-	return RecordLoginReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
-}
-
-// RunRecordLogin runs record_login once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunRecordLogin(impl Processes, s State, args RecordLoginArgs) (RecordLoginEffects, error) {
-	c := &theusCallRecordLogin{impl: impl, in: RecordLoginIn{Args: args}, run: true}
-	if err := engine.Run(context.Background(), "record_login", c, &s); err != nil {
-		return RecordLoginEffects{}, err
-	}
-	eff := RecordLoginEffects{}
-	if c.tx.Written(theusPathDomainLogins) {
-		v := c.out.logins
-		eff.Logins = &v
-	}
-	return eff, nil
-}
-
-// CurrentEmailArgs are the arguments of current_email.
-type CurrentEmailArgs struct{}
-
-// CurrentEmailIn is what current_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type CurrentEmailIn struct {
-	Args CurrentEmailArgs
-	s    *State
-}
-
-// User returns domain.user.
-func (in CurrentEmailIn) User() UserView {
-	return UserView{p: &in.s.Domain.User}
-}
-
-// CurrentEmailOut collects what current_email writes and emits. It is valid only during the call: using it afterwards panics.
-type CurrentEmailOut struct {
-	c   *theusCallCurrentEmail
-	gen uint64
-}
-
-func (o *CurrentEmailOut) live() *theusCallCurrentEmail {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: CurrentEmailOut used after its call returned")
-	}
-	return o.c
-}
-
-// SetResult sets the value returned to the caller in CurrentEmailReceipt.Result.
-func (o *CurrentEmailOut) SetResult(v string) {
-	o.live().out.result = v
-}
-
-// CurrentEmailReceipt tells what a call of current_email committed.
-type CurrentEmailReceipt struct {
-	Version    uint64
-	MessageIDs []string
-	Result     string
-}
-
-// CurrentEmailEffects is what one run of current_email set and emitted (see RunCurrentEmail).
-type CurrentEmailEffects struct {
-	Result string
-}
-
+// theusCallCurrentEmail is a call of current_email; calls are pooled.
 type theusCallCurrentEmail struct {
-	tx   engine.Tx
-	gen  uint64
+	engine.Invocation
 	impl Processes
-	in   CurrentEmailIn
-	run  bool
+	args CurrentEmailArgs
 	out  theusOutputsCurrentEmail
 }
 
-// theusOutputsCurrentEmail holds what one run of current_email set and emitted.
-type theusOutputsCurrentEmail struct {
-	result string
-}
-
-var theusPoolCurrentEmail = sync.Pool{New: func() any {
-	return new(theusCallCurrentEmail)
-}}
-
-func (c *theusCallCurrentEmail) Tx() *engine.Tx {
-	return &c.tx
-}
+var theusPoolCurrentEmail = sync.Pool{New: func() any { return new(theusCallCurrentEmail) }}
 
 func (c *theusCallCurrentEmail) Run(ctx context.Context, s *State) error {
-	c.gen++
-	c.in.s = s
 	c.out = theusOutputsCurrentEmail{}
-	return c.impl.CurrentEmail(ctx, c.in, &CurrentEmailOut{c: c, gen: c.gen})
+	return c.impl.CurrentEmail(ctx, CurrentEmailIn{Args: c.args, s: s}, (*CurrentEmailOut)(engine.Start(&c.Invocation, c)))
 }
 
-func (c *theusCallCurrentEmail) Apply(s *State, _ uint64) {}
+func (c *theusCallCurrentEmail) Apply(*State, uint64) {}
 
-func (c *theusCallCurrentEmail) ReceiptID() *[1]string {
-	return nil
+func theusCloneUser(p *User) User {
+	c := *p
+	c.Tags = slices.Clone(p.Tags)
+	return c
 }
 
-func (c *theusCallCurrentEmail) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, CurrentEmailIn{}, theusOutputsCurrentEmail{}
-	theusPoolCurrentEmail.Put(c)
+func theusCloneUserUpdated(p *UserUpdated) UserUpdated {
+	return *p
 }
 
-// CurrentEmail runs current_email on the latest snapshot; it commits nothing.
-func (e *Engine) CurrentEmail(ctx context.Context, args CurrentEmailArgs) (CurrentEmailReceipt, error) {
-	c := theusPoolCurrentEmail.Get().(*theusCallCurrentEmail)
-	c.impl, c.in = e.impl, CurrentEmailIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcCurrentEmail, c)
-	result := c.out.result
-	c.release()
-	if err != nil {
-		return CurrentEmailReceipt{}, err
+func theusAppendUser(b []byte, p *User) ([]byte, error) {
+	var err error
+	b = append(b, "{\"id\":"...)
+	b = jsonenc.AppendString(b, p.ID)
+	b = append(b, ",\"email\":"...)
+	b = jsonenc.AppendString(b, p.Email)
+	b = append(b, ",\"verified\":"...)
+	b = jsonenc.AppendBool(b, p.Verified)
+	b = append(b, ",\"tags\":"...)
+	if b, err = jsonenc.AppendSlice(b, p.Tags, theusAppend_String); err != nil {
+		return b, err
 	}
-	return CurrentEmailReceipt{MessageIDs: r.MessageIDs, Result: result, Version: r.Version}, nil
+	b = append(b, '}')
+	return b, nil
 }
 
-// RunCurrentEmail runs current_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunCurrentEmail(impl Processes, s State, args CurrentEmailArgs) (CurrentEmailEffects, error) {
-	c := &theusCallCurrentEmail{impl: impl, in: CurrentEmailIn{Args: args}, run: true}
-	if err := engine.Run(context.Background(), "current_email", c, &s); err != nil {
-		return CurrentEmailEffects{}, err
+func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
+	b = append(b, "{\"id\":"...)
+	b = jsonenc.AppendString(b, p.ID)
+	b = append(b, ",\"email\":"...)
+	b = jsonenc.AppendString(b, p.Email)
+	b = append(b, '}')
+	return b, nil
+}
+
+// theusEmitUserUpdated emits p on topic user.updated in the run of c; a RunX run keeps a copy in kept.
+func theusEmitUserUpdated(c *engine.Invocation, p *UserUpdated, kept *[]UserUpdated) {
+	if tx := c.Tx(); tx.Codec() != nil {
+		tx.EmitValue("user.updated", p.ID, *p)
+	} else {
+		b, err := theusAppendUserUpdated(tx.Scratch(), p)
+		tx.EmitEncoded("user.updated", p.ID, b, err)
 	}
-	eff := CurrentEmailEffects{Result: c.out.result}
-	return eff, nil
+	if c.Keep {
+		*kept = append(*kept, theusCloneUserUpdated(p))
+	}
+}
+
+func theusAppend_Int(b []byte, e *int) ([]byte, error) {
+	return jsonenc.AppendInt(b, int64(*e)), nil
+}
+
+func theusAppend_String(b []byte, e *string) ([]byte, error) {
+	return jsonenc.AppendString(b, *e), nil
 }
 
 // If this does not compile, the contract and this file disagree: re-run theusgen.

@@ -5,7 +5,6 @@ package seedoutbox
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 
@@ -13,6 +12,8 @@ import (
 	jsonenc "github.com/theus-go/theus/runtime/jsonenc"
 	memory "github.com/theus-go/theus/runtime/store/memory"
 )
+
+// Types: the structs declared in contracts.yaml.
 
 // User is declared in contracts.yaml.
 type User struct {
@@ -33,69 +34,708 @@ type UserUpdated struct {
 	Email string `json:"email"`
 }
 
-// UserView is a read-only view of a User in a snapshot.
-type UserView struct {
-	p *User
+// State: the state of contracts.yaml, the Snapshots that show it and the Patches that change it.
+
+// State is the engine's state, as declared in contracts.yaml.
+type State struct {
+	Domain DomainState
+	Global GlobalState
 }
+
+// DomainState is the business state: versioned, persisted, conflict-checked.
+type DomainState struct {
+	Alice       User
+	Bob         User
+	OutboxQueue []OutboxMsg
+}
+
+// GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.
+type GlobalState struct{}
+
+// Snapshot is an immutable view of the state at one version.
+type Snapshot struct {
+	version uint64
+	s       *State
+}
+
+// Version returns the version of the snapshot.
+func (s Snapshot) Version() uint64 { return s.version }
+
+// Alice returns domain.alice.
+func (s Snapshot) Alice() UserView { return UserView{p: &s.s.Domain.Alice} }
+
+// Bob returns domain.bob.
+func (s Snapshot) Bob() UserView { return UserView{p: &s.s.Domain.Bob} }
+
+// OutboxQueue returns domain.outbox_queue.
+func (s Snapshot) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgView] {
+	return engine.NewSliceViewOf(s.s.Domain.OutboxQueue, func(p *OutboxMsg) OutboxMsgView {
+		return OutboxMsgView{p: p}
+	}, func(v OutboxMsg) OutboxMsg {
+		return theusCloneOutboxMsg(&v)
+	})
+}
+
+// Patch is a set of state changes for CompareAndSwap.
+type Patch struct {
+	writes      []int
+	alice       User
+	bob         User
+	outboxQueue []OutboxMsg
+}
+
+// SetAlice sets domain.alice.
+func (p *Patch) SetAlice(v User) {
+	p.alice = theusCloneUser(&v)
+	p.writes = theusAddPath(p.writes, theusPathDomainAlice)
+}
+
+// SetBob sets domain.bob.
+func (p *Patch) SetBob(v User) {
+	p.bob = theusCloneUser(&v)
+	p.writes = theusAddPath(p.writes, theusPathDomainBob)
+}
+
+// SetOutboxQueue sets domain.outbox_queue.
+func (p *Patch) SetOutboxQueue(v []OutboxMsg) {
+	p.outboxQueue = slices.Clone(v)
+	p.writes = theusAddPath(p.writes, theusPathDomainOutboxQueue)
+}
+
+// Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
+
+// UserView is a read-only view of a User in a snapshot.
+type UserView struct{ p *User }
 
 // ID returns the field id.
-func (v UserView) ID() string {
-	return v.p.ID
-}
+func (v UserView) ID() string { return v.p.ID }
 
 // Email returns the field email.
-func (v UserView) Email() string {
-	return v.p.Email
-}
+func (v UserView) Email() string { return v.p.Email }
 
 // Clone returns a deep copy of the User that shares nothing with the snapshot.
-func (v UserView) Clone() User {
-	return theusCloneUser(v.p)
-}
+func (v UserView) Clone() User { return theusCloneUser(v.p) }
 
 // OutboxMsgView is a read-only view of an OutboxMsg in a snapshot.
-type OutboxMsgView struct {
-	p *OutboxMsg
-}
+type OutboxMsgView struct{ p *OutboxMsg }
 
 // Topic returns the field topic.
-func (v OutboxMsgView) Topic() string {
-	return v.p.Topic
-}
+func (v OutboxMsgView) Topic() string { return v.p.Topic }
 
 // UserID returns the field user_id.
-func (v OutboxMsgView) UserID() string {
-	return v.p.UserID
-}
+func (v OutboxMsgView) UserID() string { return v.p.UserID }
 
 // Email returns the field email.
-func (v OutboxMsgView) Email() string {
-	return v.p.Email
-}
+func (v OutboxMsgView) Email() string { return v.p.Email }
 
 // Clone returns a deep copy of the OutboxMsg that shares nothing with the snapshot.
-func (v OutboxMsgView) Clone() OutboxMsg {
-	return theusCloneOutboxMsg(v.p)
-}
+func (v OutboxMsgView) Clone() OutboxMsg { return theusCloneOutboxMsg(v.p) }
 
 // UserUpdatedView is a read-only view of a UserUpdated in a snapshot.
-type UserUpdatedView struct {
-	p *UserUpdated
-}
+type UserUpdatedView struct{ p *UserUpdated }
 
 // ID returns the field id.
-func (v UserUpdatedView) ID() string {
-	return v.p.ID
-}
+func (v UserUpdatedView) ID() string { return v.p.ID }
 
 // Email returns the field email.
-func (v UserUpdatedView) Email() string {
-	return v.p.Email
-}
+func (v UserUpdatedView) Email() string { return v.p.Email }
 
 // Clone returns a deep copy of the UserUpdated that shares nothing with the snapshot.
-func (v UserUpdatedView) Clone() UserUpdated {
-	return theusCloneUserUpdated(v.p)
+func (v UserUpdatedView) Clone() UserUpdated { return theusCloneUserUpdated(v.p) }
+
+// Processes: what the application implements, the Engine that runs it, and for each process its arguments, inputs, outputs, receipt and effects.
+
+// Processes is implemented by the application: one method per process of contracts.yaml.
+type Processes interface {
+	// QueueAliceEmail: runs queue_alice_email.
+	QueueAliceEmail(ctx context.Context, in QueueAliceEmailIn, out *QueueAliceEmailOut) error
+	// QueueBobEmail: runs queue_bob_email.
+	QueueBobEmail(ctx context.Context, in QueueBobEmailIn, out *QueueBobEmailOut) error
+	// EmitAliceEmail: runs emit_alice_email.
+	EmitAliceEmail(ctx context.Context, in EmitAliceEmailIn, out *EmitAliceEmailOut) error
+	// EmitBobEmail: runs emit_bob_email.
+	EmitBobEmail(ctx context.Context, in EmitBobEmailIn, out *EmitBobEmailOut) error
+}
+
+// Engine runs the processes of contracts.yaml and commits their outputs and messages atomically.
+type Engine struct {
+	core *engine.Engine[State]
+	impl Processes
+}
+
+// NewEngine starts an engine. If the store holds data, its state is recovered and initial is ignored; without engine.WithStore the engine keeps everything in memory.
+func NewEngine(ctx context.Context, initial State, impl Processes, opts ...engine.Option) (*Engine, error) {
+	if impl == nil {
+		return nil, errors.New("theus: NewEngine: nil Processes")
+	}
+	core, err := engine.New(ctx, &theusSchema, initial, append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{core: core, impl: impl}, nil
+}
+
+// Snapshot returns the latest committed state.
+func (e *Engine) Snapshot() Snapshot {
+	v, s := e.core.Snapshot()
+	return Snapshot{s: s, version: v}
+}
+
+// CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
+func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
+	if err := p.theusCheck(e.core.Codec()); err != nil {
+		return 0, err
+	}
+	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+}
+
+// Store returns the engine's store, for outbox.NewRelay.
+func (e *Engine) Store() engine.Store { return e.core.Store() }
+
+// Close stops the engine. It does not close a store passed with engine.WithStore.
+func (e *Engine) Close() error { return e.core.Close() }
+
+// QueueAliceEmailArgs are the arguments of queue_alice_email.
+type QueueAliceEmailArgs struct{ Email string }
+
+// QueueAliceEmailIn is what queue_alice_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type QueueAliceEmailIn struct {
+	Args QueueAliceEmailArgs
+	s    *State
+}
+
+// Alice returns domain.alice.
+func (in QueueAliceEmailIn) Alice() UserView { return UserView{p: &in.s.Domain.Alice} }
+
+// OutboxQueue returns domain.outbox_queue.
+func (in QueueAliceEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgView] {
+	return engine.NewSliceViewOf(in.s.Domain.OutboxQueue, func(p *OutboxMsg) OutboxMsgView {
+		return OutboxMsgView{p: p}
+	}, func(v OutboxMsg) OutboxMsg {
+		return theusCloneOutboxMsg(&v)
+	})
+}
+
+// QueueAliceEmailOut collects what queue_alice_email writes and emits. It is valid only during the call: using it afterwards panics.
+type QueueAliceEmailOut engine.Out
+
+// SetAlice sets domain.alice.
+func (o *QueueAliceEmailOut) SetAlice(v User) {
+	c := o.live()
+	c.out.alice = theusCloneUser(&v)
+	c.Tx().Write(theusPathDomainAlice)
+}
+
+// SetOutboxQueue sets domain.outbox_queue.
+func (o *QueueAliceEmailOut) SetOutboxQueue(v []OutboxMsg) {
+	c := o.live()
+	c.out.outboxQueue = slices.Clone(v)
+	c.Tx().Write(theusPathDomainOutboxQueue)
+}
+
+func (o *QueueAliceEmailOut) live() *theusCallQueueAliceEmail {
+	return (*engine.Out)(o).Live().(*theusCallQueueAliceEmail)
+}
+
+// QueueAliceEmailReceipt tells what a call of queue_alice_email committed.
+type QueueAliceEmailReceipt struct {
+	Version    uint64
+	MessageIDs []string
+}
+
+// QueueAliceEmailEffects is what one run of queue_alice_email set and emitted (see RunQueueAliceEmail).
+type QueueAliceEmailEffects struct {
+	Alice       *User
+	OutboxQueue *[]OutboxMsg
+}
+
+// QueueAliceEmail runs queue_alice_email and commits its effects.
+func (e *Engine) QueueAliceEmail(ctx context.Context, args QueueAliceEmailArgs) (QueueAliceEmailReceipt, error) {
+	c := theusPoolQueueAliceEmail.Get().(*theusCallQueueAliceEmail)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcQueueAliceEmail, c)
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, QueueAliceEmailArgs{}, theusOutputsQueueAliceEmail{}
+	theusPoolQueueAliceEmail.Put(c)
+	if err != nil {
+		return QueueAliceEmailReceipt{}, err
+	}
+	return QueueAliceEmailReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+}
+
+// RunQueueAliceEmail runs queue_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunQueueAliceEmail(impl Processes, s State, args QueueAliceEmailArgs) (QueueAliceEmailEffects, error) {
+	c := &theusCallQueueAliceEmail{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	err := engine.Run(context.Background(), "queue_alice_email", c, &s)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return QueueAliceEmailEffects{}, err
+	}
+	return QueueAliceEmailEffects{Alice: engine.Written(c.Tx(), theusPathDomainAlice, &c.out.alice), OutboxQueue: engine.Written(c.Tx(), theusPathDomainOutboxQueue, &c.out.outboxQueue)}, nil
+}
+
+// QueueBobEmailArgs are the arguments of queue_bob_email.
+type QueueBobEmailArgs struct{ Email string }
+
+// QueueBobEmailIn is what queue_bob_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type QueueBobEmailIn struct {
+	Args QueueBobEmailArgs
+	s    *State
+}
+
+// Bob returns domain.bob.
+func (in QueueBobEmailIn) Bob() UserView { return UserView{p: &in.s.Domain.Bob} }
+
+// OutboxQueue returns domain.outbox_queue.
+func (in QueueBobEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgView] {
+	return engine.NewSliceViewOf(in.s.Domain.OutboxQueue, func(p *OutboxMsg) OutboxMsgView {
+		return OutboxMsgView{p: p}
+	}, func(v OutboxMsg) OutboxMsg {
+		return theusCloneOutboxMsg(&v)
+	})
+}
+
+// QueueBobEmailOut collects what queue_bob_email writes and emits. It is valid only during the call: using it afterwards panics.
+type QueueBobEmailOut engine.Out
+
+// SetBob sets domain.bob.
+func (o *QueueBobEmailOut) SetBob(v User) {
+	c := o.live()
+	c.out.bob = theusCloneUser(&v)
+	c.Tx().Write(theusPathDomainBob)
+}
+
+// SetOutboxQueue sets domain.outbox_queue.
+func (o *QueueBobEmailOut) SetOutboxQueue(v []OutboxMsg) {
+	c := o.live()
+	c.out.outboxQueue = slices.Clone(v)
+	c.Tx().Write(theusPathDomainOutboxQueue)
+}
+
+func (o *QueueBobEmailOut) live() *theusCallQueueBobEmail {
+	return (*engine.Out)(o).Live().(*theusCallQueueBobEmail)
+}
+
+// QueueBobEmailReceipt tells what a call of queue_bob_email committed.
+type QueueBobEmailReceipt struct {
+	Version    uint64
+	MessageIDs []string
+}
+
+// QueueBobEmailEffects is what one run of queue_bob_email set and emitted (see RunQueueBobEmail).
+type QueueBobEmailEffects struct {
+	Bob         *User
+	OutboxQueue *[]OutboxMsg
+}
+
+// QueueBobEmail runs queue_bob_email and commits its effects.
+func (e *Engine) QueueBobEmail(ctx context.Context, args QueueBobEmailArgs) (QueueBobEmailReceipt, error) {
+	c := theusPoolQueueBobEmail.Get().(*theusCallQueueBobEmail)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcQueueBobEmail, c)
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, QueueBobEmailArgs{}, theusOutputsQueueBobEmail{}
+	theusPoolQueueBobEmail.Put(c)
+	if err != nil {
+		return QueueBobEmailReceipt{}, err
+	}
+	return QueueBobEmailReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+}
+
+// RunQueueBobEmail runs queue_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunQueueBobEmail(impl Processes, s State, args QueueBobEmailArgs) (QueueBobEmailEffects, error) {
+	c := &theusCallQueueBobEmail{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	err := engine.Run(context.Background(), "queue_bob_email", c, &s)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return QueueBobEmailEffects{}, err
+	}
+	return QueueBobEmailEffects{Bob: engine.Written(c.Tx(), theusPathDomainBob, &c.out.bob), OutboxQueue: engine.Written(c.Tx(), theusPathDomainOutboxQueue, &c.out.outboxQueue)}, nil
+}
+
+// EmitAliceEmailArgs are the arguments of emit_alice_email.
+type EmitAliceEmailArgs struct{ Email string }
+
+// EmitAliceEmailIn is what emit_alice_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type EmitAliceEmailIn struct {
+	Args EmitAliceEmailArgs
+	s    *State
+}
+
+// Alice returns domain.alice.
+func (in EmitAliceEmailIn) Alice() UserView { return UserView{p: &in.s.Domain.Alice} }
+
+// EmitAliceEmailOut collects what emit_alice_email writes and emits. It is valid only during the call: using it afterwards panics.
+type EmitAliceEmailOut engine.Out
+
+// SetAlice sets domain.alice.
+func (o *EmitAliceEmailOut) SetAlice(v User) {
+	c := o.live()
+	c.out.alice = theusCloneUser(&v)
+	c.Tx().Write(theusPathDomainAlice)
+}
+
+// EmitUserUpdated emits a message on topic user.updated.
+func (o *EmitAliceEmailOut) EmitUserUpdated(p UserUpdated) {
+	c := o.live()
+	theusEmitUserUpdated(&c.Invocation, &p, &c.out.userUpdated)
+}
+
+func (o *EmitAliceEmailOut) live() *theusCallEmitAliceEmail {
+	return (*engine.Out)(o).Live().(*theusCallEmitAliceEmail)
+}
+
+// EmitAliceEmailReceipt tells what a call of emit_alice_email committed.
+type EmitAliceEmailReceipt struct {
+	Version    uint64
+	MessageIDs []string
+}
+
+// EmitAliceEmailEffects is what one run of emit_alice_email set and emitted (see RunEmitAliceEmail).
+type EmitAliceEmailEffects struct {
+	Alice       *User
+	UserUpdated []UserUpdated
+}
+
+// EmitAliceEmail runs emit_alice_email and commits its effects.
+func (e *Engine) EmitAliceEmail(ctx context.Context, args EmitAliceEmailArgs) (EmitAliceEmailReceipt, error) {
+	c := theusPoolEmitAliceEmail.Get().(*theusCallEmitAliceEmail)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcEmitAliceEmail, c)
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, EmitAliceEmailArgs{}, theusOutputsEmitAliceEmail{}
+	theusPoolEmitAliceEmail.Put(c)
+	if err != nil {
+		return EmitAliceEmailReceipt{}, err
+	}
+	return EmitAliceEmailReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+}
+
+// RunEmitAliceEmail runs emit_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunEmitAliceEmail(impl Processes, s State, args EmitAliceEmailArgs) (EmitAliceEmailEffects, error) {
+	c := &theusCallEmitAliceEmail{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	err := engine.Run(context.Background(), "emit_alice_email", c, &s)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return EmitAliceEmailEffects{}, err
+	}
+	return EmitAliceEmailEffects{Alice: engine.Written(c.Tx(), theusPathDomainAlice, &c.out.alice), UserUpdated: c.out.userUpdated}, nil
+}
+
+// EmitBobEmailArgs are the arguments of emit_bob_email.
+type EmitBobEmailArgs struct{ Email string }
+
+// EmitBobEmailIn is what emit_bob_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type EmitBobEmailIn struct {
+	Args EmitBobEmailArgs
+	s    *State
+}
+
+// Bob returns domain.bob.
+func (in EmitBobEmailIn) Bob() UserView { return UserView{p: &in.s.Domain.Bob} }
+
+// EmitBobEmailOut collects what emit_bob_email writes and emits. It is valid only during the call: using it afterwards panics.
+type EmitBobEmailOut engine.Out
+
+// SetBob sets domain.bob.
+func (o *EmitBobEmailOut) SetBob(v User) {
+	c := o.live()
+	c.out.bob = theusCloneUser(&v)
+	c.Tx().Write(theusPathDomainBob)
+}
+
+// EmitUserUpdated emits a message on topic user.updated.
+func (o *EmitBobEmailOut) EmitUserUpdated(p UserUpdated) {
+	c := o.live()
+	theusEmitUserUpdated(&c.Invocation, &p, &c.out.userUpdated)
+}
+
+func (o *EmitBobEmailOut) live() *theusCallEmitBobEmail {
+	return (*engine.Out)(o).Live().(*theusCallEmitBobEmail)
+}
+
+// EmitBobEmailReceipt tells what a call of emit_bob_email committed.
+type EmitBobEmailReceipt struct {
+	Version    uint64
+	MessageIDs []string
+}
+
+// EmitBobEmailEffects is what one run of emit_bob_email set and emitted (see RunEmitBobEmail).
+type EmitBobEmailEffects struct {
+	Bob         *User
+	UserUpdated []UserUpdated
+}
+
+// EmitBobEmail runs emit_bob_email and commits its effects.
+func (e *Engine) EmitBobEmail(ctx context.Context, args EmitBobEmailArgs) (EmitBobEmailReceipt, error) {
+	c := theusPoolEmitBobEmail.Get().(*theusCallEmitBobEmail)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcEmitBobEmail, c)
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, EmitBobEmailArgs{}, theusOutputsEmitBobEmail{}
+	theusPoolEmitBobEmail.Put(c)
+	if err != nil {
+		return EmitBobEmailReceipt{}, err
+	}
+	return EmitBobEmailReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+}
+
+// RunEmitBobEmail runs emit_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunEmitBobEmail(impl Processes, s State, args EmitBobEmailArgs) (EmitBobEmailEffects, error) {
+	c := &theusCallEmitBobEmail{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	err := engine.Run(context.Background(), "emit_bob_email", c, &s)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return EmitBobEmailEffects{}, err
+	}
+	return EmitBobEmailEffects{Bob: engine.Written(c.Tx(), theusPathDomainBob, &c.out.bob), UserUpdated: c.out.userUpdated}, nil
+}
+
+// What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
+
+func theusCloneState(p *State) State {
+	c := *p
+	c.Domain.OutboxQueue = slices.Clone(p.Domain.OutboxQueue)
+	return c
+}
+
+// Indexes of the state paths in theusSchema.Paths.
+const (
+	theusPathDomainAlice       = 0
+	theusPathDomainBob         = 1
+	theusPathDomainOutboxQueue = 2
+)
+
+// Indexes of the processes in theusSchema.Processes.
+const (
+	theusProcQueueAliceEmail = 0
+	theusProcQueueBobEmail   = 1
+	theusProcEmitAliceEmail  = 2
+	theusProcEmitBobEmail    = 3
+)
+
+var theusSchema = engine.Schema[State]{
+	Clone: theusCloneState,
+	Paths: []string{"domain.alice", "domain.bob", "domain.outbox_queue"},
+	Processes: []engine.ProcessSpec{
+		{Inputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}, Name: "queue_alice_email"},
+		{Inputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}, Name: "queue_bob_email"},
+		{Inputs: []int{theusPathDomainAlice}, Name: "emit_alice_email"},
+		{Inputs: []int{theusPathDomainBob}, Name: "emit_bob_email"},
+	},
+	State: []engine.StateField[State]{
+		engine.ValueField("domain.alice", "User{id string, email string}", func(s *State) *User { return &s.Domain.Alice }, theusAppendUser),
+		engine.ValueField("domain.bob", "User{id string, email string}", func(s *State) *User { return &s.Domain.Bob }, theusAppendUser),
+		engine.ValueField("domain.outbox_queue", "[]OutboxMsg{topic string, user_id string, email string}", func(s *State) *[]OutboxMsg { return &s.Domain.OutboxQueue }, theusAppend_SliceOfOutboxMsg),
+	},
+}
+
+// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
+func (p *Patch) theusCheck(codec engine.Codec) error {
+	if codec == nil {
+		return nil
+	}
+	for _, w := range p.writes {
+		switch w {
+		case theusPathDomainAlice:
+			if err := engine.CheckValue(codec, "domain.alice", &p.alice, nil); err != nil {
+				return err
+			}
+		case theusPathDomainBob:
+			if err := engine.CheckValue(codec, "domain.bob", &p.bob, nil); err != nil {
+				return err
+			}
+		case theusPathDomainOutboxQueue:
+			if err := engine.CheckValue(codec, "domain.outbox_queue", &p.outboxQueue, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func theusAddPath(paths []int, path int) []int {
+	if slices.Contains(paths, path) {
+		return paths
+	}
+	return append(paths, path)
+}
+
+type theusPatch struct{ p *Patch }
+
+func (t theusPatch) Record(tx *engine.Tx) {
+	for _, w := range t.p.writes {
+		tx.Write(w)
+	}
+}
+
+func (t theusPatch) Apply(s *State, _ uint64) {
+	for _, w := range t.p.writes {
+		switch w {
+		case theusPathDomainAlice:
+			s.Domain.Alice = t.p.alice
+		case theusPathDomainBob:
+			s.Domain.Bob = t.p.bob
+		case theusPathDomainOutboxQueue:
+			s.Domain.OutboxQueue = t.p.outboxQueue
+		}
+	}
+}
+
+// theusOutputsQueueAliceEmail is what a run of queue_alice_email set and emitted.
+type theusOutputsQueueAliceEmail struct {
+	alice       User
+	outboxQueue []OutboxMsg
+}
+
+// theusCallQueueAliceEmail is a call of queue_alice_email; calls are pooled.
+type theusCallQueueAliceEmail struct {
+	engine.Invocation
+	impl Processes
+	args QueueAliceEmailArgs
+	out  theusOutputsQueueAliceEmail
+}
+
+var theusPoolQueueAliceEmail = sync.Pool{New: func() any { return new(theusCallQueueAliceEmail) }}
+
+func (c *theusCallQueueAliceEmail) Run(ctx context.Context, s *State) error {
+	c.out = theusOutputsQueueAliceEmail{}
+	if err := c.impl.QueueAliceEmail(ctx, QueueAliceEmailIn{Args: c.args, s: s}, (*QueueAliceEmailOut)(engine.Start(&c.Invocation, c))); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
+}
+
+// checkOutputs checks what the run of queue_alice_email set: that each value can be encoded, then the rules.
+func (c *theusCallQueueAliceEmail) checkOutputs() {
+	tx := c.Tx()
+	engine.CheckOutput(tx, theusPathDomainAlice, "domain.alice", &c.out.alice, nil)
+	engine.CheckOutput(tx, theusPathDomainOutboxQueue, "domain.outbox_queue", &c.out.outboxQueue, nil)
+}
+
+func (c *theusCallQueueAliceEmail) Apply(s *State, _ uint64) {
+	if c.Tx().Written(theusPathDomainAlice) {
+		s.Domain.Alice = c.out.alice
+	}
+	if c.Tx().Written(theusPathDomainOutboxQueue) {
+		s.Domain.OutboxQueue = c.out.outboxQueue
+	}
+}
+
+// theusOutputsQueueBobEmail is what a run of queue_bob_email set and emitted.
+type theusOutputsQueueBobEmail struct {
+	bob         User
+	outboxQueue []OutboxMsg
+}
+
+// theusCallQueueBobEmail is a call of queue_bob_email; calls are pooled.
+type theusCallQueueBobEmail struct {
+	engine.Invocation
+	impl Processes
+	args QueueBobEmailArgs
+	out  theusOutputsQueueBobEmail
+}
+
+var theusPoolQueueBobEmail = sync.Pool{New: func() any { return new(theusCallQueueBobEmail) }}
+
+func (c *theusCallQueueBobEmail) Run(ctx context.Context, s *State) error {
+	c.out = theusOutputsQueueBobEmail{}
+	if err := c.impl.QueueBobEmail(ctx, QueueBobEmailIn{Args: c.args, s: s}, (*QueueBobEmailOut)(engine.Start(&c.Invocation, c))); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
+}
+
+// checkOutputs checks what the run of queue_bob_email set: that each value can be encoded, then the rules.
+func (c *theusCallQueueBobEmail) checkOutputs() {
+	tx := c.Tx()
+	engine.CheckOutput(tx, theusPathDomainBob, "domain.bob", &c.out.bob, nil)
+	engine.CheckOutput(tx, theusPathDomainOutboxQueue, "domain.outbox_queue", &c.out.outboxQueue, nil)
+}
+
+func (c *theusCallQueueBobEmail) Apply(s *State, _ uint64) {
+	if c.Tx().Written(theusPathDomainBob) {
+		s.Domain.Bob = c.out.bob
+	}
+	if c.Tx().Written(theusPathDomainOutboxQueue) {
+		s.Domain.OutboxQueue = c.out.outboxQueue
+	}
+}
+
+// theusOutputsEmitAliceEmail is what a run of emit_alice_email set and emitted.
+type theusOutputsEmitAliceEmail struct {
+	alice       User
+	userUpdated []UserUpdated
+}
+
+// theusCallEmitAliceEmail is a call of emit_alice_email; calls are pooled.
+type theusCallEmitAliceEmail struct {
+	engine.Invocation
+	impl Processes
+	args EmitAliceEmailArgs
+	out  theusOutputsEmitAliceEmail
+}
+
+var theusPoolEmitAliceEmail = sync.Pool{New: func() any { return new(theusCallEmitAliceEmail) }}
+
+func (c *theusCallEmitAliceEmail) Run(ctx context.Context, s *State) error {
+	c.out = theusOutputsEmitAliceEmail{}
+	if err := c.impl.EmitAliceEmail(ctx, EmitAliceEmailIn{Args: c.args, s: s}, (*EmitAliceEmailOut)(engine.Start(&c.Invocation, c))); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
+}
+
+// checkOutputs checks what the run of emit_alice_email set: that each value can be encoded, then the rules.
+func (c *theusCallEmitAliceEmail) checkOutputs() {
+	tx := c.Tx()
+	engine.CheckOutput(tx, theusPathDomainAlice, "domain.alice", &c.out.alice, nil)
+}
+
+func (c *theusCallEmitAliceEmail) Apply(s *State, _ uint64) {
+	if c.Tx().Written(theusPathDomainAlice) {
+		s.Domain.Alice = c.out.alice
+	}
+}
+
+// theusOutputsEmitBobEmail is what a run of emit_bob_email set and emitted.
+type theusOutputsEmitBobEmail struct {
+	bob         User
+	userUpdated []UserUpdated
+}
+
+// theusCallEmitBobEmail is a call of emit_bob_email; calls are pooled.
+type theusCallEmitBobEmail struct {
+	engine.Invocation
+	impl Processes
+	args EmitBobEmailArgs
+	out  theusOutputsEmitBobEmail
+}
+
+var theusPoolEmitBobEmail = sync.Pool{New: func() any { return new(theusCallEmitBobEmail) }}
+
+func (c *theusCallEmitBobEmail) Run(ctx context.Context, s *State) error {
+	c.out = theusOutputsEmitBobEmail{}
+	if err := c.impl.EmitBobEmail(ctx, EmitBobEmailIn{Args: c.args, s: s}, (*EmitBobEmailOut)(engine.Start(&c.Invocation, c))); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
+}
+
+// checkOutputs checks what the run of emit_bob_email set: that each value can be encoded, then the rules.
+func (c *theusCallEmitBobEmail) checkOutputs() {
+	tx := c.Tx()
+	engine.CheckOutput(tx, theusPathDomainBob, "domain.bob", &c.out.bob, nil)
+}
+
+func (c *theusCallEmitBobEmail) Apply(s *State, _ uint64) {
+	if c.Tx().Written(theusPathDomainBob) {
+		s.Domain.Bob = c.out.bob
+	}
 }
 
 func theusCloneUser(p *User) User {
@@ -139,947 +779,21 @@ func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
 	return b, nil
 }
 
-// State is the engine's state, as declared in contracts.yaml.
-type State struct {
-	Domain DomainState
-	Global GlobalState
-}
-
-// DomainState is the business state: versioned, persisted, conflict-checked.
-type DomainState struct {
-	Alice       User
-	Bob         User
-	OutboxQueue []OutboxMsg
-}
-
-// GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.
-type GlobalState struct{}
-
-func theusCloneState(p *State) State {
-	c := *p
-	c.Domain.OutboxQueue = slices.Clone(p.Domain.OutboxQueue)
-	return c
-}
-
-// Snapshot is an immutable view of the state at one version.
-type Snapshot struct {
-	version uint64
-	s       *State
-}
-
-// Version returns the version of the snapshot.
-func (s Snapshot) Version() uint64 {
-	return s.version
-}
-
-// Alice returns domain.alice.
-func (s Snapshot) Alice() UserView {
-	return UserView{p: &s.s.Domain.Alice}
-}
-
-// Bob returns domain.bob.
-func (s Snapshot) Bob() UserView {
-	return UserView{p: &s.s.Domain.Bob}
-}
-
-// OutboxQueue returns domain.outbox_queue.
-func (s Snapshot) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgView] {
-	return engine.NewSliceViewOf(s.s.Domain.OutboxQueue, func(p *OutboxMsg) OutboxMsgView {
-		return OutboxMsgView{p: p}
-	}, func(v OutboxMsg) OutboxMsg {
-		return theusCloneOutboxMsg(&v)
-	})
-}
-
-// Indexes of the state paths in theusSchema.Paths.
-const (
-	theusPathDomainAlice       = 0
-	theusPathDomainBob         = 1
-	theusPathDomainOutboxQueue = 2
-)
-
-// Indexes of the processes in theusSchema.Processes.
-const (
-	theusProcQueueAliceEmail = 0
-	theusProcQueueBobEmail   = 1
-	theusProcEmitAliceEmail  = 2
-	theusProcEmitBobEmail    = 3
-)
-
-var theusSchema = engine.Schema[State]{
-	Clone: theusCloneState,
-	Paths: []string{"domain.alice", "domain.bob", "domain.outbox_queue"},
-	Processes: []engine.ProcessSpec{
-		{
-			Inputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue},
-			Name:   "queue_alice_email",
-		},
-		{
-			Inputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue},
-			Name:   "queue_bob_email",
-		},
-		{
-			Inputs: []int{theusPathDomainAlice},
-			Name:   "emit_alice_email",
-		},
-		{
-			Inputs: []int{theusPathDomainBob},
-			Name:   "emit_bob_email",
-		},
-	},
-	State: []engine.StateField[State]{
-		engine.ValueField("domain.alice", "User{id string, email string}", func(s *State) *User {
-			return &s.Domain.Alice
-		}, theusAppendUser),
-		engine.ValueField("domain.bob", "User{id string, email string}", func(s *State) *User {
-			return &s.Domain.Bob
-		}, theusAppendUser),
-		engine.ValueField("domain.outbox_queue", "[]OutboxMsg{topic string, user_id string, email string}", func(s *State) *[]OutboxMsg {
-			return &s.Domain.OutboxQueue
-		}, func(b []byte, e *[]OutboxMsg) ([]byte, error) {
-			return jsonenc.AppendSlice(b, *e, theusAppendOutboxMsg)
-		}),
-	},
-}
-
-// Processes is implemented by the application: one method per process of contracts.yaml.
-type Processes interface {
-	// QueueAliceEmail: runs queue_alice_email.
-	QueueAliceEmail(ctx context.Context, in QueueAliceEmailIn, out *QueueAliceEmailOut) error
-	// QueueBobEmail: runs queue_bob_email.
-	QueueBobEmail(ctx context.Context, in QueueBobEmailIn, out *QueueBobEmailOut) error
-	// EmitAliceEmail: runs emit_alice_email.
-	EmitAliceEmail(ctx context.Context, in EmitAliceEmailIn, out *EmitAliceEmailOut) error
-	// EmitBobEmail: runs emit_bob_email.
-	EmitBobEmail(ctx context.Context, in EmitBobEmailIn, out *EmitBobEmailOut) error
-}
-
-// Engine runs the processes of contracts.yaml and commits their outputs and messages atomically.
-type Engine struct {
-	core *engine.Engine[State]
-	impl Processes
-}
-
-// NewEngine starts an engine. If the store holds data, its state is recovered and initial is ignored; without engine.WithStore the engine keeps everything in memory.
-func NewEngine(ctx context.Context, initial State, impl Processes, opts ...engine.Option) (*Engine, error) {
-	if impl == nil {
-		return nil, errors.New("theus: NewEngine: nil Processes")
-	}
-	core, err := engine.New(ctx, &theusSchema, initial, append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
-	if err != nil {
-		return nil, err
-	}
-	return &Engine{core: core, impl: impl}, nil
-}
-
-// Snapshot returns the latest committed state.
-func (e *Engine) Snapshot() Snapshot {
-	v, s := e.core.Snapshot()
-	return Snapshot{s: s, version: v}
-}
-
-// CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version. A value of p that cannot be encoded is refused first, with an error naming its path.
-func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
-}
-
-// Store returns the engine's store, for outbox.NewRelay.
-func (e *Engine) Store() engine.Store {
-	return e.core.Store()
-}
-
-// Close stops the engine. It does not close a store passed with engine.WithStore.
-func (e *Engine) Close() error {
-	return e.core.Close()
-}
-
-// Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes      []int
-	alice       User
-	bob         User
-	outboxQueue []OutboxMsg
-}
-
-// SetAlice sets domain.alice.
-func (p *Patch) SetAlice(v User) {
-	p.alice = theusCloneUser(&v)
-	p.writes = theusAddPath(p.writes, theusPathDomainAlice)
-}
-
-// SetBob sets domain.bob.
-func (p *Patch) SetBob(v User) {
-	p.bob = theusCloneUser(&v)
-	p.writes = theusAddPath(p.writes, theusPathDomainBob)
-}
-
-// SetOutboxQueue sets domain.outbox_queue.
-func (p *Patch) SetOutboxQueue(v []OutboxMsg) {
-	p.outboxQueue = slices.Clone(v)
-	p.writes = theusAddPath(p.writes, theusPathDomainOutboxQueue)
-}
-
-// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
-func (p *Patch) theusCheck(codec engine.Codec) error {
-	if codec == nil {
-		return nil
-	}
-	for _, w := range p.writes {
-		switch w {
-		case theusPathDomainAlice:
-			if err := engine.CheckValue(codec, "domain.alice", &p.alice, nil); err != nil {
-				return err
-			}
-		case theusPathDomainBob:
-			if err := engine.CheckValue(codec, "domain.bob", &p.bob, nil); err != nil {
-				return err
-			}
-		case theusPathDomainOutboxQueue:
-			if err := engine.CheckValue(codec, "domain.outbox_queue", &p.outboxQueue, nil); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func theusAddPath(paths []int, path int) []int {
-	if slices.Contains(paths, path) {
-		return paths
-	}
-	return append(paths, path)
-}
-
-type theusPatch struct {
-	p *Patch
-}
-
-func (t theusPatch) Record(tx *engine.Tx) {
-	for _, w := range t.p.writes {
-		tx.Write(w)
-	}
-}
-
-func (t theusPatch) Apply(s *State, _ uint64) {
-	for _, w := range t.p.writes {
-		switch w {
-		case theusPathDomainAlice:
-			s.Domain.Alice = t.p.alice
-		case theusPathDomainBob:
-			s.Domain.Bob = t.p.bob
-		case theusPathDomainOutboxQueue:
-			s.Domain.OutboxQueue = t.p.outboxQueue
-		}
-	}
-}
-
-// QueueAliceEmailArgs are the arguments of queue_alice_email.
-type QueueAliceEmailArgs struct {
-	Email string
-}
-
-// QueueAliceEmailIn is what queue_alice_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type QueueAliceEmailIn struct {
-	Args QueueAliceEmailArgs
-	s    *State
-}
-
-// Alice returns domain.alice.
-func (in QueueAliceEmailIn) Alice() UserView {
-	return UserView{p: &in.s.Domain.Alice}
-}
-
-// OutboxQueue returns domain.outbox_queue.
-func (in QueueAliceEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgView] {
-	return engine.NewSliceViewOf(in.s.Domain.OutboxQueue, func(p *OutboxMsg) OutboxMsgView {
-		return OutboxMsgView{p: p}
-	}, func(v OutboxMsg) OutboxMsg {
-		return theusCloneOutboxMsg(&v)
-	})
-}
-
-// QueueAliceEmailOut collects what queue_alice_email writes and emits. It is valid only during the call: using it afterwards panics.
-type QueueAliceEmailOut struct {
-	c   *theusCallQueueAliceEmail
-	gen uint64
-}
-
-func (o *QueueAliceEmailOut) live() *theusCallQueueAliceEmail {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: QueueAliceEmailOut used after its call returned")
-	}
-	return o.c
-}
-
-// SetAlice sets domain.alice.
-func (o *QueueAliceEmailOut) SetAlice(v User) {
-	c := o.live()
-	c.out.alice = theusCloneUser(&v)
-	c.tx.Write(theusPathDomainAlice)
-}
-
-// SetOutboxQueue sets domain.outbox_queue.
-func (o *QueueAliceEmailOut) SetOutboxQueue(v []OutboxMsg) {
-	c := o.live()
-	c.out.outboxQueue = slices.Clone(v)
-	c.tx.Write(theusPathDomainOutboxQueue)
-}
-
-// QueueAliceEmailReceipt tells what a call of queue_alice_email committed.
-type QueueAliceEmailReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
-
-// QueueAliceEmailEffects is what one run of queue_alice_email set and emitted (see RunQueueAliceEmail).
-type QueueAliceEmailEffects struct {
-	Alice       *User
-	OutboxQueue *[]OutboxMsg
-}
-
-// theusRunQueueAliceEmail is what one run of queue_alice_email uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
-type theusRunQueueAliceEmail struct {
-	out QueueAliceEmailOut
-	id  [1]string
-}
-
-type theusCallQueueAliceEmail struct {
-	tx   engine.Tx
-	gen  uint64
-	impl Processes
-	in   QueueAliceEmailIn
-	run  bool
-	out  theusOutputsQueueAliceEmail
-	cur  *theusRunQueueAliceEmail
-	runs []theusRunQueueAliceEmail
-}
-
-// theusOutputsQueueAliceEmail holds what one run of queue_alice_email set and emitted.
-type theusOutputsQueueAliceEmail struct {
-	alice       User
-	outboxQueue []OutboxMsg
-}
-
-var theusPoolQueueAliceEmail = sync.Pool{New: func() any {
-	return new(theusCallQueueAliceEmail)
-}}
-
-func (c *theusCallQueueAliceEmail) Tx() *engine.Tx {
-	return &c.tx
-}
-
-func (c *theusCallQueueAliceEmail) Run(ctx context.Context, s *State) error {
-	c.gen++
-	c.in.s = s
-	if len(c.runs) == 0 {
-		c.runs = make([]theusRunQueueAliceEmail, 16)
-	}
-	c.cur, c.runs = &c.runs[0], c.runs[1:]
-	c.cur.out = QueueAliceEmailOut{c: c, gen: c.gen}
-	c.out = theusOutputsQueueAliceEmail{}
-	if err := c.impl.QueueAliceEmail(ctx, c.in, &c.cur.out); err != nil {
-		return err
-	}
-	c.checkOutputs()
-	return nil
-}
-
-func (c *theusCallQueueAliceEmail) Apply(s *State, _ uint64) {
-	if c.tx.Written(theusPathDomainAlice) {
-		s.Domain.Alice = c.out.alice
-	}
-	if c.tx.Written(theusPathDomainOutboxQueue) {
-		s.Domain.OutboxQueue = c.out.outboxQueue
-	}
-}
-
-func (c *theusCallQueueAliceEmail) ReceiptID() *[1]string {
-	if c.cur == nil {
-		return nil
-	}
-	return &c.cur.id
-}
-
-func (c *theusCallQueueAliceEmail) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, QueueAliceEmailIn{}, theusOutputsQueueAliceEmail{}
-	c.cur = nil
-	theusPoolQueueAliceEmail.Put(c)
-}
-
-// checkOutputs checks what the run of queue_alice_email set: that each value can be encoded, then the rules.
-func (c *theusCallQueueAliceEmail) checkOutputs() {
-	codec := c.tx.Codec()
-	if codec != nil && c.tx.Written(theusPathDomainAlice) {
-		if err := engine.CheckValue(codec, "domain.alice", &c.out.alice, nil); err != nil {
-			c.tx.Fail(err)
-		}
-	}
-	if codec != nil && c.tx.Written(theusPathDomainOutboxQueue) {
-		if err := engine.CheckValue(codec, "domain.outbox_queue", &c.out.outboxQueue, nil); err != nil {
-			c.tx.Fail(err)
-		}
-	}
-}
-
-// QueueAliceEmail runs queue_alice_email and commits its effects.
-func (e *Engine) QueueAliceEmail(ctx context.Context, args QueueAliceEmailArgs) (QueueAliceEmailReceipt, error) {
-	c := theusPoolQueueAliceEmail.Get().(*theusCallQueueAliceEmail)
-	c.impl, c.in = e.impl, QueueAliceEmailIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcQueueAliceEmail, c)
-	c.release()
-	if err != nil {
-		return QueueAliceEmailReceipt{}, err
-	}
-	return QueueAliceEmailReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
-}
-
-// RunQueueAliceEmail runs queue_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunQueueAliceEmail(impl Processes, s State, args QueueAliceEmailArgs) (QueueAliceEmailEffects, error) {
-	c := &theusCallQueueAliceEmail{impl: impl, in: QueueAliceEmailIn{Args: args}, run: true}
-	if err := engine.Run(context.Background(), "queue_alice_email", c, &s); err != nil {
-		return QueueAliceEmailEffects{}, err
-	}
-	eff := QueueAliceEmailEffects{}
-	if c.tx.Written(theusPathDomainAlice) {
-		v := c.out.alice
-		eff.Alice = &v
-	}
-	if c.tx.Written(theusPathDomainOutboxQueue) {
-		v := c.out.outboxQueue
-		eff.OutboxQueue = &v
-	}
-	return eff, nil
-}
-
-// QueueBobEmailArgs are the arguments of queue_bob_email.
-type QueueBobEmailArgs struct {
-	Email string
-}
-
-// QueueBobEmailIn is what queue_bob_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type QueueBobEmailIn struct {
-	Args QueueBobEmailArgs
-	s    *State
-}
-
-// Bob returns domain.bob.
-func (in QueueBobEmailIn) Bob() UserView {
-	return UserView{p: &in.s.Domain.Bob}
-}
-
-// OutboxQueue returns domain.outbox_queue.
-func (in QueueBobEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgView] {
-	return engine.NewSliceViewOf(in.s.Domain.OutboxQueue, func(p *OutboxMsg) OutboxMsgView {
-		return OutboxMsgView{p: p}
-	}, func(v OutboxMsg) OutboxMsg {
-		return theusCloneOutboxMsg(&v)
-	})
-}
-
-// QueueBobEmailOut collects what queue_bob_email writes and emits. It is valid only during the call: using it afterwards panics.
-type QueueBobEmailOut struct {
-	c   *theusCallQueueBobEmail
-	gen uint64
-}
-
-func (o *QueueBobEmailOut) live() *theusCallQueueBobEmail {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: QueueBobEmailOut used after its call returned")
-	}
-	return o.c
-}
-
-// SetBob sets domain.bob.
-func (o *QueueBobEmailOut) SetBob(v User) {
-	c := o.live()
-	c.out.bob = theusCloneUser(&v)
-	c.tx.Write(theusPathDomainBob)
-}
-
-// SetOutboxQueue sets domain.outbox_queue.
-func (o *QueueBobEmailOut) SetOutboxQueue(v []OutboxMsg) {
-	c := o.live()
-	c.out.outboxQueue = slices.Clone(v)
-	c.tx.Write(theusPathDomainOutboxQueue)
-}
-
-// QueueBobEmailReceipt tells what a call of queue_bob_email committed.
-type QueueBobEmailReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
-
-// QueueBobEmailEffects is what one run of queue_bob_email set and emitted (see RunQueueBobEmail).
-type QueueBobEmailEffects struct {
-	Bob         *User
-	OutboxQueue *[]OutboxMsg
-}
-
-// theusRunQueueBobEmail is what one run of queue_bob_email uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
-type theusRunQueueBobEmail struct {
-	out QueueBobEmailOut
-	id  [1]string
-}
-
-type theusCallQueueBobEmail struct {
-	tx   engine.Tx
-	gen  uint64
-	impl Processes
-	in   QueueBobEmailIn
-	run  bool
-	out  theusOutputsQueueBobEmail
-	cur  *theusRunQueueBobEmail
-	runs []theusRunQueueBobEmail
-}
-
-// theusOutputsQueueBobEmail holds what one run of queue_bob_email set and emitted.
-type theusOutputsQueueBobEmail struct {
-	bob         User
-	outboxQueue []OutboxMsg
-}
-
-var theusPoolQueueBobEmail = sync.Pool{New: func() any {
-	return new(theusCallQueueBobEmail)
-}}
-
-func (c *theusCallQueueBobEmail) Tx() *engine.Tx {
-	return &c.tx
-}
-
-func (c *theusCallQueueBobEmail) Run(ctx context.Context, s *State) error {
-	c.gen++
-	c.in.s = s
-	if len(c.runs) == 0 {
-		c.runs = make([]theusRunQueueBobEmail, 16)
-	}
-	c.cur, c.runs = &c.runs[0], c.runs[1:]
-	c.cur.out = QueueBobEmailOut{c: c, gen: c.gen}
-	c.out = theusOutputsQueueBobEmail{}
-	if err := c.impl.QueueBobEmail(ctx, c.in, &c.cur.out); err != nil {
-		return err
-	}
-	c.checkOutputs()
-	return nil
-}
-
-func (c *theusCallQueueBobEmail) Apply(s *State, _ uint64) {
-	if c.tx.Written(theusPathDomainBob) {
-		s.Domain.Bob = c.out.bob
-	}
-	if c.tx.Written(theusPathDomainOutboxQueue) {
-		s.Domain.OutboxQueue = c.out.outboxQueue
-	}
-}
-
-func (c *theusCallQueueBobEmail) ReceiptID() *[1]string {
-	if c.cur == nil {
-		return nil
-	}
-	return &c.cur.id
-}
-
-func (c *theusCallQueueBobEmail) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, QueueBobEmailIn{}, theusOutputsQueueBobEmail{}
-	c.cur = nil
-	theusPoolQueueBobEmail.Put(c)
-}
-
-// checkOutputs checks what the run of queue_bob_email set: that each value can be encoded, then the rules.
-func (c *theusCallQueueBobEmail) checkOutputs() {
-	codec := c.tx.Codec()
-	if codec != nil && c.tx.Written(theusPathDomainBob) {
-		if err := engine.CheckValue(codec, "domain.bob", &c.out.bob, nil); err != nil {
-			c.tx.Fail(err)
-		}
-	}
-	if codec != nil && c.tx.Written(theusPathDomainOutboxQueue) {
-		if err := engine.CheckValue(codec, "domain.outbox_queue", &c.out.outboxQueue, nil); err != nil {
-			c.tx.Fail(err)
-		}
-	}
-}
-
-// QueueBobEmail runs queue_bob_email and commits its effects.
-func (e *Engine) QueueBobEmail(ctx context.Context, args QueueBobEmailArgs) (QueueBobEmailReceipt, error) {
-	c := theusPoolQueueBobEmail.Get().(*theusCallQueueBobEmail)
-	c.impl, c.in = e.impl, QueueBobEmailIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcQueueBobEmail, c)
-	c.release()
-	if err != nil {
-		return QueueBobEmailReceipt{}, err
-	}
-	return QueueBobEmailReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
-}
-
-// RunQueueBobEmail runs queue_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunQueueBobEmail(impl Processes, s State, args QueueBobEmailArgs) (QueueBobEmailEffects, error) {
-	c := &theusCallQueueBobEmail{impl: impl, in: QueueBobEmailIn{Args: args}, run: true}
-	if err := engine.Run(context.Background(), "queue_bob_email", c, &s); err != nil {
-		return QueueBobEmailEffects{}, err
-	}
-	eff := QueueBobEmailEffects{}
-	if c.tx.Written(theusPathDomainBob) {
-		v := c.out.bob
-		eff.Bob = &v
-	}
-	if c.tx.Written(theusPathDomainOutboxQueue) {
-		v := c.out.outboxQueue
-		eff.OutboxQueue = &v
-	}
-	return eff, nil
-}
-
-// EmitAliceEmailArgs are the arguments of emit_alice_email.
-type EmitAliceEmailArgs struct {
-	Email string
-}
-
-// EmitAliceEmailIn is what emit_alice_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type EmitAliceEmailIn struct {
-	Args EmitAliceEmailArgs
-	s    *State
-}
-
-// Alice returns domain.alice.
-func (in EmitAliceEmailIn) Alice() UserView {
-	return UserView{p: &in.s.Domain.Alice}
-}
-
-// EmitAliceEmailOut collects what emit_alice_email writes and emits. It is valid only during the call: using it afterwards panics.
-type EmitAliceEmailOut struct {
-	c   *theusCallEmitAliceEmail
-	gen uint64
-}
-
-func (o *EmitAliceEmailOut) live() *theusCallEmitAliceEmail {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: EmitAliceEmailOut used after its call returned")
-	}
-	return o.c
-}
-
-// SetAlice sets domain.alice.
-func (o *EmitAliceEmailOut) SetAlice(v User) {
-	c := o.live()
-	c.out.alice = theusCloneUser(&v)
-	c.tx.Write(theusPathDomainAlice)
-}
-
-// EmitUserUpdated emits a message on topic user.updated.
-func (o *EmitAliceEmailOut) EmitUserUpdated(p UserUpdated) {
-	c := o.live()
-	if codec := c.tx.Codec(); codec != nil {
-		b, err := codec.Marshal(p)
-		if err != nil {
-			c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
-			return
-		}
-		c.tx.Emit("user.updated", p.ID, b)
+// theusEmitUserUpdated emits p on topic user.updated in the run of c; a RunX run keeps a copy in kept.
+func theusEmitUserUpdated(c *engine.Invocation, p *UserUpdated, kept *[]UserUpdated) {
+	if tx := c.Tx(); tx.Codec() != nil {
+		tx.EmitValue("user.updated", p.ID, *p)
 	} else {
-		b, err := theusAppendUserUpdated(c.tx.Scratch(), &p)
-		if err != nil {
-			c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
-			return
-		}
-		c.tx.EmitScratch("user.updated", p.ID, b)
+		b, err := theusAppendUserUpdated(tx.Scratch(), p)
+		tx.EmitEncoded("user.updated", p.ID, b, err)
 	}
-	if c.run {
-		c.out.userUpdated = append(c.out.userUpdated, theusCloneUserUpdated(&p))
+	if c.Keep {
+		*kept = append(*kept, theusCloneUserUpdated(p))
 	}
 }
 
-// EmitAliceEmailReceipt tells what a call of emit_alice_email committed.
-type EmitAliceEmailReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
-
-// EmitAliceEmailEffects is what one run of emit_alice_email set and emitted (see RunEmitAliceEmail).
-type EmitAliceEmailEffects struct {
-	Alice       *User
-	UserUpdated []UserUpdated
-}
-
-// theusRunEmitAliceEmail is what one run of emit_alice_email uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
-type theusRunEmitAliceEmail struct {
-	out EmitAliceEmailOut
-	id  [1]string
-}
-
-type theusCallEmitAliceEmail struct {
-	tx   engine.Tx
-	gen  uint64
-	impl Processes
-	in   EmitAliceEmailIn
-	run  bool
-	out  theusOutputsEmitAliceEmail
-	cur  *theusRunEmitAliceEmail
-	runs []theusRunEmitAliceEmail
-}
-
-// theusOutputsEmitAliceEmail holds what one run of emit_alice_email set and emitted.
-type theusOutputsEmitAliceEmail struct {
-	alice       User
-	userUpdated []UserUpdated
-}
-
-var theusPoolEmitAliceEmail = sync.Pool{New: func() any {
-	return new(theusCallEmitAliceEmail)
-}}
-
-func (c *theusCallEmitAliceEmail) Tx() *engine.Tx {
-	return &c.tx
-}
-
-func (c *theusCallEmitAliceEmail) Run(ctx context.Context, s *State) error {
-	c.gen++
-	c.in.s = s
-	if len(c.runs) == 0 {
-		c.runs = make([]theusRunEmitAliceEmail, 16)
-	}
-	c.cur, c.runs = &c.runs[0], c.runs[1:]
-	c.cur.out = EmitAliceEmailOut{c: c, gen: c.gen}
-	c.out = theusOutputsEmitAliceEmail{}
-	if err := c.impl.EmitAliceEmail(ctx, c.in, &c.cur.out); err != nil {
-		return err
-	}
-	c.checkOutputs()
-	return nil
-}
-
-func (c *theusCallEmitAliceEmail) Apply(s *State, _ uint64) {
-	if c.tx.Written(theusPathDomainAlice) {
-		s.Domain.Alice = c.out.alice
-	}
-}
-
-func (c *theusCallEmitAliceEmail) ReceiptID() *[1]string {
-	if c.cur == nil {
-		return nil
-	}
-	return &c.cur.id
-}
-
-func (c *theusCallEmitAliceEmail) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, EmitAliceEmailIn{}, theusOutputsEmitAliceEmail{}
-	c.cur = nil
-	theusPoolEmitAliceEmail.Put(c)
-}
-
-// checkOutputs checks what the run of emit_alice_email set: that each value can be encoded, then the rules.
-func (c *theusCallEmitAliceEmail) checkOutputs() {
-	codec := c.tx.Codec()
-	if codec != nil && c.tx.Written(theusPathDomainAlice) {
-		if err := engine.CheckValue(codec, "domain.alice", &c.out.alice, nil); err != nil {
-			c.tx.Fail(err)
-		}
-	}
-}
-
-// EmitAliceEmail runs emit_alice_email and commits its effects.
-func (e *Engine) EmitAliceEmail(ctx context.Context, args EmitAliceEmailArgs) (EmitAliceEmailReceipt, error) {
-	c := theusPoolEmitAliceEmail.Get().(*theusCallEmitAliceEmail)
-	c.impl, c.in = e.impl, EmitAliceEmailIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcEmitAliceEmail, c)
-	c.release()
-	if err != nil {
-		return EmitAliceEmailReceipt{}, err
-	}
-	return EmitAliceEmailReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
-}
-
-// RunEmitAliceEmail runs emit_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunEmitAliceEmail(impl Processes, s State, args EmitAliceEmailArgs) (EmitAliceEmailEffects, error) {
-	c := &theusCallEmitAliceEmail{impl: impl, in: EmitAliceEmailIn{Args: args}, run: true}
-	if err := engine.Run(context.Background(), "emit_alice_email", c, &s); err != nil {
-		return EmitAliceEmailEffects{}, err
-	}
-	eff := EmitAliceEmailEffects{UserUpdated: c.out.userUpdated}
-	if c.tx.Written(theusPathDomainAlice) {
-		v := c.out.alice
-		eff.Alice = &v
-	}
-	return eff, nil
-}
-
-// EmitBobEmailArgs are the arguments of emit_bob_email.
-type EmitBobEmailArgs struct {
-	Email string
-}
-
-// EmitBobEmailIn is what emit_bob_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type EmitBobEmailIn struct {
-	Args EmitBobEmailArgs
-	s    *State
-}
-
-// Bob returns domain.bob.
-func (in EmitBobEmailIn) Bob() UserView {
-	return UserView{p: &in.s.Domain.Bob}
-}
-
-// EmitBobEmailOut collects what emit_bob_email writes and emits. It is valid only during the call: using it afterwards panics.
-type EmitBobEmailOut struct {
-	c   *theusCallEmitBobEmail
-	gen uint64
-}
-
-func (o *EmitBobEmailOut) live() *theusCallEmitBobEmail {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: EmitBobEmailOut used after its call returned")
-	}
-	return o.c
-}
-
-// SetBob sets domain.bob.
-func (o *EmitBobEmailOut) SetBob(v User) {
-	c := o.live()
-	c.out.bob = theusCloneUser(&v)
-	c.tx.Write(theusPathDomainBob)
-}
-
-// EmitUserUpdated emits a message on topic user.updated.
-func (o *EmitBobEmailOut) EmitUserUpdated(p UserUpdated) {
-	c := o.live()
-	if codec := c.tx.Codec(); codec != nil {
-		b, err := codec.Marshal(p)
-		if err != nil {
-			c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
-			return
-		}
-		c.tx.Emit("user.updated", p.ID, b)
-	} else {
-		b, err := theusAppendUserUpdated(c.tx.Scratch(), &p)
-		if err != nil {
-			c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
-			return
-		}
-		c.tx.EmitScratch("user.updated", p.ID, b)
-	}
-	if c.run {
-		c.out.userUpdated = append(c.out.userUpdated, theusCloneUserUpdated(&p))
-	}
-}
-
-// EmitBobEmailReceipt tells what a call of emit_bob_email committed.
-type EmitBobEmailReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
-
-// EmitBobEmailEffects is what one run of emit_bob_email set and emitted (see RunEmitBobEmail).
-type EmitBobEmailEffects struct {
-	Bob         *User
-	UserUpdated []UserUpdated
-}
-
-// theusRunEmitBobEmail is what one run of emit_bob_email uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
-type theusRunEmitBobEmail struct {
-	out EmitBobEmailOut
-	id  [1]string
-}
-
-type theusCallEmitBobEmail struct {
-	tx   engine.Tx
-	gen  uint64
-	impl Processes
-	in   EmitBobEmailIn
-	run  bool
-	out  theusOutputsEmitBobEmail
-	cur  *theusRunEmitBobEmail
-	runs []theusRunEmitBobEmail
-}
-
-// theusOutputsEmitBobEmail holds what one run of emit_bob_email set and emitted.
-type theusOutputsEmitBobEmail struct {
-	bob         User
-	userUpdated []UserUpdated
-}
-
-var theusPoolEmitBobEmail = sync.Pool{New: func() any {
-	return new(theusCallEmitBobEmail)
-}}
-
-func (c *theusCallEmitBobEmail) Tx() *engine.Tx {
-	return &c.tx
-}
-
-func (c *theusCallEmitBobEmail) Run(ctx context.Context, s *State) error {
-	c.gen++
-	c.in.s = s
-	if len(c.runs) == 0 {
-		c.runs = make([]theusRunEmitBobEmail, 16)
-	}
-	c.cur, c.runs = &c.runs[0], c.runs[1:]
-	c.cur.out = EmitBobEmailOut{c: c, gen: c.gen}
-	c.out = theusOutputsEmitBobEmail{}
-	if err := c.impl.EmitBobEmail(ctx, c.in, &c.cur.out); err != nil {
-		return err
-	}
-	c.checkOutputs()
-	return nil
-}
-
-func (c *theusCallEmitBobEmail) Apply(s *State, _ uint64) {
-	if c.tx.Written(theusPathDomainBob) {
-		s.Domain.Bob = c.out.bob
-	}
-}
-
-func (c *theusCallEmitBobEmail) ReceiptID() *[1]string {
-	if c.cur == nil {
-		return nil
-	}
-	return &c.cur.id
-}
-
-func (c *theusCallEmitBobEmail) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, EmitBobEmailIn{}, theusOutputsEmitBobEmail{}
-	c.cur = nil
-	theusPoolEmitBobEmail.Put(c)
-}
-
-// checkOutputs checks what the run of emit_bob_email set: that each value can be encoded, then the rules.
-func (c *theusCallEmitBobEmail) checkOutputs() {
-	codec := c.tx.Codec()
-	if codec != nil && c.tx.Written(theusPathDomainBob) {
-		if err := engine.CheckValue(codec, "domain.bob", &c.out.bob, nil); err != nil {
-			c.tx.Fail(err)
-		}
-	}
-}
-
-// EmitBobEmail runs emit_bob_email and commits its effects.
-func (e *Engine) EmitBobEmail(ctx context.Context, args EmitBobEmailArgs) (EmitBobEmailReceipt, error) {
-	c := theusPoolEmitBobEmail.Get().(*theusCallEmitBobEmail)
-	c.impl, c.in = e.impl, EmitBobEmailIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcEmitBobEmail, c)
-	c.release()
-	if err != nil {
-		return EmitBobEmailReceipt{}, err
-	}
-	return EmitBobEmailReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
-}
-
-// RunEmitBobEmail runs emit_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunEmitBobEmail(impl Processes, s State, args EmitBobEmailArgs) (EmitBobEmailEffects, error) {
-	c := &theusCallEmitBobEmail{impl: impl, in: EmitBobEmailIn{Args: args}, run: true}
-	if err := engine.Run(context.Background(), "emit_bob_email", c, &s); err != nil {
-		return EmitBobEmailEffects{}, err
-	}
-	eff := EmitBobEmailEffects{UserUpdated: c.out.userUpdated}
-	if c.tx.Written(theusPathDomainBob) {
-		v := c.out.bob
-		eff.Bob = &v
-	}
-	return eff, nil
+func theusAppend_SliceOfOutboxMsg(b []byte, e *[]OutboxMsg) ([]byte, error) {
+	return jsonenc.AppendSlice(b, *e, theusAppendOutboxMsg)
 }
 
 // If this does not compile, the contract and this file disagree: re-run theusgen.

@@ -20,31 +20,17 @@ import (
 // depth (see mayFail); with a codec given by engine.WithCodec (Tx.Codec,
 // Engine.Codec), every value. Other types cost one test of the codec.
 
-// runTail ends the Run method of p's call: it returns what the process
-// returned (the call expression run) and, when p sets outputs, checks them
-// once the process succeeded. The statements are lines of one Statement.
-func runTail(p *contract.Process, run *jen.Statement) jen.Code {
-	if len(p.Outputs) == 0 {
-		return jen.Return(run)
-	}
-	return jen.If(jen.Id("err").Op(":=").Add(run), jen.Id("err").Op("!=").Nil()).Block(jen.Return(jen.Id("err"))).
-		Line().Id("c").Dot("checkOutputs").Call().
-		Line().Return(jen.Nil())
-}
-
-// checkDecls declares p's compiled regexes and the checkOutputs method of
-// its call; nothing when p sets no output.
-func (g *generator) checkDecls(p *contract.Process) []jen.Code {
-	if len(p.Outputs) == 0 {
-		return nil
-	}
-	out, rules := g.ruleChecks(p)
-	fail := func() jen.Code { return jen.Id("c.tx").Dot("Fail").Call(jen.Id("err")) }
-	body := []jen.Code{jen.Id("codec").Op(":=").Id("c.tx").Dot("Codec").Call()}
+// outputChecks returns the statements that check what a run of p set,
+// once the process returned nil, with the run's Tx in the variable tx:
+// nothing when p sets no output.
+func (g *generator) outputChecks(p *contract.Process) []jen.Code {
+	rules := g.ruleChecks(p)
+	fail := func() jen.Code { return jen.Id("tx").Dot("Fail").Call(jen.Id("err")) }
+	var body []jen.Code
 	for _, o := range p.Outputs {
 		written := "c.out." + privateName(o.GoName)
 		if o.Field.Collection && len(o.Sub) == 0 {
-			body = append(body, g.encodeCheck(o.Type.Elem, "CheckEntries", jen.Id(written), o.Text, fail()))
+			body = append(body, g.checkCall(o.Type.Elem, "CheckEntries", jen.Id("tx").Dot("Codec").Call(), jen.Id(written), o.Text, fail()))
 			if len(rules[o]) > 0 {
 				// Only the write of a key that the commit applies is
 				// checked; deletes have no value to check.
@@ -54,41 +40,46 @@ func (g *generator) checkDecls(p *contract.Process) []jen.Code {
 			}
 			continue
 		}
-		x := jen.Op("&").Id(written)
-		cond := jen.Id("c.tx").Dot("Written").Call(jen.Id(g.byText[o.Text].konst))
-		if !g.mayFail(o.Type) && len(rules[o]) == 0 {
-			// Checked with a codec only: test that first.
-			body = append(body, jen.If(jen.Id("codec").Op("!=").Nil().Op("&&").Add(cond)).Block(g.checkCall(o.Type, "CheckValue", x, o.Text, fail())))
-			continue
+		konst := jen.Id(g.byText[o.Text].konst)
+		body = append(body, jen.Qual(enginePkg, "CheckOutput").Call(jen.Id("tx"), konst, jen.Lit(o.Text), jen.Op("&").Id(written), g.validFuncOrNil(o.Type)))
+		if len(rules[o]) > 0 {
+			body = append(body, jen.If(jen.Id("tx").Dot("Written").Call(konst.Clone())).Block(rules[o]...))
 		}
-		body = append(body, jen.If(cond).Block(append([]jen.Code{g.encodeCheck(o.Type, "CheckValue", x, o.Text, fail())}, rules[o]...)...))
 	}
-	call := "theusCall" + p.GoName
-	return append(out, doc("checkOutputs checks what the run of "+p.Name+" set: that each value can be encoded, then the rules.").
-		Func().Params(jen.Id("c").Op("*").Id(call)).Id("checkOutputs").Params().Block(body...))
+	return body
 }
 
-// encodeCheck checks, with engine.CheckValue or CheckEntries (fn), that
-// the value x of type t (or every entry put in x, for CheckEntries) at
-// path can be encoded, with the codec in the variable codec or as JSON,
-// and runs fail when it cannot. For a type whose values cannot fail to
-// encode as JSON, the check runs only with a codec.
-func (g *generator) encodeCheck(t *contract.Type, fn string, x jen.Code, path string, fail jen.Code) jen.Code {
-	check := g.checkCall(t, fn, x, path, fail)
-	if g.mayFail(t) {
-		return check
+// regexpDecls declares the compiled regexes of p's rules.
+func (g *generator) regexpDecls(p *contract.Process) []jen.Code {
+	var out []jen.Code
+	for i, r := range p.Rules {
+		for _, c := range r.Checks {
+			if c.Kind == "regex" {
+				name := regexpVar(p, i)
+				out = append(out, doc(name+" is the regex of the rule of "+p.Name+" on "+r.Text+".").
+					Var().Id(name).Op("=").Qual("regexp", "MustCompile").Call(regexpLit(c.Regex)))
+			}
+		}
 	}
-	return jen.If(jen.Id("codec").Op("!=").Nil()).Block(check)
+	return out
 }
 
-// checkCall is the check of encodeCheck, unguarded.
-func (g *generator) checkCall(t *contract.Type, fn string, x jen.Code, path string, fail jen.Code) jen.Code {
-	var valid jen.Code = jen.Nil()
+// validFuncOrNil is the theusValidX function (or literal) that checks a
+// value of type t as JSON, nil for a type whose values always encode.
+func (g *generator) validFuncOrNil(t *contract.Type) jen.Code {
 	if g.mayFail(t) {
-		valid = g.validFunc(t)
+		return g.validFunc(t)
 	}
+	return jen.Nil()
+}
+
+// checkCall checks, with engine.CheckValue or CheckEntries (fn), that the
+// value x of type t (or every entry put in x, for CheckEntries) at path can
+// be encoded with codec, or as JSON when codec is nil, and runs fail when
+// it cannot.
+func (g *generator) checkCall(t *contract.Type, fn string, codec, x jen.Code, path string, fail jen.Code) jen.Code {
 	return jen.If(
-		jen.Id("err").Op(":=").Qual(enginePkg, fn).Call(jen.Id("codec"), jen.Lit(path), x, valid),
+		jen.Id("err").Op(":=").Qual(enginePkg, fn).Call(codec, jen.Lit(path), x, g.validFuncOrNil(t)),
 		jen.Id("err").Op("!=").Nil(),
 	).Block(fail)
 }

@@ -20,7 +20,7 @@ func (g *generator) stateFields() jen.Code {
 			ctor, typ, value = "CollectionField", collType(f.Type), f.Type.Elem
 		}
 		get := jen.Func().Params(jen.Id("s").Op("*").Id(g.st)).Op("*").Add(typ).
-			Block(jen.Return(jen.Op("&").Id(stateExpr("s", f, nil))))
+			Add(oneLine(jen.Return(jen.Op("&").Id(stateExpr("s", f, nil)))))
 		elems[i] = jen.Qual(enginePkg, ctor).Call(jen.Lit(path), jen.Lit(fieldFingerprint(f)), get, g.appendElemFunc(value))
 	}
 	return jen.Index().Qual(enginePkg, "StateField").Types(jen.Id(g.st)).Custom(multiLine, elems...)

@@ -19,29 +19,49 @@
 //
 // # What the generated file holds
 //
+// The file reads as the contract's vocabulary first, in this order, each
+// part under a comment that names it: the types, the state, the views,
+// the processes; what the engine needs of the contract comes last.
+//
 // For each type under `types:`: the struct (fields tagged with their
 // contract name for encoding/json), a read-only XView with one getter per
 // field and Clone, and a deep-copy function. Types reachable from a topic
-// payload also get an append-style JSON encoder built on runtime/jsonenc;
-// its output is byte for byte what encoding/json.Marshal gives for the
-// struct, so consumers cannot tell whether the engine had a codec. The
+// payload or a state value also get an append-style JSON encoder built on
+// runtime/jsonenc; its output is byte for byte what encoding/json.Marshal
+// gives for the struct, so consumers cannot tell whether the engine had a
+// codec. A type that is not declared (int, []string, map[string]User) gets
+// its encoder once, as theusAppend_X, however many fields use it. The
 // encoders follow the contract, not the methods of the Go types: a
 // MarshalJSON method added to a generated struct by hand is not called
 // (use engine.WithCodec for a custom encoding); imported types are encoded
 // with encoding/json and so keep theirs.
 //
 // For the state: State with its two zones (both always declared, possibly
-// empty), Snapshot with one flat accessor per state field, the Schema that
-// the runtime engine works from, the typed Engine, and Patch for
-// CompareAndSwap. For each process: XArgs, XIn (read-only accessors for the
+// empty), Snapshot with one flat accessor per state field, Patch for
+// CompareAndSwap, the Schema that the runtime engine works from, and the
+// typed Engine. For each process: XArgs, XIn (read-only accessors for the
 // declared inputs only), XOut (setters for the declared outputs, typed
-// emitters, SetResult), XReceipt, XEffects, the Engine method and RunX.
-// For each domain error: one ErrX sentinel (engine.DomainError), shared by
-// the processes that declare it. A process with outputs gets a
-// checkOutputs method on its call, run when the process returned nil: it
-// checks that the values set can be encoded (theusValidX functions, see
-// check.go), then the rules (rules.go); Patch gets theusCheck, run by
-// CompareAndSwap before the engine sees the patch.
+// emitters, SetResult), XReceipt, XEffects, the Engine method and RunX;
+// then, with the machinery, its call: a struct that embeds
+// engine.Invocation and holds the call's arguments and outputs, and gives
+// engine.Call its Run and Apply. Everything else a call needs (pooled
+// reuse, the Out handles that go stale when their run ends, the room for
+// the receipt's message ID) is engine.Invocation's, the same for every
+// process: the generated file grows with the contract's names, not with
+// machinery. XOut is an engine.Out. For each topic that a process emits:
+// one theusEmitX, which encodes the payload (with the engine's codec or
+// the JSON encoder) and records the message, shared by the Emit methods of
+// the processes. For each domain error: one ErrX sentinel
+// (engine.DomainError), shared by the processes that declare it. A process
+// with outputs gets a checkOutputs method on its call, run when the
+// process returned nil: it checks that the values set can be encoded
+// (engine.CheckOutput, with the theusValidX functions of check.go), then
+// the rules (rules.go); Patch gets theusCheck, run by CompareAndSwap
+// before the engine sees the patch.
+//
+// The generator is linear in the contract: what it derives per type
+// (whether it holds references, whether its values may fail to encode,
+// its encoder) is computed once and kept.
 //
 // Views never hand out memory of the snapshot that a caller could modify:
 // slices and maps are shown through engine.SliceView and engine.MapView,

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"go/format"
 	"go/token"
 	"path/filepath"
 	"slices"
@@ -73,6 +72,11 @@ type generator struct {
 	st string
 	// hasColl is set when the contract declares a collection.
 	hasColl bool
+	// helpers holds the names of the functions declared once per type
+	// (see appendElemFunc), and helperDecls their declarations, in the
+	// order of first use.
+	helpers     map[string]bool
+	helperDecls []jen.Code
 }
 
 // schemaPath is one entry of theusSchema.Paths.
@@ -92,6 +96,7 @@ func newGenerator(m *contract.Model) *generator {
 		encoded: map[*contract.Struct]bool{},
 		refs:    map[*contract.Struct]bool{},
 		fails:   failingStructs(m),
+		helpers: map[string]bool{},
 	}
 	if m.DeclaredInGo {
 		g.source = m.Source
@@ -169,23 +174,44 @@ func (g *generator) render() ([]byte, error) {
 		f.ImportAlias(imp.Path, importName(imp.Alias))
 	}
 
-	// Sections in file order.
+	// The file reads top to bottom as the contract's vocabulary: its
+	// types, the state, the views, the processes. What the engine needs of
+	// the contract comes after, below a comment that says so.
 	types := g.typeDecls()
-	clones := g.cloneFuncs()
-	encoders := append(g.encoderFuncs(), g.validFuncs()...)
-	state := g.stateDecls()
-	engine := g.engineDecls()
-	var procs []jen.Code
+	state, statePrivate := g.stateDecls()
+	patch, patchPrivate := g.patchDecls()
+	procs := append(g.engineDecls(), g.errorDecls()...)
+	var calls []jen.Code
 	for _, p := range g.m.Processes {
-		procs = append(procs, g.processDecls(p)...)
+		pub, priv := g.processDecls(p)
+		procs = append(procs, pub...)
+		calls = append(calls, priv...)
 	}
-	guard := g.guard()
-
-	for _, sec := range [][]jen.Code{
-		types, clones, encoders,
-		state, engine, g.errorDecls(), procs, {guard},
+	typesNote := "Types: the structs declared in " + g.source + "."
+	if g.m.DeclaredInGo {
+		typesNote = "" // the package declares them
+	}
+	private := slices.Concat(statePrivate, patchPrivate, calls, g.cloneFuncs(), g.encoderFuncs(), g.validFuncs(), g.topicDecls())
+	// Last: the per-type helpers that everything above may have asked for.
+	private = append(append(private, g.helperDecls...), g.guard())
+	for _, sec := range []struct {
+		note  string
+		decls []jen.Code
+	}{
+		{typesNote, types},
+		{"State: the state of " + g.source + ", the Snapshots that show it and the Patches that change it.", append(state, patch...)},
+		{"Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).", g.viewDecls()},
+		{"Processes: what the application implements, the Engine that runs it, and for each process its arguments, inputs, outputs, receipt and effects.", procs},
+		{"What the engine needs of " + g.source + ": the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.", private},
 	} {
-		for _, d := range sec {
+		if len(sec.decls) == 0 {
+			continue
+		}
+		if sec.note != "" {
+			f.Comment(sec.note)
+			f.Line()
+		}
+		for _, d := range sec.decls {
 			f.Add(d)
 			f.Line()
 		}
@@ -207,7 +233,7 @@ var localNames = map[string]bool{
 	"gen": true, "result": true, "st": true, "tx": true,
 	"e": true, "eff": true, "elem": true, "entry": true, "err": true, "es": true,
 	"expected": true, "i": true, "impl": true, "in": true, "initial": true,
-	"k": true, "key": true, "m": true, "o": true, "opts": true, "out": true,
+	"k": true, "kept": true, "key": true, "m": true, "o": true, "opts": true, "out": true,
 	"p": true, "path": true, "paths": true, "r": true, "s": true, "t": true,
 	"v": true, "w": true, "x": true, "y": true,
 }
@@ -237,14 +263,17 @@ func groupImports(src []byte) ([]byte, error) {
 	if j < 0 {
 		return nil, errors.New("unterminated import block")
 	}
+	// jennifer's output is gofmt'd and its imports sorted by path, so the
+	// two groups, each in that order, are too: formatting the file again
+	// would only cost time (most of what generating a large contract
+	// takes).
 	var std, other []string
 	for _, line := range strings.Split(string(body[:j]), "\n") {
-		spec := strings.TrimSpace(line)
-		path := spec[strings.IndexByte(spec, '"')+1:]
+		path := line[strings.IndexByte(line, '"')+1:]
 		if first, _, _ := strings.Cut(path, "/"); strings.Contains(first, ".") {
-			other = append(other, spec)
+			other = append(other, line)
 		} else {
-			std = append(std, spec)
+			std = append(std, line)
 		}
 	}
 	groups := strings.Join(std, "\n")
@@ -256,7 +285,7 @@ func groupImports(src []byte) ([]byte, error) {
 	out.Write(src[:i+len(open)])
 	out.WriteString(groups)
 	out.Write(body[j:])
-	return format.Source(out.Bytes())
+	return out.Bytes(), nil
 }
 
 // doc returns // comment lines for a declaration, one per line of the
@@ -303,6 +332,15 @@ func keyed(fs ...field) *jen.Statement {
 // keyedLines is a keyed literal body with one key per line.
 func keyedLines(fs ...field) *jen.Statement {
 	return jen.Custom(multiLine, sortedFields(fs)...)
+}
+
+// structOf is a struct type, written on one line when it has one field
+// (struct{ Email string }), as gofmt keeps it.
+func structOf(fields ...jen.Code) *jen.Statement {
+	if len(fields) != 1 {
+		return jen.Struct(fields...)
+	}
+	return jen.Id("struct").Custom(jen.Options{Open: "{", Close: "}"}, fields...)
 }
 
 // multiLine renders a composite literal body with one element per line.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"go/ast"
+	"go/format"
 	"go/parser"
 	"go/token"
 	"io/fs"
@@ -76,6 +77,9 @@ func TestGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join("testdata", name)
 			got := generate(t, dir)
+			if formatted, err := format.Source(got); err != nil || !bytes.Equal(formatted, got) {
+				t.Errorf("the generated code is not gofmt'd (err %v)", err)
+			}
 			golden := filepath.Join(dir, goldenName)
 			if *update {
 				if err := os.WriteFile(golden, got, 0o644); err != nil {
@@ -283,5 +287,68 @@ func TestLocalNames(t *testing.T) {
 			}
 			return true
 		})
+	}
+}
+
+// TestQuickstartReadsInOrder checks that the quickstart's generated file
+// reads top to bottom as its contract does: the types, the state, the
+// views, the processes, and only then, below a comment that says so, what
+// the engine needs. Each section starts with its comment, and every
+// declaration of the section comes after it and before the next one.
+func TestQuickstartReadsInOrder(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("testdata", "quickstart", goldenName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := []struct {
+		comment string
+		decls   []string // in the order they must come
+	}{
+		{"// Types: ", []string{"type User struct", "type UserUpdated struct"}},
+		{"// State: ", []string{"type State struct", "type DomainState struct", "type GlobalState struct", "type Snapshot struct", "type Patch struct"}},
+		{"// Views: ", []string{"type UserView struct", "type UserUpdatedView struct"}},
+		{"// Processes: ", []string{"type Processes interface", "type Engine struct", "func NewEngine(",
+			"type UpdateUserEmailArgs struct", "type UpdateUserEmailIn struct", "type UpdateUserEmailOut engine.Out",
+			"type UpdateUserEmailReceipt struct", "type UpdateUserEmailEffects struct",
+			"func (e *Engine) UpdateUserEmail(", "func RunUpdateUserEmail(",
+			"type RecordLoginArgs struct", "type CurrentEmailArgs struct", "func RunCurrentEmail("}},
+		{"// What the engine needs of contracts.yaml: ", []string{"var theusSchema =", "type theusCallUpdateUserEmail struct", "func theusCloneUser(", "func theusAppendUser("}},
+	}
+	text := string(src)
+	last := 0
+	for _, sec := range sections {
+		i := strings.Index(text, "\n"+sec.comment)
+		if i < last {
+			t.Fatalf("section %q is missing or not after the previous one", sec.comment)
+		}
+		last = i
+		for _, d := range sec.decls {
+			j := strings.Index(text, "\n"+d)
+			if j < last {
+				t.Fatalf("%q is missing or not after %q in section %q", d, text[last+1:last+1+min(40, len(text)-last-1)], sec.comment)
+			}
+			last = j
+		}
+	}
+}
+
+// TestDocExcerpt checks that the excerpt of generated code in
+// docs/contracts.md is the quickstart's generated code, as it is now.
+func TestDocExcerpt(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/contracts.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden, err := os.ReadFile(filepath.Join("testdata", "quickstart", goldenName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "A process of the quickstart\nreads:\n\n```go\n")
+	excerpt, _, closed := strings.Cut(rest, "```")
+	if !ok || !closed || excerpt == "" {
+		t.Fatal("docs/contracts.md has no excerpt of the quickstart's generated code")
+	}
+	if !strings.Contains(string(golden), excerpt) {
+		t.Errorf("the excerpt in docs/contracts.md is not in the quickstart's generated code any more; copy it again from %s:\n%s", goldenName, excerpt)
 	}
 }

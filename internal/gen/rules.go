@@ -21,17 +21,16 @@ import (
 
 // errorDecls declares the domain error sentinels.
 func (g *generator) errorDecls() []jen.Code {
+	// The processes that declare each error, in one pass over them.
+	by := map[*contract.ErrorDecl][]string{}
+	for _, p := range g.m.Processes {
+		for _, d := range p.Errors {
+			by[d] = append(by[d], p.Name)
+		}
+	}
 	var out []jen.Code
 	for _, d := range g.m.Errors {
-		var by []string
-		for _, p := range g.m.Processes {
-			for _, pd := range p.Errors {
-				if pd == d {
-					by = append(by, p.Name)
-				}
-			}
-		}
-		out = append(out, doc(d.GoName+" is the domain error "+d.Name+", declared by "+strings.Join(by, ", ")+".").
+		out = append(out, doc(d.GoName+" is the domain error "+d.Name+", declared by "+strings.Join(by[d], ", ")+".").
 			Var().Id(d.GoName).Op("=").Qual(enginePkg, "DomainError").Call(jen.Lit(d.Name)))
 	}
 	return out
@@ -53,22 +52,16 @@ func regexpVar(p *contract.Process, i int) string {
 }
 
 // ruleChecks returns the checks of p's rules, by the output they belong
-// to, in the order of p's outputs, and declares p's compiled regexes. The
-// checks of a collection output go in a loop over the entries written
-// (see checkDecls).
-func (g *generator) ruleChecks(p *contract.Process) (regexps []jen.Code, checks map[*contract.Path][]jen.Code) {
-	checks = map[*contract.Path][]jen.Code{}
+// to, in the order of p's rules. The checks of a collection output go in a
+// loop over the entries written (see outputChecks).
+func (g *generator) ruleChecks(p *contract.Process) map[*contract.Path][]jen.Code {
+	checks := map[*contract.Path][]jen.Code{}
 	for i, r := range p.Rules {
 		for _, c := range r.Checks {
-			if c.Kind == "regex" {
-				name := regexpVar(p, i)
-				regexps = append(regexps, doc(name+" is the regex of the rule of "+p.Name+" on "+r.Text+".").
-					Var().Id(name).Op("=").Qual("regexp", "MustCompile").Call(regexpLit(c.Regex)))
-			}
 			checks[r.Path] = append(checks[r.Path], ruleCheck(p, i, r, c))
 		}
 	}
-	return regexps, checks
+	return checks
 }
 
 // ruleCheck checks c of rule i of p on the value the run set: the output's
@@ -85,9 +78,9 @@ func ruleCheck(p *contract.Process, i int, r *contract.Rule, c *contract.Check) 
 		value += "." + f.GoName
 	}
 	e := ruleError(p, r, c)
-	broken := jen.Id("c.tx").Dot("Fail").Call(jen.Op("&").Add(e))
+	broken := jen.Id("tx").Dot("Fail").Call(jen.Op("&").Add(e))
 	if r.Warn {
-		broken = jen.Id("c.tx").Dot("Warn").Call(e)
+		broken = jen.Id("tx").Dot("Warn").Call(e)
 	}
 	return jen.If(jen.Id("v").Op(":=").Id(value), failed(p, i, r.Type, c)).Block(broken)
 }

@@ -16,9 +16,10 @@ func stateExpr(s string, f *contract.StateField, sub []*contract.Field) string {
 	return e
 }
 
-// stateDecls declares State and its zones, Snapshot, the index constants
-// and theusSchema.
-func (g *generator) stateDecls() []jen.Code {
+// stateDecls declares State and its zones and Snapshot (out), and what
+// the engine needs of them (private): the engine's form of the state, its
+// deep copy, the index constants and theusSchema.
+func (g *generator) stateDecls() (out, private []jen.Code) {
 	var domain, global, internal, clone []jen.Code
 	for _, f := range g.m.State {
 		decl := jen.Id(f.GoName).Add(goType(f.Type))
@@ -39,7 +40,6 @@ func (g *generator) stateDecls() []jen.Code {
 			clone = append(clone, jen.Id(stateExpr("c", f, nil)).Op("=").Add(g.cloneValue(f.Type, lv{expr: stateExpr("p", f, nil)})))
 		}
 	}
-	var out []jen.Code
 	if !g.m.DeclaredInGo { // else the package declares State
 		out = append(out,
 			doc("State is the engine's state, as declared in "+g.source+".").
@@ -47,11 +47,11 @@ func (g *generator) stateDecls() []jen.Code {
 			doc("DomainState is the business state: versioned, persisted, conflict-checked.").
 				Type().Id("DomainState").Struct(domain...),
 			doc("GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.").
-				Type().Id("GlobalState").Struct(global...),
+				Type().Id("GlobalState").Add(structOf(global...)),
 		)
 	}
 	if g.hasColl {
-		out = append(out,
+		private = append(private,
 			doc("theusState is the engine's form of State: collections are engine.Collections, versioned per entry.").
 				Type().Id("theusState").Struct(jen.Id("Domain").Id("theusDomainState"), jen.Id("Global").Id(g.globalType())),
 			jen.Type().Id("theusDomainState").Struct(internal...),
@@ -59,17 +59,17 @@ func (g *generator) stateDecls() []jen.Code {
 		if g.m.DeclaredInGo {
 			// State.Global may be an anonymous struct, which the generated
 			// code cannot name: the engine keeps a copy of its fields.
-			out = append(out, jen.Type().Id("theusGlobalState").Struct(global...))
+			private = append(private, jen.Type().Id("theusGlobalState").Add(structOf(global...)))
 		}
-		out = append(out, g.internalFunc())
+		private = append(private, g.internalFunc())
 	}
+	private = append(private, cloneFuncDecl("theusCloneState", jen.Id(g.st), clone))
 	out = append(out,
-		cloneFuncDecl("theusCloneState", jen.Id(g.st), clone),
 		doc("Snapshot is an immutable view of the state at one version.").
 			Type().Id("Snapshot").Struct(jen.Id("version").Uint64(), jen.Id("s").Op("*").Id(g.st)),
 		doc("Version returns the version of the snapshot.").
 			Func().Params(jen.Id("s").Id("Snapshot")).Id("Version").Params().Uint64().
-			Block(jen.Return(jen.Id("s.version"))),
+			Add(oneLine(jen.Return(jen.Id("s.version")))),
 	)
 	for _, f := range g.m.State {
 		out = append(out, g.accessor(jen.Id("s").Id("Snapshot"), "s.s", f.GoName, f, nil, f.Type, jen.Nil()))
@@ -80,16 +80,16 @@ func (g *generator) stateDecls() []jen.Code {
 		for i, p := range g.paths {
 			defs[i] = jen.Id(p.konst).Op("=").Lit(i)
 		}
-		out = append(out, doc("Indexes of the state paths in theusSchema.Paths.").Const().Defs(defs...))
+		private = append(private, doc("Indexes of the state paths in theusSchema.Paths.").Const().Defs(defs...))
 	}
 	if len(g.m.Processes) > 0 {
 		defs := make([]jen.Code, len(g.m.Processes))
 		for i, p := range g.m.Processes {
 			defs[i] = jen.Id(procConst(p)).Op("=").Lit(i)
 		}
-		out = append(out, doc("Indexes of the processes in theusSchema.Processes.").Const().Defs(defs...))
+		private = append(private, doc("Indexes of the processes in theusSchema.Processes.").Const().Defs(defs...))
 	}
-	return append(out, g.schema())
+	return out, append(private, g.schema())
 }
 
 func procConst(p *contract.Process) string { return "theusProc" + p.GoName }
@@ -110,7 +110,7 @@ func (g *generator) accessor(recv *jen.Statement, s, name string, f *contract.St
 	}
 	return doc(name + " returns " + text + ".").
 		Func().Params(recv).Id(name).Params().Add(viewType(t)).
-		Block(jen.Return(view))
+		Add(oneLine(jen.Return(view)))
 }
 
 // collType is the engine.Collection type of a collection field of type t.
@@ -204,7 +204,7 @@ func (g *generator) schema() jen.Code {
 			if len(p.Errors) > 0 {
 				spec = append(spec, field{"Errors", jen.Index().Error().Values(declaredErrors(p)...)})
 			}
-			specs[i] = keyedLines(spec...)
+			specs[i] = keyed(spec...)
 		}
 		fields = append(fields, field{"Processes", jen.Index().Qual(enginePkg, "ProcessSpec").Custom(multiLine, specs...)})
 	}
@@ -228,7 +228,7 @@ func (g *generator) schema() jen.Code {
 	return jen.Var().Id("theusSchema").Op("=").Qual(enginePkg, "Schema").Types(jen.Id(g.st)).Add(keyedLines(fields...))
 }
 
-// engineDecls declares the Processes interface, Engine and Patch.
+// engineDecls declares the Processes interface and Engine.
 func (g *generator) engineDecls() []jen.Code {
 	var methods []jen.Code
 	for _, p := range g.m.Processes {
@@ -276,7 +276,7 @@ func (g *generator) engineDecls() []jen.Code {
 			jen.List(jen.Id("v"), jen.Id("s")).Op(":=").Id("e.core").Dot("Snapshot").Call(),
 			jen.Return(jen.Id("Snapshot").Add(keyed(field{"s", jen.Id("s")}, field{"version", jen.Id("v")}))),
 		),
-		doc("CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version. A value of p that cannot be encoded is refused first, with an error naming its path.").
+		doc("CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.").
 			Func().Params(engineRecv()).Id("CompareAndSwap").Params(
 			jen.Id("ctx").Qual("context", "Context"),
 			jen.Id("expected").Uint64(),
@@ -289,15 +289,15 @@ func (g *generator) engineDecls() []jen.Code {
 				jen.Id("ctx"), jen.Id("expected"), jen.Id("theusPatch").Add(keyed(field{"p", jen.Op("&").Id("p")})))),
 		),
 		doc("Store returns the engine's store, for outbox.NewRelay.").
-			Func().Params(engineRecv()).Id("Store").Params().Qual(enginePkg, "Store").Block(
+			Func().Params(engineRecv()).Id("Store").Params().Qual(enginePkg, "Store").Add(oneLine(
 			jen.Return(jen.Id("e.core").Dot("Store").Call()),
-		),
+		)),
 		doc("Close stops the engine. It does not close a store passed with engine.WithStore.").
-			Func().Params(engineRecv()).Id("Close").Params().Error().Block(
+			Func().Params(engineRecv()).Id("Close").Params().Error().Add(oneLine(
 			jen.Return(jen.Id("e.core").Dot("Close").Call()),
-		),
+		)),
 	}
-	return append(out, g.patchDecls()...)
+	return out
 }
 
 // toEngineState converts the State variable name to the engine's state
@@ -314,7 +314,7 @@ func ifErrReturn(zero jen.Code) jen.Code {
 	return jen.If(jen.Id("err").Op("!=").Nil()).Block(jen.Return(zero, jen.Id("err")))
 }
 
-func (g *generator) patchDecls() []jen.Code {
+func (g *generator) patchDecls() (out, private []jen.Code) {
 	fields := []jen.Code{jen.Id("writes").Index().Int()}
 	var setters, cases, record, applyColl []jen.Code
 	recv := func() *jen.Statement { return jen.Id("p").Op("*").Id("Patch") }
@@ -356,9 +356,7 @@ func (g *generator) patchDecls() []jen.Code {
 		))
 		cases = append(cases, jen.Case(jen.Id(konst)).Block(jen.Id(stateExpr("s", f, nil)).Op("=").Id("t.p."+priv)))
 	}
-	out := []jen.Code{doc("Patch is a set of state changes for CompareAndSwap.").Type().Id("Patch").Struct(fields...)}
-	out = append(out, setters...)
-	out = append(out, g.patchCheck())
+	out = append([]jen.Code{doc("Patch is a set of state changes for CompareAndSwap.").Type().Id("Patch").Struct(fields...)}, setters...)
 	patchRecv := func() *jen.Statement { return jen.Id("t").Id("theusPatch") }
 	recordBody := append([]jen.Code{
 		jen.For(jen.List(jen.Id("_"), jen.Id("w")).Op(":=").Range().Id("t.p.writes")).Block(jen.Id("tx").Dot("Write").Call(jen.Id("w"))),
@@ -373,12 +371,13 @@ func (g *generator) patchDecls() []jen.Code {
 	if len(applyColl) > 0 {
 		vParam = jen.Id("v")
 	}
-	return append(out,
+	return out, append(private,
+		g.patchCheck(),
 		jen.Func().Id("theusAddPath").Params(jen.Id("paths").Index().Int(), jen.Id("path").Int()).Index().Int().Block(
 			jen.If(jen.Qual("slices", "Contains").Call(jen.Id("paths"), jen.Id("path"))).Block(jen.Return(jen.Id("paths"))),
 			jen.Return(jen.Append(jen.Id("paths"), jen.Id("path"))),
 		),
-		jen.Type().Id("theusPatch").Struct(jen.Id("p").Op("*").Id("Patch")),
+		jen.Type().Id("theusPatch").Add(structOf(jen.Id("p").Op("*").Id("Patch"))),
 		jen.Func().Params(patchRecv()).Id("Record").Params(jen.Id("tx").Op("*").Qual(enginePkg, "Tx")).Block(recordBody...),
 		jen.Func().Params(patchRecv()).Id("Apply").Params(jen.Id("s").Op("*").Id(g.st), vParam.Uint64()).Block(applyBody...),
 	)
@@ -394,11 +393,11 @@ func (g *generator) patchCheck() jen.Code {
 		priv := "p." + privateName(f.GoName)
 		text := string(f.Zone) + "." + f.Name
 		if f.Collection {
-			entries = append(entries, g.checkCall(f.Type.Elem, "CheckEntries", jen.Id(priv), text, fail()))
+			entries = append(entries, g.checkCall(f.Type.Elem, "CheckEntries", jen.Id("codec"), jen.Id(priv), text, fail()))
 			json = json || g.mayFail(f.Type.Elem)
 			continue
 		}
-		cases = append(cases, jen.Case(jen.Id(g.byText[text].konst)).Block(g.checkCall(f.Type, "CheckValue", jen.Op("&").Id(priv), text, fail())))
+		cases = append(cases, jen.Case(jen.Id(g.byText[text].konst)).Block(g.checkCall(f.Type, "CheckValue", jen.Id("codec"), jen.Op("&").Id(priv), text, fail())))
 		json = json || g.mayFail(f.Type)
 	}
 	codec := jen.Id("codec")

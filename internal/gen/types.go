@@ -10,8 +10,8 @@ import (
 	"github.com/theus-go/theus/internal/contract"
 )
 
-// typeDecls declares the structs of `types:` and their views; with
-// struct tags the package declares the structs itself.
+// typeDecls declares the structs of `types:`; with struct tags the
+// package declares them itself.
 func (g *generator) typeDecls() []jen.Code {
 	var out []jen.Code
 	for _, s := range g.m.Types {
@@ -25,18 +25,24 @@ func (g *generator) typeDecls() []jen.Code {
 		out = append(out, doc(s.GoName+" is declared in "+g.source+".").
 			Type().Id(s.GoName).Struct(fields...))
 	}
+	return out
+}
+
+// viewDecls declares the read-only view of every declared type.
+func (g *generator) viewDecls() []jen.Code {
+	var out []jen.Code
 	for _, s := range g.m.Types {
 		view := s.GoName + "View"
 		out = append(out, doc(view+" is a read-only view of "+article(s.GoName)+" in a snapshot.").
-			Type().Id(view).Struct(jen.Id("p").Op("*").Id(s.GoName)))
+			Type().Id(view).Add(structOf(jen.Id("p").Op("*").Id(s.GoName))))
 		for _, f := range s.Fields {
 			out = append(out, doc(f.GoName+" returns the field "+f.Name+".").
 				Func().Params(jen.Id("v").Id(view)).Id(f.GoName).Params().Add(viewType(f.Type)).
-				Block(jen.Return(g.viewOf(f.Type, lv{expr: "v.p." + f.GoName}))))
+				Add(oneLine(jen.Return(g.viewOf(f.Type, lv{expr: "v.p." + f.GoName})))))
 		}
 		out = append(out, doc("Clone returns a deep copy of the "+s.GoName+" that shares nothing with the snapshot.").
 			Func().Params(jen.Id("v").Id(view)).Id("Clone").Params().Id(s.GoName).
-			Block(jen.Return(jen.Id(cloneFuncName(s)).Call(jen.Id("v.p")))))
+			Add(oneLine(jen.Return(jen.Id(cloneFuncName(s)).Call(jen.Id("v.p"))))))
 	}
 	return out
 }
@@ -345,19 +351,51 @@ func (g *generator) appendCall(t *contract.Type, x lv) (call *jen.Statement, can
 	return jen.Qual(jsonencPkg, "Append"+kind).Call(b, asWide(t, x.val())), false
 }
 
-// appendElemFunc is a func([]byte, *T) ([]byte, error) that appends an element
-// of type t.
+// appendElemFunc is a func([]byte, *T) ([]byte, error) that appends a
+// value of type t: theusAppendX for a declared type, and for any other
+// type a function declared once for that type (theusAppend_Int,
+// theusAppend_SliceOfString), however many fields and elements use it.
 func (g *generator) appendElemFunc(t *contract.Type) *jen.Statement {
 	if t.Kind == contract.Named {
 		return jen.Id(appendFuncName(t.Struct))
 	}
-	call, canFail := g.appendCall(t, deref("e"))
-	ret := jen.Return(call)
-	if !canFail {
-		ret = jen.Return(call, jen.Nil())
+	name := "theusAppend_" + typeName(t)
+	if !g.helpers[name] {
+		g.helpers[name] = true
+		call, canFail := g.appendCall(t, deref("e"))
+		ret := jen.Return(call)
+		if !canFail {
+			ret = jen.Return(call, jen.Nil())
+		}
+		g.helperDecls = append(g.helperDecls, jen.Func().Id(name).Params(jen.Id("b").Index().Byte(), jen.Id("e").Op("*").Add(goType(t))).
+			Params(jen.Index().Byte(), jen.Error()).Block(ret))
 	}
-	return jen.Func().Params(jen.Id("b").Index().Byte(), jen.Id("e").Op("*").Add(goType(t))).
-		Params(jen.Index().Byte(), jen.Error()).Block(ret)
+	return jen.Id(name)
+}
+
+// typeName spells a type as an identifier, for the functions declared once
+// per type: "Int", "SliceOfString", "MapOfStringToUser", "TimeTime". It
+// holds no "_", so that it cannot meet a contract name (Go names of the
+// contract hold none either) after the prefix "theusAppend_".
+func typeName(t *contract.Type) string {
+	switch t.Kind {
+	case contract.Named:
+		return t.Struct.GoName
+	case contract.Imported:
+		return upperFirst(importName(t.Import.Alias)) + upperFirst(t.Name)
+	case contract.Slice:
+		return "SliceOf" + typeName(t.Elem)
+	case contract.Map:
+		return "MapOf" + typeName(t.Key) + "To" + typeName(t.Elem)
+	}
+	return upperFirst(t.Name)
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // keyTextFunc is a func(K) string giving the text of a map key, by which

@@ -87,6 +87,20 @@
 // therefore cannot starve a slow one. Cancelling the caller's
 // context stops the retries; a commit already sequenced completes.
 //
+// # Generated calls
+//
+// What a call of a generated process needs besides the process's own
+// arguments and outputs is here, once, rather than in every generated
+// file: Invocation, which each generated call embeds (its Tx, the Out
+// handles of its runs, allocated sixteen at a time and never reused, and
+// the room for its receipt's message ID), Start and Finish, Out (what each
+// generated XOut type is made of), Tx.EmitValue and Tx.EmitEncoded for
+// emitters, CheckOutput and Written for checks and RunX's effects. None of
+// it is generic over the process: a generic type instantiated once per
+// process costs the compiler about as much as the code it would replace,
+// for every process of a contract, and helpers of values take the value's
+// pointer type so that one instantiation serves every type of value.
+//
 // # CompareAndSwap
 //
 // CompareAndSwap commits a change made outside processes (a generated

@@ -22,7 +22,11 @@ func (e *Engine[S]) Codec() Codec { return e.opts.codec }
 // JSON, which valid checks (generated code gives it for the types that
 // JSON cannot always encode, and nil for the others). With neither it
 // returns nil at once.
-func CheckValue[T any](codec Codec, path string, v *T, valid func(*T) error) error {
+//
+// The type parameter is the value's pointer type, so that the compiler
+// makes one CheckValue for all of them (pointers share their code) rather
+// than one per type of value in a contract.
+func CheckValue[P any](codec Codec, path string, v P, valid func(P) error) error {
 	if err := check(codec, v, valid); err != nil {
 		return fmt.Errorf("theus: encode %s: %w", path, err)
 	}
@@ -48,7 +52,7 @@ func CheckEntries[K cmp.Ordered, V any](codec Codec, path string, pending []Pend
 	return nil
 }
 
-func check[T any](codec Codec, v *T, valid func(*T) error) error {
+func check[P any](codec Codec, v P, valid func(P) error) error {
 	switch {
 	case codec != nil:
 		_, err := codec.Marshal(v) // as appendValue encodes it

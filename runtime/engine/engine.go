@@ -45,7 +45,9 @@ type ProcessSpec struct {
 	Errors []error
 }
 
-// Call is one invocation of a process, implemented by generated code.
+// Call is one invocation of a process, implemented by generated code: a
+// struct per process that embeds Invocation (which gives Tx and
+// ReceiptID) and adds Run and Apply.
 type Call[S any] interface {
 	// Tx returns the call's effect collector.
 	Tx() *Tx
@@ -58,11 +60,12 @@ type Call[S any] interface {
 	// ReceiptID returns where the commit of the last run may keep the
 	// receipt's message ID when the run emitted one message, or nil for the
 	// engine to allocate room. The receipt outlives the call, so the room
-	// must be the run's own: generated code keeps it with the run's Out
-	// handle, in runs it allocates sixteen at a time and never reuses, so
-	// that a commit that emits through Tx.EmitScratch allocates a sixteenth
-	// of that and its share of the slab its payloads and IDs are cut from
-	// (Tx.Scratch), and nothing else on the memory store.
+	// must be the run's own: Invocation, which generated calls embed,
+	// keeps it with the run's Out handle, in runs it allocates sixteen at
+	// a time and never reuses, so that a commit that emits through
+	// Tx.EmitScratch allocates a sixteenth of that and its share of the
+	// slab its payloads and IDs are cut from (Tx.Scratch), and nothing else
+	// on the memory store.
 	ReceiptID() *[1]string
 }
 

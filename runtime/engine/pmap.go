@@ -13,7 +13,7 @@ import (
 // collection copies seven small nodes instead of the map. Nodes are
 // immutable once published.
 type pmap[K cmp.Ordered, V any] struct {
-	root *pnode[K, V]
+	root *pnode[K]
 }
 
 // pitem is one entry: its value and the version that wrote it.
@@ -34,7 +34,11 @@ const pfan = 8
 // copies small nodes of pointers only.
 type pkeys[K cmp.Ordered] [pfan]K
 
-type pnode[K cmp.Ordered, V any] struct {
+// pnode is a node of a pmap of any value type: its entries are *pitem[V]
+// seen as unsafe.Pointer, so that the compiler makes the tree's code once
+// per key type, not once per type of value (a contract may declare many
+// collections, each of its own type).
+type pnode[K cmp.Ordered] struct {
 	size int // entries in the subtree
 	// edit is the edit (see newEdit) that created the node: a later set of
 	// the same edit may change it in place, as nobody else has seen it.
@@ -45,16 +49,16 @@ type pnode[K cmp.Ordered, V any] struct {
 	// children (keys[0] is not used for routing). Shared between
 	// versions of the node, so never changed: a change makes new keys.
 	keys *pkeys[K]
-	// ptrs holds a leaf's *pitem[V] or an inner node's *pnode[K, V]: one
+	// ptrs holds a leaf's *pitem[V] or an inner node's *pnode[K]: one
 	// array for both keeps a node, which every commit copies along its
 	// path, a third smaller.
 	ptrs [pfan]unsafe.Pointer
 }
 
-func (n *pnode[K, V]) val(i int) *pitem[V]          { return (*pitem[V])(n.ptrs[i]) }
-func (n *pnode[K, V]) kid(i int) *pnode[K, V]       { return (*pnode[K, V])(n.ptrs[i]) }
-func (n *pnode[K, V]) setVal(i int, it *pitem[V])   { n.ptrs[i] = unsafe.Pointer(it) }
-func (n *pnode[K, V]) setKid(i int, k *pnode[K, V]) { n.ptrs[i] = unsafe.Pointer(k) }
+func (n *pnode[K]) val(i int) unsafe.Pointer        { return n.ptrs[i] }
+func (n *pnode[K]) kid(i int) *pnode[K]             { return (*pnode[K])(n.ptrs[i]) }
+func (n *pnode[K]) setVal(i int, it unsafe.Pointer) { n.ptrs[i] = it }
+func (n *pnode[K]) setKid(i int, k *pnode[K])       { n.ptrs[i] = unsafe.Pointer(k) }
 
 // withKey returns a copy of keys[:n] with k inserted at i.
 func withKey[K cmp.Ordered](keys *pkeys[K], n, i int, k K) *pkeys[K] {
@@ -76,24 +80,30 @@ func withoutKey[K cmp.Ordered](keys *pkeys[K], n, i int) *pkeys[K] {
 // buildPmap builds a map from sorted, distinct keys and their items in
 // linear time, bottom-up, with full nodes.
 func buildPmap[K cmp.Ordered, V any](keys []K, items []*pitem[V]) pmap[K, V] {
+	return pmap[K, V]{root: buildTree(keys, func(j int) unsafe.Pointer { return unsafe.Pointer(items[j]) })}
+}
+
+// buildTree is buildPmap for the items item(0), item(1), ...; nil when
+// there are no keys.
+func buildTree[K cmp.Ordered](keys []K, item func(int) unsafe.Pointer) *pnode[K] {
 	if len(keys) == 0 {
-		return pmap[K, V]{}
+		return nil
 	}
-	var level []*pnode[K, V]
+	var level []*pnode[K]
 	for i := 0; i < len(keys); i += pfan {
-		n := &pnode[K, V]{leaf: true, keys: new(pkeys[K])}
+		n := &pnode[K]{leaf: true, keys: new(pkeys[K])}
 		for j := i; j < min(i+pfan, len(keys)); j++ {
 			n.keys[n.n] = keys[j]
-			n.setVal(int(n.n), items[j])
+			n.setVal(int(n.n), item(j))
 			n.n++
 		}
 		n.size = int(n.n)
 		level = append(level, n)
 	}
 	for len(level) > 1 {
-		var up []*pnode[K, V]
+		var up []*pnode[K]
 		for i := 0; i < len(level); i += pfan {
-			n := &pnode[K, V]{keys: new(pkeys[K])}
+			n := &pnode[K]{keys: new(pkeys[K])}
 			for _, kid := range level[i:min(i+pfan, len(level))] {
 				n.keys[n.n] = kid.keys[0]
 				n.setKid(int(n.n), kid)
@@ -104,7 +114,7 @@ func buildPmap[K cmp.Ordered, V any](keys []K, items []*pitem[V]) pmap[K, V] {
 		}
 		level = up
 	}
-	return pmap[K, V]{root: level[0]}
+	return level[0]
 }
 
 func (m pmap[K, V]) len() int {
@@ -124,13 +134,13 @@ func (m pmap[K, V]) get(k K) *pitem[V] {
 		n = n.kid(n.route(k))
 	}
 	if i, ok := n.find(k); ok {
-		return n.val(i)
+		return (*pitem[V])(n.val(i))
 	}
 	return nil
 }
 
 // route returns the child of an inner node that holds k.
-func (n *pnode[K, V]) route(k K) int {
+func (n *pnode[K]) route(k K) int {
 	keys := n.keys
 	lo, hi := 1, int(n.n) // first i in [1, n) with keys[i] > k, minus one
 	for lo < hi {
@@ -145,7 +155,7 @@ func (n *pnode[K, V]) route(k K) int {
 }
 
 // find returns the index of k in a leaf, or where it would go.
-func (n *pnode[K, V]) find(k K) (int, bool) {
+func (n *pnode[K]) find(k K) (int, bool) {
 	keys := n.keys
 	lo, hi := 0, int(n.n)
 	for lo < hi {
@@ -174,15 +184,15 @@ func newEdit() uint64 { return edits.Add(1) }
 // earlier sets of the same edit created.
 func (m pmap[K, V]) set(k K, it *pitem[V], edit uint64) pmap[K, V] {
 	if m.root == nil {
-		leaf := &pnode[K, V]{leaf: true, n: 1, size: 1, edit: edit, keys: &pkeys[K]{k}}
-		leaf.setVal(0, it)
+		leaf := &pnode[K]{leaf: true, n: 1, size: 1, edit: edit, keys: &pkeys[K]{k}}
+		leaf.setVal(0, unsafe.Pointer(it))
 		return pmap[K, V]{root: leaf}
 	}
-	left, right := m.root.set(k, it, edit)
+	left, right := m.root.set(k, unsafe.Pointer(it), edit)
 	if right == nil {
 		return pmap[K, V]{root: left}
 	}
-	root := &pnode[K, V]{n: 2, size: left.size + right.size, edit: edit, keys: &pkeys[K]{left.keys[0], right.keys[0]}}
+	root := &pnode[K]{n: 2, size: left.size + right.size, edit: edit, keys: &pkeys[K]{left.keys[0], right.keys[0]}}
 	root.setKid(0, left)
 	root.setKid(1, right)
 	return pmap[K, V]{root: root}
@@ -192,10 +202,10 @@ func (m pmap[K, V]) set(k K, it *pitem[V], edit uint64) pmap[K, V] {
 // edit created it, else a copy (n is then never modified). Keys are never
 // changed in place, even in a node of this edit: they may be shared with
 // a node that was published.
-func (n *pnode[K, V]) set(k K, it *pitem[V], edit uint64) (left, right *pnode[K, V]) {
+func (n *pnode[K]) set(k K, it unsafe.Pointer, edit uint64) (left, right *pnode[K]) {
 	c := n
 	if n.edit != edit {
-		c = new(pnode[K, V])
+		c = new(pnode[K])
 		*c = *n
 		c.edit = edit
 	}
@@ -237,7 +247,7 @@ func (n *pnode[K, V]) set(k K, it *pitem[V], edit uint64) (left, right *pnode[K,
 
 // splitInsert inserts (k, it) in a full leaf, or (k, kid) in a full inner
 // node, at position i, and splits the result in two halves.
-func (c *pnode[K, V]) splitInsert(i int, k K, it *pitem[V], kid *pnode[K, V]) (left, right *pnode[K, V]) {
+func (c *pnode[K]) splitInsert(i int, k K, it unsafe.Pointer, kid *pnode[K]) (left, right *pnode[K]) {
 	var keys [pfan + 1]K
 	var ptrs [pfan + 1]unsafe.Pointer
 	cn := int(c.n)
@@ -247,13 +257,13 @@ func (c *pnode[K, V]) splitInsert(i int, k K, it *pitem[V], kid *pnode[K, V]) (l
 	copy(ptrs[:i], c.ptrs[:i])
 	copy(ptrs[i+1:], c.ptrs[i:cn])
 	if c.leaf {
-		ptrs[i] = unsafe.Pointer(it)
+		ptrs[i] = it
 	} else {
 		ptrs[i] = unsafe.Pointer(kid)
 	}
 	const half = (pfan + 1) / 2
-	l := &pnode[K, V]{leaf: c.leaf, n: half, edit: c.edit, keys: new(pkeys[K])}
-	r := &pnode[K, V]{leaf: c.leaf, n: pfan + 1 - half, edit: c.edit, keys: new(pkeys[K])}
+	l := &pnode[K]{leaf: c.leaf, n: half, edit: c.edit, keys: new(pkeys[K])}
+	r := &pnode[K]{leaf: c.leaf, n: pfan + 1 - half, edit: c.edit, keys: new(pkeys[K])}
 	copy(l.keys[:], keys[:half])
 	copy(r.keys[:], keys[half:])
 	copy(l.ptrs[:], ptrs[:half])
@@ -287,7 +297,7 @@ func (m pmap[K, V]) del(k K) pmap[K, V] {
 // del returns a copy of n without k, nil when nothing is left. Nodes may
 // become less than half full: the tree is not rebalanced on delete, which
 // keeps deletes as cheap as sets; its depth never grows from deleting.
-func (n *pnode[K, V]) del(k K) (*pnode[K, V], bool) {
+func (n *pnode[K]) del(k K) (*pnode[K], bool) {
 	if n.leaf {
 		i, ok := n.find(k)
 		if !ok {
@@ -329,12 +339,12 @@ func (n *pnode[K, V]) del(k K) (*pnode[K, V], bool) {
 func (m pmap[K, V]) all() iter.Seq2[K, *pitem[V]] {
 	return func(yield func(K, *pitem[V]) bool) {
 		if m.root != nil {
-			m.root.walk(yield)
+			m.root.walk(func(k K, it unsafe.Pointer) bool { return yield(k, (*pitem[V])(it)) })
 		}
 	}
 }
 
-func (n *pnode[K, V]) walk(yield func(K, *pitem[V]) bool) bool {
+func (n *pnode[K]) walk(yield func(K, unsafe.Pointer) bool) bool {
 	if n.leaf {
 		for i := range int(n.n) {
 			if !yield(n.keys[i], n.val(i)) {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -76,17 +77,25 @@ type StateDecoder interface {
 // ValueField or CollectionField.
 type StateField[S any] struct {
 	info FieldInfo
-	// encode appends the encoding of a plain field to dst.
-	encode func(c Codec, dst []byte, s *S) ([]byte, error)
-	decode func(c Codec, s *S, data []byte) error
+	// codec is a *valueCodec or a *collCodec. They are types rather than
+	// closures so that the compiler makes their code once per type of
+	// value, not once per field of a state (a contract may have
+	// hundreds).
+	codec fieldCodec[S]
+}
+
+// fieldCodec encodes and decodes one field of a state S; a plain field
+// implements encode and decode, a collection the others.
+type fieldCodec[S any] interface {
+	encode(c Codec, dst []byte, s *S) ([]byte, error)
+	decode(c Codec, s *S, data []byte) error
+	entry(c Codec, dst []byte, s *S, key string) ([]byte, bool, error)
+	entries(c Codec, s *S, yield func(string, []byte) error) error
+	builder(c Codec) entryBuilder[S]
 	// apply applies a value another engine's commit at version v left
 	// (RemoteValue) to the field in s, a copy of a state whose nested
 	// values it must not modify.
-	apply func(c Codec, s *S, key string, data []byte, v uint64) error
-	// A collection's functions.
-	entry   func(c Codec, dst []byte, s *S, key string) ([]byte, bool, error)
-	entries func(c Codec, s *S, yield func(string, []byte) error) error
-	builder func(c Codec) entryBuilder[S]
+	apply(c Codec, s *S, key string, data []byte, v uint64) error
 }
 
 // entryBuilder collects the decoded entries of one collection and stores
@@ -100,78 +109,105 @@ type entryBuilder[S any] interface {
 // fingerprint typ, that get locates in a state. appendJSON, if given (the
 // generator gives it), appends a value as encoding/json would, byte for
 // byte, without reflection; it is used unless the engine has WithCodec.
-func ValueField[S, T any](path, typ string, get func(*S) *T, appendJSON ...func([]byte, *T) ([]byte, error)) StateField[S] {
-	return StateField[S]{
-		info: FieldInfo{Path: path, Type: typ},
-		encode: func(c Codec, dst []byte, s *S) ([]byte, error) {
-			return appendValue(c, appendJSON, dst, get(s))
-		},
-		decode: func(c Codec, s *S, data []byte) error {
-			return c.Unmarshal(data, get(s))
-		},
-		apply: func(c Codec, s *S, _ string, data []byte, _ uint64) error {
-			// Into a zero value: decoding into the field would write into
-			// the slices and maps it shares with earlier snapshots.
-			var t T
-			if err := c.Unmarshal(data, &t); err != nil {
-				return err
-			}
-			*get(s) = t
-			return nil
-		},
-	}
+//
+// P is the pointer type of the field's values: the compiler makes one
+// valueCodec per state type for all of them, not one per type of value.
+func ValueField[S, P any](path, typ string, get func(*S) P, appendJSON ...func([]byte, P) ([]byte, error)) StateField[S] {
+	return StateField[S]{info: FieldInfo{Path: path, Type: typ}, codec: &valueCodec[S, P]{get: get, appendJSON: appendJSON}}
 }
+
+type valueCodec[S, P any] struct {
+	get        func(*S) P
+	appendJSON []func([]byte, P) ([]byte, error)
+}
+
+func (f *valueCodec[S, P]) encode(c Codec, dst []byte, s *S) ([]byte, error) {
+	return appendValue(c, f.appendJSON, dst, f.get(s))
+}
+
+func (f *valueCodec[S, P]) decode(c Codec, s *S, data []byte) error {
+	return c.Unmarshal(data, f.get(s))
+}
+
+func (f *valueCodec[S, P]) apply(c Codec, s *S, _ string, data []byte, _ uint64) error {
+	// Into a zero value: decoding into the field as it is would write into
+	// the slices and maps it shares with earlier snapshots. P is a pointer
+	// type, which the type parameter cannot say: reflection zeroes what it
+	// points to (another engine's commit is the only caller).
+	p := f.get(s)
+	reflect.ValueOf(p).Elem().SetZero()
+	return c.Unmarshal(data, p)
+}
+
+// A plain field is never asked for entries (stateCodec.field checks).
+func (*valueCodec[S, P]) entry(Codec, []byte, *S, string) ([]byte, bool, error) { panic("unreachable") }
+func (*valueCodec[S, P]) entries(Codec, *S, func(string, []byte) error) error   { panic("unreachable") }
+func (*valueCodec[S, P]) builder(Codec) entryBuilder[S]                         { panic("unreachable") }
 
 // CollectionField describes the collection at path, of a type with
 // fingerprint typ, that get locates in a state. appendJSON is as for
 // ValueField, for the entries' values.
 func CollectionField[S any, K cmp.Ordered, V any](path, typ string, get func(*S) *Collection[K, V], appendJSON ...func([]byte, *V) ([]byte, error)) StateField[S] {
 	return StateField[S]{
-		info: FieldInfo{Path: path, Type: typ, Collection: true},
-		entry: func(c Codec, dst []byte, s *S, key string) ([]byte, bool, error) {
-			k, err := parseKey[K](key)
-			if err != nil {
-				return dst, false, err
-			}
-			v, ok := get(s).Get(k)
-			if !ok {
-				return dst, false, nil
-			}
-			b, err := appendValue(c, appendJSON, dst, v)
-			return b, true, err
-		},
-		entries: func(c Codec, s *S, yield func(string, []byte) error) error {
-			var buf []byte
-			for k, v := range get(s).All() {
-				var err error
-				if buf, err = appendValue(c, appendJSON, buf[:0], v); err != nil {
-					return err
-				}
-				if err := yield(keyString(k), buf); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-		builder: func(c Codec) entryBuilder[S] {
-			return &collBuilder[S, K, V]{codec: c, get: get, m: make(map[K]V)}
-		},
-		apply: func(c Codec, s *S, key string, data []byte, v uint64) error {
-			k, err := parseKey[K](key)
-			if err != nil {
-				return err
-			}
-			w := Pending[K, V]{Key: k}
-			if data != nil {
-				w.Value = new(V)
-				if err := c.Unmarshal(data, w.Value); err != nil {
-					return err
-				}
-			}
-			*get(s) = get(s).Apply(v, []Pending[K, V]{w})
-			return nil
-		},
+		info:  FieldInfo{Path: path, Type: typ, Collection: true},
+		codec: &collCodec[S, K, V]{get: get, appendJSON: appendJSON},
 	}
+}
+
+type collCodec[S any, K cmp.Ordered, V any] struct {
+	get        func(*S) *Collection[K, V]
+	appendJSON []func([]byte, *V) ([]byte, error)
+}
+
+// A collection is never encoded whole (stateCodec.field checks).
+func (*collCodec[S, K, V]) encode(Codec, []byte, *S) ([]byte, error) { panic("unreachable") }
+func (*collCodec[S, K, V]) decode(Codec, *S, []byte) error           { panic("unreachable") }
+
+func (f *collCodec[S, K, V]) entry(c Codec, dst []byte, s *S, key string) ([]byte, bool, error) {
+	k, err := parseKey[K](key)
+	if err != nil {
+		return dst, false, err
+	}
+	v, ok := f.get(s).Get(k)
+	if !ok {
+		return dst, false, nil
+	}
+	b, err := appendValue(c, f.appendJSON, dst, v)
+	return b, true, err
+}
+
+func (f *collCodec[S, K, V]) entries(c Codec, s *S, yield func(string, []byte) error) error {
+	var buf []byte
+	for k, v := range f.get(s).All() {
+		var err error
+		if buf, err = appendValue(c, f.appendJSON, buf[:0], v); err != nil {
+			return err
+		}
+		if err := yield(keyString(k), buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *collCodec[S, K, V]) apply(c Codec, s *S, key string, data []byte, v uint64) error {
+	k, err := parseKey[K](key)
+	if err != nil {
+		return err
+	}
+	w := Pending[K, V]{Key: k}
+	if data != nil {
+		w.Value = new(V)
+		if err := c.Unmarshal(data, w.Value); err != nil {
+			return err
+		}
+	}
+	*f.get(s) = f.get(s).Apply(v, []Pending[K, V]{w})
+	return nil
+}
+
+func (f *collCodec[S, K, V]) builder(c Codec) entryBuilder[S] {
+	return &collBuilder[S, K, V]{codec: c, get: f.get, m: make(map[K]V)}
 }
 
 type collBuilder[S any, K cmp.Ordered, V any] struct {
@@ -265,7 +301,7 @@ type jsonCodec struct{}
 
 // appendValue appends the encoding of v to dst: with appendJSON, when
 // generated code gave one and c is the default JSON codec, else with c.
-func appendValue[T any](c Codec, appendJSON []func([]byte, *T) ([]byte, error), dst []byte, v *T) ([]byte, error) {
+func appendValue[P any](c Codec, appendJSON []func([]byte, P) ([]byte, error), dst []byte, v P) ([]byte, error) {
 	if len(appendJSON) > 0 && appendJSON[0] != nil {
 		if _, ok := c.(jsonCodec); ok {
 			return appendJSON[0](dst, v)
@@ -361,7 +397,7 @@ func (c *stateCodec[S]) AppendField(dst []byte, state any, i int) ([]byte, error
 	if err != nil {
 		return dst, err
 	}
-	b, err := f.encode(c.codec, dst, s)
+	b, err := f.codec.encode(c.codec, dst, s)
 	if err != nil {
 		return dst, fmt.Errorf("theus: encode %s: %w", f.info.Path, err)
 	}
@@ -373,7 +409,7 @@ func (c *stateCodec[S]) AppendEntry(dst []byte, state any, i int, key string) ([
 	if err != nil {
 		return dst, false, err
 	}
-	b, ok, err := f.entry(c.codec, dst, s, key)
+	b, ok, err := f.codec.entry(c.codec, dst, s, key)
 	if err != nil {
 		return dst, false, fmt.Errorf("theus: encode %s[%s]: %w", f.info.Path, key, err)
 	}
@@ -385,7 +421,7 @@ func (c *stateCodec[S]) EncodeEntries(state any, i int, yield func(key string, d
 	if err != nil {
 		return err
 	}
-	return f.entries(c.codec, s, yield)
+	return f.codec.entries(c.codec, s, yield)
 }
 
 func (c *stateCodec[S]) Decoder() StateDecoder {
@@ -403,7 +439,7 @@ func (d *stateDecoder[S]) Field(i int, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := f.decode(d.c.codec, d.s, data); err != nil {
+	if err := f.codec.decode(d.c.codec, d.s, data); err != nil {
 		return fmt.Errorf("theus: decode %s: %w", f.info.Path, err)
 	}
 	return nil
@@ -416,7 +452,7 @@ func (d *stateDecoder[S]) Entry(i int, key string, data []byte) error {
 	}
 	b := d.colls[i]
 	if b == nil {
-		b = f.builder(d.c.codec)
+		b = f.codec.builder(d.c.codec)
 		d.colls[i] = b
 	}
 	if err := b.entry(key, data); err != nil {
@@ -443,7 +479,7 @@ func (c *stateCodec[S]) applyRemote(s *S, rv RemoteValue, v uint64) error {
 	if !f.info.Collection && rv.Data == nil {
 		return fmt.Errorf("%s: no value", f.info.Path)
 	}
-	if err := f.apply(c.codec, s, rv.Key, rv.Data, v); err != nil {
+	if err := f.codec.apply(c.codec, s, rv.Key, rv.Data, v); err != nil {
 		return fmt.Errorf("%s: %w", f.info.Path, err)
 	}
 	return nil

@@ -5,7 +5,6 @@ package theusbench
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 
@@ -13,6 +12,8 @@ import (
 	jsonenc "github.com/theus-go/theus/runtime/jsonenc"
 	memory "github.com/theus-go/theus/runtime/store/memory"
 )
+
+// Types: the structs declared in contracts.yaml.
 
 // User is declared in contracts.yaml.
 type User struct {
@@ -33,79 +34,363 @@ type UserUpdated struct {
 	Note      string `json:"note"`
 }
 
-// UserView is a read-only view of a User in a snapshot.
-type UserView struct {
-	p *User
+// State: the state of contracts.yaml, the Snapshots that show it and the Patches that change it.
+
+// State is the engine's state, as declared in contracts.yaml.
+type State struct {
+	Domain DomainState
+	Global GlobalState
 }
+
+// DomainState is the business state: versioned, persisted, conflict-checked.
+type DomainState struct {
+	Users map[string]User
+}
+
+// GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.
+type GlobalState struct{}
+
+// Snapshot is an immutable view of the state at one version.
+type Snapshot struct {
+	version uint64
+	s       *theusState
+}
+
+// Version returns the version of the snapshot.
+func (s Snapshot) Version() uint64 { return s.version }
+
+// Users returns domain.users.
+func (s Snapshot) Users() engine.MapView[string, UserView] {
+	return engine.CollectionView(s.s.Domain.Users, nil, theusPathDomainUsers, func(p *User) UserView {
+		return UserView{p: p}
+	})
+}
+
+// Patch is a set of state changes for CompareAndSwap.
+type Patch struct {
+	writes []int
+	users  []engine.Pending[string, User]
+}
+
+// PutUsers sets the entry k of domain.users to v.
+func (p *Patch) PutUsers(k string, v User) {
+	c := theusCloneUser(&v)
+	p.users = append(p.users, engine.Pending[string, User]{Key: k, Value: &c})
+}
+
+// DeleteUsers deletes the entry k of domain.users.
+func (p *Patch) DeleteUsers(k string) {
+	p.users = append(p.users, engine.Pending[string, User]{Key: k})
+}
+
+// Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
+
+// UserView is a read-only view of a User in a snapshot.
+type UserView struct{ p *User }
 
 // ID returns the field id.
-func (v UserView) ID() string {
-	return v.p.ID
-}
+func (v UserView) ID() string { return v.p.ID }
 
 // Email returns the field email.
-func (v UserView) Email() string {
-	return v.p.Email
-}
+func (v UserView) Email() string { return v.p.Email }
 
 // Counter returns the field counter.
-func (v UserView) Counter() int64 {
-	return v.p.Counter
-}
+func (v UserView) Counter() int64 { return v.p.Counter }
 
 // UpdatedAt returns the field updated_at.
-func (v UserView) UpdatedAt() int64 {
-	return v.p.UpdatedAt
-}
+func (v UserView) UpdatedAt() int64 { return v.p.UpdatedAt }
 
 // Clone returns a deep copy of the User that shares nothing with the snapshot.
-func (v UserView) Clone() User {
-	return theusCloneUser(v.p)
-}
+func (v UserView) Clone() User { return theusCloneUser(v.p) }
 
 // UserUpdatedView is a read-only view of a UserUpdated in a snapshot.
-type UserUpdatedView struct {
-	p *UserUpdated
-}
+type UserUpdatedView struct{ p *UserUpdated }
 
 // ID returns the field id.
-func (v UserUpdatedView) ID() string {
-	return v.p.ID
-}
+func (v UserUpdatedView) ID() string { return v.p.ID }
 
 // Tx returns the field tx.
-func (v UserUpdatedView) Tx() uint64 {
-	return v.p.Tx
-}
+func (v UserUpdatedView) Tx() uint64 { return v.p.Tx }
 
 // StartNs returns the field start_ns.
-func (v UserUpdatedView) StartNs() int64 {
-	return v.p.StartNs
-}
+func (v UserUpdatedView) StartNs() int64 { return v.p.StartNs }
 
 // Email returns the field email.
-func (v UserUpdatedView) Email() string {
-	return v.p.Email
-}
+func (v UserUpdatedView) Email() string { return v.p.Email }
 
 // Counter returns the field counter.
-func (v UserUpdatedView) Counter() int64 {
-	return v.p.Counter
-}
+func (v UserUpdatedView) Counter() int64 { return v.p.Counter }
 
 // UpdatedAt returns the field updated_at.
-func (v UserUpdatedView) UpdatedAt() int64 {
-	return v.p.UpdatedAt
-}
+func (v UserUpdatedView) UpdatedAt() int64 { return v.p.UpdatedAt }
 
 // Note returns the field note.
-func (v UserUpdatedView) Note() string {
-	return v.p.Note
-}
+func (v UserUpdatedView) Note() string { return v.p.Note }
 
 // Clone returns a deep copy of the UserUpdated that shares nothing with the snapshot.
-func (v UserUpdatedView) Clone() UserUpdated {
-	return theusCloneUserUpdated(v.p)
+func (v UserUpdatedView) Clone() UserUpdated { return theusCloneUserUpdated(v.p) }
+
+// Processes: what the application implements, the Engine that runs it, and for each process its arguments, inputs, outputs, receipt and effects.
+
+// Processes is implemented by the application: one method per process of contracts.yaml.
+type Processes interface {
+	// UpdateUser: Counts one more update of a user, sets its email, and announces it.
+	UpdateUser(ctx context.Context, in UpdateUserIn, out *UpdateUserOut) error
+}
+
+// Engine runs the processes of contracts.yaml and commits their outputs and messages atomically.
+type Engine struct {
+	core *engine.Engine[theusState]
+	impl Processes
+}
+
+// NewEngine starts an engine. If the store holds data, its state is recovered and initial is ignored; without engine.WithStore the engine keeps everything in memory.
+func NewEngine(ctx context.Context, initial State, impl Processes, opts ...engine.Option) (*Engine, error) {
+	if impl == nil {
+		return nil, errors.New("theus: NewEngine: nil Processes")
+	}
+	core, err := engine.New(ctx, &theusSchema, theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{core: core, impl: impl}, nil
+}
+
+// Snapshot returns the latest committed state.
+func (e *Engine) Snapshot() Snapshot {
+	v, s := e.core.Snapshot()
+	return Snapshot{s: s, version: v}
+}
+
+// CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
+func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
+	if err := p.theusCheck(e.core.Codec()); err != nil {
+		return 0, err
+	}
+	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+}
+
+// Store returns the engine's store, for outbox.NewRelay.
+func (e *Engine) Store() engine.Store { return e.core.Store() }
+
+// Close stops the engine. It does not close a store passed with engine.WithStore.
+func (e *Engine) Close() error { return e.core.Close() }
+
+// ErrNoSuchUser is the domain error no_such_user, declared by update_user.
+var ErrNoSuchUser = engine.DomainError("no_such_user")
+
+// UpdateUserArgs are the arguments of update_user.
+type UpdateUserArgs struct {
+	ID        string
+	Tx        uint64
+	StartNs   int64
+	Email     string
+	UpdatedAt int64
+}
+
+// UpdateUserIn is what update_user reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type UpdateUserIn struct {
+	Args UpdateUserArgs
+	s    *theusState
+	tx   *engine.Tx
+}
+
+// Users returns domain.users.
+func (in UpdateUserIn) Users() engine.MapView[string, UserView] {
+	return engine.CollectionView(in.s.Domain.Users, in.tx, theusPathDomainUsers, func(p *User) UserView {
+		return UserView{p: p}
+	})
+}
+
+// UpdateUserOut collects what update_user writes and emits. It is valid only during the call: using it afterwards panics.
+type UpdateUserOut engine.Out
+
+// Users returns the writer of domain.users: Put and Delete entries.
+func (o *UpdateUserOut) Users() engine.CollectionWriter[string, User] {
+	c := o.live()
+	return engine.Writer(&c.Invocation, theusPathDomainUsers, &c.out.users, nil)
+}
+
+// EmitUserUpdated emits a message on topic user.updated.
+func (o *UpdateUserOut) EmitUserUpdated(p UserUpdated) {
+	c := o.live()
+	theusEmitUserUpdated(&c.Invocation, &p, &c.out.userUpdated)
+}
+
+func (o *UpdateUserOut) live() *theusCallUpdateUser {
+	return (*engine.Out)(o).Live().(*theusCallUpdateUser)
+}
+
+// UpdateUserReceipt tells what a call of update_user committed.
+type UpdateUserReceipt struct {
+	Version    uint64
+	MessageIDs []string
+}
+
+// UpdateUserEffects is what one run of update_user set and emitted (see RunUpdateUser).
+type UpdateUserEffects struct {
+	Users       map[string]*User
+	UserUpdated []UserUpdated
+}
+
+// UpdateUser runs update_user and commits its effects.
+func (e *Engine) UpdateUser(ctx context.Context, args UpdateUserArgs) (UpdateUserReceipt, error) {
+	c := theusPoolUpdateUser.Get().(*theusCallUpdateUser)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcUpdateUser, c)
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, UpdateUserArgs{}, theusOutputsUpdateUser{}
+	theusPoolUpdateUser.Put(c)
+	if err != nil {
+		return UpdateUserReceipt{}, err
+	}
+	return UpdateUserReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+}
+
+// RunUpdateUser runs update_user once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunUpdateUser(impl Processes, s State, args UpdateUserArgs) (UpdateUserEffects, error) {
+	c := &theusCallUpdateUser{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	st := theusInternal(&s)
+	err := engine.Run(context.Background(), "update_user", c, &st, ErrNoSuchUser)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return UpdateUserEffects{}, err
+	}
+	return UpdateUserEffects{UserUpdated: c.out.userUpdated, Users: engine.Last(c.out.users)}, nil
+}
+
+// What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
+
+// theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
+type theusState struct {
+	Domain theusDomainState
+	Global GlobalState
+}
+
+type theusDomainState struct {
+	Users engine.Collection[string, User]
+}
+
+// theusInternal returns a deep copy of p in the engine's form.
+func theusInternal(p *State) theusState {
+	s := theusState{
+		Domain: theusDomainState{
+			Users: engine.NewCollection(p.Domain.Users, nil),
+		},
+		Global: p.Global,
+	}
+	return s
+}
+
+func theusCloneState(p *theusState) theusState {
+	return *p
+}
+
+// Indexes of the state paths in theusSchema.Paths.
+const (
+	theusPathDomainUsers = 0
+)
+
+// Indexes of the processes in theusSchema.Processes.
+const (
+	theusProcUpdateUser = 0
+)
+
+var theusSchema = engine.Schema[theusState]{
+	Clone: theusCloneState,
+	Collections: []engine.CollectionSpec[theusState]{
+		{
+			Path: theusPathDomainUsers,
+			Version: func(s *theusState, k string) (uint64, bool) {
+				return engine.CollectionVersion(s.Domain.Users, k)
+			},
+		},
+	},
+	Paths: []string{"domain.users"},
+	Processes: []engine.ProcessSpec{
+		{Errors: []error{ErrNoSuchUser}, Inputs: []int{theusPathDomainUsers}, Name: "update_user"},
+	},
+	State: []engine.StateField[theusState]{
+		engine.CollectionField("domain.users", "collection[string]User{id string, email string, counter int64, updated_at int64}", func(s *theusState) *engine.Collection[string, User] { return &s.Domain.Users }, theusAppendUser),
+	},
+}
+
+// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
+func (p *Patch) theusCheck(codec engine.Codec) error {
+	if codec == nil {
+		return nil
+	}
+	if err := engine.CheckEntries(codec, "domain.users", p.users, nil); err != nil {
+		return err
+	}
+	return nil
+}
+
+func theusAddPath(paths []int, path int) []int {
+	if slices.Contains(paths, path) {
+		return paths
+	}
+	return append(paths, path)
+}
+
+type theusPatch struct{ p *Patch }
+
+func (t theusPatch) Record(tx *engine.Tx) {
+	for _, w := range t.p.writes {
+		tx.Write(w)
+	}
+	for _, w := range t.p.users {
+		tx.WriteKey(theusPathDomainUsers, w.Key, w.Value == nil)
+	}
+}
+
+func (t theusPatch) Apply(s *theusState, v uint64) {
+	for _, w := range t.p.writes {
+		switch w {
+		}
+	}
+	if len(t.p.users) > 0 {
+		s.Domain.Users = s.Domain.Users.Apply(v, t.p.users)
+	}
+}
+
+// theusOutputsUpdateUser is what a run of update_user set and emitted.
+type theusOutputsUpdateUser struct {
+	users       []engine.Pending[string, User]
+	userUpdated []UserUpdated
+}
+
+// theusCallUpdateUser is a call of update_user; calls are pooled.
+type theusCallUpdateUser struct {
+	engine.Invocation
+	impl Processes
+	args UpdateUserArgs
+	out  theusOutputsUpdateUser
+}
+
+var theusPoolUpdateUser = sync.Pool{New: func() any { return new(theusCallUpdateUser) }}
+
+func (c *theusCallUpdateUser) Run(ctx context.Context, s *theusState) error {
+	c.out = theusOutputsUpdateUser{}
+	if err := c.impl.UpdateUser(ctx, UpdateUserIn{Args: c.args, s: s, tx: c.Tx()}, (*UpdateUserOut)(engine.Start(&c.Invocation, c))); err != nil {
+		return err
+	}
+	c.checkOutputs()
+	return nil
+}
+
+// checkOutputs checks what the run of update_user set: that each value can be encoded, then the rules.
+func (c *theusCallUpdateUser) checkOutputs() {
+	tx := c.Tx()
+	if err := engine.CheckEntries(tx.Codec(), "domain.users", c.out.users, nil); err != nil {
+		tx.Fail(err)
+	}
+}
+
+func (c *theusCallUpdateUser) Apply(s *theusState, v uint64) {
+	if len(c.out.users) > 0 {
+		s.Domain.Users = s.Domain.Users.Apply(v, c.out.users)
+	}
 }
 
 func theusCloneUser(p *User) User {
@@ -148,383 +433,17 @@ func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
 	return b, nil
 }
 
-// State is the engine's state, as declared in contracts.yaml.
-type State struct {
-	Domain DomainState
-	Global GlobalState
-}
-
-// DomainState is the business state: versioned, persisted, conflict-checked.
-type DomainState struct {
-	Users map[string]User
-}
-
-// GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.
-type GlobalState struct{}
-
-// theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
-type theusState struct {
-	Domain theusDomainState
-	Global GlobalState
-}
-
-type theusDomainState struct {
-	Users engine.Collection[string, User]
-}
-
-// theusInternal returns a deep copy of p in the engine's form.
-func theusInternal(p *State) theusState {
-	s := theusState{
-		Domain: theusDomainState{
-			Users: engine.NewCollection(p.Domain.Users, nil),
-		},
-		Global: p.Global,
-	}
-	return s
-}
-
-func theusCloneState(p *theusState) theusState {
-	return *p
-}
-
-// Snapshot is an immutable view of the state at one version.
-type Snapshot struct {
-	version uint64
-	s       *theusState
-}
-
-// Version returns the version of the snapshot.
-func (s Snapshot) Version() uint64 {
-	return s.version
-}
-
-// Users returns domain.users.
-func (s Snapshot) Users() engine.MapView[string, UserView] {
-	return engine.CollectionView(s.s.Domain.Users, nil, theusPathDomainUsers, func(p *User) UserView {
-		return UserView{p: p}
-	})
-}
-
-// Indexes of the state paths in theusSchema.Paths.
-const (
-	theusPathDomainUsers = 0
-)
-
-// Indexes of the processes in theusSchema.Processes.
-const (
-	theusProcUpdateUser = 0
-)
-
-var theusSchema = engine.Schema[theusState]{
-	Clone: theusCloneState,
-	Collections: []engine.CollectionSpec[theusState]{
-		{
-			Path: theusPathDomainUsers,
-			Version: func(s *theusState, k string) (uint64, bool) {
-				return engine.CollectionVersion(s.Domain.Users, k)
-			},
-		},
-	},
-	Paths: []string{"domain.users"},
-	Processes: []engine.ProcessSpec{
-		{
-			Errors: []error{ErrNoSuchUser},
-			Inputs: []int{theusPathDomainUsers},
-			Name:   "update_user",
-		},
-	},
-	State: []engine.StateField[theusState]{
-		engine.CollectionField("domain.users", "collection[string]User{id string, email string, counter int64, updated_at int64}", func(s *theusState) *engine.Collection[string, User] {
-			return &s.Domain.Users
-		}, theusAppendUser),
-	},
-}
-
-// Processes is implemented by the application: one method per process of contracts.yaml.
-type Processes interface {
-	// UpdateUser: Counts one more update of a user, sets its email, and announces it.
-	UpdateUser(ctx context.Context, in UpdateUserIn, out *UpdateUserOut) error
-}
-
-// Engine runs the processes of contracts.yaml and commits their outputs and messages atomically.
-type Engine struct {
-	core *engine.Engine[theusState]
-	impl Processes
-}
-
-// NewEngine starts an engine. If the store holds data, its state is recovered and initial is ignored; without engine.WithStore the engine keeps everything in memory.
-func NewEngine(ctx context.Context, initial State, impl Processes, opts ...engine.Option) (*Engine, error) {
-	if impl == nil {
-		return nil, errors.New("theus: NewEngine: nil Processes")
-	}
-	core, err := engine.New(ctx, &theusSchema, theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
-	if err != nil {
-		return nil, err
-	}
-	return &Engine{core: core, impl: impl}, nil
-}
-
-// Snapshot returns the latest committed state.
-func (e *Engine) Snapshot() Snapshot {
-	v, s := e.core.Snapshot()
-	return Snapshot{s: s, version: v}
-}
-
-// CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version. A value of p that cannot be encoded is refused first, with an error naming its path.
-func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
-}
-
-// Store returns the engine's store, for outbox.NewRelay.
-func (e *Engine) Store() engine.Store {
-	return e.core.Store()
-}
-
-// Close stops the engine. It does not close a store passed with engine.WithStore.
-func (e *Engine) Close() error {
-	return e.core.Close()
-}
-
-// Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes []int
-	users  []engine.Pending[string, User]
-}
-
-// PutUsers sets the entry k of domain.users to v.
-func (p *Patch) PutUsers(k string, v User) {
-	c := theusCloneUser(&v)
-	p.users = append(p.users, engine.Pending[string, User]{Key: k, Value: &c})
-}
-
-// DeleteUsers deletes the entry k of domain.users.
-func (p *Patch) DeleteUsers(k string) {
-	p.users = append(p.users, engine.Pending[string, User]{Key: k})
-}
-
-// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
-func (p *Patch) theusCheck(codec engine.Codec) error {
-	if codec == nil {
-		return nil
-	}
-	if err := engine.CheckEntries(codec, "domain.users", p.users, nil); err != nil {
-		return err
-	}
-	return nil
-}
-
-func theusAddPath(paths []int, path int) []int {
-	if slices.Contains(paths, path) {
-		return paths
-	}
-	return append(paths, path)
-}
-
-type theusPatch struct {
-	p *Patch
-}
-
-func (t theusPatch) Record(tx *engine.Tx) {
-	for _, w := range t.p.writes {
-		tx.Write(w)
-	}
-	for _, w := range t.p.users {
-		tx.WriteKey(theusPathDomainUsers, w.Key, w.Value == nil)
-	}
-}
-
-func (t theusPatch) Apply(s *theusState, v uint64) {
-	for _, w := range t.p.writes {
-		switch w {
-		}
-	}
-	if len(t.p.users) > 0 {
-		s.Domain.Users = s.Domain.Users.Apply(v, t.p.users)
-	}
-}
-
-// ErrNoSuchUser is the domain error no_such_user, declared by update_user.
-var ErrNoSuchUser = engine.DomainError("no_such_user")
-
-// UpdateUserArgs are the arguments of update_user.
-type UpdateUserArgs struct {
-	ID        string
-	Tx        uint64
-	StartNs   int64
-	Email     string
-	UpdatedAt int64
-}
-
-// UpdateUserIn is what update_user reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type UpdateUserIn struct {
-	Args UpdateUserArgs
-	s    *theusState
-	tx   *engine.Tx
-}
-
-// Users returns domain.users.
-func (in UpdateUserIn) Users() engine.MapView[string, UserView] {
-	return engine.CollectionView(in.s.Domain.Users, in.tx, theusPathDomainUsers, func(p *User) UserView {
-		return UserView{p: p}
-	})
-}
-
-// UpdateUserOut collects what update_user writes and emits. It is valid only during the call: using it afterwards panics.
-type UpdateUserOut struct {
-	c   *theusCallUpdateUser
-	gen uint64
-}
-
-func (o *UpdateUserOut) live() *theusCallUpdateUser {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: UpdateUserOut used after its call returned")
-	}
-	return o.c
-}
-
-// Users returns the writer of domain.users: Put and Delete entries.
-func (o *UpdateUserOut) Users() engine.CollectionWriter[string, User] {
-	c := o.live()
-	return engine.NewCollectionWriter(&c.tx, theusPathDomainUsers, &c.out.users, nil, &c.gen, c.gen)
-}
-
-// EmitUserUpdated emits a message on topic user.updated.
-func (o *UpdateUserOut) EmitUserUpdated(p UserUpdated) {
-	c := o.live()
-	if codec := c.tx.Codec(); codec != nil {
-		b, err := codec.Marshal(p)
-		if err != nil {
-			c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
-			return
-		}
-		c.tx.Emit("user.updated", p.ID, b)
+// theusEmitUserUpdated emits p on topic user.updated in the run of c; a RunX run keeps a copy in kept.
+func theusEmitUserUpdated(c *engine.Invocation, p *UserUpdated, kept *[]UserUpdated) {
+	if tx := c.Tx(); tx.Codec() != nil {
+		tx.EmitValue("user.updated", p.ID, *p)
 	} else {
-		b, err := theusAppendUserUpdated(c.tx.Scratch(), &p)
-		if err != nil {
-			c.tx.Fail(fmt.Errorf("theus: encode user.updated: %w", err))
-			return
-		}
-		c.tx.EmitScratch("user.updated", p.ID, b)
+		b, err := theusAppendUserUpdated(tx.Scratch(), p)
+		tx.EmitEncoded("user.updated", p.ID, b, err)
 	}
-	if c.run {
-		c.out.userUpdated = append(c.out.userUpdated, theusCloneUserUpdated(&p))
+	if c.Keep {
+		*kept = append(*kept, theusCloneUserUpdated(p))
 	}
-}
-
-// UpdateUserReceipt tells what a call of update_user committed.
-type UpdateUserReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
-
-// UpdateUserEffects is what one run of update_user set and emitted (see RunUpdateUser).
-type UpdateUserEffects struct {
-	Users       map[string]*User
-	UserUpdated []UserUpdated
-}
-
-// theusRunUpdateUser is what one run of update_user uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
-type theusRunUpdateUser struct {
-	out UpdateUserOut
-	id  [1]string
-}
-
-type theusCallUpdateUser struct {
-	tx   engine.Tx
-	gen  uint64
-	impl Processes
-	in   UpdateUserIn
-	run  bool
-	out  theusOutputsUpdateUser
-	cur  *theusRunUpdateUser
-	runs []theusRunUpdateUser
-}
-
-// theusOutputsUpdateUser holds what one run of update_user set and emitted.
-type theusOutputsUpdateUser struct {
-	users       []engine.Pending[string, User]
-	userUpdated []UserUpdated
-}
-
-var theusPoolUpdateUser = sync.Pool{New: func() any {
-	return new(theusCallUpdateUser)
-}}
-
-func (c *theusCallUpdateUser) Tx() *engine.Tx {
-	return &c.tx
-}
-
-func (c *theusCallUpdateUser) Run(ctx context.Context, s *theusState) error {
-	c.gen++
-	c.in.s = s
-	c.in.tx = &c.tx
-	if len(c.runs) == 0 {
-		c.runs = make([]theusRunUpdateUser, 16)
-	}
-	c.cur, c.runs = &c.runs[0], c.runs[1:]
-	c.cur.out = UpdateUserOut{c: c, gen: c.gen}
-	c.out = theusOutputsUpdateUser{}
-	if err := c.impl.UpdateUser(ctx, c.in, &c.cur.out); err != nil {
-		return err
-	}
-	c.checkOutputs()
-	return nil
-}
-
-func (c *theusCallUpdateUser) Apply(s *theusState, v uint64) {
-	if len(c.out.users) > 0 {
-		s.Domain.Users = s.Domain.Users.Apply(v, c.out.users)
-	}
-}
-
-func (c *theusCallUpdateUser) ReceiptID() *[1]string {
-	if c.cur == nil {
-		return nil
-	}
-	return &c.cur.id
-}
-
-func (c *theusCallUpdateUser) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, UpdateUserIn{}, theusOutputsUpdateUser{}
-	c.cur = nil
-	theusPoolUpdateUser.Put(c)
-}
-
-// checkOutputs checks what the run of update_user set: that each value can be encoded, then the rules.
-func (c *theusCallUpdateUser) checkOutputs() {
-	codec := c.tx.Codec()
-	if codec != nil {
-		if err := engine.CheckEntries(codec, "domain.users", c.out.users, nil); err != nil {
-			c.tx.Fail(err)
-		}
-	}
-}
-
-// UpdateUser runs update_user and commits its effects.
-func (e *Engine) UpdateUser(ctx context.Context, args UpdateUserArgs) (UpdateUserReceipt, error) {
-	c := theusPoolUpdateUser.Get().(*theusCallUpdateUser)
-	c.impl, c.in = e.impl, UpdateUserIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcUpdateUser, c)
-	c.release()
-	if err != nil {
-		return UpdateUserReceipt{}, err
-	}
-	return UpdateUserReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
-}
-
-// RunUpdateUser runs update_user once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunUpdateUser(impl Processes, s State, args UpdateUserArgs) (UpdateUserEffects, error) {
-	c := &theusCallUpdateUser{impl: impl, in: UpdateUserIn{Args: args}, run: true}
-	st := theusInternal(&s)
-	if err := engine.Run(context.Background(), "update_user", c, &st, ErrNoSuchUser); err != nil {
-		return UpdateUserEffects{}, err
-	}
-	eff := UpdateUserEffects{UserUpdated: c.out.userUpdated, Users: engine.Last(c.out.users)}
-	return eff, nil
 }
 
 // If this does not compile, the contract and this file disagree: re-run theusgen.

@@ -14,59 +14,15 @@ import (
 	memory "github.com/theus-go/theus/runtime/store/memory"
 )
 
+// Types: the structs declared in contracts.yaml.
+
 // Reading is declared in contracts.yaml.
 type Reading struct {
 	Value float64 `json:"value"`
 	At    tm.Time `json:"at"`
 }
 
-// ReadingView is a read-only view of a Reading in a snapshot.
-type ReadingView struct {
-	p *Reading
-}
-
-// Value returns the field value.
-func (v ReadingView) Value() float64 {
-	return v.p.Value
-}
-
-// At returns the field at.
-func (v ReadingView) At() tm.Time {
-	return v.p.At
-}
-
-// Clone returns a deep copy of the Reading that shares nothing with the snapshot.
-func (v ReadingView) Clone() Reading {
-	return theusCloneReading(v.p)
-}
-
-func theusCloneReading(p *Reading) Reading {
-	return *p
-}
-
-func theusAppendReading(b []byte, p *Reading) ([]byte, error) {
-	var err error
-	b = append(b, "{\"value\":"...)
-	if b, err = jsonenc.AppendFloat(b, p.Value, 64); err != nil {
-		return b, err
-	}
-	b = append(b, ",\"at\":"...)
-	if b, err = jsonenc.AppendValue(b, p.At); err != nil {
-		return b, err
-	}
-	b = append(b, '}')
-	return b, nil
-}
-
-func theusValidReading(p *Reading) error {
-	if err := jsonenc.CheckFloat(p.Value, 64); err != nil {
-		return err
-	}
-	if err := jsonenc.CheckValue(p.At); err != nil {
-		return err
-	}
-	return nil
-}
+// State: the state of contracts.yaml, the Snapshots that show it and the Patches that change it.
 
 // State is the engine's state, as declared in contracts.yaml.
 type State struct {
@@ -85,37 +41,6 @@ type DomainState struct {
 // GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.
 type GlobalState struct{}
 
-// theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
-type theusState struct {
-	Domain theusDomainState
-	Global GlobalState
-}
-
-type theusDomainState struct {
-	Rate     float64
-	Hits     engine.Collection[string, int64]
-	Readings engine.Collection[string, Reading]
-	Last     Reading
-}
-
-// theusInternal returns a deep copy of p in the engine's form.
-func theusInternal(p *State) theusState {
-	s := theusState{
-		Domain: theusDomainState{
-			Hits:     engine.NewCollection(p.Domain.Hits, nil),
-			Last:     theusCloneReading(&p.Domain.Last),
-			Rate:     p.Domain.Rate,
-			Readings: engine.NewCollection(p.Domain.Readings, nil),
-		},
-		Global: p.Global,
-	}
-	return s
-}
-
-func theusCloneState(p *theusState) theusState {
-	return *p
-}
-
 // Snapshot is an immutable view of the state at one version.
 type Snapshot struct {
 	version uint64
@@ -123,14 +48,10 @@ type Snapshot struct {
 }
 
 // Version returns the version of the snapshot.
-func (s Snapshot) Version() uint64 {
-	return s.version
-}
+func (s Snapshot) Version() uint64 { return s.version }
 
 // Rate returns domain.rate.
-func (s Snapshot) Rate() float64 {
-	return s.s.Domain.Rate
-}
+func (s Snapshot) Rate() float64 { return s.s.Domain.Rate }
 
 // Hits returns domain.hits.
 func (s Snapshot) Hits() engine.MapView[string, int64] {
@@ -147,126 +68,7 @@ func (s Snapshot) Readings() engine.MapView[string, ReadingView] {
 }
 
 // Last returns domain.last.
-func (s Snapshot) Last() ReadingView {
-	return ReadingView{p: &s.s.Domain.Last}
-}
-
-// Indexes of the state paths in theusSchema.Paths.
-const (
-	theusPathDomainRate       = 0
-	theusPathDomainHits       = 1
-	theusPathDomainReadings   = 2
-	theusPathDomainLast       = 3
-	theusPathDomainLast_Value = 4
-)
-
-// Indexes of the processes in theusSchema.Processes.
-const (
-	theusProcHit     = 0
-	theusProcSetRate = 1
-	theusProcRecord  = 2
-)
-
-var theusSchema = engine.Schema[theusState]{
-	Clone: theusCloneState,
-	Collections: []engine.CollectionSpec[theusState]{
-		{
-			Path: theusPathDomainHits,
-			Version: func(s *theusState, k string) (uint64, bool) {
-				return engine.CollectionVersion(s.Domain.Hits, k)
-			},
-		},
-		{
-			Path: theusPathDomainReadings,
-			Version: func(s *theusState, k string) (uint64, bool) {
-				return engine.CollectionVersion(s.Domain.Readings, k)
-			},
-		},
-	},
-	Paths: []string{"domain.rate", "domain.hits", "domain.readings", "domain.last", "domain.last.value"},
-	Processes: []engine.ProcessSpec{
-		{
-			Inputs: []int{theusPathDomainHits},
-			Name:   "hit",
-		},
-		{
-			Name: "set_rate",
-		},
-		{
-			Name: "record",
-		},
-	},
-	State: []engine.StateField[theusState]{
-		engine.ValueField("domain.rate", "float64", func(s *theusState) *float64 {
-			return &s.Domain.Rate
-		}, func(b []byte, e *float64) ([]byte, error) {
-			return jsonenc.AppendFloat(b, *e, 64)
-		}),
-		engine.CollectionField("domain.hits", "collection[string]int64", func(s *theusState) *engine.Collection[string, int64] {
-			return &s.Domain.Hits
-		}, func(b []byte, e *int64) ([]byte, error) {
-			return jsonenc.AppendInt(b, *e), nil
-		}),
-		engine.CollectionField("domain.readings", "collection[string]Reading{value float64, at time.Time}", func(s *theusState) *engine.Collection[string, Reading] {
-			return &s.Domain.Readings
-		}, theusAppendReading),
-		engine.ValueField("domain.last", "Reading{value float64, at time.Time}", func(s *theusState) *Reading {
-			return &s.Domain.Last
-		}, theusAppendReading),
-	},
-}
-
-// Processes is implemented by the application: one method per process of contracts.yaml.
-type Processes interface {
-	// Hit: Adds by to the counter of key.
-	Hit(ctx context.Context, in HitIn, out *HitOut) error
-	// SetRate: Sets the rate.
-	SetRate(ctx context.Context, in SetRateIn, out *SetRateOut) error
-	// Record: Keeps a reading under key and its value as the last one.
-	Record(ctx context.Context, in RecordIn, out *RecordOut) error
-}
-
-// Engine runs the processes of contracts.yaml and commits their outputs and messages atomically.
-type Engine struct {
-	core *engine.Engine[theusState]
-	impl Processes
-}
-
-// NewEngine starts an engine. If the store holds data, its state is recovered and initial is ignored; without engine.WithStore the engine keeps everything in memory.
-func NewEngine(ctx context.Context, initial State, impl Processes, opts ...engine.Option) (*Engine, error) {
-	if impl == nil {
-		return nil, errors.New("theus: NewEngine: nil Processes")
-	}
-	core, err := engine.New(ctx, &theusSchema, theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
-	if err != nil {
-		return nil, err
-	}
-	return &Engine{core: core, impl: impl}, nil
-}
-
-// Snapshot returns the latest committed state.
-func (e *Engine) Snapshot() Snapshot {
-	v, s := e.core.Snapshot()
-	return Snapshot{s: s, version: v}
-}
-
-// CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version. A value of p that cannot be encoded is refused first, with an error naming its path.
-func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
-}
-
-// Store returns the engine's store, for outbox.NewRelay.
-func (e *Engine) Store() engine.Store {
-	return e.core.Store()
-}
-
-// Close stops the engine. It does not close a store passed with engine.WithStore.
-func (e *Engine) Close() error {
-	return e.core.Close()
-}
+func (s Snapshot) Last() ReadingView { return ReadingView{p: &s.s.Domain.Last} }
 
 // Patch is a set of state changes for CompareAndSwap.
 type Patch struct {
@@ -311,6 +113,339 @@ func (p *Patch) SetLast(v Reading) {
 	p.writes = theusAddPath(p.writes, theusPathDomainLast)
 }
 
+// Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
+
+// ReadingView is a read-only view of a Reading in a snapshot.
+type ReadingView struct{ p *Reading }
+
+// Value returns the field value.
+func (v ReadingView) Value() float64 { return v.p.Value }
+
+// At returns the field at.
+func (v ReadingView) At() tm.Time { return v.p.At }
+
+// Clone returns a deep copy of the Reading that shares nothing with the snapshot.
+func (v ReadingView) Clone() Reading { return theusCloneReading(v.p) }
+
+// Processes: what the application implements, the Engine that runs it, and for each process its arguments, inputs, outputs, receipt and effects.
+
+// Processes is implemented by the application: one method per process of contracts.yaml.
+type Processes interface {
+	// Hit: Adds by to the counter of key.
+	Hit(ctx context.Context, in HitIn, out *HitOut) error
+	// SetRate: Sets the rate.
+	SetRate(ctx context.Context, in SetRateIn, out *SetRateOut) error
+	// Record: Keeps a reading under key and its value as the last one.
+	Record(ctx context.Context, in RecordIn, out *RecordOut) error
+}
+
+// Engine runs the processes of contracts.yaml and commits their outputs and messages atomically.
+type Engine struct {
+	core *engine.Engine[theusState]
+	impl Processes
+}
+
+// NewEngine starts an engine. If the store holds data, its state is recovered and initial is ignored; without engine.WithStore the engine keeps everything in memory.
+func NewEngine(ctx context.Context, initial State, impl Processes, opts ...engine.Option) (*Engine, error) {
+	if impl == nil {
+		return nil, errors.New("theus: NewEngine: nil Processes")
+	}
+	core, err := engine.New(ctx, &theusSchema, theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{core: core, impl: impl}, nil
+}
+
+// Snapshot returns the latest committed state.
+func (e *Engine) Snapshot() Snapshot {
+	v, s := e.core.Snapshot()
+	return Snapshot{s: s, version: v}
+}
+
+// CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
+func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
+	if err := p.theusCheck(e.core.Codec()); err != nil {
+		return 0, err
+	}
+	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+}
+
+// Store returns the engine's store, for outbox.NewRelay.
+func (e *Engine) Store() engine.Store { return e.core.Store() }
+
+// Close stops the engine. It does not close a store passed with engine.WithStore.
+func (e *Engine) Close() error { return e.core.Close() }
+
+// HitArgs are the arguments of hit.
+type HitArgs struct {
+	Key string
+	By  int64
+}
+
+// HitIn is what hit reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type HitIn struct {
+	Args HitArgs
+	s    *theusState
+	tx   *engine.Tx
+}
+
+// Hits returns domain.hits.
+func (in HitIn) Hits() engine.MapView[string, int64] {
+	return engine.CollectionView(in.s.Domain.Hits, in.tx, theusPathDomainHits, func(p *int64) int64 {
+		return *p
+	})
+}
+
+// HitOut collects what hit writes and emits. It is valid only during the call: using it afterwards panics.
+type HitOut engine.Out
+
+// Hits returns the writer of domain.hits: Put and Delete entries.
+func (o *HitOut) Hits() engine.CollectionWriter[string, int64] {
+	c := o.live()
+	return engine.Writer(&c.Invocation, theusPathDomainHits, &c.out.hits, nil)
+}
+
+func (o *HitOut) live() *theusCallHit { return (*engine.Out)(o).Live().(*theusCallHit) }
+
+// HitReceipt tells what a call of hit committed.
+type HitReceipt struct {
+	Version    uint64
+	MessageIDs []string
+}
+
+// HitEffects is what one run of hit set and emitted (see RunHit).
+type HitEffects struct{ Hits map[string]*int64 }
+
+// Hit runs hit and commits its effects.
+func (e *Engine) Hit(ctx context.Context, args HitArgs) (HitReceipt, error) {
+	c := theusPoolHit.Get().(*theusCallHit)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcHit, c)
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, HitArgs{}, theusOutputsHit{}
+	theusPoolHit.Put(c)
+	if err != nil {
+		return HitReceipt{}, err
+	}
+	return HitReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+}
+
+// RunHit runs hit once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunHit(impl Processes, s State, args HitArgs) (HitEffects, error) {
+	c := &theusCallHit{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	st := theusInternal(&s)
+	err := engine.Run(context.Background(), "hit", c, &st)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return HitEffects{}, err
+	}
+	return HitEffects{Hits: engine.Last(c.out.hits)}, nil
+}
+
+// SetRateArgs are the arguments of set_rate.
+type SetRateArgs struct{ Rate float64 }
+
+// SetRateIn is what set_rate reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type SetRateIn struct {
+	Args SetRateArgs
+	s    *theusState
+}
+
+// SetRateOut collects what set_rate writes and emits. It is valid only during the call: using it afterwards panics.
+type SetRateOut engine.Out
+
+// SetRate sets domain.rate.
+func (o *SetRateOut) SetRate(v float64) {
+	c := o.live()
+	c.out.rate = v
+	c.Tx().Write(theusPathDomainRate)
+}
+
+func (o *SetRateOut) live() *theusCallSetRate { return (*engine.Out)(o).Live().(*theusCallSetRate) }
+
+// SetRateReceipt tells what a call of set_rate committed.
+type SetRateReceipt struct {
+	Version    uint64
+	MessageIDs []string
+}
+
+// SetRateEffects is what one run of set_rate set and emitted (see RunSetRate).
+type SetRateEffects struct{ Rate *float64 }
+
+// SetRate runs set_rate and commits its effects.
+func (e *Engine) SetRate(ctx context.Context, args SetRateArgs) (SetRateReceipt, error) {
+	c := theusPoolSetRate.Get().(*theusCallSetRate)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcSetRate, c)
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, SetRateArgs{}, theusOutputsSetRate{}
+	theusPoolSetRate.Put(c)
+	if err != nil {
+		return SetRateReceipt{}, err
+	}
+	return SetRateReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+}
+
+// RunSetRate runs set_rate once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunSetRate(impl Processes, s State, args SetRateArgs) (SetRateEffects, error) {
+	c := &theusCallSetRate{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	st := theusInternal(&s)
+	err := engine.Run(context.Background(), "set_rate", c, &st)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return SetRateEffects{}, err
+	}
+	return SetRateEffects{Rate: engine.Written(c.Tx(), theusPathDomainRate, &c.out.rate)}, nil
+}
+
+// RecordArgs are the arguments of record.
+type RecordArgs struct {
+	Key     string
+	Reading Reading
+}
+
+// RecordIn is what record reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type RecordIn struct {
+	Args RecordArgs
+	s    *theusState
+}
+
+// RecordOut collects what record writes and emits. It is valid only during the call: using it afterwards panics.
+type RecordOut engine.Out
+
+// Readings returns the writer of domain.readings: Put and Delete entries.
+func (o *RecordOut) Readings() engine.CollectionWriter[string, Reading] {
+	c := o.live()
+	return engine.Writer(&c.Invocation, theusPathDomainReadings, &c.out.readings, nil)
+}
+
+// SetLastValue sets domain.last.value.
+func (o *RecordOut) SetLastValue(v float64) {
+	c := o.live()
+	c.out.lastValue = v
+	c.Tx().Write(theusPathDomainLast_Value)
+}
+
+func (o *RecordOut) live() *theusCallRecord { return (*engine.Out)(o).Live().(*theusCallRecord) }
+
+// RecordReceipt tells what a call of record committed.
+type RecordReceipt struct {
+	Version    uint64
+	MessageIDs []string
+}
+
+// RecordEffects is what one run of record set and emitted (see RunRecord).
+type RecordEffects struct {
+	Readings  map[string]*Reading
+	LastValue *float64
+}
+
+// Record runs record and commits its effects.
+func (e *Engine) Record(ctx context.Context, args RecordArgs) (RecordReceipt, error) {
+	c := theusPoolRecord.Get().(*theusCallRecord)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcRecord, c)
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, RecordArgs{}, theusOutputsRecord{}
+	theusPoolRecord.Put(c)
+	if err != nil {
+		return RecordReceipt{}, err
+	}
+	return RecordReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+}
+
+// RunRecord runs record once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunRecord(impl Processes, s State, args RecordArgs) (RecordEffects, error) {
+	c := &theusCallRecord{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	st := theusInternal(&s)
+	err := engine.Run(context.Background(), "record", c, &st)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return RecordEffects{}, err
+	}
+	return RecordEffects{LastValue: engine.Written(c.Tx(), theusPathDomainLast_Value, &c.out.lastValue), Readings: engine.Last(c.out.readings)}, nil
+}
+
+// What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
+
+// theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
+type theusState struct {
+	Domain theusDomainState
+	Global GlobalState
+}
+
+type theusDomainState struct {
+	Rate     float64
+	Hits     engine.Collection[string, int64]
+	Readings engine.Collection[string, Reading]
+	Last     Reading
+}
+
+// theusInternal returns a deep copy of p in the engine's form.
+func theusInternal(p *State) theusState {
+	s := theusState{
+		Domain: theusDomainState{
+			Hits:     engine.NewCollection(p.Domain.Hits, nil),
+			Last:     theusCloneReading(&p.Domain.Last),
+			Rate:     p.Domain.Rate,
+			Readings: engine.NewCollection(p.Domain.Readings, nil),
+		},
+		Global: p.Global,
+	}
+	return s
+}
+
+func theusCloneState(p *theusState) theusState {
+	return *p
+}
+
+// Indexes of the state paths in theusSchema.Paths.
+const (
+	theusPathDomainRate       = 0
+	theusPathDomainHits       = 1
+	theusPathDomainReadings   = 2
+	theusPathDomainLast       = 3
+	theusPathDomainLast_Value = 4
+)
+
+// Indexes of the processes in theusSchema.Processes.
+const (
+	theusProcHit     = 0
+	theusProcSetRate = 1
+	theusProcRecord  = 2
+)
+
+var theusSchema = engine.Schema[theusState]{
+	Clone: theusCloneState,
+	Collections: []engine.CollectionSpec[theusState]{
+		{
+			Path: theusPathDomainHits,
+			Version: func(s *theusState, k string) (uint64, bool) {
+				return engine.CollectionVersion(s.Domain.Hits, k)
+			},
+		},
+		{
+			Path: theusPathDomainReadings,
+			Version: func(s *theusState, k string) (uint64, bool) {
+				return engine.CollectionVersion(s.Domain.Readings, k)
+			},
+		},
+	},
+	Paths: []string{"domain.rate", "domain.hits", "domain.readings", "domain.last", "domain.last.value"},
+	Processes: []engine.ProcessSpec{
+		{Inputs: []int{theusPathDomainHits}, Name: "hit"},
+		{Name: "set_rate"},
+		{Name: "record"},
+	},
+	State: []engine.StateField[theusState]{
+		engine.ValueField("domain.rate", "float64", func(s *theusState) *float64 { return &s.Domain.Rate }, theusAppend_Float64),
+		engine.CollectionField("domain.hits", "collection[string]int64", func(s *theusState) *engine.Collection[string, int64] { return &s.Domain.Hits }, theusAppend_Int64),
+		engine.CollectionField("domain.readings", "collection[string]Reading{value float64, at time.Time}", func(s *theusState) *engine.Collection[string, Reading] { return &s.Domain.Readings }, theusAppendReading),
+		engine.ValueField("domain.last", "Reading{value float64, at time.Time}", func(s *theusState) *Reading { return &s.Domain.Last }, theusAppendReading),
+	},
+}
+
 // theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
 func (p *Patch) theusCheck(codec engine.Codec) error {
 	for _, w := range p.writes {
@@ -343,9 +478,7 @@ func theusAddPath(paths []int, path int) []int {
 	return append(paths, path)
 }
 
-type theusPatch struct {
-	p *Patch
-}
+type theusPatch struct{ p *Patch }
 
 func (t theusPatch) Record(tx *engine.Tx) {
 	for _, w := range t.p.writes {
@@ -376,101 +509,36 @@ func (t theusPatch) Apply(s *theusState, v uint64) {
 	}
 }
 
-// HitArgs are the arguments of hit.
-type HitArgs struct {
-	Key string
-	By  int64
-}
-
-// HitIn is what hit reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type HitIn struct {
-	Args HitArgs
-	s    *theusState
-	tx   *engine.Tx
-}
-
-// Hits returns domain.hits.
-func (in HitIn) Hits() engine.MapView[string, int64] {
-	return engine.CollectionView(in.s.Domain.Hits, in.tx, theusPathDomainHits, func(p *int64) int64 {
-		return *p
-	})
-}
-
-// HitOut collects what hit writes and emits. It is valid only during the call: using it afterwards panics.
-type HitOut struct {
-	c   *theusCallHit
-	gen uint64
-}
-
-func (o *HitOut) live() *theusCallHit {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: HitOut used after its call returned")
-	}
-	return o.c
-}
-
-// Hits returns the writer of domain.hits: Put and Delete entries.
-func (o *HitOut) Hits() engine.CollectionWriter[string, int64] {
-	c := o.live()
-	return engine.NewCollectionWriter(&c.tx, theusPathDomainHits, &c.out.hits, nil, &c.gen, c.gen)
-}
-
-// HitReceipt tells what a call of hit committed.
-type HitReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
-
-// HitEffects is what one run of hit set and emitted (see RunHit).
-type HitEffects struct {
-	Hits map[string]*int64
-}
-
-// theusRunHit is what one run of hit uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
-type theusRunHit struct {
-	out HitOut
-	id  [1]string
-}
-
-type theusCallHit struct {
-	tx   engine.Tx
-	gen  uint64
-	impl Processes
-	in   HitIn
-	run  bool
-	out  theusOutputsHit
-	cur  *theusRunHit
-	runs []theusRunHit
-}
-
-// theusOutputsHit holds what one run of hit set and emitted.
+// theusOutputsHit is what a run of hit set and emitted.
 type theusOutputsHit struct {
 	hits []engine.Pending[string, int64]
 }
 
-var theusPoolHit = sync.Pool{New: func() any {
-	return new(theusCallHit)
-}}
-
-func (c *theusCallHit) Tx() *engine.Tx {
-	return &c.tx
+// theusCallHit is a call of hit; calls are pooled.
+type theusCallHit struct {
+	engine.Invocation
+	impl Processes
+	args HitArgs
+	out  theusOutputsHit
 }
 
+var theusPoolHit = sync.Pool{New: func() any { return new(theusCallHit) }}
+
 func (c *theusCallHit) Run(ctx context.Context, s *theusState) error {
-	c.gen++
-	c.in.s = s
-	c.in.tx = &c.tx
-	if len(c.runs) == 0 {
-		c.runs = make([]theusRunHit, 16)
-	}
-	c.cur, c.runs = &c.runs[0], c.runs[1:]
-	c.cur.out = HitOut{c: c, gen: c.gen}
 	c.out = theusOutputsHit{}
-	if err := c.impl.Hit(ctx, c.in, &c.cur.out); err != nil {
+	if err := c.impl.Hit(ctx, HitIn{Args: c.args, s: s, tx: c.Tx()}, (*HitOut)(engine.Start(&c.Invocation, c))); err != nil {
 		return err
 	}
 	c.checkOutputs()
 	return nil
+}
+
+// checkOutputs checks what the run of hit set: that each value can be encoded, then the rules.
+func (c *theusCallHit) checkOutputs() {
+	tx := c.Tx()
+	if err := engine.CheckEntries(tx.Codec(), "domain.hits", c.out.hits, nil); err != nil {
+		tx.Fail(err)
+	}
 }
 
 func (c *theusCallHit) Apply(s *theusState, v uint64) {
@@ -479,360 +547,121 @@ func (c *theusCallHit) Apply(s *theusState, v uint64) {
 	}
 }
 
-func (c *theusCallHit) ReceiptID() *[1]string {
-	if c.cur == nil {
-		return nil
-	}
-	return &c.cur.id
-}
+// theusOutputsSetRate is what a run of set_rate set and emitted.
+type theusOutputsSetRate struct{ rate float64 }
 
-func (c *theusCallHit) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, HitIn{}, theusOutputsHit{}
-	c.cur = nil
-	theusPoolHit.Put(c)
-}
-
-// checkOutputs checks what the run of hit set: that each value can be encoded, then the rules.
-func (c *theusCallHit) checkOutputs() {
-	codec := c.tx.Codec()
-	if codec != nil {
-		if err := engine.CheckEntries(codec, "domain.hits", c.out.hits, nil); err != nil {
-			c.tx.Fail(err)
-		}
-	}
-}
-
-// Hit runs hit and commits its effects.
-func (e *Engine) Hit(ctx context.Context, args HitArgs) (HitReceipt, error) {
-	c := theusPoolHit.Get().(*theusCallHit)
-	c.impl, c.in = e.impl, HitIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcHit, c)
-	c.release()
-	if err != nil {
-		return HitReceipt{}, err
-	}
-	return HitReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
-}
-
-// RunHit runs hit once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunHit(impl Processes, s State, args HitArgs) (HitEffects, error) {
-	c := &theusCallHit{impl: impl, in: HitIn{Args: args}, run: true}
-	st := theusInternal(&s)
-	if err := engine.Run(context.Background(), "hit", c, &st); err != nil {
-		return HitEffects{}, err
-	}
-	eff := HitEffects{Hits: engine.Last(c.out.hits)}
-	return eff, nil
-}
-
-// SetRateArgs are the arguments of set_rate.
-type SetRateArgs struct {
-	Rate float64
-}
-
-// SetRateIn is what set_rate reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type SetRateIn struct {
-	Args SetRateArgs
-	s    *theusState
-}
-
-// SetRateOut collects what set_rate writes and emits. It is valid only during the call: using it afterwards panics.
-type SetRateOut struct {
-	c   *theusCallSetRate
-	gen uint64
-}
-
-func (o *SetRateOut) live() *theusCallSetRate {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: SetRateOut used after its call returned")
-	}
-	return o.c
-}
-
-// SetRate sets domain.rate.
-func (o *SetRateOut) SetRate(v float64) {
-	c := o.live()
-	c.out.rate = v
-	c.tx.Write(theusPathDomainRate)
-}
-
-// SetRateReceipt tells what a call of set_rate committed.
-type SetRateReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
-
-// SetRateEffects is what one run of set_rate set and emitted (see RunSetRate).
-type SetRateEffects struct {
-	Rate *float64
-}
-
-// theusRunSetRate is what one run of set_rate uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
-type theusRunSetRate struct {
-	out SetRateOut
-	id  [1]string
-}
-
+// theusCallSetRate is a call of set_rate; calls are pooled.
 type theusCallSetRate struct {
-	tx   engine.Tx
-	gen  uint64
+	engine.Invocation
 	impl Processes
-	in   SetRateIn
-	run  bool
+	args SetRateArgs
 	out  theusOutputsSetRate
-	cur  *theusRunSetRate
-	runs []theusRunSetRate
 }
 
-// theusOutputsSetRate holds what one run of set_rate set and emitted.
-type theusOutputsSetRate struct {
-	rate float64
-}
-
-var theusPoolSetRate = sync.Pool{New: func() any {
-	return new(theusCallSetRate)
-}}
-
-func (c *theusCallSetRate) Tx() *engine.Tx {
-	return &c.tx
-}
+var theusPoolSetRate = sync.Pool{New: func() any { return new(theusCallSetRate) }}
 
 func (c *theusCallSetRate) Run(ctx context.Context, s *theusState) error {
-	c.gen++
-	c.in.s = s
-	if len(c.runs) == 0 {
-		c.runs = make([]theusRunSetRate, 16)
-	}
-	c.cur, c.runs = &c.runs[0], c.runs[1:]
-	c.cur.out = SetRateOut{c: c, gen: c.gen}
 	c.out = theusOutputsSetRate{}
-	if err := c.impl.SetRate(ctx, c.in, &c.cur.out); err != nil {
+	if err := c.impl.SetRate(ctx, SetRateIn{Args: c.args, s: s}, (*SetRateOut)(engine.Start(&c.Invocation, c))); err != nil {
 		return err
 	}
 	c.checkOutputs()
 	return nil
 }
 
+// checkOutputs checks what the run of set_rate set: that each value can be encoded, then the rules.
+func (c *theusCallSetRate) checkOutputs() {
+	tx := c.Tx()
+	engine.CheckOutput(tx, theusPathDomainRate, "domain.rate", &c.out.rate, func(e *float64) error {
+		return jsonenc.CheckFloat(*e, 64)
+	})
+}
+
 func (c *theusCallSetRate) Apply(s *theusState, _ uint64) {
-	if c.tx.Written(theusPathDomainRate) {
+	if c.Tx().Written(theusPathDomainRate) {
 		s.Domain.Rate = c.out.rate
 	}
 }
 
-func (c *theusCallSetRate) ReceiptID() *[1]string {
-	if c.cur == nil {
-		return nil
-	}
-	return &c.cur.id
-}
-
-func (c *theusCallSetRate) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, SetRateIn{}, theusOutputsSetRate{}
-	c.cur = nil
-	theusPoolSetRate.Put(c)
-}
-
-// checkOutputs checks what the run of set_rate set: that each value can be encoded, then the rules.
-func (c *theusCallSetRate) checkOutputs() {
-	codec := c.tx.Codec()
-	if c.tx.Written(theusPathDomainRate) {
-		if err := engine.CheckValue(codec, "domain.rate", &c.out.rate, func(e *float64) error {
-			return jsonenc.CheckFloat(*e, 64)
-		}); err != nil {
-			c.tx.Fail(err)
-		}
-	}
-}
-
-// SetRate runs set_rate and commits its effects.
-func (e *Engine) SetRate(ctx context.Context, args SetRateArgs) (SetRateReceipt, error) {
-	c := theusPoolSetRate.Get().(*theusCallSetRate)
-	c.impl, c.in = e.impl, SetRateIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcSetRate, c)
-	c.release()
-	if err != nil {
-		return SetRateReceipt{}, err
-	}
-	return SetRateReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
-}
-
-// RunSetRate runs set_rate once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunSetRate(impl Processes, s State, args SetRateArgs) (SetRateEffects, error) {
-	c := &theusCallSetRate{impl: impl, in: SetRateIn{Args: args}, run: true}
-	st := theusInternal(&s)
-	if err := engine.Run(context.Background(), "set_rate", c, &st); err != nil {
-		return SetRateEffects{}, err
-	}
-	eff := SetRateEffects{}
-	if c.tx.Written(theusPathDomainRate) {
-		v := c.out.rate
-		eff.Rate = &v
-	}
-	return eff, nil
-}
-
-// RecordArgs are the arguments of record.
-type RecordArgs struct {
-	Key     string
-	Reading Reading
-}
-
-// RecordIn is what record reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type RecordIn struct {
-	Args RecordArgs
-	s    *theusState
-}
-
-// RecordOut collects what record writes and emits. It is valid only during the call: using it afterwards panics.
-type RecordOut struct {
-	c   *theusCallRecord
-	gen uint64
-}
-
-func (o *RecordOut) live() *theusCallRecord {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: RecordOut used after its call returned")
-	}
-	return o.c
-}
-
-// Readings returns the writer of domain.readings: Put and Delete entries.
-func (o *RecordOut) Readings() engine.CollectionWriter[string, Reading] {
-	c := o.live()
-	return engine.NewCollectionWriter(&c.tx, theusPathDomainReadings, &c.out.readings, nil, &c.gen, c.gen)
-}
-
-// SetLastValue sets domain.last.value.
-func (o *RecordOut) SetLastValue(v float64) {
-	c := o.live()
-	c.out.lastValue = v
-	c.tx.Write(theusPathDomainLast_Value)
-}
-
-// RecordReceipt tells what a call of record committed.
-type RecordReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
-
-// RecordEffects is what one run of record set and emitted (see RunRecord).
-type RecordEffects struct {
-	Readings  map[string]*Reading
-	LastValue *float64
-}
-
-// theusRunRecord is what one run of record uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
-type theusRunRecord struct {
-	out RecordOut
-	id  [1]string
-}
-
-type theusCallRecord struct {
-	tx   engine.Tx
-	gen  uint64
-	impl Processes
-	in   RecordIn
-	run  bool
-	out  theusOutputsRecord
-	cur  *theusRunRecord
-	runs []theusRunRecord
-}
-
-// theusOutputsRecord holds what one run of record set and emitted.
+// theusOutputsRecord is what a run of record set and emitted.
 type theusOutputsRecord struct {
 	readings  []engine.Pending[string, Reading]
 	lastValue float64
 }
 
-var theusPoolRecord = sync.Pool{New: func() any {
-	return new(theusCallRecord)
-}}
-
-func (c *theusCallRecord) Tx() *engine.Tx {
-	return &c.tx
+// theusCallRecord is a call of record; calls are pooled.
+type theusCallRecord struct {
+	engine.Invocation
+	impl Processes
+	args RecordArgs
+	out  theusOutputsRecord
 }
 
+var theusPoolRecord = sync.Pool{New: func() any { return new(theusCallRecord) }}
+
 func (c *theusCallRecord) Run(ctx context.Context, s *theusState) error {
-	c.gen++
-	c.in.s = s
-	if len(c.runs) == 0 {
-		c.runs = make([]theusRunRecord, 16)
-	}
-	c.cur, c.runs = &c.runs[0], c.runs[1:]
-	c.cur.out = RecordOut{c: c, gen: c.gen}
 	c.out = theusOutputsRecord{}
-	if err := c.impl.Record(ctx, c.in, &c.cur.out); err != nil {
+	if err := c.impl.Record(ctx, RecordIn{Args: c.args, s: s}, (*RecordOut)(engine.Start(&c.Invocation, c))); err != nil {
 		return err
 	}
 	c.checkOutputs()
 	return nil
+}
+
+// checkOutputs checks what the run of record set: that each value can be encoded, then the rules.
+func (c *theusCallRecord) checkOutputs() {
+	tx := c.Tx()
+	if err := engine.CheckEntries(tx.Codec(), "domain.readings", c.out.readings, theusValidReading); err != nil {
+		tx.Fail(err)
+	}
+	engine.CheckOutput(tx, theusPathDomainLast_Value, "domain.last.value", &c.out.lastValue, func(e *float64) error {
+		return jsonenc.CheckFloat(*e, 64)
+	})
 }
 
 func (c *theusCallRecord) Apply(s *theusState, v uint64) {
 	if len(c.out.readings) > 0 {
 		s.Domain.Readings = s.Domain.Readings.Apply(v, c.out.readings)
 	}
-	if c.tx.Written(theusPathDomainLast_Value) {
+	if c.Tx().Written(theusPathDomainLast_Value) {
 		s.Domain.Last.Value = c.out.lastValue
 	}
 }
 
-func (c *theusCallRecord) ReceiptID() *[1]string {
-	if c.cur == nil {
-		return nil
-	}
-	return &c.cur.id
+func theusCloneReading(p *Reading) Reading {
+	return *p
 }
 
-func (c *theusCallRecord) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, RecordIn{}, theusOutputsRecord{}
-	c.cur = nil
-	theusPoolRecord.Put(c)
+func theusAppendReading(b []byte, p *Reading) ([]byte, error) {
+	var err error
+	b = append(b, "{\"value\":"...)
+	if b, err = jsonenc.AppendFloat(b, p.Value, 64); err != nil {
+		return b, err
+	}
+	b = append(b, ",\"at\":"...)
+	if b, err = jsonenc.AppendValue(b, p.At); err != nil {
+		return b, err
+	}
+	b = append(b, '}')
+	return b, nil
 }
 
-// checkOutputs checks what the run of record set: that each value can be encoded, then the rules.
-func (c *theusCallRecord) checkOutputs() {
-	codec := c.tx.Codec()
-	if err := engine.CheckEntries(codec, "domain.readings", c.out.readings, theusValidReading); err != nil {
-		c.tx.Fail(err)
+func theusValidReading(p *Reading) error {
+	if err := jsonenc.CheckFloat(p.Value, 64); err != nil {
+		return err
 	}
-	if c.tx.Written(theusPathDomainLast_Value) {
-		if err := engine.CheckValue(codec, "domain.last.value", &c.out.lastValue, func(e *float64) error {
-			return jsonenc.CheckFloat(*e, 64)
-		}); err != nil {
-			c.tx.Fail(err)
-		}
+	if err := jsonenc.CheckValue(p.At); err != nil {
+		return err
 	}
+	return nil
 }
 
-// Record runs record and commits its effects.
-func (e *Engine) Record(ctx context.Context, args RecordArgs) (RecordReceipt, error) {
-	c := theusPoolRecord.Get().(*theusCallRecord)
-	c.impl, c.in = e.impl, RecordIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcRecord, c)
-	c.release()
-	if err != nil {
-		return RecordReceipt{}, err
-	}
-	return RecordReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+func theusAppend_Float64(b []byte, e *float64) ([]byte, error) {
+	return jsonenc.AppendFloat(b, *e, 64)
 }
 
-// RunRecord runs record once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunRecord(impl Processes, s State, args RecordArgs) (RecordEffects, error) {
-	c := &theusCallRecord{impl: impl, in: RecordIn{Args: args}, run: true}
-	st := theusInternal(&s)
-	if err := engine.Run(context.Background(), "record", c, &st); err != nil {
-		return RecordEffects{}, err
-	}
-	eff := RecordEffects{Readings: engine.Last(c.out.readings)}
-	if c.tx.Written(theusPathDomainLast_Value) {
-		v := c.out.lastValue
-		eff.LastValue = &v
-	}
-	return eff, nil
+func theusAppend_Int64(b []byte, e *int64) ([]byte, error) {
+	return jsonenc.AppendInt(b, *e), nil
 }
 
 // If this does not compile, the contract and this file disagree: re-run theusgen.

@@ -350,8 +350,8 @@ func TestEachRuleBrokenBySecondEntry(t *testing.T) {
 func TestOutputChecksDoNotAllocate(t *testing.T) {
 	c := &theusCallUpdateUser{}
 	c.out.user, c.out.count = validUser(), 3
-	c.tx.Write(theusPathDomainUser)
-	c.tx.Write(theusPathDomainCount)
+	c.Tx().Write(theusPathDomainUser)
+	c.Tx().Write(theusPathDomainCount)
 	if n := testing.AllocsPerRun(100, c.checkOutputs); n != 0 {
 		t.Errorf("checkOutputs allocates %v times per call", n)
 	}

@@ -5,7 +5,6 @@ package nested
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -14,6 +13,8 @@ import (
 	jsonenc "github.com/theus-go/theus/runtime/jsonenc"
 	memory "github.com/theus-go/theus/runtime/store/memory"
 )
+
+// Types: the structs declared in contracts.yaml.
 
 // Address is declared in contracts.yaml.
 type Address struct {
@@ -35,137 +36,7 @@ type Changed struct {
 	What string `json:"what"`
 }
 
-// AddressView is a read-only view of an Address in a snapshot.
-type AddressView struct {
-	p *Address
-}
-
-// City returns the field city.
-func (v AddressView) City() string {
-	return v.p.City
-}
-
-// Lines returns the field lines.
-func (v AddressView) Lines() engine.SliceView[string] {
-	return engine.NewSliceView(v.p.Lines)
-}
-
-// Clone returns a deep copy of the Address that shares nothing with the snapshot.
-func (v AddressView) Clone() Address {
-	return theusCloneAddress(v.p)
-}
-
-// UserView is a read-only view of a User in a snapshot.
-type UserView struct {
-	p *User
-}
-
-// ID returns the field id.
-func (v UserView) ID() string {
-	return v.p.ID
-}
-
-// Email returns the field email.
-func (v UserView) Email() string {
-	return v.p.Email
-}
-
-// Address returns the field address.
-func (v UserView) Address() AddressView {
-	return AddressView{p: &v.p.Address}
-}
-
-// Prefs returns the field prefs.
-func (v UserView) Prefs() engine.MapView[string, string] {
-	return engine.NewMapView(v.p.Prefs)
-}
-
-// Clone returns a deep copy of the User that shares nothing with the snapshot.
-func (v UserView) Clone() User {
-	return theusCloneUser(v.p)
-}
-
-// ChangedView is a read-only view of a Changed in a snapshot.
-type ChangedView struct {
-	p *Changed
-}
-
-// ID returns the field id.
-func (v ChangedView) ID() string {
-	return v.p.ID
-}
-
-// What returns the field what.
-func (v ChangedView) What() string {
-	return v.p.What
-}
-
-// Clone returns a deep copy of the Changed that shares nothing with the snapshot.
-func (v ChangedView) Clone() Changed {
-	return theusCloneChanged(v.p)
-}
-
-func theusCloneAddress(p *Address) Address {
-	c := *p
-	c.Lines = slices.Clone(p.Lines)
-	return c
-}
-
-func theusCloneUser(p *User) User {
-	c := *p
-	c.Address = theusCloneAddress(&p.Address)
-	c.Prefs = maps.Clone(p.Prefs)
-	return c
-}
-
-func theusCloneChanged(p *Changed) Changed {
-	return *p
-}
-
-func theusAppendAddress(b []byte, p *Address) ([]byte, error) {
-	var err error
-	b = append(b, "{\"city\":"...)
-	b = jsonenc.AppendString(b, p.City)
-	b = append(b, ",\"lines\":"...)
-	if b, err = jsonenc.AppendSlice(b, p.Lines, func(b []byte, e *string) ([]byte, error) {
-		return jsonenc.AppendString(b, *e), nil
-	}); err != nil {
-		return b, err
-	}
-	b = append(b, '}')
-	return b, nil
-}
-
-func theusAppendUser(b []byte, p *User) ([]byte, error) {
-	var err error
-	b = append(b, "{\"id\":"...)
-	b = jsonenc.AppendString(b, p.ID)
-	b = append(b, ",\"email\":"...)
-	b = jsonenc.AppendString(b, p.Email)
-	b = append(b, ",\"address\":"...)
-	if b, err = theusAppendAddress(b, &p.Address); err != nil {
-		return b, err
-	}
-	b = append(b, ",\"prefs\":"...)
-	if b, err = jsonenc.AppendMap(b, p.Prefs, func(k string) string {
-		return k
-	}, func(b []byte, e *string) ([]byte, error) {
-		return jsonenc.AppendString(b, *e), nil
-	}); err != nil {
-		return b, err
-	}
-	b = append(b, '}')
-	return b, nil
-}
-
-func theusAppendChanged(b []byte, p *Changed) ([]byte, error) {
-	b = append(b, "{\"id\":"...)
-	b = jsonenc.AppendString(b, p.ID)
-	b = append(b, ",\"what\":"...)
-	b = jsonenc.AppendString(b, p.What)
-	b = append(b, '}')
-	return b, nil
-}
+// State: the state of contracts.yaml, the Snapshots that show it and the Patches that change it.
 
 // State is the engine's state, as declared in contracts.yaml.
 type State struct {
@@ -182,13 +53,6 @@ type DomainState struct {
 // GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.
 type GlobalState struct{}
 
-func theusCloneState(p *State) State {
-	c := *p
-	c.Domain.User = theusCloneUser(&p.Domain.User)
-	c.Domain.Audit = slices.Clone(p.Domain.Audit)
-	return c
-}
-
 // Snapshot is an immutable view of the state at one version.
 type Snapshot struct {
 	version uint64
@@ -196,67 +60,78 @@ type Snapshot struct {
 }
 
 // Version returns the version of the snapshot.
-func (s Snapshot) Version() uint64 {
-	return s.version
-}
+func (s Snapshot) Version() uint64 { return s.version }
 
 // User returns domain.user.
-func (s Snapshot) User() UserView {
-	return UserView{p: &s.s.Domain.User}
-}
+func (s Snapshot) User() UserView { return UserView{p: &s.s.Domain.User} }
 
 // Audit returns domain.audit.
-func (s Snapshot) Audit() engine.SliceView[string] {
-	return engine.NewSliceView(s.s.Domain.Audit)
+func (s Snapshot) Audit() engine.SliceView[string] { return engine.NewSliceView(s.s.Domain.Audit) }
+
+// Patch is a set of state changes for CompareAndSwap.
+type Patch struct {
+	writes []int
+	user   User
+	audit  []string
 }
 
-// Indexes of the state paths in theusSchema.Paths.
-const (
-	theusPathDomainUser         = 0
-	theusPathDomainAudit        = 1
-	theusPathDomainUser_ID      = 2
-	theusPathDomainUser_Email   = 3
-	theusPathDomainUser_Address = 4
-	theusPathDomainUser_Prefs   = 5
-)
-
-// Indexes of the processes in theusSchema.Processes.
-const (
-	theusProcChangeEmail = 0
-	theusProcMove        = 1
-	theusProcSetPrefs    = 2
-)
-
-var theusSchema = engine.Schema[State]{
-	Clone: theusCloneState,
-	Paths: []string{"domain.user", "domain.audit", "domain.user.id", "domain.user.email", "domain.user.address", "domain.user.prefs"},
-	Processes: []engine.ProcessSpec{
-		{
-			Inputs: []int{theusPathDomainUser_ID, theusPathDomainUser_Email},
-			Name:   "change_email",
-		},
-		{
-			Inputs: []int{theusPathDomainUser_Address, theusPathDomainAudit},
-			Name:   "move",
-		},
-		{
-			Inputs: []int{theusPathDomainUser_Prefs},
-			Name:   "set_prefs",
-		},
-	},
-	State: []engine.StateField[State]{
-		engine.ValueField("domain.user", "User{id string, email string, address Address{city string, lines []string}, prefs map[string]string}", func(s *State) *User {
-			return &s.Domain.User
-		}, theusAppendUser),
-		engine.ValueField("domain.audit", "[]string", func(s *State) *[]string {
-			return &s.Domain.Audit
-		}, func(b []byte, e *[]string) ([]byte, error) {
-			return jsonenc.AppendSlice(b, *e, func(b []byte, e *string) ([]byte, error) {
-				return jsonenc.AppendString(b, *e), nil
-			})
-		}),
-	},
+// SetUser sets domain.user.
+func (p *Patch) SetUser(v User) {
+	p.user = theusCloneUser(&v)
+	p.writes = theusAddPath(p.writes, theusPathDomainUser)
 }
+
+// SetAudit sets domain.audit.
+func (p *Patch) SetAudit(v []string) {
+	p.audit = slices.Clone(v)
+	p.writes = theusAddPath(p.writes, theusPathDomainAudit)
+}
+
+// Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
+
+// AddressView is a read-only view of an Address in a snapshot.
+type AddressView struct{ p *Address }
+
+// City returns the field city.
+func (v AddressView) City() string { return v.p.City }
+
+// Lines returns the field lines.
+func (v AddressView) Lines() engine.SliceView[string] { return engine.NewSliceView(v.p.Lines) }
+
+// Clone returns a deep copy of the Address that shares nothing with the snapshot.
+func (v AddressView) Clone() Address { return theusCloneAddress(v.p) }
+
+// UserView is a read-only view of a User in a snapshot.
+type UserView struct{ p *User }
+
+// ID returns the field id.
+func (v UserView) ID() string { return v.p.ID }
+
+// Email returns the field email.
+func (v UserView) Email() string { return v.p.Email }
+
+// Address returns the field address.
+func (v UserView) Address() AddressView { return AddressView{p: &v.p.Address} }
+
+// Prefs returns the field prefs.
+func (v UserView) Prefs() engine.MapView[string, string] { return engine.NewMapView(v.p.Prefs) }
+
+// Clone returns a deep copy of the User that shares nothing with the snapshot.
+func (v UserView) Clone() User { return theusCloneUser(v.p) }
+
+// ChangedView is a read-only view of a Changed in a snapshot.
+type ChangedView struct{ p *Changed }
+
+// ID returns the field id.
+func (v ChangedView) ID() string { return v.p.ID }
+
+// What returns the field what.
+func (v ChangedView) What() string { return v.p.What }
+
+// Clone returns a deep copy of the Changed that shares nothing with the snapshot.
+func (v ChangedView) Clone() Changed { return theusCloneChanged(v.p) }
+
+// Processes: what the application implements, the Engine that runs it, and for each process its arguments, inputs, outputs, receipt and effects.
 
 // Processes is implemented by the application: one method per process of contracts.yaml.
 type Processes interface {
@@ -292,7 +167,7 @@ func (e *Engine) Snapshot() Snapshot {
 	return Snapshot{s: s, version: v}
 }
 
-// CompareAndSwap commits p as a new version if the current version is expected, else it returns engine.ErrVersionMismatch. An empty patch only checks the version. A value of p that cannot be encoded is refused first, with an error naming its path.
+// CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
 	if err := p.theusCheck(e.core.Codec()); err != nil {
 		return 0, err
@@ -301,32 +176,255 @@ func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
-func (e *Engine) Store() engine.Store {
-	return e.core.Store()
-}
+func (e *Engine) Store() engine.Store { return e.core.Store() }
 
 // Close stops the engine. It does not close a store passed with engine.WithStore.
-func (e *Engine) Close() error {
-	return e.core.Close()
+func (e *Engine) Close() error { return e.core.Close() }
+
+// ChangeEmailArgs are the arguments of change_email.
+type ChangeEmailArgs struct{ Email string }
+
+// ChangeEmailIn is what change_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type ChangeEmailIn struct {
+	Args ChangeEmailArgs
+	s    *State
 }
 
-// Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes []int
-	user   User
-	audit  []string
+// UserID returns domain.user.id.
+func (in ChangeEmailIn) UserID() string { return in.s.Domain.User.ID }
+
+// UserEmail returns domain.user.email.
+func (in ChangeEmailIn) UserEmail() string { return in.s.Domain.User.Email }
+
+// ChangeEmailOut collects what change_email writes and emits. It is valid only during the call: using it afterwards panics.
+type ChangeEmailOut engine.Out
+
+// SetUserEmail sets domain.user.email.
+func (o *ChangeEmailOut) SetUserEmail(v string) {
+	c := o.live()
+	c.out.userEmail = v
+	c.Tx().Write(theusPathDomainUser_Email)
 }
 
-// SetUser sets domain.user.
-func (p *Patch) SetUser(v User) {
-	p.user = theusCloneUser(&v)
-	p.writes = theusAddPath(p.writes, theusPathDomainUser)
+// EmitUserChanged emits a message on topic user.changed.
+func (o *ChangeEmailOut) EmitUserChanged(p Changed) {
+	c := o.live()
+	theusEmitUserChanged(&c.Invocation, &p, &c.out.userChanged)
+}
+
+func (o *ChangeEmailOut) live() *theusCallChangeEmail {
+	return (*engine.Out)(o).Live().(*theusCallChangeEmail)
+}
+
+// ChangeEmailReceipt tells what a call of change_email committed.
+type ChangeEmailReceipt struct {
+	Version    uint64
+	MessageIDs []string
+}
+
+// ChangeEmailEffects is what one run of change_email set and emitted (see RunChangeEmail).
+type ChangeEmailEffects struct {
+	UserEmail   *string
+	UserChanged []Changed
+}
+
+// ChangeEmail runs change_email and commits its effects.
+func (e *Engine) ChangeEmail(ctx context.Context, args ChangeEmailArgs) (ChangeEmailReceipt, error) {
+	c := theusPoolChangeEmail.Get().(*theusCallChangeEmail)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcChangeEmail, c)
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, ChangeEmailArgs{}, theusOutputsChangeEmail{}
+	theusPoolChangeEmail.Put(c)
+	if err != nil {
+		return ChangeEmailReceipt{}, err
+	}
+	return ChangeEmailReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+}
+
+// RunChangeEmail runs change_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunChangeEmail(impl Processes, s State, args ChangeEmailArgs) (ChangeEmailEffects, error) {
+	c := &theusCallChangeEmail{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	err := engine.Run(context.Background(), "change_email", c, &s)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return ChangeEmailEffects{}, err
+	}
+	return ChangeEmailEffects{UserChanged: c.out.userChanged, UserEmail: engine.Written(c.Tx(), theusPathDomainUser_Email, &c.out.userEmail)}, nil
+}
+
+// MoveArgs are the arguments of move.
+type MoveArgs struct {
+	City  string
+	Lines []string
+}
+
+// MoveIn is what move reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type MoveIn struct {
+	Args MoveArgs
+	s    *State
+}
+
+// UserAddress returns domain.user.address.
+func (in MoveIn) UserAddress() AddressView { return AddressView{p: &in.s.Domain.User.Address} }
+
+// Audit returns domain.audit.
+func (in MoveIn) Audit() engine.SliceView[string] { return engine.NewSliceView(in.s.Domain.Audit) }
+
+// MoveOut collects what move writes and emits. It is valid only during the call: using it afterwards panics.
+type MoveOut engine.Out
+
+// SetUserAddress sets domain.user.address.
+func (o *MoveOut) SetUserAddress(v Address) {
+	c := o.live()
+	c.out.userAddress = theusCloneAddress(&v)
+	c.Tx().Write(theusPathDomainUser_Address)
 }
 
 // SetAudit sets domain.audit.
-func (p *Patch) SetAudit(v []string) {
-	p.audit = slices.Clone(v)
-	p.writes = theusAddPath(p.writes, theusPathDomainAudit)
+func (o *MoveOut) SetAudit(v []string) {
+	c := o.live()
+	c.out.audit = slices.Clone(v)
+	c.Tx().Write(theusPathDomainAudit)
+}
+
+func (o *MoveOut) live() *theusCallMove { return (*engine.Out)(o).Live().(*theusCallMove) }
+
+// MoveReceipt tells what a call of move committed.
+type MoveReceipt struct {
+	Version    uint64
+	MessageIDs []string
+}
+
+// MoveEffects is what one run of move set and emitted (see RunMove).
+type MoveEffects struct {
+	UserAddress *Address
+	Audit       *[]string
+}
+
+// Move runs move and commits its effects.
+func (e *Engine) Move(ctx context.Context, args MoveArgs) (MoveReceipt, error) {
+	c := theusPoolMove.Get().(*theusCallMove)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcMove, c)
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, MoveArgs{}, theusOutputsMove{}
+	theusPoolMove.Put(c)
+	if err != nil {
+		return MoveReceipt{}, err
+	}
+	return MoveReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+}
+
+// RunMove runs move once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunMove(impl Processes, s State, args MoveArgs) (MoveEffects, error) {
+	c := &theusCallMove{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	err := engine.Run(context.Background(), "move", c, &s)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return MoveEffects{}, err
+	}
+	return MoveEffects{Audit: engine.Written(c.Tx(), theusPathDomainAudit, &c.out.audit), UserAddress: engine.Written(c.Tx(), theusPathDomainUser_Address, &c.out.userAddress)}, nil
+}
+
+// SetPrefsArgs are the arguments of set_prefs.
+type SetPrefsArgs struct{ Prefs map[string]string }
+
+// SetPrefsIn is what set_prefs reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
+type SetPrefsIn struct {
+	Args SetPrefsArgs
+	s    *State
+}
+
+// UserPrefs returns domain.user.prefs.
+func (in SetPrefsIn) UserPrefs() engine.MapView[string, string] {
+	return engine.NewMapView(in.s.Domain.User.Prefs)
+}
+
+// SetPrefsOut collects what set_prefs writes and emits. It is valid only during the call: using it afterwards panics.
+type SetPrefsOut engine.Out
+
+// SetUserPrefs sets domain.user.prefs.
+func (o *SetPrefsOut) SetUserPrefs(v map[string]string) {
+	c := o.live()
+	c.out.userPrefs = maps.Clone(v)
+	c.Tx().Write(theusPathDomainUser_Prefs)
+}
+
+func (o *SetPrefsOut) live() *theusCallSetPrefs { return (*engine.Out)(o).Live().(*theusCallSetPrefs) }
+
+// SetPrefsReceipt tells what a call of set_prefs committed.
+type SetPrefsReceipt struct {
+	Version    uint64
+	MessageIDs []string
+}
+
+// SetPrefsEffects is what one run of set_prefs set and emitted (see RunSetPrefs).
+type SetPrefsEffects struct{ UserPrefs *map[string]string }
+
+// SetPrefs runs set_prefs and commits its effects.
+func (e *Engine) SetPrefs(ctx context.Context, args SetPrefsArgs) (SetPrefsReceipt, error) {
+	c := theusPoolSetPrefs.Get().(*theusCallSetPrefs)
+	c.impl, c.args = e.impl, args
+	r, err := e.core.Exec(ctx, theusProcSetPrefs, c)
+	engine.Finish(&c.Invocation)
+	c.impl, c.args, c.out = nil, SetPrefsArgs{}, theusOutputsSetPrefs{}
+	theusPoolSetPrefs.Put(c)
+	if err != nil {
+		return SetPrefsReceipt{}, err
+	}
+	return SetPrefsReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+}
+
+// RunSetPrefs runs set_prefs once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
+func RunSetPrefs(impl Processes, s State, args SetPrefsArgs) (SetPrefsEffects, error) {
+	c := &theusCallSetPrefs{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	err := engine.Run(context.Background(), "set_prefs", c, &s)
+	engine.Finish(&c.Invocation)
+	if err != nil {
+		return SetPrefsEffects{}, err
+	}
+	return SetPrefsEffects{UserPrefs: engine.Written(c.Tx(), theusPathDomainUser_Prefs, &c.out.userPrefs)}, nil
+}
+
+// What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
+
+func theusCloneState(p *State) State {
+	c := *p
+	c.Domain.User = theusCloneUser(&p.Domain.User)
+	c.Domain.Audit = slices.Clone(p.Domain.Audit)
+	return c
+}
+
+// Indexes of the state paths in theusSchema.Paths.
+const (
+	theusPathDomainUser         = 0
+	theusPathDomainAudit        = 1
+	theusPathDomainUser_ID      = 2
+	theusPathDomainUser_Email   = 3
+	theusPathDomainUser_Address = 4
+	theusPathDomainUser_Prefs   = 5
+)
+
+// Indexes of the processes in theusSchema.Processes.
+const (
+	theusProcChangeEmail = 0
+	theusProcMove        = 1
+	theusProcSetPrefs    = 2
+)
+
+var theusSchema = engine.Schema[State]{
+	Clone: theusCloneState,
+	Paths: []string{"domain.user", "domain.audit", "domain.user.id", "domain.user.email", "domain.user.address", "domain.user.prefs"},
+	Processes: []engine.ProcessSpec{
+		{Inputs: []int{theusPathDomainUser_ID, theusPathDomainUser_Email}, Name: "change_email"},
+		{Inputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}, Name: "move"},
+		{Inputs: []int{theusPathDomainUser_Prefs}, Name: "set_prefs"},
+	},
+	State: []engine.StateField[State]{
+		engine.ValueField("domain.user", "User{id string, email string, address Address{city string, lines []string}, prefs map[string]string}", func(s *State) *User { return &s.Domain.User }, theusAppendUser),
+		engine.ValueField("domain.audit", "[]string", func(s *State) *[]string { return &s.Domain.Audit }, theusAppend_SliceOfString),
+	},
 }
 
 // theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
@@ -356,9 +454,7 @@ func theusAddPath(paths []int, path int) []int {
 	return append(paths, path)
 }
 
-type theusPatch struct {
-	p *Patch
-}
+type theusPatch struct{ p *Patch }
 
 func (t theusPatch) Record(tx *engine.Tx) {
 	for _, w := range t.p.writes {
@@ -377,508 +473,195 @@ func (t theusPatch) Apply(s *State, _ uint64) {
 	}
 }
 
-// ChangeEmailArgs are the arguments of change_email.
-type ChangeEmailArgs struct {
-	Email string
-}
-
-// ChangeEmailIn is what change_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type ChangeEmailIn struct {
-	Args ChangeEmailArgs
-	s    *State
-}
-
-// UserID returns domain.user.id.
-func (in ChangeEmailIn) UserID() string {
-	return in.s.Domain.User.ID
-}
-
-// UserEmail returns domain.user.email.
-func (in ChangeEmailIn) UserEmail() string {
-	return in.s.Domain.User.Email
-}
-
-// ChangeEmailOut collects what change_email writes and emits. It is valid only during the call: using it afterwards panics.
-type ChangeEmailOut struct {
-	c   *theusCallChangeEmail
-	gen uint64
-}
-
-func (o *ChangeEmailOut) live() *theusCallChangeEmail {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: ChangeEmailOut used after its call returned")
-	}
-	return o.c
-}
-
-// SetUserEmail sets domain.user.email.
-func (o *ChangeEmailOut) SetUserEmail(v string) {
-	c := o.live()
-	c.out.userEmail = v
-	c.tx.Write(theusPathDomainUser_Email)
-}
-
-// EmitUserChanged emits a message on topic user.changed.
-func (o *ChangeEmailOut) EmitUserChanged(p Changed) {
-	c := o.live()
-	if codec := c.tx.Codec(); codec != nil {
-		b, err := codec.Marshal(p)
-		if err != nil {
-			c.tx.Fail(fmt.Errorf("theus: encode user.changed: %w", err))
-			return
-		}
-		c.tx.Emit("user.changed", p.ID, b)
-	} else {
-		b, err := theusAppendChanged(c.tx.Scratch(), &p)
-		if err != nil {
-			c.tx.Fail(fmt.Errorf("theus: encode user.changed: %w", err))
-			return
-		}
-		c.tx.EmitScratch("user.changed", p.ID, b)
-	}
-	if c.run {
-		c.out.userChanged = append(c.out.userChanged, theusCloneChanged(&p))
-	}
-}
-
-// ChangeEmailReceipt tells what a call of change_email committed.
-type ChangeEmailReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
-
-// ChangeEmailEffects is what one run of change_email set and emitted (see RunChangeEmail).
-type ChangeEmailEffects struct {
-	UserEmail   *string
-	UserChanged []Changed
-}
-
-// theusRunChangeEmail is what one run of change_email uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
-type theusRunChangeEmail struct {
-	out ChangeEmailOut
-	id  [1]string
-}
-
-type theusCallChangeEmail struct {
-	tx   engine.Tx
-	gen  uint64
-	impl Processes
-	in   ChangeEmailIn
-	run  bool
-	out  theusOutputsChangeEmail
-	cur  *theusRunChangeEmail
-	runs []theusRunChangeEmail
-}
-
-// theusOutputsChangeEmail holds what one run of change_email set and emitted.
+// theusOutputsChangeEmail is what a run of change_email set and emitted.
 type theusOutputsChangeEmail struct {
 	userEmail   string
 	userChanged []Changed
 }
 
-var theusPoolChangeEmail = sync.Pool{New: func() any {
-	return new(theusCallChangeEmail)
-}}
-
-func (c *theusCallChangeEmail) Tx() *engine.Tx {
-	return &c.tx
+// theusCallChangeEmail is a call of change_email; calls are pooled.
+type theusCallChangeEmail struct {
+	engine.Invocation
+	impl Processes
+	args ChangeEmailArgs
+	out  theusOutputsChangeEmail
 }
 
+var theusPoolChangeEmail = sync.Pool{New: func() any { return new(theusCallChangeEmail) }}
+
 func (c *theusCallChangeEmail) Run(ctx context.Context, s *State) error {
-	c.gen++
-	c.in.s = s
-	if len(c.runs) == 0 {
-		c.runs = make([]theusRunChangeEmail, 16)
-	}
-	c.cur, c.runs = &c.runs[0], c.runs[1:]
-	c.cur.out = ChangeEmailOut{c: c, gen: c.gen}
 	c.out = theusOutputsChangeEmail{}
-	if err := c.impl.ChangeEmail(ctx, c.in, &c.cur.out); err != nil {
+	if err := c.impl.ChangeEmail(ctx, ChangeEmailIn{Args: c.args, s: s}, (*ChangeEmailOut)(engine.Start(&c.Invocation, c))); err != nil {
 		return err
 	}
 	c.checkOutputs()
 	return nil
 }
 
+// checkOutputs checks what the run of change_email set: that each value can be encoded, then the rules.
+func (c *theusCallChangeEmail) checkOutputs() {
+	tx := c.Tx()
+	engine.CheckOutput(tx, theusPathDomainUser_Email, "domain.user.email", &c.out.userEmail, nil)
+}
+
 func (c *theusCallChangeEmail) Apply(s *State, _ uint64) {
-	if c.tx.Written(theusPathDomainUser_Email) {
+	if c.Tx().Written(theusPathDomainUser_Email) {
 		s.Domain.User.Email = c.out.userEmail
 	}
 }
 
-func (c *theusCallChangeEmail) ReceiptID() *[1]string {
-	if c.cur == nil {
-		return nil
-	}
-	return &c.cur.id
-}
-
-func (c *theusCallChangeEmail) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, ChangeEmailIn{}, theusOutputsChangeEmail{}
-	c.cur = nil
-	theusPoolChangeEmail.Put(c)
-}
-
-// checkOutputs checks what the run of change_email set: that each value can be encoded, then the rules.
-func (c *theusCallChangeEmail) checkOutputs() {
-	codec := c.tx.Codec()
-	if codec != nil && c.tx.Written(theusPathDomainUser_Email) {
-		if err := engine.CheckValue(codec, "domain.user.email", &c.out.userEmail, nil); err != nil {
-			c.tx.Fail(err)
-		}
-	}
-}
-
-// ChangeEmail runs change_email and commits its effects.
-func (e *Engine) ChangeEmail(ctx context.Context, args ChangeEmailArgs) (ChangeEmailReceipt, error) {
-	c := theusPoolChangeEmail.Get().(*theusCallChangeEmail)
-	c.impl, c.in = e.impl, ChangeEmailIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcChangeEmail, c)
-	c.release()
-	if err != nil {
-		return ChangeEmailReceipt{}, err
-	}
-	return ChangeEmailReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
-}
-
-// RunChangeEmail runs change_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunChangeEmail(impl Processes, s State, args ChangeEmailArgs) (ChangeEmailEffects, error) {
-	c := &theusCallChangeEmail{impl: impl, in: ChangeEmailIn{Args: args}, run: true}
-	if err := engine.Run(context.Background(), "change_email", c, &s); err != nil {
-		return ChangeEmailEffects{}, err
-	}
-	eff := ChangeEmailEffects{UserChanged: c.out.userChanged}
-	if c.tx.Written(theusPathDomainUser_Email) {
-		v := c.out.userEmail
-		eff.UserEmail = &v
-	}
-	return eff, nil
-}
-
-// MoveArgs are the arguments of move.
-type MoveArgs struct {
-	City  string
-	Lines []string
-}
-
-// MoveIn is what move reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type MoveIn struct {
-	Args MoveArgs
-	s    *State
-}
-
-// UserAddress returns domain.user.address.
-func (in MoveIn) UserAddress() AddressView {
-	return AddressView{p: &in.s.Domain.User.Address}
-}
-
-// Audit returns domain.audit.
-func (in MoveIn) Audit() engine.SliceView[string] {
-	return engine.NewSliceView(in.s.Domain.Audit)
-}
-
-// MoveOut collects what move writes and emits. It is valid only during the call: using it afterwards panics.
-type MoveOut struct {
-	c   *theusCallMove
-	gen uint64
-}
-
-func (o *MoveOut) live() *theusCallMove {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: MoveOut used after its call returned")
-	}
-	return o.c
-}
-
-// SetUserAddress sets domain.user.address.
-func (o *MoveOut) SetUserAddress(v Address) {
-	c := o.live()
-	c.out.userAddress = theusCloneAddress(&v)
-	c.tx.Write(theusPathDomainUser_Address)
-}
-
-// SetAudit sets domain.audit.
-func (o *MoveOut) SetAudit(v []string) {
-	c := o.live()
-	c.out.audit = slices.Clone(v)
-	c.tx.Write(theusPathDomainAudit)
-}
-
-// MoveReceipt tells what a call of move committed.
-type MoveReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
-
-// MoveEffects is what one run of move set and emitted (see RunMove).
-type MoveEffects struct {
-	UserAddress *Address
-	Audit       *[]string
-}
-
-// theusRunMove is what one run of move uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
-type theusRunMove struct {
-	out MoveOut
-	id  [1]string
-}
-
-type theusCallMove struct {
-	tx   engine.Tx
-	gen  uint64
-	impl Processes
-	in   MoveIn
-	run  bool
-	out  theusOutputsMove
-	cur  *theusRunMove
-	runs []theusRunMove
-}
-
-// theusOutputsMove holds what one run of move set and emitted.
+// theusOutputsMove is what a run of move set and emitted.
 type theusOutputsMove struct {
 	userAddress Address
 	audit       []string
 }
 
-var theusPoolMove = sync.Pool{New: func() any {
-	return new(theusCallMove)
-}}
-
-func (c *theusCallMove) Tx() *engine.Tx {
-	return &c.tx
+// theusCallMove is a call of move; calls are pooled.
+type theusCallMove struct {
+	engine.Invocation
+	impl Processes
+	args MoveArgs
+	out  theusOutputsMove
 }
 
+var theusPoolMove = sync.Pool{New: func() any { return new(theusCallMove) }}
+
 func (c *theusCallMove) Run(ctx context.Context, s *State) error {
-	c.gen++
-	c.in.s = s
-	if len(c.runs) == 0 {
-		c.runs = make([]theusRunMove, 16)
-	}
-	c.cur, c.runs = &c.runs[0], c.runs[1:]
-	c.cur.out = MoveOut{c: c, gen: c.gen}
 	c.out = theusOutputsMove{}
-	if err := c.impl.Move(ctx, c.in, &c.cur.out); err != nil {
+	if err := c.impl.Move(ctx, MoveIn{Args: c.args, s: s}, (*MoveOut)(engine.Start(&c.Invocation, c))); err != nil {
 		return err
 	}
 	c.checkOutputs()
 	return nil
-}
-
-func (c *theusCallMove) Apply(s *State, _ uint64) {
-	if c.tx.Written(theusPathDomainUser_Address) {
-		s.Domain.User.Address = c.out.userAddress
-	}
-	if c.tx.Written(theusPathDomainAudit) {
-		s.Domain.Audit = c.out.audit
-	}
-}
-
-func (c *theusCallMove) ReceiptID() *[1]string {
-	if c.cur == nil {
-		return nil
-	}
-	return &c.cur.id
-}
-
-func (c *theusCallMove) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, MoveIn{}, theusOutputsMove{}
-	c.cur = nil
-	theusPoolMove.Put(c)
 }
 
 // checkOutputs checks what the run of move set: that each value can be encoded, then the rules.
 func (c *theusCallMove) checkOutputs() {
-	codec := c.tx.Codec()
-	if codec != nil && c.tx.Written(theusPathDomainUser_Address) {
-		if err := engine.CheckValue(codec, "domain.user.address", &c.out.userAddress, nil); err != nil {
-			c.tx.Fail(err)
-		}
+	tx := c.Tx()
+	engine.CheckOutput(tx, theusPathDomainUser_Address, "domain.user.address", &c.out.userAddress, nil)
+	engine.CheckOutput(tx, theusPathDomainAudit, "domain.audit", &c.out.audit, nil)
+}
+
+func (c *theusCallMove) Apply(s *State, _ uint64) {
+	if c.Tx().Written(theusPathDomainUser_Address) {
+		s.Domain.User.Address = c.out.userAddress
 	}
-	if codec != nil && c.tx.Written(theusPathDomainAudit) {
-		if err := engine.CheckValue(codec, "domain.audit", &c.out.audit, nil); err != nil {
-			c.tx.Fail(err)
-		}
+	if c.Tx().Written(theusPathDomainAudit) {
+		s.Domain.Audit = c.out.audit
 	}
 }
 
-// Move runs move and commits its effects.
-func (e *Engine) Move(ctx context.Context, args MoveArgs) (MoveReceipt, error) {
-	c := theusPoolMove.Get().(*theusCallMove)
-	c.impl, c.in = e.impl, MoveIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcMove, c)
-	c.release()
-	if err != nil {
-		return MoveReceipt{}, err
-	}
-	return MoveReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
-}
+// theusOutputsSetPrefs is what a run of set_prefs set and emitted.
+type theusOutputsSetPrefs struct{ userPrefs map[string]string }
 
-// RunMove runs move once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunMove(impl Processes, s State, args MoveArgs) (MoveEffects, error) {
-	c := &theusCallMove{impl: impl, in: MoveIn{Args: args}, run: true}
-	if err := engine.Run(context.Background(), "move", c, &s); err != nil {
-		return MoveEffects{}, err
-	}
-	eff := MoveEffects{}
-	if c.tx.Written(theusPathDomainUser_Address) {
-		v := c.out.userAddress
-		eff.UserAddress = &v
-	}
-	if c.tx.Written(theusPathDomainAudit) {
-		v := c.out.audit
-		eff.Audit = &v
-	}
-	return eff, nil
-}
-
-// SetPrefsArgs are the arguments of set_prefs.
-type SetPrefsArgs struct {
-	Prefs map[string]string
-}
-
-// SetPrefsIn is what set_prefs reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type SetPrefsIn struct {
-	Args SetPrefsArgs
-	s    *State
-}
-
-// UserPrefs returns domain.user.prefs.
-func (in SetPrefsIn) UserPrefs() engine.MapView[string, string] {
-	return engine.NewMapView(in.s.Domain.User.Prefs)
-}
-
-// SetPrefsOut collects what set_prefs writes and emits. It is valid only during the call: using it afterwards panics.
-type SetPrefsOut struct {
-	c   *theusCallSetPrefs
-	gen uint64
-}
-
-func (o *SetPrefsOut) live() *theusCallSetPrefs {
-	if o.c == nil || o.c.gen != o.gen {
-		panic("theus: SetPrefsOut used after its call returned")
-	}
-	return o.c
-}
-
-// SetUserPrefs sets domain.user.prefs.
-func (o *SetPrefsOut) SetUserPrefs(v map[string]string) {
-	c := o.live()
-	c.out.userPrefs = maps.Clone(v)
-	c.tx.Write(theusPathDomainUser_Prefs)
-}
-
-// SetPrefsReceipt tells what a call of set_prefs committed.
-type SetPrefsReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
-
-// SetPrefsEffects is what one run of set_prefs set and emitted (see RunSetPrefs).
-type SetPrefsEffects struct {
-	UserPrefs *map[string]string
-}
-
-// theusRunSetPrefs is what one run of set_prefs uses once: its Out, and room for the message ID of the receipt of the run's commit. Calls allocate them 16 at a time.
-type theusRunSetPrefs struct {
-	out SetPrefsOut
-	id  [1]string
-}
-
+// theusCallSetPrefs is a call of set_prefs; calls are pooled.
 type theusCallSetPrefs struct {
-	tx   engine.Tx
-	gen  uint64
+	engine.Invocation
 	impl Processes
-	in   SetPrefsIn
-	run  bool
+	args SetPrefsArgs
 	out  theusOutputsSetPrefs
-	cur  *theusRunSetPrefs
-	runs []theusRunSetPrefs
 }
 
-// theusOutputsSetPrefs holds what one run of set_prefs set and emitted.
-type theusOutputsSetPrefs struct {
-	userPrefs map[string]string
-}
-
-var theusPoolSetPrefs = sync.Pool{New: func() any {
-	return new(theusCallSetPrefs)
-}}
-
-func (c *theusCallSetPrefs) Tx() *engine.Tx {
-	return &c.tx
-}
+var theusPoolSetPrefs = sync.Pool{New: func() any { return new(theusCallSetPrefs) }}
 
 func (c *theusCallSetPrefs) Run(ctx context.Context, s *State) error {
-	c.gen++
-	c.in.s = s
-	if len(c.runs) == 0 {
-		c.runs = make([]theusRunSetPrefs, 16)
-	}
-	c.cur, c.runs = &c.runs[0], c.runs[1:]
-	c.cur.out = SetPrefsOut{c: c, gen: c.gen}
 	c.out = theusOutputsSetPrefs{}
-	if err := c.impl.SetPrefs(ctx, c.in, &c.cur.out); err != nil {
+	if err := c.impl.SetPrefs(ctx, SetPrefsIn{Args: c.args, s: s}, (*SetPrefsOut)(engine.Start(&c.Invocation, c))); err != nil {
 		return err
 	}
 	c.checkOutputs()
 	return nil
 }
 
+// checkOutputs checks what the run of set_prefs set: that each value can be encoded, then the rules.
+func (c *theusCallSetPrefs) checkOutputs() {
+	tx := c.Tx()
+	engine.CheckOutput(tx, theusPathDomainUser_Prefs, "domain.user.prefs", &c.out.userPrefs, nil)
+}
+
 func (c *theusCallSetPrefs) Apply(s *State, _ uint64) {
-	if c.tx.Written(theusPathDomainUser_Prefs) {
+	if c.Tx().Written(theusPathDomainUser_Prefs) {
 		s.Domain.User.Prefs = c.out.userPrefs
 	}
 }
 
-func (c *theusCallSetPrefs) ReceiptID() *[1]string {
-	if c.cur == nil {
-		return nil
-	}
-	return &c.cur.id
+func theusCloneAddress(p *Address) Address {
+	c := *p
+	c.Lines = slices.Clone(p.Lines)
+	return c
 }
 
-func (c *theusCallSetPrefs) release() {
-	c.gen++
-	c.impl, c.in, c.out = nil, SetPrefsIn{}, theusOutputsSetPrefs{}
-	c.cur = nil
-	theusPoolSetPrefs.Put(c)
+func theusCloneUser(p *User) User {
+	c := *p
+	c.Address = theusCloneAddress(&p.Address)
+	c.Prefs = maps.Clone(p.Prefs)
+	return c
 }
 
-// checkOutputs checks what the run of set_prefs set: that each value can be encoded, then the rules.
-func (c *theusCallSetPrefs) checkOutputs() {
-	codec := c.tx.Codec()
-	if codec != nil && c.tx.Written(theusPathDomainUser_Prefs) {
-		if err := engine.CheckValue(codec, "domain.user.prefs", &c.out.userPrefs, nil); err != nil {
-			c.tx.Fail(err)
-		}
+func theusCloneChanged(p *Changed) Changed {
+	return *p
+}
+
+func theusAppendAddress(b []byte, p *Address) ([]byte, error) {
+	var err error
+	b = append(b, "{\"city\":"...)
+	b = jsonenc.AppendString(b, p.City)
+	b = append(b, ",\"lines\":"...)
+	if b, err = jsonenc.AppendSlice(b, p.Lines, theusAppend_String); err != nil {
+		return b, err
+	}
+	b = append(b, '}')
+	return b, nil
+}
+
+func theusAppendUser(b []byte, p *User) ([]byte, error) {
+	var err error
+	b = append(b, "{\"id\":"...)
+	b = jsonenc.AppendString(b, p.ID)
+	b = append(b, ",\"email\":"...)
+	b = jsonenc.AppendString(b, p.Email)
+	b = append(b, ",\"address\":"...)
+	if b, err = theusAppendAddress(b, &p.Address); err != nil {
+		return b, err
+	}
+	b = append(b, ",\"prefs\":"...)
+	if b, err = jsonenc.AppendMap(b, p.Prefs, func(k string) string {
+		return k
+	}, theusAppend_String); err != nil {
+		return b, err
+	}
+	b = append(b, '}')
+	return b, nil
+}
+
+func theusAppendChanged(b []byte, p *Changed) ([]byte, error) {
+	b = append(b, "{\"id\":"...)
+	b = jsonenc.AppendString(b, p.ID)
+	b = append(b, ",\"what\":"...)
+	b = jsonenc.AppendString(b, p.What)
+	b = append(b, '}')
+	return b, nil
+}
+
+// theusEmitUserChanged emits p on topic user.changed in the run of c; a RunX run keeps a copy in kept.
+func theusEmitUserChanged(c *engine.Invocation, p *Changed, kept *[]Changed) {
+	if tx := c.Tx(); tx.Codec() != nil {
+		tx.EmitValue("user.changed", p.ID, *p)
+	} else {
+		b, err := theusAppendChanged(tx.Scratch(), p)
+		tx.EmitEncoded("user.changed", p.ID, b, err)
+	}
+	if c.Keep {
+		*kept = append(*kept, theusCloneChanged(p))
 	}
 }
 
-// SetPrefs runs set_prefs and commits its effects.
-func (e *Engine) SetPrefs(ctx context.Context, args SetPrefsArgs) (SetPrefsReceipt, error) {
-	c := theusPoolSetPrefs.Get().(*theusCallSetPrefs)
-	c.impl, c.in = e.impl, SetPrefsIn{Args: args}
-	r, err := e.core.Exec(ctx, theusProcSetPrefs, c)
-	c.release()
-	if err != nil {
-		return SetPrefsReceipt{}, err
-	}
-	return SetPrefsReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+func theusAppend_String(b []byte, e *string) ([]byte, error) {
+	return jsonenc.AppendString(b, *e), nil
 }
 
-// RunSetPrefs runs set_prefs once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunSetPrefs(impl Processes, s State, args SetPrefsArgs) (SetPrefsEffects, error) {
-	c := &theusCallSetPrefs{impl: impl, in: SetPrefsIn{Args: args}, run: true}
-	if err := engine.Run(context.Background(), "set_prefs", c, &s); err != nil {
-		return SetPrefsEffects{}, err
-	}
-	eff := SetPrefsEffects{}
-	if c.tx.Written(theusPathDomainUser_Prefs) {
-		v := c.out.userPrefs
-		eff.UserPrefs = &v
-	}
-	return eff, nil
+func theusAppend_SliceOfString(b []byte, e *[]string) ([]byte, error) {
+	return jsonenc.AppendSlice(b, *e, theusAppend_String)
 }
 
 // If this does not compile, the contract and this file disagree: re-run theusgen.

@@ -5,6 +5,7 @@ package bank
 import (
 	"context"
 	"errors"
+	"iter"
 	"slices"
 	"sync"
 
@@ -184,6 +185,19 @@ func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (
 
 // Store returns the engine's store, for outbox.NewRelay.
 func (e *Engine) Store() engine.Store { return e.core.Store() }
+
+// Sync waits until the engine has applied every commit that was durable in its store when Sync was called, whichever engine made it (a store several engines share); on any other store it returns at once.
+func (e *Engine) Sync(ctx context.Context) error { return e.core.Sync(ctx) }
+
+// Watch yields the commits after version from, in version order, as they become durable (see engine.Engine.Watch).
+func (e *Engine) Watch(ctx context.Context, from uint64) iter.Seq2[engine.Commit, error] {
+	return e.core.Watch(ctx, from)
+}
+
+// History returns the commits from version from to version to that the store still keeps, with the values they wrote (see engine.Engine.History).
+func (e *Engine) History(ctx context.Context, from, to uint64) ([]engine.Commit, error) {
+	return e.core.History(ctx, from, to)
+}
 
 // Close stops the engine. It does not close a store passed with engine.WithStore.
 func (e *Engine) Close() error { return e.core.Close() }

@@ -34,7 +34,7 @@ var stateTypes = []string{"State", "DomainState", "GlobalState"}
 
 // engineMethods are the methods of the generated Engine besides one per
 // process.
-var engineMethods = []string{"Close", "Snapshot", "CompareAndSwap", "Store", "Watch"}
+var engineMethods = []string{"Close", "Snapshot", "CompareAndSwap", "Store", "Watch", "History", "Sync"}
 
 // checkNamespace reports every declaration whose name is already taken in
 // decls. Each collision is reported once, at the later of the two positions,

@@ -292,6 +292,20 @@ func (g *generator) engineDecls() []jen.Code {
 			Func().Params(engineRecv()).Id("Store").Params().Qual(enginePkg, "Store").Add(oneLine(
 			jen.Return(jen.Id("e.core").Dot("Store").Call()),
 		)),
+		doc("Sync waits until the engine has applied every commit that was durable in its store when Sync was called, whichever engine made it (a store several engines share); on any other store it returns at once.").
+			Func().Params(engineRecv()).Id("Sync").Params(jen.Id("ctx").Qual("context", "Context")).Error().Add(oneLine(
+			jen.Return(jen.Id("e.core").Dot("Sync").Call(jen.Id("ctx"))),
+		)),
+		doc("Watch yields the commits after version from, in version order, as they become durable (see engine.Engine.Watch).").
+			Func().Params(engineRecv()).Id("Watch").Params(jen.Id("ctx").Qual("context", "Context"), jen.Id("from").Uint64()).
+			Qual("iter", "Seq2").Types(jen.Qual(enginePkg, "Commit"), jen.Error()).Add(oneLine(
+			jen.Return(jen.Id("e.core").Dot("Watch").Call(jen.Id("ctx"), jen.Id("from"))),
+		)),
+		doc("History returns the commits from version from to version to that the store still keeps, with the values they wrote (see engine.Engine.History).").
+			Func().Params(engineRecv()).Id("History").Params(jen.Id("ctx").Qual("context", "Context"), jen.List(jen.Id("from"), jen.Id("to")).Uint64()).
+			Params(jen.Index().Qual(enginePkg, "Commit"), jen.Error()).Add(oneLine(
+			jen.Return(jen.Id("e.core").Dot("History").Call(jen.Id("ctx"), jen.Id("from"), jen.Id("to"))),
+		)),
 		doc("Close stops the engine. It does not close a store passed with engine.WithStore.").
 			Func().Params(engineRecv()).Id("Close").Params().Error().Add(oneLine(
 			jen.Return(jen.Id("e.core").Dot("Close").Call()),

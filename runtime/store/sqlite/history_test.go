@@ -3,16 +3,19 @@ package sqlite_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"iter"
 	"path/filepath"
 	"testing"
 
 	"github.com/theus-go/theus/examples/bank"
+	"github.com/theus-go/theus/runtime/engine"
 	"github.com/theus-go/theus/runtime/store/sqlite"
 )
 
 // The store keeps the history of commits, across checkpoints and restarts,
 // for WithHistoryRetention: History gives each commit's process, time,
-// writes, message IDs and the values it wrote.
+// writes, message IDs and the values it wrote; Watch starts from it.
 func TestHistory(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "bank.db")
@@ -68,6 +71,22 @@ func TestHistory(t *testing.T) {
 	eng = newBank(t, st, bank.State{})
 	check("after a restart", st)
 
+	// Watch from version 2: the history, then the commits to come.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next, stop := iter.Pull2(eng.Watch(wctx, 2))
+	defer stop()
+	r, err := eng.Transfer(ctx, bank.TransferArgs{From: "acc-001", To: "acc-002", Amount: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v := uint64(3); v <= r.Version; v++ {
+		c, err, ok := next()
+		if !ok || err != nil || c.Version != v {
+			t.Fatalf("Watch from 2: %+v, %v, %v; want version %d", c, err, ok, v)
+		}
+	}
+
 	// Retention: with none, a checkpoint folds the history away.
 	eng.Close()
 	st.Close()
@@ -79,7 +98,13 @@ func TestHistory(t *testing.T) {
 	if err := st.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if hist, err := st.History(ctx, 1, 100); err != nil || len(hist) != 0 {
+	if hist, err := eng.History(ctx, 1, 100); err != nil || len(hist) != 0 {
 		t.Fatalf("History after a checkpoint with no retention: %d commits, %v", len(hist), err)
+	}
+	for _, err := range eng.Watch(ctx, 0) {
+		if !errors.Is(err, engine.ErrNoHistory) {
+			t.Fatalf("Watch of pruned history: %v, want ErrNoHistory", err)
+		}
+		break
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/theus-go/theus/runtime/engine"
 	"github.com/theus-go/theus/runtime/outbox"
@@ -134,20 +135,12 @@ func consecutive(recs []*engine.Record, first uint64) error {
 // commit runs a group's transaction and returns the records it wrote (or
 // tried to). s.cmu is held.
 func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) ([]*engine.Record, error) {
-	conn, err := s.pool.Acquire(ctx)
+	conn, tx, head, err := s.begin(ctx)
 	if err != nil {
 		return recs, err
 	}
 	defer conn.Release()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return recs, err
-	}
 	defer tx.Rollback(context.Background()) // a no-op once committed
-	var head int64
-	if err := tx.QueryRow(ctx, s.q.lockHead).Scan(&head); err != nil {
-		return recs, err
-	}
 	base := recs[0].Version - 1
 	switch h := uint64(head); {
 	case h < base:
@@ -196,6 +189,9 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 		if notCommitted(err) {
 			return recs, err
 		}
+		// The connection is in doubt: resolve ends its backend, and it
+		// must not go back to the pool.
+		conn.Conn().Close(context.Background())
 		committed, rerr := s.resolve(pid, start, last, token)
 		if rerr != nil {
 			return recs, fmt.Errorf("%w (COMMIT failed: %v)", rerr, err)
@@ -208,6 +204,42 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 	s.version = last
 	s.wake()
 	return recs, nil
+}
+
+// begin starts a group's transaction and locks the head row, whose
+// version it returns. A connection the pool held that turns out broken
+// (the server restarted, or failed over) fails before anything is
+// written: begin tries again, a few times, with backoff.
+func (s *Store) begin(ctx context.Context) (*pgxpool.Conn, pgx.Tx, int64, error) {
+	backoff := 5 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		tx, err := conn.Begin(ctx)
+		var head int64
+		if err == nil {
+			if err = tx.QueryRow(ctx, s.q.lockHead).Scan(&head); err == nil {
+				return conn, tx, head, nil
+			}
+			tx.Rollback(context.Background())
+		}
+		conn.Release()
+		if attempt == 4 || !brokenConn(err) || !sleep(ctx, backoff) {
+			return nil, nil, 0, err
+		}
+		backoff *= 4
+	}
+}
+
+// brokenConn tells whether err says the connection is gone.
+func brokenConn(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57")
+	}
+	return pgconn.Timeout(err) == false && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // notCommitted tells whether a failed COMMIT certainly left nothing: the

@@ -2,11 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -20,22 +22,43 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// testDSN is the database of the tests.
+// testDSN is the database of the tests, with small pools: the server is
+// shared, and every test opens several stores.
 func testDSN() string {
-	return servicetest.Addr("THEUS_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	dsn := servicetest.Addr("THEUS_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	switch {
+	case strings.Contains(dsn, "pool_max_conns"):
+	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
+		if strings.Contains(dsn, "?") {
+			dsn += "&pool_max_conns=3"
+		} else {
+			dsn += "?pool_max_conns=3"
+		}
+	default:
+		dsn += " pool_max_conns=3"
+	}
+	return dsn
 }
+
+// testDBs holds the database/sql handle of each test (freshSchema).
+var testDBs sync.Map // testing.TB -> *sql.DB
 
 // freshSchema returns the name of a schema of the test's own, dropped
 // when the test ends; it skips (or fails, under THEUS_REQUIRE_SERVICES=1)
 // when PostgreSQL is unreachable.
 func freshSchema(t testing.TB) string {
 	t.Helper()
-	db := servicetest.Postgres(t)
+	db, ok := testDBs.Load(t)
+	if !ok {
+		db = servicetest.Postgres(t)
+		testDBs.Store(t, db)
+		t.Cleanup(func() { testDBs.Delete(t) })
+	}
 	var b [6]byte
 	rand.Read(b[:])
 	name := "theus_test_" + hex.EncodeToString(b[:])
 	t.Cleanup(func() {
-		if _, err := db.Exec(`DROP SCHEMA IF EXISTS ` + name + ` CASCADE`); err != nil {
+		if _, err := db.(*sql.DB).Exec(`DROP SCHEMA IF EXISTS ` + name + ` CASCADE`); err != nil {
 			t.Errorf("drop schema %s: %v", name, err)
 		}
 	})

@@ -273,7 +273,7 @@ func TestPropertySharedHistory(t *testing.T) {
 		}
 		// A new instance recovers the same state.
 		st := openStore(t, schema)
-		eng := newBank(t, st, bank.State{})
+		eng := newBank(t, st, initial) // used only if nothing committed
 		got := map[string]bank.Account{}
 		for id, v := range eng.Snapshot().Accounts().All() {
 			got[id] = v.Clone()

@@ -333,8 +333,8 @@ func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batc
 	var seqOrder []outbox.TopicKey
 	for j, r := range recs {
 		versions[j], ats[j], procs[j] = int64(r.Version), r.Time.UnixNano(), r.Process
-		writes[j] = appendWrites(nil, r.Writes)
-		var v []byte
+		writes[j] = appendWrites([]byte{}, r.Writes) // nil would be NULL
+		v := []byte{}
 		seen := map[entry]bool{}
 		for _, w := range r.Writes {
 			i := s.codec.Field(w.Path)
@@ -381,7 +381,7 @@ func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batc
 			}
 		}
 		vals[j] = v
-		var ks []byte
+		ks := []byte{}
 		last := map[outbox.TopicKey]uint64{}
 		var order []outbox.TopicKey
 		for i := range r.Messages {
@@ -402,7 +402,7 @@ func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batc
 			ks = binary.AppendUvarint(ks, last[tk])
 		}
 		keySeqs[j] = ks
-		ids[j] = appendIDs(nil, r.Messages)
+		ids[j] = appendIDs([]byte{}, r.Messages)
 	}
 	b.Queue(s.q.insertLog, versions, token, procs, ats, writes, vals, keySeqs, ids)
 

@@ -572,6 +572,9 @@ func (s *Store) readRemotes(ctx context.Context, q interface {
 		if r.Writes, err = readWrites(writes); err != nil {
 			return nil, fmt.Errorf("log row of version %d: %w", version, err)
 		}
+		if r.MessageIDs, err = readIDs(ids); err != nil {
+			return nil, fmt.Errorf("log row of version %d: %w", version, err)
+		}
 		if r.KeySeqs, err = readKeySeqs(keySeqs); err != nil {
 			return nil, fmt.Errorf("log row of version %d: %w", version, err)
 		}

@@ -227,7 +227,7 @@ func TestDrift(t *testing.T) {
 	if !errors.As(err, &de) || !strings.Contains(err.Error(), "domain.gone is stored but the contract no longer declares it") {
 		t.Fatalf("err = %v, want a DriftError on domain.gone", err)
 	}
-	if _, err := db.Exec(`UPDATE ` + schema + `.theus_fields SET path = 'domain.accounts', type = $1`, fieldType(t)); err != nil {
+	if _, err := db.Exec(`UPDATE `+schema+`.theus_fields SET path = 'domain.accounts', type = $1`, fieldType(t)); err != nil {
 		t.Fatal(err)
 	}
 	_, err = bank.NewEngine(ctx, bank.State{}, bank.Bank{}, engine.WithStore(openStore(t, schema)), engine.WithCodec(otherCodec{}))

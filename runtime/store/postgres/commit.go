@@ -209,9 +209,11 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 // begin starts a group's transaction and locks the head row, whose
 // version it returns. A connection the pool held that turns out broken
 // (the server restarted, or failed over) fails before anything is
-// written: begin tries again, a few times, with backoff.
+// written: begin tries again, with backoff, as many times as the pool may
+// hold broken connections (after a restart of the server, all of them).
 func (s *Store) begin(ctx context.Context) (*pgxpool.Conn, pgx.Tx, int64, error) {
 	backoff := 5 * time.Millisecond
+	attempts := int(s.pool.Config().MaxConns) + 2
 	for attempt := 1; ; attempt++ {
 		conn, err := s.pool.Acquire(ctx)
 		if err != nil {
@@ -226,10 +228,10 @@ func (s *Store) begin(ctx context.Context) (*pgxpool.Conn, pgx.Tx, int64, error)
 			tx.Rollback(context.Background())
 		}
 		conn.Release()
-		if attempt == 4 || !brokenConn(err) || !sleep(ctx, backoff) {
+		if attempt == attempts || !brokenConn(err) || !sleep(ctx, backoff) {
 			return nil, nil, 0, err
 		}
-		backoff *= 4
+		backoff = min(2*backoff, time.Second)
 	}
 }
 

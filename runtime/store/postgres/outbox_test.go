@@ -164,3 +164,34 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("undelivered %+v, %v", left, err)
 	}
 }
+
+// Stats counts the pending messages, the parked ones and their keys.
+func TestStats(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, freshSchema(t))
+	eng := newBank(t, st, accounts(3, 100))
+	for _, from := range []string{"acc-000", "acc-000", "acc-001"} {
+		if _, err := eng.Transfer(ctx, bank.TransferArgs{From: from, To: "acc-002", Amount: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, err := st.Undelivered(ctx, 10)
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("undelivered %d, %v", len(msgs), err)
+	}
+	if parked, err := st.Failed(ctx, msgs[0].ID, "refused", true, 0); !parked || err != nil {
+		t.Fatalf("Failed = %v, %v", parked, err)
+	}
+	s, err := st.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Pending != 2 || s.Parked != 1 || s.ParkedKeys != 1 || !s.OldestPending.Equal(msgs[1].CreatedAt) {
+		t.Fatalf("stats %+v; want 2 pending since %v, 1 parked", s, msgs[1].CreatedAt)
+	}
+	// The parked key holds back its later message only.
+	left, err := st.Undelivered(ctx, 10)
+	if err != nil || len(left) != 1 || left[0].Key != "acc-001" {
+		t.Fatalf("undelivered with acc-000 parked: %+v, %v", left, err)
+	}
+}

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -17,7 +18,8 @@ import (
 func BenchmarkCommit(b *testing.B) {
 	for _, callers := range []int{8, 64} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
-			st := openStore(b, freshSchema(b))
+			schema := freshSchema(b)
+			st := openStore(b, schema)
 			eng := newBank(b, st, accounts(callers, 0))
 			ctx := context.Background()
 			var next atomic.Int64
@@ -40,6 +42,12 @@ func BenchmarkCommit(b *testing.B) {
 			}
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "commits/s")
+			db, _ := testDBs.Load(b)
+			var perGroup float64
+			if err := db.(*sql.DB).QueryRow(`SELECT count(*)::float8 / count(DISTINCT grp) FROM ` + schema + `.theus_log`).Scan(&perGroup); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(perGroup, "commits/group")
 		})
 	}
 }

@@ -135,12 +135,17 @@ func consecutive(recs []*engine.Record, first uint64) error {
 // commit runs a group's transaction and returns the records it wrote (or
 // tried to). s.cmu is held.
 func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) ([]*engine.Record, error) {
-	conn, tx, head, err := s.begin(ctx)
+	conn, head, err := s.begin(ctx)
 	if err != nil {
 		return recs, err
 	}
 	defer conn.Release()
-	defer tx.Rollback(context.Background()) // a no-op once committed
+	open := true // the transaction may be open on conn
+	defer func() {
+		if open {
+			s.rollback(conn)
+		}
+	}()
 	base := recs[0].Version - 1
 	switch h := uint64(head); {
 	case h < base:
@@ -149,7 +154,7 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 		if rebase == nil {
 			return recs, fmt.Errorf("another engine committed versions %d-%d after version %d", base+1, h, base)
 		}
-		others, err := s.readRemotes(ctx, tx, base, h, 0)
+		others, err := s.readRemotes(ctx, conn, base, h, 0)
 		if err != nil {
 			return recs, err
 		}
@@ -172,17 +177,26 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 	if err != nil {
 		return recs, err
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return recs, err
-	}
 	if err := s.fault(BeforeCommit); err != nil {
 		return recs, err
 	}
+	// The writes and COMMIT go in one pipeline, one round trip: if a
+	// statement fails, the server skips the rest, COMMIT included.
+	b.Queue("COMMIT")
 	pid := conn.Conn().PgConn().PID()
 	start, _ := s.pids.Load(pid)
 	last := recs[len(recs)-1].Version
-	err = tx.Commit(ctx)
+	br := conn.SendBatch(ctx, b)
+	for range b.Len() {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if err == nil {
+		open = false
 		err = s.fault(AfterCommit)
 	}
 	if err != nil {
@@ -191,13 +205,14 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 		}
 		// The connection is in doubt: resolve ends its backend, and it
 		// must not go back to the pool.
+		open = false
 		conn.Conn().Close(context.Background())
 		committed, rerr := s.resolve(pid, start, last, token)
 		if rerr != nil {
 			return recs, fmt.Errorf("%w (COMMIT failed: %v)", rerr, err)
 		}
 		if !committed {
-			return recs, fmt.Errorf("COMMIT failed and the store read back that the transaction did not commit: %w", err)
+			return recs, fmt.Errorf("the connection failed (%w) and the store read back that the transaction did not commit", err)
 		}
 		s.opts.logger.Warn("postgres: COMMIT failed but the store read back that its transaction committed", "versions", fmt.Sprintf("%d-%d", recs[0].Version, last), "err", redact(err, s.secret))
 	}
@@ -207,31 +222,51 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 }
 
 // begin starts a group's transaction and locks the head row, whose
-// version it returns. A connection the pool held that turns out broken
-// (the server restarted, or failed over) fails before anything is
-// written: begin tries again, with backoff, as many times as the pool may
-// hold broken connections (after a restart of the server, all of them).
-func (s *Store) begin(ctx context.Context) (*pgxpool.Conn, pgx.Tx, int64, error) {
+// version it returns, in one round trip. A connection the pool held that
+// turns out broken (the server restarted, or failed over) fails before
+// anything is written: begin tries again, with backoff, as many times as
+// the pool may hold broken connections (after a restart of the server,
+// all of them).
+func (s *Store) begin(ctx context.Context) (*pgxpool.Conn, int64, error) {
 	backoff := 5 * time.Millisecond
 	attempts := int(s.pool.Config().MaxConns) + 2
 	for attempt := 1; ; attempt++ {
 		conn, err := s.pool.Acquire(ctx)
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, 0, err
 		}
-		tx, err := conn.Begin(ctx)
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(s.q.lockHead)
+		br := conn.SendBatch(ctx, b)
 		var head int64
-		if err == nil {
-			if err = tx.QueryRow(ctx, s.q.lockHead).Scan(&head); err == nil {
-				return conn, tx, head, nil
-			}
-			tx.Rollback(context.Background())
+		if _, err = br.Exec(); err == nil {
+			err = br.QueryRow().Scan(&head)
 		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			return conn, head, nil
+		}
+		s.rollback(conn)
 		conn.Release()
 		if attempt == attempts || !brokenConn(err) || !sleep(ctx, backoff) {
-			return nil, nil, 0, err
+			return nil, 0, err
 		}
 		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// rollback ends the transaction on conn, or the connection if it cannot.
+func (s *Store) rollback(conn *pgxpool.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if conn.Conn().IsClosed() {
+		return
+	}
+	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+		conn.Conn().Close(ctx)
 	}
 }
 

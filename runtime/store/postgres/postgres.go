@@ -213,11 +213,12 @@ func WithClock(now func() time.Time) Option {
 type Step int
 
 const (
-	// BeforeWrite: the commit's transaction holds the head row and
-	// nothing is written yet.
+	// BeforeWrite: the commit's transaction holds the head row, the
+	// group is rebased, and nothing is written yet.
 	BeforeWrite Step = iota
-	// BeforeCommit: everything is written in the transaction, and COMMIT
-	// is not sent yet.
+	// BeforeCommit: the statements that write the group are ready, and
+	// about to be sent with COMMIT, in one pipeline; the transaction
+	// holds the head row.
 	BeforeCommit
 	// AfterCommit: COMMIT succeeded. An error here is taken for a failure
 	// of COMMIT whose outcome is unknown (a connection lost before the

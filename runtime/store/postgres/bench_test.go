@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/theus-go/theus/examples/bank"
+	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/store/postgres"
 )
 
 // BenchmarkCommit measures durable commits per second on one instance:
@@ -50,4 +52,38 @@ func BenchmarkCommit(b *testing.B) {
 			b.ReportMetric(perGroup, "commits/group")
 		})
 	}
+}
+
+// BenchmarkRecover measures the cold start of an instance on a store
+// holding a collection of 100,000 entries: Open, and Recover through
+// NewEngine.
+func BenchmarkRecover(b *testing.B) {
+	const entries = 100_000
+	ctx := context.Background()
+	schema := freshSchema(b)
+	st := openStore(b, schema)
+	eng := newBank(b, st, accounts(entries, 1))
+	if _, err := eng.Deposit(ctx, bank.DepositArgs{ID: "acc-000", Amount: 1}); err != nil {
+		b.Fatal(err) // the first commit writes the whole state
+	}
+	eng.Close()
+	st.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		st, err := postgres.Open(ctx, testDSN(), postgres.WithSchema(schema))
+		if err != nil {
+			b.Fatal(err)
+		}
+		e, err := bank.NewEngine(ctx, bank.State{}, bank.Bank{}, engine.WithStore(st))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := e.Snapshot().Accounts().Len(); n != entries {
+			b.Fatalf("recovered %d entries, want %d", n, entries)
+		}
+		e.Close()
+		st.Close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/entries, "ns/entry")
 }

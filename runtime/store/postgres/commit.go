@@ -214,7 +214,7 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 		if !committed {
 			return recs, fmt.Errorf("the connection failed (%w) and the store read back that the transaction did not commit", err)
 		}
-		s.opts.logger.Warn("postgres: COMMIT failed but the store read back that its transaction committed", "versions", fmt.Sprintf("%d-%d", recs[0].Version, last), "err", redact(err, s.secret))
+		s.opts.logger.Warn("postgres: COMMIT failed but the store read back that its transaction committed", "versions", fmt.Sprintf("%d-%d", recs[0].Version, last), "err", redact(err, s.secret...))
 	}
 	s.version = last
 	s.wake()
@@ -310,7 +310,7 @@ func (s *Store) resolve(pid uint32, start any, last uint64, token int64) (bool, 
 		if err == nil {
 			return committed, nil
 		}
-		s.opts.logger.Warn("postgres: read back a commit whose COMMIT failed; retrying", "version", last, "err", redact(err, s.secret), "in", backoff)
+		s.opts.logger.Warn("postgres: read back a commit whose COMMIT failed; retrying", "version", last, "err", redact(err, s.secret...), "in", backoff)
 		select {
 		case <-s.closed:
 			return false, ErrUnknownOutcome
@@ -329,7 +329,7 @@ func (s *Store) readBack(pid uint32, start any, last uint64, token int64) (commi
 		// backend.
 		if _, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2`,
 			int64(pid), start); err != nil {
-			s.opts.logger.Warn("postgres: end the backend of a commit in doubt", "pid", pid, "err", redact(err, s.secret))
+			s.opts.logger.Warn("postgres: end the backend of a commit in doubt", "pid", pid, "err", redact(err, s.secret...))
 		}
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

@@ -56,7 +56,7 @@ func (s *Store) listen(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.opts.logger.Warn("postgres: listen for commits; reconnecting", "err", redact(err, s.secret), "in", backoff)
+		s.opts.logger.Warn("postgres: listen for commits; reconnecting", "err", redact(err, s.secret...), "in", backoff)
 		select {
 		case <-ctx.Done():
 			return
@@ -109,7 +109,7 @@ func (s *Store) Follow(ctx context.Context, from uint64, apply func([]engine.Rem
 				return nil
 			}
 			backoff = min(max(2*backoff, 10*time.Millisecond), 5*time.Second)
-			s.opts.logger.Warn("postgres: read other instances' commits; retrying", "err", redact(err, s.secret), "in", backoff)
+			s.opts.logger.Warn("postgres: read other instances' commits; retrying", "err", redact(err, s.secret...), "in", backoff)
 			if !sleep(ctx, backoff) {
 				return nil
 			}

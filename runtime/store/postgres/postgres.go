@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -100,8 +101,9 @@ type Store struct {
 	q queries
 	// channel is the NOTIFY channel of commits on this schema.
 	channel string
-	// secret is the DSN's password, kept out of every error (redact).
-	secret string
+	// secret is the DSN's password, as written in it and as parsed,
+	// kept out of every error and log line (redact).
+	secret []string
 	inc    uint64
 	// pids maps the backend of each pooled connection to its start
 	// time, to end a backend in doubt (resolve) and no other.
@@ -267,7 +269,10 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		// strings: say no more than that it did not parse.
 		return nil, errors.New("postgres: the DSN does not parse (want postgres://user:password@host:port/database?options or key=value pairs)")
 	}
-	s := &Store{opts: o, secret: cfg.ConnConfig.Password, closed: make(chan struct{}), changed: make(chan struct{})}
+	s := &Store{opts: o, closed: make(chan struct{}), changed: make(chan struct{})}
+	if pw := cfg.ConnConfig.Password; pw != "" {
+		s.secret = []string{pw, url.QueryEscape(pw), url.PathEscape(pw)}
+	}
 	s.schema = pgx.Identifier{o.schema}.Sanitize()
 	s.channel = o.schema + "_commits"
 	s.q = newQueries(s.schema)
@@ -369,7 +374,7 @@ func (s *Store) Close() error {
 
 // errorf wraps err for op, with the DSN's password taken out.
 func (s *Store) errorf(op string, err error) error {
-	return redact(fmt.Errorf("postgres: %s: %w", op, err), s.secret)
+	return redact(fmt.Errorf("postgres: %s: %w", op, err), s.secret...)
 }
 
 // redactedError is an error whose text had a secret taken out. It unwraps
@@ -382,15 +387,29 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// redact returns err without secret in its text.
-func redact(err error, secret string) error {
-	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
+// redact returns err without any of secrets in its text.
+func redact(err error, secrets ...string) error {
+	shows := func(e error) bool {
+		for _, sec := range secrets {
+			if sec != "" && strings.Contains(e.Error(), sec) {
+				return true
+			}
+		}
+		return false
+	}
+	if err == nil || !shows(err) {
 		return err
 	}
-	r := &redactedError{msg: strings.ReplaceAll(err.Error(), secret, "xxxxx")}
+	msg := err.Error()
+	for _, sec := range secrets {
+		if sec != "" {
+			msg = strings.ReplaceAll(msg, sec, "xxxxx")
+		}
+	}
+	r := &redactedError{msg: msg}
 	// Keep the chain only as far as it does not show the secret.
 	for u := errors.Unwrap(err); u != nil; u = errors.Unwrap(u) {
-		if !strings.Contains(u.Error(), secret) {
+		if !shows(u) {
 			r.err = u
 			break
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -86,4 +88,36 @@ func BenchmarkRecover(b *testing.B) {
 		st.Close()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/entries, "ns/entry")
+}
+
+// BenchmarkStaleness measures how long an idle instance takes to apply a
+// commit of another instance (LISTEN/NOTIFY; the poll is an hour): from
+// the return of the commit on A to its version on B's Snapshot. It
+// reports the median and the 99th percentile.
+func BenchmarkStaleness(b *testing.B) {
+	ctx := context.Background()
+	schema := freshSchema(b)
+	a := newBank(b, openStore(b, schema), accounts(2, 0))
+	idle := newBank(b, openStore(b, schema, postgres.WithPollInterval(time.Hour)), accounts(2, 0))
+	lags := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		r, err := a.Deposit(ctx, bank.DepositArgs{ID: "acc-000", Amount: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		for idle.Snapshot().Version() < r.Version {
+			if time.Since(start) > 10*time.Second {
+				b.Fatalf("version %d not applied on the idle instance after 10 s", r.Version)
+			}
+			runtime.Gosched()
+		}
+		lags = append(lags, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lags)
+	b.ReportMetric(float64(lags[len(lags)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lags[len(lags)*99/100].Microseconds()), "p99-µs")
 }

@@ -139,11 +139,13 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 	if err != nil {
 		return recs, err
 	}
-	defer conn.Release()
-	open := true // the transaction may be open on conn
+	open, held := true, true // the transaction may be open on conn; conn is held
 	defer func() {
 		if open {
 			s.rollback(conn)
+		}
+		if held {
+			conn.Release()
 		}
 	}()
 	base := recs[0].Version - 1
@@ -205,8 +207,10 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 		}
 		// The connection is in doubt: resolve ends its backend, and it
 		// must not go back to the pool.
-		open = false
+		// Released first: with a pool of one, resolve needs it.
+		open, held = false, false
 		conn.Conn().Close(context.Background())
+		conn.Release()
 		committed, rerr := s.resolve(pid, start, last, token)
 		if rerr != nil {
 			return recs, fmt.Errorf("%w (COMMIT failed: %v)", rerr, err)

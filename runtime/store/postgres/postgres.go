@@ -276,6 +276,13 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	s.schema = pgx.Identifier{o.schema}.Sanitize()
 	s.channel = o.schema + "_commits"
 	s.q = newQueries(s.schema)
+	// A process paused while its group holds the head row (a GC pause, a
+	// SIGSTOP, a VM migration) holds up every instance: PostgreSQL ends
+	// such a session after a while, its COMMIT then fails and is resolved
+	// as not committed. The DSN may set another value.
+	if _, ok := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "10000"
+	}
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		var start time.Time
 		if err := c.QueryRow(ctx, `SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()`).Scan(&start); err != nil {

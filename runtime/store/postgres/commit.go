@@ -135,6 +135,17 @@ func consecutive(recs []*engine.Record, first uint64) error {
 // commit runs a group's transaction and returns the records it wrote (or
 // tried to). s.cmu is held.
 func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) ([]*engine.Record, error) {
+	token := newToken()
+	var first *pgx.Batch
+	if s.version == 0 {
+		// Likely the first commit to the schema, which writes the whole
+		// state: encoded before the head row is locked, since a large
+		// state takes a while (see idle_in_transaction_session_timeout).
+		var err error
+		if first, err = s.batch(recs, true, token); err != nil {
+			return recs, err
+		}
+	}
 	conn, head, err := s.begin(ctx)
 	if err != nil {
 		return recs, err
@@ -174,10 +185,11 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 	if err := s.fault(BeforeWrite); err != nil {
 		return recs, err
 	}
-	token := newToken()
-	b, err := s.batch(recs, head == 0, token)
-	if err != nil {
-		return recs, err
+	b := first // head 0: nothing to rebase on, recs are as they came
+	if head != 0 || b == nil {
+		if b, err = s.batch(recs, head == 0, token); err != nil {
+			return recs, err
+		}
 	}
 	if err := s.fault(BeforeCommit); err != nil {
 		return recs, err

@@ -92,6 +92,8 @@ type Sink struct {
 	ch       *amqp.Channel
 	returns  chan amqp.Return
 	chClose  chan *amqp.Error
+	blocks   chan amqp.Blocking // the connection's blocked/unblocked notices
+	blocked  *amqp.Blocking     // the last one that said blocked, nil when not
 	backoff  time.Duration // the wait after the last failed dial
 	nextDial time.Time     // no dial before this
 	dialErr  error         // the last failed dial's
@@ -299,7 +301,8 @@ func (s *Sink) channel() (*amqp.Channel, error) {
 			s.dialErr = scrub(err, s.url, s.safeURL)
 			return nil, outbox.Unavailable(fmt.Errorf("amqp: connect %s: %w", s.safeURL, s.dialErr))
 		}
-		s.conn, s.backoff, s.dialErr = conn, 0, nil
+		s.conn, s.backoff, s.dialErr, s.blocked = conn, 0, nil, nil
+		s.blocks = conn.NotifyBlocked(make(chan amqp.Blocking, 8))
 	}
 	ch, err := s.conn.Channel()
 	if err == nil {
@@ -441,6 +444,9 @@ func (s *Sink) Send(ctx context.Context, batch []outbox.Message) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := s.checkBlocked(); err != nil {
+		return 0, err
+	}
 	type pending struct {
 		dc *amqp.DeferredConfirmation
 		tk outbox.TopicKey
@@ -542,6 +548,33 @@ func (s *Sink) Send(ctx context.Context, batch []outbox.Message) (int, error) {
 		}
 	}
 	return acked, nil
+}
+
+// checkBlocked reads the connection's blocked notices and fails while the
+// broker blocks publishers (a memory or disk alarm): a publish then hangs
+// in the socket until the alarm clears, past any confirm timeout. Called
+// with s.mu held.
+func (s *Sink) checkBlocked() error {
+	for {
+		select {
+		case b, ok := <-s.blocks:
+			if !ok {
+				return nil // the connection closed: the publish says so
+			}
+			if b.Active {
+				s.blocked = &b
+			} else {
+				s.blocked = nil
+			}
+			continue
+		default:
+		}
+		break
+	}
+	if s.blocked != nil {
+		return outbox.Unavailable(fmt.Errorf("amqp: %s blocks publishers: %s", s.safeURL, s.blocked.Reason))
+	}
+	return nil
 }
 
 // lost is the error of message id when its channel closed: the broker

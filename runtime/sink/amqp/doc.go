@@ -64,9 +64,11 @@
 //     (an exchange that does not exist, access refused: *amqp091.Error);
 //     the sink opens a new channel for the next Send.
 //   - A connection that cannot be made or is lost, a confirm not received
-//     within WithConfirmTimeout (the sink then drops the connection), and a
-//     closed Sink (ErrClosed) are outbox.Unavailable: retried, never
-//     counted, never parked.
+//     within WithConfirmTimeout (the sink then drops the connection), a
+//     broker that blocks publishers (connection.blocked, a memory or disk
+//     alarm: the Send fails before publishing) and a closed Sink
+//     (ErrClosed) are outbox.Unavailable: retried, never counted, never
+//     parked.
 //   - A routing key that cannot be sent is outbox.Permanent.
 //   - The caller's context ending returns its error; the sink drops the
 //     connection, as confirms may still be on the way.

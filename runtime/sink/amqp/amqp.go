@@ -94,9 +94,9 @@ type Sink struct {
 	chClose  chan *amqp.Error
 	blocks   chan amqp.Blocking // the connection's blocked/unblocked notices
 	blocked  *amqp.Blocking     // the last one that said blocked, nil when not
-	backoff  time.Duration // the wait after the last failed dial
-	nextDial time.Time     // no dial before this
-	dialErr  error         // the last failed dial's
+	backoff  time.Duration      // the wait after the last failed dial
+	nextDial time.Time          // no dial before this
+	dialErr  error              // the last failed dial's
 	closed   bool
 }
 

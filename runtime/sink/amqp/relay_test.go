@@ -2,10 +2,12 @@ package amqp_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -200,8 +202,94 @@ type proxy struct {
 	target string
 	mu     sync.Mutex
 	down   bool
-	conns  map[net.Conn]bool
-	wg     sync.WaitGroup
+	conns   map[net.Conn]bool
+	clients []net.Conn // the client sides, in accept order
+	wg      sync.WaitGroup
+}
+
+// inject writes raw bytes to the last accepted client as if the broker
+// sent them.
+func (p *proxy) inject(t *testing.T, b []byte) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.clients) == 0 {
+		t.Fatal("no client connected")
+	}
+	if _, err := p.clients[len(p.clients)-1].Write(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// methodFrame is an AMQP method frame on channel 0 for class and method
+// with the given arguments.
+func methodFrame(class, method uint16, args []byte) []byte {
+	payload := binary.BigEndian.AppendUint16(nil, class)
+	payload = binary.BigEndian.AppendUint16(payload, method)
+	payload = append(payload, args...)
+	f := []byte{1, 0, 0}
+	f = binary.BigEndian.AppendUint32(f, uint32(len(payload)))
+	f = append(f, payload...)
+	return append(f, 0xce)
+}
+
+// While the broker blocks publishers (connection.blocked), Send fails at
+// once with Unavailable instead of hanging in the socket; after
+// connection.unblocked it publishes again.
+func TestBlockedBrokerIsUnavailable(t *testing.T) {
+	b := newBroker(t)
+	ex := b.exchange(t, "ev")
+	q := b.queue(t, ex, "#", nil)
+	px := newProxy(t, brokerHost(t, b))
+	sink := newSink(t, "amqp://guest:guest@"+px.ln.Addr().String()+"/", ex)
+	var p producer
+	if n, err := sink.Send(context.Background(), []outbox.Message{p.next("t", "k")}); n != 1 || err != nil {
+		t.Fatalf("Send = %d, %v", n, err)
+	}
+	reason := "low on memory (test)"
+	px.inject(t, methodFrame(10, 60, append([]byte{byte(len(reason))}, reason...))) // connection.blocked
+	// The notice reaches the client's reader asynchronously: Sends before
+	// it publish as usual.
+	published := 1
+	var err error
+	waitFor(t, 10*time.Second, "the sink to see the block", func() bool {
+		var n int
+		n, err = sink.Send(context.Background(), []outbox.Message{p.next("t", "k")})
+		published += n
+		return err != nil
+	})
+	if !outbox.IsUnavailable(err) || !strings.Contains(err.Error(), reason) {
+		t.Fatalf("Send while blocked: %v; want Unavailable with the reason", err)
+	}
+	m := p.next("t", "k")
+	for range 3 { // and it stays so, without publishing
+		if n, err := sink.Send(context.Background(), []outbox.Message{m}); n != 0 || !outbox.IsUnavailable(err) {
+			t.Fatalf("Send while blocked = %d, %v", n, err)
+		}
+	}
+	px.inject(t, methodFrame(10, 61, nil)) // connection.unblocked
+	waitFor(t, 10*time.Second, "the sink to publish again", func() bool {
+		n, err := sink.Send(context.Background(), []outbox.Message{m})
+		if err != nil && !outbox.IsUnavailable(err) {
+			t.Fatalf("Send after unblocked: %v", err)
+		}
+		return n == 1
+	})
+	if got := b.drain(t, q, published+1); got[published].MessageId != m.ID {
+		t.Fatalf("last message %s, want %s", got[published].MessageId, m.ID)
+	}
+}
+
+// brokerHost returns host:port of the test broker, for a proxy.
+func brokerHost(t *testing.T, b *broker) string {
+	t.Helper()
+	const prefix = "amqp://guest:guest@"
+	host, ok := strings.CutPrefix(b.url, prefix)
+	host, ok2 := strings.CutSuffix(host, "/")
+	if !ok || !ok2 || strings.ContainsAny(host, "/@") {
+		t.Skipf("proxy tests need THEUS_TEST_AMQP of the form %shost:port/", prefix)
+	}
+	return host
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -249,7 +337,29 @@ func (p *proxy) accept() {
 			src.Close()
 		}
 		go pipe(up, c)
-		go pipe(c, up)
+		// Broker to client: whole reads written under p.mu, so inject
+		// writes between them.
+		p.clients = append(p.clients, c)
+		go func() {
+			defer p.wg.Done()
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := up.Read(buf)
+				if n > 0 {
+					p.mu.Lock()
+					_, werr := c.Write(buf[:n])
+					p.mu.Unlock()
+					if werr != nil {
+						err = werr
+					}
+				}
+				if err != nil {
+					c.Close()
+					up.Close()
+					return
+				}
+			}
+		}()
 	}
 }
 
@@ -278,12 +388,7 @@ func TestOutageRetriesWithoutParking(t *testing.T) {
 	ex := b.exchange(t, "ev")
 	q := b.queue(t, ex, "#", nil)
 	// The broker's address, through a proxy the test can cut.
-	host := b.url[len("amqp://guest:guest@"):]
-	host = host[:len(host)-1]
-	if b.url != "amqp://guest:guest@"+host+"/" {
-		t.Skipf("outage test needs a URL of the form amqp://guest:guest@host:port/, have another")
-	}
-	px := newProxy(t, host)
+	px := newProxy(t, brokerHost(t, b))
 	sink := newSink(t, "amqp://guest:guest@"+px.ln.Addr().String()+"/", ex,
 		amqp.WithReconnectBackoff(20*time.Millisecond, 200*time.Millisecond), amqp.WithDialTimeout(time.Second),
 		amqp.WithConfirmTimeout(time.Second))

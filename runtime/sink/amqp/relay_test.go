@@ -198,10 +198,10 @@ func TestRelayRestartMidBatchLosesNothing(t *testing.T) {
 // proxy forwards TCP connections to target until cut, which closes every
 // open one and refuses new ones until heal.
 type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
+	ln      net.Listener
+	target  string
+	mu      sync.Mutex
+	down    bool
 	conns   map[net.Conn]bool
 	clients []net.Conn // the client sides, in accept order
 	wg      sync.WaitGroup

@@ -20,9 +20,14 @@
 //	relay := outbox.NewRelay(st, s)
 //
 // watermill-amqp's default marshaler copies the metadata below into AMQP
-// headers and sets the message UUID (the outbox message ID) as the
-// MessageId property. For the native RabbitMQ sink, with per-key
-// pipelining and its own reconnects, see package runtime/sink/amqp.
+// headers and the message UUID (the outbox message ID) into the
+// "_watermill_message_uuid" header. Its Publish stops at the first
+// message that fails, so WithPublishRuns suits it. It derives the
+// exchange and routing key from the Watermill topic alone
+// (Config.Exchange.GenerateName, Config.Publish.GenerateRoutingKey): to
+// route by key, put the key in the topic with WithTopicFunc. For the
+// native RabbitMQ sink, with the key as routing key, per-key pipelining
+// and its own reconnects, see package runtime/sink/amqp.
 //
 // # The message
 //

@@ -639,7 +639,7 @@ func (c *theusCallOpenAccount) checkOutputs() {
 			continue
 		}
 		if v := w.Value.Balance; v < 0 {
-			tx.Fail(&engine.RuleError{Key: w.Key, Path: "domain.accounts[*].balance", Process: "open_account", Rule: "min", Value: v})
+			tx.Fail(&engine.RuleError{Key: w.Key, Must: "be >= 0", Path: "domain.accounts[*].balance", Process: "open_account", Rule: "min", Value: v})
 		}
 	}
 }
@@ -725,7 +725,7 @@ func (c *theusCallTransfer) checkOutputs() {
 			continue
 		}
 		if v := w.Value.Balance; v < 0 {
-			tx.Fail(&engine.RuleError{Key: w.Key, Path: "domain.accounts[*].balance", Process: "transfer", Rule: "min", Value: v})
+			tx.Fail(&engine.RuleError{Key: w.Key, Must: "be >= 0", Path: "domain.accounts[*].balance", Process: "transfer", Rule: "min", Value: v})
 		}
 	}
 }

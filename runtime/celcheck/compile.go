@@ -185,3 +185,41 @@ func (a *activation) ResolveName(name string) (any, bool) {
 }
 
 func (a *activation) Parent() interpreter.Activation { return nil }
+
+// Compiler compiles the check expr of a state invariant for the engine
+// (engine.CheckCompiler): self is the value at the fields sub (JSON names)
+// of a value of type t, the state field or the collection entry.
+func Compiler(expr string, t reflect.Type, sub []string) (func(v any) (bool, any, error), error) {
+	root, err := TypeOf(t)
+	if err != nil {
+		return nil, err
+	}
+	self, index := root, make([]int, 0, len(sub))
+	for _, name := range sub {
+		f := self.Field(name)
+		if f == nil {
+			return nil, fmt.Errorf("no field %q in %s", name, self.Name)
+		}
+		self, index = f.Type, append(index, f.goIndex)
+	}
+	prg, err := Compile(expr, self, nil)
+	if err != nil {
+		return nil, err
+	}
+	return func(v any) (bool, any, error) {
+		p := v
+		var fv reflect.Value
+		if len(index) > 0 {
+			fv = reflect.ValueOf(v).Elem()
+			for _, i := range index {
+				fv = fv.Field(i)
+			}
+			p = fv.Addr().Interface()
+		}
+		ok, err := prg.Eval(p, nil)
+		if ok || err != nil {
+			return ok, nil, err
+		}
+		return false, reflect.ValueOf(p).Elem().Interface(), nil
+	}, nil
+}

@@ -30,6 +30,11 @@ type Schema[S any] struct {
 	// stores, which encode and decode values through the StateCodec the
 	// engine builds from it.
 	State []StateField[S]
+	// Invariants are checked on every commit that writes their paths (see
+	// Invariant); CompileCheck compiles their expressions when the engine
+	// starts (generated code gives celcheck.Compiler).
+	Invariants   []Invariant
+	CompileCheck CheckCompiler
 }
 
 // ProcessSpec declares one process.
@@ -195,6 +200,10 @@ type Engine[S any] struct {
 	// closed is set by Close, with e.mu held; pure calls, which do not
 	// take e.mu, read it too.
 	closed atomic.Bool
+	// invs are the state invariants, and invByPath, per path, the
+	// invariants a write of it must be checked against (invariants.go).
+	invs      []invariant[S]
+	invByPath [][]int
 }
 
 // New starts an engine. If the store holds data, its state is recovered and
@@ -247,6 +256,9 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 		e.pathIndex[p] = i
 	}
 	e.sc = newStateCodec(schema.State, e.opts.codec)
+	if err := e.compileInvariants(schema); err != nil {
+		return nil, err
+	}
 	rec, err := e.store.Recover(ctx, e.sc)
 	if err != nil {
 		return nil, fmt.Errorf("theus: recover: %w", err)
@@ -550,6 +562,14 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 	}
 	next := e.next()
 	c.Apply(&next.state, next.version)
+	if e.invs != nil {
+		if err := e.checkInvariants(p.Name, tx, &next.state); err != nil {
+			e.discard(next)
+			e.mu.Unlock()
+			e.countRejected(err)
+			return Receipt{}, false, err
+		}
+	}
 	tx.proc, tx.snapv, tx.applier = p, snap.version, c
 	if released, err = e.persist(tx, e.sequence(p, tx, next, c.ReceiptID()), snap); err != nil {
 		return Receipt{}, released, err
@@ -631,6 +651,14 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 	tx := new(Tx)
 	tx.reset(nil)
 	ch.Record(tx)
+	v, err := e.compareAndSwap(ctx, expected, tx, ch)
+	if err == nil {
+		e.warn(ctx, tx, v) // invariants with on_fail: warn
+	}
+	return v, err
+}
+
+func (e *Engine[S]) compareAndSwap(ctx context.Context, expected uint64, tx *Tx, ch Change[S]) (uint64, error) {
 	e.mu.Lock()
 	for e.exclusive {
 		e.waiting()
@@ -745,6 +773,14 @@ func (e *Engine[S]) swap(expected uint64, tx *Tx, ch Change[S]) (uint64, error) 
 	}
 	next := e.next()
 	ch.Apply(&next.state, next.version)
+	if e.invs != nil {
+		if err := e.checkInvariants("", tx, &next.state); err != nil {
+			e.discard(next)
+			e.mu.Unlock()
+			e.countRejected(err)
+			return 0, err
+		}
+	}
 	tx.proc, tx.snapv, tx.applier = nil, expected, ch
 	if _, err := e.persist(tx, e.sequence(nil, tx, next, nil), nil); err != nil {
 		if err == ErrConflict { // another engine committed first (remote.go)

@@ -98,6 +98,9 @@ func (p *provider) NewValue(name string, _ map[string]ref.Val) ref.Val {
 
 // NativeToValue adapts the elements of lists and maps of structs.
 func (p *provider) NativeToValue(v any) ref.Val {
+	if val, ok := v.(ref.Val); ok { // a field read by FindStructFieldType
+		return val
+	}
 	rv := reflect.ValueOf(v)
 	if t, ok := p.byGo[rv.Type()]; ok {
 		ptr := reflect.New(rv.Type())

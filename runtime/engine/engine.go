@@ -369,6 +369,12 @@ func (e *Engine[S]) Exec(ctx context.Context, proc int, c Call[S]) (Receipt, err
 		if err == nil {
 			e.warn(ctx, c.Tx(), r.Version)
 		}
+		if ref, ok := err.(*refusal[S]); ok {
+			if lost, err := e.settleRefusal(ctx, ref); !lost {
+				return Receipt{}, err
+			}
+			continue // decided on state a failed group took back: run again
+		}
 		if err != ErrConflict {
 			return r, err
 		}
@@ -426,6 +432,10 @@ func (e *Engine[S]) exclusiveTurn(ctx context.Context, p *process, c Call[S]) (r
 	r, released, err = e.commit(p, c, snap, true)
 	if err == ErrConflict { // only a failed snapshot conflicts in a turn
 		return Receipt{}, true, nil
+	}
+	if ref, ok := err.(*refusal[S]); ok {
+		lost, err = e.settleRefusal(ctx, ref)
+		return Receipt{}, lost, err
 	}
 	if err == nil {
 		e.warn(ctx, c.Tx(), r.Version)
@@ -564,10 +574,12 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 	c.Apply(&next.state, next.version)
 	if e.invs != nil {
 		if err := e.checkInvariants(p.Name, tx, &next.state); err != nil {
+			// Decided on the last sequenced state, which a store failure
+			// may yet take back: see settleRefusal.
+			ref := &refusal[S]{err: err, base: e.acquire(e.headp)}
 			e.discard(next)
 			e.mu.Unlock()
-			e.countRejected(err)
-			return Receipt{}, false, err
+			return Receipt{}, false, ref
 		}
 	}
 	tx.proc, tx.snapv, tx.applier = p, snap.version, c

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"strings"
@@ -132,4 +133,31 @@ func (e *Engine[S]) checkOne(process string, tx *Tx, inv *invariant[S], v any, k
 		return nil
 	}
 	return &re
+}
+
+// refusal is what commit returns for a commit an invariant refused: the
+// error, and a reference on the snapshot it was checked against (with the
+// commit's writes applied to a copy), the last sequenced one.
+type refusal[S any] struct {
+	err  error
+	base *snapshot[S]
+}
+
+func (r *refusal[S]) Error() string { return r.err.Error() }
+
+// settleRefusal returns the error of a refused commit once the state it
+// was decided on is durable, as for any error decided on a snapshot still
+// with the store; lost reports that the store failed that state instead,
+// so the call must run again.
+func (e *Engine[S]) settleRefusal(ctx context.Context, r *refusal[S]) (lost bool, err error) {
+	ok, werr := e.awaitSettled(ctx, r.base)
+	e.release(r.base)
+	switch {
+	case werr != nil:
+		return false, werr
+	case !ok:
+		return true, nil
+	}
+	e.countRejected(r.err)
+	return false, r.err
 }

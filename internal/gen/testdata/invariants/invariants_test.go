@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/store/sqlite"
 )
 
 type procs struct{}
@@ -219,5 +220,42 @@ func TestRuleCheckReadsArgs(t *testing.T) {
 	}
 	if _, err := RunSell(procs{}, concert(), SellArgs{Event: "e1", Seats: 1}); err != nil {
 		t.Errorf("RunSell: %v", err)
+	}
+}
+
+// With a durable store, a refused commit is not in the store either, and
+// the next one gets the next version.
+func TestInvariantWithSQLite(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/state.db"
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, concert(), engine.WithStore(st))
+	if _, err := e.Sell(ctx, SellArgs{Event: "e1", Seats: 3}); !errors.Is(err, engine.ErrRuleViolation) {
+		t.Fatalf("err = %v, want the invariant", err)
+	}
+	var p Patch
+	p.PutEvents("e1", Event{ID: "e1", Name: "Concert", Sold: 11, Capacity: 10})
+	if _, err := e.CompareAndSwap(ctx, e.Snapshot().Version(), p); !errors.Is(err, engine.ErrRuleViolation) {
+		t.Fatalf("err = %v, want the invariant", err)
+	}
+	r, err := e.Sell(ctx, SellArgs{Event: "e1", Seats: 2})
+	if err != nil || r.Version != 1 {
+		t.Fatalf("a valid sale: %v, version %d", err, r.Version)
+	}
+	e.Close()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e2 := start(t, State{}, engine.WithStore(st))
+	if v, s := e2.Snapshot().Version(), sold(t, e2, "e1"); v != 1 || s != 10 {
+		t.Errorf("recovered version %d, sold %d; want 1, 10", v, s)
 	}
 }

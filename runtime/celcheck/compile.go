@@ -141,6 +141,13 @@ func (p *Program) Expr() string { return p.expr }
 // means it could not be evaluated (a division by zero, the cost limit).
 func (p *Program) Eval(self, args any) (bool, error) {
 	a := p.acts.Get().(*activation)
+	ok, err := p.eval(a, self, args)
+	p.acts.Put(a)
+	return ok, err
+}
+
+// eval is Eval with the activation a, which it leaves cleared.
+func (p *Program) eval(a *activation, self, args any) (bool, error) {
 	a.self = object{p: p.p, t: p.self}
 	a.selfVal = nil
 	if p.self.Kind == Object {
@@ -156,7 +163,6 @@ func (p *Program) Eval(self, args any) (bool, error) {
 	}
 	out, _, err := p.prg.Eval(a)
 	*a = activation{}
-	p.acts.Put(a)
 	if err != nil {
 		return false, fmt.Errorf("check %s: %w", p.expr, err)
 	}
@@ -206,6 +212,9 @@ func Compiler(expr string, t reflect.Type, sub []string) (func(v any) (bool, any
 	if err != nil {
 		return nil, err
 	}
+	// The engine calls the check under its lock, one at a time: it keeps
+	// its own activation rather than taking one from the pool.
+	act := new(activation)
 	return func(v any) (bool, any, error) {
 		p := v
 		var fv reflect.Value
@@ -216,7 +225,7 @@ func Compiler(expr string, t reflect.Type, sub []string) (func(v any) (bool, any
 			}
 			p = fv.Addr().Interface()
 		}
-		ok, err := prg.Eval(p, nil)
+		ok, err := prg.eval(act, p, nil)
 		if ok || err != nil {
 			return ok, nil, err
 		}

@@ -204,6 +204,9 @@ type Engine[S any] struct {
 	// invariants a write of it must be checked against (invariants.go).
 	invs      []invariant[S]
 	invByPath [][]int
+	// onRefuse, set by tests only, is called with e.mu held when an
+	// invariant refuses a commit.
+	onRefuse func()
 }
 
 // New starts an engine. If the store holds data, its state is recovered and
@@ -577,6 +580,9 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 			// Decided on the last sequenced state, which a store failure
 			// may yet take back: see settleRefusal.
 			ref := &refusal[S]{err: err, base: e.acquire(e.headp)}
+			if e.onRefuse != nil {
+				e.onRefuse()
+			}
 			e.discard(next)
 			e.mu.Unlock()
 			return Receipt{}, false, ref

@@ -161,3 +161,13 @@ func (e *Engine[S]) settleRefusal(ctx context.Context, r *refusal[S]) (lost bool
 	e.countRejected(r.err)
 	return false, r.err
 }
+
+// breaksInvariant reports whether the commit t, rebased onto other
+// engines' commits, breaks an invariant with on_fail: reject on s (its
+// warnings were recorded when it was first sequenced). e.mu is held.
+func (e *Engine[S]) breaksInvariant(t *Tx, s *S) bool {
+	n := len(t.warnings)
+	err := e.checkInvariants("", t, s)
+	t.warnings = t.warnings[:n]
+	return err != nil
+}

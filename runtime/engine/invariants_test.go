@@ -118,3 +118,44 @@ func TestInvariantRefusalOnADurableSnapshot(t *testing.T) {
 		t.Fatalf("second call: %v after %d runs, want the invariant after 1", res.err, c.runs)
 	}
 }
+
+// With several engines on one store, a commit that held its invariants on
+// the state it was sequenced on, but not once rebased onto another
+// engine's commit that the store ordered first, runs again, and is
+// refused: engine A sets x = 5 (y is 10) while engine B sets y = 0.
+func TestInvariantAfterRebase(t *testing.T) {
+	procs := []*proc{setPX, setPY}
+	start := func(st engine.Store) *engine.Engine[tstate] {
+		s := sharedSchema(procs...)
+		s.Invariants = []engine.Invariant{{Path: "domain.p", Field: 4, Rule: "check", Check: "self.x <= self.y"}}
+		s.CompileCheck = func(string, reflect.Type, []string) (func(any) (bool, any, error), error) {
+			return func(v any) (bool, any, error) { p := v.(*pair); return p.X <= p.Y, *p, nil }, nil
+		}
+		e, err := engine.New(context.Background(), s, tstate{P: pair{0, 10}}, engine.WithStore(st))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	log := newSharedLog()
+	gated := &gatedShared{sharedStore: &sharedStore{log: log, instance: 0}, gate: make(chan struct{}), waiting: make(chan struct{})}
+	a, b := start(gated), start(&sharedStore{log: log, instance: 1})
+	c := &call{p: setPX, arg: 5}
+	done := goExec(a, 0, c)
+	within(t, gated.waiting, "A's commit with the store") // {5, 10} holds
+	if _, err := b.Exec(context.Background(), 1, &call{p: setPY, arg: 0}); err != nil {
+		t.Fatal(err) // version 1: {0, 0}
+	}
+	close(gated.gate)
+	res := within(t, done, "A's call")
+	var re *engine.RuleError
+	if !errors.As(res.err, &re) || !re.Invariant || c.runs != 2 {
+		t.Fatalf("A's call: %v after %d runs, want the invariant after 2", res.err, c.runs)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(log.commits) != 1 || log.commits[0].state.P != (pair{0, 0}) {
+		t.Fatalf("the log holds %d commits, the last %+v; want B's alone", len(log.commits), log.commits[len(log.commits)-1].state)
+	}
+}

@@ -49,18 +49,24 @@ type Field struct {
 	goIndex int
 }
 
-// Field returns the field called name, or nil.
+// Field returns the field called name, or nil. A Type is read by
+// evaluations running at once: its index is built by Compile (newProvider
+// indexes every Type it reaches), not here, unless nothing built it yet.
 func (t *Type) Field(name string) *Field {
 	if t.index == nil {
-		t.index = make(map[string]int, len(t.Fields))
-		for i, f := range t.Fields {
-			t.index[f.Name] = i
-		}
+		t.buildIndex()
 	}
 	if i, ok := t.index[name]; ok {
 		return &t.Fields[i]
 	}
 	return nil
+}
+
+func (t *Type) buildIndex() {
+	t.index = make(map[string]int, len(t.Fields))
+	for i, f := range t.Fields {
+		t.index[f.Name] = i
+	}
 }
 
 // cel returns the CEL type of t.
@@ -156,13 +162,14 @@ func typeOf(t reflect.Type, seen map[reflect.Type]*Type) (*Type, error) {
 	return nil, fmt.Errorf("type %s cannot be checked with CEL", t)
 }
 
-// goTypeName names a struct as the contract does: its name, qualified by
-// its package's name when it is not the package that declares the state.
+// goTypeName names a struct to CEL: qualified by its package's name
+// ("golden.Event", "money.Amount"), so that two types of one name in
+// different packages stay two objects.
 func goTypeName(t reflect.Type) string {
 	if t.Name() == "" {
 		return "object"
 	}
-	return t.Name()
+	return t.String()
 }
 
 // jsonName is the name encoding/json gives f, and whether it skips f.

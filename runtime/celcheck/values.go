@@ -45,6 +45,7 @@ func (p *provider) add(t *Type) {
 			return
 		}
 		p.objects[t.Name] = t
+		t.buildIndex()
 		if t.goType != nil {
 			p.byGo[t.goType] = t
 		}

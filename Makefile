@@ -4,7 +4,7 @@ BIN     := bin
 THEUSGEN := $(BIN)/theusgen
 # Every contract in the repository; each names its own generated file.
 CONTRACTS := contracts.yaml $(wildcard examples/*/contracts.yaml) runtime/store/sqlite/internal/nested/contracts.yaml \
-	internal/gen/internal/encodecheck/contracts.yaml
+	internal/gen/internal/encodecheck/contracts.yaml runtime/celcheck/internal/invbench/contracts.yaml
 # Packages whose contract is declared in Go struct tags.
 TAG_PACKAGES := examples/tags
 # Contracts of the bench/peers module, linted from inside it (its packages

@@ -171,6 +171,16 @@ func (e *Engine[S]) rebaseLocal(base uint64) {
 		case Change[S]:
 			a.Apply(&next.state, next.version)
 		}
+		if e.invs != nil && e.breaksInvariant(t, &next.state) {
+			// Its invariants held on the state it was sequenced on, not
+			// on this one: it runs again, and is checked again.
+			dropped = append(dropped, t)
+			t.status, t.serr = txConflict, ErrConflict
+			t.rec.State = nil
+			wake(t)
+			e.discard(next)
+			continue
+		}
 		e.resequence(t, next)
 		head = next
 		if i < nflush {

@@ -260,6 +260,9 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 			return nil, fmt.Errorf("theus: recover: the store holds a state of type %T, want %T", rec.State, s)
 		}
 		snap.version, snap.state = rec.Version, *s
+		for _, w := range rec.Warnings {
+			e.opts.logger.WarnContext(ctx, "theus: recover: "+w, "version", rec.Version)
+		}
 		for k, v := range rec.KeySeqs {
 			*e.keySeqs.of(k.Topic, k.Key) = v
 		}

@@ -347,3 +347,84 @@ func numberChange(o, n string) ChangeKind {
 	}
 	return TypeChanged
 }
+
+// Evolution is how the state a store holds relates to the contract that
+// opens it (CompareFields).
+type Evolution struct {
+	// Record lists the declared fields whose fingerprint the store must
+	// record: new ones, and those whose type changed compatibly. A store
+	// records them in the transaction of its next commit, so that until
+	// then the data may still be opened by the contract that wrote it.
+	Record []FieldInfo
+	// Removed lists the stored paths the contract no longer declares:
+	// their values are ignored, and the store forgets them with the next
+	// commit.
+	Removed []string
+	// Changes lists, per declared field stored with another type, the
+	// differences (CompareTypes), compatible or not.
+	Changes []TypeChange
+	// Warnings describe the compatible changes that drop stored values:
+	// removed fields, removed struct fields. Stores return them in
+	// Recovered.Warnings.
+	Warnings []string
+	// Drift describes the changes that stored values cannot follow, one
+	// line per path, sorted: a store refuses to recover (unless a
+	// migration handles the path).
+	Drift []string
+}
+
+// CompareFields compares the fields a store recorded with those the
+// contract declares (StateCodec.Fields), by the rules of CompareTypes,
+// and says what the store must do: record, forget, warn or refuse. It is
+// the one comparison every durable store makes, so that all of them accept
+// and refuse the same changes.
+func CompareFields(stored, declared []FieldInfo) Evolution {
+	var ev Evolution
+	byPath := make(map[string]FieldInfo, len(stored))
+	for _, f := range stored {
+		byPath[f.Path] = f
+	}
+	for _, d := range declared {
+		s, ok := byPath[d.Path]
+		delete(byPath, d.Path)
+		switch {
+		case !ok:
+			ev.Record = append(ev.Record, d)
+			continue
+		case s.Type == d.Type && s.Collection == d.Collection:
+			continue
+		case s.Collection != d.Collection:
+			ev.Drift = append(ev.Drift, fmt.Sprintf("%s: %s (%s -> %s)", d.Path, CollectionChanged, s.Type, d.Type))
+			continue
+		}
+		changes, err := CompareTypes(d.Path, s.Type, d.Type)
+		if err != nil {
+			ev.Drift = append(ev.Drift, fmt.Sprintf("%s is stored as %s but the contract declares %s (%v)", d.Path, s.Type, d.Type, err))
+			continue
+		}
+		ev.Changes = append(ev.Changes, changes...)
+		breaking := false
+		for _, c := range changes {
+			switch {
+			case c.Kind.Breaking():
+				breaking = true
+				ev.Drift = append(ev.Drift, c.String())
+			case c.Kind == FieldRemoved:
+				ev.Warnings = append(ev.Warnings, c.String())
+			}
+		}
+		if !breaking {
+			ev.Record = append(ev.Record, d)
+		}
+	}
+	for _, s := range stored {
+		if _, ok := byPath[s.Path]; ok {
+			ev.Removed = append(ev.Removed, s.Path)
+			ev.Warnings = append(ev.Warnings, s.Path+": state field removed from the contract (stored values are ignored)")
+		}
+	}
+	slices.Sort(ev.Removed)
+	slices.Sort(ev.Warnings)
+	slices.Sort(ev.Drift)
+	return ev
+}

@@ -128,6 +128,11 @@ type Store struct {
 	// empty is set while the store holds no state: the first commit then
 	// writes the whole state, including the initial values no commit wrote.
 	empty bool
+	// pending is how the contract's fields differ from those recorded, as
+	// Recover found: the next commit records the difference in its
+	// transaction (recordPending), so a crash before it leaves the file
+	// as the previous contract wrote it.
+	pending engine.Evolution
 	// rr is what the relay read last, acks its acks not written yet
 	// (outbox.go).
 	rr   relayRead

@@ -103,8 +103,8 @@ type setSeq[S any] struct {
 	set func(*S, int64)
 }
 
-func (c setSeq[S]) Record(tx *engine.Tx)    { tx.Write(0) }
-func (c setSeq[S]) Apply(s *S, _ uint64)    { c.set(s, c.v) }
+func (c setSeq[S]) Record(tx *engine.Tx) { tx.Write(0) }
+func (c setSeq[S]) Apply(s *S, _ uint64) { c.set(s, c.v) }
 func seq[K cmp.Ordered, O, C, N any](v int64) setSeq[St[K, O, C, N]] {
 	return setSeq[St[K, O, C, N]]{v, func(s *St[K, O, C, N], v int64) { s.Seq = v }}
 }

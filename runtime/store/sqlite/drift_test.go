@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/theus-go/theus/examples/bank"
-	"github.com/theus-go/theus/runtime/internal/evolvetest"
 	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/internal/evolvetest"
 	"github.com/theus-go/theus/runtime/store/sqlite"
 )
 

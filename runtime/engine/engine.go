@@ -277,6 +277,12 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 		e.cancelFollow, e.followed = cancel, make(chan struct{})
 		go e.follow(fctx)
 	}
+	if e.opts.globals != nil {
+		if err := e.applyGlobals(ctx); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
 	return e, nil
 }
 

@@ -12,6 +12,7 @@ type Option func(*options)
 
 type options struct {
 	store      Store
+	globals    any // func(*S) of WithGlobals
 	strictCAS  bool
 	attempts   int
 	backoff    time.Duration

@@ -247,6 +247,7 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 		e.pathIndex[p] = i
 	}
 	e.sc = newStateCodec(schema.State, e.opts.codec)
+	e.sc.migrations = e.opts.migrations
 	rec, err := e.store.Recover(ctx, e.sc)
 	if err != nil {
 		return nil, fmt.Errorf("theus: recover: %w", err)

@@ -368,18 +368,27 @@ type Evolution struct {
 	// Recovered.Warnings.
 	Warnings []string
 	// Drift describes the changes that stored values cannot follow, one
-	// line per path, sorted: a store refuses to recover (unless a
-	// migration handles the path).
+	// line per path, sorted: a store refuses to recover.
 	Drift []string
+	// Migrate lists the declared fields stored with another type for which
+	// a migration is registered (Migrator): the store converts their
+	// stored values (Convert) and writes the state again, with the new
+	// types recorded, in one transaction, before it recovers. They are in
+	// Record too; their changes are not in Drift or Warnings.
+	Migrate []FieldInfo
+	// Convert holds the conversion of each path of Migrate.
+	Convert map[string]func(data []byte) ([]byte, error)
 }
 
 // CompareFields compares the fields a store recorded with those the
-// contract declares (StateCodec.Fields), by the rules of CompareTypes,
-// and says what the store must do: record, forget, warn or refuse. It is
-// the one comparison every durable store makes, so that all of them accept
-// and refuse the same changes.
-func CompareFields(stored, declared []FieldInfo) Evolution {
+// contract declares (codec.Fields()), by the rules of CompareTypes, and
+// says what the store must do: record, forget, warn, migrate or refuse. It
+// is the one comparison every durable store makes, so that all of them
+// accept and refuse the same changes.
+func CompareFields(stored []FieldInfo, codec StateCodec) Evolution {
 	var ev Evolution
+	declared := codec.Fields()
+	migrator, _ := codec.(Migrator)
 	byPath := make(map[string]FieldInfo, len(stored))
 	for _, f := range stored {
 		byPath[f.Path] = f
@@ -396,6 +405,20 @@ func CompareFields(stored, declared []FieldInfo) Evolution {
 		case s.Collection != d.Collection:
 			ev.Drift = append(ev.Drift, fmt.Sprintf("%s: %s (%s -> %s)", d.Path, CollectionChanged, s.Type, d.Type))
 			continue
+		}
+		if migrator != nil {
+			if convert, ok := migrator.Migration(d.Path); ok && d.Collection && !sameKey(s.Type, d.Type) {
+				ev.Drift = append(ev.Drift, fmt.Sprintf("%s: %s (%s -> %s): a migration keeps the keys", d.Path, KeyChanged, s.Type, d.Type))
+				continue
+			} else if ok {
+				if ev.Convert == nil {
+					ev.Convert = make(map[string]func([]byte) ([]byte, error))
+				}
+				ev.Convert[d.Path] = convert
+				ev.Migrate = append(ev.Migrate, d)
+				ev.Record = append(ev.Record, d)
+				continue
+			}
 		}
 		changes, err := CompareTypes(d.Path, s.Type, d.Type)
 		if err != nil {
@@ -427,4 +450,12 @@ func CompareFields(stored, declared []FieldInfo) Evolution {
 	slices.Sort(ev.Warnings)
 	slices.Sort(ev.Drift)
 	return ev
+}
+
+// sameKey reports whether two collection fingerprints have the same key
+// type.
+func sameKey(a, b string) bool {
+	ta, err1 := parseFingerprint(a)
+	tb, err2 := parseFingerprint(b)
+	return err1 == nil && err2 == nil && ta.kind == 'c' && tb.kind == 'c' && ta.key.describe() == tb.key.describe()
 }

@@ -13,6 +13,7 @@ type Option func(*options)
 type options struct {
 	store      Store
 	globals    any // func(*S) of WithGlobals
+	migrations map[string]Migration
 	strictCAS  bool
 	attempts   int
 	backoff    time.Duration

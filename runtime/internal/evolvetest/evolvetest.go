@@ -8,10 +8,12 @@ package evolvetest
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/theus-go/theus/runtime/engine"
@@ -117,9 +119,10 @@ type version struct {
 	start func(ctx context.Context, st engine.Store, log *slog.Logger) (check func() error, commit func() error, close func(), err error)
 }
 
-func newVersion[K cmp.Ordered, O, C, N any](c contract, check func(St[K, O, C, N]) error) version {
+func newVersion[K cmp.Ordered, O, C, N any](c contract, check func(St[K, O, C, N]) error, opts ...engine.Option) version {
 	return version{contract: c, start: func(ctx context.Context, st engine.Store, log *slog.Logger) (func() error, func() error, func(), error) {
-		e, err := engine.New(ctx, schema[K, O, C, N](c), St[K, O, C, N]{}, engine.WithStore(st), engine.WithLogger(log))
+		opts := append([]engine.Option{engine.WithStore(st), engine.WithLogger(log)}, opts...)
+		e, err := engine.New(ctx, schema[K, O, C, N](c), St[K, O, C, N]{}, opts...)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -144,7 +147,30 @@ type Case struct {
 	// the path; Warn, for a compatible one that drops values, what the
 	// engine logs.
 	Drift, Warn string
+	// Back0 and Back1 are the reasons v1 is refused the data after New
+	// started on it, and after New committed ("": v1 opens it).
+	Back0, Back1 string
+	// Migrations counts the runs of the case's migration, which must run
+	// once in all.
+	Migrations *atomic.Int32
 }
+
+// migrated counts the runs of a migration.
+func migrated[Old, New any](path string, n *atomic.Int32, f func(Old) (New, error)) engine.Option {
+	return engine.WithMigrations(engine.Migrate(path, func(o Old) (New, error) {
+		n.Add(1)
+		return f(o)
+	}))
+}
+
+// OrderSeats is Order with its seats as a string.
+type OrderSeats struct {
+	ID    string `json:"id"`
+	Seats string `json:"seats"`
+	Note  string `json:"note"`
+}
+
+var narrowedRuns, seatsRuns, failedRuns atomic.Int32
 
 func orderOf[O any](s St[string, O, int32, string]) (*O, error) {
 	o, ok := s.Orders.Get("o1")
@@ -172,7 +198,7 @@ var Cases = []Case{
 			}
 			return nil
 		})},
-	{Name: "integers widened", new: newVersion(contract{order: "Order{id string, seats int64, note string}", key: "string", count: "int64", name: "string"},
+	{Name: "integers widened", Back1: "narrowed (int64 -> int32)", new: newVersion(contract{order: "Order{id string, seats int64, note string}", key: "string", count: "int64", name: "string"},
 		func(s St[string, OrderWide, int64, string]) error {
 			o, ok := s.Orders.Get("o1")
 			if !ok || o.Seats != 3 || s.Count != 7 || s.Name != "v1" {
@@ -204,6 +230,31 @@ var Cases = []Case{
 		new: newVersion(contract{order: v1.order, key: "int64", count: "int32", name: "string"}, func(St[int64, Order, int32, string]) error { return nil })},
 	{Name: "collection to value", Drift: "domain.orders: collection <-> value",
 		new: newVersion(contract{order: v1.order, key: "string", count: "int32", name: "string", ordersPlain: true}, func(St[string, Order, int32, string]) error { return nil })},
+	{Name: "narrowed, migrated", Migrations: &narrowedRuns,
+		new: newVersion(contract{order: v1.order, key: "string", count: "int16", name: "string"},
+			func(s St[string, Order, int16, string]) error {
+				if s.Count != 14 || s.Name != "v1" {
+					return fmt.Errorf("count %d, name %q", s.Count, s.Name)
+				}
+				return nil
+			},
+			migrated("domain.count", &narrowedRuns, func(n int32) (int16, error) { return int16(n * 2), nil }))},
+	{Name: "entries retyped, migrated", Migrations: &seatsRuns,
+		Back0: "domain.orders[*].seats: type changed (string -> int32)", Back1: "domain.orders[*].seats: type changed (string -> int32)",
+		new: newVersion(contract{order: "Order{id string, seats string, note string}", key: "string", count: "int32", name: "string"},
+			func(s St[string, OrderSeats, int32, string]) error {
+				o, err := orderOf(s)
+				if err != nil || *o != (OrderSeats{ID: "o1", Seats: "3 seats", Note: "aisle"}) || s.Count != 7 {
+					return fmt.Errorf("%+v, count %d, %v", o, s.Count, err)
+				}
+				return nil
+			},
+			migrated("domain.orders", &seatsRuns, func(o Order) (OrderSeats, error) {
+				return OrderSeats{ID: o.ID, Seats: fmt.Sprintf("%d seats", o.Seats), Note: o.Note}, nil
+			}))},
+	{Name: "migration fails", Drift: "theus: migrate domain.count: no", Migrations: &failedRuns,
+		new: newVersion(contract{order: v1.order, key: "string", count: "int16", name: "string"}, func(St[string, Order, int16, string]) error { return nil },
+			migrated("domain.count", &failedRuns, func(int32) (int16, error) { return 0, errors.New("no") }))},
 }
 
 // old is the contract that writes the data of every case.
@@ -221,6 +272,14 @@ func Run(t *testing.T, fresh Fresh) {
 	ctx := context.Background()
 	for _, c := range Cases {
 		t.Run(c.Name, func(t *testing.T) {
+			if c.Migrations != nil {
+				c.Migrations.Store(0)
+				defer func() {
+					if n := c.Migrations.Load(); n != 1 && c.Drift == "" {
+						t.Errorf("the migration ran %d times, want once", n)
+					}
+				}()
+			}
 			open := fresh(t)
 			write(t, open)
 
@@ -236,6 +295,8 @@ func Run(t *testing.T, fresh Fresh) {
 				if !strings.Contains(err.Error(), c.Drift) {
 					t.Fatalf("err = %v, want %q", err, c.Drift)
 				}
+				// Refused: nothing was written.
+				reopen(t, open, old, "")
 				return
 			}
 			if err != nil {
@@ -251,8 +312,8 @@ func Run(t *testing.T, fresh Fresh) {
 			closeEngine()
 			closeStore()
 
-			// No commit yet: the data is still v1's.
-			reopen(t, open, old, "")
+			// No commit yet: the data is still v1's (unless migrated).
+			reopen(t, open, old, c.Back0)
 			// The first commit records the new types.
 			st, closeStore = open(t)
 			_, commit, closeEngine, err := c.new.start(ctx, st, slog.New(&recorder{}))
@@ -265,11 +326,7 @@ func Run(t *testing.T, fresh Fresh) {
 			}
 			closeEngine()
 			closeStore()
-			wantBack := ""
-			if c.Name == "integers widened" {
-				wantBack = "narrowed (int64 -> int32)"
-			}
-			reopen(t, open, old, wantBack)
+			reopen(t, open, old, c.Back1)
 		})
 	}
 }

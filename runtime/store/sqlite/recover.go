@@ -78,8 +78,18 @@ func (s *Store) recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 	}
 	// The fields the contract added or changed compatibly are recorded
 	// with the next commit, in its transaction: until then the file is
-	// as the previous contract left it, and opens with it again.
+	// as the previous contract left it, and opens with it again. A
+	// migration records them at once, with the converted state.
 	s.pending = r.evolution
+	if len(r.evolution.Migrate) > 0 {
+		size, err := s.migrate(ctx, codec, r.rec)
+		if err != nil {
+			s.pending = engine.Evolution{}
+			return nil, fmt.Errorf("sqlite: recover: migrate: %w", err)
+		}
+		s.pending = engine.Evolution{}
+		r.checkpoint, r.logBytes, r.snapBytes = r.rec.Version, 0, size
+	}
 	r.rec.Warnings = r.evolution.Warnings
 	s.codec, s.version, s.empty, s.last = codec, r.rec.Version, false, r.rec.State
 	s.seqs, s.lastID = r.unfolded, r.lastID
@@ -139,7 +149,7 @@ func (r *recovery) read(ctx context.Context, tx *sql.Tx, s *Store) error {
 	for i, f := range infos {
 		index[f.Path] = i
 	}
-	if r.evolution, err = checkDrift(ctx, tx, infos); err != nil {
+	if r.evolution, err = checkDrift(ctx, tx, r.codec); err != nil {
 		return err
 	}
 
@@ -182,6 +192,16 @@ func (r *recovery) read(ctx context.Context, tx *sql.Tx, s *Store) error {
 		}
 		if infos[i].Collection != (c.kind != setField) {
 			return fmt.Errorf("%s changes %s, which the contract does not declare as such", from, c.path)
+		}
+		if convert := r.evolution.Convert[c.path]; convert != nil && c.value != nil {
+			v, err := convert(c.value)
+			if err != nil {
+				if c.key != "" {
+					return fmt.Errorf("%s, entry %q: %w", from, c.key, err)
+				}
+				return fmt.Errorf("%s: %w", from, err)
+			}
+			c.value = v
 		}
 		switch c.kind {
 		case setField:
@@ -232,7 +252,8 @@ func (r *recovery) read(ctx context.Context, tx *sql.Tx, s *Store) error {
 // fingerprint that matches the contract's in that form (see
 // legacyFingerprint) is not drift either: it is recorded again in the
 // current form.
-func checkDrift(ctx context.Context, tx *sql.Tx, infos []engine.FieldInfo) (engine.Evolution, error) {
+func checkDrift(ctx context.Context, tx *sql.Tx, codec engine.StateCodec) (engine.Evolution, error) {
+	infos := codec.Fields()
 	declared := make(map[string]string, len(infos))
 	for _, f := range infos {
 		declared[f.Path] = f.Type
@@ -254,7 +275,7 @@ func checkDrift(ctx context.Context, tx *sql.Tx, infos []engine.FieldInfo) (engi
 	if err != nil {
 		return engine.Evolution{}, err
 	}
-	ev := engine.CompareFields(stored, infos)
+	ev := engine.CompareFields(stored, codec)
 	if len(ev.Drift) > 0 {
 		return ev, &DriftError{Paths: ev.Drift}
 	}

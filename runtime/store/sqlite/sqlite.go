@@ -272,6 +272,10 @@ const (
 	// error here is taken for a failure of COMMIT itself, as when the sync
 	// reports an I/O error for a transaction that did reach the disk.
 	AfterSync
+	// MigrateBeforeSync: the transaction of a migration on recovery
+	// (engine.Migrate) has written the converted state and the new types,
+	// and is not committed yet.
+	MigrateBeforeSync
 
 	noStep Step = -1 // no fault hook
 )
@@ -288,6 +292,8 @@ func (s Step) String() string {
 		return "checkpoint before sync"
 	case AfterSync:
 		return "after sync"
+	case MigrateBeforeSync:
+		return "migrate before sync"
 	}
 	return fmt.Sprintf("Step(%d)", int(s))
 }

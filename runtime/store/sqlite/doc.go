@@ -92,8 +92,10 @@
 // commit, so until then the file opens with the previous contract as well.
 // A breaking change (a type changed, an integer narrowed, a key type
 // changed, a collection turned into a plain field or back) makes Recover
-// fail with a *DriftError naming each path and its reason: migrate
-// explicitly.
+// fail with a *DriftError naming each path and its reason, unless the
+// engine has a migration for the path (engine.Migrate): Recover then
+// converts the stored values as it reads them and writes the state again
+// as a checkpoint, with the new types recorded, in one transaction.
 //
 // # Outbox
 //

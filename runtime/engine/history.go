@@ -97,7 +97,8 @@ func (e *Engine[S]) noteCommit(t *Tx) {
 // held.
 func (e *Engine[S]) noteRemote(r *Remote) {
 	if e.watch != nil {
-		e.watch.add(Commit{Version: r.Version, Process: r.Process, Time: r.Time, Writes: slices.Clone(r.Writes)})
+		e.watch.add(Commit{Version: r.Version, Process: r.Process, Time: r.Time, Writes: slices.Clone(r.Writes),
+			MessageIDs: slices.Clone(r.MessageIDs)})
 	}
 }
 

@@ -71,6 +71,9 @@ type Remote struct {
 	Values []RemoteValue
 	// KeySeqs holds the last KeySeq the commit assigned per (topic, key).
 	KeySeqs []KeySeq
+	// MessageIDs lists the commit's messages in emit order, for Watch; a
+	// store may leave it nil, and Watch then gives none for the commit.
+	MessageIDs []string
 }
 
 // RemoteValue is one value a Remote commit left.

@@ -125,6 +125,7 @@ func (s *sharedStore) remote(r *engine.Record) (engine.Remote, error) {
 	last := map[outbox.TopicKey]uint64{}
 	for _, m := range r.Messages {
 		last[outbox.TopicKey{Topic: m.Topic, Key: m.Key}] = m.KeySeq
+		rm.MessageIDs = append(rm.MessageIDs, m.ID)
 	}
 	for tk, seq := range last {
 		rm.KeySeqs = append(rm.KeySeqs, engine.KeySeq{TopicKey: tk, Seq: seq})

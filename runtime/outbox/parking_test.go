@@ -2,6 +2,8 @@ package outbox_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -10,9 +12,11 @@ import (
 	"time"
 
 	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/internal/servicetest"
 	"github.com/theus-go/theus/runtime/outbox"
 	"github.com/theus-go/theus/runtime/sink"
 	"github.com/theus-go/theus/runtime/store/memory"
+	"github.com/theus-go/theus/runtime/store/postgres"
 	"github.com/theus-go/theus/runtime/store/sqlite"
 )
 
@@ -22,7 +26,9 @@ type parkingStore interface {
 	outbox.Parking
 }
 
-// stores runs f on a memory store and on a SQLite store.
+// stores runs f on a memory store, on a SQLite store and on a PostgreSQL
+// store (in a schema of its own, dropped at the end; skipped when
+// THEUS_TEST_POSTGRES is unreachable, unless THEUS_REQUIRE_SERVICES=1).
 func stores(t *testing.T, f func(t *testing.T, p *keyProducer)) {
 	t.Run("memory", func(t *testing.T) { f(t, newKeyProducer(t, memory.New())) })
 	t.Run("sqlite", func(t *testing.T) {
@@ -33,6 +39,29 @@ func stores(t *testing.T, f func(t *testing.T, p *keyProducer)) {
 		t.Cleanup(func() { st.Close() })
 		f(t, newKeyProducer(t, st))
 	})
+	t.Run("postgres", func(t *testing.T) { f(t, newKeyProducer(t, openPostgres(t))) })
+}
+
+// openPostgres opens a PostgreSQL store in a fresh schema, dropped when the
+// test ends.
+func openPostgres(t *testing.T, opts ...postgres.Option) *postgres.Store {
+	t.Helper()
+	db := servicetest.Postgres(t)
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "theus_test_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		if _, err := db.Exec(`DROP SCHEMA IF EXISTS ` + schema + ` CASCADE`); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	dsn := servicetest.Addr("THEUS_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	st, err := postgres.Open(context.Background(), dsn, append([]postgres.Option{postgres.WithSchema(schema)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 // keyProducer commits messages to a store as the engine does.

@@ -1,0 +1,601 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/outbox"
+)
+
+// ErrUnknownOutcome is returned (wrapped) by a commit whose COMMIT failed
+// in a way that leaves its outcome in doubt and that the store could not
+// resolve before it was closed: the commit may or may not be in the
+// database (the next engine to start reads what is). While the store is
+// open, it resolves every such outcome (DESIGN.md, invariant 11).
+var ErrUnknownOutcome = errors.New("the commit's outcome is unknown: the connection broke during COMMIT and the store was closed before it could read it back")
+
+// commitTimeout bounds one attempt at a commit's transaction: the engine
+// hands a group over without a deadline, and a connection that hangs must
+// not stall every caller of the group for ever.
+const commitTimeout = 30 * time.Second
+
+// queries holds the statements, with the schema filled in.
+type queries struct {
+	lockHead, head, readLog, insertLog, updateFields, upsertEntries, deleteEntries,
+	insertFields, insertEntries, upsertKeySeqs, insertMessages, setHead, notify, readBack string
+}
+
+func newQueries(schema string) queries {
+	f := func(q string) string { return strings.ReplaceAll(q, "{s}", schema) }
+	return queries{
+		lockHead: f(`SELECT version FROM {s}.theus_head WHERE id = 1 FOR UPDATE`),
+		head:     f(`SELECT version FROM {s}.theus_head WHERE id = 1`),
+		readLog: f(`SELECT version, process, at, writes, vals, key_seqs, ids FROM {s}.theus_log
+			WHERE version > $1 AND version <= $2 ORDER BY version LIMIT $3`),
+		insertLog: f(`INSERT INTO {s}.theus_log (version, grp, process, at, writes, vals, key_seqs, ids)
+			SELECT v, $2, p, a, w, x, k, i FROM unnest($1::bigint[], $3::text[], $4::bigint[], $5::bytea[], $6::bytea[], $7::bytea[], $8::bytea[]) AS u(v, p, a, w, x, k, i)`),
+		updateFields: f(`UPDATE {s}.theus_fields f SET value = u.value, version = u.version
+			FROM unnest($1::text[], $2::bytea[], $3::bigint[]) AS u(path, value, version) WHERE f.path = u.path`),
+		upsertEntries: f(`INSERT INTO {s}.theus_entries (path, key, value, version)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[])
+			ON CONFLICT (path, key) DO UPDATE SET value = excluded.value, version = excluded.version`),
+		deleteEntries: f(`DELETE FROM {s}.theus_entries e USING unnest($1::text[], $2::text[]) AS u(path, key)
+			WHERE e.path = u.path AND e.key = u.key`),
+		insertFields: f(`INSERT INTO {s}.theus_fields (path, type, collection, value, version)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bytea[], $5::bigint[])
+			ON CONFLICT (path) DO NOTHING`),
+		insertEntries: f(`INSERT INTO {s}.theus_entries (path, key, value, version)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[])`),
+		upsertKeySeqs: f(`INSERT INTO {s}.theus_key_seqs (topic, key, seq)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+			ON CONFLICT (topic, key) DO UPDATE SET seq = greatest(theus_key_seqs.seq, excluded.seq)`),
+		insertMessages: f(`INSERT INTO {s}.theus_outbox (id, version, idx, topic, key, key_seq, payload, headers, created_at)
+			SELECT i, v, x, t, k, q, p, nullif(h, ''), c
+			FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::text[], $5::text[], $6::bigint[], $7::bytea[], $8::text[], $9::bigint[])
+				AS u(i, v, x, t, k, q, p, h, c)`),
+		setHead:  f(`UPDATE {s}.theus_head SET version = $1 WHERE id = 1`),
+		notify:   `SELECT pg_notify($1, $2)`,
+		readBack: f(`SELECT EXISTS (SELECT 1 FROM {s}.theus_log WHERE version = $1 AND grp = $2)`),
+	}
+}
+
+// scratch is what a commit builds its statements' arguments in (cmu).
+type scratch struct {
+	buf []byte
+}
+
+// Commit implements engine.Store, for an engine alone on the store: it is
+// CommitShared without rebase, and fails if another engine committed
+// after recs[0].Version-1.
+func (s *Store) Commit(ctx context.Context, recs []*engine.Record) error {
+	return s.CommitShared(ctx, recs, nil)
+}
+
+// CommitShared implements engine.SharedStore. Every group is one
+// transaction: it locks the head row (SELECT ... FOR UPDATE), which
+// serialises the groups of every instance; reads the log after the
+// group's base, if other instances committed since, and hands those
+// commits to rebase; then writes the log rows, the state values the group
+// left, the messages, the KeySeqs and the new head, notifies the other
+// instances (NOTIFY, delivered at COMMIT), and commits. Each log row
+// carries a token of its group, by which a COMMIT whose outcome is unknown
+// is resolved (resolve).
+func (s *Store) CommitShared(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	if s.codec == nil {
+		return errors.New("postgres: Commit before Recover: the store has no state codec (use it through engine.WithStore)")
+	}
+	select {
+	case <-s.closed:
+		return errors.New("postgres: commit: the store is closed")
+	default:
+	}
+	if err := consecutive(recs, recs[0].Version); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	defer cancel()
+	first, last := recs[0].Version, recs[len(recs)-1].Version
+	recs, err := s.commit(ctx, recs, rebase)
+	if err != nil {
+		if len(recs) > 0 {
+			first, last = recs[0].Version, recs[len(recs)-1].Version
+		}
+		return s.errorf(fmt.Sprintf("commit versions %d-%d", first, last), err)
+	}
+	return nil
+}
+
+// consecutive checks that recs hold consecutive versions from first.
+func consecutive(recs []*engine.Record, first uint64) error {
+	for i, r := range recs {
+		if want := first + uint64(i); r.Version != want {
+			return fmt.Errorf("postgres: commit of version %d, want %d: versions must be consecutive", r.Version, want)
+		}
+	}
+	return nil
+}
+
+// commit runs a group's transaction and returns the records it wrote (or
+// tried to). s.cmu is held.
+func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) ([]*engine.Record, error) {
+	conn, tx, head, err := s.begin(ctx)
+	if err != nil {
+		return recs, err
+	}
+	defer conn.Release()
+	defer tx.Rollback(context.Background()) // a no-op once committed
+	base := recs[0].Version - 1
+	switch h := uint64(head); {
+	case h < base:
+		return recs, fmt.Errorf("the store is at version %d, before the engine's %d: was the database restored from an older backup? Restart the engine", h, base)
+	case h > base:
+		if rebase == nil {
+			return recs, fmt.Errorf("another engine committed versions %d-%d after version %d", base+1, h, base)
+		}
+		others, err := s.readRemotes(ctx, tx, base, h, 0)
+		if err != nil {
+			return recs, err
+		}
+		if recs, err = rebase(others); err != nil {
+			return recs, err
+		}
+		if len(recs) == 0 {
+			s.version = h
+			return nil, nil
+		}
+		if err := consecutive(recs, h+1); err != nil {
+			return recs, err
+		}
+	}
+	if err := s.fault(BeforeWrite); err != nil {
+		return recs, err
+	}
+	token := newToken()
+	b, err := s.batch(recs, head == 0, token)
+	if err != nil {
+		return recs, err
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return recs, err
+	}
+	if err := s.fault(BeforeCommit); err != nil {
+		return recs, err
+	}
+	pid := conn.Conn().PgConn().PID()
+	start, _ := s.pids.Load(pid)
+	last := recs[len(recs)-1].Version
+	err = tx.Commit(ctx)
+	if err == nil {
+		err = s.fault(AfterCommit)
+	}
+	if err != nil {
+		if notCommitted(err) {
+			return recs, err
+		}
+		// The connection is in doubt: resolve ends its backend, and it
+		// must not go back to the pool.
+		conn.Conn().Close(context.Background())
+		committed, rerr := s.resolve(pid, start, last, token)
+		if rerr != nil {
+			return recs, fmt.Errorf("%w (COMMIT failed: %v)", rerr, err)
+		}
+		if !committed {
+			return recs, fmt.Errorf("COMMIT failed and the store read back that the transaction did not commit: %w", err)
+		}
+		s.opts.logger.Warn("postgres: COMMIT failed but the store read back that its transaction committed", "versions", fmt.Sprintf("%d-%d", recs[0].Version, last), "err", redact(err, s.secret))
+	}
+	s.version = last
+	s.wake()
+	return recs, nil
+}
+
+// begin starts a group's transaction and locks the head row, whose
+// version it returns. A connection the pool held that turns out broken
+// (the server restarted, or failed over) fails before anything is
+// written: begin tries again, with backoff, as many times as the pool may
+// hold broken connections (after a restart of the server, all of them).
+func (s *Store) begin(ctx context.Context) (*pgxpool.Conn, pgx.Tx, int64, error) {
+	backoff := 5 * time.Millisecond
+	attempts := int(s.pool.Config().MaxConns) + 2
+	for attempt := 1; ; attempt++ {
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		tx, err := conn.Begin(ctx)
+		var head int64
+		if err == nil {
+			if err = tx.QueryRow(ctx, s.q.lockHead).Scan(&head); err == nil {
+				return conn, tx, head, nil
+			}
+			tx.Rollback(context.Background())
+		}
+		conn.Release()
+		if attempt == attempts || !brokenConn(err) || !sleep(ctx, backoff) {
+			return nil, nil, 0, err
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// brokenConn tells whether err says the connection is gone.
+func brokenConn(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57")
+	}
+	return pgconn.Timeout(err) == false && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// notCommitted tells whether a failed COMMIT certainly left nothing: the
+// server answered it with an error of the transaction (not one that ends
+// the connection), or pgx never sent it.
+func notCommitted(err error) bool {
+	if pgconn.SafeToRetry(err) {
+		return true
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Severity == "ERROR" && !strings.HasPrefix(pe.Code, "08") && !strings.HasPrefix(pe.Code, "57")
+}
+
+// newToken returns a random nonzero group token.
+func newToken() int64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return int64(binary.LittleEndian.Uint64(b[:])>>1) | 1
+}
+
+// resolve finds out whether the group ending at version last, whose
+// COMMIT on the backend pid (started at start, when known) failed with an
+// unknown outcome, committed: it ends that backend if it still runs (its
+// transaction then commits or aborts for good), waits for the head row
+// that the transaction held, and looks for the group's token in the log.
+// It retries with backoff until it knows, or the store is closed.
+func (s *Store) resolve(pid uint32, start any, last uint64, token int64) (bool, error) {
+	backoff := 10 * time.Millisecond
+	for {
+		committed, err := s.readBack(pid, start, last, token)
+		if err == nil {
+			return committed, nil
+		}
+		s.opts.logger.Warn("postgres: read back a commit whose COMMIT failed; retrying", "version", last, "err", redact(err, s.secret), "in", backoff)
+		select {
+		case <-s.closed:
+			return false, ErrUnknownOutcome
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (s *Store) readBack(pid uint32, start any, last uint64, token int64) (committed bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	if start != nil {
+		if _, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2`,
+			int64(pid), start); err != nil {
+			return false, err
+		}
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, s.q.lockHead); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, s.q.readBack, int64(last), token).Scan(&committed)
+	})
+	return committed, err
+}
+
+// batch returns the statements that write recs, the group of token; first
+// is set when the store holds no commit yet: the group then writes the
+// whole state, initial values included, and the state's fields.
+func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batch, error) {
+	b := &pgx.Batch{}
+	infos := s.codec.Fields()
+	last := recs[len(recs)-1]
+	var err error
+	if first {
+		if err := s.batchFirst(b, last); err != nil {
+			return nil, err
+		}
+	}
+
+	// The log: a row per commit, with the values it left.
+	n := len(recs)
+	versions, ats := make([]int64, n), make([]int64, n)
+	procs := make([]string, n)
+	writes, vals, keySeqs, ids := make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
+	// The state: the latest value of every field and entry the group
+	// wrote, with the version that wrote it.
+	type entry struct {
+		i   int
+		key string
+	}
+	fieldAt := map[int]uint64{}
+	entryAt := map[entry]uint64{}
+	var entryOrder []entry
+	seqs := map[outbox.TopicKey]uint64{}
+	var seqOrder []outbox.TopicKey
+	for j, r := range recs {
+		versions[j], ats[j], procs[j] = int64(r.Version), r.Time.UnixNano(), r.Process
+		writes[j] = appendWrites([]byte{}, r.Writes) // nil would be NULL
+		v := []byte{}
+		seen := map[entry]bool{}
+		for _, w := range r.Writes {
+			i := s.codec.Field(w.Path)
+			if i < 0 {
+				return nil, fmt.Errorf("version %d writes %s, which the state codec does not know", r.Version, w.Path)
+			}
+			k := entry{i, w.Key}
+			if !infos[i].Collection {
+				k.key = ""
+			}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if !infos[i].Collection {
+				fieldAt[i] = r.Version
+				v = append(v, valField)
+				v = appendStr(v, infos[i].Path)
+				s.scr.buf, err = s.codec.AppendField(s.scr.buf[:0], r.State, i)
+				if err != nil {
+					return nil, err
+				}
+				v = appendBytes(v, s.scr.buf)
+				continue
+			}
+			if _, ok := entryAt[k]; !ok {
+				entryOrder = append(entryOrder, k)
+			}
+			entryAt[k] = r.Version
+			var ok bool
+			s.scr.buf, ok, err = s.codec.AppendEntry(s.scr.buf[:0], r.State, i, w.Key)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				v = append(v, valEntry)
+				v = appendStr(v, infos[i].Path)
+				v = appendStr(v, w.Key)
+				v = appendBytes(v, s.scr.buf)
+			} else {
+				v = append(v, valDeleted)
+				v = appendStr(v, infos[i].Path)
+				v = appendStr(v, w.Key)
+			}
+		}
+		vals[j] = v
+		ks := []byte{}
+		last := map[outbox.TopicKey]uint64{}
+		var order []outbox.TopicKey
+		for i := range r.Messages {
+			m := &r.Messages[i]
+			tk := outbox.TopicKey{Topic: m.Topic, Key: m.Key}
+			if _, ok := last[tk]; !ok {
+				order = append(order, tk)
+			}
+			last[tk] = m.KeySeq
+			if _, ok := seqs[tk]; !ok {
+				seqOrder = append(seqOrder, tk)
+			}
+			seqs[tk] = m.KeySeq
+		}
+		for _, tk := range order {
+			ks = appendStr(ks, tk.Topic)
+			ks = appendStr(ks, tk.Key)
+			ks = binary.AppendUvarint(ks, last[tk])
+		}
+		keySeqs[j] = ks
+		ids[j] = appendIDs([]byte{}, r.Messages)
+	}
+	b.Queue(s.q.insertLog, versions, token, procs, ats, writes, vals, keySeqs, ids)
+
+	if len(fieldAt) > 0 {
+		var paths []string
+		var values [][]byte
+		var vs []int64
+		for i := range infos {
+			v, ok := fieldAt[i]
+			if !ok {
+				continue
+			}
+			data, err := s.codec.AppendField(nil, last.State, i)
+			if err != nil {
+				return nil, err
+			}
+			paths, values, vs = append(paths, infos[i].Path), append(values, data), append(vs, int64(v))
+		}
+		b.Queue(s.q.updateFields, paths, values, vs)
+	}
+	if len(entryOrder) > 0 {
+		var pp, kk, dp, dk []string
+		var values [][]byte
+		var vs []int64
+		for _, k := range entryOrder {
+			data, ok, err := s.codec.AppendEntry(nil, last.State, k.i, k.key)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				dp, dk = append(dp, infos[k.i].Path), append(dk, k.key)
+				continue
+			}
+			pp, kk, values, vs = append(pp, infos[k.i].Path), append(kk, k.key), append(values, data), append(vs, int64(entryAt[k]))
+		}
+		if len(pp) > 0 {
+			b.Queue(s.q.upsertEntries, pp, kk, values, vs)
+		}
+		if len(dp) > 0 {
+			b.Queue(s.q.deleteEntries, dp, dk)
+		}
+	}
+	if len(seqOrder) > 0 {
+		topics, keys := make([]string, len(seqOrder)), make([]string, len(seqOrder))
+		seq := make([]int64, len(seqOrder))
+		for i, tk := range seqOrder {
+			topics[i], keys[i], seq[i] = tk.Topic, tk.Key, int64(seqs[tk])
+		}
+		b.Queue(s.q.upsertKeySeqs, topics, keys, seq)
+	}
+	if err := s.queueMessages(b, recs); err != nil {
+		return nil, err
+	}
+	b.Queue(s.q.setHead, int64(last.Version))
+	b.Queue(s.q.notify, s.channel, strconv.FormatUint(last.Version, 10))
+	return b, nil
+}
+
+// batchFirst queues, for the first group to an empty store, the fields of
+// the state and every value of the state after the group (the initial
+// values no commit wrote included), and the encoding of values.
+func (s *Store) batchFirst(b *pgx.Batch, last *engine.Record) error {
+	infos := s.codec.Fields()
+	paths, types := make([]string, len(infos)), make([]string, len(infos))
+	colls := make([]bool, len(infos))
+	values := make([][]byte, len(infos))
+	vs := make([]int64, len(infos))
+	var ep, ek []string
+	var ev [][]byte
+	var evs []int64
+	for i, f := range infos {
+		paths[i], types[i], colls[i] = f.Path, f.Type, f.Collection
+		if !f.Collection {
+			data, err := s.codec.AppendField(nil, last.State, i)
+			if err != nil {
+				return err
+			}
+			values[i] = data
+			continue
+		}
+		err := s.codec.EncodeEntries(last.State, i, func(key string, data []byte) error {
+			ep, ek, ev, evs = append(ep, f.Path), append(ek, key), append(ev, append([]byte(nil), data...)), append(evs, 0)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	b.Queue(s.q.insertFields, paths, types, colls, values, vs)
+	if len(ep) > 0 {
+		b.Queue(s.q.insertEntries, ep, ek, ev, evs)
+	}
+	b.Queue(`INSERT INTO `+s.schema+`.theus_meta (name, value) VALUES ('format', $1)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, s.codec.Format())
+	return nil
+}
+
+// queueMessages queues the insert of the messages of recs.
+func (s *Store) queueMessages(b *pgx.Batch, recs []*engine.Record) error {
+	var ids, topics, keys, headers []string
+	var versions, seqs, created []int64
+	var idxs []int32
+	var payloads [][]byte
+	for _, r := range recs {
+		for i := range r.Messages {
+			m := &r.Messages[i]
+			h := ""
+			if len(m.Headers) > 0 {
+				data, err := json.Marshal(m.Headers)
+				if err != nil {
+					return err
+				}
+				h = string(data)
+			}
+			p := m.Payload
+			if p == nil {
+				p = []byte{}
+			}
+			ids, topics, keys, headers = append(ids, m.ID), append(topics, m.Topic), append(keys, m.Key), append(headers, h)
+			versions, seqs, created = append(versions, int64(m.Version)), append(seqs, int64(m.KeySeq)), append(created, m.CreatedAt.UnixNano())
+			idxs, payloads = append(idxs, int32(i)), append(payloads, p)
+		}
+	}
+	if len(ids) > 0 {
+		b.Queue(s.q.insertMessages, ids, versions, idxs, topics, keys, seqs, payloads, headers, created)
+	}
+	return nil
+}
+
+func (s *Store) fault(step Step) error {
+	if s.opts.fault == nil {
+		return nil
+	}
+	if err := s.opts.fault(step); err != nil {
+		return fmt.Errorf("injected fault %s: %w", step, err)
+	}
+	return nil
+}
+
+// readRemotes reads the commits after version after, up to version upTo,
+// at most limit of them (0: all), as the engine receives other engines'
+// commits.
+func (s *Store) readRemotes(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, after, upTo uint64, limit int) ([]engine.Remote, error) {
+	if limit <= 0 {
+		limit = int(min(upTo-after, 1<<30))
+	}
+	rows, err := q.Query(ctx, s.q.readLog, int64(after), int64(min(upTo, 1<<63-1)), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []engine.Remote
+	infos := s.codec.Fields()
+	for rows.Next() {
+		var version, at int64
+		var r engine.Remote
+		var writes, vals, keySeqs, ids []byte
+		if err := rows.Scan(&version, &r.Process, &at, &writes, &vals, &keySeqs, &ids); err != nil {
+			return nil, err
+		}
+		r.Version, r.Time = uint64(version), time.Unix(0, at)
+		if r.Version != after+uint64(len(out))+1 {
+			return nil, fmt.Errorf("the log holds version %d after version %d: the commits between were pruned (WithHistoryRetention); restart the engine to load the state", r.Version, after+uint64(len(out)))
+		}
+		if r.Writes, err = readWrites(writes); err != nil {
+			return nil, fmt.Errorf("log row of version %d: %w", version, err)
+		}
+		if r.MessageIDs, err = readIDs(ids); err != nil {
+			return nil, fmt.Errorf("log row of version %d: %w", version, err)
+		}
+		if r.KeySeqs, err = readKeySeqs(keySeqs); err != nil {
+			return nil, fmt.Errorf("log row of version %d: %w", version, err)
+		}
+		err = readVals(vals, func(v value) error {
+			i := s.codec.Field(v.path)
+			if i < 0 || infos[i].Path != v.path || infos[i].Collection != (v.kind != valField) {
+				return fmt.Errorf("version %d writes %s, which the contract does not declare as such", version, v.path)
+			}
+			rv := engine.RemoteValue{Field: i, Key: v.key}
+			if v.kind != valDeleted {
+				rv.Data = append([]byte(nil), v.data...)
+			}
+			r.Values = append(r.Values, rv)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("log row of version %d: %w", version, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,88 @@
+// Package postgres is the Theus store on PostgreSQL (pgx/v5): a durable
+// engine.Store, and an outbox.Store for a relay, that any number of engine
+// instances share, in different processes and machines.
+//
+//	st, err := postgres.Open(ctx, "postgres://app:secret@db:5432/app?pool_max_conns=8",
+//		postgres.WithSchema("theus"))
+//	defer st.Close() // after the relay and the engine have stopped
+//	eng, err := NewEngine(ctx, initial, app{}, engine.WithStore(st))
+//	relay := outbox.NewRelay(st, sink, outbox.WithMaxAttempts(10))
+//
+// Each engine runs on a Store of its own (Recover claims it; a second
+// engine on one Store gets ErrInUse). Engines share a state when their
+// Stores open the same database and schema: every Store is an instance.
+//
+// # One history for every instance
+//
+// Every commit group is one PostgreSQL transaction, which first locks the
+// schema's head row (SELECT … FOR UPDATE): groups of all instances are
+// serialised by PostgreSQL, and versions are dense across them. Under the
+// lock, a group numbered after a version that other instances have since
+// moved past reads their commits from the log and hands them to the
+// engine (engine.SharedStore's rebase), which applies them, drops its own
+// commits that read what they wrote (their callers run again) and numbers
+// the rest after them. The transaction then writes, for each commit, a row
+// of the log, the state values the group left, its messages and the
+// KeySeqs of their keys, moves the head and notifies the other instances
+// (NOTIFY on the channel <schema>_commits, delivered at COMMIT). An idle
+// instance listens on that channel, on a connection of its own, and
+// applies the others' commits within milliseconds (Follow); it also polls
+// (WithPollInterval), in case the listening connection was lost, and
+// listens again with backoff. engine.Engine.Sync waits until an instance
+// has applied every commit durable when it was called.
+//
+// # Durability and unknown outcomes
+//
+// A commit returns once PostgreSQL has committed its transaction (with the
+// server's synchronous_commit setting: keep it on). A failure before
+// COMMIT rolls back the whole group; a pooled connection that turns out
+// broken before anything was written is replaced and the group tried
+// again. When COMMIT itself fails in a way that leaves its outcome in
+// doubt (the connection broke, the server restarted or failed over), the
+// store does not guess (DESIGN.md, invariant 11): it ends the backend that
+// ran the transaction if it still runs, waits for the head row, and looks
+// for the group's token, which every log row of the group carries. The
+// callers get their receipts if it is there, engine.ErrStore if it is not.
+// It retries that read with backoff until it knows; if the store is
+// closed first, the error wraps ErrUnknownOutcome.
+//
+// # Layout
+//
+// In the schema (WithSchema, default "theus"; created if needed):
+//
+//   - theus_meta: the layout version (Open upgrades an earlier layout in a
+//     transaction, under an advisory lock, and refuses a later one), the
+//     incarnation, the encoding of values.
+//   - theus_head: one row, the last version: the row every commit locks.
+//   - theus_fields: a row per top-level state field, with its type
+//     fingerprint (drift is refused, with a DriftError), and the value of
+//     a plain field; theus_entries: a row per collection entry. Each value
+//     carries the version that wrote it, as the engine's StateCodec
+//     encodes it (JSON by default).
+//   - theus_log: a row per commit: version, group token, process, time,
+//     writes, the values it left, the KeySeqs and IDs of its messages. It
+//     is what other instances catch up from and what History reads; Prune
+//     deletes rows older than WithHistoryRetention (default 7 days), never
+//     the head's.
+//   - theus_key_seqs: the last KeySeq per (topic, key).
+//   - theus_outbox: the messages, pending, parked or delivered (with
+//     delivered_at); Prune deletes delivered ones after WithRetention.
+//
+// Recover reads the head, the fields, the entries and the KeySeqs in one
+// repeatable-read transaction: its time grows with the state, not with the
+// history. The first commit to an empty schema writes the whole state,
+// the initial values no commit wrote included; instances must start from
+// the same initial state.
+//
+// # The outbox
+//
+// The relay reads pending messages in commit order, leaving out the keys
+// that have a parked message, and acks by ID. One relay per schema for
+// now: Relay.Run claims the schema with a session advisory lock on a
+// connection of its own (outbox.RelayClaimer), so a second relay, on any
+// instance, gets outbox.ErrRelayRunning; the lock goes with the relay's
+// connection when its process dies. A relay is woken by every instance's
+// commits (LISTEN/NOTIFY) and polls as a backstop.
+//
+// The DSN's password appears in no error and no log line of the store.
+package postgres

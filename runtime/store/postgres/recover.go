@@ -62,8 +62,6 @@ func (s *Store) Recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 	return rec, nil
 }
 
-
-
 func (s *Store) recover(ctx context.Context, codec engine.StateCodec) (*engine.Recovered, error) {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {

@@ -23,7 +23,7 @@ func cmdBreaking(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	against := fs.String("against", "", "the earlier contract: a file, or a git revision (git:REV, or REV when no such file exists) at which to read the contract file")
 	format := fs.String("format", "text", "output format: text, json, github or sarif")
 	var allow stringList
-	fs.Var(&allow, "allow", "acknowledge the breaking changes at this path and below it (domain.orders, a topic name, ...); repeatable")
+	fs.Var(&allow, "allow", "acknowledge the breaking changes at this path and below it (domain.orders, a topic name, ...); repeatable; adds to the contract's allow: list")
 	if err := parseFlags(fs, args, &cf); err != nil {
 		return err
 	}
@@ -41,6 +41,9 @@ func cmdBreaking(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	old, err := earlierContract(ctx, cf, *against)
 	if err != nil {
 		return reportContract(err, stderr)
+	}
+	for _, a := range m.Allow {
+		allow = append(allow, a.Path)
 	}
 	findings := lint.Breaking(old, m, allow)
 	var out bytes.Buffer

@@ -11,7 +11,7 @@ TAG_PACKAGES := examples/tags
 # are not the main module's).
 PEERS_CONTRACTS := theusbench/contracts.yaml
 
-.PHONY: demo test generate ci fmt-check vet diff lint bench lintbench genbench bench-peers peers-check build clean
+.PHONY: demo test generate ci fmt-check vet diff lint bench lintbench genbench bench-peers peers-check sinkmods-check build clean
 
 ## demo: generate the quickstart's code, then run it (commits, relay, consumer) and print the summary
 demo: generate
@@ -47,8 +47,8 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-## ci: what .ci/run runs: format, vet, generated code current, lint, tests with -race, bench/peers builds and passes its tests, the demo
-ci: fmt-check vet diff lint test peers-check
+## ci: what .ci/run runs: format, vet, generated code current, lint, tests with -race, bench/peers and the sink modules build and pass their tests, the demo
+ci: fmt-check vet diff lint test peers-check sinkmods-check
 	$(GO) run ./examples/quickstart -updates 500 -logins 200
 
 ## bench: the Go benchmarks of the main module (figures go to docs/BENCHMARKS.md)
@@ -73,6 +73,10 @@ bench-peers:
 ## peers-check: build, vet and test bench/peers, a module of its own that ./... does not reach (CI runs it; no timing run)
 peers-check:
 	cd bench/peers && $(GO) build ./... && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+
+## sinkmods-check: build, vet and test the sinks that are modules of their own (runtime/sink/watermill), which ./... does not reach
+sinkmods-check:
+	cd runtime/sink/watermill && $(GO) build ./... && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 clean:
 	rm -rf $(BIN) bench.out

@@ -161,8 +161,7 @@ func (e *Engine[S]) rebaseLocal(base uint64) {
 			dropped = append(dropped, t)
 			t.status, t.serr = txConflict, ErrConflict
 			t.rec.State = nil
-			wake(t)
-			continue
+			continue // woken below: invalidated reads its reads and writes until the loop ends
 		}
 		next := e.newSnapshot()
 		next.version, next.state = head.version+1, head.state
@@ -183,6 +182,10 @@ func (e *Engine[S]) rebaseLocal(base uint64) {
 	e.flushTxs, e.flushSnaps = flushTxs, flushSnaps
 	e.pending, e.pendingSnaps = pending, pendingSnaps
 	e.head.Store(head)
+	// Only now: a woken caller resets its Tx for its next run.
+	for _, t := range dropped {
+		wake(t)
+	}
 }
 
 // unassignKeySeqs gives back the KeySeqs that txs, the last commits

@@ -38,12 +38,17 @@ func (s *Store) recordPending(b *pgx.Batch) {
 // instance that committed since Recover read the state makes it fail:
 // start again. s.cmu is held; s.pending is the evolution to record.
 func (s *Store) migrate(ctx context.Context, codec engine.StateCodec, rec *engine.Recovered) error {
-	conn, tx, head, err := s.begin(ctx)
+	conn, head, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Release()
-	defer tx.Rollback(context.Background())
+	open := true
+	defer func() {
+		if open {
+			s.rollback(conn)
+		}
+	}()
 	if uint64(head) != rec.Version {
 		return fmt.Errorf("another engine committed version %d while this one recovered version %d: start again", head, rec.Version)
 	}
@@ -75,11 +80,25 @@ func (s *Store) migrate(ctx context.Context, codec engine.StateCodec, rec *engin
 		b.Queue(`UPDATE `+s.schema+`.theus_entries e SET value = u.v FROM unnest($2::text[], $3::bytea[]) AS u(k, v)
 			WHERE e.path = $1 AND e.key = u.k`, f.Path, keys, values)
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return err
-	}
 	if err := s.fault(BeforeCommit); err != nil {
 		return err
 	}
-	return tx.Commit(ctx)
+	// The writes and COMMIT in one round trip, as a commit's: if a
+	// statement fails, the server skips the rest, COMMIT included. A
+	// COMMIT whose outcome is unknown fails the start; the next one finds
+	// the migration done, or does it.
+	b.Queue("COMMIT")
+	br := conn.SendBatch(ctx, b)
+	for range b.Len() {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		open = false
+	}
+	return err
 }

@@ -37,7 +37,8 @@ var ErrInUse = errors.New("an engine already recovered this Store (one engine pe
 // do not matter. Compatible changes of the contract are accepted (fields
 // added start as zero values, removed ones are ignored with a warning) and
 // recorded by the next commit, in its transaction; migrations run first,
-// in a transaction of their own under the head's lock. It returns nil for a store that holds no commit.
+// in a transaction of their own under the head's lock. It returns nil for
+// a store that holds no commit.
 func (s *Store) Recover(ctx context.Context, codec engine.StateCodec) (*engine.Recovered, error) {
 	if codec == nil {
 		return nil, errors.New("postgres: Recover needs the engine's state codec")

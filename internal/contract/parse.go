@@ -159,6 +159,7 @@ func (p *parser) parseFile(src []byte) {
 	p.parseState(keys["state"].val)
 	p.parseTopics(keys["topics"].val)
 	p.parseProcesses(keys["processes"].val)
+	p.parseAllow(keys["allow"].val)
 	p.reportUnknowns()
 	p.resolveImports()
 	p.checkRecursion()
@@ -166,7 +167,24 @@ func (p *parser) parseFile(src []byte) {
 	p.checkNames()
 }
 
-var topKeys = []string{"version", "package", "output", "imports", "types", "state", "topics", "processes"}
+var topKeys = []string{"version", "package", "output", "imports", "types", "state", "topics", "processes", "allow"}
+
+// parseAllow reads `allow:`, the breaking changes acknowledged for
+// `theusgen breaking`: a list of state paths and topic names. They may
+// name what the contract no longer declares (a removed topic), so only
+// their shape is checked.
+func (p *parser) parseAllow(n *yaml.Node) {
+	if n == nil {
+		return
+	}
+	for _, item := range p.strList(n) {
+		if strings.TrimSpace(item.Value) == "" || strings.ContainsAny(item.Value, " \t") {
+			p.errorf(item, "allow entries are state paths or topic names (domain.orders, order.placed), not %q", item.Value)
+			continue
+		}
+		p.m.Allow = append(p.m.Allow, &Allow{Path: item.Value, Pos: p.pos(item)})
+	}
+}
 
 const emptyFile = "empty file: expected a mapping with at least \"version: 1\""
 

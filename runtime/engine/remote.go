@@ -161,7 +161,6 @@ func (e *Engine[S]) rebaseLocal(base uint64) {
 			dropped = append(dropped, t)
 			t.status, t.serr = txConflict, ErrConflict
 			t.rec.State = nil
-			wake(t)
 			continue
 		}
 		next := e.newSnapshot()
@@ -183,6 +182,11 @@ func (e *Engine[S]) rebaseLocal(base uint64) {
 	e.flushTxs, e.flushSnaps = flushTxs, flushSnaps
 	e.pending, e.pendingSnaps = pending, pendingSnaps
 	e.head.Store(head)
+	// Only now: a woken caller runs again at once and resets its Tx, whose
+	// writes and keys invalidated read for the commits after it.
+	for _, t := range dropped {
+		wake(t)
+	}
 }
 
 // unassignKeySeqs gives back the KeySeqs that txs, the last commits

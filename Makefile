@@ -4,14 +4,14 @@ BIN     := bin
 THEUSGEN := $(BIN)/theusgen
 # Every contract in the repository; each names its own generated file.
 CONTRACTS := contracts.yaml $(wildcard examples/*/contracts.yaml) runtime/store/sqlite/internal/nested/contracts.yaml \
-	internal/gen/internal/encodecheck/contracts.yaml
+	internal/gen/internal/encodecheck/contracts.yaml runtime/celcheck/internal/invbench/contracts.yaml
 # Packages whose contract is declared in Go struct tags.
 TAG_PACKAGES := examples/tags
 # Contracts of the bench/peers module, linted from inside it (its packages
 # are not the main module's).
 PEERS_CONTRACTS := theusbench/contracts.yaml
 
-.PHONY: demo test generate ci fmt-check vet diff lint bench lintbench genbench bench-peers peers-check build clean
+.PHONY: demo test generate ci fmt-check vet diff lint bench lintbench genbench bench-peers peers-check sinkmods-check build clean
 
 ## demo: generate the quickstart's code, then run it (commits, relay, consumer) and print the summary
 demo: generate
@@ -47,8 +47,8 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-## ci: what .ci/run runs: format, vet, generated code current, lint, tests with -race, bench/peers builds and passes its tests, the demo
-ci: fmt-check vet diff lint test peers-check
+## ci: what .ci/run runs: format, vet, generated code current, lint, tests with -race, bench/peers and the sink modules build and pass their tests, the demo
+ci: fmt-check vet diff lint test peers-check sinkmods-check
 	$(GO) run ./examples/quickstart -updates 500 -logins 200
 
 ## bench: the Go benchmarks of the main module (figures go to docs/BENCHMARKS.md)
@@ -73,6 +73,10 @@ bench-peers:
 ## peers-check: build, vet and test bench/peers, a module of its own that ./... does not reach (CI runs it; no timing run)
 peers-check:
 	cd bench/peers && $(GO) build ./... && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+
+## sinkmods-check: build, vet and test the sinks that are modules of their own (runtime/sink/watermill), which ./... does not reach
+sinkmods-check:
+	cd runtime/sink/watermill && $(GO) build ./... && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 clean:
 	rm -rf $(BIN) bench.out

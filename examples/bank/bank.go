@@ -1,7 +1,7 @@
 // Package bank is a small bank on Theus: accounts live in a collection, so
 // a transfer conflicts only with transfers that touch one of its two
-// accounts, and the contract's rule refuses any commit that would leave a
-// balance below zero — no check in the code can forget it.
+// accounts, and the contract's invariant refuses any commit that would
+// leave a balance below zero — no check in the code can forget it.
 package bank
 
 //go:generate go run github.com/theus-go/theus/cmd/theusgen generate
@@ -38,7 +38,7 @@ func (Bank) Deposit(_ context.Context, in DepositIn, out *DepositOut) error {
 	return nil
 }
 
-// Transfer does not check the balance: the contract's rule
+// Transfer does not check the balance: the contract's invariant
 // domain.accounts[*].balance >= 0 refuses the commit if it would go
 // negative, with engine.ErrRuleViolation.
 func (Bank) Transfer(_ context.Context, in TransferIn, out *TransferOut) error {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 
+	celcheck "github.com/theus-go/theus/runtime/celcheck"
 	engine "github.com/theus-go/theus/runtime/engine"
 	jsonenc "github.com/theus-go/theus/runtime/jsonenc"
 	memory "github.com/theus-go/theus/runtime/store/memory"
@@ -552,6 +553,10 @@ var theusSchema = engine.Schema[theusState]{
 			},
 		},
 	},
+	CompileCheck: celcheck.Compiler,
+	Invariants: []engine.Invariant{
+		{Check: "self >= 0", Each: true, Field: 0, Message: "no overdraft", Must: "be >= 0", Path: "domain.accounts[*].balance", Rule: "min", Sub: []string{"balance"}},
+	},
 	Paths: []string{"domain.accounts"},
 	Processes: []engine.ProcessSpec{
 		{Errors: []error{ErrAccountExists, ErrInvalidAmount}, Inputs: []int{theusPathDomainAccounts}, Name: "open_account"},
@@ -634,14 +639,6 @@ func (c *theusCallOpenAccount) checkOutputs() {
 	if err := engine.CheckEntries(tx.Codec(), "domain.accounts", c.out.accounts, nil); err != nil {
 		tx.Fail(err)
 	}
-	for w := range engine.FinalWrites(c.out.accounts) {
-		if w.Value == nil {
-			continue
-		}
-		if v := w.Value.Balance; v < 0 {
-			tx.Fail(&engine.RuleError{Key: w.Key, Path: "domain.accounts[*].balance", Process: "open_account", Rule: "min", Value: v})
-		}
-	}
 }
 
 func (c *theusCallOpenAccount) Apply(s *theusState, v uint64) {
@@ -719,14 +716,6 @@ func (c *theusCallTransfer) checkOutputs() {
 	tx := c.Tx()
 	if err := engine.CheckEntries(tx.Codec(), "domain.accounts", c.out.accounts, nil); err != nil {
 		tx.Fail(err)
-	}
-	for w := range engine.FinalWrites(c.out.accounts) {
-		if w.Value == nil {
-			continue
-		}
-		if v := w.Value.Balance; v < 0 {
-			tx.Fail(&engine.RuleError{Key: w.Key, Path: "domain.accounts[*].balance", Process: "transfer", Rule: "min", Value: v})
-		}
 	}
 }
 

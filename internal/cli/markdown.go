@@ -109,7 +109,55 @@ type docPage struct {
 	Topics    []docTopic
 	State     []docState
 	Types     []docType
-	Graph     docGraph
+	// Invariants and Rules have one row per rule, Errors one per process
+	// that declares some.
+	Invariants []docRule
+	Rules      []docRule
+	Errors     []docErrors
+	Graph      docGraph
+}
+
+type docRule struct {
+	Process, Path, OnFail, Message string
+	Checks                         []string
+}
+
+type docErrors struct {
+	Process string
+	Errors  []string
+}
+
+// newDocRule describes rule r of process (empty for an invariant).
+func newDocRule(process string, r *contract.Rule) docRule {
+	d := docRule{Process: process, Path: r.Text, OnFail: "reject", Message: r.Message}
+	if r.Warn {
+		d.OnFail = "warn"
+	}
+	for _, c := range r.Checks {
+		d.Checks = append(d.Checks, checkText(c))
+	}
+	return d
+}
+
+// checkText is check c as the doc shows it.
+func checkText(c *contract.Check) string {
+	switch c.Kind {
+	case "min":
+		return ">= " + c.Lit
+	case "max":
+		return "<= " + c.Lit
+	case "min_len":
+		return "length >= " + c.Lit
+	case "max_len":
+		return "length <= " + c.Lit
+	case "regex":
+		return "matches " + c.Regex
+	case "one_of":
+		return "one of " + strings.Join(c.OneOf, ", ")
+	case "required":
+		return "required"
+	}
+	return strings.Join(strings.Fields(c.Expr), " ")
 }
 
 type docProcess struct {
@@ -171,6 +219,19 @@ func newDocPage(m *contract.Model, source string) docPage {
 			emitters[t] = append(emitters[t], p.Name)
 		}
 		page.Processes = append(page.Processes, dp)
+		for _, r := range p.Rules {
+			page.Rules = append(page.Rules, newDocRule(p.Name, r))
+		}
+		if len(p.Errors) > 0 {
+			de := docErrors{Process: p.Name}
+			for _, e := range p.Errors {
+				de.Errors = append(de.Errors, e.Name)
+			}
+			page.Errors = append(page.Errors, de)
+		}
+	}
+	for _, r := range m.Invariants {
+		page.Invariants = append(page.Invariants, newDocRule("", r))
 	}
 	for _, t := range m.Topics {
 		dt := docTopic{Name: t.Name, EmittedBy: emitters[t]}

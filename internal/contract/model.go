@@ -35,6 +35,10 @@ type Model struct {
 	State     []*StateField // both zones, domain first, in declaration order
 	Topics    []*Topic
 	Processes []*Process
+	// Invariants are the rules of `state.invariants:`: checks that every
+	// commit writing their path must keep, whichever process or
+	// CompareAndSwap wrote it. Their Path is the top-level state field.
+	Invariants []*Rule
 	// Errors holds every domain error any process declares, once each, in
 	// order of first declaration. Processes share the sentinels.
 	Errors []*ErrorDecl
@@ -208,12 +212,13 @@ type Process struct {
 }
 
 // Rule is an entry of a process's `rules:`: checks on one output path,
-// run on the outputs before commit.
+// run on the outputs before commit; or an entry of `state.invariants:`.
 type Rule struct {
 	// Text is the path as written, e.g. "domain.accounts[*].balance".
 	Text string
 	// Path is the output the rule belongs to (one of Process.Outputs): the
 	// path itself, an output above it, or for a [*] rule the collection.
+	// For an invariant it is the top-level state field.
 	Path *Path
 	// Each is set for [*] rules: the checks apply to every entry of the
 	// collection that the commit writes, at Sub below the entry.
@@ -228,17 +233,23 @@ type Rule struct {
 	// Warn is set for on_fail: warn (log and count, commit anyway);
 	// otherwise a failed check rejects the commit.
 	Warn bool
-	Pos  Pos
+	// Message is the rule's `message:`, for the error of a broken check.
+	Message string
+	Pos     Pos
 }
 
 // Check is one condition of a Rule.
 type Check struct {
-	Kind string // "min", "max", "min_len", "max_len", "regex", "one_of", "required"
+	Kind string // "min", "max", "min_len", "max_len", "regex", "one_of", "required", "check"
 	// Lit is the value as a Go literal of the checked type (min, max) or an
 	// int (min_len, max_len); Regex is the pattern (regex); OneOf holds Go
 	// literals of the checked type (one_of).
+	// Expr is the CEL expression of a check (type-checked against the
+	// contract's types: `self` is the checked value, `args` the call's
+	// arguments).
 	Lit   string
 	Regex string
 	OneOf []string
+	Expr  string
 	Pos   Pos
 }

@@ -101,6 +101,11 @@ type parser struct {
 	// importUses are the type expressions that name imported types, read
 	// with go/types once the file is parsed (resolveImports).
 	importUses []importUse
+	// exprs are the CEL checks of rules and invariants, type-checked once
+	// every type is resolved (checkExprs); src is the file, whose
+	// indentation places errors inside block scalars.
+	exprs []exprUse
+	src   []byte
 	// scope holds the package-level names that the user's Go files declare,
 	// when the contract is read from struct tags: the generated file must
 	// not declare them again.
@@ -118,6 +123,7 @@ func (p *parser) parseFile(src []byte) {
 		p.errs = append(p.errs, e)
 		return
 	}
+	p.src = src
 	root := p.decode(src)
 	if root == nil {
 		return
@@ -156,6 +162,7 @@ func (p *parser) parseFile(src []byte) {
 	p.reportUnknowns()
 	p.resolveImports()
 	p.checkRecursion()
+	p.checkExprs()
 	p.checkNames()
 }
 
@@ -653,10 +660,13 @@ func (p *parser) parseState(n *yaml.Node) {
 		p.broken[ZoneDomain], p.broken[ZoneGlobal] = true, true
 		return
 	}
-	zones, unknown := p.keyed(n, zoneNames...)
+	zones, unknown := p.keyed(n, append(slices.Clone(zoneNames), "invariants")...)
 	for _, u := range unknown {
-		p.poisonZone(u.name, u.val)
+		if u.meant != "invariants" {
+			p.poisonZone(u.name, u.val)
+		}
 	}
+	defer p.parseInvariants(zones["invariants"].val) // once the fields are known
 	// Domain first, whatever the order in the file, as Model.State promises.
 	for _, zone := range []Zone{ZoneDomain, ZoneGlobal} {
 		for _, e := range p.section(zones[string(zone)].val, zone) {

@@ -53,9 +53,9 @@ func (p *parser) errorNames() []goDecl {
 }
 
 // checkKinds are the keys of a rule that are checks.
-var checkKinds = []string{"min", "max", "min_len", "max_len", "regex", "one_of", "required"}
+var checkKinds = []string{"min", "max", "min_len", "max_len", "regex", "one_of", "required", "check"}
 
-var ruleKeys = slices.Concat([]string{"path"}, checkKinds, []string{"on_fail"})
+var ruleKeys = slices.Concat([]string{"path"}, checkKinds, []string{"message", "on_fail"})
 
 // parseRules reads a process's `rules:`, a list of mappings. The outputs
 // must have been read: a rule's path must be one of them, or lie below one.
@@ -73,8 +73,8 @@ func (p *parser) parseRules(pr *Process, n *yaml.Node) {
 	}
 }
 
-// rule reads one entry of `rules:`, or returns nil after reporting why it
-// cannot be used.
+// rule reads one entry of `rules:` of pr, or of `state.invariants:` when
+// pr is nil, or returns nil after reporting why it cannot be used.
 func (p *parser) rule(pr *Process, n *yaml.Node) *Rule {
 	ents := p.entries(n)
 	keys, unknown := p.index(ents, ruleKeys...)
@@ -93,9 +93,20 @@ func (p *parser) rule(pr *Process, n *yaml.Node) *Rule {
 			ok = false
 		}
 	}
+	if e, has := keys["message"]; has {
+		if s, isStr := p.str(e.val); isStr {
+			r.Message = strings.TrimSpace(s)
+		} else {
+			ok = false
+		}
+	}
 	known := true // whether r.Type is known, so checks can be matched to it
 	if e, has := keys["path"]; !has {
-		if complete {
+		switch {
+		case !complete:
+		case pr == nil:
+			p.errorf(n, "invariant has no path (add path: zone.field, or zone.collection[*])")
+		default:
 			p.errorf(n, "rule has no path (add path: zone.field, an output of process %q)", pr.Name)
 		}
 		ok, known = false, false
@@ -114,6 +125,9 @@ func (p *parser) rule(pr *Process, n *yaml.Node) *Rule {
 			ok = false
 			continue
 		}
+		if c.Kind == "check" {
+			p.exprs = append(p.exprs, exprUse{proc: pr, rule: r, check: c, node: e.val})
+		}
 		r.Checks = append(r.Checks, c)
 		byKind[c.Kind] = c
 	}
@@ -122,8 +136,11 @@ func (p *parser) rule(pr *Process, n *yaml.Node) *Rule {
 			return nil
 		}
 		what := "rule"
+		if pr == nil {
+			what = "invariant"
+		}
 		if r.Text != "" {
-			what = fmt.Sprintf("rule on %q", r.Text)
+			what = fmt.Sprintf("%s on %q", what, r.Text)
 		}
 		p.errorf(n, "%s has no check (add one of %s)", what, oneOf(checkKinds))
 		return nil
@@ -163,6 +180,14 @@ func (p *parser) rulePath(pr *Process, r *Rule, n *yaml.Node) bool {
 		if pa == nil {
 			return false
 		}
+		if pr == nil { // an invariant: any state path
+			if pa.Field.Collection && len(pa.Sub) == 0 {
+				p.errorf(n, "an invariant on collection %q checks its entries: write %s[*] or %s[*].FIELD", pa.Text, pa.Text, pa.Text)
+				return false
+			}
+			r.Path, r.Sub, r.Type = fieldPath(pa.Field), pa.Sub, pa.Type
+			return true
+		}
 		for _, o := range pr.Outputs {
 			if o.Field == pa.Field && len(o.Sub) <= len(pa.Sub) && slices.Equal(o.Sub, pa.Sub[:len(o.Sub)]) {
 				if o.Field.Collection {
@@ -190,14 +215,24 @@ func (p *parser) rulePath(pr *Process, r *Rule, n *yaml.Node) bool {
 		p.errorf(n, "[*] needs a collection: %q is not one (path %q)", head, text)
 		return false
 	}
-	i := slices.IndexFunc(pr.Outputs, func(o *Path) bool { return o.Text == pa.Text })
-	if i < 0 {
-		p.notOutput(pr, n, text)
-		return false
+	if pr == nil {
+		r.Path, r.Each = fieldPath(pa.Field), true
+	} else {
+		i := slices.IndexFunc(pr.Outputs, func(o *Path) bool { return o.Text == pa.Text })
+		if i < 0 {
+			p.notOutput(pr, n, text)
+			return false
+		}
+		r.Path, r.Each = pr.Outputs[i], true
 	}
-	r.Path, r.Each = pr.Outputs[i], true
 	r.Sub, r.Type = p.selectFields(n, text, pa.Type.Elem, strings.Split(rest, ".")[1:])
 	return r.Type != nil
+}
+
+// fieldPath is the path of a top-level state field, which an invariant
+// belongs to.
+func fieldPath(f *StateField) *Path {
+	return &Path{Text: string(f.Zone) + "." + f.Name, Field: f, Type: f.Type, GoName: f.GoName, Pos: f.Pos}
 }
 
 func (p *parser) notOutput(pr *Process, n *yaml.Node, text string) {
@@ -286,6 +321,7 @@ var checkApplies = map[string]struct {
 	"one_of":  {[]valueKind{intKind, uintKind, floatKind, stringKind, boolKind}, "numbers, strings and booleans"},
 	"required": {[]valueKind{intKind, uintKind, floatKind, stringKind, boolKind, lenKind, structKind},
 		"numbers, strings, booleans, slices, maps and declared structs"},
+	"check": {[]valueKind{otherKind, intKind, uintKind, floatKind, stringKind, boolKind, lenKind, structKind}, "any value"},
 }
 
 // check reads the check e of rule r. When known is false the rule's type
@@ -360,6 +396,16 @@ func (p *parser) check(r *Rule, e entry, known bool) *Check {
 		if !ok {
 			return nil
 		}
+	case "check":
+		s, ok := p.str(e.val)
+		if !ok {
+			return nil
+		}
+		if strings.TrimSpace(s) == "" {
+			p.errorf(e.val, "check needs a CEL expression of type bool, e.g. check: \"self.sold <= self.capacity\"")
+			return nil
+		}
+		c.Expr = s
 	case "required":
 		if !p.expect(e.val, yaml.ScalarNode, "required must be true") {
 			return nil

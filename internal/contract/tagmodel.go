@@ -88,6 +88,7 @@ func (t *tagLoader) build() (*Model, error) {
 	slices.SortStableFunc(m.Types, func(a, b *Struct) int { return comparePos(a.Pos, b.Pos) })
 	slices.SortFunc(m.Imports, func(a, b *Import) int { return strings.Compare(a.Path, b.Path) })
 	p.scope = t.scopeDecls()
+	p.checkExprs()
 	p.checkNames()
 	if len(p.errs) > 0 {
 		return nil, p.errs.sorted()

@@ -20,6 +20,7 @@ const (
 	enginePkg  = "github.com/theus-go/theus/runtime/engine"
 	jsonencPkg = "github.com/theus-go/theus/runtime/jsonenc"
 	memoryPkg  = "github.com/theus-go/theus/runtime/store/memory"
+	celPkg     = "github.com/theus-go/theus/runtime/celcheck"
 )
 
 // Generate renders the Go file for m. The result maps m.Output (a slash
@@ -170,6 +171,7 @@ func (g *generator) render() ([]byte, error) {
 	f.ImportAlias(enginePkg, "engine")
 	f.ImportAlias(jsonencPkg, "jsonenc")
 	f.ImportAlias(memoryPkg, "memory")
+	f.ImportAlias(celPkg, "celcheck")
 	for _, imp := range g.m.Imports {
 		f.ImportAlias(imp.Path, importName(imp.Alias))
 	}

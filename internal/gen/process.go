@@ -207,7 +207,7 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 	} else {
 		private = append(private, jen.Func().Params(callRecv()).Id("Apply").Params(jen.Id("s").Op("*").Id(g.st), version.Uint64()).Block(applies...))
 	}
-	return out, append(private, g.regexpDecls(p)...)
+	return out, append(append(private, g.regexpDecls(p)...), g.checkDecls(p)...)
 }
 
 // oneLine is a block written on one line, { a; b }, which gofmt keeps so

@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -82,6 +83,14 @@ func ruleCheck(p *contract.Process, i int, r *contract.Rule, c *contract.Check) 
 	if r.Warn {
 		broken = jen.Id("tx").Dot("Warn").Call(e)
 	}
+	if c.Kind == "check" {
+		// The check reads the value where the run left it.
+		holds := jen.Id(checkVar(p, i)).Dot("Holds").Call(jen.Id("tx"), jen.Op("&").Id(strings.TrimPrefix(value, "*")), jen.Op("&").Id("c.args"))
+		if value == "*w.Value" {
+			holds = jen.Id(checkVar(p, i)).Dot("Holds").Call(jen.Id("tx"), jen.Id("w.Value"), jen.Op("&").Id("c.args"))
+		}
+		return jen.If(jen.Op("!").Add(holds)).Block(jen.Id("v").Op(":=").Id(value), broken)
+	}
 	return jen.If(jen.Id("v").Op(":=").Id(value), failed(p, i, r.Type, c)).Block(broken)
 }
 
@@ -93,6 +102,10 @@ func ruleError(p *contract.Process, r *contract.Rule, c *contract.Check) *jen.St
 		{"Path", jen.Lit(r.Text)},
 		{"Rule", jen.Lit(c.Kind)},
 		{"Value", jen.Id("v")},
+		{"Must", jen.Lit(must(c))},
+	}
+	if r.Message != "" {
+		fields = append(fields, field{"Message", jen.Lit(r.Message)})
 	}
 	if r.Each {
 		fields = append(fields, field{"Key", jen.Id("w.Key")})
@@ -130,6 +143,8 @@ func failed(p *contract.Process, i int, t *contract.Type, c *contract.Check) *je
 			cond.Id("v").Op("!=").Op(lit)
 		}
 		return cond
+	case "check":
+		panic("gen: a check is not a Go condition")
 	case "required":
 		switch {
 		case t.Kind == contract.Slice || t.Kind == contract.Map:
@@ -158,4 +173,136 @@ func regexpLit(pattern string) jen.Code {
 		return jen.Op("`" + pattern + "`")
 	}
 	return jen.Lit(pattern)
+}
+
+// checkVar is the package variable holding the CEL check of rule i of p.
+func checkVar(p *contract.Process, i int) string {
+	return "theusCheck" + p.GoName + "_" + strconv.Itoa(i)
+}
+
+// checkDecls declares the CEL checks of p's rules, compiled on first use
+// against the generated types; the names of p's arguments, which the Args
+// struct does not carry, are given in order.
+func (g *generator) checkDecls(p *contract.Process) []jen.Code {
+	var out []jen.Code
+	for i, r := range p.Rules {
+		for _, c := range r.Checks {
+			if c.Kind != "check" {
+				continue
+			}
+			args := []jen.Code{jen.Lit(c.Expr)}
+			for _, a := range p.Args {
+				args = append(args, jen.Lit(a.Name))
+			}
+			name := checkVar(p, i)
+			out = append(out, doc(name+" is the check of the rule of "+p.Name+" on "+r.Text+".").
+				Var().Id(name).Op("=").Qual(celPkg, "NewCheck").Call(args...))
+		}
+	}
+	return out
+}
+
+// must says what check c requires of a value, after "must".
+func must(c *contract.Check) string {
+	switch c.Kind {
+	case "min":
+		return "be >= " + c.Lit
+	case "max":
+		return "be <= " + c.Lit
+	case "min_len":
+		return "have length >= " + c.Lit
+	case "max_len":
+		return "have length <= " + c.Lit
+	case "regex":
+		return "match " + c.Regex
+	case "one_of":
+		return "be one of " + strings.Join(c.OneOf, ", ")
+	case "required":
+		return "be set"
+	case "check":
+		return "satisfy " + strings.Join(strings.Fields(c.Expr), " ")
+	}
+	panic("gen: unknown check " + c.Kind)
+}
+
+// celExpr is check c, on a value of type t, as a CEL expression, for the
+// engine to check an invariant with.
+func celExpr(c *contract.Check, t *contract.Type) string {
+	lit := func(s string) string {
+		switch {
+		case t.Kind != contract.Builtin:
+		case strings.HasPrefix(t.Name, "uint") || t.Name == "byte":
+			return s + "u"
+		case strings.HasPrefix(t.Name, "float") && !strings.ContainsAny(s, ".eE"):
+			return s + ".0"
+		}
+		return s
+	}
+	switch c.Kind {
+	case "min":
+		return "self >= " + lit(c.Lit)
+	case "max":
+		return "self <= " + lit(c.Lit)
+	case "min_len":
+		return "size(self) >= " + c.Lit
+	case "max_len":
+		return "size(self) <= " + c.Lit
+	case "regex":
+		return "self.matches(" + strconv.Quote(c.Regex) + ")"
+	case "one_of":
+		lits := make([]string, len(c.OneOf))
+		for i, l := range c.OneOf {
+			lits[i] = lit(l)
+		}
+		return "self in [" + strings.Join(lits, ", ") + "]"
+	case "required":
+		switch {
+		case t.Kind == contract.Slice || t.Kind == contract.Map:
+			return "size(self) > 0"
+		case isString(t):
+			return `self != ""`
+		case t.Name == "bool":
+			return "self"
+		}
+		return "self != " + lit("0")
+	case "check":
+		return c.Expr
+	}
+	panic("gen: unknown check " + c.Kind)
+}
+
+// invariants is the value of theusSchema.Invariants: one engine.Invariant
+// per check of each of the contract's invariants.
+func (g *generator) invariants() jen.Code {
+	var out []jen.Code
+	for _, r := range g.m.Invariants {
+		fi := slices.Index(g.m.State, r.Path.Field)
+		for _, c := range r.Checks {
+			fields := []field{
+				{"Path", jen.Lit(r.Text)},
+				{"Field", jen.Lit(fi)},
+				{"Rule", jen.Lit(c.Kind)},
+				{"Check", jen.Lit(celExpr(c, r.Type))},
+				{"Must", jen.Lit(must(c))},
+			}
+			if r.Each {
+				fields = append(fields, field{"Each", jen.True()})
+			}
+			if len(r.Sub) > 0 {
+				names := make([]jen.Code, len(r.Sub))
+				for i, f := range r.Sub {
+					names[i] = jen.Lit(f.Name)
+				}
+				fields = append(fields, field{"Sub", jen.Index().String().Values(names...)})
+			}
+			if r.Message != "" {
+				fields = append(fields, field{"Message", jen.Lit(r.Message)})
+			}
+			if r.Warn {
+				fields = append(fields, field{"Warn", jen.True()})
+			}
+			out = append(out, keyed(fields...))
+		}
+	}
+	return jen.Index().Qual(enginePkg, "Invariant").Custom(multiLine, out...)
 }

@@ -222,6 +222,9 @@ func (g *generator) schema() jen.Code {
 	if len(colls) > 0 {
 		fields = append(fields, field{"Collections", jen.Index().Qual(enginePkg, "CollectionSpec").Types(jen.Id(g.st)).Custom(multiLine, colls...)})
 	}
+	if len(g.m.Invariants) > 0 {
+		fields = append(fields, field{"Invariants", g.invariants()}, field{"CompileCheck", jen.Qual(celPkg, "Compiler")})
+	}
 	if len(g.m.State) > 0 {
 		fields = append(fields, field{"State", g.stateFields()})
 	}

@@ -49,6 +49,11 @@
 //     millisecond while commits come in (reading the clock costs 50–100 ns
 //     on virtual machines, a third of a commit); the goroutine stops after
 //     10 ms without commits and on Close. WithClock replaces it.
+//     Before the commit is sequenced, the state invariants whose paths it
+//     writes (Schema.Invariants) are checked on that copy, for every
+//     commit, CompareAndSwap included: a broken one with on_fail: reject
+//     refuses the commit with a *RuleError (Invariant set) and the copy is
+//     dropped, the version unused (invariants.go).
 //  5. Persist. The first caller that finds no flush under way hands every
 //     sequenced commit to the Store in one Commit call (group commit), so
 //     concurrent callers share one transaction and one sync. The commits

@@ -30,6 +30,11 @@ type Schema[S any] struct {
 	// stores, which encode and decode values through the StateCodec the
 	// engine builds from it.
 	State []StateField[S]
+	// Invariants are checked on every commit that writes their paths (see
+	// Invariant); CompileCheck compiles their expressions when the engine
+	// starts (generated code gives celcheck.Compiler).
+	Invariants   []Invariant
+	CompileCheck CheckCompiler
 }
 
 // ProcessSpec declares one process.
@@ -195,6 +200,13 @@ type Engine[S any] struct {
 	// closed is set by Close, with e.mu held; pure calls, which do not
 	// take e.mu, read it too.
 	closed atomic.Bool
+	// invs are the state invariants, and invByPath, per path, the
+	// invariants a write of it must be checked against (invariants.go).
+	invs      []invariant[S]
+	invByPath [][]int
+	// onRefuse, set by tests only, is called with e.mu held when an
+	// invariant refuses a commit.
+	onRefuse func()
 }
 
 // New starts an engine. If the store holds data, its state is recovered and
@@ -247,6 +259,9 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 		e.pathIndex[p] = i
 	}
 	e.sc = newStateCodec(schema.State, e.opts.codec)
+	if err := e.compileInvariants(schema); err != nil {
+		return nil, err
+	}
 	rec, err := e.store.Recover(ctx, e.sc)
 	if err != nil {
 		return nil, fmt.Errorf("theus: recover: %w", err)
@@ -357,6 +372,12 @@ func (e *Engine[S]) Exec(ctx context.Context, proc int, c Call[S]) (Receipt, err
 		if err == nil {
 			e.warn(ctx, c.Tx(), r.Version)
 		}
+		if ref, ok := err.(*refusal[S]); ok {
+			if lost, err := e.settleRefusal(ctx, ref); !lost {
+				return Receipt{}, err
+			}
+			continue // decided on state a failed group took back: run again
+		}
 		if err != ErrConflict {
 			return r, err
 		}
@@ -414,6 +435,10 @@ func (e *Engine[S]) exclusiveTurn(ctx context.Context, p *process, c Call[S]) (r
 	r, released, err = e.commit(p, c, snap, true)
 	if err == ErrConflict { // only a failed snapshot conflicts in a turn
 		return Receipt{}, true, nil
+	}
+	if ref, ok := err.(*refusal[S]); ok {
+		lost, err = e.settleRefusal(ctx, ref)
+		return Receipt{}, lost, err
 	}
 	if err == nil {
 		e.warn(ctx, c.Tx(), r.Version)
@@ -550,6 +575,19 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 	}
 	next := e.next()
 	c.Apply(&next.state, next.version)
+	if e.invs != nil {
+		if err := e.checkInvariants(p.Name, tx, &next.state); err != nil {
+			// Decided on the last sequenced state, which a store failure
+			// may yet take back: see settleRefusal.
+			ref := &refusal[S]{err: err, base: e.acquire(e.headp)}
+			if e.onRefuse != nil {
+				e.onRefuse()
+			}
+			e.discard(next)
+			e.mu.Unlock()
+			return Receipt{}, false, ref
+		}
+	}
 	tx.proc, tx.snapv, tx.applier = p, snap.version, c
 	if released, err = e.persist(tx, e.sequence(p, tx, next, c.ReceiptID()), snap); err != nil {
 		return Receipt{}, released, err
@@ -631,6 +669,14 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 	tx := new(Tx)
 	tx.reset(nil)
 	ch.Record(tx)
+	v, err := e.compareAndSwap(ctx, expected, tx, ch)
+	if err == nil {
+		e.warn(ctx, tx, v) // invariants with on_fail: warn
+	}
+	return v, err
+}
+
+func (e *Engine[S]) compareAndSwap(ctx context.Context, expected uint64, tx *Tx, ch Change[S]) (uint64, error) {
 	e.mu.Lock()
 	for e.exclusive {
 		e.waiting()
@@ -745,6 +791,14 @@ func (e *Engine[S]) swap(expected uint64, tx *Tx, ch Change[S]) (uint64, error) 
 	}
 	next := e.next()
 	ch.Apply(&next.state, next.version)
+	if e.invs != nil {
+		if err := e.checkInvariants("", tx, &next.state); err != nil {
+			e.discard(next)
+			e.mu.Unlock()
+			e.countRejected(err)
+			return 0, err
+		}
+	}
 	tx.proc, tx.snapv, tx.applier = nil, expected, ch
 	if _, err := e.persist(tx, e.sequence(nil, tx, next, nil), nil); err != nil {
 		if err == ErrConflict { // another engine committed first (remote.go)

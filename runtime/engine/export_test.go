@@ -14,3 +14,11 @@ func Sequenced[S any](e *Engine[S]) uint64 {
 	defer e.mu.Unlock()
 	return e.headp.Load().version
 }
+
+// OnRefuse makes e call f, with its lock held, when an invariant refuses a
+// commit, before the refusal waits for the state it was decided on.
+func OnRefuse[S any](e *Engine[S], f func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.onRefuse = f
+}

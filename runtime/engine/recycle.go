@@ -110,6 +110,19 @@ func (e *Engine[S]) newSnapshot() *snapshot[S] {
 	return s
 }
 
+// discard gives back next, a snapshot that newSnapshot returned and that
+// will not be published (a commit that broke an invariant). e.mu is held.
+func (e *Engine[S]) discard(next *snapshot[S]) {
+	if !e.recycle {
+		return
+	}
+	if len(e.freed) < maxFreed {
+		e.freed = append(e.freed, next)
+	} else {
+		e.pool(next)
+	}
+}
+
 // publish makes next, the snapshot of a durable commit, the published one
 // and retires the one it replaces, which is often the one the committing
 // call ran on and holds: held, whose reference publish then drops in the

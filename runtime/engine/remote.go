@@ -161,7 +161,7 @@ func (e *Engine[S]) rebaseLocal(base uint64) {
 			dropped = append(dropped, t)
 			t.status, t.serr = txConflict, ErrConflict
 			t.rec.State = nil
-			continue
+			continue // woken below: invalidated reads its reads and writes until the loop ends
 		}
 		next := e.newSnapshot()
 		next.version, next.state = head.version+1, head.state
@@ -170,6 +170,16 @@ func (e *Engine[S]) rebaseLocal(base uint64) {
 			a.Apply(&next.state, next.version)
 		case Change[S]:
 			a.Apply(&next.state, next.version)
+		}
+		if e.invs != nil && e.breaksInvariant(t, &next.state) {
+			// Its invariants held on the state it was sequenced on, not
+			// on this one: it runs again, and is checked again.
+			dropped = append(dropped, t)
+			t.status, t.serr = txConflict, ErrConflict
+			t.rec.State = nil
+			wake(t)
+			e.discard(next)
+			continue
 		}
 		e.resequence(t, next)
 		head = next
@@ -182,8 +192,7 @@ func (e *Engine[S]) rebaseLocal(base uint64) {
 	e.flushTxs, e.flushSnaps = flushTxs, flushSnaps
 	e.pending, e.pendingSnaps = pending, pendingSnaps
 	e.head.Store(head)
-	// Only now: a woken caller runs again at once and resets its Tx, whose
-	// writes and keys invalidated read for the commits after it.
+	// Only now: a woken caller resets its Tx for its next run.
 	for _, t := range dropped {
 		wake(t)
 	}

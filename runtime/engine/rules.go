@@ -8,6 +8,7 @@ import (
 	"iter"
 	"log/slog"
 	"slices"
+	"strings"
 )
 
 // Rules and domain errors. Generated code checks a process's rules at the
@@ -33,14 +34,47 @@ type RuleError struct {
 	// Key is the key of the collection entry that broke a [*] rule; nil
 	// for other rules.
 	Key any
+	// Must is what the value had to satisfy, as a phrase after "must":
+	// "be >= 1", "have length <= 32", "match ^[a-z]+$", "be one of
+	// [admin member]", "be set" (required), "satisfy self.sold <=
+	// self.capacity" (a CEL check).
+	Must string
+	// Message is the rule's `message:` in the contract, if any.
+	Message string
+	// Invariant is set for a state invariant (`state.invariants:`): Process
+	// is then the process whose commit broke it, empty for CompareAndSwap.
+	Invariant bool
 }
 
+// Error says who broke what, the value and the key, and the contract's
+// message: `theus: process sell: domain.events[*] must satisfy self.sold
+// <= self.capacity, got {...} (key "e1"): sold out`.
 func (e *RuleError) Error() string {
-	if e.Key != nil {
-		return fmt.Sprintf("theus: process %s: %s breaks rule %s (key %s, value %s)",
-			e.Process, e.Path, e.Rule, shortValue(e.Key), shortValue(e.Value))
+	var b strings.Builder
+	b.WriteString("theus: ")
+	switch {
+	case e.Process != "":
+		b.WriteString("process " + e.Process + ": ")
+	case e.Invariant:
+		b.WriteString("CompareAndSwap: ")
 	}
-	return fmt.Sprintf("theus: process %s: %s breaks rule %s (value %s)", e.Process, e.Path, e.Rule, shortValue(e.Value))
+	if e.Invariant {
+		b.WriteString("invariant ")
+	}
+	b.WriteString(e.Path)
+	if e.Must != "" {
+		b.WriteString(" must " + e.Must)
+	} else {
+		b.WriteString(" breaks rule " + e.Rule)
+	}
+	b.WriteString(", got " + shortValue(e.Value))
+	if e.Key != nil {
+		b.WriteString(" (key " + shortValue(e.Key) + ")")
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	return b.String()
 }
 
 // Is reports that a RuleError matches ErrRuleViolation.
@@ -54,7 +88,7 @@ func shortValue(v any) string {
 	if str, ok := v.(string); ok {
 		s = fmt.Sprintf("%q", str)
 	} else {
-		s = fmt.Sprintf("%v", v)
+		s = fmt.Sprintf("%+v", v)
 	}
 	if len(s) > limit {
 		s = s[:limit] + "…"
@@ -77,6 +111,15 @@ func (e *Engine[S]) warn(ctx context.Context, tx *Tx, v uint64) {
 		attrs := []slog.Attr{
 			slog.String("process", w.Process), slog.String("path", w.Path), slog.String("rule", w.Rule),
 			slog.Any("value", w.Value), slog.Uint64("version", v),
+		}
+		if w.Must != "" {
+			attrs = append(attrs, slog.String("must", w.Must))
+		}
+		if w.Message != "" {
+			attrs = append(attrs, slog.String("message", w.Message))
+		}
+		if w.Invariant {
+			attrs = append(attrs, slog.Bool("invariant", true))
 		}
 		if w.Key != nil {
 			attrs = append(attrs, slog.Any("key", w.Key))

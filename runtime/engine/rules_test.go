@@ -24,11 +24,11 @@ func TestRuleError(t *testing.T) {
 	if errors.Is(err, engine.ErrConflict) {
 		t.Error("a RuleError matches ErrConflict")
 	}
-	if got, want := err.Error(), `theus: process update: domain.user.email breaks rule regex (value "nope")`; got != want {
+	if got, want := err.Error(), `theus: process update: domain.user.email breaks rule regex, got "nope"`; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 	long := &engine.RuleError{Process: "p", Path: "domain.tags", Rule: "max_len", Value: make([]int, 100)}
-	if got := long.Error(); len(got) > 150 || !strings.HasSuffix(got, "…)") {
+	if got := long.Error(); len(got) > 150 || !strings.HasSuffix(got, "…") {
 		t.Errorf("a long value is not cut short: %q", got)
 	}
 }
@@ -156,8 +156,29 @@ func TestUndeclaredDomainError(t *testing.T) {
 
 func TestRuleErrorKey(t *testing.T) {
 	err := &engine.RuleError{Process: "transfer", Path: "domain.accounts[*].balance", Rule: "min", Value: int64(-5), Key: "a1"}
-	if got, want := err.Error(), `theus: process transfer: domain.accounts[*].balance breaks rule min (key "a1", value -5)`; got != want {
+	if got, want := err.Error(), `theus: process transfer: domain.accounts[*].balance breaks rule min, got -5 (key "a1")`; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
+
+// A RuleError says what the value had to be, the value, the key and the
+// contract's message; an invariant says so, and who broke it.
+func TestRuleErrorMessages(t *testing.T) {
+	for _, c := range []struct {
+		err  engine.RuleError
+		want string
+	}{
+		{engine.RuleError{Process: "book", Path: "domain.orders[*].seats", Rule: "min", Must: "be >= 1", Value: 0, Key: "o1"},
+			`theus: process book: domain.orders[*].seats must be >= 1, got 0 (key "o1")`},
+		{engine.RuleError{Process: "sell", Path: "domain.event", Rule: "check", Must: "satisfy self.sold <= self.capacity",
+			Value: struct{ Sold, Capacity int }{5, 4}, Message: "sold out", Invariant: true},
+			`theus: process sell: invariant domain.event must satisfy self.sold <= self.capacity, got {Sold:5 Capacity:4}: sold out`},
+		{engine.RuleError{Path: "global.max", Rule: "min", Must: "be >= 1", Value: 0, Invariant: true},
+			`theus: CompareAndSwap: invariant global.max must be >= 1, got 0`},
+	} {
+		if got := c.err.Error(); got != c.want {
+			t.Errorf("Error() = %q, want %q", got, c.want)
+		}
 	}
 }
 

@@ -92,6 +92,12 @@ type fieldCodec[S any] interface {
 	entry(c Codec, dst []byte, s *S, key string) ([]byte, bool, error)
 	entries(c Codec, s *S, yield func(string, []byte) error) error
 	builder(c Codec) entryBuilder[S]
+	// lookup returns a pointer to the field's value in s (as a P), or to
+	// the entry under key of a collection (as a *V), for invariants;
+	// valueType is the type it points to, and keyOf the typed key.
+	lookup(s *S, key string) (any, bool)
+	valueType() reflect.Type
+	keyOf(key string) any
 	// apply applies a value another engine's commit at version v left
 	// (RemoteValue) to the field in s, a copy of a state whose nested
 	// values it must not modify.
@@ -139,6 +145,10 @@ func (f *valueCodec[S, P]) apply(c Codec, s *S, _ string, data []byte, _ uint64)
 	return c.Unmarshal(data, p)
 }
 
+func (f *valueCodec[S, P]) lookup(s *S, _ string) (any, bool) { return f.get(s), true }
+func (f *valueCodec[S, P]) valueType() reflect.Type           { return reflect.TypeFor[P]().Elem() }
+func (f *valueCodec[S, P]) keyOf(string) any                  { return nil }
+
 // A plain field is never asked for entries (stateCodec.field checks).
 func (*valueCodec[S, P]) entry(Codec, []byte, *S, string) ([]byte, bool, error) { panic("unreachable") }
 func (*valueCodec[S, P]) entries(Codec, *S, func(string, []byte) error) error   { panic("unreachable") }
@@ -174,6 +184,22 @@ func (f *collCodec[S, K, V]) entry(c Codec, dst []byte, s *S, key string) ([]byt
 	}
 	b, err := appendValue(c, f.appendJSON, dst, v)
 	return b, true, err
+}
+
+func (f *collCodec[S, K, V]) lookup(s *S, key string) (any, bool) {
+	k, err := parseKey[K](key)
+	if err != nil {
+		return nil, false
+	}
+	v, ok := f.get(s).Get(k)
+	return v, ok
+}
+
+func (f *collCodec[S, K, V]) valueType() reflect.Type { return reflect.TypeFor[V]() }
+
+func (f *collCodec[S, K, V]) keyOf(key string) any {
+	k, _ := parseKey[K](key)
+	return k
 }
 
 func (f *collCodec[S, K, V]) entries(c Codec, s *S, yield func(string, []byte) error) error {

@@ -7,6 +7,8 @@ import (
 	"database/sql"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/theus-go/theus/internal/servicetest"
 )
 
@@ -26,4 +28,20 @@ func Unreachable(t testing.TB, what, env, addr string, err error) {
 func Postgres(t testing.TB) *sql.DB {
 	t.Helper()
 	return servicetest.Postgres(t)
+}
+
+// AMQPURL returns the URL of the RabbitMQ broker at THEUS_TEST_AMQP
+// (default the local one, guest/guest) after checking that it takes
+// connections.
+func AMQPURL(t testing.TB) string {
+	t.Helper()
+	return servicetest.AMQPURL(t)
+}
+
+// Redis returns a client of the Redis server at THEUS_TEST_REDIS (default
+// 127.0.0.1:6379; a redis:// URL works too) after a ping, closed when the
+// test ends.
+func Redis(t testing.TB) *redis.Client {
+	t.Helper()
+	return servicetest.Redis(t)
 }

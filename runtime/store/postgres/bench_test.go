@@ -2,13 +2,18 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/theus-go/theus/examples/bank"
+	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/store/postgres"
 )
 
 // BenchmarkCommit measures durable commits per second on one instance:
@@ -17,7 +22,8 @@ import (
 func BenchmarkCommit(b *testing.B) {
 	for _, callers := range []int{8, 64} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
-			st := openStore(b, freshSchema(b))
+			schema := freshSchema(b)
+			st := openStore(b, schema)
 			eng := newBank(b, st, accounts(callers, 0))
 			ctx := context.Background()
 			var next atomic.Int64
@@ -40,6 +46,78 @@ func BenchmarkCommit(b *testing.B) {
 			}
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "commits/s")
+			db, _ := testDBs.Load(b)
+			var perGroup float64
+			if err := db.(*sql.DB).QueryRow(`SELECT count(*)::float8 / count(DISTINCT grp) FROM ` + schema + `.theus_log`).Scan(&perGroup); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(perGroup, "commits/group")
 		})
 	}
+}
+
+// BenchmarkRecover measures the cold start of an instance on a store
+// holding a collection of 100,000 entries: Open, and Recover through
+// NewEngine.
+func BenchmarkRecover(b *testing.B) {
+	const entries = 100_000
+	ctx := context.Background()
+	schema := freshSchema(b)
+	st := openStore(b, schema)
+	eng := newBank(b, st, accounts(entries, 1))
+	if _, err := eng.Deposit(ctx, bank.DepositArgs{ID: "acc-000", Amount: 1}); err != nil {
+		b.Fatal(err) // the first commit writes the whole state
+	}
+	eng.Close()
+	st.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		st, err := postgres.Open(ctx, testDSN(), postgres.WithSchema(schema))
+		if err != nil {
+			b.Fatal(err)
+		}
+		e, err := bank.NewEngine(ctx, bank.State{}, bank.Bank{}, engine.WithStore(st))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := e.Snapshot().Accounts().Len(); n != entries {
+			b.Fatalf("recovered %d entries, want %d", n, entries)
+		}
+		e.Close()
+		st.Close()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/entries, "ns/entry")
+}
+
+// BenchmarkStaleness measures how long an idle instance takes to apply a
+// commit of another instance (LISTEN/NOTIFY; the poll is an hour): from
+// the return of the commit on A to its version on B's Snapshot. It
+// reports the median and the 99th percentile.
+func BenchmarkStaleness(b *testing.B) {
+	ctx := context.Background()
+	schema := freshSchema(b)
+	a := newBank(b, openStore(b, schema), accounts(2, 0))
+	idle := newBank(b, openStore(b, schema, postgres.WithPollInterval(time.Hour)), accounts(2, 0))
+	lags := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		r, err := a.Deposit(ctx, bank.DepositArgs{ID: "acc-000", Amount: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		for idle.Snapshot().Version() < r.Version {
+			if time.Since(start) > 10*time.Second {
+				b.Fatalf("version %d not applied on the idle instance after 10 s", r.Version)
+			}
+			runtime.Gosched()
+		}
+		lags = append(lags, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lags)
+	b.ReportMetric(float64(lags[len(lags)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lags[len(lags)*99/100].Microseconds()), "p99-µs")
 }

@@ -135,12 +135,30 @@ func consecutive(recs []*engine.Record, first uint64) error {
 // commit runs a group's transaction and returns the records it wrote (or
 // tried to). s.cmu is held.
 func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) ([]*engine.Record, error) {
-	conn, tx, head, err := s.begin(ctx)
+	token := newToken()
+	var first *pgx.Batch
+	if s.version == 0 {
+		// Likely the first commit to the schema, which writes the whole
+		// state: encoded before the head row is locked, since a large
+		// state takes a while (see idle_in_transaction_session_timeout).
+		var err error
+		if first, err = s.batch(recs, true, token); err != nil {
+			return recs, err
+		}
+	}
+	conn, head, err := s.begin(ctx)
 	if err != nil {
 		return recs, err
 	}
-	defer conn.Release()
-	defer tx.Rollback(context.Background()) // a no-op once committed
+	open, held := true, true // the transaction may be open on conn; conn is held
+	defer func() {
+		if open {
+			s.rollback(conn)
+		}
+		if held {
+			conn.Release()
+		}
+	}()
 	base := recs[0].Version - 1
 	switch h := uint64(head); {
 	case h < base:
@@ -149,7 +167,7 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 		if rebase == nil {
 			return recs, fmt.Errorf("another engine committed versions %d-%d after version %d", base+1, h, base)
 		}
-		others, err := s.readRemotes(ctx, tx, base, h, 0)
+		others, err := s.readRemotes(ctx, conn, base, h, 0)
 		if err != nil {
 			return recs, err
 		}
@@ -167,22 +185,32 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 	if err := s.fault(BeforeWrite); err != nil {
 		return recs, err
 	}
-	token := newToken()
-	b, err := s.batch(recs, head == 0, token)
-	if err != nil {
-		return recs, err
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return recs, err
+	b := first // head 0: nothing to rebase on, recs are as they came
+	if head != 0 || b == nil {
+		if b, err = s.batch(recs, head == 0, token); err != nil {
+			return recs, err
+		}
 	}
 	if err := s.fault(BeforeCommit); err != nil {
 		return recs, err
 	}
+	// The writes and COMMIT go in one pipeline, one round trip: if a
+	// statement fails, the server skips the rest, COMMIT included.
+	b.Queue("COMMIT")
 	pid := conn.Conn().PgConn().PID()
 	start, _ := s.pids.Load(pid)
 	last := recs[len(recs)-1].Version
-	err = tx.Commit(ctx)
+	br := conn.SendBatch(ctx, b)
+	for range b.Len() {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if err == nil {
+		open = false
 		err = s.fault(AfterCommit)
 	}
 	if err != nil {
@@ -191,15 +219,18 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 		}
 		// The connection is in doubt: resolve ends its backend, and it
 		// must not go back to the pool.
+		// Released first: with a pool of one, resolve needs it.
+		open, held = false, false
 		conn.Conn().Close(context.Background())
+		conn.Release()
 		committed, rerr := s.resolve(pid, start, last, token)
 		if rerr != nil {
 			return recs, fmt.Errorf("%w (COMMIT failed: %v)", rerr, err)
 		}
 		if !committed {
-			return recs, fmt.Errorf("COMMIT failed and the store read back that the transaction did not commit: %w", err)
+			return recs, fmt.Errorf("the connection failed (%w) and the store read back that the transaction did not commit", err)
 		}
-		s.opts.logger.Warn("postgres: COMMIT failed but the store read back that its transaction committed", "versions", fmt.Sprintf("%d-%d", recs[0].Version, last), "err", redact(err, s.secret))
+		s.opts.logger.Warn("postgres: COMMIT failed but the store read back that its transaction committed", "versions", fmt.Sprintf("%d-%d", recs[0].Version, last), "err", redact(err, s.secret...))
 	}
 	s.version = last
 	s.wake()
@@ -207,31 +238,51 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 }
 
 // begin starts a group's transaction and locks the head row, whose
-// version it returns. A connection the pool held that turns out broken
-// (the server restarted, or failed over) fails before anything is
-// written: begin tries again, with backoff, as many times as the pool may
-// hold broken connections (after a restart of the server, all of them).
-func (s *Store) begin(ctx context.Context) (*pgxpool.Conn, pgx.Tx, int64, error) {
+// version it returns, in one round trip. A connection the pool held that
+// turns out broken (the server restarted, or failed over) fails before
+// anything is written: begin tries again, with backoff, as many times as
+// the pool may hold broken connections (after a restart of the server,
+// all of them).
+func (s *Store) begin(ctx context.Context) (*pgxpool.Conn, int64, error) {
 	backoff := 5 * time.Millisecond
 	attempts := int(s.pool.Config().MaxConns) + 2
 	for attempt := 1; ; attempt++ {
 		conn, err := s.pool.Acquire(ctx)
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, 0, err
 		}
-		tx, err := conn.Begin(ctx)
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(s.q.lockHead)
+		br := conn.SendBatch(ctx, b)
 		var head int64
-		if err == nil {
-			if err = tx.QueryRow(ctx, s.q.lockHead).Scan(&head); err == nil {
-				return conn, tx, head, nil
-			}
-			tx.Rollback(context.Background())
+		if _, err = br.Exec(); err == nil {
+			err = br.QueryRow().Scan(&head)
 		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			return conn, head, nil
+		}
+		s.rollback(conn)
 		conn.Release()
 		if attempt == attempts || !brokenConn(err) || !sleep(ctx, backoff) {
-			return nil, nil, 0, err
+			return nil, 0, err
 		}
 		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// rollback ends the transaction on conn, or the connection if it cannot.
+func (s *Store) rollback(conn *pgxpool.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if conn.Conn().IsClosed() {
+		return
+	}
+	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+		conn.Conn().Close(ctx)
 	}
 }
 
@@ -275,7 +326,7 @@ func (s *Store) resolve(pid uint32, start any, last uint64, token int64) (bool, 
 		if err == nil {
 			return committed, nil
 		}
-		s.opts.logger.Warn("postgres: read back a commit whose COMMIT failed; retrying", "version", last, "err", redact(err, s.secret), "in", backoff)
+		s.opts.logger.Warn("postgres: read back a commit whose COMMIT failed; retrying", "version", last, "err", redact(err, s.secret...), "in", backoff)
 		select {
 		case <-s.closed:
 			return false, ErrUnknownOutcome
@@ -289,9 +340,12 @@ func (s *Store) readBack(pid uint32, start any, last uint64, token int64) (commi
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
 	if start != nil {
+		// Without the privilege (another role's backend), waiting for the
+		// head row below still settles it, when the server drops the
+		// backend.
 		if _, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2`,
 			int64(pid), start); err != nil {
-			return false, err
+			s.opts.logger.Warn("postgres: end the backend of a commit in doubt", "pid", pid, "err", redact(err, s.secret...))
 		}
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

@@ -46,6 +46,12 @@
 // It retries that read with backoff until it knows; if the store is
 // closed first, the error wraps ErrUnknownOutcome.
 //
+// An instance paused while its group holds the head row (a long GC pause,
+// a stopped process) holds up the others: the store's sessions run with
+// idle_in_transaction_session_timeout = 10s (unless the DSN sets it), after
+// which PostgreSQL ends such a session; its group fails, and is resolved
+// as not committed.
+//
 // # Layout
 //
 // In the schema (WithSchema, default "theus"; created if needed):

@@ -56,7 +56,7 @@ func (s *Store) listen(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.opts.logger.Warn("postgres: listen for commits; reconnecting", "err", redact(err, s.secret), "in", backoff)
+		s.opts.logger.Warn("postgres: listen for commits; reconnecting", "err", redact(err, s.secret...), "in", backoff)
 		select {
 		case <-ctx.Done():
 			return
@@ -98,18 +98,16 @@ func (s *Store) Follow(ctx context.Context, from uint64, apply func([]engine.Rem
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		changed := s.changes()
-		var head int64
-		err := s.pool.QueryRow(ctx, s.q.head).Scan(&head)
-		var others []engine.Remote
-		if err == nil && uint64(head) > from {
-			others, err = s.readRemotes(ctx, s.pool, from, uint64(head), followBatch)
-		}
+		// The log alone, one query: groups commit in version order (the
+		// head row serialises them), so whatever snapshot the query reads
+		// holds a prefix of the versions.
+		others, err := s.readRemotes(ctx, s.pool, from, 1<<63-1, followBatch)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			backoff = min(max(2*backoff, 10*time.Millisecond), 5*time.Second)
-			s.opts.logger.Warn("postgres: read other instances' commits; retrying", "err", redact(err, s.secret), "in", backoff)
+			s.opts.logger.Warn("postgres: read other instances' commits; retrying", "err", redact(err, s.secret...), "in", backoff)
 			if !sleep(ctx, backoff) {
 				return nil
 			}
@@ -129,7 +127,7 @@ func (s *Store) Follow(ctx context.Context, from uint64, apply func([]engine.Rem
 				continue
 			}
 			backoff = 0
-			if uint64(head) > last {
+			if len(others) == followBatch {
 				continue
 			}
 		}

@@ -3,8 +3,6 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,7 +17,8 @@ import (
 // have), 64 callers each, depositing back to back: on disjoint keys
 // (each caller its own account), and on shared keys (the three instances'
 // callers on the same 64 accounts), where it also reports the conflicts
-// retried per commit.
+// retried per commit. Cross-instance staleness is BenchmarkStaleness
+// (bench_test.go).
 func BenchmarkThreeInstances(b *testing.B) {
 	const instances, callers = 3, 64
 	for _, shared := range []bool{false, true} {
@@ -85,45 +84,4 @@ func BenchmarkThreeInstances(b *testing.B) {
 			b.ReportMetric(float64(conflicts)/float64(b.N), "conflicts/commit")
 		})
 	}
-}
-
-// BenchmarkStaleness measures how long after a commit on instance A
-// returned its receipt the idle instance B (no calls, no Sync: it follows
-// by LISTEN/NOTIFY) shows that version in its Snapshot: p50 and p99 over
-// b.N commits made one at a time.
-func BenchmarkStaleness(b *testing.B) {
-	schema := freshSchema(b)
-	ctx := context.Background()
-	a := newBank(b, openStore(b, schema), accounts(2, 0))
-	bb := newBank(b, openStore(b, schema), accounts(2, 0))
-	if _, err := a.Deposit(ctx, bank.DepositArgs{ID: "acc-000", Amount: 1}); err != nil {
-		b.Fatal(err)
-	}
-	if err := bb.Sync(ctx); err != nil {
-		b.Fatal(err)
-	}
-	lags := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		r, err := a.Deposit(ctx, bank.DepositArgs{ID: "acc-000", Amount: 1})
-		if err != nil {
-			b.Fatal(err)
-		}
-		committed := time.Now()
-		deadline := committed.Add(10 * time.Second)
-		for bb.Snapshot().Version() < r.Version {
-			if time.Now().After(deadline) {
-				b.Fatalf("version %d not visible on B after 10s", r.Version)
-			}
-			runtime.Gosched() // spinning: the lag is measured to the microsecond
-		}
-		lags = append(lags, time.Since(committed))
-	}
-	b.StopTimer()
-	slices.Sort(lags)
-	q := func(p float64) float64 { return float64(lags[int(p*float64(len(lags)-1))]) / 1e6 }
-	b.ReportMetric(q(0.50), "p50-ms")
-	b.ReportMetric(q(0.99), "p99-ms")
-	b.ReportMetric(q(1), "max-ms")
 }

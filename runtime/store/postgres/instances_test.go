@@ -126,7 +126,9 @@ func TestUnknownOutcomeIsResolved(t *testing.T) {
 		}
 		return errors.New("connection lost while waiting for COMMIT's reply")
 	}
-	dsn := testDSN() + "&application_name=" + schema
+	// A pool of one connection: resolving needs another than the one in
+	// doubt.
+	dsn := strings.Replace(testDSN(), "pool_max_conns=3", "pool_max_conns=1", 1) + "&application_name=" + schema
 	st, err := postgres.Open(ctx, dsn, postgres.WithSchema(schema), postgres.WithFaultHook(hook))
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -100,8 +101,9 @@ type Store struct {
 	q queries
 	// channel is the NOTIFY channel of commits on this schema.
 	channel string
-	// secret is the DSN's password, kept out of every error (redact).
-	secret string
+	// secret is the DSN's password, as written in it and as parsed,
+	// kept out of every error and log line (redact).
+	secret []string
 	inc    uint64
 	// pids maps the backend of each pooled connection to its start
 	// time, to end a backend in doubt (resolve) and no other.
@@ -213,11 +215,12 @@ func WithClock(now func() time.Time) Option {
 type Step int
 
 const (
-	// BeforeWrite: the commit's transaction holds the head row and
-	// nothing is written yet.
+	// BeforeWrite: the commit's transaction holds the head row, the
+	// group is rebased, and nothing is written yet.
 	BeforeWrite Step = iota
-	// BeforeCommit: everything is written in the transaction, and COMMIT
-	// is not sent yet.
+	// BeforeCommit: the statements that write the group are ready, and
+	// about to be sent with COMMIT, in one pipeline; the transaction
+	// holds the head row.
 	BeforeCommit
 	// AfterCommit: COMMIT succeeded. An error here is taken for a failure
 	// of COMMIT whose outcome is unknown (a connection lost before the
@@ -266,10 +269,20 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		// strings: say no more than that it did not parse.
 		return nil, errors.New("postgres: the DSN does not parse (want postgres://user:password@host:port/database?options or key=value pairs)")
 	}
-	s := &Store{opts: o, secret: cfg.ConnConfig.Password, closed: make(chan struct{}), changed: make(chan struct{})}
+	s := &Store{opts: o, closed: make(chan struct{}), changed: make(chan struct{})}
+	if pw := cfg.ConnConfig.Password; pw != "" {
+		s.secret = []string{pw, url.QueryEscape(pw), url.PathEscape(pw)}
+	}
 	s.schema = pgx.Identifier{o.schema}.Sanitize()
 	s.channel = o.schema + "_commits"
 	s.q = newQueries(s.schema)
+	// A process paused while its group holds the head row (a GC pause, a
+	// SIGSTOP, a VM migration) holds up every instance: PostgreSQL ends
+	// such a session after a while, its COMMIT then fails and is resolved
+	// as not committed. The DSN may set another value.
+	if _, ok := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "10000"
+	}
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		var start time.Time
 		if err := c.QueryRow(ctx, `SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()`).Scan(&start); err != nil {
@@ -368,7 +381,7 @@ func (s *Store) Close() error {
 
 // errorf wraps err for op, with the DSN's password taken out.
 func (s *Store) errorf(op string, err error) error {
-	return redact(fmt.Errorf("postgres: %s: %w", op, err), s.secret)
+	return redact(fmt.Errorf("postgres: %s: %w", op, err), s.secret...)
 }
 
 // redactedError is an error whose text had a secret taken out. It unwraps
@@ -381,15 +394,29 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// redact returns err without secret in its text.
-func redact(err error, secret string) error {
-	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
+// redact returns err without any of secrets in its text.
+func redact(err error, secrets ...string) error {
+	shows := func(e error) bool {
+		for _, sec := range secrets {
+			if sec != "" && strings.Contains(e.Error(), sec) {
+				return true
+			}
+		}
+		return false
+	}
+	if err == nil || !shows(err) {
 		return err
 	}
-	r := &redactedError{msg: strings.ReplaceAll(err.Error(), secret, "xxxxx")}
+	msg := err.Error()
+	for _, sec := range secrets {
+		if sec != "" {
+			msg = strings.ReplaceAll(msg, sec, "xxxxx")
+		}
+	}
+	r := &redactedError{msg: msg}
 	// Keep the chain only as far as it does not show the secret.
 	for u := errors.Unwrap(err); u != nil; u = errors.Unwrap(u) {
-		if !strings.Contains(u.Error(), secret) {
+		if !shows(u) {
 			r.err = u
 			break
 		}

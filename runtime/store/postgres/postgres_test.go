@@ -172,7 +172,9 @@ func TestSchemaNameIsValidated(t *testing.T) {
 // DSN and whatever fails.
 func TestPasswordNotInErrors(t *testing.T) {
 	const pw = "s3cr3t-PassW0rd"
+	const escaped = "s3cr3t%2FPa@ss" // s3cr3t/Pa@ss in a URL
 	for _, dsn := range []string{
+		"postgres://theus:" + escaped + "@127.0.0.1:1/db?sslmode=disable&connect_timeout=2",
 		"postgres://theus:" + pw + "@127.0.0.1:1/db?sslmode=disable&connect_timeout=2",
 		"host=127.0.0.1 port=1 user=theus password=" + pw + " dbname=db sslmode=disable connect_timeout=2",
 		"postgres://theus:" + pw + "@127.0.0.1:1/db?sslmode=bogus",
@@ -184,7 +186,7 @@ func TestPasswordNotInErrors(t *testing.T) {
 			t.Fatalf("Open(%q) succeeded", dsn)
 		}
 		for e := err; e != nil; e = errors.Unwrap(e) {
-			if strings.Contains(e.Error(), pw) {
+			if strings.Contains(e.Error(), pw) || strings.Contains(e.Error(), "s3cr3t") {
 				t.Errorf("an error of Open shows the password: %v", e)
 			}
 		}
@@ -241,3 +243,22 @@ func TestConcurrentOpen(t *testing.T) {
 }
 
 var _ outbox.Store = (*postgres.Store)(nil)
+
+// redact takes every form of the password out of an error's text and
+// unwraps only to errors that do not show it.
+func TestRedact(t *testing.T) {
+	base := errors.New("dial postgres://u:p%40ss@h/db failed")
+	err := postgres.Redact(fmt.Errorf("open: %w", fmt.Errorf("connect with p@ss: %w", base)), "p@ss", "p%40ss")
+	if got := err.Error(); got != "open: connect with xxxxx: dial postgres://u:xxxxx@h/db failed" {
+		t.Fatalf("redacted: %q", got)
+	}
+	for e := errors.Unwrap(err); e != nil; e = errors.Unwrap(e) {
+		if strings.Contains(e.Error(), "p@ss") || strings.Contains(e.Error(), "p%40ss") {
+			t.Fatalf("the chain shows the password: %v", e)
+		}
+	}
+	plain := errors.New("no secret here")
+	if postgres.Redact(plain, "p@ss") != plain {
+		t.Fatal("an error without the password is not kept as is")
+	}
+}

@@ -5,15 +5,34 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/theus-go/theus/runtime/engine"
 	"github.com/theus-go/theus/runtime/outbox"
+	"github.com/theus-go/theus/runtime/store/postgres"
 	"github.com/theus-go/theus/runtime/store/sqlite"
 )
+
+// isPostgres tells whether the -store flag names a PostgreSQL database.
+func isPostgres(store string) bool {
+	return strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://")
+}
+
+// redactDSN hides the password of a DSN before it is printed.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	if isPostgres(dsn) {
+		return "postgres://…"
+	}
+	return dsn
+}
 
 type summary struct {
 	Commits, Updates, Logins uint64 // this run
@@ -41,13 +60,29 @@ func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
 		if err := os.MkdirAll(cfg.data, 0o755); err != nil {
 			return summary{}, err
 		}
+		consumerLog, where = filepath.Join(cfg.data, "consumer.log"), cfg.data
+	}
+	switch {
+	case isPostgres(cfg.store):
+		st, err := postgres.Open(ctx, cfg.store, postgres.WithSchema(cfg.schema))
+		if err != nil {
+			return summary{}, err
+		}
+		defer st.Close() // last: after the relay and the engine
+		opts = append(opts, engine.WithStore(st))
+		where = fmt.Sprintf("PostgreSQL %s, schema %s", redactDSN(cfg.store), cfg.schema)
+		if cfg.data != "" {
+			where += "; consumer's log in " + cfg.data
+		}
+	case cfg.store != "":
+		return summary{}, fmt.Errorf("-store %q: want empty (SQLite in -data) or a postgres:// URL", redactDSN(cfg.store))
+	case cfg.data != "":
 		st, err := sqlite.Open(ctx, filepath.Join(cfg.data, "theus.db"))
 		if err != nil {
 			return summary{}, err
 		}
 		defer st.Close() // last: after the relay and the engine
 		opts = append(opts, engine.WithStore(st))
-		consumerLog, where = filepath.Join(cfg.data, "consumer.log"), cfg.data
 	}
 	eng, err := NewEngine(ctx, initial, app{}, opts...)
 	if err != nil {

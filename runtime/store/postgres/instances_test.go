@@ -185,6 +185,24 @@ func TestListenReconnects(t *testing.T) {
 	}
 	for v := uint64(1); v <= 3; v++ {
 		if v > 1 {
+			// The listener reconnects after the previous termination, and
+			// the idle instance may have caught up (by its catch-up read)
+			// before it listens again: wait until it does.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				var n int
+				if err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity
+					WHERE application_name = $1 AND query LIKE 'LISTEN%'`, schema).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d LISTEN connections, want 1", n)
+				}
+				time.Sleep(time.Millisecond)
+			}
 			res, err := db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 				WHERE application_name = $1 AND query LIKE 'LISTEN%'`, schema)
 			if err != nil {

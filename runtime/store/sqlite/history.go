@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"github.com/theus-go/theus/runtime/internal/wire"
+
 	"context"
 	"database/sql"
 	"encoding/binary"
@@ -64,41 +66,27 @@ func readCommits(data []byte, f func(engine.Commit)) error {
 	if len(data) == 0 || data[0] != commitsFormat {
 		return fmt.Errorf("%w: unknown format of commits", errBadChangeSet)
 	}
-	r := reader{b: data[1:]}
-	for len(r.b) > 0 && r.err == nil {
+	r := wire.NewReader(data[1:], errBadChangeSet)
+	for r.More() {
 		var c engine.Commit
-		c.Version = r.uvarint()
-		c.Time = time.Unix(0, int64(r.uvarint()))
-		c.Process = string(r.bytes())
-		for range r.uvarint() {
-			w := engine.Write{Path: string(r.bytes()), Key: string(r.bytes())}
-			if del := r.bytes1(); del == 1 {
+		c.Version = r.Uvarint()
+		c.Time = time.Unix(0, int64(r.Uvarint()))
+		c.Process = string(r.Bytes())
+		for range r.Uvarint() {
+			w := engine.Write{Path: string(r.Bytes()), Key: string(r.Bytes())}
+			if del := r.Byte(); del == 1 {
 				w.Deleted = true
 			}
 			c.Writes = append(c.Writes, w)
 		}
-		for range r.uvarint() {
-			c.MessageIDs = append(c.MessageIDs, string(r.bytes()))
+		for range r.Uvarint() {
+			c.MessageIDs = append(c.MessageIDs, string(r.Bytes()))
 		}
-		if r.err == nil {
+		if r.Err() == nil {
 			f(c)
 		}
 	}
-	return r.err
-}
-
-// bytes1 reads one byte.
-func (r *reader) bytes1() byte {
-	if r.err != nil {
-		return 0
-	}
-	if len(r.b) == 0 {
-		r.err = errBadChangeSet
-		return 0
-	}
-	b := r.b[0]
-	r.b = r.b[1:]
-	return b
+	return r.Err()
 }
 
 var _ engine.HistoryReader = (*Store)(nil)

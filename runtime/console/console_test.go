@@ -493,3 +493,7 @@ func TestTailEvents(t *testing.T) {
 		})
 	}
 }
+
+func itoa(v uint64) string { return fmt.Sprint(v) }
+
+func depositArgs() bank.DepositArgs { return bank.DepositArgs{ID: "acc-0", Amount: 5} }

@@ -103,14 +103,18 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
 
 // parked keys
 
-type parkedKey struct {
+// ParkedKey is a (topic, key) held back by parked messages: the first
+// of them, and how many there are.
+type ParkedKey struct {
 	Topic, Key string
 	First      outbox.ParkedMessage
 	Count      int
 }
 
-func (h *Handler) parkedKeys(ctx context.Context) ([]parkedKey, error) {
-	p, ok := h.store.(outbox.Parking)
+// ParkedKeys returns the parked keys of st (an outbox.Parking), in the
+// commit order of their first parked message.
+func ParkedKeys(ctx context.Context, st any) ([]ParkedKey, error) {
+	p, ok := st.(outbox.Parking)
 	if !ok {
 		return nil, errUnsupported
 	}
@@ -118,7 +122,7 @@ func (h *Handler) parkedKeys(ctx context.Context) ([]parkedKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []parkedKey
+	var out []ParkedKey
 	at := map[outbox.TopicKey]int{}
 	for _, m := range ms {
 		tk := outbox.TopicKey{Topic: m.Topic, Key: m.Key}
@@ -127,13 +131,13 @@ func (h *Handler) parkedKeys(ctx context.Context) ([]parkedKey, error) {
 			continue
 		}
 		at[tk] = len(out)
-		out = append(out, parkedKey{Topic: m.Topic, Key: m.Key, First: m, Count: 1})
+		out = append(out, ParkedKey{Topic: m.Topic, Key: m.Key, First: m, Count: 1})
 	}
 	return out, nil
 }
 
 func (h *Handler) parked(w http.ResponseWriter, r *http.Request) {
-	ks, err := h.parkedKeys(r.Context())
+	ks, err := ParkedKeys(r.Context(), h.store)
 	if err != nil {
 		h.fail(w, r, statusOf(err), err)
 		return
@@ -148,8 +152,8 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-func (h *Handler) findKey(ctx context.Context, topic, key string) (*parkedKey, error) {
-	ks, err := h.parkedKeys(ctx)
+func (h *Handler) findKey(ctx context.Context, topic, key string) (*ParkedKey, error) {
+	ks, err := ParkedKeys(ctx, h.store)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +210,7 @@ func (h *Handler) confirmSkip(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.URL.Query().Get("id")
-	ks, err := h.parkedKeys(r.Context())
+	ks, err := ParkedKeys(r.Context(), h.store)
 	if err != nil {
 		h.fail(w, r, statusOf(err), err)
 		return

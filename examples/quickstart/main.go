@@ -38,6 +38,7 @@ func main() {
 	flag.DurationVar(&cfg.timeout, "timeout", time.Minute, "give up if delivery takes longer than this")
 	flag.StringVar(&cfg.data, "data", filepath.Join(".data", "quickstart"), "directory of the SQLite store and the consumer's log (kept across runs); empty: everything in memory")
 	flag.StringVar(&cfg.nats, "nats", "", "URL of a NATS server with JetStream to relay through (e.g. nats://127.0.0.1:4222); empty: start an embedded nats-server with JetStream in a temp dir")
+	flag.StringVar(&cfg.console, "console", "", "serve the operator's console at this address (e.g. :8080, or 127.0.0.1:8080) during the run and after it, until interrupted; read-only off the loopback unless THEUS_CONSOLE_TOKEN is set")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -58,6 +59,7 @@ type config struct {
 	data                     string
 	nats                     string // "": embedded nats-server
 	direct                   bool   // tests: relay straight to the consumer, no NATS
+	console                  string // address of the console; "": none
 }
 
 func printSummary(w io.Writer, s summary) {

@@ -10,7 +10,8 @@
 // little of which only makes the live tail live):
 //
 //   - / the overview: outbox depth and oldest undelivered age per topic,
-//     parked keys, the store's head version;
+//     parked keys, the store's head version, and the relays with the
+//     partitions each leases (outbox.LeaseReader: PostgreSQL's fleet);
 //   - /parked the parked keys, each with its error, attempts and first
 //     message, and Replay and Skip buttons that lead to a confirmation page;
 //   - /history the commits, newest first, filtered by process, topic, key
@@ -27,7 +28,8 @@
 //
 // The console reads a store through interfaces that the SQLite and
 // PostgreSQL stores implement: outbox.StatsReader, outbox.Inspector,
-// outbox.Parking, engine.HistoryReader and Head (the last version). A
+// outbox.Parking, outbox.LeaseReader, engine.HistoryReader and Head (the
+// last version). A
 // page whose interface the store lacks says so.
 package console
 

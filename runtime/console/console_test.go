@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -65,6 +64,14 @@ func stores(t *testing.T, f func(t *testing.T, open func(t *testing.T) store)) {
 
 func openPostgres(t *testing.T) store {
 	t.Helper()
+	st, _ := openPostgresSchema(t)
+	return st
+}
+
+// openPostgresSchema opens a store in a schema of the test's own, and
+// returns the schema's name.
+func openPostgresSchema(t *testing.T) (store, string) {
+	t.Helper()
 	db := servicetest.Postgres(t) // skips loudly when unreachable
 	var b [6]byte
 	rand.Read(b[:])
@@ -80,8 +87,7 @@ func openPostgres(t *testing.T) store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	var _ *sql.DB = db
-	return st
+	return st, schema
 }
 
 func newFixture(t *testing.T, st store, opts ...console.Option) *fixture {

@@ -65,6 +65,15 @@ type overviewData struct {
 	Head      uint64
 	HasHead   bool
 	Unsupport []string
+	Relays    []relayView // by holder; nil when the store's relays do not lease
+	Free      int         // partitions no live lease covers
+}
+
+// relayView is a relay of a fleet and the partitions it leases.
+type relayView struct {
+	Holder     string
+	Partitions []int
+	Expires    time.Time // the earliest expiry of its leases
 }
 
 func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
@@ -98,7 +107,38 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Head, d.HasHead = v, true
 	}
+	if s, ok := h.store.(outbox.LeaseReader); ok {
+		ls, err := s.Leases(ctx)
+		if err != nil {
+			h.fail(w, r, http.StatusInternalServerError, err)
+			return
+		}
+		d.Relays, d.Free = relays(ls, time.Now())
+	}
 	h.render(w, r, http.StatusOK, "overview", "Overview", d)
+}
+
+// relays groups leases by holder; the free ones (no holder, or expired)
+// it counts.
+func relays(ls []outbox.RelayLease, now time.Time) (out []relayView, free int) {
+	at := map[string]int{}
+	for _, l := range ls {
+		if l.Holder == "" || !l.Expires.After(now) {
+			free++
+			continue
+		}
+		i, ok := at[l.Holder]
+		if !ok {
+			i = len(out)
+			at[l.Holder] = i
+			out = append(out, relayView{Holder: l.Holder, Expires: l.Expires})
+		}
+		out[i].Partitions = append(out[i].Partitions, l.Partition)
+		if l.Expires.Before(out[i].Expires) {
+			out[i].Expires = l.Expires
+		}
+	}
+	return out, free
 }
 
 // parked keys

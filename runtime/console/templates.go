@@ -21,6 +21,7 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05.000Z")
 	},
+	"until":  func(now, t time.Time) string { return t.Sub(now).Round(time.Millisecond).String() },
 	"write":  WriteString,
 	"pretty": Pretty,
 	"writes": func(ws []engine.Write) string {
@@ -69,6 +70,9 @@ var pageText = map[string]string{
 {{if .Topics}}<table id="topics"><tr><th>Topic</th><th>Pending</th><th>Oldest undelivered age</th><th>Parked</th><th>Parked keys</th></tr>
 {{range .Topics}}<tr><td><a href="{{$.Base}}/history?topic={{.Topic}}">{{.Topic}}</a></td><td>{{.Pending}}</td><td>{{age $now .OldestPending}}</td><td>{{.Parked}}</td><td>{{.ParkedKeys}}</td></tr>
 {{end}}</table>{{else}}<p>Nothing pending or parked.</p>{{end}}
+{{if or .Relays .Free}}<h2>Relays</h2><table id="relays"><tr><th>Relay</th><th>Partitions leased</th><th>Lease expires in</th></tr>
+{{range .Relays}}<tr><td>{{.Holder}}</td><td>{{len .Partitions}}: {{.Partitions}}</td><td>{{until $now .Expires}}</td></tr>{{end}}</table>
+{{if .Free}}<p id="free-partitions">{{.Free}} partition(s) leased by no live relay: their messages wait for one.</p>{{end}}{{end}}
 {{range .Unsupport}}<p class="muted">This store gives no {{.}}.</p>{{end}}
 {{end}}{{end}}`,
 

@@ -51,3 +51,24 @@ type Inspector interface {
 	// holds (Prune deletes delivered ones), in commit order.
 	Messages(ctx context.Context, ids []string) ([]MessageStatus, error)
 }
+
+// RelayLease is a relay's lease on one partition of a store's outbox, on
+// stores whose relays share the work by leasing partitions of the key
+// space (PostgreSQL).
+type RelayLease struct {
+	Partition int
+	// Holder names the relay that holds it; "" when free.
+	Holder string
+	// Token is the lease's fencing token, which grows at every take-over.
+	Token uint64
+	// Expires is when the lease runs out unless its holder renews it.
+	Expires time.Time
+}
+
+// LeaseReader is implemented by stores whose relays lease partitions of
+// the outbox: the console shows who holds what.
+type LeaseReader interface {
+	// Leases returns the leases by partition; none on a store whose
+	// relays do not lease.
+	Leases(ctx context.Context) ([]RelayLease, error)
+}

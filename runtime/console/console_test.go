@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -503,3 +504,35 @@ func TestTailEvents(t *testing.T) {
 func itoa(v uint64) string { return fmt.Sprint(v) }
 
 func depositArgs() bank.DepositArgs { return bank.DepositArgs{ID: "acc-0", Amount: 5} }
+
+// A filter that few commits match reads a bounded number of versions per
+// page, and links to the next ones to search.
+func TestHistoryScanContinues(t *testing.T) {
+	f := newFixture(t, openSQLite(t))
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for range 375 {
+				if _, err := f.eng.Deposit(ctx, bank.DepositArgs{ID: fmt.Sprintf("acc-%d", w%2), Amount: 1}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// 3005 commits: open_account made 1 and 2 only.
+	_, body := f.get(t, "/history?process=open_account")
+	if got := versions(body); len(got) != 0 || !strings.Contains(body, "searched down to version 506") {
+		t.Fatalf("first page lists %v; want none and a link to search on from 506\n%s", got, body)
+	}
+	m := regexp.MustCompile(`id="older" href="([^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("no link to older commits")
+	}
+	_, body = f.get(t, strings.ReplaceAll(m[1], "&amp;", "&"))
+	if got := strings.Join(versions(body), " "); got != "2 1" || strings.Contains(body, `id="older"`) {
+		t.Fatalf("second page lists %q (or links further)\n%s", got, body)
+	}
+}

@@ -305,10 +305,12 @@ type Row struct {
 	Messages []outbox.MessageStatus
 }
 
-// scanWindow and scanLimit bound the versions one history page reads.
+// scanWindow and scanLimit bound the versions one history page reads, so
+// that a filter few commits match answers quickly (about 10 ms a window
+// on SQLite) and links to the next versions to search.
 const (
 	scanWindow = 500
-	scanLimit  = 20_000
+	scanLimit  = 2_500
 )
 
 // History returns up to limit commits of st matching f, newest first,
@@ -403,7 +405,7 @@ type historyData struct {
 	Filter   HistoryFilter
 	Rows     []Row
 	Next     template.URL // query of the older page, "" when none
-	Scanning bool
+	Searched uint64       // the oldest version this page searched, when Next is set
 }
 
 func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
@@ -437,6 +439,7 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 		}
 		nq.Set("before", strconv.FormatUint(next, 10))
 		d.Next = template.URL(nq.Encode()) // url.Values.Encode escapes every value
+		d.Searched = next
 	}
 	h.render(w, r, http.StatusOK, "history", "History", d)
 }

@@ -102,7 +102,7 @@ Process <input name="process" value="{{.Filter.Process}}" size="14"> Topic <inpu
 Key <input name="key" value="{{.Filter.Key}}" size="10"> Versions <input name="from" value="{{if .Filter.From}}{{.Filter.From}}{{end}}" size="6">–<input name="to" value="{{if .Filter.To}}{{.Filter.To}}{{end}}" size="6">
 <button type="submit">Filter</button></form>
 {{template "rows" .Rows}}
-{{with .Next}}<p><a id="older" href="{{$.Base}}/history?{{.}}">Older commits</a></p>{{end}}{{end}}{{end}}
+{{with .Next}}<p><a id="older" href="{{$.Base}}/history?{{.}}">Older commits</a>{{if or $.Data.Filter.Process $.Data.Filter.Topic $.Data.Filter.Key}} <span class="muted">(searched down to version {{$.Data.Searched}})</span>{{end}}</p>{{end}}{{end}}{{end}}
 {{define "rows"}}{{if .}}<table id="commits"><tr><th>Version</th><th>Process</th><th>Time</th><th>Paths written</th><th>Messages</th></tr>
 {{range .}}<tr><td><a href="{{base}}/commits/{{.Version}}">{{.Version}}</a></td><td>{{or .Process "(CompareAndSwap)"}}</td><td>{{ts .Time}}</td><td>{{writes .Writes}}</td>
 <td>{{range .Messages}}{{.Topic}} {{.Key}} <span class="muted">{{.State}}</span><br>{{else}}{{len .MessageIDs}}{{end}}</td></tr>

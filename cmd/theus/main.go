@@ -7,7 +7,7 @@
 //	theus parked  [flags] STORE             the parked keys with their error, attempts, first message
 //	theus replay  [flags] STORE TOPIC KEY   return a parked key to delivery
 //	theus skip    [flags] STORE ID          mark a parked message delivered without sending it
-//	theus history [flags] STORE             commits, newest first (-process -topic -key -from -to -limit)
+//	theus history [flags] STORE             commits, newest first (-process -topic -key -from -to -limit -values)
 //	theus watch   [flags] STORE             print commits as they are made (-from, -limit)
 //	theus serve   [flags] STORE             the web console (-addr, default 127.0.0.1:8080)
 //

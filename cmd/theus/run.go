@@ -29,7 +29,7 @@ commands:
   parked   the parked keys with their error, attempts and first message
   replay   STORE TOPIC KEY: return a parked key to delivery
   skip     STORE ID: mark a parked message delivered without sending it
-  history  commits, newest first (-process, -topic, -key, -from, -to, -limit)
+  history  commits, newest first (-process, -topic, -key, -from, -to, -limit, -values)
   watch    print commits as they are made (-from, -limit)
   serve    the web console (-addr, -read-only, -token-file)
 
@@ -344,6 +344,15 @@ type commitJSON struct {
 	Time     time.Time     `json:"time"`
 	Writes   []string      `json:"writes"`
 	Messages []messageJSON `json:"messages"`
+	Values   []valueJSON   `json:"values,omitempty"`
+}
+
+// valueJSON is a value a commit wrote, as stored: Data is the stored
+// JSON, null for a deleted entry.
+type valueJSON struct {
+	Path string `json:"path"`
+	Key  string `json:"key,omitempty"`
+	Data any    `json:"data"`
 }
 
 type messageJSON struct {
@@ -374,6 +383,17 @@ func newCommitJSON(c engine.Commit, ms []outbox.MessageStatus) commitJSON {
 	return out
 }
 
+func withValues(j commitJSON, vs []engine.Value) commitJSON {
+	for _, v := range vs {
+		var data any
+		if v.Data != nil {
+			data = payload(v.Data)
+		}
+		j.Values = append(j.Values, valueJSON{v.Path, v.Key, data})
+	}
+	return j
+}
+
 func (c *cmd) printCommit(j commitJSON) error {
 	if *c.format == "json" {
 		b, err := json.Marshal(j)
@@ -396,6 +416,17 @@ func (c *cmd) printCommit(j commitJSON) error {
 		}
 	}
 	_, err := fmt.Fprintln(c.out)
+	for _, v := range j.Values {
+		at := v.Path
+		if v.Key != "" {
+			at += "[" + strconv.Quote(v.Key) + "]"
+		}
+		b, _ := json.Marshal(v.Data)
+		if v.Data == nil {
+			b = []byte("(deleted)")
+		}
+		fmt.Fprintf(c.out, "\t%s = %s\n", at, b)
+	}
 	return err
 }
 
@@ -407,6 +438,7 @@ func history(c *cmd) error {
 	c.fs.Uint64Var(&f.From, "from", 0, "from `version` (included)")
 	c.fs.Uint64Var(&f.To, "to", 0, "up to `version` (included)")
 	limit := c.fs.Int("limit", 50, "at most `n` commits")
+	values := c.fs.Bool("values", false, "print the values each commit wrote, as stored")
 	if err := c.parse(c.rest, 0, ""); err != nil {
 		return err
 	}
@@ -428,15 +460,19 @@ func history(c *cmd) error {
 		}
 		before = next
 	}
-	if *c.format == "json" {
-		out := []commitJSON{}
-		for _, r := range rows {
-			out = append(out, newCommitJSON(r.Commit, r.Messages))
+	out := []commitJSON{}
+	for _, r := range rows {
+		j := newCommitJSON(r.Commit, r.Messages)
+		if *values {
+			j = withValues(j, r.Values)
 		}
+		out = append(out, j)
+	}
+	if *c.format == "json" {
 		return c.json(out)
 	}
-	for _, r := range rows {
-		if err := c.printCommit(newCommitJSON(r.Commit, r.Messages)); err != nil {
+	for _, j := range out {
+		if err := c.printCommit(j); err != nil {
 			return err
 		}
 	}

@@ -78,7 +78,21 @@ func pingPostgres() error {
 // seed makes a bank with two accounts (one owner's name holds markup),
 // three transfers from acc-0, the account.opened messages delivered and
 // the first transfer.completed message parked; it sets $PARKED_ID.
-func seed(ts *testscript.TestScript, st interface {
+func seed(ts *testscript.TestScript, st seedable) { seedStore(ts, st) }
+
+// scriptEnv is what seeding needs of a script (or of a test).
+type scriptEnv interface {
+	Check(error)
+	Setenv(k, v string)
+}
+
+type seedable interface {
+	engine.Store
+	outbox.Store
+	outbox.Parking
+}
+
+func seedStore(ts scriptEnv, st interface {
 	engine.Store
 	outbox.Store
 	outbox.Parking

@@ -20,9 +20,9 @@ type rawStore struct{}
 const raw = `{"owner":"<script>alert(1)</script>"}`
 
 func (rawStore) Undelivered(context.Context, int) ([]outbox.Message, error) { return nil, nil }
-func (rawStore) Ack(context.Context, []string) error                       { return nil }
-func (rawStore) Notify() <-chan struct{}                                   { return nil }
-func (rawStore) Head(context.Context) (uint64, error)                      { return 1, nil }
+func (rawStore) Ack(context.Context, []string) error                        { return nil }
+func (rawStore) Notify() <-chan struct{}                                    { return nil }
+func (rawStore) Head(context.Context) (uint64, error)                       { return 1, nil }
 func (rawStore) History(_ context.Context, from, to uint64) ([]engine.Commit, error) {
 	if from > 1 || to < 1 {
 		return nil, nil

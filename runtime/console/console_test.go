@@ -524,8 +524,8 @@ func TestHistoryScanContinues(t *testing.T) {
 	wg.Wait()
 	// 3005 commits: open_account made 1 and 2 only.
 	_, body := f.get(t, "/history?process=open_account")
-	if got := versions(body); len(got) != 0 || !strings.Contains(body, "searched down to version 506") {
-		t.Fatalf("first page lists %v; want none and a link to search on from 506\n%s", got, body)
+	if got := versions(body); len(got) != 0 || !strings.Contains(body, "searched down to version 1006") {
+		t.Fatalf("first page lists %v; want none and a link to search on from 1006\n%s", got, body)
 	}
 	m := regexp.MustCompile(`id="older" href="([^"]+)"`).FindStringSubmatch(body)
 	if m == nil {

@@ -79,16 +79,8 @@ type relayView struct {
 func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var d overviewData
-	if s, ok := h.store.(outbox.StatsReader); ok {
-		st, err := s.Stats(ctx)
-		if err != nil {
-			h.fail(w, r, http.StatusInternalServerError, err)
-			return
-		}
-		d.Stats = &st
-	} else {
-		d.Unsupport = append(d.Unsupport, "outbox figures (outbox.StatsReader)")
-	}
+	// The per-topic figures add up to the store's: one count of the
+	// pending messages, not two, on a store that gives both.
 	if s, ok := h.store.(outbox.Inspector); ok {
 		ts, err := s.TopicStats(ctx)
 		if err != nil {
@@ -96,8 +88,28 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.Topics = ts
+		var st outbox.StoreStats
+		for _, t := range ts {
+			st.Pending += t.Pending
+			st.Parked += t.Parked
+			st.ParkedKeys += t.ParkedKeys
+			if !t.OldestPending.IsZero() && (st.OldestPending.IsZero() || t.OldestPending.Before(st.OldestPending)) {
+				st.OldestPending = t.OldestPending
+			}
+		}
+		d.Stats = &st
 	} else {
 		d.Unsupport = append(d.Unsupport, "figures per topic (outbox.Inspector)")
+		if s, ok := h.store.(outbox.StatsReader); ok {
+			st, err := s.Stats(ctx)
+			if err != nil {
+				h.fail(w, r, http.StatusInternalServerError, err)
+				return
+			}
+			d.Stats = &st
+		} else {
+			d.Unsupport = append(d.Unsupport, "outbox figures (outbox.StatsReader)")
+		}
 	}
 	if s, ok := h.store.(HeadReader); ok {
 		v, err := s.Head(ctx)
@@ -306,11 +318,11 @@ type Row struct {
 }
 
 // scanWindow and scanLimit bound the versions one history page reads, so
-// that a filter few commits match answers quickly (about 10 ms a window
-// on SQLite) and links to the next versions to search.
+// that a filter few commits match answers quickly (about 20 ms a window
+// on SQLite with 1,000,000 commits) and links to the next versions to search.
 const (
 	scanWindow = 500
-	scanLimit  = 2_500
+	scanLimit  = 2_000
 )
 
 // History returns up to limit commits of st matching f, newest first,

@@ -45,6 +45,7 @@ func main() {
 	flag.StringVar(&cfg.store, "store", "", "the store: empty for the SQLite file in -data (the default), or a PostgreSQL URL (postgres://user:password@host:5432/db); the consumer's log stays in -data")
 	flag.StringVar(&cfg.schema, "schema", "quickstart", "the PostgreSQL schema of the store (with -store postgres://…); created if needed, kept across runs")
 	flag.StringVar(&cfg.nats, "nats", "", "URL of a NATS server with JetStream to relay through (e.g. nats://127.0.0.1:4222); empty: start an embedded nats-server with JetStream in a temp dir")
+	flag.StringVar(&cfg.console, "console", "", "serve the operator's console at this address (e.g. :8080, or 127.0.0.1:8080) during the run and after it, until interrupted; read-only off the loopback unless THEUS_CONSOLE_TOKEN is set")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -67,6 +68,7 @@ type config struct {
 	schema                   string // PostgreSQL schema
 	nats                     string // "": embedded nats-server
 	direct                   bool   // tests: relay straight to the consumer, no NATS
+	console                  string // address of the console; "": none
 }
 
 func printSummary(w io.Writer, s summary) {

@@ -123,10 +123,23 @@ func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
 		<-relayDone
 	}()
 
+	var consoleURL string
+	if cfg.console != "" {
+		url, stop, err := startConsole(cfg.console, eng)
+		if err != nil {
+			return summary{}, err
+		}
+		defer stop() // before the relay stops and the engine closes
+		consoleURL = url
+	}
+
 	fmt.Fprintf(w, "quickstart: %d goroutines x (%d update_user_email + %d record_login)\n",
 		cfg.workers, cfg.updates, cfg.logins)
 	fmt.Fprintf(w, "relay to:           %s\n", path)
 	fmt.Fprintf(w, "data:               %s (recovered version %d)\n", where, start)
+	if consoleURL != "" {
+		fmt.Fprintf(w, "console:            %s\n", consoleURL)
+	}
 
 	var (
 		mu        sync.Mutex
@@ -211,6 +224,10 @@ func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
 	fmt.Fprintf(w, "last in the log:    %s\n", last)
 	if s.Version != s.StartVersion+s.Commits {
 		return s, fmt.Errorf("%d commits from version %d but version %d: versions must be dense", s.Commits, s.StartVersion, s.Version)
+	}
+	if consoleURL != "" {
+		fmt.Fprintf(w, "console:            %s (serving until interrupted)\n", consoleURL)
+		<-ctx.Done()
 	}
 	return s, nil
 }

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -99,8 +100,13 @@ var _ engine.HistoryReader = (*Store)(nil)
 // layout kept history (layout 2 and older) have none.
 func (s *Store) History(ctx context.Context, from, to uint64) ([]engine.Commit, error) {
 	var out []engine.Commit
+	to = min(to, math.MaxInt64)
+	// A row holds the commits first..version; the last row to read is the
+	// first whose version reaches to (or the last row), so that the read
+	// is a range of the primary key, not every row after from.
 	err := s.query(ctx, `SELECT data, commits FROM theus_log
-		WHERE version >= ? AND first <= ? AND commits IS NOT NULL ORDER BY version`, func(rows *sql.Rows) error {
+		WHERE version >= ? AND version <= coalesce((SELECT min(version) FROM theus_log WHERE version >= ?), ?)
+			AND first <= ? AND commits IS NOT NULL ORDER BY version`, func(rows *sql.Rows) error {
 		var data, commits []byte
 		if err := rows.Scan(&data, &commits); err != nil {
 			return err
@@ -137,7 +143,7 @@ func (s *Store) History(ctx context.Context, from, to uint64) ([]engine.Commit, 
 			}
 			out = append(out, c)
 		})
-	}, int64(from), int64(to))
+	}, int64(from), int64(to), int64(to), int64(to))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: history: %w", err)
 	}

@@ -1,8 +1,11 @@
 package golden
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
+
+	"github.com/theus-go/theus/runtime/engine"
 )
 
 var defaulted = Order{Note: "none \"quoted\"", Open: true, Seats: -2, Max: 18446744073709551615, Ratio: 0.5}
@@ -59,5 +62,57 @@ func TestDefaultsRoundTrip(t *testing.T) {
 	var bad Order
 	if err := json.Unmarshal([]byte(`{"seats":"x"}`), &bad); err == nil {
 		t.Error("a string decoded into seats")
+	}
+}
+
+// storedOnly is a durable store whose data was written before the fields
+// with defaults existed: it recovers through the engine's StateCodec, as
+// SQLite and PostgreSQL do.
+type storedOnly struct {
+	engine.Store // only Recover is called before the test ends
+}
+
+func (storedOnly) Recover(_ context.Context, codec engine.StateCodec) (*engine.Recovered, error) {
+	d := codec.Decoder()
+	for i, f := range codec.Fields() {
+		var err error
+		switch f.Path {
+		case "domain.orders":
+			if err = d.Entry(i, "o1", []byte(`{"id":"o1"}`)); err == nil {
+				err = d.Entry(i, "o2", []byte(`{"id":"o2","note":"","open":false}`))
+			}
+		case "domain.basket":
+			err = d.Field(i, []byte(`{"orders":[{"id":"b1"}],"first":{"id":"f"}}`))
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	s, err := d.State()
+	if err != nil {
+		return nil, err
+	}
+	return &engine.Recovered{Version: 1, State: s}, nil
+}
+
+// TestDefaultsOnRecovery recovers values stored without the fields: they
+// get the defaults; the fields stored as zero values keep them.
+func TestDefaultsOnRecovery(t *testing.T) {
+	e, err := NewEngine(context.Background(), State{}, struct{}{}, engine.WithStore(storedOnly{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	snap := e.Snapshot()
+	o1, _ := snap.Orders().Get("o1")
+	o2, _ := snap.Orders().Get("o2")
+	want1, want2 := defaulted, defaulted
+	want1.ID, want2.ID, want2.Note, want2.Open = "o1", "o2", "", false
+	if o1.Clone() != want1 || o2.Clone() != want2 {
+		t.Errorf("o1 %+v, o2 %+v, want %+v, %+v", o1.Clone(), o2.Clone(), want1, want2)
+	}
+	b := snap.Basket().Clone()
+	if b.Orders[0].Note != defaulted.Note || b.First.Seats != defaulted.Seats {
+		t.Errorf("basket %+v", b)
 	}
 }

@@ -93,6 +93,18 @@ type Field struct {
 	GoName string // e.g. "MemberID"
 	Type   *Type
 	Pos    Pos
+	// Default is the value a stored or received value that lacks the
+	// field decodes with (`default:`), or nil for the zero value. Only
+	// fields of declared structs with a builtin scalar type have one.
+	Default *Default
+}
+
+// Default is a field's `default:`, checked against the field's type.
+type Default struct {
+	// Value is a string, bool, int64 (signed integer kinds), uint64
+	// (unsigned ones) or float64 (float kinds), within the type's range.
+	Value any
+	Pos   Pos
 }
 
 // TypeKind classifies a Type.

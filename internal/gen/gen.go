@@ -231,12 +231,12 @@ func (g *generator) render() ([]byte, error) {
 // the same would be shadowed where a type of that package is named inside
 // such a function (func(p *[]p.Addr) in theusCloneX(p *X)).
 var localNames = map[string]bool{
-	"args": true, "b": true, "c": true, "clone": true, "codec": true, "core": true, "ctx": true,
+	"args": true, "b": true, "c": true, "clone": true, "codec": true, "core": true, "ctx": true, "data": true,
 	"gen": true, "result": true, "st": true, "tx": true,
 	"e": true, "eff": true, "elem": true, "entry": true, "err": true, "es": true,
 	"expected": true, "from": true, "i": true, "impl": true, "in": true, "initial": true,
 	"k": true, "kept": true, "key": true, "m": true, "o": true, "opts": true, "out": true,
-	"p": true, "path": true, "paths": true, "r": true, "s": true, "t": true, "to": true,
+	"p": true, "path": true, "paths": true, "plain": true, "r": true, "s": true, "t": true, "to": true,
 	"v": true, "w": true, "x": true, "y": true,
 }
 

@@ -8,6 +8,7 @@ package evolvetest
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -151,8 +152,9 @@ type Case struct {
 	// started on it, and after New committed ("": v1 opens it).
 	Back0, Back1 string
 	// Migrations counts the runs of the case's migration, which must run
-	// once in all.
+	// once per value in all: Values times (once when Values is 0).
 	Migrations *atomic.Int32
+	Values     int32
 }
 
 // migrated counts the runs of a migration.
@@ -161,6 +163,23 @@ func migrated[Old, New any](path string, n *atomic.Int32, f func(Old) (New, erro
 		n.Add(1)
 		return f(o)
 	}))
+}
+
+// OrderDefault is OrderAdded whose new field status declares a default,
+// and whose note declares one too, decoding as the generated code does
+// (contract `default:`): fields the stored value lacks get the defaults.
+type OrderDefault OrderAdded
+
+func (x *OrderDefault) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		return nil
+	}
+	type plain OrderDefault
+	p := plain(*x)
+	p.Note, p.Status = "none", "open"
+	err := json.Unmarshal(data, &p)
+	*x = OrderDefault(p)
+	return err
 }
 
 // OrderSeats is Order with its seats as a string.
@@ -187,6 +206,18 @@ var Cases = []Case{
 			o, err := orderOf(s)
 			if err != nil || *o != (OrderAdded{ID: "o1", Seats: 3, Note: "aisle"}) || s.Count != 7 {
 				return fmt.Errorf("%+v, count %d, %v", o, s.Count, err)
+			}
+			return nil
+		})},
+	{Name: "field added with default", new: newVersion(contract{order: "Order{id string, seats int32, note string, status string}", key: "string", count: "int32", name: "string"},
+		func(s St[string, OrderDefault, int32, string]) error {
+			// o1 lacks status: the default. o2 has note "", stored: kept,
+			// not replaced by note's default.
+			o1, ok1 := s.Orders.Get("o1")
+			o2, ok2 := s.Orders.Get("o2")
+			if !ok1 || !ok2 || *o1 != (OrderDefault{ID: "o1", Seats: 3, Note: "aisle", Status: "open"}) ||
+				*o2 != (OrderDefault{ID: "o2", Seats: 1, Note: "", Status: "open"}) {
+				return fmt.Errorf("o1 %+v, o2 %+v", o1, o2)
 			}
 			return nil
 		})},
@@ -239,7 +270,7 @@ var Cases = []Case{
 				return nil
 			},
 			migrated("domain.count", &narrowedRuns, func(n int32) (int16, error) { return int16(n * 2), nil }))},
-	{Name: "entries retyped, migrated", Migrations: &seatsRuns,
+	{Name: "entries retyped, migrated", Migrations: &seatsRuns, Values: 2,
 		Back0: "domain.orders[*].seats: type changed (string -> int32)", Back1: "domain.orders[*].seats: type changed (string -> int32)",
 		new: newVersion(contract{order: "Order{id string, seats string, note string}", key: "string", count: "int32", name: "string"},
 			func(s St[string, OrderSeats, int32, string]) error {
@@ -275,8 +306,8 @@ func Run(t *testing.T, fresh Fresh) {
 			if c.Migrations != nil {
 				c.Migrations.Store(0)
 				defer func() {
-					if n := c.Migrations.Load(); n != 1 && c.Drift == "" {
-						t.Errorf("the migration ran %d times, want once", n)
+					if n, want := c.Migrations.Load(), max(c.Values, 1); n != want && c.Drift == "" {
+						t.Errorf("the migration ran %d times, want %d (once per value)", n, want)
 					}
 				}()
 			}
@@ -331,14 +362,15 @@ func Run(t *testing.T, fresh Fresh) {
 	}
 }
 
-// write has v1 write its data: order o1, count 7, name "v1".
+// write has v1 write its data: orders o1 and o2 (its note empty), count 7,
+// name "v1".
 func write(t *testing.T, open Opener) {
 	t.Helper()
 	ctx := context.Background()
 	st, closeStore := open(t)
 	defer closeStore()
 	type S = St[string, Order, int32, string]
-	initial := S{Orders: engine.NewCollection(map[string]Order{"o1": {ID: "o1", Seats: 3, Note: "aisle"}}, nil), Count: 7, Name: "v1"}
+	initial := S{Orders: engine.NewCollection(map[string]Order{"o1": {ID: "o1", Seats: 3, Note: "aisle"}, "o2": {ID: "o2", Seats: 1}}, nil), Count: 7, Name: "v1"}
 	e, err := engine.New(ctx, schema[string, Order, int32, string](v1), initial, engine.WithStore(st))
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,14 @@ const (
 // path relative to the contract's directory) to the formatted source. m must
 // be valid, as contract.Parse returns it, with Package set (Parse leaves it
 // empty when the contract does not say it; the caller picks the default).
-func Generate(m *contract.Model) (map[string][]byte, error) {
+func Generate(m *contract.Model) (files map[string][]byte, err error) {
+	// The generator panics only on a model the contract checks should
+	// have refused: the user gets an error, not a stack.
+	defer func() {
+		if r := recover(); r != nil {
+			files, err = nil, fmt.Errorf("gen: internal error on a model the contract checks accepted (please report it): %v", r)
+		}
+	}()
 	if m.Package == "" {
 		return nil, errors.New("gen: the model has no package name")
 	}

@@ -10,18 +10,20 @@ import (
 	"time"
 
 	"github.com/theus-go/theus/runtime/console"
+	"github.com/theus-go/theus/runtime/outbox"
 )
 
 // startConsole serves the operator's console (runtime/console) on the
 // engine's store at http://addr/console/ until stop is called. Bound to
 // an address other than the loopback, it is read-only unless
-// THEUS_CONSOLE_TOKEN gives a token that Replay and Skip must carry.
-func startConsole(addr string, eng *Engine) (url string, stop func(), err error) {
+// THEUS_CONSOLE_TOKEN gives a token that Replay and Skip must carry. The
+// overview shows relayStats, the counters of the demo's relay.
+func startConsole(addr string, eng *Engine, relayStats func() outbox.RelayStats) (url string, stop func(), err error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", nil, fmt.Errorf("-console %q: %w", addr, err)
 	}
-	opts := []console.Option{console.WithBasePath("/console"), console.WithWatch(eng.Watch)}
+	opts := []console.Option{console.WithBasePath("/console"), console.WithWatch(eng.Watch), console.WithRelayStats(relayStats)}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		if tok := os.Getenv("THEUS_CONSOLE_TOKEN"); tok != "" {
 			opts = append(opts, console.WithActionToken(tok))

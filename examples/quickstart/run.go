@@ -125,7 +125,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
 
 	var consoleURL string
 	if cfg.console != "" {
-		url, stop, err := startConsole(cfg.console, eng)
+		url, stop, err := startConsole(cfg.console, eng, relay.Stats)
 		if err != nil {
 			return summary{}, err
 		}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/theus-go/theus/runtime/engine"
@@ -40,6 +41,17 @@ type options struct {
 	poll     time.Duration
 	logger   *slog.Logger
 	pageSize int
+	relay    func() outbox.RelayStats
+}
+
+// WithRelayStats shows the counters of a relay that runs in the same
+// process (pass its Stats method) on the overview, with its delivery rate:
+// the messages it delivered per second between two views of the overview
+// at least a second apart. Without it the console, which reads the store,
+// cannot tell a rate (runtime/metrics exports theus_deliveries_total for
+// dashboards).
+func WithRelayStats(stats func() outbox.RelayStats) Option {
+	return func(o *options) { o.relay = stats }
 }
 
 // ReadOnly makes the console refuse actions (Replay, Skip) with 403
@@ -78,6 +90,12 @@ type Handler struct {
 	csrf  string
 	mux   *http.ServeMux
 	pages map[string]*template.Template
+
+	rateMu sync.Mutex
+	rateAt rateSample // the in-process relay's last sample (WithRelayStats)
+	rate   float64    // the last rate computed, shown until the next one
+	rateOK bool
+	now    func() time.Time // time.Now; tests set it
 }
 
 // ErrForbidden is the error of an action refused: read-only mode, a bad
@@ -89,7 +107,7 @@ func New(st outbox.Store, opts ...Option) (*Handler, error) {
 	if st == nil {
 		return nil, errors.New("console: nil store")
 	}
-	h := &Handler{store: st, opts: options{poll: time.Second, logger: slog.New(slog.DiscardHandler), pageSize: 50}}
+	h := &Handler{store: st, now: time.Now, opts: options{poll: time.Second, logger: slog.New(slog.DiscardHandler), pageSize: 50}}
 	for _, o := range opts {
 		o(&h.opts)
 	}

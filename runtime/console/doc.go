@@ -11,7 +11,9 @@
 //
 //   - / the overview: outbox depth and oldest undelivered age per topic,
 //     parked keys, the store's head version, and the relays with the
-//     partitions each leases (outbox.LeaseReader: PostgreSQL's fleet);
+//     partitions each leases (outbox.LeaseReader: PostgreSQL's fleet), and,
+//     with WithRelayStats, the counters and delivery rate of a relay that
+//     runs in the same process;
 //   - /parked the parked keys, each with its error, attempts and first
 //     message, and Replay and Skip buttons that lead to a confirmation page;
 //   - /history the commits, newest first, filtered by process, topic, key

@@ -67,6 +67,47 @@ type overviewData struct {
 	Unsupport []string
 	Relays    []relayView // by holder; nil when the store's relays do not lease
 	Free      int         // partitions no live lease covers
+	Relay     *relayRate  // the in-process relay (WithRelayStats); nil without one
+}
+
+// relayRate is the in-process relay's counters and its delivery rate.
+type relayRate struct {
+	outbox.RelayStats
+	// PerSecond is the delivery rate since the previous sample at least
+	// rateWindow before; HasRate is false until there is one.
+	PerSecond float64
+	HasRate   bool
+}
+
+// rateWindow is the shortest time between the two samples of a rate.
+const rateWindow = time.Second
+
+// rateSample is a relay's delivered count at an instant.
+type rateSample struct {
+	at        time.Time
+	delivered uint64
+}
+
+// relayRate samples the in-process relay and computes its rate against
+// the last sample at least rateWindow old, which it then replaces.
+func (h *Handler) relayRate(now time.Time) *relayRate {
+	if h.opts.relay == nil {
+		return nil
+	}
+	r := &relayRate{RelayStats: h.opts.relay()}
+	h.rateMu.Lock()
+	defer h.rateMu.Unlock()
+	prev := h.rateAt
+	if prev.at.IsZero() || now.Sub(prev.at) >= rateWindow {
+		if !prev.at.IsZero() && r.Delivered >= prev.delivered {
+			r.PerSecond, r.HasRate = float64(r.Delivered-prev.delivered)/now.Sub(prev.at).Seconds(), true
+			h.rate, h.rateOK = r.PerSecond, true
+		}
+		h.rateAt = rateSample{at: now, delivered: r.Delivered}
+	} else if h.rateOK {
+		r.PerSecond, r.HasRate = h.rate, true
+	}
+	return r
 }
 
 // relayView is a relay of a fleet and the partitions it leases.
@@ -127,6 +168,7 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Relays, d.Free = relays(ls, time.Now())
 	}
+	d.Relay = h.relayRate(h.now())
 	h.render(w, r, http.StatusOK, "overview", "Overview", d)
 }
 

@@ -66,6 +66,10 @@ var pageText = map[string]string{
 <tr><th>Oldest undelivered</th><td>{{ts .OldestPending}} ({{age $now .OldestPending}} ago)</td></tr>
 <tr><th>Parked messages</th><td>{{.Parked}}</td></tr>
 <tr><th>Parked keys</th><td><a href="{{$.Base}}/parked">{{.ParkedKeys}}</a></td></tr></table>{{end}}
+{{with .Relay}}<table id="relay"><tr><th>Delivered by this process's relay</th><td>{{.Delivered}}</td></tr>
+<tr><th>Delivery rate</th><td id="rate">{{if .HasRate}}{{printf "%.1f" .PerSecond}} messages/s{{else}}shown from the next view, a second or more from now{{end}}</td></tr>
+<tr><th>Failed deliveries</th><td>{{.Failures}}</td></tr>
+<tr><th>Parked by it</th><td>{{.Parked}}</td></tr></table>{{end}}
 <h2>Per topic</h2>
 {{if .Topics}}<table id="topics"><tr><th>Topic</th><th>Pending</th><th>Oldest undelivered age</th><th>Parked</th><th>Parked keys</th></tr>
 {{range .Topics}}<tr><td><a href="{{$.Base}}/history?topic={{.Topic}}">{{.Topic}}</a></td><td>{{.Pending}}</td><td>{{age $now .OldestPending}}</td><td>{{.Parked}}</td><td>{{.ParkedKeys}}</td></tr>

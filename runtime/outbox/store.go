@@ -48,3 +48,11 @@ type RelayClaimer interface {
 // already runs on the store (see RelayClaimer). Run one relay per memory
 // or SQLite store; stop the other one first.
 var ErrRelayRunning = errors.New("theus: another relay runs on this store (one relay per store)")
+
+// ErrFenced is matched by the error of a store's Ack or Parking.Failed
+// when the relay no longer holds the right to write the message (its
+// lease on the message's partition passed to another relay; see the
+// PostgreSQL store): the store wrote nothing. The relay then ends its
+// round at once, sending nothing more of what it had read, and reads
+// again: it gets only what it still holds.
+var ErrFenced = errors.New("theus: the relay lost its lease on the message's partition")

@@ -62,7 +62,7 @@ func newQueries(schema string) queries {
 			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
 			ON CONFLICT (topic, key) DO UPDATE SET seq = greatest(theus_key_seqs.seq, excluded.seq)`),
 		insertMessages: f(`INSERT INTO {s}.theus_outbox (id, version, idx, topic, key, key_seq, payload, headers, created_at, part)
-			SELECT i, v, x, t, k, q, p, nullif(h, ''), c, `+partExpr("t", "k", "$10::int")+`
+			SELECT i, v, x, t, k, q, p, nullif(h, ''), c, ` + partExpr("t", "k", "$10::int") + `
 			FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::text[], $5::text[], $6::bigint[], $7::bytea[], $8::text[], $9::bigint[])
 				AS u(i, v, x, t, k, q, p, h, c)`),
 		setHead:  f(`UPDATE {s}.theus_head SET version = $1 WHERE id = 1`),

@@ -48,8 +48,9 @@ func partExpr(t, k, n string) string {
 // ErrLeaseLost is returned (wrapped) by Ack and Failed when a relay wrote
 // for a partition whose lease it no longer holds (it expired, and another
 // relay took it over): nothing was written for those messages, which the
-// new holder delivers.
-var ErrLeaseLost = errors.New("the relay lost its lease on the message's partition (another relay took it over)")
+// new holder delivers. It is outbox.ErrFenced, on which the relay ends its
+// round.
+var ErrLeaseLost = outbox.ErrFenced
 
 // fleet is a Store's side of the relay fleet, while a relay claims it.
 type fleet struct {
@@ -73,7 +74,7 @@ type FleetStats struct {
 	// Leases is the number of partitions the Store's relay holds now.
 	Leases int
 	// Handovers counts the partitions it took over from another relay
-	// whose lease had expired or that gave them back.
+	// (whose lease had expired, or that gave them back).
 	Handovers uint64
 	// Fenced counts the acks and failure records refused because the
 	// relay had lost the lease of their partition.
@@ -170,7 +171,7 @@ func (s *Store) unclaim() {
 	me := f.me
 	f.on, f.held, f.releasing, f.inflight, f.idPart = false, nil, nil, nil, nil
 	f.mu.Unlock()
-	if _, err := s.pool.Exec(ctx, `UPDATE `+s.schema+`.theus_leases SET holder = '', expires = '-infinity' WHERE holder = $1`, me); err != nil {
+	if _, err := s.pool.Exec(ctx, `UPDATE `+s.schema+`.theus_leases SET expires = '-infinity' WHERE holder = $1`, me); err != nil {
 		s.opts.logger.Warn("postgres: give the relay's leases back (they expire)", "err", redact(err, s.secret...))
 	}
 	if _, err := s.pool.Exec(ctx, `DELETE FROM `+s.schema+`.theus_relays WHERE holder = $1`, me); err != nil {
@@ -276,7 +277,7 @@ func (s *Store) tick(ctx context.Context) error {
 	want := fair - len(f.held)
 	f.mu.Unlock()
 	if len(give) > 0 {
-		if _, err := s.pool.Exec(ctx, `UPDATE `+s.schema+`.theus_leases l SET holder = '', expires = '-infinity'
+		if _, err := s.pool.Exec(ctx, `UPDATE `+s.schema+`.theus_leases l SET expires = '-infinity'
 			FROM unnest($1::int[], $2::bigint[]) AS h(p, t) WHERE l.part = h.p AND l.token = h.t AND l.holder = $3`, give, giveTok, f.me); err != nil {
 			return err
 		}
@@ -327,21 +328,22 @@ func (s *Store) lose(p int32) {
 	delete(f.inflight, p)
 }
 
-// leased reports whether a relay claims this Store, and then the
-// partitions it reads from (held and not being given back).
-func (s *Store) leased() (on bool, parts []int32) {
+// leased reports whether a relay claims this Store, and then its holder
+// name and the partitions it reads from (held and not being given back)
+// with their tokens.
+func (s *Store) leased() (on bool, me string, parts []int32, tokens []int64) {
 	f := &s.fleet
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.on {
-		return false, nil
+		return false, "", nil, nil
 	}
-	for p := range f.held {
+	for p, t := range f.held {
 		if !f.releasing[p] {
-			parts = append(parts, p)
+			parts, tokens = append(parts, p), append(tokens, t)
 		}
 	}
-	return true, parts
+	return true, f.me, parts, tokens
 }
 
 // leaseCheck is the CTE "ok" of the partitions whose lease the relay

@@ -48,15 +48,21 @@ func scanMessage(rows pgx.Rows, extra ...any) (outbox.Message, error) {
 // On a Store that a relay claims, only the messages of the partitions it
 // holds.
 func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, error) {
-	on, parts := s.leased()
+	on, me, parts, tokens := s.leased()
 	if on && len(parts) == 0 {
 		return nil, nil
 	}
+	// A relay reads only the partitions whose lease it still holds by the
+	// database's clock: one that resumes after a pause past its lease
+	// reads nothing of what another relay has taken over.
 	q := `SELECT ` + messageColumns + `, part FROM ` + s.schema + `.theus_outbox m
-		WHERE state = 'pending' AND ($2::int[] IS NULL OR part = ANY($2)) AND NOT EXISTS (
+		WHERE state = 'pending' AND ($2::int[] IS NULL OR part IN (
+			SELECT l.part FROM ` + s.schema + `.theus_leases l JOIN unnest($2::int[], $3::bigint[]) AS h(p, t)
+				ON l.part = h.p AND l.token = h.t WHERE l.holder = $4 AND l.expires > clock_timestamp()))
+		AND NOT EXISTS (
 			SELECT 1 FROM ` + s.schema + `.theus_outbox p WHERE p.state = 'parked' AND p.topic = m.topic AND p.key = m.key)
 		ORDER BY version, idx LIMIT $1`
-	rows, err := s.pool.Query(ctx, q, limit, parts)
+	rows, err := s.pool.Query(ctx, q, limit, parts, tokens, me)
 	if err != nil {
 		return nil, s.errorf("undelivered", err)
 	}
@@ -109,7 +115,7 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		done AS (UPDATE `+s.schema+`.theus_outbox SET state = 'delivered', delivered_at = $2
 			WHERE id = ANY($1) AND state = 'pending' AND part IN (SELECT part FROM ok) RETURNING id)
 		SELECT coalesce((SELECT array_agg(id) FROM `+s.schema+`.theus_outbox
-			WHERE id = ANY($1) AND state = 'pending' AND part NOT IN (SELECT part FROM ok)), '{}')`,
+			WHERE id = ANY($1) AND part NOT IN (SELECT part FROM ok)), '{}')`,
 		ids, now, parts, tokens, me).Scan(&fenced)
 	if err != nil {
 		return s.errorf("ack", err)
@@ -150,7 +156,7 @@ func (s *Store) Failed(ctx context.Context, id, cause string, park bool, maxAtte
 		err = s.pool.QueryRow(ctx, `WITH `+s.leaseCheck("$5", "$6", "$7")+`,
 			u AS (`+strings.ReplaceAll(update, "{s}", s.schema)+` AND part IN (SELECT part FROM ok) RETURNING state)
 			SELECT (SELECT state FROM u), EXISTS (SELECT 1 FROM `+s.schema+`.theus_outbox
-				WHERE id = $4 AND state = 'pending' AND part NOT IN (SELECT part FROM ok))`,
+				WHERE id = $4 AND part NOT IN (SELECT part FROM ok))`,
 			cause, park, maxAttempts, id, parts, tokens, me).Scan(&state, &fenced)
 	}
 	if err != nil {

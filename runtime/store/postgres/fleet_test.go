@@ -94,7 +94,9 @@ func (r *recorder) record(i int, batch []outbox.Message) {
 
 type sinkFunc func(ctx context.Context, batch []outbox.Message) (int, error)
 
-func (f sinkFunc) Send(ctx context.Context, batch []outbox.Message) (int, error) { return f(ctx, batch) }
+func (f sinkFunc) Send(ctx context.Context, batch []outbox.Message) (int, error) {
+	return f(ctx, batch)
+}
 
 // waitFor waits until all of ids were delivered at least once.
 func (r *recorder) waitFor(t *testing.T, ids []string, within time.Duration) {

@@ -53,6 +53,21 @@ func enqueueKeys(t testing.TB, st *postgres.Store, pool *pgxpool.Pool, keys ...s
 	return out
 }
 
+// enqueueOne commits one message with payload.
+func enqueueOne(t testing.TB, st *postgres.Store, pool *pgxpool.Pool, key, payload string) outbox.Message {
+	t.Helper()
+	var out []outbox.Message
+	err := pgx.BeginFunc(context.Background(), pool, func(tx pgx.Tx) error {
+		var err error
+		out, err = st.Enqueue(context.Background(), tx, outbox.Message{Topic: "t", Key: key, Payload: []byte(payload)})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out[0]
+}
+
 // delivery is one message a relay handed to the recording sink.
 type delivery struct {
 	relay int

@@ -35,7 +35,10 @@ type Store interface {
 // store would split the messages between their sinks and break the order
 // of a key. The memory and SQLite stores implement it. Relay.Run claims
 // the store before it delivers anything and releases it when it returns,
-// so a second relay's Run fails at once with ErrRelayRunning.
+// so a second relay's Run fails at once with ErrRelayRunning. A store
+// whose relays share the work may implement it too, to learn when a relay
+// starts and stops on it: the PostgreSQL store takes its leases on
+// partitions then, one relay per Store value.
 type RelayClaimer interface {
 	// ClaimRelay claims the store for one relay until release is called;
 	// calling release more than once is harmless. While a claim is held,

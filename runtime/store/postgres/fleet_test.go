@@ -360,3 +360,38 @@ func TestFleetFencing(t *testing.T) {
 		})
 	}
 }
+
+// A schema of layout 1 (one relay per schema, no partitions) is upgraded
+// by Open: its undelivered messages get their partitions, and a relay
+// delivers them.
+func TestUpgradeFromLayout1(t *testing.T) {
+	ctx := context.Background()
+	schema := freshSchema(t)
+	st := openStore(t, schema)
+	pool := userPool(t)
+	out := enqueueKeys(t, st, pool, "a", "b", "c")
+	st.Close()
+	// Back to layout 1.
+	for _, q := range []string{
+		`ALTER TABLE ` + schema + `.theus_outbox DROP COLUMN part`,
+		`DROP TABLE ` + schema + `.theus_leases`,
+		`DROP TABLE ` + schema + `.theus_relays`,
+		`DELETE FROM ` + schema + `.theus_meta WHERE name = 'partitions'`,
+		`UPDATE ` + schema + `.theus_meta SET value = '1' WHERE name = 'layout'`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st = openStore(t, schema, postgres.WithPartitions(4))
+	if st.Partitions() != 4 {
+		t.Fatalf("%d partitions", st.Partitions())
+	}
+	rec := newRecorder()
+	runRelay(t, outbox.NewRelay(st, rec.sink(0)))
+	rec.waitFor(t, []string{out[0].ID, out[1].ID, out[2].ID}, 10*time.Second)
+	st.Close()
+	if _, err := postgres.Open(ctx, testDSN(), postgres.WithSchema(schema), postgres.WithPartitions(8)); err == nil {
+		t.Fatal("Open with another partition count succeeded")
+	}
+}

@@ -284,6 +284,10 @@ func (s *Store) tick(ctx context.Context) error {
 		_, _ = s.pool.Exec(ctx, `SELECT pg_notify($1, 'relays')`, s.channel)
 	}
 	if want <= 0 {
+		// A lease renewed after it had run out (a pause that nobody
+		// took advantage of) holds messages the relay skipped while it
+		// was out: a wake-up per tick reads them.
+		s.wake()
 		return nil
 	}
 	rows, err := s.pool.Query(ctx, `UPDATE `+s.schema+`.theus_leases l
@@ -295,7 +299,6 @@ func (s *Store) tick(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var got int
 	var p int32
 	var tok int64
 	var old string
@@ -305,7 +308,6 @@ func (s *Store) tick(ctx context.Context) error {
 			f.held[p] = tok
 		}
 		f.mu.Unlock()
-		got++
 		if old != "" && old != f.me {
 			f.handovers.Add(1)
 		}
@@ -314,9 +316,7 @@ func (s *Store) tick(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if got > 0 {
-		s.wake()
-	}
+	s.wake()
 	return nil
 }
 

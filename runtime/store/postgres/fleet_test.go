@@ -268,6 +268,12 @@ func TestFleetRebalances(t *testing.T) {
 		}
 	}
 	rec.waitFor(t, ids, 20*time.Second)
+	// Everything acked: B stops between batches (a relay stopped in the
+	// middle of one leaves it unacked, to be delivered again).
+	waitUntil(t, 10*time.Second, "every message acked", func() bool {
+		st, err := a.Stats(context.Background())
+		return err == nil && st.Pending == 0
+	})
 	stopB()
 	waitUntil(t, 10*time.Second, "the remaining relay holds all 8 partitions", func() bool { return a.FleetStats().Leases == 8 })
 	for _, m := range enqueueKeys(t, a, pool, keys...) {

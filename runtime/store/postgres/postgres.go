@@ -91,7 +91,6 @@ CREATE INDEX IF NOT EXISTS theus_outbox_delivered ON {s}.theus_outbox (delivered
 	// count.
 	`
 ALTER TABLE {s}.theus_outbox ADD COLUMN IF NOT EXISTS part integer NOT NULL DEFAULT -1;
-CREATE INDEX IF NOT EXISTS theus_outbox_pending_part ON {s}.theus_outbox (part, version, idx) WHERE state = 'pending';
 CREATE TABLE IF NOT EXISTS {s}.theus_leases (
 	part    integer PRIMARY KEY,
 	holder  text NOT NULL DEFAULT '',

@@ -72,7 +72,12 @@
 //     the head's.
 //   - theus_key_seqs: the last KeySeq per (topic, key).
 //   - theus_outbox: the messages, pending, parked or delivered (with
-//     delivered_at); Prune deletes delivered ones after WithRetention.
+//     delivered_at), each with its partition; Prune deletes delivered
+//     ones after WithRetention.
+//   - theus_leases: a row per partition (their count is in theus_meta):
+//     holder, expiry and fencing token of its relay's lease;
+//     theus_relays: a row per running relay, with the expiry of its
+//     last beat.
 //
 // Recover reads the head, the fields, the entries and the KeySeqs in one
 // repeatable-read transaction: its time grows with the state, not with the

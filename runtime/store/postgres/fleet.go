@@ -76,8 +76,8 @@ type FleetStats struct {
 	// Handovers counts the partitions it took over from another relay
 	// (whose lease had expired, or that gave them back).
 	Handovers uint64
-	// Fenced counts the acks and failure records refused because the
-	// relay had lost the lease of their partition.
+	// Fenced counts the messages whose ack or failure record was refused
+	// because the relay had lost the lease of their partition.
 	Fenced uint64
 }
 

@@ -82,7 +82,6 @@ func BenchmarkFleetDrain(b *testing.B) {
 	}
 }
 
-
 // runRelayB runs r until the benchmark ends.
 func runRelayB(b *testing.B, r *outbox.Relay) {
 	ctx, cancel := context.WithCancel(context.Background())

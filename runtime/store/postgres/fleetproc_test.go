@@ -84,10 +84,12 @@ func startRelayProcess(t *testing.T, schema, name string) *child {
 
 // Three relay processes deliver to one recording table while
 // transactions enqueue; three times, one is killed (SIGKILL) in the
-// middle of its work, and a new one starts. The others take its partitions over:
-// every message arrives, the first deliveries of each key come in KeySeq
-// order without gaps, and every message delivered twice had first been
-// sent by the killed relay (sent, not acked).
+// middle of its work, and a new one starts; then one is stopped
+// (SIGSTOP) past its lease and continued. The others take their
+// partitions over: every message arrives, the first deliveries of each
+// key come in KeySeq order without gaps, and every message delivered
+// twice had first been sent by a killed or stopped relay (sent, not
+// acked).
 func TestFleetKillRelayProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts relay processes")
@@ -154,6 +156,29 @@ func TestFleetKillRelayProcess(t *testing.T) {
 	}
 	<-done
 
+	// Stop a live relay (SIGSTOP) past its lease while transactions
+	// enqueue; the others take its partitions over; then let it go on
+	// (SIGCONT): it can change nothing it lost.
+	paused := relays[3]
+	holds := func() (mine, live int) {
+		pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE holder LIKE '%/' || $1 || '/%'), count(*) FROM `+schema+`.theus_leases
+			WHERE expires > clock_timestamp()`, strconv.Itoa(paused.cmd.Process.Pid)).Scan(&mine, &live)
+		return mine, live
+	}
+	waitUntil(t, 30*time.Second, "relay 3 holds a lease", func() bool { mine, _ := holds(); return mine > 0 })
+	if err := paused.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	killed[paused.name] = true // it may have sent a batch it will not ack
+	done = make(chan struct{})
+	go func() { enqueue(30); close(done) }()
+	waitUntil(t, 30*time.Second, "the others hold every partition", func() bool { mine, live := holds(); return mine == 0 && live == 8 })
+	<-done
+	if err := paused.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(10)
+
 	waitUntil(t, 60*time.Second, "every message delivered", func() bool {
 		var n int
 		pool.QueryRow(ctx, `SELECT count(DISTINCT id) FROM `+schema+`.received`).Scan(&n)
@@ -176,7 +201,7 @@ func TestFleetKillRelayProcess(t *testing.T) {
 		if by, ok := first[id]; ok {
 			dups++
 			if !killed[by] {
-				t.Errorf("%s delivered again by relay %s, first by relay %s, which was not killed", id, relay, by)
+				t.Errorf("%s delivered again by relay %s, first by relay %s, which was neither killed nor stopped", id, relay, by)
 			}
 			continue
 		}
@@ -189,5 +214,5 @@ func TestFleetKillRelayProcess(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d messages, %d delivered twice (sent by the killed relay, not acked)", len(ids), dups)
+	t.Logf("%d messages, %d delivered twice (first sent by a killed or stopped relay, not acked)", len(ids), dups)
 }

@@ -13,9 +13,10 @@ PEERS_CONTRACTS := theusbench/contracts.yaml
 
 .PHONY: demo test generate ci fmt-check vet diff lint bench lintbench genbench bench-peers peers-check sinkmods-check build clean
 
-## demo: generate the quickstart's code, then run it (commits, relay, consumer) and print the summary
+## demo: generate the quickstart's code, then run it (commits, relay, consumer) and print the summary;
+## CONSOLE=:8080 also serves the operator's console there and prints its URL
 demo: generate
-	$(GO) run ./examples/quickstart
+	$(GO) run ./examples/quickstart $(if $(CONSOLE),-console $(CONSOLE))
 
 ## test: every test, with the race detector
 test:

@@ -13,6 +13,11 @@
 // Delete the directory to start over (needed after changing the state's
 // types in contracts.yaml: the store refuses a contract that drifted).
 //
+// With -store postgres://user:password@host:5432/db the state and the
+// outbox live in PostgreSQL instead (schema -schema, default quickstart,
+// created if needed); the consumer's log stays in -data. Drop the schema
+// and delete the directory together to start over.
+//
 // The process code is in process.go; theus_gen.go is generated from the
 // repository's contracts.yaml by `go generate`.
 package main
@@ -37,7 +42,10 @@ func main() {
 	flag.IntVar(&cfg.logins, "logins", 1000, "record_login calls per goroutine (they never conflict with updates)")
 	flag.DurationVar(&cfg.timeout, "timeout", time.Minute, "give up if delivery takes longer than this")
 	flag.StringVar(&cfg.data, "data", filepath.Join(".data", "quickstart"), "directory of the SQLite store and the consumer's log (kept across runs); empty: everything in memory")
+	flag.StringVar(&cfg.store, "store", "", "the store: empty for the SQLite file in -data (the default), or a PostgreSQL URL (postgres://user:password@host:5432/db); the consumer's log stays in -data")
+	flag.StringVar(&cfg.schema, "schema", "quickstart", "the PostgreSQL schema of the store (with -store postgres://…); created if needed, kept across runs")
 	flag.StringVar(&cfg.nats, "nats", "", "URL of a NATS server with JetStream to relay through (e.g. nats://127.0.0.1:4222); empty: start an embedded nats-server with JetStream in a temp dir")
+	flag.StringVar(&cfg.console, "console", "", "serve the operator's console at this address (e.g. :8080, or 127.0.0.1:8080) during the run and after it, until interrupted; read-only off the loopback unless THEUS_CONSOLE_TOKEN is set")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -56,8 +64,11 @@ type config struct {
 	workers, updates, logins int
 	timeout                  time.Duration
 	data                     string
+	store                    string // "": SQLite in data; postgres://… or postgresql://…: PostgreSQL
+	schema                   string // PostgreSQL schema
 	nats                     string // "": embedded nats-server
 	direct                   bool   // tests: relay straight to the consumer, no NATS
+	console                  string // address of the console; "": none
 }
 
 func printSummary(w io.Writer, s summary) {

@@ -5,15 +5,34 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/theus-go/theus/runtime/engine"
 	"github.com/theus-go/theus/runtime/outbox"
+	"github.com/theus-go/theus/runtime/store/postgres"
 	"github.com/theus-go/theus/runtime/store/sqlite"
 )
+
+// isPostgres tells whether the -store flag names a PostgreSQL database.
+func isPostgres(store string) bool {
+	return strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://")
+}
+
+// redactDSN hides the password of a DSN before it is printed.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	if isPostgres(dsn) {
+		return "postgres://…"
+	}
+	return dsn
+}
 
 type summary struct {
 	Commits, Updates, Logins uint64 // this run
@@ -41,13 +60,29 @@ func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
 		if err := os.MkdirAll(cfg.data, 0o755); err != nil {
 			return summary{}, err
 		}
+		consumerLog, where = filepath.Join(cfg.data, "consumer.log"), cfg.data
+	}
+	switch {
+	case isPostgres(cfg.store):
+		st, err := postgres.Open(ctx, cfg.store, postgres.WithSchema(cfg.schema))
+		if err != nil {
+			return summary{}, err
+		}
+		defer st.Close() // last: after the relay and the engine
+		opts = append(opts, engine.WithStore(st))
+		where = fmt.Sprintf("PostgreSQL %s, schema %s", redactDSN(cfg.store), cfg.schema)
+		if cfg.data != "" {
+			where += "; consumer's log in " + cfg.data
+		}
+	case cfg.store != "":
+		return summary{}, fmt.Errorf("-store %q: want empty (SQLite in -data) or a postgres:// URL", redactDSN(cfg.store))
+	case cfg.data != "":
 		st, err := sqlite.Open(ctx, filepath.Join(cfg.data, "theus.db"))
 		if err != nil {
 			return summary{}, err
 		}
 		defer st.Close() // last: after the relay and the engine
 		opts = append(opts, engine.WithStore(st))
-		consumerLog, where = filepath.Join(cfg.data, "consumer.log"), cfg.data
 	}
 	eng, err := NewEngine(ctx, initial, app{}, opts...)
 	if err != nil {
@@ -88,10 +123,23 @@ func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
 		<-relayDone
 	}()
 
+	var consoleURL string
+	if cfg.console != "" {
+		url, stop, err := startConsole(cfg.console, eng, relay.Stats)
+		if err != nil {
+			return summary{}, err
+		}
+		defer stop() // before the relay stops and the engine closes
+		consoleURL = url
+	}
+
 	fmt.Fprintf(w, "quickstart: %d goroutines x (%d update_user_email + %d record_login)\n",
 		cfg.workers, cfg.updates, cfg.logins)
 	fmt.Fprintf(w, "relay to:           %s\n", path)
 	fmt.Fprintf(w, "data:               %s (recovered version %d)\n", where, start)
+	if consoleURL != "" {
+		fmt.Fprintf(w, "console:            %s\n", consoleURL)
+	}
 
 	var (
 		mu        sync.Mutex
@@ -176,6 +224,10 @@ func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
 	fmt.Fprintf(w, "last in the log:    %s\n", last)
 	if s.Version != s.StartVersion+s.Commits {
 		return s, fmt.Errorf("%d commits from version %d but version %d: versions must be dense", s.Commits, s.StartVersion, s.Version)
+	}
+	if consoleURL != "" {
+		fmt.Fprintf(w, "console:            %s (serving until interrupted)\n", consoleURL)
+		<-ctx.Done()
 	}
 	return s, nil
 }

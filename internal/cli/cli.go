@@ -52,6 +52,9 @@ Usage:
   theusgen doc [-f contracts.yaml]        print Markdown about the contract, with a Mermaid graph
   theusgen lint [-f contracts.yaml] [--format text|json|github|sarif] [packages]
                                           check the contract and its processes' code (docs/lint.md)
+  theusgen breaking --against FILE|git:REV [-f contracts.yaml] [--format ...] [--allow PATH]
+                                          list the changes since an earlier contract that break
+                                          stored state or topic consumers (docs/contracts.md)
   theusgen version                        print the module version
 
 generate, diff, doc and lint take -tags DIR instead of -f to read the contract
@@ -60,7 +63,7 @@ from the struct tags of the Go package in DIR (e.g. -tags .).
 theusgen is also a vet tool: go vet -vettool=$(which theusgen) ./... runs the
 analyzers of process code.
 
-Exit codes: 0 success, 1 contract errors, lint findings, a stale file or files init would overwrite, 2 usage errors.
+Exit codes: 0 success, 1 contract errors, lint findings, breaking changes, a stale file or files init would overwrite, 2 usage errors.
 `
 
 // Run runs theusgen with args (without the program name) and returns the
@@ -106,6 +109,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdDoc(ctx, rest, stdout, stderr)
 	case "lint":
 		return cmdLint(ctx, rest, stdout, stderr)
+	case "breaking":
+		return cmdBreaking(ctx, rest, stdout, stderr)
 	case "version":
 		if len(rest) > 0 {
 			return usageErr("version takes no arguments")

@@ -15,7 +15,16 @@ var formats = map[string]func(io.Writer, []lint.Finding) error{
 	"text":   writeText,
 	"json":   writeJSON,
 	"github": writeGitHub,
-	"sarif":  writeSARIF,
+	"sarif":  sarifWriter(lint.Rules, lintDocs),
+}
+
+// breakingFormats are the output formats of `theusgen breaking --format`:
+// lint's, with the rules of breaking in SARIF.
+var breakingFormats = map[string]func(io.Writer, []lint.Finding) error{
+	"text":   writeText,
+	"json":   writeJSON,
+	"github": writeGitHub,
+	"sarif":  sarifWriter(lint.BreakingRules, contractDocs),
 }
 
 // writeText writes one `file:line:col: [CODE] message` line per finding.
@@ -121,14 +130,23 @@ type sarifLocation struct {
 	} `json:"physicalLocation"`
 }
 
-const lintDocs = "https://github.com/theus-go/theus/blob/main/docs/lint.md"
+const (
+	lintDocs     = "https://github.com/theus-go/theus/blob/main/docs/lint.md"
+	contractDocs = "https://github.com/theus-go/theus/blob/main/docs/contracts.md"
+)
 
-func writeSARIF(w io.Writer, fs []lint.Finding) error {
+// sarifWriter writes SARIF with rules as the rules table, each with help
+// at docs#code.
+func sarifWriter(rules []lint.Rule, docs string) func(io.Writer, []lint.Finding) error {
+	return func(w io.Writer, fs []lint.Finding) error { return writeSARIF(w, fs, rules, docs) }
+}
+
+func writeSARIF(w io.Writer, fs []lint.Finding, rules []lint.Rule, docs string) error {
 	driver := sarifDriver{Name: "theusgen", InformationURI: "https://github.com/theus-go/theus", Rules: []sarifRule{}}
 	index := map[string]int{}
-	for i, r := range lint.Rules {
+	for i, r := range rules {
 		sr := sarifRule{ID: r.Code, Name: r.Name, ShortDescription: sarifMessage{r.Summary},
-			HelpURI: lintDocs + "#" + strings.ToLower(r.Code)}
+			HelpURI: docs + "#" + strings.ToLower(r.Code)}
 		sr.DefaultConfiguration.Level = string(r.Severity)
 		driver.Rules = append(driver.Rules, sr)
 		index[r.Code] = i

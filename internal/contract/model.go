@@ -43,12 +43,23 @@ type Model struct {
 	// order of first declaration. Processes share the sentinels.
 	Errors []*ErrorDecl
 
+	// Allow lists the changes `theusgen breaking` is told are deliberate
+	// (`allow:`): state paths or topics, each acknowledging the breaking
+	// changes at it and below it.
+	Allow []*Allow
+
 	// DeclaredInGo is set when the contract was read from Go struct tags
 	// (LoadTags): the package declares State, its zones and every struct of
 	// Types itself, so the generated file declares none of them. Each zone
 	// of State holds exactly the StateFields of that zone, and each struct
 	// exactly its Fields, so the generated code can still copy them.
 	DeclaredInGo bool
+}
+
+// Allow is an entry of `allow:`.
+type Allow struct {
+	Path string // e.g. "domain.orders", "order.placed"
+	Pos  Pos
 }
 
 // ErrorDecl is a domain error name from a process's `errors:`.
@@ -82,6 +93,18 @@ type Field struct {
 	GoName string // e.g. "MemberID"
 	Type   *Type
 	Pos    Pos
+	// Default is the value a stored or received value that lacks the
+	// field decodes with (`default:`), or nil for the zero value. Only
+	// fields of declared structs with a builtin scalar type have one.
+	Default *Default
+}
+
+// Default is a field's `default:`, checked against the field's type.
+type Default struct {
+	// Value is a string, bool, int64 (signed integer kinds), uint64
+	// (unsigned ones) or float64 (float kinds), within the type's range.
+	Value any
+	Pos   Pos
 }
 
 // TypeKind classifies a Type.

@@ -7,6 +7,7 @@ import (
 	"go/token"
 	"io"
 	"maps"
+	"math"
 	"path"
 	"path/filepath"
 	"slices"
@@ -159,6 +160,7 @@ func (p *parser) parseFile(src []byte) {
 	p.parseState(keys["state"].val)
 	p.parseTopics(keys["topics"].val)
 	p.parseProcesses(keys["processes"].val)
+	p.parseAllow(keys["allow"].val)
 	p.reportUnknowns()
 	p.resolveImports()
 	p.checkRecursion()
@@ -166,7 +168,24 @@ func (p *parser) parseFile(src []byte) {
 	p.checkNames()
 }
 
-var topKeys = []string{"version", "package", "output", "imports", "types", "state", "topics", "processes"}
+var topKeys = []string{"version", "package", "output", "imports", "types", "state", "topics", "processes", "allow"}
+
+// parseAllow reads `allow:`, the breaking changes acknowledged for
+// `theusgen breaking`: a list of state paths and topic names. They may
+// name what the contract no longer declares (a removed topic), so only
+// their shape is checked.
+func (p *parser) parseAllow(n *yaml.Node) {
+	if n == nil {
+		return
+	}
+	for _, item := range p.strList(n) {
+		if strings.TrimSpace(item.Value) == "" || strings.ContainsAny(item.Value, " \t") {
+			p.errorf(item, "allow entries are state paths or topic names (domain.orders, order.placed), not %q", item.Value)
+			continue
+		}
+		p.m.Allow = append(p.m.Allow, &Allow{Path: item.Value, Pos: p.pos(item)})
+	}
+}
 
 const emptyFile = "empty file: expected a mapping with at least \"version: 1\""
 
@@ -628,7 +647,7 @@ func (p *parser) parseTypes(n *yaml.Node) {
 				// the generated encoder.
 				p.errorf(fe.key, "field name %q must not contain ',', quotes or backslashes (it is the JSON name)", fe.name)
 			}
-			f := p.field(fe, "field")
+			f := p.structField(fe)
 			s.Fields = append(s.Fields, f)
 			p.fields[s][f.Name] = f
 		}
@@ -652,6 +671,87 @@ func (p *parser) field(e entry, what string) *Field {
 		GoName: p.goName(e.key, what, e.name),
 		Type:   p.typeExpr(e.val),
 		Pos:    p.pos(e.key),
+	}
+}
+
+// structField builds a field of a declared struct: `name: T`, or in long
+// form `name: {type: T, default: V}`.
+func (p *parser) structField(fe entry) *Field {
+	if fe.val.Kind != yaml.MappingNode {
+		return p.field(fe, "field")
+	}
+	keys, unknown := p.keyed(fe.val, "type", "default")
+	te, hasType := keys["type"]
+	if !hasType {
+		if len(unknown) == 0 {
+			p.errorf(fe.val, "a field in long form needs \"type\": {type: string, default: \"none\"}")
+		}
+		return &Field{Name: fe.name, GoName: p.goName(fe.key, "field", fe.name), Pos: p.pos(fe.key)}
+	}
+	f := p.field(entry{name: fe.name, key: fe.key, val: te.val}, "field")
+	if de, ok := keys["default"]; ok && f.Type != nil {
+		if v, ok := p.defaultValue(de.val, f.Type); ok {
+			f.Default = &Default{Value: v, Pos: p.pos(de.val)}
+		}
+	}
+	return f
+}
+
+// defaultValue checks the literal in n against t, a field's type, and
+// returns it as a string, bool, int64, uint64 or float64.
+func (p *parser) defaultValue(n *yaml.Node, t *Type) (any, bool) {
+	if t.Kind != Builtin {
+		p.errorf(n, "defaults are for fields of type string, bool, integer or float, not %s", t.Expr)
+		return nil, false
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.errorf(n, "a default must be a literal of the field's type (%s)", t.Name)
+		return nil, false
+	}
+	bits := map[string]int{"int8": 8, "int16": 16, "int32": 32, "rune": 32, "uint8": 8, "byte": 8, "uint16": 16, "uint32": 32, "float32": 32}[t.Name]
+	if bits == 0 {
+		bits = 64
+	}
+	switch t.Name {
+	case "string":
+		if n.Tag != "!!str" {
+			p.errorf(n, "the default of a string field must be a string: quote it (\"%s\")", n.Value)
+			return nil, false
+		}
+		return n.Value, true
+	case "bool":
+		var b bool
+		if n.Tag != "!!bool" || n.Decode(&b) != nil {
+			p.errorf(n, "the default of a bool field must be true or false, not %q", n.Value)
+			return nil, false
+		}
+		return b, true
+	case "float32", "float64":
+		var f float64
+		if (n.Tag != "!!float" && n.Tag != "!!int") || n.Decode(&f) != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			p.errorf(n, "the default of a %s field must be a finite number, not %q", t.Name, n.Value)
+			return nil, false
+		}
+		if bits == 32 && math.Abs(f) > math.MaxFloat32 {
+			p.errorf(n, "default %s overflows float32", n.Value)
+			return nil, false
+		}
+		return f, true
+	case "uint", "uint8", "uint16", "uint32", "uint64", "byte":
+		var u uint64
+		if n.Tag != "!!int" || n.Decode(&u) != nil || u > math.MaxUint64>>(64-bits) {
+			p.errorf(n, "the default of a %s field must be an integer from 0 to %d, not %s", t.Name, uint64(math.MaxUint64>>(64-bits)), n.Value)
+			return nil, false
+		}
+		return u, true
+	default: // signed integers
+		var i int64
+		limit := int64(math.MaxInt64 >> (64 - bits))
+		if n.Tag != "!!int" || n.Decode(&i) != nil || i > limit || i < -limit-1 {
+			p.errorf(n, "the default of a %s field must be an integer from %d to %d, not %s", t.Name, -limit-1, limit, n.Value)
+			return nil, false
+		}
+		return i, true
 	}
 }
 

@@ -293,3 +293,40 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestFieldDefaults checks that `default:` literals reach the model typed
+// by the field's kind, and that a field without one has none.
+func TestFieldDefaults(t *testing.T) {
+	src := `version: 1
+types:
+  Order:
+    fields:
+      id: string
+      note: {type: string, default: "none"}
+      open: {type: bool, default: true}
+      seats: {type: int8, default: -128}
+      big: {type: uint64, default: 18446744073709551615}
+      ratio: {type: float32, default: 0.5}
+      plain: {type: int}
+state:
+  domain:
+    orders: {map: Order, key: string}
+`
+	m, err := Parse("contracts.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"id": nil, "note": "none", "open": true, "seats": int64(-128), "big": uint64(18446744073709551615), "ratio": 0.5, "plain": nil}
+	for _, f := range m.Types[0].Fields {
+		var got any
+		if f.Default != nil {
+			got = f.Default.Value
+		}
+		if got != want[f.Name] {
+			t.Errorf("%s: default %#v, want %#v", f.Name, got, want[f.Name])
+		}
+	}
+	if d := m.Types[0].Fields[1].Default; d == nil || d.Pos != (Pos{File: "contracts.yaml", Line: 6, Col: 37}) {
+		t.Errorf("note's default at %+v, want contracts.yaml:6:37", d)
+	}
+}

@@ -157,3 +157,12 @@ func (w *fingerprinter) fields(s *contract.Struct) bool {
 	w.b.WriteString("}")
 	return true
 }
+
+// StateFingerprint is the fingerprint the generated code gives state
+// field f (engine.FieldInfo.Type), for tools that compare contracts as a
+// store compares them (engine.CompareTypes).
+func StateFingerprint(f *contract.StateField) string { return fieldFingerprint(f) }
+
+// TypeFingerprint is the fingerprint of type t, in the form of
+// StateFingerprint.
+func TypeFingerprint(t *contract.Type) string { return fingerprint(t) }

@@ -27,7 +27,14 @@ const (
 // path relative to the contract's directory) to the formatted source. m must
 // be valid, as contract.Parse returns it, with Package set (Parse leaves it
 // empty when the contract does not say it; the caller picks the default).
-func Generate(m *contract.Model) (map[string][]byte, error) {
+func Generate(m *contract.Model) (files map[string][]byte, err error) {
+	// The generator panics only on a model the contract checks should
+	// have refused: the user gets an error, not a stack.
+	defer func() {
+		if r := recover(); r != nil {
+			files, err = nil, fmt.Errorf("gen: internal error on a model the contract checks accepted (please report it): %v", r)
+		}
+	}()
 	if m.Package == "" {
 		return nil, errors.New("gen: the model has no package name")
 	}
@@ -231,12 +238,12 @@ func (g *generator) render() ([]byte, error) {
 // the same would be shadowed where a type of that package is named inside
 // such a function (func(p *[]p.Addr) in theusCloneX(p *X)).
 var localNames = map[string]bool{
-	"args": true, "b": true, "c": true, "clone": true, "codec": true, "core": true, "ctx": true,
+	"args": true, "b": true, "c": true, "clone": true, "codec": true, "core": true, "ctx": true, "data": true,
 	"gen": true, "result": true, "st": true, "tx": true,
 	"e": true, "eff": true, "elem": true, "entry": true, "err": true, "es": true,
 	"expected": true, "from": true, "i": true, "impl": true, "in": true, "initial": true,
 	"k": true, "kept": true, "key": true, "m": true, "o": true, "opts": true, "out": true,
-	"p": true, "path": true, "paths": true, "r": true, "s": true, "t": true, "to": true,
+	"p": true, "path": true, "paths": true, "plain": true, "r": true, "s": true, "t": true, "to": true,
 	"v": true, "w": true, "x": true, "y": true,
 }
 

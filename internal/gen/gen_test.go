@@ -352,3 +352,34 @@ func TestDocExcerpt(t *testing.T) {
 		t.Errorf("the excerpt in docs/contracts.md is not in the quickstart's generated code any more; copy it again from %s:\n%s", goldenName, excerpt)
 	}
 }
+
+// A model the contract checks should have refused makes Generate fail
+// with an error, not a panic: here a default of a type no check lets
+// through.
+func TestGenerateDoesNotPanicOnAnUncheckedModel(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("testdata", "defaults", "contracts.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := contract.Parse("contracts.yaml", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Package == "" {
+		m.Package = "p"
+	}
+	broken := false
+	for _, st := range m.Types {
+		for _, f := range st.Fields {
+			if f.Default != nil {
+				f.Default.Value, broken = struct{}{}, true
+			}
+		}
+	}
+	if !broken {
+		t.Fatal("testdata/defaults declares no default")
+	}
+	if _, err := Generate(m); err == nil || !strings.Contains(err.Error(), "internal error") {
+		t.Fatalf("Generate = %v, want an internal error", err)
+	}
+}

@@ -2,7 +2,9 @@ package gen
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/dave/jennifer/jen"
@@ -24,8 +26,62 @@ func (g *generator) typeDecls() []jen.Code {
 		}
 		out = append(out, doc(s.GoName+" is declared in "+g.source+".").
 			Type().Id(s.GoName).Struct(fields...))
+		if d := defaultsDecl(s); d != nil {
+			out = append(out, d)
+		}
 	}
 	return out
+}
+
+// defaultsDecl declares UnmarshalJSON on a struct some of whose fields
+// have a `default:`, or returns nil: decoding starts from the defaults, so
+// a field the data lacks (a value stored before the field was added, a
+// payload of an older producer) gets its default, and one the data has,
+// even as a zero value, keeps it. encoding/json leaves the fields it does
+// not find as they are, at any depth, which a value filled before decoding
+// could not do for the entries of slices and maps.
+func defaultsDecl(s *contract.Struct) jen.Code {
+	var names, lits []jen.Code
+	var listed []string
+	for _, f := range s.Fields {
+		if f.Default == nil {
+			continue
+		}
+		lit := defaultLit(f.Default.Value)
+		names = append(names, jen.Id("p."+f.GoName))
+		lits = append(lits, jen.Op(lit))
+		listed = append(listed, f.Name+": "+lit)
+	}
+	if names == nil {
+		return nil
+	}
+	return doc("UnmarshalJSON decodes "+article(s.GoName)+" as encoding/json does, except that a field the data lacks gets its default from the contract ("+strings.Join(listed, ", ")+"), not its zero value.").
+		Func().Params(jen.Id("x").Op("*").Id(s.GoName)).Id("UnmarshalJSON").Params(jen.Id("data").Index().Byte()).Error().Block(
+		jen.If(jen.String().Call(jen.Id("data")).Op("==").Lit("null")).Block(jen.Return(jen.Nil())),
+		jen.Type().Id("plain").Id(s.GoName),
+		jen.Id("p").Op(":=").Id("plain").Call(jen.Op("*").Id("x")),
+		jen.List(names...).Op("=").List(lits...),
+		jen.Id("err").Op(":=").Qual("encoding/json", "Unmarshal").Call(jen.Id("data"), jen.Op("&").Id("p")),
+		jen.Op("*").Id("x").Op("=").Id(s.GoName).Call(jen.Id("p")),
+		jen.Return(jen.Id("err")),
+	)
+}
+
+// defaultLit is the Go literal of a checked default (contract.Default).
+func defaultLit(v any) string {
+	switch v := v.(type) {
+	case string:
+		return strconv.Quote(v)
+	case bool:
+		return strconv.FormatBool(v)
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case uint64:
+		return strconv.FormatUint(v, 10)
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	panic(fmt.Sprintf("theusgen: default of type %T", v))
 }
 
 // viewDecls declares the read-only view of every declared type.

@@ -126,9 +126,21 @@
 // in Store.Recover: with it the store encodes the top-level fields and the
 // collection entries each commit wrote (JSON, or the codec of WithCodec),
 // rebuilds the state at recovery (each collection in one bulk build), and
-// compares each field's type fingerprint with the one it stored, to refuse
-// a contract whose types drifted. It encodes inside Store.Commit, for a
-// whole group, so generated code checks beforehand (CheckValue,
-// CheckEntries) that what a call or a Patch sets can be encoded: a value
-// that cannot fails its own call, never the group.
+// compares each field's type fingerprint with the one it stored. It
+// encodes inside Store.Commit, for a whole group, so generated code checks
+// beforehand (CheckValue, CheckEntries) that what a call or a Patch sets
+// can be encoded: a value that cannot fails its own call, never the group.
+//
+// # Evolving contracts and configuration
+//
+// Every durable store compares the stored types with the contract's the
+// same way, with CompareFields (and CompareTypes below it): changes that
+// stored values can follow (a struct field added or removed, an integer
+// widened, a state field added or removed) are accepted and recorded by
+// the next commit; the others are refused, unless a migration (Migrate,
+// WithMigrations) converts the stored values, once, on recovery.
+//
+// A store that holds data ignores the initial state, globals included:
+// WithGlobals applies configuration at start as one ordinary commit of the
+// global fields that changed, and none when nothing did.
 package engine

@@ -262,6 +262,7 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 	if err := e.compileInvariants(schema); err != nil {
 		return nil, err
 	}
+	e.sc.migrations = e.opts.migrations
 	rec, err := e.store.Recover(ctx, e.sc)
 	if err != nil {
 		return nil, fmt.Errorf("theus: recover: %w", err)
@@ -275,6 +276,9 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 			return nil, fmt.Errorf("theus: recover: the store holds a state of type %T, want %T", rec.State, s)
 		}
 		snap.version, snap.state = rec.Version, *s
+		for _, w := range rec.Warnings {
+			e.opts.logger.WarnContext(ctx, "theus: recover: "+w, "version", rec.Version)
+		}
 		for k, v := range rec.KeySeqs {
 			*e.keySeqs.of(k.Topic, k.Key) = v
 		}
@@ -288,6 +292,12 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 		fctx, cancel := context.WithCancel(context.Background())
 		e.cancelFollow, e.followed = cancel, make(chan struct{})
 		go e.follow(fctx)
+	}
+	if e.opts.globals != nil {
+		if err := e.applyGlobals(ctx); err != nil {
+			e.Close()
+			return nil, err
+		}
 	}
 	return e, nil
 }

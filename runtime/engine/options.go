@@ -12,6 +12,8 @@ type Option func(*options)
 
 type options struct {
 	store      Store
+	globals    any // func(*S) of WithGlobals
+	migrations map[string]Migration
 	strictCAS  bool
 	attempts   int
 	backoff    time.Duration

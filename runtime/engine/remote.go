@@ -177,8 +177,7 @@ func (e *Engine[S]) rebaseLocal(base uint64) {
 			dropped = append(dropped, t)
 			t.status, t.serr = txConflict, ErrConflict
 			t.rec.State = nil
-			wake(t)
-			e.discard(next)
+			e.discard(next) // woken below, like the commits invalidated drops
 			continue
 		}
 		e.resequence(t, next)

@@ -350,6 +350,8 @@ type stateCodec[S any] struct {
 	byPath map[string]int
 	codec  Codec
 	format string
+	// migrations are WithMigrations', by path (see Migrator).
+	migrations map[string]Migration
 }
 
 // newStateCodec returns the StateCodec of fields, encoding values with c

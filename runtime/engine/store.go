@@ -87,4 +87,8 @@ type Recovered struct {
 	State any
 	// KeySeqs holds the last KeySeq assigned per (topic, key).
 	KeySeqs map[outbox.TopicKey]uint64
+	// Warnings are what the engine logs about the recovery, such as the
+	// compatible changes of the contract that drop stored values
+	// (Evolution.Warnings).
+	Warnings []string
 }

@@ -1,7 +1,7 @@
 // Package theusbench is the peer benchmark's workload on Theus: the
 // contract (contracts.yaml), its generated code, the process, and the
-// workload.System that the theus-sqlite and theus-memory binaries run on
-// their store.
+// workload.System that the theus-sqlite, theus-memory and theus-postgres
+// binaries run on their store.
 package theusbench
 
 //go:generate go -C ../../.. run ./cmd/theusgen generate -f bench/peers/theusbench/contracts.yaml
@@ -12,11 +12,14 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/theus-go/theus/bench/peers/workload"
 	"github.com/theus-go/theus/runtime/engine"
 	"github.com/theus-go/theus/runtime/outbox"
 	"github.com/theus-go/theus/runtime/sink"
 	"github.com/theus-go/theus/runtime/store/memory"
+	"github.com/theus-go/theus/runtime/store/postgres"
 	"github.com/theus-go/theus/runtime/store/sqlite"
 )
 
@@ -50,6 +53,36 @@ var SQLite = workload.Impl{Name: "theus-sqlite", Open: openSQLite}
 var Memory = workload.Impl{Name: "theus-memory", Open: func(ctx context.Context, cfg workload.Config) (workload.System, error) {
 	return Open(ctx, cfg, memory.New(), nil)
 }}
+
+// PostgresSchema is the schema of theus-postgres, dropped before each run.
+const PostgresSchema = "peers_theus"
+
+// Postgres is Theus on the PostgreSQL store (runtime/store/postgres) at
+// its defaults, in schema peers_theus, dropped and created again for each
+// run: one engine instance, its pool at the store's default size, the
+// server at its defaults (synchronous_commit=on).
+var Postgres = workload.Impl{Name: "theus-postgres", Server: true, Open: openPostgres}
+
+func openPostgres(ctx context.Context, cfg workload.Config) (workload.System, error) {
+	conn, err := pgx.Connect(ctx, cfg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	_, err = conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+PostgresSchema+` CASCADE`)
+	conn.Close(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := postgres.Open(ctx, cfg.DSN, postgres.WithSchema(PostgresSchema))
+	if err != nil {
+		return nil, err
+	}
+	sys, err := Open(ctx, cfg, st, st.Close)
+	if err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
+	return sys, nil
+}
 
 func openSQLite(ctx context.Context, cfg workload.Config) (workload.System, error) {
 	dir, err := os.MkdirTemp(cfg.Dir, "theus-sqlite-")

@@ -3,6 +3,7 @@ package theusbench_test
 import (
 	"testing"
 
+	"github.com/theus-go/theus/bench/peers/internal/pgsetup"
 	"github.com/theus-go/theus/bench/peers/theusbench"
 	"github.com/theus-go/theus/bench/peers/workload/workloadtest"
 )
@@ -10,3 +11,7 @@ import (
 func TestMemory(t *testing.T) { workloadtest.Exercise(t, theusbench.Memory, "") }
 
 func TestSQLite(t *testing.T) { workloadtest.Exercise(t, theusbench.SQLite, "") }
+
+func TestPostgres(t *testing.T) {
+	workloadtest.Exercise(t, theusbench.Postgres, pgsetup.TestDSN(t))
+}

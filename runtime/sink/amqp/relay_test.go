@@ -3,7 +3,6 @@ package amqp_test
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/internal/sinktest"
 	"github.com/theus-go/theus/runtime/internal/tracetest"
 	"github.com/theus-go/theus/runtime/otelheaders"
 	"github.com/theus-go/theus/runtime/outbox"
@@ -112,37 +112,6 @@ func checkConsumer(t *testing.T, b *broker, queue string, total, records int) (d
 	return dups
 }
 
-// interrupt is the first relay's sink: in its first full batch it
-// publishes k+extra messages through the real sink, then stops the relay
-// (as a crash or shutdown mid-batch would) and confirms only k of them.
-type interrupt struct {
-	real     *amqp.Sink
-	k, extra int
-	mode     string // "cancel": the relay's context ends; "fail": Send errs
-	stop     context.CancelFunc
-	once     sync.Once
-	hit      chan struct{}
-}
-
-func (s *interrupt) Send(ctx context.Context, batch []outbox.Message) (int, error) {
-	cut := false
-	if len(batch) >= s.k+s.extra+1 {
-		s.once.Do(func() { cut = true })
-	}
-	if !cut {
-		return s.real.Send(ctx, batch)
-	}
-	defer close(s.hit)
-	if n, err := s.real.Send(ctx, batch[:s.k+s.extra]); err != nil {
-		return n, err
-	}
-	s.stop()
-	if s.mode == "cancel" {
-		return s.k, context.Canceled
-	}
-	return s.k, errors.New("connection lost after k confirms")
-}
-
 // A relay stopped in the middle of a batch, some messages confirmed by the
 // broker but not recorded, then a new relay on the same store: every
 // message reaches the queue at least once, and a consumer with
@@ -163,23 +132,23 @@ func TestRelayRestartMidBatchLosesNothing(t *testing.T) {
 			real := newSink(t, b.url, ex)
 			ctx1, cancel1 := context.WithCancel(context.Background())
 			defer cancel1()
-			cut := &interrupt{real: real, k: 17, extra: 9, mode: mode, stop: cancel1, hit: make(chan struct{})}
+			cut := sinktest.NewInterrupt(real, 17, 9, mode == "fail", cancel1)
 			r1 := outbox.NewRelay(p.st, cut, outbox.WithBatchSize(50))
 			done1 := make(chan error, 1)
 			go func() { done1 <- r1.Run(ctx1) }()
 			select {
-			case <-cut.hit:
+			case <-cut.Hit:
 			case <-time.After(30 * time.Second):
 				t.Fatal("the first relay never sent a full batch")
 			}
 			if err := <-done1; err != nil {
 				t.Fatalf("first relay: %v", err)
 			}
-			if d := r1.Stats().Delivered; d != uint64(cut.k) {
-				t.Fatalf("first relay delivered %d, want %d", d, cut.k)
+			if d := r1.Stats().Delivered; d != uint64(cut.K) {
+				t.Fatalf("first relay delivered %d, want %d", d, cut.K)
 			}
-			if p.st.Len() != total-cut.k {
-				t.Fatalf("%d undelivered after the first relay, want %d", p.st.Len(), total-cut.k)
+			if p.st.Len() != total-cut.K {
+				t.Fatalf("%d undelivered after the first relay, want %d", p.st.Len(), total-cut.K)
 			}
 
 			stop := run(t, outbox.NewRelay(p.st, real, outbox.WithBatchSize(50)))
@@ -188,8 +157,8 @@ func TestRelayRestartMidBatchLosesNothing(t *testing.T) {
 
 			// The extra messages were published twice: once by the cut
 			// batch, once by the second relay.
-			if dups := checkConsumer(t, b, q, total, total+cut.extra); dups != cut.extra {
-				t.Fatalf("%d duplicates in the queue, want %d", dups, cut.extra)
+			if dups := checkConsumer(t, b, q, total, total+cut.Extra); dups != cut.Extra {
+				t.Fatalf("%d duplicates in the queue, want %d", dups, cut.Extra)
 			}
 		})
 	}

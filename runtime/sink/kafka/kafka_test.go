@@ -2,11 +2,9 @@ package kafka_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/internal/sinktest"
 	"github.com/theus-go/theus/runtime/outbox"
 	"github.com/theus-go/theus/runtime/sink/kafka"
 	"github.com/theus-go/theus/runtime/store/memory"
@@ -291,36 +290,6 @@ func (p *producer) commit(t *testing.T, topic string, keys ...string) {
 	}
 }
 
-// interrupt is the first relay's sink: in its first batch it produces k+extra
-// records through the real sink, then stops the relay (as a crash or
-// shutdown mid-batch would) and confirms only k of them, or fails.
-type interrupt struct {
-	real     *kafka.Sink
-	k, extra int
-	mode     string // "cancel": the relay's context ends; "fail": Send errs
-	stop     context.CancelFunc
-	once     sync.Once
-	hit      chan struct{}
-}
-
-func (s *interrupt) Send(ctx context.Context, batch []outbox.Message) (int, error) {
-	cut := false
-	s.once.Do(func() { cut = true })
-	if !cut || len(batch) < s.k+s.extra+1 {
-		return s.real.Send(ctx, batch)
-	}
-	defer close(s.hit)
-	if n, err := s.real.Send(ctx, batch[:s.k+s.extra]); err != nil {
-		return n, err
-	}
-	if s.mode == "cancel" {
-		s.stop()
-		return s.k, context.Canceled
-	}
-	s.stop() // the process dies right after the failed batch
-	return s.k, errors.New("connection lost after k records")
-}
-
 // A relay stopped in the middle of a batch, some records produced but not
 // acked, then a new relay on the same store: every message is in Kafka at
 // least once, and a consumer with outbox.Dedup sees each exactly once, in
@@ -340,12 +309,12 @@ func TestRelayRestartMidBatchLosesNothing(t *testing.T) {
 
 			real := newSink(t, cl)
 			ctx1, cancel1 := context.WithCancel(context.Background())
-			cut := &interrupt{real: real, k: 17, extra: 9, mode: mode, stop: cancel1, hit: make(chan struct{})}
+			cut := sinktest.NewInterrupt(real, 17, 9, mode == "fail", cancel1)
 			r1 := outbox.NewRelay(p.st, cut, outbox.WithBatchSize(50))
 			done1 := make(chan error, 1)
 			go func() { done1 <- r1.Run(ctx1) }()
 			select {
-			case <-cut.hit:
+			case <-cut.Hit:
 			case <-time.After(20 * time.Second):
 				t.Fatal("the first relay never sent a full batch")
 			}
@@ -353,11 +322,11 @@ func TestRelayRestartMidBatchLosesNothing(t *testing.T) {
 				t.Fatalf("first relay: %v", err)
 			}
 			cancel1()
-			if d := r1.Stats().Delivered; d != uint64(cut.k) {
-				t.Fatalf("first relay delivered %d, want %d", d, cut.k)
+			if d := r1.Stats().Delivered; d != uint64(cut.K) {
+				t.Fatalf("first relay delivered %d, want %d", d, cut.K)
 			}
-			if p.st.Len() != total-cut.k {
-				t.Fatalf("%d undelivered after the first relay, want %d", p.st.Len(), total-cut.k)
+			if p.st.Len() != total-cut.K {
+				t.Fatalf("%d undelivered after the first relay, want %d", p.st.Len(), total-cut.K)
 			}
 
 			r2 := outbox.NewRelay(p.st, real, outbox.WithBatchSize(50))
@@ -378,9 +347,9 @@ func TestRelayRestartMidBatchLosesNothing(t *testing.T) {
 
 			// The extra records were produced twice: once by the cut batch,
 			// once by the second relay.
-			recs := consume(t, c, topic, total+cut.extra)
-			if len(recs) != total+cut.extra {
-				t.Fatalf("topic holds %d records, want %d (%d messages + %d duplicates)", len(recs), total+cut.extra, total, cut.extra)
+			recs := consume(t, c, topic, total+cut.Extra)
+			if len(recs) != total+cut.Extra {
+				t.Fatalf("topic holds %d records, want %d (%d messages + %d duplicates)", len(recs), total+cut.Extra, total, cut.Extra)
 			}
 			seen := map[string]int{}
 			dedup := outbox.NewDedup()
@@ -417,8 +386,8 @@ func TestRelayRestartMidBatchLosesNothing(t *testing.T) {
 					}
 				}
 			}
-			if dups != cut.extra {
-				t.Fatalf("%d duplicates in the topic, want %d", dups, cut.extra)
+			if dups != cut.Extra {
+				t.Fatalf("%d duplicates in the topic, want %d", dups, cut.Extra)
 			}
 			t.Logf("%d messages, %d records, %d duplicates dropped by Dedup", total, len(recs), dups)
 		})

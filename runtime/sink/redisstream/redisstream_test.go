@@ -17,6 +17,7 @@ import (
 
 	"github.com/theus-go/theus/runtime/engine"
 	"github.com/theus-go/theus/runtime/internal/servicetest"
+	"github.com/theus-go/theus/runtime/internal/sinktest"
 	"github.com/theus-go/theus/runtime/internal/tracetest"
 	"github.com/theus-go/theus/runtime/otelheaders"
 	"github.com/theus-go/theus/runtime/outbox"
@@ -252,36 +253,6 @@ func (p *store) commit(t *testing.T, topic string, keys ...string) {
 	}
 }
 
-// interrupt is the first relay's sink: in its first full batch it
-// appends k+extra messages, then stops the relay and confirms only k.
-type interrupt struct {
-	real     *redisstream.Sink
-	k, extra int
-	mode     string
-	stop     context.CancelFunc
-	once     sync.Once
-	hit      chan struct{}
-}
-
-func (s *interrupt) Send(ctx context.Context, batch []outbox.Message) (int, error) {
-	cut := false
-	if len(batch) >= s.k+s.extra+1 {
-		s.once.Do(func() { cut = true })
-	}
-	if !cut {
-		return s.real.Send(ctx, batch)
-	}
-	defer close(s.hit)
-	if n, err := s.real.Send(ctx, batch[:s.k+s.extra]); err != nil {
-		return n, err
-	}
-	s.stop()
-	if s.mode == "cancel" {
-		return s.k, context.Canceled
-	}
-	return s.k, errors.New("connection lost after k replies")
-}
-
 // A relay stopped in the middle of a batch, then a new relay on the same
 // store: a consumer group with outbox.Dedup (the package example's
 // consumer) sees every message exactly once, in per-key order.
@@ -301,20 +272,20 @@ func TestRelayRestartMidBatchLosesNothing(t *testing.T) {
 			real := newSink(t, rdb, redisstream.WithStream(stream))
 			ctx1, cancel1 := context.WithCancel(context.Background())
 			defer cancel1()
-			cut := &interrupt{real: real, k: 17, extra: 9, mode: mode, stop: cancel1, hit: make(chan struct{})}
+			cut := sinktest.NewInterrupt(real, 17, 9, mode == "fail", cancel1)
 			r1 := outbox.NewRelay(p.st, cut, outbox.WithBatchSize(50))
 			done1 := make(chan error, 1)
 			go func() { done1 <- r1.Run(ctx1) }()
 			select {
-			case <-cut.hit:
+			case <-cut.Hit:
 			case <-time.After(30 * time.Second):
 				t.Fatal("the first relay never sent a full batch")
 			}
 			if err := <-done1; err != nil {
 				t.Fatalf("first relay: %v", err)
 			}
-			if d := r1.Stats().Delivered; d != uint64(cut.k) {
-				t.Fatalf("first relay delivered %d, want %d", d, cut.k)
+			if d := r1.Stats().Delivered; d != uint64(cut.K) {
+				t.Fatalf("first relay delivered %d, want %d", d, cut.K)
 			}
 
 			// The consumer group runs while the second relay appends.
@@ -366,8 +337,8 @@ func TestRelayRestartMidBatchLosesNothing(t *testing.T) {
 				}
 			}
 			xlen, err := rdb.XLen(context.Background(), stream).Result()
-			if err != nil || xlen != int64(total+cut.extra) {
-				t.Fatalf("stream holds %d entries, %v; want %d messages + %d duplicates", xlen, err, total, cut.extra)
+			if err != nil || xlen != int64(total+cut.Extra) {
+				t.Fatalf("stream holds %d entries, %v; want %d messages + %d duplicates", xlen, err, total, cut.Extra)
 			}
 			pending, err := rdb.XPending(context.Background(), stream, "g").Result()
 			if err != nil || pending.Count != 0 {

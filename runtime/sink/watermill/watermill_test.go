@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/internal/sinktest"
 	"github.com/theus-go/theus/runtime/outbox"
 	"github.com/theus-go/theus/runtime/sink/watermill"
 	"github.com/theus-go/theus/runtime/store/memory"
@@ -183,32 +184,6 @@ func TestRelayOrderAndMetadata(t *testing.T) {
 	}
 }
 
-// interrupt publishes k+extra messages of its first full batch, then
-// stops the relay and confirms k.
-type interrupt struct {
-	real     *watermill.Sink
-	k, extra int
-	stop     context.CancelFunc
-	once     sync.Once
-	hit      chan struct{}
-}
-
-func (s *interrupt) Send(ctx context.Context, batch []outbox.Message) (int, error) {
-	cut := false
-	if len(batch) >= s.k+s.extra+1 {
-		s.once.Do(func() { cut = true })
-	}
-	if !cut {
-		return s.real.Send(ctx, batch)
-	}
-	defer close(s.hit)
-	if n, err := s.real.Send(ctx, batch[:s.k+s.extra]); err != nil {
-		return n, err
-	}
-	s.stop()
-	return s.k, context.Canceled
-}
-
 // A relay stopped mid-batch and a new one on the same store: nothing is
 // lost, and Dedup drops the duplicates.
 func TestRelayRestartMidBatchLosesNothing(t *testing.T) {
@@ -220,11 +195,11 @@ func TestRelayRestartMidBatchLosesNothing(t *testing.T) {
 	real := newSink(t, gc)
 	ctx1, cancel1 := context.WithCancel(context.Background())
 	defer cancel1()
-	cut := &interrupt{real: real, k: 17, extra: 9, stop: cancel1, hit: make(chan struct{})}
+	cut := sinktest.NewInterrupt(real, 17, 9, false, cancel1)
 	r1 := outbox.NewRelay(p.st, cut, outbox.WithBatchSize(50))
 	done1 := make(chan error, 1)
 	go func() { done1 <- r1.Run(ctx1) }()
-	<-cut.hit
+	<-cut.Hit
 	if err := <-done1; err != nil {
 		t.Fatal(err)
 	}
@@ -237,8 +212,8 @@ func TestRelayRestartMidBatchLosesNothing(t *testing.T) {
 	if err := <-done2; err != nil {
 		t.Fatal(err)
 	}
-	if dups := check(t, c.messages(), 240); dups != cut.extra {
-		t.Fatalf("%d duplicates, want %d", dups, cut.extra)
+	if dups := check(t, c.messages(), 240); dups != cut.Extra {
+		t.Fatalf("%d duplicates, want %d", dups, cut.Extra)
 	}
 }
 

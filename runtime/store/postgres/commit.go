@@ -233,6 +233,7 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 		s.opts.logger.Warn("postgres: COMMIT failed but the store read back that its transaction committed", "versions", fmt.Sprintf("%d-%d", recs[0].Version, last), "err", redact(err, s.secret...))
 	}
 	s.version = last
+	s.pending = engine.Evolution{}
 	s.wake()
 	return recs, nil
 }
@@ -369,6 +370,8 @@ func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batc
 		if err := s.batchFirst(b, last); err != nil {
 			return nil, err
 		}
+	} else {
+		s.recordPending(b)
 	}
 
 	// The log: a row per commit, with the values it left.

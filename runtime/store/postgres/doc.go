@@ -61,7 +61,8 @@
 //     incarnation, the encoding of values.
 //   - theus_head: one row, the last version: the row every commit locks.
 //   - theus_fields: a row per top-level state field, with its type
-//     fingerprint (drift is refused, with a DriftError), and the value of
+//     fingerprint (compatible changes are accepted, breaking ones refused with
+//     a DriftError; docs/contracts.md, "Evolving a contract"), and the value of
 //     a plain field; theus_entries: a row per collection entry. Each value
 //     carries the version that wrote it, as the engine's StateCodec
 //     encodes it (JSON by default).

@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"github.com/theus-go/theus/runtime/internal/wire"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -63,82 +65,35 @@ func appendIDs(b []byte, msgs []outbox.Message) []byte {
 	return b
 }
 
-// reader reads a column; the first error sticks.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = errBadColumn
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-// bytes returns the next length-prefixed bytes, aliasing the column.
-func (r *reader) bytes() []byte {
-	n := r.uvarint()
-	if r.err != nil {
-		return nil
-	}
-	if uint64(len(r.b)) < n {
-		r.err = errBadColumn
-		return nil
-	}
-	b := r.b[:n:n]
-	r.b = r.b[n:]
-	return b
-}
-
-func (r *reader) byte() byte {
-	if r.err != nil {
-		return 0
-	}
-	if len(r.b) == 0 {
-		r.err = errBadColumn
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
 func readWrites(data []byte) ([]engine.Write, error) {
 	var ws []engine.Write
-	r := reader{b: data}
-	for len(r.b) > 0 && r.err == nil {
-		w := engine.Write{Path: string(r.bytes()), Key: string(r.bytes())}
-		w.Deleted = r.byte() == 1
+	r := wire.NewReader(data, errBadColumn)
+	for r.More() {
+		w := engine.Write{Path: string(r.Bytes()), Key: string(r.Bytes())}
+		w.Deleted = r.Byte() == 1
 		ws = append(ws, w)
 	}
-	return ws, r.err
+	return ws, r.Err()
 }
 
 func readIDs(data []byte) ([]string, error) {
 	var ids []string
-	r := reader{b: data}
-	for len(r.b) > 0 && r.err == nil {
-		ids = append(ids, string(r.bytes()))
+	r := wire.NewReader(data, errBadColumn)
+	for r.More() {
+		ids = append(ids, string(r.Bytes()))
 	}
-	return ids, r.err
+	return ids, r.Err()
 }
 
 func readKeySeqs(data []byte) ([]engine.KeySeq, error) {
 	var ks []engine.KeySeq
-	r := reader{b: data}
-	for len(r.b) > 0 && r.err == nil {
-		k := engine.KeySeq{TopicKey: outbox.TopicKey{Topic: string(r.bytes()), Key: string(r.bytes())}}
-		k.Seq = r.uvarint()
+	r := wire.NewReader(data, errBadColumn)
+	for r.More() {
+		k := engine.KeySeq{TopicKey: outbox.TopicKey{Topic: string(r.Bytes()), Key: string(r.Bytes())}}
+		k.Seq = r.Uvarint()
 		ks = append(ks, k)
 	}
-	return ks, r.err
+	return ks, r.Err()
 }
 
 // value is one value of a vals column.
@@ -149,27 +104,27 @@ type value struct {
 }
 
 func readVals(data []byte, f func(value) error) error {
-	r := reader{b: data}
-	for len(r.b) > 0 && r.err == nil {
-		v := value{kind: r.byte(), path: string(r.bytes())}
+	r := wire.NewReader(data, errBadColumn)
+	for r.More() {
+		v := value{kind: r.Byte(), path: string(r.Bytes())}
 		switch v.kind {
 		case valField:
-			v.data = r.bytes()
+			v.data = r.Bytes()
 		case valEntry:
-			v.key, v.data = string(r.bytes()), r.bytes()
+			v.key, v.data = string(r.Bytes()), r.Bytes()
 		case valDeleted:
-			v.key = string(r.bytes())
+			v.key = string(r.Bytes())
 		default:
-			if r.err == nil {
+			if r.Err() == nil {
 				return fmt.Errorf("%w: value kind %d", errBadColumn, v.kind)
 			}
 		}
-		if r.err != nil {
+		if r.Err() != nil {
 			break
 		}
 		if err := f(v); err != nil {
 			return err
 		}
 	}
-	return r.err
+	return r.Err()
 }

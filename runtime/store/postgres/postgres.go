@@ -133,6 +133,11 @@ type Store struct {
 	// version is the last version this Store knows to be durable.
 	version uint64
 	scr     scratch
+	// pending is how the contract's fields differ from those recorded, as
+	// Recover found: the next commit records the difference in its
+	// transaction (recordPending), so until then the schema is as the
+	// previous contract left it.
+	pending engine.Evolution
 
 	// The listener (follow.go).
 	lmu      sync.Mutex

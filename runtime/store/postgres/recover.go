@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -14,8 +13,9 @@ import (
 )
 
 // DriftError reports that the store was written by a contract whose state
-// does not match the one opening it. Nothing was read: migrate the data or
-// open another schema.
+// changed in a way its stored values cannot follow (engine.CompareFields):
+// each of Paths names a path and the reason. Nothing was read or written:
+// register a migration (engine.Migrate) or open another schema.
 type DriftError struct {
 	// Paths describes each mismatch, one per state path, sorted.
 	Paths []string
@@ -34,8 +34,11 @@ var ErrInUse = errors.New("an engine already recovered this Store (one engine pe
 // checks the stored fields against it (see DriftError) and reads the state
 // at the head version, the KeySeqs and the head in one read-only,
 // repeatable-read transaction, so that other instances' commits meanwhile
-// do not matter. Fields the contract added since are recorded and start as
-// zero values. It returns nil for a store that holds no commit.
+// do not matter. Compatible changes of the contract are accepted (fields
+// added start as zero values, removed ones are ignored with a warning) and
+// recorded by the next commit, in its transaction; migrations run first,
+// in a transaction of their own under the head's lock. It returns nil for
+// a store that holds no commit.
 func (s *Store) Recover(ctx context.Context, codec engine.StateCodec) (*engine.Recovered, error) {
 	if codec == nil {
 		return nil, errors.New("postgres: Recover needs the engine's state codec")
@@ -86,8 +89,16 @@ func (s *Store) recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 	for i, f := range infos {
 		index[f.Path] = i
 	}
-	if err := checkDrift(ctx, tx, s.schema, infos, index); err != nil {
+	ev, err := checkDrift(ctx, tx, s.schema, codec)
+	if err != nil {
 		return nil, err
+	}
+	// convert is the migration of path's values, if it has one.
+	convert := func(path string, data []byte) ([]byte, error) {
+		if c := ev.Convert[path]; c != nil && data != nil {
+			return c(data)
+		}
+		return data, nil
 	}
 	dec := codec.Decoder()
 	rows, err := tx.Query(ctx, `SELECT path, value FROM `+s.schema+`.theus_fields WHERE NOT collection AND value IS NOT NULL`)
@@ -96,7 +107,17 @@ func (s *Store) recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 	}
 	var path, key string
 	var data []byte
-	_, err = pgx.ForEachRow(rows, []any{&path, &data}, func() error { return dec.Field(index[path], data) })
+	_, err = pgx.ForEachRow(rows, []any{&path, &data}, func() error {
+		i, ok := index[path]
+		if !ok {
+			return nil // a field the contract removed: ignored
+		}
+		v, err := convert(path, data)
+		if err != nil {
+			return err
+		}
+		return dec.Field(i, v)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -106,10 +127,17 @@ func (s *Store) recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 	}
 	_, err = pgx.ForEachRow(rows, []any{&path, &key, &data}, func() error {
 		i, ok := index[path]
-		if !ok || !infos[i].Collection {
+		if !ok {
+			return nil // a collection the contract removed: ignored
+		}
+		if !infos[i].Collection {
 			return fmt.Errorf("theus_entries holds an entry of %s, which the contract does not declare as a collection", path)
 		}
-		return dec.Entry(i, key, data)
+		v, err := convert(path, data)
+		if err != nil {
+			return fmt.Errorf("entry %q: %w", key, err)
+		}
+		return dec.Entry(i, key, v)
 	})
 	if err != nil {
 		return nil, err
@@ -132,47 +160,42 @@ func (s *Store) recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 		return nil, err
 	}
 	tx.Rollback(ctx)
-	// Record the fields the contract added, so that a later change of
-	// their type is caught too; they hold zero values until written.
-	paths, types := make([]string, len(infos)), make([]string, len(infos))
-	colls := make([]bool, len(infos))
-	for i, f := range infos {
-		paths[i], types[i], colls[i] = f.Path, f.Type, f.Collection
+	rec := &engine.Recovered{Version: uint64(head), State: state, KeySeqs: seqs, Warnings: ev.Warnings}
+	// The fields the contract added or changed compatibly are recorded by
+	// the next commit, in its transaction (recordPending): until then the
+	// schema is as the previous contract left it. A migration records them
+	// at once, with the converted values.
+	s.pending = ev
+	if len(ev.Migrate) > 0 {
+		err := s.migrate(ctx, codec, rec)
+		s.pending = engine.Evolution{}
+		if err != nil {
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
 	}
-	if _, err := s.pool.Exec(ctx, s.q.insertFields, paths, types, colls, make([][]byte, len(infos)), make([]int64, len(infos))); err != nil {
-		return nil, fmt.Errorf("record the contract's new fields: %w", err)
-	}
-	return &engine.Recovered{Version: uint64(head), State: state, KeySeqs: seqs}, nil
+	return rec, nil
 }
 
-// checkDrift compares the stored fields with the contract's (see
-// DriftError).
-func checkDrift(ctx context.Context, tx pgx.Tx, schema string, infos []engine.FieldInfo, index map[string]int) error {
-	rows, err := tx.Query(ctx, `SELECT path, type, collection FROM `+schema+`.theus_fields`)
+// checkDrift compares the stored fields with the contract's
+// (engine.CompareFields, as every store does) and returns what to record,
+// or a DriftError.
+func checkDrift(ctx context.Context, tx pgx.Tx, schema string, codec engine.StateCodec) (engine.Evolution, error) {
+	rows, err := tx.Query(ctx, `SELECT path, type, collection FROM `+schema+`.theus_fields ORDER BY path`)
 	if err != nil {
-		return err
+		return engine.Evolution{}, err
 	}
-	var drift []string
-	var path, typ string
-	var coll bool
-	_, err = pgx.ForEachRow(rows, []any{&path, &typ, &coll}, func() error {
-		i, ok := index[path]
-		switch {
-		case !ok:
-			drift = append(drift, fmt.Sprintf("%s is stored but the contract no longer declares it", path))
-		case infos[i].Collection != coll:
-			drift = append(drift, fmt.Sprintf("%s changed between collection and plain field", path))
-		case infos[i].Type != typ:
-			drift = append(drift, fmt.Sprintf("%s is stored as %s but the contract declares %s", path, typ, infos[i].Type))
-		}
+	var stored []engine.FieldInfo
+	var f engine.FieldInfo
+	_, err = pgx.ForEachRow(rows, []any{&f.Path, &f.Type, &f.Collection}, func() error {
+		stored = append(stored, f)
 		return nil
 	})
 	if err != nil {
-		return err
+		return engine.Evolution{}, err
 	}
-	if len(drift) > 0 {
-		slices.Sort(drift)
-		return &DriftError{Paths: drift}
+	ev := engine.CompareFields(stored, codec)
+	if len(ev.Drift) > 0 {
+		return ev, &DriftError{Paths: ev.Drift}
 	}
-	return nil
+	return ev, nil
 }

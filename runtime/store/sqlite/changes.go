@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"github.com/theus-go/theus/runtime/internal/wire"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -78,17 +80,17 @@ func readChanges(data []byte, f func(change) error) error {
 	if len(data) == 0 || data[0] != changeFormat {
 		return fmt.Errorf("%w: unknown format", errBadChangeSet)
 	}
-	r := reader{b: data[1:]}
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
+	r := wire.NewReader(data[1:], errBadChangeSet)
+	n := r.Uvarint()
+	if n > uint64(r.Len()) {
 		return errBadChangeSet
 	}
 	paths := make([]string, n)
 	for i := range paths {
-		paths[i] = string(r.bytes())
+		paths[i] = string(r.Bytes())
 	}
-	for r.err == nil && len(r.b) > 0 {
-		head := r.uvarint()
+	for r.More() {
+		head := r.Uvarint()
 		c := change{kind: changeKind(head & 3)}
 		if p := head >> 2; p < uint64(len(paths)) {
 			c.path = paths[p]
@@ -97,54 +99,21 @@ func readChanges(data []byte, f func(change) error) error {
 		}
 		switch c.kind {
 		case setField:
-			c.value = r.bytes()
+			c.value = r.Bytes()
 		case putEntry:
-			c.key = string(r.bytes())
-			c.value = r.bytes()
+			c.key = string(r.Bytes())
+			c.value = r.Bytes()
 		case deleteEntry:
-			c.key = string(r.bytes())
+			c.key = string(r.Bytes())
 		default:
 			return fmt.Errorf("%w: change kind %d", errBadChangeSet, c.kind)
 		}
-		if r.err != nil {
+		if r.Err() != nil {
 			break
 		}
 		if err := f(c); err != nil {
 			return err
 		}
 	}
-	return r.err
-}
-
-// reader reads uvarints and length-prefixed bytes, keeping the first error.
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = errBadChangeSet
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) bytes() []byte {
-	n := r.uvarint()
-	if r.err != nil {
-		return nil
-	}
-	if n > uint64(len(r.b)) {
-		r.err = errBadChangeSet
-		return nil
-	}
-	b := r.b[:n:n]
-	r.b = r.b[n:]
-	return b
+	return r.Err()
 }

@@ -92,8 +92,9 @@ func codecPaths(codec engine.StateCodec) []string {
 // written in transactions of about a megabyte, interleaved with commits,
 // and takes effect in a last, small one; ctx stops it, and a checkpoint
 // stopped or failed leaves the previous one in effect. Checkpoint does
-// nothing before the engine has recovered the store, or when the last
-// checkpoint is current.
+// nothing before the engine has recovered the store, when the last
+// checkpoint is current, or between a compatible change of the contract
+// and the first commit after it (which records the new types).
 //
 // The store checkpoints by itself (WithCheckpointEvery); call Checkpoint
 // before copying the file, or to measure.
@@ -104,7 +105,14 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	version, state, codec := s.version, s.last, s.codec
 	logBytes := s.logBytes.Load()
 	broken := s.broken
+	// Until the first commit after a contract change records the new
+	// types, the file stays as the previous contract wrote it (see
+	// Store.pending): a snapshot would write the new form.
+	pending := s.pendingFields()
 	s.cmu.Unlock()
+	if pending {
+		return nil
+	}
 	if broken != nil {
 		return fmt.Errorf("sqlite: checkpoint: %w", refusal(broken))
 	}

@@ -182,6 +182,9 @@ func (s *Store) commitLog(ctx context.Context, recs []*engine.Record, last *engi
 	defer s.acks.flushing.Unlock()
 	acks := s.takeAcks()
 	err := s.writeTx(ctx, BeforeWrite, BeforeSync, AfterSync, func(c *writeConn) error {
+		if err := s.recordPending(c); err != nil {
+			return err
+		}
 		if err := s.insertMessages(c, recs); err != nil {
 			return err
 		}
@@ -193,6 +196,7 @@ func (s *Store) commitLog(ctx context.Context, recs []*engine.Record, last *engi
 	if err == nil {
 		s.logBytes.Add(int64(len(s.scr.cs.b)))
 		s.written(acks)
+		s.pending = engine.Evolution{}
 	}
 	return err
 }
@@ -329,6 +333,35 @@ const (
 	setCheckpoint  = `INSERT INTO theus_meta (name, value) VALUES ('checkpoint', ?)
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value`
 )
+
+// pendingFields reports whether the contract's fields differ from those
+// recorded, until the next commit records them. s.cmu is held.
+func (s *Store) pendingFields() bool {
+	return len(s.pending.Record) > 0 || len(s.pending.Removed) > 0
+}
+
+// recordPending records, in the transaction of c, the fields of the
+// contract that recovery found new or compatibly changed, and forgets
+// those it no longer declares (see Store.pending). s.cmu is held.
+func (s *Store) recordPending(c *writeConn) error {
+	for _, f := range s.pending.Record {
+		coll := int64(0)
+		if f.Collection {
+			coll = 1
+		}
+		_, err := c.exec(`INSERT INTO theus_fields (path, type, collection) VALUES (?, ?, ?)
+			ON CONFLICT (path) DO UPDATE SET type = excluded.type, collection = excluded.collection`, f.Path, f.Type, coll)
+		if err != nil {
+			return fmt.Errorf("record field %s: %w", f.Path, err)
+		}
+	}
+	for _, path := range s.pending.Removed {
+		if _, err := c.exec(`DELETE FROM theus_fields WHERE path = ?`, path); err != nil {
+			return fmt.Errorf("forget field %s: %w", path, err)
+		}
+	}
+	return nil
+}
 
 // recordFields records, with exec, the path, type and kind of the fields
 // not recorded yet.

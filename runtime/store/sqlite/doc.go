@@ -84,12 +84,18 @@
 //
 // Every field row records the field's type fingerprint, generated from the
 // contract (e.g. "User{id string, email string, tags []string}"). Recover
-// compares them with the engine's: a field whose type changed, a field the
-// contract no longer declares, or a plain field that became a collection
-// (or the other way round) makes Recover fail with a *DriftError naming
-// each path; a field the contract added starts at its zero value. Any
-// change of a stored type counts, even one JSON could absorb (a new struct
-// field): migrate explicitly.
+// compares them with the engine's, field by field (engine.CompareFields).
+// Compatible changes are accepted: a struct field added (zero value) or
+// removed (ignored, with a warning in Recovered.Warnings), an integer
+// widened, a state field added (zero value) or removed (ignored, with a
+// warning). The new types are recorded in the transaction of the next
+// commit, so until then the file opens with the previous contract as well.
+// A breaking change (a type changed, an integer narrowed, a key type
+// changed, a collection turned into a plain field or back) makes Recover
+// fail with a *DriftError naming each path and its reason, unless the
+// engine has a migration for the path (engine.Migrate): Recover then
+// converts the stored values as it reads them and writes the state again
+// as a checkpoint, with the new types recorded, in one transaction.
 //
 // # Outbox
 //

@@ -1,10 +1,13 @@
 package sqlite
 
 import (
+	"github.com/theus-go/theus/runtime/internal/wire"
+
 	"context"
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -64,41 +67,27 @@ func readCommits(data []byte, f func(engine.Commit)) error {
 	if len(data) == 0 || data[0] != commitsFormat {
 		return fmt.Errorf("%w: unknown format of commits", errBadChangeSet)
 	}
-	r := reader{b: data[1:]}
-	for len(r.b) > 0 && r.err == nil {
+	r := wire.NewReader(data[1:], errBadChangeSet)
+	for r.More() {
 		var c engine.Commit
-		c.Version = r.uvarint()
-		c.Time = time.Unix(0, int64(r.uvarint()))
-		c.Process = string(r.bytes())
-		for range r.uvarint() {
-			w := engine.Write{Path: string(r.bytes()), Key: string(r.bytes())}
-			if del := r.bytes1(); del == 1 {
+		c.Version = r.Uvarint()
+		c.Time = time.Unix(0, int64(r.Uvarint()))
+		c.Process = string(r.Bytes())
+		for range r.Uvarint() {
+			w := engine.Write{Path: string(r.Bytes()), Key: string(r.Bytes())}
+			if del := r.Byte(); del == 1 {
 				w.Deleted = true
 			}
 			c.Writes = append(c.Writes, w)
 		}
-		for range r.uvarint() {
-			c.MessageIDs = append(c.MessageIDs, string(r.bytes()))
+		for range r.Uvarint() {
+			c.MessageIDs = append(c.MessageIDs, string(r.Bytes()))
 		}
-		if r.err == nil {
+		if r.Err() == nil {
 			f(c)
 		}
 	}
-	return r.err
-}
-
-// bytes1 reads one byte.
-func (r *reader) bytes1() byte {
-	if r.err != nil {
-		return 0
-	}
-	if len(r.b) == 0 {
-		r.err = errBadChangeSet
-		return 0
-	}
-	b := r.b[0]
-	r.b = r.b[1:]
-	return b
+	return r.Err()
 }
 
 var _ engine.HistoryReader = (*Store)(nil)
@@ -111,8 +100,13 @@ var _ engine.HistoryReader = (*Store)(nil)
 // layout kept history (layout 2 and older) have none.
 func (s *Store) History(ctx context.Context, from, to uint64) ([]engine.Commit, error) {
 	var out []engine.Commit
+	to = min(to, math.MaxInt64)
+	// A row holds the commits first..version; the last row to read is the
+	// first whose version reaches to (or the last row), so that the read
+	// is a range of the primary key, not every row after from.
 	err := s.query(ctx, `SELECT data, commits FROM theus_log
-		WHERE version >= ? AND first <= ? AND commits IS NOT NULL ORDER BY version`, func(rows *sql.Rows) error {
+		WHERE version >= ? AND version <= coalesce((SELECT min(version) FROM theus_log WHERE version >= ?), ?)
+			AND first <= ? AND commits IS NOT NULL ORDER BY version`, func(rows *sql.Rows) error {
 		var data, commits []byte
 		if err := rows.Scan(&data, &commits); err != nil {
 			return err
@@ -149,7 +143,7 @@ func (s *Store) History(ctx context.Context, from, to uint64) ([]engine.Commit, 
 			}
 			out = append(out, c)
 		})
-	}, int64(from), int64(to))
+	}, int64(from), int64(to), int64(to), int64(to))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: history: %w", err)
 	}

@@ -514,8 +514,10 @@ func (s *Store) Failed(ctx context.Context, id, cause string, park bool, maxAtte
 // Parked implements outbox.Parking.
 func (s *Store) Parked(ctx context.Context) ([]outbox.ParkedMessage, error) {
 	var out []outbox.ParkedMessage
+	// ORDER BY +id: read the partial index of the parked messages and sort
+	// them, rather than scan every message in id order.
 	err := s.query(ctx, `SELECT `+messageColumns+`, attempts, last_error FROM theus_outbox
-		WHERE state = 'parked' ORDER BY id`, func(rows *sql.Rows) error {
+		WHERE state = 'parked' ORDER BY +id`, func(rows *sql.Rows) error {
 		var p outbox.ParkedMessage
 		var last sql.NullString
 		m, err := scanMessage(rows, &p.Attempts, &last)

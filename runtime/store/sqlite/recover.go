@@ -3,10 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -78,23 +76,27 @@ func (s *Store) recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 		}
 		return nil, nil
 	}
-	// Record the fields the contract added, so that a later change of
-	// their type is caught too; they hold zero values until written.
-	exec := func(q string, args ...any) (driver.Result, error) { return s.w.ExecContext(ctx, q, args...) }
-	for _, f := range r.upgrade {
-		if _, err := exec(`UPDATE theus_fields SET type = ? WHERE path = ?`, f.Type, f.Path); err != nil {
-			return nil, fmt.Errorf("sqlite: recover: record the fingerprint of %s: %w", f.Path, err)
+	// The fields the contract added or changed compatibly are recorded
+	// with the next commit, in its transaction: until then the file is
+	// as the previous contract left it, and opens with it again. A
+	// migration records them at once, with the converted state.
+	s.pending = r.evolution
+	if len(r.evolution.Migrate) > 0 {
+		size, err := s.migrate(ctx, codec, r.rec)
+		if err != nil {
+			s.pending = engine.Evolution{}
+			return nil, fmt.Errorf("sqlite: recover: migrate: %w", err)
 		}
+		s.pending = engine.Evolution{}
+		r.checkpoint, r.logBytes, r.snapBytes = r.rec.Version, 0, size
 	}
-	if err := recordFields(exec, codec.Fields()); err != nil {
-		return nil, fmt.Errorf("sqlite: recover: %w", err)
-	}
+	r.rec.Warnings = r.evolution.Warnings
 	s.codec, s.version, s.empty, s.last = codec, r.rec.Version, false, r.rec.State
 	s.seqs, s.lastID = r.unfolded, r.lastID
 	s.checkpoint.Store(r.checkpoint)
 	s.logBytes.Store(r.logBytes)
 	s.snapBytes.Store(r.snapBytes)
-	if s.checkpointDue() {
+	if s.checkpointDue() && !s.pendingFields() {
 		s.ckpt.trigger()
 	}
 	return r.rec, nil
@@ -107,9 +109,10 @@ type recovery struct {
 	// unfolded and lastID are the store's seqs and lastID (see fold).
 	unfolded map[outbox.TopicKey]uint64
 	lastID   string
-	// upgrade holds the fields recorded with a fingerprint of the previous
-	// form (see legacyFingerprint), to record again in the current one.
-	upgrade             []engine.FieldInfo
+	// evolution is how the stored fields differ from the contract's: what
+	// to record with the next commit (see Store.pending), what to warn
+	// about.
+	evolution           engine.Evolution
 	checkpoint          uint64
 	logBytes, snapBytes int64
 }
@@ -146,7 +149,7 @@ func (r *recovery) read(ctx context.Context, tx *sql.Tx, s *Store) error {
 	for i, f := range infos {
 		index[f.Path] = i
 	}
-	if r.upgrade, err = checkDrift(ctx, tx, infos, index); err != nil {
+	if r.evolution, err = checkDrift(ctx, tx, r.codec); err != nil {
 		return err
 	}
 
@@ -182,8 +185,23 @@ func (r *recovery) read(ctx context.Context, tx *sql.Tx, s *Store) error {
 	dec := r.codec.Decoder()
 	apply := func(c change, from string) error {
 		i, ok := index[c.path]
-		if !ok || infos[i].Collection != (c.kind != setField) {
+		if !ok {
+			// A field the contract removed: its values are ignored until
+			// a checkpoint leaves them out.
+			return nil
+		}
+		if infos[i].Collection != (c.kind != setField) {
 			return fmt.Errorf("%s changes %s, which the contract does not declare as such", from, c.path)
+		}
+		if convert := r.evolution.Convert[c.path]; convert != nil && c.value != nil {
+			v, err := convert(c.value)
+			if err != nil {
+				if c.key != "" {
+					return fmt.Errorf("%s, entry %q: %w", from, c.key, err)
+				}
+				return fmt.Errorf("%s: %w", from, err)
+			}
+			c.value = v
 		}
 		switch c.kind {
 		case setField:
@@ -228,40 +246,41 @@ func (r *recovery) read(ctx context.Context, tx *sql.Tx, s *Store) error {
 	return nil
 }
 
-// checkDrift compares the stored fields with the contract's (see
-// DriftError). It returns the fields recorded with the previous form of
-// fingerprint that match the contract's in that form (see
-// legacyFingerprint): they are not drift, and are to be recorded again.
-func checkDrift(ctx context.Context, tx *sql.Tx, infos []engine.FieldInfo, index map[string]int) (upgrade []engine.FieldInfo, err error) {
-	var drift []string
-	err = queryRows(ctx, tx, `SELECT path, type, collection FROM theus_fields`, func(rows *sql.Rows) error {
-		var path, typ string
-		var coll bool
-		if err := rows.Scan(&path, &typ, &coll); err != nil {
+// checkDrift compares the stored fields with the contract's
+// (engine.CompareFields) and returns what the store must record with its
+// next commit, or a DriftError. A field recorded with the previous form of
+// fingerprint that matches the contract's in that form (see
+// legacyFingerprint) is not drift either: it is recorded again in the
+// current form.
+func checkDrift(ctx context.Context, tx *sql.Tx, codec engine.StateCodec) (engine.Evolution, error) {
+	infos := codec.Fields()
+	declared := make(map[string]string, len(infos))
+	for _, f := range infos {
+		declared[f.Path] = f.Type
+	}
+	var stored []engine.FieldInfo
+	var legacy []engine.FieldInfo
+	err := queryRows(ctx, tx, `SELECT path, type, collection FROM theus_fields ORDER BY path`, func(rows *sql.Rows) error {
+		var f engine.FieldInfo
+		if err := rows.Scan(&f.Path, &f.Type, &f.Collection); err != nil {
 			return err
 		}
-		i, ok := index[path]
-		switch {
-		case !ok:
-			drift = append(drift, fmt.Sprintf("%s is stored but the contract no longer declares it", path))
-		case infos[i].Collection != coll:
-			drift = append(drift, fmt.Sprintf("%s changed between collection and plain field", path))
-		case infos[i].Type == typ:
-		case legacyFingerprint(infos[i].Type) == typ:
-			upgrade = append(upgrade, infos[i])
-		default:
-			drift = append(drift, fmt.Sprintf("%s is stored as %s but the contract declares %s", path, typ, infos[i].Type))
+		if d, ok := declared[f.Path]; ok && d != f.Type && legacyFingerprint(d) == f.Type {
+			f.Type = d
+			legacy = append(legacy, f)
 		}
+		stored = append(stored, f)
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return engine.Evolution{}, err
 	}
-	if len(drift) > 0 {
-		slices.Sort(drift)
-		return nil, &DriftError{Paths: drift}
+	ev := engine.CompareFields(stored, codec)
+	if len(ev.Drift) > 0 {
+		return ev, &DriftError{Paths: ev.Drift}
 	}
-	return upgrade, nil
+	ev.Record = append(ev.Record, legacy...)
+	return ev, nil
 }
 
 // legacyFingerprint returns fp in the form theusgen wrote before it

@@ -128,6 +128,11 @@ type Store struct {
 	// empty is set while the store holds no state: the first commit then
 	// writes the whole state, including the initial values no commit wrote.
 	empty bool
+	// pending is how the contract's fields differ from those recorded, as
+	// Recover found: the next commit records the difference in its
+	// transaction (recordPending), so a crash before it leaves the file
+	// as the previous contract wrote it.
+	pending engine.Evolution
 	// rr is what the relay read last, acks its acks not written yet
 	// (outbox.go).
 	rr   relayRead
@@ -267,6 +272,10 @@ const (
 	// error here is taken for a failure of COMMIT itself, as when the sync
 	// reports an I/O error for a transaction that did reach the disk.
 	AfterSync
+	// MigrateBeforeSync: the transaction of a migration on recovery
+	// (engine.Migrate) has written the converted state and the new types,
+	// and is not committed yet.
+	MigrateBeforeSync
 
 	noStep Step = -1 // no fault hook
 )
@@ -283,6 +292,8 @@ func (s Step) String() string {
 		return "checkpoint before sync"
 	case AfterSync:
 		return "after sync"
+	case MigrateBeforeSync:
+		return "migrate before sync"
 	}
 	return fmt.Sprintf("Step(%d)", int(s))
 }

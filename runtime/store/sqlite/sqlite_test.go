@@ -20,7 +20,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if crashChild() || lockChild() || fullChild() || syncChild() || lostAckChild() {
+	if crashChild() || lockChild() || fullChild() || syncChild() || lostAckChild() || migrateChild() {
 		return
 	}
 	goleak.VerifyTestMain(m)

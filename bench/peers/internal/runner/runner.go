@@ -34,6 +34,7 @@ type impl struct {
 var Impls = []impl{
 	{name: "theus-sqlite", theus: true},
 	{name: "theus-memory", theus: true},
+	{name: "theus-postgres", theus: true, server: true},
 	{name: "pgx-outbox", server: true},
 	{name: "watermill", server: true},
 }

@@ -61,7 +61,12 @@ func TestReportShowsMediansAndRatios(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config{reps: 3, impls: []impl{Impls[0], Impls[2]}, scenarios: sc}
+	theus, ok1 := lookup("theus-sqlite")
+	peer, ok2 := lookup("pgx-outbox")
+	if !ok1 || !ok2 {
+		t.Fatal("theus-sqlite or pgx-outbox unknown")
+	}
+	cfg := config{reps: 3, impls: []impl{theus, peer}, scenarios: sc}
 	var runs []workload.Result
 	for _, tps := range []float64{5000, 6000, 4000} {
 		runs = append(runs,

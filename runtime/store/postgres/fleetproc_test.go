@@ -88,8 +88,8 @@ func startRelayProcess(t *testing.T, schema, name string) *child {
 // (SIGSTOP) past its lease and continued. The others take their
 // partitions over: every message arrives, the first deliveries of each
 // key come in KeySeq order without gaps, and every message delivered
-// twice had first been sent by a killed or stopped relay (sent, not
-// acked).
+// twice was sent once by a killed or stopped relay (sent, not acked: a
+// stopped relay finishes the send it was in when it is continued).
 func TestFleetKillRelayProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts relay processes")
@@ -200,8 +200,12 @@ func TestFleetKillRelayProcess(t *testing.T) {
 		}
 		if by, ok := first[id]; ok {
 			dups++
-			if !killed[by] {
-				t.Errorf("%s delivered again by relay %s, first by relay %s, which was neither killed nor stopped", id, relay, by)
+			// Sent twice: one of the two sends is by the relay that
+			// lost the partition (before it died or stopped, or, for
+			// the stopped one, after it was continued: the batch it
+			// was sending), never two sends by live holders.
+			if !killed[by] && !killed[relay] {
+				t.Errorf("%s delivered by relay %s and again by relay %s, neither killed nor stopped", id, by, relay)
 			}
 			continue
 		}
@@ -214,5 +218,5 @@ func TestFleetKillRelayProcess(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d messages, %d delivered twice (first sent by a killed or stopped relay, not acked)", len(ids), dups)
+	t.Logf("%d messages, %d delivered twice (each sent once by a killed or stopped relay)", len(ids), dups)
 }

@@ -65,5 +65,8 @@
 // A commit in the same process wakes the relay at once; WithPollInterval
 // sets the backstop for stores written by other processes. Run one
 // relay per store: the memory and SQLite stores implement RelayClaimer,
-// and a second relay's Run fails at once with ErrRelayRunning.
+// and a second relay's Run fails at once with ErrRelayRunning. On
+// PostgreSQL, relays share a schema, each on a Store of its own: they
+// lease partitions of the key space, and a store refuses (ErrFenced) the
+// writes of a relay that lost its lease, which then ends its round.
 package outbox

@@ -229,7 +229,11 @@ func (r *Relay) deliver(ctx context.Context, msgs []Message) (ok bool, asked tim
 			n = len(batch) - 1
 		}
 		failed := batch[n]
-		if !r.failed(ctx, failed, err) {
+		parked, fenced := r.failed(ctx, failed, err)
+		if fenced {
+			return false, asked
+		}
+		if !parked {
 			retry = true
 			if d, ok := RetryAfter(err); ok {
 				asked = max(asked, d)

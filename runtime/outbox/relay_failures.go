@@ -24,8 +24,9 @@ func WithPruneInterval(d time.Duration) RelayOption {
 
 // failed handles a failed delivery of m: it counts it and parks the
 // message when the store can and the error's class says so (see
-// Unavailable). It reports whether m is parked now.
-func (r *Relay) failed(ctx context.Context, m Message, err error) bool {
+// Unavailable). It reports whether m is parked now, and whether the store
+// refused to record it (ErrFenced).
+func (r *Relay) failed(ctx context.Context, m Message, err error) (parked, fenced bool) {
 	r.failures.Add(1)
 	log := r.opts.logger.With("id", m.ID, "topic", m.Topic, "key", m.Key, "err", err)
 	cause := "<nil>"
@@ -42,21 +43,21 @@ func (r *Relay) failed(ctx context.Context, m Message, err error) bool {
 	if !ok || IsUnavailable(err) {
 		log.Warn("theus relay: delivery failed", "permanent", IsPermanent(err), "unavailable", IsUnavailable(err))
 		r.countFailure(m, err, false)
-		return false
+		return false, false
 	}
 	parked, perr := p.Failed(ctx, m.ID, cause, IsPermanent(err), r.opts.maxAttempts)
 	r.countFailure(m, err, parked && perr == nil)
 	if perr != nil {
 		log.Warn("theus relay: delivery failed; recording the failure failed too", "record_err", perr)
-		return false
+		return false, errors.Is(perr, ErrFenced)
 	}
 	if parked {
 		r.parked.Add(1)
 		log.Error("theus relay: message parked; its key is held back until Replay or Skip", "permanent", IsPermanent(err))
-		return true
+		return true, false
 	}
 	log.Warn("theus relay: delivery failed", "permanent", false)
-	return false
+	return false, false
 }
 
 // prune runs the store's Prune when the interval has passed since last,

@@ -35,7 +35,10 @@ type Store interface {
 // store would split the messages between their sinks and break the order
 // of a key. The memory and SQLite stores implement it. Relay.Run claims
 // the store before it delivers anything and releases it when it returns,
-// so a second relay's Run fails at once with ErrRelayRunning.
+// so a second relay's Run fails at once with ErrRelayRunning. A store
+// whose relays share the work may implement it too, to learn when a relay
+// starts and stops on it: the PostgreSQL store takes its leases on
+// partitions then, one relay per Store value.
 type RelayClaimer interface {
 	// ClaimRelay claims the store for one relay until release is called;
 	// calling release more than once is harmless. While a claim is held,
@@ -48,3 +51,11 @@ type RelayClaimer interface {
 // already runs on the store (see RelayClaimer). Run one relay per memory
 // or SQLite store; stop the other one first.
 var ErrRelayRunning = errors.New("theus: another relay runs on this store (one relay per store)")
+
+// ErrFenced is matched by the error of a store's Ack or Parking.Failed
+// when the relay no longer holds the right to write the message (its
+// lease on the message's partition passed to another relay; see the
+// PostgreSQL store): the store wrote nothing. The relay then ends its
+// round at once, sending nothing more of what it had read, and reads
+// again: it gets only what it still holds.
+var ErrFenced = errors.New("theus: the relay lost its lease on the message's partition")

@@ -61,8 +61,8 @@ func newQueries(schema string) queries {
 		upsertKeySeqs: f(`INSERT INTO {s}.theus_key_seqs (topic, key, seq)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
 			ON CONFLICT (topic, key) DO UPDATE SET seq = greatest(theus_key_seqs.seq, excluded.seq)`),
-		insertMessages: f(`INSERT INTO {s}.theus_outbox (id, version, idx, topic, key, key_seq, payload, headers, created_at)
-			SELECT i, v, x, t, k, q, p, nullif(h, ''), c
+		insertMessages: f(`INSERT INTO {s}.theus_outbox (id, version, idx, topic, key, key_seq, payload, headers, created_at, part)
+			SELECT i, v, x, t, k, q, p, nullif(h, ''), c, ` + partExpr("t", "k", "$10::int") + `
 			FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::text[], $5::text[], $6::bigint[], $7::bytea[], $8::text[], $9::bigint[])
 				AS u(i, v, x, t, k, q, p, h, c)`),
 		setHead:  f(`UPDATE {s}.theus_head SET version = $1 WHERE id = 1`),
@@ -586,7 +586,7 @@ func (s *Store) queueMessages(b *pgx.Batch, recs []*engine.Record) error {
 		}
 	}
 	if len(ids) > 0 {
-		b.Queue(s.q.insertMessages, ids, versions, idxs, topics, keys, seqs, payloads, headers, created)
+		b.Queue(s.q.insertMessages, ids, versions, idxs, topics, keys, seqs, payloads, headers, created, s.parts)
 	}
 	return nil
 }

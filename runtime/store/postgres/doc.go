@@ -73,7 +73,12 @@
 //     the head's.
 //   - theus_key_seqs: the last KeySeq per (topic, key).
 //   - theus_outbox: the messages, pending, parked or delivered (with
-//     delivered_at); Prune deletes delivered ones after WithRetention.
+//     delivered_at), each with its partition; Prune deletes delivered
+//     ones after WithRetention.
+//   - theus_leases: a row per partition (their count is in theus_meta):
+//     holder, expiry and fencing token of its relay's lease;
+//     theus_relays: a row per running relay, with the expiry of its
+//     last beat.
 //
 // Recover reads the head, the fields, the entries and the KeySeqs in one
 // repeatable-read transaction: its time grows with the state, not with the
@@ -81,15 +86,39 @@
 // the initial values no commit wrote included; instances must start from
 // the same initial state.
 //
-// # The outbox
+// # The outbox and the relay fleet
 //
 // The relay reads pending messages in commit order, leaving out the keys
-// that have a parked message, and acks by ID. One relay per schema for
-// now: Relay.Run claims the schema with a session advisory lock on a
-// connection of its own (outbox.RelayClaimer), so a second relay, on any
-// instance, gets outbox.ErrRelayRunning; the lock goes with the relay's
-// connection when its process dies. A relay is woken by every instance's
-// commits (LISTEN/NOTIFY) and polls as a backstop.
+// that have a parked message, and acks by ID. Any number of relays share
+// a schema, each on a Store of its own (a second relay on one Store gets
+// outbox.ErrRelayRunning). The key space is split into partitions
+// (WithPartitions, fixed when the schema is created and kept in
+// theus_meta): a message's partition is a hash of its (topic, key). A
+// relay holds leases on partitions (theus_leases: holder, expiry on the
+// database's clock, and a fencing token that grows at every take-over),
+// renews them every third of WithRelayLease, takes over expired ones, and
+// moves towards its fair share of the partitions as relays come and go
+// (theus_relays), giving a partition back only when none of its messages
+// is in flight. It reads only the partitions it holds; every ack and
+// every recorded failure (which may park) locks the leases it relies on
+// and checks their tokens in the same statement, so a relay that lost a
+// lease (paused, partitioned, killed) writes nothing: the call fails with
+// ErrLeaseLost (outbox.ErrFenced), and the relay ends its round.
+// Per-(topic, key) order holds across relays and hand-overs; the only
+// messages delivered twice are those an old holder had sent and not
+// acked (FleetStats counts leases, take-overs and refused writes).
+//
+// A relay is woken by every instance's commits, by Enqueue, Replay, Skip
+// and hand-overs (LISTEN/NOTIFY), and polls only as a backstop. Replay and
+// Skip work from any Store, whichever relay holds the key.
+//
+// # Enqueue from the user's transaction
+//
+// Enqueue (the default schema) and Store.Enqueue add messages inside the
+// caller's own pgx.Tx or *sql.Tx, as one new version of the history: IDs
+// and dense KeySeqs are assigned in that transaction, which holds the
+// head row until it ends, so nothing is visible unless it commits and a
+// key's messages are numbered in commit order.
 //
 // The DSN's password appears in no error and no log line of the store.
 package postgres

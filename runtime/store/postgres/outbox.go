@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,58 +45,133 @@ func scanMessage(rows pgx.Rows, extra ...any) (outbox.Message, error) {
 
 // Undelivered implements outbox.Store: the pending messages in commit
 // order, without those a parked message of their (topic, key) holds back.
+// On a Store that a relay claims, only the messages of the partitions it
+// holds.
 func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+messageColumns+` FROM `+s.schema+`.theus_outbox m
-		WHERE state = 'pending' AND NOT EXISTS (
-			SELECT 1 FROM `+s.schema+`.theus_outbox p WHERE p.state = 'parked' AND p.topic = m.topic AND p.key = m.key)
-		ORDER BY version, idx LIMIT $1`, limit)
+	on, me, parts, tokens := s.leased()
+	if on && len(parts) == 0 {
+		return nil, nil
+	}
+	// A relay reads only the partitions whose lease it still holds by the
+	// database's clock: one that resumes after a pause past its lease
+	// reads nothing of what another relay has taken over.
+	q := `SELECT ` + messageColumns + `, part FROM ` + s.schema + `.theus_outbox m
+		WHERE state = 'pending' AND ($2::int[] IS NULL OR part IN (
+			SELECT l.part FROM ` + s.schema + `.theus_leases l JOIN unnest($2::int[], $3::bigint[]) AS h(p, t)
+				ON l.part = h.p AND l.token = h.t WHERE l.holder = $4 AND l.expires > clock_timestamp()))
+		AND NOT EXISTS (
+			SELECT 1 FROM ` + s.schema + `.theus_outbox p WHERE p.state = 'parked' AND p.topic = m.topic AND p.key = m.key)
+		ORDER BY version, idx LIMIT $1`
+	rows, err := s.pool.Query(ctx, q, limit, parts, tokens, me)
 	if err != nil {
 		return nil, s.errorf("undelivered", err)
 	}
 	defer rows.Close()
 	var out []outbox.Message
+	var ids []string
+	var ps []int32
 	for rows.Next() {
-		m, err := scanMessage(rows)
+		var part int32
+		m, err := scanMessage(rows, &part)
 		if err != nil {
 			return nil, s.errorf("undelivered", err)
 		}
 		out = append(out, m)
+		ids, ps = append(ids, m.ID), append(ps, part)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, s.errorf("undelivered", err)
+	}
+	if on {
+		s.read(ids, ps)
 	}
 	return out, nil
 }
 
 // Ack implements outbox.Store: the messages are delivered, in one
-// statement.
+// statement. On a Store that a relay claims, the statement checks the
+// fencing tokens of the relay's leases: the messages of a partition whose
+// lease the relay lost stay as they are, and Ack fails with ErrLeaseLost.
 func (s *Store) Ack(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `UPDATE `+s.schema+`.theus_outbox SET state = 'delivered', delivered_at = $2
-		WHERE id = ANY($1) AND state = 'pending'`, ids, s.opts.now().UnixNano())
+	now := s.opts.now().UnixNano()
+	f := &s.fleet
+	f.mu.Lock()
+	on, me := f.on, f.me
+	parts, tokens := f.heldArgs()
+	f.mu.Unlock()
+	if !on {
+		_, err := s.pool.Exec(ctx, `UPDATE `+s.schema+`.theus_outbox SET state = 'delivered', delivered_at = $2
+			WHERE id = ANY($1) AND state = 'pending'`, ids, now)
+		if err != nil {
+			return s.errorf("ack", err)
+		}
+		return nil
+	}
+	var fenced []string
+	err := s.pool.QueryRow(ctx, `WITH `+s.leaseCheck("$3", "$4", "$5")+`,
+		done AS (UPDATE `+s.schema+`.theus_outbox SET state = 'delivered', delivered_at = $2
+			WHERE id = ANY($1) AND state = 'pending' AND part IN (SELECT part FROM ok) RETURNING id)
+		SELECT coalesce((SELECT array_agg(id) FROM `+s.schema+`.theus_outbox
+			WHERE id = ANY($1) AND part NOT IN (SELECT part FROM ok)), '{}')`,
+		ids, now, parts, tokens, me).Scan(&fenced)
 	if err != nil {
 		return s.errorf("ack", err)
+	}
+	acked := ids
+	if len(fenced) > 0 {
+		acked = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return slices.Contains(fenced, id) })
+	}
+	s.settled(acked, fenced)
+	if len(fenced) > 0 {
+		return fmt.Errorf("postgres: ack: %d of %d messages refused: %w", len(fenced), len(ids), ErrLeaseLost)
 	}
 	return nil
 }
 
-// Failed implements outbox.Parking.
+// Failed implements outbox.Parking. On a Store that a relay claims, the
+// statement checks the fencing token of the message's partition, as Ack
+// does.
 func (s *Store) Failed(ctx context.Context, id, cause string, park bool, maxAttempts int) (bool, error) {
-	var state string
-	err := s.pool.QueryRow(ctx, `UPDATE `+s.schema+`.theus_outbox
+	f := &s.fleet
+	f.mu.Lock()
+	on, me := f.on, f.me
+	parts, tokens := f.heldArgs()
+	f.mu.Unlock()
+	var state *string
+	fenced := false
+	var err error
+	const update = `UPDATE {s}.theus_outbox
 		SET attempts = attempts + 1, last_error = $1,
 			state = CASE WHEN $2 OR ($3 > 0 AND attempts + 1 >= $3) THEN 'parked' ELSE state END
-		WHERE id = $4 AND state = 'pending'
-		RETURNING state`, cause, park, maxAttempts, id).Scan(&state)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil // acked, skipped or parked meanwhile
+		WHERE id = $4 AND state = 'pending'`
+	if !on {
+		err = s.pool.QueryRow(ctx, strings.ReplaceAll(update, "{s}", s.schema)+` RETURNING state`, cause, park, maxAttempts, id).Scan(&state)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return false, nil // acked, skipped or parked meanwhile
+		}
+	} else {
+		err = s.pool.QueryRow(ctx, `WITH `+s.leaseCheck("$5", "$6", "$7")+`,
+			u AS (`+strings.ReplaceAll(update, "{s}", s.schema)+` AND part IN (SELECT part FROM ok) RETURNING state)
+			SELECT (SELECT state FROM u), EXISTS (SELECT 1 FROM `+s.schema+`.theus_outbox
+				WHERE id = $4 AND part NOT IN (SELECT part FROM ok))`,
+			cause, park, maxAttempts, id, parts, tokens, me).Scan(&state, &fenced)
 	}
 	if err != nil {
 		return false, s.errorf("record failure of "+id, err)
 	}
-	return state == "parked", nil
+	if on {
+		if fenced {
+			s.settled(nil, []string{id})
+			return false, fmt.Errorf("postgres: record failure of %s: %w", id, ErrLeaseLost)
+		}
+		if state != nil && *state == "parked" {
+			s.settled([]string{id}, nil)
+		}
+	}
+	return state != nil && *state == "parked", nil
 }
 
 // Parked implements outbox.Parking.
@@ -133,7 +209,7 @@ func (s *Store) Replay(ctx context.Context, topic, key string) (int, error) {
 		return 0, s.errorf(fmt.Sprintf("replay %s/%s", topic, key), err)
 	}
 	if tag.RowsAffected() > 0 {
-		s.wake()
+		s.wakeAll(ctx)
 	}
 	return int(tag.RowsAffected()), nil
 }
@@ -150,7 +226,7 @@ func (s *Store) Skip(ctx context.Context, id string) error {
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("postgres: skip %s: %w", id, outbox.ErrNotParked)
 	}
-	s.wake()
+	s.wakeAll(ctx)
 	return nil
 }
 
@@ -215,40 +291,12 @@ func (s *Store) Stats(ctx context.Context) (outbox.StoreStats, error) {
 	return st, nil
 }
 
-// ClaimRelay implements outbox.RelayClaimer: one relay per schema, for
-// now. The claim is a session advisory lock held on a connection of its
-// own, so a relay of any Store on the same database and schema, in any
-// process, is refused; PostgreSQL drops the lock with the connection
-// when the relay's process dies.
-func (s *Store) ClaimRelay(ctx context.Context) (release func(), err error) {
-	s.relay.Lock()
-	defer s.relay.Unlock()
-	if s.held {
-		return nil, fmt.Errorf("postgres: schema %s: %w", s.opts.schema, outbox.ErrRelayRunning)
+// wakeAll wakes this Store's relay and, by a notification, the relays of
+// every other Store of the schema: a Replay or Skip lets a key flow again
+// whichever relay holds its partition.
+func (s *Store) wakeAll(ctx context.Context) {
+	s.wake()
+	if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, 'outbox')`, s.channel); err != nil {
+		s.opts.logger.Warn("postgres: notify the relays", "err", redact(err, s.secret...))
 	}
-	c, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return nil, s.errorf("claim the relay", err)
-	}
-	conn := c.Hijack()
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('theus'), hashtext($1))`, s.opts.schema+".relay").Scan(&ok); err != nil {
-		conn.Close(context.Background())
-		return nil, s.errorf("claim the relay", err)
-	}
-	if !ok {
-		conn.Close(context.Background())
-		return nil, fmt.Errorf("postgres: schema %s: %w", s.opts.schema, outbox.ErrRelayRunning)
-	}
-	s.held = true
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			// Closing the connection ends the session, and its lock.
-			conn.Close(context.Background())
-			s.relay.Lock()
-			s.held = false
-			s.relay.Unlock()
-		})
-	}, nil
 }

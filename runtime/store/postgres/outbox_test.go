@@ -64,7 +64,8 @@ func runRelay(t *testing.T, r *outbox.Relay) (stop func()) {
 
 // A relay on one instance delivers what an engine on another commits, at
 // once: the commit's NOTIFY wakes it (its poll interval is an hour). A
-// relay on a third Store of the schema is refused while the first runs.
+// second relay on the same Store is refused while the first runs (a Store
+// runs one relay; relays share a schema through Stores of their own).
 func TestRelayOnAnotherInstance(t *testing.T) {
 	ctx := context.Background()
 	schema := freshSchema(t)
@@ -91,9 +92,9 @@ func TestRelayOnAnotherInstance(t *testing.T) {
 	third := openStore(t, schema)
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err := outbox.NewRelay(third, sink.Func(func(context.Context, outbox.Message) error { return nil })).Run(rctx)
+	err := outbox.NewRelay(b, sink.Func(func(context.Context, outbox.Message) error { return nil })).Run(rctx)
 	if !errors.Is(err, outbox.ErrRelayRunning) {
-		t.Fatalf("a second relay on the schema: Run = %v, want ErrRelayRunning", err)
+		t.Fatalf("a second relay on the Store: Run = %v, want ErrRelayRunning", err)
 	}
 	stop()
 	// Released: the third one runs now.

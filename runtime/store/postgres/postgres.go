@@ -23,7 +23,7 @@ import (
 
 // layoutVersion is the layout of the tables below. Open upgrades a store
 // of an earlier layout (see upgrades) and refuses a later one.
-const layoutVersion = 1
+const layoutVersion = 2
 
 // upgrades[v] turns a store of layout v into one of layout v+1; upgrades[0]
 // creates the tables of an empty schema. Every statement names its tables
@@ -85,6 +85,23 @@ CREATE INDEX IF NOT EXISTS theus_outbox_pending ON {s}.theus_outbox (version, id
 CREATE INDEX IF NOT EXISTS theus_outbox_parked ON {s}.theus_outbox (topic, key) WHERE state = 'parked';
 CREATE INDEX IF NOT EXISTS theus_outbox_delivered ON {s}.theus_outbox (delivered_at) WHERE state = 'delivered';
 `,
+	// Layout 2: the relay fleet (fleet.go). Each message belongs to a
+	// partition of the key space; relays lease partitions. The partitions
+	// of the messages written before are set by init, which knows their
+	// count.
+	`
+ALTER TABLE {s}.theus_outbox ADD COLUMN IF NOT EXISTS part integer NOT NULL DEFAULT -1;
+CREATE TABLE IF NOT EXISTS {s}.theus_leases (
+	part    integer PRIMARY KEY,
+	holder  text NOT NULL DEFAULT '',
+	token   bigint NOT NULL DEFAULT 0,
+	expires timestamptz NOT NULL DEFAULT '-infinity'
+);
+CREATE TABLE IF NOT EXISTS {s}.theus_relays (
+	holder  text PRIMARY KEY,
+	expires timestamptz NOT NULL
+);
+`,
 }
 
 // Store is a durable engine.SharedStore and outbox.Store on PostgreSQL.
@@ -131,6 +148,10 @@ type Store struct {
 
 	relay sync.Mutex // held while a relay's claim is (outbox.go)
 	held  bool
+	// parts is the number of partitions of the key space (fleet.go), as
+	// stored in theus_meta.
+	parts int
+	fleet fleet
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -148,6 +169,8 @@ type options struct {
 	now       func() time.Time
 	poll      time.Duration
 	fault     func(Step) error
+	parts     int           // 0: the stored count, or DefaultPartitions
+	lease     time.Duration // see WithRelayLease
 }
 
 // DefaultSchema is the default of WithSchema.
@@ -251,6 +274,33 @@ func (s Step) String() string {
 // exists to test that a failing store keeps its promises.
 func WithFaultHook(f func(Step) error) Option { return func(o *options) { o.fault = f } }
 
+// DefaultPartitions is the number of partitions of a new store's key
+// space unless WithPartitions says otherwise.
+const DefaultPartitions = 32
+
+// WithPartitions sets into how many partitions the key space of a new
+// store is split (default DefaultPartitions): relays lease partitions, so
+// the count bounds how many relays share the work. The count is fixed
+// when the store's tables are created and stored with them; Open of an
+// existing store with a different n fails. n is between 1 and 4096.
+func WithPartitions(n int) Option { return func(o *options) { o.parts = n } }
+
+// DefaultRelayLease is the default of WithRelayLease.
+const DefaultRelayLease = 10 * time.Second
+
+// WithRelayLease sets how long a relay's lease on a partition lasts
+// without renewal (default DefaultRelayLease). A relay renews its leases
+// every third of it; when a relay dies or pauses, its partitions go to
+// the others once the lease has run out, so d bounds the stall of their
+// keys. Relays of one schema should use the same value.
+func WithRelayLease(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.lease = d
+		}
+	}
+}
+
 var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // Open connects to the database at dsn (a URL or a key=value string, as
@@ -261,9 +311,12 @@ var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 // password appears in no error.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	o := options{schema: DefaultSchema, history: DefaultHistoryRetention, retention: 24 * time.Hour,
-		batch: 1000, logger: slog.Default(), now: time.Now, poll: DefaultPollInterval}
+		batch: 1000, logger: slog.Default(), now: time.Now, poll: DefaultPollInterval, lease: DefaultRelayLease}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.parts < 0 || o.parts > maxPartitions {
+		return nil, fmt.Errorf("postgres: %d partitions: want 1 to %d", o.parts, maxPartitions)
 	}
 	if !identifier.MatchString(o.schema) {
 		return nil, fmt.Errorf("postgres: schema name %q: want lower-case letters, digits and underscores, not starting with a digit, at most 63 bytes", o.schema)
@@ -351,8 +404,10 @@ func (s *Store) init(ctx context.Context) error {
 		if err := tx.QueryRow(ctx, `SELECT value FROM `+s.schema+`.theus_meta WHERE name = 'incarnation'`).Scan(&inc); err != nil {
 			return err
 		}
-		s.inc, err = strconv.ParseUint(inc, 10, 64)
-		return err
+		if s.inc, err = strconv.ParseUint(inc, 10, 64); err != nil {
+			return err
+		}
+		return s.initPartitions(ctx, tx)
 	})
 }
 

@@ -1,0 +1,398 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/theus-go/theus/runtime/outbox"
+)
+
+// The relay fleet. The key space is split into partitions: a message's
+// partition is a hash of its (topic, key) modulo the store's partition
+// count (partExpr), so all the messages of a key are in one partition. A
+// relay (Relay.Run claims a Store, ClaimRelay) leases partitions in
+// theus_leases and reads and writes only the messages of those it holds.
+// A lease has a holder, an expiry (the database's clock) and a fencing
+// token that grows at every take-over. Every ack and every recorded
+// failure (which may park) locks the leases it relies on (FOR SHARE) and
+// checks their tokens in the same statement, so it either happens while
+// the relay holds the lease, before any take-over, or changes nothing.
+//
+// Each relay beats in theus_relays; every third of the lease it renews its
+// leases, counts the live relays, and moves towards its fair share
+// (ceil(partitions / relays)): it takes free or expired partitions when it
+// has fewer, and gives back the extra ones when it has more, each once no
+// message of it is in flight (none read by Undelivered and not yet acked
+// or failed), so a voluntary hand-over sends nothing twice.
+
+// maxPartitions bounds WithPartitions.
+const maxPartitions = 4096
+
+// partExpr is the partition of the message with topic t and key k, among
+// n partitions, in SQL; Enqueue and commits compute it alike.
+func partExpr(t, k, n string) string {
+	return `abs(hashtextextended(` + t + ` || chr(31) || ` + k + `, 0) % ` + n + `)`
+}
+
+// ErrLeaseLost is returned (wrapped) by Ack and Failed when a relay wrote
+// for a partition whose lease it no longer holds (it expired, and another
+// relay took it over): nothing was written for those messages, which the
+// new holder delivers. It is outbox.ErrFenced, on which the relay ends its
+// round.
+var ErrLeaseLost = outbox.ErrFenced
+
+// fleet is a Store's side of the relay fleet, while a relay claims it.
+type fleet struct {
+	mu        sync.Mutex
+	on        bool
+	me        string
+	held      map[int32]int64 // partition -> fencing token
+	releasing map[int32]bool  // held, to give back once idle
+	inflight  map[int32]int   // messages read and neither acked nor failed
+	idPart    map[string]int32
+	stop      context.CancelFunc
+	done      chan struct{}
+
+	paused    atomic.Bool // tests: the lease loop does nothing
+	handovers atomic.Uint64
+	fenced    atomic.Uint64
+}
+
+// FleetStats counts a Store's relay work since it was opened.
+type FleetStats struct {
+	// Leases is the number of partitions the Store's relay holds now.
+	Leases int
+	// Handovers counts the partitions it took over from another relay
+	// (whose lease had expired, or that gave them back).
+	Handovers uint64
+	// Fenced counts the messages whose ack or failure record was refused
+	// because the relay had lost the lease of their partition.
+	Fenced uint64
+}
+
+// FleetStats returns the relay counters of this Store.
+func (s *Store) FleetStats() FleetStats {
+	s.fleet.mu.Lock()
+	n := len(s.fleet.held)
+	s.fleet.mu.Unlock()
+	return FleetStats{Leases: n, Handovers: s.fleet.handovers.Load(), Fenced: s.fleet.fenced.Load()}
+}
+
+// Partitions returns the number of partitions of the store's key space.
+func (s *Store) Partitions() int { return s.parts }
+
+// initPartitions reads the partition count from theus_meta, or stores it
+// for a new store, creates the lease rows, and sets the partition of the
+// messages of a store created with layout 1. tx holds init's lock.
+func (s *Store) initPartitions(ctx context.Context, tx pgx.Tx) error {
+	var v string
+	err := tx.QueryRow(ctx, `SELECT value FROM `+s.schema+`.theus_meta WHERE name = 'partitions'`).Scan(&v)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		s.parts = s.opts.parts
+		if s.parts == 0 {
+			s.parts = DefaultPartitions
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO `+s.schema+`.theus_meta (name, value) VALUES ('partitions', $1)`, strconv.Itoa(s.parts)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO `+s.schema+`.theus_leases (part) SELECT generate_series(0, $1::int - 1) ON CONFLICT DO NOTHING`, s.parts); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	default:
+		if s.parts, err = strconv.Atoi(v); err != nil || s.parts < 1 {
+			return fmt.Errorf("the store's partition count is %q", v)
+		}
+		if s.opts.parts != 0 && s.opts.parts != s.parts {
+			return fmt.Errorf("the store has %d partitions, fixed when it was created; WithPartitions(%d) cannot change it", s.parts, s.opts.parts)
+		}
+	}
+	_, err = tx.Exec(ctx, `UPDATE `+s.schema+`.theus_outbox SET part = `+partExpr("topic", "key", "$1::int")+
+		` WHERE part < 0 AND state <> 'delivered'`, s.parts)
+	return err
+}
+
+// ClaimRelay implements outbox.RelayClaimer: one relay per Store value
+// (a second one gets outbox.ErrRelayRunning); relays on other Stores, in
+// this process or others, share the partitions with it. The claim takes
+// its fair share of partitions before it returns, as far as free ones
+// allow, and keeps it until release, which gives the leases back at once.
+func (s *Store) ClaimRelay(ctx context.Context) (release func(), err error) {
+	s.relay.Lock()
+	defer s.relay.Unlock()
+	if s.held {
+		return nil, fmt.Errorf("postgres: schema %s: this Store already runs a relay (open a Store per relay): %w", s.opts.schema, outbox.ErrRelayRunning)
+	}
+	select {
+	case <-s.closed:
+		return nil, errors.New("postgres: claim the relay: the store is closed")
+	default:
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	host, _ := os.Hostname()
+	f := &s.fleet
+	f.mu.Lock()
+	f.on, f.me = true, fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	f.held, f.releasing, f.inflight, f.idPart = map[int32]int64{}, map[int32]bool{}, map[int32]int{}, map[string]int32{}
+	f.mu.Unlock()
+	s.held = true
+	if err := s.tick(ctx); err != nil && ctx.Err() == nil {
+		s.opts.logger.Warn("postgres: relay leases; retrying", "err", redact(err, s.secret...))
+	}
+	lctx, stop := context.WithCancel(context.Background())
+	f.stop, f.done = stop, make(chan struct{})
+	go s.leaseLoop(lctx, f.done)
+	var once sync.Once
+	return func() { once.Do(s.unclaim) }, nil
+}
+
+// unclaim stops the lease loop and gives every lease back.
+func (s *Store) unclaim() {
+	f := &s.fleet
+	f.stop()
+	<-f.done
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	f.mu.Lock()
+	me := f.me
+	f.on, f.held, f.releasing, f.inflight, f.idPart = false, nil, nil, nil, nil
+	f.mu.Unlock()
+	if _, err := s.pool.Exec(ctx, `UPDATE `+s.schema+`.theus_leases SET expires = '-infinity' WHERE holder = $1`, me); err != nil {
+		s.opts.logger.Warn("postgres: give the relay's leases back (they expire)", "err", redact(err, s.secret...))
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM `+s.schema+`.theus_relays WHERE holder = $1`, me); err != nil {
+		s.opts.logger.Warn("postgres: leave the relay fleet", "err", redact(err, s.secret...))
+	}
+	_, _ = s.pool.Exec(ctx, `SELECT pg_notify($1, 'relays')`, s.channel)
+	s.relay.Lock()
+	s.held = false
+	s.relay.Unlock()
+}
+
+// leaseLoop runs tick every third of the lease until ctx ends.
+func (s *Store) leaseLoop(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(s.opts.lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.closed:
+			return
+		case <-t.C:
+		}
+		if err := s.tick(ctx); err != nil && ctx.Err() == nil {
+			s.opts.logger.Warn("postgres: relay leases; retrying", "err", redact(err, s.secret...))
+		}
+	}
+}
+
+// heldArgs returns the partitions held and their tokens, as arrays.
+func (f *fleet) heldArgs() (parts []int32, tokens []int64) {
+	for p, t := range f.held {
+		parts, tokens = append(parts, p), append(tokens, t)
+	}
+	return parts, tokens
+}
+
+// tick beats, renews the leases held, and moves towards the fair share.
+func (s *Store) tick(ctx context.Context) error {
+	f := &s.fleet
+	if f.paused.Load() {
+		return nil
+	}
+	secs := s.opts.lease.Seconds()
+	var relays int
+	err := s.pool.QueryRow(ctx, `WITH beat AS (
+			INSERT INTO `+s.schema+`.theus_relays (holder, expires) VALUES ($1, clock_timestamp() + make_interval(secs => $2))
+			ON CONFLICT (holder) DO UPDATE SET expires = excluded.expires),
+		gone AS (DELETE FROM `+s.schema+`.theus_relays WHERE expires < clock_timestamp() AND holder <> $1)
+		SELECT count(*) FROM `+s.schema+`.theus_relays WHERE expires >= clock_timestamp() AND holder <> $1`, f.me, secs).Scan(&relays)
+	if err != nil {
+		return err
+	}
+	relays++ // this one
+	f.mu.Lock()
+	parts, tokens := f.heldArgs()
+	f.mu.Unlock()
+	if len(parts) > 0 {
+		rows, err := s.pool.Query(ctx, `UPDATE `+s.schema+`.theus_leases l SET expires = clock_timestamp() + make_interval(secs => $4)
+			FROM unnest($1::int[], $2::bigint[]) AS h(p, t) WHERE l.part = h.p AND l.token = h.t AND l.holder = $3
+			RETURNING l.part`, parts, tokens, f.me, secs)
+		if err != nil {
+			return err
+		}
+		kept, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			return err
+		}
+		f.mu.Lock()
+		for _, p := range parts {
+			if !slices.Contains(kept, p) {
+				s.lose(p)
+			}
+		}
+		f.mu.Unlock()
+	}
+	fair := (s.parts + relays - 1) / relays
+
+	// Give back the extra partitions, each once it is idle.
+	f.mu.Lock()
+	if extra := len(f.held) - len(f.releasing) - fair; extra > 0 {
+		ps := make([]int32, 0, len(f.held))
+		for p := range f.held {
+			if !f.releasing[p] {
+				ps = append(ps, p)
+			}
+		}
+		slices.Sort(ps)
+		for _, p := range ps[len(ps)-extra:] {
+			f.releasing[p] = true
+		}
+	}
+	var give []int32
+	var giveTok []int64
+	for p := range f.releasing {
+		if f.inflight[p] == 0 {
+			give, giveTok = append(give, p), append(giveTok, f.held[p])
+			delete(f.held, p)
+			delete(f.releasing, p)
+		}
+	}
+	want := fair - len(f.held)
+	f.mu.Unlock()
+	if len(give) > 0 {
+		if _, err := s.pool.Exec(ctx, `UPDATE `+s.schema+`.theus_leases l SET expires = '-infinity'
+			FROM unnest($1::int[], $2::bigint[]) AS h(p, t) WHERE l.part = h.p AND l.token = h.t AND l.holder = $3`, give, giveTok, f.me); err != nil {
+			return err
+		}
+		_, _ = s.pool.Exec(ctx, `SELECT pg_notify($1, 'relays')`, s.channel)
+	}
+	if want <= 0 {
+		// A lease renewed after it had run out (a pause that nobody
+		// took advantage of) holds messages the relay skipped while it
+		// was out: a wake-up per tick reads them.
+		s.wake()
+		return nil
+	}
+	rows, err := s.pool.Query(ctx, `UPDATE `+s.schema+`.theus_leases l
+		SET holder = $1, token = l.token + 1, expires = clock_timestamp() + make_interval(secs => $3)
+		FROM (SELECT part, holder FROM `+s.schema+`.theus_leases WHERE expires < clock_timestamp()
+			ORDER BY random() LIMIT $2 FOR UPDATE SKIP LOCKED) AS free
+		WHERE l.part = free.part
+		RETURNING l.part, l.token, free.holder`, f.me, want, secs)
+	if err != nil {
+		return err
+	}
+	var p int32
+	var tok int64
+	var old string
+	_, err = pgx.ForEachRow(rows, []any{&p, &tok, &old}, func() error {
+		f.mu.Lock()
+		if f.on {
+			f.held[p] = tok
+		}
+		f.mu.Unlock()
+		if old != "" && old != f.me {
+			f.handovers.Add(1)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.wake()
+	return nil
+}
+
+// lose forgets the partition p, whose lease is gone. f.mu is held.
+func (s *Store) lose(p int32) {
+	f := &s.fleet
+	delete(f.held, p)
+	delete(f.releasing, p)
+	delete(f.inflight, p)
+}
+
+// leased reports whether a relay claims this Store, and then its holder
+// name and the partitions it reads from (held and not being given back)
+// with their tokens.
+func (s *Store) leased() (on bool, me string, parts []int32, tokens []int64) {
+	f := &s.fleet
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.on {
+		return false, "", nil, nil
+	}
+	for p, t := range f.held {
+		if !f.releasing[p] {
+			parts, tokens = append(parts, p), append(tokens, t)
+		}
+	}
+	return true, f.me, parts, tokens
+}
+
+// leaseCheck is the CTE "ok" of the partitions whose lease the relay
+// holds with the tokens $a and $b (arrays) as holder $c, locked against a
+// take-over until the statement's transaction ends.
+func (s *Store) leaseCheck(a, b, c string) string {
+	return `ok AS (SELECT l.part FROM ` + s.schema + `.theus_leases l JOIN unnest(` + a + `::int[], ` + b + `::bigint[]) AS h(p, t)
+		ON l.part = h.p AND l.token = h.t WHERE l.holder = ` + c + ` FOR SHARE OF l)`
+}
+
+// read records the messages an Undelivered of the relay returned as in
+// flight.
+func (s *Store) read(ids []string, parts []int32) {
+	f := &s.fleet
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.on {
+		return
+	}
+	clear(f.inflight)
+	clear(f.idPart)
+	for i, id := range ids {
+		f.inflight[parts[i]]++
+		f.idPart[id] = parts[i]
+	}
+}
+
+// settled marks the messages ids as no longer in flight, and those of
+// fenced as refused: their partitions are lost.
+func (s *Store) settled(ids []string, fenced []string) {
+	f := &s.fleet
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.on {
+		return
+	}
+	for _, id := range fenced {
+		if p, ok := f.idPart[id]; ok {
+			s.lose(p)
+		}
+		delete(f.idPart, id)
+	}
+	f.fenced.Add(uint64(len(fenced)))
+	for _, id := range ids {
+		if p, ok := f.idPart[id]; ok {
+			if f.inflight[p] > 0 {
+				f.inflight[p]--
+			}
+			delete(f.idPart, id)
+		}
+	}
+}

@@ -74,12 +74,7 @@ func (t pgxTx) query(ctx context.Context, q string, args []any, row func(func(..
 		return err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		if err := row(rows.Scan); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return eachRow(rows.Next, rows.Scan, rows.Err, row)
 }
 
 type sqlTx struct{ tx *sql.Tx }
@@ -95,12 +90,18 @@ func (t sqlTx) query(ctx context.Context, q string, args []any, row func(func(..
 		return err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		if err := row(rows.Scan); err != nil {
+	return eachRow(rows.Next, rows.Scan, rows.Err, row)
+}
+
+// eachRow calls row with the scan of every row of a result set, the same
+// for pgx's and database/sql's.
+func eachRow(next func() bool, scan func(...any) error, rowsErr func() error, row func(func(...any) error) error) error {
+	for next() {
+		if err := row(scan); err != nil {
 			return err
 		}
 	}
-	return rows.Err()
+	return rowsErr()
 }
 
 func enqueue(ctx context.Context, tx any, schema, channel string, msgs []outbox.Message) ([]outbox.Message, error) {

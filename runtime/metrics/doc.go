@@ -44,6 +44,16 @@
 //	theus_outbox_parked_messages{store}                gauge  parked messages
 //	theus_outbox_parked_keys{store}                    gauge  (topic, key)s held back by a parked message
 //
+// Of a store whose relays lease partitions of the outbox (outbox.FleetReader:
+// PostgreSQL), one series per store handle, and one per partition (their
+// count is fixed per store):
+//
+//	theus_relay_leases{store}            gauge    partitions the handle's relay leases now
+//	theus_relay_handovers_total{store}   counter  partitions it took over from another relay
+//	theus_relay_fenced_total{store}      counter  acks and failure records refused: lease lost
+//	theus_outbox_partition_oldest_undelivered_age_seconds{store,partition}
+//	                                     gauge    age of the partition's oldest waiting message, 0 if none
+//
 // # Cost and cardinality
 //
 // Label values come from the contract (processes, rule paths and kinds,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -256,6 +257,8 @@ func (c *cache[K, V]) get(k K) V {
 type storeCollector struct {
 	timeout                           time.Duration
 	depth, oldest, parked, parkedKeys *prometheus.Desc
+	// Of stores whose relays lease partitions (outbox.FleetReader).
+	leases, handovers, fenced, partOldest *prometheus.Desc
 
 	mu     sync.Mutex
 	stores map[string]outbox.StatsReader
@@ -271,7 +274,12 @@ func newStoreCollector(timeout time.Duration) *storeCollector {
 		oldest:     desc("theus_outbox_oldest_undelivered_age_seconds", "Age of the oldest message waiting for delivery; 0 when none waits."),
 		parked:     desc("theus_outbox_parked_messages", "Parked messages, waiting for Replay or Skip."),
 		parkedKeys: desc("theus_outbox_parked_keys", "(topic, key)s held back by a parked message."),
-		stores:     make(map[string]outbox.StatsReader),
+		leases:     desc("theus_relay_leases", "Partitions of the outbox the store handle's relay leases now."),
+		handovers:  desc("theus_relay_handovers_total", "Partitions the store handle's relay took over from another relay."),
+		fenced:     desc("theus_relay_fenced_total", "Acks and failure records refused because the relay had lost its lease."),
+		partOldest: prometheus.NewDesc("theus_outbox_partition_oldest_undelivered_age_seconds",
+			"Age of the oldest message waiting for delivery in a partition; 0 when none waits.", []string{"store", "partition"}, nil),
+		stores: make(map[string]outbox.StatsReader),
 	}
 }
 
@@ -287,7 +295,7 @@ func (c *storeCollector) add(name string, st outbox.StatsReader) error {
 
 // Describe implements prometheus.Collector.
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.depth, c.oldest, c.parked, c.parkedKeys} {
+	for _, d := range []*prometheus.Desc{c.depth, c.oldest, c.parked, c.parkedKeys, c.leases, c.handovers, c.fenced, c.partOldest} {
 		ch <- d
 	}
 }
@@ -316,5 +324,31 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.oldest, age)
 		gauge(c.parked, float64(s.Parked))
 		gauge(c.parkedKeys, float64(s.ParkedKeys))
+		if f, ok := st.(outbox.FleetReader); ok {
+			c.collectFleet(ch, name, f)
+		}
+	}
+}
+
+// collectFleet reads the relay counters and the partitions' ages of a
+// store whose relays lease partitions.
+func (c *storeCollector) collectFleet(ch chan<- prometheus.Metric, name string, f outbox.FleetReader) {
+	fs := f.FleetStats()
+	ch <- prometheus.MustNewConstMetric(c.leases, prometheus.GaugeValue, float64(fs.Leases), name)
+	ch <- prometheus.MustNewConstMetric(c.handovers, prometheus.CounterValue, float64(fs.Handovers), name)
+	ch <- prometheus.MustNewConstMetric(c.fenced, prometheus.CounterValue, float64(fs.Fenced), name)
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	parts, err := f.PartitionStats(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.partOldest, fmt.Errorf("store %s: %w", name, err))
+		return
+	}
+	for _, p := range parts {
+		age := 0.0
+		if !p.OldestPending.IsZero() {
+			age = max(time.Since(p.OldestPending).Seconds(), 0)
+		}
+		ch <- prometheus.MustNewConstMetric(c.partOldest, prometheus.GaugeValue, age, name, strconv.Itoa(p.Partition))
 	}
 }

@@ -505,3 +505,68 @@ func TestNewRefusesANilRegisterer(t *testing.T) {
 		t.Fatal("a second New on one registry succeeded: its metrics would be registered twice")
 	}
 }
+
+// fleetStore is a store whose relays lease partitions, with figures the
+// test sets.
+type fleetStore struct {
+	*memory.Store
+	fleet outbox.FleetStats
+	parts []outbox.PartitionStats
+}
+
+func (f *fleetStore) FleetStats() outbox.FleetStats { return f.fleet }
+func (f *fleetStore) PartitionStats(context.Context) ([]outbox.PartitionStats, error) {
+	return f.parts, nil
+}
+
+// A store whose relays lease partitions adds the relay's lease figures
+// and the oldest waiting message's age per partition.
+func TestFleetGauges(t *testing.T) {
+	reg, m := newMetrics(t)
+	st := &fleetStore{
+		Store: memory.New(),
+		fleet: outbox.FleetStats{Leases: 3, Handovers: 5, Fenced: 2},
+		parts: []outbox.PartitionStats{
+			{Partition: 0},
+			{Partition: 1, Pending: 4, OldestPending: time.Now().Add(-time.Hour)},
+		},
+	}
+	if err := m.AddStore("pg", st); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP theus_relay_fenced_total Acks and failure records refused because the relay had lost its lease.
+# TYPE theus_relay_fenced_total counter
+theus_relay_fenced_total{store="pg"} 2
+# HELP theus_relay_handovers_total Partitions the store handle's relay took over from another relay.
+# TYPE theus_relay_handovers_total counter
+theus_relay_handovers_total{store="pg"} 5
+# HELP theus_relay_leases Partitions of the outbox the store handle's relay leases now.
+# TYPE theus_relay_leases gauge
+theus_relay_leases{store="pg"} 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"theus_relay_leases", "theus_relay_handovers_total", "theus_relay_fenced_total"); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ages := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "theus_outbox_partition_oldest_undelivered_age_seconds" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == "partition" {
+					ages[l.GetValue()] = mt.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	if len(ages) != 2 || ages["0"] != 0 || ages["1"] < 3540 || ages["1"] > 3660 {
+		t.Fatalf("ages by partition = %v, want 0: 0 and 1: about 3600", ages)
+	}
+}

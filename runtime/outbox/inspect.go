@@ -72,3 +72,35 @@ type LeaseReader interface {
 	// relays do not lease.
 	Leases(ctx context.Context) ([]RelayLease, error)
 }
+
+// FleetStats counts the relay work of one store handle whose relays lease
+// partitions of the outbox (PostgreSQL), since it was opened.
+type FleetStats struct {
+	// Leases is the number of partitions its relay holds now.
+	Leases int
+	// Handovers counts the partitions it took over from another relay
+	// (whose lease had expired, or that gave them back).
+	Handovers uint64
+	// Fenced counts the messages whose ack or failure record was refused
+	// because the relay had lost the lease of their partition.
+	Fenced uint64
+}
+
+// PartitionStats describes the waiting messages of one partition.
+type PartitionStats struct {
+	Partition int
+	// Pending counts the messages waiting for delivery; OldestPending is
+	// the CreatedAt of the oldest, zero when there is none.
+	Pending       int
+	OldestPending time.Time
+}
+
+// FleetReader is implemented by stores whose relays lease partitions of
+// the outbox: runtime/metrics exports what it reads.
+type FleetReader interface {
+	// FleetStats returns the counters of this store handle's relay.
+	FleetStats() FleetStats
+	// PartitionStats returns the figures of every partition, by
+	// partition.
+	PartitionStats(ctx context.Context) ([]PartitionStats, error)
+}

@@ -70,16 +70,7 @@ type fleet struct {
 }
 
 // FleetStats counts a Store's relay work since it was opened.
-type FleetStats struct {
-	// Leases is the number of partitions the Store's relay holds now.
-	Leases int
-	// Handovers counts the partitions it took over from another relay
-	// (whose lease had expired, or that gave them back).
-	Handovers uint64
-	// Fenced counts the messages whose ack or failure record was refused
-	// because the relay had lost the lease of their partition.
-	Fenced uint64
-}
+type FleetStats = outbox.FleetStats
 
 // FleetStats returns the relay counters of this Store.
 func (s *Store) FleetStats() FleetStats {
@@ -87,6 +78,40 @@ func (s *Store) FleetStats() FleetStats {
 	n := len(s.fleet.held)
 	s.fleet.mu.Unlock()
 	return FleetStats{Leases: n, Handovers: s.fleet.handovers.Load(), Fenced: s.fleet.fenced.Load()}
+}
+
+var _ outbox.FleetReader = (*Store)(nil)
+
+// PartitionStats implements outbox.FleetReader: the waiting messages of
+// every partition, with the age of the oldest.
+func (s *Store) PartitionStats(ctx context.Context) ([]outbox.PartitionStats, error) {
+	rows, err := s.pool.Query(ctx, `SELECT l.part, count(o.id), min(o.created_at)
+		FROM `+s.schema+`.theus_leases l
+		LEFT JOIN `+s.schema+`.theus_outbox o ON o.part = l.part AND o.state = 'pending'
+		GROUP BY l.part ORDER BY l.part`)
+	if err != nil {
+		return nil, s.errorf("partition stats", err)
+	}
+	defer rows.Close()
+	var out []outbox.PartitionStats
+	for rows.Next() {
+		var p outbox.PartitionStats
+		var part int32
+		var n int64
+		var oldest *int64
+		if err := rows.Scan(&part, &n, &oldest); err != nil {
+			return nil, s.errorf("partition stats", err)
+		}
+		p.Partition, p.Pending = int(part), int(n)
+		if oldest != nil {
+			p.OldestPending = time.Unix(0, *oldest)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.errorf("partition stats", err)
+	}
+	return out, nil
 }
 
 // Partitions returns the number of partitions of the store's key space.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,17 +20,6 @@ import (
 // isPostgres tells whether the -store flag names a PostgreSQL database.
 func isPostgres(store string) bool {
 	return strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://")
-}
-
-// redactDSN hides the password of a DSN before it is printed.
-func redactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	if isPostgres(dsn) {
-		return "postgres://…"
-	}
-	return dsn
 }
 
 type summary struct {
@@ -70,12 +58,12 @@ func run(ctx context.Context, cfg config, w io.Writer) (summary, error) {
 		}
 		defer st.Close() // last: after the relay and the engine
 		opts = append(opts, engine.WithStore(st))
-		where = fmt.Sprintf("PostgreSQL %s, schema %s", redactDSN(cfg.store), cfg.schema)
+		where = fmt.Sprintf("PostgreSQL %s, schema %s", postgres.RedactDSN(cfg.store), cfg.schema)
 		if cfg.data != "" {
 			where += "; consumer's log in " + cfg.data
 		}
 	case cfg.store != "":
-		return summary{}, fmt.Errorf("-store %q: want empty (SQLite in -data) or a postgres:// URL", redactDSN(cfg.store))
+		return summary{}, fmt.Errorf("-store %q: want empty (SQLite in -data) or a postgres:// URL", postgres.RedactDSN(cfg.store))
 	case cfg.data != "":
 		st, err := sqlite.Open(ctx, filepath.Join(cfg.data, "theus.db"))
 		if err != nil {

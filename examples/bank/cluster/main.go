@@ -34,7 +34,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -106,14 +105,6 @@ func envOr(env, def string) string {
 		return v
 	}
 	return def
-}
-
-// redacted hides the password of a DSN before it is printed.
-func redacted(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	return "postgres://…"
 }
 
 func accountID(i int) string { return fmt.Sprintf("acc-%03d", i) }
@@ -389,7 +380,7 @@ func runCluster(ctx context.Context, cfg config, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "cluster: %d instances x %d goroutines x %d transfers among %d accounts on %s, schema %s\n",
-		cfg.instances, cfg.workers, cfg.transfers, cfg.accounts, redacted(cfg.store), cfg.schema)
+		cfg.instances, cfg.workers, cfg.transfers, cfg.accounts, postgres.RedactDSN(cfg.store), cfg.schema)
 	var (
 		mu       sync.Mutex
 		receipts []Receipt

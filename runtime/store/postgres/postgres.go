@@ -493,3 +493,22 @@ var (
 	_ outbox.RelayClaimer  = (*Store)(nil)
 	_ outbox.StatsReader   = (*Store)(nil)
 )
+
+// RedactDSN returns dsn as it may be printed: a URL with its password
+// replaced by xxxxx, key=value pairs with the password's value replaced,
+// anything else as "postgres://…".
+func RedactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+		return u.Redacted()
+	}
+	if strings.Contains(dsn, "=") {
+		f := strings.Fields(dsn)
+		for i, kv := range f {
+			if k, _, ok := strings.Cut(kv, "="); ok && k == "password" {
+				f[i] = "password=xxxxx"
+			}
+		}
+		return strings.Join(f, " ")
+	}
+	return "postgres://…"
+}

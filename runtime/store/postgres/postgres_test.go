@@ -262,3 +262,16 @@ func TestRedact(t *testing.T) {
 		t.Fatal("an error without the password is not kept as is")
 	}
 }
+
+func TestRedactDSN(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"postgres://u:s3cret@h:5432/db?sslmode=disable": "postgres://u:xxxxx@h:5432/db?sslmode=disable",
+		"postgres://u@h/db":                             "postgres://u@h/db",
+		"host=h user=u password=s3cret dbname=db":       "host=h user=u password=xxxxx dbname=db",
+		"not a dsn": "postgres://…",
+	} {
+		if got := postgres.RedactDSN(dsn); got != want {
+			t.Errorf("RedactDSN(%q) = %q, want %q", dsn, got, want)
+		}
+	}
+}

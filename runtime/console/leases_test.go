@@ -10,7 +10,7 @@ import (
 )
 
 // On PostgreSQL the overview shows the relays of the fleet and the
-// partitions each leases (theus_leases); without the table, none.
+// partitions each leases (theus_leases).
 func TestOverviewShowsLeases(t *testing.T) {
 	st, schema := openPostgresSchema(t)
 	f := newFixture(t, st)
@@ -19,15 +19,7 @@ func TestOverviewShowsLeases(t *testing.T) {
 		t.Fatal("the PostgreSQL store is no outbox.LeaseReader")
 	}
 	db := servicetest.Postgres(t)
-	// The relay fleet's table, as its layout creates it (if this build's
-	// does not).
-	_, err := db.Exec(`CREATE TABLE IF NOT EXISTS ` + schema + `.theus_leases (
-		part integer PRIMARY KEY, holder text NOT NULL DEFAULT '', token bigint NOT NULL DEFAULT 0,
-		expires timestamptz NOT NULL DEFAULT '-infinity')`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = db.Exec(`INSERT INTO ` + schema + `.theus_leases (part, holder, token, expires) VALUES
+	_, err := db.Exec(`INSERT INTO ` + schema + `.theus_leases (part, holder, token, expires) VALUES
 		(0, 'relay-a', 3, now() + interval '1 hour'), (1, 'relay-a', 4, now() + interval '1 hour'),
 		(2, 'relay-b', 1, now() + interval '1 hour'), (3, 'relay-dead', 9, now() - interval '1 minute')
 		ON CONFLICT (part) DO UPDATE SET holder = excluded.holder, token = excluded.token, expires = excluded.expires`)

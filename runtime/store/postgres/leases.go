@@ -10,16 +10,9 @@ import (
 var _ outbox.LeaseReader = (*Store)(nil)
 
 // Leases implements outbox.LeaseReader: the relays' leases on the
-// partitions of the outbox (theus_leases), by partition; none while the
-// schema has no relay fleet's table.
+// partitions of the outbox (theus_leases, one row per partition), by
+// partition.
 func (s *Store) Leases(ctx context.Context) ([]outbox.RelayLease, error) {
-	var exists bool
-	if err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.schema+".theus_leases").Scan(&exists); err != nil {
-		return nil, s.errorf("leases", err)
-	}
-	if !exists {
-		return nil, nil
-	}
 	rows, err := s.pool.Query(ctx, `SELECT part, holder, token,
 			CASE WHEN expires = '-infinity' THEN 0 ELSE (extract(epoch FROM expires) * 1000000)::bigint END
 		FROM `+s.schema+`.theus_leases ORDER BY part`)

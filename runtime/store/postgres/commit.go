@@ -200,15 +200,7 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 	pid := conn.Conn().PgConn().PID()
 	start, _ := s.pids.Load(pid)
 	last := recs[len(recs)-1].Version
-	br := conn.SendBatch(ctx, b)
-	for range b.Len() {
-		if _, err = br.Exec(); err != nil {
-			break
-		}
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
+	err = execBatch(ctx, conn, b)
 	if err == nil {
 		open = false
 		err = s.fault(AfterCommit)
@@ -273,6 +265,22 @@ func (s *Store) begin(ctx context.Context) (*pgxpool.Conn, int64, error) {
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// execBatch sends b in one round trip and runs its statements in order,
+// stopping at the first that fails (the server skips the rest).
+func execBatch(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch) error {
+	br := conn.SendBatch(ctx, b)
+	var err error
+	for range b.Len() {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // rollback ends the transaction on conn, or the connection if it cannot.

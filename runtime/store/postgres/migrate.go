@@ -88,16 +88,7 @@ func (s *Store) migrate(ctx context.Context, codec engine.StateCodec, rec *engin
 	// COMMIT whose outcome is unknown fails the start; the next one finds
 	// the migration done, or does it.
 	b.Queue("COMMIT")
-	br := conn.SendBatch(ctx, b)
-	for range b.Len() {
-		if _, err = br.Exec(); err != nil {
-			break
-		}
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
+	if err = execBatch(ctx, conn, b); err == nil {
 		open = false
 	}
 	return err

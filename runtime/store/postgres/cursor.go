@@ -1,10 +1,7 @@
 package postgres
 
 import (
-	"fmt"
 	"slices"
-	"strings"
-	"sync"
 )
 
 // Acks as a cursor per partition. The relay that holds a partition reads
@@ -102,8 +99,9 @@ func (f *fleet) planAck(ids []string) (ackPlan, bool) {
 	return pl, true
 }
 
-// settledAll reports whether the last read was full and every message of
-// it is acked. f.mu is held.
+// settledAll reports whether a partition of the last read gave all its
+// share (so more may wait) and every message of the read is acked. f.mu
+// is held.
 func (f *fleet) settledAll() bool {
 	if !f.full {
 		return false
@@ -119,7 +117,7 @@ func (f *fleet) settledAll() bool {
 // nextRead returns the arguments of the read that follows the ack pl:
 // the partitions held and not being given back, their tokens, and their
 // cursors once pl has moved them. f.mu is held.
-func (f *fleet) nextRead(pl ackPlan) (parts []int32, tokens []int64, vs []int64, is []int32) {
+func (f *fleet) nextRead(pl ackPlan, limit int) (parts []int32, tokens []int64, vs []int64, is []int32, ks []int32) {
 	for p := range f.held {
 		if !f.releasing[p] {
 			parts = append(parts, p)
@@ -133,7 +131,7 @@ func (f *fleet) nextRead(pl ackPlan) (parts []int32, tokens []int64, vs []int64,
 		}
 		tokens, vs, is = append(tokens, f.held[p]), append(vs, c.v), append(is, c.i)
 	}
-	return parts, tokens, vs, is
+	return parts, tokens, vs, is, f.shares(parts, limit)
 }
 
 // moved records the cursors an Ack moved, of the partitions still held
@@ -150,40 +148,60 @@ func (f *fleet) moved(pl ackPlan) {
 	}
 }
 
-// readQueries caches the statement that reads n partitions (readQuery).
-var readQueries sync.Map // schema + n -> string
-
 // readQuery is the statement with which a relay reads the pending
-// messages of the n partitions $2 it holds with the tokens $3 as holder
-// $4, after their cursors ($5, $6): one index range of
-// theus_outbox_part_pending per partition, merged in commit order, the
-// first $1. Each row says whether its partition had a parked message.
-// A partition whose lease the relay no longer holds by the database's
-// clock gives nothing.
-func (s *Store) readQuery(n int) string {
-	key := s.schema + "/" + fmt.Sprint(n)
-	if q, ok := readQueries.Load(key); ok {
-		return q.(string)
-	}
-	var b strings.Builder
-	b.WriteString(`WITH v AS MATERIALIZED (SELECT coalesce(array_agg(l.part), '{}') AS ps FROM ` + s.schema + `.theus_leases l
-		JOIN unnest($2::int[], $3::bigint[]) AS h(p, t) ON l.part = h.p AND l.token = h.t
-		WHERE l.holder = $4 AND l.expires > clock_timestamp()),
-	k AS MATERIALIZED (SELECT coalesce(array_agg(DISTINCT part), '{}') AS ps FROM ` + s.schema + `.theus_outbox
-		WHERE state = 'parked' AND part = ANY($2::int[]))
-`)
-	for i := 1; i <= n; i++ {
-		if i > 1 {
-			b.WriteString("UNION ALL ")
+// messages of the partitions $1 it holds with the tokens $2 as holder
+// $3: of each, after its cursor ($4, $5), at most its share ($6) in
+// order, by one range of theus_outbox_part_pending; all of them in commit
+// order, at most $7. Each row says whether its partition had a parked
+// message. A partition whose lease the relay no longer holds by the
+// database's clock gives nothing.
+func (s *Store) readQuery() string {
+	return `SELECT x.*, h.parked FROM (
+		SELECT h.p, h.v, h.i, h.k, EXISTS (SELECT 1 FROM ` + s.schema + `.theus_outbox o WHERE o.state = 'parked' AND o.part = h.p) AS parked
+		FROM unnest($1::int[], $2::bigint[], $4::bigint[], $5::int[], $6::int[]) AS h(p, t, v, i, k)
+		JOIN ` + s.schema + `.theus_leases l ON l.part = h.p AND l.token = h.t
+		WHERE l.holder = $3 AND l.expires > clock_timestamp()) h
+	CROSS JOIN LATERAL (
+		SELECT ` + messageColumns + `, m.idx, m.part FROM ` + s.schema + `.theus_outbox m
+		WHERE m.state = 'pending' AND m.part = h.p AND (m.version, m.idx) > (h.v, h.i)
+			AND NOT EXISTS (SELECT 1 FROM ` + s.schema + `.theus_outbox p WHERE p.state = 'parked' AND p.topic = m.topic AND p.key = m.key)
+		ORDER BY m.version, m.idx LIMIT h.k) x
+	ORDER BY x.version, x.idx LIMIT $7`
+}
+
+// shares splits limit between the partitions parts for the next read,
+// from what the last one got: a partition that got less than its share
+// is drained, and gets a little more than it got (one if it got none);
+// the others split the rest evenly, or, if there are none, all split it.
+// So a backlog spread over the partitions is read evenly, and one in a
+// single partition gets nearly all of each read. The shares of the
+// partitions that got nothing are not counted: they may add up to a
+// little more than limit, and the read takes at most limit in all, a
+// prefix of each partition's. It records the shares. f.mu is held.
+func (f *fleet) shares(parts []int32, limit int) []int32 {
+	ks := make([]int32, len(parts))
+	used, hungry := 0, 0
+	for i, p := range parts {
+		k, seen := f.share[p]
+		if n := f.got[p]; seen && n < int(k) {
+			ks[i] = int32(n + n/2 + 1)
+			if n > 0 {
+				used += int(ks[i])
+			}
+		} else {
+			hungry++
 		}
-		fmt.Fprintf(&b, `(SELECT %s, m.idx, m.part, m.part = ANY((SELECT ps FROM k)::int[]) AS parked FROM %s.theus_outbox m
-	WHERE m.state = 'pending' AND m.part = ($2::int[])[%d] AND (m.version, m.idx) > (($5::bigint[])[%d], ($6::int[])[%d])
-		AND m.part = ANY((SELECT ps FROM v)::int[])
-		AND NOT EXISTS (SELECT 1 FROM %s.theus_outbox p WHERE p.state = 'parked' AND p.topic = m.topic AND p.key = m.key))
-`, messageColumns, s.schema, i, i, i, s.schema)
 	}
-	b.WriteString(`ORDER BY version, idx LIMIT $1`)
-	q := b.String()
-	readQueries.Store(key, q)
-	return q
+	rest := max(limit-used, 0)
+	clear(f.share)
+	for i, p := range parts {
+		switch {
+		case hungry == 0:
+			ks[i] += int32(rest / len(parts))
+		case ks[i] == 0:
+			ks[i] = int32(max(rest/hungry, 1))
+		}
+		f.share[p] = ks[i]
+	}
+	return ks
 }

@@ -65,8 +65,10 @@ type fleet struct {
 	// window maps each partition of the last Undelivered to what it read
 	// of it (see ackPlan).
 	window map[int32]*window
-	full   bool // the last read returned as many messages as asked
-	limit  int  // of the last read
+	full   bool            // a partition of the last read gave all its share
+	limit  int             // of the last read
+	share  map[int32]int32 // the shares of the last read (shares)
+	got    map[int32]int   // what it got of each partition
 	// ahead is the next read, sent with the ack that settled the whole
 	// previous one (Ack): Undelivered returns it.
 	ahead *readResult
@@ -184,6 +186,7 @@ func (s *Store) ClaimRelay(ctx context.Context) (release func(), err error) {
 	f.on, f.me = true, fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 	f.held, f.releasing, f.inflight, f.idPart = map[int32]int64{}, map[int32]bool{}, map[int32]int{}, map[string]int32{}
 	f.cursor, f.window = map[int32]pos{}, map[int32]*window{}
+	f.share, f.got = map[int32]int32{}, map[int32]int{}
 	f.mu.Unlock()
 	s.held = true
 	if err := s.tick(ctx); err != nil && ctx.Err() == nil {
@@ -371,13 +374,13 @@ func (s *Store) lose(p int32) {
 
 // leased reports whether a relay claims this Store, and then its holder
 // name and the partitions it reads from (held and not being given back)
-// with their tokens and ack cursors, by partition.
-func (s *Store) leased() (on bool, me string, parts []int32, tokens []int64, curs []pos) {
+// with their tokens, ack cursors and shares of limit, by partition.
+func (s *Store) leased(limit int) (on bool, me string, parts []int32, tokens []int64, curs []pos, ks []int32) {
 	f := &s.fleet
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.on {
-		return false, "", nil, nil, nil
+		return false, "", nil, nil, nil, nil
 	}
 	for p := range f.held {
 		if !f.releasing[p] {
@@ -388,7 +391,7 @@ func (s *Store) leased() (on bool, me string, parts []int32, tokens []int64, cur
 	for _, p := range parts {
 		tokens, curs = append(tokens, f.held[p]), append(curs, f.cursor[p])
 	}
-	return true, f.me, parts, tokens, curs
+	return true, f.me, parts, tokens, curs, f.shares(parts, limit)
 }
 
 // leaseCheck is the CTE "ok" of the partitions whose lease the relay
@@ -412,7 +415,17 @@ func (s *Store) read(ids []string, parts []int32, at []pos, parked map[int32]boo
 	clear(f.inflight)
 	clear(f.idPart)
 	clear(f.window)
-	f.full, f.limit = len(ids) == limit, limit
+	f.limit = limit
+	clear(f.got)
+	for _, p := range parts {
+		f.got[p]++
+	}
+	f.full = false
+	for p, n := range f.got {
+		if n >= int(f.share[p]) {
+			f.full = true
+		}
+	}
 	for i, id := range ids {
 		p := parts[i]
 		f.inflight[p]++

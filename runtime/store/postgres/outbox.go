@@ -55,10 +55,10 @@ func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, e
 	ahead := f.ahead
 	f.ahead = nil
 	f.mu.Unlock()
-	if ahead != nil && len(ahead.msgs) == limit {
+	if ahead != nil && f.limit == limit {
 		return ahead.msgs, nil // read with the last ack, and recorded then
 	}
-	on, me, parts, tokens, curs := s.leased()
+	on, me, parts, tokens, curs, ks := s.leased(limit)
 	if on && len(parts) == 0 {
 		return nil, nil
 	}
@@ -72,7 +72,7 @@ func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, e
 		for i, c := range curs {
 			vs[i], is[i] = c.v, c.i
 		}
-		rows, err = s.pool.Query(ctx, s.readQuery(len(parts)), limit, parts, tokens, me, vs, is)
+		rows, err = s.pool.Query(ctx, s.readQuery(), parts, tokens, me, vs, is, ks, limit)
 	} else {
 		rows, err = s.pool.Query(ctx, `SELECT x.*, false FROM `+s.schema+`.theus_leases l CROSS JOIN LATERAL (
 			SELECT `+messageColumns+`, m.idx, m.part FROM `+s.schema+`.theus_outbox m
@@ -151,6 +151,7 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		tokens []int64
 		vs     []int64
 		is     []int32
+		ks     []int32
 		limit  int
 	}
 	if on {
@@ -160,8 +161,8 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		// The ack settles all that was read, and the read was full: the
 		// relay reads again at once; the read goes with the ack.
 		if prefetch = planned && f.settledAll(); prefetch {
-			next.parts, next.tokens, next.vs, next.is = f.nextRead(pl)
 			next.limit = f.limit
+			next.parts, next.tokens, next.vs, next.is, next.ks = f.nextRead(pl, next.limit)
 			prefetch = len(next.parts) > 0
 		}
 	}
@@ -195,7 +196,7 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 			// fails, so does the ack.
 			b := &pgx.Batch{}
 			b.Queue(q, args...)
-			b.Queue(s.readQuery(len(next.parts)), next.limit, next.parts, next.tokens, me, next.vs, next.is)
+			b.Queue(s.readQuery(), next.parts, next.tokens, me, next.vs, next.is, next.ks, next.limit)
 			br := s.pool.SendBatch(ctx, b)
 			err = br.QueryRow().Scan(&ok)
 			if err == nil {
@@ -239,7 +240,9 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		f.moved(pl) // of the partitions still held: not the fenced ones
 		f.mu.Unlock()
 	}
-	if prefetch && len(fenced) == 0 && len(r.msgs) == next.limit {
+	// An empty read is not kept: the relay then waits for a commit, and
+	// must read after taking the notification channel.
+	if prefetch && len(fenced) == 0 && len(r.msgs) > 0 {
 		s.read(r.ids, r.parts, r.at, r.parked, next.limit)
 		f.mu.Lock()
 		if f.on {

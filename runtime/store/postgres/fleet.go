@@ -271,9 +271,13 @@ func (s *Store) tick(ctx context.Context) error {
 	parts, tokens := f.heldArgs()
 	f.mu.Unlock()
 	if len(parts) > 0 {
-		rows, err := s.pool.Query(ctx, `UPDATE `+s.schema+`.theus_leases l SET expires = clock_timestamp() + make_interval(secs => $4)
-			FROM unnest($1::int[], $2::bigint[]) AS h(p, t) WHERE l.part = h.p AND l.token = h.t AND l.holder = $3
-			RETURNING l.part`, parts, tokens, f.me, secs)
+		// Rows are locked in partition order, as acks lock them: no
+		// deadlock between them.
+		rows, err := s.pool.Query(ctx, `WITH k AS (SELECT l.part FROM `+s.schema+`.theus_leases l
+				JOIN unnest($1::int[], $2::bigint[]) AS h(p, t) ON l.part = h.p AND l.token = h.t
+				WHERE l.holder = $3 ORDER BY l.part FOR NO KEY UPDATE OF l)
+			UPDATE `+s.schema+`.theus_leases l SET expires = clock_timestamp() + make_interval(secs => $4)
+			FROM k WHERE l.part = k.part RETURNING l.part`, parts, tokens, f.me, secs)
 		if err != nil {
 			return err
 		}
@@ -317,8 +321,10 @@ func (s *Store) tick(ctx context.Context) error {
 	want := fair - len(f.held)
 	f.mu.Unlock()
 	if len(give) > 0 {
-		if _, err := s.pool.Exec(ctx, `UPDATE `+s.schema+`.theus_leases l SET expires = '-infinity'
-			FROM unnest($1::int[], $2::bigint[]) AS h(p, t) WHERE l.part = h.p AND l.token = h.t AND l.holder = $3`, give, giveTok, f.me); err != nil {
+		if _, err := s.pool.Exec(ctx, `WITH k AS (SELECT l.part FROM `+s.schema+`.theus_leases l
+				JOIN unnest($1::int[], $2::bigint[]) AS h(p, t) ON l.part = h.p AND l.token = h.t
+				WHERE l.holder = $3 ORDER BY l.part FOR NO KEY UPDATE OF l)
+			UPDATE `+s.schema+`.theus_leases l SET expires = '-infinity' FROM k WHERE l.part = k.part`, give, giveTok, f.me); err != nil {
 			return err
 		}
 		_, _ = s.pool.Exec(ctx, `SELECT pg_notify($1, 'relays')`, s.channel)
@@ -399,7 +405,7 @@ func (s *Store) leased(limit int) (on bool, me string, parts []int32, tokens []i
 // take-over until the statement's transaction ends.
 func (s *Store) leaseCheck(a, b, c string) string {
 	return `ok AS (SELECT l.part FROM ` + s.schema + `.theus_leases l JOIN unnest(` + a + `::int[], ` + b + `::bigint[]) AS h(p, t)
-		ON l.part = h.p AND l.token = h.t WHERE l.holder = ` + c + ` FOR SHARE OF l)`
+		ON l.part = h.p AND l.token = h.t WHERE l.holder = ` + c + ` ORDER BY l.part FOR SHARE OF l)`
 }
 
 // read records the messages an Undelivered of the relay returned as in

@@ -182,14 +182,24 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		// take-over; the cursors moved and the rows marked only in
 		// those still held.
 		var ok []int32
-		q := `WITH ` + s.leaseCheck("$1", "$2", "$3") + `,
+		// The lease rows are locked for update in partition order (the
+		// cursors' rows are updated): no deadlock with the lease loop.
+		q := `WITH ok AS (SELECT l.part FROM ` + s.schema + `.theus_leases l JOIN unnest($1::int[], $2::bigint[]) AS h(p, t)
+				ON l.part = h.p AND l.token = h.t WHERE l.holder = $3 ORDER BY l.part FOR NO KEY UPDATE OF l),
 			c AS (UPDATE ` + s.schema + `.theus_leases l SET acked_version = c.v, acked_idx = c.i, acked_at = $4
 				FROM unnest($5::int[], $6::bigint[], $7::int[]) AS c(p, v, i)
-				WHERE l.part = c.p AND l.part IN (SELECT part FROM ok) AND (l.acked_version, l.acked_idx) < (c.v, c.i)),
+				WHERE l.part = c.p AND l.part IN (SELECT part FROM ok) AND (l.acked_version, l.acked_idx) < (c.v, c.i))`
+		args := []any{pl.parts, pl.tokens, me, now, pl.movP, pl.movV, pl.movI}
+		// Only when some are marked one by one: a generic plan of
+		// id = ANY($8) for none may scan the table.
+		if len(pl.rows) > 0 {
+			q += `,
 			d AS (UPDATE ` + s.schema + `.theus_outbox SET state = 'delivered', delivered_at = $4
-				WHERE id = ANY($8) AND state = 'pending' AND part IN (SELECT part FROM ok))
+				WHERE id = ANY($8::text[]) AND state = 'pending' AND part IN (SELECT part FROM ok))`
+			args = append(args, pl.rows)
+		}
+		q += `
 			SELECT coalesce(array_agg(part), '{}') FROM ok`
-		args := []any{pl.parts, pl.tokens, me, now, pl.movP, pl.movV, pl.movI, pl.rows}
 		var err error
 		if prefetch {
 			// One round trip, one implicit transaction: if the read

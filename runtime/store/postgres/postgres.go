@@ -118,6 +118,7 @@ ALTER TABLE {s}.theus_leases
 	ADD COLUMN IF NOT EXISTS acked_version bigint NOT NULL DEFAULT 0,
 	ADD COLUMN IF NOT EXISTS acked_idx integer NOT NULL DEFAULT 0,
 	ADD COLUMN IF NOT EXISTS acked_at bigint NOT NULL DEFAULT 0;
+ALTER TABLE {s}.theus_leases SET (fillfactor = 50);
 CREATE INDEX IF NOT EXISTS theus_outbox_part_pending ON {s}.theus_outbox (part, version, idx) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS theus_outbox_part_parked ON {s}.theus_outbox (part) WHERE state = 'parked';
 DROP INDEX IF EXISTS {s}.theus_outbox_pending;

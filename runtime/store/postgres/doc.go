@@ -130,7 +130,8 @@
 // caller's own pgx.Tx or *sql.Tx, as one new version of the history: IDs
 // and dense KeySeqs are assigned in that transaction, which holds the
 // head row until it ends, so nothing is visible unless it commits and a
-// key's messages are numbered in commit order.
+// key's messages are numbered in commit order. It is one statement: one
+// round trip once prepared on the connection.
 //
 // The DSN's password appears in no error and no log line of the store.
 package postgres

@@ -73,12 +73,15 @@
 //     the head's.
 //   - theus_key_seqs: the last KeySeq per (topic, key).
 //   - theus_outbox: the messages, pending, parked or delivered (with
-//     delivered_at), each with its partition; Prune deletes delivered
-//     ones after WithRetention.
+//     delivered_at), each with its partition; a pending message at or
+//     before its partition's ack cursor is delivered too. Prune deletes
+//     delivered ones after WithRetention.
 //   - theus_leases: a row per partition (their count is in theus_meta):
-//     holder, expiry and fencing token of its relay's lease;
+//     holder, expiry and fencing token of its relay's lease, and the
+//     partition's ack cursor (acked_version, acked_idx, acked_at);
 //     theus_relays: a row per running relay, with the expiry of its
-//     last beat.
+//     last beat; theus_ack_marks: where the cursors were at each Prune,
+//     to prune what they passed after the retention.
 //
 // Recover reads the head, the fields, the entries and the KeySeqs in one
 // repeatable-read transaction: its time grows with the state, not with the
@@ -89,7 +92,16 @@
 // # The outbox and the relay fleet
 //
 // The relay reads pending messages in commit order, leaving out the keys
-// that have a parked message, and acks by ID. Any number of relays share
+// that have a parked message. It acks by moving a cursor per partition:
+// it reads each partition it holds after the partition's cursor (one
+// index range per partition, merged in commit order), and an ack of what
+// it read, without a gap from the first, moves the cursor, one row per
+// partition, instead of updating every message. Messages acked out of
+// such a run (after a failed one of another key, or in a partition that
+// had a parked message when it was read) are marked delivered one by
+// one, so the cursor never passes a message that is not delivered and a
+// parked message is always after it: Replay makes it pending where the
+// relay reads. Any number of relays share
 // a schema, each on a Store of its own (a second relay on one Store gets
 // outbox.ErrRelayRunning). The key space is split into partitions
 // (WithPartitions, fixed when the schema is created and kept in
@@ -118,7 +130,8 @@
 // caller's own pgx.Tx or *sql.Tx, as one new version of the history: IDs
 // and dense KeySeqs are assigned in that transaction, which holds the
 // head row until it ends, so nothing is visible unless it commits and a
-// key's messages are numbered in commit order.
+// key's messages are numbered in commit order. It is one statement: one
+// round trip once prepared on the connection.
 //
 // The DSN's password appears in no error and no log line of the store.
 package postgres

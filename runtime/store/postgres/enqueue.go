@@ -3,11 +3,11 @@ package postgres
 import (
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,7 +39,8 @@ const EnqueueProcess = "postgres.Enqueue"
 // in KeySeq order whichever transaction commits first — a transaction
 // that would number after a pending one waits for its end — but a
 // transaction that enqueues should commit soon after: until then no
-// engine of the schema commits. It costs three statements.
+// engine of the schema commits. It costs one statement, one round trip
+// (two the first time on a connection, which prepares it).
 func Enqueue(ctx context.Context, tx any, msgs ...outbox.Message) ([]outbox.Message, error) {
 	return enqueue(ctx, tx, pgx.Identifier{DefaultSchema}.Sanitize(), DefaultSchema+"_commits", msgs)
 }
@@ -129,81 +130,28 @@ func enqueue(ctx context.Context, tx any, schema, channel string, msgs []outbox.
 		return nil, fmt.Errorf("postgres: enqueue: %w", err)
 	}
 
-	// The head row, as every commit takes it first.
-	var head int64
-	var inc, parts string
-	found := false
-	err := t.query(ctx, `SELECT h.version, (SELECT value FROM `+schema+`.theus_meta WHERE name = 'incarnation'),
-			(SELECT value FROM `+schema+`.theus_meta WHERE name = 'partitions')
-		FROM `+schema+`.theus_head h WHERE h.id = 1 FOR UPDATE OF h`, nil, func(scan func(...any) error) error {
-		found = true
-		return scan(&head, &inc, &parts)
-	})
-	if err != nil {
-		return fail(err)
-	}
-	if !found {
-		return fail(errors.New("the store has no head row: open it with postgres.Open first"))
-	}
-	incarnation, err := strconv.ParseUint(inc, 10, 64)
-	if err != nil {
-		return fail(fmt.Errorf("the store's incarnation is %q", inc))
-	}
-	nparts, err := strconv.Atoi(parts)
-	if err != nil || nparts < 1 {
-		return fail(fmt.Errorf("the store's partition count is %q (open it with this version's postgres.Open first)", parts))
-	}
-
-	// KeySeqs: each (topic, key) moves on by its count of messages.
-	count := map[outbox.TopicKey]int64{}
-	var order []outbox.TopicKey
-	for _, m := range msgs {
-		tk := outbox.TopicKey{Topic: m.Topic, Key: m.Key}
-		if count[tk] == 0 {
-			order = append(order, tk)
-		}
-		count[tk]++
-	}
-	topics, keys, ns := make([]string, len(order)), make([]string, len(order)), make([]int64, len(order))
-	for i, tk := range order {
-		topics[i], keys[i], ns[i] = tk.Topic, tk.Key, count[tk]
-	}
-	last := map[outbox.TopicKey]uint64{}
-	err = t.query(ctx, `INSERT INTO `+schema+`.theus_key_seqs (topic, key, seq)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
-		ON CONFLICT (topic, key) DO UPDATE SET seq = theus_key_seqs.seq + excluded.seq
-		RETURNING topic, key, seq`, []any{topics, keys, ns}, func(scan func(...any) error) error {
-		var tk outbox.TopicKey
-		var seq int64
-		if err := scan(&tk.Topic, &tk.Key, &seq); err != nil {
-			return err
-		}
-		last[tk] = uint64(seq)
-		return nil
-	})
-	if err != nil {
-		return fail(err)
-	}
-
-	version := uint64(head) + 1
-	now := time.Now()
-	out := make([]outbox.Message, len(msgs))
-	next := map[outbox.TopicKey]uint64{}
-	ids, mts, mks, hs := make([]string, len(msgs)), make([]string, len(msgs)), make([]string, len(msgs)), make([]string, len(msgs))
-	seqs, idxs := make([]int64, len(msgs)), make([]int32, len(msgs))
-	payloads := make([][]byte, len(msgs))
+	// Each (topic, key) is a group: its KeySeqs move on by its count.
+	group := map[outbox.TopicKey]int32{}
+	var topics, keys []string
+	var ns []int64
+	var pre [][]byte
+	gis, occ, idxs := make([]int32, len(msgs)), make([]int32, len(msgs)), make([]int32, len(msgs))
+	payloads, hs := make([][]byte, len(msgs)), make([]string, len(msgs))
 	for i, m := range msgs {
 		tk := outbox.TopicKey{Topic: m.Topic, Key: m.Key}
-		if _, ok := next[tk]; !ok {
-			next[tk] = last[tk] - uint64(count[tk]) + 1
+		g, ok := group[tk]
+		if !ok {
+			g = int32(len(topics) + 1)
+			group[tk] = g
+			topics, keys, ns = append(topics, m.Topic), append(keys, m.Key), append(ns, 0)
+			pre = append(pre, appendStr(appendStr(nil, m.Topic), m.Key))
 		}
-		m.ID = outbox.MessageID(incarnation, version, i)
-		m.KeySeq, next[tk] = next[tk], next[tk]+1
-		m.Version, m.CreatedAt = version, now
-		if m.Payload == nil {
-			m.Payload = []byte{}
+		ns[g-1]++
+		gis[i], occ[i], idxs[i] = g, int32(ns[g-1]), int32(i)
+		payloads[i] = m.Payload
+		if payloads[i] == nil {
+			payloads[i] = []byte{}
 		}
-		out[i] = m
 		if len(m.Headers) > 0 {
 			h, err := json.Marshal(m.Headers)
 			if err != nil {
@@ -211,29 +159,69 @@ func enqueue(ctx context.Context, tx any, schema, channel string, msgs []outbox.
 			}
 			hs[i] = string(h)
 		}
-		ids[i], mts[i], mks[i], seqs[i], idxs[i], payloads[i] = m.ID, m.Topic, m.Key, int64(m.KeySeq), int32(i), m.Payload
-	}
-	ks := []byte{}
-	for _, tk := range order {
-		ks = appendStr(ks, tk.Topic)
-		ks = appendStr(ks, tk.Key)
-		ks = binary.AppendUvarint(ks, last[tk])
 	}
 
-	// The messages, the log row other engines learn the KeySeqs from, the
-	// head, and the notification (sent at COMMIT): one statement.
-	err = t.exec(ctx, `WITH m AS (
-			INSERT INTO `+schema+`.theus_outbox (id, version, idx, topic, key, key_seq, payload, headers, created_at, part)
-			SELECT i, $2, x, t, k, q, p, nullif(h, ''), $3, `+partExpr("t", "k", "$4::int")+`
-			FROM unnest($1::text[], $5::integer[], $6::text[], $7::text[], $8::bigint[], $9::bytea[], $10::text[]) AS u(i, x, t, k, q, p, h)),
+	// One statement: the head moves on (locking its row, as every commit
+	// does first, until tx ends), the KeySeqs of the keys, the messages,
+	// the log row other engines learn the KeySeqs from (its columns
+	// encoded as encode.go does) and the notification (sent at COMMIT).
+	now := time.Now()
+	var version, inc int64
+	var seqs string
+	found := false
+	err := t.query(ctx, `WITH h AS (UPDATE `+schema+`.theus_head SET version = version + 1 WHERE id = 1 RETURNING version AS v),
+		meta AS (SELECT (SELECT value FROM `+schema+`.theus_meta WHERE name = 'incarnation')::bigint AS inc,
+			(SELECT value FROM `+schema+`.theus_meta WHERE name = 'partitions')::int AS np),
+		ks AS (INSERT INTO `+schema+`.theus_key_seqs (topic, key, seq)
+			SELECT u.t, u.k, u.n FROM h, unnest($1::text[], $2::text[], $3::bigint[]) AS u(t, k, n)
+			ON CONFLICT (topic, key) DO UPDATE SET seq = theus_key_seqs.seq + excluded.seq
+			RETURNING topic, key, seq),
+		g AS (SELECT u.g, u.t, u.k, ks.seq - u.n AS base, u.pre || `+sqlUvarint("ks.seq")+` AS b
+			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[]) WITH ORDINALITY AS u(t, k, n, pre, g)
+			JOIN ks ON ks.topic = u.t AND ks.key = u.k),
+		m AS (SELECT CASE WHEN meta.inc = 0 THEN '' ELSE lpad(to_hex(meta.inc), 16, '0') || '-' END
+				|| lpad(to_hex(h.v), 16, '0') || '-' || lpad(to_hex(x.x), 4, '0') AS id,
+				x.x, g.t, g.k, g.base + x.o AS q, x.p, x.hd
+			FROM h, meta, unnest($5::integer[], $6::integer[], $7::integer[], $8::bytea[], $9::text[]) AS x(x, gi, o, p, hd)
+			JOIN g ON g.g = x.gi),
+		o AS (INSERT INTO `+schema+`.theus_outbox (id, version, idx, topic, key, key_seq, payload, headers, created_at, part)
+			SELECT m.id, h.v, m.x, m.t, m.k, m.q, m.p, nullif(m.hd, ''), $10, `+partExpr("m.t", "m.k", "meta.np")+`
+			FROM m, h, meta),
 		l AS (INSERT INTO `+schema+`.theus_log (version, grp, process, at, writes, vals, key_seqs, ids)
-			VALUES ($2, $11, $12, $3, '', '', $13, $14)),
-		h AS (UPDATE `+schema+`.theus_head SET version = $2 WHERE id = 1)
-		SELECT pg_notify($15, $16)`,
-		ids, int64(version), now.UnixNano(), nparts, idxs, mts, mks, seqs, payloads, hs,
-		newToken(), EnqueueProcess, ks, appendIDs([]byte{}, out), channel, strconv.FormatUint(version, 10))
+			SELECT h.v, $11, $12, $10, '', '', (SELECT string_agg(b, ''::bytea ORDER BY g) FROM g),
+				(SELECT string_agg(set_byte('\x00'::bytea, 0, length(id)) || convert_to(id, 'UTF8'), ''::bytea ORDER BY x) FROM m)
+			FROM h)
+		SELECT h.v, meta.inc, (SELECT string_agg(q::text, ',' ORDER BY x) FROM m), pg_notify($13, h.v::text)::text FROM h, meta`,
+		[]any{topics, keys, ns, pre, idxs, gis, occ, payloads, hs, now.UnixNano(), newToken(), EnqueueProcess, channel},
+		func(scan func(...any) error) error {
+			found = true
+			var notified string
+			return scan(&version, &inc, &seqs, &notified)
+		})
 	if err != nil {
 		return fail(err)
 	}
+	if !found {
+		return fail(errors.New("the store has no head row: open it with postgres.Open first"))
+	}
+	out := make([]outbox.Message, len(msgs))
+	for i, m := range msgs {
+		q, rest, _ := strings.Cut(seqs, ",")
+		seq, err := strconv.ParseUint(q, 10, 64)
+		if err != nil {
+			return fail(fmt.Errorf("the KeySeqs read back are %q", seqs))
+		}
+		seqs = rest
+		m.ID = outbox.MessageID(uint64(inc), uint64(version), i)
+		m.KeySeq, m.Version, m.CreatedAt, m.Payload = seq, uint64(version), now, payloads[i]
+		out[i] = m
+	}
 	return out, nil
+}
+
+// sqlUvarint is the SQL expression of the bytes of the uvarint of the
+// bigint expression x (x >= 0), as encoding/binary writes it.
+func sqlUvarint(x string) string {
+	return `(SELECT string_agg(set_byte('\x00'::bytea, 0, (((` + x + ` >> (7 * i)) & 127) | CASE WHEN (` + x + ` >> (7 * i)) > 127 THEN 128 ELSE 0 END)::int), ''::bytea ORDER BY i)
+		FROM generate_series(0, 9) AS i WHERE i = 0 OR (` + x + ` >> (7 * i)) > 0)`
 }

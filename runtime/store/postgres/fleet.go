@@ -58,11 +58,22 @@ type fleet struct {
 	on        bool
 	me        string
 	held      map[int32]int64 // partition -> fencing token
+	cursor    map[int32]pos   // partition held -> its ack cursor
 	releasing map[int32]bool  // held, to give back once idle
 	inflight  map[int32]int   // messages read and neither acked nor failed
 	idPart    map[string]int32
-	stop      context.CancelFunc
-	done      chan struct{}
+	// window maps each partition of the last Undelivered to what it read
+	// of it (see ackPlan).
+	window map[int32]*window
+	full   bool            // a partition of the last read gave all its share
+	limit  int             // of the last read
+	share  map[int32]int32 // the shares of the last read (shares)
+	got    map[int32]int   // what it got of each partition
+	// ahead is the next read, sent with the ack that settled the whole
+	// previous one (Ack): Undelivered returns it.
+	ahead *readResult
+	stop  context.CancelFunc
+	done  chan struct{}
 
 	paused    atomic.Bool // tests: the lease loop does nothing
 	handovers atomic.Uint64
@@ -85,10 +96,11 @@ var _ outbox.FleetReader = (*Store)(nil)
 // PartitionStats implements outbox.FleetReader: the waiting messages of
 // every partition, with the age of the oldest.
 func (s *Store) PartitionStats(ctx context.Context) ([]outbox.PartitionStats, error) {
-	rows, err := s.pool.Query(ctx, `SELECT l.part, count(o.id), min(o.created_at)
-		FROM `+s.schema+`.theus_leases l
-		LEFT JOIN `+s.schema+`.theus_outbox o ON o.part = l.part AND o.state = 'pending'
-		GROUP BY l.part ORDER BY l.part`)
+	rows, err := s.pool.Query(ctx, `SELECT l.part, x.n, x.oldest
+		FROM `+s.schema+`.theus_leases l CROSS JOIN LATERAL (
+			SELECT count(*) AS n, min(created_at) AS oldest FROM `+s.schema+`.theus_outbox o
+			WHERE o.state = 'pending' AND o.part = l.part AND (o.version, o.idx) > (l.acked_version, l.acked_idx)) x
+		ORDER BY l.part`)
 	if err != nil {
 		return nil, s.errorf("partition stats", err)
 	}
@@ -173,6 +185,8 @@ func (s *Store) ClaimRelay(ctx context.Context) (release func(), err error) {
 	f.mu.Lock()
 	f.on, f.me = true, fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 	f.held, f.releasing, f.inflight, f.idPart = map[int32]int64{}, map[int32]bool{}, map[int32]int{}, map[string]int32{}
+	f.cursor, f.window = map[int32]pos{}, map[int32]*window{}
+	f.share, f.got = map[int32]int32{}, map[int32]int{}
 	f.mu.Unlock()
 	s.held = true
 	if err := s.tick(ctx); err != nil && ctx.Err() == nil {
@@ -195,6 +209,7 @@ func (s *Store) unclaim() {
 	f.mu.Lock()
 	me := f.me
 	f.on, f.held, f.releasing, f.inflight, f.idPart = false, nil, nil, nil, nil
+	f.cursor, f.window, f.ahead = nil, nil, nil
 	f.mu.Unlock()
 	if _, err := s.pool.Exec(ctx, `UPDATE `+s.schema+`.theus_leases SET expires = '-infinity' WHERE holder = $1`, me); err != nil {
 		s.opts.logger.Warn("postgres: give the relay's leases back (they expire)", "err", redact(err, s.secret...))
@@ -256,9 +271,13 @@ func (s *Store) tick(ctx context.Context) error {
 	parts, tokens := f.heldArgs()
 	f.mu.Unlock()
 	if len(parts) > 0 {
-		rows, err := s.pool.Query(ctx, `UPDATE `+s.schema+`.theus_leases l SET expires = clock_timestamp() + make_interval(secs => $4)
-			FROM unnest($1::int[], $2::bigint[]) AS h(p, t) WHERE l.part = h.p AND l.token = h.t AND l.holder = $3
-			RETURNING l.part`, parts, tokens, f.me, secs)
+		// Rows are locked in partition order, as acks lock them: no
+		// deadlock between them.
+		rows, err := s.pool.Query(ctx, `WITH k AS (SELECT l.part FROM `+s.schema+`.theus_leases l
+				JOIN unnest($1::int[], $2::bigint[]) AS h(p, t) ON l.part = h.p AND l.token = h.t
+				WHERE l.holder = $3 ORDER BY l.part FOR NO KEY UPDATE OF l)
+			UPDATE `+s.schema+`.theus_leases l SET expires = clock_timestamp() + make_interval(secs => $4)
+			FROM k WHERE l.part = k.part RETURNING l.part`, parts, tokens, f.me, secs)
 		if err != nil {
 			return err
 		}
@@ -302,8 +321,10 @@ func (s *Store) tick(ctx context.Context) error {
 	want := fair - len(f.held)
 	f.mu.Unlock()
 	if len(give) > 0 {
-		if _, err := s.pool.Exec(ctx, `UPDATE `+s.schema+`.theus_leases l SET expires = '-infinity'
-			FROM unnest($1::int[], $2::bigint[]) AS h(p, t) WHERE l.part = h.p AND l.token = h.t AND l.holder = $3`, give, giveTok, f.me); err != nil {
+		if _, err := s.pool.Exec(ctx, `WITH k AS (SELECT l.part FROM `+s.schema+`.theus_leases l
+				JOIN unnest($1::int[], $2::bigint[]) AS h(p, t) ON l.part = h.p AND l.token = h.t
+				WHERE l.holder = $3 ORDER BY l.part FOR NO KEY UPDATE OF l)
+			UPDATE `+s.schema+`.theus_leases l SET expires = '-infinity' FROM k WHERE l.part = k.part`, give, giveTok, f.me); err != nil {
 			return err
 		}
 		_, _ = s.pool.Exec(ctx, `SELECT pg_notify($1, 'relays')`, s.channel)
@@ -320,17 +341,19 @@ func (s *Store) tick(ctx context.Context) error {
 		FROM (SELECT part, holder FROM `+s.schema+`.theus_leases WHERE expires < clock_timestamp()
 			ORDER BY random() LIMIT $2 FOR UPDATE SKIP LOCKED) AS free
 		WHERE l.part = free.part
-		RETURNING l.part, l.token, free.holder`, f.me, want, secs)
+		RETURNING l.part, l.token, free.holder, l.acked_version, l.acked_idx`, f.me, want, secs)
 	if err != nil {
 		return err
 	}
 	var p int32
 	var tok int64
 	var old string
-	_, err = pgx.ForEachRow(rows, []any{&p, &tok, &old}, func() error {
+	var cur pos
+	_, err = pgx.ForEachRow(rows, []any{&p, &tok, &old, &cur.v, &cur.i}, func() error {
 		f.mu.Lock()
 		if f.on {
 			f.held[p] = tok
+			f.cursor[p] = cur
 		}
 		f.mu.Unlock()
 		if old != "" && old != f.me {
@@ -351,24 +374,30 @@ func (s *Store) lose(p int32) {
 	delete(f.held, p)
 	delete(f.releasing, p)
 	delete(f.inflight, p)
+	delete(f.cursor, p)
+	delete(f.window, p)
 }
 
 // leased reports whether a relay claims this Store, and then its holder
 // name and the partitions it reads from (held and not being given back)
-// with their tokens.
-func (s *Store) leased() (on bool, me string, parts []int32, tokens []int64) {
+// with their tokens, ack cursors and shares of limit, by partition.
+func (s *Store) leased(limit int) (on bool, me string, parts []int32, tokens []int64, curs []pos, ks []int32) {
 	f := &s.fleet
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.on {
-		return false, "", nil, nil
+		return false, "", nil, nil, nil, nil
 	}
-	for p, t := range f.held {
+	for p := range f.held {
 		if !f.releasing[p] {
-			parts, tokens = append(parts, p), append(tokens, t)
+			parts = append(parts, p)
 		}
 	}
-	return true, f.me, parts, tokens
+	slices.Sort(parts)
+	for _, p := range parts {
+		tokens, curs = append(tokens, f.held[p]), append(curs, f.cursor[p])
+	}
+	return true, f.me, parts, tokens, curs, f.shares(parts, limit)
 }
 
 // leaseCheck is the CTE "ok" of the partitions whose lease the relay
@@ -376,12 +405,13 @@ func (s *Store) leased() (on bool, me string, parts []int32, tokens []int64) {
 // take-over until the statement's transaction ends.
 func (s *Store) leaseCheck(a, b, c string) string {
 	return `ok AS (SELECT l.part FROM ` + s.schema + `.theus_leases l JOIN unnest(` + a + `::int[], ` + b + `::bigint[]) AS h(p, t)
-		ON l.part = h.p AND l.token = h.t WHERE l.holder = ` + c + ` FOR SHARE OF l)`
+		ON l.part = h.p AND l.token = h.t WHERE l.holder = ` + c + ` ORDER BY l.part FOR SHARE OF l)`
 }
 
 // read records the messages an Undelivered of the relay returned as in
-// flight.
-func (s *Store) read(ids []string, parts []int32) {
+// flight, and what it read of each partition (its window). at are their
+// positions, parked the partitions that had a parked message.
+func (s *Store) read(ids []string, parts []int32, at []pos, parked map[int32]bool, limit int) {
 	f := &s.fleet
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -390,9 +420,29 @@ func (s *Store) read(ids []string, parts []int32) {
 	}
 	clear(f.inflight)
 	clear(f.idPart)
+	clear(f.window)
+	f.limit = limit
+	clear(f.got)
+	for _, p := range parts {
+		f.got[p]++
+	}
+	f.full = false
+	for p, n := range f.got {
+		if n >= int(f.share[p]) {
+			f.full = true
+		}
+	}
 	for i, id := range ids {
-		f.inflight[parts[i]]++
-		f.idPart[id] = parts[i]
+		p := parts[i]
+		f.inflight[p]++
+		f.idPart[id] = p
+		w := f.window[p]
+		if w == nil {
+			w = &window{parked: parked[p], index: map[string]int{}}
+			f.window[p] = w
+		}
+		w.index[id] = len(w.ids)
+		w.ids, w.at, w.acked = append(w.ids, id), append(w.at, at[i]), append(w.acked, false)
 	}
 }
 

@@ -18,8 +18,10 @@ import (
 // in one of three states: pending (to deliver), parked (failed
 // MaxAttempts times, or permanently, with its error; it holds back the
 // later messages of its (topic, key)) and delivered (acked or skipped,
-// with delivered_at). A partial index lists each of pending and parked,
-// so reading what to deliver costs no more than the pending messages.
+// with delivered_at), or pending at or before its partition's ack cursor,
+// which is delivered too (cursor.go). A partial index lists the pending
+// messages by partition and position, another the parked ones, so
+// reading what to deliver costs no more than what is read.
 
 var errNoCodec = errors.New("the store has no state codec: use it through engine.WithStore")
 
@@ -46,52 +48,92 @@ func scanMessage(rows pgx.Rows, extra ...any) (outbox.Message, error) {
 // Undelivered implements outbox.Store: the pending messages in commit
 // order, without those a parked message of their (topic, key) holds back.
 // On a Store that a relay claims, only the messages of the partitions it
-// holds.
+// holds, each read after its cursor (cursor.go).
 func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, error) {
-	on, me, parts, tokens := s.leased()
+	f := &s.fleet
+	f.mu.Lock()
+	ahead := f.ahead
+	f.ahead = nil
+	f.mu.Unlock()
+	if ahead != nil && f.limit == limit {
+		return ahead.msgs, nil // read with the last ack, and recorded then
+	}
+	on, me, parts, tokens, curs, ks := s.leased(limit)
 	if on && len(parts) == 0 {
 		return nil, nil
 	}
-	// A relay reads only the partitions whose lease it still holds by the
-	// database's clock: one that resumes after a pause past its lease
-	// reads nothing of what another relay has taken over.
-	q := `SELECT ` + messageColumns + `, part FROM ` + s.schema + `.theus_outbox m
-		WHERE state = 'pending' AND ($2::int[] IS NULL OR part IN (
-			SELECT l.part FROM ` + s.schema + `.theus_leases l JOIN unnest($2::int[], $3::bigint[]) AS h(p, t)
-				ON l.part = h.p AND l.token = h.t WHERE l.holder = $4 AND l.expires > clock_timestamp()))
-		AND NOT EXISTS (
-			SELECT 1 FROM ` + s.schema + `.theus_outbox p WHERE p.state = 'parked' AND p.topic = m.topic AND p.key = m.key)
-		ORDER BY version, idx LIMIT $1`
-	rows, err := s.pool.Query(ctx, q, limit, parts, tokens, me)
+	var rows pgx.Rows
+	var err error
+	if on {
+		// A relay reads only the partitions whose lease it still holds
+		// by the database's clock: one that resumes after a pause past
+		// its lease reads nothing of what another relay has taken over.
+		vs, is := make([]int64, len(curs)), make([]int32, len(curs))
+		for i, c := range curs {
+			vs[i], is[i] = c.v, c.i
+		}
+		rows, err = s.pool.Query(ctx, s.readQuery(), parts, tokens, me, vs, is, ks, limit)
+	} else {
+		rows, err = s.pool.Query(ctx, `SELECT x.*, false FROM `+s.schema+`.theus_leases l CROSS JOIN LATERAL (
+			SELECT `+messageColumns+`, m.idx, m.part FROM `+s.schema+`.theus_outbox m
+			WHERE m.state = 'pending' AND m.part = l.part AND (m.version, m.idx) > (l.acked_version, l.acked_idx)
+				AND NOT EXISTS (SELECT 1 FROM `+s.schema+`.theus_outbox p WHERE p.state = 'parked' AND p.topic = m.topic AND p.key = m.key)
+			ORDER BY m.version, m.idx LIMIT $1) x
+			ORDER BY x.version, x.idx LIMIT $1`, limit)
+	}
 	if err != nil {
 		return nil, s.errorf("undelivered", err)
 	}
-	defer rows.Close()
-	var out []outbox.Message
-	var ids []string
-	var ps []int32
-	for rows.Next() {
-		var part int32
-		m, err := scanMessage(rows, &part)
-		if err != nil {
-			return nil, s.errorf("undelivered", err)
-		}
-		out = append(out, m)
-		ids, ps = append(ids, m.ID), append(ps, part)
-	}
-	if err := rows.Err(); err != nil {
+	r, err := scanRead(rows)
+	if err != nil {
 		return nil, s.errorf("undelivered", err)
 	}
 	if on {
-		s.read(ids, ps)
+		s.read(r.ids, r.parts, r.at, r.parked, limit)
 	}
-	return out, nil
+	return r.msgs, nil
+}
+
+// readResult is what a read returned: the messages, and for the relay's
+// windows their IDs, partitions and positions, and the partitions that
+// had a parked message.
+type readResult struct {
+	msgs   []outbox.Message
+	ids    []string
+	parts  []int32
+	at     []pos
+	parked map[int32]bool
+}
+
+// scanRead reads the rows of a read statement, and closes them.
+func scanRead(rows pgx.Rows) (readResult, error) {
+	defer rows.Close()
+	var r readResult
+	for rows.Next() {
+		var part, idx int32
+		var p bool
+		m, err := scanMessage(rows, &idx, &part, &p)
+		if err != nil {
+			return r, err
+		}
+		r.msgs = append(r.msgs, m)
+		r.ids, r.parts, r.at = append(r.ids, m.ID), append(r.parts, part), append(r.at, pos{int64(m.Version), idx})
+		if p {
+			if r.parked == nil {
+				r.parked = map[int32]bool{}
+			}
+			r.parked[part] = true
+		}
+	}
+	return r, rows.Err()
 }
 
 // Ack implements outbox.Store: the messages are delivered, in one
 // statement. On a Store that a relay claims, the statement checks the
 // fencing tokens of the relay's leases: the messages of a partition whose
 // lease the relay lost stay as they are, and Ack fails with ErrLeaseLost.
+// The messages the relay read last and acks in a run move their
+// partition's cursor (cursor.go); the others are marked one by one.
 func (s *Store) Ack(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
@@ -100,7 +142,30 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 	f := &s.fleet
 	f.mu.Lock()
 	on, me := f.on, f.me
-	parts, tokens := f.heldArgs()
+	var pl ackPlan
+	planned, prefetch := false, false
+	var parts []int32
+	var tokens []int64
+	var next struct {
+		parts  []int32
+		tokens []int64
+		vs     []int64
+		is     []int32
+		ks     []int32
+		limit  int
+	}
+	if on {
+		if pl, planned = f.planAck(ids); !planned {
+			parts, tokens = f.heldArgs()
+		}
+		// The ack settles all that was read, and the read was full: the
+		// relay reads again at once; the read goes with the ack.
+		if prefetch = planned && f.settledAll(); prefetch {
+			next.limit = f.limit
+			next.parts, next.tokens, next.vs, next.is, next.ks = f.nextRead(pl, next.limit)
+			prefetch = len(next.parts) > 0
+		}
+	}
 	f.mu.Unlock()
 	if !on {
 		_, err := s.pool.Exec(ctx, `UPDATE `+s.schema+`.theus_outbox SET state = 'delivered', delivered_at = $2
@@ -111,20 +176,90 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		return nil
 	}
 	var fenced []string
-	err := s.pool.QueryRow(ctx, `WITH `+s.leaseCheck("$3", "$4", "$5")+`,
-		done AS (UPDATE `+s.schema+`.theus_outbox SET state = 'delivered', delivered_at = $2
-			WHERE id = ANY($1) AND state = 'pending' AND part IN (SELECT part FROM ok) RETURNING id)
-		SELECT coalesce((SELECT array_agg(id) FROM `+s.schema+`.theus_outbox
-			WHERE id = ANY($1) AND part NOT IN (SELECT part FROM ok)), '{}')`,
-		ids, now, parts, tokens, me).Scan(&fenced)
-	if err != nil {
-		return s.errorf("ack", err)
+	var r readResult // the next read, if prefetch
+	if planned {
+		// The leases of the partitions acked, locked against a
+		// take-over; the cursors moved and the rows marked only in
+		// those still held.
+		var ok []int32
+		// The lease rows are locked for update in partition order (the
+		// cursors' rows are updated): no deadlock with the lease loop.
+		q := `WITH ok AS (SELECT l.part FROM ` + s.schema + `.theus_leases l JOIN unnest($1::int[], $2::bigint[]) AS h(p, t)
+				ON l.part = h.p AND l.token = h.t WHERE l.holder = $3 ORDER BY l.part FOR NO KEY UPDATE OF l),
+			c AS (UPDATE ` + s.schema + `.theus_leases l SET acked_version = c.v, acked_idx = c.i, acked_at = $4
+				FROM unnest($5::int[], $6::bigint[], $7::int[]) AS c(p, v, i)
+				WHERE l.part = c.p AND l.part IN (SELECT part FROM ok) AND (l.acked_version, l.acked_idx) < (c.v, c.i))`
+		args := []any{pl.parts, pl.tokens, me, now, pl.movP, pl.movV, pl.movI}
+		// Only when some are marked one by one: a generic plan of
+		// id = ANY($8) for none may scan the table.
+		if len(pl.rows) > 0 {
+			q += `,
+			d AS (UPDATE ` + s.schema + `.theus_outbox SET state = 'delivered', delivered_at = $4
+				WHERE id = ANY($8::text[]) AND state = 'pending' AND part IN (SELECT part FROM ok))`
+			args = append(args, pl.rows)
+		}
+		q += `
+			SELECT coalesce(array_agg(part), '{}') FROM ok`
+		var err error
+		if prefetch {
+			// One round trip, one implicit transaction: if the read
+			// fails, so does the ack.
+			b := &pgx.Batch{}
+			b.Queue(q, args...)
+			b.Queue(s.readQuery(), next.parts, next.tokens, me, next.vs, next.is, next.ks, next.limit)
+			br := s.pool.SendBatch(ctx, b)
+			err = br.QueryRow().Scan(&ok)
+			if err == nil {
+				var rows pgx.Rows
+				if rows, err = br.Query(); err == nil {
+					r, err = scanRead(rows)
+				}
+			}
+			if cerr := br.Close(); err == nil {
+				err = cerr
+			}
+		} else {
+			err = s.pool.QueryRow(ctx, q, args...).Scan(&ok)
+		}
+		if err != nil {
+			return s.errorf("ack", err)
+		}
+		for _, p := range pl.parts {
+			if !slices.Contains(ok, p) {
+				fenced = append(fenced, pl.byPart[p]...)
+			}
+		}
+	} else {
+		err := s.pool.QueryRow(ctx, `WITH `+s.leaseCheck("$3", "$4", "$5")+`,
+			done AS (UPDATE `+s.schema+`.theus_outbox SET state = 'delivered', delivered_at = $2
+				WHERE id = ANY($1) AND state = 'pending' AND part IN (SELECT part FROM ok) RETURNING id)
+			SELECT coalesce((SELECT array_agg(id) FROM `+s.schema+`.theus_outbox
+				WHERE id = ANY($1) AND part NOT IN (SELECT part FROM ok)), '{}')`,
+			ids, now, parts, tokens, me).Scan(&fenced)
+		if err != nil {
+			return s.errorf("ack", err)
+		}
 	}
 	acked := ids
 	if len(fenced) > 0 {
 		acked = slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return slices.Contains(fenced, id) })
 	}
 	s.settled(acked, fenced)
+	if planned {
+		f.mu.Lock()
+		f.moved(pl) // of the partitions still held: not the fenced ones
+		f.mu.Unlock()
+	}
+	// An empty read is not kept: the relay then waits for a commit, and
+	// must read after taking the notification channel.
+	if prefetch && len(fenced) == 0 && len(r.msgs) > 0 {
+		s.read(r.ids, r.parts, r.at, r.parked, next.limit)
+		f.mu.Lock()
+		if f.on {
+			f.ahead = &r
+		}
+		f.mu.Unlock()
+	}
 	if len(fenced) > 0 {
 		return fmt.Errorf("postgres: ack: %d of %d messages refused: %w", len(fenced), len(ids), ErrLeaseLost)
 	}
@@ -143,10 +278,10 @@ func (s *Store) Failed(ctx context.Context, id, cause string, park bool, maxAtte
 	var state *string
 	fenced := false
 	var err error
-	const update = `UPDATE {s}.theus_outbox
+	const update = `UPDATE {s}.theus_outbox o
 		SET attempts = attempts + 1, last_error = $1,
 			state = CASE WHEN $2 OR ($3 > 0 AND attempts + 1 >= $3) THEN 'parked' ELSE state END
-		WHERE id = $4 AND state = 'pending'`
+		WHERE id = $4 AND state = 'pending' AND (version, idx) > (SELECT acked_version, acked_idx FROM {s}.theus_leases WHERE part = o.part)`
 	if !on {
 		err = s.pool.QueryRow(ctx, strings.ReplaceAll(update, "{s}", s.schema)+` RETURNING state`, cause, park, maxAttempts, id).Scan(&state)
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -236,14 +371,43 @@ func (s *Store) Skip(ctx context.Context, id string) error {
 // rows, and returns how many messages it deleted. KeySeqs are kept in
 // theus_key_seqs, so pruning never makes one repeat. An application
 // without a relay calls it from a ticker of its own.
+//
+// The messages acked through their partition's cursor carry no time of
+// their own: each Prune marks where the cursors are (theus_ack_marks),
+// and deletes what was before a mark older than the retention. So they
+// go between the retention and the retention plus the time between two
+// Prunes after their delivery.
 func (s *Store) Prune(ctx context.Context) (int, error) {
 	total := 0
 	if s.opts.retention >= 0 {
-		cutoff := s.opts.now().Add(-s.opts.retention).UnixNano()
+		now := s.opts.now()
+		cutoff := now.Add(-s.opts.retention).UnixNano()
 		n, err := s.deleteBatches(ctx, `DELETE FROM `+s.schema+`.theus_outbox WHERE id IN (
 			SELECT id FROM `+s.schema+`.theus_outbox WHERE state = 'delivered' AND delivered_at < $1 LIMIT $2)`, cutoff)
 		total += n
 		if err != nil {
+			return total, s.errorf("prune", err)
+		}
+		if _, err := s.pool.Exec(ctx, `INSERT INTO `+s.schema+`.theus_ack_marks (part, version, idx, at)
+			SELECT part, acked_version, acked_idx, $1 FROM `+s.schema+`.theus_leases l
+			WHERE acked_version > 0 AND NOT EXISTS (SELECT 1 FROM `+s.schema+`.theus_ack_marks k
+				WHERE k.part = l.part AND (k.version, k.idx) >= (l.acked_version, l.acked_idx))
+			ON CONFLICT DO NOTHING`, now.UnixNano()); err != nil {
+			return total, s.errorf("prune", err)
+		}
+		n, err = s.deleteBatches(ctx, `DELETE FROM `+s.schema+`.theus_outbox WHERE id IN (
+			SELECT m.id FROM (SELECT DISTINCT ON (part) part, version, idx FROM `+s.schema+`.theus_ack_marks
+				WHERE at <= $1 ORDER BY part, version DESC, idx DESC) k
+			CROSS JOIN LATERAL (SELECT id FROM `+s.schema+`.theus_outbox m WHERE m.state = 'pending' AND m.part = k.part
+				AND (m.version, m.idx) <= (k.version, k.idx) LIMIT $2) m
+			LIMIT $2)`, cutoff)
+		total += n
+		if err != nil {
+			return total, s.errorf("prune", err)
+		}
+		if _, err := s.pool.Exec(ctx, `DELETE FROM `+s.schema+`.theus_ack_marks k WHERE at <= $1 AND EXISTS (
+			SELECT 1 FROM `+s.schema+`.theus_ack_marks n WHERE n.part = k.part AND n.at <= $1 AND (n.version, n.idx) > (k.version, k.idx))`,
+			cutoff); err != nil {
 			return total, s.errorf("prune", err)
 		}
 	}
@@ -275,9 +439,10 @@ func (s *Store) Stats(ctx context.Context) (outbox.StoreStats, error) {
 	var st outbox.StoreStats
 	var oldest *int64
 	var pending, parked, keys int64
-	err := s.pool.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM `+s.schema+`.theus_outbox WHERE state = 'pending'),
-		(SELECT min(created_at) FROM `+s.schema+`.theus_outbox WHERE state = 'pending'),
+	err := s.pool.QueryRow(ctx, `WITH w AS (SELECT x.n, x.oldest FROM `+s.schema+`.theus_leases l CROSS JOIN LATERAL (
+			SELECT count(*) AS n, min(created_at) AS oldest FROM `+s.schema+`.theus_outbox m
+			WHERE m.state = 'pending' AND m.part = l.part AND (m.version, m.idx) > (l.acked_version, l.acked_idx)) x)
+		SELECT (SELECT coalesce(sum(n), 0)::bigint FROM w), (SELECT min(oldest) FROM w),
 		(SELECT count(*) FROM `+s.schema+`.theus_outbox WHERE state = 'parked'),
 		(SELECT count(*) FROM (SELECT 1 FROM `+s.schema+`.theus_outbox WHERE state = 'parked' GROUP BY topic, key) k)`).
 		Scan(&pending, &oldest, &parked, &keys)

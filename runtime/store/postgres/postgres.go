@@ -23,7 +23,7 @@ import (
 
 // layoutVersion is the layout of the tables below. Open upgrades a store
 // of an earlier layout (see upgrades) and refuses a later one.
-const layoutVersion = 2
+const layoutVersion = 4
 
 // upgrades[v] turns a store of layout v into one of layout v+1; upgrades[0]
 // creates the tables of an empty schema. Every statement names its tables
@@ -100,6 +100,34 @@ CREATE TABLE IF NOT EXISTS {s}.theus_leases (
 CREATE TABLE IF NOT EXISTS {s}.theus_relays (
 	holder  text PRIMARY KEY,
 	expires timestamptz NOT NULL
+);
+`,
+	// Layout 3: reserved (kept apart from layout 4 so that either can
+	// land first); it changes nothing.
+	`SELECT 1`,
+	// Layout 4: acks as a cursor per partition (outbox.go). A pending
+	// message at or before its partition's cursor (acked_version,
+	// acked_idx) is delivered; the relay that holds the partition moves
+	// the cursor, fenced like every write, instead of updating the rows.
+	// Relays read each partition after its cursor through
+	// theus_outbox_part_pending; theus_ack_marks records where the
+	// cursors were when Prune ran, so it deletes what was delivered
+	// longer than the retention ago.
+	`
+ALTER TABLE {s}.theus_leases
+	ADD COLUMN IF NOT EXISTS acked_version bigint NOT NULL DEFAULT 0,
+	ADD COLUMN IF NOT EXISTS acked_idx integer NOT NULL DEFAULT 0,
+	ADD COLUMN IF NOT EXISTS acked_at bigint NOT NULL DEFAULT 0;
+ALTER TABLE {s}.theus_leases SET (fillfactor = 50);
+CREATE INDEX IF NOT EXISTS theus_outbox_part_pending ON {s}.theus_outbox (part, version, idx) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS theus_outbox_part_parked ON {s}.theus_outbox (part) WHERE state = 'parked';
+DROP INDEX IF EXISTS {s}.theus_outbox_pending;
+CREATE TABLE IF NOT EXISTS {s}.theus_ack_marks (
+	part    integer NOT NULL,
+	version bigint NOT NULL,
+	idx     integer NOT NULL,
+	at      bigint NOT NULL,
+	PRIMARY KEY (part, version, idx)
 );
 `,
 }

@@ -1,0 +1,112 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/theus-go/theus/examples/bank"
+	"github.com/theus-go/theus/runtime/outbox"
+)
+
+// BenchmarkE2ELatency commits b.N transfers at a steady 1,000 per second
+// (an engine on one Store, 100 accounts) and delivers their messages
+// with a relay on another Store, default settings: woken by the commits'
+// NOTIFY. It reports the percentiles of the time from each message's
+// CreatedAt (the commit's clock) to its arrival at the sink.
+func BenchmarkE2ELatency(b *testing.B) {
+	ctx := context.Background()
+	schema := freshSchema(b)
+	eng := newBank(b, openStore(b, schema), accounts(100, 1<<40))
+	relaySt := openStore(b, schema)
+	var mu sync.Mutex
+	lat := make([]time.Duration, 0, b.N)
+	all := make(chan struct{})
+	want := -1 // messages to wait for, once known
+	var once sync.Once
+	runRelayB(b, outbox.NewRelay(relaySt, sinkFunc(func(_ context.Context, batch []outbox.Message) (int, error) {
+		now := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range batch {
+			lat = append(lat, now.Sub(m.CreatedAt))
+			if len(lat) == want {
+				once.Do(func() { close(all) })
+			}
+		}
+		return len(batch), nil
+	})))
+	// The relay holds its partitions once it has delivered a first
+	// message, not measured.
+	warm := make(chan struct{})
+	go func() {
+		for {
+			mu.Lock()
+			n := len(lat)
+			mu.Unlock()
+			if n > 0 {
+				close(warm)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	r, err := eng.Transfer(ctx, bank.TransferArgs{From: "acc-000", To: "acc-001", Amount: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	<-warm
+	for { // the rest of the warm-up's messages
+		mu.Lock()
+		n := len(lat)
+		mu.Unlock()
+		if n >= len(r.MessageIDs) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	mu.Lock()
+	lat = lat[:0]
+	want = b.N * len(r.MessageIDs)
+	mu.Unlock()
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	sem := make(chan struct{}, 256)
+	var wg sync.WaitGroup
+	for i := range b.N {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * time.Millisecond)))
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			from, to := rand.N(100), rand.N(99)
+			if to >= from {
+				to++
+			}
+			_, err := eng.Transfer(ctx, bank.TransferArgs{From: fmt.Sprintf("acc-%03d", from), To: fmt.Sprintf("acc-%03d", to), Amount: 1})
+			if err != nil {
+				b.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-all:
+	case <-time.After(time.Minute):
+		b.Fatal("not every message delivered")
+	}
+	b.StopTimer()
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.5), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "commits/s")
+}

@@ -1,0 +1,4 @@
+package postgres
+
+// SQLUvarint is sqlUvarint, for tests.
+var SQLUvarint = sqlUvarint

@@ -123,7 +123,6 @@
 // Undelivered returns them from there, without a read transaction, while
 // the relay keeps up and no message is parked, held or ready. Anything
 // else (a backlog, a failure, an ack out of order, a failed commit) makes
-// it read the file, and so does every read 100 ms after the last one that
-// did, which is how a Replay or Skip by another process (cmd/theus)
-// reaches the relay.
+// it read the file, and so does anything parked, held or ready, whoever
+// replays or skips it (cmd/theus, from another process).
 package sqlite

@@ -33,6 +33,3 @@ func (s *Store) SetTailCap(n int) {
 	defer s.tail.mu.Unlock()
 	s.tail.max = n
 }
-
-// TailStale is how long the store answers the relay from memory alone.
-const TailStale = tailStale

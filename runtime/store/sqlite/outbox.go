@@ -115,7 +115,7 @@ func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, e
 	s.rr.mu.Lock()
 	defer s.rr.mu.Unlock()
 	for {
-		msgs, ok, epoch := s.tail.read(s.rr.cursor, limit, s.opts.now())
+		msgs, ok, epoch := s.tail.read(s.rr.cursor, limit)
 		if ok {
 			s.rr.after = s.rr.after[:0]
 			for _, m := range msgs {
@@ -131,13 +131,14 @@ func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, e
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: undelivered: %w", err)
 		}
-		s.tail.check(epoch, r.clean, r.last, s.opts.now())
+		s.tail.check(epoch, r.clean, r.last)
 		if len(r.blocked) > 0 {
-			if err := s.hold(ctx, r.blocked); err != nil {
+			all, err := s.hold(ctx, r.blocked)
+			if err != nil {
 				return nil, fmt.Errorf("sqlite: undelivered: %w", err)
 			}
-			if len(r.msgs) == 0 {
-				continue // all held back: read on
+			if !all || len(r.msgs) == 0 {
+				continue // all held back, or a key freed since the read: read again
 			}
 		}
 		s.rr.cursor, s.rr.after = r.cursor, r.after
@@ -329,16 +330,28 @@ func (s *Store) readMessages(c *writeConn, q string, args []any, f func(m outbox
 	}
 }
 
-// hold marks the pending messages with these IDs held.
-func (s *Store) hold(ctx context.Context, ids []string) error {
-	return s.ackTx(ctx, func(c *writeConn) error {
+// hold marks held the pending messages with these IDs whose key a parked
+// message still holds back, and reports whether it held them all: a
+// Replay or Skip since they were read may have freed their key, and a
+// message that is not held must not be passed by the cursor.
+func (s *Store) hold(ctx context.Context, ids []string) (all bool, err error) {
+	all = true
+	err = s.ackTx(ctx, func(c *writeConn) error {
 		for _, id := range ids {
-			if _, err := c.exec(`UPDATE theus_outbox SET state = 'held' WHERE id = ? AND state = 'pending'`, id); err != nil {
+			res, err := c.exec(`UPDATE theus_outbox SET state = 'held' WHERE id = ? AND state = 'pending' AND EXISTS (
+				SELECT 1 FROM theus_outbox p WHERE p.state = 'parked' AND p.topic = theus_outbox.topic AND p.key = theus_outbox.key)`, id)
+			if err != nil {
 				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				all = false
 			}
 		}
 		return nil
 	})
+	return all, err
 }
 
 // Ack implements outbox.Store. The IDs the last Undelivered returned after

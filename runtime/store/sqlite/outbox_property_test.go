@@ -104,7 +104,7 @@ func TestOutboxAgainstModel(t *testing.T) {
 
 		// operator is who replays or skips: the store, or one of another
 		// process (cmd/theus), which this store learns of only by reading
-		// the file: at the latest after TailStale.
+		// the file.
 		var others []*sqlite.Store
 		defer func() {
 			for _, o := range others {
@@ -120,7 +120,6 @@ func TestOutboxAgainstModel(t *testing.T) {
 				rt.Fatal(err)
 			}
 			others = append(others, other)
-			now.Add(int64(sqlite.TailStale))
 			return other
 		}
 

@@ -14,19 +14,18 @@ import (
 // behind reads from the file, in large rounds, until it catches up.
 const tailCap = 4096
 
-// tailStale bounds how long the relay reads from the tail alone: a read
-// after that long reads the file, where another process may have replayed
-// or skipped a parked message (cmd/theus does). In-process changes reset
-// the tail at once.
-const tailStale = 100 * time.Millisecond
-
 // tail holds the messages of the latest commit groups, for the relay to
 // read without a read transaction of its own per round (see Undelivered).
 // While the relay keeps up, a commit group of a few messages is read from
 // here; anything out of the ordinary (a parked, held or ready message, an
-// ack out of order, a failed commit, a backlog larger than tailCap, a tail
-// not confirmed for tailStale) makes Undelivered read the file, whose read
-// says whether the tail can answer again.
+// ack out of order, a failed commit, a backlog larger than tailCap) makes
+// Undelivered read the file, whose read says whether the tail can answer
+// again.
+//
+// Another process cannot make the tail wrong: it cannot commit (the
+// engine holds the file) nor deliver (the relay holds it), and Replay and
+// Skip, which cmd/theus runs from another process, act on parked
+// messages, while which the tail does not answer.
 type tail struct {
 	mu sync.Mutex
 	// on is set once Undelivered was called: from then on Commit adds its
@@ -46,8 +45,6 @@ type tail struct {
 	epoch uint64
 	from  string
 	msgs  []outbox.Message // in commit order, all after from
-	// checked is when a read of the file last confirmed the tail.
-	checked time.Time
 	// reads counts the reads the tail answered; max, when not 0, replaces
 	// tailCap (tests).
 	reads uint64
@@ -113,11 +110,11 @@ func (t *tail) upTo(id string) int {
 // read returns up to limit messages after cursor, the relay's, and true
 // when the tail can answer; otherwise false and the epoch to give check
 // after reading the file.
-func (t *tail) read(cursor string, limit int, now time.Time) (msgs []outbox.Message, ok bool, epoch uint64) {
+func (t *tail) read(cursor string, limit int) (msgs []outbox.Message, ok bool, epoch uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.on = true
-	if !t.valid || cursor < t.from || now.Sub(t.checked) >= tailStale {
+	if !t.valid || cursor < t.from {
 		return nil, false, t.epoch
 	}
 	// What the cursor passed is delivered.
@@ -130,7 +127,7 @@ func (t *tail) read(cursor string, limit int, now time.Time) (msgs []outbox.Mess
 // check records what a read of the file that started at epoch found:
 // clean when no message is parked, held or ready and none is acked out of
 // order, last the ID of the last message it saw.
-func (t *tail) check(epoch uint64, clean bool, last string, now time.Time) {
+func (t *tail) check(epoch uint64, clean bool, last string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !clean || !t.writer || t.epoch != epoch {
@@ -141,7 +138,7 @@ func (t *tail) check(epoch uint64, clean bool, last string, now time.Time) {
 	// t.on set: add has them, or dropped them and moved from past them.
 	t.drop(t.upTo(last))
 	t.from = max(t.from, last)
-	t.valid, t.checked = true, now
+	t.valid = true
 }
 
 // reset makes the next reads read the file: a message may no longer be

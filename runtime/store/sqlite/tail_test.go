@@ -21,10 +21,18 @@ import (
 // test replays its key, as an operator would, while commits go on),
 // delivers every message exactly once, each key's in KeySeq order: the
 // messages the store keeps in memory for the relay and those it reads
-// from the file make one sequence.
+// from the file make one sequence, also when commits overflow the former
+// while the relay reads the latter.
 func TestRelayUnderConcurrentCommitsAndFailures(t *testing.T) {
+	for _, tailCap := range []int{0, 3} { // 0: the default
+		t.Run(fmt.Sprintf("tail=%d", tailCap), func(t *testing.T) { relayUnderConcurrentCommits(t, tailCap) })
+	}
+}
+
+func relayUnderConcurrentCommits(t *testing.T, tailCap int) {
 	ctx := context.Background()
 	st := open(t, filepath.Join(t.TempDir(), "bank.db"), sqlite.WithSynchronous("NORMAL"))
+	st.SetTailCap(tailCap)
 	const nAccounts, callers, perCaller = 8, 4, 300
 	eng := newBank(t, st, accounts(nAccounts, 1<<40))
 

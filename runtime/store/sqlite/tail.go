@@ -25,7 +25,7 @@ const tailCap = 4096
 // Another process cannot make the tail wrong: it cannot commit (the
 // engine holds the file) nor deliver (the relay holds it), and Replay and
 // Skip, which cmd/theus runs from another process, act on parked
-// messages, while which the tail does not answer.
+// messages, and the tail does not answer while any message is parked.
 type tail struct {
 	mu sync.Mutex
 	// on is set once Undelivered was called: from then on Commit adds its

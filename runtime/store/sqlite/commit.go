@@ -78,6 +78,9 @@ func (s *Store) Commit(ctx context.Context, recs []*engine.Record) error {
 	clear(s.scr.args)
 	s.scr.args = s.scr.args[:0]
 	if err != nil {
+		// The group may be in the file all the same (see settle): the
+		// relay reads the file.
+		s.tail.reset()
 		err = s.settle(ctx, err, func(version, _ uint64) bool { return version == s.version })
 		return fmt.Errorf("sqlite: commit versions %d-%d: %w", recs[0].Version, last.Version, err)
 	}
@@ -92,6 +95,7 @@ func (s *Store) Commit(ctx context.Context, recs []*engine.Record) error {
 		}
 	}
 	if wake {
+		s.tail.add(recs)
 		s.wake()
 	}
 	if s.checkpointDue() {

@@ -117,4 +117,12 @@
 // in the database, so they survive restarts; Parked, Replay, Skip) and
 // outbox.Pruner (delivered messages are deleted after WithRetention, in
 // batches, once their KeySeqs are folded).
+//
+// Once a relay reads a store whose engine commits to it, the store keeps
+// the messages of the latest commit groups in memory (up to 4,096), and
+// Undelivered returns them from there, without a read transaction, while
+// the relay keeps up and no message is parked, held or ready. Anything
+// else (a backlog, a failure, an ack out of order, a failed commit) makes
+// it read the file, and so does anything parked, held or ready, whoever
+// replays or skips it (cmd/theus, from another process).
 package sqlite

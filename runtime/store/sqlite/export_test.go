@@ -17,3 +17,19 @@ func (s *Store) WriteSynchronous(ctx context.Context) (int, error) {
 	err := s.w.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&n)
 	return n, err
 }
+
+// TailReads returns how many reads of Undelivered the store answered from
+// the messages it keeps in memory (tail.go) rather than from the file.
+func (s *Store) TailReads() uint64 {
+	s.tail.mu.Lock()
+	defer s.tail.mu.Unlock()
+	return s.tail.reads
+}
+
+// SetTailCap sets how many messages the store keeps in memory for the
+// relay (tail.go), in place of its default.
+func (s *Store) SetTailCap(n int) {
+	s.tail.mu.Lock()
+	defer s.tail.mu.Unlock()
+	s.tail.max = n
+}

@@ -66,9 +66,12 @@ func scanMessage(rows *sql.Rows, extra ...any) (outbox.Message, error) {
 
 // The statements the relay runs every round.
 const (
-	// qCursor reads the cursor, and whether any message is parked.
+	// qCursor reads the cursor, whether any message is parked, whether
+	// any is held or ready, and the last message's ID.
 	qCursor = `SELECT coalesce((SELECT value FROM theus_meta WHERE name = 'cursor'), ''),
-		EXISTS (SELECT 1 FROM theus_outbox WHERE state = 'parked')`
+		EXISTS (SELECT 1 FROM theus_outbox WHERE state = 'parked'),
+		EXISTS (SELECT 1 FROM theus_outbox WHERE state = 'held') OR EXISTS (SELECT 1 FROM theus_outbox WHERE state = 'ready'),
+		coalesce((SELECT max(id) FROM theus_outbox), '')`
 	// qPending reads the pending messages after the cursor.
 	qPending = `SELECT ` + messageColumns + `, 0 FROM theus_outbox m
 		WHERE m.id > ? AND m.state = 'pending' ORDER BY m.id LIMIT ?`
@@ -104,30 +107,42 @@ type relayRead struct {
 // without those a parked message of their (topic, key) holds back. Those
 // it finds after the cursor it marks held, so that the cursor passes them
 // and they are not read again until their key is replayed or skipped.
+//
+// While the relay keeps up and nothing is parked, held or ready, the
+// messages are those of the latest commits, which the store keeps in
+// memory (see tail): no read transaction is needed for them.
 func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, error) {
 	s.rr.mu.Lock()
 	defer s.rr.mu.Unlock()
 	for {
-		var cursor string
-		var msgs []outbox.Message
-		var after, blocked []string
+		msgs, ok, epoch := s.tail.read(s.rr.cursor, limit)
+		if ok {
+			s.rr.after = s.rr.after[:0]
+			for _, m := range msgs {
+				s.rr.after = append(s.rr.after, m.ID)
+			}
+			return msgs, nil
+		}
+		var r undelivered
 		err := s.onReadConn(ctx, func(c *writeConn) (err error) {
-			cursor, msgs, after, blocked, err = s.readUndelivered(c, limit)
+			r, err = s.readUndelivered(c, limit)
 			return err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: undelivered: %w", err)
 		}
-		if len(blocked) > 0 {
-			if err := s.hold(ctx, blocked); err != nil {
+		s.tail.check(epoch, r.clean, r.last)
+		if len(r.blocked) > 0 {
+			all, err := s.hold(ctx, r.blocked)
+			if err != nil {
 				return nil, fmt.Errorf("sqlite: undelivered: %w", err)
 			}
-			if len(msgs) == 0 {
-				continue // all held back: read on
+			if !all || len(r.msgs) == 0 {
+				continue // all held back, or a key freed since the read: read again
 			}
 		}
-		s.rr.cursor, s.rr.after = cursor, after
-		return msgs, nil
+		s.rr.cursor, s.rr.after = r.cursor, r.after
+		return r.msgs, nil
 	}
 }
 
@@ -165,24 +180,48 @@ func (s *Store) closeReadConn() error {
 	return err
 }
 
+// undelivered is what readUndelivered read.
+type undelivered struct {
+	cursor string
+	// msgs are the messages to deliver, after the IDs of those after the
+	// cursor, blocked the IDs of the pending ones a parked message holds
+	// back.
+	msgs           []outbox.Message
+	after, blocked []string
+	// clean is set when no message is parked, held or ready and none is
+	// acked out of order; last is the ID of the last message (see tail).
+	clean bool
+	last  string
+}
+
 // readUndelivered reads, in one read transaction, the cursor, up to limit
-// pending messages after it and the ready messages, merged in ID order:
-// msgs are those to deliver, after their IDs after the cursor, blocked
-// the IDs of the pending ones a parked message holds back.
-func (s *Store) readUndelivered(c *writeConn, limit int) (cursor string, msgs []outbox.Message, after, blocked []string, err error) {
+// pending messages after it and the ready messages, merged in ID order.
+func (s *Store) readUndelivered(c *writeConn, limit int) (r undelivered, err error) {
+	// The acks out of order not written yet: a commit may write some
+	// before the read below begins, and take them out of s.acks before it
+	// looks, which the read would not see.
+	s.acks.mu.Lock()
+	early := maps.Clone(s.acks.delivered)
+	s.acks.mu.Unlock()
 	if _, err := c.exec(`BEGIN`); err != nil {
-		return "", nil, nil, nil, err
+		return r, err
 	}
 	defer c.exec(`COMMIT`) // a read transaction: nothing to keep
-	var parked int64
-	if err := c.queryRow(qCursor, nil, &cursor, &parked); err != nil {
-		return "", nil, nil, nil, err
+	var parked, heldOrReady int64
+	if err := c.queryRow(qCursor, nil, &r.cursor, &parked, &heldOrReady, &r.last); err != nil {
+		return r, err
 	}
 	// The cursor as this store moved it: the acks it has not written
 	// yet are ahead of the one stored.
-	cursor = max(cursor, s.rr.cursor)
+	r.cursor = max(r.cursor, s.rr.cursor)
 	s.acks.mu.Lock()
 	defer s.acks.mu.Unlock()
+	r.clean = parked == 0 && heldOrReady == 0 && len(early) == 0 && len(s.acks.delivered) == 0
+	unacked := func(id string) bool {
+		_, now := s.acks.delivered[id]
+		_, before := early[id]
+		return !now && !before
+	}
 	q := qPending
 	if parked != 0 {
 		q = qPendingParked
@@ -191,51 +230,54 @@ func (s *Store) readUndelivered(c *writeConn, limit int) (cursor string, msgs []
 	// Messages acked in memory are left out, so a read may need more rows
 	// than limit: read on from the last row until limit are found or none
 	// is left.
-	for from := cursor; len(pending) < limit; {
+	for from := r.cursor; len(pending) < limit; {
 		want, got := limit-len(pending), 0
 		err = s.readMessages(c, q, []any{from, int64(want)}, func(m outbox.Message, held bool) {
 			got, from = got+1, m.ID
 			switch {
-			case !s.unacked(m.ID):
+			case !unacked(m.ID):
 			case held:
-				blocked = append(blocked, m.ID)
+				r.blocked = append(r.blocked, m.ID)
 			default:
 				pending = append(pending, m)
 			}
 		})
 		if err != nil {
-			return "", nil, nil, nil, err
+			return r, err
 		}
 		if got < want {
 			break
 		}
 	}
 	var ready []outbox.Message
-	err = s.readMessages(c, qReady, []any{int64(limit + len(s.acks.delivered))}, func(m outbox.Message, _ bool) {
-		if s.unacked(m.ID) && len(ready) < limit {
-			ready = append(ready, m)
+	if heldOrReady != 0 {
+		err = s.readMessages(c, qReady, []any{int64(limit + len(s.acks.delivered) + len(early))}, func(m outbox.Message, _ bool) {
+			if unacked(m.ID) && len(ready) < limit {
+				ready = append(ready, m)
+			}
+		})
+		if err != nil {
+			return r, err
 		}
-	})
-	if err != nil {
-		return "", nil, nil, nil, err
 	}
-	after = make([]string, len(pending))
+	r.after = make([]string, len(pending))
 	for i, m := range pending {
-		after[i] = m.ID
+		r.after[i] = m.ID
 	}
 	if len(ready) == 0 {
-		return cursor, pending, after, blocked, nil
+		r.msgs = pending
+		return r, nil
 	}
-	msgs = make([]outbox.Message, 0, min(limit, len(pending)+len(ready)))
-	for len(msgs) < limit && (len(pending) > 0 || len(ready) > 0) {
+	r.msgs = make([]outbox.Message, 0, min(limit, len(pending)+len(ready)))
+	for len(r.msgs) < limit && (len(pending) > 0 || len(ready) > 0) {
 		if len(ready) == 0 || len(pending) > 0 && pending[0].ID < ready[0].ID {
-			msgs, pending = append(msgs, pending[0]), pending[1:]
+			r.msgs, pending = append(r.msgs, pending[0]), pending[1:]
 		} else {
-			msgs, ready = append(msgs, ready[0]), ready[1:]
+			r.msgs, ready = append(r.msgs, ready[0]), ready[1:]
 		}
 	}
-	after = after[:len(after)-len(pending)]
-	return cursor, msgs, after, blocked, nil
+	r.after = r.after[:len(r.after)-len(pending)]
+	return r, nil
 }
 
 // readMessages runs q, whose rows are the messageColumns and a flag, and
@@ -288,16 +330,28 @@ func (s *Store) readMessages(c *writeConn, q string, args []any, f func(m outbox
 	}
 }
 
-// hold marks the pending messages with these IDs held.
-func (s *Store) hold(ctx context.Context, ids []string) error {
-	return s.ackTx(ctx, func(c *writeConn) error {
+// hold marks held the pending messages with these IDs whose key a parked
+// message still holds back, and reports whether it held them all: a
+// Replay or Skip since they were read may have freed their key, and a
+// message that is not held must not be passed by the cursor.
+func (s *Store) hold(ctx context.Context, ids []string) (all bool, err error) {
+	all = true
+	err = s.ackTx(ctx, func(c *writeConn) error {
 		for _, id := range ids {
-			if _, err := c.exec(`UPDATE theus_outbox SET state = 'held' WHERE id = ? AND state = 'pending'`, id); err != nil {
+			res, err := c.exec(`UPDATE theus_outbox SET state = 'held' WHERE id = ? AND state = 'pending' AND EXISTS (
+				SELECT 1 FROM theus_outbox p WHERE p.state = 'parked' AND p.topic = theus_outbox.topic AND p.key = theus_outbox.key)`, id)
+			if err != nil {
 				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				all = false
 			}
 		}
 		return nil
 	})
+	return all, err
 }
 
 // Ack implements outbox.Store. The IDs the last Undelivered returned after
@@ -330,10 +384,14 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		s.rr.cursor, s.rr.after = s.rr.after[n-1], s.rr.after[n:]
 	}
 	cursor := s.rr.cursor
-	s.rr.mu.Unlock()
-
+	if len(rest) > 0 {
+		s.tail.reset() // the messages acked out of order are no longer pending
+	}
 	now := s.opts.now().UnixNano()
+	// Taken before the read's lock is let go, so that no read finds the
+	// cursor moved and the acks out of order not recorded yet.
 	s.acks.mu.Lock()
+	s.rr.mu.Unlock()
 	if n > 0 {
 		s.acks.cursor, s.acks.at = cursor, now
 	}
@@ -455,13 +513,6 @@ func (s *Store) flushAcksLater() {
 	}
 }
 
-// unacked reports whether the message with this ID is not acked in
-// memory, for Undelivered.
-func (s *Store) unacked(id string) bool {
-	_, ok := s.acks.delivered[id]
-	return !ok
-}
-
 // ackTx runs f in a write transaction that is not synced when it commits
 // (synchronous=NORMAL in WAL mode): the next synced commit syncs it too.
 func (s *Store) ackTx(ctx context.Context, f func(*writeConn) error) error {
@@ -496,6 +547,10 @@ func (s *Store) ackTx(ctx context.Context, f func(*writeConn) error) error {
 
 // Failed implements outbox.Parking.
 func (s *Store) Failed(ctx context.Context, id, cause string, park bool, maxAttempts int) (bool, error) {
+	// The message may be parked below: the relay then reads the file,
+	// which holds its key back. (Replay and Skip act on parked messages,
+	// and the tail answers only while none is parked, held or ready.)
+	defer s.tail.reset()
 	var state string
 	err := s.w.QueryRowContext(ctx, `UPDATE theus_outbox
 		SET attempts = attempts + 1, last_error = ?,

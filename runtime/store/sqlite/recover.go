@@ -47,8 +47,10 @@ func (s *Store) Recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 		if uerr := s.file.unclaim(s); uerr != nil {
 			err = errors.Join(err, uerr)
 		}
+		return rec, err
 	}
-	return rec, err
+	s.tail.setWriter()
+	return rec, nil
 }
 
 // recover is Recover once the engine holds the file. s.cmu is held.

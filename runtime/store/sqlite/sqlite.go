@@ -137,6 +137,9 @@ type Store struct {
 	// (outbox.go).
 	rr   relayRead
 	acks pendingAcks
+	// tail holds the messages of the latest commits for the relay
+	// (tail.go).
+	tail tail
 	// seqs holds the last KeySeq of the keys of the messages committed
 	// since the last fold, up to lastID, the ID of the last message
 	// committed (see fold).

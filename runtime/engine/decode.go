@@ -27,6 +27,7 @@ var (
 
 type collBuilder[S any, K cmp.Ordered, V any] struct {
 	codec   Codec
+	coll    *collCodec[S, K, V]
 	path    string
 	get     func(*S) *Collection[K, V]
 	workers chan struct{}
@@ -85,11 +86,11 @@ func (b *collBuilder[S, K, V]) decode(c *entryChunk[K, V]) {
 			<-b.workers
 			b.wg.Done()
 		}()
-		c.decode(b.codec, b.path)
+		c.decode(func(data []byte, v *V) error { return b.coll.unmarshal(b.codec, data, v) }, b.path)
 	}()
 }
 
-func (c *entryChunk[K, V]) decode(codec Codec, path string) {
+func (c *entryChunk[K, V]) decode(unmarshal func([]byte, *V) error, path string) {
 	// One allocation for the chunk's items: decoded values are fresh,
 	// nothing needs cloning. (An item kept by a later version keeps its
 	// chunk's array alive; the state held as much when it was loaded.)
@@ -100,7 +101,7 @@ func (c *entryChunk[K, V]) decode(codec Codec, path string) {
 		c.ents[j].key = k
 		hi := c.ends[j]
 		if !c.dels[j] {
-			if err := codec.Unmarshal(c.raw[lo:hi], &items[j].val); err != nil {
+			if err := unmarshal(c.raw[lo:hi], &items[j].val); err != nil {
 				c.err = fmt.Errorf("theus: decode %s[%s]: %w", path, keyString(k), err)
 				return
 			}

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // StateCodec lets a durable store persist a state whose Go type it does not
@@ -173,13 +174,30 @@ func (*valueCodec[S, P]) builder(Codec, string, chan struct{}) entryBuilder[S]  
 func CollectionField[S any, K cmp.Ordered, V any](path, typ string, get func(*S) *Collection[K, V], appendJSON ...func([]byte, *V) ([]byte, error)) StateField[S] {
 	return StateField[S]{
 		info:  FieldInfo{Path: path, Type: typ, Collection: true},
-		codec: &collCodec[S, K, V]{get: get, appendJSON: appendJSON},
+		codec: &collCodec[S, K, V]{get: get, appendJSON: appendJSON, flat: newFlatDecoder(reflect.TypeFor[V]())},
 	}
 }
 
 type collCodec[S any, K cmp.Ordered, V any] struct {
 	get        func(*S) *Collection[K, V]
 	appendJSON []func([]byte, *V) ([]byte, error)
+	// flat decodes the entries' JSON without reflection, nil when V is
+	// not a flat struct (flatDecoder).
+	flat *flatDecoder
+}
+
+// unmarshal decodes data, an entry's value, into v, a zero value.
+func (f *collCodec[S, K, V]) unmarshal(c Codec, data []byte, v *V) error {
+	if f.flat != nil {
+		if _, ok := c.(jsonCodec); ok {
+			if f.flat.decode(data, unsafe.Pointer(v)) {
+				return nil
+			}
+			var zero V
+			*v = zero
+		}
+	}
+	return c.Unmarshal(data, v)
 }
 
 // A collection is never encoded whole (stateCodec.field checks).
@@ -237,7 +255,7 @@ func (f *collCodec[S, K, V]) apply(c Codec, s *S, key string, data []byte, v uin
 	w := Pending[K, V]{Key: k}
 	if data != nil {
 		w.Value = new(V)
-		if err := c.Unmarshal(data, w.Value); err != nil {
+		if err := f.unmarshal(c, data, w.Value); err != nil {
 			return err
 		}
 	}
@@ -246,7 +264,7 @@ func (f *collCodec[S, K, V]) apply(c Codec, s *S, key string, data []byte, v uin
 }
 
 func (f *collCodec[S, K, V]) builder(c Codec, path string, workers chan struct{}) entryBuilder[S] {
-	return &collBuilder[S, K, V]{codec: c, path: path, get: f.get, workers: workers}
+	return &collBuilder[S, K, V]{codec: c, coll: f, path: path, get: f.get, workers: workers}
 }
 
 // parseKey is the inverse of keyString for a key type K.

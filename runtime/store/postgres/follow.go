@@ -34,11 +34,11 @@ import (
 // applies them without reading the log, one round trip fewer between a
 // commit and its version on every instance. That is as safe as reading
 // the rows: PostgreSQL delivers a notification only once its transaction
-// has committed, after the commit is durable (flushed, and replicated
-// under synchronous replication) and visible to every reader, and
-// delivers the notifications of transactions in the order they
-// committed; the payload is built from the same bytes as the log rows, in
-// the transaction that writes them. Since any role that can connect may
+// has committed and is visible to other sessions, so never sooner than a
+// query of the log would return the rows (with synchronous_commit on,
+// after the commit is flushed, and replicated under synchronous
+// replication); the payload is built from the same bytes as the log rows,
+// in the transaction that writes them. Since any role that can connect may
 // NOTIFY on the channel, the rows are sealed (AES-GCM, with the versions
 // as associated data) with a key that the store keeps in theus_meta: a
 // payload that does not open is ignored. Follow still applies only a dense run

@@ -32,6 +32,7 @@ type collBuilder[S any, K cmp.Ordered, V any] struct {
 	get     func(*S) *Collection[K, V]
 	workers chan struct{}
 	cur     *entryChunk[K, V] // being filled
+	rawCap  int               // the bytes of values the last chunk held
 	chunks  []*entryChunk[K, V]
 	wg      sync.WaitGroup
 }
@@ -61,7 +62,8 @@ func (b *collBuilder[S, K, V]) entry(key string, data []byte) error {
 	}
 	c := b.cur
 	if c == nil {
-		c = &entryChunk[K, V]{keys: make([]K, 0, chunkEntries), ends: make([]int, 0, chunkEntries), dels: make([]bool, 0, chunkEntries)}
+		c = &entryChunk[K, V]{keys: make([]K, 0, chunkEntries), ends: make([]int, 0, chunkEntries),
+			dels: make([]bool, 0, chunkEntries), raw: make([]byte, 0, b.rawCap)}
 		b.cur = c
 	}
 	c.keys = append(c.keys, k)
@@ -77,7 +79,7 @@ func (b *collBuilder[S, K, V]) entry(key string, data []byte) error {
 // decode hands c to a goroutine that decodes it, once one of workers is
 // free.
 func (b *collBuilder[S, K, V]) decode(c *entryChunk[K, V]) {
-	b.cur = nil
+	b.cur, b.rawCap = nil, min(len(c.raw)+len(c.raw)/8, 2*chunkBytes)
 	b.chunks = append(b.chunks, c)
 	b.workers <- struct{}{}
 	b.wg.Add(1)

@@ -83,12 +83,12 @@ func TestDecoderBuildsCollections(t *testing.T) {
 			rt.Fatal(err)
 		}
 		s := st.(*decodeState)
-		check(rt, "names", s.Names, names)
-		check(rt, "nums", s.Nums, nums)
+		checkBuilt(rt, "names", s.Names, names)
+		checkBuilt(rt, "nums", s.Nums, nums)
 	})
 }
 
-func check[K int64 | string](t *rapid.T, name string, c Collection[K, decodeValue], want map[K]decodeValue) {
+func checkBuilt[K int64 | string](t *rapid.T, name string, c Collection[K, decodeValue], want map[K]decodeValue) {
 	keys := slices.Sorted(maps.Keys(want))
 	var got []K
 	for k, v := range c.All() {

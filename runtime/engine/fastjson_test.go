@@ -75,7 +75,7 @@ func TestFlatDecoderAgreesOnAnyInput(t *testing.T) {
 		data, _ := json.Marshal(drawFlat(t))
 		for range rapid.IntRange(0, 4).Draw(t, "edits") {
 			i := rapid.IntRange(0, len(data)).Draw(t, "at")
-			c := rapid.SampledFrom([]byte(`{}":,-0123456789eE.+ tfrualsn\Wiy'` + "\x00\xff")).Draw(t, "byte")
+			c := rapid.SampledFrom([]byte(`{}":,-0123456789eE.+ tfrualsn\Wiy'`+"\x00\xff")).Draw(t, "byte")
 			switch rapid.IntRange(0, 2).Draw(t, "edit") {
 			case 0:
 				data = append(data[:i:i], append([]byte{c}, data[i:]...)...)
@@ -100,9 +100,9 @@ type withCustom struct{ C custom }
 type withStringOpt struct {
 	N int `json:"n,string"`
 }
-type dupNames struct {
-	A int `json:"x"`
-	B int `json:"x"`
+type dupNames struct { // encoding/json picks the tagged A; the flat decoder declines
+	A int `json:"X"`
+	X int
 }
 type custom struct{ n int }
 

@@ -206,7 +206,6 @@ func errorsIsRule(err error) bool { return errors.Is(err, engine.ErrRuleViolatio
 // PostgreSQL returns them out of key order) and the head version.
 func TestRecoverLargeCollection(t *testing.T) {
 	const n = 30_000
-	ctx := context.Background()
 	schema := freshSchema(t)
 	head := fillAccounts(t, schema, n, true)
 	db, _ := testDBs.Load(t)

@@ -138,8 +138,10 @@ func BenchmarkStaleness(b *testing.B) {
 
 // fillAccounts writes n accounts into theus_entries of schema directly
 // (one INSERT … SELECT), after a commit of the bank's engine made it a
-// store: acc-0000001 to acc-<n-1> beside acc-000, in ascending key order
-// or, shuffled, in random order. It returns the head version.
+// store: acc-0000001 to acc-<n-1> beside acc-000, owned by "owner <id>"
+// as accounts names them, in ascending key order or, shuffled, in random
+// order and with owners whose JSON holds escapes. It returns the head
+// version.
 func fillAccounts(t testing.TB, schema string, n int, shuffle bool) uint64 {
 	t.Helper()
 	ctx := context.Background()
@@ -155,18 +157,18 @@ func fillAccounts(t testing.TB, schema string, n int, shuffle bool) uint64 {
 	eng.Close()
 	st.Close()
 	db, _ := testDBs.Load(t)
-	order := "i"
+	order, owner := "i", `'owner ' || k`
 	if shuffle {
 		order = "random()"
+		owner = `CASE i % 3 WHEN 0 THEN 'owner ' || i WHEN 1 THEN 'Zoë \"' || i || '\"' ELSE 'back\\slash ' || i END`
 	}
 	// Owners with quotes, backslashes and non-ASCII letters, encoded as
 	// the engine's JSON encodes them.
 	if _, err := db.(*sql.DB).Exec(`INSERT INTO `+schema+`.theus_entries (path, key, value, version)
 		SELECT 'domain.accounts', k, convert_to('{"id":"' || k || '","owner":"' || o || '","balance":' || b || '}', 'UTF8'), 1
-		FROM (SELECT 'acc-' || lpad(i::text, 7, '0') AS k,
-				CASE i % 3 WHEN 0 THEN 'owner ' || i WHEN 1 THEN 'Zoë \"' || i || '\"' ELSE 'back\\slash ' || i END AS o,
-				i % 1000 AS b, i
-			FROM generate_series(1, $1::int) i) g ORDER BY `+order, n-1); err != nil {
+		FROM (SELECT k, `+owner+` AS o, i % 1000 AS b, i
+			FROM (SELECT 'acc-' || lpad(i::text, 7, '0') AS k, i FROM generate_series(1, $1::int) i) ki) g
+		ORDER BY `+order, n-1); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.(*sql.DB).Exec(`VACUUM ANALYZE ` + schema + `.theus_entries`); err != nil {

@@ -261,3 +261,30 @@ func TestRecoverLargeCollection(t *testing.T) {
 		}
 	}
 }
+
+// A commit too large for a notification's payload reaches an idle
+// instance all the same: the notification names its version, and the
+// instance reads the log.
+func TestFollowReadsTheLogForLargeCommits(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	schema := freshSchema(t)
+	a := newBank(t, openStore(t, schema), accounts(1, 50))
+	bs := openStore(t, schema, postgres.WithPollInterval(time.Hour))
+	b := newBank(t, bs, accounts(1, 50))
+	for i := 0; bs.NoticeCommits() == 0; i++ { // until b hears a
+		if i == 200 {
+			t.Fatal("200 commits and b took none from a notification")
+		}
+		if _, err := a.Deposit(ctx, bank.DepositArgs{ID: accountID(0), Amount: 1}); err != nil {
+			t.Fatal(err)
+		}
+		syncAll(ctx, t, b)
+	}
+	owner := strings.Repeat("x", 10_000)
+	if _, err := a.OpenAccount(ctx, bank.OpenAccountArgs{ID: "big", Owner: owner, Initial: 1}); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(ctx, t, b)
+	sameState(t, []string{"a", "b"}, a, b)
+}

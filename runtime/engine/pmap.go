@@ -86,19 +86,25 @@ func buildPmap[K cmp.Ordered, V any](keys []K, items []*pitem[V]) pmap[K, V] {
 // buildTree is buildPmap for the items item(0), item(1), ...; nil when
 // there are no keys.
 func buildTree[K cmp.Ordered](keys []K, item func(int) unsafe.Pointer) *pnode[K] {
-	if len(keys) == 0 {
+	return buildTreeFunc(len(keys), func(j int) K { return keys[j] }, item)
+}
+
+// buildTreeFunc is buildTree for the n sorted, distinct keys key(0),
+// key(1), ...
+func buildTreeFunc[K cmp.Ordered](n int, key func(int) K, item func(int) unsafe.Pointer) *pnode[K] {
+	if n == 0 {
 		return nil
 	}
-	var level []*pnode[K]
-	for i := 0; i < len(keys); i += pfan {
-		n := &pnode[K]{leaf: true, keys: new(pkeys[K])}
-		for j := i; j < min(i+pfan, len(keys)); j++ {
-			n.keys[n.n] = keys[j]
-			n.setVal(int(n.n), item(j))
-			n.n++
+	level := make([]*pnode[K], 0, (n+pfan-1)/pfan)
+	for i := 0; i < n; i += pfan {
+		nd := &pnode[K]{leaf: true, keys: new(pkeys[K])}
+		for j := i; j < min(i+pfan, n); j++ {
+			nd.keys[nd.n] = key(j)
+			nd.setVal(int(nd.n), item(j))
+			nd.n++
 		}
-		n.size = int(n.n)
-		level = append(level, n)
+		nd.size = int(nd.n)
+		level = append(level, nd)
 	}
 	for len(level) > 1 {
 		var up []*pnode[K]

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // StateCodec lets a durable store persist a state whose Go type it does not
@@ -61,14 +63,22 @@ type FieldInfo struct {
 
 // StateDecoder rebuilds a state. Fields it is not given keep their zero
 // value; a collection is built once, in State, from every entry given.
+// Its methods are called from one goroutine; it decodes collection entries
+// on others, as many as GOMAXPROCS, while the store reads on.
 type StateDecoder interface {
 	// Field decodes the value of plain field i.
 	Field(i int, data []byte) error
-	// Entry decodes the entry under key of collection field i; data nil
+	// Entry takes the entry under key of collection field i; data nil
 	// deletes the entry (when changes are replayed). A later call for the
-	// same key replaces the value.
+	// same key replaces the value. Entry copies data, which the caller may
+	// reuse at once, and decodes it later: an entry that does not decode
+	// fails State. Entries in ascending key
+	// order build their collection fastest.
 	Entry(i int, key string, data []byte) error
-	// State returns the rebuilt state, a *S of the engine's state type.
+	// State waits for the entries to be decoded and returns the rebuilt
+	// state, a *S of the engine's state type. A decoder whose State is not
+	// called still ends its goroutines once they have decoded what they
+	// were given.
 	State() (any, error)
 }
 
@@ -91,7 +101,10 @@ type fieldCodec[S any] interface {
 	decode(c Codec, s *S, data []byte) error
 	entry(c Codec, dst []byte, s *S, key string) ([]byte, bool, error)
 	entries(c Codec, s *S, yield func(string, []byte) error) error
-	builder(c Codec) entryBuilder[S]
+	// builder starts collecting the decoded entries of the field, at
+	// path; workers bounds the goroutines that decode them (see
+	// collBuilder).
+	builder(c Codec, path string, workers chan struct{}) entryBuilder[S]
 	// lookup returns a pointer to the field's value in s (as a P), or to
 	// the entry under key of a collection (as a *V), for invariants;
 	// valueType is the type it points to, and keyOf the typed key.
@@ -104,11 +117,12 @@ type fieldCodec[S any] interface {
 	apply(c Codec, s *S, key string, data []byte, v uint64) error
 }
 
-// entryBuilder collects the decoded entries of one collection and stores
-// the collection into a state at the end.
+// entryBuilder collects the entries of one collection and stores the
+// collection into a state at the end (finish), or fails there with the
+// first entry that did not decode.
 type entryBuilder[S any] interface {
 	entry(key string, data []byte) error
-	finish(s *S)
+	finish(s *S) error
 }
 
 // ValueField describes the plain state field at path, of a type with
@@ -152,7 +166,7 @@ func (f *valueCodec[S, P]) keyOf(string) any                  { return nil }
 // A plain field is never asked for entries (stateCodec.field checks).
 func (*valueCodec[S, P]) entry(Codec, []byte, *S, string) ([]byte, bool, error) { panic("unreachable") }
 func (*valueCodec[S, P]) entries(Codec, *S, func(string, []byte) error) error   { panic("unreachable") }
-func (*valueCodec[S, P]) builder(Codec) entryBuilder[S]                         { panic("unreachable") }
+func (*valueCodec[S, P]) builder(Codec, string, chan struct{}) entryBuilder[S]  { panic("unreachable") }
 
 // CollectionField describes the collection at path, of a type with
 // fingerprint typ, that get locates in a state. appendJSON is as for
@@ -160,13 +174,30 @@ func (*valueCodec[S, P]) builder(Codec) entryBuilder[S]                         
 func CollectionField[S any, K cmp.Ordered, V any](path, typ string, get func(*S) *Collection[K, V], appendJSON ...func([]byte, *V) ([]byte, error)) StateField[S] {
 	return StateField[S]{
 		info:  FieldInfo{Path: path, Type: typ, Collection: true},
-		codec: &collCodec[S, K, V]{get: get, appendJSON: appendJSON},
+		codec: &collCodec[S, K, V]{get: get, appendJSON: appendJSON, flat: newFlatDecoder(reflect.TypeFor[V]())},
 	}
 }
 
 type collCodec[S any, K cmp.Ordered, V any] struct {
 	get        func(*S) *Collection[K, V]
 	appendJSON []func([]byte, *V) ([]byte, error)
+	// flat decodes the entries' JSON without reflection, nil when V is
+	// not a flat struct (flatDecoder).
+	flat *flatDecoder
+}
+
+// unmarshal decodes data, an entry's value, into v, a zero value.
+func (f *collCodec[S, K, V]) unmarshal(c Codec, data []byte, v *V) error {
+	if f.flat != nil {
+		if _, ok := c.(jsonCodec); ok {
+			if f.flat.decode(data, unsafe.Pointer(v)) {
+				return nil
+			}
+			var zero V
+			*v = zero
+		}
+	}
+	return c.Unmarshal(data, v)
 }
 
 // A collection is never encoded whole (stateCodec.field checks).
@@ -224,7 +255,7 @@ func (f *collCodec[S, K, V]) apply(c Codec, s *S, key string, data []byte, v uin
 	w := Pending[K, V]{Key: k}
 	if data != nil {
 		w.Value = new(V)
-		if err := c.Unmarshal(data, w.Value); err != nil {
+		if err := f.unmarshal(c, data, w.Value); err != nil {
 			return err
 		}
 	}
@@ -232,37 +263,8 @@ func (f *collCodec[S, K, V]) apply(c Codec, s *S, key string, data []byte, v uin
 	return nil
 }
 
-func (f *collCodec[S, K, V]) builder(c Codec) entryBuilder[S] {
-	return &collBuilder[S, K, V]{codec: c, get: f.get, m: make(map[K]V)}
-}
-
-type collBuilder[S any, K cmp.Ordered, V any] struct {
-	codec Codec
-	get   func(*S) *Collection[K, V]
-	m     map[K]V
-}
-
-func (b *collBuilder[S, K, V]) entry(key string, data []byte) error {
-	k, err := parseKey[K](key)
-	if err != nil {
-		return err
-	}
-	if data == nil {
-		delete(b.m, k)
-		return nil
-	}
-	var v V
-	if err := b.codec.Unmarshal(data, &v); err != nil {
-		return err
-	}
-	b.m[k] = v
-	return nil
-}
-
-func (b *collBuilder[S, K, V]) finish(s *S) {
-	// One bulk build: decoded values are fresh, so nothing needs cloning.
-	*b.get(s) = NewCollection(b.m, nil)
-	b.m = nil
+func (f *collCodec[S, K, V]) builder(c Codec, path string, workers chan struct{}) entryBuilder[S] {
+	return &collBuilder[S, K, V]{codec: c, coll: f, path: path, get: f.get, workers: workers}
 }
 
 // parseKey is the inverse of keyString for a key type K.
@@ -453,13 +455,17 @@ func (c *stateCodec[S]) EncodeEntries(state any, i int, yield func(key string, d
 }
 
 func (c *stateCodec[S]) Decoder() StateDecoder {
-	return &stateDecoder[S]{c: c, s: new(S), colls: make(map[int]entryBuilder[S])}
+	return &stateDecoder[S]{c: c, s: new(S), colls: make(map[int]entryBuilder[S]),
+		workers: make(chan struct{}, runtime.GOMAXPROCS(0))}
 }
 
 type stateDecoder[S any] struct {
 	c     *stateCodec[S]
 	s     *S
 	colls map[int]entryBuilder[S]
+	// workers bounds the goroutines decoding entries, of all collections
+	// (collBuilder).
+	workers chan struct{}
 }
 
 func (d *stateDecoder[S]) Field(i int, data []byte) error {
@@ -480,7 +486,7 @@ func (d *stateDecoder[S]) Entry(i int, key string, data []byte) error {
 	}
 	b := d.colls[i]
 	if b == nil {
-		b = f.codec.builder(d.c.codec)
+		b = f.codec.builder(d.c.codec, f.info.Path, d.workers)
 		d.colls[i] = b
 	}
 	if err := b.entry(key, data); err != nil {
@@ -489,11 +495,21 @@ func (d *stateDecoder[S]) Entry(i int, key string, data []byte) error {
 	return nil
 }
 
+// State waits for the entries to be decoded and builds the collections.
+// An entry that did not decode fails it (Entry only copies them).
 func (d *stateDecoder[S]) State() (any, error) {
-	for _, b := range d.colls {
-		b.finish(d.s)
+	var first error
+	for i := range len(d.c.fields) { // in field order: the same error every time
+		if b := d.colls[i]; b != nil {
+			if err := b.finish(d.s); err != nil && first == nil {
+				first = err
+			}
+		}
 	}
 	clear(d.colls)
+	if first != nil {
+		return nil, first
+	}
 	return d.s, nil
 }
 

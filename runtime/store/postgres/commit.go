@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -524,7 +523,7 @@ func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batc
 		return nil, err
 	}
 	b.Queue(s.q.setHead, int64(last.Version))
-	b.Queue(s.q.notify, s.channel, strconv.FormatUint(last.Version, 10))
+	b.Queue(s.q.notify, s.channel, s.notice(versions, procs, ats, writes, vals, keySeqs, ids))
 	return b, nil
 }
 
@@ -624,7 +623,6 @@ func (s *Store) readRemotes(ctx context.Context, q interface {
 	}
 	defer rows.Close()
 	var out []engine.Remote
-	infos := s.codec.Fields()
 	for rows.Next() {
 		var version, at int64
 		var r engine.Remote
@@ -632,33 +630,11 @@ func (s *Store) readRemotes(ctx context.Context, q interface {
 		if err := rows.Scan(&version, &r.Process, &at, &writes, &vals, &keySeqs, &ids); err != nil {
 			return nil, err
 		}
-		r.Version, r.Time = uint64(version), time.Unix(0, at)
-		if r.Version != after+uint64(len(out))+1 {
-			return nil, fmt.Errorf("the log holds version %d after version %d: the commits between were pruned (WithHistoryRetention); restart the engine to load the state", r.Version, after+uint64(len(out)))
+		if uint64(version) != after+uint64(len(out))+1 {
+			return nil, fmt.Errorf("the log holds version %d after version %d: the commits between were pruned (WithHistoryRetention); restart the engine to load the state", version, after+uint64(len(out)))
 		}
-		if r.Writes, err = readWrites(writes); err != nil {
-			return nil, fmt.Errorf("log row of version %d: %w", version, err)
-		}
-		if r.MessageIDs, err = readIDs(ids); err != nil {
-			return nil, fmt.Errorf("log row of version %d: %w", version, err)
-		}
-		if r.KeySeqs, err = readKeySeqs(keySeqs); err != nil {
-			return nil, fmt.Errorf("log row of version %d: %w", version, err)
-		}
-		err = readVals(vals, func(v value) error {
-			i := s.codec.Field(v.path)
-			if i < 0 || infos[i].Path != v.path || infos[i].Collection != (v.kind != valField) {
-				return fmt.Errorf("version %d writes %s, which the contract does not declare as such", version, v.path)
-			}
-			rv := engine.RemoteValue{Field: i, Key: v.key}
-			if v.kind != valDeleted {
-				rv.Data = append([]byte(nil), v.data...)
-			}
-			r.Values = append(r.Values, rv)
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("log row of version %d: %w", version, err)
+		if r, err = s.remote(uint64(version), r.Process, at, writes, vals, keySeqs, ids); err != nil {
+			return nil, err
 		}
 		out = append(out, r)
 	}

@@ -26,7 +26,10 @@
 // KeySeqs of their keys, moves the head and notifies the other instances
 // (NOTIFY on the channel <schema>_commits, delivered at COMMIT). An idle
 // instance listens on that channel, on a connection of its own, and
-// applies the others' commits within milliseconds (Follow); it also polls
+// applies the others' commits within milliseconds (Follow), from the
+// notification itself when the group's log rows fit in its payload
+// (sealed with a key kept in theus_meta; see WithNotifyValues), else from
+// the log; it also polls
 // (WithPollInterval), in case the listening connection was lost, and
 // listens again with backoff. engine.Engine.Sync waits until an instance
 // has applied every commit durable when it was called.

@@ -6,3 +6,7 @@ var Redact = redact
 // PauseLeases stops (or restarts) the renewal of the leases of the
 // Store's relay, as a process paused by the operating system would.
 func (s *Store) PauseLeases(p bool) { s.fleet.paused.Store(p) }
+
+// NoticeCommits returns how many commits Follow took from notifications'
+// payloads rather than from the log.
+func (s *Store) NoticeCommits() uint64 { return s.heard.used.Load() }

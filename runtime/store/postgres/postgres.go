@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -173,6 +174,10 @@ type Store struct {
 	listenOn bool
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
+	heard    heard
+	// seal encrypts and authenticates the commits that notifications
+	// carry (notice).
+	seal cipher.AEAD
 
 	relay sync.Mutex // held while a relay's claim is (outbox.go)
 	held  bool
@@ -199,6 +204,8 @@ type options struct {
 	fault     func(Step) error
 	parts     int           // 0: the stored count, or DefaultPartitions
 	lease     time.Duration // see WithRelayLease
+	// notifyValues: notifications carry the commits (WithNotifyValues).
+	notifyValues bool
 }
 
 // DefaultSchema is the default of WithSchema.
@@ -255,6 +262,20 @@ func WithPollInterval(d time.Duration) Option {
 		}
 	}
 }
+
+// WithNotifyValues sets whether the notification of a commit group
+// (NOTIFY, which wakes the other instances) carries the group's commits,
+// the values written included, when they fit in a payload (about 5,900
+// bytes of log rows), and whether the Store applies the commits that
+// notifications carry. The default, true, lets an idle instance apply a
+// commit without reading the log, a round trip fewer. Any role that can
+// connect to the database can LISTEN and NOTIFY on any channel
+// (PostgreSQL checks no privilege): the commits are therefore encrypted
+// and authenticated (AES-GCM) with a key kept in the store's theus_meta
+// table, so that only roles that can read that table can read or forge
+// them. With false, notifications carry the version only and instances
+// read the log.
+func WithNotifyValues(on bool) Option { return func(o *options) { o.notifyValues = on } }
 
 // WithClock sets the clock that stamps delivered_at and decides what
 // Prune deletes (tests).
@@ -339,7 +360,8 @@ var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 // password appears in no error.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	o := options{schema: DefaultSchema, history: DefaultHistoryRetention, retention: 24 * time.Hour,
-		batch: 1000, logger: slog.Default(), now: time.Now, poll: DefaultPollInterval, lease: DefaultRelayLease}
+		batch: 1000, logger: slog.Default(), now: time.Now, poll: DefaultPollInterval, lease: DefaultRelayLease,
+		notifyValues: true}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -433,6 +455,9 @@ func (s *Store) init(ctx context.Context) error {
 			return err
 		}
 		if s.inc, err = strconv.ParseUint(inc, 10, 64); err != nil {
+			return err
+		}
+		if err := s.initNotices(ctx, tx); err != nil {
 			return err
 		}
 		return s.initPartitions(ctx, tx)

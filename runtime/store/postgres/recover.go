@@ -105,7 +105,7 @@ func (s *Store) recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 	if err != nil {
 		return nil, err
 	}
-	var path, key string
+	var path string
 	var data []byte
 	_, err = pgx.ForEachRow(rows, []any{&path, &data}, func() error {
 		i, ok := index[path]
@@ -121,25 +121,20 @@ func (s *Store) recover(ctx context.Context, codec engine.StateCodec) (*engine.R
 	if err != nil {
 		return nil, err
 	}
-	rows, err = tx.Query(ctx, `SELECT path, key, value FROM `+s.schema+`.theus_entries`)
-	if err != nil {
-		return nil, err
-	}
-	_, err = pgx.ForEachRow(rows, []any{&path, &key, &data}, func() error {
-		i, ok := index[path]
+	if err := readEntries(ctx, tx, s.schema, func(path, key, data []byte) error {
+		i, ok := index[string(path)] // no allocation: the compiler looks up the bytes
 		if !ok {
 			return nil // a collection the contract removed: ignored
 		}
 		if !infos[i].Collection {
 			return fmt.Errorf("theus_entries holds an entry of %s, which the contract does not declare as a collection", path)
 		}
-		v, err := convert(path, data)
+		v, err := convert(infos[i].Path, data)
 		if err != nil {
 			return fmt.Errorf("entry %q: %w", key, err)
 		}
-		return dec.Entry(i, key, v)
-	})
-	if err != nil {
+		return dec.Entry(i, string(key), v)
+	}); err != nil {
 		return nil, err
 	}
 	state, err := dec.State()
@@ -198,4 +193,46 @@ func checkDrift(ctx context.Context, tx pgx.Tx, schema string, codec engine.Stat
 		return ev, &DriftError{Paths: ev.Drift}
 	}
 	return ev, nil
+}
+
+// readEntries calls f with every row of theus_entries, in the order the
+// table holds them. Its arguments may alias the connection's read buffer:
+// they are valid until f returns. The rows are read as they come, without
+// a copy per column; the engine's decoder copies what it keeps and
+// decodes on other goroutines meanwhile (engine.StateDecoder), and builds
+// each collection in key order whatever the order of the rows.
+func readEntries(ctx context.Context, tx pgx.Tx, schema string, f func(path, key, data []byte) error) error {
+	rows, err := tx.Query(ctx, `SELECT path, key, value FROM `+schema+`.theus_entries`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	// Text columns read the same in both formats; bytea is raw only in
+	// binary, which pgx asks for unless the DSN sets the simple protocol.
+	var raw, known bool
+	var path, key string
+	var data []byte
+	for rows.Next() {
+		if !known {
+			raw, known = rows.FieldDescriptions()[2].Format == pgx.BinaryFormatCode, true
+		}
+		if !raw {
+			if err := rows.Scan(&path, &key, &data); err != nil {
+				return err
+			}
+			if err := f([]byte(path), []byte(key), data); err != nil {
+				return err
+			}
+			continue
+		}
+		v := rows.RawValues()
+		d := v[2]
+		if d == nil {
+			d = []byte{} // an empty value, not a deleted entry
+		}
+		if err := f(v[0], v[1], d); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }

@@ -122,7 +122,7 @@ func TestFleetServerRestarts(t *testing.T) {
 					}
 				} else {
 					from := r.IntN(200)
-					var rc engine.Receipt
+					var rc bank.TransferReceipt
 					rc, err = eng.Transfer(ctx, bank.TransferArgs{From: accountID(from), To: accountID((from + 1 + r.IntN(199)) % 200), Amount: 1})
 					if err != nil && !errors.Is(err, engine.ErrStore) {
 						t.Errorf("transfer: %v (want nil or ErrStore)", err)

@@ -265,11 +265,20 @@ func (m *memTrail) sendsOf(name string) int {
 // table.
 func pollUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !pollFor(within, cond) {
+		t.Fatalf("after %v: %s", within, what)
+	}
+}
+
+// pollFor polls cond every 50ms until it holds (true) or within has
+// passed (false).
+func pollFor(within time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", within, what)
+			return false
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return true
 }

@@ -3,14 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,93 +11,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/theus-go/theus/examples/bank"
+	"github.com/theus-go/theus/internal/servicetest"
 	"github.com/theus-go/theus/runtime/engine"
 )
-
-// cluster is a throwaway PostgreSQL server of a test's own.
-type cluster struct {
-	t          *testing.T
-	bin, dir   string
-	port       int
-	asPostgres bool // running as root: commands run as the postgres OS user
-}
-
-// startCluster runs initdb and pg_ctl start on a new directory and a free
-// port. It skips loudly when the PostgreSQL server binaries are missing,
-// and fails instead under THEUS_REQUIRE_SERVICES=1.
-func startCluster(t *testing.T) *cluster {
-	t.Helper()
-	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	sort.Strings(bins)
-	if len(bins) == 0 {
-		if p, err := exec.LookPath("initdb"); err == nil {
-			bins = []string{p}
-		}
-	}
-	if len(bins) == 0 {
-		if os.Getenv("THEUS_REQUIRE_SERVICES") == "1" {
-			t.Fatal("THEUS_REQUIRE_SERVICES=1 but no PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin or on PATH")
-		}
-		t.Skip("SKIPPING: no PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin or on PATH; set THEUS_REQUIRE_SERVICES=1 to fail instead")
-	}
-	c := &cluster{t: t, bin: filepath.Dir(bins[len(bins)-1]), asPostgres: os.Geteuid() == 0}
-	dir, err := os.MkdirTemp("", "theus-pgfault-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.dir = dir
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if c.asPostgres { // initdb refuses root: the cluster belongs to postgres
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatalf("running as root, and no postgres OS user to run initdb as: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	c.run("initdb", "-D", c.data(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-	t.Cleanup(func() { c.pgctl("stop", "-m", "immediate") })
-	c.pgctl("start")
-	return c
-}
-
-func (c *cluster) data() string { return filepath.Join(c.dir, "data") }
-
-func (c *cluster) dsn() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable&pool_max_conns=4", c.port)
-}
-
-func (c *cluster) run(tool string, args ...string) {
-	c.t.Helper()
-	name := filepath.Join(c.bin, tool)
-	if c.asPostgres {
-		args = append([]string{"-u", "postgres", "--", name}, args...)
-		name = "runuser"
-	}
-	cmd := exec.Command(name, args...)
-	cmd.Dir = c.dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		logs, _ := os.ReadFile(filepath.Join(c.dir, "log"))
-		c.t.Fatalf("%s %v: %v\n%s\nserver log:\n%s", tool, args, err, out, logs)
-	}
-}
-
-// pgctl runs pg_ctl action on the cluster, waiting for it to finish.
-func (c *cluster) pgctl(action string, extra ...string) {
-	c.t.Helper()
-	args := append([]string{action, "-D", c.data(), "-w", "-t", "60", "-l", filepath.Join(c.dir, "log"),
-		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=50", c.port, c.dir)}, extra...)
-	c.run("pg_ctl", args...)
-}
 
 // The fault test: three engines (in this process, each on a store of its
 // own) transfer without pause on a throwaway PostgreSQL server, which is
@@ -116,9 +24,9 @@ func (c *cluster) pgctl(action string, extra ...string) {
 // commits again after each restart. Callers whose commit did not happen
 // get engine.ErrStore and nothing else.
 func TestServerRestartsUnderLoad(t *testing.T) {
-	c := startCluster(t)
+	c := servicetest.StartCluster(t)
 	ctx := context.Background()
-	cfg := config{store: c.dsn(), schema: "bank_fault", accounts: 100, balance: 100, workers: 4}
+	cfg := config{store: c.DSN("pool_max_conns=4"), schema: "bank_fault", accounts: 100, balance: 100, workers: 4}
 	pool, err := pgxpool.New(ctx, cfg.store)
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +106,7 @@ func TestServerRestartsUnderLoad(t *testing.T) {
 	}
 	progress("before the restarts", 50)
 	for _, mode := range []string{"fast", "immediate"} {
-		c.pgctl("restart", "-m", mode)
+		c.Restart(mode)
 		progress("after a "+mode+" restart", 50)
 	}
 	stop()

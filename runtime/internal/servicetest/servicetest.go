@@ -45,3 +45,14 @@ func Redis(t testing.TB) *redis.Client {
 	t.Helper()
 	return servicetest.Redis(t)
 }
+
+// Cluster is a throwaway PostgreSQL server of a test's own.
+type Cluster = servicetest.Cluster
+
+// StartCluster runs initdb and pg_ctl start on a new directory and a free
+// port; it skips loudly when the server binaries are missing, and fails
+// instead under THEUS_REQUIRE_SERVICES=1.
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	return servicetest.StartCluster(t)
+}

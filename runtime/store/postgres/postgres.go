@@ -24,7 +24,7 @@ import (
 
 // layoutVersion is the layout of the tables below. Open upgrades a store
 // of an earlier layout (see upgrades) and refuses a later one.
-const layoutVersion = 4
+const layoutVersion = 3
 
 // upgrades[v] turns a store of layout v into one of layout v+1; upgrades[0]
 // creates the tables of an empty schema. Every statement names its tables
@@ -103,10 +103,7 @@ CREATE TABLE IF NOT EXISTS {s}.theus_relays (
 	expires timestamptz NOT NULL
 );
 `,
-	// Layout 3: reserved (kept apart from layout 4 so that either can
-	// land first); it changes nothing.
-	`SELECT 1`,
-	// Layout 4: acks as a cursor per partition (outbox.go). A pending
+	// Layout 3: acks as a cursor per partition (outbox.go). A pending
 	// message at or before its partition's cursor (acked_version,
 	// acked_idx) is delivered; the relay that holds the partition moves
 	// the cursor, fenced like every write, instead of updating the rows.

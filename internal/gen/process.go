@@ -140,7 +140,8 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 		doc(engineDoc).Func().Params(jen.Id("e").Op("*").Id("Engine")).Id(n).
 			Params(jen.Id("ctx").Qual("context", "Context"), jen.Id("args").Id(args)).
 			Params(jen.Id(receipt), jen.Error()).Block(
-			jen.List(jen.Id("c"), jen.Id("f")).Op(":=").Qual(enginePkg, "Take").Types(jen.Op("*").Id(call)).Call(jen.Id("e.core"), jen.Id(procConst(p))),
+			jen.Id("c").Op(":=").Qual(enginePkg, "Take").Call(jen.Id("e.core"), jen.Id(procConst(p))),
+			jen.Id("f").Op(":=").Id("c").Dot("Frame").Call().Assert(jen.Op("*").Id(call)),
 			jen.List(jen.Id("f.impl"), jen.Id("f.args")).Op("=").List(jen.Id("e.impl"), jen.Id("args")),
 			jen.Return(exec),
 		),

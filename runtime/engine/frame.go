@@ -14,10 +14,9 @@ import (
 // call needs (its Tx, the Out handles of its runs, pooling, the receipt)
 // is FrameCall's, the same for every process.
 //
-// A Frame is not generic over the process: a type instantiated once per
-// process would cost the compiler about as much as the code it replaces,
-// for every process of a contract. The generic functions here take the
-// frame's pointer type, one GC shape for all processes.
+// Nothing here is generic over the process: a type or function
+// instantiated once per process would cost the compiler about as much as
+// the code it replaces, for every process of a contract.
 type Frame[S any] interface {
 	// Run resets what the frame holds of a previous run and runs the
 	// process on s, which it must not modify, with out, the Out handle of
@@ -62,14 +61,18 @@ func framePools[S any](e *Engine[S], specs []ProcessSpec) []sync.Pool {
 	return pools
 }
 
-// Take takes a call of process proc of e from its pool and returns it
-// with its frame, a P: the frame type that the process's ProcessSpec
-// names. The caller fills the frame's arguments and passes the call to
-// Exec or ExecResult, which return it to the pool.
-func Take[P Frame[S], S any](e *Engine[S], proc int) (*FrameCall[S], P) {
-	c := e.frames[proc].Get().(*FrameCall[S])
-	return c, c.f.(P)
+// Take takes a call of process proc of e from its pool. Its Frame is of
+// the type that the process's ProcessSpec names; the caller fills the
+// frame's arguments and passes the call to Exec or ExecResult, which
+// return it to the pool. (Take is not generic over the frame's type: an
+// instantiation per process would cost the compiler a function and a
+// dictionary per process; the caller asserts the type instead.)
+func Take[S any](e *Engine[S], proc int) *FrameCall[S] {
+	return e.frames[proc].Get().(*FrameCall[S])
 }
+
+// Frame returns the frame of c.
+func (c *FrameCall[S]) Frame() Frame[S] { return c.f }
 
 // Exec runs the call (Engine.Exec) and returns it to its pool, its frame
 // zeroed.

@@ -74,8 +74,7 @@ func Take[S any](e *Engine[S], proc int) *FrameCall[S] {
 // Frame returns the frame of c.
 func (c *FrameCall[S]) Frame() Frame[S] { return c.f }
 
-// Exec runs the call (Engine.Exec) and returns it to its pool, its frame
-// zeroed.
+// Exec runs the call (Engine.Exec) and returns it to its pool.
 func (c *FrameCall[S]) Exec(ctx context.Context) (Receipt, error) {
 	r, err := c.e.Exec(ctx, c.proc, c)
 	c.release()
@@ -108,10 +107,12 @@ func ExecResult[S, R any](ctx context.Context, c *FrameCall[S], result *R) (Rece
 	return ReceiptOf[R]{Version: r.Version, MessageIDs: r.MessageIDs, Result: res}, nil
 }
 
-// release returns c to its pool holding nothing of its call.
+// release returns c to its pool. Its frame keeps the call's arguments and
+// outputs until the next call resets it (Frame.Run) or the pool drops it,
+// which the garbage collector does with idle ones: zeroing it here would
+// cost every call a reflective clear of the frame.
 func (c *FrameCall[S]) release() {
 	Finish(&c.Invocation)
-	reflect.ValueOf(c.f).Elem().SetZero()
 	c.e.frames[c.proc].Put(c)
 }
 

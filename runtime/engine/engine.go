@@ -53,9 +53,9 @@ type ProcessSpec struct {
 	Frame any
 }
 
-// Call is one invocation of a process, implemented by generated code: a
-// struct per process that embeds Invocation (which gives Tx and
-// ReceiptID) and adds Run and Apply.
+// Call is one invocation of a process: a FrameCall, which generated code
+// takes with Take and fills through its Frame, or any struct that embeds
+// Invocation (which gives Tx and ReceiptID) and adds Run and Apply.
 type Call[S any] interface {
 	// Tx returns the call's effect collector.
 	Tx() *Tx

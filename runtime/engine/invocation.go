@@ -7,11 +7,12 @@ import (
 
 // What a call of a generated process needs besides the process's own
 // arguments and outputs is the same for every process, and lives here
-// rather than in each generated file. Generated code declares, per process,
-// a struct that embeds Invocation and holds the call's arguments and
-// outputs, and gives it the two methods of Call that depend on the process,
-// Run and Apply; the Engine method takes such a call from a sync.Pool,
-// hands it to Exec and puts it back.
+// rather than in each generated file. Generated code declares, per
+// process, a Frame (frame.go): a struct that holds the call's arguments
+// and outputs, with the two methods that depend on the process, Run and
+// Apply; FrameCall pairs it with an Invocation, and the Engine method
+// takes one from the process's pool (Take), hands it to Exec and gets it
+// back.
 //
 // None of this is generic over the process: a generic type instantiated
 // once per process costs the compiler about as much as the code it

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"iter"
 	"slices"
-	"sync"
 
 	celcheck "github.com/theus-go/theus/runtime/celcheck"
 	engine "github.com/theus-go/theus/runtime/engine"
@@ -241,25 +240,20 @@ type OpenAccountOut engine.Out
 
 // Accounts returns the writer of domain.accounts: Put and Delete entries.
 func (o *OpenAccountOut) Accounts() engine.CollectionWriter[string, Account] {
-	c := o.live()
-	return engine.Writer(&c.Invocation, theusPathDomainAccounts, &c.out.accounts, nil)
+	return engine.Writer((*engine.Out)(o), theusPathDomainAccounts, &o.set(-1).accounts, nil)
 }
 
 // EmitAccountOpened emits a message on topic account.opened.
 func (o *OpenAccountOut) EmitAccountOpened(p AccountOpened) {
-	c := o.live()
-	theusEmitAccountOpened(&c.Invocation, &p, &c.out.accountOpened)
+	theusEmitAccountOpened((*engine.Out)(o), &p, &o.set(-1).accountOpened)
 }
 
-func (o *OpenAccountOut) live() *theusCallOpenAccount {
-	return (*engine.Out)(o).Live().(*theusCallOpenAccount)
+func (o *OpenAccountOut) set(path int) *theusCallOpenAccount {
+	return (*engine.Out)(o).Set(path).(*theusCallOpenAccount)
 }
 
 // OpenAccountReceipt tells what a call of open_account committed.
-type OpenAccountReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
+type OpenAccountReceipt = engine.Receipt
 
 // OpenAccountEffects is what one run of open_account set and emitted (see RunOpenAccount).
 type OpenAccountEffects struct {
@@ -269,28 +263,21 @@ type OpenAccountEffects struct {
 
 // OpenAccount runs open_account and commits its effects.
 func (e *Engine) OpenAccount(ctx context.Context, args OpenAccountArgs) (OpenAccountReceipt, error) {
-	c := theusPoolOpenAccount.Get().(*theusCallOpenAccount)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcOpenAccount, c)
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, OpenAccountArgs{}, theusOutputsOpenAccount{}
-	theusPoolOpenAccount.Put(c)
-	if err != nil {
-		return OpenAccountReceipt{}, err
-	}
-	return OpenAccountReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcOpenAccount)
+	f := c.Frame().(*theusCallOpenAccount)
+	f.impl, f.args = e.impl, args
+	return c.Exec(ctx)
 }
 
 // RunOpenAccount runs open_account once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunOpenAccount(impl Processes, s State, args OpenAccountArgs) (OpenAccountEffects, error) {
-	c := &theusCallOpenAccount{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	c := &theusCallOpenAccount{args: args, impl: impl}
 	st := theusInternal(&s)
-	err := engine.Run(context.Background(), "open_account", c, &st, ErrAccountExists, ErrInvalidAmount)
-	engine.Finish(&c.Invocation)
+	_, err := engine.RunFrame(context.Background(), "open_account", c, &st, ErrAccountExists, ErrInvalidAmount)
 	if err != nil {
 		return OpenAccountEffects{}, err
 	}
-	return OpenAccountEffects{AccountOpened: c.out.accountOpened, Accounts: engine.Last(c.out.accounts)}, nil
+	return OpenAccountEffects{AccountOpened: c.accountOpened, Accounts: engine.Last(c.accounts)}, nil
 }
 
 // DepositArgs are the arguments of deposit.
@@ -318,45 +305,36 @@ type DepositOut engine.Out
 
 // Accounts returns the writer of domain.accounts: Put and Delete entries.
 func (o *DepositOut) Accounts() engine.CollectionWriter[string, Account] {
-	c := o.live()
-	return engine.Writer(&c.Invocation, theusPathDomainAccounts, &c.out.accounts, nil)
+	return engine.Writer((*engine.Out)(o), theusPathDomainAccounts, &o.set(-1).accounts, nil)
 }
 
-func (o *DepositOut) live() *theusCallDeposit { return (*engine.Out)(o).Live().(*theusCallDeposit) }
+func (o *DepositOut) set(path int) *theusCallDeposit {
+	return (*engine.Out)(o).Set(path).(*theusCallDeposit)
+}
 
 // DepositReceipt tells what a call of deposit committed.
-type DepositReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
+type DepositReceipt = engine.Receipt
 
 // DepositEffects is what one run of deposit set and emitted (see RunDeposit).
 type DepositEffects struct{ Accounts map[string]*Account }
 
 // Deposit runs deposit and commits its effects.
 func (e *Engine) Deposit(ctx context.Context, args DepositArgs) (DepositReceipt, error) {
-	c := theusPoolDeposit.Get().(*theusCallDeposit)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcDeposit, c)
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, DepositArgs{}, theusOutputsDeposit{}
-	theusPoolDeposit.Put(c)
-	if err != nil {
-		return DepositReceipt{}, err
-	}
-	return DepositReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcDeposit)
+	f := c.Frame().(*theusCallDeposit)
+	f.impl, f.args = e.impl, args
+	return c.Exec(ctx)
 }
 
 // RunDeposit runs deposit once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunDeposit(impl Processes, s State, args DepositArgs) (DepositEffects, error) {
-	c := &theusCallDeposit{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	c := &theusCallDeposit{args: args, impl: impl}
 	st := theusInternal(&s)
-	err := engine.Run(context.Background(), "deposit", c, &st, ErrNoSuchAccount, ErrInvalidAmount)
-	engine.Finish(&c.Invocation)
+	_, err := engine.RunFrame(context.Background(), "deposit", c, &st, ErrNoSuchAccount, ErrInvalidAmount)
 	if err != nil {
 		return DepositEffects{}, err
 	}
-	return DepositEffects{Accounts: engine.Last(c.out.accounts)}, nil
+	return DepositEffects{Accounts: engine.Last(c.accounts)}, nil
 }
 
 // TransferArgs are the arguments of transfer.
@@ -385,27 +363,23 @@ type TransferOut engine.Out
 
 // Accounts returns the writer of domain.accounts: Put and Delete entries.
 func (o *TransferOut) Accounts() engine.CollectionWriter[string, Account] {
-	c := o.live()
-	return engine.Writer(&c.Invocation, theusPathDomainAccounts, &c.out.accounts, nil)
+	return engine.Writer((*engine.Out)(o), theusPathDomainAccounts, &o.set(-1).accounts, nil)
 }
 
 // EmitTransferCompleted emits a message on topic transfer.completed.
 func (o *TransferOut) EmitTransferCompleted(p TransferCompleted) {
-	c := o.live()
-	theusEmitTransferCompleted(&c.Invocation, &p, &c.out.transferCompleted)
+	theusEmitTransferCompleted((*engine.Out)(o), &p, &o.set(-1).transferCompleted)
 }
 
 // SetResult sets the value returned to the caller in TransferReceipt.Result.
-func (o *TransferOut) SetResult(v int64) { o.live().out.result = v }
+func (o *TransferOut) SetResult(v int64) { o.set(-1).result = v }
 
-func (o *TransferOut) live() *theusCallTransfer { return (*engine.Out)(o).Live().(*theusCallTransfer) }
+func (o *TransferOut) set(path int) *theusCallTransfer {
+	return (*engine.Out)(o).Set(path).(*theusCallTransfer)
+}
 
 // TransferReceipt tells what a call of transfer committed.
-type TransferReceipt struct {
-	Version    uint64
-	MessageIDs []string
-	Result     int64
-}
+type TransferReceipt = engine.ReceiptOf[int64]
 
 // TransferEffects is what one run of transfer set and emitted (see RunTransfer).
 type TransferEffects struct {
@@ -416,29 +390,21 @@ type TransferEffects struct {
 
 // Transfer runs transfer and commits its effects.
 func (e *Engine) Transfer(ctx context.Context, args TransferArgs) (TransferReceipt, error) {
-	c := theusPoolTransfer.Get().(*theusCallTransfer)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcTransfer, c)
-	result := c.out.result
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, TransferArgs{}, theusOutputsTransfer{}
-	theusPoolTransfer.Put(c)
-	if err != nil {
-		return TransferReceipt{}, err
-	}
-	return TransferReceipt{MessageIDs: r.MessageIDs, Result: result, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcTransfer)
+	f := c.Frame().(*theusCallTransfer)
+	f.impl, f.args = e.impl, args
+	return engine.ExecResult(ctx, c, &f.result)
 }
 
 // RunTransfer runs transfer once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunTransfer(impl Processes, s State, args TransferArgs) (TransferEffects, error) {
-	c := &theusCallTransfer{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	c := &theusCallTransfer{args: args, impl: impl}
 	st := theusInternal(&s)
-	err := engine.Run(context.Background(), "transfer", c, &st, ErrNoSuchAccount, ErrInvalidAmount, ErrSameAccount)
-	engine.Finish(&c.Invocation)
+	_, err := engine.RunFrame(context.Background(), "transfer", c, &st, ErrNoSuchAccount, ErrInvalidAmount, ErrSameAccount)
 	if err != nil {
 		return TransferEffects{}, err
 	}
-	return TransferEffects{Accounts: engine.Last(c.out.accounts), Result: c.out.result, TransferCompleted: c.out.transferCompleted}, nil
+	return TransferEffects{Accounts: engine.Last(c.accounts), Result: c.result, TransferCompleted: c.transferCompleted}, nil
 }
 
 // BalanceArgs are the arguments of balance.
@@ -462,45 +428,35 @@ func (in BalanceIn) Accounts() engine.MapView[string, AccountView] {
 type BalanceOut engine.Out
 
 // SetResult sets the value returned to the caller in BalanceReceipt.Result.
-func (o *BalanceOut) SetResult(v int64) { o.live().out.result = v }
+func (o *BalanceOut) SetResult(v int64) { o.set(-1).result = v }
 
-func (o *BalanceOut) live() *theusCallBalance { return (*engine.Out)(o).Live().(*theusCallBalance) }
+func (o *BalanceOut) set(path int) *theusCallBalance {
+	return (*engine.Out)(o).Set(path).(*theusCallBalance)
+}
 
 // BalanceReceipt tells what a call of balance committed.
-type BalanceReceipt struct {
-	Version    uint64
-	MessageIDs []string
-	Result     int64
-}
+type BalanceReceipt = engine.ReceiptOf[int64]
 
 // BalanceEffects is what one run of balance set and emitted (see RunBalance).
 type BalanceEffects struct{ Result int64 }
 
 // Balance runs balance on the latest snapshot; it commits nothing.
 func (e *Engine) Balance(ctx context.Context, args BalanceArgs) (BalanceReceipt, error) {
-	c := theusPoolBalance.Get().(*theusCallBalance)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcBalance, c)
-	result := c.out.result
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, BalanceArgs{}, theusOutputsBalance{}
-	theusPoolBalance.Put(c)
-	if err != nil {
-		return BalanceReceipt{}, err
-	}
-	return BalanceReceipt{MessageIDs: r.MessageIDs, Result: result, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcBalance)
+	f := c.Frame().(*theusCallBalance)
+	f.impl, f.args = e.impl, args
+	return engine.ExecResult(ctx, c, &f.result)
 }
 
 // RunBalance runs balance once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunBalance(impl Processes, s State, args BalanceArgs) (BalanceEffects, error) {
-	c := &theusCallBalance{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	c := &theusCallBalance{args: args, impl: impl}
 	st := theusInternal(&s)
-	err := engine.Run(context.Background(), "balance", c, &st, ErrNoSuchAccount)
-	engine.Finish(&c.Invocation)
+	_, err := engine.RunFrame(context.Background(), "balance", c, &st, ErrNoSuchAccount)
 	if err != nil {
 		return BalanceEffects{}, err
 	}
-	return BalanceEffects{Result: c.out.result}, nil
+	return BalanceEffects{Result: c.result}, nil
 }
 
 // What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
@@ -559,10 +515,10 @@ var theusSchema = engine.Schema[theusState]{
 	},
 	Paths: []string{"domain.accounts"},
 	Processes: []engine.ProcessSpec{
-		{Errors: []error{ErrAccountExists, ErrInvalidAmount}, Inputs: []int{theusPathDomainAccounts}, Name: "open_account"},
-		{Errors: []error{ErrNoSuchAccount, ErrInvalidAmount}, Inputs: []int{theusPathDomainAccounts}, Name: "deposit"},
-		{Errors: []error{ErrNoSuchAccount, ErrInvalidAmount, ErrSameAccount}, Inputs: []int{theusPathDomainAccounts}, Name: "transfer"},
-		{Errors: []error{ErrNoSuchAccount}, Inputs: []int{theusPathDomainAccounts}, Name: "balance", Pure: true},
+		{Errors: []error{ErrAccountExists, ErrInvalidAmount}, Frame: (*theusCallOpenAccount)(nil), Inputs: []int{theusPathDomainAccounts}, Name: "open_account"},
+		{Errors: []error{ErrNoSuchAccount, ErrInvalidAmount}, Frame: (*theusCallDeposit)(nil), Inputs: []int{theusPathDomainAccounts}, Name: "deposit"},
+		{Errors: []error{ErrNoSuchAccount, ErrInvalidAmount, ErrSameAccount}, Frame: (*theusCallTransfer)(nil), Inputs: []int{theusPathDomainAccounts}, Name: "transfer"},
+		{Errors: []error{ErrNoSuchAccount}, Frame: (*theusCallBalance)(nil), Inputs: []int{theusPathDomainAccounts}, Name: "balance", Pure: true},
 	},
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.accounts", "collection[string]Account{id string, owner string, balance int64}", func(s *theusState) *engine.Collection[string, Account] { return &s.Domain.Accounts }, theusAppendAccount),
@@ -608,142 +564,97 @@ func (t theusPatch) Apply(s *theusState, v uint64) {
 	}
 }
 
-// theusOutputsOpenAccount is what a run of open_account set and emitted.
-type theusOutputsOpenAccount struct {
+// theusCallOpenAccount is the frame of a call of open_account: its arguments and what its last run set and emitted.
+type theusCallOpenAccount struct {
+	impl          Processes
+	args          OpenAccountArgs
 	accounts      []engine.Pending[string, Account]
 	accountOpened []AccountOpened
 }
 
-// theusCallOpenAccount is a call of open_account; calls are pooled.
-type theusCallOpenAccount struct {
-	engine.Invocation
-	impl Processes
-	args OpenAccountArgs
-	out  theusOutputsOpenAccount
-}
-
-var theusPoolOpenAccount = sync.Pool{New: func() any { return new(theusCallOpenAccount) }}
-
-func (c *theusCallOpenAccount) Run(ctx context.Context, s *theusState) error {
-	c.out = theusOutputsOpenAccount{}
-	if err := c.impl.OpenAccount(ctx, OpenAccountIn{Args: c.args, s: s, tx: c.Tx()}, (*OpenAccountOut)(engine.Start(&c.Invocation, c))); err != nil {
+func (c *theusCallOpenAccount) Run(ctx context.Context, s *theusState, o *engine.Out) error {
+	*c = theusCallOpenAccount{args: c.args, impl: c.impl}
+	if err := c.impl.OpenAccount(ctx, OpenAccountIn{Args: c.args, s: s, tx: o.Tx()}, (*OpenAccountOut)(o)); err != nil {
 		return err
 	}
-	c.checkOutputs()
+	tx := o.Tx()
+	if err := engine.CheckEntries(tx.Codec(), "domain.accounts", c.accounts, nil); err != nil {
+		tx.Fail(err)
+	}
 	return nil
 }
 
-// checkOutputs checks what the run of open_account set: that each value can be encoded, then the rules.
-func (c *theusCallOpenAccount) checkOutputs() {
-	tx := c.Tx()
-	if err := engine.CheckEntries(tx.Codec(), "domain.accounts", c.out.accounts, nil); err != nil {
-		tx.Fail(err)
+func (c *theusCallOpenAccount) Apply(s *theusState, tx *engine.Tx, v uint64) {
+	if len(c.accounts) > 0 {
+		s.Domain.Accounts = s.Domain.Accounts.Apply(v, c.accounts)
 	}
 }
 
-func (c *theusCallOpenAccount) Apply(s *theusState, v uint64) {
-	if len(c.out.accounts) > 0 {
-		s.Domain.Accounts = s.Domain.Accounts.Apply(v, c.out.accounts)
-	}
-}
-
-// theusOutputsDeposit is what a run of deposit set and emitted.
-type theusOutputsDeposit struct {
+// theusCallDeposit is the frame of a call of deposit: its arguments and what its last run set and emitted.
+type theusCallDeposit struct {
+	impl     Processes
+	args     DepositArgs
 	accounts []engine.Pending[string, Account]
 }
 
-// theusCallDeposit is a call of deposit; calls are pooled.
-type theusCallDeposit struct {
-	engine.Invocation
-	impl Processes
-	args DepositArgs
-	out  theusOutputsDeposit
-}
-
-var theusPoolDeposit = sync.Pool{New: func() any { return new(theusCallDeposit) }}
-
-func (c *theusCallDeposit) Run(ctx context.Context, s *theusState) error {
-	c.out = theusOutputsDeposit{}
-	if err := c.impl.Deposit(ctx, DepositIn{Args: c.args, s: s, tx: c.Tx()}, (*DepositOut)(engine.Start(&c.Invocation, c))); err != nil {
+func (c *theusCallDeposit) Run(ctx context.Context, s *theusState, o *engine.Out) error {
+	*c = theusCallDeposit{args: c.args, impl: c.impl}
+	if err := c.impl.Deposit(ctx, DepositIn{Args: c.args, s: s, tx: o.Tx()}, (*DepositOut)(o)); err != nil {
 		return err
 	}
-	c.checkOutputs()
+	tx := o.Tx()
+	if err := engine.CheckEntries(tx.Codec(), "domain.accounts", c.accounts, nil); err != nil {
+		tx.Fail(err)
+	}
 	return nil
 }
 
-// checkOutputs checks what the run of deposit set: that each value can be encoded, then the rules.
-func (c *theusCallDeposit) checkOutputs() {
-	tx := c.Tx()
-	if err := engine.CheckEntries(tx.Codec(), "domain.accounts", c.out.accounts, nil); err != nil {
-		tx.Fail(err)
+func (c *theusCallDeposit) Apply(s *theusState, tx *engine.Tx, v uint64) {
+	if len(c.accounts) > 0 {
+		s.Domain.Accounts = s.Domain.Accounts.Apply(v, c.accounts)
 	}
 }
 
-func (c *theusCallDeposit) Apply(s *theusState, v uint64) {
-	if len(c.out.accounts) > 0 {
-		s.Domain.Accounts = s.Domain.Accounts.Apply(v, c.out.accounts)
-	}
-}
-
-// theusOutputsTransfer is what a run of transfer set and emitted.
-type theusOutputsTransfer struct {
+// theusCallTransfer is the frame of a call of transfer: its arguments and what its last run set and emitted.
+type theusCallTransfer struct {
+	impl              Processes
+	args              TransferArgs
 	accounts          []engine.Pending[string, Account]
 	transferCompleted []TransferCompleted
 	result            int64
 }
 
-// theusCallTransfer is a call of transfer; calls are pooled.
-type theusCallTransfer struct {
-	engine.Invocation
-	impl Processes
-	args TransferArgs
-	out  theusOutputsTransfer
-}
-
-var theusPoolTransfer = sync.Pool{New: func() any { return new(theusCallTransfer) }}
-
-func (c *theusCallTransfer) Run(ctx context.Context, s *theusState) error {
-	c.out = theusOutputsTransfer{}
-	if err := c.impl.Transfer(ctx, TransferIn{Args: c.args, s: s, tx: c.Tx()}, (*TransferOut)(engine.Start(&c.Invocation, c))); err != nil {
+func (c *theusCallTransfer) Run(ctx context.Context, s *theusState, o *engine.Out) error {
+	*c = theusCallTransfer{args: c.args, impl: c.impl}
+	if err := c.impl.Transfer(ctx, TransferIn{Args: c.args, s: s, tx: o.Tx()}, (*TransferOut)(o)); err != nil {
 		return err
 	}
-	c.checkOutputs()
+	tx := o.Tx()
+	if err := engine.CheckEntries(tx.Codec(), "domain.accounts", c.accounts, nil); err != nil {
+		tx.Fail(err)
+	}
 	return nil
 }
 
-// checkOutputs checks what the run of transfer set: that each value can be encoded, then the rules.
-func (c *theusCallTransfer) checkOutputs() {
-	tx := c.Tx()
-	if err := engine.CheckEntries(tx.Codec(), "domain.accounts", c.out.accounts, nil); err != nil {
-		tx.Fail(err)
+func (c *theusCallTransfer) Apply(s *theusState, tx *engine.Tx, v uint64) {
+	if len(c.accounts) > 0 {
+		s.Domain.Accounts = s.Domain.Accounts.Apply(v, c.accounts)
 	}
 }
 
-func (c *theusCallTransfer) Apply(s *theusState, v uint64) {
-	if len(c.out.accounts) > 0 {
-		s.Domain.Accounts = s.Domain.Accounts.Apply(v, c.out.accounts)
-	}
-}
-
-// theusOutputsBalance is what a run of balance set and emitted.
-type theusOutputsBalance struct{ result int64 }
-
-// theusCallBalance is a call of balance; calls are pooled.
+// theusCallBalance is the frame of a call of balance: its arguments and what its last run set and emitted.
 type theusCallBalance struct {
-	engine.Invocation
-	impl Processes
-	args BalanceArgs
-	out  theusOutputsBalance
+	impl   Processes
+	args   BalanceArgs
+	result int64
 }
 
-var theusPoolBalance = sync.Pool{New: func() any { return new(theusCallBalance) }}
-
-func (c *theusCallBalance) Run(ctx context.Context, s *theusState) error {
-	c.out = theusOutputsBalance{}
-	return c.impl.Balance(ctx, BalanceIn{Args: c.args, s: s, tx: c.Tx()}, (*BalanceOut)(engine.Start(&c.Invocation, c)))
+func (c *theusCallBalance) Run(ctx context.Context, s *theusState, o *engine.Out) error {
+	*c = theusCallBalance{args: c.args, impl: c.impl}
+	return c.impl.Balance(ctx, BalanceIn{Args: c.args, s: s, tx: o.Tx()}, (*BalanceOut)(o))
 }
 
-func (c *theusCallBalance) Apply(*theusState, uint64) {}
+func (c *theusCallBalance) Apply(*theusState, *engine.Tx, uint64) {}
 
 func theusCloneAccount(p *Account) Account {
 	return *p
@@ -792,28 +703,28 @@ func theusAppendTransferCompleted(b []byte, p *TransferCompleted) ([]byte, error
 	return b, nil
 }
 
-// theusEmitAccountOpened emits p on topic account.opened in the run of c; a RunX run keeps a copy in kept.
-func theusEmitAccountOpened(c *engine.Invocation, p *AccountOpened, kept *[]AccountOpened) {
-	if tx := c.Tx(); tx.Codec() != nil {
+// theusEmitAccountOpened emits p on topic account.opened in the run of o; a RunX run keeps a copy in kept.
+func theusEmitAccountOpened(o *engine.Out, p *AccountOpened, kept *[]AccountOpened) {
+	if tx := o.Tx(); tx.Codec() != nil {
 		tx.EmitValue("account.opened", p.ID, *p)
 	} else {
 		b, err := theusAppendAccountOpened(tx.Scratch(), p)
 		tx.EmitEncoded("account.opened", p.ID, b, err)
 	}
-	if c.Keep {
+	if o.Keep() {
 		*kept = append(*kept, theusCloneAccountOpened(p))
 	}
 }
 
-// theusEmitTransferCompleted emits p on topic transfer.completed in the run of c; a RunX run keeps a copy in kept.
-func theusEmitTransferCompleted(c *engine.Invocation, p *TransferCompleted, kept *[]TransferCompleted) {
-	if tx := c.Tx(); tx.Codec() != nil {
+// theusEmitTransferCompleted emits p on topic transfer.completed in the run of o; a RunX run keeps a copy in kept.
+func theusEmitTransferCompleted(o *engine.Out, p *TransferCompleted, kept *[]TransferCompleted) {
+	if tx := o.Tx(); tx.Codec() != nil {
 		tx.EmitValue("transfer.completed", p.Account, *p)
 	} else {
 		b, err := theusAppendTransferCompleted(tx.Scratch(), p)
 		tx.EmitEncoded("transfer.completed", p.Account, b, err)
 	}
-	if c.Keep {
+	if o.Keep() {
 		*kept = append(*kept, theusCloneTransferCompleted(p))
 	}
 }

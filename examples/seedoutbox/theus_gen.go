@@ -7,7 +7,6 @@ import (
 	"errors"
 	"iter"
 	"slices"
-	"sync"
 
 	engine "github.com/theus-go/theus/runtime/engine"
 	jsonenc "github.com/theus-go/theus/runtime/jsonenc"
@@ -234,28 +233,19 @@ func (in QueueAliceEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMs
 type QueueAliceEmailOut engine.Out
 
 // SetAlice sets domain.alice.
-func (o *QueueAliceEmailOut) SetAlice(v User) {
-	c := o.live()
-	c.out.alice = theusCloneUser(&v)
-	c.Tx().Write(theusPathDomainAlice)
-}
+func (o *QueueAliceEmailOut) SetAlice(v User) { o.set(theusPathDomainAlice).alice = theusCloneUser(&v) }
 
 // SetOutboxQueue sets domain.outbox_queue.
 func (o *QueueAliceEmailOut) SetOutboxQueue(v []OutboxMsg) {
-	c := o.live()
-	c.out.outboxQueue = slices.Clone(v)
-	c.Tx().Write(theusPathDomainOutboxQueue)
+	o.set(theusPathDomainOutboxQueue).outboxQueue = slices.Clone(v)
 }
 
-func (o *QueueAliceEmailOut) live() *theusCallQueueAliceEmail {
-	return (*engine.Out)(o).Live().(*theusCallQueueAliceEmail)
+func (o *QueueAliceEmailOut) set(path int) *theusCallQueueAliceEmail {
+	return (*engine.Out)(o).Set(path).(*theusCallQueueAliceEmail)
 }
 
 // QueueAliceEmailReceipt tells what a call of queue_alice_email committed.
-type QueueAliceEmailReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
+type QueueAliceEmailReceipt = engine.Receipt
 
 // QueueAliceEmailEffects is what one run of queue_alice_email set and emitted (see RunQueueAliceEmail).
 type QueueAliceEmailEffects struct {
@@ -265,27 +255,20 @@ type QueueAliceEmailEffects struct {
 
 // QueueAliceEmail runs queue_alice_email and commits its effects.
 func (e *Engine) QueueAliceEmail(ctx context.Context, args QueueAliceEmailArgs) (QueueAliceEmailReceipt, error) {
-	c := theusPoolQueueAliceEmail.Get().(*theusCallQueueAliceEmail)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcQueueAliceEmail, c)
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, QueueAliceEmailArgs{}, theusOutputsQueueAliceEmail{}
-	theusPoolQueueAliceEmail.Put(c)
-	if err != nil {
-		return QueueAliceEmailReceipt{}, err
-	}
-	return QueueAliceEmailReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcQueueAliceEmail)
+	f := c.Frame().(*theusCallQueueAliceEmail)
+	f.impl, f.args = e.impl, args
+	return c.Exec(ctx)
 }
 
 // RunQueueAliceEmail runs queue_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunQueueAliceEmail(impl Processes, s State, args QueueAliceEmailArgs) (QueueAliceEmailEffects, error) {
-	c := &theusCallQueueAliceEmail{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
-	err := engine.Run(context.Background(), "queue_alice_email", c, &s)
-	engine.Finish(&c.Invocation)
+	c := &theusCallQueueAliceEmail{args: args, impl: impl}
+	tx, err := engine.RunFrame(context.Background(), "queue_alice_email", c, &s)
 	if err != nil {
 		return QueueAliceEmailEffects{}, err
 	}
-	return QueueAliceEmailEffects{Alice: engine.Written(c.Tx(), theusPathDomainAlice, &c.out.alice), OutboxQueue: engine.Written(c.Tx(), theusPathDomainOutboxQueue, &c.out.outboxQueue)}, nil
+	return QueueAliceEmailEffects{Alice: engine.Written(tx, theusPathDomainAlice, &c.alice), OutboxQueue: engine.Written(tx, theusPathDomainOutboxQueue, &c.outboxQueue)}, nil
 }
 
 // QueueBobEmailArgs are the arguments of queue_bob_email.
@@ -313,28 +296,19 @@ func (in QueueBobEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgV
 type QueueBobEmailOut engine.Out
 
 // SetBob sets domain.bob.
-func (o *QueueBobEmailOut) SetBob(v User) {
-	c := o.live()
-	c.out.bob = theusCloneUser(&v)
-	c.Tx().Write(theusPathDomainBob)
-}
+func (o *QueueBobEmailOut) SetBob(v User) { o.set(theusPathDomainBob).bob = theusCloneUser(&v) }
 
 // SetOutboxQueue sets domain.outbox_queue.
 func (o *QueueBobEmailOut) SetOutboxQueue(v []OutboxMsg) {
-	c := o.live()
-	c.out.outboxQueue = slices.Clone(v)
-	c.Tx().Write(theusPathDomainOutboxQueue)
+	o.set(theusPathDomainOutboxQueue).outboxQueue = slices.Clone(v)
 }
 
-func (o *QueueBobEmailOut) live() *theusCallQueueBobEmail {
-	return (*engine.Out)(o).Live().(*theusCallQueueBobEmail)
+func (o *QueueBobEmailOut) set(path int) *theusCallQueueBobEmail {
+	return (*engine.Out)(o).Set(path).(*theusCallQueueBobEmail)
 }
 
 // QueueBobEmailReceipt tells what a call of queue_bob_email committed.
-type QueueBobEmailReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
+type QueueBobEmailReceipt = engine.Receipt
 
 // QueueBobEmailEffects is what one run of queue_bob_email set and emitted (see RunQueueBobEmail).
 type QueueBobEmailEffects struct {
@@ -344,27 +318,20 @@ type QueueBobEmailEffects struct {
 
 // QueueBobEmail runs queue_bob_email and commits its effects.
 func (e *Engine) QueueBobEmail(ctx context.Context, args QueueBobEmailArgs) (QueueBobEmailReceipt, error) {
-	c := theusPoolQueueBobEmail.Get().(*theusCallQueueBobEmail)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcQueueBobEmail, c)
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, QueueBobEmailArgs{}, theusOutputsQueueBobEmail{}
-	theusPoolQueueBobEmail.Put(c)
-	if err != nil {
-		return QueueBobEmailReceipt{}, err
-	}
-	return QueueBobEmailReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcQueueBobEmail)
+	f := c.Frame().(*theusCallQueueBobEmail)
+	f.impl, f.args = e.impl, args
+	return c.Exec(ctx)
 }
 
 // RunQueueBobEmail runs queue_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunQueueBobEmail(impl Processes, s State, args QueueBobEmailArgs) (QueueBobEmailEffects, error) {
-	c := &theusCallQueueBobEmail{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
-	err := engine.Run(context.Background(), "queue_bob_email", c, &s)
-	engine.Finish(&c.Invocation)
+	c := &theusCallQueueBobEmail{args: args, impl: impl}
+	tx, err := engine.RunFrame(context.Background(), "queue_bob_email", c, &s)
 	if err != nil {
 		return QueueBobEmailEffects{}, err
 	}
-	return QueueBobEmailEffects{Bob: engine.Written(c.Tx(), theusPathDomainBob, &c.out.bob), OutboxQueue: engine.Written(c.Tx(), theusPathDomainOutboxQueue, &c.out.outboxQueue)}, nil
+	return QueueBobEmailEffects{Bob: engine.Written(tx, theusPathDomainBob, &c.bob), OutboxQueue: engine.Written(tx, theusPathDomainOutboxQueue, &c.outboxQueue)}, nil
 }
 
 // EmitAliceEmailArgs are the arguments of emit_alice_email.
@@ -383,27 +350,19 @@ func (in EmitAliceEmailIn) Alice() UserView { return UserView{p: &in.s.Domain.Al
 type EmitAliceEmailOut engine.Out
 
 // SetAlice sets domain.alice.
-func (o *EmitAliceEmailOut) SetAlice(v User) {
-	c := o.live()
-	c.out.alice = theusCloneUser(&v)
-	c.Tx().Write(theusPathDomainAlice)
-}
+func (o *EmitAliceEmailOut) SetAlice(v User) { o.set(theusPathDomainAlice).alice = theusCloneUser(&v) }
 
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *EmitAliceEmailOut) EmitUserUpdated(p UserUpdated) {
-	c := o.live()
-	theusEmitUserUpdated(&c.Invocation, &p, &c.out.userUpdated)
+	theusEmitUserUpdated((*engine.Out)(o), &p, &o.set(-1).userUpdated)
 }
 
-func (o *EmitAliceEmailOut) live() *theusCallEmitAliceEmail {
-	return (*engine.Out)(o).Live().(*theusCallEmitAliceEmail)
+func (o *EmitAliceEmailOut) set(path int) *theusCallEmitAliceEmail {
+	return (*engine.Out)(o).Set(path).(*theusCallEmitAliceEmail)
 }
 
 // EmitAliceEmailReceipt tells what a call of emit_alice_email committed.
-type EmitAliceEmailReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
+type EmitAliceEmailReceipt = engine.Receipt
 
 // EmitAliceEmailEffects is what one run of emit_alice_email set and emitted (see RunEmitAliceEmail).
 type EmitAliceEmailEffects struct {
@@ -413,27 +372,20 @@ type EmitAliceEmailEffects struct {
 
 // EmitAliceEmail runs emit_alice_email and commits its effects.
 func (e *Engine) EmitAliceEmail(ctx context.Context, args EmitAliceEmailArgs) (EmitAliceEmailReceipt, error) {
-	c := theusPoolEmitAliceEmail.Get().(*theusCallEmitAliceEmail)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcEmitAliceEmail, c)
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, EmitAliceEmailArgs{}, theusOutputsEmitAliceEmail{}
-	theusPoolEmitAliceEmail.Put(c)
-	if err != nil {
-		return EmitAliceEmailReceipt{}, err
-	}
-	return EmitAliceEmailReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcEmitAliceEmail)
+	f := c.Frame().(*theusCallEmitAliceEmail)
+	f.impl, f.args = e.impl, args
+	return c.Exec(ctx)
 }
 
 // RunEmitAliceEmail runs emit_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunEmitAliceEmail(impl Processes, s State, args EmitAliceEmailArgs) (EmitAliceEmailEffects, error) {
-	c := &theusCallEmitAliceEmail{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
-	err := engine.Run(context.Background(), "emit_alice_email", c, &s)
-	engine.Finish(&c.Invocation)
+	c := &theusCallEmitAliceEmail{args: args, impl: impl}
+	tx, err := engine.RunFrame(context.Background(), "emit_alice_email", c, &s)
 	if err != nil {
 		return EmitAliceEmailEffects{}, err
 	}
-	return EmitAliceEmailEffects{Alice: engine.Written(c.Tx(), theusPathDomainAlice, &c.out.alice), UserUpdated: c.out.userUpdated}, nil
+	return EmitAliceEmailEffects{Alice: engine.Written(tx, theusPathDomainAlice, &c.alice), UserUpdated: c.userUpdated}, nil
 }
 
 // EmitBobEmailArgs are the arguments of emit_bob_email.
@@ -452,27 +404,19 @@ func (in EmitBobEmailIn) Bob() UserView { return UserView{p: &in.s.Domain.Bob} }
 type EmitBobEmailOut engine.Out
 
 // SetBob sets domain.bob.
-func (o *EmitBobEmailOut) SetBob(v User) {
-	c := o.live()
-	c.out.bob = theusCloneUser(&v)
-	c.Tx().Write(theusPathDomainBob)
-}
+func (o *EmitBobEmailOut) SetBob(v User) { o.set(theusPathDomainBob).bob = theusCloneUser(&v) }
 
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *EmitBobEmailOut) EmitUserUpdated(p UserUpdated) {
-	c := o.live()
-	theusEmitUserUpdated(&c.Invocation, &p, &c.out.userUpdated)
+	theusEmitUserUpdated((*engine.Out)(o), &p, &o.set(-1).userUpdated)
 }
 
-func (o *EmitBobEmailOut) live() *theusCallEmitBobEmail {
-	return (*engine.Out)(o).Live().(*theusCallEmitBobEmail)
+func (o *EmitBobEmailOut) set(path int) *theusCallEmitBobEmail {
+	return (*engine.Out)(o).Set(path).(*theusCallEmitBobEmail)
 }
 
 // EmitBobEmailReceipt tells what a call of emit_bob_email committed.
-type EmitBobEmailReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
+type EmitBobEmailReceipt = engine.Receipt
 
 // EmitBobEmailEffects is what one run of emit_bob_email set and emitted (see RunEmitBobEmail).
 type EmitBobEmailEffects struct {
@@ -482,27 +426,20 @@ type EmitBobEmailEffects struct {
 
 // EmitBobEmail runs emit_bob_email and commits its effects.
 func (e *Engine) EmitBobEmail(ctx context.Context, args EmitBobEmailArgs) (EmitBobEmailReceipt, error) {
-	c := theusPoolEmitBobEmail.Get().(*theusCallEmitBobEmail)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcEmitBobEmail, c)
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, EmitBobEmailArgs{}, theusOutputsEmitBobEmail{}
-	theusPoolEmitBobEmail.Put(c)
-	if err != nil {
-		return EmitBobEmailReceipt{}, err
-	}
-	return EmitBobEmailReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcEmitBobEmail)
+	f := c.Frame().(*theusCallEmitBobEmail)
+	f.impl, f.args = e.impl, args
+	return c.Exec(ctx)
 }
 
 // RunEmitBobEmail runs emit_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunEmitBobEmail(impl Processes, s State, args EmitBobEmailArgs) (EmitBobEmailEffects, error) {
-	c := &theusCallEmitBobEmail{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
-	err := engine.Run(context.Background(), "emit_bob_email", c, &s)
-	engine.Finish(&c.Invocation)
+	c := &theusCallEmitBobEmail{args: args, impl: impl}
+	tx, err := engine.RunFrame(context.Background(), "emit_bob_email", c, &s)
 	if err != nil {
 		return EmitBobEmailEffects{}, err
 	}
-	return EmitBobEmailEffects{Bob: engine.Written(c.Tx(), theusPathDomainBob, &c.out.bob), UserUpdated: c.out.userUpdated}, nil
+	return EmitBobEmailEffects{Bob: engine.Written(tx, theusPathDomainBob, &c.bob), UserUpdated: c.userUpdated}, nil
 }
 
 // What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
@@ -532,10 +469,10 @@ var theusSchema = engine.Schema[State]{
 	Clone: theusCloneState,
 	Paths: []string{"domain.alice", "domain.bob", "domain.outbox_queue"},
 	Processes: []engine.ProcessSpec{
-		{Inputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}, Name: "queue_alice_email"},
-		{Inputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}, Name: "queue_bob_email"},
-		{Inputs: []int{theusPathDomainAlice}, Name: "emit_alice_email"},
-		{Inputs: []int{theusPathDomainBob}, Name: "emit_bob_email"},
+		{Frame: (*theusCallQueueAliceEmail)(nil), Inputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}, Name: "queue_alice_email"},
+		{Frame: (*theusCallQueueBobEmail)(nil), Inputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}, Name: "queue_bob_email"},
+		{Frame: (*theusCallEmitAliceEmail)(nil), Inputs: []int{theusPathDomainAlice}, Name: "emit_alice_email"},
+		{Frame: (*theusCallEmitBobEmail)(nil), Inputs: []int{theusPathDomainBob}, Name: "emit_bob_email"},
 	},
 	State: []engine.StateField[State]{
 		engine.ValueField("domain.alice", "User{id string, email string}", func(s *State) *User { return &s.Domain.Alice }, theusAppendUser),
@@ -596,159 +533,107 @@ func (t theusPatch) Apply(s *State, _ uint64) {
 	}
 }
 
-// theusOutputsQueueAliceEmail is what a run of queue_alice_email set and emitted.
-type theusOutputsQueueAliceEmail struct {
-	alice       User
-	outboxQueue []OutboxMsg
-}
-
-// theusCallQueueAliceEmail is a call of queue_alice_email; calls are pooled.
+// theusCallQueueAliceEmail is the frame of a call of queue_alice_email: its arguments and what its last run set and emitted.
 type theusCallQueueAliceEmail struct {
-	engine.Invocation
-	impl Processes
-	args QueueAliceEmailArgs
-	out  theusOutputsQueueAliceEmail
+	impl        Processes
+	args        QueueAliceEmailArgs
+	alice       User
+	outboxQueue []OutboxMsg
 }
 
-var theusPoolQueueAliceEmail = sync.Pool{New: func() any { return new(theusCallQueueAliceEmail) }}
-
-func (c *theusCallQueueAliceEmail) Run(ctx context.Context, s *State) error {
-	c.out = theusOutputsQueueAliceEmail{}
-	if err := c.impl.QueueAliceEmail(ctx, QueueAliceEmailIn{Args: c.args, s: s}, (*QueueAliceEmailOut)(engine.Start(&c.Invocation, c))); err != nil {
+func (c *theusCallQueueAliceEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
+	*c = theusCallQueueAliceEmail{args: c.args, impl: c.impl}
+	if err := c.impl.QueueAliceEmail(ctx, QueueAliceEmailIn{Args: c.args, s: s}, (*QueueAliceEmailOut)(o)); err != nil {
 		return err
 	}
-	c.checkOutputs()
+	tx := o.Tx()
+	engine.CheckOutput(tx, theusPathDomainAlice, "domain.alice", &c.alice, nil)
+	engine.CheckOutput(tx, theusPathDomainOutboxQueue, "domain.outbox_queue", &c.outboxQueue, nil)
 	return nil
 }
 
-// checkOutputs checks what the run of queue_alice_email set: that each value can be encoded, then the rules.
-func (c *theusCallQueueAliceEmail) checkOutputs() {
-	tx := c.Tx()
-	engine.CheckOutput(tx, theusPathDomainAlice, "domain.alice", &c.out.alice, nil)
-	engine.CheckOutput(tx, theusPathDomainOutboxQueue, "domain.outbox_queue", &c.out.outboxQueue, nil)
-}
-
-func (c *theusCallQueueAliceEmail) Apply(s *State, _ uint64) {
-	if c.Tx().Written(theusPathDomainAlice) {
-		s.Domain.Alice = c.out.alice
+func (c *theusCallQueueAliceEmail) Apply(s *State, tx *engine.Tx, _ uint64) {
+	if tx.Written(theusPathDomainAlice) {
+		s.Domain.Alice = c.alice
 	}
-	if c.Tx().Written(theusPathDomainOutboxQueue) {
-		s.Domain.OutboxQueue = c.out.outboxQueue
+	if tx.Written(theusPathDomainOutboxQueue) {
+		s.Domain.OutboxQueue = c.outboxQueue
 	}
 }
 
-// theusOutputsQueueBobEmail is what a run of queue_bob_email set and emitted.
-type theusOutputsQueueBobEmail struct {
+// theusCallQueueBobEmail is the frame of a call of queue_bob_email: its arguments and what its last run set and emitted.
+type theusCallQueueBobEmail struct {
+	impl        Processes
+	args        QueueBobEmailArgs
 	bob         User
 	outboxQueue []OutboxMsg
 }
 
-// theusCallQueueBobEmail is a call of queue_bob_email; calls are pooled.
-type theusCallQueueBobEmail struct {
-	engine.Invocation
-	impl Processes
-	args QueueBobEmailArgs
-	out  theusOutputsQueueBobEmail
-}
-
-var theusPoolQueueBobEmail = sync.Pool{New: func() any { return new(theusCallQueueBobEmail) }}
-
-func (c *theusCallQueueBobEmail) Run(ctx context.Context, s *State) error {
-	c.out = theusOutputsQueueBobEmail{}
-	if err := c.impl.QueueBobEmail(ctx, QueueBobEmailIn{Args: c.args, s: s}, (*QueueBobEmailOut)(engine.Start(&c.Invocation, c))); err != nil {
+func (c *theusCallQueueBobEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
+	*c = theusCallQueueBobEmail{args: c.args, impl: c.impl}
+	if err := c.impl.QueueBobEmail(ctx, QueueBobEmailIn{Args: c.args, s: s}, (*QueueBobEmailOut)(o)); err != nil {
 		return err
 	}
-	c.checkOutputs()
+	tx := o.Tx()
+	engine.CheckOutput(tx, theusPathDomainBob, "domain.bob", &c.bob, nil)
+	engine.CheckOutput(tx, theusPathDomainOutboxQueue, "domain.outbox_queue", &c.outboxQueue, nil)
 	return nil
 }
 
-// checkOutputs checks what the run of queue_bob_email set: that each value can be encoded, then the rules.
-func (c *theusCallQueueBobEmail) checkOutputs() {
-	tx := c.Tx()
-	engine.CheckOutput(tx, theusPathDomainBob, "domain.bob", &c.out.bob, nil)
-	engine.CheckOutput(tx, theusPathDomainOutboxQueue, "domain.outbox_queue", &c.out.outboxQueue, nil)
-}
-
-func (c *theusCallQueueBobEmail) Apply(s *State, _ uint64) {
-	if c.Tx().Written(theusPathDomainBob) {
-		s.Domain.Bob = c.out.bob
+func (c *theusCallQueueBobEmail) Apply(s *State, tx *engine.Tx, _ uint64) {
+	if tx.Written(theusPathDomainBob) {
+		s.Domain.Bob = c.bob
 	}
-	if c.Tx().Written(theusPathDomainOutboxQueue) {
-		s.Domain.OutboxQueue = c.out.outboxQueue
+	if tx.Written(theusPathDomainOutboxQueue) {
+		s.Domain.OutboxQueue = c.outboxQueue
 	}
 }
 
-// theusOutputsEmitAliceEmail is what a run of emit_alice_email set and emitted.
-type theusOutputsEmitAliceEmail struct {
+// theusCallEmitAliceEmail is the frame of a call of emit_alice_email: its arguments and what its last run set and emitted.
+type theusCallEmitAliceEmail struct {
+	impl        Processes
+	args        EmitAliceEmailArgs
 	alice       User
 	userUpdated []UserUpdated
 }
 
-// theusCallEmitAliceEmail is a call of emit_alice_email; calls are pooled.
-type theusCallEmitAliceEmail struct {
-	engine.Invocation
-	impl Processes
-	args EmitAliceEmailArgs
-	out  theusOutputsEmitAliceEmail
-}
-
-var theusPoolEmitAliceEmail = sync.Pool{New: func() any { return new(theusCallEmitAliceEmail) }}
-
-func (c *theusCallEmitAliceEmail) Run(ctx context.Context, s *State) error {
-	c.out = theusOutputsEmitAliceEmail{}
-	if err := c.impl.EmitAliceEmail(ctx, EmitAliceEmailIn{Args: c.args, s: s}, (*EmitAliceEmailOut)(engine.Start(&c.Invocation, c))); err != nil {
+func (c *theusCallEmitAliceEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
+	*c = theusCallEmitAliceEmail{args: c.args, impl: c.impl}
+	if err := c.impl.EmitAliceEmail(ctx, EmitAliceEmailIn{Args: c.args, s: s}, (*EmitAliceEmailOut)(o)); err != nil {
 		return err
 	}
-	c.checkOutputs()
+	tx := o.Tx()
+	engine.CheckOutput(tx, theusPathDomainAlice, "domain.alice", &c.alice, nil)
 	return nil
 }
 
-// checkOutputs checks what the run of emit_alice_email set: that each value can be encoded, then the rules.
-func (c *theusCallEmitAliceEmail) checkOutputs() {
-	tx := c.Tx()
-	engine.CheckOutput(tx, theusPathDomainAlice, "domain.alice", &c.out.alice, nil)
-}
-
-func (c *theusCallEmitAliceEmail) Apply(s *State, _ uint64) {
-	if c.Tx().Written(theusPathDomainAlice) {
-		s.Domain.Alice = c.out.alice
+func (c *theusCallEmitAliceEmail) Apply(s *State, tx *engine.Tx, _ uint64) {
+	if tx.Written(theusPathDomainAlice) {
+		s.Domain.Alice = c.alice
 	}
 }
 
-// theusOutputsEmitBobEmail is what a run of emit_bob_email set and emitted.
-type theusOutputsEmitBobEmail struct {
+// theusCallEmitBobEmail is the frame of a call of emit_bob_email: its arguments and what its last run set and emitted.
+type theusCallEmitBobEmail struct {
+	impl        Processes
+	args        EmitBobEmailArgs
 	bob         User
 	userUpdated []UserUpdated
 }
 
-// theusCallEmitBobEmail is a call of emit_bob_email; calls are pooled.
-type theusCallEmitBobEmail struct {
-	engine.Invocation
-	impl Processes
-	args EmitBobEmailArgs
-	out  theusOutputsEmitBobEmail
-}
-
-var theusPoolEmitBobEmail = sync.Pool{New: func() any { return new(theusCallEmitBobEmail) }}
-
-func (c *theusCallEmitBobEmail) Run(ctx context.Context, s *State) error {
-	c.out = theusOutputsEmitBobEmail{}
-	if err := c.impl.EmitBobEmail(ctx, EmitBobEmailIn{Args: c.args, s: s}, (*EmitBobEmailOut)(engine.Start(&c.Invocation, c))); err != nil {
+func (c *theusCallEmitBobEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
+	*c = theusCallEmitBobEmail{args: c.args, impl: c.impl}
+	if err := c.impl.EmitBobEmail(ctx, EmitBobEmailIn{Args: c.args, s: s}, (*EmitBobEmailOut)(o)); err != nil {
 		return err
 	}
-	c.checkOutputs()
+	tx := o.Tx()
+	engine.CheckOutput(tx, theusPathDomainBob, "domain.bob", &c.bob, nil)
 	return nil
 }
 
-// checkOutputs checks what the run of emit_bob_email set: that each value can be encoded, then the rules.
-func (c *theusCallEmitBobEmail) checkOutputs() {
-	tx := c.Tx()
-	engine.CheckOutput(tx, theusPathDomainBob, "domain.bob", &c.out.bob, nil)
-}
-
-func (c *theusCallEmitBobEmail) Apply(s *State, _ uint64) {
-	if c.Tx().Written(theusPathDomainBob) {
-		s.Domain.Bob = c.out.bob
+func (c *theusCallEmitBobEmail) Apply(s *State, tx *engine.Tx, _ uint64) {
+	if tx.Written(theusPathDomainBob) {
+		s.Domain.Bob = c.bob
 	}
 }
 
@@ -793,15 +678,15 @@ func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
 	return b, nil
 }
 
-// theusEmitUserUpdated emits p on topic user.updated in the run of c; a RunX run keeps a copy in kept.
-func theusEmitUserUpdated(c *engine.Invocation, p *UserUpdated, kept *[]UserUpdated) {
-	if tx := c.Tx(); tx.Codec() != nil {
+// theusEmitUserUpdated emits p on topic user.updated in the run of o; a RunX run keeps a copy in kept.
+func theusEmitUserUpdated(o *engine.Out, p *UserUpdated, kept *[]UserUpdated) {
+	if tx := o.Tx(); tx.Codec() != nil {
 		tx.EmitValue("user.updated", p.ID, *p)
 	} else {
 		b, err := theusAppendUserUpdated(tx.Scratch(), p)
 		tx.EmitEncoded("user.updated", p.ID, b, err)
 	}
-	if c.Keep {
+	if o.Keep() {
 		*kept = append(*kept, theusCloneUserUpdated(p))
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"iter"
 	"slices"
-	"sync"
 
 	engine "github.com/theus-go/theus/runtime/engine"
 	jsonenc "github.com/theus-go/theus/runtime/jsonenc"
@@ -174,31 +173,22 @@ func (in UpdateUserEmailIn) MaxEmailLen() int { return in.s.Global.MaxEmailLen }
 type UpdateUserEmailOut engine.Out
 
 // SetUser sets domain.user.
-func (o *UpdateUserEmailOut) SetUser(v User) {
-	c := o.live()
-	c.out.user = theusCloneUser(&v)
-	c.Tx().Write(theusPathDomainUser)
-}
+func (o *UpdateUserEmailOut) SetUser(v User) { o.set(theusPathDomainUser).user = theusCloneUser(&v) }
 
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *UpdateUserEmailOut) EmitUserUpdated(p UserUpdated) {
-	c := o.live()
-	theusEmitUserUpdated(&c.Invocation, &p, &c.out.userUpdated)
+	theusEmitUserUpdated((*engine.Out)(o), &p, &o.set(-1).userUpdated)
 }
 
 // SetResult sets the value returned to the caller in UpdateUserEmailReceipt.Result.
-func (o *UpdateUserEmailOut) SetResult(v string) { o.live().out.result = v }
+func (o *UpdateUserEmailOut) SetResult(v string) { o.set(-1).result = v }
 
-func (o *UpdateUserEmailOut) live() *theusCallUpdateUserEmail {
-	return (*engine.Out)(o).Live().(*theusCallUpdateUserEmail)
+func (o *UpdateUserEmailOut) set(path int) *theusCallUpdateUserEmail {
+	return (*engine.Out)(o).Set(path).(*theusCallUpdateUserEmail)
 }
 
 // UpdateUserEmailReceipt tells what a call of update_user_email committed.
-type UpdateUserEmailReceipt struct {
-	Version    uint64
-	MessageIDs []string
-	Result     string
-}
+type UpdateUserEmailReceipt = engine.ReceiptOf[string]
 
 // UpdateUserEmailEffects is what one run of update_user_email set and emitted (see RunUpdateUserEmail).
 type UpdateUserEmailEffects struct {
@@ -209,28 +199,20 @@ type UpdateUserEmailEffects struct {
 
 // UpdateUserEmail runs update_user_email and commits its effects.
 func (e *Engine) UpdateUserEmail(ctx context.Context, args UpdateUserEmailArgs) (UpdateUserEmailReceipt, error) {
-	c := theusPoolUpdateUserEmail.Get().(*theusCallUpdateUserEmail)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcUpdateUserEmail, c)
-	result := c.out.result
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, UpdateUserEmailArgs{}, theusOutputsUpdateUserEmail{}
-	theusPoolUpdateUserEmail.Put(c)
-	if err != nil {
-		return UpdateUserEmailReceipt{}, err
-	}
-	return UpdateUserEmailReceipt{MessageIDs: r.MessageIDs, Result: result, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcUpdateUserEmail)
+	f := c.Frame().(*theusCallUpdateUserEmail)
+	f.impl, f.args = e.impl, args
+	return engine.ExecResult(ctx, c, &f.result)
 }
 
 // RunUpdateUserEmail runs update_user_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunUpdateUserEmail(impl Processes, s State, args UpdateUserEmailArgs) (UpdateUserEmailEffects, error) {
-	c := &theusCallUpdateUserEmail{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
-	err := engine.Run(context.Background(), "update_user_email", c, &s)
-	engine.Finish(&c.Invocation)
+	c := &theusCallUpdateUserEmail{args: args, impl: impl}
+	tx, err := engine.RunFrame(context.Background(), "update_user_email", c, &s)
 	if err != nil {
 		return UpdateUserEmailEffects{}, err
 	}
-	return UpdateUserEmailEffects{Result: c.out.result, User: engine.Written(c.Tx(), theusPathDomainUser, &c.out.user), UserUpdated: c.out.userUpdated}, nil
+	return UpdateUserEmailEffects{Result: c.result, User: engine.Written(tx, theusPathDomainUser, &c.user), UserUpdated: c.userUpdated}, nil
 }
 
 // RecordLoginArgs are the arguments of record_login.
@@ -249,48 +231,34 @@ func (in RecordLoginIn) Logins() int { return in.s.Domain.Logins }
 type RecordLoginOut engine.Out
 
 // SetLogins sets domain.logins.
-func (o *RecordLoginOut) SetLogins(v int) {
-	c := o.live()
-	c.out.logins = v
-	c.Tx().Write(theusPathDomainLogins)
-}
+func (o *RecordLoginOut) SetLogins(v int) { o.set(theusPathDomainLogins).logins = v }
 
-func (o *RecordLoginOut) live() *theusCallRecordLogin {
-	return (*engine.Out)(o).Live().(*theusCallRecordLogin)
+func (o *RecordLoginOut) set(path int) *theusCallRecordLogin {
+	return (*engine.Out)(o).Set(path).(*theusCallRecordLogin)
 }
 
 // RecordLoginReceipt tells what a call of record_login committed.
-type RecordLoginReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
+type RecordLoginReceipt = engine.Receipt
 
 // RecordLoginEffects is what one run of record_login set and emitted (see RunRecordLogin).
 type RecordLoginEffects struct{ Logins *int }
 
 // RecordLogin runs record_login and commits its effects.
 func (e *Engine) RecordLogin(ctx context.Context, args RecordLoginArgs) (RecordLoginReceipt, error) {
-	c := theusPoolRecordLogin.Get().(*theusCallRecordLogin)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcRecordLogin, c)
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, RecordLoginArgs{}, theusOutputsRecordLogin{}
-	theusPoolRecordLogin.Put(c)
-	if err != nil {
-		return RecordLoginReceipt{}, err
-	}
-	return RecordLoginReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcRecordLogin)
+	f := c.Frame().(*theusCallRecordLogin)
+	f.impl, f.args = e.impl, args
+	return c.Exec(ctx)
 }
 
 // RunRecordLogin runs record_login once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunRecordLogin(impl Processes, s State, args RecordLoginArgs) (RecordLoginEffects, error) {
-	c := &theusCallRecordLogin{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
-	err := engine.Run(context.Background(), "record_login", c, &s)
-	engine.Finish(&c.Invocation)
+	c := &theusCallRecordLogin{args: args, impl: impl}
+	tx, err := engine.RunFrame(context.Background(), "record_login", c, &s)
 	if err != nil {
 		return RecordLoginEffects{}, err
 	}
-	return RecordLoginEffects{Logins: engine.Written(c.Tx(), theusPathDomainLogins, &c.out.logins)}, nil
+	return RecordLoginEffects{Logins: engine.Written(tx, theusPathDomainLogins, &c.logins)}, nil
 }
 
 // CurrentEmailArgs are the arguments of current_email.
@@ -309,46 +277,34 @@ func (in CurrentEmailIn) User() UserView { return UserView{p: &in.s.Domain.User}
 type CurrentEmailOut engine.Out
 
 // SetResult sets the value returned to the caller in CurrentEmailReceipt.Result.
-func (o *CurrentEmailOut) SetResult(v string) { o.live().out.result = v }
+func (o *CurrentEmailOut) SetResult(v string) { o.set(-1).result = v }
 
-func (o *CurrentEmailOut) live() *theusCallCurrentEmail {
-	return (*engine.Out)(o).Live().(*theusCallCurrentEmail)
+func (o *CurrentEmailOut) set(path int) *theusCallCurrentEmail {
+	return (*engine.Out)(o).Set(path).(*theusCallCurrentEmail)
 }
 
 // CurrentEmailReceipt tells what a call of current_email committed.
-type CurrentEmailReceipt struct {
-	Version    uint64
-	MessageIDs []string
-	Result     string
-}
+type CurrentEmailReceipt = engine.ReceiptOf[string]
 
 // CurrentEmailEffects is what one run of current_email set and emitted (see RunCurrentEmail).
 type CurrentEmailEffects struct{ Result string }
 
 // CurrentEmail runs current_email on the latest snapshot; it commits nothing.
 func (e *Engine) CurrentEmail(ctx context.Context, args CurrentEmailArgs) (CurrentEmailReceipt, error) {
-	c := theusPoolCurrentEmail.Get().(*theusCallCurrentEmail)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcCurrentEmail, c)
-	result := c.out.result
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, CurrentEmailArgs{}, theusOutputsCurrentEmail{}
-	theusPoolCurrentEmail.Put(c)
-	if err != nil {
-		return CurrentEmailReceipt{}, err
-	}
-	return CurrentEmailReceipt{MessageIDs: r.MessageIDs, Result: result, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcCurrentEmail)
+	f := c.Frame().(*theusCallCurrentEmail)
+	f.impl, f.args = e.impl, args
+	return engine.ExecResult(ctx, c, &f.result)
 }
 
 // RunCurrentEmail runs current_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunCurrentEmail(impl Processes, s State, args CurrentEmailArgs) (CurrentEmailEffects, error) {
-	c := &theusCallCurrentEmail{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
-	err := engine.Run(context.Background(), "current_email", c, &s)
-	engine.Finish(&c.Invocation)
+	c := &theusCallCurrentEmail{args: args, impl: impl}
+	_, err := engine.RunFrame(context.Background(), "current_email", c, &s)
 	if err != nil {
 		return CurrentEmailEffects{}, err
 	}
-	return CurrentEmailEffects{Result: c.out.result}, nil
+	return CurrentEmailEffects{Result: c.result}, nil
 }
 
 // What the engine needs of github.com/theus-go/theus/examples/tags: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
@@ -377,9 +333,9 @@ var theusSchema = engine.Schema[State]{
 	Clone: theusCloneState,
 	Paths: []string{"domain.user", "domain.logins", "global.max_email_len"},
 	Processes: []engine.ProcessSpec{
-		{Inputs: []int{theusPathDomainUser, theusPathGlobalMaxEmailLen}, Name: "update_user_email"},
-		{Inputs: []int{theusPathDomainLogins}, Name: "record_login"},
-		{Inputs: []int{theusPathDomainUser}, Name: "current_email", Pure: true},
+		{Frame: (*theusCallUpdateUserEmail)(nil), Inputs: []int{theusPathDomainUser, theusPathGlobalMaxEmailLen}, Name: "update_user_email"},
+		{Frame: (*theusCallRecordLogin)(nil), Inputs: []int{theusPathDomainLogins}, Name: "record_login"},
+		{Frame: (*theusCallCurrentEmail)(nil), Inputs: []int{theusPathDomainUser}, Name: "current_email", Pure: true},
 	},
 	State: []engine.StateField[State]{
 		engine.ValueField("domain.user", "User{id string, email string, verified bool, tags []string}", func(s *State) *User { return &s.Domain.User }, theusAppendUser),
@@ -440,97 +396,67 @@ func (t theusPatch) Apply(s *State, _ uint64) {
 	}
 }
 
-// theusOutputsUpdateUserEmail is what a run of update_user_email set and emitted.
-type theusOutputsUpdateUserEmail struct {
+// theusCallUpdateUserEmail is the frame of a call of update_user_email: its arguments and what its last run set and emitted.
+type theusCallUpdateUserEmail struct {
+	impl        Processes
+	args        UpdateUserEmailArgs
 	user        User
 	userUpdated []UserUpdated
 	result      string
 }
 
-// theusCallUpdateUserEmail is a call of update_user_email; calls are pooled.
-type theusCallUpdateUserEmail struct {
-	engine.Invocation
-	impl Processes
-	args UpdateUserEmailArgs
-	out  theusOutputsUpdateUserEmail
-}
-
-var theusPoolUpdateUserEmail = sync.Pool{New: func() any { return new(theusCallUpdateUserEmail) }}
-
-func (c *theusCallUpdateUserEmail) Run(ctx context.Context, s *State) error {
-	c.out = theusOutputsUpdateUserEmail{}
-	if err := c.impl.UpdateUserEmail(ctx, UpdateUserEmailIn{Args: c.args, s: s}, (*UpdateUserEmailOut)(engine.Start(&c.Invocation, c))); err != nil {
+func (c *theusCallUpdateUserEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
+	*c = theusCallUpdateUserEmail{args: c.args, impl: c.impl}
+	if err := c.impl.UpdateUserEmail(ctx, UpdateUserEmailIn{Args: c.args, s: s}, (*UpdateUserEmailOut)(o)); err != nil {
 		return err
 	}
-	c.checkOutputs()
+	tx := o.Tx()
+	engine.CheckOutput(tx, theusPathDomainUser, "domain.user", &c.user, nil)
 	return nil
 }
 
-// checkOutputs checks what the run of update_user_email set: that each value can be encoded, then the rules.
-func (c *theusCallUpdateUserEmail) checkOutputs() {
-	tx := c.Tx()
-	engine.CheckOutput(tx, theusPathDomainUser, "domain.user", &c.out.user, nil)
-}
-
-func (c *theusCallUpdateUserEmail) Apply(s *State, _ uint64) {
-	if c.Tx().Written(theusPathDomainUser) {
-		s.Domain.User = c.out.user
+func (c *theusCallUpdateUserEmail) Apply(s *State, tx *engine.Tx, _ uint64) {
+	if tx.Written(theusPathDomainUser) {
+		s.Domain.User = c.user
 	}
 }
 
-// theusOutputsRecordLogin is what a run of record_login set and emitted.
-type theusOutputsRecordLogin struct{ logins int }
-
-// theusCallRecordLogin is a call of record_login; calls are pooled.
+// theusCallRecordLogin is the frame of a call of record_login: its arguments and what its last run set and emitted.
 type theusCallRecordLogin struct {
-	engine.Invocation
-	impl Processes
-	args RecordLoginArgs
-	out  theusOutputsRecordLogin
+	impl   Processes
+	args   RecordLoginArgs
+	logins int
 }
 
-var theusPoolRecordLogin = sync.Pool{New: func() any { return new(theusCallRecordLogin) }}
-
-func (c *theusCallRecordLogin) Run(ctx context.Context, s *State) error {
-	c.out = theusOutputsRecordLogin{}
-	if err := c.impl.RecordLogin(ctx, RecordLoginIn{Args: c.args, s: s}, (*RecordLoginOut)(engine.Start(&c.Invocation, c))); err != nil {
+func (c *theusCallRecordLogin) Run(ctx context.Context, s *State, o *engine.Out) error {
+	*c = theusCallRecordLogin{args: c.args, impl: c.impl}
+	if err := c.impl.RecordLogin(ctx, RecordLoginIn{Args: c.args, s: s}, (*RecordLoginOut)(o)); err != nil {
 		return err
 	}
-	c.checkOutputs()
+	tx := o.Tx()
+	engine.CheckOutput(tx, theusPathDomainLogins, "domain.logins", &c.logins, nil)
 	return nil
 }
 
-// checkOutputs checks what the run of record_login set: that each value can be encoded, then the rules.
-func (c *theusCallRecordLogin) checkOutputs() {
-	tx := c.Tx()
-	engine.CheckOutput(tx, theusPathDomainLogins, "domain.logins", &c.out.logins, nil)
-}
-
-func (c *theusCallRecordLogin) Apply(s *State, _ uint64) {
-	if c.Tx().Written(theusPathDomainLogins) {
-		s.Domain.Logins = c.out.logins
+func (c *theusCallRecordLogin) Apply(s *State, tx *engine.Tx, _ uint64) {
+	if tx.Written(theusPathDomainLogins) {
+		s.Domain.Logins = c.logins
 	}
 }
 
-// theusOutputsCurrentEmail is what a run of current_email set and emitted.
-type theusOutputsCurrentEmail struct{ result string }
-
-// theusCallCurrentEmail is a call of current_email; calls are pooled.
+// theusCallCurrentEmail is the frame of a call of current_email: its arguments and what its last run set and emitted.
 type theusCallCurrentEmail struct {
-	engine.Invocation
-	impl Processes
-	args CurrentEmailArgs
-	out  theusOutputsCurrentEmail
+	impl   Processes
+	args   CurrentEmailArgs
+	result string
 }
 
-var theusPoolCurrentEmail = sync.Pool{New: func() any { return new(theusCallCurrentEmail) }}
-
-func (c *theusCallCurrentEmail) Run(ctx context.Context, s *State) error {
-	c.out = theusOutputsCurrentEmail{}
-	return c.impl.CurrentEmail(ctx, CurrentEmailIn{Args: c.args, s: s}, (*CurrentEmailOut)(engine.Start(&c.Invocation, c)))
+func (c *theusCallCurrentEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
+	*c = theusCallCurrentEmail{args: c.args, impl: c.impl}
+	return c.impl.CurrentEmail(ctx, CurrentEmailIn{Args: c.args, s: s}, (*CurrentEmailOut)(o))
 }
 
-func (c *theusCallCurrentEmail) Apply(*State, uint64) {}
+func (c *theusCallCurrentEmail) Apply(*State, *engine.Tx, uint64) {}
 
 func theusCloneUser(p *User) User {
 	c := *p
@@ -567,15 +493,15 @@ func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
 	return b, nil
 }
 
-// theusEmitUserUpdated emits p on topic user.updated in the run of c; a RunX run keeps a copy in kept.
-func theusEmitUserUpdated(c *engine.Invocation, p *UserUpdated, kept *[]UserUpdated) {
-	if tx := c.Tx(); tx.Codec() != nil {
+// theusEmitUserUpdated emits p on topic user.updated in the run of o; a RunX run keeps a copy in kept.
+func theusEmitUserUpdated(o *engine.Out, p *UserUpdated, kept *[]UserUpdated) {
+	if tx := o.Tx(); tx.Codec() != nil {
 		tx.EmitValue("user.updated", p.ID, *p)
 	} else {
 		b, err := theusAppendUserUpdated(tx.Scratch(), p)
 		tx.EmitEncoded("user.updated", p.ID, b, err)
 	}
-	if c.Keep {
+	if o.Keep() {
 		*kept = append(*kept, theusCloneUserUpdated(p))
 	}
 }

@@ -28,7 +28,7 @@ func (g *generator) outputChecks(p *contract.Process) []jen.Code {
 	fail := func() jen.Code { return jen.Id("tx").Dot("Fail").Call(jen.Id("err")) }
 	var body []jen.Code
 	for _, o := range p.Outputs {
-		written := "c.out." + privateName(o.GoName)
+		written := "c." + privateName(o.GoName)
 		if o.Field.Collection && len(o.Sub) == 0 {
 			body = append(body, g.checkCall(o.Type.Elem, "CheckEntries", jen.Id("tx").Dot("Codec").Call(), jen.Id(written), o.Text, fail()))
 			if len(rules[o]) > 0 {

@@ -41,20 +41,22 @@
 // CompareAndSwap, the Schema that the runtime engine works from, and the
 // typed Engine. For each process: XArgs, XIn (read-only accessors for the
 // declared inputs only), XOut (setters for the declared outputs, typed
-// emitters, SetResult), XReceipt, XEffects, the Engine method and RunX;
-// then, with the machinery, its call: a struct that embeds
-// engine.Invocation and holds the call's arguments and outputs, and gives
-// engine.Call its Run and Apply. Everything else a call needs (pooled
-// reuse, the Out handles that go stale when their run ends, the room for
-// the receipt's message ID) is engine.Invocation's, the same for every
-// process: the generated file grows with the contract's names, not with
-// machinery. XOut is an engine.Out. For each topic that a process emits:
-// one theusEmitX, which encodes the payload (with the engine's codec or
-// the JSON encoder) and records the message, shared by the Emit methods of
-// the processes. For each domain error: one ErrX sentinel
-// (engine.DomainError), shared by the processes that declare it. A process
-// with outputs gets a checkOutputs method on its call, run when the
-// process returned nil: it checks that the values set can be encoded
+// emitters, SetResult), XReceipt (engine.Receipt, or engine.ReceiptOf the
+// result's type), XEffects, the Engine method and RunX; then, with the
+// machinery, its frame theusCallX: a struct that holds the call's
+// arguments and outputs, with the two methods of engine.Frame, Run and
+// Apply. Everything else a call needs (pooled reuse, the Out handles that
+// go stale when their run ends, the room for the receipt's message ID,
+// the receipt) is engine.FrameCall's, the same for every process, and the
+// Engine method and RunX are three and five statements that hand the
+// frame to engine.Take and engine.RunFrame: the generated file grows with
+// the contract's names, not with machinery. XOut is an engine.Out. For
+// each topic that a process emits: one theusEmitX, which encodes the
+// payload (with the engine's codec or the JSON encoder) and records the
+// message, shared by the Emit methods of the processes. For each domain
+// error: one ErrX sentinel (engine.DomainError), shared by the processes
+// that declare it. The Run of a process with outputs checks, once the
+// process returned nil, that the values set can be encoded
 // (engine.CheckOutput, with the theusValidX functions of check.go), then
 // the rules (rules.go); Patch gets theusCheck, run by CompareAndSwap
 // before the engine sees the patch.

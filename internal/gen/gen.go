@@ -240,7 +240,7 @@ func (g *generator) render() ([]byte, error) {
 var localNames = map[string]bool{
 	"args": true, "b": true, "c": true, "clone": true, "codec": true, "core": true, "ctx": true, "data": true,
 	"gen": true, "result": true, "st": true, "tx": true,
-	"e": true, "eff": true, "elem": true, "entry": true, "err": true, "es": true,
+	"e": true, "eff": true, "elem": true, "f": true, "entry": true, "err": true, "es": true,
 	"expected": true, "from": true, "i": true, "impl": true, "in": true, "initial": true,
 	"k": true, "kept": true, "key": true, "m": true, "o": true, "opts": true, "out": true,
 	"p": true, "path": true, "paths": true, "plain": true, "r": true, "s": true, "t": true, "to": true,
@@ -363,9 +363,9 @@ func zoneGoName(z contract.Zone) string {
 }
 
 // reservedFields are the unexported fields that generated structs declare
-// next to fields named after contract names (Out.tx, Out.run, Out.result,
-// Patch.writes).
-var reservedFields = map[string]bool{"tx": true, "run": true, "result": true, "writes": true}
+// next to fields named after contract names (a call's impl, args and
+// result, Patch.writes, an In's tx).
+var reservedFields = map[string]bool{"tx": true, "run": true, "result": true, "writes": true, "impl": true, "args": true}
 
 // privateName returns the unexported field name for an exported Go name:
 // "MaxEmailLen" -> "maxEmailLen", "URL" -> "url", "HTTPStatus" ->

@@ -309,7 +309,7 @@ func TestQuickstartReadsInOrder(t *testing.T) {
 		{"// Views: ", []string{"type UserView struct", "type UserUpdatedView struct"}},
 		{"// Processes: ", []string{"type Processes interface", "type Engine struct", "func NewEngine(",
 			"type UpdateUserEmailArgs struct", "type UpdateUserEmailIn struct", "type UpdateUserEmailOut engine.Out",
-			"type UpdateUserEmailReceipt struct", "type UpdateUserEmailEffects struct",
+			"type UpdateUserEmailReceipt = engine.ReceiptOf[string]", "type UpdateUserEmailEffects struct",
 			"func (e *Engine) UpdateUserEmail(", "func RunUpdateUserEmail(",
 			"type RecordLoginArgs struct", "type CurrentEmailArgs struct", "func RunCurrentEmail("}},
 		{"// What the engine needs of contracts.yaml: ", []string{"var theusSchema =", "type theusCallUpdateUserEmail struct", "func theusCloneUser(", "func theusAppendUser("}},

@@ -68,7 +68,7 @@ func (g *generator) ruleChecks(p *contract.Process) map[*contract.Path][]jen.Cod
 // ruleCheck checks c of rule i of p on the value the run set: the output's
 // value, or for a [*] rule the value w.Value of an entry written.
 func ruleCheck(p *contract.Process, i int, r *contract.Rule, c *contract.Check) jen.Code {
-	value := "c.out." + privateName(r.Path.GoName)
+	value := "c." + privateName(r.Path.GoName)
 	if r.Each {
 		value = "w.Value"
 		if len(r.Sub) == 0 {

@@ -190,7 +190,7 @@ func (g *generator) schema() jen.Code {
 	if len(g.m.Processes) > 0 {
 		specs := make([]jen.Code, len(g.m.Processes))
 		for i, p := range g.m.Processes {
-			spec := []field{{"Name", jen.Lit(p.Name)}}
+			spec := []field{{"Name", jen.Lit(p.Name)}, {"Frame", jen.Parens(jen.Op("*").Id(callType(p))).Parens(jen.Nil())}}
 			if len(p.Inputs) > 0 {
 				ins := make([]jen.Code, len(p.Inputs))
 				for j, in := range p.Inputs {

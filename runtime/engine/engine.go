@@ -48,11 +48,14 @@ type ProcessSpec struct {
 	// declares; a DomainError it returns that is not one of them makes the
 	// call's error match ErrUndeclaredError as well.
 	Errors []error
+	// Frame, a nil pointer of the process's frame type ((*T)(nil), a
+	// Frame), makes the engine pool calls of the process for Take.
+	Frame any
 }
 
-// Call is one invocation of a process, implemented by generated code: a
-// struct per process that embeds Invocation (which gives Tx and
-// ReceiptID) and adds Run and Apply.
+// Call is one invocation of a process: a FrameCall, which generated code
+// takes with Take and fills through its Frame, or any struct that embeds
+// Invocation (which gives Tx and ReceiptID) and adds Run and Apply.
 type Call[S any] interface {
 	// Tx returns the call's effect collector.
 	Tx() *Tx
@@ -119,6 +122,7 @@ type Engine[S any] struct {
 	store     Store
 	paths     []string
 	procs     []process
+	frames    []sync.Pool // per process, for Take
 	clone     func(*S) S
 	published atomic.Pointer[snapshot[S]] // durable; what pure calls and readers see
 	// head is the last sequenced snapshot: validated and applied, perhaps
@@ -250,6 +254,7 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 		}
 		e.procs[i] = process{ProcessSpec: p, conflicts: conflictSet(schema.Paths, inputs)}
 	}
+	e.frames = framePools(e, schema.Processes)
 	e.lastWrite = make([]uint64, len(schema.Paths))
 	e.durableWrite = make([]uint64, len(schema.Paths))
 	e.lastRead = make([]uint64, len(schema.Paths))

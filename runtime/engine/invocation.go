@@ -7,11 +7,12 @@ import (
 
 // What a call of a generated process needs besides the process's own
 // arguments and outputs is the same for every process, and lives here
-// rather than in each generated file. Generated code declares, per process,
-// a struct that embeds Invocation and holds the call's arguments and
-// outputs, and gives it the two methods of Call that depend on the process,
-// Run and Apply; the Engine method takes such a call from a sync.Pool,
-// hands it to Exec and puts it back.
+// rather than in each generated file. Generated code declares, per
+// process, a Frame (frame.go): a struct that holds the call's arguments
+// and outputs, with the two methods that depend on the process, Run and
+// Apply; FrameCall pairs it with an Invocation, and the Engine method
+// takes one from the process's pool (Take), hands it to Exec and gets it
+// back.
 //
 // None of this is generic over the process: a generic type instantiated
 // once per process costs the compiler about as much as the code it
@@ -104,12 +105,30 @@ func (o *Out) Live() any {
 	return o.c.call
 }
 
+// Set is Live for a setter of the output at index path: it records that
+// the run writes path, unless path is negative (SetResult, an emitter),
+// and returns the frame of the run.
+func (o *Out) Set(path int) any {
+	f := o.Live()
+	if path >= 0 {
+		o.c.tx.Write(path)
+	}
+	return f
+}
+
+// Tx returns the effect collector of o's call.
+func (o *Out) Tx() *Tx { return &o.c.tx }
+
+// Keep reports whether o's run is a RunX run, whose emitters keep a copy
+// of each payload for its effects.
+func (o *Out) Keep() bool { return o.c.Keep }
+
 // Writer returns the writer of the collection at index path for the run
-// under way of c: writes go to pending, and the writer goes stale with the
-// run's Out. clone deep-copies a value (nil when values hold no
+// of o, which must be live: writes go to pending, and the writer goes
+// stale with o. clone deep-copies a value (nil when values hold no
 // references).
-func Writer[K cmp.Ordered, V any](c *Invocation, path int, pending *[]Pending[K, V], clone func(*V) V) CollectionWriter[K, V] {
-	return NewCollectionWriter(&c.tx, path, pending, clone, &c.gen, c.gen)
+func Writer[K cmp.Ordered, V any](o *Out, path int, pending *[]Pending[K, V], clone func(*V) V) CollectionWriter[K, V] {
+	return NewCollectionWriter(&o.c.tx, path, pending, clone, &o.c.gen, o.gen)
 }
 
 // Written returns p, the output of path in a RunX's call, if the run

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"iter"
 	"slices"
-	"sync"
 
 	engine "github.com/theus-go/theus/runtime/engine"
 	jsonenc "github.com/theus-go/theus/runtime/jsonenc"
@@ -221,25 +220,20 @@ type UpdateUserOut engine.Out
 
 // Users returns the writer of domain.users: Put and Delete entries.
 func (o *UpdateUserOut) Users() engine.CollectionWriter[string, User] {
-	c := o.live()
-	return engine.Writer(&c.Invocation, theusPathDomainUsers, &c.out.users, nil)
+	return engine.Writer((*engine.Out)(o), theusPathDomainUsers, &o.set(-1).users, nil)
 }
 
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *UpdateUserOut) EmitUserUpdated(p UserUpdated) {
-	c := o.live()
-	theusEmitUserUpdated(&c.Invocation, &p, &c.out.userUpdated)
+	theusEmitUserUpdated((*engine.Out)(o), &p, &o.set(-1).userUpdated)
 }
 
-func (o *UpdateUserOut) live() *theusCallUpdateUser {
-	return (*engine.Out)(o).Live().(*theusCallUpdateUser)
+func (o *UpdateUserOut) set(path int) *theusCallUpdateUser {
+	return (*engine.Out)(o).Set(path).(*theusCallUpdateUser)
 }
 
 // UpdateUserReceipt tells what a call of update_user committed.
-type UpdateUserReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
+type UpdateUserReceipt = engine.Receipt
 
 // UpdateUserEffects is what one run of update_user set and emitted (see RunUpdateUser).
 type UpdateUserEffects struct {
@@ -249,28 +243,21 @@ type UpdateUserEffects struct {
 
 // UpdateUser runs update_user and commits its effects.
 func (e *Engine) UpdateUser(ctx context.Context, args UpdateUserArgs) (UpdateUserReceipt, error) {
-	c := theusPoolUpdateUser.Get().(*theusCallUpdateUser)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcUpdateUser, c)
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, UpdateUserArgs{}, theusOutputsUpdateUser{}
-	theusPoolUpdateUser.Put(c)
-	if err != nil {
-		return UpdateUserReceipt{}, err
-	}
-	return UpdateUserReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcUpdateUser)
+	f := c.Frame().(*theusCallUpdateUser)
+	f.impl, f.args = e.impl, args
+	return c.Exec(ctx)
 }
 
 // RunUpdateUser runs update_user once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunUpdateUser(impl Processes, s State, args UpdateUserArgs) (UpdateUserEffects, error) {
-	c := &theusCallUpdateUser{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	c := &theusCallUpdateUser{args: args, impl: impl}
 	st := theusInternal(&s)
-	err := engine.Run(context.Background(), "update_user", c, &st, ErrNoSuchUser)
-	engine.Finish(&c.Invocation)
+	_, err := engine.RunFrame(context.Background(), "update_user", c, &st, ErrNoSuchUser)
 	if err != nil {
 		return UpdateUserEffects{}, err
 	}
-	return UpdateUserEffects{UserUpdated: c.out.userUpdated, Users: engine.Last(c.out.users)}, nil
+	return UpdateUserEffects{UserUpdated: c.userUpdated, Users: engine.Last(c.users)}, nil
 }
 
 // What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
@@ -322,7 +309,7 @@ var theusSchema = engine.Schema[theusState]{
 	},
 	Paths: []string{"domain.users"},
 	Processes: []engine.ProcessSpec{
-		{Errors: []error{ErrNoSuchUser}, Inputs: []int{theusPathDomainUsers}, Name: "update_user"},
+		{Errors: []error{ErrNoSuchUser}, Frame: (*theusCallUpdateUser)(nil), Inputs: []int{theusPathDomainUsers}, Name: "update_user"},
 	},
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.users", "collection[string]User{id string, email string, counter int64, updated_at int64}", func(s *theusState) *engine.Collection[string, User] { return &s.Domain.Users }, theusAppendUser),
@@ -368,42 +355,29 @@ func (t theusPatch) Apply(s *theusState, v uint64) {
 	}
 }
 
-// theusOutputsUpdateUser is what a run of update_user set and emitted.
-type theusOutputsUpdateUser struct {
+// theusCallUpdateUser is the frame of a call of update_user: its arguments and what its last run set and emitted.
+type theusCallUpdateUser struct {
+	impl        Processes
+	args        UpdateUserArgs
 	users       []engine.Pending[string, User]
 	userUpdated []UserUpdated
 }
 
-// theusCallUpdateUser is a call of update_user; calls are pooled.
-type theusCallUpdateUser struct {
-	engine.Invocation
-	impl Processes
-	args UpdateUserArgs
-	out  theusOutputsUpdateUser
-}
-
-var theusPoolUpdateUser = sync.Pool{New: func() any { return new(theusCallUpdateUser) }}
-
-func (c *theusCallUpdateUser) Run(ctx context.Context, s *theusState) error {
-	c.out = theusOutputsUpdateUser{}
-	if err := c.impl.UpdateUser(ctx, UpdateUserIn{Args: c.args, s: s, tx: c.Tx()}, (*UpdateUserOut)(engine.Start(&c.Invocation, c))); err != nil {
+func (c *theusCallUpdateUser) Run(ctx context.Context, s *theusState, o *engine.Out) error {
+	*c = theusCallUpdateUser{args: c.args, impl: c.impl}
+	if err := c.impl.UpdateUser(ctx, UpdateUserIn{Args: c.args, s: s, tx: o.Tx()}, (*UpdateUserOut)(o)); err != nil {
 		return err
 	}
-	c.checkOutputs()
+	tx := o.Tx()
+	if err := engine.CheckEntries(tx.Codec(), "domain.users", c.users, nil); err != nil {
+		tx.Fail(err)
+	}
 	return nil
 }
 
-// checkOutputs checks what the run of update_user set: that each value can be encoded, then the rules.
-func (c *theusCallUpdateUser) checkOutputs() {
-	tx := c.Tx()
-	if err := engine.CheckEntries(tx.Codec(), "domain.users", c.out.users, nil); err != nil {
-		tx.Fail(err)
-	}
-}
-
-func (c *theusCallUpdateUser) Apply(s *theusState, v uint64) {
-	if len(c.out.users) > 0 {
-		s.Domain.Users = s.Domain.Users.Apply(v, c.out.users)
+func (c *theusCallUpdateUser) Apply(s *theusState, tx *engine.Tx, v uint64) {
+	if len(c.users) > 0 {
+		s.Domain.Users = s.Domain.Users.Apply(v, c.users)
 	}
 }
 
@@ -447,15 +421,15 @@ func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
 	return b, nil
 }
 
-// theusEmitUserUpdated emits p on topic user.updated in the run of c; a RunX run keeps a copy in kept.
-func theusEmitUserUpdated(c *engine.Invocation, p *UserUpdated, kept *[]UserUpdated) {
-	if tx := c.Tx(); tx.Codec() != nil {
+// theusEmitUserUpdated emits p on topic user.updated in the run of o; a RunX run keeps a copy in kept.
+func theusEmitUserUpdated(o *engine.Out, p *UserUpdated, kept *[]UserUpdated) {
+	if tx := o.Tx(); tx.Codec() != nil {
 		tx.EmitValue("user.updated", p.ID, *p)
 	} else {
 		b, err := theusAppendUserUpdated(tx.Scratch(), p)
 		tx.EmitEncoded("user.updated", p.ID, b, err)
 	}
-	if c.Keep {
+	if o.Keep() {
 		*kept = append(*kept, theusCloneUserUpdated(p))
 	}
 }

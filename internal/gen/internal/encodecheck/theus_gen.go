@@ -7,7 +7,6 @@ import (
 	"errors"
 	"iter"
 	"slices"
-	"sync"
 	tm "time"
 
 	engine "github.com/theus-go/theus/runtime/engine"
@@ -216,45 +215,34 @@ type HitOut engine.Out
 
 // Hits returns the writer of domain.hits: Put and Delete entries.
 func (o *HitOut) Hits() engine.CollectionWriter[string, int64] {
-	c := o.live()
-	return engine.Writer(&c.Invocation, theusPathDomainHits, &c.out.hits, nil)
+	return engine.Writer((*engine.Out)(o), theusPathDomainHits, &o.set(-1).hits, nil)
 }
 
-func (o *HitOut) live() *theusCallHit { return (*engine.Out)(o).Live().(*theusCallHit) }
+func (o *HitOut) set(path int) *theusCallHit { return (*engine.Out)(o).Set(path).(*theusCallHit) }
 
 // HitReceipt tells what a call of hit committed.
-type HitReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
+type HitReceipt = engine.Receipt
 
 // HitEffects is what one run of hit set and emitted (see RunHit).
 type HitEffects struct{ Hits map[string]*int64 }
 
 // Hit runs hit and commits its effects.
 func (e *Engine) Hit(ctx context.Context, args HitArgs) (HitReceipt, error) {
-	c := theusPoolHit.Get().(*theusCallHit)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcHit, c)
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, HitArgs{}, theusOutputsHit{}
-	theusPoolHit.Put(c)
-	if err != nil {
-		return HitReceipt{}, err
-	}
-	return HitReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcHit)
+	f := c.Frame().(*theusCallHit)
+	f.impl, f.args = e.impl, args
+	return c.Exec(ctx)
 }
 
 // RunHit runs hit once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunHit(impl Processes, s State, args HitArgs) (HitEffects, error) {
-	c := &theusCallHit{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	c := &theusCallHit{args: args, impl: impl}
 	st := theusInternal(&s)
-	err := engine.Run(context.Background(), "hit", c, &st)
-	engine.Finish(&c.Invocation)
+	_, err := engine.RunFrame(context.Background(), "hit", c, &st)
 	if err != nil {
 		return HitEffects{}, err
 	}
-	return HitEffects{Hits: engine.Last(c.out.hits)}, nil
+	return HitEffects{Hits: engine.Last(c.hits)}, nil
 }
 
 // SetRateArgs are the arguments of set_rate.
@@ -270,47 +258,35 @@ type SetRateIn struct {
 type SetRateOut engine.Out
 
 // SetRate sets domain.rate.
-func (o *SetRateOut) SetRate(v float64) {
-	c := o.live()
-	c.out.rate = v
-	c.Tx().Write(theusPathDomainRate)
-}
+func (o *SetRateOut) SetRate(v float64) { o.set(theusPathDomainRate).rate = v }
 
-func (o *SetRateOut) live() *theusCallSetRate { return (*engine.Out)(o).Live().(*theusCallSetRate) }
+func (o *SetRateOut) set(path int) *theusCallSetRate {
+	return (*engine.Out)(o).Set(path).(*theusCallSetRate)
+}
 
 // SetRateReceipt tells what a call of set_rate committed.
-type SetRateReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
+type SetRateReceipt = engine.Receipt
 
 // SetRateEffects is what one run of set_rate set and emitted (see RunSetRate).
 type SetRateEffects struct{ Rate *float64 }
 
 // SetRate runs set_rate and commits its effects.
 func (e *Engine) SetRate(ctx context.Context, args SetRateArgs) (SetRateReceipt, error) {
-	c := theusPoolSetRate.Get().(*theusCallSetRate)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcSetRate, c)
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, SetRateArgs{}, theusOutputsSetRate{}
-	theusPoolSetRate.Put(c)
-	if err != nil {
-		return SetRateReceipt{}, err
-	}
-	return SetRateReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcSetRate)
+	f := c.Frame().(*theusCallSetRate)
+	f.impl, f.args = e.impl, args
+	return c.Exec(ctx)
 }
 
 // RunSetRate runs set_rate once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunSetRate(impl Processes, s State, args SetRateArgs) (SetRateEffects, error) {
-	c := &theusCallSetRate{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	c := &theusCallSetRate{args: args, impl: impl}
 	st := theusInternal(&s)
-	err := engine.Run(context.Background(), "set_rate", c, &st)
-	engine.Finish(&c.Invocation)
+	tx, err := engine.RunFrame(context.Background(), "set_rate", c, &st)
 	if err != nil {
 		return SetRateEffects{}, err
 	}
-	return SetRateEffects{Rate: engine.Written(c.Tx(), theusPathDomainRate, &c.out.rate)}, nil
+	return SetRateEffects{Rate: engine.Written(tx, theusPathDomainRate, &c.rate)}, nil
 }
 
 // RecordArgs are the arguments of record.
@@ -330,24 +306,18 @@ type RecordOut engine.Out
 
 // Readings returns the writer of domain.readings: Put and Delete entries.
 func (o *RecordOut) Readings() engine.CollectionWriter[string, Reading] {
-	c := o.live()
-	return engine.Writer(&c.Invocation, theusPathDomainReadings, &c.out.readings, nil)
+	return engine.Writer((*engine.Out)(o), theusPathDomainReadings, &o.set(-1).readings, nil)
 }
 
 // SetLastValue sets domain.last.value.
-func (o *RecordOut) SetLastValue(v float64) {
-	c := o.live()
-	c.out.lastValue = v
-	c.Tx().Write(theusPathDomainLast_Value)
-}
+func (o *RecordOut) SetLastValue(v float64) { o.set(theusPathDomainLast_Value).lastValue = v }
 
-func (o *RecordOut) live() *theusCallRecord { return (*engine.Out)(o).Live().(*theusCallRecord) }
+func (o *RecordOut) set(path int) *theusCallRecord {
+	return (*engine.Out)(o).Set(path).(*theusCallRecord)
+}
 
 // RecordReceipt tells what a call of record committed.
-type RecordReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
+type RecordReceipt = engine.Receipt
 
 // RecordEffects is what one run of record set and emitted (see RunRecord).
 type RecordEffects struct {
@@ -357,28 +327,21 @@ type RecordEffects struct {
 
 // Record runs record and commits its effects.
 func (e *Engine) Record(ctx context.Context, args RecordArgs) (RecordReceipt, error) {
-	c := theusPoolRecord.Get().(*theusCallRecord)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcRecord, c)
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, RecordArgs{}, theusOutputsRecord{}
-	theusPoolRecord.Put(c)
-	if err != nil {
-		return RecordReceipt{}, err
-	}
-	return RecordReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcRecord)
+	f := c.Frame().(*theusCallRecord)
+	f.impl, f.args = e.impl, args
+	return c.Exec(ctx)
 }
 
 // RunRecord runs record once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunRecord(impl Processes, s State, args RecordArgs) (RecordEffects, error) {
-	c := &theusCallRecord{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	c := &theusCallRecord{args: args, impl: impl}
 	st := theusInternal(&s)
-	err := engine.Run(context.Background(), "record", c, &st)
-	engine.Finish(&c.Invocation)
+	tx, err := engine.RunFrame(context.Background(), "record", c, &st)
 	if err != nil {
 		return RecordEffects{}, err
 	}
-	return RecordEffects{LastValue: engine.Written(c.Tx(), theusPathDomainLast_Value, &c.out.lastValue), Readings: engine.Last(c.out.readings)}, nil
+	return RecordEffects{LastValue: engine.Written(tx, theusPathDomainLast_Value, &c.lastValue), Readings: engine.Last(c.readings)}, nil
 }
 
 // What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
@@ -448,9 +411,9 @@ var theusSchema = engine.Schema[theusState]{
 	},
 	Paths: []string{"domain.rate", "domain.hits", "domain.readings", "domain.last", "domain.last.value"},
 	Processes: []engine.ProcessSpec{
-		{Inputs: []int{theusPathDomainHits}, Name: "hit"},
-		{Name: "set_rate"},
-		{Name: "record"},
+		{Frame: (*theusCallHit)(nil), Inputs: []int{theusPathDomainHits}, Name: "hit"},
+		{Frame: (*theusCallSetRate)(nil), Name: "set_rate"},
+		{Frame: (*theusCallRecord)(nil), Name: "record"},
 	},
 	State: []engine.StateField[theusState]{
 		engine.ValueField("domain.rate", "float64", func(s *theusState) *float64 { return &s.Domain.Rate }, theusAppend_Float64),
@@ -523,122 +486,85 @@ func (t theusPatch) Apply(s *theusState, v uint64) {
 	}
 }
 
-// theusOutputsHit is what a run of hit set and emitted.
-type theusOutputsHit struct {
+// theusCallHit is the frame of a call of hit: its arguments and what its last run set and emitted.
+type theusCallHit struct {
+	impl Processes
+	args HitArgs
 	hits []engine.Pending[string, int64]
 }
 
-// theusCallHit is a call of hit; calls are pooled.
-type theusCallHit struct {
-	engine.Invocation
-	impl Processes
-	args HitArgs
-	out  theusOutputsHit
-}
-
-var theusPoolHit = sync.Pool{New: func() any { return new(theusCallHit) }}
-
-func (c *theusCallHit) Run(ctx context.Context, s *theusState) error {
-	c.out = theusOutputsHit{}
-	if err := c.impl.Hit(ctx, HitIn{Args: c.args, s: s, tx: c.Tx()}, (*HitOut)(engine.Start(&c.Invocation, c))); err != nil {
+func (c *theusCallHit) Run(ctx context.Context, s *theusState, o *engine.Out) error {
+	*c = theusCallHit{args: c.args, impl: c.impl}
+	if err := c.impl.Hit(ctx, HitIn{Args: c.args, s: s, tx: o.Tx()}, (*HitOut)(o)); err != nil {
 		return err
 	}
-	c.checkOutputs()
-	return nil
-}
-
-// checkOutputs checks what the run of hit set: that each value can be encoded, then the rules.
-func (c *theusCallHit) checkOutputs() {
-	tx := c.Tx()
-	if err := engine.CheckEntries(tx.Codec(), "domain.hits", c.out.hits, nil); err != nil {
+	tx := o.Tx()
+	if err := engine.CheckEntries(tx.Codec(), "domain.hits", c.hits, nil); err != nil {
 		tx.Fail(err)
 	}
-}
-
-func (c *theusCallHit) Apply(s *theusState, v uint64) {
-	if len(c.out.hits) > 0 {
-		s.Domain.Hits = s.Domain.Hits.Apply(v, c.out.hits)
-	}
-}
-
-// theusOutputsSetRate is what a run of set_rate set and emitted.
-type theusOutputsSetRate struct{ rate float64 }
-
-// theusCallSetRate is a call of set_rate; calls are pooled.
-type theusCallSetRate struct {
-	engine.Invocation
-	impl Processes
-	args SetRateArgs
-	out  theusOutputsSetRate
-}
-
-var theusPoolSetRate = sync.Pool{New: func() any { return new(theusCallSetRate) }}
-
-func (c *theusCallSetRate) Run(ctx context.Context, s *theusState) error {
-	c.out = theusOutputsSetRate{}
-	if err := c.impl.SetRate(ctx, SetRateIn{Args: c.args, s: s}, (*SetRateOut)(engine.Start(&c.Invocation, c))); err != nil {
-		return err
-	}
-	c.checkOutputs()
 	return nil
 }
 
-// checkOutputs checks what the run of set_rate set: that each value can be encoded, then the rules.
-func (c *theusCallSetRate) checkOutputs() {
-	tx := c.Tx()
-	engine.CheckOutput(tx, theusPathDomainRate, "domain.rate", &c.out.rate, func(e *float64) error {
-		return jsonenc.CheckFloat(*e, 64)
-	})
-}
-
-func (c *theusCallSetRate) Apply(s *theusState, _ uint64) {
-	if c.Tx().Written(theusPathDomainRate) {
-		s.Domain.Rate = c.out.rate
+func (c *theusCallHit) Apply(s *theusState, tx *engine.Tx, v uint64) {
+	if len(c.hits) > 0 {
+		s.Domain.Hits = s.Domain.Hits.Apply(v, c.hits)
 	}
 }
 
-// theusOutputsRecord is what a run of record set and emitted.
-type theusOutputsRecord struct {
+// theusCallSetRate is the frame of a call of set_rate: its arguments and what its last run set and emitted.
+type theusCallSetRate struct {
+	impl Processes
+	args SetRateArgs
+	rate float64
+}
+
+func (c *theusCallSetRate) Run(ctx context.Context, s *theusState, o *engine.Out) error {
+	*c = theusCallSetRate{args: c.args, impl: c.impl}
+	if err := c.impl.SetRate(ctx, SetRateIn{Args: c.args, s: s}, (*SetRateOut)(o)); err != nil {
+		return err
+	}
+	tx := o.Tx()
+	engine.CheckOutput(tx, theusPathDomainRate, "domain.rate", &c.rate, func(e *float64) error {
+		return jsonenc.CheckFloat(*e, 64)
+	})
+	return nil
+}
+
+func (c *theusCallSetRate) Apply(s *theusState, tx *engine.Tx, _ uint64) {
+	if tx.Written(theusPathDomainRate) {
+		s.Domain.Rate = c.rate
+	}
+}
+
+// theusCallRecord is the frame of a call of record: its arguments and what its last run set and emitted.
+type theusCallRecord struct {
+	impl      Processes
+	args      RecordArgs
 	readings  []engine.Pending[string, Reading]
 	lastValue float64
 }
 
-// theusCallRecord is a call of record; calls are pooled.
-type theusCallRecord struct {
-	engine.Invocation
-	impl Processes
-	args RecordArgs
-	out  theusOutputsRecord
-}
-
-var theusPoolRecord = sync.Pool{New: func() any { return new(theusCallRecord) }}
-
-func (c *theusCallRecord) Run(ctx context.Context, s *theusState) error {
-	c.out = theusOutputsRecord{}
-	if err := c.impl.Record(ctx, RecordIn{Args: c.args, s: s}, (*RecordOut)(engine.Start(&c.Invocation, c))); err != nil {
+func (c *theusCallRecord) Run(ctx context.Context, s *theusState, o *engine.Out) error {
+	*c = theusCallRecord{args: c.args, impl: c.impl}
+	if err := c.impl.Record(ctx, RecordIn{Args: c.args, s: s}, (*RecordOut)(o)); err != nil {
 		return err
 	}
-	c.checkOutputs()
+	tx := o.Tx()
+	if err := engine.CheckEntries(tx.Codec(), "domain.readings", c.readings, theusValidReading); err != nil {
+		tx.Fail(err)
+	}
+	engine.CheckOutput(tx, theusPathDomainLast_Value, "domain.last.value", &c.lastValue, func(e *float64) error {
+		return jsonenc.CheckFloat(*e, 64)
+	})
 	return nil
 }
 
-// checkOutputs checks what the run of record set: that each value can be encoded, then the rules.
-func (c *theusCallRecord) checkOutputs() {
-	tx := c.Tx()
-	if err := engine.CheckEntries(tx.Codec(), "domain.readings", c.out.readings, theusValidReading); err != nil {
-		tx.Fail(err)
+func (c *theusCallRecord) Apply(s *theusState, tx *engine.Tx, v uint64) {
+	if len(c.readings) > 0 {
+		s.Domain.Readings = s.Domain.Readings.Apply(v, c.readings)
 	}
-	engine.CheckOutput(tx, theusPathDomainLast_Value, "domain.last.value", &c.out.lastValue, func(e *float64) error {
-		return jsonenc.CheckFloat(*e, 64)
-	})
-}
-
-func (c *theusCallRecord) Apply(s *theusState, v uint64) {
-	if len(c.out.readings) > 0 {
-		s.Domain.Readings = s.Domain.Readings.Apply(v, c.out.readings)
-	}
-	if c.Tx().Written(theusPathDomainLast_Value) {
-		s.Domain.Last.Value = c.out.lastValue
+	if tx.Written(theusPathDomainLast_Value) {
+		s.Domain.Last.Value = c.lastValue
 	}
 }
 

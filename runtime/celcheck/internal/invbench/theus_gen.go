@@ -7,7 +7,6 @@ import (
 	"errors"
 	"iter"
 	"slices"
-	"sync"
 
 	celcheck "github.com/theus-go/theus/runtime/celcheck"
 	engine "github.com/theus-go/theus/runtime/engine"
@@ -193,47 +192,36 @@ type SellCheckedOut engine.Out
 
 // Checked returns the writer of domain.checked: Put and Delete entries.
 func (o *SellCheckedOut) Checked() engine.CollectionWriter[string, Event] {
-	c := o.live()
-	return engine.Writer(&c.Invocation, theusPathDomainChecked, &c.out.checked, nil)
+	return engine.Writer((*engine.Out)(o), theusPathDomainChecked, &o.set(-1).checked, nil)
 }
 
-func (o *SellCheckedOut) live() *theusCallSellChecked {
-	return (*engine.Out)(o).Live().(*theusCallSellChecked)
+func (o *SellCheckedOut) set(path int) *theusCallSellChecked {
+	return (*engine.Out)(o).Set(path).(*theusCallSellChecked)
 }
 
 // SellCheckedReceipt tells what a call of sell_checked committed.
-type SellCheckedReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
+type SellCheckedReceipt = engine.Receipt
 
 // SellCheckedEffects is what one run of sell_checked set and emitted (see RunSellChecked).
 type SellCheckedEffects struct{ Checked map[string]*Event }
 
 // SellChecked runs sell_checked and commits its effects.
 func (e *Engine) SellChecked(ctx context.Context, args SellCheckedArgs) (SellCheckedReceipt, error) {
-	c := theusPoolSellChecked.Get().(*theusCallSellChecked)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcSellChecked, c)
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, SellCheckedArgs{}, theusOutputsSellChecked{}
-	theusPoolSellChecked.Put(c)
-	if err != nil {
-		return SellCheckedReceipt{}, err
-	}
-	return SellCheckedReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcSellChecked)
+	f := c.Frame().(*theusCallSellChecked)
+	f.impl, f.args = e.impl, args
+	return c.Exec(ctx)
 }
 
 // RunSellChecked runs sell_checked once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunSellChecked(impl Processes, s State, args SellCheckedArgs) (SellCheckedEffects, error) {
-	c := &theusCallSellChecked{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	c := &theusCallSellChecked{args: args, impl: impl}
 	st := theusInternal(&s)
-	err := engine.Run(context.Background(), "sell_checked", c, &st)
-	engine.Finish(&c.Invocation)
+	_, err := engine.RunFrame(context.Background(), "sell_checked", c, &st)
 	if err != nil {
 		return SellCheckedEffects{}, err
 	}
-	return SellCheckedEffects{Checked: engine.Last(c.out.checked)}, nil
+	return SellCheckedEffects{Checked: engine.Last(c.checked)}, nil
 }
 
 // SellPlainArgs are the arguments of sell_plain.
@@ -258,47 +246,36 @@ type SellPlainOut engine.Out
 
 // Plain returns the writer of domain.plain: Put and Delete entries.
 func (o *SellPlainOut) Plain() engine.CollectionWriter[string, Event] {
-	c := o.live()
-	return engine.Writer(&c.Invocation, theusPathDomainPlain, &c.out.plain, nil)
+	return engine.Writer((*engine.Out)(o), theusPathDomainPlain, &o.set(-1).plain, nil)
 }
 
-func (o *SellPlainOut) live() *theusCallSellPlain {
-	return (*engine.Out)(o).Live().(*theusCallSellPlain)
+func (o *SellPlainOut) set(path int) *theusCallSellPlain {
+	return (*engine.Out)(o).Set(path).(*theusCallSellPlain)
 }
 
 // SellPlainReceipt tells what a call of sell_plain committed.
-type SellPlainReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
+type SellPlainReceipt = engine.Receipt
 
 // SellPlainEffects is what one run of sell_plain set and emitted (see RunSellPlain).
 type SellPlainEffects struct{ Plain map[string]*Event }
 
 // SellPlain runs sell_plain and commits its effects.
 func (e *Engine) SellPlain(ctx context.Context, args SellPlainArgs) (SellPlainReceipt, error) {
-	c := theusPoolSellPlain.Get().(*theusCallSellPlain)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcSellPlain, c)
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, SellPlainArgs{}, theusOutputsSellPlain{}
-	theusPoolSellPlain.Put(c)
-	if err != nil {
-		return SellPlainReceipt{}, err
-	}
-	return SellPlainReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcSellPlain)
+	f := c.Frame().(*theusCallSellPlain)
+	f.impl, f.args = e.impl, args
+	return c.Exec(ctx)
 }
 
 // RunSellPlain runs sell_plain once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunSellPlain(impl Processes, s State, args SellPlainArgs) (SellPlainEffects, error) {
-	c := &theusCallSellPlain{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
+	c := &theusCallSellPlain{args: args, impl: impl}
 	st := theusInternal(&s)
-	err := engine.Run(context.Background(), "sell_plain", c, &st)
-	engine.Finish(&c.Invocation)
+	_, err := engine.RunFrame(context.Background(), "sell_plain", c, &st)
 	if err != nil {
 		return SellPlainEffects{}, err
 	}
-	return SellPlainEffects{Plain: engine.Last(c.out.plain)}, nil
+	return SellPlainEffects{Plain: engine.Last(c.plain)}, nil
 }
 
 // What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
@@ -364,8 +341,8 @@ var theusSchema = engine.Schema[theusState]{
 	},
 	Paths: []string{"domain.checked", "domain.plain"},
 	Processes: []engine.ProcessSpec{
-		{Inputs: []int{theusPathDomainChecked}, Name: "sell_checked"},
-		{Inputs: []int{theusPathDomainPlain}, Name: "sell_plain"},
+		{Frame: (*theusCallSellChecked)(nil), Inputs: []int{theusPathDomainChecked}, Name: "sell_checked"},
+		{Frame: (*theusCallSellPlain)(nil), Inputs: []int{theusPathDomainPlain}, Name: "sell_plain"},
 	},
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.checked", "collection[string]Event{id string, sold int, capacity int}", func(s *theusState) *engine.Collection[string, Event] { return &s.Domain.Checked }, theusAppendEvent),
@@ -421,79 +398,53 @@ func (t theusPatch) Apply(s *theusState, v uint64) {
 	}
 }
 
-// theusOutputsSellChecked is what a run of sell_checked set and emitted.
-type theusOutputsSellChecked struct {
+// theusCallSellChecked is the frame of a call of sell_checked: its arguments and what its last run set and emitted.
+type theusCallSellChecked struct {
+	impl    Processes
+	args    SellCheckedArgs
 	checked []engine.Pending[string, Event]
 }
 
-// theusCallSellChecked is a call of sell_checked; calls are pooled.
-type theusCallSellChecked struct {
-	engine.Invocation
-	impl Processes
-	args SellCheckedArgs
-	out  theusOutputsSellChecked
-}
-
-var theusPoolSellChecked = sync.Pool{New: func() any { return new(theusCallSellChecked) }}
-
-func (c *theusCallSellChecked) Run(ctx context.Context, s *theusState) error {
-	c.out = theusOutputsSellChecked{}
-	if err := c.impl.SellChecked(ctx, SellCheckedIn{Args: c.args, s: s, tx: c.Tx()}, (*SellCheckedOut)(engine.Start(&c.Invocation, c))); err != nil {
+func (c *theusCallSellChecked) Run(ctx context.Context, s *theusState, o *engine.Out) error {
+	*c = theusCallSellChecked{args: c.args, impl: c.impl}
+	if err := c.impl.SellChecked(ctx, SellCheckedIn{Args: c.args, s: s, tx: o.Tx()}, (*SellCheckedOut)(o)); err != nil {
 		return err
 	}
-	c.checkOutputs()
+	tx := o.Tx()
+	if err := engine.CheckEntries(tx.Codec(), "domain.checked", c.checked, nil); err != nil {
+		tx.Fail(err)
+	}
 	return nil
 }
 
-// checkOutputs checks what the run of sell_checked set: that each value can be encoded, then the rules.
-func (c *theusCallSellChecked) checkOutputs() {
-	tx := c.Tx()
-	if err := engine.CheckEntries(tx.Codec(), "domain.checked", c.out.checked, nil); err != nil {
-		tx.Fail(err)
+func (c *theusCallSellChecked) Apply(s *theusState, tx *engine.Tx, v uint64) {
+	if len(c.checked) > 0 {
+		s.Domain.Checked = s.Domain.Checked.Apply(v, c.checked)
 	}
 }
 
-func (c *theusCallSellChecked) Apply(s *theusState, v uint64) {
-	if len(c.out.checked) > 0 {
-		s.Domain.Checked = s.Domain.Checked.Apply(v, c.out.checked)
-	}
-}
-
-// theusOutputsSellPlain is what a run of sell_plain set and emitted.
-type theusOutputsSellPlain struct {
+// theusCallSellPlain is the frame of a call of sell_plain: its arguments and what its last run set and emitted.
+type theusCallSellPlain struct {
+	impl  Processes
+	args  SellPlainArgs
 	plain []engine.Pending[string, Event]
 }
 
-// theusCallSellPlain is a call of sell_plain; calls are pooled.
-type theusCallSellPlain struct {
-	engine.Invocation
-	impl Processes
-	args SellPlainArgs
-	out  theusOutputsSellPlain
-}
-
-var theusPoolSellPlain = sync.Pool{New: func() any { return new(theusCallSellPlain) }}
-
-func (c *theusCallSellPlain) Run(ctx context.Context, s *theusState) error {
-	c.out = theusOutputsSellPlain{}
-	if err := c.impl.SellPlain(ctx, SellPlainIn{Args: c.args, s: s, tx: c.Tx()}, (*SellPlainOut)(engine.Start(&c.Invocation, c))); err != nil {
+func (c *theusCallSellPlain) Run(ctx context.Context, s *theusState, o *engine.Out) error {
+	*c = theusCallSellPlain{args: c.args, impl: c.impl}
+	if err := c.impl.SellPlain(ctx, SellPlainIn{Args: c.args, s: s, tx: o.Tx()}, (*SellPlainOut)(o)); err != nil {
 		return err
 	}
-	c.checkOutputs()
+	tx := o.Tx()
+	if err := engine.CheckEntries(tx.Codec(), "domain.plain", c.plain, nil); err != nil {
+		tx.Fail(err)
+	}
 	return nil
 }
 
-// checkOutputs checks what the run of sell_plain set: that each value can be encoded, then the rules.
-func (c *theusCallSellPlain) checkOutputs() {
-	tx := c.Tx()
-	if err := engine.CheckEntries(tx.Codec(), "domain.plain", c.out.plain, nil); err != nil {
-		tx.Fail(err)
-	}
-}
-
-func (c *theusCallSellPlain) Apply(s *theusState, v uint64) {
-	if len(c.out.plain) > 0 {
-		s.Domain.Plain = s.Domain.Plain.Apply(v, c.out.plain)
+func (c *theusCallSellPlain) Apply(s *theusState, tx *engine.Tx, v uint64) {
+	if len(c.plain) > 0 {
+		s.Domain.Plain = s.Domain.Plain.Apply(v, c.plain)
 	}
 }
 

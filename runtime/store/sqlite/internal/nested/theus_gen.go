@@ -8,7 +8,6 @@ import (
 	"iter"
 	"maps"
 	"slices"
-	"sync"
 
 	engine "github.com/theus-go/theus/runtime/engine"
 	jsonenc "github.com/theus-go/theus/runtime/jsonenc"
@@ -214,27 +213,19 @@ func (in ChangeEmailIn) UserEmail() string { return in.s.Domain.User.Email }
 type ChangeEmailOut engine.Out
 
 // SetUserEmail sets domain.user.email.
-func (o *ChangeEmailOut) SetUserEmail(v string) {
-	c := o.live()
-	c.out.userEmail = v
-	c.Tx().Write(theusPathDomainUser_Email)
-}
+func (o *ChangeEmailOut) SetUserEmail(v string) { o.set(theusPathDomainUser_Email).userEmail = v }
 
 // EmitUserChanged emits a message on topic user.changed.
 func (o *ChangeEmailOut) EmitUserChanged(p Changed) {
-	c := o.live()
-	theusEmitUserChanged(&c.Invocation, &p, &c.out.userChanged)
+	theusEmitUserChanged((*engine.Out)(o), &p, &o.set(-1).userChanged)
 }
 
-func (o *ChangeEmailOut) live() *theusCallChangeEmail {
-	return (*engine.Out)(o).Live().(*theusCallChangeEmail)
+func (o *ChangeEmailOut) set(path int) *theusCallChangeEmail {
+	return (*engine.Out)(o).Set(path).(*theusCallChangeEmail)
 }
 
 // ChangeEmailReceipt tells what a call of change_email committed.
-type ChangeEmailReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
+type ChangeEmailReceipt = engine.Receipt
 
 // ChangeEmailEffects is what one run of change_email set and emitted (see RunChangeEmail).
 type ChangeEmailEffects struct {
@@ -244,27 +235,20 @@ type ChangeEmailEffects struct {
 
 // ChangeEmail runs change_email and commits its effects.
 func (e *Engine) ChangeEmail(ctx context.Context, args ChangeEmailArgs) (ChangeEmailReceipt, error) {
-	c := theusPoolChangeEmail.Get().(*theusCallChangeEmail)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcChangeEmail, c)
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, ChangeEmailArgs{}, theusOutputsChangeEmail{}
-	theusPoolChangeEmail.Put(c)
-	if err != nil {
-		return ChangeEmailReceipt{}, err
-	}
-	return ChangeEmailReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcChangeEmail)
+	f := c.Frame().(*theusCallChangeEmail)
+	f.impl, f.args = e.impl, args
+	return c.Exec(ctx)
 }
 
 // RunChangeEmail runs change_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunChangeEmail(impl Processes, s State, args ChangeEmailArgs) (ChangeEmailEffects, error) {
-	c := &theusCallChangeEmail{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
-	err := engine.Run(context.Background(), "change_email", c, &s)
-	engine.Finish(&c.Invocation)
+	c := &theusCallChangeEmail{args: args, impl: impl}
+	tx, err := engine.RunFrame(context.Background(), "change_email", c, &s)
 	if err != nil {
 		return ChangeEmailEffects{}, err
 	}
-	return ChangeEmailEffects{UserChanged: c.out.userChanged, UserEmail: engine.Written(c.Tx(), theusPathDomainUser_Email, &c.out.userEmail)}, nil
+	return ChangeEmailEffects{UserChanged: c.userChanged, UserEmail: engine.Written(tx, theusPathDomainUser_Email, &c.userEmail)}, nil
 }
 
 // MoveArgs are the arguments of move.
@@ -290,25 +274,16 @@ type MoveOut engine.Out
 
 // SetUserAddress sets domain.user.address.
 func (o *MoveOut) SetUserAddress(v Address) {
-	c := o.live()
-	c.out.userAddress = theusCloneAddress(&v)
-	c.Tx().Write(theusPathDomainUser_Address)
+	o.set(theusPathDomainUser_Address).userAddress = theusCloneAddress(&v)
 }
 
 // SetAudit sets domain.audit.
-func (o *MoveOut) SetAudit(v []string) {
-	c := o.live()
-	c.out.audit = slices.Clone(v)
-	c.Tx().Write(theusPathDomainAudit)
-}
+func (o *MoveOut) SetAudit(v []string) { o.set(theusPathDomainAudit).audit = slices.Clone(v) }
 
-func (o *MoveOut) live() *theusCallMove { return (*engine.Out)(o).Live().(*theusCallMove) }
+func (o *MoveOut) set(path int) *theusCallMove { return (*engine.Out)(o).Set(path).(*theusCallMove) }
 
 // MoveReceipt tells what a call of move committed.
-type MoveReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
+type MoveReceipt = engine.Receipt
 
 // MoveEffects is what one run of move set and emitted (see RunMove).
 type MoveEffects struct {
@@ -318,27 +293,20 @@ type MoveEffects struct {
 
 // Move runs move and commits its effects.
 func (e *Engine) Move(ctx context.Context, args MoveArgs) (MoveReceipt, error) {
-	c := theusPoolMove.Get().(*theusCallMove)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcMove, c)
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, MoveArgs{}, theusOutputsMove{}
-	theusPoolMove.Put(c)
-	if err != nil {
-		return MoveReceipt{}, err
-	}
-	return MoveReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcMove)
+	f := c.Frame().(*theusCallMove)
+	f.impl, f.args = e.impl, args
+	return c.Exec(ctx)
 }
 
 // RunMove runs move once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunMove(impl Processes, s State, args MoveArgs) (MoveEffects, error) {
-	c := &theusCallMove{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
-	err := engine.Run(context.Background(), "move", c, &s)
-	engine.Finish(&c.Invocation)
+	c := &theusCallMove{args: args, impl: impl}
+	tx, err := engine.RunFrame(context.Background(), "move", c, &s)
 	if err != nil {
 		return MoveEffects{}, err
 	}
-	return MoveEffects{Audit: engine.Written(c.Tx(), theusPathDomainAudit, &c.out.audit), UserAddress: engine.Written(c.Tx(), theusPathDomainUser_Address, &c.out.userAddress)}, nil
+	return MoveEffects{Audit: engine.Written(tx, theusPathDomainAudit, &c.audit), UserAddress: engine.Written(tx, theusPathDomainUser_Address, &c.userAddress)}, nil
 }
 
 // SetPrefsArgs are the arguments of set_prefs.
@@ -360,45 +328,35 @@ type SetPrefsOut engine.Out
 
 // SetUserPrefs sets domain.user.prefs.
 func (o *SetPrefsOut) SetUserPrefs(v map[string]string) {
-	c := o.live()
-	c.out.userPrefs = maps.Clone(v)
-	c.Tx().Write(theusPathDomainUser_Prefs)
+	o.set(theusPathDomainUser_Prefs).userPrefs = maps.Clone(v)
 }
 
-func (o *SetPrefsOut) live() *theusCallSetPrefs { return (*engine.Out)(o).Live().(*theusCallSetPrefs) }
+func (o *SetPrefsOut) set(path int) *theusCallSetPrefs {
+	return (*engine.Out)(o).Set(path).(*theusCallSetPrefs)
+}
 
 // SetPrefsReceipt tells what a call of set_prefs committed.
-type SetPrefsReceipt struct {
-	Version    uint64
-	MessageIDs []string
-}
+type SetPrefsReceipt = engine.Receipt
 
 // SetPrefsEffects is what one run of set_prefs set and emitted (see RunSetPrefs).
 type SetPrefsEffects struct{ UserPrefs *map[string]string }
 
 // SetPrefs runs set_prefs and commits its effects.
 func (e *Engine) SetPrefs(ctx context.Context, args SetPrefsArgs) (SetPrefsReceipt, error) {
-	c := theusPoolSetPrefs.Get().(*theusCallSetPrefs)
-	c.impl, c.args = e.impl, args
-	r, err := e.core.Exec(ctx, theusProcSetPrefs, c)
-	engine.Finish(&c.Invocation)
-	c.impl, c.args, c.out = nil, SetPrefsArgs{}, theusOutputsSetPrefs{}
-	theusPoolSetPrefs.Put(c)
-	if err != nil {
-		return SetPrefsReceipt{}, err
-	}
-	return SetPrefsReceipt{MessageIDs: r.MessageIDs, Version: r.Version}, nil
+	c := engine.Take(e.core, theusProcSetPrefs)
+	f := c.Frame().(*theusCallSetPrefs)
+	f.impl, f.args = e.impl, args
+	return c.Exec(ctx)
 }
 
 // RunSetPrefs runs set_prefs once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunSetPrefs(impl Processes, s State, args SetPrefsArgs) (SetPrefsEffects, error) {
-	c := &theusCallSetPrefs{Invocation: engine.Invocation{Keep: true}, args: args, impl: impl}
-	err := engine.Run(context.Background(), "set_prefs", c, &s)
-	engine.Finish(&c.Invocation)
+	c := &theusCallSetPrefs{args: args, impl: impl}
+	tx, err := engine.RunFrame(context.Background(), "set_prefs", c, &s)
 	if err != nil {
 		return SetPrefsEffects{}, err
 	}
-	return SetPrefsEffects{UserPrefs: engine.Written(c.Tx(), theusPathDomainUser_Prefs, &c.out.userPrefs)}, nil
+	return SetPrefsEffects{UserPrefs: engine.Written(tx, theusPathDomainUser_Prefs, &c.userPrefs)}, nil
 }
 
 // What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
@@ -431,9 +389,9 @@ var theusSchema = engine.Schema[State]{
 	Clone: theusCloneState,
 	Paths: []string{"domain.user", "domain.audit", "domain.user.id", "domain.user.email", "domain.user.address", "domain.user.prefs"},
 	Processes: []engine.ProcessSpec{
-		{Inputs: []int{theusPathDomainUser_ID, theusPathDomainUser_Email}, Name: "change_email"},
-		{Inputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}, Name: "move"},
-		{Inputs: []int{theusPathDomainUser_Prefs}, Name: "set_prefs"},
+		{Frame: (*theusCallChangeEmail)(nil), Inputs: []int{theusPathDomainUser_ID, theusPathDomainUser_Email}, Name: "change_email"},
+		{Frame: (*theusCallMove)(nil), Inputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}, Name: "move"},
+		{Frame: (*theusCallSetPrefs)(nil), Inputs: []int{theusPathDomainUser_Prefs}, Name: "set_prefs"},
 	},
 	State: []engine.StateField[State]{
 		engine.ValueField("domain.user", "User{id string, email string, address Address{city string, lines []string}, prefs map[string]string}", func(s *State) *User { return &s.Domain.User }, theusAppendUser),
@@ -487,115 +445,78 @@ func (t theusPatch) Apply(s *State, _ uint64) {
 	}
 }
 
-// theusOutputsChangeEmail is what a run of change_email set and emitted.
-type theusOutputsChangeEmail struct {
+// theusCallChangeEmail is the frame of a call of change_email: its arguments and what its last run set and emitted.
+type theusCallChangeEmail struct {
+	impl        Processes
+	args        ChangeEmailArgs
 	userEmail   string
 	userChanged []Changed
 }
 
-// theusCallChangeEmail is a call of change_email; calls are pooled.
-type theusCallChangeEmail struct {
-	engine.Invocation
-	impl Processes
-	args ChangeEmailArgs
-	out  theusOutputsChangeEmail
-}
-
-var theusPoolChangeEmail = sync.Pool{New: func() any { return new(theusCallChangeEmail) }}
-
-func (c *theusCallChangeEmail) Run(ctx context.Context, s *State) error {
-	c.out = theusOutputsChangeEmail{}
-	if err := c.impl.ChangeEmail(ctx, ChangeEmailIn{Args: c.args, s: s}, (*ChangeEmailOut)(engine.Start(&c.Invocation, c))); err != nil {
+func (c *theusCallChangeEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
+	*c = theusCallChangeEmail{args: c.args, impl: c.impl}
+	if err := c.impl.ChangeEmail(ctx, ChangeEmailIn{Args: c.args, s: s}, (*ChangeEmailOut)(o)); err != nil {
 		return err
 	}
-	c.checkOutputs()
+	tx := o.Tx()
+	engine.CheckOutput(tx, theusPathDomainUser_Email, "domain.user.email", &c.userEmail, nil)
 	return nil
 }
 
-// checkOutputs checks what the run of change_email set: that each value can be encoded, then the rules.
-func (c *theusCallChangeEmail) checkOutputs() {
-	tx := c.Tx()
-	engine.CheckOutput(tx, theusPathDomainUser_Email, "domain.user.email", &c.out.userEmail, nil)
-}
-
-func (c *theusCallChangeEmail) Apply(s *State, _ uint64) {
-	if c.Tx().Written(theusPathDomainUser_Email) {
-		s.Domain.User.Email = c.out.userEmail
+func (c *theusCallChangeEmail) Apply(s *State, tx *engine.Tx, _ uint64) {
+	if tx.Written(theusPathDomainUser_Email) {
+		s.Domain.User.Email = c.userEmail
 	}
 }
 
-// theusOutputsMove is what a run of move set and emitted.
-type theusOutputsMove struct {
+// theusCallMove is the frame of a call of move: its arguments and what its last run set and emitted.
+type theusCallMove struct {
+	impl        Processes
+	args        MoveArgs
 	userAddress Address
 	audit       []string
 }
 
-// theusCallMove is a call of move; calls are pooled.
-type theusCallMove struct {
-	engine.Invocation
-	impl Processes
-	args MoveArgs
-	out  theusOutputsMove
-}
-
-var theusPoolMove = sync.Pool{New: func() any { return new(theusCallMove) }}
-
-func (c *theusCallMove) Run(ctx context.Context, s *State) error {
-	c.out = theusOutputsMove{}
-	if err := c.impl.Move(ctx, MoveIn{Args: c.args, s: s}, (*MoveOut)(engine.Start(&c.Invocation, c))); err != nil {
+func (c *theusCallMove) Run(ctx context.Context, s *State, o *engine.Out) error {
+	*c = theusCallMove{args: c.args, impl: c.impl}
+	if err := c.impl.Move(ctx, MoveIn{Args: c.args, s: s}, (*MoveOut)(o)); err != nil {
 		return err
 	}
-	c.checkOutputs()
+	tx := o.Tx()
+	engine.CheckOutput(tx, theusPathDomainUser_Address, "domain.user.address", &c.userAddress, nil)
+	engine.CheckOutput(tx, theusPathDomainAudit, "domain.audit", &c.audit, nil)
 	return nil
 }
 
-// checkOutputs checks what the run of move set: that each value can be encoded, then the rules.
-func (c *theusCallMove) checkOutputs() {
-	tx := c.Tx()
-	engine.CheckOutput(tx, theusPathDomainUser_Address, "domain.user.address", &c.out.userAddress, nil)
-	engine.CheckOutput(tx, theusPathDomainAudit, "domain.audit", &c.out.audit, nil)
-}
-
-func (c *theusCallMove) Apply(s *State, _ uint64) {
-	if c.Tx().Written(theusPathDomainUser_Address) {
-		s.Domain.User.Address = c.out.userAddress
+func (c *theusCallMove) Apply(s *State, tx *engine.Tx, _ uint64) {
+	if tx.Written(theusPathDomainUser_Address) {
+		s.Domain.User.Address = c.userAddress
 	}
-	if c.Tx().Written(theusPathDomainAudit) {
-		s.Domain.Audit = c.out.audit
+	if tx.Written(theusPathDomainAudit) {
+		s.Domain.Audit = c.audit
 	}
 }
 
-// theusOutputsSetPrefs is what a run of set_prefs set and emitted.
-type theusOutputsSetPrefs struct{ userPrefs map[string]string }
-
-// theusCallSetPrefs is a call of set_prefs; calls are pooled.
+// theusCallSetPrefs is the frame of a call of set_prefs: its arguments and what its last run set and emitted.
 type theusCallSetPrefs struct {
-	engine.Invocation
-	impl Processes
-	args SetPrefsArgs
-	out  theusOutputsSetPrefs
+	impl      Processes
+	args      SetPrefsArgs
+	userPrefs map[string]string
 }
 
-var theusPoolSetPrefs = sync.Pool{New: func() any { return new(theusCallSetPrefs) }}
-
-func (c *theusCallSetPrefs) Run(ctx context.Context, s *State) error {
-	c.out = theusOutputsSetPrefs{}
-	if err := c.impl.SetPrefs(ctx, SetPrefsIn{Args: c.args, s: s}, (*SetPrefsOut)(engine.Start(&c.Invocation, c))); err != nil {
+func (c *theusCallSetPrefs) Run(ctx context.Context, s *State, o *engine.Out) error {
+	*c = theusCallSetPrefs{args: c.args, impl: c.impl}
+	if err := c.impl.SetPrefs(ctx, SetPrefsIn{Args: c.args, s: s}, (*SetPrefsOut)(o)); err != nil {
 		return err
 	}
-	c.checkOutputs()
+	tx := o.Tx()
+	engine.CheckOutput(tx, theusPathDomainUser_Prefs, "domain.user.prefs", &c.userPrefs, nil)
 	return nil
 }
 
-// checkOutputs checks what the run of set_prefs set: that each value can be encoded, then the rules.
-func (c *theusCallSetPrefs) checkOutputs() {
-	tx := c.Tx()
-	engine.CheckOutput(tx, theusPathDomainUser_Prefs, "domain.user.prefs", &c.out.userPrefs, nil)
-}
-
-func (c *theusCallSetPrefs) Apply(s *State, _ uint64) {
-	if c.Tx().Written(theusPathDomainUser_Prefs) {
-		s.Domain.User.Prefs = c.out.userPrefs
+func (c *theusCallSetPrefs) Apply(s *State, tx *engine.Tx, _ uint64) {
+	if tx.Written(theusPathDomainUser_Prefs) {
+		s.Domain.User.Prefs = c.userPrefs
 	}
 }
 
@@ -657,15 +578,15 @@ func theusAppendChanged(b []byte, p *Changed) ([]byte, error) {
 	return b, nil
 }
 
-// theusEmitUserChanged emits p on topic user.changed in the run of c; a RunX run keeps a copy in kept.
-func theusEmitUserChanged(c *engine.Invocation, p *Changed, kept *[]Changed) {
-	if tx := c.Tx(); tx.Codec() != nil {
+// theusEmitUserChanged emits p on topic user.changed in the run of o; a RunX run keeps a copy in kept.
+func theusEmitUserChanged(o *engine.Out, p *Changed, kept *[]Changed) {
+	if tx := o.Tx(); tx.Codec() != nil {
 		tx.EmitValue("user.changed", p.ID, *p)
 	} else {
 		b, err := theusAppendChanged(tx.Scratch(), p)
 		tx.EmitEncoded("user.changed", p.ID, b, err)
 	}
-	if c.Keep {
+	if o.Keep() {
 		*kept = append(*kept, theusCloneChanged(p))
 	}
 }

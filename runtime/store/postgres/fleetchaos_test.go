@@ -183,8 +183,7 @@ func TestFleetServerRestarts(t *testing.T) {
 	stopProducers()
 	var all map[string]committed
 	pollUntil(t, 60*time.Second, "every committed message delivered and sent", func() bool {
-		var open int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+schema+`.theus_outbox WHERE state <> 'delivered'`).Scan(&open); err != nil || open > 0 {
+		if openMessages(t, pst) > 0 {
 			return false
 		}
 		all = committedMessages(t, pool, schema)

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/theus-go/theus/runtime/outbox"
+	"github.com/theus-go/theus/runtime/store/postgres"
 )
 
 // BenchmarkFleetDrain measures how fast relays drain a backlog of
@@ -20,24 +22,10 @@ import (
 func BenchmarkFleetDrain(b *testing.B) {
 	for _, relays := range []int{1, 4} {
 		b.Run(fmt.Sprintf("relays=%d", relays), func(b *testing.B) {
-			ctx := context.Background()
 			schema := freshSchema(b)
 			pool := userPool(b)
 			st := openStore(b, schema)
-			for done := 0; done < b.N; {
-				n := min(500, b.N-done)
-				msgs := make([]outbox.Message, n)
-				for i := range msgs {
-					msgs[i] = outbox.Message{Topic: "t", Key: strconv.Itoa((done + i) % 1000), Payload: []byte("x")}
-				}
-				if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-					_, err := st.Enqueue(ctx, tx, msgs...)
-					return err
-				}); err != nil {
-					b.Fatal(err)
-				}
-				done += n
-			}
+			enqueueBacklog(b, pool, st, b.N)
 			var mu sync.Mutex
 			seen := make(map[string]bool, b.N)
 			dups := 0
@@ -88,4 +76,25 @@ func runRelayB(b *testing.B, r *outbox.Relay) {
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
 	b.Cleanup(func() { cancel(); <-done })
+}
+
+// enqueueBacklog enqueues n messages of 1,000 keys on st, in transactions
+// of 500 of pool: the backlog the drain benchmarks empty.
+func enqueueBacklog(b *testing.B, pool *pgxpool.Pool, st *postgres.Store, n int) {
+	b.Helper()
+	ctx := context.Background()
+	for done := 0; done < n; {
+		k := min(500, n-done)
+		msgs := make([]outbox.Message, k)
+		for i := range msgs {
+			msgs[i] = outbox.Message{Topic: "t", Key: strconv.Itoa((done + i) % 1000), Payload: []byte("x")}
+		}
+		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			_, err := st.Enqueue(ctx, tx, msgs...)
+			return err
+		}); err != nil {
+			b.Fatal(err)
+		}
+		done += k
+	}
 }

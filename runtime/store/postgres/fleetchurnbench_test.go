@@ -4,13 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/theus-go/theus/runtime/outbox"
 	"github.com/theus-go/theus/runtime/store/postgres"
@@ -25,25 +22,11 @@ import (
 func BenchmarkFleetDrainChurn(b *testing.B) {
 	for _, churn := range []bool{false, true} {
 		b.Run(fmt.Sprintf("churn=%v", churn), func(b *testing.B) {
-			ctx := context.Background()
 			schema := freshSchema(b)
 			pool := userPool(b)
 			opts := []postgres.Option{postgres.WithRelayLease(time.Second)}
 			st := openStore(b, schema, opts...)
-			for done := 0; done < b.N; {
-				n := min(500, b.N-done)
-				msgs := make([]outbox.Message, n)
-				for i := range msgs {
-					msgs[i] = outbox.Message{Topic: "t", Key: strconv.Itoa((done + i) % 1000), Payload: []byte("x")}
-				}
-				if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-					_, err := st.Enqueue(ctx, tx, msgs...)
-					return err
-				}); err != nil {
-					b.Fatal(err)
-				}
-				done += n
-			}
+			enqueueBacklog(b, pool, st, b.N)
 			var mu sync.Mutex
 			seen := make(map[string]bool, b.N)
 			all := make(chan struct{})

@@ -58,16 +58,10 @@ func (s *Store) Enqueue(ctx context.Context, tx any, msgs ...outbox.Message) ([]
 
 // txRunner is what enqueue needs of a transaction of either kind.
 type txRunner interface {
-	exec(ctx context.Context, q string, args ...any) error
 	query(ctx context.Context, q string, args []any, row func(scan func(...any) error) error) error
 }
 
 type pgxTx struct{ tx pgx.Tx }
-
-func (t pgxTx) exec(ctx context.Context, q string, args ...any) error {
-	_, err := t.tx.Exec(ctx, q, args...)
-	return err
-}
 
 func (t pgxTx) query(ctx context.Context, q string, args []any, row func(func(...any) error) error) error {
 	rows, err := t.tx.Query(ctx, q, args...)
@@ -79,11 +73,6 @@ func (t pgxTx) query(ctx context.Context, q string, args []any, row func(func(..
 }
 
 type sqlTx struct{ tx *sql.Tx }
-
-func (t sqlTx) exec(ctx context.Context, q string, args ...any) error {
-	_, err := t.tx.ExecContext(ctx, q, args...)
-	return err
-}
 
 func (t sqlTx) query(ctx context.Context, q string, args []any, row func(func(...any) error) error) error {
 	rows, err := t.tx.QueryContext(ctx, q, args...)

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,7 +136,14 @@ func fleetRelayChild(t *testing.T, env fleetEnv, name string) {
 		}
 		if stop && !stopped {
 			stopped = true
+			// kill(2) of the process only queues SIGSTOP: another thread
+			// takes it, and until then this one goes on — far enough to
+			// send the ack. So the send returns only once continued.
+			cont := make(chan os.Signal, 1)
+			signal.Notify(cont, syscall.SIGCONT)
 			syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+			<-cont
+			signal.Stop(cont)
 		}
 		return len(batch), nil
 	})

@@ -285,3 +285,65 @@ func TestCursorManyPartitions(t *testing.T) {
 		t.Errorf("read sizes %v: the hot partition's backlog is not read in full reads", sizes)
 	}
 }
+
+// A read on its way while the lease loop gives one of its partitions
+// back (a relay joined) returns none of that partition's messages: the
+// new holder reads them, and nothing is sent twice.
+func TestReadDropsPartitionGivenBack(t *testing.T) {
+	ctx := context.Background()
+	schema := freshSchema(t)
+	opts := []postgres.Option{postgres.WithPartitions(2), postgres.WithRelayLease(600 * time.Millisecond)}
+	a := openStore(t, schema, opts...)
+	releaseA, err := a.ClaimRelay(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseA()
+	waitUntil(t, 10*time.Second, "a holds both partitions", func() bool { return a.FleetStats().Leases == 2 })
+	keys := make([]string, 20)
+	for i := range keys {
+		keys[i] = fmt.Sprint("k", i)
+	}
+	all := idsOf(enqueueKeys(t, a, userPool(t), keys...))
+
+	// a's read runs its statement, then waits while b joins and a gives
+	// it a partition.
+	ran, goOn := make(chan struct{}), make(chan struct{})
+	a.AfterRead(func() {
+		close(ran)
+		<-goOn
+	})
+	readA := make(chan []string, 1)
+	go func() {
+		msgs, err := a.Undelivered(ctx, 100)
+		if err != nil {
+			t.Error(err)
+		}
+		readA <- idsOf(msgs)
+	}()
+	<-ran
+	a.AfterRead(nil)
+	b := openStore(t, schema, opts...)
+	releaseB, err := b.ClaimRelay(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseB()
+	waitUntil(t, 10*time.Second, "a gives b a partition", func() bool {
+		return a.FleetStats().Leases == 1 && b.FleetStats().Leases == 1
+	})
+	close(goOn)
+	gotA := <-readA
+	gotB := undelivered(t, b)
+	for _, id := range gotA {
+		if slices.Contains(gotB, id) {
+			t.Errorf("%s read by a, which gave its partition back during the read, and by b, its new holder", id)
+		}
+	}
+	if got := append(gotA, gotB...); len(got) != len(all) {
+		t.Errorf("a read %d and b %d messages; want the %d enqueued between them", len(gotA), len(gotB), len(all))
+	}
+	if len(gotA) == 0 || len(gotB) == 0 {
+		t.Errorf("a read %d and b %d messages; want some each (20 keys over 2 partitions)", len(gotA), len(gotB))
+	}
+}

@@ -7,6 +7,10 @@ var Redact = redact
 // Store's relay, as a process paused by the operating system would.
 func (s *Store) PauseLeases(p bool) { s.fleet.paused.Store(p) }
 
+// AfterRead sets a function that the relay's next reads call once their
+// statement has run, before they record what they read.
+func (s *Store) AfterRead(f func()) { s.fleet.afterRead = f }
+
 // NoticeCommits returns how many commits Follow took from notifications'
 // payloads rather than from the log.
 func (s *Store) NoticeCommits() uint64 { return s.heard.used.Load() }

@@ -76,6 +76,7 @@ type fleet struct {
 	done  chan struct{}
 
 	paused    atomic.Bool // tests: the lease loop does nothing
+	afterRead func()      // tests: called between a read's statement and its record
 	handovers atomic.Uint64
 	fenced    atomic.Uint64
 }
@@ -408,22 +409,34 @@ func (s *Store) leaseCheck(a, b, c string) string {
 		ON l.part = h.p AND l.token = h.t WHERE l.holder = ` + c + ` ORDER BY l.part FOR SHARE OF l)`
 }
 
-// read records the messages an Undelivered of the relay returned as in
-// flight, and what it read of each partition (its window). at are their
-// positions, parked the partitions that had a parked message.
-func (s *Store) read(ids []string, parts []int32, at []pos, parked map[int32]bool, limit int) {
+// read records the messages r that a read of the relay returned as in
+// flight, and what it read of each partition (its window); the read was
+// of the partitions parts, held with tokens. It first drops from r the
+// messages of a partition the relay gave back or lost while the read was
+// on its way: the read's statement checked the lease when it ran, but
+// the lease loop may have given the partition back since (it waits only
+// for the messages already recorded), and its new holder reads them too.
+func (s *Store) read(r *readResult, parts []int32, tokens []int64, limit int) {
 	f := &s.fleet
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.on {
 		return
 	}
+	keep := 0
+	for i, p := range r.parts {
+		if t, ok := f.held[p]; ok && t == tokens[slices.Index(parts, p)] {
+			r.msgs[keep], r.ids[keep], r.parts[keep], r.at[keep] = r.msgs[i], r.ids[i], p, r.at[i]
+			keep++
+		}
+	}
+	r.msgs, r.ids, r.parts, r.at = r.msgs[:keep], r.ids[:keep], r.parts[:keep], r.at[:keep]
 	clear(f.inflight)
 	clear(f.idPart)
 	clear(f.window)
 	f.limit = limit
 	clear(f.got)
-	for _, p := range parts {
+	for _, p := range r.parts {
 		f.got[p]++
 	}
 	f.full = false
@@ -432,17 +445,17 @@ func (s *Store) read(ids []string, parts []int32, at []pos, parked map[int32]boo
 			f.full = true
 		}
 	}
-	for i, id := range ids {
-		p := parts[i]
+	for i, id := range r.ids {
+		p := r.parts[i]
 		f.inflight[p]++
 		f.idPart[id] = p
 		w := f.window[p]
 		if w == nil {
-			w = &window{parked: parked[p], index: map[string]int{}}
+			w = &window{parked: r.parked[p], index: map[string]int{}}
 			f.window[p] = w
 		}
 		w.index[id] = len(w.ids)
-		w.ids, w.at, w.acked = append(w.ids, id), append(w.at, at[i]), append(w.acked, false)
+		w.ids, w.at, w.acked = append(w.ids, id), append(w.at, r.at[i]), append(w.acked, false)
 	}
 }
 

@@ -89,7 +89,10 @@ func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, e
 		return nil, s.errorf("undelivered", err)
 	}
 	if on {
-		s.read(r.ids, r.parts, r.at, r.parked, limit)
+		if f.afterRead != nil {
+			f.afterRead()
+		}
+		s.read(&r, parts, tokens, limit)
 	}
 	return r.msgs, nil
 }
@@ -253,9 +256,9 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 	// An empty read is not kept: the relay then waits for a commit, and
 	// must read after taking the notification channel.
 	if prefetch && len(fenced) == 0 && len(r.msgs) > 0 {
-		s.read(r.ids, r.parts, r.at, r.parked, next.limit)
+		s.read(&r, next.parts, next.tokens, next.limit)
 		f.mu.Lock()
-		if f.on {
+		if f.on && len(r.msgs) > 0 {
 			f.ahead = &r
 		}
 		f.mu.Unlock()

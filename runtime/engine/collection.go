@@ -5,6 +5,7 @@ import (
 	"iter"
 	"slices"
 	"strconv"
+	"unsafe"
 )
 
 // Collection is a state field declared as a collection ({map: T, key: K}):
@@ -15,8 +16,11 @@ import (
 //
 // A Collection is an immutable value: generated code holds one per
 // collection field in the engine's state and replaces it on commit.
+//
+// Its methods are thin typed wrappers over a ptree of untyped items, so
+// that a contract's collections share the compiled tree, codec and decoder.
 type Collection[K cmp.Ordered, V any] struct {
-	m pmap[K, V]
+	t ptree[K]
 }
 
 // NewCollection returns a collection holding a copy of m, every entry at
@@ -27,25 +31,25 @@ func NewCollection[K cmp.Ordered, V any](m map[K]V, clone func(*V) V) Collection
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	items := make([]*pitem[V], len(keys))
+	items := make([]pitem[V], len(keys))
 	for i, k := range keys {
 		v := m[k]
 		if clone != nil {
 			v = clone(&v)
 		}
-		items[i] = &pitem[V]{val: v}
+		items[i].val = v
 	}
-	return Collection[K, V]{m: buildPmap(keys, items)}
+	return Collection[K, V]{t: ptree[K]{root: buildTree(keys, func(j int) unsafe.Pointer { return unsafe.Pointer(&items[j]) })}}
 }
 
 // Len returns the number of entries.
-func (c Collection[K, V]) Len() int { return c.m.len() }
+func (c Collection[K, V]) Len() int { return c.t.len() }
 
 // Get returns a pointer to the value under k, which must not be modified,
 // and whether it exists.
 func (c Collection[K, V]) Get(k K) (*V, bool) {
-	if it := c.m.get(k); it != nil {
-		return &it.val, true
+	if it := c.t.get(k); it != nil {
+		return &(*pitem[V])(it).val, true
 	}
 	return nil, false
 }
@@ -54,11 +58,7 @@ func (c Collection[K, V]) Get(k K) (*V, bool) {
 // modified.
 func (c Collection[K, V]) All() iter.Seq2[K, *V] {
 	return func(yield func(K, *V) bool) {
-		for k, it := range c.m.all() {
-			if !yield(k, &it.val) {
-				return
-			}
-		}
+		c.t.walk(func(k K, it unsafe.Pointer) bool { return yield(k, &(*pitem[V])(it).val) })
 	}
 }
 
@@ -77,9 +77,9 @@ func (c Collection[K, V]) Map(clone func(*V) V) map[K]V {
 }
 
 // version returns the version that last wrote k, and whether k exists.
-func (c Collection[K, V]) version(k K) (uint64, bool) {
-	if it := c.m.get(k); it != nil {
-		return it.ver, true
+func (t ptree[K]) version(k K) (uint64, bool) {
+	if it := t.get(k); it != nil {
+		return itemVersion(it), true
 	}
 	return 0, false
 }
@@ -116,8 +116,8 @@ func (s *collSource[K, V, W]) get(k K) (W, bool) {
 	if s.tx != nil {
 		s.tx.readKey(s.path, keyText(k))
 	}
-	if it := s.c.m.get(k); it != nil {
-		return s.view(&it.val), true
+	if it := s.c.t.get(k); it != nil {
+		return s.view(&(*pitem[V])(it).val), true
 	}
 	var zero W
 	return zero, false
@@ -135,11 +135,7 @@ func (s *collSource[K, V, W]) all() iter.Seq2[K, W] {
 		s.tx.readAll(s.path)
 	}
 	return func(yield func(K, W) bool) {
-		for k, it := range s.c.m.all() {
-			if !yield(k, s.view(&it.val)) {
-				return
-			}
-		}
+		s.c.t.walk(func(k K, it unsafe.Pointer) bool { return yield(k, s.view(&(*pitem[V])(it).val)) })
 	}
 }
 
@@ -200,9 +196,9 @@ func (c Collection[K, V]) Apply(v uint64, pending []Pending[K, V]) Collection[K,
 	edit := newEdit()
 	for _, p := range pending {
 		if p.Value == nil {
-			c.m = c.m.del(p.Key)
+			c.t = c.t.del(p.Key)
 		} else {
-			c.m = c.m.set(p.Key, &pitem[V]{ver: v, val: *p.Value}, edit)
+			c.t = c.t.set(p.Key, unsafe.Pointer(&pitem[V]{ver: v, val: *p.Value}), edit)
 		}
 	}
 	return c
@@ -237,7 +233,7 @@ func CollectionVersion[K cmp.Ordered, V any](c Collection[K, V], key string) (ui
 	if err != nil {
 		return 0, false
 	}
-	return c.version(k)
+	return c.t.version(k)
 }
 
 // keyText formats a collection key as Write.Key does: strings as they are,

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"unsafe"
 
 	"pgregory.net/rapid"
 )
@@ -132,4 +133,26 @@ func TestBuildPmap(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The untyped code finds an item's value at offset 8 (itemValue) and its
+// version at 0 (itemVersion), whatever the value's type.
+func TestItemLayout(t *testing.T) {
+	check := func(name string, off uintptr, it, val unsafe.Pointer, ver uint64) {
+		t.Helper()
+		if off != 8 || itemValue(it) != val || itemVersion(it) != ver {
+			t.Errorf("%s: value at offset %d, version %d", name, off, itemVersion(it))
+		}
+	}
+	a := &pitem[struct{}]{ver: 1}
+	check("struct{}", unsafe.Offsetof(a.val), unsafe.Pointer(a), unsafe.Pointer(&a.val), 1)
+	b := &pitem[byte]{ver: 2}
+	check("byte", unsafe.Offsetof(b.val), unsafe.Pointer(b), unsafe.Pointer(&b.val), 2)
+	c := &pitem[struct {
+		x int64
+		s string
+	}]{ver: 3}
+	check("struct", unsafe.Offsetof(c.val), unsafe.Pointer(c), unsafe.Pointer(&c.val), 3)
+	d := &pitem[complex128]{ver: 4}
+	check("complex128", unsafe.Offsetof(d.val), unsafe.Pointer(d), unsafe.Pointer(&d.val), 4)
 }

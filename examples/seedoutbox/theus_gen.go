@@ -209,10 +209,14 @@ func (e *Engine) History(ctx context.Context, from, to uint64) ([]engine.Commit,
 func (e *Engine) Close() error { return e.core.Close() }
 
 // QueueAliceEmailArgs are the arguments of queue_alice_email.
-type QueueAliceEmailArgs struct{ Email string }
+type QueueAliceEmailArgs struct {
+	_     [0]func()
+	Email string
+}
 
 // QueueAliceEmailIn is what queue_alice_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type QueueAliceEmailIn struct {
+	_    [0]func()
 	Args QueueAliceEmailArgs
 	s    *State
 }
@@ -233,15 +237,13 @@ func (in QueueAliceEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMs
 type QueueAliceEmailOut engine.Out
 
 // SetAlice sets domain.alice.
-func (o *QueueAliceEmailOut) SetAlice(v User) { o.set(theusPathDomainAlice).alice = theusCloneUser(&v) }
+func (o *QueueAliceEmailOut) SetAlice(v User) {
+	(*engine.Out)(o).Set(theusPathDomainAlice).(*theusCallQueueAliceEmail).alice = theusCloneUser(&v)
+}
 
 // SetOutboxQueue sets domain.outbox_queue.
 func (o *QueueAliceEmailOut) SetOutboxQueue(v []OutboxMsg) {
-	o.set(theusPathDomainOutboxQueue).outboxQueue = slices.Clone(v)
-}
-
-func (o *QueueAliceEmailOut) set(path int) *theusCallQueueAliceEmail {
-	return (*engine.Out)(o).Set(path).(*theusCallQueueAliceEmail)
+	(*engine.Out)(o).Set(theusPathDomainOutboxQueue).(*theusCallQueueAliceEmail).outboxQueue = slices.Clone(v)
 }
 
 // QueueAliceEmailReceipt tells what a call of queue_alice_email committed.
@@ -272,10 +274,14 @@ func RunQueueAliceEmail(impl Processes, s State, args QueueAliceEmailArgs) (Queu
 }
 
 // QueueBobEmailArgs are the arguments of queue_bob_email.
-type QueueBobEmailArgs struct{ Email string }
+type QueueBobEmailArgs struct {
+	_     [0]func()
+	Email string
+}
 
 // QueueBobEmailIn is what queue_bob_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type QueueBobEmailIn struct {
+	_    [0]func()
 	Args QueueBobEmailArgs
 	s    *State
 }
@@ -296,15 +302,13 @@ func (in QueueBobEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgV
 type QueueBobEmailOut engine.Out
 
 // SetBob sets domain.bob.
-func (o *QueueBobEmailOut) SetBob(v User) { o.set(theusPathDomainBob).bob = theusCloneUser(&v) }
+func (o *QueueBobEmailOut) SetBob(v User) {
+	(*engine.Out)(o).Set(theusPathDomainBob).(*theusCallQueueBobEmail).bob = theusCloneUser(&v)
+}
 
 // SetOutboxQueue sets domain.outbox_queue.
 func (o *QueueBobEmailOut) SetOutboxQueue(v []OutboxMsg) {
-	o.set(theusPathDomainOutboxQueue).outboxQueue = slices.Clone(v)
-}
-
-func (o *QueueBobEmailOut) set(path int) *theusCallQueueBobEmail {
-	return (*engine.Out)(o).Set(path).(*theusCallQueueBobEmail)
+	(*engine.Out)(o).Set(theusPathDomainOutboxQueue).(*theusCallQueueBobEmail).outboxQueue = slices.Clone(v)
 }
 
 // QueueBobEmailReceipt tells what a call of queue_bob_email committed.
@@ -335,10 +339,14 @@ func RunQueueBobEmail(impl Processes, s State, args QueueBobEmailArgs) (QueueBob
 }
 
 // EmitAliceEmailArgs are the arguments of emit_alice_email.
-type EmitAliceEmailArgs struct{ Email string }
+type EmitAliceEmailArgs struct {
+	_     [0]func()
+	Email string
+}
 
 // EmitAliceEmailIn is what emit_alice_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type EmitAliceEmailIn struct {
+	_    [0]func()
 	Args EmitAliceEmailArgs
 	s    *State
 }
@@ -350,15 +358,13 @@ func (in EmitAliceEmailIn) Alice() UserView { return UserView{p: &in.s.Domain.Al
 type EmitAliceEmailOut engine.Out
 
 // SetAlice sets domain.alice.
-func (o *EmitAliceEmailOut) SetAlice(v User) { o.set(theusPathDomainAlice).alice = theusCloneUser(&v) }
+func (o *EmitAliceEmailOut) SetAlice(v User) {
+	(*engine.Out)(o).Set(theusPathDomainAlice).(*theusCallEmitAliceEmail).alice = theusCloneUser(&v)
+}
 
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *EmitAliceEmailOut) EmitUserUpdated(p UserUpdated) {
-	theusEmitUserUpdated((*engine.Out)(o), &p, &o.set(-1).userUpdated)
-}
-
-func (o *EmitAliceEmailOut) set(path int) *theusCallEmitAliceEmail {
-	return (*engine.Out)(o).Set(path).(*theusCallEmitAliceEmail)
+	theusEmitUserUpdated((*engine.Out)(o), &p, &(*engine.Out)(o).Set(-1).(*theusCallEmitAliceEmail).userUpdated)
 }
 
 // EmitAliceEmailReceipt tells what a call of emit_alice_email committed.
@@ -389,10 +395,14 @@ func RunEmitAliceEmail(impl Processes, s State, args EmitAliceEmailArgs) (EmitAl
 }
 
 // EmitBobEmailArgs are the arguments of emit_bob_email.
-type EmitBobEmailArgs struct{ Email string }
+type EmitBobEmailArgs struct {
+	_     [0]func()
+	Email string
+}
 
 // EmitBobEmailIn is what emit_bob_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type EmitBobEmailIn struct {
+	_    [0]func()
 	Args EmitBobEmailArgs
 	s    *State
 }
@@ -404,15 +414,13 @@ func (in EmitBobEmailIn) Bob() UserView { return UserView{p: &in.s.Domain.Bob} }
 type EmitBobEmailOut engine.Out
 
 // SetBob sets domain.bob.
-func (o *EmitBobEmailOut) SetBob(v User) { o.set(theusPathDomainBob).bob = theusCloneUser(&v) }
+func (o *EmitBobEmailOut) SetBob(v User) {
+	(*engine.Out)(o).Set(theusPathDomainBob).(*theusCallEmitBobEmail).bob = theusCloneUser(&v)
+}
 
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *EmitBobEmailOut) EmitUserUpdated(p UserUpdated) {
-	theusEmitUserUpdated((*engine.Out)(o), &p, &o.set(-1).userUpdated)
-}
-
-func (o *EmitBobEmailOut) set(path int) *theusCallEmitBobEmail {
-	return (*engine.Out)(o).Set(path).(*theusCallEmitBobEmail)
+	theusEmitUserUpdated((*engine.Out)(o), &p, &(*engine.Out)(o).Set(-1).(*theusCallEmitBobEmail).userUpdated)
 }
 
 // EmitBobEmailReceipt tells what a call of emit_bob_email committed.

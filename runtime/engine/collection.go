@@ -54,19 +54,21 @@ func (c Collection[K, V]) Get(k K) (*V, bool) {
 	return nil, false
 }
 
-// All yields every entry in ascending key order; the values must not be
-// modified.
-func (c Collection[K, V]) All() iter.Seq2[K, *V] {
+// CollectionAll yields every entry of c in ascending key order; the values
+// must not be modified. (It and CollectionMap are functions, not methods:
+// the methods of a Collection are compiled for every collection type of
+// a contract, used or not.)
+func CollectionAll[K cmp.Ordered, V any](c Collection[K, V]) iter.Seq2[K, *V] {
 	return func(yield func(K, *V) bool) {
-		c.t.walk(func(k K, it unsafe.Pointer) bool { return yield(k, &(*pitem[V])(it).val) })
+		c.t.walk(func(k K, it unsafe.Pointer) bool { return yield(k, (*V)(itemValue(it))) })
 	}
 }
 
-// Map returns the entries as a new map, each value deep-copied with clone
-// (nil when values hold no references).
-func (c Collection[K, V]) Map(clone func(*V) V) map[K]V {
+// CollectionMap returns the entries of c as a new map, each value
+// deep-copied with clone (nil when values hold no references).
+func CollectionMap[K cmp.Ordered, V any](c Collection[K, V], clone func(*V) V) map[K]V {
 	out := make(map[K]V, c.Len())
-	for k, v := range c.All() {
+	for k, v := range CollectionAll(c) {
 		if clone != nil {
 			out[k] = clone(v)
 		} else {
@@ -87,56 +89,56 @@ func (t ptree[K]) version(k K) (uint64, bool) {
 // CollectionView returns a read-only view of c showing each value through
 // view. When tx is not nil (a process is reading), the view records the
 // entries the process reads in tx, for the conflict check; Len and All
-// count as reading the whole collection. Generated code calls it.
+// count as reading the whole collection. Generated code calls it, with the
+// same view for a path every time.
 func CollectionView[K cmp.Ordered, V, W any](c Collection[K, V], tx *Tx, path int, view func(*V) W) MapView[K, W] {
-	if tx == nil {
-		return MapView[K, W]{src: &collSource[K, V, W]{c: c, path: path, view: view}}
-	}
-	// A process's views are kept in its Tx, which generated code reuses
-	// from call to call, so reading a collection allocates nothing.
-	for _, x := range tx.sources {
-		if s, ok := x.(*collSource[K, V, W]); ok && s.path == path {
-			s.c, s.view = c, view
-			return MapView[K, W]{src: s}
+	if tx != nil {
+		// A process's views are kept in its Tx, which generated code
+		// reuses from call to call, so reading a collection allocates
+		// nothing.
+		for _, x := range tx.sources {
+			if s, ok := x.(*collSource[K]); ok && s.path == path {
+				s.t = c.t
+				return MapView[K, W]{src: s, view: s.view.(func(unsafe.Pointer) W)}
+			}
 		}
 	}
-	s := &collSource[K, V, W]{c: c, tx: tx, path: path, view: view}
-	tx.sources = append(tx.sources, s)
-	return MapView[K, W]{src: s}
+	show := func(it unsafe.Pointer) W { return view((*V)(itemValue(it))) }
+	s := &collSource[K]{t: c.t, tx: tx, path: path, view: show}
+	if tx != nil {
+		tx.sources = append(tx.sources, s)
+	}
+	return MapView[K, W]{src: s, view: show}
 }
 
-type collSource[K cmp.Ordered, V, W any] struct {
-	c    Collection[K, V]
+// collSource is a collection as a mapSource; the pointers it hands out
+// are its items (*pitem[V]), which the MapView's view shows.
+type collSource[K cmp.Ordered] struct {
+	t    ptree[K]
 	tx   *Tx
 	path int
-	view func(*V) W
+	view any // the MapView's, kept with the source in tx.sources
 }
 
-func (s *collSource[K, V, W]) get(k K) (W, bool) {
+func (s *collSource[K]) get(k K) unsafe.Pointer {
 	if s.tx != nil {
 		s.tx.readKey(s.path, keyText(k))
 	}
-	if it := s.c.t.get(k); it != nil {
-		return s.view(&(*pitem[V])(it).val), true
-	}
-	var zero W
-	return zero, false
+	return s.t.get(k)
 }
 
-func (s *collSource[K, V, W]) len() int {
+func (s *collSource[K]) len() int {
 	if s.tx != nil {
 		s.tx.readAll(s.path)
 	}
-	return s.c.Len()
+	return s.t.len()
 }
 
-func (s *collSource[K, V, W]) all() iter.Seq2[K, W] {
+func (s *collSource[K]) all() func(yield func(K, unsafe.Pointer) bool) {
 	if s.tx != nil {
 		s.tx.readAll(s.path)
 	}
-	return func(yield func(K, W) bool) {
-		s.c.t.walk(func(k K, it unsafe.Pointer) bool { return yield(k, s.view(&(*pitem[V])(it).val)) })
-	}
+	return s.t.walk
 }
 
 // Pending is one write of a call to a collection: Value is nil for a

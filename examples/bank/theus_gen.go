@@ -216,7 +216,6 @@ var ErrSameAccount = engine.DomainError("same_account")
 
 // OpenAccountArgs are the arguments of open_account.
 type OpenAccountArgs struct {
-	_       [0]func()
 	ID      string
 	Owner   string
 	Initial int64
@@ -224,7 +223,6 @@ type OpenAccountArgs struct {
 
 // OpenAccountIn is what open_account reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type OpenAccountIn struct {
-	_    [0]func()
 	Args OpenAccountArgs
 	s    *theusState
 	tx   *engine.Tx
@@ -242,12 +240,16 @@ type OpenAccountOut engine.Out
 
 // Accounts returns the writer of domain.accounts: Put and Delete entries.
 func (o *OpenAccountOut) Accounts() engine.CollectionWriter[string, Account] {
-	return engine.Writer((*engine.Out)(o), theusPathDomainAccounts, &(*engine.Out)(o).Set(-1).(*theusCallOpenAccount).accounts, nil)
+	return engine.Writer((*engine.Out)(o), theusPathDomainAccounts, &o.set(-1).accounts, nil)
 }
 
 // EmitAccountOpened emits a message on topic account.opened.
 func (o *OpenAccountOut) EmitAccountOpened(p AccountOpened) {
-	theusEmitAccountOpened((*engine.Out)(o), &p, &(*engine.Out)(o).Set(-1).(*theusCallOpenAccount).accountOpened)
+	theusEmitAccountOpened((*engine.Out)(o), &p, &o.set(-1).accountOpened)
+}
+
+func (o *OpenAccountOut) set(path int) *theusCallOpenAccount {
+	return (*engine.Out)(o).Set(path).(*theusCallOpenAccount)
 }
 
 // OpenAccountReceipt tells what a call of open_account committed.
@@ -280,14 +282,12 @@ func RunOpenAccount(impl Processes, s State, args OpenAccountArgs) (OpenAccountE
 
 // DepositArgs are the arguments of deposit.
 type DepositArgs struct {
-	_      [0]func()
 	ID     string
 	Amount int64
 }
 
 // DepositIn is what deposit reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type DepositIn struct {
-	_    [0]func()
 	Args DepositArgs
 	s    *theusState
 	tx   *engine.Tx
@@ -305,7 +305,11 @@ type DepositOut engine.Out
 
 // Accounts returns the writer of domain.accounts: Put and Delete entries.
 func (o *DepositOut) Accounts() engine.CollectionWriter[string, Account] {
-	return engine.Writer((*engine.Out)(o), theusPathDomainAccounts, &(*engine.Out)(o).Set(-1).(*theusCallDeposit).accounts, nil)
+	return engine.Writer((*engine.Out)(o), theusPathDomainAccounts, &o.set(-1).accounts, nil)
+}
+
+func (o *DepositOut) set(path int) *theusCallDeposit {
+	return (*engine.Out)(o).Set(path).(*theusCallDeposit)
 }
 
 // DepositReceipt tells what a call of deposit committed.
@@ -335,7 +339,6 @@ func RunDeposit(impl Processes, s State, args DepositArgs) (DepositEffects, erro
 
 // TransferArgs are the arguments of transfer.
 type TransferArgs struct {
-	_      [0]func()
 	From   string
 	To     string
 	Amount int64
@@ -343,7 +346,6 @@ type TransferArgs struct {
 
 // TransferIn is what transfer reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type TransferIn struct {
-	_    [0]func()
 	Args TransferArgs
 	s    *theusState
 	tx   *engine.Tx
@@ -361,16 +363,20 @@ type TransferOut engine.Out
 
 // Accounts returns the writer of domain.accounts: Put and Delete entries.
 func (o *TransferOut) Accounts() engine.CollectionWriter[string, Account] {
-	return engine.Writer((*engine.Out)(o), theusPathDomainAccounts, &(*engine.Out)(o).Set(-1).(*theusCallTransfer).accounts, nil)
+	return engine.Writer((*engine.Out)(o), theusPathDomainAccounts, &o.set(-1).accounts, nil)
 }
 
 // EmitTransferCompleted emits a message on topic transfer.completed.
 func (o *TransferOut) EmitTransferCompleted(p TransferCompleted) {
-	theusEmitTransferCompleted((*engine.Out)(o), &p, &(*engine.Out)(o).Set(-1).(*theusCallTransfer).transferCompleted)
+	theusEmitTransferCompleted((*engine.Out)(o), &p, &o.set(-1).transferCompleted)
 }
 
 // SetResult sets the value returned to the caller in TransferReceipt.Result.
-func (o *TransferOut) SetResult(v int64) { (*engine.Out)(o).Set(-1).(*theusCallTransfer).result = v }
+func (o *TransferOut) SetResult(v int64) { o.set(-1).result = v }
+
+func (o *TransferOut) set(path int) *theusCallTransfer {
+	return (*engine.Out)(o).Set(path).(*theusCallTransfer)
+}
 
 // TransferReceipt tells what a call of transfer committed.
 type TransferReceipt = engine.ReceiptOf[int64]
@@ -402,14 +408,10 @@ func RunTransfer(impl Processes, s State, args TransferArgs) (TransferEffects, e
 }
 
 // BalanceArgs are the arguments of balance.
-type BalanceArgs struct {
-	_  [0]func()
-	ID string
-}
+type BalanceArgs struct{ ID string }
 
 // BalanceIn is what balance reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type BalanceIn struct {
-	_    [0]func()
 	Args BalanceArgs
 	s    *theusState
 	tx   *engine.Tx
@@ -426,7 +428,11 @@ func (in BalanceIn) Accounts() engine.MapView[string, AccountView] {
 type BalanceOut engine.Out
 
 // SetResult sets the value returned to the caller in BalanceReceipt.Result.
-func (o *BalanceOut) SetResult(v int64) { (*engine.Out)(o).Set(-1).(*theusCallBalance).result = v }
+func (o *BalanceOut) SetResult(v int64) { o.set(-1).result = v }
+
+func (o *BalanceOut) set(path int) *theusCallBalance {
+	return (*engine.Out)(o).Set(path).(*theusCallBalance)
+}
 
 // BalanceReceipt tells what a call of balance committed.
 type BalanceReceipt = engine.ReceiptOf[int64]

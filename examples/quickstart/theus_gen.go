@@ -186,14 +186,10 @@ func (e *Engine) History(ctx context.Context, from, to uint64) ([]engine.Commit,
 func (e *Engine) Close() error { return e.core.Close() }
 
 // UpdateUserEmailArgs are the arguments of update_user_email.
-type UpdateUserEmailArgs struct {
-	_     [0]func()
-	Email string
-}
+type UpdateUserEmailArgs struct{ Email string }
 
 // UpdateUserEmailIn is what update_user_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type UpdateUserEmailIn struct {
-	_    [0]func()
 	Args UpdateUserEmailArgs
 	s    *State
 }
@@ -208,18 +204,18 @@ func (in UpdateUserEmailIn) MaxEmailLen() int { return in.s.Global.MaxEmailLen }
 type UpdateUserEmailOut engine.Out
 
 // SetUser sets domain.user.
-func (o *UpdateUserEmailOut) SetUser(v User) {
-	(*engine.Out)(o).Set(theusPathDomainUser).(*theusCallUpdateUserEmail).user = theusCloneUser(&v)
-}
+func (o *UpdateUserEmailOut) SetUser(v User) { o.set(theusPathDomainUser).user = theusCloneUser(&v) }
 
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *UpdateUserEmailOut) EmitUserUpdated(p UserUpdated) {
-	theusEmitUserUpdated((*engine.Out)(o), &p, &(*engine.Out)(o).Set(-1).(*theusCallUpdateUserEmail).userUpdated)
+	theusEmitUserUpdated((*engine.Out)(o), &p, &o.set(-1).userUpdated)
 }
 
 // SetResult sets the value returned to the caller in UpdateUserEmailReceipt.Result.
-func (o *UpdateUserEmailOut) SetResult(v string) {
-	(*engine.Out)(o).Set(-1).(*theusCallUpdateUserEmail).result = v
+func (o *UpdateUserEmailOut) SetResult(v string) { o.set(-1).result = v }
+
+func (o *UpdateUserEmailOut) set(path int) *theusCallUpdateUserEmail {
+	return (*engine.Out)(o).Set(path).(*theusCallUpdateUserEmail)
 }
 
 // UpdateUserEmailReceipt tells what a call of update_user_email committed.
@@ -255,7 +251,6 @@ type RecordLoginArgs struct{}
 
 // RecordLoginIn is what record_login reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type RecordLoginIn struct {
-	_    [0]func()
 	Args RecordLoginArgs
 	s    *State
 }
@@ -267,8 +262,10 @@ func (in RecordLoginIn) Logins() int { return in.s.Domain.Logins }
 type RecordLoginOut engine.Out
 
 // SetLogins sets domain.logins.
-func (o *RecordLoginOut) SetLogins(v int) {
-	(*engine.Out)(o).Set(theusPathDomainLogins).(*theusCallRecordLogin).logins = v
+func (o *RecordLoginOut) SetLogins(v int) { o.set(theusPathDomainLogins).logins = v }
+
+func (o *RecordLoginOut) set(path int) *theusCallRecordLogin {
+	return (*engine.Out)(o).Set(path).(*theusCallRecordLogin)
 }
 
 // RecordLoginReceipt tells what a call of record_login committed.
@@ -300,7 +297,6 @@ type CurrentEmailArgs struct{}
 
 // CurrentEmailIn is what current_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type CurrentEmailIn struct {
-	_    [0]func()
 	Args CurrentEmailArgs
 	s    *State
 }
@@ -312,8 +308,10 @@ func (in CurrentEmailIn) User() UserView { return UserView{p: &in.s.Domain.User}
 type CurrentEmailOut engine.Out
 
 // SetResult sets the value returned to the caller in CurrentEmailReceipt.Result.
-func (o *CurrentEmailOut) SetResult(v string) {
-	(*engine.Out)(o).Set(-1).(*theusCallCurrentEmail).result = v
+func (o *CurrentEmailOut) SetResult(v string) { o.set(-1).result = v }
+
+func (o *CurrentEmailOut) set(path int) *theusCallCurrentEmail {
+	return (*engine.Out)(o).Set(path).(*theusCallCurrentEmail)
 }
 
 // CurrentEmailReceipt tells what a call of current_email committed.

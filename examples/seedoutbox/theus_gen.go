@@ -209,14 +209,10 @@ func (e *Engine) History(ctx context.Context, from, to uint64) ([]engine.Commit,
 func (e *Engine) Close() error { return e.core.Close() }
 
 // QueueAliceEmailArgs are the arguments of queue_alice_email.
-type QueueAliceEmailArgs struct {
-	_     [0]func()
-	Email string
-}
+type QueueAliceEmailArgs struct{ Email string }
 
 // QueueAliceEmailIn is what queue_alice_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type QueueAliceEmailIn struct {
-	_    [0]func()
 	Args QueueAliceEmailArgs
 	s    *State
 }
@@ -237,13 +233,15 @@ func (in QueueAliceEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMs
 type QueueAliceEmailOut engine.Out
 
 // SetAlice sets domain.alice.
-func (o *QueueAliceEmailOut) SetAlice(v User) {
-	(*engine.Out)(o).Set(theusPathDomainAlice).(*theusCallQueueAliceEmail).alice = theusCloneUser(&v)
-}
+func (o *QueueAliceEmailOut) SetAlice(v User) { o.set(theusPathDomainAlice).alice = theusCloneUser(&v) }
 
 // SetOutboxQueue sets domain.outbox_queue.
 func (o *QueueAliceEmailOut) SetOutboxQueue(v []OutboxMsg) {
-	(*engine.Out)(o).Set(theusPathDomainOutboxQueue).(*theusCallQueueAliceEmail).outboxQueue = slices.Clone(v)
+	o.set(theusPathDomainOutboxQueue).outboxQueue = slices.Clone(v)
+}
+
+func (o *QueueAliceEmailOut) set(path int) *theusCallQueueAliceEmail {
+	return (*engine.Out)(o).Set(path).(*theusCallQueueAliceEmail)
 }
 
 // QueueAliceEmailReceipt tells what a call of queue_alice_email committed.
@@ -274,14 +272,10 @@ func RunQueueAliceEmail(impl Processes, s State, args QueueAliceEmailArgs) (Queu
 }
 
 // QueueBobEmailArgs are the arguments of queue_bob_email.
-type QueueBobEmailArgs struct {
-	_     [0]func()
-	Email string
-}
+type QueueBobEmailArgs struct{ Email string }
 
 // QueueBobEmailIn is what queue_bob_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type QueueBobEmailIn struct {
-	_    [0]func()
 	Args QueueBobEmailArgs
 	s    *State
 }
@@ -302,13 +296,15 @@ func (in QueueBobEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgV
 type QueueBobEmailOut engine.Out
 
 // SetBob sets domain.bob.
-func (o *QueueBobEmailOut) SetBob(v User) {
-	(*engine.Out)(o).Set(theusPathDomainBob).(*theusCallQueueBobEmail).bob = theusCloneUser(&v)
-}
+func (o *QueueBobEmailOut) SetBob(v User) { o.set(theusPathDomainBob).bob = theusCloneUser(&v) }
 
 // SetOutboxQueue sets domain.outbox_queue.
 func (o *QueueBobEmailOut) SetOutboxQueue(v []OutboxMsg) {
-	(*engine.Out)(o).Set(theusPathDomainOutboxQueue).(*theusCallQueueBobEmail).outboxQueue = slices.Clone(v)
+	o.set(theusPathDomainOutboxQueue).outboxQueue = slices.Clone(v)
+}
+
+func (o *QueueBobEmailOut) set(path int) *theusCallQueueBobEmail {
+	return (*engine.Out)(o).Set(path).(*theusCallQueueBobEmail)
 }
 
 // QueueBobEmailReceipt tells what a call of queue_bob_email committed.
@@ -339,14 +335,10 @@ func RunQueueBobEmail(impl Processes, s State, args QueueBobEmailArgs) (QueueBob
 }
 
 // EmitAliceEmailArgs are the arguments of emit_alice_email.
-type EmitAliceEmailArgs struct {
-	_     [0]func()
-	Email string
-}
+type EmitAliceEmailArgs struct{ Email string }
 
 // EmitAliceEmailIn is what emit_alice_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type EmitAliceEmailIn struct {
-	_    [0]func()
 	Args EmitAliceEmailArgs
 	s    *State
 }
@@ -358,13 +350,15 @@ func (in EmitAliceEmailIn) Alice() UserView { return UserView{p: &in.s.Domain.Al
 type EmitAliceEmailOut engine.Out
 
 // SetAlice sets domain.alice.
-func (o *EmitAliceEmailOut) SetAlice(v User) {
-	(*engine.Out)(o).Set(theusPathDomainAlice).(*theusCallEmitAliceEmail).alice = theusCloneUser(&v)
-}
+func (o *EmitAliceEmailOut) SetAlice(v User) { o.set(theusPathDomainAlice).alice = theusCloneUser(&v) }
 
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *EmitAliceEmailOut) EmitUserUpdated(p UserUpdated) {
-	theusEmitUserUpdated((*engine.Out)(o), &p, &(*engine.Out)(o).Set(-1).(*theusCallEmitAliceEmail).userUpdated)
+	theusEmitUserUpdated((*engine.Out)(o), &p, &o.set(-1).userUpdated)
+}
+
+func (o *EmitAliceEmailOut) set(path int) *theusCallEmitAliceEmail {
+	return (*engine.Out)(o).Set(path).(*theusCallEmitAliceEmail)
 }
 
 // EmitAliceEmailReceipt tells what a call of emit_alice_email committed.
@@ -395,14 +389,10 @@ func RunEmitAliceEmail(impl Processes, s State, args EmitAliceEmailArgs) (EmitAl
 }
 
 // EmitBobEmailArgs are the arguments of emit_bob_email.
-type EmitBobEmailArgs struct {
-	_     [0]func()
-	Email string
-}
+type EmitBobEmailArgs struct{ Email string }
 
 // EmitBobEmailIn is what emit_bob_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type EmitBobEmailIn struct {
-	_    [0]func()
 	Args EmitBobEmailArgs
 	s    *State
 }
@@ -414,13 +404,15 @@ func (in EmitBobEmailIn) Bob() UserView { return UserView{p: &in.s.Domain.Bob} }
 type EmitBobEmailOut engine.Out
 
 // SetBob sets domain.bob.
-func (o *EmitBobEmailOut) SetBob(v User) {
-	(*engine.Out)(o).Set(theusPathDomainBob).(*theusCallEmitBobEmail).bob = theusCloneUser(&v)
-}
+func (o *EmitBobEmailOut) SetBob(v User) { o.set(theusPathDomainBob).bob = theusCloneUser(&v) }
 
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *EmitBobEmailOut) EmitUserUpdated(p UserUpdated) {
-	theusEmitUserUpdated((*engine.Out)(o), &p, &(*engine.Out)(o).Set(-1).(*theusCallEmitBobEmail).userUpdated)
+	theusEmitUserUpdated((*engine.Out)(o), &p, &o.set(-1).userUpdated)
+}
+
+func (o *EmitBobEmailOut) set(path int) *theusCallEmitBobEmail {
+	return (*engine.Out)(o).Set(path).(*theusCallEmitBobEmail)
 }
 
 // EmitBobEmailReceipt tells what a call of emit_bob_email committed.

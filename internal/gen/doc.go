@@ -65,11 +65,6 @@
 // (whether it holds references, whether its values may fail to encode,
 // its encoder) is computed once and kept.
 //
-// Each process's In, and its Args when they have fields, start with a
-// blank `_ [0]func()` field: they are not comparable, so the compiler makes
-// no equality function for them (two per process, which no one calls).
-// Out setters reach the call's frame through engine.Out.Set directly.
-//
 // Views never hand out memory of the snapshot that a caller could modify:
 // slices and maps are shown through engine.SliceView and engine.MapView,
 // structs through their views. Types from `imports:` are opaque to the

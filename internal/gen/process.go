@@ -18,17 +18,11 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 	args, in, outT, receipt, effects := n+"Args", n+"In", n+"Out", n+"Receipt", n+"Effects"
 	call := callType(p)
 
-	// In, and Args when it has fields, are not comparable (a blank
-	// [0]func() first, which takes no room): the compiler then makes no
-	// equality function for them, one per process.
 	var argFields []jen.Code
-	if len(p.Args) > 0 {
-		argFields = append(argFields, notComparable())
-	}
 	for _, a := range p.Args {
 		argFields = append(argFields, jen.Id(a.GoName).Add(goType(a.Type)))
 	}
-	inFields := []jen.Code{notComparable(), jen.Id("Args").Id(args), jen.Id("s").Op("*").Id(g.st)}
+	inFields := []jen.Code{jen.Id("Args").Id(args), jen.Id("s").Op("*").Id(g.st)}
 	inInit := []field{{"Args", jen.Id("c.args")}, {"s", jen.Id("s")}}
 	if slices.ContainsFunc(p.Inputs, func(pa *contract.Path) bool { return pa.Field.Collection }) {
 		// The views of a collection record the entries read, for the
@@ -46,10 +40,10 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 	}
 
 	// The Out is a handle on one run of the call (engine.Out): what the
-	// process sets goes to the call's frame, which engine.Out.Set returns.
+	// process sets goes to the call's frame, which o.set returns.
 	outRecv := func() *jen.Statement { return jen.Id("o").Op("*").Id(outT) }
+	set := func(k jen.Code) *jen.Statement { return jen.Id("o").Dot("set").Call(k) }
 	asOut := func() *jen.Statement { return jen.Parens(jen.Op("*").Qual(enginePkg, "Out")).Parens(jen.Id("o")) }
-	set := func(k jen.Code) *jen.Statement { return asOut().Dot("Set").Call(k).Assert(jen.Op("*").Id(call)) }
 	var frameFields, setters, applies []jen.Code
 	var effFields []jen.Code
 	var effs []field
@@ -111,6 +105,11 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 	out = append(out, doc(outT+" collects what "+p.Name+" writes and emits. It is valid only during the call: using it afterwards panics.").
 		Type().Id(outT).Qual(enginePkg, "Out"))
 	out = append(out, setters...)
+	if len(setters) > 0 {
+		out = append(out, jen.Func().Params(outRecv()).Id("set").Params(jen.Id("path").Int()).Op("*").Id(call).Add(oneLine(
+			jen.Return(asOut().Dot("Set").Call(jen.Id("path")).Assert(jen.Op("*").Id(call))),
+		)))
+	}
 	out = append(out,
 		doc(receipt+" tells what a call of "+p.Name+" committed.").Type().Id(receipt).Op("=").Add(receiptType),
 		doc(effects+" is what one run of "+p.Name+" set and emitted (see Run"+n+").").Type().Id(effects).Add(structOf(effFields...)),
@@ -187,9 +186,6 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 	}
 	return out, append(append(private, g.regexpDecls(p)...), g.checkDecls(p)...)
 }
-
-// notComparable is the blank field that makes a struct not comparable.
-func notComparable() jen.Code { return jen.Id("_").Index(jen.Lit(0)).Func().Params() }
 
 // callType is the name of the frame type of p's calls.
 func callType(p *contract.Process) string { return "theusCall" + p.GoName }

@@ -194,7 +194,6 @@ var ErrNoSuchUser = engine.DomainError("no_such_user")
 
 // UpdateUserArgs are the arguments of update_user.
 type UpdateUserArgs struct {
-	_         [0]func()
 	ID        string
 	Tx        uint64
 	StartNs   int64
@@ -204,7 +203,6 @@ type UpdateUserArgs struct {
 
 // UpdateUserIn is what update_user reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type UpdateUserIn struct {
-	_    [0]func()
 	Args UpdateUserArgs
 	s    *theusState
 	tx   *engine.Tx
@@ -222,12 +220,16 @@ type UpdateUserOut engine.Out
 
 // Users returns the writer of domain.users: Put and Delete entries.
 func (o *UpdateUserOut) Users() engine.CollectionWriter[string, User] {
-	return engine.Writer((*engine.Out)(o), theusPathDomainUsers, &(*engine.Out)(o).Set(-1).(*theusCallUpdateUser).users, nil)
+	return engine.Writer((*engine.Out)(o), theusPathDomainUsers, &o.set(-1).users, nil)
 }
 
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *UpdateUserOut) EmitUserUpdated(p UserUpdated) {
-	theusEmitUserUpdated((*engine.Out)(o), &p, &(*engine.Out)(o).Set(-1).(*theusCallUpdateUser).userUpdated)
+	theusEmitUserUpdated((*engine.Out)(o), &p, &o.set(-1).userUpdated)
+}
+
+func (o *UpdateUserOut) set(path int) *theusCallUpdateUser {
+	return (*engine.Out)(o).Set(path).(*theusCallUpdateUser)
 }
 
 // UpdateUserReceipt tells what a call of update_user committed.

@@ -192,14 +192,12 @@ func (e *Engine) Close() error { return e.core.Close() }
 
 // HitArgs are the arguments of hit.
 type HitArgs struct {
-	_   [0]func()
 	Key string
 	By  int64
 }
 
 // HitIn is what hit reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type HitIn struct {
-	_    [0]func()
 	Args HitArgs
 	s    *theusState
 	tx   *engine.Tx
@@ -217,8 +215,10 @@ type HitOut engine.Out
 
 // Hits returns the writer of domain.hits: Put and Delete entries.
 func (o *HitOut) Hits() engine.CollectionWriter[string, int64] {
-	return engine.Writer((*engine.Out)(o), theusPathDomainHits, &(*engine.Out)(o).Set(-1).(*theusCallHit).hits, nil)
+	return engine.Writer((*engine.Out)(o), theusPathDomainHits, &o.set(-1).hits, nil)
 }
+
+func (o *HitOut) set(path int) *theusCallHit { return (*engine.Out)(o).Set(path).(*theusCallHit) }
 
 // HitReceipt tells what a call of hit committed.
 type HitReceipt = engine.Receipt
@@ -246,14 +246,10 @@ func RunHit(impl Processes, s State, args HitArgs) (HitEffects, error) {
 }
 
 // SetRateArgs are the arguments of set_rate.
-type SetRateArgs struct {
-	_    [0]func()
-	Rate float64
-}
+type SetRateArgs struct{ Rate float64 }
 
 // SetRateIn is what set_rate reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type SetRateIn struct {
-	_    [0]func()
 	Args SetRateArgs
 	s    *theusState
 }
@@ -262,8 +258,10 @@ type SetRateIn struct {
 type SetRateOut engine.Out
 
 // SetRate sets domain.rate.
-func (o *SetRateOut) SetRate(v float64) {
-	(*engine.Out)(o).Set(theusPathDomainRate).(*theusCallSetRate).rate = v
+func (o *SetRateOut) SetRate(v float64) { o.set(theusPathDomainRate).rate = v }
+
+func (o *SetRateOut) set(path int) *theusCallSetRate {
+	return (*engine.Out)(o).Set(path).(*theusCallSetRate)
 }
 
 // SetRateReceipt tells what a call of set_rate committed.
@@ -293,14 +291,12 @@ func RunSetRate(impl Processes, s State, args SetRateArgs) (SetRateEffects, erro
 
 // RecordArgs are the arguments of record.
 type RecordArgs struct {
-	_       [0]func()
 	Key     string
 	Reading Reading
 }
 
 // RecordIn is what record reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type RecordIn struct {
-	_    [0]func()
 	Args RecordArgs
 	s    *theusState
 }
@@ -310,12 +306,14 @@ type RecordOut engine.Out
 
 // Readings returns the writer of domain.readings: Put and Delete entries.
 func (o *RecordOut) Readings() engine.CollectionWriter[string, Reading] {
-	return engine.Writer((*engine.Out)(o), theusPathDomainReadings, &(*engine.Out)(o).Set(-1).(*theusCallRecord).readings, nil)
+	return engine.Writer((*engine.Out)(o), theusPathDomainReadings, &o.set(-1).readings, nil)
 }
 
 // SetLastValue sets domain.last.value.
-func (o *RecordOut) SetLastValue(v float64) {
-	(*engine.Out)(o).Set(theusPathDomainLast_Value).(*theusCallRecord).lastValue = v
+func (o *RecordOut) SetLastValue(v float64) { o.set(theusPathDomainLast_Value).lastValue = v }
+
+func (o *RecordOut) set(path int) *theusCallRecord {
+	return (*engine.Out)(o).Set(path).(*theusCallRecord)
 }
 
 // RecordReceipt tells what a call of record committed.

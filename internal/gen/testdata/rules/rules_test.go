@@ -368,7 +368,7 @@ type presetUser struct {
 }
 
 func (p presetUser) UpdateUser(_ context.Context, _ UpdateUserIn, out *UpdateUserOut) error {
-	(*engine.Out)(out).Set(theusPathDomainUser).(*theusCallUpdateUser).user = p.u
-	(*engine.Out)(out).Set(theusPathDomainCount).(*theusCallUpdateUser).count = 3
+	out.set(theusPathDomainUser).user = p.u
+	out.set(theusPathDomainCount).count = 3
 	return nil
 }

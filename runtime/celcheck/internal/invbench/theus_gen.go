@@ -171,14 +171,10 @@ func (e *Engine) History(ctx context.Context, from, to uint64) ([]engine.Commit,
 func (e *Engine) Close() error { return e.core.Close() }
 
 // SellCheckedArgs are the arguments of sell_checked.
-type SellCheckedArgs struct {
-	_     [0]func()
-	Event string
-}
+type SellCheckedArgs struct{ Event string }
 
 // SellCheckedIn is what sell_checked reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type SellCheckedIn struct {
-	_    [0]func()
 	Args SellCheckedArgs
 	s    *theusState
 	tx   *engine.Tx
@@ -196,7 +192,11 @@ type SellCheckedOut engine.Out
 
 // Checked returns the writer of domain.checked: Put and Delete entries.
 func (o *SellCheckedOut) Checked() engine.CollectionWriter[string, Event] {
-	return engine.Writer((*engine.Out)(o), theusPathDomainChecked, &(*engine.Out)(o).Set(-1).(*theusCallSellChecked).checked, nil)
+	return engine.Writer((*engine.Out)(o), theusPathDomainChecked, &o.set(-1).checked, nil)
+}
+
+func (o *SellCheckedOut) set(path int) *theusCallSellChecked {
+	return (*engine.Out)(o).Set(path).(*theusCallSellChecked)
 }
 
 // SellCheckedReceipt tells what a call of sell_checked committed.
@@ -225,14 +225,10 @@ func RunSellChecked(impl Processes, s State, args SellCheckedArgs) (SellCheckedE
 }
 
 // SellPlainArgs are the arguments of sell_plain.
-type SellPlainArgs struct {
-	_     [0]func()
-	Event string
-}
+type SellPlainArgs struct{ Event string }
 
 // SellPlainIn is what sell_plain reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type SellPlainIn struct {
-	_    [0]func()
 	Args SellPlainArgs
 	s    *theusState
 	tx   *engine.Tx
@@ -250,7 +246,11 @@ type SellPlainOut engine.Out
 
 // Plain returns the writer of domain.plain: Put and Delete entries.
 func (o *SellPlainOut) Plain() engine.CollectionWriter[string, Event] {
-	return engine.Writer((*engine.Out)(o), theusPathDomainPlain, &(*engine.Out)(o).Set(-1).(*theusCallSellPlain).plain, nil)
+	return engine.Writer((*engine.Out)(o), theusPathDomainPlain, &o.set(-1).plain, nil)
+}
+
+func (o *SellPlainOut) set(path int) *theusCallSellPlain {
+	return (*engine.Out)(o).Set(path).(*theusCallSellPlain)
 }
 
 // SellPlainReceipt tells what a call of sell_plain committed.

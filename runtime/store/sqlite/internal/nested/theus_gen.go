@@ -195,14 +195,10 @@ func (e *Engine) History(ctx context.Context, from, to uint64) ([]engine.Commit,
 func (e *Engine) Close() error { return e.core.Close() }
 
 // ChangeEmailArgs are the arguments of change_email.
-type ChangeEmailArgs struct {
-	_     [0]func()
-	Email string
-}
+type ChangeEmailArgs struct{ Email string }
 
 // ChangeEmailIn is what change_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type ChangeEmailIn struct {
-	_    [0]func()
 	Args ChangeEmailArgs
 	s    *State
 }
@@ -217,13 +213,15 @@ func (in ChangeEmailIn) UserEmail() string { return in.s.Domain.User.Email }
 type ChangeEmailOut engine.Out
 
 // SetUserEmail sets domain.user.email.
-func (o *ChangeEmailOut) SetUserEmail(v string) {
-	(*engine.Out)(o).Set(theusPathDomainUser_Email).(*theusCallChangeEmail).userEmail = v
-}
+func (o *ChangeEmailOut) SetUserEmail(v string) { o.set(theusPathDomainUser_Email).userEmail = v }
 
 // EmitUserChanged emits a message on topic user.changed.
 func (o *ChangeEmailOut) EmitUserChanged(p Changed) {
-	theusEmitUserChanged((*engine.Out)(o), &p, &(*engine.Out)(o).Set(-1).(*theusCallChangeEmail).userChanged)
+	theusEmitUserChanged((*engine.Out)(o), &p, &o.set(-1).userChanged)
+}
+
+func (o *ChangeEmailOut) set(path int) *theusCallChangeEmail {
+	return (*engine.Out)(o).Set(path).(*theusCallChangeEmail)
 }
 
 // ChangeEmailReceipt tells what a call of change_email committed.
@@ -255,14 +253,12 @@ func RunChangeEmail(impl Processes, s State, args ChangeEmailArgs) (ChangeEmailE
 
 // MoveArgs are the arguments of move.
 type MoveArgs struct {
-	_     [0]func()
 	City  string
 	Lines []string
 }
 
 // MoveIn is what move reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type MoveIn struct {
-	_    [0]func()
 	Args MoveArgs
 	s    *State
 }
@@ -278,13 +274,13 @@ type MoveOut engine.Out
 
 // SetUserAddress sets domain.user.address.
 func (o *MoveOut) SetUserAddress(v Address) {
-	(*engine.Out)(o).Set(theusPathDomainUser_Address).(*theusCallMove).userAddress = theusCloneAddress(&v)
+	o.set(theusPathDomainUser_Address).userAddress = theusCloneAddress(&v)
 }
 
 // SetAudit sets domain.audit.
-func (o *MoveOut) SetAudit(v []string) {
-	(*engine.Out)(o).Set(theusPathDomainAudit).(*theusCallMove).audit = slices.Clone(v)
-}
+func (o *MoveOut) SetAudit(v []string) { o.set(theusPathDomainAudit).audit = slices.Clone(v) }
+
+func (o *MoveOut) set(path int) *theusCallMove { return (*engine.Out)(o).Set(path).(*theusCallMove) }
 
 // MoveReceipt tells what a call of move committed.
 type MoveReceipt = engine.Receipt
@@ -314,14 +310,10 @@ func RunMove(impl Processes, s State, args MoveArgs) (MoveEffects, error) {
 }
 
 // SetPrefsArgs are the arguments of set_prefs.
-type SetPrefsArgs struct {
-	_     [0]func()
-	Prefs map[string]string
-}
+type SetPrefsArgs struct{ Prefs map[string]string }
 
 // SetPrefsIn is what set_prefs reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
 type SetPrefsIn struct {
-	_    [0]func()
 	Args SetPrefsArgs
 	s    *State
 }
@@ -336,7 +328,11 @@ type SetPrefsOut engine.Out
 
 // SetUserPrefs sets domain.user.prefs.
 func (o *SetPrefsOut) SetUserPrefs(v map[string]string) {
-	(*engine.Out)(o).Set(theusPathDomainUser_Prefs).(*theusCallSetPrefs).userPrefs = maps.Clone(v)
+	o.set(theusPathDomainUser_Prefs).userPrefs = maps.Clone(v)
+}
+
+func (o *SetPrefsOut) set(path int) *theusCallSetPrefs {
+	return (*engine.Out)(o).Set(path).(*theusCallSetPrefs)
 }
 
 // SetPrefsReceipt tells what a call of set_prefs committed.

@@ -2,25 +2,21 @@ package engine
 
 import (
 	"cmp"
-	"iter"
 	"sync/atomic"
 	"unsafe"
 )
 
-// pmap is a persistent ordered map: a B+tree whose updates copy the path
+// ptree is a persistent ordered map: a B+tree whose updates copy the path
 // from the root to the changed leaf and share everything else. A snapshot
 // holds a root; a commit that writes one entry of a million-entry
 // collection copies seven small nodes instead of the map. Nodes are
 // immutable once published.
-type pmap[K cmp.Ordered, V any] struct {
-	t ptree[K]
-}
-
-// ptree is a pmap of items of any type, each a *pitem[V] seen as an
-// unsafe.Pointer: the code of the tree, and of collections (Collection,
-// collCodec), is compiled once per key type, not once per type of value
+//
+// Its items are of any type, each a *pitem[V] seen as an unsafe.Pointer:
+// the code of the tree, and of collections (collCodec, collBuilder,
+// collSource), is compiled once per key type, not once per type of value
 // (a contract may declare many collections, each of its own type). Only
-// thin typed wrappers convert the items.
+// thin typed wrappers (Collection) convert the items.
 type ptree[K cmp.Ordered] struct {
 	root *pnode[K]
 }
@@ -47,7 +43,7 @@ const pfan = 8
 // copies small nodes of pointers only.
 type pkeys[K cmp.Ordered] [pfan]K
 
-// pnode is a node of a pmap of any value type: its entries are *pitem[V]
+// pnode is a node of a ptree: its entries are *pitem[V]
 // seen as unsafe.Pointer, so that the compiler makes the tree's code once
 // per key type, not once per type of value (a contract may declare many
 // collections, each of its own type).
@@ -90,14 +86,9 @@ func withoutKey[K cmp.Ordered](keys *pkeys[K], n, i int) *pkeys[K] {
 	return nk
 }
 
-// buildPmap builds a map from sorted, distinct keys and their items in
-// linear time, bottom-up, with full nodes.
-func buildPmap[K cmp.Ordered, V any](keys []K, items []*pitem[V]) pmap[K, V] {
-	return pmap[K, V]{t: ptree[K]{root: buildTree(keys, func(j int) unsafe.Pointer { return unsafe.Pointer(items[j]) })}}
-}
-
-// buildTree is buildPmap for the items item(0), item(1), ...; nil when
-// there are no keys.
+// buildTree builds a tree from sorted, distinct keys and their items
+// item(0), item(1), ... in linear time, bottom-up, with full nodes; nil
+// when there are no keys.
 func buildTree[K cmp.Ordered](keys []K, item func(int) unsafe.Pointer) *pnode[K] {
 	return buildTreeFunc(len(keys), func(j int) K { return keys[j] }, item)
 }
@@ -134,26 +125,6 @@ func buildTreeFunc[K cmp.Ordered](n int, key func(int) K, item func(int) unsafe.
 		level = up
 	}
 	return level[0]
-}
-
-func (m pmap[K, V]) len() int { return m.t.len() }
-
-// get returns the item under k, or nil.
-func (m pmap[K, V]) get(k K) *pitem[V] { return (*pitem[V])(m.t.get(k)) }
-
-// set returns a map with k set to it (see ptree.set).
-func (m pmap[K, V]) set(k K, it *pitem[V], edit uint64) pmap[K, V] {
-	return pmap[K, V]{t: m.t.set(k, unsafe.Pointer(it), edit)}
-}
-
-// del returns a map without k (see ptree.del).
-func (m pmap[K, V]) del(k K) pmap[K, V] { return pmap[K, V]{t: m.t.del(k)} }
-
-// all yields every entry in ascending key order.
-func (m pmap[K, V]) all() iter.Seq2[K, *pitem[V]] {
-	return func(yield func(K, *pitem[V]) bool) {
-		m.t.walk(func(k K, it unsafe.Pointer) bool { return yield(k, (*pitem[V])(it)) })
-	}
 }
 
 func (t ptree[K]) len() int {

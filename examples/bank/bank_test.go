@@ -29,7 +29,7 @@ func (s *checkingStore) Commit(ctx context.Context, recs []*engine.Record) error
 	for _, r := range recs {
 		st := r.State.(*theusState)
 		var sum int64
-		for id, a := range st.Domain.Accounts.All() {
+		for id, a := range engine.CollectionAll(st.Domain.Accounts) {
 			if a.Balance < 0 {
 				s.fail(fmt.Errorf("version %d: account %s has balance %d", r.Version, id, a.Balance))
 			}

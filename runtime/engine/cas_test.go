@@ -225,7 +225,7 @@ func TestCompareAndSwapBesideEntryWriteInFlight(t *testing.T) {
 				t.Fatalf("CompareAndSwap: %+v, want version 2", res)
 			}
 			if _, s := e.Snapshot(); !tc.patch.applied(s) {
-				t.Fatalf("entries %v: want the patch's", s.Acc.Map(nil))
+				t.Fatalf("entries %v: want the patch's", engine.CollectionMap(s.Acc, nil))
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"iter"
 	"slices"
 	"strconv"
+	"unsafe"
 )
 
 // Collection is a state field declared as a collection ({map: T, key: K}):
@@ -15,8 +16,11 @@ import (
 //
 // A Collection is an immutable value: generated code holds one per
 // collection field in the engine's state and replaces it on commit.
+//
+// Its methods are thin typed wrappers over a ptree of untyped items, so
+// that a contract's collections share the compiled tree, codec and decoder.
 type Collection[K cmp.Ordered, V any] struct {
-	m pmap[K, V]
+	t ptree[K]
 }
 
 // NewCollection returns a collection holding a copy of m, every entry at
@@ -27,46 +31,44 @@ func NewCollection[K cmp.Ordered, V any](m map[K]V, clone func(*V) V) Collection
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	items := make([]*pitem[V], len(keys))
+	items := make([]pitem[V], len(keys))
 	for i, k := range keys {
 		v := m[k]
 		if clone != nil {
 			v = clone(&v)
 		}
-		items[i] = &pitem[V]{val: v}
+		items[i].val = v
 	}
-	return Collection[K, V]{m: buildPmap(keys, items)}
+	return Collection[K, V]{t: ptree[K]{root: buildTree(keys, func(j int) unsafe.Pointer { return unsafe.Pointer(&items[j]) })}}
 }
 
 // Len returns the number of entries.
-func (c Collection[K, V]) Len() int { return c.m.len() }
+func (c Collection[K, V]) Len() int { return c.t.len() }
 
 // Get returns a pointer to the value under k, which must not be modified,
 // and whether it exists.
 func (c Collection[K, V]) Get(k K) (*V, bool) {
-	if it := c.m.get(k); it != nil {
-		return &it.val, true
+	if it := c.t.get(k); it != nil {
+		return &(*pitem[V])(it).val, true
 	}
 	return nil, false
 }
 
-// All yields every entry in ascending key order; the values must not be
-// modified.
-func (c Collection[K, V]) All() iter.Seq2[K, *V] {
+// CollectionAll yields every entry of c in ascending key order; the values
+// must not be modified. (It and CollectionMap are functions, not methods:
+// the methods of a Collection are compiled for every collection type of
+// a contract, used or not.)
+func CollectionAll[K cmp.Ordered, V any](c Collection[K, V]) iter.Seq2[K, *V] {
 	return func(yield func(K, *V) bool) {
-		for k, it := range c.m.all() {
-			if !yield(k, &it.val) {
-				return
-			}
-		}
+		c.t.walk(func(k K, it unsafe.Pointer) bool { return yield(k, (*V)(itemValue(it))) })
 	}
 }
 
-// Map returns the entries as a new map, each value deep-copied with clone
-// (nil when values hold no references).
-func (c Collection[K, V]) Map(clone func(*V) V) map[K]V {
+// CollectionMap returns the entries of c as a new map, each value
+// deep-copied with clone (nil when values hold no references).
+func CollectionMap[K cmp.Ordered, V any](c Collection[K, V], clone func(*V) V) map[K]V {
 	out := make(map[K]V, c.Len())
-	for k, v := range c.All() {
+	for k, v := range CollectionAll(c) {
 		if clone != nil {
 			out[k] = clone(v)
 		} else {
@@ -77,9 +79,9 @@ func (c Collection[K, V]) Map(clone func(*V) V) map[K]V {
 }
 
 // version returns the version that last wrote k, and whether k exists.
-func (c Collection[K, V]) version(k K) (uint64, bool) {
-	if it := c.m.get(k); it != nil {
-		return it.ver, true
+func (t ptree[K]) version(k K) (uint64, bool) {
+	if it := t.get(k); it != nil {
+		return itemVersion(it), true
 	}
 	return 0, false
 }
@@ -87,60 +89,56 @@ func (c Collection[K, V]) version(k K) (uint64, bool) {
 // CollectionView returns a read-only view of c showing each value through
 // view. When tx is not nil (a process is reading), the view records the
 // entries the process reads in tx, for the conflict check; Len and All
-// count as reading the whole collection. Generated code calls it.
+// count as reading the whole collection. Generated code calls it, with the
+// same view for a path every time.
 func CollectionView[K cmp.Ordered, V, W any](c Collection[K, V], tx *Tx, path int, view func(*V) W) MapView[K, W] {
-	if tx == nil {
-		return MapView[K, W]{src: &collSource[K, V, W]{c: c, path: path, view: view}}
-	}
-	// A process's views are kept in its Tx, which generated code reuses
-	// from call to call, so reading a collection allocates nothing.
-	for _, x := range tx.sources {
-		if s, ok := x.(*collSource[K, V, W]); ok && s.path == path {
-			s.c, s.view = c, view
-			return MapView[K, W]{src: s}
-		}
-	}
-	s := &collSource[K, V, W]{c: c, tx: tx, path: path, view: view}
-	tx.sources = append(tx.sources, s)
-	return MapView[K, W]{src: s}
-}
-
-type collSource[K cmp.Ordered, V, W any] struct {
-	c    Collection[K, V]
-	tx   *Tx
-	path int
-	view func(*V) W
-}
-
-func (s *collSource[K, V, W]) get(k K) (W, bool) {
-	if s.tx != nil {
-		s.tx.readKey(s.path, keyText(k))
-	}
-	if it := s.c.m.get(k); it != nil {
-		return s.view(&it.val), true
-	}
-	var zero W
-	return zero, false
-}
-
-func (s *collSource[K, V, W]) len() int {
-	if s.tx != nil {
-		s.tx.readAll(s.path)
-	}
-	return s.c.Len()
-}
-
-func (s *collSource[K, V, W]) all() iter.Seq2[K, W] {
-	if s.tx != nil {
-		s.tx.readAll(s.path)
-	}
-	return func(yield func(K, W) bool) {
-		for k, it := range s.c.m.all() {
-			if !yield(k, s.view(&it.val)) {
-				return
+	if tx != nil {
+		// A process's views are kept in its Tx, which generated code
+		// reuses from call to call, so reading a collection allocates
+		// nothing.
+		for _, x := range tx.sources {
+			if s, ok := x.(*collSource[K]); ok && s.path == path {
+				s.t = c.t
+				return MapView[K, W]{src: s, view: s.view.(func(unsafe.Pointer) W)}
 			}
 		}
 	}
+	show := func(it unsafe.Pointer) W { return view((*V)(itemValue(it))) }
+	s := &collSource[K]{t: c.t, tx: tx, path: path, view: show}
+	if tx != nil {
+		tx.sources = append(tx.sources, s)
+	}
+	return MapView[K, W]{src: s, view: show}
+}
+
+// collSource is a collection as a mapSource; the pointers it hands out
+// are its items (*pitem[V]), which the MapView's view shows.
+type collSource[K cmp.Ordered] struct {
+	t    ptree[K]
+	tx   *Tx
+	path int
+	view any // the MapView's, kept with the source in tx.sources
+}
+
+func (s *collSource[K]) get(k K) unsafe.Pointer {
+	if s.tx != nil {
+		s.tx.readKey(s.path, keyText(k))
+	}
+	return s.t.get(k)
+}
+
+func (s *collSource[K]) len() int {
+	if s.tx != nil {
+		s.tx.readAll(s.path)
+	}
+	return s.t.len()
+}
+
+func (s *collSource[K]) all() func(yield func(K, unsafe.Pointer) bool) {
+	if s.tx != nil {
+		s.tx.readAll(s.path)
+	}
+	return s.t.walk
 }
 
 // Pending is one write of a call to a collection: Value is nil for a
@@ -200,9 +198,9 @@ func (c Collection[K, V]) Apply(v uint64, pending []Pending[K, V]) Collection[K,
 	edit := newEdit()
 	for _, p := range pending {
 		if p.Value == nil {
-			c.m = c.m.del(p.Key)
+			c.t = c.t.del(p.Key)
 		} else {
-			c.m = c.m.set(p.Key, &pitem[V]{ver: v, val: *p.Value}, edit)
+			c.t = c.t.set(p.Key, unsafe.Pointer(&pitem[V]{ver: v, val: *p.Value}), edit)
 		}
 	}
 	return c
@@ -237,7 +235,7 @@ func CollectionVersion[K cmp.Ordered, V any](c Collection[K, V], key string) (ui
 	if err != nil {
 		return 0, false
 	}
-	return c.version(k)
+	return c.t.version(k)
 }
 
 // keyText formats a collection key as Write.Key does: strings as they are,

@@ -267,7 +267,7 @@ func TestCollectionTransfersConserveMoney(t *testing.T) {
 				}
 				_, s := e.Snapshot()
 				total := 0
-				for _, b := range s.Acc.All() {
+				for _, b := range engine.CollectionAll(s.Acc) {
 					if *b < 0 {
 						t.Errorf("negative balance %d", *b)
 					}
@@ -374,10 +374,10 @@ func TestCollectionApplyLastWriteWins(t *testing.T) {
 		put("new", 4), del("new"), put("new", 5),
 	})
 	want := map[string]int{"twice": 3, "kept": 10, "back": 30, "new": 5}
-	if m := got.Map(nil); !maps.Equal(m, want) {
+	if m := engine.CollectionMap(got, nil); !maps.Equal(m, want) {
 		t.Fatalf("after Apply: %v, want %v", m, want)
 	}
-	if m := base.Map(nil); !maps.Equal(m, map[string]int{"kept": 1, "gone": 2, "back": 3}) {
+	if m := engine.CollectionMap(base, nil); !maps.Equal(m, map[string]int{"kept": 1, "gone": 2, "back": 3}) {
 		t.Fatalf("Apply changed the collection it was called on: %v", m)
 	}
 	for k := range want {

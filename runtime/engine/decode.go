@@ -25,44 +25,44 @@ var (
 	chunkBytes   = 1 << 20
 )
 
-type collBuilder[S any, K cmp.Ordered, V any] struct {
+type collBuilder[S any, K cmp.Ordered] struct {
 	codec   Codec
-	coll    *collCodec[S, K, V]
+	elem    *elemType
 	path    string
-	get     func(*S) *Collection[K, V]
+	get     func(*S) *ptree[K]
 	workers chan struct{}
-	cur     *entryChunk[K, V] // being filled
-	rawCap  int               // the bytes of values the last chunk held
-	chunks  []*entryChunk[K, V]
+	cur     *entryChunk[K] // being filled
+	rawCap  int            // the bytes of values the last chunk held
+	chunks  []*entryChunk[K]
 	wg      sync.WaitGroup
 }
 
 // entryChunk is a run of entries in the order they were given: their keys
 // and encoded values (raw[ends[j-1]:ends[j]]), then, once decoded, ents.
-type entryChunk[K cmp.Ordered, V any] struct {
+type entryChunk[K cmp.Ordered] struct {
 	keys []K
 	ends []int
 	dels []bool // deleted: no value
 	raw  []byte
 	// ents are the entries decoded, sorted by key; of equal keys the last
 	// given comes last. item nil: deleted.
-	ents []keyedItem[K, V]
+	ents []keyedItem[K]
 	err  error
 }
 
-type keyedItem[K cmp.Ordered, V any] struct {
+type keyedItem[K cmp.Ordered] struct {
 	key  K
-	item *pitem[V]
+	item unsafe.Pointer // a *pitem[V]
 }
 
-func (b *collBuilder[S, K, V]) entry(key string, data []byte) error {
+func (b *collBuilder[S, K]) entry(key string, data []byte) error {
 	k, err := parseKey[K](key)
 	if err != nil {
 		return err
 	}
 	c := b.cur
 	if c == nil {
-		c = &entryChunk[K, V]{keys: make([]K, 0, chunkEntries), ends: make([]int, 0, chunkEntries),
+		c = &entryChunk[K]{keys: make([]K, 0, chunkEntries), ends: make([]int, 0, chunkEntries),
 			dels: make([]bool, 0, chunkEntries), raw: make([]byte, 0, b.rawCap)}
 		b.cur = c
 	}
@@ -78,7 +78,7 @@ func (b *collBuilder[S, K, V]) entry(key string, data []byte) error {
 
 // decode hands c to a goroutine that decodes it, once one of workers is
 // free.
-func (b *collBuilder[S, K, V]) decode(c *entryChunk[K, V]) {
+func (b *collBuilder[S, K]) decode(c *entryChunk[K]) {
 	b.cur, b.rawCap = nil, min(len(c.raw)+len(c.raw)/8, 2*chunkBytes)
 	b.chunks = append(b.chunks, c)
 	b.workers <- struct{}{}
@@ -88,42 +88,43 @@ func (b *collBuilder[S, K, V]) decode(c *entryChunk[K, V]) {
 			<-b.workers
 			b.wg.Done()
 		}()
-		c.decode(func(data []byte, v *V) error { return b.coll.unmarshal(b.codec, data, v) }, b.path)
+		c.decode(b.codec, b.elem, b.path)
 	}()
 }
 
-func (c *entryChunk[K, V]) decode(unmarshal func([]byte, *V) error, path string) {
+func (c *entryChunk[K]) decode(codec Codec, elem *elemType, path string) {
 	// One allocation for the chunk's items: decoded values are fresh,
 	// nothing needs cloning. (An item kept by a later version keeps its
 	// chunk's array alive; the state held as much when it was loaded.)
-	items := make([]pitem[V], len(c.keys))
-	c.ents = make([]keyedItem[K, V], len(c.keys))
+	items, size := elem.newItems(len(c.keys))
+	c.ents = make([]keyedItem[K], len(c.keys))
 	lo := 0
 	for j, k := range c.keys {
 		c.ents[j].key = k
 		hi := c.ends[j]
 		if !c.dels[j] {
-			if err := unmarshal(c.raw[lo:hi], &items[j].val); err != nil {
+			it := unsafe.Add(items, uintptr(j)*size)
+			if err := elem.unmarshal(codec, c.raw[lo:hi], itemValue(it)); err != nil {
 				c.err = fmt.Errorf("theus: decode %s[%s]: %w", path, keyString(k), err)
 				return
 			}
-			c.ents[j].item = &items[j]
+			c.ents[j].item = it
 		}
 		lo = hi
 	}
 	c.keys, c.ends, c.dels, c.raw = nil, nil, nil, nil
-	byKey := func(a, b keyedItem[K, V]) int { return cmp.Compare(a.key, b.key) }
+	byKey := func(a, b keyedItem[K]) int { return cmp.Compare(a.key, b.key) }
 	if !slices.IsSortedFunc(c.ents, byKey) {
 		slices.SortStableFunc(c.ents, byKey)
 	}
 }
 
-func (b *collBuilder[S, K, V]) finish(s *S) error {
+func (b *collBuilder[S, K]) finish(s *S) error {
 	if b.cur != nil {
 		b.decode(b.cur)
 	}
 	b.wg.Wait()
-	runs := make([][]keyedItem[K, V], 0, len(b.chunks))
+	runs := make([][]keyedItem[K], 0, len(b.chunks))
 	for _, c := range b.chunks {
 		if c.err != nil {
 			return c.err
@@ -142,9 +143,9 @@ func (b *collBuilder[S, K, V]) finish(s *S) error {
 			out = append(out, e)
 		}
 	}
-	*b.get(s) = Collection[K, V]{m: pmap[K, V]{root: buildTreeFunc(len(out),
+	*b.get(s) = ptree[K]{root: buildTreeFunc(len(out),
 		func(j int) K { return out[j].key },
-		func(j int) unsafe.Pointer { return unsafe.Pointer(out[j].item) })}}
+		func(j int) unsafe.Pointer { return out[j].item })}
 	return nil
 }
 
@@ -153,8 +154,8 @@ func (b *collBuilder[S, K, V]) finish(s *S) error {
 // follow one another in key order (a store reading in key order) are
 // concatenated; otherwise pairs of runs are merged, level by level, on up
 // to cap(workers) goroutines.
-func mergeRuns[K cmp.Ordered, V any](runs [][]keyedItem[K, V], workers chan struct{}) []keyedItem[K, V] {
-	runs = slices.DeleteFunc(runs, func(r []keyedItem[K, V]) bool { return len(r) == 0 })
+func mergeRuns[K cmp.Ordered](runs [][]keyedItem[K], workers chan struct{}) []keyedItem[K] {
+	runs = slices.DeleteFunc(runs, func(r []keyedItem[K]) bool { return len(r) == 0 })
 	switch len(runs) {
 	case 0:
 		return nil
@@ -170,14 +171,14 @@ func mergeRuns[K cmp.Ordered, V any](runs [][]keyedItem[K, V], workers chan stru
 		}
 	}
 	if ordered {
-		out := make([]keyedItem[K, V], 0, n)
+		out := make([]keyedItem[K], 0, n)
 		for _, r := range runs {
 			out = append(out, r...)
 		}
 		return out
 	}
 	for len(runs) > 1 {
-		next := make([][]keyedItem[K, V], (len(runs)+1)/2)
+		next := make([][]keyedItem[K], (len(runs)+1)/2)
 		var wg sync.WaitGroup
 		for i := 0; i+1 < len(runs); i += 2 {
 			workers <- struct{}{}
@@ -201,8 +202,8 @@ func mergeRuns[K cmp.Ordered, V any](runs [][]keyedItem[K, V], workers chan stru
 
 // mergeTwo merges a and b, each sorted by key; of equal keys, a's come
 // first.
-func mergeTwo[K cmp.Ordered, V any](a, b []keyedItem[K, V]) []keyedItem[K, V] {
-	out := make([]keyedItem[K, V], 0, len(a)+len(b))
+func mergeTwo[K cmp.Ordered](a, b []keyedItem[K]) []keyedItem[K] {
+	out := make([]keyedItem[K], 0, len(a)+len(b))
 	for len(a) > 0 && len(b) > 0 {
 		if b[0].key < a[0].key {
 			out, b = append(out, b[0]), b[1:]

@@ -91,7 +91,7 @@ func TestDecoderBuildsCollections(t *testing.T) {
 func checkBuilt[K int64 | string](t *rapid.T, name string, c Collection[K, decodeValue], want map[K]decodeValue) {
 	keys := slices.Sorted(maps.Keys(want))
 	var got []K
-	for k, v := range c.All() {
+	for k, v := range CollectionAll(c) {
 		got = append(got, k)
 		if *v != want[k] {
 			t.Fatalf("%s[%v] = %v, want %v", name, k, *v, want[k])

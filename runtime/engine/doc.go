@@ -103,8 +103,17 @@
 // emitters, CheckOutput and Written for checks and RunX's effects. None of
 // it is generic over the process: a generic type instantiated once per
 // process costs the compiler about as much as the code it would replace,
-// for every process of a contract, and helpers of values take the value's
-// pointer type so that one instantiation serves every type of value.
+// for every process of a contract.
+//
+// The same holds per type of value: the compiler makes a generic type's
+// methods for each type of value it is instantiated with (pointers
+// included), used or not. So the state codec (ValueField, CollectionField)
+// sees values as any or as unsafe pointers with a reflect.Type, a
+// Collection is a B+tree of untyped items (its key type alone is a type
+// parameter of the tree, the codec and the decoder) with only Len, Get and
+// Apply as methods (CollectionAll and CollectionMap are functions), and a
+// MapView reads an untyped source through its view function: per type of
+// value, only thin typed wrappers are compiled.
 //
 // # CompareAndSwap
 //

@@ -2,25 +2,34 @@ package engine
 
 import (
 	"cmp"
-	"iter"
 	"sync/atomic"
 	"unsafe"
 )
 
-// pmap is a persistent ordered map: a B+tree whose updates copy the path
+// ptree is a persistent ordered map: a B+tree whose updates copy the path
 // from the root to the changed leaf and share everything else. A snapshot
 // holds a root; a commit that writes one entry of a million-entry
 // collection copies seven small nodes instead of the map. Nodes are
 // immutable once published.
-type pmap[K cmp.Ordered, V any] struct {
+//
+// Its items are of any type, each a *pitem[V] seen as an unsafe.Pointer:
+// the code of the tree, and of collections (collCodec, collBuilder,
+// collSource), is compiled once per key type, not once per type of value
+// (a contract may declare many collections, each of its own type). Only
+// thin typed wrappers (Collection) convert the items.
+type ptree[K cmp.Ordered] struct {
 	root *pnode[K]
 }
 
-// pitem is one entry: its value and the version that wrote it.
+// pitem is one entry: its value and the version that wrote it. ver comes
+// first, so the untyped code reads it (itemVersion) without knowing V.
 type pitem[V any] struct {
 	ver uint64
 	val V
 }
+
+// itemVersion returns the version of the *pitem[V] it, whatever V.
+func itemVersion(it unsafe.Pointer) uint64 { return *(*uint64)(it) }
 
 // pfan is the most entries per leaf and children per inner node. A write
 // copies one node per level, so the bytes it allocates grow with
@@ -34,7 +43,7 @@ const pfan = 8
 // copies small nodes of pointers only.
 type pkeys[K cmp.Ordered] [pfan]K
 
-// pnode is a node of a pmap of any value type: its entries are *pitem[V]
+// pnode is a node of a ptree: its entries are *pitem[V]
 // seen as unsafe.Pointer, so that the compiler makes the tree's code once
 // per key type, not once per type of value (a contract may declare many
 // collections, each of its own type).
@@ -77,14 +86,9 @@ func withoutKey[K cmp.Ordered](keys *pkeys[K], n, i int) *pkeys[K] {
 	return nk
 }
 
-// buildPmap builds a map from sorted, distinct keys and their items in
-// linear time, bottom-up, with full nodes.
-func buildPmap[K cmp.Ordered, V any](keys []K, items []*pitem[V]) pmap[K, V] {
-	return pmap[K, V]{root: buildTree(keys, func(j int) unsafe.Pointer { return unsafe.Pointer(items[j]) })}
-}
-
-// buildTree is buildPmap for the items item(0), item(1), ...; nil when
-// there are no keys.
+// buildTree builds a tree from sorted, distinct keys and their items
+// item(0), item(1), ... in linear time, bottom-up, with full nodes; nil
+// when there are no keys.
 func buildTree[K cmp.Ordered](keys []K, item func(int) unsafe.Pointer) *pnode[K] {
 	return buildTreeFunc(len(keys), func(j int) K { return keys[j] }, item)
 }
@@ -123,16 +127,16 @@ func buildTreeFunc[K cmp.Ordered](n int, key func(int) K, item func(int) unsafe.
 	return level[0]
 }
 
-func (m pmap[K, V]) len() int {
-	if m.root == nil {
+func (t ptree[K]) len() int {
+	if t.root == nil {
 		return 0
 	}
-	return m.root.size
+	return t.root.size
 }
 
 // get returns the item under k, or nil.
-func (m pmap[K, V]) get(k K) *pitem[V] {
-	n := m.root
+func (t ptree[K]) get(k K) unsafe.Pointer {
+	n := t.root
 	if n == nil {
 		return nil
 	}
@@ -140,9 +144,16 @@ func (m pmap[K, V]) get(k K) *pitem[V] {
 		n = n.kid(n.route(k))
 	}
 	if i, ok := n.find(k); ok {
-		return (*pitem[V])(n.val(i))
+		return n.val(i)
 	}
 	return nil
+}
+
+// walk yields every entry in ascending key order.
+func (t ptree[K]) walk(yield func(K, unsafe.Pointer) bool) {
+	if t.root != nil {
+		t.root.walk(yield)
+	}
 }
 
 // route returns the child of an inner node that holds k.
@@ -188,20 +199,20 @@ func newEdit() uint64 { return edits.Add(1) }
 
 // set returns a map with k set to it, changing in place the nodes that
 // earlier sets of the same edit created.
-func (m pmap[K, V]) set(k K, it *pitem[V], edit uint64) pmap[K, V] {
-	if m.root == nil {
+func (t ptree[K]) set(k K, it unsafe.Pointer, edit uint64) ptree[K] {
+	if t.root == nil {
 		leaf := &pnode[K]{leaf: true, n: 1, size: 1, edit: edit, keys: &pkeys[K]{k}}
-		leaf.setVal(0, unsafe.Pointer(it))
-		return pmap[K, V]{root: leaf}
+		leaf.setVal(0, it)
+		return ptree[K]{root: leaf}
 	}
-	left, right := m.root.set(k, unsafe.Pointer(it), edit)
+	left, right := t.root.set(k, it, edit)
 	if right == nil {
-		return pmap[K, V]{root: left}
+		return ptree[K]{root: left}
 	}
 	root := &pnode[K]{n: 2, size: left.size + right.size, edit: edit, keys: &pkeys[K]{left.keys[0], right.keys[0]}}
 	root.setKid(0, left)
 	root.setKid(1, right)
-	return pmap[K, V]{root: root}
+	return ptree[K]{root: root}
 }
 
 // set returns n with k set, split in two when it overflows: n itself if
@@ -286,18 +297,18 @@ func (c *pnode[K]) splitInsert(i int, k K, it unsafe.Pointer, kid *pnode[K]) (le
 }
 
 // del returns a map without k (the same map if k is absent).
-func (m pmap[K, V]) del(k K) pmap[K, V] {
-	if m.root == nil {
-		return m
+func (t ptree[K]) del(k K) ptree[K] {
+	if t.root == nil {
+		return t
 	}
-	root, changed := m.root.del(k)
+	root, changed := t.root.del(k)
 	if !changed {
-		return m
+		return t
 	}
 	for root != nil && !root.leaf && root.n == 1 {
 		root = root.kid(0)
 	}
-	return pmap[K, V]{root: root}
+	return ptree[K]{root: root}
 }
 
 // del returns a copy of n without k, nil when nothing is left. Nodes may
@@ -339,15 +350,6 @@ func (n *pnode[K]) del(k K) (*pnode[K], bool) {
 	c.n--
 	c.ptrs[c.n] = nil
 	return &c, true
-}
-
-// all yields every entry in ascending key order.
-func (m pmap[K, V]) all() iter.Seq2[K, *pitem[V]] {
-	return func(yield func(K, *pitem[V]) bool) {
-		if m.root != nil {
-			m.root.walk(func(k K, it unsafe.Pointer) bool { return yield(k, (*pitem[V])(it)) })
-		}
-	}
 }
 
 func (n *pnode[K]) walk(yield func(K, unsafe.Pointer) bool) bool {

@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"cmp"
+	"iter"
 	"maps"
 	"slices"
 	"strconv"
 	"testing"
+	"unsafe"
 
 	"pgregory.net/rapid"
 )
@@ -132,4 +135,56 @@ func TestBuildPmap(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The untyped code finds an item's value at offset 8 (itemValue) and its
+// version at 0 (itemVersion), whatever the value's type.
+func TestItemLayout(t *testing.T) {
+	check := func(name string, off uintptr, it, val unsafe.Pointer, ver uint64) {
+		t.Helper()
+		if off != 8 || itemValue(it) != val || itemVersion(it) != ver {
+			t.Errorf("%s: value at offset %d, version %d", name, off, itemVersion(it))
+		}
+	}
+	a := &pitem[struct{}]{ver: 1}
+	check("struct{}", unsafe.Offsetof(a.val), unsafe.Pointer(a), unsafe.Pointer(&a.val), 1)
+	b := &pitem[byte]{ver: 2}
+	check("byte", unsafe.Offsetof(b.val), unsafe.Pointer(b), unsafe.Pointer(&b.val), 2)
+	c := &pitem[struct {
+		x int64
+		s string
+	}]{ver: 3}
+	check("struct", unsafe.Offsetof(c.val), unsafe.Pointer(c), unsafe.Pointer(&c.val), 3)
+	d := &pitem[complex128]{ver: 4}
+	check("complex128", unsafe.Offsetof(d.val), unsafe.Pointer(d), unsafe.Pointer(&d.val), 4)
+}
+
+// pmap is a ptree of items of one type, for the tests.
+type pmap[K cmp.Ordered, V any] struct {
+	t ptree[K]
+}
+
+// buildPmap builds a map from sorted, distinct keys and their items.
+func buildPmap[K cmp.Ordered, V any](keys []K, items []*pitem[V]) pmap[K, V] {
+	return pmap[K, V]{t: ptree[K]{root: buildTree(keys, func(j int) unsafe.Pointer { return unsafe.Pointer(items[j]) })}}
+}
+
+func (m pmap[K, V]) len() int { return m.t.len() }
+
+// get returns the item under k, or nil.
+func (m pmap[K, V]) get(k K) *pitem[V] { return (*pitem[V])(m.t.get(k)) }
+
+// set returns a map with k set to it (see ptree.set).
+func (m pmap[K, V]) set(k K, it *pitem[V], edit uint64) pmap[K, V] {
+	return pmap[K, V]{t: m.t.set(k, unsafe.Pointer(it), edit)}
+}
+
+// del returns a map without k (see ptree.del).
+func (m pmap[K, V]) del(k K) pmap[K, V] { return pmap[K, V]{t: m.t.del(k)} }
+
+// all yields every entry in ascending key order.
+func (m pmap[K, V]) all() iter.Seq2[K, *pitem[V]] {
+	return func(yield func(K, *pitem[V]) bool) {
+		m.t.walk(func(k K, it unsafe.Pointer) bool { return yield(k, (*pitem[V])(it)) })
+	}
 }

@@ -130,141 +130,205 @@ type entryBuilder[S any] interface {
 // generator gives it), appends a value as encoding/json would, byte for
 // byte, without reflection; it is used unless the engine has WithCodec.
 //
-// P is the pointer type of the field's values: the compiler makes one
-// valueCodec per state type for all of them, not one per type of value.
+// P is the pointer type of the field's values. ValueField only adapts get
+// and appendJSON to a valueCodec of values seen as any: the compiler makes
+// the codec once per state type, not once per type of value (a contract
+// may have hundreds).
 func ValueField[S, P any](path, typ string, get func(*S) P, appendJSON ...func([]byte, P) ([]byte, error)) StateField[S] {
-	return StateField[S]{info: FieldInfo{Path: path, Type: typ}, codec: &valueCodec[S, P]{get: get, appendJSON: appendJSON}}
+	f := &valueCodec[S]{get: func(s *S) any { return get(s) }, typ: reflect.TypeFor[P]().Elem()}
+	if len(appendJSON) > 0 && appendJSON[0] != nil {
+		aj := appendJSON[0]
+		f.appendJSON = func(b []byte, v any) ([]byte, error) { return aj(b, v.(P)) }
+	}
+	return StateField[S]{info: FieldInfo{Path: path, Type: typ}, codec: f}
 }
 
-type valueCodec[S, P any] struct {
-	get        func(*S) P
-	appendJSON []func([]byte, P) ([]byte, error)
+type valueCodec[S any] struct {
+	// get returns a pointer to the field in a state, as any.
+	get        func(*S) any
+	typ        reflect.Type // what get's pointers point to
+	appendJSON func([]byte, any) ([]byte, error)
 }
 
-func (f *valueCodec[S, P]) encode(c Codec, dst []byte, s *S) ([]byte, error) {
-	return appendValue(c, f.appendJSON, dst, f.get(s))
+func (f *valueCodec[S]) encode(c Codec, dst []byte, s *S) ([]byte, error) {
+	v := f.get(s)
+	if f.appendJSON != nil {
+		if _, ok := c.(jsonCodec); ok {
+			return f.appendJSON(dst, v)
+		}
+	}
+	return appendMarshal(c, dst, v)
 }
 
-func (f *valueCodec[S, P]) decode(c Codec, s *S, data []byte) error {
+func (f *valueCodec[S]) decode(c Codec, s *S, data []byte) error {
 	return c.Unmarshal(data, f.get(s))
 }
 
-func (f *valueCodec[S, P]) apply(c Codec, s *S, _ string, data []byte, _ uint64) error {
+func (f *valueCodec[S]) apply(c Codec, s *S, _ string, data []byte, _ uint64) error {
 	// Into a zero value: decoding into the field as it is would write into
-	// the slices and maps it shares with earlier snapshots. P is a pointer
-	// type, which the type parameter cannot say: reflection zeroes what it
-	// points to (another engine's commit is the only caller).
+	// the slices and maps it shares with earlier snapshots. Reflection
+	// zeroes what p points to (another engine's commit is the only
+	// caller).
 	p := f.get(s)
 	reflect.ValueOf(p).Elem().SetZero()
 	return c.Unmarshal(data, p)
 }
 
-func (f *valueCodec[S, P]) lookup(s *S, _ string) (any, bool) { return f.get(s), true }
-func (f *valueCodec[S, P]) valueType() reflect.Type           { return reflect.TypeFor[P]().Elem() }
-func (f *valueCodec[S, P]) keyOf(string) any                  { return nil }
+func (f *valueCodec[S]) lookup(s *S, _ string) (any, bool) { return f.get(s), true }
+func (f *valueCodec[S]) valueType() reflect.Type           { return f.typ }
+func (f *valueCodec[S]) keyOf(string) any                  { return nil }
 
 // A plain field is never asked for entries (stateCodec.field checks).
-func (*valueCodec[S, P]) entry(Codec, []byte, *S, string) ([]byte, bool, error) { panic("unreachable") }
-func (*valueCodec[S, P]) entries(Codec, *S, func(string, []byte) error) error   { panic("unreachable") }
-func (*valueCodec[S, P]) builder(Codec, string, chan struct{}) entryBuilder[S]  { panic("unreachable") }
+func (*valueCodec[S]) entry(Codec, []byte, *S, string) ([]byte, bool, error) { panic("unreachable") }
+func (*valueCodec[S]) entries(Codec, *S, func(string, []byte) error) error   { panic("unreachable") }
+func (*valueCodec[S]) builder(Codec, string, chan struct{}) entryBuilder[S]  { panic("unreachable") }
 
 // CollectionField describes the collection at path, of a type with
 // fingerprint typ, that get locates in a state. appendJSON is as for
 // ValueField, for the entries' values.
+//
+// CollectionField only adapts get and appendJSON to a collCodec of
+// untyped items (see ptree): the compiler makes the codec, and the
+// decoding of entries, once per state and key type, not once per type of
+// value.
 func CollectionField[S any, K cmp.Ordered, V any](path, typ string, get func(*S) *Collection[K, V], appendJSON ...func([]byte, *V) ([]byte, error)) StateField[S] {
+	e := &elemType{typ: reflect.TypeFor[V](), item: reflect.TypeFor[pitem[V]](), flat: newFlatDecoder(reflect.TypeFor[V]())}
+	if len(appendJSON) > 0 && appendJSON[0] != nil {
+		aj := appendJSON[0]
+		e.appendJSON = func(b []byte, v unsafe.Pointer) ([]byte, error) { return aj(b, (*V)(v)) }
+	}
 	return StateField[S]{
-		info:  FieldInfo{Path: path, Type: typ, Collection: true},
-		codec: &collCodec[S, K, V]{get: get, appendJSON: appendJSON, flat: newFlatDecoder(reflect.TypeFor[V]())},
+		info: FieldInfo{Path: path, Type: typ, Collection: true},
+		// A Collection[K, V] is its ptree[K].
+		codec: &collCodec[S, K]{get: func(s *S) *ptree[K] { return &get(s).t }, elem: e},
 	}
 }
 
-type collCodec[S any, K cmp.Ordered, V any] struct {
-	get        func(*S) *Collection[K, V]
-	appendJSON []func([]byte, *V) ([]byte, error)
+// elemType describes the values of a collection to the untyped code: an
+// item is a *pitem[V] whose value is at itemValue.
+type elemType struct {
+	typ  reflect.Type // V
+	item reflect.Type // pitem[V]
+	// appendJSON appends the JSON of the *V it is given, nil when the
+	// generator gave none.
+	appendJSON func([]byte, unsafe.Pointer) ([]byte, error)
 	// flat decodes the entries' JSON without reflection, nil when V is
 	// not a flat struct (flatDecoder).
 	flat *flatDecoder
 }
 
-// unmarshal decodes data, an entry's value, into v, a zero value.
-func (f *collCodec[S, K, V]) unmarshal(c Codec, data []byte, v *V) error {
-	if f.flat != nil {
+// itemValue returns a pointer to the value of the *pitem[V] it, whatever
+// V: ver is a uint64 and no type is aligned beyond 8 bytes, so the value
+// always follows it at offset 8.
+func itemValue(it unsafe.Pointer) unsafe.Pointer { return unsafe.Add(it, 8) }
+
+// value returns the value at p, a *V, as an any holding a *V.
+func (e *elemType) value(p unsafe.Pointer) any { return reflect.NewAt(e.typ, p).Interface() }
+
+// newItems returns n zero items, in one allocation, and their size.
+func (e *elemType) newItems(n int) (unsafe.Pointer, uintptr) {
+	return reflect.MakeSlice(reflect.SliceOf(e.item), n, n).UnsafePointer(), e.item.Size()
+}
+
+// append appends the encoding of the value at p to dst.
+func (e *elemType) append(c Codec, dst []byte, p unsafe.Pointer) ([]byte, error) {
+	if e.appendJSON != nil {
 		if _, ok := c.(jsonCodec); ok {
-			if f.flat.decode(data, unsafe.Pointer(v)) {
-				return nil
-			}
-			var zero V
-			*v = zero
+			return e.appendJSON(dst, p)
 		}
 	}
-	return c.Unmarshal(data, v)
+	return appendMarshal(c, dst, e.value(p))
+}
+
+// unmarshal decodes data, an entry's value, into the value at p, a zero
+// value.
+func (e *elemType) unmarshal(c Codec, data []byte, p unsafe.Pointer) error {
+	if e.flat != nil {
+		if _, ok := c.(jsonCodec); ok {
+			if e.flat.decode(data, p) {
+				return nil
+			}
+			reflect.NewAt(e.typ, p).Elem().SetZero()
+		}
+	}
+	return c.Unmarshal(data, e.value(p))
+}
+
+type collCodec[S any, K cmp.Ordered] struct {
+	get  func(*S) *ptree[K]
+	elem *elemType
 }
 
 // A collection is never encoded whole (stateCodec.field checks).
-func (*collCodec[S, K, V]) encode(Codec, []byte, *S) ([]byte, error) { panic("unreachable") }
-func (*collCodec[S, K, V]) decode(Codec, *S, []byte) error           { panic("unreachable") }
+func (*collCodec[S, K]) encode(Codec, []byte, *S) ([]byte, error) { panic("unreachable") }
+func (*collCodec[S, K]) decode(Codec, *S, []byte) error           { panic("unreachable") }
 
-func (f *collCodec[S, K, V]) entry(c Codec, dst []byte, s *S, key string) ([]byte, bool, error) {
+func (f *collCodec[S, K]) entry(c Codec, dst []byte, s *S, key string) ([]byte, bool, error) {
 	k, err := parseKey[K](key)
 	if err != nil {
 		return dst, false, err
 	}
-	v, ok := f.get(s).Get(k)
-	if !ok {
+	it := f.get(s).get(k)
+	if it == nil {
 		return dst, false, nil
 	}
-	b, err := appendValue(c, f.appendJSON, dst, v)
+	b, err := f.elem.append(c, dst, itemValue(it))
 	return b, true, err
 }
 
-func (f *collCodec[S, K, V]) lookup(s *S, key string) (any, bool) {
+func (f *collCodec[S, K]) lookup(s *S, key string) (any, bool) {
 	k, err := parseKey[K](key)
 	if err != nil {
 		return nil, false
 	}
-	v, ok := f.get(s).Get(k)
-	return v, ok
+	it := f.get(s).get(k)
+	if it == nil {
+		return nil, false
+	}
+	return f.elem.value(itemValue(it)), true
 }
 
-func (f *collCodec[S, K, V]) valueType() reflect.Type { return reflect.TypeFor[V]() }
+func (f *collCodec[S, K]) valueType() reflect.Type { return f.elem.typ }
 
-func (f *collCodec[S, K, V]) keyOf(key string) any {
+func (f *collCodec[S, K]) keyOf(key string) any {
 	k, _ := parseKey[K](key)
 	return k
 }
 
-func (f *collCodec[S, K, V]) entries(c Codec, s *S, yield func(string, []byte) error) error {
+func (f *collCodec[S, K]) entries(c Codec, s *S, yield func(string, []byte) error) error {
 	var buf []byte
-	for k, v := range f.get(s).All() {
-		var err error
-		if buf, err = appendValue(c, f.appendJSON, buf[:0], v); err != nil {
-			return err
+	var err error
+	f.get(s).walk(func(k K, it unsafe.Pointer) bool {
+		if buf, err = f.elem.append(c, buf[:0], itemValue(it)); err != nil {
+			return false
 		}
-		if err := yield(keyString(k), buf); err != nil {
-			return err
-		}
-	}
-	return nil
+		err = yield(keyString(k), buf)
+		return err == nil
+	})
+	return err
 }
 
-func (f *collCodec[S, K, V]) apply(c Codec, s *S, key string, data []byte, v uint64) error {
+func (f *collCodec[S, K]) apply(c Codec, s *S, key string, data []byte, v uint64) error {
 	k, err := parseKey[K](key)
 	if err != nil {
 		return err
 	}
-	w := Pending[K, V]{Key: k}
-	if data != nil {
-		w.Value = new(V)
-		if err := f.unmarshal(c, data, w.Value); err != nil {
-			return err
-		}
+	t := f.get(s)
+	if data == nil {
+		*t = t.del(k)
+		return nil
 	}
-	*f.get(s) = f.get(s).Apply(v, []Pending[K, V]{w})
+	it, _ := f.elem.newItems(1)
+	if err := f.elem.unmarshal(c, data, itemValue(it)); err != nil {
+		return err
+	}
+	*(*uint64)(it) = v
+	*t = t.set(k, it, newEdit())
 	return nil
 }
 
-func (f *collCodec[S, K, V]) builder(c Codec, path string, workers chan struct{}) entryBuilder[S] {
-	return &collBuilder[S, K, V]{codec: c, coll: f, path: path, get: f.get, workers: workers}
+func (f *collCodec[S, K]) builder(c Codec, path string, workers chan struct{}) entryBuilder[S] {
+	return &collBuilder[S, K]{codec: c, elem: f.elem, path: path, get: f.get, workers: workers}
 }
 
 // parseKey is the inverse of keyString for a key type K.
@@ -335,6 +399,11 @@ func appendValue[P any](c Codec, appendJSON []func([]byte, P) ([]byte, error), d
 			return appendJSON[0](dst, v)
 		}
 	}
+	return appendMarshal(c, dst, v)
+}
+
+// appendMarshal appends the encoding of v with c to dst.
+func appendMarshal(c Codec, dst []byte, v any) ([]byte, error) {
 	b, err := c.Marshal(v)
 	if err != nil {
 		return dst, err

@@ -147,10 +147,10 @@ func TestStateCodecRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(g.Domain.User, s.Domain.User) || g.Domain.Logins != 7 {
 		t.Fatalf("decoded %+v", g.Domain)
 	}
-	if m := g.Domain.Acc.Map(nil); fmt.Sprint(m) != "map[a:{a2 []} c:{c []}]" {
+	if m := engine.CollectionMap(g.Domain.Acc, nil); fmt.Sprint(m) != "map[a:{a2 []} c:{c []}]" {
 		t.Fatalf("decoded accounts %v", m)
 	}
-	if m := g.Domain.ByNum.Map(nil); fmt.Sprint(m) != "map[-3:minus three 5:five 300:three hundred]" {
+	if m := engine.CollectionMap(g.Domain.ByNum, nil); fmt.Sprint(m) != "map[-3:minus three 5:five 300:three hundred]" {
 		t.Fatalf("decoded by_num %v", m)
 	}
 

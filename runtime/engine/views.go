@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"iter"
 	"slices"
+	"unsafe"
 )
 
 // SliceViewOf is a read-only view of a []T whose elements are shown as V:
@@ -69,36 +70,49 @@ func (v SliceViewOf[T, V]) Clone() []T {
 // MapView is a read-only view of a map or a collection whose values are
 // shown as V. All yields entries in ascending key order, so a process that
 // is re-run sees the same order.
+//
+// Its source hands out untyped pointers to the values, which view shows
+// as V: the sources are compiled once per key type, and only MapView's
+// own methods once per type of view.
 type MapView[K cmp.Ordered, V any] struct {
-	src mapSource[K, V]
+	src  mapSource[K]
+	view func(unsafe.Pointer) V
 }
 
-// mapSource is what a MapView reads: a plain map now, a versioned
-// collection later.
-type mapSource[K cmp.Ordered, V any] interface {
-	get(k K) (V, bool)
+// mapSource is what a MapView reads: a plain map or a versioned
+// collection. Its pointers point to values of the type the MapView's view
+// expects, which must not be modified.
+type mapSource[K cmp.Ordered] interface {
+	// get returns a pointer to the value under k, nil when there is none.
+	get(k K) unsafe.Pointer
 	len() int
-	all() iter.Seq2[K, V]
+	// all returns what yields every entry in ascending key order (a
+	// collection counts it as reading all of it now).
+	all() func(yield func(K, unsafe.Pointer) bool)
 }
 
 // NewMapView returns a view of m, whose values must not hold references.
 // Generated code calls it; m must never be modified afterwards.
 func NewMapView[K cmp.Ordered, T any](m map[K]T) MapView[K, T] {
-	return MapView[K, T]{src: plainMap[K, T, T]{m: m, view: deref[T]}}
+	return MapView[K, T]{src: plainMap[K, T]{m: m}, view: derefAt[T]}
 }
+
+func derefAt[T any](p unsafe.Pointer) T { return *(*T)(p) }
 
 // NewMapViewOf returns a view of m showing each value through view.
 func NewMapViewOf[K cmp.Ordered, T, V any](m map[K]T, view func(*T) V) MapView[K, V] {
-	return MapView[K, V]{src: plainMap[K, T, V]{m: m, view: view}}
+	return MapView[K, V]{src: plainMap[K, T]{m: m}, view: func(p unsafe.Pointer) V { return view((*T)(p)) }}
 }
 
 // Get returns the value stored under k and whether it exists.
 func (v MapView[K, V]) Get(k K) (V, bool) {
-	if v.src == nil {
-		var zero V
-		return zero, false
+	if v.src != nil {
+		if p := v.src.get(k); p != nil {
+			return v.view(p), true
+		}
 	}
-	return v.src.get(k)
+	var zero V
+	return zero, false
 }
 
 // Len returns the number of entries.
@@ -114,38 +128,40 @@ func (v MapView[K, V]) All() iter.Seq2[K, V] {
 	if v.src == nil {
 		return func(func(K, V) bool) {}
 	}
-	return v.src.all()
+	walk := v.src.all()
+	return func(yield func(K, V) bool) {
+		walk(func(k K, p unsafe.Pointer) bool { return yield(k, v.view(p)) })
+	}
 }
 
-type plainMap[K cmp.Ordered, T, V any] struct {
-	m    map[K]T
-	view func(*T) V
+// plainMap is a map as a mapSource; the pointers it hands out point to
+// copies of the values.
+type plainMap[K cmp.Ordered, T any] struct {
+	m map[K]T
 }
 
-func (p plainMap[K, T, V]) show(t T) V { return p.view(&t) }
-
-func (p plainMap[K, T, V]) get(k K) (V, bool) {
+func (p plainMap[K, T]) get(k K) unsafe.Pointer {
 	t, ok := p.m[k]
 	if !ok {
-		var zero V
-		return zero, false
+		return nil
 	}
-	return p.show(t), true
+	return unsafe.Pointer(&t)
 }
 
-func (p plainMap[K, T, V]) len() int { return len(p.m) }
+func (p plainMap[K, T]) len() int { return len(p.m) }
 
-func (p plainMap[K, T, V]) all() iter.Seq2[K, V] {
-	return func(yield func(K, V) bool) {
-		keys := make([]K, 0, len(p.m))
-		for k := range p.m {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			if !yield(k, p.show(p.m[k])) {
-				return
-			}
+func (p plainMap[K, T]) all() func(yield func(K, unsafe.Pointer) bool) { return p.walk }
+
+func (p plainMap[K, T]) walk(yield func(K, unsafe.Pointer) bool) {
+	keys := make([]K, 0, len(p.m))
+	for k := range p.m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		t := p.m[k]
+		if !yield(k, unsafe.Pointer(&t)) {
+			return
 		}
 	}
 }

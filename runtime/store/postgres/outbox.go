@@ -171,9 +171,10 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 	}
 	f.mu.Unlock()
 	if !on {
-		_, err := s.pool.Exec(ctx, `UPDATE `+s.schema+`.theus_outbox SET state = 'delivered', delivered_at = $2
+		b := unsyncedBatch()
+		b.Queue(`UPDATE `+s.schema+`.theus_outbox SET state = 'delivered', delivered_at = $2
 			WHERE id = ANY($1) AND state = 'pending'`, ids, now)
-		if err != nil {
+		if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 			return s.errorf("ack", err)
 		}
 		return nil
@@ -203,26 +204,26 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		}
 		q += `
 			SELECT coalesce(array_agg(part), '{}') FROM ok`
-		var err error
+		// One round trip, one implicit transaction: if the read fails,
+		// so does the ack.
+		b := unsyncedBatch()
+		b.Queue(q, args...)
 		if prefetch {
-			// One round trip, one implicit transaction: if the read
-			// fails, so does the ack.
-			b := &pgx.Batch{}
-			b.Queue(q, args...)
 			b.Queue(s.readQuery(), next.parts, next.tokens, me, next.vs, next.is, next.ks, next.limit)
-			br := s.pool.SendBatch(ctx, b)
+		}
+		br := s.pool.SendBatch(ctx, b)
+		_, err := br.Exec()
+		if err == nil {
 			err = br.QueryRow().Scan(&ok)
-			if err == nil {
-				var rows pgx.Rows
-				if rows, err = br.Query(); err == nil {
-					r, err = scanRead(rows)
-				}
+		}
+		if err == nil && prefetch {
+			var rows pgx.Rows
+			if rows, err = br.Query(); err == nil {
+				r, err = scanRead(rows)
 			}
-			if cerr := br.Close(); err == nil {
-				err = cerr
-			}
-		} else {
-			err = s.pool.QueryRow(ctx, q, args...).Scan(&ok)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
 		}
 		if err != nil {
 			return s.errorf("ack", err)
@@ -233,12 +234,21 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 			}
 		}
 	} else {
-		err := s.pool.QueryRow(ctx, `WITH `+s.leaseCheck("$3", "$4", "$5")+`,
+		b := unsyncedBatch()
+		b.Queue(`WITH `+s.leaseCheck("$3", "$4", "$5")+`,
 			done AS (UPDATE `+s.schema+`.theus_outbox SET state = 'delivered', delivered_at = $2
 				WHERE id = ANY($1) AND state = 'pending' AND part IN (SELECT part FROM ok) RETURNING id)
 			SELECT coalesce((SELECT array_agg(id) FROM `+s.schema+`.theus_outbox
 				WHERE id = ANY($1) AND part NOT IN (SELECT part FROM ok)), '{}')`,
-			ids, now, parts, tokens, me).Scan(&fenced)
+			ids, now, parts, tokens, me)
+		br := s.pool.SendBatch(ctx, b)
+		_, err := br.Exec()
+		if err == nil {
+			err = br.QueryRow().Scan(&fenced)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
 		if err != nil {
 			return s.errorf("ack", err)
 		}
@@ -267,6 +277,22 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		return fmt.Errorf("postgres: ack: %d of %d messages refused: %w", len(fenced), len(ids), ErrLeaseLost)
 	}
 	return nil
+}
+
+// unsyncedBatch returns a batch, one implicit transaction, whose commit
+// does not wait for its WAL to reach the disk (synchronous_commit off for
+// that transaction only): for acks. An ack is visible to every other
+// session at once, and PostgreSQL writes the WAL in order, so the next
+// synchronous commit of anyone (a commit group, a lease taken over or
+// given back, a failure recorded), or the WAL writer within a few
+// hundred milliseconds, syncs it along. A crash of the server before
+// then loses it, and its messages are delivered again: at least once,
+// as with SQLite's acks, which are not synced on their own either. The
+// fsync it saves was about as long as the rest of a relay's round.
+func unsyncedBatch() *pgx.Batch {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
+	return b
 }
 
 // Failed implements outbox.Parking. On a Store that a relay claims, the

@@ -72,7 +72,7 @@ func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, e
 		for i, c := range curs {
 			vs[i], is[i] = c.v, c.i
 		}
-		rows, err = s.pool.Query(ctx, s.readQuery(), parts, tokens, me, vs, is, ks, limit)
+		rows, err = s.pool.Query(ctx, s.readQuery(), parts, tokens, me, vs, is, ks)
 	} else {
 		rows, err = s.pool.Query(ctx, `SELECT x.*, false FROM `+s.schema+`.theus_leases l CROSS JOIN LATERAL (
 			SELECT `+messageColumns+`, m.idx, m.part FROM `+s.schema+`.theus_outbox m
@@ -89,6 +89,7 @@ func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, e
 		return nil, s.errorf("undelivered", err)
 	}
 	if on {
+		r.sortCut(limit)
 		if f.afterRead != nil {
 			f.afterRead()
 		}
@@ -209,7 +210,7 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		b := unsyncedBatch()
 		b.Queue(q, args...)
 		if prefetch {
-			b.Queue(s.readQuery(), next.parts, next.tokens, me, next.vs, next.is, next.ks, next.limit)
+			b.Queue(s.readQuery(), next.parts, next.tokens, me, next.vs, next.is, next.ks)
 		}
 		br := s.pool.SendBatch(ctx, b)
 		_, err := br.Exec()
@@ -266,6 +267,7 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 	// An empty read is not kept: the relay then waits for a commit, and
 	// must read after taking the notification channel.
 	if prefetch && len(fenced) == 0 && len(r.msgs) > 0 {
+		r.sortCut(next.limit)
 		s.read(&r, next.parts, next.tokens, next.limit)
 		f.mu.Lock()
 		if f.on && len(r.msgs) > 0 {

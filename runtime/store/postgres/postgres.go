@@ -24,7 +24,7 @@ import (
 
 // layoutVersion is the layout of the tables below. Open upgrades a store
 // of an earlier layout (see upgrades) and refuses a later one.
-const layoutVersion = 3
+const layoutVersion = 4
 
 // upgrades[v] turns a store of layout v into one of layout v+1; upgrades[0]
 // creates the tables of an empty schema. Every statement names its tables
@@ -127,6 +127,13 @@ CREATE TABLE IF NOT EXISTS {s}.theus_ack_marks (
 	at      bigint NOT NULL,
 	PRIMARY KEY (part, version, idx)
 );
+`,
+	// Layout 4: a relay holds a session-level advisory lock (lock_key)
+	// for as long as it runs (fleet.go): once its session is gone, its
+	// leases are free without waiting for them to expire. A relay that
+	// takes none (NULL) is gone when its beat expires.
+	`
+ALTER TABLE {s}.theus_relays ADD COLUMN IF NOT EXISTS lock_key bigint;
 `,
 }
 

@@ -343,9 +343,11 @@ const DefaultRelayLease = 10 * time.Second
 
 // WithRelayLease sets how long a relay's lease on a partition lasts
 // without renewal (default DefaultRelayLease). A relay renews its leases
-// every third of it; when a relay dies or pauses, its partitions go to
-// the others once the lease has run out, so d bounds the stall of their
-// keys. Relays of one schema should use the same value.
+// every third of it; when a relay pauses or is cut off, its partitions go
+// to the others once the lease has run out, so d bounds the stall of
+// their keys. When a relay's process dies, its sessions end with it and
+// the others take its partitions at their next renewal, within a third
+// of d. Relays of one schema should use the same value.
 func WithRelayLease(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {

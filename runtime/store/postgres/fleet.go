@@ -275,6 +275,10 @@ func (f *fleet) heldArgs() (parts []int32, tokens []int64) {
 // relay is then gone for the others only when its beat expires).
 func (s *Store) session(ctx context.Context) *int64 {
 	f := &s.fleet
+	// Within a third of the lease: a server that does not answer must
+	// not hold up the renewals.
+	ctx, cancel := context.WithTimeout(ctx, s.opts.lease/3)
+	defer cancel()
 	if f.sess != nil {
 		if err := f.sess.Ping(ctx); err == nil {
 			return &f.key

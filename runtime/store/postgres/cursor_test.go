@@ -347,3 +347,69 @@ func TestReadDropsPartitionGivenBack(t *testing.T) {
 		t.Errorf("a read %d and b %d messages; want some each (20 keys over 2 partitions)", len(gotA), len(gotB))
 	}
 }
+
+// A read never returns more than its limit, in commit order, even when
+// the shares of its partitions add up to more: here a hot partition's
+// share is the whole read, and the drained partitions, which get one
+// each, receive messages meanwhile.
+func TestReadKeepsItsLimit(t *testing.T) {
+	ctx := context.Background()
+	schema := freshSchema(t)
+	st := openStore(t, schema, postgres.WithPartitions(16))
+	release, err := st.ClaimRelay(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	pool := userPool(t)
+	hot := make([]string, 300)
+	for i := range hot {
+		hot[i] = "hot"
+	}
+	enqueueKeys(t, st, pool, hot...)
+	full := false
+	for range 10 { // until the hot partition fills a read
+		msgs, err := st.Undelivered(ctx, 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Ack(ctx, idsOf(msgs)); err != nil {
+			t.Fatal(err)
+		}
+		if full = len(msgs) == 30; full {
+			break
+		}
+	}
+	if !full {
+		t.Fatal("the hot partition never filled a read")
+	}
+	var keys []string
+	for i := range 100 {
+		keys = append(keys, fmt.Sprintf("k%d", i))
+	}
+	enqueueKeys(t, st, pool, keys...)
+	// The read sent with the last ack was before these; the next one
+	// goes with this ack.
+	msgs, err := st.Undelivered(ctx, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Ack(ctx, idsOf(msgs)); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err = st.Undelivered(ctx, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 30 {
+		t.Fatalf("read %d messages, asked for 30", len(msgs))
+	}
+	for i, m := range msgs {
+		if m.Key != "hot" {
+			t.Errorf("read %s of key %s before older messages of the hot key", m.ID, m.Key)
+		}
+		if i > 0 && m.KeySeq != msgs[i-1].KeySeq+1 {
+			t.Errorf("KeySeq %d after %d", m.KeySeq, msgs[i-1].KeySeq)
+		}
+	}
+}

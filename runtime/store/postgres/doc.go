@@ -83,7 +83,8 @@
 //     holder, expiry and fencing token of its relay's lease, and the
 //     partition's ack cursor (acked_version, acked_idx, acked_at);
 //     theus_relays: a row per running relay, with the expiry of its
-//     last beat; theus_ack_marks: where the cursors were at each Prune,
+//     last beat and the key of the advisory lock it holds while it
+//     runs; theus_ack_marks: where the cursors were at each Prune,
 //     to prune what they passed after the retention.
 //
 // Recover reads the head, the fields, the entries and the KeySeqs in one
@@ -111,7 +112,9 @@
 // theus_meta): a message's partition is a hash of its (topic, key). A
 // relay holds leases on partitions (theus_leases: holder, expiry on the
 // database's clock, and a fencing token that grows at every take-over),
-// renews them every third of WithRelayLease, takes over expired ones, and
+// renews them every third of WithRelayLease, takes over expired ones (and
+// those of a relay whose process died: each relay holds a session-level
+// advisory lock while it runs, gone with its sessions), and
 // moves towards its fair share of the partitions as relays come and go
 // (theus_relays), giving a partition back only when none of its messages
 // is in flight. It reads only the partitions it holds; every ack and
@@ -121,7 +124,10 @@
 // ErrLeaseLost (outbox.ErrFenced), and the relay ends its round.
 // Per-(topic, key) order holds across relays and hand-overs; the only
 // messages delivered twice are those an old holder had sent and not
-// acked (FleetStats counts leases, take-overs and refused writes).
+// acked (FleetStats counts leases, take-overs and refused writes). An
+// ack does not wait for its WAL to reach the disk: the next synchronous
+// commit, or the WAL writer, syncs it along, and a crash of the server
+// before then makes its messages be delivered again.
 //
 // A relay is woken by every instance's commits, by Enqueue, Replay, Skip
 // and hand-overs (LISTEN/NOTIFY), and polls only as a backstop. Replay and

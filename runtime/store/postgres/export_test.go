@@ -14,3 +14,13 @@ func (s *Store) AfterRead(f func()) { s.fleet.afterRead = f }
 // NoticeCommits returns how many commits Follow took from notifications'
 // payloads rather than from the log.
 func (s *Store) NoticeCommits() uint64 { return s.heard.used.Load() }
+
+// RelaySession returns the backend of the relay's lock session, 0 if none.
+func (s *Store) RelaySession() uint32 { return s.fleet.sessPID.Load() }
+
+// Backends returns the backends of the Store's pooled connections.
+func (s *Store) Backends() []uint32 {
+	var out []uint32
+	s.pids.Range(func(k, _ any) bool { out = append(out, k.(uint32)); return true })
+	return out
+}

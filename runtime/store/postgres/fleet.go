@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -35,6 +36,16 @@ import (
 // has fewer, and gives back the extra ones when it has more, each once no
 // message of it is in flight (none read by Undelivered and not yet acked
 // or failed), so a voluntary hand-over sends nothing twice.
+//
+// A relay also holds a session-level advisory lock (its key in
+// theus_relays.lock_key) on a connection of its own for as long as it
+// runs. When a relay's process dies, PostgreSQL ends its sessions and the
+// lock is gone at once: the others count it out and take its leases at
+// their next tick, without waiting for the leases to expire. A relay that
+// is paused, or cut off from the database with its sessions still open,
+// keeps its lock, and its leases until they expire. A relay whose lock
+// session alone is lost (the others take its leases; its writes are
+// refused by the fencing tokens) takes a lock again at its next tick.
 
 // maxPartitions bounds WithPartitions.
 const maxPartitions = 4096
@@ -74,6 +85,12 @@ type fleet struct {
 	ahead *readResult
 	stop  context.CancelFunc
 	done  chan struct{}
+	// sess holds the relay's advisory lock key (0: none) for its
+	// lifetime; only the lease loop (and the claim before it, and the
+	// release after it) use it.
+	sess    *pgx.Conn
+	key     int64
+	sessPID atomic.Uint32 // tests: the backend of sess
 
 	paused    atomic.Bool // tests: the lease loop does nothing
 	afterRead func()      // tests: called between a read's statement and its record
@@ -181,6 +198,7 @@ func (s *Store) ClaimRelay(ctx context.Context) (release func(), err error) {
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
+	s.dropSession() // of a relay claimed before on this Store
 	host, _ := os.Hostname()
 	f := &s.fleet
 	f.mu.Lock()
@@ -207,6 +225,7 @@ func (s *Store) unclaim() {
 	<-f.done
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	s.dropSession()
 	f.mu.Lock()
 	me := f.me
 	f.on, f.held, f.releasing, f.inflight, f.idPart = false, nil, nil, nil, nil
@@ -251,6 +270,65 @@ func (f *fleet) heldArgs() (parts []int32, tokens []int64) {
 	return parts, tokens
 }
 
+// session makes sure the relay holds its advisory lock on a connection
+// of its own, and returns its key, or nil if it could not take one (the
+// relay is then gone for the others only when its beat expires).
+func (s *Store) session(ctx context.Context) *int64 {
+	f := &s.fleet
+	// Within a third of the lease: a server that does not answer must
+	// not hold up the renewals.
+	ctx, cancel := context.WithTimeout(ctx, s.opts.lease/3)
+	defer cancel()
+	if f.sess != nil {
+		if err := f.sess.Ping(ctx); err == nil {
+			return &f.key
+		}
+		s.dropSession()
+	}
+	c, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		s.opts.logger.Warn("postgres: the relay's lock session; retrying", "err", redact(err, s.secret...))
+		return nil
+	}
+	for range 3 { // a key another session holds (1 in 2^63) is replaced
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		key := int64(binary.BigEndian.Uint64(b[:]) >> 1)
+		var ok bool
+		if err = c.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil || !ok {
+			continue
+		}
+		f.sess, f.key = c, key
+		f.sessPID.Store(c.PgConn().PID())
+		return &f.key
+	}
+	if err != nil {
+		s.opts.logger.Warn("postgres: the relay's lock session; retrying", "err", redact(err, s.secret...))
+	}
+	_ = c.Close(ctx)
+	return nil
+}
+
+// dropSession closes the relay's lock session, which releases its lock.
+func (s *Store) dropSession() {
+	f := &s.fleet
+	if f.sess == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = f.sess.Close(ctx)
+	f.sess, f.key = nil, 0
+	f.sessPID.Store(0)
+}
+
+// deadRelay is an SQL condition on the theus_relays row r: the relay
+// took an advisory lock and no session holds it any more.
+const deadRelay = `(r.lock_key IS NOT NULL AND r.lock_key NOT IN (
+	SELECT (k.classid::bigint << 32) | k.objid::bigint FROM pg_locks k
+	WHERE k.locktype = 'advisory' AND k.objsubid = 1 AND k.granted
+		AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())))`
+
 // tick beats, renews the leases held, and moves towards the fair share.
 func (s *Store) tick(ctx context.Context) error {
 	f := &s.fleet
@@ -258,12 +336,16 @@ func (s *Store) tick(ctx context.Context) error {
 		return nil
 	}
 	secs := s.opts.lease.Seconds()
+	key := s.session(ctx)
 	var relays int
+	// A relay whose lock is gone is not counted; its row stays until its
+	// beat expires, so that its leases are found free (below).
 	err := s.pool.QueryRow(ctx, `WITH beat AS (
-			INSERT INTO `+s.schema+`.theus_relays (holder, expires) VALUES ($1, clock_timestamp() + make_interval(secs => $2))
-			ON CONFLICT (holder) DO UPDATE SET expires = excluded.expires),
+			INSERT INTO `+s.schema+`.theus_relays (holder, expires, lock_key) VALUES ($1, clock_timestamp() + make_interval(secs => $2), $3)
+			ON CONFLICT (holder) DO UPDATE SET expires = excluded.expires, lock_key = excluded.lock_key),
 		gone AS (DELETE FROM `+s.schema+`.theus_relays WHERE expires < clock_timestamp() AND holder <> $1)
-		SELECT count(*) FROM `+s.schema+`.theus_relays WHERE expires >= clock_timestamp() AND holder <> $1`, f.me, secs).Scan(&relays)
+		SELECT count(*) FROM `+s.schema+`.theus_relays r WHERE expires >= clock_timestamp() AND holder <> $1 AND NOT `+deadRelay,
+		f.me, secs, key).Scan(&relays)
 	if err != nil {
 		return err
 	}
@@ -340,6 +422,7 @@ func (s *Store) tick(ctx context.Context) error {
 	rows, err := s.pool.Query(ctx, `UPDATE `+s.schema+`.theus_leases l
 		SET holder = $1, token = l.token + 1, expires = clock_timestamp() + make_interval(secs => $3)
 		FROM (SELECT part, holder FROM `+s.schema+`.theus_leases WHERE expires < clock_timestamp()
+				OR holder IN (SELECT r.holder FROM `+s.schema+`.theus_relays r WHERE r.holder <> $1 AND `+deadRelay+`)
 			ORDER BY random() LIMIT $2 FOR UPDATE SKIP LOCKED) AS free
 		WHERE l.part = free.part
 		RETURNING l.part, l.token, free.holder, l.acked_version, l.acked_idx`, f.me, want, secs)

@@ -401,3 +401,45 @@ func TestUpgradeFromLayout1(t *testing.T) {
 		t.Fatal("Open with another partition count succeeded")
 	}
 }
+
+// A relay whose process died (its sessions ended, its leases not
+// renewed) gives its partitions up at once: another relay takes them at
+// its next tick although their leases run for an hour more, because the
+// dead relay's advisory lock went with its session.
+func TestFleetTakesOverADeadSessionsLeases(t *testing.T) {
+	ctx := context.Background()
+	schema := freshSchema(t)
+	pool := userPool(t)
+	a := openStore(t, schema, fleetOpts(time.Hour)...)
+	b := openStore(t, schema, fleetOpts(600*time.Millisecond)...)
+	releaseA, err := a.ClaimRelay(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(releaseA)
+	if n := a.FleetStats().Leases; n != 8 {
+		t.Fatalf("the first relay holds %d partitions, want 8", n)
+	}
+	if a.RelaySession() == 0 {
+		t.Fatal("the relay holds no lock session")
+	}
+	releaseB, err := b.ClaimRelay(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(releaseB)
+	if n := b.FleetStats().Leases; n != 0 {
+		t.Fatalf("the second relay took %d partitions held for an hour", n)
+	}
+	// A dies as a killed process does: nothing renews, its sessions end.
+	a.PauseLeases(true)
+	for _, pid := range append(a.Backends(), a.RelaySession()) {
+		if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, int32(pid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, 30*time.Second, "the live relay holds all 8 partitions", func() bool { return b.FleetStats().Leases == 8 })
+	if h := b.FleetStats().Handovers; h != 8 {
+		t.Errorf("%d hand-overs, want 8", h)
+	}
+}

@@ -16,9 +16,8 @@ import (
 // BenchmarkFleetDrainChurn drains a backlog of b.N messages with 4
 // relays (batch 500, 32 partitions, leases of 1s), without and with
 // churn: every 250ms a random relay dies as a killed process does to the
-// others (it stops renewing its leases, and its sink never returns), and
-// a new one starts on a new Store. The dead relay's partitions wait for
-// its leases to run out.
+// others (it stops renewing its leases, its sink never returns, and
+// PostgreSQL ends its sessions), and a new one starts on a new Store.
 func BenchmarkFleetDrainChurn(b *testing.B) {
 	for _, churn := range []bool{false, true} {
 		b.Run(fmt.Sprintf("churn=%v", churn), func(b *testing.B) {
@@ -76,6 +75,11 @@ func BenchmarkFleetDrainChurn(b *testing.B) {
 						i := rand.N(len(relays))
 						relays[i].st.PauseLeases(true)
 						relays[i].dead.Store(true)
+						for _, pid := range append(relays[i].st.Backends(), relays[i].st.RelaySession()) {
+							if _, err := pool.Exec(context.Background(), `SELECT pg_terminate_backend($1)`, int32(pid)); err != nil {
+								b.Fatal(err)
+							}
+						}
 						relays[i] = newRelay()
 						kills++
 					}

@@ -573,7 +573,7 @@ func TestFleetKillRelays(t *testing.T) {
 	for _, s := range trail {
 		lastSend[s.relay] = max(lastSend[s.relay], s.send)
 	}
-	v := checkTrail(all, trail, outcome, func(r sendRef) bool { return killedMidRun[r.relay] && r.send == lastSend[r.relay] }, false)
+	v := checkTrail(all, trail, outcome, func(r sendRef) bool { return killedMidRun[r.relay] && r.send == lastSend[r.relay] }, false, nil)
 	v.report(t, "kill test")
 	var nfenced, nfencedMsgs int64
 	for r, o := range outcome {
@@ -732,7 +732,7 @@ func TestFleetPauseRelayProcess(t *testing.T) {
 	}
 
 	trail, outcomes, _ := readTrail(t, pool, env.schema)
-	v := checkTrail(committedMessages(t, pool, env.schema), trail, outcomes, nil, false)
+	v := checkTrail(committedMessages(t, pool, env.schema), trail, outcomes, nil, false, nil)
 	v.report(t, "pause test")
 	times := map[string]int{}
 	for _, s := range trail {

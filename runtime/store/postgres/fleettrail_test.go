@@ -47,6 +47,9 @@ const (
 	ackDone   = "acked"  // the ack succeeded
 	ackFenced = "fenced" // refused by the fencing token (ErrLeaseLost)
 	ackError  = "error"  // failed otherwise (the server was unreachable)
+	// ackLost is an ack that succeeded and that a crash of the server
+	// may have lost: acks are not synced on their own.
+	ackLost = "acked, not synced before a crash"
 )
 
 // trailVerdict is what checkTrail found.
@@ -77,12 +80,14 @@ func (v *trailVerdict) errorf(format string, args ...any) {
 //     refused by the fencing token (ackFenced) or failed (ackError, only
 //     if ackErrors allows it), or by none because its relay was killed
 //     during that send (inFlight reports it: the last send of a relay
-//     killed while the fleet ran). A message sent again after an acked
-//     send breaks the lease.
+//     killed while the fleet ran), or by an ack that succeeded but that
+//     a crash of the server may have lost before anything synced it
+//     (lostAck reports it). A message sent again after an acked send
+//     breaks the lease.
 //
 // outcome holds the outcome of each send's ack, absent when the relay
 // recorded none (it was killed first).
-func checkTrail(all map[string]committed, trail []sent, outcome map[sendRef]string, inFlight func(sendRef) bool, ackErrors bool) trailVerdict {
+func checkTrail(all map[string]committed, trail []sent, outcome map[sendRef]string, inFlight func(sendRef) bool, ackErrors bool, lostAck func(sendRef) bool) trailVerdict {
 	v := trailVerdict{deliveries: len(trail), redelivered: map[string]int{}}
 	type tk struct{ topic, key string }
 	last := map[tk]int64{}
@@ -114,6 +119,8 @@ func checkTrail(all map[string]committed, trail []sent, outcome map[sendRef]stri
 				v.redelivered[ackError]++
 			case !recorded && inFlight != nil && inFlight(e):
 				v.redelivered["killed in flight"]++
+			case o == ackDone && lostAck != nil && lostAck(e):
+				v.redelivered[ackLost]++
 			default:
 				why := "acked"
 				if o == "" {
@@ -211,18 +218,74 @@ type memTrail struct {
 	trail   []sent
 	outcome map[sendRef]string
 	sends   map[string]int // sends per relay
+	// Acks are not synced on their own (a crash of the server may lose
+	// the last ones): clock orders the acks' returns and the starts and
+	// ends of the producers' commits, which are synced; ackAt is when each
+	// ack returned. A commit that started after an ack and succeeded
+	// synced it along (the WAL is written in order): synced is the latest
+	// start of such a commit.
+	clock  atomic.Int64
+	ackAt  map[sendRef]int64
+	synced int64
+	// unsynced holds, for each crash of the server, the clock's range in
+	// which an ack may have been lost.
+	unsynced [][2]int64
 }
 
 func newMemTrail() *memTrail {
-	return &memTrail{outcome: map[sendRef]string{}, sends: map[string]int{}}
+	return &memTrail{outcome: map[sendRef]string{}, sends: map[string]int{}, ackAt: map[sendRef]int64{}}
+}
+
+// commit runs a synced commit of a producer, and records that, if it
+// succeeded, every ack before its start is synced.
+func (m *memTrail) commit(f func() error) error {
+	start := m.clock.Add(1)
+	err := f()
+	if err == nil {
+		m.mu.Lock()
+		m.synced = max(m.synced, start)
+		m.mu.Unlock()
+	}
+	return err
+}
+
+// crash runs f, which crashes the server, and records that the acks
+// since the last synced commit before it may be lost.
+func (m *memTrail) crash(f func()) {
+	m.mu.Lock()
+	from := m.synced
+	m.mu.Unlock()
+	f()
+	m.mu.Lock()
+	m.unsynced = append(m.unsynced, [2]int64{from, m.clock.Add(1)})
+	m.mu.Unlock()
+}
+
+// lostAck reports whether the ack after send r succeeded but may have
+// been lost in a crash before anything synced it.
+func (m *memTrail) lostAck(r sendRef) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	at, ok := m.ackAt[r]
+	if !ok {
+		return false
+	}
+	for _, w := range m.unsynced {
+		if at > w[0] && at < w[1] {
+			return true
+		}
+	}
+	return false
 }
 
 // relay returns the store and the sink of the relay named name, on st.
 func (m *memTrail) relay(name string, st *postgres.Store) (*trackedStore, outbox.Sink) {
 	ts := &trackedStore{Store: st}
 	ts.record = func(_ context.Context, send int64, outcome string, _ uint64) {
+		at := m.clock.Add(1)
 		m.mu.Lock()
 		m.outcome[sendRef{name, send}] = outcome
+		m.ackAt[sendRef{name, send}] = at
 		m.mu.Unlock()
 	}
 	return ts, sinkFunc(func(ctx context.Context, batch []outbox.Message) (int, error) {

@@ -72,7 +72,7 @@ func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, e
 		for i, c := range curs {
 			vs[i], is[i] = c.v, c.i
 		}
-		rows, err = s.pool.Query(ctx, s.readQuery(), parts, tokens, me, vs, is, ks, limit)
+		rows, err = s.pool.Query(ctx, s.readQuery(), parts, tokens, me, vs, is, ks)
 	} else {
 		rows, err = s.pool.Query(ctx, `SELECT x.*, false FROM `+s.schema+`.theus_leases l CROSS JOIN LATERAL (
 			SELECT `+messageColumns+`, m.idx, m.part FROM `+s.schema+`.theus_outbox m
@@ -89,6 +89,7 @@ func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, e
 		return nil, s.errorf("undelivered", err)
 	}
 	if on {
+		r.sortCut(limit)
 		if f.afterRead != nil {
 			f.afterRead()
 		}
@@ -171,9 +172,10 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 	}
 	f.mu.Unlock()
 	if !on {
-		_, err := s.pool.Exec(ctx, `UPDATE `+s.schema+`.theus_outbox SET state = 'delivered', delivered_at = $2
+		b := unsyncedBatch()
+		b.Queue(`UPDATE `+s.schema+`.theus_outbox SET state = 'delivered', delivered_at = $2
 			WHERE id = ANY($1) AND state = 'pending'`, ids, now)
-		if err != nil {
+		if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 			return s.errorf("ack", err)
 		}
 		return nil
@@ -203,26 +205,26 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		}
 		q += `
 			SELECT coalesce(array_agg(part), '{}') FROM ok`
-		var err error
+		// One round trip, one implicit transaction: if the read fails,
+		// so does the ack.
+		b := unsyncedBatch()
+		b.Queue(q, args...)
 		if prefetch {
-			// One round trip, one implicit transaction: if the read
-			// fails, so does the ack.
-			b := &pgx.Batch{}
-			b.Queue(q, args...)
-			b.Queue(s.readQuery(), next.parts, next.tokens, me, next.vs, next.is, next.ks, next.limit)
-			br := s.pool.SendBatch(ctx, b)
+			b.Queue(s.readQuery(), next.parts, next.tokens, me, next.vs, next.is, next.ks)
+		}
+		br := s.pool.SendBatch(ctx, b)
+		_, err := br.Exec()
+		if err == nil {
 			err = br.QueryRow().Scan(&ok)
-			if err == nil {
-				var rows pgx.Rows
-				if rows, err = br.Query(); err == nil {
-					r, err = scanRead(rows)
-				}
+		}
+		if err == nil && prefetch {
+			var rows pgx.Rows
+			if rows, err = br.Query(); err == nil {
+				r, err = scanRead(rows)
 			}
-			if cerr := br.Close(); err == nil {
-				err = cerr
-			}
-		} else {
-			err = s.pool.QueryRow(ctx, q, args...).Scan(&ok)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
 		}
 		if err != nil {
 			return s.errorf("ack", err)
@@ -233,12 +235,21 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 			}
 		}
 	} else {
-		err := s.pool.QueryRow(ctx, `WITH `+s.leaseCheck("$3", "$4", "$5")+`,
+		b := unsyncedBatch()
+		b.Queue(`WITH `+s.leaseCheck("$3", "$4", "$5")+`,
 			done AS (UPDATE `+s.schema+`.theus_outbox SET state = 'delivered', delivered_at = $2
 				WHERE id = ANY($1) AND state = 'pending' AND part IN (SELECT part FROM ok) RETURNING id)
 			SELECT coalesce((SELECT array_agg(id) FROM `+s.schema+`.theus_outbox
 				WHERE id = ANY($1) AND part NOT IN (SELECT part FROM ok)), '{}')`,
-			ids, now, parts, tokens, me).Scan(&fenced)
+			ids, now, parts, tokens, me)
+		br := s.pool.SendBatch(ctx, b)
+		_, err := br.Exec()
+		if err == nil {
+			err = br.QueryRow().Scan(&fenced)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
 		if err != nil {
 			return s.errorf("ack", err)
 		}
@@ -256,6 +267,7 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 	// An empty read is not kept: the relay then waits for a commit, and
 	// must read after taking the notification channel.
 	if prefetch && len(fenced) == 0 && len(r.msgs) > 0 {
+		r.sortCut(next.limit)
 		s.read(&r, next.parts, next.tokens, next.limit)
 		f.mu.Lock()
 		if f.on && len(r.msgs) > 0 {
@@ -267,6 +279,22 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		return fmt.Errorf("postgres: ack: %d of %d messages refused: %w", len(fenced), len(ids), ErrLeaseLost)
 	}
 	return nil
+}
+
+// unsyncedBatch returns a batch, one implicit transaction, whose commit
+// does not wait for its WAL to reach the disk (synchronous_commit off for
+// that transaction only): for acks. An ack is visible to every other
+// session at once, and PostgreSQL writes the WAL in order, so the next
+// synchronous commit of anyone (a commit group, a lease taken over or
+// given back, a failure recorded), or the WAL writer within a few
+// hundred milliseconds, syncs it along. A crash of the server before
+// then loses it, and its messages are delivered again: at least once,
+// as with SQLite's acks, which are not synced on their own either. The
+// fsync it saves was about as long as the rest of a relay's round.
+func unsyncedBatch() *pgx.Batch {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
+	return b
 }
 
 // Failed implements outbox.Parking. On a Store that a relay claims, the

@@ -24,7 +24,7 @@ import (
 
 // layoutVersion is the layout of the tables below. Open upgrades a store
 // of an earlier layout (see upgrades) and refuses a later one.
-const layoutVersion = 3
+const layoutVersion = 4
 
 // upgrades[v] turns a store of layout v into one of layout v+1; upgrades[0]
 // creates the tables of an empty schema. Every statement names its tables
@@ -127,6 +127,13 @@ CREATE TABLE IF NOT EXISTS {s}.theus_ack_marks (
 	at      bigint NOT NULL,
 	PRIMARY KEY (part, version, idx)
 );
+`,
+	// Layout 4: a relay holds a session-level advisory lock (lock_key)
+	// for as long as it runs (fleet.go): once its session is gone, its
+	// leases are free without waiting for them to expire. A relay that
+	// takes none (NULL) is gone when its beat expires.
+	`
+ALTER TABLE {s}.theus_relays ADD COLUMN IF NOT EXISTS lock_key bigint;
 `,
 }
 
@@ -336,9 +343,11 @@ const DefaultRelayLease = 10 * time.Second
 
 // WithRelayLease sets how long a relay's lease on a partition lasts
 // without renewal (default DefaultRelayLease). A relay renews its leases
-// every third of it; when a relay dies or pauses, its partitions go to
-// the others once the lease has run out, so d bounds the stall of their
-// keys. Relays of one schema should use the same value.
+// every third of it; when a relay pauses or is cut off, its partitions go
+// to the others once the lease has run out, so d bounds the stall of
+// their keys. When a relay's process dies, its sessions end with it and
+// the others take its partitions at their next renewal, within a third
+// of d. Relays of one schema should use the same value.
 func WithRelayLease(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,7 +34,7 @@ const commitTimeout = 30 * time.Second
 // queries holds the statements, with the schema filled in.
 type queries struct {
 	lockHead, head, readLog, insertLog, updateFields, upsertEntries, deleteEntries,
-	insertFields, insertEntries, upsertKeySeqs, insertMessages, setHead, notify, readBack string
+	insertFields, insertEntries, upsertKeySeqs, insertMessages, setHead, moveHead, notify, readBack string
 }
 
 func newQueries(schema string) queries {
@@ -64,7 +65,11 @@ func newQueries(schema string) queries {
 			SELECT i, v, x, t, k, q, p, nullif(h, ''), c, ` + partExpr("t", "k", "$10::int") + `
 			FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::text[], $5::text[], $6::bigint[], $7::bytea[], $8::text[], $9::bigint[])
 				AS u(i, v, x, t, k, q, p, h, c)`),
-		setHead:  f(`UPDATE {s}.theus_head SET version = $1 WHERE id = 1`),
+		setHead: f(`UPDATE {s}.theus_head SET version = $1 WHERE id = 1`),
+		// Divides by zero, which aborts the transaction, unless the head
+		// was at $1.
+		moveHead: f(`WITH h AS (UPDATE {s}.theus_head SET version = $2 WHERE id = 1 AND version = $1 RETURNING 1)
+			SELECT 1 / count(*) FROM h`),
 		notify:   `SELECT pg_notify($1, $2)`,
 		readBack: f(`SELECT EXISTS (SELECT 1 FROM {s}.theus_log WHERE version = $1 AND grp = $2)`),
 	}
@@ -133,15 +138,73 @@ func consecutive(recs []*engine.Record, first uint64) error {
 
 // commit runs a group's transaction and returns the records it wrote (or
 // tried to). s.cmu is held.
+//
+// While no other instance commits, a group is one round trip (commitAt):
+// BEGIN, a move of the head row from the group's base to its last
+// version that fails unless the head is at that base, the writes and
+// COMMIT, pipelined. When the head had moved, or while other instances
+// commit (the last group found their commits), the group locks the head
+// row first, reads what they committed and rebases on it (locked).
 func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) ([]*engine.Record, error) {
+	if base := recs[0].Version - 1; s.optimistic && base > 0 {
+		moved, err := s.commitAt(ctx, recs, base)
+		if !moved {
+			return recs, err
+		}
+		s.optimistic = false
+	}
+	return s.locked(ctx, recs, rebase)
+}
+
+// commitAt writes recs, numbered after base, in one round trip, if the
+// head is at base: else nothing is written and moved is set.
+func (s *Store) commitAt(ctx context.Context, recs []*engine.Record, base uint64) (moved bool, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	c := &txConn{Conn: conn, open: true, held: true}
+	defer s.release(c)
+	if err := s.fault(BeforeWrite); err != nil {
+		return false, err
+	}
+	token := newToken()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	// Locks the head row, first as in every group (no deadlock between
+	// groups); waits for a group of another instance that holds it, then
+	// sees the head it left.
+	b.Queue(s.q.moveHead, int64(base), int64(recs[len(recs)-1].Version))
+	if err := s.batch(b, recs, false, token); err != nil {
+		return false, err
+	}
+	if err := s.fault(BeforeCommit); err != nil {
+		return false, err
+	}
+	failed, err := s.send(ctx, c, b, recs, token)
+	var pe *pgconn.PgError
+	if failed == 1 && errors.As(err, &pe) && pe.Code == "22012" {
+		s.trips.moved.Add(1)
+		return true, nil
+	}
+	if err == nil {
+		s.trips.one.Add(1)
+	}
+	return false, err
+}
+
+// locked runs a group's transaction under the head row's lock, taken
+// first, and rebases the group on the commits of other instances it
+// finds.
+func (s *Store) locked(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) ([]*engine.Record, error) {
 	token := newToken()
 	var first *pgx.Batch
 	if s.version == 0 {
 		// Likely the first commit to the schema, which writes the whole
 		// state: encoded before the head row is locked, since a large
 		// state takes a while (see idle_in_transaction_session_timeout).
-		var err error
-		if first, err = s.batch(recs, true, token); err != nil {
+		first = &pgx.Batch{}
+		if err := s.batch(first, recs, true, token); err != nil {
 			return recs, err
 		}
 	}
@@ -149,16 +212,12 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 	if err != nil {
 		return recs, err
 	}
-	open, held := true, true // the transaction may be open on conn; conn is held
-	defer func() {
-		if open {
-			s.rollback(conn)
-		}
-		if held {
-			conn.Release()
-		}
-	}()
+	c := &txConn{Conn: conn, open: true, held: true}
+	defer s.release(c)
 	base := recs[0].Version - 1
+	// The next group tries one round trip if no other instance committed
+	// since this one's base.
+	s.optimistic = uint64(head) == base
 	switch h := uint64(head); {
 	case h < base:
 		return recs, fmt.Errorf("the store is at version %d, before the engine's %d: was the database restored from an older backup? Restart the engine", h, base)
@@ -166,9 +225,11 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 		if rebase == nil {
 			return recs, fmt.Errorf("another engine committed versions %d-%d after version %d", base+1, h, base)
 		}
-		others, err := s.readRemotes(ctx, conn, base, h, 0)
-		if err != nil {
-			return recs, err
+		others, ok := s.heard.span(s, base, h)
+		if !ok {
+			if others, err = s.readRemotes(ctx, c, base, h, 0); err != nil {
+				return recs, err
+			}
 		}
 		if recs, err = rebase(others); err != nil {
 			return recs, err
@@ -186,47 +247,81 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 	}
 	b := first // head 0: nothing to rebase on, recs are as they came
 	if head != 0 || b == nil {
-		if b, err = s.batch(recs, head == 0, token); err != nil {
+		b = &pgx.Batch{}
+		if err = s.batch(b, recs, head == 0, token); err != nil {
 			return recs, err
 		}
 	}
+	b.Queue(s.q.setHead, int64(recs[len(recs)-1].Version))
 	if err := s.fault(BeforeCommit); err != nil {
 		return recs, err
 	}
-	// The writes and COMMIT go in one pipeline, one round trip: if a
-	// statement fails, the server skips the rest, COMMIT included.
+	_, err = s.send(ctx, c, b, recs, token)
+	return recs, err
+}
+
+// trips counts the groups committed in one round trip, and those that
+// found the head moved (tests).
+type trips struct {
+	one, moved atomic.Uint64
+}
+
+// txConn is a connection that may hold an open transaction.
+type txConn struct {
+	*pgxpool.Conn
+	open bool // the transaction may be open
+	held bool // the connection is to be released
+}
+
+// release rolls back what c may hold open and releases c.
+func (s *Store) release(c *txConn) {
+	if c.open {
+		s.rollback(c.Conn)
+	}
+	if c.held {
+		c.Release()
+	}
+}
+
+// send runs b, the statements that write recs (the group of token) in
+// the transaction open on c, and COMMIT, in one pipeline, one round trip:
+// if a statement fails, the server skips the rest, COMMIT included. It
+// returns the index of the statement that failed, if one did; a COMMIT
+// whose outcome is unknown is resolved (invariant 11) before send
+// returns.
+func (s *Store) send(ctx context.Context, c *txConn, b *pgx.Batch, recs []*engine.Record, token int64) (int, error) {
 	b.Queue("COMMIT")
-	pid := conn.Conn().PgConn().PID()
+	pid := c.Conn.Conn().PgConn().PID()
 	start, _ := s.pids.Load(pid)
 	last := recs[len(recs)-1].Version
-	err = execBatch(ctx, conn, b)
+	failed, err := execBatch(ctx, c.Conn, b)
 	if err == nil {
-		open = false
+		c.open = false
 		err = s.fault(AfterCommit)
 	}
 	if err != nil {
 		if notCommitted(err) {
-			return recs, err
+			return failed, err
 		}
 		// The connection is in doubt: resolve ends its backend, and it
 		// must not go back to the pool.
 		// Released first: with a pool of one, resolve needs it.
-		open, held = false, false
-		conn.Conn().Close(context.Background())
-		conn.Release()
+		c.open, c.held = false, false
+		c.Conn.Conn().Close(context.Background())
+		c.Conn.Release()
 		committed, rerr := s.resolve(pid, start, last, token)
 		if rerr != nil {
-			return recs, fmt.Errorf("%w (COMMIT failed: %v)", rerr, err)
+			return -1, fmt.Errorf("%w (COMMIT failed: %v)", rerr, err)
 		}
 		if !committed {
-			return recs, fmt.Errorf("the connection failed (%w) and the store read back that the transaction did not commit", err)
+			return -1, fmt.Errorf("the connection failed (%w) and the store read back that the transaction did not commit", err)
 		}
 		s.opts.logger.Warn("postgres: COMMIT failed but the store read back that its transaction committed", "versions", fmt.Sprintf("%d-%d", recs[0].Version, last), "err", redact(err, s.secret...))
 	}
 	s.version = last
 	s.pending = engine.Evolution{}
 	s.wake()
-	return recs, nil
+	return -1, nil
 }
 
 // begin starts a group's transaction and locks the head row, whose
@@ -267,19 +362,22 @@ func (s *Store) begin(ctx context.Context) (*pgxpool.Conn, int64, error) {
 }
 
 // execBatch sends b in one round trip and runs its statements in order,
-// stopping at the first that fails (the server skips the rest).
-func execBatch(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch) error {
+// stopping at the first that fails (the server skips the rest), whose
+// index it returns (-1: none, or the failure came after them).
+func execBatch(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch) (int, error) {
 	br := conn.SendBatch(ctx, b)
+	failed := -1
 	var err error
-	for range b.Len() {
+	for i := range b.Len() {
 		if _, err = br.Exec(); err != nil {
+			failed = i
 			break
 		}
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	return failed, err
 }
 
 // rollback ends the transaction on conn, or the connection if it cannot.
@@ -365,17 +463,17 @@ func (s *Store) readBack(pid uint32, start any, last uint64, token int64) (commi
 	return committed, err
 }
 
-// batch returns the statements that write recs, the group of token; first
-// is set when the store holds no commit yet: the group then writes the
-// whole state, initial values included, and the state's fields.
-func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batch, error) {
-	b := &pgx.Batch{}
+// batch queues on b the statements that write recs, the group of token,
+// but the head; first is set when the store holds no commit yet: the
+// group then writes the whole state, initial values included, and the
+// state's fields.
+func (s *Store) batch(b *pgx.Batch, recs []*engine.Record, first bool, token int64) error {
 	infos := s.codec.Fields()
 	last := recs[len(recs)-1]
 	var err error
 	if first {
 		if err := s.batchFirst(b, last); err != nil {
-			return nil, err
+			return err
 		}
 	} else {
 		s.recordPending(b)
@@ -405,7 +503,7 @@ func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batc
 		for _, w := range r.Writes {
 			i := s.codec.Field(w.Path)
 			if i < 0 {
-				return nil, fmt.Errorf("version %d writes %s, which the state codec does not know", r.Version, w.Path)
+				return fmt.Errorf("version %d writes %s, which the state codec does not know", r.Version, w.Path)
 			}
 			k := entry{i, w.Key}
 			if !infos[i].Collection {
@@ -421,7 +519,7 @@ func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batc
 				v = appendStr(v, infos[i].Path)
 				s.scr.buf, err = s.codec.AppendField(s.scr.buf[:0], r.State, i)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				v = appendBytes(v, s.scr.buf)
 				continue
@@ -433,7 +531,7 @@ func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batc
 			var ok bool
 			s.scr.buf, ok, err = s.codec.AppendEntry(s.scr.buf[:0], r.State, i, w.Key)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if ok {
 				v = append(v, valEntry)
@@ -483,7 +581,7 @@ func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batc
 			}
 			data, err := s.codec.AppendField(nil, last.State, i)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			paths, values, vs = append(paths, infos[i].Path), append(values, data), append(vs, int64(v))
 		}
@@ -496,7 +594,7 @@ func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batc
 		for _, k := range entryOrder {
 			data, ok, err := s.codec.AppendEntry(nil, last.State, k.i, k.key)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if !ok {
 				dp, dk = append(dp, infos[k.i].Path), append(dk, k.key)
@@ -520,11 +618,10 @@ func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batc
 		b.Queue(s.q.upsertKeySeqs, topics, keys, seq)
 	}
 	if err := s.queueMessages(b, recs); err != nil {
-		return nil, err
+		return err
 	}
-	b.Queue(s.q.setHead, int64(last.Version))
 	b.Queue(s.q.notify, s.channel, s.notice(versions, procs, ats, writes, vals, keySeqs, ids))
-	return b, nil
+	return nil
 }
 
 // batchFirst queues, for the first group to an empty store, the fields of

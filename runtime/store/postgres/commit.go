@@ -146,12 +146,15 @@ func consecutive(recs []*engine.Record, first uint64) error {
 // commit (the last group found their commits), the group locks the head
 // row first, reads what they committed and rebases on it (locked).
 func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) ([]*engine.Record, error) {
-	if base := recs[0].Version - 1; s.optimistic && base > 0 {
+	if base := recs[0].Version - 1; s.calm.ok() && base > 0 {
 		moved, err := s.commitAt(ctx, recs, base)
 		if !moved {
+			if err == nil {
+				s.calm.succeeded()
+			}
 			return recs, err
 		}
-		s.optimistic = false
+		s.calm.moved()
 	}
 	return s.locked(ctx, recs, rebase)
 }
@@ -208,16 +211,14 @@ func (s *Store) locked(ctx context.Context, recs []*engine.Record, rebase func([
 			return recs, err
 		}
 	}
-	conn, head, err := s.begin(ctx)
+	base := recs[0].Version - 1
+	conn, head, others, err := s.begin(ctx, base)
 	if err != nil {
 		return recs, err
 	}
 	c := &txConn{Conn: conn, open: true, held: true}
 	defer s.release(c)
-	base := recs[0].Version - 1
-	// The next group tries one round trip if no other instance committed
-	// since this one's base.
-	s.optimistic = uint64(head) == base
+	s.calm.found(uint64(head) > base)
 	switch h := uint64(head); {
 	case h < base:
 		return recs, fmt.Errorf("the store is at version %d, before the engine's %d: was the database restored from an older backup? Restart the engine", h, base)
@@ -225,11 +226,8 @@ func (s *Store) locked(ctx context.Context, recs []*engine.Record, rebase func([
 		if rebase == nil {
 			return recs, fmt.Errorf("another engine committed versions %d-%d after version %d", base+1, h, base)
 		}
-		others, ok := s.heard.span(s, base, h)
-		if !ok {
-			if others, err = s.readRemotes(ctx, c, base, h, 0); err != nil {
-				return recs, err
-			}
+		if len(others) == 0 || others[len(others)-1].Version != h {
+			return recs, fmt.Errorf("the head is at version %d, the log after version %d ends at %d", h, base, base+uint64(len(others)))
 		}
 		if recs, err = rebase(others); err != nil {
 			return recs, err
@@ -259,6 +257,33 @@ func (s *Store) locked(ctx context.Context, recs []*engine.Record, rebase func([
 	_, err = s.send(ctx, c, b, recs, token)
 	return recs, err
 }
+
+// calm decides whether a group tries one round trip (commitAt), which
+// fails when another instance commits meanwhile: after a run of groups
+// that found no other instance's commit, a run that doubles (up to
+// maxCalm) every time a try fails, and halves when one succeeds.
+type calm struct {
+	run, need int
+}
+
+const maxCalm = 64
+
+func (c *calm) ok() bool { return c.run >= c.need }
+
+// found records what a group that locked the head row found.
+func (c *calm) found(others bool) {
+	if others {
+		c.run = 0
+	} else {
+		c.run++
+	}
+}
+
+func (c *calm) moved() {
+	c.run, c.need = 0, min(max(2*c.need, 1), maxCalm)
+}
+
+func (c *calm) succeeded() { c.need /= 2 }
 
 // trips counts the groups committed in one round trip, and those that
 // found the head moved (tests).
@@ -324,38 +349,46 @@ func (s *Store) send(ctx context.Context, c *txConn, b *pgx.Batch, recs []*engin
 	return -1, nil
 }
 
-// begin starts a group's transaction and locks the head row, whose
-// version it returns, in one round trip. A connection the pool held that
-// turns out broken (the server restarted, or failed over) fails before
-// anything is written: begin tries again, with backoff, as many times as
-// the pool may hold broken connections (after a restart of the server,
-// all of them).
-func (s *Store) begin(ctx context.Context) (*pgxpool.Conn, int64, error) {
+// begin starts a group's transaction, locks the head row, whose version
+// it returns, and reads the commits after version after, in one round
+// trip: under the lock, the log holds every commit up to the head and no
+// other. A connection the pool held that turns out broken (the server
+// restarted, or failed over) fails before anything is written: begin
+// tries again, with backoff, as many times as the pool may hold broken
+// connections (after a restart of the server, all of them).
+func (s *Store) begin(ctx context.Context, after uint64) (*pgxpool.Conn, int64, []engine.Remote, error) {
 	backoff := 5 * time.Millisecond
 	attempts := int(s.pool.Config().MaxConns) + 2
 	for attempt := 1; ; attempt++ {
 		conn, err := s.pool.Acquire(ctx)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
 		b.Queue(s.q.lockHead)
+		b.Queue(s.q.readLog, int64(after), int64(1<<63-1), 1<<30)
 		br := conn.SendBatch(ctx, b)
 		var head int64
+		var others []engine.Remote
 		if _, err = br.Exec(); err == nil {
-			err = br.QueryRow().Scan(&head)
+			if err = br.QueryRow().Scan(&head); err == nil {
+				var rows pgx.Rows
+				if rows, err = br.Query(); err == nil {
+					others, err = s.scanRemotes(rows, after)
+				}
+			}
 		}
 		if cerr := br.Close(); err == nil {
 			err = cerr
 		}
 		if err == nil {
-			return conn, head, nil
+			return conn, head, others, nil
 		}
 		s.rollback(conn)
 		conn.Release()
 		if attempt == attempts || !brokenConn(err) || !sleep(ctx, backoff) {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		backoff = min(2*backoff, time.Second)
 	}
@@ -718,6 +751,12 @@ func (s *Store) readRemotes(ctx context.Context, q interface {
 	if err != nil {
 		return nil, err
 	}
+	return s.scanRemotes(rows, after)
+}
+
+// scanRemotes reads rows of the log, the commits after version after in
+// version order, and closes rows.
+func (s *Store) scanRemotes(rows pgx.Rows, after uint64) ([]engine.Remote, error) {
 	defer rows.Close()
 	var out []engine.Remote
 	for rows.Next() {
@@ -730,7 +769,8 @@ func (s *Store) readRemotes(ctx context.Context, q interface {
 		if uint64(version) != after+uint64(len(out))+1 {
 			return nil, fmt.Errorf("the log holds version %d after version %d: the commits between were pruned (WithHistoryRetention); restart the engine to load the state", version, after+uint64(len(out)))
 		}
-		if r, err = s.remote(uint64(version), r.Process, at, writes, vals, keySeqs, ids); err != nil {
+		r, err := s.remote(uint64(version), r.Process, at, writes, vals, keySeqs, ids)
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, r)

@@ -15,10 +15,6 @@ func (s *Store) AfterRead(f func()) { s.fleet.afterRead = f }
 // payloads rather than from the log.
 func (s *Store) NoticeCommits() uint64 { return s.heard.used.Load() }
 
-// RebasedFromNotices returns how many commits of other instances groups
-// rebased on from notifications' payloads rather than from the log.
-func (s *Store) RebasedFromNotices() uint64 { return s.heard.rebased.Load() }
-
 // Trips returns how many groups committed in one round trip, and how many
 // found the head moved by another instance and took the head row's lock.
 func (s *Store) Trips() (one, moved uint64) { return s.trips.one.Load(), s.trips.moved.Load() }

@@ -38,7 +38,9 @@ func (s *Store) recordPending(b *pgx.Batch) {
 // instance that committed since Recover read the state makes it fail:
 // start again. s.cmu is held; s.pending is the evolution to record.
 func (s *Store) migrate(ctx context.Context, codec engine.StateCodec, rec *engine.Recovered) error {
-	conn, head, err := s.begin(ctx)
+	// No commit to read after the head: another instance's fails the
+	// migration below.
+	conn, head, _, err := s.begin(ctx, 1<<63-1)
 	if err != nil {
 		return err
 	}

@@ -158,11 +158,10 @@ type Store struct {
 	claimed bool
 	// version is the last version this Store knows to be durable.
 	version uint64
-	// optimistic is set while no other instance was seen committing:
-	// the next group tries one round trip (commitAt).
-	optimistic bool
-	trips      trips
-	scr        scratch
+	// calm tells whether a group tries one round trip (commitAt).
+	calm  calm
+	trips trips
+	scr   scratch
 	// pending is how the contract's fields differ from those recorded, as
 	// Recover found: the next commit records the difference in its
 	// transaction (recordPending), so until then the schema is as the
@@ -378,7 +377,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		// strings: say no more than that it did not parse.
 		return nil, errors.New("postgres: the DSN does not parse (want postgres://user:password@host:port/database?options or key=value pairs)")
 	}
-	s := &Store{opts: o, closed: make(chan struct{}), changed: make(chan struct{}), optimistic: true}
+	s := &Store{opts: o, closed: make(chan struct{}), changed: make(chan struct{})}
 	if pw := cfg.ConnConfig.Password; pw != "" {
 		s.secret = []string{pw, url.QueryEscape(pw), url.PathEscape(pw)}
 	}

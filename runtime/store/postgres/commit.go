@@ -147,29 +147,27 @@ func consecutive(recs []*engine.Record, first uint64) error {
 // row first, reads what they committed and rebases on it (locked).
 func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) ([]*engine.Record, error) {
 	if base := recs[0].Version - 1; s.calm.ok() && base > 0 {
-		moved, err := s.commitAt(ctx, recs, base)
-		if !moved {
-			if err == nil {
-				s.calm.succeeded()
-			}
+		if done, err := s.commitAt(ctx, recs, base); done {
 			return recs, err
 		}
-		s.calm.moved()
 	}
 	return s.locked(ctx, recs, rebase)
 }
 
 // commitAt writes recs, numbered after base, in one round trip, if the
-// head is at base: else nothing is written and moved is set.
-func (s *Store) commitAt(ctx context.Context, recs []*engine.Record, base uint64) (moved bool, err error) {
+// head is at base. It returns done unset when nothing was written and the
+// group is to take the head row's lock: the head had moved, or the pooled
+// connection was found broken before anything was sent (begin replaces
+// it).
+func (s *Store) commitAt(ctx context.Context, recs []*engine.Record, base uint64) (done bool, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return false, err
+		return true, err
 	}
 	c := &txConn{Conn: conn, open: true, held: true}
 	defer s.release(c)
 	if err := s.fault(BeforeWrite); err != nil {
-		return false, err
+		return true, err
 	}
 	token := newToken()
 	b := &pgx.Batch{}
@@ -179,21 +177,25 @@ func (s *Store) commitAt(ctx context.Context, recs []*engine.Record, base uint64
 	// sees the head it left.
 	b.Queue(s.q.moveHead, int64(base), int64(recs[len(recs)-1].Version))
 	if err := s.batch(b, recs, false, token); err != nil {
-		return false, err
+		return true, err
 	}
 	if err := s.fault(BeforeCommit); err != nil {
-		return false, err
+		return true, err
 	}
 	failed, err := s.send(ctx, c, b, recs, token)
 	var pe *pgconn.PgError
-	if failed == 1 && errors.As(err, &pe) && pe.Code == "22012" {
-		s.trips.moved.Add(1)
-		return true, nil
-	}
-	if err == nil {
+	switch {
+	case err == nil:
 		s.trips.one.Add(1)
+		s.calm.succeeded()
+	case failed == 1 && errors.As(err, &pe) && pe.Code == "22012":
+		s.trips.moved.Add(1)
+		s.calm.moved()
+		return false, nil
+	case pgconn.SafeToRetry(err):
+		return false, nil
 	}
-	return false, err
+	return true, err
 }
 
 // locked runs a group's transaction under the head row's lock, taken

@@ -146,7 +146,7 @@ func consecutive(recs []*engine.Record, first uint64) error {
 // commit (the last group found their commits), the group locks the head
 // row first, reads what they committed and rebases on it (locked).
 func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) ([]*engine.Record, error) {
-	if base := recs[0].Version - 1; s.calm.ok() && base > 0 {
+	if base := recs[0].Version - 1; s.calm.ok() && base > 0 && !s.lockOnly.Load() {
 		if done, err := s.commitAt(ctx, recs, base); done {
 			return recs, err
 		}

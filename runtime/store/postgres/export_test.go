@@ -18,3 +18,7 @@ func (s *Store) NoticeCommits() uint64 { return s.heard.used.Load() }
 // Trips returns how many groups committed in one round trip, and how many
 // found the head moved by another instance and took the head row's lock.
 func (s *Store) Trips() (one, moved uint64) { return s.trips.one.Load(), s.trips.moved.Load() }
+
+// LockOnly makes every group take the head row's lock, as before groups
+// could commit in one round trip (benchmarks).
+func (s *Store) LockOnly(on bool) { s.lockOnly.Store(on) }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -161,7 +162,9 @@ type Store struct {
 	// calm tells whether a group tries one round trip (commitAt).
 	calm  calm
 	trips trips
-	scr   scratch
+	// lockOnly makes every group take the head row's lock (benchmarks).
+	lockOnly atomic.Bool
+	scr      scratch
 	// pending is how the contract's fields differ from those recorded, as
 	// Recover found: the next commit records the difference in its
 	// transaction (recordPending), so until then the schema is as the

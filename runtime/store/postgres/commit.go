@@ -142,9 +142,10 @@ func consecutive(recs []*engine.Record, first uint64) error {
 // While no other instance commits, a group is one round trip (commitAt):
 // BEGIN, a move of the head row from the group's base to its last
 // version that fails unless the head is at that base, the writes and
-// COMMIT, pipelined. When the head had moved, or while other instances
-// commit (the last group found their commits), the group locks the head
-// row first, reads what they committed and rebases on it (locked).
+// COMMIT, pipelined. When the head had moved, and while other instances
+// commit (until a run of groups found none of their commits: calm), the
+// group locks the head row first, reads what they committed and rebases
+// on it (locked).
 func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) ([]*engine.Record, error) {
 	if base := recs[0].Version - 1; s.calm.ok() && base > 0 && !s.lockOnly.Load() {
 		if done, err := s.commitAt(ctx, recs, base); done {

@@ -284,9 +284,8 @@ type heard struct {
 	// blind is set when commits may have gone unheard (the listener
 	// connected again): the log must be read.
 	blind bool
-	// used counts the commits Follow took from payloads, rebased the
-	// commits groups took from them (tests).
-	used, rebased atomic.Uint64
+	// used counts the commits taken from payloads (tests).
+	used atomic.Uint64
 }
 
 // note is a notification that carried its commits.
@@ -361,41 +360,6 @@ func (h *heard) next(s *Store, from uint64) ([]engine.Remote, bool) {
 	}
 	clear(h.notes[len(keep):])
 	h.notes = keep
-	run, at := h.run(from)
-	ok := !h.blind && at >= h.hint
-	h.mu.Unlock()
-	if !ok {
-		return nil, false
-	}
-	out, ok := s.runRemotes(run, from)
-	h.used.Add(uint64(len(out)))
-	return out, ok
-}
-
-// span returns the commits after version after up to version upTo, with
-// ok set when the payloads carry every one of them (the rule of next). A
-// group that holds the head row at upTo rebases on them instead of
-// reading the log: every commit up to upTo is durable and no other is.
-func (h *heard) span(s *Store, after, upTo uint64) ([]engine.Remote, bool) {
-	if !s.opts.notifyValues {
-		return nil, false
-	}
-	h.mu.Lock()
-	run, at := h.run(after)
-	h.mu.Unlock()
-	if at != upTo {
-		return nil, false
-	}
-	out, ok := s.runRemotes(run, after)
-	if ok {
-		h.rebased.Add(uint64(len(out)))
-	}
-	return out, ok
-}
-
-// run returns the notes that carry a dense run of versions after from, and
-// the last version of the run. h.mu is held.
-func (h *heard) run(from uint64) ([]note, uint64) {
 	var run []note
 	at := from
 	for found := true; found; {
@@ -407,11 +371,11 @@ func (h *heard) run(from uint64) ([]note, uint64) {
 			}
 		}
 	}
-	return run, at
-}
-
-// runRemotes decodes the commits after version from that run carries.
-func (s *Store) runRemotes(run []note, from uint64) ([]engine.Remote, bool) {
+	ok := !h.blind && at >= h.hint
+	h.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
 	var out []engine.Remote
 	for _, n := range run {
 		rs, err := s.noteRemotes(n)
@@ -425,6 +389,7 @@ func (s *Store) runRemotes(run []note, from uint64) ([]engine.Remote, bool) {
 			}
 		}
 	}
+	h.used.Add(uint64(len(out)))
 	return out, true
 }
 

@@ -176,3 +176,83 @@ func fillAccounts(t testing.TB, schema string, n int, shuffle bool) uint64 {
 	}
 	return r.Version
 }
+
+// BenchmarkCommitLatency commits b.N deposits at a steady 1,000 per
+// second (an engine alone on its Store, 100 accounts) and reports the
+// percentiles of a call's duration, from the call to its durable receipt:
+// the commit's share of a message's end-to-end latency (E2ELatency).
+func BenchmarkCommitLatency(b *testing.B) {
+	ctx := context.Background()
+	eng := newBank(b, openStore(b, freshSchema(b)), accounts(100, 0))
+	// The first commit writes the whole state: not measured.
+	if _, err := eng.Deposit(ctx, bank.DepositArgs{ID: "acc-000", Amount: 1}); err != nil {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range b.N {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * time.Millisecond)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.Now()
+			if _, err := eng.Deposit(ctx, bank.DepositArgs{ID: fmt.Sprintf("acc-%03d", i%100), Amount: 1}); err != nil {
+				b.Error(err)
+			}
+			lat[i] = time.Since(t)
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.5), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+}
+
+// BenchmarkGroupPaths compares, in one process, the two paths of a group
+// of an instance alone: one round trip (the default) and the head row's
+// lock first (LockOnly), alternating every 25 commits per caller (about
+// 50 groups) so that the load of the machine weighs on both alike. callers goroutines deposit into
+// accounts of their own; it reports the commits per second of each path.
+func BenchmarkGroupPaths(b *testing.B) {
+	for _, callers := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			st := openStore(b, freshSchema(b))
+			eng := newBank(b, st, accounts(callers, 0))
+			ctx := context.Background()
+			var spent [2]time.Duration
+			var done [2]int
+			b.ResetTimer()
+			for chunk := 0; done[0]+done[1] < b.N; chunk++ {
+				path := chunk % 2
+				st.LockOnly(path == 1)
+				n := min(25*callers, b.N-done[0]-done[1])
+				var next atomic.Int64
+				start := time.Now()
+				var wg sync.WaitGroup
+				for c := range callers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						id := fmt.Sprintf("acc-%03d", c)
+						for next.Add(1) <= int64(n) {
+							if _, err := eng.Deposit(ctx, bank.DepositArgs{ID: id, Amount: 1}); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				spent[path] += time.Since(start)
+				done[path] += n
+			}
+			b.ReportMetric(float64(done[0])/spent[0].Seconds(), "onetrip-commits/s")
+			b.ReportMetric(float64(done[1])/spent[1].Seconds(), "locked-commits/s")
+		})
+	}
+}

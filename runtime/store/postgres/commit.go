@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,7 +34,7 @@ const commitTimeout = 30 * time.Second
 // queries holds the statements, with the schema filled in.
 type queries struct {
 	lockHead, head, readLog, insertLog, updateFields, upsertEntries, deleteEntries,
-	insertFields, insertEntries, upsertKeySeqs, insertMessages, setHead, notify, readBack string
+	insertFields, insertEntries, upsertKeySeqs, insertMessages, setHead, moveHead, notify, readBack string
 }
 
 func newQueries(schema string) queries {
@@ -64,7 +65,11 @@ func newQueries(schema string) queries {
 			SELECT i, v, x, t, k, q, p, nullif(h, ''), c, ` + partExpr("t", "k", "$10::int") + `
 			FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::text[], $5::text[], $6::bigint[], $7::bytea[], $8::text[], $9::bigint[])
 				AS u(i, v, x, t, k, q, p, h, c)`),
-		setHead:  f(`UPDATE {s}.theus_head SET version = $1 WHERE id = 1`),
+		setHead: f(`UPDATE {s}.theus_head SET version = $1 WHERE id = 1`),
+		// Divides by zero, which aborts the transaction, unless the head
+		// was at $1.
+		moveHead: f(`WITH h AS (UPDATE {s}.theus_head SET version = $2 WHERE id = 1 AND version = $1 RETURNING 1)
+			SELECT 1 / count(*) FROM h`),
 		notify:   `SELECT pg_notify($1, $2)`,
 		readBack: f(`SELECT EXISTS (SELECT 1 FROM {s}.theus_log WHERE version = $1 AND grp = $2)`),
 	}
@@ -133,32 +138,90 @@ func consecutive(recs []*engine.Record, first uint64) error {
 
 // commit runs a group's transaction and returns the records it wrote (or
 // tried to). s.cmu is held.
+//
+// While no other instance commits, a group is one round trip (commitAt):
+// BEGIN, a move of the head row from the group's base to its last
+// version that fails unless the head is at that base, the writes and
+// COMMIT, pipelined. When the head had moved, and while other instances
+// commit (until a run of groups found none of their commits: calm), the
+// group locks the head row first, reads what they committed and rebases
+// on it (locked).
 func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) ([]*engine.Record, error) {
+	if base := recs[0].Version - 1; s.calm.ok() && base > 0 && !s.lockOnly.Load() {
+		if done, err := s.commitAt(ctx, recs, base); done {
+			return recs, err
+		}
+	}
+	return s.locked(ctx, recs, rebase)
+}
+
+// commitAt writes recs, numbered after base, in one round trip, if the
+// head is at base. It returns done unset when nothing was written and the
+// group is to take the head row's lock: the head had moved, or the pooled
+// connection was found broken before anything was sent (begin replaces
+// it).
+func (s *Store) commitAt(ctx context.Context, recs []*engine.Record, base uint64) (done bool, err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return true, err
+	}
+	c := &txConn{Conn: conn, open: true, held: true}
+	defer s.release(c)
+	if err := s.fault(BeforeWrite); err != nil {
+		return true, err
+	}
+	token := newToken()
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	// Locks the head row, first as in every group (no deadlock between
+	// groups); waits for a group of another instance that holds it, then
+	// sees the head it left.
+	b.Queue(s.q.moveHead, int64(base), int64(recs[len(recs)-1].Version))
+	if err := s.batch(b, recs, false, token); err != nil {
+		return true, err
+	}
+	if err := s.fault(BeforeCommit); err != nil {
+		return true, err
+	}
+	failed, err := s.send(ctx, c, b, recs, token)
+	var pe *pgconn.PgError
+	switch {
+	case err == nil:
+		s.trips.one.Add(1)
+		s.calm.succeeded()
+	case failed == 1 && errors.As(err, &pe) && pe.Code == "22012":
+		s.trips.moved.Add(1)
+		s.calm.moved()
+		return false, nil
+	case pgconn.SafeToRetry(err):
+		return false, nil
+	}
+	return true, err
+}
+
+// locked runs a group's transaction under the head row's lock, taken
+// first, and rebases the group on the commits of other instances it
+// finds.
+func (s *Store) locked(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) ([]*engine.Record, error) {
 	token := newToken()
 	var first *pgx.Batch
 	if s.version == 0 {
 		// Likely the first commit to the schema, which writes the whole
 		// state: encoded before the head row is locked, since a large
 		// state takes a while (see idle_in_transaction_session_timeout).
-		var err error
-		if first, err = s.batch(recs, true, token); err != nil {
+		first = &pgx.Batch{}
+		if err := s.batch(first, recs, true, token); err != nil {
 			return recs, err
 		}
 	}
-	conn, head, err := s.begin(ctx)
+	base := recs[0].Version - 1
+	conn, head, others, err := s.begin(ctx, base)
 	if err != nil {
 		return recs, err
 	}
-	open, held := true, true // the transaction may be open on conn; conn is held
-	defer func() {
-		if open {
-			s.rollback(conn)
-		}
-		if held {
-			conn.Release()
-		}
-	}()
-	base := recs[0].Version - 1
+	c := &txConn{Conn: conn, open: true, held: true}
+	defer s.release(c)
+	s.calm.found(uint64(head) > base)
 	switch h := uint64(head); {
 	case h < base:
 		return recs, fmt.Errorf("the store is at version %d, before the engine's %d: was the database restored from an older backup? Restart the engine", h, base)
@@ -166,9 +229,8 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 		if rebase == nil {
 			return recs, fmt.Errorf("another engine committed versions %d-%d after version %d", base+1, h, base)
 		}
-		others, err := s.readRemotes(ctx, conn, base, h, 0)
-		if err != nil {
-			return recs, err
+		if len(others) == 0 || others[len(others)-1].Version != h {
+			return recs, fmt.Errorf("the head is at version %d, the log after version %d ends at %d", h, base, base+uint64(len(others)))
 		}
 		if recs, err = rebase(others); err != nil {
 			return recs, err
@@ -186,100 +248,172 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([
 	}
 	b := first // head 0: nothing to rebase on, recs are as they came
 	if head != 0 || b == nil {
-		if b, err = s.batch(recs, head == 0, token); err != nil {
+		b = &pgx.Batch{}
+		if err = s.batch(b, recs, head == 0, token); err != nil {
 			return recs, err
 		}
 	}
+	b.Queue(s.q.setHead, int64(recs[len(recs)-1].Version))
 	if err := s.fault(BeforeCommit); err != nil {
 		return recs, err
 	}
-	// The writes and COMMIT go in one pipeline, one round trip: if a
-	// statement fails, the server skips the rest, COMMIT included.
+	_, err = s.send(ctx, c, b, recs, token)
+	return recs, err
+}
+
+// calm decides whether a group tries one round trip (commitAt), which
+// fails when another instance commits meanwhile: after a run of groups
+// that found no other instance's commit, a run that doubles (up to
+// maxCalm) every time a try fails, and halves when one succeeds.
+type calm struct {
+	run, need int
+}
+
+const maxCalm = 64
+
+func (c *calm) ok() bool { return c.run >= c.need }
+
+// found records what a group that locked the head row found.
+func (c *calm) found(others bool) {
+	if others {
+		c.run = 0
+	} else {
+		c.run++
+	}
+}
+
+func (c *calm) moved() {
+	c.run, c.need = 0, min(max(2*c.need, 1), maxCalm)
+}
+
+func (c *calm) succeeded() { c.need /= 2 }
+
+// trips counts the groups committed in one round trip, and those that
+// found the head moved (tests).
+type trips struct {
+	one, moved atomic.Uint64
+}
+
+// txConn is a connection that may hold an open transaction.
+type txConn struct {
+	*pgxpool.Conn
+	open bool // the transaction may be open
+	held bool // the connection is to be released
+}
+
+// release rolls back what c may hold open and releases c.
+func (s *Store) release(c *txConn) {
+	if c.open {
+		s.rollback(c.Conn)
+	}
+	if c.held {
+		c.Release()
+	}
+}
+
+// send runs b, the statements that write recs (the group of token) in
+// the transaction open on c, and COMMIT, in one pipeline, one round trip:
+// if a statement fails, the server skips the rest, COMMIT included. It
+// returns the index of the statement that failed, if one did; a COMMIT
+// whose outcome is unknown is resolved (invariant 11) before send
+// returns.
+func (s *Store) send(ctx context.Context, c *txConn, b *pgx.Batch, recs []*engine.Record, token int64) (int, error) {
 	b.Queue("COMMIT")
-	pid := conn.Conn().PgConn().PID()
+	pid := c.Conn.Conn().PgConn().PID()
 	start, _ := s.pids.Load(pid)
 	last := recs[len(recs)-1].Version
-	err = execBatch(ctx, conn, b)
+	failed, err := execBatch(ctx, c.Conn, b)
 	if err == nil {
-		open = false
+		c.open = false
 		err = s.fault(AfterCommit)
 	}
 	if err != nil {
 		if notCommitted(err) {
-			return recs, err
+			return failed, err
 		}
 		// The connection is in doubt: resolve ends its backend, and it
 		// must not go back to the pool.
 		// Released first: with a pool of one, resolve needs it.
-		open, held = false, false
-		conn.Conn().Close(context.Background())
-		conn.Release()
+		c.open, c.held = false, false
+		c.Conn.Conn().Close(context.Background())
+		c.Conn.Release()
 		committed, rerr := s.resolve(pid, start, last, token)
 		if rerr != nil {
-			return recs, fmt.Errorf("%w (COMMIT failed: %v)", rerr, err)
+			return -1, fmt.Errorf("%w (COMMIT failed: %v)", rerr, err)
 		}
 		if !committed {
-			return recs, fmt.Errorf("the connection failed (%w) and the store read back that the transaction did not commit", err)
+			return -1, fmt.Errorf("the connection failed (%w) and the store read back that the transaction did not commit", err)
 		}
 		s.opts.logger.Warn("postgres: COMMIT failed but the store read back that its transaction committed", "versions", fmt.Sprintf("%d-%d", recs[0].Version, last), "err", redact(err, s.secret...))
 	}
 	s.version = last
 	s.pending = engine.Evolution{}
 	s.wake()
-	return recs, nil
+	return -1, nil
 }
 
-// begin starts a group's transaction and locks the head row, whose
-// version it returns, in one round trip. A connection the pool held that
-// turns out broken (the server restarted, or failed over) fails before
-// anything is written: begin tries again, with backoff, as many times as
-// the pool may hold broken connections (after a restart of the server,
-// all of them).
-func (s *Store) begin(ctx context.Context) (*pgxpool.Conn, int64, error) {
+// begin starts a group's transaction, locks the head row, whose version
+// it returns, and reads the commits after version after, in one round
+// trip: under the lock, the log holds every commit up to the head and no
+// other. A connection the pool held that turns out broken (the server
+// restarted, or failed over) fails before anything is written: begin
+// tries again, with backoff, as many times as the pool may hold broken
+// connections (after a restart of the server, all of them).
+func (s *Store) begin(ctx context.Context, after uint64) (*pgxpool.Conn, int64, []engine.Remote, error) {
 	backoff := 5 * time.Millisecond
 	attempts := int(s.pool.Config().MaxConns) + 2
 	for attempt := 1; ; attempt++ {
 		conn, err := s.pool.Acquire(ctx)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
 		b.Queue(s.q.lockHead)
+		b.Queue(s.q.readLog, int64(after), int64(1<<63-1), 1<<30)
 		br := conn.SendBatch(ctx, b)
 		var head int64
+		var others []engine.Remote
 		if _, err = br.Exec(); err == nil {
-			err = br.QueryRow().Scan(&head)
+			if err = br.QueryRow().Scan(&head); err == nil {
+				var rows pgx.Rows
+				if rows, err = br.Query(); err == nil {
+					others, err = s.scanRemotes(rows, after)
+				}
+			}
 		}
 		if cerr := br.Close(); err == nil {
 			err = cerr
 		}
 		if err == nil {
-			return conn, head, nil
+			return conn, head, others, nil
 		}
 		s.rollback(conn)
 		conn.Release()
 		if attempt == attempts || !brokenConn(err) || !sleep(ctx, backoff) {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		backoff = min(2*backoff, time.Second)
 	}
 }
 
 // execBatch sends b in one round trip and runs its statements in order,
-// stopping at the first that fails (the server skips the rest).
-func execBatch(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch) error {
+// stopping at the first that fails (the server skips the rest), whose
+// index it returns (-1: none, or the failure came after them).
+func execBatch(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch) (int, error) {
 	br := conn.SendBatch(ctx, b)
+	failed := -1
 	var err error
-	for range b.Len() {
+	for i := range b.Len() {
 		if _, err = br.Exec(); err != nil {
+			failed = i
 			break
 		}
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	return failed, err
 }
 
 // rollback ends the transaction on conn, or the connection if it cannot.
@@ -365,17 +499,17 @@ func (s *Store) readBack(pid uint32, start any, last uint64, token int64) (commi
 	return committed, err
 }
 
-// batch returns the statements that write recs, the group of token; first
-// is set when the store holds no commit yet: the group then writes the
-// whole state, initial values included, and the state's fields.
-func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batch, error) {
-	b := &pgx.Batch{}
+// batch queues on b the statements that write recs, the group of token,
+// but the head; first is set when the store holds no commit yet: the
+// group then writes the whole state, initial values included, and the
+// state's fields.
+func (s *Store) batch(b *pgx.Batch, recs []*engine.Record, first bool, token int64) error {
 	infos := s.codec.Fields()
 	last := recs[len(recs)-1]
 	var err error
 	if first {
 		if err := s.batchFirst(b, last); err != nil {
-			return nil, err
+			return err
 		}
 	} else {
 		s.recordPending(b)
@@ -405,7 +539,7 @@ func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batc
 		for _, w := range r.Writes {
 			i := s.codec.Field(w.Path)
 			if i < 0 {
-				return nil, fmt.Errorf("version %d writes %s, which the state codec does not know", r.Version, w.Path)
+				return fmt.Errorf("version %d writes %s, which the state codec does not know", r.Version, w.Path)
 			}
 			k := entry{i, w.Key}
 			if !infos[i].Collection {
@@ -421,7 +555,7 @@ func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batc
 				v = appendStr(v, infos[i].Path)
 				s.scr.buf, err = s.codec.AppendField(s.scr.buf[:0], r.State, i)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				v = appendBytes(v, s.scr.buf)
 				continue
@@ -433,7 +567,7 @@ func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batc
 			var ok bool
 			s.scr.buf, ok, err = s.codec.AppendEntry(s.scr.buf[:0], r.State, i, w.Key)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if ok {
 				v = append(v, valEntry)
@@ -483,7 +617,7 @@ func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batc
 			}
 			data, err := s.codec.AppendField(nil, last.State, i)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			paths, values, vs = append(paths, infos[i].Path), append(values, data), append(vs, int64(v))
 		}
@@ -496,7 +630,7 @@ func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batc
 		for _, k := range entryOrder {
 			data, ok, err := s.codec.AppendEntry(nil, last.State, k.i, k.key)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if !ok {
 				dp, dk = append(dp, infos[k.i].Path), append(dk, k.key)
@@ -520,11 +654,10 @@ func (s *Store) batch(recs []*engine.Record, first bool, token int64) (*pgx.Batc
 		b.Queue(s.q.upsertKeySeqs, topics, keys, seq)
 	}
 	if err := s.queueMessages(b, recs); err != nil {
-		return nil, err
+		return err
 	}
-	b.Queue(s.q.setHead, int64(last.Version))
 	b.Queue(s.q.notify, s.channel, s.notice(versions, procs, ats, writes, vals, keySeqs, ids))
-	return b, nil
+	return nil
 }
 
 // batchFirst queues, for the first group to an empty store, the fields of
@@ -621,6 +754,12 @@ func (s *Store) readRemotes(ctx context.Context, q interface {
 	if err != nil {
 		return nil, err
 	}
+	return s.scanRemotes(rows, after)
+}
+
+// scanRemotes reads rows of the log, the commits after version after in
+// version order, and closes rows.
+func (s *Store) scanRemotes(rows pgx.Rows, after uint64) ([]engine.Remote, error) {
 	defer rows.Close()
 	var out []engine.Remote
 	for rows.Next() {
@@ -633,7 +772,8 @@ func (s *Store) readRemotes(ctx context.Context, q interface {
 		if uint64(version) != after+uint64(len(out))+1 {
 			return nil, fmt.Errorf("the log holds version %d after version %d: the commits between were pruned (WithHistoryRetention); restart the engine to load the state", version, after+uint64(len(out)))
 		}
-		if r, err = s.remote(uint64(version), r.Process, at, writes, vals, keySeqs, ids); err != nil {
+		r, err := s.remote(uint64(version), r.Process, at, writes, vals, keySeqs, ids)
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, r)

@@ -15,16 +15,25 @@
 // # One history for every instance
 //
 // Every commit group is one PostgreSQL transaction, which first locks the
-// schema's head row (SELECT … FOR UPDATE): groups of all instances are
-// serialised by PostgreSQL, and versions are dense across them. Under the
-// lock, a group numbered after a version that other instances have since
-// moved past reads their commits from the log and hands them to the
-// engine (engine.SharedStore's rebase), which applies them, drops its own
+// schema's head row: groups of all instances are serialised by
+// PostgreSQL, and versions are dense across them. While no other instance
+// commits, a group is one round trip: BEGIN, a move of the head from the
+// group's base to its last version that aborts the transaction unless the
+// head is at that base, the writes and COMMIT, in one pipeline, so the
+// head row is held for the server's work and the WAL flush only. A group
+// that finds the head moved has written nothing: it takes the path every
+// group takes while other instances commit (the next groups too, until a
+// run of them found no other instance's commit): BEGIN, the head row's
+// lock (SELECT … FOR UPDATE) and a read of the log after the group's base,
+// in one round trip. A group numbered after a version that other
+// instances have since moved past hands their commits to the engine
+// (engine.SharedStore's rebase), which applies them, drops its own
 // commits that read what they wrote (their callers run again) and numbers
-// the rest after them. The transaction then writes, for each commit, a row
-// of the log, the state values the group left, its messages and the
-// KeySeqs of their keys, moves the head and notifies the other instances
-// (NOTIFY on the channel <schema>_commits, delivered at COMMIT). An idle
+// the rest after them; the writes and COMMIT follow in a second round
+// trip. Either way the transaction writes, for each commit, a row of the
+// log, the state values the group left, its messages and the KeySeqs of
+// their keys, moves the head and notifies the other instances (NOTIFY on
+// the channel <schema>_commits, delivered at COMMIT). An idle
 // instance listens on that channel, on a connection of its own, and
 // applies the others' commits within milliseconds (Follow), from the
 // notification itself when the group's log rows fit in its payload
@@ -39,8 +48,8 @@
 // A commit returns once PostgreSQL has committed its transaction (with the
 // server's synchronous_commit setting: keep it on). A failure before
 // COMMIT rolls back the whole group; a pooled connection that turns out
-// broken before anything was written is replaced and the group tried
-// again. When COMMIT itself fails in a way that leaves its outcome in
+// broken before anything was written (or, for a group in one round trip,
+// sent) is replaced and the group tried again. When COMMIT itself fails in a way that leaves its outcome in
 // doubt (the connection broke, the server restarted or failed over), the
 // store does not guess (DESIGN.md, invariant 11): it ends the backend that
 // ran the transaction if it still runs, waits for the head row, and looks

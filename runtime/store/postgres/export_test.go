@@ -24,3 +24,11 @@ func (s *Store) Backends() []uint32 {
 	s.pids.Range(func(k, _ any) bool { out = append(out, k.(uint32)); return true })
 	return out
 }
+
+// Trips returns how many groups committed in one round trip, and how many
+// found the head moved by another instance and took the head row's lock.
+func (s *Store) Trips() (one, moved uint64) { return s.trips.one.Load(), s.trips.moved.Load() }
+
+// LockOnly makes every group take the head row's lock, as before groups
+// could commit in one round trip (benchmarks).
+func (s *Store) LockOnly(on bool) { s.lockOnly.Store(on) }

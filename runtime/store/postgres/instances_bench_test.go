@@ -10,6 +10,7 @@ import (
 
 	"github.com/theus-go/theus/examples/bank"
 	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/store/postgres"
 )
 
 // BenchmarkThreeInstances measures durable commits per second of three
@@ -31,9 +32,11 @@ func BenchmarkThreeInstances(b *testing.B) {
 			ctx := context.Background()
 			var counters [instances]engine.Counters
 			engines := make([]*bank.Engine, instances)
+			stores := make([]*postgres.Store, instances)
 			for i := range engines {
+				stores[i] = openStore(b, schema)
 				eng, err := bank.NewEngine(ctx, accounts(instances*callers, 1), bank.Bank{},
-					engine.WithStore(openStore(b, schema)), engine.WithMetrics(&counters[i]))
+					engine.WithStore(stores[i]), engine.WithMetrics(&counters[i]))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -82,6 +85,13 @@ func BenchmarkThreeInstances(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "commits/s")
 			b.ReportMetric(float64(conflicts)/float64(b.N), "conflicts/commit")
+			var one, moved uint64
+			for _, st := range stores {
+				o, m := st.Trips()
+				one, moved = one+o, moved+m
+			}
+			b.ReportMetric(float64(one), "onetrip")
+			b.ReportMetric(float64(moved), "moved")
 		})
 	}
 }

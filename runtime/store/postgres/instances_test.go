@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -120,8 +121,16 @@ func TestUnknownOutcomeIsResolved(t *testing.T) {
 		if s == postgres.BeforeCommit {
 			// End the backend that holds the transaction, as a crash of
 			// the server or a failover would.
-			_, err := db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-				WHERE application_name = $1 AND state = 'idle in transaction'`, schema)
+			// The group's connection: in a transaction under the head
+			// row's lock, or idle, about to send the group in one round
+			// trip; not the one that listens. Waits until it ended.
+			var n int
+			err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity
+				WHERE application_name = $1 AND state IN ('idle', 'idle in transaction') AND query NOT LIKE 'LISTEN%'
+				AND pg_terminate_backend(pid, 10000)`, schema).Scan(&n)
+			if err == nil && n != 1 {
+				err = fmt.Errorf("%d backends terminated, want the group's", n)
+			}
 			return err
 		}
 		return errors.New("connection lost while waiting for COMMIT's reply")

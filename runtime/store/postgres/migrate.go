@@ -38,7 +38,9 @@ func (s *Store) recordPending(b *pgx.Batch) {
 // instance that committed since Recover read the state makes it fail:
 // start again. s.cmu is held; s.pending is the evolution to record.
 func (s *Store) migrate(ctx context.Context, codec engine.StateCodec, rec *engine.Recovered) error {
-	conn, head, err := s.begin(ctx)
+	// No commit to read after the head: another instance's fails the
+	// migration below.
+	conn, head, _, err := s.begin(ctx, 1<<63-1)
 	if err != nil {
 		return err
 	}
@@ -88,7 +90,7 @@ func (s *Store) migrate(ctx context.Context, codec engine.StateCodec, rec *engin
 	// COMMIT whose outcome is unknown fails the start; the next one finds
 	// the migration done, or does it.
 	b.Queue("COMMIT")
-	if err = execBatch(ctx, conn, b); err == nil {
+	if _, err = execBatch(ctx, conn, b); err == nil {
 		open = false
 	}
 	return err

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -165,7 +166,12 @@ type Store struct {
 	claimed bool
 	// version is the last version this Store knows to be durable.
 	version uint64
-	scr     scratch
+	// calm tells whether a group tries one round trip (commitAt).
+	calm  calm
+	trips trips
+	// lockOnly makes every group take the head row's lock (benchmarks).
+	lockOnly atomic.Bool
+	scr      scratch
 	// pending is how the contract's fields differ from those recorded, as
 	// Recover found: the next commit records the difference in its
 	// transaction (recordPending), so until then the schema is as the
@@ -296,12 +302,14 @@ func WithClock(now func() time.Time) Option {
 type Step int
 
 const (
-	// BeforeWrite: the commit's transaction holds the head row, the
-	// group is rebased, and nothing is written yet.
+	// BeforeWrite: nothing is written yet. A group that took the head
+	// row's lock holds it and is rebased; a group in one round trip has
+	// sent nothing.
 	BeforeWrite Step = iota
 	// BeforeCommit: the statements that write the group are ready, and
-	// about to be sent with COMMIT, in one pipeline; the transaction
-	// holds the head row.
+	// about to be sent with COMMIT, in one pipeline (BEGIN and the move
+	// of the head first, for a group in one round trip); a group that
+	// took the head row's lock holds it.
 	BeforeCommit
 	// AfterCommit: COMMIT succeeded. An error here is taken for a failure
 	// of COMMIT whose outcome is unknown (a connection lost before the

@@ -26,26 +26,10 @@ func BenchmarkCommit(b *testing.B) {
 			schema := freshSchema(b)
 			st := openStore(b, schema)
 			eng := newBank(b, st, accounts(callers, 0))
-			ctx := context.Background()
-			var next atomic.Int64
 			b.ReportAllocs()
 			b.ResetTimer()
 			start := time.Now()
-			var wg sync.WaitGroup
-			for c := range callers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					id := fmt.Sprintf("acc-%03d", c)
-					for next.Add(1) <= int64(b.N) {
-						if _, err := eng.Deposit(ctx, bank.DepositArgs{ID: id, Amount: 1}); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
+			deposits(b, eng, callers, b.N)
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "commits/s")
 			db, _ := testDBs.Load(b)
 			var perGroup float64
@@ -216,14 +200,14 @@ func BenchmarkCommitLatency(b *testing.B) {
 // BenchmarkGroupPaths compares, in one process, the two paths of a group
 // of an instance alone: one round trip (the default) and the head row's
 // lock first (LockOnly), alternating every 25 commits per caller (about
-// 50 groups) so that the load of the machine weighs on both alike. callers goroutines deposit into
-// accounts of their own; it reports the commits per second of each path.
+// 50 groups) so that the load of the machine weighs on both alike.
+// callers goroutines deposit into accounts of their own; it reports the
+// commits per second of each path.
 func BenchmarkGroupPaths(b *testing.B) {
 	for _, callers := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
 			st := openStore(b, freshSchema(b))
 			eng := newBank(b, st, accounts(callers, 0))
-			ctx := context.Background()
 			var spent [2]time.Duration
 			var done [2]int
 			b.ResetTimer()
@@ -231,23 +215,8 @@ func BenchmarkGroupPaths(b *testing.B) {
 				path := chunk % 2
 				st.LockOnly(path == 1)
 				n := min(25*callers, b.N-done[0]-done[1])
-				var next atomic.Int64
 				start := time.Now()
-				var wg sync.WaitGroup
-				for c := range callers {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						id := fmt.Sprintf("acc-%03d", c)
-						for next.Add(1) <= int64(n) {
-							if _, err := eng.Deposit(ctx, bank.DepositArgs{ID: id, Amount: 1}); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
+				deposits(b, eng, callers, n)
 				spent[path] += time.Since(start)
 				done[path] += n
 			}
@@ -255,4 +224,26 @@ func BenchmarkGroupPaths(b *testing.B) {
 			b.ReportMetric(float64(done[1])/spent[1].Seconds(), "locked-commits/s")
 		})
 	}
+}
+
+// deposits makes n deposits of 1 from callers goroutines, each into an
+// account of its own (acc-000, acc-001, …), and returns once all are
+// committed.
+func deposits(b *testing.B, eng *bank.Engine, callers, n int) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("acc-%03d", c)
+			for next.Add(1) <= int64(n) {
+				if _, err := eng.Deposit(context.Background(), bank.DepositArgs{ID: id, Amount: 1}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

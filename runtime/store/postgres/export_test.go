@@ -1,5 +1,7 @@
 package postgres
 
+import "context"
+
 // Redact is redact, for tests.
 var Redact = redact
 
@@ -32,3 +34,11 @@ func (s *Store) Trips() (one, moved uint64) { return s.trips.one.Load(), s.trips
 // LockOnly makes every group take the head row's lock, as before groups
 // could commit in one round trip (benchmarks).
 func (s *Store) LockOnly(on bool) { s.lockOnly.Store(on) }
+
+// TakeSession runs the relay's take of its lock session once with ctx,
+// says whether it took one, and closes it.
+func (s *Store) TakeSession(ctx context.Context) bool {
+	ok := s.session(ctx) != nil
+	s.dropSession()
+	return ok
+}

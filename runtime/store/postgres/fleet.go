@@ -273,12 +273,17 @@ func (f *fleet) heldArgs() (parts []int32, tokens []int64) {
 // session makes sure the relay holds its advisory lock on a connection
 // of its own, and returns its key, or nil if it could not take one (the
 // relay is then gone for the others only when its beat expires).
-func (s *Store) session(ctx context.Context) *int64 {
+func (s *Store) session(parent context.Context) *int64 {
 	f := &s.fleet
 	// Within a third of the lease: a server that does not answer must
 	// not hold up the renewals.
-	ctx, cancel := context.WithTimeout(ctx, s.opts.lease/3)
+	ctx, cancel := context.WithTimeout(parent, s.opts.lease/3)
 	defer cancel()
+	warn := func(err error) {
+		if parent.Err() == nil { // a relay stopping is not a fault
+			s.opts.logger.Warn("postgres: the relay's lock session; retrying", "err", redact(err, s.secret...))
+		}
+	}
 	if f.sess != nil {
 		if err := f.sess.Ping(ctx); err == nil {
 			return &f.key
@@ -287,7 +292,7 @@ func (s *Store) session(ctx context.Context) *int64 {
 	}
 	c, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err != nil {
-		s.opts.logger.Warn("postgres: the relay's lock session; retrying", "err", redact(err, s.secret...))
+		warn(err)
 		return nil
 	}
 	for range 3 { // a key another session holds (1 in 2^63) is replaced
@@ -303,7 +308,7 @@ func (s *Store) session(ctx context.Context) *int64 {
 		return &f.key
 	}
 	if err != nil {
-		s.opts.logger.Warn("postgres: the relay's lock session; retrying", "err", redact(err, s.secret...))
+		warn(err)
 	}
 	_ = c.Close(ctx)
 	return nil

@@ -1,9 +1,11 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -441,5 +443,24 @@ func TestFleetTakesOverADeadSessionsLeases(t *testing.T) {
 	waitUntil(t, 30*time.Second, "the live relay holds all 8 partitions", func() bool { return b.FleetStats().Leases == 8 })
 	if h := b.FleetStats().Handovers; h != 8 {
 		t.Errorf("%d hand-overs, want 8", h)
+	}
+}
+
+// A relay that stops while it takes its lock session (its context
+// cancelled) is not a fault: nothing is logged. The same Store takes a
+// session with a live context, so the quiet was not a Store that cannot.
+func TestRelaySessionStoppingLogsNothing(t *testing.T) {
+	var logged bytes.Buffer
+	st := openStore(t, freshSchema(t), append(fleetOpts(time.Hour), postgres.WithLogger(slog.New(slog.NewTextHandler(&logged, nil))))...)
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	if st.TakeSession(stopped) {
+		t.Fatal("a session was taken with a cancelled context")
+	}
+	if logged.Len() > 0 {
+		t.Fatalf("stopping logged:\n%s", logged.String())
+	}
+	if !st.TakeSession(context.Background()) {
+		t.Fatalf("no session with a live context; logged:\n%s", logged.String())
 	}
 }

@@ -164,6 +164,16 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		if ok {
 			failures = 0
+			if d, isD := r.st.(Drainer); isD {
+				if drained := d.Drained(); drained != nil {
+					select { // nothing to read until a commit
+					case <-ctx.Done():
+						return nil
+					case <-drained:
+					case <-poll.C:
+					}
+				}
+			}
 			continue
 		}
 		failures++

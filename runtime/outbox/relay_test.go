@@ -379,3 +379,63 @@ func TestRelayHonoursRetryAfter(t *testing.T) {
 		t.Fatal("a plain error asked for a wait")
 	}
 }
+
+// drainerStore is a memory store that tells the relay, after each ack,
+// that a read would find nothing until gate closes, and records a read
+// made while the gate was still open after that.
+type drainerStore struct {
+	*memory.Store
+	gate    chan struct{}
+	asked   chan struct{} // closed when Drained first hands out the gate
+	mu      sync.Mutex
+	told    bool
+	misread bool // Undelivered called while told and the gate open
+}
+
+func (d *drainerStore) Drained() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.told {
+		d.told = true
+		close(d.asked)
+	}
+	return d.gate
+}
+
+func (d *drainerStore) Undelivered(ctx context.Context, limit int) ([]outbox.Message, error) {
+	d.mu.Lock()
+	select {
+	case <-d.gate:
+	default:
+		if d.told {
+			d.misread = true
+		}
+	}
+	d.mu.Unlock()
+	return d.Store.Undelivered(ctx, limit)
+}
+
+// After a round, a relay on a Drainer waits for the channel Drained
+// returns before it reads again, and reads as soon as it closes (its poll
+// is an hour).
+func TestRelayWaitsWhileDrained(t *testing.T) {
+	p := newProducer()
+	st := &drainerStore{Store: p.st, gate: make(chan struct{}), asked: make(chan struct{})}
+	p.commit(t, "k")
+	c := newCollector(2)
+	stop := runRelay(t, outbox.NewRelay(st, sink.Func(c.receive), outbox.WithPollInterval(time.Hour)))
+	defer stop()
+	select {
+	case <-st.asked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay never asked Drained")
+	}
+	p.commit(t, "k")
+	close(st.gate)
+	waitFor(t, c)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.misread {
+		t.Fatal("the relay read while Drained's channel was open")
+	}
+}

@@ -11,7 +11,7 @@ import (
 //
 // A store may also implement Parking (count failures, park poison
 // messages), Pruner (delete delivered messages after a retention),
-// StatsReader (describe the outbox) and RelayClaimer; a relay uses each
+// StatsReader (describe the outbox), RelayClaimer and Drainer; a relay uses each
 // one it finds. A store whose relays do not share the work (each reads
 // every undelivered message) must implement RelayClaimer, so that a
 // second relay is refused rather than splitting the messages.
@@ -45,6 +45,17 @@ type RelayClaimer interface {
 	// ClaimRelay fails with an error matching ErrRelayRunning: in the same
 	// process and, for a store in a file, in any process that opened it.
 	ClaimRelay(ctx context.Context) (release func(), err error)
+}
+
+// Drainer is implemented by stores that can tell, after an Ack, that a
+// read would find nothing until a commit: the relay then waits for the
+// commit instead of reading. The PostgreSQL store implements it, where a
+// read is a round trip to the server.
+type Drainer interface {
+	// Drained returns a channel that closes at the next commit (as
+	// Notify's does) when the last Undelivered returned everything there
+	// was and an Ack since settled all of it; otherwise nil.
+	Drained() <-chan struct{}
 }
 
 // ErrRelayRunning is returned (wrapped) by Relay.Run when another relay

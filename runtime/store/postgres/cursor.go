@@ -104,10 +104,11 @@ func (f *fleet) planAck(ids []string) (ackPlan, bool) {
 // settledAll reports whether a partition of the last read gave all its
 // share (so more may wait) and every message of the read is acked. f.mu
 // is held.
-func (f *fleet) settledAll() bool {
-	if !f.full {
-		return false
-	}
+func (f *fleet) settledAll() bool { return f.full && f.allAcked() }
+
+// allAcked reports whether every message of the last read is acked. f.mu
+// is held.
+func (f *fleet) allAcked() bool {
 	for _, w := range f.window {
 		if w.next < len(w.ids) {
 			return false
@@ -191,6 +192,7 @@ func (r *readResult) sortCut(limit int) {
 		}
 		return 0
 	})
+	r.cut = n > limit
 	n = min(n, limit)
 	msgs, ids, parts, at := make([]outbox.Message, n), make([]string, n), make([]int32, n), make([]pos, n)
 	for j, i := range ix[:n] {

@@ -83,6 +83,15 @@ type fleet struct {
 	// ahead is the next read, sent with the ack that settled the whole
 	// previous one (Ack): Undelivered returns it.
 	ahead *readResult
+	// drained: the last read took all there was to read when it ran
+	// (no partition gave its whole share, nothing was cut). readGen is
+	// the notification channel taken before it ran.
+	drained bool
+	readGen <-chan struct{}
+	// quiet is readGen once an ack settled all of a drained read: until
+	// it closes (a commit, a lease taken, a Replay), a read would find
+	// nothing (Drained).
+	quiet <-chan struct{}
 	stop  context.CancelFunc
 	done  chan struct{}
 	// sess holds the relay's advisory lock key (0: none) for its
@@ -229,7 +238,7 @@ func (s *Store) unclaim() {
 	f.mu.Lock()
 	me := f.me
 	f.on, f.held, f.releasing, f.inflight, f.idPart = false, nil, nil, nil, nil
-	f.cursor, f.window, f.ahead = nil, nil, nil
+	f.cursor, f.window, f.ahead, f.readGen, f.quiet = nil, nil, nil, nil, nil
 	f.mu.Unlock()
 	if _, err := s.pool.Exec(ctx, `UPDATE `+s.schema+`.theus_leases SET expires = '-infinity' WHERE holder = $1`, me); err != nil {
 		s.opts.logger.Warn("postgres: give the relay's leases back (they expire)", "err", redact(err, s.secret...))
@@ -504,13 +513,14 @@ func (s *Store) leaseCheck(a, b, c string) string {
 // on its way: the read's statement checked the lease when it ran, but
 // the lease loop may have given the partition back since (it waits only
 // for the messages already recorded), and its new holder reads them too.
-func (s *Store) read(r *readResult, parts []int32, tokens []int64, limit int) {
+func (s *Store) read(r *readResult, parts []int32, tokens []int64, limit int, gen <-chan struct{}) {
 	f := &s.fleet
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.on {
 		return
 	}
+	f.readGen = gen
 	keep := 0
 	for i, p := range r.parts {
 		if t, ok := f.held[p]; ok && t == tokens[slices.Index(parts, p)] {
@@ -533,6 +543,7 @@ func (s *Store) read(r *readResult, parts []int32, tokens []int64, limit int) {
 			f.full = true
 		}
 	}
+	f.drained = !f.full && !r.cut
 	for i, id := range r.ids {
 		p := r.parts[i]
 		f.inflight[p]++

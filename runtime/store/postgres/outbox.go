@@ -53,11 +53,12 @@ func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, e
 	f := &s.fleet
 	f.mu.Lock()
 	ahead := f.ahead
-	f.ahead = nil
+	f.ahead, f.quiet = nil, nil
 	f.mu.Unlock()
 	if ahead != nil && f.limit == limit {
 		return ahead.msgs, nil // read with the last ack, and recorded then
 	}
+	gen := s.changes() // before the read: a commit after it closes gen
 	on, me, parts, tokens, curs, ks := s.leased(limit)
 	if on && len(parts) == 0 {
 		return nil, nil
@@ -93,7 +94,7 @@ func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, e
 		if f.afterRead != nil {
 			f.afterRead()
 		}
-		s.read(&r, parts, tokens, limit)
+		s.read(&r, parts, tokens, limit, gen)
 	}
 	return r.msgs, nil
 }
@@ -107,6 +108,7 @@ type readResult struct {
 	parts  []int32
 	at     []pos
 	parked map[int32]bool
+	cut    bool // sortCut left rows out
 }
 
 // scanRead reads the rows of a read statement, and closes them.
@@ -144,6 +146,7 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 	}
 	now := s.opts.now().UnixNano()
 	f := &s.fleet
+	gen := s.changes() // before the read that may go with the ack
 	f.mu.Lock()
 	on, me := f.on, f.me
 	var pl ackPlan
@@ -264,14 +267,28 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		f.moved(pl) // of the partitions still held: not the fenced ones
 		f.mu.Unlock()
 	}
-	// An empty read is not kept: the relay then waits for a commit, and
-	// must read after taking the notification channel.
-	if prefetch && len(fenced) == 0 && len(r.msgs) > 0 {
+	switch {
+	case len(fenced) > 0 || !planned:
+	case prefetch && len(r.msgs) > 0:
 		r.sortCut(next.limit)
-		s.read(&r, next.parts, next.tokens, next.limit)
+		s.read(&r, next.parts, next.tokens, next.limit, gen)
 		f.mu.Lock()
 		if f.on && len(r.msgs) > 0 {
 			f.ahead = &r
+		}
+		f.mu.Unlock()
+	case prefetch:
+		// The read that went with the ack found nothing: until a
+		// notification after it, neither would the next.
+		f.mu.Lock()
+		if f.on && f.allAcked() {
+			f.quiet = gen
+		}
+		f.mu.Unlock()
+	default:
+		f.mu.Lock()
+		if f.on && f.drained && f.allAcked() {
+			f.quiet = f.readGen
 		}
 		f.mu.Unlock()
 	}
@@ -279,6 +296,19 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		return fmt.Errorf("postgres: ack: %d of %d messages refused: %w", len(fenced), len(ids), ErrLeaseLost)
 	}
 	return nil
+}
+
+// Drained implements outbox.Drainer: after an Ack that settled all that
+// the relay's last read returned, when that read took all there was (no
+// partition gave its whole share), it returns the notification channel
+// taken before the read (or, if the ack carried the next read and it
+// found nothing, before the ack): until it closes, at a commit of any
+// instance, a lease taken or a Replay, a read would find nothing. Else,
+// and after the next Undelivered, nil.
+func (s *Store) Drained() <-chan struct{} {
+	s.fleet.mu.Lock()
+	defer s.fleet.mu.Unlock()
+	return s.fleet.quiet
 }
 
 // unsyncedBatch returns a batch, one implicit transaction, whose commit

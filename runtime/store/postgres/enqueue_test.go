@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,5 +182,63 @@ func TestEnqueueMixedWithEngine(t *testing.T) {
 func TestEnqueueRefusesOtherTx(t *testing.T) {
 	if _, err := postgres.Enqueue(context.Background(), struct{}{}, outbox.Message{Topic: "t"}); err == nil {
 		t.Fatal("Enqueue with a struct{} as tx succeeded")
+	}
+}
+
+// Concurrent transactions enqueueing on overlapping keys, new and known,
+// get dense KeySeqs per key: every (key, KeySeq) once, 1 to the key's
+// count with no gap, whichever transaction waited for which.
+func TestEnqueueConcurrentKeySeqsDense(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, freshSchema(t))
+	pool := userPool(t)
+	const workers, txs = 6, 15
+	var mu sync.Mutex
+	seqs := map[string][]uint64{}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range txs {
+				// Keys k0..k11, a new one now and then: each transaction
+				// takes four of them, two messages on its first.
+				var msgs []outbox.Message
+				for j := range 4 {
+					k := fmt.Sprint("k", (w*7+i*5+j*3)%(4+i%9))
+					msgs = append(msgs, outbox.Message{Topic: "t", Key: k})
+					if j == 0 {
+						msgs = append(msgs, outbox.Message{Topic: "t", Key: k})
+					}
+				}
+				var out []outbox.Message
+				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+					var err error
+					out, err = st.Enqueue(ctx, tx, msgs...)
+					return err
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, m := range out {
+					seqs[m.Key] = append(seqs[m.Key], m.KeySeq)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seqs) < 10 {
+		t.Fatalf("only %d keys used", len(seqs))
+	}
+	for k, s := range seqs {
+		slices.Sort(s)
+		for i, q := range s {
+			if q != uint64(i+1) {
+				t.Fatalf("key %s: KeySeqs %v, want 1..%d", k, s, len(s))
+			}
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,13 +42,16 @@ func TestKillAndRestart(t *testing.T) {
 		defer mu.Unlock()
 		return len(receipts)
 	}
-	common := []string{"-store", cfg.store, "-schema", cfg.schema, "-accounts", strconv.Itoa(cfg.accounts), "-balance", strconv.FormatInt(cfg.balance, 10)}
+	common := []string{"-schema", cfg.schema, "-accounts", strconv.Itoa(cfg.accounts), "-balance", strconv.FormatInt(cfg.balance, 10)}
+	// The engines' sessions carry a name of their own, so that the
+	// test can wait for the server to be done with them after a kill.
+	engines := cfg.schema + "_engine"
 	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	args := func(i int) []string {
 		if i == 3 {
-			return append([]string{"relay"}, common...)
+			return append([]string{"relay", "-store", cfg.store}, common...)
 		}
-		return append(append([]string{"worker"}, common...), "-workers", strconv.Itoa(cfg.workers), "-transfers", "0", "-seed", strconv.FormatUint(rnd.Uint64(), 10))
+		return append(append([]string{"worker", "-store", withAppName(cfg.store, engines)}, common...), "-workers", strconv.Itoa(cfg.workers), "-transfers", "0", "-seed", strconv.FormatUint(rnd.Uint64(), 10))
 	}
 	procs := make([]*Proc, 4) // 0-2 engines, 3 the relay
 	start := func(i int) {
@@ -102,6 +106,23 @@ func TestKillAndRestart(t *testing.T) {
 	for i := range 3 {
 		procs[i].Kill()
 	}
+	// A killed engine may have sent a whole commit group (one round trip)
+	// that the server still commits: wait until its sessions are gone, so
+	// that the history Check reads is final.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, engines).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions of the killed engines still on the server after 30s", n)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the server's sessions
+	}
 	rep, err := Check(ctx, cfg, pool, append([]Receipt(nil), receipts...), true, time.Minute)
 	if err != nil {
 		select {
@@ -113,4 +134,16 @@ func TestKillAndRestart(t *testing.T) {
 	}
 	t.Logf("30 kills (engines %d/%d/%d, relay %d) in %v; %d receipts seen; %s",
 		kills[0], kills[1], kills[2], kills[3], time.Since(began).Round(time.Millisecond), count(), rep)
+}
+
+// withAppName returns dsn (a URL or key=value pairs) with the session's
+// application_name set to name.
+func withAppName(dsn, name string) string {
+	switch {
+	case !strings.Contains(dsn, "://"):
+		return dsn + " application_name=" + name
+	case strings.Contains(dsn, "?"):
+		return dsn + "&application_name=" + name
+	}
+	return dsn + "?application_name=" + name
 }

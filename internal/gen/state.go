@@ -198,6 +198,13 @@ func (g *generator) schema() jen.Code {
 				}
 				spec = append(spec, field{"Inputs", jen.Index().Int().Values(ins...)})
 			}
+			if len(p.Outputs) > 0 {
+				outs := make([]jen.Code, len(p.Outputs))
+				for j, o := range p.Outputs {
+					outs[j] = jen.Id(g.byText[o.Text].konst)
+				}
+				spec = append(spec, field{"Outputs", jen.Index().Int().Values(outs...)})
+			}
 			if p.Semantic == contract.Pure {
 				spec = append(spec, field{"Pure", jen.True()})
 			}
@@ -207,6 +214,9 @@ func (g *generator) schema() jen.Code {
 			specs[i] = keyed(spec...)
 		}
 		fields = append(fields, field{"Processes", jen.Index().Qual(enginePkg, "ProcessSpec").Custom(multiLine, specs...)})
+	}
+	if outs := g.outputs(); len(outs) > 0 {
+		fields = append(fields, field{"Outputs", jen.Index().Qual(enginePkg, "Output").Types(jen.Id(g.st)).Custom(multiLine, outs...)})
 	}
 	var colls []jen.Code
 	for _, f := range g.m.State {
@@ -229,6 +239,40 @@ func (g *generator) schema() jen.Code {
 		fields = append(fields, field{"State", g.stateFields()})
 	}
 	return jen.Var().Id("theusSchema").Op("=").Qual(enginePkg, "Schema").Types(jen.Id(g.st)).Add(keyedLines(fields...))
+}
+
+// outputs is the value of theusSchema.Outputs: for each path that a
+// process writes, in the order of the paths, how the calls hold, check
+// and apply its values (engine.ValueOutput, CollectionOutput), keyed by
+// the path's index.
+func (g *generator) outputs() []jen.Code {
+	written := map[string]*contract.Path{}
+	for _, p := range g.m.Processes {
+		for _, o := range p.Outputs {
+			written[o.Text] = o
+		}
+	}
+	var out []jen.Code
+	for _, sp := range g.paths {
+		o := written[sp.text]
+		if o == nil {
+			continue
+		}
+		s := jen.Id("s").Op("*").Id(g.st)
+		var desc jen.Code
+		if o.Field.Collection && len(o.Sub) == 0 {
+			coll := jen.Qual(enginePkg, "Collection").Types(goType(o.Type.Key), goType(o.Type.Elem))
+			desc = jen.Qual(enginePkg, "CollectionOutput").Call(jen.Lit(o.Text),
+				jen.Func().Params(s).Op("*").Add(coll).Block(jen.Return(jen.Op("&").Id(stateExpr("s", o.Field, nil)))),
+				g.validFuncOrNil(o.Type.Elem))
+		} else {
+			desc = jen.Qual(enginePkg, "ValueOutput").Call(jen.Lit(o.Text),
+				jen.Func().Params(s).Op("*").Add(goType(o.Type)).Block(jen.Return(jen.Op("&").Id(stateExpr("s", o.Field, o.Sub)))),
+				g.validFuncOrNil(o.Type))
+		}
+		out = append(out, jen.Id(sp.konst).Op(":").Add(desc))
+	}
+	return out
 }
 
 // engineDecls declares the Processes interface and Engine.

@@ -220,17 +220,11 @@ type UpdateUserOut engine.Out
 
 // Users returns the writer of domain.users: Put and Delete entries.
 func (o *UpdateUserOut) Users() engine.CollectionWriter[string, User] {
-	return engine.Writer((*engine.Out)(o), theusPathDomainUsers, &o.set(-1).users, nil)
+	return engine.OutputWriter[string, User]((*engine.Out)(o), 0, nil)
 }
 
 // EmitUserUpdated emits a message on topic user.updated.
-func (o *UpdateUserOut) EmitUserUpdated(p UserUpdated) {
-	theusEmitUserUpdated((*engine.Out)(o), &p, &o.set(-1).userUpdated)
-}
-
-func (o *UpdateUserOut) set(path int) *theusCallUpdateUser {
-	return (*engine.Out)(o).Set(path).(*theusCallUpdateUser)
-}
+func (o *UpdateUserOut) EmitUserUpdated(p UserUpdated) { theusEmitUserUpdated((*engine.Out)(o), &p) }
 
 // UpdateUserReceipt tells what a call of update_user committed.
 type UpdateUserReceipt = engine.Receipt
@@ -244,20 +238,14 @@ type UpdateUserEffects struct {
 // UpdateUser runs update_user and commits its effects.
 func (e *Engine) UpdateUser(ctx context.Context, args UpdateUserArgs) (UpdateUserReceipt, error) {
 	c := engine.Take(e.core, theusProcUpdateUser)
-	f := c.Frame().(*theusCallUpdateUser)
-	f.impl, f.args = e.impl, args
+	*c.Frame().(*theusCallUpdateUser) = theusCallUpdateUser{args: args, impl: e.impl}
 	return c.Exec(ctx)
 }
 
 // RunUpdateUser runs update_user once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunUpdateUser(impl Processes, s State, args UpdateUserArgs) (UpdateUserEffects, error) {
-	c := &theusCallUpdateUser{args: args, impl: impl}
-	st := theusInternal(&s)
-	_, err := engine.RunFrame(context.Background(), "update_user", c, &st, ErrNoSuchUser)
-	if err != nil {
-		return UpdateUserEffects{}, err
-	}
-	return UpdateUserEffects{UserUpdated: c.userUpdated, Users: engine.Last(c.users)}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcUpdateUser, &theusCallUpdateUser{args: args, impl: impl}, theusInternal(&s))
+	return UpdateUserEffects{UserUpdated: engine.Emitted[UserUpdated](r, "user.updated"), Users: engine.WrittenEntries[string, User](r, 0)}, err
 }
 
 // What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
@@ -307,9 +295,14 @@ var theusSchema = engine.Schema[theusState]{
 			},
 		},
 	},
+	Outputs: []engine.Output[theusState]{
+		theusPathDomainUsers: engine.CollectionOutput("domain.users", func(s *theusState) *engine.Collection[string, User] {
+			return &s.Domain.Users
+		}, nil),
+	},
 	Paths: []string{"domain.users"},
 	Processes: []engine.ProcessSpec{
-		{Errors: []error{ErrNoSuchUser}, Frame: (*theusCallUpdateUser)(nil), Inputs: []int{theusPathDomainUsers}, Name: "update_user"},
+		{Errors: []error{ErrNoSuchUser}, Frame: (*theusCallUpdateUser)(nil), Inputs: []int{theusPathDomainUsers}, Name: "update_user", Outputs: []int{theusPathDomainUsers}},
 	},
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.users", "collection[string]User{id string, email string, counter int64, updated_at int64}", func(s *theusState) *engine.Collection[string, User] { return &s.Domain.Users }, theusAppendUser),
@@ -355,30 +348,14 @@ func (t theusPatch) Apply(s *theusState, v uint64) {
 	}
 }
 
-// theusCallUpdateUser is the frame of a call of update_user: its arguments and what its last run set and emitted.
+// theusCallUpdateUser is the frame of a call of update_user: its arguments.
 type theusCallUpdateUser struct {
-	impl        Processes
-	args        UpdateUserArgs
-	users       []engine.Pending[string, User]
-	userUpdated []UserUpdated
+	impl Processes
+	args UpdateUserArgs
 }
 
 func (c *theusCallUpdateUser) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	*c = theusCallUpdateUser{args: c.args, impl: c.impl}
-	if err := c.impl.UpdateUser(ctx, UpdateUserIn{Args: c.args, s: s, tx: o.Tx()}, (*UpdateUserOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	if err := engine.CheckEntries(tx.Codec(), "domain.users", c.users, nil); err != nil {
-		tx.Fail(err)
-	}
-	return nil
-}
-
-func (c *theusCallUpdateUser) Apply(s *theusState, tx *engine.Tx, v uint64) {
-	if len(c.users) > 0 {
-		s.Domain.Users = s.Domain.Users.Apply(v, c.users)
-	}
+	return c.impl.UpdateUser(ctx, UpdateUserIn{Args: c.args, s: s, tx: o.Tx()}, (*UpdateUserOut)(o))
 }
 
 func theusCloneUser(p *User) User {
@@ -421,8 +398,8 @@ func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
 	return b, nil
 }
 
-// theusEmitUserUpdated emits p on topic user.updated in the run of o; a RunX run keeps a copy in kept.
-func theusEmitUserUpdated(o *engine.Out, p *UserUpdated, kept *[]UserUpdated) {
+// theusEmitUserUpdated emits p on topic user.updated in the run of o; a RunX run keeps a copy.
+func theusEmitUserUpdated(o *engine.Out, p *UserUpdated) {
 	if tx := o.Tx(); tx.Codec() != nil {
 		tx.EmitValue("user.updated", p.ID, *p)
 	} else {
@@ -430,7 +407,7 @@ func theusEmitUserUpdated(o *engine.Out, p *UserUpdated, kept *[]UserUpdated) {
 		tx.EmitEncoded("user.updated", p.ID, b, err)
 	}
 	if o.Keep() {
-		*kept = append(*kept, theusCloneUserUpdated(p))
+		o.Kept("user.updated", theusCloneUserUpdated(p))
 	}
 }
 

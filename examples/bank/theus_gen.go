@@ -266,7 +266,7 @@ func (e *Engine) OpenAccount(ctx context.Context, args OpenAccountArgs) (OpenAcc
 
 // RunOpenAccount runs open_account once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunOpenAccount(impl Processes, s State, args OpenAccountArgs) (OpenAccountEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcOpenAccount, &theusCallOpenAccount{args: args, impl: impl}, theusInternal(&s))
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcOpenAccount, &theusCallOpenAccount{args: args, impl: impl}, new(theusInternal(&s)))
 	return OpenAccountEffects{AccountOpened: engine.Emitted[AccountOpened](r, "account.opened"), Accounts: engine.WrittenEntries[string, Account](r, 0)}, err
 }
 
@@ -313,7 +313,7 @@ func (e *Engine) Deposit(ctx context.Context, args DepositArgs) (DepositReceipt,
 
 // RunDeposit runs deposit once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunDeposit(impl Processes, s State, args DepositArgs) (DepositEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcDeposit, &theusCallDeposit{args: args, impl: impl}, theusInternal(&s))
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcDeposit, &theusCallDeposit{args: args, impl: impl}, new(theusInternal(&s)))
 	return DepositEffects{Accounts: engine.WrittenEntries[string, Account](r, 0)}, err
 }
 
@@ -373,7 +373,7 @@ func (e *Engine) Transfer(ctx context.Context, args TransferArgs) (TransferRecei
 
 // RunTransfer runs transfer once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunTransfer(impl Processes, s State, args TransferArgs) (TransferEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcTransfer, &theusCallTransfer{args: args, impl: impl}, theusInternal(&s))
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcTransfer, &theusCallTransfer{args: args, impl: impl}, new(theusInternal(&s)))
 	return TransferEffects{Accounts: engine.WrittenEntries[string, Account](r, 0), Result: engine.Result[int64](r), TransferCompleted: engine.Emitted[TransferCompleted](r, "transfer.completed")}, err
 }
 
@@ -415,11 +415,11 @@ func (e *Engine) Balance(ctx context.Context, args BalanceArgs) (BalanceReceipt,
 
 // RunBalance runs balance once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunBalance(impl Processes, s State, args BalanceArgs) (BalanceEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcBalance, &theusCallBalance{args: args, impl: impl}, theusInternal(&s))
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcBalance, &theusCallBalance{args: args, impl: impl}, new(theusInternal(&s)))
 	return BalanceEffects{Result: engine.Result[int64](r)}, err
 }
 
-// What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
+// What the engine needs of contracts.yaml: the schema, the frames of the processes' calls (their arguments: runtime/engine holds, checks and applies their outputs; the func field spares the compiler an equality per frame), deep copies, JSON encoders and checks, the topics' emitters.
 
 // theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
 type theusState struct {
@@ -529,40 +529,40 @@ func (t theusPatch) Apply(s *theusState, v uint64) {
 	}
 }
 
-// theusCallOpenAccount is the frame of a call of open_account: its arguments.
 type theusCallOpenAccount struct {
 	impl Processes
 	args OpenAccountArgs
+	_    [0]func()
 }
 
 func (c *theusCallOpenAccount) Run(ctx context.Context, s *theusState, o *engine.Out) error {
 	return c.impl.OpenAccount(ctx, OpenAccountIn{Args: c.args, s: s, tx: o.Tx()}, (*OpenAccountOut)(o))
 }
 
-// theusCallDeposit is the frame of a call of deposit: its arguments.
 type theusCallDeposit struct {
 	impl Processes
 	args DepositArgs
+	_    [0]func()
 }
 
 func (c *theusCallDeposit) Run(ctx context.Context, s *theusState, o *engine.Out) error {
 	return c.impl.Deposit(ctx, DepositIn{Args: c.args, s: s, tx: o.Tx()}, (*DepositOut)(o))
 }
 
-// theusCallTransfer is the frame of a call of transfer: its arguments.
 type theusCallTransfer struct {
 	impl Processes
 	args TransferArgs
+	_    [0]func()
 }
 
 func (c *theusCallTransfer) Run(ctx context.Context, s *theusState, o *engine.Out) error {
 	return c.impl.Transfer(ctx, TransferIn{Args: c.args, s: s, tx: o.Tx()}, (*TransferOut)(o))
 }
 
-// theusCallBalance is the frame of a call of balance: its arguments.
 type theusCallBalance struct {
 	impl Processes
 	args BalanceArgs
+	_    [0]func()
 }
 
 func (c *theusCallBalance) Run(ctx context.Context, s *theusState, o *engine.Out) error {

@@ -104,8 +104,12 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 	frame := func(impl string) *jen.Statement {
 		return jen.Id(call).Add(keyed(field{"impl", jen.Id(impl)}, field{"args", jen.Id("args")}))
 	}
+	runState := jen.Op("&").Id("s")
+	if g.hasColl {
+		runState = jen.New(g.toEngineState("s"))
+	}
 	runFrame := jen.Qual(enginePkg, "RunFrame").Call(jen.Qual("context", "Background").Call(), jen.Op("&").Id("theusSchema"),
-		jen.Id(procConst(p)), jen.Op("&").Add(frame("impl")), g.toEngineState("s"))
+		jen.Id(procConst(p)), jen.Op("&").Add(frame("impl")), runState)
 	var runBody []jen.Code
 	if len(effs) == 0 {
 		runBody = []jen.Code{jen.List(jen.Id("_"), jen.Id("err")).Op(":=").Add(runFrame), jen.Return(jen.Id(effects).Values(), jen.Id("err"))}
@@ -130,8 +134,7 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 	callRecv := func() *jen.Statement { return jen.Id("c").Op("*").Id(call) }
 	process := jen.Id("c.impl").Dot(n).Call(jen.Id("ctx"), jen.Id(in).Add(keyed(inInit...)), jen.Parens(jen.Op("*").Id(outT)).Parens(jen.Id("o")))
 	private = append(private,
-		doc(call+" is the frame of a call of "+p.Name+": its arguments.").
-			Type().Id(call).Struct(jen.Id("impl").Id("Processes"), jen.Id("args").Id(args)),
+		jen.Type().Id(call).Struct(jen.Id("impl").Id("Processes"), jen.Id("args").Id(args), jen.Id("_").Index(jen.Lit(0)).Func().Params()),
 		jen.Func().Params(callRecv()).Id("Run").Params(jen.Id("ctx").Qual("context", "Context"), jen.Id("s").Op("*").Id(g.st), jen.Id("o").Op("*").Qual(enginePkg, "Out")).Error().
 			Block(jen.Return(process)),
 	)

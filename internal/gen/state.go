@@ -279,11 +279,13 @@ func (g *generator) outputs() []jen.Code {
 func (g *generator) engineDecls() []jen.Code {
 	var methods []jen.Code
 	for _, p := range g.m.Processes {
-		d := p.Doc
-		if d == "" {
-			d = "runs " + p.Name + "."
+		// A process without a description needs no comment: its
+		// name says it, and its types' comments name the process.
+		d := jen.Null()
+		if p.Doc != "" {
+			d = doc(p.GoName + ": " + p.Doc)
 		}
-		methods = append(methods, doc(p.GoName+": "+d).Id(p.GoName).Params(
+		methods = append(methods, d.Id(p.GoName).Params(
 			jen.Id("ctx").Qual("context", "Context"),
 			jen.Id("in").Id(p.GoName+"In"),
 			jen.Id("out").Op("*").Id(p.GoName+"Out"),

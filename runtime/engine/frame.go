@@ -71,10 +71,9 @@ type valueOutput[S, T any] struct {
 
 func (o *valueOutput[S, T]) slot() any { return new(T) }
 
-func (o *valueOutput[S, T]) reset(slot any) {
-	var zero T
-	*slot.(*T) = zero
-}
+// reset does nothing: a value that the run did not write (Tx.Written) is
+// neither checked, applied nor reported, and the next write replaces it.
+func (o *valueOutput[S, T]) reset(any) {}
 
 func (o *valueOutput[S, T]) check(tx *Tx, path int, slot any) bool {
 	if !tx.Written(path) {
@@ -206,6 +205,11 @@ func framePools[S any](e *Engine[S], schema *Schema[S]) []sync.Pool {
 // the pool. (Take is not generic over the frame's type: an instantiation
 // per process would cost the compiler a function and a dictionary per
 // process; the caller asserts the type instead.)
+//
+// Take is not inlined: each Engine method would carry a copy of the
+// pool's code, for a call that costs a nanosecond.
+//
+//go:noinline
 func Take[S any](e *Engine[S], proc int) *FrameCall[S] {
 	return e.frames[proc].Get().(*FrameCall[S])
 }
@@ -254,17 +258,16 @@ func (c *FrameCall[S]) release() {
 	c.e.frames[c.proc].Put(c)
 }
 
-// RunFrame runs process proc of schema with frame f once on s (a copy:
-// RunX is not hot, and takes its state by value too), with no
+// RunFrame runs process proc of schema with frame f once on s, with no
 // engine and nothing committed (see Run), and returns the Invocation that
 // holds its effects (WrittenValue, WrittenEntries, Emitted, Result), or
 // nil and the error of the run: what generated RunXxx functions do.
 // Emitters keep a copy of each payload (Out.Keep).
-func RunFrame[S any](ctx context.Context, schema *Schema[S], proc int, f Frame[S], s S) (*Invocation, error) {
+func RunFrame[S any](ctx context.Context, schema *Schema[S], proc int, f Frame[S], s *S) (*Invocation, error) {
 	spec := &schema.Processes[proc]
 	c := NewFrameCall(schema, proc, f)
 	c.Keep = true
-	err := runOnce(ctx, spec.Name, spec.Errors, nil, c, &s)
+	err := runOnce(ctx, spec.Name, spec.Errors, nil, c, s)
 	Finish(&c.Invocation)
 	if err != nil {
 		return nil, err

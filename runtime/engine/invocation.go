@@ -8,15 +8,17 @@ import (
 // What a call of a generated process needs besides the process's own
 // arguments and outputs is the same for every process, and lives here
 // rather than in each generated file. Generated code declares, per
-// process, a Frame (frame.go): a struct that holds the call's arguments
-// and outputs, with the two methods that depend on the process, Run and
-// Apply; FrameCall pairs it with an Invocation, and the Engine method
-// takes one from the process's pool (Take), hands it to Exec and gets it
-// back.
+// process, a Frame (frame.go): a struct that holds the call's arguments,
+// with the one method that depends on the process, Run; FrameCall pairs it
+// with an Invocation and the holders of the process's outputs (Output),
+// and the Engine method takes one from the process's pool (Take), hands it
+// to Exec and gets it back.
 //
 // None of this is generic over the process: a generic type instantiated
 // once per process costs the compiler about as much as the code it
-// replaces, for every process of a contract.
+// replaces, for every process of a contract. What is generic (SetOutput,
+// OutputWriter, SetResult, the effects of RunX) is generic over the type
+// of an output, which processes share.
 
 // Invocation is the part of a generated call that is the same for every
 // process: the Tx its runs record their effects in, and the Out handle of
@@ -167,8 +169,14 @@ func SetResult[R any](o *Out, v R) {
 	*p, r.set = v, true
 }
 
+// The functions that read the effects of a RunX run are not inlined:
+// RunX is not hot, and each RunX would otherwise carry a copy of their
+// code.
+
 // Result returns the result that the last run of c set (SetResult), or
 // the zero R; c nil (a failed RunX) also gives the zero R.
+//
+//go:noinline
 func Result[R any](c *Invocation) R {
 	if c != nil && c.result.set {
 		return *c.result.p.(*R)
@@ -181,6 +189,8 @@ func Result[R any](c *Invocation) R {
 // run wrote it, and nil otherwise (or if c is nil): the field of the
 // RunX's effects for an output. The call of a RunX is its own, so its
 // effects may point into it.
+//
+//go:noinline
 func WrittenValue[T any](c *Invocation, i int) *T {
 	if c == nil || !c.tx.Written(c.paths[i]) {
 		return nil
@@ -190,6 +200,8 @@ func WrittenValue[T any](c *Invocation, i int) *T {
 
 // WrittenEntries returns, for each key of collection output i that the
 // RunX run of c wrote, its final value (nil for a delete); nil if c is.
+//
+//go:noinline
 func WrittenEntries[K cmp.Ordered, V any](c *Invocation, i int) map[K]*V {
 	if c == nil {
 		return nil
@@ -199,6 +211,8 @@ func WrittenEntries[K cmp.Ordered, V any](c *Invocation, i int) map[K]*V {
 
 // Emitted returns the payloads that the RunX run of c emitted on topic,
 // in order; nil if c is.
+//
+//go:noinline
 func Emitted[T any](c *Invocation, topic string) []T {
 	if c == nil {
 		return nil

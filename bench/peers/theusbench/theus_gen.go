@@ -244,11 +244,11 @@ func (e *Engine) UpdateUser(ctx context.Context, args UpdateUserArgs) (UpdateUse
 
 // RunUpdateUser runs update_user once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunUpdateUser(impl Processes, s State, args UpdateUserArgs) (UpdateUserEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcUpdateUser, &theusCallUpdateUser{args: args, impl: impl}, theusInternal(&s))
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcUpdateUser, &theusCallUpdateUser{args: args, impl: impl}, new(theusInternal(&s)))
 	return UpdateUserEffects{UserUpdated: engine.Emitted[UserUpdated](r, "user.updated"), Users: engine.WrittenEntries[string, User](r, 0)}, err
 }
 
-// What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
+// What the engine needs of contracts.yaml: the schema, the frames of the processes' calls (their arguments: runtime/engine holds, checks and applies their outputs; the func field spares the compiler an equality per frame), deep copies, JSON encoders and checks, the topics' emitters.
 
 // theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
 type theusState struct {
@@ -348,10 +348,10 @@ func (t theusPatch) Apply(s *theusState, v uint64) {
 	}
 }
 
-// theusCallUpdateUser is the frame of a call of update_user: its arguments.
 type theusCallUpdateUser struct {
 	impl Processes
 	args UpdateUserArgs
+	_    [0]func()
 }
 
 func (c *theusCallUpdateUser) Run(ctx context.Context, s *theusState, o *engine.Out) error {

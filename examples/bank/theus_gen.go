@@ -474,9 +474,7 @@ var theusSchema = engine.Schema[theusState]{
 		{Check: "self >= 0", Each: true, Field: 0, Message: "no overdraft", Must: "be >= 0", Path: "domain.accounts[*].balance", Rule: "min", Sub: []string{"balance"}},
 	},
 	Outputs: []engine.Output[theusState]{
-		theusPathDomainAccounts: engine.CollectionOutput("domain.accounts", func(s *theusState) *engine.Collection[string, Account] {
-			return &s.Domain.Accounts
-		}, nil),
+		theusPathDomainAccounts: engine.CollectionOutput("domain.accounts", func(s *theusState) *engine.Collection[string, Account] { return &s.Domain.Accounts }, nil),
 	},
 	Paths: []string{"domain.accounts"},
 	Processes: []engine.ProcessSpec{

@@ -338,12 +338,8 @@ const (
 var theusSchema = engine.Schema[State]{
 	Clone: theusCloneState,
 	Outputs: []engine.Output[State]{
-		theusPathDomainUser: engine.ValueOutput("domain.user", func(s *State) *User {
-			return &s.Domain.User
-		}, nil),
-		theusPathDomainLogins: engine.ValueOutput("domain.logins", func(s *State) *int {
-			return &s.Domain.Logins
-		}, nil),
+		theusPathDomainUser:   engine.ValueOutput("domain.user", func(s *State) *User { return &s.Domain.User }, nil),
+		theusPathDomainLogins: engine.ValueOutput("domain.logins", func(s *State) *int { return &s.Domain.Logins }, nil),
 	},
 	Paths: []string{"domain.user", "domain.logins", "global.max_email_len"},
 	Processes: []engine.ProcessSpec{
@@ -364,19 +360,17 @@ func (p *Patch) theusCheck(codec engine.Codec) error {
 		return nil
 	}
 	for _, w := range p.writes {
+		var err error
 		switch w {
 		case theusPathDomainUser:
-			if err := engine.CheckValue(codec, "domain.user", &p.user, nil); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "domain.user", &p.user, nil)
 		case theusPathDomainLogins:
-			if err := engine.CheckValue(codec, "domain.logins", &p.logins, nil); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "domain.logins", &p.logins, nil)
 		case theusPathGlobalMaxEmailLen:
-			if err := engine.CheckValue(codec, "global.max_email_len", &p.maxEmailLen, nil); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "global.max_email_len", &p.maxEmailLen, nil)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -430,15 +430,9 @@ const (
 var theusSchema = engine.Schema[State]{
 	Clone: theusCloneState,
 	Outputs: []engine.Output[State]{
-		theusPathDomainAlice: engine.ValueOutput("domain.alice", func(s *State) *User {
-			return &s.Domain.Alice
-		}, nil),
-		theusPathDomainBob: engine.ValueOutput("domain.bob", func(s *State) *User {
-			return &s.Domain.Bob
-		}, nil),
-		theusPathDomainOutboxQueue: engine.ValueOutput("domain.outbox_queue", func(s *State) *[]OutboxMsg {
-			return &s.Domain.OutboxQueue
-		}, nil),
+		theusPathDomainAlice:       engine.ValueOutput("domain.alice", func(s *State) *User { return &s.Domain.Alice }, nil),
+		theusPathDomainBob:         engine.ValueOutput("domain.bob", func(s *State) *User { return &s.Domain.Bob }, nil),
+		theusPathDomainOutboxQueue: engine.ValueOutput("domain.outbox_queue", func(s *State) *[]OutboxMsg { return &s.Domain.OutboxQueue }, nil),
 	},
 	Paths: []string{"domain.alice", "domain.bob", "domain.outbox_queue"},
 	Processes: []engine.ProcessSpec{
@@ -460,19 +454,17 @@ func (p *Patch) theusCheck(codec engine.Codec) error {
 		return nil
 	}
 	for _, w := range p.writes {
+		var err error
 		switch w {
 		case theusPathDomainAlice:
-			if err := engine.CheckValue(codec, "domain.alice", &p.alice, nil); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "domain.alice", &p.alice, nil)
 		case theusPathDomainBob:
-			if err := engine.CheckValue(codec, "domain.bob", &p.bob, nil); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "domain.bob", &p.bob, nil)
 		case theusPathDomainOutboxQueue:
-			if err := engine.CheckValue(codec, "domain.outbox_queue", &p.outboxQueue, nil); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "domain.outbox_queue", &p.outboxQueue, nil)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil

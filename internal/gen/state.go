@@ -263,11 +263,11 @@ func (g *generator) outputs() []jen.Code {
 		if o.Field.Collection && len(o.Sub) == 0 {
 			coll := jen.Qual(enginePkg, "Collection").Types(goType(o.Type.Key), goType(o.Type.Elem))
 			desc = jen.Qual(enginePkg, "CollectionOutput").Call(jen.Lit(o.Text),
-				jen.Func().Params(s).Op("*").Add(coll).Block(jen.Return(jen.Op("&").Id(stateExpr("s", o.Field, nil)))),
+				jen.Func().Params(s).Op("*").Add(coll).Add(oneLine(jen.Return(jen.Op("&").Id(stateExpr("s", o.Field, nil))))),
 				g.validFuncOrNil(o.Type.Elem))
 		} else {
 			desc = jen.Qual(enginePkg, "ValueOutput").Call(jen.Lit(o.Text),
-				jen.Func().Params(s).Op("*").Add(goType(o.Type)).Block(jen.Return(jen.Op("&").Id(stateExpr("s", o.Field, o.Sub)))),
+				jen.Func().Params(s).Op("*").Add(goType(o.Type)).Add(oneLine(jen.Return(jen.Op("&").Id(stateExpr("s", o.Field, o.Sub))))),
 				g.validFuncOrNil(o.Type))
 		}
 		out = append(out, jen.Id(sp.konst).Op(":").Add(desc))
@@ -460,7 +460,8 @@ func (g *generator) patchCheck() jen.Code {
 			json = json || g.mayFail(f.Type.Elem)
 			continue
 		}
-		cases = append(cases, jen.Case(jen.Id(g.byText[text].konst)).Block(g.checkCall(f.Type, "CheckValue", jen.Id("codec"), jen.Op("&").Id(priv), text, fail())))
+		cases = append(cases, jen.Case(jen.Id(g.byText[text].konst)).Block(
+			jen.Id("err").Op("=").Qual(enginePkg, "CheckValue").Call(jen.Id("codec"), jen.Lit(text), jen.Op("&").Id(priv), g.validFuncOrNil(f.Type))))
 		json = json || g.mayFail(f.Type)
 	}
 	codec := jen.Id("codec")
@@ -471,7 +472,11 @@ func (g *generator) patchCheck() jen.Code {
 		body = append(body, jen.If(jen.Id("codec").Op("==").Nil()).Block(jen.Return(jen.Nil())))
 	}
 	if len(cases) > 0 {
-		body = append(body, jen.For(jen.List(jen.Id("_"), jen.Id("w")).Op(":=").Range().Id("p.writes")).Block(jen.Switch(jen.Id("w")).Block(cases...)))
+		body = append(body, jen.For(jen.List(jen.Id("_"), jen.Id("w")).Op(":=").Range().Id("p.writes")).Block(
+			jen.Var().Id("err").Error(),
+			jen.Switch(jen.Id("w")).Block(cases...),
+			jen.If(jen.Id("err").Op("!=").Nil()).Block(fail()),
+		))
 	}
 	body = append(append(body, entries...), jen.Return(jen.Nil()))
 	return doc("theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).").

@@ -296,9 +296,7 @@ var theusSchema = engine.Schema[theusState]{
 		},
 	},
 	Outputs: []engine.Output[theusState]{
-		theusPathDomainUsers: engine.CollectionOutput("domain.users", func(s *theusState) *engine.Collection[string, User] {
-			return &s.Domain.Users
-		}, nil),
+		theusPathDomainUsers: engine.CollectionOutput("domain.users", func(s *theusState) *engine.Collection[string, User] { return &s.Domain.Users }, nil),
 	},
 	Paths: []string{"domain.users"},
 	Processes: []engine.ProcessSpec{

@@ -382,20 +382,12 @@ var theusSchema = engine.Schema[theusState]{
 		},
 	},
 	Outputs: []engine.Output[theusState]{
-		theusPathDomainRate: engine.ValueOutput("domain.rate", func(s *theusState) *float64 {
-			return &s.Domain.Rate
-		}, func(e *float64) error {
+		theusPathDomainRate: engine.ValueOutput("domain.rate", func(s *theusState) *float64 { return &s.Domain.Rate }, func(e *float64) error {
 			return jsonenc.CheckFloat(*e, 64)
 		}),
-		theusPathDomainHits: engine.CollectionOutput("domain.hits", func(s *theusState) *engine.Collection[string, int64] {
-			return &s.Domain.Hits
-		}, nil),
-		theusPathDomainReadings: engine.CollectionOutput("domain.readings", func(s *theusState) *engine.Collection[string, Reading] {
-			return &s.Domain.Readings
-		}, theusValidReading),
-		theusPathDomainLast_Value: engine.ValueOutput("domain.last.value", func(s *theusState) *float64 {
-			return &s.Domain.Last.Value
-		}, func(e *float64) error {
+		theusPathDomainHits:     engine.CollectionOutput("domain.hits", func(s *theusState) *engine.Collection[string, int64] { return &s.Domain.Hits }, nil),
+		theusPathDomainReadings: engine.CollectionOutput("domain.readings", func(s *theusState) *engine.Collection[string, Reading] { return &s.Domain.Readings }, theusValidReading),
+		theusPathDomainLast_Value: engine.ValueOutput("domain.last.value", func(s *theusState) *float64 { return &s.Domain.Last.Value }, func(e *float64) error {
 			return jsonenc.CheckFloat(*e, 64)
 		}),
 	},
@@ -416,17 +408,17 @@ var theusSchema = engine.Schema[theusState]{
 // theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
 func (p *Patch) theusCheck(codec engine.Codec) error {
 	for _, w := range p.writes {
+		var err error
 		switch w {
 		case theusPathDomainRate:
-			if err := engine.CheckValue(codec, "domain.rate", &p.rate, func(e *float64) error {
+			err = engine.CheckValue(codec, "domain.rate", &p.rate, func(e *float64) error {
 				return jsonenc.CheckFloat(*e, 64)
-			}); err != nil {
-				return err
-			}
+			})
 		case theusPathDomainLast:
-			if err := engine.CheckValue(codec, "domain.last", &p.last, theusValidReading); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "domain.last", &p.last, theusValidReading)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if err := engine.CheckEntries(codec, "domain.hits", p.hits, nil); err != nil {

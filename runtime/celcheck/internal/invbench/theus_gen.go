@@ -318,12 +318,8 @@ var theusSchema = engine.Schema[theusState]{
 		{Check: "self.sold <= self.capacity", Each: true, Field: 0, Message: "sold out", Must: "satisfy self.sold <= self.capacity", Path: "domain.checked[*]", Rule: "check"},
 	},
 	Outputs: []engine.Output[theusState]{
-		theusPathDomainChecked: engine.CollectionOutput("domain.checked", func(s *theusState) *engine.Collection[string, Event] {
-			return &s.Domain.Checked
-		}, nil),
-		theusPathDomainPlain: engine.CollectionOutput("domain.plain", func(s *theusState) *engine.Collection[string, Event] {
-			return &s.Domain.Plain
-		}, nil),
+		theusPathDomainChecked: engine.CollectionOutput("domain.checked", func(s *theusState) *engine.Collection[string, Event] { return &s.Domain.Checked }, nil),
+		theusPathDomainPlain:   engine.CollectionOutput("domain.plain", func(s *theusState) *engine.Collection[string, Event] { return &s.Domain.Plain }, nil),
 	},
 	Paths: []string{"domain.checked", "domain.plain"},
 	Processes: []engine.ProcessSpec{

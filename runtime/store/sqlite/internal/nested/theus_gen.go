@@ -361,18 +361,10 @@ const (
 var theusSchema = engine.Schema[State]{
 	Clone: theusCloneState,
 	Outputs: []engine.Output[State]{
-		theusPathDomainAudit: engine.ValueOutput("domain.audit", func(s *State) *[]string {
-			return &s.Domain.Audit
-		}, nil),
-		theusPathDomainUser_Email: engine.ValueOutput("domain.user.email", func(s *State) *string {
-			return &s.Domain.User.Email
-		}, nil),
-		theusPathDomainUser_Address: engine.ValueOutput("domain.user.address", func(s *State) *Address {
-			return &s.Domain.User.Address
-		}, nil),
-		theusPathDomainUser_Prefs: engine.ValueOutput("domain.user.prefs", func(s *State) *map[string]string {
-			return &s.Domain.User.Prefs
-		}, nil),
+		theusPathDomainAudit:        engine.ValueOutput("domain.audit", func(s *State) *[]string { return &s.Domain.Audit }, nil),
+		theusPathDomainUser_Email:   engine.ValueOutput("domain.user.email", func(s *State) *string { return &s.Domain.User.Email }, nil),
+		theusPathDomainUser_Address: engine.ValueOutput("domain.user.address", func(s *State) *Address { return &s.Domain.User.Address }, nil),
+		theusPathDomainUser_Prefs:   engine.ValueOutput("domain.user.prefs", func(s *State) *map[string]string { return &s.Domain.User.Prefs }, nil),
 	},
 	Paths: []string{"domain.user", "domain.audit", "domain.user.id", "domain.user.email", "domain.user.address", "domain.user.prefs"},
 	Processes: []engine.ProcessSpec{
@@ -392,15 +384,15 @@ func (p *Patch) theusCheck(codec engine.Codec) error {
 		return nil
 	}
 	for _, w := range p.writes {
+		var err error
 		switch w {
 		case theusPathDomainUser:
-			if err := engine.CheckValue(codec, "domain.user", &p.user, nil); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "domain.user", &p.user, nil)
 		case theusPathDomainAudit:
-			if err := engine.CheckValue(codec, "domain.audit", &p.audit, nil); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "domain.audit", &p.audit, nil)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil

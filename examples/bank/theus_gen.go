@@ -259,14 +259,14 @@ type OpenAccountEffects struct {
 
 // OpenAccount runs open_account and commits its effects.
 func (e *Engine) OpenAccount(ctx context.Context, args OpenAccountArgs) (OpenAccountReceipt, error) {
-	c := engine.Take(e.core, theusProcOpenAccount)
-	*c.Frame().(*theusCallOpenAccount) = theusCallOpenAccount{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcOpenAccount, e.impl)
+	*c.Args().(*OpenAccountArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunOpenAccount runs open_account once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunOpenAccount(impl Processes, s State, args OpenAccountArgs) (OpenAccountEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcOpenAccount, &theusCallOpenAccount{args: args, impl: impl}, new(theusInternal(&s)))
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcOpenAccount, impl, &args, new(theusInternal(&s)))
 	return OpenAccountEffects{AccountOpened: engine.Emitted[AccountOpened](r, "account.opened"), Accounts: engine.WrittenEntries[string, Account](r, 0)}, err
 }
 
@@ -306,14 +306,14 @@ type DepositEffects struct{ Accounts map[string]*Account }
 
 // Deposit runs deposit and commits its effects.
 func (e *Engine) Deposit(ctx context.Context, args DepositArgs) (DepositReceipt, error) {
-	c := engine.Take(e.core, theusProcDeposit)
-	*c.Frame().(*theusCallDeposit) = theusCallDeposit{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcDeposit, e.impl)
+	*c.Args().(*DepositArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunDeposit runs deposit once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunDeposit(impl Processes, s State, args DepositArgs) (DepositEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcDeposit, &theusCallDeposit{args: args, impl: impl}, new(theusInternal(&s)))
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcDeposit, impl, &args, new(theusInternal(&s)))
 	return DepositEffects{Accounts: engine.WrittenEntries[string, Account](r, 0)}, err
 }
 
@@ -366,14 +366,14 @@ type TransferEffects struct {
 
 // Transfer runs transfer and commits its effects.
 func (e *Engine) Transfer(ctx context.Context, args TransferArgs) (TransferReceipt, error) {
-	c := engine.Take(e.core, theusProcTransfer)
-	*c.Frame().(*theusCallTransfer) = theusCallTransfer{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcTransfer, e.impl)
+	*c.Args().(*TransferArgs) = args
 	return engine.ExecResult[int64](ctx, c)
 }
 
 // RunTransfer runs transfer once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunTransfer(impl Processes, s State, args TransferArgs) (TransferEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcTransfer, &theusCallTransfer{args: args, impl: impl}, new(theusInternal(&s)))
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcTransfer, impl, &args, new(theusInternal(&s)))
 	return TransferEffects{Accounts: engine.WrittenEntries[string, Account](r, 0), Result: engine.Result[int64](r), TransferCompleted: engine.Emitted[TransferCompleted](r, "transfer.completed")}, err
 }
 
@@ -408,18 +408,18 @@ type BalanceEffects struct{ Result int64 }
 
 // Balance runs balance on the latest snapshot; it commits nothing.
 func (e *Engine) Balance(ctx context.Context, args BalanceArgs) (BalanceReceipt, error) {
-	c := engine.Take(e.core, theusProcBalance)
-	*c.Frame().(*theusCallBalance) = theusCallBalance{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcBalance, e.impl)
+	*c.Args().(*BalanceArgs) = args
 	return engine.ExecResult[int64](ctx, c)
 }
 
 // RunBalance runs balance once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunBalance(impl Processes, s State, args BalanceArgs) (BalanceEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcBalance, &theusCallBalance{args: args, impl: impl}, new(theusInternal(&s)))
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcBalance, impl, &args, new(theusInternal(&s)))
 	return BalanceEffects{Result: engine.Result[int64](r)}, err
 }
 
-// What the engine needs of contracts.yaml: the schema, the frames of the processes' calls (their arguments: runtime/engine holds, checks and applies their outputs; the func field spares the compiler an equality per frame), deep copies, JSON encoders and checks, the topics' emitters.
+// What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
 
 // theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
 type theusState struct {
@@ -478,10 +478,10 @@ var theusSchema = engine.Schema[theusState]{
 	},
 	Paths: []string{"domain.accounts"},
 	Processes: []engine.ProcessSpec{
-		{Errors: []error{ErrAccountExists, ErrInvalidAmount}, Frame: (*theusCallOpenAccount)(nil), Inputs: []int{theusPathDomainAccounts}, Name: "open_account", Outputs: []int{theusPathDomainAccounts}},
-		{Errors: []error{ErrNoSuchAccount, ErrInvalidAmount}, Frame: (*theusCallDeposit)(nil), Inputs: []int{theusPathDomainAccounts}, Name: "deposit", Outputs: []int{theusPathDomainAccounts}},
-		{Errors: []error{ErrNoSuchAccount, ErrInvalidAmount, ErrSameAccount}, Frame: (*theusCallTransfer)(nil), Inputs: []int{theusPathDomainAccounts}, Name: "transfer", Outputs: []int{theusPathDomainAccounts}},
-		{Errors: []error{ErrNoSuchAccount}, Frame: (*theusCallBalance)(nil), Inputs: []int{theusPathDomainAccounts}, Name: "balance", Pure: true},
+		{Args: (*OpenAccountArgs)(nil), Errors: []error{ErrAccountExists, ErrInvalidAmount}, Inputs: []int{theusPathDomainAccounts}, Name: "open_account", Outputs: []int{theusPathDomainAccounts}, Run: theusRunOpenAccount},
+		{Args: (*DepositArgs)(nil), Errors: []error{ErrNoSuchAccount, ErrInvalidAmount}, Inputs: []int{theusPathDomainAccounts}, Name: "deposit", Outputs: []int{theusPathDomainAccounts}, Run: theusRunDeposit},
+		{Args: (*TransferArgs)(nil), Errors: []error{ErrNoSuchAccount, ErrInvalidAmount, ErrSameAccount}, Inputs: []int{theusPathDomainAccounts}, Name: "transfer", Outputs: []int{theusPathDomainAccounts}, Run: theusRunTransfer},
+		{Args: (*BalanceArgs)(nil), Errors: []error{ErrNoSuchAccount}, Inputs: []int{theusPathDomainAccounts}, Name: "balance", Pure: true, Run: theusRunBalance},
 	},
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.accounts", "collection[string]Account{id string, owner string, balance int64}", func(s *theusState) *engine.Collection[string, Account] { return &s.Domain.Accounts }, theusAppendAccount),
@@ -527,44 +527,20 @@ func (t theusPatch) Apply(s *theusState, v uint64) {
 	}
 }
 
-type theusCallOpenAccount struct {
-	impl Processes
-	args OpenAccountArgs
-	_    [0]func()
+func theusRunOpenAccount(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).OpenAccount(ctx, OpenAccountIn{Args: *args.(*OpenAccountArgs), s: s.(*theusState), tx: o.Tx()}, (*OpenAccountOut)(o))
 }
 
-func (c *theusCallOpenAccount) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	return c.impl.OpenAccount(ctx, OpenAccountIn{Args: c.args, s: s, tx: o.Tx()}, (*OpenAccountOut)(o))
+func theusRunDeposit(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).Deposit(ctx, DepositIn{Args: *args.(*DepositArgs), s: s.(*theusState), tx: o.Tx()}, (*DepositOut)(o))
 }
 
-type theusCallDeposit struct {
-	impl Processes
-	args DepositArgs
-	_    [0]func()
+func theusRunTransfer(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).Transfer(ctx, TransferIn{Args: *args.(*TransferArgs), s: s.(*theusState), tx: o.Tx()}, (*TransferOut)(o))
 }
 
-func (c *theusCallDeposit) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	return c.impl.Deposit(ctx, DepositIn{Args: c.args, s: s, tx: o.Tx()}, (*DepositOut)(o))
-}
-
-type theusCallTransfer struct {
-	impl Processes
-	args TransferArgs
-	_    [0]func()
-}
-
-func (c *theusCallTransfer) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	return c.impl.Transfer(ctx, TransferIn{Args: c.args, s: s, tx: o.Tx()}, (*TransferOut)(o))
-}
-
-type theusCallBalance struct {
-	impl Processes
-	args BalanceArgs
-	_    [0]func()
-}
-
-func (c *theusCallBalance) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	return c.impl.Balance(ctx, BalanceIn{Args: c.args, s: s, tx: o.Tx()}, (*BalanceOut)(o))
+func theusRunBalance(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).Balance(ctx, BalanceIn{Args: *args.(*BalanceArgs), s: s.(*theusState), tx: o.Tx()}, (*BalanceOut)(o))
 }
 
 func theusCloneAccount(p *Account) Account {

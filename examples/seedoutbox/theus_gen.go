@@ -249,14 +249,14 @@ type QueueAliceEmailEffects struct {
 
 // QueueAliceEmail runs queue_alice_email and commits its effects.
 func (e *Engine) QueueAliceEmail(ctx context.Context, args QueueAliceEmailArgs) (QueueAliceEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcQueueAliceEmail)
-	*c.Frame().(*theusCallQueueAliceEmail) = theusCallQueueAliceEmail{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcQueueAliceEmail, e.impl)
+	*c.Args().(*QueueAliceEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunQueueAliceEmail runs queue_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunQueueAliceEmail(impl Processes, s State, args QueueAliceEmailArgs) (QueueAliceEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcQueueAliceEmail, &theusCallQueueAliceEmail{args: args, impl: impl}, &s)
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcQueueAliceEmail, impl, &args, &s)
 	return QueueAliceEmailEffects{Alice: engine.WrittenValue[User](r, 0), OutboxQueue: engine.WrittenValue[[]OutboxMsg](r, 1)}, err
 }
 
@@ -303,14 +303,14 @@ type QueueBobEmailEffects struct {
 
 // QueueBobEmail runs queue_bob_email and commits its effects.
 func (e *Engine) QueueBobEmail(ctx context.Context, args QueueBobEmailArgs) (QueueBobEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcQueueBobEmail)
-	*c.Frame().(*theusCallQueueBobEmail) = theusCallQueueBobEmail{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcQueueBobEmail, e.impl)
+	*c.Args().(*QueueBobEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunQueueBobEmail runs queue_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunQueueBobEmail(impl Processes, s State, args QueueBobEmailArgs) (QueueBobEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcQueueBobEmail, &theusCallQueueBobEmail{args: args, impl: impl}, &s)
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcQueueBobEmail, impl, &args, &s)
 	return QueueBobEmailEffects{Bob: engine.WrittenValue[User](r, 0), OutboxQueue: engine.WrittenValue[[]OutboxMsg](r, 1)}, err
 }
 
@@ -350,14 +350,14 @@ type EmitAliceEmailEffects struct {
 
 // EmitAliceEmail runs emit_alice_email and commits its effects.
 func (e *Engine) EmitAliceEmail(ctx context.Context, args EmitAliceEmailArgs) (EmitAliceEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcEmitAliceEmail)
-	*c.Frame().(*theusCallEmitAliceEmail) = theusCallEmitAliceEmail{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcEmitAliceEmail, e.impl)
+	*c.Args().(*EmitAliceEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunEmitAliceEmail runs emit_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunEmitAliceEmail(impl Processes, s State, args EmitAliceEmailArgs) (EmitAliceEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcEmitAliceEmail, &theusCallEmitAliceEmail{args: args, impl: impl}, &s)
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcEmitAliceEmail, impl, &args, &s)
 	return EmitAliceEmailEffects{Alice: engine.WrittenValue[User](r, 0), UserUpdated: engine.Emitted[UserUpdated](r, "user.updated")}, err
 }
 
@@ -393,18 +393,18 @@ type EmitBobEmailEffects struct {
 
 // EmitBobEmail runs emit_bob_email and commits its effects.
 func (e *Engine) EmitBobEmail(ctx context.Context, args EmitBobEmailArgs) (EmitBobEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcEmitBobEmail)
-	*c.Frame().(*theusCallEmitBobEmail) = theusCallEmitBobEmail{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcEmitBobEmail, e.impl)
+	*c.Args().(*EmitBobEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunEmitBobEmail runs emit_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunEmitBobEmail(impl Processes, s State, args EmitBobEmailArgs) (EmitBobEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcEmitBobEmail, &theusCallEmitBobEmail{args: args, impl: impl}, &s)
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcEmitBobEmail, impl, &args, &s)
 	return EmitBobEmailEffects{Bob: engine.WrittenValue[User](r, 0), UserUpdated: engine.Emitted[UserUpdated](r, "user.updated")}, err
 }
 
-// What the engine needs of contracts.yaml: the schema, the frames of the processes' calls (their arguments: runtime/engine holds, checks and applies their outputs; the func field spares the compiler an equality per frame), deep copies, JSON encoders and checks, the topics' emitters.
+// What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
 
 func theusCloneState(p *State) State {
 	c := *p
@@ -436,10 +436,10 @@ var theusSchema = engine.Schema[State]{
 	},
 	Paths: []string{"domain.alice", "domain.bob", "domain.outbox_queue"},
 	Processes: []engine.ProcessSpec{
-		{Frame: (*theusCallQueueAliceEmail)(nil), Inputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}, Name: "queue_alice_email", Outputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}},
-		{Frame: (*theusCallQueueBobEmail)(nil), Inputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}, Name: "queue_bob_email", Outputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}},
-		{Frame: (*theusCallEmitAliceEmail)(nil), Inputs: []int{theusPathDomainAlice}, Name: "emit_alice_email", Outputs: []int{theusPathDomainAlice}},
-		{Frame: (*theusCallEmitBobEmail)(nil), Inputs: []int{theusPathDomainBob}, Name: "emit_bob_email", Outputs: []int{theusPathDomainBob}},
+		{Args: (*QueueAliceEmailArgs)(nil), Inputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}, Name: "queue_alice_email", Outputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}, Run: theusRunQueueAliceEmail},
+		{Args: (*QueueBobEmailArgs)(nil), Inputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}, Name: "queue_bob_email", Outputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}, Run: theusRunQueueBobEmail},
+		{Args: (*EmitAliceEmailArgs)(nil), Inputs: []int{theusPathDomainAlice}, Name: "emit_alice_email", Outputs: []int{theusPathDomainAlice}, Run: theusRunEmitAliceEmail},
+		{Args: (*EmitBobEmailArgs)(nil), Inputs: []int{theusPathDomainBob}, Name: "emit_bob_email", Outputs: []int{theusPathDomainBob}, Run: theusRunEmitBobEmail},
 	},
 	State: []engine.StateField[State]{
 		engine.ValueField("domain.alice", "User{id string, email string}", func(s *State) *User { return &s.Domain.Alice }, theusAppendUser),
@@ -498,44 +498,20 @@ func (t theusPatch) Apply(s *State, _ uint64) {
 	}
 }
 
-type theusCallQueueAliceEmail struct {
-	impl Processes
-	args QueueAliceEmailArgs
-	_    [0]func()
+func theusRunQueueAliceEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).QueueAliceEmail(ctx, QueueAliceEmailIn{Args: *args.(*QueueAliceEmailArgs), s: s.(*State)}, (*QueueAliceEmailOut)(o))
 }
 
-func (c *theusCallQueueAliceEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
-	return c.impl.QueueAliceEmail(ctx, QueueAliceEmailIn{Args: c.args, s: s}, (*QueueAliceEmailOut)(o))
+func theusRunQueueBobEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).QueueBobEmail(ctx, QueueBobEmailIn{Args: *args.(*QueueBobEmailArgs), s: s.(*State)}, (*QueueBobEmailOut)(o))
 }
 
-type theusCallQueueBobEmail struct {
-	impl Processes
-	args QueueBobEmailArgs
-	_    [0]func()
+func theusRunEmitAliceEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).EmitAliceEmail(ctx, EmitAliceEmailIn{Args: *args.(*EmitAliceEmailArgs), s: s.(*State)}, (*EmitAliceEmailOut)(o))
 }
 
-func (c *theusCallQueueBobEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
-	return c.impl.QueueBobEmail(ctx, QueueBobEmailIn{Args: c.args, s: s}, (*QueueBobEmailOut)(o))
-}
-
-type theusCallEmitAliceEmail struct {
-	impl Processes
-	args EmitAliceEmailArgs
-	_    [0]func()
-}
-
-func (c *theusCallEmitAliceEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
-	return c.impl.EmitAliceEmail(ctx, EmitAliceEmailIn{Args: c.args, s: s}, (*EmitAliceEmailOut)(o))
-}
-
-type theusCallEmitBobEmail struct {
-	impl Processes
-	args EmitBobEmailArgs
-	_    [0]func()
-}
-
-func (c *theusCallEmitBobEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
-	return c.impl.EmitBobEmail(ctx, EmitBobEmailIn{Args: c.args, s: s}, (*EmitBobEmailOut)(o))
+func theusRunEmitBobEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).EmitBobEmail(ctx, EmitBobEmailIn{Args: *args.(*EmitBobEmailArgs), s: s.(*State)}, (*EmitBobEmailOut)(o))
 }
 
 func theusCloneUser(p *User) User {

@@ -197,14 +197,14 @@ type UpdateUserEmailEffects struct {
 
 // UpdateUserEmail runs update_user_email and commits its effects.
 func (e *Engine) UpdateUserEmail(ctx context.Context, args UpdateUserEmailArgs) (UpdateUserEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcUpdateUserEmail)
-	*c.Frame().(*theusCallUpdateUserEmail) = theusCallUpdateUserEmail{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcUpdateUserEmail, e.impl)
+	*c.Args().(*UpdateUserEmailArgs) = args
 	return engine.ExecResult[string](ctx, c)
 }
 
 // RunUpdateUserEmail runs update_user_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunUpdateUserEmail(impl Processes, s State, args UpdateUserEmailArgs) (UpdateUserEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcUpdateUserEmail, &theusCallUpdateUserEmail{args: args, impl: impl}, &s)
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcUpdateUserEmail, impl, &args, &s)
 	return UpdateUserEmailEffects{Result: engine.Result[string](r), User: engine.WrittenValue[User](r, 0), UserUpdated: engine.Emitted[UserUpdated](r, "user.updated")}, err
 }
 
@@ -234,14 +234,14 @@ type RecordLoginEffects struct{ Logins *int }
 
 // RecordLogin runs record_login and commits its effects.
 func (e *Engine) RecordLogin(ctx context.Context, args RecordLoginArgs) (RecordLoginReceipt, error) {
-	c := engine.Take(e.core, theusProcRecordLogin)
-	*c.Frame().(*theusCallRecordLogin) = theusCallRecordLogin{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcRecordLogin, e.impl)
+	*c.Args().(*RecordLoginArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunRecordLogin runs record_login once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunRecordLogin(impl Processes, s State, args RecordLoginArgs) (RecordLoginEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcRecordLogin, &theusCallRecordLogin{args: args, impl: impl}, &s)
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcRecordLogin, impl, &args, &s)
 	return RecordLoginEffects{Logins: engine.WrittenValue[int](r, 0)}, err
 }
 
@@ -271,18 +271,18 @@ type CurrentEmailEffects struct{ Result string }
 
 // CurrentEmail runs current_email on the latest snapshot; it commits nothing.
 func (e *Engine) CurrentEmail(ctx context.Context, args CurrentEmailArgs) (CurrentEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcCurrentEmail)
-	*c.Frame().(*theusCallCurrentEmail) = theusCallCurrentEmail{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcCurrentEmail, e.impl)
+	*c.Args().(*CurrentEmailArgs) = args
 	return engine.ExecResult[string](ctx, c)
 }
 
 // RunCurrentEmail runs current_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunCurrentEmail(impl Processes, s State, args CurrentEmailArgs) (CurrentEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcCurrentEmail, &theusCallCurrentEmail{args: args, impl: impl}, &s)
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcCurrentEmail, impl, &args, &s)
 	return CurrentEmailEffects{Result: engine.Result[string](r)}, err
 }
 
-// What the engine needs of github.com/theus-go/theus/examples/tags: the schema, the frames of the processes' calls (their arguments: runtime/engine holds, checks and applies their outputs; the func field spares the compiler an equality per frame), deep copies, JSON encoders and checks, the topics' emitters.
+// What the engine needs of github.com/theus-go/theus/examples/tags: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
 
 func theusCloneState(p *State) State {
 	c := *p
@@ -312,9 +312,9 @@ var theusSchema = engine.Schema[State]{
 	},
 	Paths: []string{"domain.user", "domain.logins", "global.max_email_len"},
 	Processes: []engine.ProcessSpec{
-		{Frame: (*theusCallUpdateUserEmail)(nil), Inputs: []int{theusPathDomainUser, theusPathGlobalMaxEmailLen}, Name: "update_user_email", Outputs: []int{theusPathDomainUser}},
-		{Frame: (*theusCallRecordLogin)(nil), Inputs: []int{theusPathDomainLogins}, Name: "record_login", Outputs: []int{theusPathDomainLogins}},
-		{Frame: (*theusCallCurrentEmail)(nil), Inputs: []int{theusPathDomainUser}, Name: "current_email", Pure: true},
+		{Args: (*UpdateUserEmailArgs)(nil), Inputs: []int{theusPathDomainUser, theusPathGlobalMaxEmailLen}, Name: "update_user_email", Outputs: []int{theusPathDomainUser}, Run: theusRunUpdateUserEmail},
+		{Args: (*RecordLoginArgs)(nil), Inputs: []int{theusPathDomainLogins}, Name: "record_login", Outputs: []int{theusPathDomainLogins}, Run: theusRunRecordLogin},
+		{Args: (*CurrentEmailArgs)(nil), Inputs: []int{theusPathDomainUser}, Name: "current_email", Pure: true, Run: theusRunCurrentEmail},
 	},
 	State: []engine.StateField[State]{
 		engine.ValueField("domain.user", "User{id string, email string, verified bool, tags []string}", func(s *State) *User { return &s.Domain.User }, theusAppendUser),
@@ -373,34 +373,16 @@ func (t theusPatch) Apply(s *State, _ uint64) {
 	}
 }
 
-type theusCallUpdateUserEmail struct {
-	impl Processes
-	args UpdateUserEmailArgs
-	_    [0]func()
+func theusRunUpdateUserEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).UpdateUserEmail(ctx, UpdateUserEmailIn{Args: *args.(*UpdateUserEmailArgs), s: s.(*State)}, (*UpdateUserEmailOut)(o))
 }
 
-func (c *theusCallUpdateUserEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
-	return c.impl.UpdateUserEmail(ctx, UpdateUserEmailIn{Args: c.args, s: s}, (*UpdateUserEmailOut)(o))
+func theusRunRecordLogin(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).RecordLogin(ctx, RecordLoginIn{Args: *args.(*RecordLoginArgs), s: s.(*State)}, (*RecordLoginOut)(o))
 }
 
-type theusCallRecordLogin struct {
-	impl Processes
-	args RecordLoginArgs
-	_    [0]func()
-}
-
-func (c *theusCallRecordLogin) Run(ctx context.Context, s *State, o *engine.Out) error {
-	return c.impl.RecordLogin(ctx, RecordLoginIn{Args: c.args, s: s}, (*RecordLoginOut)(o))
-}
-
-type theusCallCurrentEmail struct {
-	impl Processes
-	args CurrentEmailArgs
-	_    [0]func()
-}
-
-func (c *theusCallCurrentEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
-	return c.impl.CurrentEmail(ctx, CurrentEmailIn{Args: c.args, s: s}, (*CurrentEmailOut)(o))
+func theusRunCurrentEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).CurrentEmail(ctx, CurrentEmailIn{Args: *args.(*CurrentEmailArgs), s: s.(*State)}, (*CurrentEmailOut)(o))
 }
 
 func theusCloneUser(p *User) User {

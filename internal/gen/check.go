@@ -20,8 +20,7 @@ import (
 // depth (see mayFail); with a codec given by engine.WithCodec (Tx.Codec,
 // Engine.Codec), every value. Other types cost one test of the codec.
 
-// rulesDecl declares the CheckRules method of the frame of p, which has
-// rules (engine.RuleChecker): the checks of the rules of each output,
+// rulesDecl declares the engine.RulesFunc of p, which has rules: the checks of the rules of each output,
 // given the pointer out to the value the run left (see ruleCheck). The
 // rules of a collection are checked on the entries whose write the commit
 // applies; deletes have no value to check.
@@ -42,9 +41,9 @@ func (g *generator) rulesDecl(p *contract.Process, rules map[*contract.Path][]je
 		}
 		cases = append(cases, jen.Case(jen.Lit(i)).Block(body...))
 	}
-	return doc("CheckRules checks the rules of "+p.Name+" on its output i (engine.RuleChecker).").
-		Func().Params(jen.Id("c").Op("*").Id(callType(p))).Id("CheckRules").
-		Params(jen.Id("tx").Op("*").Qual(enginePkg, "Tx"), jen.Id("i").Int(), jen.Id("out").Any()).
+	return doc(rulesFunc(p)+" checks the rules of "+p.Name+" on its output i (engine.RulesFunc).").
+		Func().Id(rulesFunc(p)).
+		Params(jen.Id("tx").Op("*").Qual(enginePkg, "Tx"), jen.Id("i").Int(), jen.List(jen.Id("out"), jen.Id("args")).Any()).
 		Block(jen.Switch(jen.Id("i")).Block(cases...))
 }
 

@@ -43,17 +43,17 @@
 // declared inputs only), XOut (setters for the declared outputs, typed
 // emitters, SetResult), XReceipt (engine.Receipt, or engine.ReceiptOf the
 // result's type), XEffects, the Engine method and RunX; then, with the
-// machinery, its frame theusCallX: a struct that holds the call's
-// arguments, with the method of engine.Frame, Run, that calls the
-// application. Everything else a call needs (pooled reuse, the Out handles
+// machinery, theusRunX, the engine.RunFunc that calls the application
+// with the call's arguments (and theusRulesX for a process with rules).
+// Everything else a call needs (the arguments, pooled reuse, the Out handles
 // that go stale when their run ends, the outputs a run sets, their checks
 // and their application to the state, the room for the receipt's message
 // ID, the receipt) is engine.FrameCall's, the same for every process,
 // driven by theusSchema.Outputs (one engine.ValueOutput or
 // CollectionOutput per path that processes write); a setter is a call of
 // engine.SetOutput, and the Engine method and RunX are three and two
-// statements that hand the
-// frame to engine.Take and engine.RunFrame: the generated file grows with
+// statements that hand the arguments to engine.Take and engine.RunFrame:
+// the generated file grows with
 // the contract's names, not with machinery. XOut is an engine.Out. For
 // each topic that a process emits: one theusEmitX, which encodes the
 // payload (with the engine's codec or the JSON encoder) and records the
@@ -61,8 +61,8 @@
 // error: one ErrX sentinel (engine.DomainError), shared by the processes
 // that declare it. Once a process returned nil, its call checks that the
 // values set can be encoded (with the theusValidX functions of check.go,
-// given to the Output of the path), then the rules: the frame of a process
-// with rules has CheckRules (rules.go); Patch gets theusCheck, run by CompareAndSwap
+// given to the Output of the path), then the rules: theusRulesX, the
+// ProcessSpec.Rules of the process (rules.go); Patch gets theusCheck, run by CompareAndSwap
 // before the engine sees the patch.
 //
 // The generator is linear in the contract: what it derives per type

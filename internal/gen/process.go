@@ -10,22 +10,23 @@ import (
 
 // processDecls declares one process: what its user reads and writes (out:
 // Args, In and its accessors, Out and its setters and emitters, Receipt,
-// Effects, the Engine method and RunX), and its call (private): the frame
-// of engine.Take, which holds the call's arguments and calls the
-// application's method, and the checks of its rules. runtime/engine does
-// the rest alike for every process: it holds the outputs that a run sets
-// (ProcessSpec.Outputs, Schema.Outputs), checks and applies them.
+// Effects, the Engine method and RunX), and what its calls need (private):
+// theusRunX, which calls the application's method with the call's
+// arguments (engine.RunFunc), and the checks of its rules. runtime/engine
+// does the rest alike for every process: it holds the arguments and the
+// outputs that a run sets (ProcessSpec.Args, Outputs, Schema.Outputs),
+// checks and applies them.
 func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) {
 	n := p.GoName
 	args, in, outT, receipt, effects := n+"Args", n+"In", n+"Out", n+"Receipt", n+"Effects"
-	call := callType(p)
+	argsPtr := jen.Op("*").Id(args)
 
 	var argFields []jen.Code
 	for _, a := range p.Args {
 		argFields = append(argFields, jen.Id(a.GoName).Add(goType(a.Type)))
 	}
 	inFields := []jen.Code{jen.Id("Args").Id(args), jen.Id("s").Op("*").Id(g.st)}
-	inInit := []field{{"Args", jen.Id("c.args")}, {"s", jen.Id("s")}}
+	inInit := []field{{"Args", jen.Op("*").Id("args").Assert(argsPtr.Clone())}, {"s", jen.Id("s").Assert(jen.Op("*").Id(g.st))}}
 	if slices.ContainsFunc(p.Inputs, func(pa *contract.Path) bool { return pa.Field.Collection }) {
 		// The views of a collection record the entries read, for the
 		// conflict check.
@@ -101,15 +102,12 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 	if p.Semantic == contract.Pure {
 		engineDoc = n + " runs " + p.Name + " on the latest snapshot; it commits nothing."
 	}
-	frame := func(impl string) *jen.Statement {
-		return jen.Id(call).Add(keyed(field{"impl", jen.Id(impl)}, field{"args", jen.Id("args")}))
-	}
 	runState := jen.Op("&").Id("s")
 	if g.hasColl {
 		runState = jen.New(g.toEngineState("s"))
 	}
 	runFrame := jen.Qual(enginePkg, "RunFrame").Call(jen.Qual("context", "Background").Call(), jen.Op("&").Id("theusSchema"),
-		jen.Id(procConst(p)), jen.Op("&").Add(frame("impl")), runState)
+		jen.Id(procConst(p)), jen.Id("impl"), jen.Op("&").Id("args"), runState)
 	var runBody []jen.Code
 	if len(effs) == 0 {
 		runBody = []jen.Code{jen.List(jen.Id("_"), jen.Id("err")).Op(":=").Add(runFrame), jen.Return(jen.Id(effects).Values(), jen.Id("err"))}
@@ -120,8 +118,8 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 		doc(engineDoc).Func().Params(jen.Id("e").Op("*").Id("Engine")).Id(n).
 			Params(jen.Id("ctx").Qual("context", "Context"), jen.Id("args").Id(args)).
 			Params(jen.Id(receipt), jen.Error()).Block(
-			jen.Id("c").Op(":=").Qual(enginePkg, "Take").Call(jen.Id("e.core"), jen.Id(procConst(p))),
-			jen.Op("*").Id("c").Dot("Frame").Call().Assert(jen.Op("*").Id(call)).Op("=").Add(frame("e.impl")),
+			jen.Id("c").Op(":=").Qual(enginePkg, "Take").Call(jen.Id("e.core"), jen.Id(procConst(p)), jen.Id("e.impl")),
+			jen.Op("*").Id("c").Dot("Args").Call().Assert(argsPtr.Clone()).Op("=").Id("args"),
 			jen.Return(exec),
 		),
 		doc("Run"+n+" runs "+p.Name+" once on s, with no engine and nothing committed, and returns its effects. It never modifies s.").
@@ -130,12 +128,10 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 			Params(jen.Id(effects), jen.Error()).Block(runBody...),
 	)
 
-	// The frame.
-	callRecv := func() *jen.Statement { return jen.Id("c").Op("*").Id(call) }
-	process := jen.Id("c.impl").Dot(n).Call(jen.Id("ctx"), jen.Id(in).Add(keyed(inInit...)), jen.Parens(jen.Op("*").Id(outT)).Parens(jen.Id("o")))
+	// The function that calls the application (engine.RunFunc).
+	process := jen.Id("impl").Assert(jen.Id("Processes")).Dot(n).Call(jen.Id("ctx"), jen.Id(in).Add(keyed(inInit...)), jen.Parens(jen.Op("*").Id(outT)).Parens(jen.Id("o")))
 	private = append(private,
-		jen.Type().Id(call).Struct(jen.Id("impl").Id("Processes"), jen.Id("args").Id(args), jen.Id("_").Index(jen.Lit(0)).Func().Params()),
-		jen.Func().Params(callRecv()).Id("Run").Params(jen.Id("ctx").Qual("context", "Context"), jen.Id("s").Op("*").Id(g.st), jen.Id("o").Op("*").Qual(enginePkg, "Out")).Error().
+		jen.Func().Id(runFunc(p)).Params(jen.Id("ctx").Qual("context", "Context"), jen.List(jen.Id("impl"), jen.Id("args"), jen.Id("s")).Any(), jen.Id("o").Op("*").Qual(enginePkg, "Out")).Error().
 			Block(jen.Return(process)),
 	)
 	if rules := g.ruleChecks(p); len(rules) > 0 {
@@ -144,8 +140,11 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 	return out, append(append(private, g.regexpDecls(p)...), g.checkDecls(p)...)
 }
 
-// callType is the name of the frame type of p's calls.
-func callType(p *contract.Process) string { return "theusCall" + p.GoName }
+// runFunc is the name of the engine.RunFunc of p.
+func runFunc(p *contract.Process) string { return "theusRun" + p.GoName }
+
+// rulesFunc is the name of the engine.RulesFunc of p, which has rules.
+func rulesFunc(p *contract.Process) string { return "theusRules" + p.GoName }
 
 // oneLine is a block written on one line, { a; b }, which gofmt keeps so
 // when it is short (a function body of at most five statements and a

@@ -91,7 +91,7 @@ func ruleCheck(p *contract.Process, i int, r *contract.Rule, c *contract.Check) 
 		if p, ok := strings.CutPrefix(value, "*"); ok {
 			ptr = jen.Id(p)
 		}
-		holds := jen.Id(checkVar(p, i)).Dot("Holds").Call(jen.Id("tx"), ptr, jen.Op("&").Id("c.args"))
+		holds := jen.Id(checkVar(p, i)).Dot("Holds").Call(jen.Id("tx"), ptr, jen.Id("args").Assert(jen.Op("*").Id(p.GoName+"Args")))
 		return jen.If(jen.Op("!").Add(holds)).Block(jen.Id("v").Op(":=").Id(value), broken)
 	}
 	return jen.If(jen.Id("v").Op(":=").Id(value), failed(p, i, r.Type, c)).Block(broken)

@@ -190,7 +190,10 @@ func (g *generator) schema() jen.Code {
 	if len(g.m.Processes) > 0 {
 		specs := make([]jen.Code, len(g.m.Processes))
 		for i, p := range g.m.Processes {
-			spec := []field{{"Name", jen.Lit(p.Name)}, {"Frame", jen.Parens(jen.Op("*").Id(callType(p))).Parens(jen.Nil())}}
+			spec := []field{{"Name", jen.Lit(p.Name)}, {"Args", jen.Parens(jen.Op("*").Id(p.GoName + "Args")).Parens(jen.Nil())}, {"Run", jen.Id(runFunc(p))}}
+			if len(p.Rules) > 0 {
+				spec = append(spec, field{"Rules", jen.Id(rulesFunc(p))})
+			}
 			if len(p.Inputs) > 0 {
 				ins := make([]jen.Code, len(p.Inputs))
 				for j, in := range p.Inputs {

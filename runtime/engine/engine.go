@@ -54,13 +54,16 @@ type ProcessSpec struct {
 	// Outputs are the indexes (into Schema.Paths) of the paths it writes,
 	// in the order it declares them: its output i is Outputs[i] (SetOutput).
 	Outputs []int
-	// Frame, a nil pointer of the process's frame type ((*T)(nil), a
-	// Frame), makes the engine pool calls of the process for Take.
-	Frame any
+	// Args, a nil pointer of the process's type of arguments ((*T)(nil)),
+	// and Run make the engine pool calls of the process for Take (see
+	// FrameCall); Rules checks the process's rules, if it has any.
+	Args  any
+	Run   RunFunc
+	Rules RulesFunc
 }
 
 // Call is one invocation of a process: a FrameCall, which generated code
-// takes with Take and fills through its Frame, or any struct that embeds
+// takes with Take and fills through its Args, or any struct that embeds
 // Invocation (which gives Tx and ReceiptID) and adds Run and Apply.
 type Call[S any] interface {
 	// Tx returns the call's effect collector.

@@ -7,33 +7,33 @@ import (
 	"sync"
 )
 
-// Frame is the part of a call of a generated process that depends on the
-// process: its arguments and how to call the application's method with
-// them. Generated code declares a struct per process whose pointer is a
-// Frame, and names its type in ProcessSpec.Frame; everything else a call
-// needs (its Tx, the Out handles of its runs, the outputs its runs set,
-// their checks and how to apply them, pooling, the receipt) is
+// A call of a generated process is a FrameCall: what depends on the
+// process is its arguments, which the call holds in a value of the type
+// that ProcessSpec.Args names, and two functions of the schema,
+// ProcessSpec.Run, which calls the application's method with them, and
+// ProcessSpec.Rules, which checks the process's rules. Everything else a
+// call needs (its Tx, the Out handles of its runs, the outputs its runs
+// set, their checks and how to apply them, pooling, the receipt) is
 // FrameCall's, driven by the tables of the Schema, the same for every
-// process.
+// process: generated code declares no type per process for its calls.
 //
 // Nothing here is generic over the process: a type or function
 // instantiated once per process would cost the compiler about as much as
 // the code it replaces, for every process of a contract. What is generic
 // is generic over the type of an output, which processes share.
-type Frame[S any] interface {
-	// Run runs the process on s, which it must not modify, with out, the
-	// Out handle of this run (Out.Frame returns the frame).
-	Run(ctx context.Context, s *S, out *Out) error
-}
 
-// RuleChecker is implemented by the frame of a process with rules: the
-// call checks them on output i (ProcessSpec.Outputs[i]), whose value the
-// run left in out (a *T, or a *[]Pending[K, V] for a collection), once
-// the output passed its encoding check. A value output is checked only
-// if the run wrote it.
-type RuleChecker interface {
-	CheckRules(tx *Tx, i int, out any)
-}
+// RunFunc is ProcessSpec.Run: it runs the process with impl, the
+// application's implementation of the processes, args, the call's
+// arguments (a pointer to a value of the type ProcessSpec.Args names), on
+// s, a *S that it must not modify, with out, the Out handle of this run.
+type RunFunc func(ctx context.Context, impl, args, s any, out *Out) error
+
+// RulesFunc is ProcessSpec.Rules, for a process with rules: it checks them
+// on output i (ProcessSpec.Outputs[i]), whose value the run left in out (a
+// *T, or a *[]Pending[K, V] for a collection), once the output passed its
+// encoding check; args are the call's. A value output is checked only if
+// the run wrote it.
+type RulesFunc func(tx *Tx, i int, out, args any)
 
 // Output describes to the calls of processes a state path that processes
 // write: how to hold a value of it during a call, check it, and apply it.
@@ -127,24 +127,26 @@ func (o *collOutput[S, K, V]) apply(s *S, _ *Tx, _ int, slot any, v uint64) {
 }
 
 // FrameCall is a call of a generated process: an Invocation, the
-// process's Frame, and the outputs of the process. Calls are pooled per
-// process (Take).
+// process's arguments, and the outputs of the process. Calls are pooled
+// per process (Take).
 type FrameCall[S any] struct {
 	Invocation
-	f     Frame[S]
-	rules RuleChecker // f, if it has rules
+	impl  any
+	args  any // a pointer to the arguments (ProcessSpec.Args)
+	run   RunFunc
+	rules RulesFunc
 	outs  []output[S] // per output of the process (ProcessSpec.Outputs)
 	e     *Engine[S]
 	proc  int
 }
 
-// NewFrameCall returns a call of process proc of schema with frame f, of
+// NewFrameCall returns a call of process proc of schema, with impl and
+// args (a pointer to a value of the type that ProcessSpec.Args names), of
 // no engine: the engine's pools and RunFrame make them, and a test may Run
 // one (Exec needs a call of Take).
-func NewFrameCall[S any](schema *Schema[S], proc int, f Frame[S]) *FrameCall[S] {
+func NewFrameCall[S any](schema *Schema[S], proc int, impl, args any) *FrameCall[S] {
 	spec := &schema.Processes[proc]
-	c := &FrameCall[S]{f: f, proc: proc, outs: make([]output[S], len(spec.Outputs))}
-	c.rules, _ = f.(RuleChecker)
+	c := &FrameCall[S]{impl: impl, args: args, run: spec.Run, rules: spec.Rules, proc: proc, outs: make([]output[S], len(spec.Outputs))}
 	c.paths = spec.Outputs
 	c.slots = make([]any, len(spec.Outputs))
 	for i, p := range spec.Outputs {
@@ -154,8 +156,8 @@ func NewFrameCall[S any](schema *Schema[S], proc int, f Frame[S]) *FrameCall[S] 
 	return c
 }
 
-// Run implements Call: it runs the frame, then checks the outputs that the
-// run wrote, in the order the process declares them, each against the
+// Run implements Call: it runs the process, then checks the outputs that
+// the run wrote, in the order the process declares them, each against the
 // engine's codec and then the process's rules.
 func (c *FrameCall[S]) Run(ctx context.Context, s *S) error {
 	for i, o := range c.outs {
@@ -163,12 +165,12 @@ func (c *FrameCall[S]) Run(ctx context.Context, s *S) error {
 	}
 	c.result.set = false
 	c.kept = c.kept[:0]
-	if err := c.f.Run(ctx, s, Start(&c.Invocation, c.f)); err != nil {
+	if err := c.run(ctx, c.impl, c.args, s, Start(&c.Invocation, c.args)); err != nil {
 		return err
 	}
 	for i, o := range c.outs {
 		if o.check(&c.tx, c.paths[i], c.slots[i]) && c.rules != nil {
-			c.rules.CheckRules(&c.tx, i, c.slots[i])
+			c.rules(&c.tx, i, c.slots[i], c.args)
 		}
 	}
 	return nil
@@ -182,16 +184,16 @@ func (c *FrameCall[S]) Apply(s *S, v uint64) {
 }
 
 // framePools returns a pool of calls per process, for the processes whose
-// spec names a frame type.
+// spec names a type of arguments.
 func framePools[S any](e *Engine[S], schema *Schema[S]) []sync.Pool {
 	pools := make([]sync.Pool, len(schema.Processes))
 	for i, p := range schema.Processes {
-		if p.Frame == nil {
+		if p.Args == nil || p.Run == nil {
 			continue
 		}
-		t := reflect.TypeOf(p.Frame).Elem()
+		t := reflect.TypeOf(p.Args).Elem()
 		pools[i].New = func() any {
-			c := NewFrameCall(schema, i, reflect.New(t).Interface().(Frame[S]))
+			c := NewFrameCall(schema, i, nil, reflect.New(t).Interface())
 			c.e = e
 			return c
 		}
@@ -199,23 +201,26 @@ func framePools[S any](e *Engine[S], schema *Schema[S]) []sync.Pool {
 	return pools
 }
 
-// Take takes a call of process proc of e from its pool. Its Frame is of
-// the type that the process's ProcessSpec names; the caller fills the
-// frame's arguments and calls Exec or ExecResult, which return the call to
-// the pool. (Take is not generic over the frame's type: an instantiation
-// per process would cost the compiler a function and a dictionary per
-// process; the caller asserts the type instead.)
+// Take takes a call of process proc of e from its pool, for impl, the
+// application's implementation of the processes. Its Args are a pointer to
+// a value of the type that the process's ProcessSpec names; the caller
+// sets them and calls Exec or ExecResult, which return the call to the
+// pool. (Take is not generic over the type of the arguments: an
+// instantiation per process would cost the compiler a function and a
+// dictionary per process; the caller asserts the type instead.)
 //
 // Take is not inlined: each Engine method would carry a copy of the
 // pool's code, for a call that costs a nanosecond.
 //
 //go:noinline
-func Take[S any](e *Engine[S], proc int) *FrameCall[S] {
-	return e.frames[proc].Get().(*FrameCall[S])
+func Take[S any](e *Engine[S], proc int, impl any) *FrameCall[S] {
+	c := e.frames[proc].Get().(*FrameCall[S])
+	c.impl = impl
+	return c
 }
 
-// Frame returns the frame of c.
-func (c *FrameCall[S]) Frame() Frame[S] { return c.f }
+// Args returns the pointer to the arguments of c.
+func (c *FrameCall[S]) Args() any { return c.args }
 
 // Exec runs the call (Engine.Exec) and returns it to its pool.
 func (c *FrameCall[S]) Exec(ctx context.Context) (Receipt, error) {
@@ -249,23 +254,24 @@ func ExecResult[R, S any](ctx context.Context, c *FrameCall[S]) (ReceiptOf[R], e
 	return ReceiptOf[R]{Version: r.Version, MessageIDs: r.MessageIDs, Result: res}, nil
 }
 
-// release returns c to its pool. Its frame and slots keep the call's
+// release returns c to its pool. Its arguments and slots keep the call's
 // arguments and outputs until the next call resets them (Run) or the pool
 // drops it, which the garbage collector does with idle ones: zeroing them
-// here would cost every call a reflective clear of the frame.
+// here would cost every call a reflective clear of the arguments.
 func (c *FrameCall[S]) release() {
 	Finish(&c.Invocation)
 	c.e.frames[c.proc].Put(c)
 }
 
-// RunFrame runs process proc of schema with frame f once on s, with no
-// engine and nothing committed (see Run), and returns the Invocation that
-// holds its effects (WrittenValue, WrittenEntries, Emitted, Result), or
-// nil and the error of the run: what generated RunXxx functions do.
-// Emitters keep a copy of each payload (Out.Keep).
-func RunFrame[S any](ctx context.Context, schema *Schema[S], proc int, f Frame[S], s *S) (*Invocation, error) {
+// RunFrame runs process proc of schema with impl and args (a pointer to
+// the arguments) once on s, with no engine and nothing committed (see
+// Run), and returns the Invocation that holds its effects (WrittenValue,
+// WrittenEntries, Emitted, Result), or nil and the error of the run: what
+// generated RunXxx functions do. Emitters keep a copy of each payload
+// (Out.Keep).
+func RunFrame[S any](ctx context.Context, schema *Schema[S], proc int, impl, args any, s *S) (*Invocation, error) {
 	spec := &schema.Processes[proc]
-	c := NewFrameCall(schema, proc, f)
+	c := NewFrameCall(schema, proc, impl, args)
 	c.Keep = true
 	err := runOnce(ctx, spec.Name, spec.Errors, nil, c, s)
 	Finish(&c.Invocation)

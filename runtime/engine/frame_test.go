@@ -29,37 +29,36 @@ type fscript struct {
 	keepOut **engine.Out
 }
 
-type fframe struct {
-	args  fscript
-	rules []int // the outputs CheckRules was called for, in order
-}
+// frules records the outputs that the rules were checked on, in order.
+var frules []int
 
-func (f *fframe) Run(_ context.Context, _ *fstate, o *engine.Out) error {
-	f.rules = f.rules[:0]
-	if f.args.keepOut != nil {
-		*f.args.keepOut = o
+func frun(_ context.Context, _, args, _ any, o *engine.Out) error {
+	a := args.(*fscript)
+	frules = frules[:0]
+	if a.keepOut != nil {
+		*a.keepOut = o
 	}
-	if f.args.setF != nil {
-		engine.SetOutput(o, 0, *f.args.setF)
+	if a.setF != nil {
+		engine.SetOutput(o, 0, *a.setF)
 	}
 	w := engine.OutputWriter[string, int](o, 1, nil)
-	for k, v := range f.args.put {
+	for k, v := range a.put {
 		w.Put(k, v)
 	}
-	for _, t := range f.args.emit {
+	for _, t := range a.emit {
 		o.Tx().Emit(t, "", []byte(`{}`))
 		if o.Keep() {
 			o.Kept(t, t+"!")
 		}
 	}
-	if f.args.result != "" {
-		engine.SetResult(o, f.args.result)
+	if a.result != "" {
+		engine.SetResult(o, a.result)
 	}
 	return nil
 }
 
-func (f *fframe) CheckRules(tx *engine.Tx, i int, out any) {
-	f.rules = append(f.rules, i)
+func fcheck(tx *engine.Tx, i int, out, _ any) {
+	frules = append(frules, i)
 	if p, ok := out.(*float64); ok && *p < 0 {
 		tx.Fail(errors.New("negative"))
 	}
@@ -77,7 +76,7 @@ var fschema = &engine.Schema[fstate]{
 		}),
 		1: engine.CollectionOutput("domain.m", func(s *fstate) *engine.Collection[string, int] { return &s.M }, nil),
 	},
-	Processes: []engine.ProcessSpec{{Name: "p", Frame: (*fframe)(nil), Outputs: []int{0, 1}}},
+	Processes: []engine.ProcessSpec{{Name: "p", Args: (*fscript)(nil), Run: frun, Rules: fcheck, Outputs: []int{0, 1}}},
 	Collections: []engine.CollectionSpec[fstate]{{Path: 1, Version: func(s *fstate, k string) (uint64, bool) {
 		return engine.CollectionVersion(s.M, k)
 	}}},
@@ -88,7 +87,7 @@ func ptr(f float64) *float64 { return &f }
 // RunFrame reports what the run wrote, and nothing for what it did not:
 // an output not set is nil however the previous runs of the frame left it.
 func TestRunFrameEffects(t *testing.T) {
-	r, err := engine.RunFrame(context.Background(), fschema, 0, &fframe{args: fscript{setF: ptr(2.5), put: map[string]int{"a": 1}, emit: []string{"t1", "t2", "t1"}, result: "ok"}}, &fstate{})
+	r, err := engine.RunFrame(context.Background(), fschema, 0, nil, &fscript{setF: ptr(2.5), put: map[string]int{"a": 1}, emit: []string{"t1", "t2", "t1"}, result: "ok"}, &fstate{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +103,7 @@ func TestRunFrameEffects(t *testing.T) {
 	if got := engine.Result[string](r); got != "ok" {
 		t.Errorf("Result = %q", got)
 	}
-	r, err = engine.RunFrame(context.Background(), fschema, 0, &fframe{}, &fstate{})
+	r, err = engine.RunFrame(context.Background(), fschema, 0, nil, &fscript{}, &fstate{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +117,7 @@ func TestRunFrameEffects(t *testing.T) {
 		t.Errorf("Result not set = %q", got)
 	}
 	// A failed run reports nothing.
-	r, err = engine.RunFrame(context.Background(), fschema, 0, &fframe{args: fscript{setF: ptr(-1)}}, &fstate{})
+	r, err = engine.RunFrame(context.Background(), fschema, 0, nil, &fscript{setF: ptr(-1)}, &fstate{})
 	if err == nil || r != nil || engine.WrittenValue[float64](r, 0) != nil || engine.Emitted[string](r, "t1") != nil {
 		t.Errorf("a run its rules refuse: %v, %v", r, err)
 	}
@@ -134,19 +133,18 @@ func TestFrameCallCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	call := func(s fscript) (engine.ReceiptOf[string], *fframe, error) {
-		c := engine.Take(e, 0)
-		f := c.Frame().(*fframe)
-		f.args = s
+	call := func(s fscript) (engine.ReceiptOf[string], []int, error) {
+		c := engine.Take(e, 0, nil)
+		*c.Args().(*fscript) = s
 		r, err := engine.ExecResult[string](ctx, c)
-		return r, f, err
+		return r, frules, err
 	}
 	first, f, err := call(fscript{setF: ptr(1.5), put: map[string]int{"a": 1}, result: "first"})
 	if err != nil || first.Result != "first" {
 		t.Fatalf("first call: %v, %+v", err, first)
 	}
-	if len(f.rules) != 2 || f.rules[0] != 0 || f.rules[1] != 1 {
-		t.Errorf("rules checked on outputs %v, want [0 1]", f.rules)
+	if len(f) != 2 || f[0] != 0 || f[1] != 1 {
+		t.Errorf("rules checked on outputs %v, want [0 1]", f)
 	}
 	_, s := e.Snapshot()
 	if v, ok := s.M.Get("a"); s.F != 1.5 || !ok || *v != 1 {
@@ -158,8 +156,8 @@ func TestFrameCallCommits(t *testing.T) {
 	if err != nil || r.Result != "" {
 		t.Fatalf("second call: %v, %+v (a previous result leaked?)", err, r)
 	}
-	if len(f.rules) != 1 || f.rules[0] != 1 {
-		t.Errorf("rules checked on outputs %v, want [1]: output 0 was not written", f.rules)
+	if len(f) != 1 || f[0] != 1 {
+		t.Errorf("rules checked on outputs %v, want [1]: output 0 was not written", f)
 	}
 	_, s = e.Snapshot()
 	if s.F != 1.5 || s.M.Len() != 2 {
@@ -169,7 +167,7 @@ func TestFrameCallCommits(t *testing.T) {
 		t.Errorf("entry a is of version %d, want %d: the second call wrote it again", va, first.Version)
 	}
 	// valid refuses NaN before the rules run.
-	_, f, err = call(fscript{setF: ptr(math.NaN())})
+	_, _, err = call(fscript{setF: ptr(math.NaN())})
 	if err == nil || !strings.Contains(err.Error(), "NaN") {
 		t.Fatalf("NaN: err = %v", err)
 	}

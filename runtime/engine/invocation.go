@@ -8,11 +8,11 @@ import (
 // What a call of a generated process needs besides the process's own
 // arguments and outputs is the same for every process, and lives here
 // rather than in each generated file. Generated code declares, per
-// process, a Frame (frame.go): a struct that holds the call's arguments,
-// with the one method that depends on the process, Run; FrameCall pairs it
-// with an Invocation and the holders of the process's outputs (Output),
-// and the Engine method takes one from the process's pool (Take), hands it
-// to Exec and gets it back.
+// process, its type of arguments and two functions (frame.go): Run, which
+// calls the application, and Rules; FrameCall holds the arguments with an
+// Invocation and the holders of the process's outputs (Output), and the
+// Engine method takes one from the process's pool (Take), hands it to Exec
+// and gets it back.
 //
 // None of this is generic over the process: a generic type instantiated
 // once per process costs the compiler about as much as the code it

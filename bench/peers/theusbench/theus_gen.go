@@ -237,18 +237,18 @@ type UpdateUserEffects struct {
 
 // UpdateUser runs update_user and commits its effects.
 func (e *Engine) UpdateUser(ctx context.Context, args UpdateUserArgs) (UpdateUserReceipt, error) {
-	c := engine.Take(e.core, theusProcUpdateUser)
-	*c.Frame().(*theusCallUpdateUser) = theusCallUpdateUser{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcUpdateUser, e.impl)
+	*c.Args().(*UpdateUserArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunUpdateUser runs update_user once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunUpdateUser(impl Processes, s State, args UpdateUserArgs) (UpdateUserEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcUpdateUser, &theusCallUpdateUser{args: args, impl: impl}, new(theusInternal(&s)))
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcUpdateUser, impl, &args, new(theusInternal(&s)))
 	return UpdateUserEffects{UserUpdated: engine.Emitted[UserUpdated](r, "user.updated"), Users: engine.WrittenEntries[string, User](r, 0)}, err
 }
 
-// What the engine needs of contracts.yaml: the schema, the frames of the processes' calls (their arguments: runtime/engine holds, checks and applies their outputs; the func field spares the compiler an equality per frame), deep copies, JSON encoders and checks, the topics' emitters.
+// What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
 
 // theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
 type theusState struct {
@@ -300,7 +300,7 @@ var theusSchema = engine.Schema[theusState]{
 	},
 	Paths: []string{"domain.users"},
 	Processes: []engine.ProcessSpec{
-		{Errors: []error{ErrNoSuchUser}, Frame: (*theusCallUpdateUser)(nil), Inputs: []int{theusPathDomainUsers}, Name: "update_user", Outputs: []int{theusPathDomainUsers}},
+		{Args: (*UpdateUserArgs)(nil), Errors: []error{ErrNoSuchUser}, Inputs: []int{theusPathDomainUsers}, Name: "update_user", Outputs: []int{theusPathDomainUsers}, Run: theusRunUpdateUser},
 	},
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.users", "collection[string]User{id string, email string, counter int64, updated_at int64}", func(s *theusState) *engine.Collection[string, User] { return &s.Domain.Users }, theusAppendUser),
@@ -346,14 +346,8 @@ func (t theusPatch) Apply(s *theusState, v uint64) {
 	}
 }
 
-type theusCallUpdateUser struct {
-	impl Processes
-	args UpdateUserArgs
-	_    [0]func()
-}
-
-func (c *theusCallUpdateUser) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	return c.impl.UpdateUser(ctx, UpdateUserIn{Args: c.args, s: s, tx: o.Tx()}, (*UpdateUserOut)(o))
+func theusRunUpdateUser(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).UpdateUser(ctx, UpdateUserIn{Args: *args.(*UpdateUserArgs), s: s.(*theusState), tx: o.Tx()}, (*UpdateUserOut)(o))
 }
 
 func theusCloneUser(p *User) User {

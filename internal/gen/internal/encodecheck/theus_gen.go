@@ -226,14 +226,14 @@ type HitEffects struct{ Hits map[string]*int64 }
 
 // Hit runs hit and commits its effects.
 func (e *Engine) Hit(ctx context.Context, args HitArgs) (HitReceipt, error) {
-	c := engine.Take(e.core, theusProcHit)
-	*c.Frame().(*theusCallHit) = theusCallHit{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcHit, e.impl)
+	*c.Args().(*HitArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunHit runs hit once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunHit(impl Processes, s State, args HitArgs) (HitEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcHit, &theusCallHit{args: args, impl: impl}, new(theusInternal(&s)))
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcHit, impl, &args, new(theusInternal(&s)))
 	return HitEffects{Hits: engine.WrittenEntries[string, int64](r, 0)}, err
 }
 
@@ -260,14 +260,14 @@ type SetRateEffects struct{ Rate *float64 }
 
 // SetRate runs set_rate and commits its effects.
 func (e *Engine) SetRate(ctx context.Context, args SetRateArgs) (SetRateReceipt, error) {
-	c := engine.Take(e.core, theusProcSetRate)
-	*c.Frame().(*theusCallSetRate) = theusCallSetRate{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcSetRate, e.impl)
+	*c.Args().(*SetRateArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunSetRate runs set_rate once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunSetRate(impl Processes, s State, args SetRateArgs) (SetRateEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSetRate, &theusCallSetRate{args: args, impl: impl}, new(theusInternal(&s)))
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSetRate, impl, &args, new(theusInternal(&s)))
 	return SetRateEffects{Rate: engine.WrittenValue[float64](r, 0)}, err
 }
 
@@ -305,18 +305,18 @@ type RecordEffects struct {
 
 // Record runs record and commits its effects.
 func (e *Engine) Record(ctx context.Context, args RecordArgs) (RecordReceipt, error) {
-	c := engine.Take(e.core, theusProcRecord)
-	*c.Frame().(*theusCallRecord) = theusCallRecord{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcRecord, e.impl)
+	*c.Args().(*RecordArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunRecord runs record once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunRecord(impl Processes, s State, args RecordArgs) (RecordEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcRecord, &theusCallRecord{args: args, impl: impl}, new(theusInternal(&s)))
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcRecord, impl, &args, new(theusInternal(&s)))
 	return RecordEffects{LastValue: engine.WrittenValue[float64](r, 1), Readings: engine.WrittenEntries[string, Reading](r, 0)}, err
 }
 
-// What the engine needs of contracts.yaml: the schema, the frames of the processes' calls (their arguments: runtime/engine holds, checks and applies their outputs; the func field spares the compiler an equality per frame), deep copies, JSON encoders and checks, the topics' emitters.
+// What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
 
 // theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
 type theusState struct {
@@ -393,9 +393,9 @@ var theusSchema = engine.Schema[theusState]{
 	},
 	Paths: []string{"domain.rate", "domain.hits", "domain.readings", "domain.last", "domain.last.value"},
 	Processes: []engine.ProcessSpec{
-		{Frame: (*theusCallHit)(nil), Inputs: []int{theusPathDomainHits}, Name: "hit", Outputs: []int{theusPathDomainHits}},
-		{Frame: (*theusCallSetRate)(nil), Name: "set_rate", Outputs: []int{theusPathDomainRate}},
-		{Frame: (*theusCallRecord)(nil), Name: "record", Outputs: []int{theusPathDomainReadings, theusPathDomainLast_Value}},
+		{Args: (*HitArgs)(nil), Inputs: []int{theusPathDomainHits}, Name: "hit", Outputs: []int{theusPathDomainHits}, Run: theusRunHit},
+		{Args: (*SetRateArgs)(nil), Name: "set_rate", Outputs: []int{theusPathDomainRate}, Run: theusRunSetRate},
+		{Args: (*RecordArgs)(nil), Name: "record", Outputs: []int{theusPathDomainReadings, theusPathDomainLast_Value}, Run: theusRunRecord},
 	},
 	State: []engine.StateField[theusState]{
 		engine.ValueField("domain.rate", "float64", func(s *theusState) *float64 { return &s.Domain.Rate }, theusAppend_Float64),
@@ -468,34 +468,16 @@ func (t theusPatch) Apply(s *theusState, v uint64) {
 	}
 }
 
-type theusCallHit struct {
-	impl Processes
-	args HitArgs
-	_    [0]func()
+func theusRunHit(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).Hit(ctx, HitIn{Args: *args.(*HitArgs), s: s.(*theusState), tx: o.Tx()}, (*HitOut)(o))
 }
 
-func (c *theusCallHit) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	return c.impl.Hit(ctx, HitIn{Args: c.args, s: s, tx: o.Tx()}, (*HitOut)(o))
+func theusRunSetRate(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).SetRate(ctx, SetRateIn{Args: *args.(*SetRateArgs), s: s.(*theusState)}, (*SetRateOut)(o))
 }
 
-type theusCallSetRate struct {
-	impl Processes
-	args SetRateArgs
-	_    [0]func()
-}
-
-func (c *theusCallSetRate) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	return c.impl.SetRate(ctx, SetRateIn{Args: c.args, s: s}, (*SetRateOut)(o))
-}
-
-type theusCallRecord struct {
-	impl Processes
-	args RecordArgs
-	_    [0]func()
-}
-
-func (c *theusCallRecord) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	return c.impl.Record(ctx, RecordIn{Args: c.args, s: s}, (*RecordOut)(o))
+func theusRunRecord(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).Record(ctx, RecordIn{Args: *args.(*RecordArgs), s: s.(*theusState)}, (*RecordOut)(o))
 }
 
 func theusCloneReading(p *Reading) Reading {

@@ -201,14 +201,14 @@ type SellCheckedEffects struct{ Checked map[string]*Event }
 
 // SellChecked runs sell_checked and commits its effects.
 func (e *Engine) SellChecked(ctx context.Context, args SellCheckedArgs) (SellCheckedReceipt, error) {
-	c := engine.Take(e.core, theusProcSellChecked)
-	*c.Frame().(*theusCallSellChecked) = theusCallSellChecked{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcSellChecked, e.impl)
+	*c.Args().(*SellCheckedArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunSellChecked runs sell_checked once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunSellChecked(impl Processes, s State, args SellCheckedArgs) (SellCheckedEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSellChecked, &theusCallSellChecked{args: args, impl: impl}, new(theusInternal(&s)))
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSellChecked, impl, &args, new(theusInternal(&s)))
 	return SellCheckedEffects{Checked: engine.WrittenEntries[string, Event](r, 0)}, err
 }
 
@@ -245,18 +245,18 @@ type SellPlainEffects struct{ Plain map[string]*Event }
 
 // SellPlain runs sell_plain and commits its effects.
 func (e *Engine) SellPlain(ctx context.Context, args SellPlainArgs) (SellPlainReceipt, error) {
-	c := engine.Take(e.core, theusProcSellPlain)
-	*c.Frame().(*theusCallSellPlain) = theusCallSellPlain{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcSellPlain, e.impl)
+	*c.Args().(*SellPlainArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunSellPlain runs sell_plain once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunSellPlain(impl Processes, s State, args SellPlainArgs) (SellPlainEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSellPlain, &theusCallSellPlain{args: args, impl: impl}, new(theusInternal(&s)))
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSellPlain, impl, &args, new(theusInternal(&s)))
 	return SellPlainEffects{Plain: engine.WrittenEntries[string, Event](r, 0)}, err
 }
 
-// What the engine needs of contracts.yaml: the schema, the frames of the processes' calls (their arguments: runtime/engine holds, checks and applies their outputs; the func field spares the compiler an equality per frame), deep copies, JSON encoders and checks, the topics' emitters.
+// What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
 
 // theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
 type theusState struct {
@@ -323,8 +323,8 @@ var theusSchema = engine.Schema[theusState]{
 	},
 	Paths: []string{"domain.checked", "domain.plain"},
 	Processes: []engine.ProcessSpec{
-		{Frame: (*theusCallSellChecked)(nil), Inputs: []int{theusPathDomainChecked}, Name: "sell_checked", Outputs: []int{theusPathDomainChecked}},
-		{Frame: (*theusCallSellPlain)(nil), Inputs: []int{theusPathDomainPlain}, Name: "sell_plain", Outputs: []int{theusPathDomainPlain}},
+		{Args: (*SellCheckedArgs)(nil), Inputs: []int{theusPathDomainChecked}, Name: "sell_checked", Outputs: []int{theusPathDomainChecked}, Run: theusRunSellChecked},
+		{Args: (*SellPlainArgs)(nil), Inputs: []int{theusPathDomainPlain}, Name: "sell_plain", Outputs: []int{theusPathDomainPlain}, Run: theusRunSellPlain},
 	},
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.checked", "collection[string]Event{id string, sold int, capacity int}", func(s *theusState) *engine.Collection[string, Event] { return &s.Domain.Checked }, theusAppendEvent),
@@ -380,24 +380,12 @@ func (t theusPatch) Apply(s *theusState, v uint64) {
 	}
 }
 
-type theusCallSellChecked struct {
-	impl Processes
-	args SellCheckedArgs
-	_    [0]func()
+func theusRunSellChecked(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).SellChecked(ctx, SellCheckedIn{Args: *args.(*SellCheckedArgs), s: s.(*theusState), tx: o.Tx()}, (*SellCheckedOut)(o))
 }
 
-func (c *theusCallSellChecked) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	return c.impl.SellChecked(ctx, SellCheckedIn{Args: c.args, s: s, tx: o.Tx()}, (*SellCheckedOut)(o))
-}
-
-type theusCallSellPlain struct {
-	impl Processes
-	args SellPlainArgs
-	_    [0]func()
-}
-
-func (c *theusCallSellPlain) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	return c.impl.SellPlain(ctx, SellPlainIn{Args: c.args, s: s, tx: o.Tx()}, (*SellPlainOut)(o))
+func theusRunSellPlain(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).SellPlain(ctx, SellPlainIn{Args: *args.(*SellPlainArgs), s: s.(*theusState), tx: o.Tx()}, (*SellPlainOut)(o))
 }
 
 func theusCloneEvent(p *Event) Event {

@@ -229,14 +229,14 @@ type ChangeEmailEffects struct {
 
 // ChangeEmail runs change_email and commits its effects.
 func (e *Engine) ChangeEmail(ctx context.Context, args ChangeEmailArgs) (ChangeEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcChangeEmail)
-	*c.Frame().(*theusCallChangeEmail) = theusCallChangeEmail{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcChangeEmail, e.impl)
+	*c.Args().(*ChangeEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunChangeEmail runs change_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunChangeEmail(impl Processes, s State, args ChangeEmailArgs) (ChangeEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcChangeEmail, &theusCallChangeEmail{args: args, impl: impl}, &s)
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcChangeEmail, impl, &args, &s)
 	return ChangeEmailEffects{UserChanged: engine.Emitted[Changed](r, "user.changed"), UserEmail: engine.WrittenValue[string](r, 0)}, err
 }
 
@@ -280,14 +280,14 @@ type MoveEffects struct {
 
 // Move runs move and commits its effects.
 func (e *Engine) Move(ctx context.Context, args MoveArgs) (MoveReceipt, error) {
-	c := engine.Take(e.core, theusProcMove)
-	*c.Frame().(*theusCallMove) = theusCallMove{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcMove, e.impl)
+	*c.Args().(*MoveArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunMove runs move once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunMove(impl Processes, s State, args MoveArgs) (MoveEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcMove, &theusCallMove{args: args, impl: impl}, &s)
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcMove, impl, &args, &s)
 	return MoveEffects{Audit: engine.WrittenValue[[]string](r, 1), UserAddress: engine.WrittenValue[Address](r, 0)}, err
 }
 
@@ -321,18 +321,18 @@ type SetPrefsEffects struct{ UserPrefs *map[string]string }
 
 // SetPrefs runs set_prefs and commits its effects.
 func (e *Engine) SetPrefs(ctx context.Context, args SetPrefsArgs) (SetPrefsReceipt, error) {
-	c := engine.Take(e.core, theusProcSetPrefs)
-	*c.Frame().(*theusCallSetPrefs) = theusCallSetPrefs{args: args, impl: e.impl}
+	c := engine.Take(e.core, theusProcSetPrefs, e.impl)
+	*c.Args().(*SetPrefsArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunSetPrefs runs set_prefs once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunSetPrefs(impl Processes, s State, args SetPrefsArgs) (SetPrefsEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSetPrefs, &theusCallSetPrefs{args: args, impl: impl}, &s)
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSetPrefs, impl, &args, &s)
 	return SetPrefsEffects{UserPrefs: engine.WrittenValue[map[string]string](r, 0)}, err
 }
 
-// What the engine needs of contracts.yaml: the schema, the frames of the processes' calls (their arguments: runtime/engine holds, checks and applies their outputs; the func field spares the compiler an equality per frame), deep copies, JSON encoders and checks, the topics' emitters.
+// What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
 
 func theusCloneState(p *State) State {
 	c := *p
@@ -368,9 +368,9 @@ var theusSchema = engine.Schema[State]{
 	},
 	Paths: []string{"domain.user", "domain.audit", "domain.user.id", "domain.user.email", "domain.user.address", "domain.user.prefs"},
 	Processes: []engine.ProcessSpec{
-		{Frame: (*theusCallChangeEmail)(nil), Inputs: []int{theusPathDomainUser_ID, theusPathDomainUser_Email}, Name: "change_email", Outputs: []int{theusPathDomainUser_Email}},
-		{Frame: (*theusCallMove)(nil), Inputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}, Name: "move", Outputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}},
-		{Frame: (*theusCallSetPrefs)(nil), Inputs: []int{theusPathDomainUser_Prefs}, Name: "set_prefs", Outputs: []int{theusPathDomainUser_Prefs}},
+		{Args: (*ChangeEmailArgs)(nil), Inputs: []int{theusPathDomainUser_ID, theusPathDomainUser_Email}, Name: "change_email", Outputs: []int{theusPathDomainUser_Email}, Run: theusRunChangeEmail},
+		{Args: (*MoveArgs)(nil), Inputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}, Name: "move", Outputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}, Run: theusRunMove},
+		{Args: (*SetPrefsArgs)(nil), Inputs: []int{theusPathDomainUser_Prefs}, Name: "set_prefs", Outputs: []int{theusPathDomainUser_Prefs}, Run: theusRunSetPrefs},
 	},
 	State: []engine.StateField[State]{
 		engine.ValueField("domain.user", "User{id string, email string, address Address{city string, lines []string}, prefs map[string]string}", func(s *State) *User { return &s.Domain.User }, theusAppendUser),
@@ -424,34 +424,16 @@ func (t theusPatch) Apply(s *State, _ uint64) {
 	}
 }
 
-type theusCallChangeEmail struct {
-	impl Processes
-	args ChangeEmailArgs
-	_    [0]func()
+func theusRunChangeEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).ChangeEmail(ctx, ChangeEmailIn{Args: *args.(*ChangeEmailArgs), s: s.(*State)}, (*ChangeEmailOut)(o))
 }
 
-func (c *theusCallChangeEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
-	return c.impl.ChangeEmail(ctx, ChangeEmailIn{Args: c.args, s: s}, (*ChangeEmailOut)(o))
+func theusRunMove(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).Move(ctx, MoveIn{Args: *args.(*MoveArgs), s: s.(*State)}, (*MoveOut)(o))
 }
 
-type theusCallMove struct {
-	impl Processes
-	args MoveArgs
-	_    [0]func()
-}
-
-func (c *theusCallMove) Run(ctx context.Context, s *State, o *engine.Out) error {
-	return c.impl.Move(ctx, MoveIn{Args: c.args, s: s}, (*MoveOut)(o))
-}
-
-type theusCallSetPrefs struct {
-	impl Processes
-	args SetPrefsArgs
-	_    [0]func()
-}
-
-func (c *theusCallSetPrefs) Run(ctx context.Context, s *State, o *engine.Out) error {
-	return c.impl.SetPrefs(ctx, SetPrefsIn{Args: c.args, s: s}, (*SetPrefsOut)(o))
+func theusRunSetPrefs(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).SetPrefs(ctx, SetPrefsIn{Args: *args.(*SetPrefsArgs), s: s.(*State)}, (*SetPrefsOut)(o))
 }
 
 func theusCloneAddress(p *Address) Address {

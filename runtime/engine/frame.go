@@ -40,13 +40,20 @@ type RulesFunc func(tx *Tx, i int, out, args any)
 // Generated code declares one per written path in Schema.Outputs, built
 // with ValueOutput or CollectionOutput: the code is per type of output,
 // shared by every process that writes one of the type.
-type Output[S any] struct{ o output[S] }
+//
+// The methods of a generic type are compiled for each type of value it is
+// instantiated with, used or not: what needs no type parameter (the
+// holder's allocation, a value's reset, which is none) is outside them.
+type Output[S any] struct {
+	o output[S]
+	// slot is the type of the holder of the output's value in a call.
+	slot reflect.Type
+	// reset forgets what a previous run left in a holder; nil when
+	// nothing needs to be forgotten.
+	reset func(slot any)
+}
 
 type output[S any] interface {
-	// slot returns a new holder of the output's value for a call.
-	slot() any
-	// reset forgets what a previous run left in slot.
-	reset(slot any)
 	// check fails tx if the run wrote path and slot holds a value a
 	// durable store cannot encode; it reports whether the rules of the
 	// output are to be checked.
@@ -60,7 +67,9 @@ type output[S any] interface {
 // spells and get reaches in a state; valid is nil for the types that JSON
 // always encodes (see CheckValue).
 func ValueOutput[S, T any](name string, get func(*S) *T, valid func(*T) error) Output[S] {
-	return Output[S]{&valueOutput[S, T]{name: name, get: get, valid: valid}}
+	// A value that the run did not write (Tx.Written) is neither checked,
+	// applied nor reported, and the next write replaces it: no reset.
+	return Output[S]{o: &valueOutput[S, T]{name: name, get: get, valid: valid}, slot: reflect.TypeFor[T]()}
 }
 
 type valueOutput[S, T any] struct {
@@ -68,12 +77,6 @@ type valueOutput[S, T any] struct {
 	get   func(*S) *T
 	valid func(*T) error
 }
-
-func (o *valueOutput[S, T]) slot() any { return new(T) }
-
-// reset does nothing: a value that the run did not write (Tx.Written) is
-// neither checked, applied nor reported, and the next write replaces it.
-func (o *valueOutput[S, T]) reset(any) {}
 
 func (o *valueOutput[S, T]) check(tx *Tx, path int, slot any) bool {
 	if !tx.Written(path) {
@@ -97,7 +100,7 @@ func (o *valueOutput[S, T]) apply(s *S, tx *Tx, path int, slot any, _ uint64) {
 // of, which name spells and get reaches in a state; valid is nil for the
 // types that JSON always encodes (see CheckEntries).
 func CollectionOutput[S any, K cmp.Ordered, V any](name string, get func(*S) *Collection[K, V], valid func(*V) error) Output[S] {
-	return Output[S]{&collOutput[S, K, V]{name: name, get: get, valid: valid}}
+	return Output[S]{o: &collOutput[S, K, V]{name: name, get: get, valid: valid}, slot: reflect.TypeFor[[]Pending[K, V]](), reset: resetPending[K, V]}
 }
 
 type collOutput[S any, K cmp.Ordered, V any] struct {
@@ -106,11 +109,9 @@ type collOutput[S any, K cmp.Ordered, V any] struct {
 	valid func(*V) error
 }
 
-func (o *collOutput[S, K, V]) slot() any { return new([]Pending[K, V]) }
-
-// reset drops the pending writes rather than reusing their array: the
-// RunX effects of a run may still point into it.
-func (o *collOutput[S, K, V]) reset(slot any) { *slot.(*[]Pending[K, V]) = nil }
+// resetPending drops the pending writes rather than reusing their array:
+// the RunX effects of a run may still point into it.
+func resetPending[K cmp.Ordered, V any](slot any) { *slot.(*[]Pending[K, V]) = nil }
 
 func (o *collOutput[S, K, V]) check(tx *Tx, _ int, slot any) bool {
 	if err := CheckEntries(tx.codec, o.name, *slot.(*[]Pending[K, V]), o.valid); err != nil {
@@ -131,13 +132,14 @@ func (o *collOutput[S, K, V]) apply(s *S, _ *Tx, _ int, slot any, v uint64) {
 // per process (Take).
 type FrameCall[S any] struct {
 	Invocation
-	impl  any
-	args  any // a pointer to the arguments (ProcessSpec.Args)
-	run   RunFunc
-	rules RulesFunc
-	outs  []output[S] // per output of the process (ProcessSpec.Outputs)
-	e     *Engine[S]
-	proc  int
+	impl   any
+	args   any // a pointer to the arguments (ProcessSpec.Args)
+	run    RunFunc
+	rules  RulesFunc
+	outs   []output[S] // per output of the process (ProcessSpec.Outputs)
+	resets []func(any) // per output, nil for those that need none
+	e      *Engine[S]
+	proc   int
 }
 
 // NewFrameCall returns a call of process proc of schema, with impl and
@@ -149,9 +151,11 @@ func NewFrameCall[S any](schema *Schema[S], proc int, impl, args any) *FrameCall
 	c := &FrameCall[S]{impl: impl, args: args, run: spec.Run, rules: spec.Rules, proc: proc, outs: make([]output[S], len(spec.Outputs))}
 	c.paths = spec.Outputs
 	c.slots = make([]any, len(spec.Outputs))
+	c.resets = make([]func(any), len(spec.Outputs))
 	for i, p := range spec.Outputs {
-		c.outs[i] = schema.Outputs[p].o
-		c.slots[i] = c.outs[i].slot()
+		out := &schema.Outputs[p]
+		c.outs[i], c.resets[i] = out.o, out.reset
+		c.slots[i] = reflect.New(out.slot).Interface()
 	}
 	return c
 }
@@ -160,8 +164,10 @@ func NewFrameCall[S any](schema *Schema[S], proc int, impl, args any) *FrameCall
 // the run wrote, in the order the process declares them, each against the
 // engine's codec and then the process's rules.
 func (c *FrameCall[S]) Run(ctx context.Context, s *S) error {
-	for i, o := range c.outs {
-		o.reset(c.slots[i])
+	for i, reset := range c.resets {
+		if reset != nil {
+			reset(c.slots[i])
+		}
 	}
 	c.result.set = false
 	c.kept = c.kept[:0]

@@ -240,16 +240,12 @@ type OpenAccountOut engine.Out
 
 // Accounts returns the writer of domain.accounts: Put and Delete entries.
 func (o *OpenAccountOut) Accounts() engine.CollectionWriter[string, Account] {
-	return engine.Writer((*engine.Out)(o), theusPathDomainAccounts, &o.set(-1).accounts, nil)
+	return engine.OutputWriter[string, Account]((*engine.Out)(o), 0, nil)
 }
 
 // EmitAccountOpened emits a message on topic account.opened.
 func (o *OpenAccountOut) EmitAccountOpened(p AccountOpened) {
-	theusEmitAccountOpened((*engine.Out)(o), &p, &o.set(-1).accountOpened)
-}
-
-func (o *OpenAccountOut) set(path int) *theusCallOpenAccount {
-	return (*engine.Out)(o).Set(path).(*theusCallOpenAccount)
+	theusEmitAccountOpened((*engine.Out)(o), &p)
 }
 
 // OpenAccountReceipt tells what a call of open_account committed.
@@ -263,21 +259,15 @@ type OpenAccountEffects struct {
 
 // OpenAccount runs open_account and commits its effects.
 func (e *Engine) OpenAccount(ctx context.Context, args OpenAccountArgs) (OpenAccountReceipt, error) {
-	c := engine.Take(e.core, theusProcOpenAccount)
-	f := c.Frame().(*theusCallOpenAccount)
-	f.impl, f.args = e.impl, args
+	c := engine.Take(e.core, theusProcOpenAccount, e.impl)
+	*c.Args().(*OpenAccountArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunOpenAccount runs open_account once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunOpenAccount(impl Processes, s State, args OpenAccountArgs) (OpenAccountEffects, error) {
-	c := &theusCallOpenAccount{args: args, impl: impl}
-	st := theusInternal(&s)
-	_, err := engine.RunFrame(context.Background(), "open_account", c, &st, ErrAccountExists, ErrInvalidAmount)
-	if err != nil {
-		return OpenAccountEffects{}, err
-	}
-	return OpenAccountEffects{AccountOpened: c.accountOpened, Accounts: engine.Last(c.accounts)}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcOpenAccount, impl, &args, new(theusInternal(&s)))
+	return OpenAccountEffects{AccountOpened: engine.Emitted[AccountOpened](r, "account.opened"), Accounts: engine.WrittenEntries[string, Account](r, 0)}, err
 }
 
 // DepositArgs are the arguments of deposit.
@@ -305,11 +295,7 @@ type DepositOut engine.Out
 
 // Accounts returns the writer of domain.accounts: Put and Delete entries.
 func (o *DepositOut) Accounts() engine.CollectionWriter[string, Account] {
-	return engine.Writer((*engine.Out)(o), theusPathDomainAccounts, &o.set(-1).accounts, nil)
-}
-
-func (o *DepositOut) set(path int) *theusCallDeposit {
-	return (*engine.Out)(o).Set(path).(*theusCallDeposit)
+	return engine.OutputWriter[string, Account]((*engine.Out)(o), 0, nil)
 }
 
 // DepositReceipt tells what a call of deposit committed.
@@ -320,21 +306,15 @@ type DepositEffects struct{ Accounts map[string]*Account }
 
 // Deposit runs deposit and commits its effects.
 func (e *Engine) Deposit(ctx context.Context, args DepositArgs) (DepositReceipt, error) {
-	c := engine.Take(e.core, theusProcDeposit)
-	f := c.Frame().(*theusCallDeposit)
-	f.impl, f.args = e.impl, args
+	c := engine.Take(e.core, theusProcDeposit, e.impl)
+	*c.Args().(*DepositArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunDeposit runs deposit once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunDeposit(impl Processes, s State, args DepositArgs) (DepositEffects, error) {
-	c := &theusCallDeposit{args: args, impl: impl}
-	st := theusInternal(&s)
-	_, err := engine.RunFrame(context.Background(), "deposit", c, &st, ErrNoSuchAccount, ErrInvalidAmount)
-	if err != nil {
-		return DepositEffects{}, err
-	}
-	return DepositEffects{Accounts: engine.Last(c.accounts)}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcDeposit, impl, &args, new(theusInternal(&s)))
+	return DepositEffects{Accounts: engine.WrittenEntries[string, Account](r, 0)}, err
 }
 
 // TransferArgs are the arguments of transfer.
@@ -363,20 +343,16 @@ type TransferOut engine.Out
 
 // Accounts returns the writer of domain.accounts: Put and Delete entries.
 func (o *TransferOut) Accounts() engine.CollectionWriter[string, Account] {
-	return engine.Writer((*engine.Out)(o), theusPathDomainAccounts, &o.set(-1).accounts, nil)
+	return engine.OutputWriter[string, Account]((*engine.Out)(o), 0, nil)
 }
 
 // EmitTransferCompleted emits a message on topic transfer.completed.
 func (o *TransferOut) EmitTransferCompleted(p TransferCompleted) {
-	theusEmitTransferCompleted((*engine.Out)(o), &p, &o.set(-1).transferCompleted)
+	theusEmitTransferCompleted((*engine.Out)(o), &p)
 }
 
 // SetResult sets the value returned to the caller in TransferReceipt.Result.
-func (o *TransferOut) SetResult(v int64) { o.set(-1).result = v }
-
-func (o *TransferOut) set(path int) *theusCallTransfer {
-	return (*engine.Out)(o).Set(path).(*theusCallTransfer)
-}
+func (o *TransferOut) SetResult(v int64) { engine.SetResult((*engine.Out)(o), v) }
 
 // TransferReceipt tells what a call of transfer committed.
 type TransferReceipt = engine.ReceiptOf[int64]
@@ -390,21 +366,15 @@ type TransferEffects struct {
 
 // Transfer runs transfer and commits its effects.
 func (e *Engine) Transfer(ctx context.Context, args TransferArgs) (TransferReceipt, error) {
-	c := engine.Take(e.core, theusProcTransfer)
-	f := c.Frame().(*theusCallTransfer)
-	f.impl, f.args = e.impl, args
-	return engine.ExecResult(ctx, c, &f.result)
+	c := engine.Take(e.core, theusProcTransfer, e.impl)
+	*c.Args().(*TransferArgs) = args
+	return engine.ExecResult[int64](ctx, c)
 }
 
 // RunTransfer runs transfer once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunTransfer(impl Processes, s State, args TransferArgs) (TransferEffects, error) {
-	c := &theusCallTransfer{args: args, impl: impl}
-	st := theusInternal(&s)
-	_, err := engine.RunFrame(context.Background(), "transfer", c, &st, ErrNoSuchAccount, ErrInvalidAmount, ErrSameAccount)
-	if err != nil {
-		return TransferEffects{}, err
-	}
-	return TransferEffects{Accounts: engine.Last(c.accounts), Result: c.result, TransferCompleted: c.transferCompleted}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcTransfer, impl, &args, new(theusInternal(&s)))
+	return TransferEffects{Accounts: engine.WrittenEntries[string, Account](r, 0), Result: engine.Result[int64](r), TransferCompleted: engine.Emitted[TransferCompleted](r, "transfer.completed")}, err
 }
 
 // BalanceArgs are the arguments of balance.
@@ -428,11 +398,7 @@ func (in BalanceIn) Accounts() engine.MapView[string, AccountView] {
 type BalanceOut engine.Out
 
 // SetResult sets the value returned to the caller in BalanceReceipt.Result.
-func (o *BalanceOut) SetResult(v int64) { o.set(-1).result = v }
-
-func (o *BalanceOut) set(path int) *theusCallBalance {
-	return (*engine.Out)(o).Set(path).(*theusCallBalance)
-}
+func (o *BalanceOut) SetResult(v int64) { engine.SetResult((*engine.Out)(o), v) }
 
 // BalanceReceipt tells what a call of balance committed.
 type BalanceReceipt = engine.ReceiptOf[int64]
@@ -442,24 +408,18 @@ type BalanceEffects struct{ Result int64 }
 
 // Balance runs balance on the latest snapshot; it commits nothing.
 func (e *Engine) Balance(ctx context.Context, args BalanceArgs) (BalanceReceipt, error) {
-	c := engine.Take(e.core, theusProcBalance)
-	f := c.Frame().(*theusCallBalance)
-	f.impl, f.args = e.impl, args
-	return engine.ExecResult(ctx, c, &f.result)
+	c := engine.Take(e.core, theusProcBalance, e.impl)
+	*c.Args().(*BalanceArgs) = args
+	return engine.ExecResult[int64](ctx, c)
 }
 
 // RunBalance runs balance once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunBalance(impl Processes, s State, args BalanceArgs) (BalanceEffects, error) {
-	c := &theusCallBalance{args: args, impl: impl}
-	st := theusInternal(&s)
-	_, err := engine.RunFrame(context.Background(), "balance", c, &st, ErrNoSuchAccount)
-	if err != nil {
-		return BalanceEffects{}, err
-	}
-	return BalanceEffects{Result: c.result}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcBalance, impl, &args, new(theusInternal(&s)))
+	return BalanceEffects{Result: engine.Result[int64](r)}, err
 }
 
-// What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
+// What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
 
 // theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
 type theusState struct {
@@ -513,12 +473,15 @@ var theusSchema = engine.Schema[theusState]{
 	Invariants: []engine.Invariant{
 		{Check: "self >= 0", Each: true, Field: 0, Message: "no overdraft", Must: "be >= 0", Path: "domain.accounts[*].balance", Rule: "min", Sub: []string{"balance"}},
 	},
+	Outputs: []engine.Output[theusState]{
+		theusPathDomainAccounts: engine.CollectionOutput("domain.accounts", func(s *theusState) *engine.Collection[string, Account] { return &s.Domain.Accounts }, nil),
+	},
 	Paths: []string{"domain.accounts"},
 	Processes: []engine.ProcessSpec{
-		{Errors: []error{ErrAccountExists, ErrInvalidAmount}, Frame: (*theusCallOpenAccount)(nil), Inputs: []int{theusPathDomainAccounts}, Name: "open_account"},
-		{Errors: []error{ErrNoSuchAccount, ErrInvalidAmount}, Frame: (*theusCallDeposit)(nil), Inputs: []int{theusPathDomainAccounts}, Name: "deposit"},
-		{Errors: []error{ErrNoSuchAccount, ErrInvalidAmount, ErrSameAccount}, Frame: (*theusCallTransfer)(nil), Inputs: []int{theusPathDomainAccounts}, Name: "transfer"},
-		{Errors: []error{ErrNoSuchAccount}, Frame: (*theusCallBalance)(nil), Inputs: []int{theusPathDomainAccounts}, Name: "balance", Pure: true},
+		{Args: (*OpenAccountArgs)(nil), Errors: []error{ErrAccountExists, ErrInvalidAmount}, Inputs: []int{theusPathDomainAccounts}, Name: "open_account", Outputs: []int{theusPathDomainAccounts}, Run: theusRunOpenAccount},
+		{Args: (*DepositArgs)(nil), Errors: []error{ErrNoSuchAccount, ErrInvalidAmount}, Inputs: []int{theusPathDomainAccounts}, Name: "deposit", Outputs: []int{theusPathDomainAccounts}, Run: theusRunDeposit},
+		{Args: (*TransferArgs)(nil), Errors: []error{ErrNoSuchAccount, ErrInvalidAmount, ErrSameAccount}, Inputs: []int{theusPathDomainAccounts}, Name: "transfer", Outputs: []int{theusPathDomainAccounts}, Run: theusRunTransfer},
+		{Args: (*BalanceArgs)(nil), Errors: []error{ErrNoSuchAccount}, Inputs: []int{theusPathDomainAccounts}, Name: "balance", Pure: true, Run: theusRunBalance},
 	},
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.accounts", "collection[string]Account{id string, owner string, balance int64}", func(s *theusState) *engine.Collection[string, Account] { return &s.Domain.Accounts }, theusAppendAccount),
@@ -564,97 +527,21 @@ func (t theusPatch) Apply(s *theusState, v uint64) {
 	}
 }
 
-// theusCallOpenAccount is the frame of a call of open_account: its arguments and what its last run set and emitted.
-type theusCallOpenAccount struct {
-	impl          Processes
-	args          OpenAccountArgs
-	accounts      []engine.Pending[string, Account]
-	accountOpened []AccountOpened
+func theusRunOpenAccount(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).OpenAccount(ctx, OpenAccountIn{Args: *args.(*OpenAccountArgs), s: s.(*theusState), tx: o.Tx()}, (*OpenAccountOut)(o))
 }
 
-func (c *theusCallOpenAccount) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	*c = theusCallOpenAccount{args: c.args, impl: c.impl}
-	if err := c.impl.OpenAccount(ctx, OpenAccountIn{Args: c.args, s: s, tx: o.Tx()}, (*OpenAccountOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	if err := engine.CheckEntries(tx.Codec(), "domain.accounts", c.accounts, nil); err != nil {
-		tx.Fail(err)
-	}
-	return nil
+func theusRunDeposit(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).Deposit(ctx, DepositIn{Args: *args.(*DepositArgs), s: s.(*theusState), tx: o.Tx()}, (*DepositOut)(o))
 }
 
-func (c *theusCallOpenAccount) Apply(s *theusState, tx *engine.Tx, v uint64) {
-	if len(c.accounts) > 0 {
-		s.Domain.Accounts = s.Domain.Accounts.Apply(v, c.accounts)
-	}
+func theusRunTransfer(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).Transfer(ctx, TransferIn{Args: *args.(*TransferArgs), s: s.(*theusState), tx: o.Tx()}, (*TransferOut)(o))
 }
 
-// theusCallDeposit is the frame of a call of deposit: its arguments and what its last run set and emitted.
-type theusCallDeposit struct {
-	impl     Processes
-	args     DepositArgs
-	accounts []engine.Pending[string, Account]
+func theusRunBalance(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).Balance(ctx, BalanceIn{Args: *args.(*BalanceArgs), s: s.(*theusState), tx: o.Tx()}, (*BalanceOut)(o))
 }
-
-func (c *theusCallDeposit) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	*c = theusCallDeposit{args: c.args, impl: c.impl}
-	if err := c.impl.Deposit(ctx, DepositIn{Args: c.args, s: s, tx: o.Tx()}, (*DepositOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	if err := engine.CheckEntries(tx.Codec(), "domain.accounts", c.accounts, nil); err != nil {
-		tx.Fail(err)
-	}
-	return nil
-}
-
-func (c *theusCallDeposit) Apply(s *theusState, tx *engine.Tx, v uint64) {
-	if len(c.accounts) > 0 {
-		s.Domain.Accounts = s.Domain.Accounts.Apply(v, c.accounts)
-	}
-}
-
-// theusCallTransfer is the frame of a call of transfer: its arguments and what its last run set and emitted.
-type theusCallTransfer struct {
-	impl              Processes
-	args              TransferArgs
-	accounts          []engine.Pending[string, Account]
-	transferCompleted []TransferCompleted
-	result            int64
-}
-
-func (c *theusCallTransfer) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	*c = theusCallTransfer{args: c.args, impl: c.impl}
-	if err := c.impl.Transfer(ctx, TransferIn{Args: c.args, s: s, tx: o.Tx()}, (*TransferOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	if err := engine.CheckEntries(tx.Codec(), "domain.accounts", c.accounts, nil); err != nil {
-		tx.Fail(err)
-	}
-	return nil
-}
-
-func (c *theusCallTransfer) Apply(s *theusState, tx *engine.Tx, v uint64) {
-	if len(c.accounts) > 0 {
-		s.Domain.Accounts = s.Domain.Accounts.Apply(v, c.accounts)
-	}
-}
-
-// theusCallBalance is the frame of a call of balance: its arguments and what its last run set and emitted.
-type theusCallBalance struct {
-	impl   Processes
-	args   BalanceArgs
-	result int64
-}
-
-func (c *theusCallBalance) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	*c = theusCallBalance{args: c.args, impl: c.impl}
-	return c.impl.Balance(ctx, BalanceIn{Args: c.args, s: s, tx: o.Tx()}, (*BalanceOut)(o))
-}
-
-func (c *theusCallBalance) Apply(*theusState, *engine.Tx, uint64) {}
 
 func theusCloneAccount(p *Account) Account {
 	return *p
@@ -703,8 +590,8 @@ func theusAppendTransferCompleted(b []byte, p *TransferCompleted) ([]byte, error
 	return b, nil
 }
 
-// theusEmitAccountOpened emits p on topic account.opened in the run of o; a RunX run keeps a copy in kept.
-func theusEmitAccountOpened(o *engine.Out, p *AccountOpened, kept *[]AccountOpened) {
+// theusEmitAccountOpened emits p on topic account.opened in the run of o; a RunX run keeps a copy.
+func theusEmitAccountOpened(o *engine.Out, p *AccountOpened) {
 	if tx := o.Tx(); tx.Codec() != nil {
 		tx.EmitValue("account.opened", p.ID, *p)
 	} else {
@@ -712,12 +599,12 @@ func theusEmitAccountOpened(o *engine.Out, p *AccountOpened, kept *[]AccountOpen
 		tx.EmitEncoded("account.opened", p.ID, b, err)
 	}
 	if o.Keep() {
-		*kept = append(*kept, theusCloneAccountOpened(p))
+		o.Kept("account.opened", theusCloneAccountOpened(p))
 	}
 }
 
-// theusEmitTransferCompleted emits p on topic transfer.completed in the run of o; a RunX run keeps a copy in kept.
-func theusEmitTransferCompleted(o *engine.Out, p *TransferCompleted, kept *[]TransferCompleted) {
+// theusEmitTransferCompleted emits p on topic transfer.completed in the run of o; a RunX run keeps a copy.
+func theusEmitTransferCompleted(o *engine.Out, p *TransferCompleted) {
 	if tx := o.Tx(); tx.Codec() != nil {
 		tx.EmitValue("transfer.completed", p.Account, *p)
 	} else {
@@ -725,7 +612,7 @@ func theusEmitTransferCompleted(o *engine.Out, p *TransferCompleted, kept *[]Tra
 		tx.EmitEncoded("transfer.completed", p.Account, b, err)
 	}
 	if o.Keep() {
-		*kept = append(*kept, theusCloneTransferCompleted(p))
+		o.Kept("transfer.completed", theusCloneTransferCompleted(p))
 	}
 }
 

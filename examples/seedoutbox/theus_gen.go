@@ -147,13 +147,9 @@ func (v UserUpdatedView) Clone() UserUpdated { return theusCloneUserUpdated(v.p)
 
 // Processes is implemented by the application: one method per process of contracts.yaml.
 type Processes interface {
-	// QueueAliceEmail: runs queue_alice_email.
 	QueueAliceEmail(ctx context.Context, in QueueAliceEmailIn, out *QueueAliceEmailOut) error
-	// QueueBobEmail: runs queue_bob_email.
 	QueueBobEmail(ctx context.Context, in QueueBobEmailIn, out *QueueBobEmailOut) error
-	// EmitAliceEmail: runs emit_alice_email.
 	EmitAliceEmail(ctx context.Context, in EmitAliceEmailIn, out *EmitAliceEmailOut) error
-	// EmitBobEmail: runs emit_bob_email.
 	EmitBobEmail(ctx context.Context, in EmitBobEmailIn, out *EmitBobEmailOut) error
 }
 
@@ -233,15 +229,13 @@ func (in QueueAliceEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMs
 type QueueAliceEmailOut engine.Out
 
 // SetAlice sets domain.alice.
-func (o *QueueAliceEmailOut) SetAlice(v User) { o.set(theusPathDomainAlice).alice = theusCloneUser(&v) }
+func (o *QueueAliceEmailOut) SetAlice(v User) {
+	engine.SetOutput((*engine.Out)(o), 0, theusCloneUser(&v))
+}
 
 // SetOutboxQueue sets domain.outbox_queue.
 func (o *QueueAliceEmailOut) SetOutboxQueue(v []OutboxMsg) {
-	o.set(theusPathDomainOutboxQueue).outboxQueue = slices.Clone(v)
-}
-
-func (o *QueueAliceEmailOut) set(path int) *theusCallQueueAliceEmail {
-	return (*engine.Out)(o).Set(path).(*theusCallQueueAliceEmail)
+	engine.SetOutput((*engine.Out)(o), 1, slices.Clone(v))
 }
 
 // QueueAliceEmailReceipt tells what a call of queue_alice_email committed.
@@ -255,20 +249,15 @@ type QueueAliceEmailEffects struct {
 
 // QueueAliceEmail runs queue_alice_email and commits its effects.
 func (e *Engine) QueueAliceEmail(ctx context.Context, args QueueAliceEmailArgs) (QueueAliceEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcQueueAliceEmail)
-	f := c.Frame().(*theusCallQueueAliceEmail)
-	f.impl, f.args = e.impl, args
+	c := engine.Take(e.core, theusProcQueueAliceEmail, e.impl)
+	*c.Args().(*QueueAliceEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunQueueAliceEmail runs queue_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunQueueAliceEmail(impl Processes, s State, args QueueAliceEmailArgs) (QueueAliceEmailEffects, error) {
-	c := &theusCallQueueAliceEmail{args: args, impl: impl}
-	tx, err := engine.RunFrame(context.Background(), "queue_alice_email", c, &s)
-	if err != nil {
-		return QueueAliceEmailEffects{}, err
-	}
-	return QueueAliceEmailEffects{Alice: engine.Written(tx, theusPathDomainAlice, &c.alice), OutboxQueue: engine.Written(tx, theusPathDomainOutboxQueue, &c.outboxQueue)}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcQueueAliceEmail, impl, &args, &s)
+	return QueueAliceEmailEffects{Alice: engine.WrittenValue[User](r, 0), OutboxQueue: engine.WrittenValue[[]OutboxMsg](r, 1)}, err
 }
 
 // QueueBobEmailArgs are the arguments of queue_bob_email.
@@ -296,15 +285,11 @@ func (in QueueBobEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgV
 type QueueBobEmailOut engine.Out
 
 // SetBob sets domain.bob.
-func (o *QueueBobEmailOut) SetBob(v User) { o.set(theusPathDomainBob).bob = theusCloneUser(&v) }
+func (o *QueueBobEmailOut) SetBob(v User) { engine.SetOutput((*engine.Out)(o), 0, theusCloneUser(&v)) }
 
 // SetOutboxQueue sets domain.outbox_queue.
 func (o *QueueBobEmailOut) SetOutboxQueue(v []OutboxMsg) {
-	o.set(theusPathDomainOutboxQueue).outboxQueue = slices.Clone(v)
-}
-
-func (o *QueueBobEmailOut) set(path int) *theusCallQueueBobEmail {
-	return (*engine.Out)(o).Set(path).(*theusCallQueueBobEmail)
+	engine.SetOutput((*engine.Out)(o), 1, slices.Clone(v))
 }
 
 // QueueBobEmailReceipt tells what a call of queue_bob_email committed.
@@ -318,20 +303,15 @@ type QueueBobEmailEffects struct {
 
 // QueueBobEmail runs queue_bob_email and commits its effects.
 func (e *Engine) QueueBobEmail(ctx context.Context, args QueueBobEmailArgs) (QueueBobEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcQueueBobEmail)
-	f := c.Frame().(*theusCallQueueBobEmail)
-	f.impl, f.args = e.impl, args
+	c := engine.Take(e.core, theusProcQueueBobEmail, e.impl)
+	*c.Args().(*QueueBobEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunQueueBobEmail runs queue_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunQueueBobEmail(impl Processes, s State, args QueueBobEmailArgs) (QueueBobEmailEffects, error) {
-	c := &theusCallQueueBobEmail{args: args, impl: impl}
-	tx, err := engine.RunFrame(context.Background(), "queue_bob_email", c, &s)
-	if err != nil {
-		return QueueBobEmailEffects{}, err
-	}
-	return QueueBobEmailEffects{Bob: engine.Written(tx, theusPathDomainBob, &c.bob), OutboxQueue: engine.Written(tx, theusPathDomainOutboxQueue, &c.outboxQueue)}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcQueueBobEmail, impl, &args, &s)
+	return QueueBobEmailEffects{Bob: engine.WrittenValue[User](r, 0), OutboxQueue: engine.WrittenValue[[]OutboxMsg](r, 1)}, err
 }
 
 // EmitAliceEmailArgs are the arguments of emit_alice_email.
@@ -350,15 +330,13 @@ func (in EmitAliceEmailIn) Alice() UserView { return UserView{p: &in.s.Domain.Al
 type EmitAliceEmailOut engine.Out
 
 // SetAlice sets domain.alice.
-func (o *EmitAliceEmailOut) SetAlice(v User) { o.set(theusPathDomainAlice).alice = theusCloneUser(&v) }
+func (o *EmitAliceEmailOut) SetAlice(v User) {
+	engine.SetOutput((*engine.Out)(o), 0, theusCloneUser(&v))
+}
 
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *EmitAliceEmailOut) EmitUserUpdated(p UserUpdated) {
-	theusEmitUserUpdated((*engine.Out)(o), &p, &o.set(-1).userUpdated)
-}
-
-func (o *EmitAliceEmailOut) set(path int) *theusCallEmitAliceEmail {
-	return (*engine.Out)(o).Set(path).(*theusCallEmitAliceEmail)
+	theusEmitUserUpdated((*engine.Out)(o), &p)
 }
 
 // EmitAliceEmailReceipt tells what a call of emit_alice_email committed.
@@ -372,20 +350,15 @@ type EmitAliceEmailEffects struct {
 
 // EmitAliceEmail runs emit_alice_email and commits its effects.
 func (e *Engine) EmitAliceEmail(ctx context.Context, args EmitAliceEmailArgs) (EmitAliceEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcEmitAliceEmail)
-	f := c.Frame().(*theusCallEmitAliceEmail)
-	f.impl, f.args = e.impl, args
+	c := engine.Take(e.core, theusProcEmitAliceEmail, e.impl)
+	*c.Args().(*EmitAliceEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunEmitAliceEmail runs emit_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunEmitAliceEmail(impl Processes, s State, args EmitAliceEmailArgs) (EmitAliceEmailEffects, error) {
-	c := &theusCallEmitAliceEmail{args: args, impl: impl}
-	tx, err := engine.RunFrame(context.Background(), "emit_alice_email", c, &s)
-	if err != nil {
-		return EmitAliceEmailEffects{}, err
-	}
-	return EmitAliceEmailEffects{Alice: engine.Written(tx, theusPathDomainAlice, &c.alice), UserUpdated: c.userUpdated}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcEmitAliceEmail, impl, &args, &s)
+	return EmitAliceEmailEffects{Alice: engine.WrittenValue[User](r, 0), UserUpdated: engine.Emitted[UserUpdated](r, "user.updated")}, err
 }
 
 // EmitBobEmailArgs are the arguments of emit_bob_email.
@@ -404,16 +377,10 @@ func (in EmitBobEmailIn) Bob() UserView { return UserView{p: &in.s.Domain.Bob} }
 type EmitBobEmailOut engine.Out
 
 // SetBob sets domain.bob.
-func (o *EmitBobEmailOut) SetBob(v User) { o.set(theusPathDomainBob).bob = theusCloneUser(&v) }
+func (o *EmitBobEmailOut) SetBob(v User) { engine.SetOutput((*engine.Out)(o), 0, theusCloneUser(&v)) }
 
 // EmitUserUpdated emits a message on topic user.updated.
-func (o *EmitBobEmailOut) EmitUserUpdated(p UserUpdated) {
-	theusEmitUserUpdated((*engine.Out)(o), &p, &o.set(-1).userUpdated)
-}
-
-func (o *EmitBobEmailOut) set(path int) *theusCallEmitBobEmail {
-	return (*engine.Out)(o).Set(path).(*theusCallEmitBobEmail)
-}
+func (o *EmitBobEmailOut) EmitUserUpdated(p UserUpdated) { theusEmitUserUpdated((*engine.Out)(o), &p) }
 
 // EmitBobEmailReceipt tells what a call of emit_bob_email committed.
 type EmitBobEmailReceipt = engine.Receipt
@@ -426,23 +393,18 @@ type EmitBobEmailEffects struct {
 
 // EmitBobEmail runs emit_bob_email and commits its effects.
 func (e *Engine) EmitBobEmail(ctx context.Context, args EmitBobEmailArgs) (EmitBobEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcEmitBobEmail)
-	f := c.Frame().(*theusCallEmitBobEmail)
-	f.impl, f.args = e.impl, args
+	c := engine.Take(e.core, theusProcEmitBobEmail, e.impl)
+	*c.Args().(*EmitBobEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunEmitBobEmail runs emit_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunEmitBobEmail(impl Processes, s State, args EmitBobEmailArgs) (EmitBobEmailEffects, error) {
-	c := &theusCallEmitBobEmail{args: args, impl: impl}
-	tx, err := engine.RunFrame(context.Background(), "emit_bob_email", c, &s)
-	if err != nil {
-		return EmitBobEmailEffects{}, err
-	}
-	return EmitBobEmailEffects{Bob: engine.Written(tx, theusPathDomainBob, &c.bob), UserUpdated: c.userUpdated}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcEmitBobEmail, impl, &args, &s)
+	return EmitBobEmailEffects{Bob: engine.WrittenValue[User](r, 0), UserUpdated: engine.Emitted[UserUpdated](r, "user.updated")}, err
 }
 
-// What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
+// What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
 
 func theusCloneState(p *State) State {
 	c := *p
@@ -467,12 +429,17 @@ const (
 
 var theusSchema = engine.Schema[State]{
 	Clone: theusCloneState,
+	Outputs: []engine.Output[State]{
+		theusPathDomainAlice:       engine.ValueOutput("domain.alice", func(s *State) *User { return &s.Domain.Alice }, nil),
+		theusPathDomainBob:         engine.ValueOutput("domain.bob", func(s *State) *User { return &s.Domain.Bob }, nil),
+		theusPathDomainOutboxQueue: engine.ValueOutput("domain.outbox_queue", func(s *State) *[]OutboxMsg { return &s.Domain.OutboxQueue }, nil),
+	},
 	Paths: []string{"domain.alice", "domain.bob", "domain.outbox_queue"},
 	Processes: []engine.ProcessSpec{
-		{Frame: (*theusCallQueueAliceEmail)(nil), Inputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}, Name: "queue_alice_email"},
-		{Frame: (*theusCallQueueBobEmail)(nil), Inputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}, Name: "queue_bob_email"},
-		{Frame: (*theusCallEmitAliceEmail)(nil), Inputs: []int{theusPathDomainAlice}, Name: "emit_alice_email"},
-		{Frame: (*theusCallEmitBobEmail)(nil), Inputs: []int{theusPathDomainBob}, Name: "emit_bob_email"},
+		{Args: (*QueueAliceEmailArgs)(nil), Inputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}, Name: "queue_alice_email", Outputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}, Run: theusRunQueueAliceEmail},
+		{Args: (*QueueBobEmailArgs)(nil), Inputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}, Name: "queue_bob_email", Outputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}, Run: theusRunQueueBobEmail},
+		{Args: (*EmitAliceEmailArgs)(nil), Inputs: []int{theusPathDomainAlice}, Name: "emit_alice_email", Outputs: []int{theusPathDomainAlice}, Run: theusRunEmitAliceEmail},
+		{Args: (*EmitBobEmailArgs)(nil), Inputs: []int{theusPathDomainBob}, Name: "emit_bob_email", Outputs: []int{theusPathDomainBob}, Run: theusRunEmitBobEmail},
 	},
 	State: []engine.StateField[State]{
 		engine.ValueField("domain.alice", "User{id string, email string}", func(s *State) *User { return &s.Domain.Alice }, theusAppendUser),
@@ -487,19 +454,17 @@ func (p *Patch) theusCheck(codec engine.Codec) error {
 		return nil
 	}
 	for _, w := range p.writes {
+		var err error
 		switch w {
 		case theusPathDomainAlice:
-			if err := engine.CheckValue(codec, "domain.alice", &p.alice, nil); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "domain.alice", &p.alice, nil)
 		case theusPathDomainBob:
-			if err := engine.CheckValue(codec, "domain.bob", &p.bob, nil); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "domain.bob", &p.bob, nil)
 		case theusPathDomainOutboxQueue:
-			if err := engine.CheckValue(codec, "domain.outbox_queue", &p.outboxQueue, nil); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "domain.outbox_queue", &p.outboxQueue, nil)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -533,108 +498,20 @@ func (t theusPatch) Apply(s *State, _ uint64) {
 	}
 }
 
-// theusCallQueueAliceEmail is the frame of a call of queue_alice_email: its arguments and what its last run set and emitted.
-type theusCallQueueAliceEmail struct {
-	impl        Processes
-	args        QueueAliceEmailArgs
-	alice       User
-	outboxQueue []OutboxMsg
+func theusRunQueueAliceEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).QueueAliceEmail(ctx, QueueAliceEmailIn{Args: *args.(*QueueAliceEmailArgs), s: s.(*State)}, (*QueueAliceEmailOut)(o))
 }
 
-func (c *theusCallQueueAliceEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
-	*c = theusCallQueueAliceEmail{args: c.args, impl: c.impl}
-	if err := c.impl.QueueAliceEmail(ctx, QueueAliceEmailIn{Args: c.args, s: s}, (*QueueAliceEmailOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	engine.CheckOutput(tx, theusPathDomainAlice, "domain.alice", &c.alice, nil)
-	engine.CheckOutput(tx, theusPathDomainOutboxQueue, "domain.outbox_queue", &c.outboxQueue, nil)
-	return nil
+func theusRunQueueBobEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).QueueBobEmail(ctx, QueueBobEmailIn{Args: *args.(*QueueBobEmailArgs), s: s.(*State)}, (*QueueBobEmailOut)(o))
 }
 
-func (c *theusCallQueueAliceEmail) Apply(s *State, tx *engine.Tx, _ uint64) {
-	if tx.Written(theusPathDomainAlice) {
-		s.Domain.Alice = c.alice
-	}
-	if tx.Written(theusPathDomainOutboxQueue) {
-		s.Domain.OutboxQueue = c.outboxQueue
-	}
+func theusRunEmitAliceEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).EmitAliceEmail(ctx, EmitAliceEmailIn{Args: *args.(*EmitAliceEmailArgs), s: s.(*State)}, (*EmitAliceEmailOut)(o))
 }
 
-// theusCallQueueBobEmail is the frame of a call of queue_bob_email: its arguments and what its last run set and emitted.
-type theusCallQueueBobEmail struct {
-	impl        Processes
-	args        QueueBobEmailArgs
-	bob         User
-	outboxQueue []OutboxMsg
-}
-
-func (c *theusCallQueueBobEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
-	*c = theusCallQueueBobEmail{args: c.args, impl: c.impl}
-	if err := c.impl.QueueBobEmail(ctx, QueueBobEmailIn{Args: c.args, s: s}, (*QueueBobEmailOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	engine.CheckOutput(tx, theusPathDomainBob, "domain.bob", &c.bob, nil)
-	engine.CheckOutput(tx, theusPathDomainOutboxQueue, "domain.outbox_queue", &c.outboxQueue, nil)
-	return nil
-}
-
-func (c *theusCallQueueBobEmail) Apply(s *State, tx *engine.Tx, _ uint64) {
-	if tx.Written(theusPathDomainBob) {
-		s.Domain.Bob = c.bob
-	}
-	if tx.Written(theusPathDomainOutboxQueue) {
-		s.Domain.OutboxQueue = c.outboxQueue
-	}
-}
-
-// theusCallEmitAliceEmail is the frame of a call of emit_alice_email: its arguments and what its last run set and emitted.
-type theusCallEmitAliceEmail struct {
-	impl        Processes
-	args        EmitAliceEmailArgs
-	alice       User
-	userUpdated []UserUpdated
-}
-
-func (c *theusCallEmitAliceEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
-	*c = theusCallEmitAliceEmail{args: c.args, impl: c.impl}
-	if err := c.impl.EmitAliceEmail(ctx, EmitAliceEmailIn{Args: c.args, s: s}, (*EmitAliceEmailOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	engine.CheckOutput(tx, theusPathDomainAlice, "domain.alice", &c.alice, nil)
-	return nil
-}
-
-func (c *theusCallEmitAliceEmail) Apply(s *State, tx *engine.Tx, _ uint64) {
-	if tx.Written(theusPathDomainAlice) {
-		s.Domain.Alice = c.alice
-	}
-}
-
-// theusCallEmitBobEmail is the frame of a call of emit_bob_email: its arguments and what its last run set and emitted.
-type theusCallEmitBobEmail struct {
-	impl        Processes
-	args        EmitBobEmailArgs
-	bob         User
-	userUpdated []UserUpdated
-}
-
-func (c *theusCallEmitBobEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
-	*c = theusCallEmitBobEmail{args: c.args, impl: c.impl}
-	if err := c.impl.EmitBobEmail(ctx, EmitBobEmailIn{Args: c.args, s: s}, (*EmitBobEmailOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	engine.CheckOutput(tx, theusPathDomainBob, "domain.bob", &c.bob, nil)
-	return nil
-}
-
-func (c *theusCallEmitBobEmail) Apply(s *State, tx *engine.Tx, _ uint64) {
-	if tx.Written(theusPathDomainBob) {
-		s.Domain.Bob = c.bob
-	}
+func theusRunEmitBobEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).EmitBobEmail(ctx, EmitBobEmailIn{Args: *args.(*EmitBobEmailArgs), s: s.(*State)}, (*EmitBobEmailOut)(o))
 }
 
 func theusCloneUser(p *User) User {
@@ -678,8 +555,8 @@ func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
 	return b, nil
 }
 
-// theusEmitUserUpdated emits p on topic user.updated in the run of o; a RunX run keeps a copy in kept.
-func theusEmitUserUpdated(o *engine.Out, p *UserUpdated, kept *[]UserUpdated) {
+// theusEmitUserUpdated emits p on topic user.updated in the run of o; a RunX run keeps a copy.
+func theusEmitUserUpdated(o *engine.Out, p *UserUpdated) {
 	if tx := o.Tx(); tx.Codec() != nil {
 		tx.EmitValue("user.updated", p.ID, *p)
 	} else {
@@ -687,7 +564,7 @@ func theusEmitUserUpdated(o *engine.Out, p *UserUpdated, kept *[]UserUpdated) {
 		tx.EmitEncoded("user.updated", p.ID, b, err)
 	}
 	if o.Keep() {
-		*kept = append(*kept, theusCloneUserUpdated(p))
+		o.Kept("user.updated", theusCloneUserUpdated(p))
 	}
 }
 

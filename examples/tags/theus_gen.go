@@ -173,19 +173,17 @@ func (in UpdateUserEmailIn) MaxEmailLen() int { return in.s.Global.MaxEmailLen }
 type UpdateUserEmailOut engine.Out
 
 // SetUser sets domain.user.
-func (o *UpdateUserEmailOut) SetUser(v User) { o.set(theusPathDomainUser).user = theusCloneUser(&v) }
+func (o *UpdateUserEmailOut) SetUser(v User) {
+	engine.SetOutput((*engine.Out)(o), 0, theusCloneUser(&v))
+}
 
 // EmitUserUpdated emits a message on topic user.updated.
 func (o *UpdateUserEmailOut) EmitUserUpdated(p UserUpdated) {
-	theusEmitUserUpdated((*engine.Out)(o), &p, &o.set(-1).userUpdated)
+	theusEmitUserUpdated((*engine.Out)(o), &p)
 }
 
 // SetResult sets the value returned to the caller in UpdateUserEmailReceipt.Result.
-func (o *UpdateUserEmailOut) SetResult(v string) { o.set(-1).result = v }
-
-func (o *UpdateUserEmailOut) set(path int) *theusCallUpdateUserEmail {
-	return (*engine.Out)(o).Set(path).(*theusCallUpdateUserEmail)
-}
+func (o *UpdateUserEmailOut) SetResult(v string) { engine.SetResult((*engine.Out)(o), v) }
 
 // UpdateUserEmailReceipt tells what a call of update_user_email committed.
 type UpdateUserEmailReceipt = engine.ReceiptOf[string]
@@ -199,20 +197,15 @@ type UpdateUserEmailEffects struct {
 
 // UpdateUserEmail runs update_user_email and commits its effects.
 func (e *Engine) UpdateUserEmail(ctx context.Context, args UpdateUserEmailArgs) (UpdateUserEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcUpdateUserEmail)
-	f := c.Frame().(*theusCallUpdateUserEmail)
-	f.impl, f.args = e.impl, args
-	return engine.ExecResult(ctx, c, &f.result)
+	c := engine.Take(e.core, theusProcUpdateUserEmail, e.impl)
+	*c.Args().(*UpdateUserEmailArgs) = args
+	return engine.ExecResult[string](ctx, c)
 }
 
 // RunUpdateUserEmail runs update_user_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunUpdateUserEmail(impl Processes, s State, args UpdateUserEmailArgs) (UpdateUserEmailEffects, error) {
-	c := &theusCallUpdateUserEmail{args: args, impl: impl}
-	tx, err := engine.RunFrame(context.Background(), "update_user_email", c, &s)
-	if err != nil {
-		return UpdateUserEmailEffects{}, err
-	}
-	return UpdateUserEmailEffects{Result: c.result, User: engine.Written(tx, theusPathDomainUser, &c.user), UserUpdated: c.userUpdated}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcUpdateUserEmail, impl, &args, &s)
+	return UpdateUserEmailEffects{Result: engine.Result[string](r), User: engine.WrittenValue[User](r, 0), UserUpdated: engine.Emitted[UserUpdated](r, "user.updated")}, err
 }
 
 // RecordLoginArgs are the arguments of record_login.
@@ -231,11 +224,7 @@ func (in RecordLoginIn) Logins() int { return in.s.Domain.Logins }
 type RecordLoginOut engine.Out
 
 // SetLogins sets domain.logins.
-func (o *RecordLoginOut) SetLogins(v int) { o.set(theusPathDomainLogins).logins = v }
-
-func (o *RecordLoginOut) set(path int) *theusCallRecordLogin {
-	return (*engine.Out)(o).Set(path).(*theusCallRecordLogin)
-}
+func (o *RecordLoginOut) SetLogins(v int) { engine.SetOutput((*engine.Out)(o), 0, v) }
 
 // RecordLoginReceipt tells what a call of record_login committed.
 type RecordLoginReceipt = engine.Receipt
@@ -245,20 +234,15 @@ type RecordLoginEffects struct{ Logins *int }
 
 // RecordLogin runs record_login and commits its effects.
 func (e *Engine) RecordLogin(ctx context.Context, args RecordLoginArgs) (RecordLoginReceipt, error) {
-	c := engine.Take(e.core, theusProcRecordLogin)
-	f := c.Frame().(*theusCallRecordLogin)
-	f.impl, f.args = e.impl, args
+	c := engine.Take(e.core, theusProcRecordLogin, e.impl)
+	*c.Args().(*RecordLoginArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunRecordLogin runs record_login once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunRecordLogin(impl Processes, s State, args RecordLoginArgs) (RecordLoginEffects, error) {
-	c := &theusCallRecordLogin{args: args, impl: impl}
-	tx, err := engine.RunFrame(context.Background(), "record_login", c, &s)
-	if err != nil {
-		return RecordLoginEffects{}, err
-	}
-	return RecordLoginEffects{Logins: engine.Written(tx, theusPathDomainLogins, &c.logins)}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcRecordLogin, impl, &args, &s)
+	return RecordLoginEffects{Logins: engine.WrittenValue[int](r, 0)}, err
 }
 
 // CurrentEmailArgs are the arguments of current_email.
@@ -277,11 +261,7 @@ func (in CurrentEmailIn) User() UserView { return UserView{p: &in.s.Domain.User}
 type CurrentEmailOut engine.Out
 
 // SetResult sets the value returned to the caller in CurrentEmailReceipt.Result.
-func (o *CurrentEmailOut) SetResult(v string) { o.set(-1).result = v }
-
-func (o *CurrentEmailOut) set(path int) *theusCallCurrentEmail {
-	return (*engine.Out)(o).Set(path).(*theusCallCurrentEmail)
-}
+func (o *CurrentEmailOut) SetResult(v string) { engine.SetResult((*engine.Out)(o), v) }
 
 // CurrentEmailReceipt tells what a call of current_email committed.
 type CurrentEmailReceipt = engine.ReceiptOf[string]
@@ -291,23 +271,18 @@ type CurrentEmailEffects struct{ Result string }
 
 // CurrentEmail runs current_email on the latest snapshot; it commits nothing.
 func (e *Engine) CurrentEmail(ctx context.Context, args CurrentEmailArgs) (CurrentEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcCurrentEmail)
-	f := c.Frame().(*theusCallCurrentEmail)
-	f.impl, f.args = e.impl, args
-	return engine.ExecResult(ctx, c, &f.result)
+	c := engine.Take(e.core, theusProcCurrentEmail, e.impl)
+	*c.Args().(*CurrentEmailArgs) = args
+	return engine.ExecResult[string](ctx, c)
 }
 
 // RunCurrentEmail runs current_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunCurrentEmail(impl Processes, s State, args CurrentEmailArgs) (CurrentEmailEffects, error) {
-	c := &theusCallCurrentEmail{args: args, impl: impl}
-	_, err := engine.RunFrame(context.Background(), "current_email", c, &s)
-	if err != nil {
-		return CurrentEmailEffects{}, err
-	}
-	return CurrentEmailEffects{Result: c.result}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcCurrentEmail, impl, &args, &s)
+	return CurrentEmailEffects{Result: engine.Result[string](r)}, err
 }
 
-// What the engine needs of github.com/theus-go/theus/examples/tags: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
+// What the engine needs of github.com/theus-go/theus/examples/tags: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
 
 func theusCloneState(p *State) State {
 	c := *p
@@ -331,11 +306,15 @@ const (
 
 var theusSchema = engine.Schema[State]{
 	Clone: theusCloneState,
+	Outputs: []engine.Output[State]{
+		theusPathDomainUser:   engine.ValueOutput("domain.user", func(s *State) *User { return &s.Domain.User }, nil),
+		theusPathDomainLogins: engine.ValueOutput("domain.logins", func(s *State) *int { return &s.Domain.Logins }, nil),
+	},
 	Paths: []string{"domain.user", "domain.logins", "global.max_email_len"},
 	Processes: []engine.ProcessSpec{
-		{Frame: (*theusCallUpdateUserEmail)(nil), Inputs: []int{theusPathDomainUser, theusPathGlobalMaxEmailLen}, Name: "update_user_email"},
-		{Frame: (*theusCallRecordLogin)(nil), Inputs: []int{theusPathDomainLogins}, Name: "record_login"},
-		{Frame: (*theusCallCurrentEmail)(nil), Inputs: []int{theusPathDomainUser}, Name: "current_email", Pure: true},
+		{Args: (*UpdateUserEmailArgs)(nil), Inputs: []int{theusPathDomainUser, theusPathGlobalMaxEmailLen}, Name: "update_user_email", Outputs: []int{theusPathDomainUser}, Run: theusRunUpdateUserEmail},
+		{Args: (*RecordLoginArgs)(nil), Inputs: []int{theusPathDomainLogins}, Name: "record_login", Outputs: []int{theusPathDomainLogins}, Run: theusRunRecordLogin},
+		{Args: (*CurrentEmailArgs)(nil), Inputs: []int{theusPathDomainUser}, Name: "current_email", Pure: true, Run: theusRunCurrentEmail},
 	},
 	State: []engine.StateField[State]{
 		engine.ValueField("domain.user", "User{id string, email string, verified bool, tags []string}", func(s *State) *User { return &s.Domain.User }, theusAppendUser),
@@ -350,19 +329,17 @@ func (p *Patch) theusCheck(codec engine.Codec) error {
 		return nil
 	}
 	for _, w := range p.writes {
+		var err error
 		switch w {
 		case theusPathDomainUser:
-			if err := engine.CheckValue(codec, "domain.user", &p.user, nil); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "domain.user", &p.user, nil)
 		case theusPathDomainLogins:
-			if err := engine.CheckValue(codec, "domain.logins", &p.logins, nil); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "domain.logins", &p.logins, nil)
 		case theusPathGlobalMaxEmailLen:
-			if err := engine.CheckValue(codec, "global.max_email_len", &p.maxEmailLen, nil); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "global.max_email_len", &p.maxEmailLen, nil)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -396,67 +373,17 @@ func (t theusPatch) Apply(s *State, _ uint64) {
 	}
 }
 
-// theusCallUpdateUserEmail is the frame of a call of update_user_email: its arguments and what its last run set and emitted.
-type theusCallUpdateUserEmail struct {
-	impl        Processes
-	args        UpdateUserEmailArgs
-	user        User
-	userUpdated []UserUpdated
-	result      string
+func theusRunUpdateUserEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).UpdateUserEmail(ctx, UpdateUserEmailIn{Args: *args.(*UpdateUserEmailArgs), s: s.(*State)}, (*UpdateUserEmailOut)(o))
 }
 
-func (c *theusCallUpdateUserEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
-	*c = theusCallUpdateUserEmail{args: c.args, impl: c.impl}
-	if err := c.impl.UpdateUserEmail(ctx, UpdateUserEmailIn{Args: c.args, s: s}, (*UpdateUserEmailOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	engine.CheckOutput(tx, theusPathDomainUser, "domain.user", &c.user, nil)
-	return nil
+func theusRunRecordLogin(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).RecordLogin(ctx, RecordLoginIn{Args: *args.(*RecordLoginArgs), s: s.(*State)}, (*RecordLoginOut)(o))
 }
 
-func (c *theusCallUpdateUserEmail) Apply(s *State, tx *engine.Tx, _ uint64) {
-	if tx.Written(theusPathDomainUser) {
-		s.Domain.User = c.user
-	}
+func theusRunCurrentEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).CurrentEmail(ctx, CurrentEmailIn{Args: *args.(*CurrentEmailArgs), s: s.(*State)}, (*CurrentEmailOut)(o))
 }
-
-// theusCallRecordLogin is the frame of a call of record_login: its arguments and what its last run set and emitted.
-type theusCallRecordLogin struct {
-	impl   Processes
-	args   RecordLoginArgs
-	logins int
-}
-
-func (c *theusCallRecordLogin) Run(ctx context.Context, s *State, o *engine.Out) error {
-	*c = theusCallRecordLogin{args: c.args, impl: c.impl}
-	if err := c.impl.RecordLogin(ctx, RecordLoginIn{Args: c.args, s: s}, (*RecordLoginOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	engine.CheckOutput(tx, theusPathDomainLogins, "domain.logins", &c.logins, nil)
-	return nil
-}
-
-func (c *theusCallRecordLogin) Apply(s *State, tx *engine.Tx, _ uint64) {
-	if tx.Written(theusPathDomainLogins) {
-		s.Domain.Logins = c.logins
-	}
-}
-
-// theusCallCurrentEmail is the frame of a call of current_email: its arguments and what its last run set and emitted.
-type theusCallCurrentEmail struct {
-	impl   Processes
-	args   CurrentEmailArgs
-	result string
-}
-
-func (c *theusCallCurrentEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
-	*c = theusCallCurrentEmail{args: c.args, impl: c.impl}
-	return c.impl.CurrentEmail(ctx, CurrentEmailIn{Args: c.args, s: s}, (*CurrentEmailOut)(o))
-}
-
-func (c *theusCallCurrentEmail) Apply(*State, *engine.Tx, uint64) {}
 
 func theusCloneUser(p *User) User {
 	c := *p
@@ -493,8 +420,8 @@ func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
 	return b, nil
 }
 
-// theusEmitUserUpdated emits p on topic user.updated in the run of o; a RunX run keeps a copy in kept.
-func theusEmitUserUpdated(o *engine.Out, p *UserUpdated, kept *[]UserUpdated) {
+// theusEmitUserUpdated emits p on topic user.updated in the run of o; a RunX run keeps a copy.
+func theusEmitUserUpdated(o *engine.Out, p *UserUpdated) {
 	if tx := o.Tx(); tx.Codec() != nil {
 		tx.EmitValue("user.updated", p.ID, *p)
 	} else {
@@ -502,7 +429,7 @@ func theusEmitUserUpdated(o *engine.Out, p *UserUpdated, kept *[]UserUpdated) {
 		tx.EmitEncoded("user.updated", p.ID, b, err)
 	}
 	if o.Keep() {
-		*kept = append(*kept, theusCloneUserUpdated(p))
+		o.Kept("user.updated", theusCloneUserUpdated(p))
 	}
 }
 

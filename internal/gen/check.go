@@ -20,33 +20,31 @@ import (
 // depth (see mayFail); with a codec given by engine.WithCodec (Tx.Codec,
 // Engine.Codec), every value. Other types cost one test of the codec.
 
-// outputChecks returns the statements that check what a run of p set,
-// once the process returned nil, with the run's Tx in the variable tx:
-// nothing when p sets no output.
-func (g *generator) outputChecks(p *contract.Process) []jen.Code {
-	rules := g.ruleChecks(p)
-	fail := func() jen.Code { return jen.Id("tx").Dot("Fail").Call(jen.Id("err")) }
-	var body []jen.Code
-	for _, o := range p.Outputs {
-		written := "c." + privateName(o.GoName)
-		if o.Field.Collection && len(o.Sub) == 0 {
-			body = append(body, g.checkCall(o.Type.Elem, "CheckEntries", jen.Id("tx").Dot("Codec").Call(), jen.Id(written), o.Text, fail()))
-			if len(rules[o]) > 0 {
-				// Only the write of a key that the commit applies is
-				// checked; deletes have no value to check.
-				body = append(body, jen.For(jen.Id("w").Op(":=").Range().Qual(enginePkg, "FinalWrites").Call(jen.Id(written))).Block(append([]jen.Code{
-					jen.If(jen.Id("w.Value").Op("==").Nil()).Block(jen.Continue()),
-				}, rules[o]...)...))
-			}
+// rulesDecl declares the engine.RulesFunc of p, which has rules: the checks of the rules of each output,
+// given the pointer out to the value the run left (see ruleCheck). The
+// rules of a collection are checked on the entries whose write the commit
+// applies; deletes have no value to check.
+func (g *generator) rulesDecl(p *contract.Process, rules map[*contract.Path][]jen.Code) jen.Code {
+	var cases []jen.Code
+	for i, o := range p.Outputs {
+		if len(rules[o]) == 0 {
 			continue
 		}
-		konst := jen.Id(g.byText[o.Text].konst)
-		body = append(body, jen.Qual(enginePkg, "CheckOutput").Call(jen.Id("tx"), konst, jen.Lit(o.Text), jen.Op("&").Id(written), g.validFuncOrNil(o.Type)))
-		if len(rules[o]) > 0 {
-			body = append(body, jen.If(jen.Id("tx").Dot("Written").Call(konst.Clone())).Block(rules[o]...))
+		var body []jen.Code
+		if o.Field.Collection && len(o.Sub) == 0 {
+			pending := jen.Op("*").Id("out").Assert(jen.Op("*").Index().Qual(enginePkg, "Pending").Types(goType(o.Type.Key), goType(o.Type.Elem)))
+			body = []jen.Code{jen.For(jen.Id("w").Op(":=").Range().Qual(enginePkg, "FinalWrites").Call(pending)).Block(append([]jen.Code{
+				jen.If(jen.Id("w.Value").Op("==").Nil()).Block(jen.Continue()),
+			}, rules[o]...)...)}
+		} else {
+			body = append([]jen.Code{jen.Id("x").Op(":=").Id("out").Assert(jen.Op("*").Add(goType(o.Type)))}, rules[o]...)
 		}
+		cases = append(cases, jen.Case(jen.Lit(i)).Block(body...))
 	}
-	return body
+	return doc(rulesFunc(p)+" checks the rules of "+p.Name+" on its output i (engine.RulesFunc).").
+		Func().Id(rulesFunc(p)).
+		Params(jen.Id("tx").Op("*").Qual(enginePkg, "Tx"), jen.Id("i").Int(), jen.List(jen.Id("out"), jen.Id("args")).Any()).
+		Block(jen.Switch(jen.Id("i")).Block(cases...))
 }
 
 // regexpDecls declares the compiled regexes of p's rules.

@@ -43,22 +43,26 @@
 // declared inputs only), XOut (setters for the declared outputs, typed
 // emitters, SetResult), XReceipt (engine.Receipt, or engine.ReceiptOf the
 // result's type), XEffects, the Engine method and RunX; then, with the
-// machinery, its frame theusCallX: a struct that holds the call's
-// arguments and outputs, with the two methods of engine.Frame, Run and
-// Apply. Everything else a call needs (pooled reuse, the Out handles that
-// go stale when their run ends, the room for the receipt's message ID,
-// the receipt) is engine.FrameCall's, the same for every process, and the
-// Engine method and RunX are three and five statements that hand the
-// frame to engine.Take and engine.RunFrame: the generated file grows with
+// machinery, theusRunX, the engine.RunFunc that calls the application
+// with the call's arguments (and theusRulesX for a process with rules).
+// Everything else a call needs (the arguments, pooled reuse, the Out handles
+// that go stale when their run ends, the outputs a run sets, their checks
+// and their application to the state, the room for the receipt's message
+// ID, the receipt) is engine.FrameCall's, the same for every process,
+// driven by theusSchema.Outputs (one engine.ValueOutput or
+// CollectionOutput per path that processes write); a setter is a call of
+// engine.SetOutput, and the Engine method and RunX are three and two
+// statements that hand the arguments to engine.Take and engine.RunFrame:
+// the generated file grows with
 // the contract's names, not with machinery. XOut is an engine.Out. For
 // each topic that a process emits: one theusEmitX, which encodes the
 // payload (with the engine's codec or the JSON encoder) and records the
 // message, shared by the Emit methods of the processes. For each domain
 // error: one ErrX sentinel (engine.DomainError), shared by the processes
-// that declare it. The Run of a process with outputs checks, once the
-// process returned nil, that the values set can be encoded
-// (engine.CheckOutput, with the theusValidX functions of check.go), then
-// the rules (rules.go); Patch gets theusCheck, run by CompareAndSwap
+// that declare it. Once a process returned nil, its call checks that the
+// values set can be encoded (with the theusValidX functions of check.go,
+// given to the Output of the path), then the rules: theusRulesX, the
+// ProcessSpec.Rules of the process (rules.go); Patch gets theusCheck, run by CompareAndSwap
 // before the engine sees the patch.
 //
 // The generator is linear in the contract: what it derives per type

@@ -211,7 +211,7 @@ func (g *generator) render() ([]byte, error) {
 		{"State: the state of " + g.source + ", the Snapshots that show it and the Patches that change it.", append(state, patch...)},
 		{"Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).", g.viewDecls()},
 		{"Processes: what the application implements, the Engine that runs it, and for each process its arguments, inputs, outputs, receipt and effects.", procs},
-		{"What the engine needs of " + g.source + ": the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.", private},
+		{"What the engine needs of " + g.source + ": the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.", private},
 	} {
 		if len(sec.decls) == 0 {
 			continue

@@ -312,7 +312,7 @@ func TestQuickstartReadsInOrder(t *testing.T) {
 			"type UpdateUserEmailReceipt = engine.ReceiptOf[string]", "type UpdateUserEmailEffects struct",
 			"func (e *Engine) UpdateUserEmail(", "func RunUpdateUserEmail(",
 			"type RecordLoginArgs struct", "type CurrentEmailArgs struct", "func RunCurrentEmail("}},
-		{"// What the engine needs of contracts.yaml: ", []string{"var theusSchema =", "type theusCallUpdateUserEmail struct", "func theusCloneUser(", "func theusAppendUser("}},
+		{"// What the engine needs of contracts.yaml: ", []string{"var theusSchema =", "func theusRunUpdateUserEmail(", "func theusCloneUser(", "func theusAppendUser("}},
 	}
 	text := string(src)
 	last := 0

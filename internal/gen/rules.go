@@ -68,12 +68,14 @@ func (g *generator) ruleChecks(p *contract.Process) map[*contract.Path][]jen.Cod
 // ruleCheck checks c of rule i of p on the value the run set: the output's
 // value, or for a [*] rule the value w.Value of an entry written.
 func ruleCheck(p *contract.Process, i int, r *contract.Rule, c *contract.Check) jen.Code {
-	value := "c." + privateName(r.Path.GoName)
+	// The value is behind a pointer: x, the output's, or w.Value, the
+	// entry's.
+	value := "*x"
 	if r.Each {
-		value = "w.Value"
-		if len(r.Sub) == 0 {
-			value = "*w.Value"
-		}
+		value = "*w.Value"
+	}
+	if len(r.Sub) > 0 {
+		value = value[1:]
 	}
 	for _, f := range r.Sub {
 		value += "." + f.GoName
@@ -85,10 +87,11 @@ func ruleCheck(p *contract.Process, i int, r *contract.Rule, c *contract.Check) 
 	}
 	if c.Kind == "check" {
 		// The check reads the value where the run left it.
-		holds := jen.Id(checkVar(p, i)).Dot("Holds").Call(jen.Id("tx"), jen.Op("&").Id(strings.TrimPrefix(value, "*")), jen.Op("&").Id("c.args"))
-		if value == "*w.Value" {
-			holds = jen.Id(checkVar(p, i)).Dot("Holds").Call(jen.Id("tx"), jen.Id("w.Value"), jen.Op("&").Id("c.args"))
+		ptr := jen.Op("&").Id(value)
+		if p, ok := strings.CutPrefix(value, "*"); ok {
+			ptr = jen.Id(p)
 		}
+		holds := jen.Id(checkVar(p, i)).Dot("Holds").Call(jen.Id("tx"), ptr, jen.Id("args").Assert(jen.Op("*").Id(p.GoName+"Args")))
 		return jen.If(jen.Op("!").Add(holds)).Block(jen.Id("v").Op(":=").Id(value), broken)
 	}
 	return jen.If(jen.Id("v").Op(":=").Id(value), failed(p, i, r.Type, c)).Block(broken)

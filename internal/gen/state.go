@@ -190,13 +190,23 @@ func (g *generator) schema() jen.Code {
 	if len(g.m.Processes) > 0 {
 		specs := make([]jen.Code, len(g.m.Processes))
 		for i, p := range g.m.Processes {
-			spec := []field{{"Name", jen.Lit(p.Name)}, {"Frame", jen.Parens(jen.Op("*").Id(callType(p))).Parens(jen.Nil())}}
+			spec := []field{{"Name", jen.Lit(p.Name)}, {"Args", jen.Parens(jen.Op("*").Id(p.GoName + "Args")).Parens(jen.Nil())}, {"Run", jen.Id(runFunc(p))}}
+			if len(p.Rules) > 0 {
+				spec = append(spec, field{"Rules", jen.Id(rulesFunc(p))})
+			}
 			if len(p.Inputs) > 0 {
 				ins := make([]jen.Code, len(p.Inputs))
 				for j, in := range p.Inputs {
 					ins[j] = jen.Id(g.byText[in.Text].konst)
 				}
 				spec = append(spec, field{"Inputs", jen.Index().Int().Values(ins...)})
+			}
+			if len(p.Outputs) > 0 {
+				outs := make([]jen.Code, len(p.Outputs))
+				for j, o := range p.Outputs {
+					outs[j] = jen.Id(g.byText[o.Text].konst)
+				}
+				spec = append(spec, field{"Outputs", jen.Index().Int().Values(outs...)})
 			}
 			if p.Semantic == contract.Pure {
 				spec = append(spec, field{"Pure", jen.True()})
@@ -207,6 +217,9 @@ func (g *generator) schema() jen.Code {
 			specs[i] = keyed(spec...)
 		}
 		fields = append(fields, field{"Processes", jen.Index().Qual(enginePkg, "ProcessSpec").Custom(multiLine, specs...)})
+	}
+	if outs := g.outputs(); len(outs) > 0 {
+		fields = append(fields, field{"Outputs", jen.Index().Qual(enginePkg, "Output").Types(jen.Id(g.st)).Custom(multiLine, outs...)})
 	}
 	var colls []jen.Code
 	for _, f := range g.m.State {
@@ -231,15 +244,51 @@ func (g *generator) schema() jen.Code {
 	return jen.Var().Id("theusSchema").Op("=").Qual(enginePkg, "Schema").Types(jen.Id(g.st)).Add(keyedLines(fields...))
 }
 
+// outputs is the value of theusSchema.Outputs: for each path that a
+// process writes, in the order of the paths, how the calls hold, check
+// and apply its values (engine.ValueOutput, CollectionOutput), keyed by
+// the path's index.
+func (g *generator) outputs() []jen.Code {
+	written := map[string]*contract.Path{}
+	for _, p := range g.m.Processes {
+		for _, o := range p.Outputs {
+			written[o.Text] = o
+		}
+	}
+	var out []jen.Code
+	for _, sp := range g.paths {
+		o := written[sp.text]
+		if o == nil {
+			continue
+		}
+		s := jen.Id("s").Op("*").Id(g.st)
+		var desc jen.Code
+		if o.Field.Collection && len(o.Sub) == 0 {
+			coll := jen.Qual(enginePkg, "Collection").Types(goType(o.Type.Key), goType(o.Type.Elem))
+			desc = jen.Qual(enginePkg, "CollectionOutput").Call(jen.Lit(o.Text),
+				jen.Func().Params(s).Op("*").Add(coll).Add(oneLine(jen.Return(jen.Op("&").Id(stateExpr("s", o.Field, nil))))),
+				g.validFuncOrNil(o.Type.Elem))
+		} else {
+			desc = jen.Qual(enginePkg, "ValueOutput").Call(jen.Lit(o.Text),
+				jen.Func().Params(s).Op("*").Add(goType(o.Type)).Add(oneLine(jen.Return(jen.Op("&").Id(stateExpr("s", o.Field, o.Sub))))),
+				g.validFuncOrNil(o.Type))
+		}
+		out = append(out, jen.Id(sp.konst).Op(":").Add(desc))
+	}
+	return out
+}
+
 // engineDecls declares the Processes interface and Engine.
 func (g *generator) engineDecls() []jen.Code {
 	var methods []jen.Code
 	for _, p := range g.m.Processes {
-		d := p.Doc
-		if d == "" {
-			d = "runs " + p.Name + "."
+		// A process without a description needs no comment: its
+		// name says it, and its types' comments name the process.
+		d := jen.Null()
+		if p.Doc != "" {
+			d = doc(p.GoName + ": " + p.Doc)
 		}
-		methods = append(methods, doc(p.GoName+": "+d).Id(p.GoName).Params(
+		methods = append(methods, d.Id(p.GoName).Params(
 			jen.Id("ctx").Qual("context", "Context"),
 			jen.Id("in").Id(p.GoName+"In"),
 			jen.Id("out").Op("*").Id(p.GoName+"Out"),
@@ -414,7 +463,8 @@ func (g *generator) patchCheck() jen.Code {
 			json = json || g.mayFail(f.Type.Elem)
 			continue
 		}
-		cases = append(cases, jen.Case(jen.Id(g.byText[text].konst)).Block(g.checkCall(f.Type, "CheckValue", jen.Id("codec"), jen.Op("&").Id(priv), text, fail())))
+		cases = append(cases, jen.Case(jen.Id(g.byText[text].konst)).Block(
+			jen.Id("err").Op("=").Qual(enginePkg, "CheckValue").Call(jen.Id("codec"), jen.Lit(text), jen.Op("&").Id(priv), g.validFuncOrNil(f.Type))))
 		json = json || g.mayFail(f.Type)
 	}
 	codec := jen.Id("codec")
@@ -425,7 +475,11 @@ func (g *generator) patchCheck() jen.Code {
 		body = append(body, jen.If(jen.Id("codec").Op("==").Nil()).Block(jen.Return(jen.Nil())))
 	}
 	if len(cases) > 0 {
-		body = append(body, jen.For(jen.List(jen.Id("_"), jen.Id("w")).Op(":=").Range().Id("p.writes")).Block(jen.Switch(jen.Id("w")).Block(cases...)))
+		body = append(body, jen.For(jen.List(jen.Id("_"), jen.Id("w")).Op(":=").Range().Id("p.writes")).Block(
+			jen.Var().Id("err").Error(),
+			jen.Switch(jen.Id("w")).Block(cases...),
+			jen.If(jen.Id("err").Op("!=").Nil()).Block(fail()),
+		))
 	}
 	body = append(append(body, entries...), jen.Return(jen.Nil()))
 	return doc("theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).").

@@ -100,7 +100,10 @@
 // handles of its runs, allocated sixteen at a time and never reused, and
 // the room for its receipt's message ID), Start and Finish, Out (what each
 // generated XOut type is made of), Tx.EmitValue and Tx.EmitEncoded for
-// emitters, CheckOutput and Written for checks and RunX's effects. None of
+// emitters, Output (ValueOutput, CollectionOutput: how a call holds,
+// checks and applies the values of a path that processes write),
+// SetOutput, OutputWriter and SetResult for the setters, and
+// WrittenValue, WrittenEntries, Emitted and Result for RunX's effects. None of
 // it is generic over the process: a generic type instantiated once per
 // process costs the compiler about as much as the code it would replace,
 // for every process of a contract.

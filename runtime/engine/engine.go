@@ -24,6 +24,9 @@ type Schema[S any] struct {
 	Clone func(*S) S
 	// Processes lists the processes; Exec refers to them by index.
 	Processes []ProcessSpec
+	// Outputs describes, by index of path, each path that a process
+	// writes (ValueOutput, CollectionOutput); the others are zero.
+	Outputs []Output[S]
 	// Collections lists the collection fields.
 	Collections []CollectionSpec[S]
 	// State describes every top-level state field (both zones) to durable
@@ -48,13 +51,19 @@ type ProcessSpec struct {
 	// declares; a DomainError it returns that is not one of them makes the
 	// call's error match ErrUndeclaredError as well.
 	Errors []error
-	// Frame, a nil pointer of the process's frame type ((*T)(nil), a
-	// Frame), makes the engine pool calls of the process for Take.
-	Frame any
+	// Outputs are the indexes (into Schema.Paths) of the paths it writes,
+	// in the order it declares them: its output i is Outputs[i] (SetOutput).
+	Outputs []int
+	// Args, a nil pointer of the process's type of arguments ((*T)(nil)),
+	// and Run make the engine pool calls of the process for Take (see
+	// FrameCall); Rules checks the process's rules, if it has any.
+	Args  any
+	Run   RunFunc
+	Rules RulesFunc
 }
 
 // Call is one invocation of a process: a FrameCall, which generated code
-// takes with Take and fills through its Frame, or any struct that embeds
+// takes with Take and fills through its Args, or any struct that embeds
 // Invocation (which gives Tx and ReceiptID) and adds Run and Apply.
 type Call[S any] interface {
 	// Tx returns the call's effect collector.
@@ -253,8 +262,13 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 			}
 		}
 		e.procs[i] = process{ProcessSpec: p, conflicts: conflictSet(schema.Paths, inputs)}
+		for _, out := range p.Outputs {
+			if out < 0 || out >= len(schema.Outputs) || schema.Outputs[out].o == nil {
+				return nil, fmt.Errorf("theus: process %s writes path %d, which Schema.Outputs does not describe", p.Name, out)
+			}
+		}
 	}
-	e.frames = framePools(e, schema.Processes)
+	e.frames = framePools(e, schema)
 	e.lastWrite = make([]uint64, len(schema.Paths))
 	e.durableWrite = make([]uint64, len(schema.Paths))
 	e.lastRead = make([]uint64, len(schema.Paths))

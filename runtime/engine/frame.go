@@ -1,78 +1,232 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"reflect"
 	"sync"
 )
 
-// Frame is the part of a call of a generated process that depends on the
-// process: its arguments, what its runs set and emitted, and the two
-// things only it knows, how to run the process and how to apply its
-// outputs. Generated code declares a struct per process whose pointer is
-// a Frame, and names its type in ProcessSpec.Frame; everything else a
-// call needs (its Tx, the Out handles of its runs, pooling, the receipt)
-// is FrameCall's, the same for every process.
+// A call of a generated process is a FrameCall: what depends on the
+// process is its arguments, which the call holds in a value of the type
+// that ProcessSpec.Args names, and two functions of the schema,
+// ProcessSpec.Run, which calls the application's method with them, and
+// ProcessSpec.Rules, which checks the process's rules. Everything else a
+// call needs (its Tx, the Out handles of its runs, the outputs its runs
+// set, their checks and how to apply them, pooling, the receipt) is
+// FrameCall's, driven by the tables of the Schema, the same for every
+// process: generated code declares no type per process for its calls.
 //
 // Nothing here is generic over the process: a type or function
 // instantiated once per process would cost the compiler about as much as
-// the code it replaces, for every process of a contract.
-type Frame[S any] interface {
-	// Run resets what the frame holds of a previous run and runs the
-	// process on s, which it must not modify, with out, the Out handle of
-	// this run (Out.Frame returns the frame).
-	Run(ctx context.Context, s *S, out *Out) error
-	// Apply writes the outputs of the last run, whose effects tx
-	// recorded, into s, a copy of the state that the commit publishes as
-	// version v.
-	Apply(s *S, tx *Tx, v uint64)
+// the code it replaces, for every process of a contract. What is generic
+// is generic over the type of an output, which processes share.
+
+// RunFunc is ProcessSpec.Run: it runs the process with impl, the
+// application's implementation of the processes, args, the call's
+// arguments (a pointer to a value of the type ProcessSpec.Args names), on
+// s, a *S that it must not modify, with out, the Out handle of this run.
+type RunFunc func(ctx context.Context, impl, args, s any, out *Out) error
+
+// RulesFunc is ProcessSpec.Rules, for a process with rules: it checks them
+// on output i (ProcessSpec.Outputs[i]), whose value the run left in out (a
+// *T, or a *[]Pending[K, V] for a collection), once the output passed its
+// encoding check; args are the call's. A value output is checked only if
+// the run wrote it.
+type RulesFunc func(tx *Tx, i int, out, args any)
+
+// Output describes to the calls of processes a state path that processes
+// write: how to hold a value of it during a call, check it, and apply it.
+// Generated code declares one per written path in Schema.Outputs, built
+// with ValueOutput or CollectionOutput: the code is per type of output,
+// shared by every process that writes one of the type.
+//
+// The methods of a generic type are compiled for each type of value it is
+// instantiated with, used or not: what needs no type parameter (the
+// holder's allocation, a value's reset, which is none) is outside them.
+type Output[S any] struct {
+	o output[S]
+	// slot is the type of the holder of the output's value in a call.
+	slot reflect.Type
+	// reset forgets what a previous run left in a holder; nil when
+	// nothing needs to be forgotten.
+	reset func(slot any)
 }
 
-// FrameCall is a call of a generated process: an Invocation and the
-// process's Frame. Calls are pooled per process (Take).
+type output[S any] interface {
+	// check fails tx if the run wrote path and slot holds a value a
+	// durable store cannot encode; it reports whether the rules of the
+	// output are to be checked.
+	check(tx *Tx, path int, slot any) bool
+	// apply writes the value of slot into s, which becomes version v, if
+	// the run wrote path.
+	apply(s *S, tx *Tx, path int, slot any, v uint64)
+}
+
+// ValueOutput describes a path of type T that processes write, which name
+// spells and get reaches in a state; valid is nil for the types that JSON
+// always encodes (see CheckValue).
+func ValueOutput[S, T any](name string, get func(*S) *T, valid func(*T) error) Output[S] {
+	// A value that the run did not write (Tx.Written) is neither checked,
+	// applied nor reported, and the next write replaces it: no reset.
+	return Output[S]{o: &valueOutput[S, T]{name: name, get: get, valid: valid}, slot: reflect.TypeFor[T]()}
+}
+
+type valueOutput[S, T any] struct {
+	name  string
+	get   func(*S) *T
+	valid func(*T) error
+}
+
+func (o *valueOutput[S, T]) check(tx *Tx, path int, slot any) bool {
+	if !tx.Written(path) {
+		return false
+	}
+	if tx.codec != nil || o.valid != nil {
+		if err := CheckValue(tx.codec, o.name, slot.(*T), o.valid); err != nil {
+			tx.Fail(err)
+		}
+	}
+	return true
+}
+
+func (o *valueOutput[S, T]) apply(s *S, tx *Tx, path int, slot any, _ uint64) {
+	if tx.Written(path) {
+		*o.get(s) = *slot.(*T)
+	}
+}
+
+// CollectionOutput describes a collection that processes write entries
+// of, which name spells and get reaches in a state; valid is nil for the
+// types that JSON always encodes (see CheckEntries).
+func CollectionOutput[S any, K cmp.Ordered, V any](name string, get func(*S) *Collection[K, V], valid func(*V) error) Output[S] {
+	return Output[S]{o: &collOutput[S, K, V]{name: name, get: get, valid: valid}, slot: reflect.TypeFor[[]Pending[K, V]](), reset: resetPending[K, V]}
+}
+
+type collOutput[S any, K cmp.Ordered, V any] struct {
+	name  string
+	get   func(*S) *Collection[K, V]
+	valid func(*V) error
+}
+
+// resetPending drops the pending writes rather than reusing their array:
+// the RunX effects of a run may still point into it.
+func resetPending[K cmp.Ordered, V any](slot any) { *slot.(*[]Pending[K, V]) = nil }
+
+func (o *collOutput[S, K, V]) check(tx *Tx, _ int, slot any) bool {
+	if err := CheckEntries(tx.codec, o.name, *slot.(*[]Pending[K, V]), o.valid); err != nil {
+		tx.Fail(err)
+	}
+	return true
+}
+
+func (o *collOutput[S, K, V]) apply(s *S, _ *Tx, _ int, slot any, v uint64) {
+	if p := *slot.(*[]Pending[K, V]); len(p) > 0 {
+		c := o.get(s)
+		*c = c.Apply(v, p)
+	}
+}
+
+// FrameCall is a call of a generated process: an Invocation, the
+// process's arguments, and the outputs of the process. Calls are pooled
+// per process (Take).
 type FrameCall[S any] struct {
 	Invocation
-	f    Frame[S]
-	e    *Engine[S]
-	proc int
+	impl   any
+	args   any // a pointer to the arguments (ProcessSpec.Args)
+	run    RunFunc
+	rules  RulesFunc
+	outs   []output[S] // per output of the process (ProcessSpec.Outputs)
+	resets []func(any) // per output, nil for those that need none
+	e      *Engine[S]
+	proc   int
 }
 
-// Run implements Call.
+// NewFrameCall returns a call of process proc of schema, with impl and
+// args (a pointer to a value of the type that ProcessSpec.Args names), of
+// no engine: the engine's pools and RunFrame make them, and a test may Run
+// one (Exec needs a call of Take).
+func NewFrameCall[S any](schema *Schema[S], proc int, impl, args any) *FrameCall[S] {
+	spec := &schema.Processes[proc]
+	c := &FrameCall[S]{impl: impl, args: args, run: spec.Run, rules: spec.Rules, proc: proc, outs: make([]output[S], len(spec.Outputs))}
+	c.paths = spec.Outputs
+	c.slots = make([]any, len(spec.Outputs))
+	c.resets = make([]func(any), len(spec.Outputs))
+	for i, p := range spec.Outputs {
+		out := &schema.Outputs[p]
+		c.outs[i], c.resets[i] = out.o, out.reset
+		c.slots[i] = reflect.New(out.slot).Interface()
+	}
+	return c
+}
+
+// Run implements Call: it runs the process, then checks the outputs that
+// the run wrote, in the order the process declares them, each against the
+// engine's codec and then the process's rules.
 func (c *FrameCall[S]) Run(ctx context.Context, s *S) error {
-	return c.f.Run(ctx, s, Start(&c.Invocation, c.f))
+	for i, reset := range c.resets {
+		if reset != nil {
+			reset(c.slots[i])
+		}
+	}
+	c.result.set = false
+	c.kept = c.kept[:0]
+	if err := c.run(ctx, c.impl, c.args, s, Start(&c.Invocation, c.args)); err != nil {
+		return err
+	}
+	for i, o := range c.outs {
+		if o.check(&c.tx, c.paths[i], c.slots[i]) && c.rules != nil {
+			c.rules(&c.tx, i, c.slots[i], c.args)
+		}
+	}
+	return nil
 }
 
 // Apply implements Call.
-func (c *FrameCall[S]) Apply(s *S, v uint64) { c.f.Apply(s, &c.tx, v) }
+func (c *FrameCall[S]) Apply(s *S, v uint64) {
+	for i, o := range c.outs {
+		o.apply(s, &c.tx, c.paths[i], c.slots[i], v)
+	}
+}
 
 // framePools returns a pool of calls per process, for the processes whose
-// spec names a frame type.
-func framePools[S any](e *Engine[S], specs []ProcessSpec) []sync.Pool {
-	pools := make([]sync.Pool, len(specs))
-	for i, p := range specs {
-		if p.Frame == nil {
+// spec names a type of arguments.
+func framePools[S any](e *Engine[S], schema *Schema[S]) []sync.Pool {
+	pools := make([]sync.Pool, len(schema.Processes))
+	for i, p := range schema.Processes {
+		if p.Args == nil || p.Run == nil {
 			continue
 		}
-		t := reflect.TypeOf(p.Frame).Elem()
+		t := reflect.TypeOf(p.Args).Elem()
 		pools[i].New = func() any {
-			return &FrameCall[S]{f: reflect.New(t).Interface().(Frame[S]), e: e, proc: i}
+			c := NewFrameCall(schema, i, nil, reflect.New(t).Interface())
+			c.e = e
+			return c
 		}
 	}
 	return pools
 }
 
-// Take takes a call of process proc of e from its pool. Its Frame is of
-// the type that the process's ProcessSpec names; the caller fills the
-// frame's arguments and passes the call to Exec or ExecResult, which
-// return it to the pool. (Take is not generic over the frame's type: an
+// Take takes a call of process proc of e from its pool, for impl, the
+// application's implementation of the processes. Its Args are a pointer to
+// a value of the type that the process's ProcessSpec names; the caller
+// sets them and calls Exec or ExecResult, which return the call to the
+// pool. (Take is not generic over the type of the arguments: an
 // instantiation per process would cost the compiler a function and a
 // dictionary per process; the caller asserts the type instead.)
-func Take[S any](e *Engine[S], proc int) *FrameCall[S] {
-	return e.frames[proc].Get().(*FrameCall[S])
+//
+// Take is not inlined: each Engine method would carry a copy of the
+// pool's code, for a call that costs a nanosecond.
+//
+//go:noinline
+func Take[S any](e *Engine[S], proc int, impl any) *FrameCall[S] {
+	c := e.frames[proc].Get().(*FrameCall[S])
+	c.impl = impl
+	return c
 }
 
-// Frame returns the frame of c.
-func (c *FrameCall[S]) Frame() Frame[S] { return c.f }
+// Args returns the pointer to the arguments of c.
+func (c *FrameCall[S]) Args() any { return c.args }
 
 // Exec runs the call (Engine.Exec) and returns it to its pool.
 func (c *FrameCall[S]) Exec(ctx context.Context) (Receipt, error) {
@@ -95,11 +249,10 @@ type ReceiptOf[R any] struct {
 	Result R
 }
 
-// ExecResult is Exec for a process that declares a result, which its
-// frame holds in *result.
-func ExecResult[S, R any](ctx context.Context, c *FrameCall[S], result *R) (ReceiptOf[R], error) {
+// ExecResult is Exec for a process that declares a result of type R.
+func ExecResult[R, S any](ctx context.Context, c *FrameCall[S]) (ReceiptOf[R], error) {
 	r, err := c.e.Exec(ctx, c.proc, c)
-	res := *result
+	res := Result[R](&c.Invocation)
 	c.release()
 	if err != nil {
 		return ReceiptOf[R]{}, err
@@ -107,22 +260,29 @@ func ExecResult[S, R any](ctx context.Context, c *FrameCall[S], result *R) (Rece
 	return ReceiptOf[R]{Version: r.Version, MessageIDs: r.MessageIDs, Result: res}, nil
 }
 
-// release returns c to its pool. Its frame keeps the call's arguments and
-// outputs until the next call resets it (Frame.Run) or the pool drops it,
-// which the garbage collector does with idle ones: zeroing it here would
-// cost every call a reflective clear of the frame.
+// release returns c to its pool. Its arguments and slots keep the call's
+// arguments and outputs until the next call resets them (Run) or the pool
+// drops it, which the garbage collector does with idle ones: zeroing them
+// here would cost every call a reflective clear of the arguments.
 func (c *FrameCall[S]) release() {
 	Finish(&c.Invocation)
 	c.e.frames[c.proc].Put(c)
 }
 
-// RunFrame runs the process name, which declares the domain errors
-// declared, with frame f once on s, with no engine and nothing committed
-// (see Run), and returns the Tx that recorded its effects: what generated
-// RunXxx functions do. Emitters keep a copy of each payload (Out.Keep).
-func RunFrame[S any](ctx context.Context, name string, f Frame[S], s *S, declared ...error) (*Tx, error) {
-	c := &FrameCall[S]{Invocation: Invocation{Keep: true}, f: f}
-	err := runOnce(ctx, name, declared, nil, c, s)
+// RunFrame runs process proc of schema with impl and args (a pointer to
+// the arguments) once on s, with no engine and nothing committed (see
+// Run), and returns the Invocation that holds its effects (WrittenValue,
+// WrittenEntries, Emitted, Result), or nil and the error of the run: what
+// generated RunXxx functions do. Emitters keep a copy of each payload
+// (Out.Keep).
+func RunFrame[S any](ctx context.Context, schema *Schema[S], proc int, impl, args any, s *S) (*Invocation, error) {
+	spec := &schema.Processes[proc]
+	c := NewFrameCall(schema, proc, impl, args)
+	c.Keep = true
+	err := runOnce(ctx, spec.Name, spec.Errors, nil, c, s)
 	Finish(&c.Invocation)
-	return &c.tx, err
+	if err != nil {
+		return nil, err
+	}
+	return &c.Invocation, nil
 }

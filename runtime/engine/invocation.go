@@ -8,15 +8,17 @@ import (
 // What a call of a generated process needs besides the process's own
 // arguments and outputs is the same for every process, and lives here
 // rather than in each generated file. Generated code declares, per
-// process, a Frame (frame.go): a struct that holds the call's arguments
-// and outputs, with the two methods that depend on the process, Run and
-// Apply; FrameCall pairs it with an Invocation, and the Engine method
-// takes one from the process's pool (Take), hands it to Exec and gets it
-// back.
+// process, its type of arguments and two functions (frame.go): Run, which
+// calls the application, and Rules; FrameCall holds the arguments with an
+// Invocation and the holders of the process's outputs (Output), and the
+// Engine method takes one from the process's pool (Take), hands it to Exec
+// and gets it back.
 //
 // None of this is generic over the process: a generic type instantiated
 // once per process costs the compiler about as much as the code it
-// replaces, for every process of a contract.
+// replaces, for every process of a contract. What is generic (SetOutput,
+// OutputWriter, SetResult, the effects of RunX) is generic over the type
+// of an output, which processes share.
 
 // Invocation is the part of a generated call that is the same for every
 // process: the Tx its runs record their effects in, and the Out handle of
@@ -31,6 +33,22 @@ type Invocation struct {
 	call any // what Start was given, for Out.Live
 	cur  *runSlot
 	runs []runSlot
+	// The outputs of the process: their paths (ProcessSpec.Outputs), the
+	// holders of the values its runs set (see Output), the result, and in
+	// a RunX run the payloads emitted.
+	paths  []int
+	slots  []any
+	result struct {
+		p   any // a *R, allocated by the first SetResult
+		set bool
+	}
+	kept []keptMsg
+}
+
+// keptMsg is a payload that a RunX run emitted on topic.
+type keptMsg struct {
+	topic string
+	v     any
 }
 
 // runSlot is what one run of a call uses once: its Out, and room for the
@@ -105,57 +123,107 @@ func (o *Out) Live() any {
 	return o.c.call
 }
 
-// Set is Live for a setter of the output at index path: it records that
-// the run writes path, unless path is negative (SetResult, an emitter),
-// and returns the frame of the run.
-func (o *Out) Set(path int) any {
-	f := o.Live()
-	if path >= 0 {
-		o.c.tx.Write(path)
-	}
-	return f
+// Tx returns the effect collector of o's call. Like Live it panics once
+// the run is over.
+func (o *Out) Tx() *Tx {
+	o.Live()
+	return &o.c.tx
 }
-
-// Tx returns the effect collector of o's call.
-func (o *Out) Tx() *Tx { return &o.c.tx }
 
 // Keep reports whether o's run is a RunX run, whose emitters keep a copy
-// of each payload for its effects.
+// of each payload for its effects (Out.Kept).
 func (o *Out) Keep() bool { return o.c.Keep }
 
-// Writer returns the writer of the collection at index path for the run
-// of o, which must be live: writes go to pending, and the writer goes
-// stale with o. clone deep-copies a value (nil when values hold no
-// references).
-func Writer[K cmp.Ordered, V any](o *Out, path int, pending *[]Pending[K, V], clone func(*V) V) CollectionWriter[K, V] {
-	return NewCollectionWriter(&o.c.tx, path, pending, clone, &o.c.gen, o.gen)
+// Kept keeps v, a copy of a payload that o's RunX run emitted on topic,
+// for its effects (Emitted).
+func (o *Out) Kept(topic string, v any) { o.c.kept = append(o.c.kept, keptMsg{topic, v}) }
+
+// SetOutput sets output i (ProcessSpec.Outputs[i]) of o's process, of
+// type T, to v for o's run, which must be live: the setter of a generated
+// Out.
+func SetOutput[T any](o *Out, i int, v T) {
+	o.Live()
+	o.c.tx.Write(o.c.paths[i])
+	*o.c.slots[i].(*T) = v
 }
 
-// Written returns p, the output of path in a RunX's call, if the run
-// recorded in tx wrote path, and nil otherwise: the field of the RunX's
-// effects for an output. The call of a RunX is its own, so its effects
-// may point into it.
-//
-// Like CheckOutput it takes a pointer type, so that the compiler makes one
-// for every type of output.
-func Written[P comparable](tx *Tx, path int, p P) P {
-	if !tx.Written(path) {
-		var zero P
-		return zero
+// OutputWriter returns the writer of output i (ProcessSpec.Outputs[i]) of
+// o's process, a collection, for o's run, which must be live: writes are
+// pending until the commit, and the writer goes stale with o. clone
+// deep-copies a value (nil when values hold no references).
+func OutputWriter[K cmp.Ordered, V any](o *Out, i int, clone func(*V) V) CollectionWriter[K, V] {
+	o.Live()
+	return NewCollectionWriter(&o.c.tx, o.c.paths[i], o.c.slots[i].(*[]Pending[K, V]), clone, &o.c.gen, o.gen)
+}
+
+// SetResult sets the result of o's run, which must be live, to v: what
+// ExecResult returns in ReceiptOf.Result.
+func SetResult[R any](o *Out, v R) {
+	o.Live()
+	r := &o.c.result
+	p, _ := r.p.(*R)
+	if p == nil {
+		p = new(R)
+		r.p = p
 	}
-	return p
+	*p, r.set = v, true
 }
 
-// CheckOutput fails the attempt recorded in tx if the run wrote path (the
-// contract's name) and its value v cannot be encoded as a durable store
-// will encode it (see CheckValue; valid is nil for the types that JSON
-// always encodes).
-func CheckOutput[P any](tx *Tx, path int, name string, v P, valid func(P) error) {
-	if (tx.codec != nil || valid != nil) && tx.Written(path) {
-		if err := CheckValue(tx.codec, name, v, valid); err != nil {
-			tx.Fail(err)
+// The functions that read the effects of a RunX run are not inlined:
+// RunX is not hot, and each RunX would otherwise carry a copy of their
+// code.
+
+// Result returns the result that the last run of c set (SetResult), or
+// the zero R; c nil (a failed RunX) also gives the zero R.
+//
+//go:noinline
+func Result[R any](c *Invocation) R {
+	if c != nil && c.result.set {
+		return *c.result.p.(*R)
+	}
+	var zero R
+	return zero
+}
+
+// WrittenValue returns the value of output i of the RunX run of c if the
+// run wrote it, and nil otherwise (or if c is nil): the field of the
+// RunX's effects for an output. The call of a RunX is its own, so its
+// effects may point into it.
+//
+//go:noinline
+func WrittenValue[T any](c *Invocation, i int) *T {
+	if c == nil || !c.tx.Written(c.paths[i]) {
+		return nil
+	}
+	return c.slots[i].(*T)
+}
+
+// WrittenEntries returns, for each key of collection output i that the
+// RunX run of c wrote, its final value (nil for a delete); nil if c is.
+//
+//go:noinline
+func WrittenEntries[K cmp.Ordered, V any](c *Invocation, i int) map[K]*V {
+	if c == nil {
+		return nil
+	}
+	return Last(*c.slots[i].(*[]Pending[K, V]))
+}
+
+// Emitted returns the payloads that the RunX run of c emitted on topic,
+// in order; nil if c is.
+//
+//go:noinline
+func Emitted[T any](c *Invocation, topic string) []T {
+	if c == nil {
+		return nil
+	}
+	var out []T
+	for _, k := range c.kept {
+		if k.topic == topic {
+			out = append(out, k.v.(T))
 		}
 	}
+	return out
 }
 
 // EmitValue emits v on topic under key, encoded with the engine's codec,

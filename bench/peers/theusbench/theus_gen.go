@@ -220,17 +220,11 @@ type UpdateUserOut engine.Out
 
 // Users returns the writer of domain.users: Put and Delete entries.
 func (o *UpdateUserOut) Users() engine.CollectionWriter[string, User] {
-	return engine.Writer((*engine.Out)(o), theusPathDomainUsers, &o.set(-1).users, nil)
+	return engine.OutputWriter[string, User]((*engine.Out)(o), 0, nil)
 }
 
 // EmitUserUpdated emits a message on topic user.updated.
-func (o *UpdateUserOut) EmitUserUpdated(p UserUpdated) {
-	theusEmitUserUpdated((*engine.Out)(o), &p, &o.set(-1).userUpdated)
-}
-
-func (o *UpdateUserOut) set(path int) *theusCallUpdateUser {
-	return (*engine.Out)(o).Set(path).(*theusCallUpdateUser)
-}
+func (o *UpdateUserOut) EmitUserUpdated(p UserUpdated) { theusEmitUserUpdated((*engine.Out)(o), &p) }
 
 // UpdateUserReceipt tells what a call of update_user committed.
 type UpdateUserReceipt = engine.Receipt
@@ -243,24 +237,18 @@ type UpdateUserEffects struct {
 
 // UpdateUser runs update_user and commits its effects.
 func (e *Engine) UpdateUser(ctx context.Context, args UpdateUserArgs) (UpdateUserReceipt, error) {
-	c := engine.Take(e.core, theusProcUpdateUser)
-	f := c.Frame().(*theusCallUpdateUser)
-	f.impl, f.args = e.impl, args
+	c := engine.Take(e.core, theusProcUpdateUser, e.impl)
+	*c.Args().(*UpdateUserArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunUpdateUser runs update_user once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunUpdateUser(impl Processes, s State, args UpdateUserArgs) (UpdateUserEffects, error) {
-	c := &theusCallUpdateUser{args: args, impl: impl}
-	st := theusInternal(&s)
-	_, err := engine.RunFrame(context.Background(), "update_user", c, &st, ErrNoSuchUser)
-	if err != nil {
-		return UpdateUserEffects{}, err
-	}
-	return UpdateUserEffects{UserUpdated: c.userUpdated, Users: engine.Last(c.users)}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcUpdateUser, impl, &args, new(theusInternal(&s)))
+	return UpdateUserEffects{UserUpdated: engine.Emitted[UserUpdated](r, "user.updated"), Users: engine.WrittenEntries[string, User](r, 0)}, err
 }
 
-// What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
+// What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
 
 // theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
 type theusState struct {
@@ -307,9 +295,12 @@ var theusSchema = engine.Schema[theusState]{
 			},
 		},
 	},
+	Outputs: []engine.Output[theusState]{
+		theusPathDomainUsers: engine.CollectionOutput("domain.users", func(s *theusState) *engine.Collection[string, User] { return &s.Domain.Users }, nil),
+	},
 	Paths: []string{"domain.users"},
 	Processes: []engine.ProcessSpec{
-		{Errors: []error{ErrNoSuchUser}, Frame: (*theusCallUpdateUser)(nil), Inputs: []int{theusPathDomainUsers}, Name: "update_user"},
+		{Args: (*UpdateUserArgs)(nil), Errors: []error{ErrNoSuchUser}, Inputs: []int{theusPathDomainUsers}, Name: "update_user", Outputs: []int{theusPathDomainUsers}, Run: theusRunUpdateUser},
 	},
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.users", "collection[string]User{id string, email string, counter int64, updated_at int64}", func(s *theusState) *engine.Collection[string, User] { return &s.Domain.Users }, theusAppendUser),
@@ -355,30 +346,8 @@ func (t theusPatch) Apply(s *theusState, v uint64) {
 	}
 }
 
-// theusCallUpdateUser is the frame of a call of update_user: its arguments and what its last run set and emitted.
-type theusCallUpdateUser struct {
-	impl        Processes
-	args        UpdateUserArgs
-	users       []engine.Pending[string, User]
-	userUpdated []UserUpdated
-}
-
-func (c *theusCallUpdateUser) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	*c = theusCallUpdateUser{args: c.args, impl: c.impl}
-	if err := c.impl.UpdateUser(ctx, UpdateUserIn{Args: c.args, s: s, tx: o.Tx()}, (*UpdateUserOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	if err := engine.CheckEntries(tx.Codec(), "domain.users", c.users, nil); err != nil {
-		tx.Fail(err)
-	}
-	return nil
-}
-
-func (c *theusCallUpdateUser) Apply(s *theusState, tx *engine.Tx, v uint64) {
-	if len(c.users) > 0 {
-		s.Domain.Users = s.Domain.Users.Apply(v, c.users)
-	}
+func theusRunUpdateUser(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).UpdateUser(ctx, UpdateUserIn{Args: *args.(*UpdateUserArgs), s: s.(*theusState), tx: o.Tx()}, (*UpdateUserOut)(o))
 }
 
 func theusCloneUser(p *User) User {
@@ -421,8 +390,8 @@ func theusAppendUserUpdated(b []byte, p *UserUpdated) ([]byte, error) {
 	return b, nil
 }
 
-// theusEmitUserUpdated emits p on topic user.updated in the run of o; a RunX run keeps a copy in kept.
-func theusEmitUserUpdated(o *engine.Out, p *UserUpdated, kept *[]UserUpdated) {
+// theusEmitUserUpdated emits p on topic user.updated in the run of o; a RunX run keeps a copy.
+func theusEmitUserUpdated(o *engine.Out, p *UserUpdated) {
 	if tx := o.Tx(); tx.Codec() != nil {
 		tx.EmitValue("user.updated", p.ID, *p)
 	} else {
@@ -430,7 +399,7 @@ func theusEmitUserUpdated(o *engine.Out, p *UserUpdated, kept *[]UserUpdated) {
 		tx.EmitEncoded("user.updated", p.ID, b, err)
 	}
 	if o.Keep() {
-		*kept = append(*kept, theusCloneUserUpdated(p))
+		o.Kept("user.updated", theusCloneUserUpdated(p))
 	}
 }
 

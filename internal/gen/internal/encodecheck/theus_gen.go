@@ -215,10 +215,8 @@ type HitOut engine.Out
 
 // Hits returns the writer of domain.hits: Put and Delete entries.
 func (o *HitOut) Hits() engine.CollectionWriter[string, int64] {
-	return engine.Writer((*engine.Out)(o), theusPathDomainHits, &o.set(-1).hits, nil)
+	return engine.OutputWriter[string, int64]((*engine.Out)(o), 0, nil)
 }
-
-func (o *HitOut) set(path int) *theusCallHit { return (*engine.Out)(o).Set(path).(*theusCallHit) }
 
 // HitReceipt tells what a call of hit committed.
 type HitReceipt = engine.Receipt
@@ -228,21 +226,15 @@ type HitEffects struct{ Hits map[string]*int64 }
 
 // Hit runs hit and commits its effects.
 func (e *Engine) Hit(ctx context.Context, args HitArgs) (HitReceipt, error) {
-	c := engine.Take(e.core, theusProcHit)
-	f := c.Frame().(*theusCallHit)
-	f.impl, f.args = e.impl, args
+	c := engine.Take(e.core, theusProcHit, e.impl)
+	*c.Args().(*HitArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunHit runs hit once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunHit(impl Processes, s State, args HitArgs) (HitEffects, error) {
-	c := &theusCallHit{args: args, impl: impl}
-	st := theusInternal(&s)
-	_, err := engine.RunFrame(context.Background(), "hit", c, &st)
-	if err != nil {
-		return HitEffects{}, err
-	}
-	return HitEffects{Hits: engine.Last(c.hits)}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcHit, impl, &args, new(theusInternal(&s)))
+	return HitEffects{Hits: engine.WrittenEntries[string, int64](r, 0)}, err
 }
 
 // SetRateArgs are the arguments of set_rate.
@@ -258,11 +250,7 @@ type SetRateIn struct {
 type SetRateOut engine.Out
 
 // SetRate sets domain.rate.
-func (o *SetRateOut) SetRate(v float64) { o.set(theusPathDomainRate).rate = v }
-
-func (o *SetRateOut) set(path int) *theusCallSetRate {
-	return (*engine.Out)(o).Set(path).(*theusCallSetRate)
-}
+func (o *SetRateOut) SetRate(v float64) { engine.SetOutput((*engine.Out)(o), 0, v) }
 
 // SetRateReceipt tells what a call of set_rate committed.
 type SetRateReceipt = engine.Receipt
@@ -272,21 +260,15 @@ type SetRateEffects struct{ Rate *float64 }
 
 // SetRate runs set_rate and commits its effects.
 func (e *Engine) SetRate(ctx context.Context, args SetRateArgs) (SetRateReceipt, error) {
-	c := engine.Take(e.core, theusProcSetRate)
-	f := c.Frame().(*theusCallSetRate)
-	f.impl, f.args = e.impl, args
+	c := engine.Take(e.core, theusProcSetRate, e.impl)
+	*c.Args().(*SetRateArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunSetRate runs set_rate once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunSetRate(impl Processes, s State, args SetRateArgs) (SetRateEffects, error) {
-	c := &theusCallSetRate{args: args, impl: impl}
-	st := theusInternal(&s)
-	tx, err := engine.RunFrame(context.Background(), "set_rate", c, &st)
-	if err != nil {
-		return SetRateEffects{}, err
-	}
-	return SetRateEffects{Rate: engine.Written(tx, theusPathDomainRate, &c.rate)}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSetRate, impl, &args, new(theusInternal(&s)))
+	return SetRateEffects{Rate: engine.WrittenValue[float64](r, 0)}, err
 }
 
 // RecordArgs are the arguments of record.
@@ -306,15 +288,11 @@ type RecordOut engine.Out
 
 // Readings returns the writer of domain.readings: Put and Delete entries.
 func (o *RecordOut) Readings() engine.CollectionWriter[string, Reading] {
-	return engine.Writer((*engine.Out)(o), theusPathDomainReadings, &o.set(-1).readings, nil)
+	return engine.OutputWriter[string, Reading]((*engine.Out)(o), 0, nil)
 }
 
 // SetLastValue sets domain.last.value.
-func (o *RecordOut) SetLastValue(v float64) { o.set(theusPathDomainLast_Value).lastValue = v }
-
-func (o *RecordOut) set(path int) *theusCallRecord {
-	return (*engine.Out)(o).Set(path).(*theusCallRecord)
-}
+func (o *RecordOut) SetLastValue(v float64) { engine.SetOutput((*engine.Out)(o), 1, v) }
 
 // RecordReceipt tells what a call of record committed.
 type RecordReceipt = engine.Receipt
@@ -327,24 +305,18 @@ type RecordEffects struct {
 
 // Record runs record and commits its effects.
 func (e *Engine) Record(ctx context.Context, args RecordArgs) (RecordReceipt, error) {
-	c := engine.Take(e.core, theusProcRecord)
-	f := c.Frame().(*theusCallRecord)
-	f.impl, f.args = e.impl, args
+	c := engine.Take(e.core, theusProcRecord, e.impl)
+	*c.Args().(*RecordArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunRecord runs record once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunRecord(impl Processes, s State, args RecordArgs) (RecordEffects, error) {
-	c := &theusCallRecord{args: args, impl: impl}
-	st := theusInternal(&s)
-	tx, err := engine.RunFrame(context.Background(), "record", c, &st)
-	if err != nil {
-		return RecordEffects{}, err
-	}
-	return RecordEffects{LastValue: engine.Written(tx, theusPathDomainLast_Value, &c.lastValue), Readings: engine.Last(c.readings)}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcRecord, impl, &args, new(theusInternal(&s)))
+	return RecordEffects{LastValue: engine.WrittenValue[float64](r, 1), Readings: engine.WrittenEntries[string, Reading](r, 0)}, err
 }
 
-// What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
+// What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
 
 // theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
 type theusState struct {
@@ -409,11 +381,21 @@ var theusSchema = engine.Schema[theusState]{
 			},
 		},
 	},
+	Outputs: []engine.Output[theusState]{
+		theusPathDomainRate: engine.ValueOutput("domain.rate", func(s *theusState) *float64 { return &s.Domain.Rate }, func(e *float64) error {
+			return jsonenc.CheckFloat(*e, 64)
+		}),
+		theusPathDomainHits:     engine.CollectionOutput("domain.hits", func(s *theusState) *engine.Collection[string, int64] { return &s.Domain.Hits }, nil),
+		theusPathDomainReadings: engine.CollectionOutput("domain.readings", func(s *theusState) *engine.Collection[string, Reading] { return &s.Domain.Readings }, theusValidReading),
+		theusPathDomainLast_Value: engine.ValueOutput("domain.last.value", func(s *theusState) *float64 { return &s.Domain.Last.Value }, func(e *float64) error {
+			return jsonenc.CheckFloat(*e, 64)
+		}),
+	},
 	Paths: []string{"domain.rate", "domain.hits", "domain.readings", "domain.last", "domain.last.value"},
 	Processes: []engine.ProcessSpec{
-		{Frame: (*theusCallHit)(nil), Inputs: []int{theusPathDomainHits}, Name: "hit"},
-		{Frame: (*theusCallSetRate)(nil), Name: "set_rate"},
-		{Frame: (*theusCallRecord)(nil), Name: "record"},
+		{Args: (*HitArgs)(nil), Inputs: []int{theusPathDomainHits}, Name: "hit", Outputs: []int{theusPathDomainHits}, Run: theusRunHit},
+		{Args: (*SetRateArgs)(nil), Name: "set_rate", Outputs: []int{theusPathDomainRate}, Run: theusRunSetRate},
+		{Args: (*RecordArgs)(nil), Name: "record", Outputs: []int{theusPathDomainReadings, theusPathDomainLast_Value}, Run: theusRunRecord},
 	},
 	State: []engine.StateField[theusState]{
 		engine.ValueField("domain.rate", "float64", func(s *theusState) *float64 { return &s.Domain.Rate }, theusAppend_Float64),
@@ -426,17 +408,17 @@ var theusSchema = engine.Schema[theusState]{
 // theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
 func (p *Patch) theusCheck(codec engine.Codec) error {
 	for _, w := range p.writes {
+		var err error
 		switch w {
 		case theusPathDomainRate:
-			if err := engine.CheckValue(codec, "domain.rate", &p.rate, func(e *float64) error {
+			err = engine.CheckValue(codec, "domain.rate", &p.rate, func(e *float64) error {
 				return jsonenc.CheckFloat(*e, 64)
-			}); err != nil {
-				return err
-			}
+			})
 		case theusPathDomainLast:
-			if err := engine.CheckValue(codec, "domain.last", &p.last, theusValidReading); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "domain.last", &p.last, theusValidReading)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if err := engine.CheckEntries(codec, "domain.hits", p.hits, nil); err != nil {
@@ -486,86 +468,16 @@ func (t theusPatch) Apply(s *theusState, v uint64) {
 	}
 }
 
-// theusCallHit is the frame of a call of hit: its arguments and what its last run set and emitted.
-type theusCallHit struct {
-	impl Processes
-	args HitArgs
-	hits []engine.Pending[string, int64]
+func theusRunHit(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).Hit(ctx, HitIn{Args: *args.(*HitArgs), s: s.(*theusState), tx: o.Tx()}, (*HitOut)(o))
 }
 
-func (c *theusCallHit) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	*c = theusCallHit{args: c.args, impl: c.impl}
-	if err := c.impl.Hit(ctx, HitIn{Args: c.args, s: s, tx: o.Tx()}, (*HitOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	if err := engine.CheckEntries(tx.Codec(), "domain.hits", c.hits, nil); err != nil {
-		tx.Fail(err)
-	}
-	return nil
+func theusRunSetRate(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).SetRate(ctx, SetRateIn{Args: *args.(*SetRateArgs), s: s.(*theusState)}, (*SetRateOut)(o))
 }
 
-func (c *theusCallHit) Apply(s *theusState, tx *engine.Tx, v uint64) {
-	if len(c.hits) > 0 {
-		s.Domain.Hits = s.Domain.Hits.Apply(v, c.hits)
-	}
-}
-
-// theusCallSetRate is the frame of a call of set_rate: its arguments and what its last run set and emitted.
-type theusCallSetRate struct {
-	impl Processes
-	args SetRateArgs
-	rate float64
-}
-
-func (c *theusCallSetRate) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	*c = theusCallSetRate{args: c.args, impl: c.impl}
-	if err := c.impl.SetRate(ctx, SetRateIn{Args: c.args, s: s}, (*SetRateOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	engine.CheckOutput(tx, theusPathDomainRate, "domain.rate", &c.rate, func(e *float64) error {
-		return jsonenc.CheckFloat(*e, 64)
-	})
-	return nil
-}
-
-func (c *theusCallSetRate) Apply(s *theusState, tx *engine.Tx, _ uint64) {
-	if tx.Written(theusPathDomainRate) {
-		s.Domain.Rate = c.rate
-	}
-}
-
-// theusCallRecord is the frame of a call of record: its arguments and what its last run set and emitted.
-type theusCallRecord struct {
-	impl      Processes
-	args      RecordArgs
-	readings  []engine.Pending[string, Reading]
-	lastValue float64
-}
-
-func (c *theusCallRecord) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	*c = theusCallRecord{args: c.args, impl: c.impl}
-	if err := c.impl.Record(ctx, RecordIn{Args: c.args, s: s}, (*RecordOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	if err := engine.CheckEntries(tx.Codec(), "domain.readings", c.readings, theusValidReading); err != nil {
-		tx.Fail(err)
-	}
-	engine.CheckOutput(tx, theusPathDomainLast_Value, "domain.last.value", &c.lastValue, func(e *float64) error {
-		return jsonenc.CheckFloat(*e, 64)
-	})
-	return nil
-}
-
-func (c *theusCallRecord) Apply(s *theusState, tx *engine.Tx, v uint64) {
-	if len(c.readings) > 0 {
-		s.Domain.Readings = s.Domain.Readings.Apply(v, c.readings)
-	}
-	if tx.Written(theusPathDomainLast_Value) {
-		s.Domain.Last.Value = c.lastValue
-	}
+func theusRunRecord(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).Record(ctx, RecordIn{Args: *args.(*RecordArgs), s: s.(*theusState)}, (*RecordOut)(o))
 }
 
 func theusCloneReading(p *Reading) Reading {

@@ -113,9 +113,7 @@ func (v EventView) Clone() Event { return theusCloneEvent(v.p) }
 
 // Processes is implemented by the application: one method per process of contracts.yaml.
 type Processes interface {
-	// SellChecked: runs sell_checked.
 	SellChecked(ctx context.Context, in SellCheckedIn, out *SellCheckedOut) error
-	// SellPlain: runs sell_plain.
 	SellPlain(ctx context.Context, in SellPlainIn, out *SellPlainOut) error
 }
 
@@ -192,11 +190,7 @@ type SellCheckedOut engine.Out
 
 // Checked returns the writer of domain.checked: Put and Delete entries.
 func (o *SellCheckedOut) Checked() engine.CollectionWriter[string, Event] {
-	return engine.Writer((*engine.Out)(o), theusPathDomainChecked, &o.set(-1).checked, nil)
-}
-
-func (o *SellCheckedOut) set(path int) *theusCallSellChecked {
-	return (*engine.Out)(o).Set(path).(*theusCallSellChecked)
+	return engine.OutputWriter[string, Event]((*engine.Out)(o), 0, nil)
 }
 
 // SellCheckedReceipt tells what a call of sell_checked committed.
@@ -207,21 +201,15 @@ type SellCheckedEffects struct{ Checked map[string]*Event }
 
 // SellChecked runs sell_checked and commits its effects.
 func (e *Engine) SellChecked(ctx context.Context, args SellCheckedArgs) (SellCheckedReceipt, error) {
-	c := engine.Take(e.core, theusProcSellChecked)
-	f := c.Frame().(*theusCallSellChecked)
-	f.impl, f.args = e.impl, args
+	c := engine.Take(e.core, theusProcSellChecked, e.impl)
+	*c.Args().(*SellCheckedArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunSellChecked runs sell_checked once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunSellChecked(impl Processes, s State, args SellCheckedArgs) (SellCheckedEffects, error) {
-	c := &theusCallSellChecked{args: args, impl: impl}
-	st := theusInternal(&s)
-	_, err := engine.RunFrame(context.Background(), "sell_checked", c, &st)
-	if err != nil {
-		return SellCheckedEffects{}, err
-	}
-	return SellCheckedEffects{Checked: engine.Last(c.checked)}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSellChecked, impl, &args, new(theusInternal(&s)))
+	return SellCheckedEffects{Checked: engine.WrittenEntries[string, Event](r, 0)}, err
 }
 
 // SellPlainArgs are the arguments of sell_plain.
@@ -246,11 +234,7 @@ type SellPlainOut engine.Out
 
 // Plain returns the writer of domain.plain: Put and Delete entries.
 func (o *SellPlainOut) Plain() engine.CollectionWriter[string, Event] {
-	return engine.Writer((*engine.Out)(o), theusPathDomainPlain, &o.set(-1).plain, nil)
-}
-
-func (o *SellPlainOut) set(path int) *theusCallSellPlain {
-	return (*engine.Out)(o).Set(path).(*theusCallSellPlain)
+	return engine.OutputWriter[string, Event]((*engine.Out)(o), 0, nil)
 }
 
 // SellPlainReceipt tells what a call of sell_plain committed.
@@ -261,24 +245,18 @@ type SellPlainEffects struct{ Plain map[string]*Event }
 
 // SellPlain runs sell_plain and commits its effects.
 func (e *Engine) SellPlain(ctx context.Context, args SellPlainArgs) (SellPlainReceipt, error) {
-	c := engine.Take(e.core, theusProcSellPlain)
-	f := c.Frame().(*theusCallSellPlain)
-	f.impl, f.args = e.impl, args
+	c := engine.Take(e.core, theusProcSellPlain, e.impl)
+	*c.Args().(*SellPlainArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunSellPlain runs sell_plain once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunSellPlain(impl Processes, s State, args SellPlainArgs) (SellPlainEffects, error) {
-	c := &theusCallSellPlain{args: args, impl: impl}
-	st := theusInternal(&s)
-	_, err := engine.RunFrame(context.Background(), "sell_plain", c, &st)
-	if err != nil {
-		return SellPlainEffects{}, err
-	}
-	return SellPlainEffects{Plain: engine.Last(c.plain)}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSellPlain, impl, &args, new(theusInternal(&s)))
+	return SellPlainEffects{Plain: engine.WrittenEntries[string, Event](r, 0)}, err
 }
 
-// What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
+// What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
 
 // theusState is the engine's form of State: collections are engine.Collections, versioned per entry.
 type theusState struct {
@@ -339,10 +317,14 @@ var theusSchema = engine.Schema[theusState]{
 	Invariants: []engine.Invariant{
 		{Check: "self.sold <= self.capacity", Each: true, Field: 0, Message: "sold out", Must: "satisfy self.sold <= self.capacity", Path: "domain.checked[*]", Rule: "check"},
 	},
+	Outputs: []engine.Output[theusState]{
+		theusPathDomainChecked: engine.CollectionOutput("domain.checked", func(s *theusState) *engine.Collection[string, Event] { return &s.Domain.Checked }, nil),
+		theusPathDomainPlain:   engine.CollectionOutput("domain.plain", func(s *theusState) *engine.Collection[string, Event] { return &s.Domain.Plain }, nil),
+	},
 	Paths: []string{"domain.checked", "domain.plain"},
 	Processes: []engine.ProcessSpec{
-		{Frame: (*theusCallSellChecked)(nil), Inputs: []int{theusPathDomainChecked}, Name: "sell_checked"},
-		{Frame: (*theusCallSellPlain)(nil), Inputs: []int{theusPathDomainPlain}, Name: "sell_plain"},
+		{Args: (*SellCheckedArgs)(nil), Inputs: []int{theusPathDomainChecked}, Name: "sell_checked", Outputs: []int{theusPathDomainChecked}, Run: theusRunSellChecked},
+		{Args: (*SellPlainArgs)(nil), Inputs: []int{theusPathDomainPlain}, Name: "sell_plain", Outputs: []int{theusPathDomainPlain}, Run: theusRunSellPlain},
 	},
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.checked", "collection[string]Event{id string, sold int, capacity int}", func(s *theusState) *engine.Collection[string, Event] { return &s.Domain.Checked }, theusAppendEvent),
@@ -398,54 +380,12 @@ func (t theusPatch) Apply(s *theusState, v uint64) {
 	}
 }
 
-// theusCallSellChecked is the frame of a call of sell_checked: its arguments and what its last run set and emitted.
-type theusCallSellChecked struct {
-	impl    Processes
-	args    SellCheckedArgs
-	checked []engine.Pending[string, Event]
+func theusRunSellChecked(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).SellChecked(ctx, SellCheckedIn{Args: *args.(*SellCheckedArgs), s: s.(*theusState), tx: o.Tx()}, (*SellCheckedOut)(o))
 }
 
-func (c *theusCallSellChecked) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	*c = theusCallSellChecked{args: c.args, impl: c.impl}
-	if err := c.impl.SellChecked(ctx, SellCheckedIn{Args: c.args, s: s, tx: o.Tx()}, (*SellCheckedOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	if err := engine.CheckEntries(tx.Codec(), "domain.checked", c.checked, nil); err != nil {
-		tx.Fail(err)
-	}
-	return nil
-}
-
-func (c *theusCallSellChecked) Apply(s *theusState, tx *engine.Tx, v uint64) {
-	if len(c.checked) > 0 {
-		s.Domain.Checked = s.Domain.Checked.Apply(v, c.checked)
-	}
-}
-
-// theusCallSellPlain is the frame of a call of sell_plain: its arguments and what its last run set and emitted.
-type theusCallSellPlain struct {
-	impl  Processes
-	args  SellPlainArgs
-	plain []engine.Pending[string, Event]
-}
-
-func (c *theusCallSellPlain) Run(ctx context.Context, s *theusState, o *engine.Out) error {
-	*c = theusCallSellPlain{args: c.args, impl: c.impl}
-	if err := c.impl.SellPlain(ctx, SellPlainIn{Args: c.args, s: s, tx: o.Tx()}, (*SellPlainOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	if err := engine.CheckEntries(tx.Codec(), "domain.plain", c.plain, nil); err != nil {
-		tx.Fail(err)
-	}
-	return nil
-}
-
-func (c *theusCallSellPlain) Apply(s *theusState, tx *engine.Tx, v uint64) {
-	if len(c.plain) > 0 {
-		s.Domain.Plain = s.Domain.Plain.Apply(v, c.plain)
-	}
+func theusRunSellPlain(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).SellPlain(ctx, SellPlainIn{Args: *args.(*SellPlainArgs), s: s.(*theusState), tx: o.Tx()}, (*SellPlainOut)(o))
 }
 
 func theusCloneEvent(p *Event) Event {

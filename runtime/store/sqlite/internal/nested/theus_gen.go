@@ -213,16 +213,10 @@ func (in ChangeEmailIn) UserEmail() string { return in.s.Domain.User.Email }
 type ChangeEmailOut engine.Out
 
 // SetUserEmail sets domain.user.email.
-func (o *ChangeEmailOut) SetUserEmail(v string) { o.set(theusPathDomainUser_Email).userEmail = v }
+func (o *ChangeEmailOut) SetUserEmail(v string) { engine.SetOutput((*engine.Out)(o), 0, v) }
 
 // EmitUserChanged emits a message on topic user.changed.
-func (o *ChangeEmailOut) EmitUserChanged(p Changed) {
-	theusEmitUserChanged((*engine.Out)(o), &p, &o.set(-1).userChanged)
-}
-
-func (o *ChangeEmailOut) set(path int) *theusCallChangeEmail {
-	return (*engine.Out)(o).Set(path).(*theusCallChangeEmail)
-}
+func (o *ChangeEmailOut) EmitUserChanged(p Changed) { theusEmitUserChanged((*engine.Out)(o), &p) }
 
 // ChangeEmailReceipt tells what a call of change_email committed.
 type ChangeEmailReceipt = engine.Receipt
@@ -235,20 +229,15 @@ type ChangeEmailEffects struct {
 
 // ChangeEmail runs change_email and commits its effects.
 func (e *Engine) ChangeEmail(ctx context.Context, args ChangeEmailArgs) (ChangeEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcChangeEmail)
-	f := c.Frame().(*theusCallChangeEmail)
-	f.impl, f.args = e.impl, args
+	c := engine.Take(e.core, theusProcChangeEmail, e.impl)
+	*c.Args().(*ChangeEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunChangeEmail runs change_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunChangeEmail(impl Processes, s State, args ChangeEmailArgs) (ChangeEmailEffects, error) {
-	c := &theusCallChangeEmail{args: args, impl: impl}
-	tx, err := engine.RunFrame(context.Background(), "change_email", c, &s)
-	if err != nil {
-		return ChangeEmailEffects{}, err
-	}
-	return ChangeEmailEffects{UserChanged: c.userChanged, UserEmail: engine.Written(tx, theusPathDomainUser_Email, &c.userEmail)}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcChangeEmail, impl, &args, &s)
+	return ChangeEmailEffects{UserChanged: engine.Emitted[Changed](r, "user.changed"), UserEmail: engine.WrittenValue[string](r, 0)}, err
 }
 
 // MoveArgs are the arguments of move.
@@ -274,13 +263,11 @@ type MoveOut engine.Out
 
 // SetUserAddress sets domain.user.address.
 func (o *MoveOut) SetUserAddress(v Address) {
-	o.set(theusPathDomainUser_Address).userAddress = theusCloneAddress(&v)
+	engine.SetOutput((*engine.Out)(o), 0, theusCloneAddress(&v))
 }
 
 // SetAudit sets domain.audit.
-func (o *MoveOut) SetAudit(v []string) { o.set(theusPathDomainAudit).audit = slices.Clone(v) }
-
-func (o *MoveOut) set(path int) *theusCallMove { return (*engine.Out)(o).Set(path).(*theusCallMove) }
+func (o *MoveOut) SetAudit(v []string) { engine.SetOutput((*engine.Out)(o), 1, slices.Clone(v)) }
 
 // MoveReceipt tells what a call of move committed.
 type MoveReceipt = engine.Receipt
@@ -293,20 +280,15 @@ type MoveEffects struct {
 
 // Move runs move and commits its effects.
 func (e *Engine) Move(ctx context.Context, args MoveArgs) (MoveReceipt, error) {
-	c := engine.Take(e.core, theusProcMove)
-	f := c.Frame().(*theusCallMove)
-	f.impl, f.args = e.impl, args
+	c := engine.Take(e.core, theusProcMove, e.impl)
+	*c.Args().(*MoveArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunMove runs move once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunMove(impl Processes, s State, args MoveArgs) (MoveEffects, error) {
-	c := &theusCallMove{args: args, impl: impl}
-	tx, err := engine.RunFrame(context.Background(), "move", c, &s)
-	if err != nil {
-		return MoveEffects{}, err
-	}
-	return MoveEffects{Audit: engine.Written(tx, theusPathDomainAudit, &c.audit), UserAddress: engine.Written(tx, theusPathDomainUser_Address, &c.userAddress)}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcMove, impl, &args, &s)
+	return MoveEffects{Audit: engine.WrittenValue[[]string](r, 1), UserAddress: engine.WrittenValue[Address](r, 0)}, err
 }
 
 // SetPrefsArgs are the arguments of set_prefs.
@@ -328,11 +310,7 @@ type SetPrefsOut engine.Out
 
 // SetUserPrefs sets domain.user.prefs.
 func (o *SetPrefsOut) SetUserPrefs(v map[string]string) {
-	o.set(theusPathDomainUser_Prefs).userPrefs = maps.Clone(v)
-}
-
-func (o *SetPrefsOut) set(path int) *theusCallSetPrefs {
-	return (*engine.Out)(o).Set(path).(*theusCallSetPrefs)
+	engine.SetOutput((*engine.Out)(o), 0, maps.Clone(v))
 }
 
 // SetPrefsReceipt tells what a call of set_prefs committed.
@@ -343,23 +321,18 @@ type SetPrefsEffects struct{ UserPrefs *map[string]string }
 
 // SetPrefs runs set_prefs and commits its effects.
 func (e *Engine) SetPrefs(ctx context.Context, args SetPrefsArgs) (SetPrefsReceipt, error) {
-	c := engine.Take(e.core, theusProcSetPrefs)
-	f := c.Frame().(*theusCallSetPrefs)
-	f.impl, f.args = e.impl, args
+	c := engine.Take(e.core, theusProcSetPrefs, e.impl)
+	*c.Args().(*SetPrefsArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunSetPrefs runs set_prefs once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
 func RunSetPrefs(impl Processes, s State, args SetPrefsArgs) (SetPrefsEffects, error) {
-	c := &theusCallSetPrefs{args: args, impl: impl}
-	tx, err := engine.RunFrame(context.Background(), "set_prefs", c, &s)
-	if err != nil {
-		return SetPrefsEffects{}, err
-	}
-	return SetPrefsEffects{UserPrefs: engine.Written(tx, theusPathDomainUser_Prefs, &c.userPrefs)}, nil
+	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSetPrefs, impl, &args, &s)
+	return SetPrefsEffects{UserPrefs: engine.WrittenValue[map[string]string](r, 0)}, err
 }
 
-// What the engine needs of contracts.yaml: the calls of the processes, the schema, deep copies, JSON encoders and checks, the topics' emitters.
+// What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
 
 func theusCloneState(p *State) State {
 	c := *p
@@ -387,11 +360,17 @@ const (
 
 var theusSchema = engine.Schema[State]{
 	Clone: theusCloneState,
+	Outputs: []engine.Output[State]{
+		theusPathDomainAudit:        engine.ValueOutput("domain.audit", func(s *State) *[]string { return &s.Domain.Audit }, nil),
+		theusPathDomainUser_Email:   engine.ValueOutput("domain.user.email", func(s *State) *string { return &s.Domain.User.Email }, nil),
+		theusPathDomainUser_Address: engine.ValueOutput("domain.user.address", func(s *State) *Address { return &s.Domain.User.Address }, nil),
+		theusPathDomainUser_Prefs:   engine.ValueOutput("domain.user.prefs", func(s *State) *map[string]string { return &s.Domain.User.Prefs }, nil),
+	},
 	Paths: []string{"domain.user", "domain.audit", "domain.user.id", "domain.user.email", "domain.user.address", "domain.user.prefs"},
 	Processes: []engine.ProcessSpec{
-		{Frame: (*theusCallChangeEmail)(nil), Inputs: []int{theusPathDomainUser_ID, theusPathDomainUser_Email}, Name: "change_email"},
-		{Frame: (*theusCallMove)(nil), Inputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}, Name: "move"},
-		{Frame: (*theusCallSetPrefs)(nil), Inputs: []int{theusPathDomainUser_Prefs}, Name: "set_prefs"},
+		{Args: (*ChangeEmailArgs)(nil), Inputs: []int{theusPathDomainUser_ID, theusPathDomainUser_Email}, Name: "change_email", Outputs: []int{theusPathDomainUser_Email}, Run: theusRunChangeEmail},
+		{Args: (*MoveArgs)(nil), Inputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}, Name: "move", Outputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}, Run: theusRunMove},
+		{Args: (*SetPrefsArgs)(nil), Inputs: []int{theusPathDomainUser_Prefs}, Name: "set_prefs", Outputs: []int{theusPathDomainUser_Prefs}, Run: theusRunSetPrefs},
 	},
 	State: []engine.StateField[State]{
 		engine.ValueField("domain.user", "User{id string, email string, address Address{city string, lines []string}, prefs map[string]string}", func(s *State) *User { return &s.Domain.User }, theusAppendUser),
@@ -405,15 +384,15 @@ func (p *Patch) theusCheck(codec engine.Codec) error {
 		return nil
 	}
 	for _, w := range p.writes {
+		var err error
 		switch w {
 		case theusPathDomainUser:
-			if err := engine.CheckValue(codec, "domain.user", &p.user, nil); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "domain.user", &p.user, nil)
 		case theusPathDomainAudit:
-			if err := engine.CheckValue(codec, "domain.audit", &p.audit, nil); err != nil {
-				return err
-			}
+			err = engine.CheckValue(codec, "domain.audit", &p.audit, nil)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -445,79 +424,16 @@ func (t theusPatch) Apply(s *State, _ uint64) {
 	}
 }
 
-// theusCallChangeEmail is the frame of a call of change_email: its arguments and what its last run set and emitted.
-type theusCallChangeEmail struct {
-	impl        Processes
-	args        ChangeEmailArgs
-	userEmail   string
-	userChanged []Changed
+func theusRunChangeEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).ChangeEmail(ctx, ChangeEmailIn{Args: *args.(*ChangeEmailArgs), s: s.(*State)}, (*ChangeEmailOut)(o))
 }
 
-func (c *theusCallChangeEmail) Run(ctx context.Context, s *State, o *engine.Out) error {
-	*c = theusCallChangeEmail{args: c.args, impl: c.impl}
-	if err := c.impl.ChangeEmail(ctx, ChangeEmailIn{Args: c.args, s: s}, (*ChangeEmailOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	engine.CheckOutput(tx, theusPathDomainUser_Email, "domain.user.email", &c.userEmail, nil)
-	return nil
+func theusRunMove(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).Move(ctx, MoveIn{Args: *args.(*MoveArgs), s: s.(*State)}, (*MoveOut)(o))
 }
 
-func (c *theusCallChangeEmail) Apply(s *State, tx *engine.Tx, _ uint64) {
-	if tx.Written(theusPathDomainUser_Email) {
-		s.Domain.User.Email = c.userEmail
-	}
-}
-
-// theusCallMove is the frame of a call of move: its arguments and what its last run set and emitted.
-type theusCallMove struct {
-	impl        Processes
-	args        MoveArgs
-	userAddress Address
-	audit       []string
-}
-
-func (c *theusCallMove) Run(ctx context.Context, s *State, o *engine.Out) error {
-	*c = theusCallMove{args: c.args, impl: c.impl}
-	if err := c.impl.Move(ctx, MoveIn{Args: c.args, s: s}, (*MoveOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	engine.CheckOutput(tx, theusPathDomainUser_Address, "domain.user.address", &c.userAddress, nil)
-	engine.CheckOutput(tx, theusPathDomainAudit, "domain.audit", &c.audit, nil)
-	return nil
-}
-
-func (c *theusCallMove) Apply(s *State, tx *engine.Tx, _ uint64) {
-	if tx.Written(theusPathDomainUser_Address) {
-		s.Domain.User.Address = c.userAddress
-	}
-	if tx.Written(theusPathDomainAudit) {
-		s.Domain.Audit = c.audit
-	}
-}
-
-// theusCallSetPrefs is the frame of a call of set_prefs: its arguments and what its last run set and emitted.
-type theusCallSetPrefs struct {
-	impl      Processes
-	args      SetPrefsArgs
-	userPrefs map[string]string
-}
-
-func (c *theusCallSetPrefs) Run(ctx context.Context, s *State, o *engine.Out) error {
-	*c = theusCallSetPrefs{args: c.args, impl: c.impl}
-	if err := c.impl.SetPrefs(ctx, SetPrefsIn{Args: c.args, s: s}, (*SetPrefsOut)(o)); err != nil {
-		return err
-	}
-	tx := o.Tx()
-	engine.CheckOutput(tx, theusPathDomainUser_Prefs, "domain.user.prefs", &c.userPrefs, nil)
-	return nil
-}
-
-func (c *theusCallSetPrefs) Apply(s *State, tx *engine.Tx, _ uint64) {
-	if tx.Written(theusPathDomainUser_Prefs) {
-		s.Domain.User.Prefs = c.userPrefs
-	}
+func theusRunSetPrefs(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	return impl.(Processes).SetPrefs(ctx, SetPrefsIn{Args: *args.(*SetPrefsArgs), s: s.(*State)}, (*SetPrefsOut)(o))
 }
 
 func theusCloneAddress(p *Address) Address {
@@ -578,8 +494,8 @@ func theusAppendChanged(b []byte, p *Changed) ([]byte, error) {
 	return b, nil
 }
 
-// theusEmitUserChanged emits p on topic user.changed in the run of o; a RunX run keeps a copy in kept.
-func theusEmitUserChanged(o *engine.Out, p *Changed, kept *[]Changed) {
+// theusEmitUserChanged emits p on topic user.changed in the run of o; a RunX run keeps a copy.
+func theusEmitUserChanged(o *engine.Out, p *Changed) {
 	if tx := o.Tx(); tx.Codec() != nil {
 		tx.EmitValue("user.changed", p.ID, *p)
 	} else {
@@ -587,7 +503,7 @@ func theusEmitUserChanged(o *engine.Out, p *Changed, kept *[]Changed) {
 		tx.EmitEncoded("user.changed", p.ID, b, err)
 	}
 	if o.Keep() {
-		*kept = append(*kept, theusCloneChanged(p))
+		o.Kept("user.changed", theusCloneChanged(p))
 	}
 }
 

@@ -1,0 +1,189 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/theus-go/theus/runtime/engine"
+	"github.com/theus-go/theus/runtime/store/memory"
+)
+
+// A hand-written stand-in for a generated process over the frame machinery:
+// output 0 is a float (which JSON may refuse), output 1 a collection; the
+// frame's run sets what its script says, emits, sets a result, and its
+// rules refuse a negative value.
+
+type fstate struct {
+	F float64
+	M engine.Collection[string, int]
+}
+
+type fscript struct {
+	setF    *float64
+	put     map[string]int
+	emit    []string
+	result  string
+	keepOut **engine.Out
+}
+
+// frules records the outputs that the rules were checked on, in order.
+var frules []int
+
+func frun(_ context.Context, _, args, _ any, o *engine.Out) error {
+	a := args.(*fscript)
+	frules = frules[:0]
+	if a.keepOut != nil {
+		*a.keepOut = o
+	}
+	if a.setF != nil {
+		engine.SetOutput(o, 0, *a.setF)
+	}
+	w := engine.OutputWriter[string, int](o, 1, nil)
+	for k, v := range a.put {
+		w.Put(k, v)
+	}
+	for _, t := range a.emit {
+		o.Tx().Emit(t, "", []byte(`{}`))
+		if o.Keep() {
+			o.Kept(t, t+"!")
+		}
+	}
+	if a.result != "" {
+		engine.SetResult(o, a.result)
+	}
+	return nil
+}
+
+func fcheck(tx *engine.Tx, i int, out, _ any) {
+	frules = append(frules, i)
+	if p, ok := out.(*float64); ok && *p < 0 {
+		tx.Fail(errors.New("negative"))
+	}
+}
+
+var fschema = &engine.Schema[fstate]{
+	Paths: []string{"domain.f", "domain.m"},
+	Clone: func(s *fstate) fstate { return *s },
+	Outputs: []engine.Output[fstate]{
+		0: engine.ValueOutput("domain.f", func(s *fstate) *float64 { return &s.F }, func(p *float64) error {
+			if math.IsNaN(*p) {
+				return errors.New("NaN")
+			}
+			return nil
+		}),
+		1: engine.CollectionOutput("domain.m", func(s *fstate) *engine.Collection[string, int] { return &s.M }, nil),
+	},
+	Processes: []engine.ProcessSpec{{Name: "p", Args: (*fscript)(nil), Run: frun, Rules: fcheck, Outputs: []int{0, 1}}},
+	Collections: []engine.CollectionSpec[fstate]{{Path: 1, Version: func(s *fstate, k string) (uint64, bool) {
+		return engine.CollectionVersion(s.M, k)
+	}}},
+}
+
+func ptr(f float64) *float64 { return &f }
+
+// RunFrame reports what the run wrote, and nothing for what it did not:
+// an output not set is nil however the previous runs of the frame left it.
+func TestRunFrameEffects(t *testing.T) {
+	r, err := engine.RunFrame(context.Background(), fschema, 0, nil, &fscript{setF: ptr(2.5), put: map[string]int{"a": 1}, emit: []string{"t1", "t2", "t1"}, result: "ok"}, &fstate{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := engine.WrittenValue[float64](r, 0); v == nil || *v != 2.5 {
+		t.Errorf("WrittenValue = %v, want 2.5", v)
+	}
+	if m := engine.WrittenEntries[string, int](r, 1); len(m) != 1 || *m["a"] != 1 {
+		t.Errorf("WrittenEntries = %v, want a: 1", m)
+	}
+	if got := engine.Emitted[string](r, "t1"); len(got) != 2 || got[0] != "t1!" {
+		t.Errorf("Emitted(t1) = %v, want two", got)
+	}
+	if got := engine.Result[string](r); got != "ok" {
+		t.Errorf("Result = %q", got)
+	}
+	r, err = engine.RunFrame(context.Background(), fschema, 0, nil, &fscript{}, &fstate{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := engine.WrittenValue[float64](r, 0); v != nil {
+		t.Errorf("WrittenValue of an output not set = %v, want nil", *v)
+	}
+	if m := engine.WrittenEntries[string, int](r, 1); m != nil {
+		t.Errorf("WrittenEntries of a collection not written = %v", m)
+	}
+	if got := engine.Result[string](r); got != "" {
+		t.Errorf("Result not set = %q", got)
+	}
+	// A failed run reports nothing.
+	r, err = engine.RunFrame(context.Background(), fschema, 0, nil, &fscript{setF: ptr(-1)}, &fstate{})
+	if err == nil || r != nil || engine.WrittenValue[float64](r, 0) != nil || engine.Emitted[string](r, "t1") != nil {
+		t.Errorf("a run its rules refuse: %v, %v", r, err)
+	}
+}
+
+// The engine applies what a call wrote, checks an output against its
+// Output's valid function before the rules, and a pooled call forgets the
+// previous call's result, pending entries and outputs.
+func TestFrameCallCommits(t *testing.T) {
+	ctx := context.Background()
+	e, err := engine.New(ctx, fschema, fstate{M: engine.NewCollection[string, int](nil, nil)}, engine.WithStore(memory.New()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	call := func(s fscript) (engine.ReceiptOf[string], []int, error) {
+		c := engine.Take(e, 0, nil)
+		*c.Args().(*fscript) = s
+		r, err := engine.ExecResult[string](ctx, c)
+		return r, frules, err
+	}
+	first, f, err := call(fscript{setF: ptr(1.5), put: map[string]int{"a": 1}, result: "first"})
+	if err != nil || first.Result != "first" {
+		t.Fatalf("first call: %v, %+v", err, first)
+	}
+	if len(f) != 2 || f[0] != 0 || f[1] != 1 {
+		t.Errorf("rules checked on outputs %v, want [0 1]", f)
+	}
+	_, s := e.Snapshot()
+	if v, ok := s.M.Get("a"); s.F != 1.5 || !ok || *v != 1 {
+		t.Fatalf("state after the first call: %v, %v", s.F, s.M)
+	}
+	// The pool may hand the same call back: nothing of the first call
+	// may show in the second, which sets nothing.
+	r, f, err := call(fscript{put: map[string]int{"b": 2}})
+	if err != nil || r.Result != "" {
+		t.Fatalf("second call: %v, %+v (a previous result leaked?)", err, r)
+	}
+	if len(f) != 1 || f[0] != 1 {
+		t.Errorf("rules checked on outputs %v, want [1]: output 0 was not written", f)
+	}
+	_, s = e.Snapshot()
+	if s.F != 1.5 || s.M.Len() != 2 {
+		t.Fatalf("state after the second call: %v, %d entries", s.F, s.M.Len())
+	}
+	if va, _ := engine.CollectionVersion(s.M, "a"); va != first.Version {
+		t.Errorf("entry a is of version %d, want %d: the second call wrote it again", va, first.Version)
+	}
+	// valid refuses NaN before the rules run.
+	_, _, err = call(fscript{setF: ptr(math.NaN())})
+	if err == nil || !strings.Contains(err.Error(), "NaN") {
+		t.Fatalf("NaN: err = %v", err)
+	}
+	_, s = e.Snapshot()
+	if s.F != 1.5 {
+		t.Errorf("a refused call changed the state: %v", s.F)
+	}
+	// An Out kept past its call panics on use.
+	var kept *engine.Out
+	if _, _, err := call(fscript{keepOut: &kept}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("SetOutput on a stale Out did not panic")
+		}
+	}()
+	engine.SetOutput(kept, 0, 3.0)
+}

@@ -161,20 +161,13 @@ func enqueue(ctx context.Context, tx any, schema, channel string, msgs []outbox.
 	err := t.query(ctx, `WITH h AS (UPDATE `+schema+`.theus_head SET version = version + 1 WHERE id = 1 RETURNING version AS v),
 		meta AS (SELECT (SELECT value FROM `+schema+`.theus_meta WHERE name = 'incarnation')::bigint AS inc,
 			(SELECT value FROM `+schema+`.theus_meta WHERE name = 'partitions')::int AS np),
-		ku AS (UPDATE `+schema+`.theus_key_seqs s SET seq = s.seq + u.n
-			FROM h, unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[]) WITH ORDINALITY AS u(t, k, n, pre, g)
-			WHERE s.topic = u.t AND s.key = u.k
-			RETURNING u.g, u.t, u.k, u.n, u.pre, s.seq),
-		ki AS (INSERT INTO `+schema+`.theus_key_seqs (topic, key, seq)
+		ks AS (INSERT INTO `+schema+`.theus_key_seqs (topic, key, seq)
 			SELECT u.t, u.k, u.n FROM h, unnest($1::text[], $2::text[], $3::bigint[]) AS u(t, k, n)
-			WHERE NOT EXISTS (SELECT 1 FROM `+schema+`.theus_key_seqs s WHERE s.topic = u.t AND s.key = u.k)
 			ON CONFLICT (topic, key) DO UPDATE SET seq = theus_key_seqs.seq + excluded.seq
 			RETURNING topic, key, seq),
-		ks AS (SELECT g, t, k, n, pre, seq FROM ku
-			UNION ALL SELECT u.g, u.t, u.k, u.n, u.pre, ki.seq
-			FROM ki JOIN unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[]) WITH ORDINALITY AS u(t, k, n, pre, g)
-				ON u.t = ki.topic AND u.k = ki.key AND ki.seq > 0),
-		g AS (SELECT ks.g, ks.t, ks.k, ks.seq - ks.n AS base, ks.pre || `+sqlUvarint("ks.seq")+` AS b FROM ks),
+		g AS (SELECT u.g, u.t, u.k, ks.seq - u.n AS base, u.pre || `+sqlUvarint("ks.seq")+` AS b
+			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[]) WITH ORDINALITY AS u(t, k, n, pre, g)
+			JOIN ks ON ks.topic = u.t AND ks.key = u.k),
 		m AS (SELECT CASE WHEN meta.inc = 0 THEN '' ELSE lpad(to_hex(meta.inc), 16, '0') || '-' END
 				|| lpad(to_hex(h.v), 16, '0') || '-' || lpad(to_hex(x.x), 4, '0') AS id,
 				x.x, g.t, g.k, g.base + x.o AS q, x.p, x.hd

@@ -2,12 +2,15 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/theus-go/theus/examples/bank"
 	"github.com/theus-go/theus/runtime/engine"
@@ -124,10 +127,7 @@ func TestUnknownOutcomeIsResolved(t *testing.T) {
 			// The group's connection: in a transaction under the head
 			// row's lock, or idle, about to send the group in one round
 			// trip; not the one that listens. Waits until it ended.
-			var n int
-			err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity
-				WHERE application_name = $1 AND state IN ('idle', 'idle in transaction') AND query NOT LIKE 'LISTEN%'
-				AND pg_terminate_backend(pid, 10000)`, schema).Scan(&n)
+			n, err := terminateIdle(db, schema)
 			if err == nil && n != 1 {
 				err = fmt.Errorf("%d backends terminated, want the group's", n)
 			}
@@ -279,3 +279,52 @@ type otherCodec struct{}
 
 func (otherCodec) Marshal(any) ([]byte, error) { return nil, errors.New("unused") }
 func (otherCodec) Unmarshal([]byte, any) error { return errors.New("unused") }
+
+// terminateIdle ends the idle backends (in a transaction or not, LISTEN
+// aside) whose application_name is app, waiting until each is gone, and
+// returns how many it ended. The backends are chosen first, in a CTE of
+// their own: with pg_terminate_backend among a WHERE's conditions,
+// PostgreSQL may call it before it filters by application_name, and end
+// other tests' connections.
+func terminateIdle(db *sql.DB, app string) (int, error) {
+	var n int
+	err := db.QueryRow(`WITH victims AS MATERIALIZED (SELECT pid FROM pg_stat_activity
+			WHERE application_name = $1 AND state IN ('idle', 'idle in transaction') AND query NOT LIKE 'LISTEN%')
+		SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 10000)) FROM victims`, app).Scan(&n)
+	return n, err
+}
+
+// terminateIdle ends the idle backends of its application only: an idle
+// connection of another application, as another test's is, survives it.
+func TestTerminateIdleEndsOnlyItsApplication(t *testing.T) {
+	ctx := context.Background()
+	db := servicetest.Postgres(t)
+	app := freshSchema(t)
+	open := func(name string) *pgx.Conn {
+		cfg, err := pgx.ParseConfig(servicetest.Addr("THEUS_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RuntimeParams["application_name"] = name
+		c, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(ctx) })
+		return c
+	}
+	victim, bystander := open(app), open(app+"_other")
+	n, err := terminateIdle(db, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("%d backends ended, want 1", n)
+	}
+	if err := victim.Ping(ctx); err == nil {
+		t.Error("the backend of the application is still there")
+	}
+	if err := bystander.Ping(ctx); err != nil {
+		t.Errorf("another application's idle backend was ended: %v", err)
+	}
+}

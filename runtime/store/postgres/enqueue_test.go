@@ -40,7 +40,7 @@ func TestEnqueueRollbackDeliversNothing(t *testing.T) {
 	}
 	out := enqueueKeys(t, st, pool, "k")
 	c.wait(t)
-	got := c.msgs[0]
+	got := c.received()[0]
 	if string(got.Payload) != "k" || got.KeySeq != 1 || got.Version != 1 || got.ID != out[0].ID {
 		t.Fatalf("delivered %+v, want the committed message with KeySeq 1, version 1, ID %s", got, out[0].ID)
 	}
@@ -116,8 +116,8 @@ func TestEnqueueOrderAcrossTransactions(t *testing.T) {
 		t.Fatalf("KeySeqs A %d, B %d; want 1, 2", outA[0].KeySeq, r.out[0].KeySeq)
 	}
 	c.wait(t)
-	if string(c.msgs[0].Payload) != "A" || string(c.msgs[1].Payload) != "B" {
-		t.Fatalf("delivered %s then %s", c.msgs[0].Payload, c.msgs[1].Payload)
+	if msgs := c.received(); string(msgs[0].Payload) != "A" || string(msgs[1].Payload) != "B" {
+		t.Fatalf("delivered %s then %s", msgs[0].Payload, msgs[1].Payload)
 	}
 
 	// A rolled-back transaction in between leaves no gap.
@@ -161,7 +161,7 @@ func TestEnqueueMixedWithEngine(t *testing.T) {
 	}
 	c.wait(t)
 	var seqs []uint64
-	for _, m := range c.msgs {
+	for _, m := range c.received() {
 		if m.Topic == "transfer.completed" && m.Key == "acc-000" {
 			seqs = append(seqs, m.KeySeq)
 		}

@@ -150,11 +150,8 @@ func (r *Relay) Run(ctx context.Context) error {
 			continue
 		}
 		if len(msgs) == 0 {
-			select {
-			case <-ctx.Done():
+			if !idle(ctx, wake, poll) {
 				return nil
-			case <-wake:
-			case <-poll.C:
 			}
 			continue
 		}
@@ -165,13 +162,8 @@ func (r *Relay) Run(ctx context.Context) error {
 		if ok {
 			failures = 0
 			if d, isD := r.st.(Drainer); isD {
-				if drained := d.Drained(); drained != nil {
-					select { // nothing to read until a commit
-					case <-ctx.Done():
-						return nil
-					case <-drained:
-					case <-poll.C:
-					}
+				if drained := d.Drained(); drained != nil && !idle(ctx, drained, poll) {
+					return nil // nothing to read until a commit, and ctx ended
 				}
 			}
 			continue
@@ -181,6 +173,18 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// idle waits until commit closes (a commit to read) or poll ticks; it
+// returns false if ctx ends first.
+func idle(ctx context.Context, commit <-chan struct{}, poll *time.Ticker) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-commit:
+	case <-poll.C:
+	}
+	return true
 }
 
 // deliver sends msgs, acking what the sink confirms. When a message fails,

@@ -83,14 +83,13 @@ type fleet struct {
 	// ahead is the next read, sent with the ack that settled the whole
 	// previous one (Ack): Undelivered returns it.
 	ahead *readResult
-	// drained: the last read took all there was to read when it ran
-	// (no partition gave its whole share, nothing was cut). readGen is
-	// the notification channel taken before it ran.
-	drained bool
-	readGen <-chan struct{}
-	// quiet is readGen once an ack settled all of a drained read: until
-	// it closes (a commit, a lease taken, a Replay), a read would find
-	// nothing (Drained).
+	// drainedGen is the notification channel taken before the last read
+	// if that read took all there was when it ran (no partition gave its
+	// whole share, nothing was cut); else nil.
+	drainedGen <-chan struct{}
+	// quiet is such a channel once an ack settled all that the read
+	// returned: until it closes (a commit, a lease taken, a Replay), a
+	// read would find nothing (Drained).
 	quiet <-chan struct{}
 	stop  context.CancelFunc
 	done  chan struct{}
@@ -238,7 +237,7 @@ func (s *Store) unclaim() {
 	f.mu.Lock()
 	me := f.me
 	f.on, f.held, f.releasing, f.inflight, f.idPart = false, nil, nil, nil, nil
-	f.cursor, f.window, f.ahead, f.readGen, f.quiet = nil, nil, nil, nil, nil
+	f.cursor, f.window, f.ahead, f.drainedGen, f.quiet = nil, nil, nil, nil, nil
 	f.mu.Unlock()
 	if _, err := s.pool.Exec(ctx, `UPDATE `+s.schema+`.theus_leases SET expires = '-infinity' WHERE holder = $1`, me); err != nil {
 		s.opts.logger.Warn("postgres: give the relay's leases back (they expire)", "err", redact(err, s.secret...))
@@ -520,7 +519,6 @@ func (s *Store) read(r *readResult, parts []int32, tokens []int64, limit int, ge
 	if !f.on {
 		return
 	}
-	f.readGen = gen
 	keep := 0
 	for i, p := range r.parts {
 		if t, ok := f.held[p]; ok && t == tokens[slices.Index(parts, p)] {
@@ -543,7 +541,10 @@ func (s *Store) read(r *readResult, parts []int32, tokens []int64, limit int, ge
 			f.full = true
 		}
 	}
-	f.drained = !f.full && !r.cut
+	f.drainedGen = nil
+	if !f.full && !r.cut {
+		f.drainedGen = gen
+	}
 	for i, id := range r.ids {
 		p := r.parts[i]
 		f.inflight[p]++

@@ -58,14 +58,15 @@ func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, e
 	if ahead != nil && f.limit == limit {
 		return ahead.msgs, nil // read with the last ack, and recorded then
 	}
-	gen := s.changes() // before the read: a commit after it closes gen
 	on, me, parts, tokens, curs, ks := s.leased(limit)
 	if on && len(parts) == 0 {
 		return nil, nil
 	}
 	var rows pgx.Rows
 	var err error
+	var gen <-chan struct{}
 	if on {
+		gen = s.changes() // before the read: a commit after it closes gen
 		// A relay reads only the partitions whose lease it still holds
 		// by the database's clock: one that resumes after a pause past
 		// its lease reads nothing of what another relay has taken over.
@@ -146,7 +147,6 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 	}
 	now := s.opts.now().UnixNano()
 	f := &s.fleet
-	gen := s.changes() // before the read that may go with the ack
 	f.mu.Lock()
 	on, me := f.on, f.me
 	var pl ackPlan
@@ -183,6 +183,7 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 		}
 		return nil
 	}
+	gen := s.changes() // before the read that may go with the ack
 	var fenced []string
 	var r readResult // the next read, if prefetch
 	if planned {
@@ -277,18 +278,16 @@ func (s *Store) Ack(ctx context.Context, ids []string) error {
 			f.ahead = &r
 		}
 		f.mu.Unlock()
-	case prefetch:
-		// The read that went with the ack found nothing: until a
-		// notification after it, neither would the next.
-		f.mu.Lock()
-		if f.on && f.allAcked() {
-			f.quiet = gen
-		}
-		f.mu.Unlock()
 	default:
 		f.mu.Lock()
-		if f.on && f.drained && f.allAcked() {
-			f.quiet = f.readGen
+		if f.on && f.allAcked() {
+			f.quiet = f.drainedGen
+			if prefetch {
+				// The read that went with the ack found nothing:
+				// until a notification after it, neither would the
+				// next.
+				f.quiet = gen
+			}
 		}
 		f.mu.Unlock()
 	}

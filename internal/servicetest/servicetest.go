@@ -27,6 +27,18 @@ func Addr(env, def string) string {
 	return def
 }
 
+// WithParam returns the PostgreSQL dsn (a URL or key=value pairs) with
+// the parameter key=value added.
+func WithParam(dsn, key, value string) string {
+	switch {
+	case !strings.Contains(dsn, "://"):
+		return dsn + " " + key + "=" + value
+	case strings.Contains(dsn, "?"):
+		return dsn + "&" + key + "=" + value
+	}
+	return dsn + "?" + key + "=" + value
+}
+
 // Unreachable ends the test because the service named what (at addr, from
 // env) could not be reached: a skip, or a failure under
 // THEUS_REQUIRE_SERVICES=1.

@@ -5,10 +5,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/theus-go/theus/internal/servicetest"
 )
 
 // The kill test: three engine processes transferring without end and one
@@ -51,7 +52,7 @@ func TestKillAndRestart(t *testing.T) {
 		if i == 3 {
 			return append([]string{"relay", "-store", cfg.store}, common...)
 		}
-		return append(append([]string{"worker", "-store", withAppName(cfg.store, engines)}, common...), "-workers", strconv.Itoa(cfg.workers), "-transfers", "0", "-seed", strconv.FormatUint(rnd.Uint64(), 10))
+		return append(append([]string{"worker", "-store", servicetest.WithParam(cfg.store, "application_name", engines)}, common...), "-workers", strconv.Itoa(cfg.workers), "-transfers", "0", "-seed", strconv.FormatUint(rnd.Uint64(), 10))
 	}
 	procs := make([]*Proc, 4) // 0-2 engines, 3 the relay
 	start := func(i int) {
@@ -134,16 +135,4 @@ func TestKillAndRestart(t *testing.T) {
 	}
 	t.Logf("30 kills (engines %d/%d/%d, relay %d) in %v; %d receipts seen; %s",
 		kills[0], kills[1], kills[2], kills[3], time.Since(began).Round(time.Millisecond), count(), rep)
-}
-
-// withAppName returns dsn (a URL or key=value pairs) with the session's
-// application_name set to name.
-func withAppName(dsn, name string) string {
-	switch {
-	case !strings.Contains(dsn, "://"):
-		return dsn + " application_name=" + name
-	case strings.Contains(dsn, "?"):
-		return dsn + "&application_name=" + name
-	}
-	return dsn + "?application_name=" + name
 }

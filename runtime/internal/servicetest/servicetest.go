@@ -15,6 +15,9 @@ import (
 // Addr returns the value of env, or def when it is unset.
 func Addr(env, def string) string { return servicetest.Addr(env, def) }
 
+// WithParam returns the PostgreSQL dsn with the parameter key=value added.
+func WithParam(dsn, key, value string) string { return servicetest.WithParam(dsn, key, value) }
+
 // Unreachable ends the test because the service named what (at addr, from
 // env) could not be reached: a skip, or a failure under
 // THEUS_REQUIRE_SERVICES=1.

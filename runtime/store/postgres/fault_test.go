@@ -28,7 +28,7 @@ func TestConnectionsTerminatedUnderLoad(t *testing.T) {
 	var engines []*bank.Engine
 	var stores []*postgres.Store
 	for range 2 {
-		st, err := postgres.Open(ctx, testDSN()+"&application_name="+schema, postgres.WithSchema(schema))
+		st, err := postgres.Open(ctx, servicetest.WithParam(testDSN(), "application_name", schema), postgres.WithSchema(schema))
 		if err != nil {
 			t.Fatal(err)
 		}

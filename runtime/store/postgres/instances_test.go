@@ -137,7 +137,7 @@ func TestUnknownOutcomeIsResolved(t *testing.T) {
 	}
 	// A pool of one connection: resolving needs another than the one in
 	// doubt.
-	dsn := strings.Replace(testDSN(), "pool_max_conns=3", "pool_max_conns=1", 1) + "&application_name=" + schema
+	dsn := servicetest.WithParam(strings.Replace(testDSN(), "pool_max_conns=3", "pool_max_conns=1", 1), "application_name", schema)
 	st, err := postgres.Open(ctx, dsn, postgres.WithSchema(schema), postgres.WithFaultHook(hook))
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +176,7 @@ func TestListenReconnects(t *testing.T) {
 	schema := freshSchema(t)
 	db := servicetest.Postgres(t)
 	a := newBank(t, openStore(t, schema), accounts(2, 100))
-	st, err := postgres.Open(ctx, testDSN()+"&application_name="+schema, postgres.WithSchema(schema), postgres.WithPollInterval(time.Hour))
+	st, err := postgres.Open(ctx, servicetest.WithParam(testDSN(), "application_name", schema), postgres.WithSchema(schema), postgres.WithPollInterval(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,12 +301,7 @@ func TestTerminateIdleEndsOnlyItsApplication(t *testing.T) {
 	db := servicetest.Postgres(t)
 	app := freshSchema(t)
 	open := func(name string) *pgx.Conn {
-		cfg, err := pgx.ParseConfig(servicetest.Addr("THEUS_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.RuntimeParams["application_name"] = name
-		c, err := pgx.ConnectConfig(ctx, cfg)
+		c, err := pgx.Connect(ctx, servicetest.WithParam(serverDSN(), "application_name", name))
 		if err != nil {
 			t.Fatal(err)
 		}

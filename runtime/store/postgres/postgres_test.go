@@ -25,19 +25,17 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // testDSN is the database of the tests, with small pools: the server is
 // shared, and every test opens several stores.
 func testDSN() string {
-	dsn := servicetest.Addr("THEUS_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	switch {
-	case strings.Contains(dsn, "pool_max_conns"):
-	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
-		if strings.Contains(dsn, "?") {
-			dsn += "&pool_max_conns=3"
-		} else {
-			dsn += "?pool_max_conns=3"
-		}
-	default:
-		dsn += " pool_max_conns=3"
+	dsn := serverDSN()
+	if strings.Contains(dsn, "pool_max_conns") {
+		return dsn
 	}
-	return dsn
+	return servicetest.WithParam(dsn, "pool_max_conns", "3")
+}
+
+// serverDSN is THEUS_TEST_POSTGRES, else the local server's database
+// test: for a connection of its own (testDSN is a pool's).
+func serverDSN() string {
+	return servicetest.Addr("THEUS_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 }
 
 // testDBs holds the database/sql handle of each test (freshSchema).

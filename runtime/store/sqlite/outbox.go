@@ -67,11 +67,13 @@ func scanMessage(rows *sql.Rows, extra ...any) (outbox.Message, error) {
 // The statements the relay runs every round.
 const (
 	// qCursor reads the cursor, whether any message is parked, whether
-	// any is held or ready, and the last message's ID.
+	// any is held or ready, and the last committed message's ID: the last
+	// in the file, or the last folded (see fold), which may have been
+	// acked ahead of the cursor and pruned.
 	qCursor = `SELECT coalesce((SELECT value FROM theus_meta WHERE name = 'cursor'), ''),
 		EXISTS (SELECT 1 FROM theus_outbox WHERE state = 'parked'),
 		EXISTS (SELECT 1 FROM theus_outbox WHERE state = 'held') OR EXISTS (SELECT 1 FROM theus_outbox WHERE state = 'ready'),
-		coalesce((SELECT max(id) FROM theus_outbox), '')`
+		max(coalesce((SELECT max(id) FROM theus_outbox), ''), coalesce((SELECT value FROM theus_meta WHERE name = 'folded'), ''))`
 	// qPending reads the pending messages after the cursor.
 	qPending = `SELECT ` + messageColumns + `, 0 FROM theus_outbox m
 		WHERE m.id > ? AND m.state = 'pending' ORDER BY m.id LIMIT ?`
@@ -189,7 +191,8 @@ type undelivered struct {
 	msgs           []outbox.Message
 	after, blocked []string
 	// clean is set when no message is parked, held or ready and none is
-	// acked out of order; last is the ID of the last message (see tail).
+	// acked out of order; last is the ID of the last message committed
+	// (see qCursor and tail).
 	clean bool
 	last  string
 }

@@ -126,7 +126,7 @@ func (t *tail) read(cursor string, limit int) (msgs []outbox.Message, ok bool, e
 
 // check records what a read of the file that started at epoch found:
 // clean when no message is parked, held or ready and none is acked out of
-// order, last the ID of the last message it saw.
+// order, last the ID of the last message committed that it saw.
 func (t *tail) check(epoch uint64, clean bool, last string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

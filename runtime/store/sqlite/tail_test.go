@@ -176,3 +176,56 @@ func TestRelayReadsTheFileAfterAFailedCommit(t *testing.T) {
 	}
 	deliver(1) // the file holds it
 }
+
+// A message acked ahead of an earlier one and then pruned is gone from
+// the file, so the file's last message is no longer the last committed:
+// the read that makes the memory tail valid again must not take the
+// pruned message for pending. (Found by TestOutboxAgainstModel.)
+func TestTailAfterAnAckAheadIsPruned(t *testing.T) {
+	ctx := context.Background()
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	st := open(t, filepath.Join(t.TempDir(), "bank.db"), sqlite.WithRetention(time.Hour),
+		sqlite.WithClock(func() time.Time { return time.Unix(0, now.Load()) }))
+	eng := newBank(t, st, accounts(2, 1<<40))
+	undelivered := func(limit int) []string {
+		t.Helper()
+		msgs, err := st.Undelivered(ctx, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := make([]string, len(msgs))
+		for i, m := range msgs {
+			ids[i] = m.ID
+		}
+		return ids
+	}
+	undelivered(10) // the relay is on: the tail keeps what is committed next
+	var ids []string
+	for range 2 {
+		r, err := eng.Transfer(ctx, bank.TransferArgs{From: "acc-000", To: "acc-001", Amount: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.MessageIDs...)
+	}
+	if got := undelivered(10); len(got) != 2 {
+		t.Fatalf("Undelivered = %v, want %v", got, ids)
+	}
+	if err := st.Ack(ctx, ids[1:]); err != nil { // the second, ahead of the first
+		t.Fatal(err)
+	}
+	now.Add(int64(2 * time.Hour))
+	if _, err := st.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := undelivered(1); len(got) != 1 || got[0] != ids[0] {
+		t.Fatalf("Undelivered after the prune = %v, want [%s]", got, ids[0])
+	}
+	if err := st.Ack(ctx, ids[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if got := undelivered(10); len(got) != 0 {
+		t.Fatalf("Undelivered after every ack = %v, want none (%s was acked and pruned)", got, ids[1])
+	}
+}

@@ -75,15 +75,18 @@ func (v *trailVerdict) errorf(format string, args ...any) {
 //   - per-key order: per (topic, key), the first sends of its messages
 //     come in KeySeq order with no gap (1, 2, 3, …): a send that goes
 //     backwards is a repeat of a message sent before;
-//   - repeats only of what was sent and not acked: for every message sent
-//     again, each earlier send of it was followed by an ack that was
+//   - repeats only of what was sent and not acked: every message sent
+//     again is sent by a relay that lost its lease (the send's own ack
+//     was refused, or its relay was killed during it: the old holder's
+//     send in flight, which may reach the sink after the new holder's),
+//     or each earlier send of it was followed by an ack that was
 //     refused by the fencing token (ackFenced) or failed (ackError, only
 //     if ackErrors allows it), or by none because its relay was killed
 //     during that send (inFlight reports it: the last send of a relay
 //     killed while the fleet ran), or by an ack that succeeded but that
 //     a crash of the server may have lost before anything synced it
-//     (lostAck reports it). A message sent again after an acked send
-//     breaks the lease.
+//     (lostAck reports it). A message sent again after an acked send, by
+//     a relay whose ack goes through, breaks the lease.
 //
 // outcome holds the outcome of each send's ack, absent when the relay
 // recorded none (it was killed first).
@@ -109,6 +112,20 @@ func checkTrail(all map[string]committed, trail []sent, outcome map[sendRef]stri
 				v.errorf("key %s/%s: KeySeq %d first sent (by %s, send %d) after %d: order broken", s.topic, s.key, s.seq, s.relay, s.send, last[k])
 			}
 			last[k] = max(last[k], s.seq)
+			continue
+		}
+		// A send of a relay that had lost its lease may reach the sink
+		// after the new holder's send and ack: its ack is then refused
+		// (fenced), or it has none because its relay was killed during
+		// it (a killed process's last statement can still be carried out
+		// by the server). It is the old holder's in-flight send, whatever
+		// the sends before it.
+		switch o, recorded := outcome[s.sendRef]; {
+		case o == ackFenced:
+			v.redelivered["late, "+ackFenced]++
+			continue
+		case !recorded && inFlight != nil && inFlight(s.sendRef):
+			v.redelivered["late, killed in flight"]++
 			continue
 		}
 		for _, e := range earlier {
@@ -344,4 +361,42 @@ func pollFor(within time.Duration, cond func() bool) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return true
+}
+
+// checkTrail itself: which repeats it lets through and which it reports.
+func TestCheckTrailJudgesRepeats(t *testing.T) {
+	all := map[string]committed{"m1": {"t", "k", 1}, "m2": {"t", "k", 2}}
+	send := func(relay string, n int64, id string, seq int64) sent {
+		return sent{sendRef: sendRef{relay, n}, id: id, topic: "t", key: "k", seq: seq}
+	}
+	killed := func(r sendRef) bool { return r == sendRef{"old", 2} }
+	for _, c := range []struct {
+		name    string
+		trail   []sent
+		outcome map[sendRef]string
+		errs    int
+	}{
+		{"each once", []sent{send("a", 1, "m1", 1), send("a", 1, "m2", 2)},
+			map[sendRef]string{{"a", 1}: ackDone}, 0},
+		{"again after a fenced send", []sent{send("old", 1, "m1", 1), send("new", 1, "m1", 1), send("new", 1, "m2", 2)},
+			map[sendRef]string{{"old", 1}: ackFenced, {"new", 1}: ackDone}, 0},
+		{"again after an acked send, acked", []sent{send("a", 1, "m1", 1), send("a", 1, "m2", 2), send("b", 1, "m1", 1)},
+			map[sendRef]string{{"a", 1}: ackDone, {"b", 1}: ackDone}, 1},
+		{"again after an acked send, by a relay fenced", []sent{send("new", 1, "m1", 1), send("new", 1, "m2", 2), send("old", 1, "m1", 1)},
+			map[sendRef]string{{"new", 1}: ackDone, {"old", 1}: ackFenced}, 0},
+		{"again after an acked send, by a relay killed during it", []sent{send("new", 1, "m1", 1), send("new", 1, "m2", 2), send("old", 2, "m1", 1)},
+			map[sendRef]string{{"new", 1}: ackDone}, 0},
+		{"again after an acked send, no ack and not killed", []sent{send("new", 1, "m1", 1), send("new", 1, "m2", 2), send("old", 3, "m1", 1)},
+			map[sendRef]string{{"new", 1}: ackDone}, 1},
+		{"order broken", []sent{send("a", 1, "m2", 2), send("a", 1, "m1", 1)}, // m2 too early, m1 too late
+			map[sendRef]string{{"a", 1}: ackDone}, 2},
+		{"lost", []sent{send("a", 1, "m1", 1)},
+			map[sendRef]string{{"a", 1}: ackDone}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if v := checkTrail(all, c.trail, c.outcome, killed, false, nil); len(v.errs) != c.errs {
+				t.Errorf("%d errors, want %d: %v", len(v.errs), c.errs, v.errs)
+			}
+		})
+	}
 }

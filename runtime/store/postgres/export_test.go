@@ -1,6 +1,12 @@
 package postgres
 
-import "context"
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/theus-go/theus/runtime/outbox"
+)
 
 // Redact is redact, for tests.
 var Redact = redact
@@ -42,3 +48,49 @@ func (s *Store) TakeSession(ctx context.Context) bool {
 	s.dropSession()
 	return ok
 }
+
+// ReadRow is a row of a read statement.
+type ReadRow struct {
+	outbox.Message
+	Idx, Part int32
+	Parked    bool
+}
+
+// ReadBothWays runs the read of a Store no relay claims (relay false), or
+// a relay's read of every partition as holder me with token 1, from the
+// start of each, and decodes each row as decodeRead does and through Scan.
+// It reports whether the rows were readable raw, and both decodings.
+func (s *Store) ReadBothWays(ctx context.Context, relay bool, limit int) (raw bool, decoded, scanned []ReadRow, err error) {
+	var rows pgx.Rows
+	if relay {
+		var parts, ks []int32
+		var tokens, vs []int64
+		is := make([]int32, s.parts)
+		for p := range int32(s.parts) {
+			parts, tokens, vs, ks = append(parts, p), append(tokens, 1), append(vs, 0), append(ks, int32(limit))
+		}
+		rows, err = s.pool.Query(ctx, s.readQuery(), parts, tokens, "me", vs, is, ks)
+	} else {
+		rows, err = s.pool.Query(ctx, s.unclaimedQuery(), limit)
+	}
+	if err != nil {
+		return false, nil, nil, err
+	}
+	defer rows.Close()
+	raw = rawReadable(rows.FieldDescriptions())
+	for rows.Next() {
+		var d, sc ReadRow
+		d.Message, d.Idx, d.Part, d.Parked, err = decodeRead(rows.RawValues())
+		if err != nil {
+			return raw, nil, nil, err
+		}
+		if sc.Message, err = scanMessage(rows, &sc.Idx, &sc.Part, &sc.Parked); err != nil {
+			return raw, nil, nil, err
+		}
+		decoded, scanned = append(decoded, d), append(scanned, sc)
+	}
+	return raw, decoded, scanned, rows.Err()
+}
+
+// PartExpr is partExpr.
+var PartExpr = partExpr

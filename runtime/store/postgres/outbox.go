@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/theus-go/theus/runtime/outbox"
 )
@@ -76,12 +79,7 @@ func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, e
 		}
 		rows, err = s.pool.Query(ctx, s.readQuery(), parts, tokens, me, vs, is, ks)
 	} else {
-		rows, err = s.pool.Query(ctx, `SELECT x.*, false FROM `+s.schema+`.theus_leases l CROSS JOIN LATERAL (
-			SELECT `+messageColumns+`, m.idx, m.part FROM `+s.schema+`.theus_outbox m
-			WHERE m.state = 'pending' AND m.part = l.part AND (m.version, m.idx) > (l.acked_version, l.acked_idx)
-				AND NOT EXISTS (SELECT 1 FROM `+s.schema+`.theus_outbox p WHERE p.state = 'parked' AND p.topic = m.topic AND p.key = m.key)
-			ORDER BY m.version, m.idx LIMIT $1) x
-			ORDER BY x.version, x.idx LIMIT $1`, limit)
+		rows, err = s.pool.Query(ctx, s.unclaimedQuery(), limit)
 	}
 	if err != nil {
 		return nil, s.errorf("undelivered", err)
@@ -100,6 +98,18 @@ func (s *Store) Undelivered(ctx context.Context, limit int) ([]outbox.Message, e
 	return r.msgs, nil
 }
 
+// unclaimedQuery is the read of a Store that no relay claims: the first
+// $1 pending messages, in commit order, that no parked message holds
+// back. Its rows are those of readQuery.
+func (s *Store) unclaimedQuery() string {
+	return `SELECT x.*, false FROM ` + s.schema + `.theus_leases l CROSS JOIN LATERAL (
+		SELECT ` + messageColumns + `, m.idx, m.part FROM ` + s.schema + `.theus_outbox m
+		WHERE m.state = 'pending' AND m.part = l.part AND (m.version, m.idx) > (l.acked_version, l.acked_idx)
+			AND NOT EXISTS (SELECT 1 FROM ` + s.schema + `.theus_outbox p WHERE p.state = 'parked' AND p.topic = m.topic AND p.key = m.key)
+		ORDER BY m.version, m.idx LIMIT $1) x
+		ORDER BY x.version, x.idx LIMIT $1`
+}
+
 // readResult is what a read returned: the messages, and for the relay's
 // windows their IDs, partitions and positions, and the partitions that
 // had a parked message.
@@ -112,14 +122,23 @@ type readResult struct {
 	cut    bool // sortCut left rows out
 }
 
-// scanRead reads the rows of a read statement, and closes them.
+// scanRead reads the rows of a read statement, and closes them. When
+// every column comes in the form readColumns expects, the rows are decoded
+// from their wire form (decodeRead), without Scan's conversions.
 func scanRead(rows pgx.Rows) (readResult, error) {
 	defer rows.Close()
 	var r readResult
+	raw := rawReadable(rows.FieldDescriptions())
 	for rows.Next() {
+		var m outbox.Message
 		var part, idx int32
 		var p bool
-		m, err := scanMessage(rows, &idx, &part, &p)
+		var err error
+		if raw {
+			m, idx, part, p, err = decodeRead(rows.RawValues())
+		} else {
+			m, err = scanMessage(rows, &idx, &part, &p)
+		}
 		if err != nil {
 			return r, err
 		}
@@ -133,6 +152,46 @@ func scanRead(rows pgx.Rows) (readResult, error) {
 		}
 	}
 	return r, rows.Err()
+}
+
+// readColumns are the types of a read statement's columns: messageColumns,
+// idx, part and whether the partition has a parked message.
+var readColumns = [...]uint32{pgtype.TextOID, pgtype.Int8OID, pgtype.TextOID, pgtype.TextOID, pgtype.Int8OID,
+	pgtype.ByteaOID, pgtype.TextOID, pgtype.Int8OID, pgtype.Int4OID, pgtype.Int4OID, pgtype.BoolOID}
+
+// rawReadable tells whether decodeRead can decode rows of these columns:
+// they are readColumns, and all but the text ones in binary form (pgx
+// asks for it for the types it knows).
+func rawReadable(fds []pgconn.FieldDescription) bool {
+	if len(fds) != len(readColumns) {
+		return false
+	}
+	for i, fd := range fds {
+		if fd.DataTypeOID != readColumns[i] || readColumns[i] != pgtype.TextOID && fd.Format != pgtype.BinaryFormatCode {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeRead decodes a row of a read statement (see rawReadable), copying
+// what it keeps: the row's buffer is reused.
+func decodeRead(row [][]byte) (m outbox.Message, idx, part int32, parked bool, err error) {
+	if len(row) != len(readColumns) || row[0] == nil || len(row[1]) != 8 || row[2] == nil || row[3] == nil || len(row[4]) != 8 ||
+		row[5] == nil || row[6] == nil || len(row[7]) != 8 || len(row[8]) != 4 || len(row[9]) != 4 || len(row[10]) != 1 {
+		return m, 0, 0, false, errors.New("a read's row is not the one expected")
+	}
+	be := binary.BigEndian
+	m.ID, m.Topic, m.Key = string(row[0]), string(row[2]), string(row[3])
+	m.Version, m.KeySeq = be.Uint64(row[1]), be.Uint64(row[4])
+	m.Payload = append([]byte{}, row[5]...)
+	m.CreatedAt = time.Unix(0, int64(be.Uint64(row[7])))
+	if len(row[6]) > 0 {
+		if err := json.Unmarshal(row[6], &m.Headers); err != nil {
+			return m, 0, 0, false, fmt.Errorf("headers of message %s: %w", m.ID, err)
+		}
+	}
+	return m, int32(be.Uint32(row[8])), int32(be.Uint32(row[9])), row[10][0] != 0, nil
 }
 
 // Ack implements outbox.Store: the messages are delivered, in one

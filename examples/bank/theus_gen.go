@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"iter"
-	"slices"
 
 	celcheck "github.com/theus-go/theus/runtime/celcheck"
 	engine "github.com/theus-go/theus/runtime/engine"
@@ -71,21 +70,15 @@ func (s Snapshot) Accounts() engine.MapView[string, AccountView] {
 }
 
 // Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes   []int
-	accounts []engine.Pending[string, Account]
-}
+type Patch struct{ p engine.Patch }
 
 // PutAccounts sets the entry k of domain.accounts to v.
 func (p *Patch) PutAccounts(k string, v Account) {
-	c := theusCloneAccount(&v)
-	p.accounts = append(p.accounts, engine.Pending[string, Account]{Key: k, Value: &c})
+	p.p.Put(theusPathDomainAccounts, k, new(theusCloneAccount(&v)))
 }
 
 // DeleteAccounts deletes the entry k of domain.accounts.
-func (p *Patch) DeleteAccounts(k string) {
-	p.accounts = append(p.accounts, engine.Pending[string, Account]{Key: k})
-}
+func (p *Patch) DeleteAccounts(k string) { p.p.Delete(theusPathDomainAccounts, k) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
@@ -177,10 +170,7 @@ func (e *Engine) Snapshot() Snapshot {
 
 // CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+	return e.core.CompareAndSwapPatch(ctx, expected, &p.p)
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
@@ -486,45 +476,6 @@ var theusSchema = engine.Schema[theusState]{
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.accounts", "collection[string]Account{id string, owner string, balance int64}", func(s *theusState) *engine.Collection[string, Account] { return &s.Domain.Accounts }, theusAppendAccount),
 	},
-}
-
-// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
-func (p *Patch) theusCheck(codec engine.Codec) error {
-	if codec == nil {
-		return nil
-	}
-	if err := engine.CheckEntries(codec, "domain.accounts", p.accounts, nil); err != nil {
-		return err
-	}
-	return nil
-}
-
-func theusAddPath(paths []int, path int) []int {
-	if slices.Contains(paths, path) {
-		return paths
-	}
-	return append(paths, path)
-}
-
-type theusPatch struct{ p *Patch }
-
-func (t theusPatch) Record(tx *engine.Tx) {
-	for _, w := range t.p.writes {
-		tx.Write(w)
-	}
-	for _, w := range t.p.accounts {
-		tx.WriteKey(theusPathDomainAccounts, w.Key, w.Value == nil)
-	}
-}
-
-func (t theusPatch) Apply(s *theusState, v uint64) {
-	for _, w := range t.p.writes {
-		switch w {
-		}
-	}
-	if len(t.p.accounts) > 0 {
-		s.Domain.Accounts = s.Domain.Accounts.Apply(v, t.p.accounts)
-	}
 }
 
 func theusRunOpenAccount(ctx context.Context, impl, args, s any, o *engine.Out) error {

@@ -77,29 +77,17 @@ func (s Snapshot) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgView] {
 }
 
 // Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes      []int
-	alice       User
-	bob         User
-	outboxQueue []OutboxMsg
-}
+type Patch struct{ p engine.Patch }
 
 // SetAlice sets domain.alice.
-func (p *Patch) SetAlice(v User) {
-	p.alice = theusCloneUser(&v)
-	p.writes = theusAddPath(p.writes, theusPathDomainAlice)
-}
+func (p *Patch) SetAlice(v User) { p.p.Set(theusPathDomainAlice, new(theusCloneUser(&v))) }
 
 // SetBob sets domain.bob.
-func (p *Patch) SetBob(v User) {
-	p.bob = theusCloneUser(&v)
-	p.writes = theusAddPath(p.writes, theusPathDomainBob)
-}
+func (p *Patch) SetBob(v User) { p.p.Set(theusPathDomainBob, new(theusCloneUser(&v))) }
 
 // SetOutboxQueue sets domain.outbox_queue.
 func (p *Patch) SetOutboxQueue(v []OutboxMsg) {
-	p.outboxQueue = slices.Clone(v)
-	p.writes = theusAddPath(p.writes, theusPathDomainOutboxQueue)
+	p.p.Set(theusPathDomainOutboxQueue, new(slices.Clone(v)))
 }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
@@ -179,10 +167,7 @@ func (e *Engine) Snapshot() Snapshot {
 
 // CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+	return e.core.CompareAndSwapPatch(ctx, expected, &p.p)
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
@@ -446,56 +431,6 @@ var theusSchema = engine.Schema[State]{
 		engine.ValueField("domain.bob", "User{id string, email string}", func(s *State) *User { return &s.Domain.Bob }, theusAppendUser),
 		engine.ValueField("domain.outbox_queue", "[]OutboxMsg{topic string, user_id string, email string}", func(s *State) *[]OutboxMsg { return &s.Domain.OutboxQueue }, theusAppend_SliceOfOutboxMsg),
 	},
-}
-
-// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
-func (p *Patch) theusCheck(codec engine.Codec) error {
-	if codec == nil {
-		return nil
-	}
-	for _, w := range p.writes {
-		var err error
-		switch w {
-		case theusPathDomainAlice:
-			err = engine.CheckValue(codec, "domain.alice", &p.alice, nil)
-		case theusPathDomainBob:
-			err = engine.CheckValue(codec, "domain.bob", &p.bob, nil)
-		case theusPathDomainOutboxQueue:
-			err = engine.CheckValue(codec, "domain.outbox_queue", &p.outboxQueue, nil)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func theusAddPath(paths []int, path int) []int {
-	if slices.Contains(paths, path) {
-		return paths
-	}
-	return append(paths, path)
-}
-
-type theusPatch struct{ p *Patch }
-
-func (t theusPatch) Record(tx *engine.Tx) {
-	for _, w := range t.p.writes {
-		tx.Write(w)
-	}
-}
-
-func (t theusPatch) Apply(s *State, _ uint64) {
-	for _, w := range t.p.writes {
-		switch w {
-		case theusPathDomainAlice:
-			s.Domain.Alice = t.p.alice
-		case theusPathDomainBob:
-			s.Domain.Bob = t.p.bob
-		case theusPathDomainOutboxQueue:
-			s.Domain.OutboxQueue = t.p.outboxQueue
-		}
-	}
 }
 
 func theusRunQueueAliceEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {

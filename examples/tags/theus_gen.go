@@ -34,30 +34,16 @@ func (s Snapshot) Logins() int { return s.s.Domain.Logins }
 func (s Snapshot) MaxEmailLen() int { return s.s.Global.MaxEmailLen }
 
 // Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes      []int
-	user        User
-	logins      int
-	maxEmailLen int
-}
+type Patch struct{ p engine.Patch }
 
 // SetUser sets domain.user.
-func (p *Patch) SetUser(v User) {
-	p.user = theusCloneUser(&v)
-	p.writes = theusAddPath(p.writes, theusPathDomainUser)
-}
+func (p *Patch) SetUser(v User) { p.p.Set(theusPathDomainUser, new(theusCloneUser(&v))) }
 
 // SetLogins sets domain.logins.
-func (p *Patch) SetLogins(v int) {
-	p.logins = v
-	p.writes = theusAddPath(p.writes, theusPathDomainLogins)
-}
+func (p *Patch) SetLogins(v int) { p.p.Set(theusPathDomainLogins, &v) }
 
 // SetMaxEmailLen sets global.max_email_len.
-func (p *Patch) SetMaxEmailLen(v int) {
-	p.maxEmailLen = v
-	p.writes = theusAddPath(p.writes, theusPathGlobalMaxEmailLen)
-}
+func (p *Patch) SetMaxEmailLen(v int) { p.p.Set(theusPathGlobalMaxEmailLen, &v) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
@@ -129,10 +115,7 @@ func (e *Engine) Snapshot() Snapshot {
 
 // CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+	return e.core.CompareAndSwapPatch(ctx, expected, &p.p)
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
@@ -321,56 +304,6 @@ var theusSchema = engine.Schema[State]{
 		engine.ValueField("domain.logins", "int", func(s *State) *int { return &s.Domain.Logins }, theusAppend_Int),
 		engine.ValueField("global.max_email_len", "int", func(s *State) *int { return &s.Global.MaxEmailLen }, theusAppend_Int),
 	},
-}
-
-// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
-func (p *Patch) theusCheck(codec engine.Codec) error {
-	if codec == nil {
-		return nil
-	}
-	for _, w := range p.writes {
-		var err error
-		switch w {
-		case theusPathDomainUser:
-			err = engine.CheckValue(codec, "domain.user", &p.user, nil)
-		case theusPathDomainLogins:
-			err = engine.CheckValue(codec, "domain.logins", &p.logins, nil)
-		case theusPathGlobalMaxEmailLen:
-			err = engine.CheckValue(codec, "global.max_email_len", &p.maxEmailLen, nil)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func theusAddPath(paths []int, path int) []int {
-	if slices.Contains(paths, path) {
-		return paths
-	}
-	return append(paths, path)
-}
-
-type theusPatch struct{ p *Patch }
-
-func (t theusPatch) Record(tx *engine.Tx) {
-	for _, w := range t.p.writes {
-		tx.Write(w)
-	}
-}
-
-func (t theusPatch) Apply(s *State, _ uint64) {
-	for _, w := range t.p.writes {
-		switch w {
-		case theusPathDomainUser:
-			s.Domain.User = t.p.user
-		case theusPathDomainLogins:
-			s.Domain.Logins = t.p.logins
-		case theusPathGlobalMaxEmailLen:
-			s.Global.MaxEmailLen = t.p.maxEmailLen
-		}
-	}
 }
 
 func theusRunUpdateUserEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {

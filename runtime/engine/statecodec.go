@@ -115,6 +115,12 @@ type fieldCodec[S any] interface {
 	// (RemoteValue) to the field in s, a copy of a state whose nested
 	// values it must not modify.
 	apply(c Codec, s *S, key string, data []byte, v uint64) error
+	// check returns the error encoding p, a pointer to a value of the
+	// field (or of an entry), with c gives, or encoding/json when c is
+	// nil; set and put write a Patch's value or entry into s (patch.go).
+	check(c Codec, p any) error
+	set(s *S, p any)
+	put(s *S, k, p any, v, edit uint64)
 }
 
 // entryBuilder collects the entries of one collection and stores the

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"iter"
-	"slices"
 
 	engine "github.com/theus-go/theus/runtime/engine"
 	jsonenc "github.com/theus-go/theus/runtime/jsonenc"
@@ -67,21 +66,13 @@ func (s Snapshot) Users() engine.MapView[string, UserView] {
 }
 
 // Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes []int
-	users  []engine.Pending[string, User]
-}
+type Patch struct{ p engine.Patch }
 
 // PutUsers sets the entry k of domain.users to v.
-func (p *Patch) PutUsers(k string, v User) {
-	c := theusCloneUser(&v)
-	p.users = append(p.users, engine.Pending[string, User]{Key: k, Value: &c})
-}
+func (p *Patch) PutUsers(k string, v User) { p.p.Put(theusPathDomainUsers, k, new(theusCloneUser(&v))) }
 
 // DeleteUsers deletes the entry k of domain.users.
-func (p *Patch) DeleteUsers(k string) {
-	p.users = append(p.users, engine.Pending[string, User]{Key: k})
-}
+func (p *Patch) DeleteUsers(k string) { p.p.Delete(theusPathDomainUsers, k) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
@@ -164,10 +155,7 @@ func (e *Engine) Snapshot() Snapshot {
 
 // CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+	return e.core.CompareAndSwapPatch(ctx, expected, &p.p)
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
@@ -305,45 +293,6 @@ var theusSchema = engine.Schema[theusState]{
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.users", "collection[string]User{id string, email string, counter int64, updated_at int64}", func(s *theusState) *engine.Collection[string, User] { return &s.Domain.Users }, theusAppendUser),
 	},
-}
-
-// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
-func (p *Patch) theusCheck(codec engine.Codec) error {
-	if codec == nil {
-		return nil
-	}
-	if err := engine.CheckEntries(codec, "domain.users", p.users, nil); err != nil {
-		return err
-	}
-	return nil
-}
-
-func theusAddPath(paths []int, path int) []int {
-	if slices.Contains(paths, path) {
-		return paths
-	}
-	return append(paths, path)
-}
-
-type theusPatch struct{ p *Patch }
-
-func (t theusPatch) Record(tx *engine.Tx) {
-	for _, w := range t.p.writes {
-		tx.Write(w)
-	}
-	for _, w := range t.p.users {
-		tx.WriteKey(theusPathDomainUsers, w.Key, w.Value == nil)
-	}
-}
-
-func (t theusPatch) Apply(s *theusState, v uint64) {
-	for _, w := range t.p.writes {
-		switch w {
-		}
-	}
-	if len(t.p.users) > 0 {
-		s.Domain.Users = s.Domain.Users.Apply(v, t.p.users)
-	}
 }
 
 func theusRunUpdateUser(ctx context.Context, impl, args, s any, o *engine.Out) error {

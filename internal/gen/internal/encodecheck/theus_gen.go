@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"iter"
-	"slices"
 	tm "time"
 
 	engine "github.com/theus-go/theus/runtime/engine"
@@ -71,47 +70,27 @@ func (s Snapshot) Readings() engine.MapView[string, ReadingView] {
 func (s Snapshot) Last() ReadingView { return ReadingView{p: &s.s.Domain.Last} }
 
 // Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes   []int
-	rate     float64
-	hits     []engine.Pending[string, int64]
-	readings []engine.Pending[string, Reading]
-	last     Reading
-}
+type Patch struct{ p engine.Patch }
 
 // SetRate sets domain.rate.
-func (p *Patch) SetRate(v float64) {
-	p.rate = v
-	p.writes = theusAddPath(p.writes, theusPathDomainRate)
-}
+func (p *Patch) SetRate(v float64) { p.p.Set(theusPathDomainRate, &v) }
 
 // PutHits sets the entry k of domain.hits to v.
-func (p *Patch) PutHits(k string, v int64) {
-	c := v
-	p.hits = append(p.hits, engine.Pending[string, int64]{Key: k, Value: &c})
-}
+func (p *Patch) PutHits(k string, v int64) { p.p.Put(theusPathDomainHits, k, &v) }
 
 // DeleteHits deletes the entry k of domain.hits.
-func (p *Patch) DeleteHits(k string) {
-	p.hits = append(p.hits, engine.Pending[string, int64]{Key: k})
-}
+func (p *Patch) DeleteHits(k string) { p.p.Delete(theusPathDomainHits, k) }
 
 // PutReadings sets the entry k of domain.readings to v.
 func (p *Patch) PutReadings(k string, v Reading) {
-	c := theusCloneReading(&v)
-	p.readings = append(p.readings, engine.Pending[string, Reading]{Key: k, Value: &c})
+	p.p.Put(theusPathDomainReadings, k, new(theusCloneReading(&v)))
 }
 
 // DeleteReadings deletes the entry k of domain.readings.
-func (p *Patch) DeleteReadings(k string) {
-	p.readings = append(p.readings, engine.Pending[string, Reading]{Key: k})
-}
+func (p *Patch) DeleteReadings(k string) { p.p.Delete(theusPathDomainReadings, k) }
 
 // SetLast sets domain.last.
-func (p *Patch) SetLast(v Reading) {
-	p.last = theusCloneReading(&v)
-	p.writes = theusAddPath(p.writes, theusPathDomainLast)
-}
+func (p *Patch) SetLast(v Reading) { p.p.Set(theusPathDomainLast, new(theusCloneReading(&v))) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
@@ -165,10 +144,7 @@ func (e *Engine) Snapshot() Snapshot {
 
 // CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+	return e.core.CompareAndSwapPatch(ctx, expected, &p.p)
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
@@ -403,69 +379,6 @@ var theusSchema = engine.Schema[theusState]{
 		engine.CollectionField("domain.readings", "collection[string]Reading{value float64, at time.Time}", func(s *theusState) *engine.Collection[string, Reading] { return &s.Domain.Readings }, theusAppendReading),
 		engine.ValueField("domain.last", "Reading{value float64, at time.Time}", func(s *theusState) *Reading { return &s.Domain.Last }, theusAppendReading),
 	},
-}
-
-// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
-func (p *Patch) theusCheck(codec engine.Codec) error {
-	for _, w := range p.writes {
-		var err error
-		switch w {
-		case theusPathDomainRate:
-			err = engine.CheckValue(codec, "domain.rate", &p.rate, func(e *float64) error {
-				return jsonenc.CheckFloat(*e, 64)
-			})
-		case theusPathDomainLast:
-			err = engine.CheckValue(codec, "domain.last", &p.last, theusValidReading)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := engine.CheckEntries(codec, "domain.hits", p.hits, nil); err != nil {
-		return err
-	}
-	if err := engine.CheckEntries(codec, "domain.readings", p.readings, theusValidReading); err != nil {
-		return err
-	}
-	return nil
-}
-
-func theusAddPath(paths []int, path int) []int {
-	if slices.Contains(paths, path) {
-		return paths
-	}
-	return append(paths, path)
-}
-
-type theusPatch struct{ p *Patch }
-
-func (t theusPatch) Record(tx *engine.Tx) {
-	for _, w := range t.p.writes {
-		tx.Write(w)
-	}
-	for _, w := range t.p.hits {
-		tx.WriteKey(theusPathDomainHits, w.Key, w.Value == nil)
-	}
-	for _, w := range t.p.readings {
-		tx.WriteKey(theusPathDomainReadings, w.Key, w.Value == nil)
-	}
-}
-
-func (t theusPatch) Apply(s *theusState, v uint64) {
-	for _, w := range t.p.writes {
-		switch w {
-		case theusPathDomainRate:
-			s.Domain.Rate = t.p.rate
-		case theusPathDomainLast:
-			s.Domain.Last = t.p.last
-		}
-	}
-	if len(t.p.hits) > 0 {
-		s.Domain.Hits = s.Domain.Hits.Apply(v, t.p.hits)
-	}
-	if len(t.p.readings) > 0 {
-		s.Domain.Readings = s.Domain.Readings.Apply(v, t.p.readings)
-	}
 }
 
 func theusRunHit(ctx context.Context, impl, args, s any, o *engine.Out) error {

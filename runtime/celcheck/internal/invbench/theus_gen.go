@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"iter"
-	"slices"
 
 	celcheck "github.com/theus-go/theus/runtime/celcheck"
 	engine "github.com/theus-go/theus/runtime/engine"
@@ -64,33 +63,23 @@ func (s Snapshot) Plain() engine.MapView[string, EventView] {
 }
 
 // Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes  []int
-	checked []engine.Pending[string, Event]
-	plain   []engine.Pending[string, Event]
-}
+type Patch struct{ p engine.Patch }
 
 // PutChecked sets the entry k of domain.checked to v.
 func (p *Patch) PutChecked(k string, v Event) {
-	c := theusCloneEvent(&v)
-	p.checked = append(p.checked, engine.Pending[string, Event]{Key: k, Value: &c})
+	p.p.Put(theusPathDomainChecked, k, new(theusCloneEvent(&v)))
 }
 
 // DeleteChecked deletes the entry k of domain.checked.
-func (p *Patch) DeleteChecked(k string) {
-	p.checked = append(p.checked, engine.Pending[string, Event]{Key: k})
-}
+func (p *Patch) DeleteChecked(k string) { p.p.Delete(theusPathDomainChecked, k) }
 
 // PutPlain sets the entry k of domain.plain to v.
 func (p *Patch) PutPlain(k string, v Event) {
-	c := theusCloneEvent(&v)
-	p.plain = append(p.plain, engine.Pending[string, Event]{Key: k, Value: &c})
+	p.p.Put(theusPathDomainPlain, k, new(theusCloneEvent(&v)))
 }
 
 // DeletePlain deletes the entry k of domain.plain.
-func (p *Patch) DeletePlain(k string) {
-	p.plain = append(p.plain, engine.Pending[string, Event]{Key: k})
-}
+func (p *Patch) DeletePlain(k string) { p.p.Delete(theusPathDomainPlain, k) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
@@ -143,10 +132,7 @@ func (e *Engine) Snapshot() Snapshot {
 
 // CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+	return e.core.CompareAndSwapPatch(ctx, expected, &p.p)
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
@@ -330,54 +316,6 @@ var theusSchema = engine.Schema[theusState]{
 		engine.CollectionField("domain.checked", "collection[string]Event{id string, sold int, capacity int}", func(s *theusState) *engine.Collection[string, Event] { return &s.Domain.Checked }, theusAppendEvent),
 		engine.CollectionField("domain.plain", "collection[string]Event{id string, sold int, capacity int}", func(s *theusState) *engine.Collection[string, Event] { return &s.Domain.Plain }, theusAppendEvent),
 	},
-}
-
-// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
-func (p *Patch) theusCheck(codec engine.Codec) error {
-	if codec == nil {
-		return nil
-	}
-	if err := engine.CheckEntries(codec, "domain.checked", p.checked, nil); err != nil {
-		return err
-	}
-	if err := engine.CheckEntries(codec, "domain.plain", p.plain, nil); err != nil {
-		return err
-	}
-	return nil
-}
-
-func theusAddPath(paths []int, path int) []int {
-	if slices.Contains(paths, path) {
-		return paths
-	}
-	return append(paths, path)
-}
-
-type theusPatch struct{ p *Patch }
-
-func (t theusPatch) Record(tx *engine.Tx) {
-	for _, w := range t.p.writes {
-		tx.Write(w)
-	}
-	for _, w := range t.p.checked {
-		tx.WriteKey(theusPathDomainChecked, w.Key, w.Value == nil)
-	}
-	for _, w := range t.p.plain {
-		tx.WriteKey(theusPathDomainPlain, w.Key, w.Value == nil)
-	}
-}
-
-func (t theusPatch) Apply(s *theusState, v uint64) {
-	for _, w := range t.p.writes {
-		switch w {
-		}
-	}
-	if len(t.p.checked) > 0 {
-		s.Domain.Checked = s.Domain.Checked.Apply(v, t.p.checked)
-	}
-	if len(t.p.plain) > 0 {
-		s.Domain.Plain = s.Domain.Plain.Apply(v, t.p.plain)
-	}
 }
 
 func theusRunSellChecked(ctx context.Context, impl, args, s any, o *engine.Out) error {

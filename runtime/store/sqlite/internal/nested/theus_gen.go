@@ -69,23 +69,13 @@ func (s Snapshot) User() UserView { return UserView{p: &s.s.Domain.User} }
 func (s Snapshot) Audit() engine.SliceView[string] { return engine.NewSliceView(s.s.Domain.Audit) }
 
 // Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes []int
-	user   User
-	audit  []string
-}
+type Patch struct{ p engine.Patch }
 
 // SetUser sets domain.user.
-func (p *Patch) SetUser(v User) {
-	p.user = theusCloneUser(&v)
-	p.writes = theusAddPath(p.writes, theusPathDomainUser)
-}
+func (p *Patch) SetUser(v User) { p.p.Set(theusPathDomainUser, new(theusCloneUser(&v))) }
 
 // SetAudit sets domain.audit.
-func (p *Patch) SetAudit(v []string) {
-	p.audit = slices.Clone(v)
-	p.writes = theusAddPath(p.writes, theusPathDomainAudit)
-}
+func (p *Patch) SetAudit(v []string) { p.p.Set(theusPathDomainAudit, new(slices.Clone(v))) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
@@ -169,10 +159,7 @@ func (e *Engine) Snapshot() Snapshot {
 
 // CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+	return e.core.CompareAndSwapPatch(ctx, expected, &p.p)
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
@@ -376,52 +363,6 @@ var theusSchema = engine.Schema[State]{
 		engine.ValueField("domain.user", "User{id string, email string, address Address{city string, lines []string}, prefs map[string]string}", func(s *State) *User { return &s.Domain.User }, theusAppendUser),
 		engine.ValueField("domain.audit", "[]string", func(s *State) *[]string { return &s.Domain.Audit }, theusAppend_SliceOfString),
 	},
-}
-
-// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
-func (p *Patch) theusCheck(codec engine.Codec) error {
-	if codec == nil {
-		return nil
-	}
-	for _, w := range p.writes {
-		var err error
-		switch w {
-		case theusPathDomainUser:
-			err = engine.CheckValue(codec, "domain.user", &p.user, nil)
-		case theusPathDomainAudit:
-			err = engine.CheckValue(codec, "domain.audit", &p.audit, nil)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func theusAddPath(paths []int, path int) []int {
-	if slices.Contains(paths, path) {
-		return paths
-	}
-	return append(paths, path)
-}
-
-type theusPatch struct{ p *Patch }
-
-func (t theusPatch) Record(tx *engine.Tx) {
-	for _, w := range t.p.writes {
-		tx.Write(w)
-	}
-}
-
-func (t theusPatch) Apply(s *State, _ uint64) {
-	for _, w := range t.p.writes {
-		switch w {
-		case theusPathDomainUser:
-			s.Domain.User = t.p.user
-		case theusPathDomainAudit:
-			s.Domain.Audit = t.p.audit
-		}
-	}
 }
 
 func theusRunChangeEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {

@@ -234,15 +234,15 @@ type QueueAliceEmailEffects struct {
 
 // QueueAliceEmail runs queue_alice_email and commits its effects.
 func (e *Engine) QueueAliceEmail(ctx context.Context, args QueueAliceEmailArgs) (QueueAliceEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcQueueAliceEmail, e.impl)
+	c := engine.Take(e.core, theusProcQueueAliceEmail, &e.impl)
 	*c.Args().(*QueueAliceEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunQueueAliceEmail runs queue_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunQueueAliceEmail(impl Processes, s State, args QueueAliceEmailArgs) (QueueAliceEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcQueueAliceEmail, impl, &args, &s)
-	return QueueAliceEmailEffects{Alice: engine.WrittenValue[User](r, 0), OutboxQueue: engine.WrittenValue[[]OutboxMsg](r, 1)}, err
+func RunQueueAliceEmail(impl Processes, s State, args QueueAliceEmailArgs) (eff QueueAliceEmailEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcQueueAliceEmail, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // QueueBobEmailArgs are the arguments of queue_bob_email.
@@ -288,15 +288,15 @@ type QueueBobEmailEffects struct {
 
 // QueueBobEmail runs queue_bob_email and commits its effects.
 func (e *Engine) QueueBobEmail(ctx context.Context, args QueueBobEmailArgs) (QueueBobEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcQueueBobEmail, e.impl)
+	c := engine.Take(e.core, theusProcQueueBobEmail, &e.impl)
 	*c.Args().(*QueueBobEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunQueueBobEmail runs queue_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunQueueBobEmail(impl Processes, s State, args QueueBobEmailArgs) (QueueBobEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcQueueBobEmail, impl, &args, &s)
-	return QueueBobEmailEffects{Bob: engine.WrittenValue[User](r, 0), OutboxQueue: engine.WrittenValue[[]OutboxMsg](r, 1)}, err
+func RunQueueBobEmail(impl Processes, s State, args QueueBobEmailArgs) (eff QueueBobEmailEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcQueueBobEmail, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // EmitAliceEmailArgs are the arguments of emit_alice_email.
@@ -335,15 +335,15 @@ type EmitAliceEmailEffects struct {
 
 // EmitAliceEmail runs emit_alice_email and commits its effects.
 func (e *Engine) EmitAliceEmail(ctx context.Context, args EmitAliceEmailArgs) (EmitAliceEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcEmitAliceEmail, e.impl)
+	c := engine.Take(e.core, theusProcEmitAliceEmail, &e.impl)
 	*c.Args().(*EmitAliceEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunEmitAliceEmail runs emit_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunEmitAliceEmail(impl Processes, s State, args EmitAliceEmailArgs) (EmitAliceEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcEmitAliceEmail, impl, &args, &s)
-	return EmitAliceEmailEffects{Alice: engine.WrittenValue[User](r, 0), UserUpdated: engine.Emitted[UserUpdated](r, "user.updated")}, err
+func RunEmitAliceEmail(impl Processes, s State, args EmitAliceEmailArgs) (eff EmitAliceEmailEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcEmitAliceEmail, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // EmitBobEmailArgs are the arguments of emit_bob_email.
@@ -378,15 +378,15 @@ type EmitBobEmailEffects struct {
 
 // EmitBobEmail runs emit_bob_email and commits its effects.
 func (e *Engine) EmitBobEmail(ctx context.Context, args EmitBobEmailArgs) (EmitBobEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcEmitBobEmail, e.impl)
+	c := engine.Take(e.core, theusProcEmitBobEmail, &e.impl)
 	*c.Args().(*EmitBobEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunEmitBobEmail runs emit_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunEmitBobEmail(impl Processes, s State, args EmitBobEmailArgs) (EmitBobEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcEmitBobEmail, impl, &args, &s)
-	return EmitBobEmailEffects{Bob: engine.WrittenValue[User](r, 0), UserUpdated: engine.Emitted[UserUpdated](r, "user.updated")}, err
+func RunEmitBobEmail(impl Processes, s State, args EmitBobEmailArgs) (eff EmitBobEmailEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcEmitBobEmail, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
@@ -423,8 +423,8 @@ var theusSchema = engine.Schema[State]{
 	Processes: []engine.ProcessSpec{
 		{Args: (*QueueAliceEmailArgs)(nil), Inputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}, Name: "queue_alice_email", Outputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}, Run: theusRunQueueAliceEmail},
 		{Args: (*QueueBobEmailArgs)(nil), Inputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}, Name: "queue_bob_email", Outputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}, Run: theusRunQueueBobEmail},
-		{Args: (*EmitAliceEmailArgs)(nil), Inputs: []int{theusPathDomainAlice}, Name: "emit_alice_email", Outputs: []int{theusPathDomainAlice}, Run: theusRunEmitAliceEmail},
-		{Args: (*EmitBobEmailArgs)(nil), Inputs: []int{theusPathDomainBob}, Name: "emit_bob_email", Outputs: []int{theusPathDomainBob}, Run: theusRunEmitBobEmail},
+		{Args: (*EmitAliceEmailArgs)(nil), Emits: []string{"user.updated"}, Inputs: []int{theusPathDomainAlice}, Name: "emit_alice_email", Outputs: []int{theusPathDomainAlice}, Run: theusRunEmitAliceEmail},
+		{Args: (*EmitBobEmailArgs)(nil), Emits: []string{"user.updated"}, Inputs: []int{theusPathDomainBob}, Name: "emit_bob_email", Outputs: []int{theusPathDomainBob}, Run: theusRunEmitBobEmail},
 	},
 	State: []engine.StateField[State]{
 		engine.ValueField("domain.alice", "User{id string, email string}", func(s *State) *User { return &s.Domain.Alice }, theusAppendUser),
@@ -434,19 +434,19 @@ var theusSchema = engine.Schema[State]{
 }
 
 func theusRunQueueAliceEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).QueueAliceEmail(ctx, QueueAliceEmailIn{Args: *args.(*QueueAliceEmailArgs), s: s.(*State)}, (*QueueAliceEmailOut)(o))
+	return (*impl.(*Processes)).QueueAliceEmail(ctx, QueueAliceEmailIn{Args: *args.(*QueueAliceEmailArgs), s: s.(*State)}, (*QueueAliceEmailOut)(o))
 }
 
 func theusRunQueueBobEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).QueueBobEmail(ctx, QueueBobEmailIn{Args: *args.(*QueueBobEmailArgs), s: s.(*State)}, (*QueueBobEmailOut)(o))
+	return (*impl.(*Processes)).QueueBobEmail(ctx, QueueBobEmailIn{Args: *args.(*QueueBobEmailArgs), s: s.(*State)}, (*QueueBobEmailOut)(o))
 }
 
 func theusRunEmitAliceEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).EmitAliceEmail(ctx, EmitAliceEmailIn{Args: *args.(*EmitAliceEmailArgs), s: s.(*State)}, (*EmitAliceEmailOut)(o))
+	return (*impl.(*Processes)).EmitAliceEmail(ctx, EmitAliceEmailIn{Args: *args.(*EmitAliceEmailArgs), s: s.(*State)}, (*EmitAliceEmailOut)(o))
 }
 
 func theusRunEmitBobEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).EmitBobEmail(ctx, EmitBobEmailIn{Args: *args.(*EmitBobEmailArgs), s: s.(*State)}, (*EmitBobEmailOut)(o))
+	return (*impl.(*Processes)).EmitBobEmail(ctx, EmitBobEmailIn{Args: *args.(*EmitBobEmailArgs), s: s.(*State)}, (*EmitBobEmailOut)(o))
 }
 
 func theusCloneUser(p *User) User {

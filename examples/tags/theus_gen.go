@@ -180,15 +180,15 @@ type UpdateUserEmailEffects struct {
 
 // UpdateUserEmail runs update_user_email and commits its effects.
 func (e *Engine) UpdateUserEmail(ctx context.Context, args UpdateUserEmailArgs) (UpdateUserEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcUpdateUserEmail, e.impl)
+	c := engine.Take(e.core, theusProcUpdateUserEmail, &e.impl)
 	*c.Args().(*UpdateUserEmailArgs) = args
 	return engine.ExecResult[string](ctx, c)
 }
 
 // RunUpdateUserEmail runs update_user_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunUpdateUserEmail(impl Processes, s State, args UpdateUserEmailArgs) (UpdateUserEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcUpdateUserEmail, impl, &args, &s)
-	return UpdateUserEmailEffects{Result: engine.Result[string](r), User: engine.WrittenValue[User](r, 0), UserUpdated: engine.Emitted[UserUpdated](r, "user.updated")}, err
+func RunUpdateUserEmail(impl Processes, s State, args UpdateUserEmailArgs) (eff UpdateUserEmailEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcUpdateUserEmail, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // RecordLoginArgs are the arguments of record_login.
@@ -217,15 +217,15 @@ type RecordLoginEffects struct{ Logins *int }
 
 // RecordLogin runs record_login and commits its effects.
 func (e *Engine) RecordLogin(ctx context.Context, args RecordLoginArgs) (RecordLoginReceipt, error) {
-	c := engine.Take(e.core, theusProcRecordLogin, e.impl)
+	c := engine.Take(e.core, theusProcRecordLogin, &e.impl)
 	*c.Args().(*RecordLoginArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunRecordLogin runs record_login once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunRecordLogin(impl Processes, s State, args RecordLoginArgs) (RecordLoginEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcRecordLogin, impl, &args, &s)
-	return RecordLoginEffects{Logins: engine.WrittenValue[int](r, 0)}, err
+func RunRecordLogin(impl Processes, s State, args RecordLoginArgs) (eff RecordLoginEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcRecordLogin, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // CurrentEmailArgs are the arguments of current_email.
@@ -254,15 +254,15 @@ type CurrentEmailEffects struct{ Result string }
 
 // CurrentEmail runs current_email on the latest snapshot; it commits nothing.
 func (e *Engine) CurrentEmail(ctx context.Context, args CurrentEmailArgs) (CurrentEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcCurrentEmail, e.impl)
+	c := engine.Take(e.core, theusProcCurrentEmail, &e.impl)
 	*c.Args().(*CurrentEmailArgs) = args
 	return engine.ExecResult[string](ctx, c)
 }
 
 // RunCurrentEmail runs current_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunCurrentEmail(impl Processes, s State, args CurrentEmailArgs) (CurrentEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcCurrentEmail, impl, &args, &s)
-	return CurrentEmailEffects{Result: engine.Result[string](r)}, err
+func RunCurrentEmail(impl Processes, s State, args CurrentEmailArgs) (eff CurrentEmailEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcCurrentEmail, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // What the engine needs of github.com/theus-go/theus/examples/tags: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
@@ -295,7 +295,7 @@ var theusSchema = engine.Schema[State]{
 	},
 	Paths: []string{"domain.user", "domain.logins", "global.max_email_len"},
 	Processes: []engine.ProcessSpec{
-		{Args: (*UpdateUserEmailArgs)(nil), Inputs: []int{theusPathDomainUser, theusPathGlobalMaxEmailLen}, Name: "update_user_email", Outputs: []int{theusPathDomainUser}, Run: theusRunUpdateUserEmail},
+		{Args: (*UpdateUserEmailArgs)(nil), Emits: []string{"user.updated"}, Inputs: []int{theusPathDomainUser, theusPathGlobalMaxEmailLen}, Name: "update_user_email", Outputs: []int{theusPathDomainUser}, Run: theusRunUpdateUserEmail},
 		{Args: (*RecordLoginArgs)(nil), Inputs: []int{theusPathDomainLogins}, Name: "record_login", Outputs: []int{theusPathDomainLogins}, Run: theusRunRecordLogin},
 		{Args: (*CurrentEmailArgs)(nil), Inputs: []int{theusPathDomainUser}, Name: "current_email", Pure: true, Run: theusRunCurrentEmail},
 	},
@@ -307,15 +307,15 @@ var theusSchema = engine.Schema[State]{
 }
 
 func theusRunUpdateUserEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).UpdateUserEmail(ctx, UpdateUserEmailIn{Args: *args.(*UpdateUserEmailArgs), s: s.(*State)}, (*UpdateUserEmailOut)(o))
+	return (*impl.(*Processes)).UpdateUserEmail(ctx, UpdateUserEmailIn{Args: *args.(*UpdateUserEmailArgs), s: s.(*State)}, (*UpdateUserEmailOut)(o))
 }
 
 func theusRunRecordLogin(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).RecordLogin(ctx, RecordLoginIn{Args: *args.(*RecordLoginArgs), s: s.(*State)}, (*RecordLoginOut)(o))
+	return (*impl.(*Processes)).RecordLogin(ctx, RecordLoginIn{Args: *args.(*RecordLoginArgs), s: s.(*State)}, (*RecordLoginOut)(o))
 }
 
 func theusRunCurrentEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).CurrentEmail(ctx, CurrentEmailIn{Args: *args.(*CurrentEmailArgs), s: s.(*State)}, (*CurrentEmailOut)(o))
+	return (*impl.(*Processes)).CurrentEmail(ctx, CurrentEmailIn{Args: *args.(*CurrentEmailArgs), s: s.(*State)}, (*CurrentEmailOut)(o))
 }
 
 func theusCloneUser(p *User) User {

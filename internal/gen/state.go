@@ -159,7 +159,7 @@ func (g *generator) internalFunc() jen.Code {
 		}
 	}
 	body := []jen.Code{
-		jen.Id("s").Op(":=").Id("theusState").Add(keyedLines(
+		jen.Id("s").Op(":=").Op("&").Id("theusState").Add(keyedLines(
 			field{"Domain", jen.Id("theusDomainState").Add(keyedLines(domain...))},
 			field{"Global", global},
 		)),
@@ -167,7 +167,7 @@ func (g *generator) internalFunc() jen.Code {
 	body = append(body, fix...)
 	body = append(body, jen.Return(jen.Id("s")))
 	return doc("theusInternal returns a deep copy of p in the engine's form.").
-		Func().Id("theusInternal").Params(jen.Id("p").Op("*").Id("State")).Id("theusState").Block(body...)
+		Func().Id("theusInternal").Params(jen.Id("p").Op("*").Id("State")).Op("*").Id("theusState").Block(body...)
 }
 
 // globalType is the type of theusState.Global.
@@ -207,6 +207,13 @@ func (g *generator) schema() jen.Code {
 					outs[j] = jen.Id(g.byText[o.Text].konst)
 				}
 				spec = append(spec, field{"Outputs", jen.Index().Int().Values(outs...)})
+			}
+			if len(p.Emits) > 0 {
+				topics := make([]jen.Code, len(p.Emits))
+				for j, t := range p.Emits {
+					topics[j] = jen.Lit(t.Name)
+				}
+				spec = append(spec, field{"Emits", jen.Index().String().Values(topics...)})
 			}
 			if p.Semantic == contract.Pure {
 				spec = append(spec, field{"Pure", jen.True()})
@@ -366,9 +373,18 @@ func (g *generator) engineDecls() []jen.Code {
 // type.
 func (g *generator) toEngineState(name string) jen.Code {
 	if g.hasColl {
-		return jen.Id("theusInternal").Call(jen.Op("&").Id(name))
+		return jen.Op("*").Id("theusInternal").Call(jen.Op("&").Id(name))
 	}
 	return jen.Id(name)
+}
+
+// toEngineStatePtr is toEngineState's pointer: to the variable name itself
+// when the state types are the same.
+func (g *generator) toEngineStatePtr(name string) jen.Code {
+	if g.hasColl {
+		return jen.Id("theusInternal").Call(jen.Op("&").Id(name))
+	}
+	return jen.Op("&").Id(name)
 }
 
 // ifErrReturn is: if err != nil { return zero, err }.

@@ -54,6 +54,9 @@ type ProcessSpec struct {
 	// Outputs are the indexes (into Schema.Paths) of the paths it writes,
 	// in the order it declares them: its output i is Outputs[i] (SetOutput).
 	Outputs []int
+	// Emits are the topics it emits, in the order it declares them
+	// (RunEffects).
+	Emits []string
 	// Args, a nil pointer of the process's type of arguments ((*T)(nil)),
 	// and Run make the engine pool calls of the process for Take (see
 	// FrameCall); Rules checks the process's rules, if it has any.

@@ -286,3 +286,56 @@ func RunFrame[S any](ctx context.Context, schema *Schema[S], proc int, impl, arg
 	}
 	return &c.Invocation, nil
 }
+
+// RunEffects runs process proc of schema once on s, as RunFrame does, and
+// fills *effects, the XxxEffects struct of a generated RunXxx, with what
+// the run set and emitted. Its fields are, in order: one per output
+// (ProcessSpec.Outputs), a *T of the value, nil when the run did not write
+// it, or for a collection a map[K]*V of the final value of each key
+// written (nil for a delete); one per topic of ProcessSpec.Emits, a []T of
+// the payloads emitted on it, in order; and the result (SetResult), if the
+// process declares one. A run that fails leaves *effects as it is.
+//
+// It fills them by reflection: RunXxx is not hot, and a typed reader per
+// effect would be compiled for every process.
+func RunEffects[S any](ctx context.Context, schema *Schema[S], proc int, impl, args any, s *S, effects any) error {
+	c, err := RunFrame(ctx, schema, proc, impl, args, s)
+	if err != nil {
+		return err
+	}
+	spec := &schema.Processes[proc]
+	ev := reflect.ValueOf(effects).Elem()
+	f := 0
+	for i := range spec.Outputs {
+		field := ev.Field(f)
+		f++
+		if field.Kind() != reflect.Map {
+			if c.tx.Written(c.paths[i]) {
+				field.Set(reflect.ValueOf(c.slots[i]))
+			}
+			continue
+		}
+		pending := reflect.ValueOf(c.slots[i]).Elem() // a []Pending[K, V]
+		if pending.Len() == 0 {
+			continue
+		}
+		m := reflect.MakeMapWithSize(field.Type(), pending.Len())
+		for j := range pending.Len() {
+			m.SetMapIndex(pending.Index(j).Field(0), pending.Index(j).Field(1))
+		}
+		field.Set(m)
+	}
+	for _, topic := range spec.Emits {
+		field := ev.Field(f)
+		f++
+		for _, k := range c.kept {
+			if k.topic == topic {
+				field.Set(reflect.Append(field, reflect.ValueOf(k.v)))
+			}
+		}
+	}
+	if f < ev.NumField() && c.result.set {
+		ev.Field(f).Set(reflect.ValueOf(c.result.p).Elem())
+	}
+	return nil
+}

@@ -140,7 +140,7 @@ func NewEngine(ctx context.Context, initial State, impl Processes, opts ...engin
 	if impl == nil {
 		return nil, errors.New("theus: NewEngine: nil Processes")
 	}
-	core, err := engine.New(ctx, &theusSchema, theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
+	core, err := engine.New(ctx, &theusSchema, *theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -225,15 +225,15 @@ type UpdateUserEffects struct {
 
 // UpdateUser runs update_user and commits its effects.
 func (e *Engine) UpdateUser(ctx context.Context, args UpdateUserArgs) (UpdateUserReceipt, error) {
-	c := engine.Take(e.core, theusProcUpdateUser, e.impl)
+	c := engine.Take(e.core, theusProcUpdateUser, &e.impl)
 	*c.Args().(*UpdateUserArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunUpdateUser runs update_user once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunUpdateUser(impl Processes, s State, args UpdateUserArgs) (UpdateUserEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcUpdateUser, impl, &args, new(theusInternal(&s)))
-	return UpdateUserEffects{UserUpdated: engine.Emitted[UserUpdated](r, "user.updated"), Users: engine.WrittenEntries[string, User](r, 0)}, err
+func RunUpdateUser(impl Processes, s State, args UpdateUserArgs) (eff UpdateUserEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcUpdateUser, &impl, &args, theusInternal(&s), &eff)
+	return eff, err
 }
 
 // What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
@@ -249,8 +249,8 @@ type theusDomainState struct {
 }
 
 // theusInternal returns a deep copy of p in the engine's form.
-func theusInternal(p *State) theusState {
-	s := theusState{
+func theusInternal(p *State) *theusState {
+	s := &theusState{
 		Domain: theusDomainState{
 			Users: engine.NewCollection(p.Domain.Users, nil),
 		},
@@ -288,7 +288,7 @@ var theusSchema = engine.Schema[theusState]{
 	},
 	Paths: []string{"domain.users"},
 	Processes: []engine.ProcessSpec{
-		{Args: (*UpdateUserArgs)(nil), Errors: []error{ErrNoSuchUser}, Inputs: []int{theusPathDomainUsers}, Name: "update_user", Outputs: []int{theusPathDomainUsers}, Run: theusRunUpdateUser},
+		{Args: (*UpdateUserArgs)(nil), Emits: []string{"user.updated"}, Errors: []error{ErrNoSuchUser}, Inputs: []int{theusPathDomainUsers}, Name: "update_user", Outputs: []int{theusPathDomainUsers}, Run: theusRunUpdateUser},
 	},
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.users", "collection[string]User{id string, email string, counter int64, updated_at int64}", func(s *theusState) *engine.Collection[string, User] { return &s.Domain.Users }, theusAppendUser),
@@ -296,7 +296,7 @@ var theusSchema = engine.Schema[theusState]{
 }
 
 func theusRunUpdateUser(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).UpdateUser(ctx, UpdateUserIn{Args: *args.(*UpdateUserArgs), s: s.(*theusState), tx: o.Tx()}, (*UpdateUserOut)(o))
+	return (*impl.(*Processes)).UpdateUser(ctx, UpdateUserIn{Args: *args.(*UpdateUserArgs), s: s.(*theusState), tx: o.Tx()}, (*UpdateUserOut)(o))
 }
 
 func theusCloneUser(p *User) User {

@@ -129,7 +129,7 @@ func NewEngine(ctx context.Context, initial State, impl Processes, opts ...engin
 	if impl == nil {
 		return nil, errors.New("theus: NewEngine: nil Processes")
 	}
-	core, err := engine.New(ctx, &theusSchema, theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
+	core, err := engine.New(ctx, &theusSchema, *theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -202,15 +202,15 @@ type HitEffects struct{ Hits map[string]*int64 }
 
 // Hit runs hit and commits its effects.
 func (e *Engine) Hit(ctx context.Context, args HitArgs) (HitReceipt, error) {
-	c := engine.Take(e.core, theusProcHit, e.impl)
+	c := engine.Take(e.core, theusProcHit, &e.impl)
 	*c.Args().(*HitArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunHit runs hit once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunHit(impl Processes, s State, args HitArgs) (HitEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcHit, impl, &args, new(theusInternal(&s)))
-	return HitEffects{Hits: engine.WrittenEntries[string, int64](r, 0)}, err
+func RunHit(impl Processes, s State, args HitArgs) (eff HitEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcHit, &impl, &args, theusInternal(&s), &eff)
+	return eff, err
 }
 
 // SetRateArgs are the arguments of set_rate.
@@ -236,15 +236,15 @@ type SetRateEffects struct{ Rate *float64 }
 
 // SetRate runs set_rate and commits its effects.
 func (e *Engine) SetRate(ctx context.Context, args SetRateArgs) (SetRateReceipt, error) {
-	c := engine.Take(e.core, theusProcSetRate, e.impl)
+	c := engine.Take(e.core, theusProcSetRate, &e.impl)
 	*c.Args().(*SetRateArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunSetRate runs set_rate once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunSetRate(impl Processes, s State, args SetRateArgs) (SetRateEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSetRate, impl, &args, new(theusInternal(&s)))
-	return SetRateEffects{Rate: engine.WrittenValue[float64](r, 0)}, err
+func RunSetRate(impl Processes, s State, args SetRateArgs) (eff SetRateEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcSetRate, &impl, &args, theusInternal(&s), &eff)
+	return eff, err
 }
 
 // RecordArgs are the arguments of record.
@@ -281,15 +281,15 @@ type RecordEffects struct {
 
 // Record runs record and commits its effects.
 func (e *Engine) Record(ctx context.Context, args RecordArgs) (RecordReceipt, error) {
-	c := engine.Take(e.core, theusProcRecord, e.impl)
+	c := engine.Take(e.core, theusProcRecord, &e.impl)
 	*c.Args().(*RecordArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunRecord runs record once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunRecord(impl Processes, s State, args RecordArgs) (RecordEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcRecord, impl, &args, new(theusInternal(&s)))
-	return RecordEffects{LastValue: engine.WrittenValue[float64](r, 1), Readings: engine.WrittenEntries[string, Reading](r, 0)}, err
+func RunRecord(impl Processes, s State, args RecordArgs) (eff RecordEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcRecord, &impl, &args, theusInternal(&s), &eff)
+	return eff, err
 }
 
 // What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
@@ -308,8 +308,8 @@ type theusDomainState struct {
 }
 
 // theusInternal returns a deep copy of p in the engine's form.
-func theusInternal(p *State) theusState {
-	s := theusState{
+func theusInternal(p *State) *theusState {
+	s := &theusState{
 		Domain: theusDomainState{
 			Hits:     engine.NewCollection(p.Domain.Hits, nil),
 			Last:     theusCloneReading(&p.Domain.Last),
@@ -382,15 +382,15 @@ var theusSchema = engine.Schema[theusState]{
 }
 
 func theusRunHit(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).Hit(ctx, HitIn{Args: *args.(*HitArgs), s: s.(*theusState), tx: o.Tx()}, (*HitOut)(o))
+	return (*impl.(*Processes)).Hit(ctx, HitIn{Args: *args.(*HitArgs), s: s.(*theusState), tx: o.Tx()}, (*HitOut)(o))
 }
 
 func theusRunSetRate(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).SetRate(ctx, SetRateIn{Args: *args.(*SetRateArgs), s: s.(*theusState)}, (*SetRateOut)(o))
+	return (*impl.(*Processes)).SetRate(ctx, SetRateIn{Args: *args.(*SetRateArgs), s: s.(*theusState)}, (*SetRateOut)(o))
 }
 
 func theusRunRecord(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).Record(ctx, RecordIn{Args: *args.(*RecordArgs), s: s.(*theusState)}, (*RecordOut)(o))
+	return (*impl.(*Processes)).Record(ctx, RecordIn{Args: *args.(*RecordArgs), s: s.(*theusState)}, (*RecordOut)(o))
 }
 
 func theusCloneReading(p *Reading) Reading {

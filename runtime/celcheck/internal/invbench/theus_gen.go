@@ -117,7 +117,7 @@ func NewEngine(ctx context.Context, initial State, impl Processes, opts ...engin
 	if impl == nil {
 		return nil, errors.New("theus: NewEngine: nil Processes")
 	}
-	core, err := engine.New(ctx, &theusSchema, theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
+	core, err := engine.New(ctx, &theusSchema, *theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -187,15 +187,15 @@ type SellCheckedEffects struct{ Checked map[string]*Event }
 
 // SellChecked runs sell_checked and commits its effects.
 func (e *Engine) SellChecked(ctx context.Context, args SellCheckedArgs) (SellCheckedReceipt, error) {
-	c := engine.Take(e.core, theusProcSellChecked, e.impl)
+	c := engine.Take(e.core, theusProcSellChecked, &e.impl)
 	*c.Args().(*SellCheckedArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunSellChecked runs sell_checked once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunSellChecked(impl Processes, s State, args SellCheckedArgs) (SellCheckedEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSellChecked, impl, &args, new(theusInternal(&s)))
-	return SellCheckedEffects{Checked: engine.WrittenEntries[string, Event](r, 0)}, err
+func RunSellChecked(impl Processes, s State, args SellCheckedArgs) (eff SellCheckedEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcSellChecked, &impl, &args, theusInternal(&s), &eff)
+	return eff, err
 }
 
 // SellPlainArgs are the arguments of sell_plain.
@@ -231,15 +231,15 @@ type SellPlainEffects struct{ Plain map[string]*Event }
 
 // SellPlain runs sell_plain and commits its effects.
 func (e *Engine) SellPlain(ctx context.Context, args SellPlainArgs) (SellPlainReceipt, error) {
-	c := engine.Take(e.core, theusProcSellPlain, e.impl)
+	c := engine.Take(e.core, theusProcSellPlain, &e.impl)
 	*c.Args().(*SellPlainArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunSellPlain runs sell_plain once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunSellPlain(impl Processes, s State, args SellPlainArgs) (SellPlainEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSellPlain, impl, &args, new(theusInternal(&s)))
-	return SellPlainEffects{Plain: engine.WrittenEntries[string, Event](r, 0)}, err
+func RunSellPlain(impl Processes, s State, args SellPlainArgs) (eff SellPlainEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcSellPlain, &impl, &args, theusInternal(&s), &eff)
+	return eff, err
 }
 
 // What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
@@ -256,8 +256,8 @@ type theusDomainState struct {
 }
 
 // theusInternal returns a deep copy of p in the engine's form.
-func theusInternal(p *State) theusState {
-	s := theusState{
+func theusInternal(p *State) *theusState {
+	s := &theusState{
 		Domain: theusDomainState{
 			Checked: engine.NewCollection(p.Domain.Checked, nil),
 			Plain:   engine.NewCollection(p.Domain.Plain, nil),
@@ -319,11 +319,11 @@ var theusSchema = engine.Schema[theusState]{
 }
 
 func theusRunSellChecked(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).SellChecked(ctx, SellCheckedIn{Args: *args.(*SellCheckedArgs), s: s.(*theusState), tx: o.Tx()}, (*SellCheckedOut)(o))
+	return (*impl.(*Processes)).SellChecked(ctx, SellCheckedIn{Args: *args.(*SellCheckedArgs), s: s.(*theusState), tx: o.Tx()}, (*SellCheckedOut)(o))
 }
 
 func theusRunSellPlain(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).SellPlain(ctx, SellPlainIn{Args: *args.(*SellPlainArgs), s: s.(*theusState), tx: o.Tx()}, (*SellPlainOut)(o))
+	return (*impl.(*Processes)).SellPlain(ctx, SellPlainIn{Args: *args.(*SellPlainArgs), s: s.(*theusState), tx: o.Tx()}, (*SellPlainOut)(o))
 }
 
 func theusCloneEvent(p *Event) Event {

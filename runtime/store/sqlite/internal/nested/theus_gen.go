@@ -216,15 +216,15 @@ type ChangeEmailEffects struct {
 
 // ChangeEmail runs change_email and commits its effects.
 func (e *Engine) ChangeEmail(ctx context.Context, args ChangeEmailArgs) (ChangeEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcChangeEmail, e.impl)
+	c := engine.Take(e.core, theusProcChangeEmail, &e.impl)
 	*c.Args().(*ChangeEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunChangeEmail runs change_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunChangeEmail(impl Processes, s State, args ChangeEmailArgs) (ChangeEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcChangeEmail, impl, &args, &s)
-	return ChangeEmailEffects{UserChanged: engine.Emitted[Changed](r, "user.changed"), UserEmail: engine.WrittenValue[string](r, 0)}, err
+func RunChangeEmail(impl Processes, s State, args ChangeEmailArgs) (eff ChangeEmailEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcChangeEmail, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // MoveArgs are the arguments of move.
@@ -267,15 +267,15 @@ type MoveEffects struct {
 
 // Move runs move and commits its effects.
 func (e *Engine) Move(ctx context.Context, args MoveArgs) (MoveReceipt, error) {
-	c := engine.Take(e.core, theusProcMove, e.impl)
+	c := engine.Take(e.core, theusProcMove, &e.impl)
 	*c.Args().(*MoveArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunMove runs move once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunMove(impl Processes, s State, args MoveArgs) (MoveEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcMove, impl, &args, &s)
-	return MoveEffects{Audit: engine.WrittenValue[[]string](r, 1), UserAddress: engine.WrittenValue[Address](r, 0)}, err
+func RunMove(impl Processes, s State, args MoveArgs) (eff MoveEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcMove, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // SetPrefsArgs are the arguments of set_prefs.
@@ -308,15 +308,15 @@ type SetPrefsEffects struct{ UserPrefs *map[string]string }
 
 // SetPrefs runs set_prefs and commits its effects.
 func (e *Engine) SetPrefs(ctx context.Context, args SetPrefsArgs) (SetPrefsReceipt, error) {
-	c := engine.Take(e.core, theusProcSetPrefs, e.impl)
+	c := engine.Take(e.core, theusProcSetPrefs, &e.impl)
 	*c.Args().(*SetPrefsArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunSetPrefs runs set_prefs once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunSetPrefs(impl Processes, s State, args SetPrefsArgs) (SetPrefsEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSetPrefs, impl, &args, &s)
-	return SetPrefsEffects{UserPrefs: engine.WrittenValue[map[string]string](r, 0)}, err
+func RunSetPrefs(impl Processes, s State, args SetPrefsArgs) (eff SetPrefsEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcSetPrefs, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
@@ -355,7 +355,7 @@ var theusSchema = engine.Schema[State]{
 	},
 	Paths: []string{"domain.user", "domain.audit", "domain.user.id", "domain.user.email", "domain.user.address", "domain.user.prefs"},
 	Processes: []engine.ProcessSpec{
-		{Args: (*ChangeEmailArgs)(nil), Inputs: []int{theusPathDomainUser_ID, theusPathDomainUser_Email}, Name: "change_email", Outputs: []int{theusPathDomainUser_Email}, Run: theusRunChangeEmail},
+		{Args: (*ChangeEmailArgs)(nil), Emits: []string{"user.changed"}, Inputs: []int{theusPathDomainUser_ID, theusPathDomainUser_Email}, Name: "change_email", Outputs: []int{theusPathDomainUser_Email}, Run: theusRunChangeEmail},
 		{Args: (*MoveArgs)(nil), Inputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}, Name: "move", Outputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}, Run: theusRunMove},
 		{Args: (*SetPrefsArgs)(nil), Inputs: []int{theusPathDomainUser_Prefs}, Name: "set_prefs", Outputs: []int{theusPathDomainUser_Prefs}, Run: theusRunSetPrefs},
 	},
@@ -366,15 +366,15 @@ var theusSchema = engine.Schema[State]{
 }
 
 func theusRunChangeEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).ChangeEmail(ctx, ChangeEmailIn{Args: *args.(*ChangeEmailArgs), s: s.(*State)}, (*ChangeEmailOut)(o))
+	return (*impl.(*Processes)).ChangeEmail(ctx, ChangeEmailIn{Args: *args.(*ChangeEmailArgs), s: s.(*State)}, (*ChangeEmailOut)(o))
 }
 
 func theusRunMove(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).Move(ctx, MoveIn{Args: *args.(*MoveArgs), s: s.(*State)}, (*MoveOut)(o))
+	return (*impl.(*Processes)).Move(ctx, MoveIn{Args: *args.(*MoveArgs), s: s.(*State)}, (*MoveOut)(o))
 }
 
 func theusRunSetPrefs(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).SetPrefs(ctx, SetPrefsIn{Args: *args.(*SetPrefsArgs), s: s.(*State)}, (*SetPrefsOut)(o))
+	return (*impl.(*Processes)).SetPrefs(ctx, SetPrefsIn{Args: *args.(*SetPrefsArgs), s: s.(*State)}, (*SetPrefsOut)(o))
 }
 
 func theusCloneAddress(p *Address) Address {

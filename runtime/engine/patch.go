@@ -29,6 +29,11 @@ type patchWrite struct {
 // Set sets the state field at path (an index in Schema.Paths) to *v, of
 // the field's type, which the patch keeps: the caller gives a deep copy. A
 // later Set of the same path replaces it.
+//
+// Set, Put and Delete are not inlined: a generated setter is a call of
+// one of them, and CompareAndSwap is not hot.
+//
+//go:noinline
 func (p *Patch) Set(path int, v any) {
 	for i := range p.vals {
 		if p.vals[i].path == path {
@@ -41,11 +46,15 @@ func (p *Patch) Set(path int, v any) {
 
 // Put sets the entry under k of the collection at path to *v, which the
 // patch keeps, as Set does.
+//
+//go:noinline
 func (p *Patch) Put(path int, k, v any) {
 	p.entries = append(p.entries, patchWrite{path: path, key: k, v: v})
 }
 
 // Delete deletes the entry under k of the collection at path.
+//
+//go:noinline
 func (p *Patch) Delete(path int, k any) {
 	p.entries = append(p.entries, patchWrite{path: path, key: k})
 }

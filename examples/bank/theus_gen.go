@@ -450,15 +450,7 @@ const (
 )
 
 var theusSchema = engine.Schema[theusState]{
-	Clone: theusCloneState,
-	Collections: []engine.CollectionSpec[theusState]{
-		{
-			Path: theusPathDomainAccounts,
-			Version: func(s *theusState, k string) (uint64, bool) {
-				return engine.CollectionVersion(s.Domain.Accounts, k)
-			},
-		},
-	},
+	Clone:        theusCloneState,
 	CompileCheck: celcheck.Compiler,
 	Invariants: []engine.Invariant{
 		{Check: "self >= 0", Each: true, Field: 0, Message: "no overdraft", Must: "be >= 0", Path: "domain.accounts[*].balance", Rule: "min", Sub: []string{"balance"}},

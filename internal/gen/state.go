@@ -228,20 +228,8 @@ func (g *generator) schema() jen.Code {
 	if outs := g.outputs(); len(outs) > 0 {
 		fields = append(fields, field{"Outputs", jen.Index().Qual(enginePkg, "Output").Types(jen.Id(g.st)).Custom(multiLine, outs...)})
 	}
-	var colls []jen.Code
-	for _, f := range g.m.State {
-		if f.Collection {
-			colls = append(colls, keyedLines(
-				field{"Path", jen.Id(g.byText[string(f.Zone)+"."+f.Name].konst)},
-				field{"Version", jen.Func().Params(jen.Id("s").Op("*").Id(g.st), jen.Id("k").String()).Params(jen.Uint64(), jen.Bool()).Block(
-					jen.Return(jen.Qual(enginePkg, "CollectionVersion").Call(jen.Id(stateExpr("s", f, nil)), jen.Id("k"))),
-				)},
-			))
-		}
-	}
-	if len(colls) > 0 {
-		fields = append(fields, field{"Collections", jen.Index().Qual(enginePkg, "CollectionSpec").Types(jen.Id(g.st)).Custom(multiLine, colls...)})
-	}
+	// Schema.Collections is left out: the engine finds the collections,
+	// and the versions of their entries, in Schema.State.
 	if len(g.m.Invariants) > 0 {
 		fields = append(fields, field{"Invariants", g.invariants()}, field{"CompileCheck", jen.Qual(celPkg, "Compiler")})
 	}

@@ -275,14 +275,6 @@ const (
 
 var theusSchema = engine.Schema[theusState]{
 	Clone: theusCloneState,
-	Collections: []engine.CollectionSpec[theusState]{
-		{
-			Path: theusPathDomainUsers,
-			Version: func(s *theusState, k string) (uint64, bool) {
-				return engine.CollectionVersion(s.Domain.Users, k)
-			},
-		},
-	},
 	Outputs: []engine.Output[theusState]{
 		theusPathDomainUsers: engine.CollectionOutput("domain.users", func(s *theusState) *engine.Collection[string, User] { return &s.Domain.Users }, nil),
 	},

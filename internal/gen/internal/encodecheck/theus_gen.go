@@ -343,20 +343,6 @@ const (
 
 var theusSchema = engine.Schema[theusState]{
 	Clone: theusCloneState,
-	Collections: []engine.CollectionSpec[theusState]{
-		{
-			Path: theusPathDomainHits,
-			Version: func(s *theusState, k string) (uint64, bool) {
-				return engine.CollectionVersion(s.Domain.Hits, k)
-			},
-		},
-		{
-			Path: theusPathDomainReadings,
-			Version: func(s *theusState, k string) (uint64, bool) {
-				return engine.CollectionVersion(s.Domain.Readings, k)
-			},
-		},
-	},
 	Outputs: []engine.Output[theusState]{
 		theusPathDomainRate: engine.ValueOutput("domain.rate", func(s *theusState) *float64 { return &s.Domain.Rate }, func(e *float64) error {
 			return jsonenc.CheckFloat(*e, 64)

@@ -284,21 +284,7 @@ const (
 )
 
 var theusSchema = engine.Schema[theusState]{
-	Clone: theusCloneState,
-	Collections: []engine.CollectionSpec[theusState]{
-		{
-			Path: theusPathDomainChecked,
-			Version: func(s *theusState, k string) (uint64, bool) {
-				return engine.CollectionVersion(s.Domain.Checked, k)
-			},
-		},
-		{
-			Path: theusPathDomainPlain,
-			Version: func(s *theusState, k string) (uint64, bool) {
-				return engine.CollectionVersion(s.Domain.Plain, k)
-			},
-		},
-	},
+	Clone:        theusCloneState,
 	CompileCheck: celcheck.Compiler,
 	Invariants: []engine.Invariant{
 		{Check: "self.sold <= self.capacity", Each: true, Field: 0, Message: "sold out", Must: "satisfy self.sold <= self.capacity", Path: "domain.checked[*]", Rule: "check"},

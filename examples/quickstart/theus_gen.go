@@ -321,8 +321,8 @@ const (
 var theusSchema = engine.Schema[State]{
 	Clone: theusCloneState,
 	Outputs: []engine.Output[State]{
-		theusPathDomainUser:   engine.ValueOutput("domain.user", func(s *State) *User { return &s.Domain.User }, nil),
-		theusPathDomainLogins: engine.ValueOutput("domain.logins", func(s *State) *int { return &s.Domain.Logins }, nil),
+		theusPathDomainUser:   engine.SetterOutput("domain.user", func(s *State, v *User) { s.Domain.User = *v }, nil),
+		theusPathDomainLogins: engine.SetterOutput("domain.logins", func(s *State, v *int) { s.Domain.Logins = *v }, nil),
 	},
 	Paths: []string{"domain.user", "domain.logins", "global.max_email_len"},
 	Processes: []engine.ProcessSpec{

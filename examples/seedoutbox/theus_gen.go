@@ -415,9 +415,9 @@ const (
 var theusSchema = engine.Schema[State]{
 	Clone: theusCloneState,
 	Outputs: []engine.Output[State]{
-		theusPathDomainAlice:       engine.ValueOutput("domain.alice", func(s *State) *User { return &s.Domain.Alice }, nil),
-		theusPathDomainBob:         engine.ValueOutput("domain.bob", func(s *State) *User { return &s.Domain.Bob }, nil),
-		theusPathDomainOutboxQueue: engine.ValueOutput("domain.outbox_queue", func(s *State) *[]OutboxMsg { return &s.Domain.OutboxQueue }, nil),
+		theusPathDomainAlice:       engine.SetterOutput("domain.alice", func(s *State, v *User) { s.Domain.Alice = *v }, nil),
+		theusPathDomainBob:         engine.SetterOutput("domain.bob", func(s *State, v *User) { s.Domain.Bob = *v }, nil),
+		theusPathDomainOutboxQueue: engine.SetterOutput("domain.outbox_queue", func(s *State, v *[]OutboxMsg) { s.Domain.OutboxQueue = *v }, nil),
 	},
 	Paths: []string{"domain.alice", "domain.bob", "domain.outbox_queue"},
 	Processes: []engine.ProcessSpec{

@@ -49,7 +49,7 @@
 // that go stale when their run ends, the outputs a run sets, their checks
 // and their application to the state, the room for the receipt's message
 // ID, the receipt) is engine.FrameCall's, the same for every process,
-// driven by theusSchema.Outputs (one engine.ValueOutput or
+// driven by theusSchema.Outputs (one engine.SetterOutput or
 // CollectionOutput per path that processes write); a setter is a call of
 // engine.SetOutput, and the Engine method and RunX are three and two
 // statements that hand the arguments to engine.Take and engine.RunEffects

@@ -241,7 +241,7 @@ func (g *generator) schema() jen.Code {
 
 // outputs is the value of theusSchema.Outputs: for each path that a
 // process writes, in the order of the paths, how the calls hold, check
-// and apply its values (engine.ValueOutput, CollectionOutput), keyed by
+// and apply its values (engine.SetterOutput, CollectionOutput), keyed by
 // the path's index.
 func (g *generator) outputs() []jen.Code {
 	written := map[string]*contract.Path{}
@@ -264,8 +264,8 @@ func (g *generator) outputs() []jen.Code {
 				jen.Func().Params(s).Op("*").Add(coll).Add(oneLine(jen.Return(jen.Op("&").Id(stateExpr("s", o.Field, nil))))),
 				g.validFuncOrNil(o.Type.Elem))
 		} else {
-			desc = jen.Qual(enginePkg, "ValueOutput").Call(jen.Lit(o.Text),
-				jen.Func().Params(s).Op("*").Add(goType(o.Type)).Add(oneLine(jen.Return(jen.Op("&").Id(stateExpr("s", o.Field, o.Sub))))),
+			desc = jen.Qual(enginePkg, "SetterOutput").Call(jen.Lit(o.Text),
+				jen.Func().Params(s, jen.Id("v").Op("*").Add(goType(o.Type))).Add(oneLine(jen.Id(stateExpr("s", o.Field, o.Sub)).Op("=").Op("*").Id("v"))),
 				g.validFuncOrNil(o.Type))
 		}
 		out = append(out, jen.Id(sp.konst).Op(":").Add(desc))

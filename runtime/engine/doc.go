@@ -100,7 +100,7 @@
 // handles of its runs, allocated sixteen at a time and never reused, and
 // the room for its receipt's message ID), Start and Finish, Out (what each
 // generated XOut type is made of), Tx.EmitValue and Tx.EmitEncoded for
-// emitters, Output (ValueOutput, CollectionOutput: how a call holds,
+// emitters, Output (SetterOutput, ValueOutput, CollectionOutput: how a call holds,
 // checks and applies the values of a path that processes write),
 // SetOutput, OutputWriter and SetResult for the setters, and
 // RunEffects for RunX's effects (or RunFrame with WrittenValue,

@@ -67,32 +67,40 @@ type output[S any] interface {
 // spells and get reaches in a state; valid is nil for the types that JSON
 // always encodes (see CheckValue).
 func ValueOutput[S, T any](name string, get func(*S) *T, valid func(*T) error) Output[S] {
+	return SetterOutput(name, func(s *S, v *T) { *get(s) = *v }, valid)
+}
+
+// SetterOutput is ValueOutput for generated code: set writes a value,
+// which P points to, into a state. P is a pointer type, so that the
+// compiler makes the output's code once for all types of value, not once
+// per type (a contract may have hundreds).
+func SetterOutput[S, P any](name string, set func(*S, P), valid func(P) error) Output[S] {
 	// A value that the run did not write (Tx.Written) is neither checked,
 	// applied nor reported, and the next write replaces it: no reset.
-	return Output[S]{o: &valueOutput[S, T]{name: name, get: get, valid: valid}, slot: reflect.TypeFor[T]()}
+	return Output[S]{o: &setterOutput[S, P]{name: name, set: set, valid: valid}, slot: reflect.TypeFor[P]().Elem()}
 }
 
-type valueOutput[S, T any] struct {
+type setterOutput[S, P any] struct {
 	name  string
-	get   func(*S) *T
-	valid func(*T) error
+	set   func(*S, P)
+	valid func(P) error
 }
 
-func (o *valueOutput[S, T]) check(tx *Tx, path int, slot any) bool {
+func (o *setterOutput[S, P]) check(tx *Tx, path int, slot any) bool {
 	if !tx.Written(path) {
 		return false
 	}
 	if tx.codec != nil || o.valid != nil {
-		if err := CheckValue(tx.codec, o.name, slot.(*T), o.valid); err != nil {
+		if err := CheckValue(tx.codec, o.name, slot.(P), o.valid); err != nil {
 			tx.Fail(err)
 		}
 	}
 	return true
 }
 
-func (o *valueOutput[S, T]) apply(s *S, tx *Tx, path int, slot any, _ uint64) {
+func (o *setterOutput[S, P]) apply(s *S, tx *Tx, path int, slot any, _ uint64) {
 	if tx.Written(path) {
-		*o.get(s) = *slot.(*T)
+		o.set(s, slot.(P))
 	}
 }
 

@@ -344,12 +344,12 @@ const (
 var theusSchema = engine.Schema[theusState]{
 	Clone: theusCloneState,
 	Outputs: []engine.Output[theusState]{
-		theusPathDomainRate: engine.ValueOutput("domain.rate", func(s *theusState) *float64 { return &s.Domain.Rate }, func(e *float64) error {
+		theusPathDomainRate: engine.SetterOutput("domain.rate", func(s *theusState, v *float64) { s.Domain.Rate = *v }, func(e *float64) error {
 			return jsonenc.CheckFloat(*e, 64)
 		}),
 		theusPathDomainHits:     engine.CollectionOutput("domain.hits", func(s *theusState) *engine.Collection[string, int64] { return &s.Domain.Hits }, nil),
 		theusPathDomainReadings: engine.CollectionOutput("domain.readings", func(s *theusState) *engine.Collection[string, Reading] { return &s.Domain.Readings }, theusValidReading),
-		theusPathDomainLast_Value: engine.ValueOutput("domain.last.value", func(s *theusState) *float64 { return &s.Domain.Last.Value }, func(e *float64) error {
+		theusPathDomainLast_Value: engine.SetterOutput("domain.last.value", func(s *theusState, v *float64) { s.Domain.Last.Value = *v }, func(e *float64) error {
 			return jsonenc.CheckFloat(*e, 64)
 		}),
 	},

@@ -348,10 +348,10 @@ const (
 var theusSchema = engine.Schema[State]{
 	Clone: theusCloneState,
 	Outputs: []engine.Output[State]{
-		theusPathDomainAudit:        engine.ValueOutput("domain.audit", func(s *State) *[]string { return &s.Domain.Audit }, nil),
-		theusPathDomainUser_Email:   engine.ValueOutput("domain.user.email", func(s *State) *string { return &s.Domain.User.Email }, nil),
-		theusPathDomainUser_Address: engine.ValueOutput("domain.user.address", func(s *State) *Address { return &s.Domain.User.Address }, nil),
-		theusPathDomainUser_Prefs:   engine.ValueOutput("domain.user.prefs", func(s *State) *map[string]string { return &s.Domain.User.Prefs }, nil),
+		theusPathDomainAudit:        engine.SetterOutput("domain.audit", func(s *State, v *[]string) { s.Domain.Audit = *v }, nil),
+		theusPathDomainUser_Email:   engine.SetterOutput("domain.user.email", func(s *State, v *string) { s.Domain.User.Email = *v }, nil),
+		theusPathDomainUser_Address: engine.SetterOutput("domain.user.address", func(s *State, v *Address) { s.Domain.User.Address = *v }, nil),
+		theusPathDomainUser_Prefs:   engine.SetterOutput("domain.user.prefs", func(s *State, v *map[string]string) { s.Domain.User.Prefs = *v }, nil),
 	},
 	Paths: []string{"domain.user", "domain.audit", "domain.user.id", "domain.user.email", "domain.user.address", "domain.user.prefs"},
 	Processes: []engine.ProcessSpec{

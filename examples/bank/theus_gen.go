@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"iter"
-	"slices"
 
 	celcheck "github.com/theus-go/theus/runtime/celcheck"
 	engine "github.com/theus-go/theus/runtime/engine"
@@ -71,21 +70,15 @@ func (s Snapshot) Accounts() engine.MapView[string, AccountView] {
 }
 
 // Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes   []int
-	accounts []engine.Pending[string, Account]
-}
+type Patch struct{ p engine.Patch }
 
 // PutAccounts sets the entry k of domain.accounts to v.
 func (p *Patch) PutAccounts(k string, v Account) {
-	c := theusCloneAccount(&v)
-	p.accounts = append(p.accounts, engine.Pending[string, Account]{Key: k, Value: &c})
+	p.p.Put(theusPathDomainAccounts, k, new(theusCloneAccount(&v)))
 }
 
 // DeleteAccounts deletes the entry k of domain.accounts.
-func (p *Patch) DeleteAccounts(k string) {
-	p.accounts = append(p.accounts, engine.Pending[string, Account]{Key: k})
-}
+func (p *Patch) DeleteAccounts(k string) { p.p.Delete(theusPathDomainAccounts, k) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
@@ -162,7 +155,7 @@ func NewEngine(ctx context.Context, initial State, impl Processes, opts ...engin
 	if impl == nil {
 		return nil, errors.New("theus: NewEngine: nil Processes")
 	}
-	core, err := engine.New(ctx, &theusSchema, theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
+	core, err := engine.New(ctx, &theusSchema, *theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -177,10 +170,7 @@ func (e *Engine) Snapshot() Snapshot {
 
 // CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+	return e.core.CompareAndSwapPatch(ctx, expected, &p.p)
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
@@ -259,15 +249,15 @@ type OpenAccountEffects struct {
 
 // OpenAccount runs open_account and commits its effects.
 func (e *Engine) OpenAccount(ctx context.Context, args OpenAccountArgs) (OpenAccountReceipt, error) {
-	c := engine.Take(e.core, theusProcOpenAccount, e.impl)
+	c := engine.Take(e.core, theusProcOpenAccount, &e.impl)
 	*c.Args().(*OpenAccountArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunOpenAccount runs open_account once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunOpenAccount(impl Processes, s State, args OpenAccountArgs) (OpenAccountEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcOpenAccount, impl, &args, new(theusInternal(&s)))
-	return OpenAccountEffects{AccountOpened: engine.Emitted[AccountOpened](r, "account.opened"), Accounts: engine.WrittenEntries[string, Account](r, 0)}, err
+func RunOpenAccount(impl Processes, s State, args OpenAccountArgs) (eff OpenAccountEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcOpenAccount, &impl, &args, theusInternal(&s), &eff)
+	return eff, err
 }
 
 // DepositArgs are the arguments of deposit.
@@ -306,15 +296,15 @@ type DepositEffects struct{ Accounts map[string]*Account }
 
 // Deposit runs deposit and commits its effects.
 func (e *Engine) Deposit(ctx context.Context, args DepositArgs) (DepositReceipt, error) {
-	c := engine.Take(e.core, theusProcDeposit, e.impl)
+	c := engine.Take(e.core, theusProcDeposit, &e.impl)
 	*c.Args().(*DepositArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunDeposit runs deposit once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunDeposit(impl Processes, s State, args DepositArgs) (DepositEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcDeposit, impl, &args, new(theusInternal(&s)))
-	return DepositEffects{Accounts: engine.WrittenEntries[string, Account](r, 0)}, err
+func RunDeposit(impl Processes, s State, args DepositArgs) (eff DepositEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcDeposit, &impl, &args, theusInternal(&s), &eff)
+	return eff, err
 }
 
 // TransferArgs are the arguments of transfer.
@@ -366,15 +356,15 @@ type TransferEffects struct {
 
 // Transfer runs transfer and commits its effects.
 func (e *Engine) Transfer(ctx context.Context, args TransferArgs) (TransferReceipt, error) {
-	c := engine.Take(e.core, theusProcTransfer, e.impl)
+	c := engine.Take(e.core, theusProcTransfer, &e.impl)
 	*c.Args().(*TransferArgs) = args
 	return engine.ExecResult[int64](ctx, c)
 }
 
 // RunTransfer runs transfer once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunTransfer(impl Processes, s State, args TransferArgs) (TransferEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcTransfer, impl, &args, new(theusInternal(&s)))
-	return TransferEffects{Accounts: engine.WrittenEntries[string, Account](r, 0), Result: engine.Result[int64](r), TransferCompleted: engine.Emitted[TransferCompleted](r, "transfer.completed")}, err
+func RunTransfer(impl Processes, s State, args TransferArgs) (eff TransferEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcTransfer, &impl, &args, theusInternal(&s), &eff)
+	return eff, err
 }
 
 // BalanceArgs are the arguments of balance.
@@ -408,15 +398,15 @@ type BalanceEffects struct{ Result int64 }
 
 // Balance runs balance on the latest snapshot; it commits nothing.
 func (e *Engine) Balance(ctx context.Context, args BalanceArgs) (BalanceReceipt, error) {
-	c := engine.Take(e.core, theusProcBalance, e.impl)
+	c := engine.Take(e.core, theusProcBalance, &e.impl)
 	*c.Args().(*BalanceArgs) = args
 	return engine.ExecResult[int64](ctx, c)
 }
 
 // RunBalance runs balance once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunBalance(impl Processes, s State, args BalanceArgs) (BalanceEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcBalance, impl, &args, new(theusInternal(&s)))
-	return BalanceEffects{Result: engine.Result[int64](r)}, err
+func RunBalance(impl Processes, s State, args BalanceArgs) (eff BalanceEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcBalance, &impl, &args, theusInternal(&s), &eff)
+	return eff, err
 }
 
 // What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
@@ -432,8 +422,8 @@ type theusDomainState struct {
 }
 
 // theusInternal returns a deep copy of p in the engine's form.
-func theusInternal(p *State) theusState {
-	s := theusState{
+func theusInternal(p *State) *theusState {
+	s := &theusState{
 		Domain: theusDomainState{
 			Accounts: engine.NewCollection(p.Domain.Accounts, nil),
 		},
@@ -460,15 +450,7 @@ const (
 )
 
 var theusSchema = engine.Schema[theusState]{
-	Clone: theusCloneState,
-	Collections: []engine.CollectionSpec[theusState]{
-		{
-			Path: theusPathDomainAccounts,
-			Version: func(s *theusState, k string) (uint64, bool) {
-				return engine.CollectionVersion(s.Domain.Accounts, k)
-			},
-		},
-	},
+	Clone:        theusCloneState,
 	CompileCheck: celcheck.Compiler,
 	Invariants: []engine.Invariant{
 		{Check: "self >= 0", Each: true, Field: 0, Message: "no overdraft", Must: "be >= 0", Path: "domain.accounts[*].balance", Rule: "min", Sub: []string{"balance"}},
@@ -478,9 +460,9 @@ var theusSchema = engine.Schema[theusState]{
 	},
 	Paths: []string{"domain.accounts"},
 	Processes: []engine.ProcessSpec{
-		{Args: (*OpenAccountArgs)(nil), Errors: []error{ErrAccountExists, ErrInvalidAmount}, Inputs: []int{theusPathDomainAccounts}, Name: "open_account", Outputs: []int{theusPathDomainAccounts}, Run: theusRunOpenAccount},
+		{Args: (*OpenAccountArgs)(nil), Emits: []string{"account.opened"}, Errors: []error{ErrAccountExists, ErrInvalidAmount}, Inputs: []int{theusPathDomainAccounts}, Name: "open_account", Outputs: []int{theusPathDomainAccounts}, Run: theusRunOpenAccount},
 		{Args: (*DepositArgs)(nil), Errors: []error{ErrNoSuchAccount, ErrInvalidAmount}, Inputs: []int{theusPathDomainAccounts}, Name: "deposit", Outputs: []int{theusPathDomainAccounts}, Run: theusRunDeposit},
-		{Args: (*TransferArgs)(nil), Errors: []error{ErrNoSuchAccount, ErrInvalidAmount, ErrSameAccount}, Inputs: []int{theusPathDomainAccounts}, Name: "transfer", Outputs: []int{theusPathDomainAccounts}, Run: theusRunTransfer},
+		{Args: (*TransferArgs)(nil), Emits: []string{"transfer.completed"}, Errors: []error{ErrNoSuchAccount, ErrInvalidAmount, ErrSameAccount}, Inputs: []int{theusPathDomainAccounts}, Name: "transfer", Outputs: []int{theusPathDomainAccounts}, Run: theusRunTransfer},
 		{Args: (*BalanceArgs)(nil), Errors: []error{ErrNoSuchAccount}, Inputs: []int{theusPathDomainAccounts}, Name: "balance", Pure: true, Run: theusRunBalance},
 	},
 	State: []engine.StateField[theusState]{
@@ -488,59 +470,20 @@ var theusSchema = engine.Schema[theusState]{
 	},
 }
 
-// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
-func (p *Patch) theusCheck(codec engine.Codec) error {
-	if codec == nil {
-		return nil
-	}
-	if err := engine.CheckEntries(codec, "domain.accounts", p.accounts, nil); err != nil {
-		return err
-	}
-	return nil
-}
-
-func theusAddPath(paths []int, path int) []int {
-	if slices.Contains(paths, path) {
-		return paths
-	}
-	return append(paths, path)
-}
-
-type theusPatch struct{ p *Patch }
-
-func (t theusPatch) Record(tx *engine.Tx) {
-	for _, w := range t.p.writes {
-		tx.Write(w)
-	}
-	for _, w := range t.p.accounts {
-		tx.WriteKey(theusPathDomainAccounts, w.Key, w.Value == nil)
-	}
-}
-
-func (t theusPatch) Apply(s *theusState, v uint64) {
-	for _, w := range t.p.writes {
-		switch w {
-		}
-	}
-	if len(t.p.accounts) > 0 {
-		s.Domain.Accounts = s.Domain.Accounts.Apply(v, t.p.accounts)
-	}
-}
-
 func theusRunOpenAccount(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).OpenAccount(ctx, OpenAccountIn{Args: *args.(*OpenAccountArgs), s: s.(*theusState), tx: o.Tx()}, (*OpenAccountOut)(o))
+	return (*impl.(*Processes)).OpenAccount(ctx, OpenAccountIn{Args: *args.(*OpenAccountArgs), s: s.(*theusState), tx: o.Tx()}, (*OpenAccountOut)(o))
 }
 
 func theusRunDeposit(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).Deposit(ctx, DepositIn{Args: *args.(*DepositArgs), s: s.(*theusState), tx: o.Tx()}, (*DepositOut)(o))
+	return (*impl.(*Processes)).Deposit(ctx, DepositIn{Args: *args.(*DepositArgs), s: s.(*theusState), tx: o.Tx()}, (*DepositOut)(o))
 }
 
 func theusRunTransfer(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).Transfer(ctx, TransferIn{Args: *args.(*TransferArgs), s: s.(*theusState), tx: o.Tx()}, (*TransferOut)(o))
+	return (*impl.(*Processes)).Transfer(ctx, TransferIn{Args: *args.(*TransferArgs), s: s.(*theusState), tx: o.Tx()}, (*TransferOut)(o))
 }
 
 func theusRunBalance(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).Balance(ctx, BalanceIn{Args: *args.(*BalanceArgs), s: s.(*theusState), tx: o.Tx()}, (*BalanceOut)(o))
+	return (*impl.(*Processes)).Balance(ctx, BalanceIn{Args: *args.(*BalanceArgs), s: s.(*theusState), tx: o.Tx()}, (*BalanceOut)(o))
 }
 
 func theusCloneAccount(p *Account) Account {

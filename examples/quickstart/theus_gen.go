@@ -65,30 +65,16 @@ func (s Snapshot) Logins() int { return s.s.Domain.Logins }
 func (s Snapshot) MaxEmailLen() int { return s.s.Global.MaxEmailLen }
 
 // Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes      []int
-	user        User
-	logins      int
-	maxEmailLen int
-}
+type Patch struct{ p engine.Patch }
 
 // SetUser sets domain.user.
-func (p *Patch) SetUser(v User) {
-	p.user = theusCloneUser(&v)
-	p.writes = theusAddPath(p.writes, theusPathDomainUser)
-}
+func (p *Patch) SetUser(v User) { p.p.Set(theusPathDomainUser, new(theusCloneUser(&v))) }
 
 // SetLogins sets domain.logins.
-func (p *Patch) SetLogins(v int) {
-	p.logins = v
-	p.writes = theusAddPath(p.writes, theusPathDomainLogins)
-}
+func (p *Patch) SetLogins(v int) { p.p.Set(theusPathDomainLogins, &v) }
 
 // SetMaxEmailLen sets global.max_email_len.
-func (p *Patch) SetMaxEmailLen(v int) {
-	p.maxEmailLen = v
-	p.writes = theusAddPath(p.writes, theusPathGlobalMaxEmailLen)
-}
+func (p *Patch) SetMaxEmailLen(v int) { p.p.Set(theusPathGlobalMaxEmailLen, &v) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
@@ -160,10 +146,7 @@ func (e *Engine) Snapshot() Snapshot {
 
 // CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+	return e.core.CompareAndSwapPatch(ctx, expected, &p.p)
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
@@ -228,15 +211,15 @@ type UpdateUserEmailEffects struct {
 
 // UpdateUserEmail runs update_user_email and commits its effects.
 func (e *Engine) UpdateUserEmail(ctx context.Context, args UpdateUserEmailArgs) (UpdateUserEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcUpdateUserEmail, e.impl)
+	c := engine.Take(e.core, theusProcUpdateUserEmail, &e.impl)
 	*c.Args().(*UpdateUserEmailArgs) = args
 	return engine.ExecResult[string](ctx, c)
 }
 
 // RunUpdateUserEmail runs update_user_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunUpdateUserEmail(impl Processes, s State, args UpdateUserEmailArgs) (UpdateUserEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcUpdateUserEmail, impl, &args, &s)
-	return UpdateUserEmailEffects{Result: engine.Result[string](r), User: engine.WrittenValue[User](r, 0), UserUpdated: engine.Emitted[UserUpdated](r, "user.updated")}, err
+func RunUpdateUserEmail(impl Processes, s State, args UpdateUserEmailArgs) (eff UpdateUserEmailEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcUpdateUserEmail, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // RecordLoginArgs are the arguments of record_login.
@@ -265,15 +248,15 @@ type RecordLoginEffects struct{ Logins *int }
 
 // RecordLogin runs record_login and commits its effects.
 func (e *Engine) RecordLogin(ctx context.Context, args RecordLoginArgs) (RecordLoginReceipt, error) {
-	c := engine.Take(e.core, theusProcRecordLogin, e.impl)
+	c := engine.Take(e.core, theusProcRecordLogin, &e.impl)
 	*c.Args().(*RecordLoginArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunRecordLogin runs record_login once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunRecordLogin(impl Processes, s State, args RecordLoginArgs) (RecordLoginEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcRecordLogin, impl, &args, &s)
-	return RecordLoginEffects{Logins: engine.WrittenValue[int](r, 0)}, err
+func RunRecordLogin(impl Processes, s State, args RecordLoginArgs) (eff RecordLoginEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcRecordLogin, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // CurrentEmailArgs are the arguments of current_email.
@@ -302,15 +285,15 @@ type CurrentEmailEffects struct{ Result string }
 
 // CurrentEmail runs current_email on the latest snapshot; it commits nothing.
 func (e *Engine) CurrentEmail(ctx context.Context, args CurrentEmailArgs) (CurrentEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcCurrentEmail, e.impl)
+	c := engine.Take(e.core, theusProcCurrentEmail, &e.impl)
 	*c.Args().(*CurrentEmailArgs) = args
 	return engine.ExecResult[string](ctx, c)
 }
 
 // RunCurrentEmail runs current_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunCurrentEmail(impl Processes, s State, args CurrentEmailArgs) (CurrentEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcCurrentEmail, impl, &args, &s)
-	return CurrentEmailEffects{Result: engine.Result[string](r)}, err
+func RunCurrentEmail(impl Processes, s State, args CurrentEmailArgs) (eff CurrentEmailEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcCurrentEmail, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
@@ -338,12 +321,12 @@ const (
 var theusSchema = engine.Schema[State]{
 	Clone: theusCloneState,
 	Outputs: []engine.Output[State]{
-		theusPathDomainUser:   engine.ValueOutput("domain.user", func(s *State) *User { return &s.Domain.User }, nil),
-		theusPathDomainLogins: engine.ValueOutput("domain.logins", func(s *State) *int { return &s.Domain.Logins }, nil),
+		theusPathDomainUser:   engine.SetterOutput("domain.user", func(s *State, v *User) { s.Domain.User = *v }, nil),
+		theusPathDomainLogins: engine.SetterOutput("domain.logins", func(s *State, v *int) { s.Domain.Logins = *v }, nil),
 	},
 	Paths: []string{"domain.user", "domain.logins", "global.max_email_len"},
 	Processes: []engine.ProcessSpec{
-		{Args: (*UpdateUserEmailArgs)(nil), Inputs: []int{theusPathDomainUser, theusPathGlobalMaxEmailLen}, Name: "update_user_email", Outputs: []int{theusPathDomainUser}, Run: theusRunUpdateUserEmail},
+		{Args: (*UpdateUserEmailArgs)(nil), Emits: []string{"user.updated"}, Inputs: []int{theusPathDomainUser, theusPathGlobalMaxEmailLen}, Name: "update_user_email", Outputs: []int{theusPathDomainUser}, Run: theusRunUpdateUserEmail},
 		{Args: (*RecordLoginArgs)(nil), Inputs: []int{theusPathDomainLogins}, Name: "record_login", Outputs: []int{theusPathDomainLogins}, Run: theusRunRecordLogin},
 		{Args: (*CurrentEmailArgs)(nil), Inputs: []int{theusPathDomainUser}, Name: "current_email", Pure: true, Run: theusRunCurrentEmail},
 	},
@@ -354,66 +337,16 @@ var theusSchema = engine.Schema[State]{
 	},
 }
 
-// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
-func (p *Patch) theusCheck(codec engine.Codec) error {
-	if codec == nil {
-		return nil
-	}
-	for _, w := range p.writes {
-		var err error
-		switch w {
-		case theusPathDomainUser:
-			err = engine.CheckValue(codec, "domain.user", &p.user, nil)
-		case theusPathDomainLogins:
-			err = engine.CheckValue(codec, "domain.logins", &p.logins, nil)
-		case theusPathGlobalMaxEmailLen:
-			err = engine.CheckValue(codec, "global.max_email_len", &p.maxEmailLen, nil)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func theusAddPath(paths []int, path int) []int {
-	if slices.Contains(paths, path) {
-		return paths
-	}
-	return append(paths, path)
-}
-
-type theusPatch struct{ p *Patch }
-
-func (t theusPatch) Record(tx *engine.Tx) {
-	for _, w := range t.p.writes {
-		tx.Write(w)
-	}
-}
-
-func (t theusPatch) Apply(s *State, _ uint64) {
-	for _, w := range t.p.writes {
-		switch w {
-		case theusPathDomainUser:
-			s.Domain.User = t.p.user
-		case theusPathDomainLogins:
-			s.Domain.Logins = t.p.logins
-		case theusPathGlobalMaxEmailLen:
-			s.Global.MaxEmailLen = t.p.maxEmailLen
-		}
-	}
-}
-
 func theusRunUpdateUserEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).UpdateUserEmail(ctx, UpdateUserEmailIn{Args: *args.(*UpdateUserEmailArgs), s: s.(*State)}, (*UpdateUserEmailOut)(o))
+	return (*impl.(*Processes)).UpdateUserEmail(ctx, UpdateUserEmailIn{Args: *args.(*UpdateUserEmailArgs), s: s.(*State)}, (*UpdateUserEmailOut)(o))
 }
 
 func theusRunRecordLogin(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).RecordLogin(ctx, RecordLoginIn{Args: *args.(*RecordLoginArgs), s: s.(*State)}, (*RecordLoginOut)(o))
+	return (*impl.(*Processes)).RecordLogin(ctx, RecordLoginIn{Args: *args.(*RecordLoginArgs), s: s.(*State)}, (*RecordLoginOut)(o))
 }
 
 func theusRunCurrentEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).CurrentEmail(ctx, CurrentEmailIn{Args: *args.(*CurrentEmailArgs), s: s.(*State)}, (*CurrentEmailOut)(o))
+	return (*impl.(*Processes)).CurrentEmail(ctx, CurrentEmailIn{Args: *args.(*CurrentEmailArgs), s: s.(*State)}, (*CurrentEmailOut)(o))
 }
 
 func theusCloneUser(p *User) User {

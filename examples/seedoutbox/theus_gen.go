@@ -77,29 +77,17 @@ func (s Snapshot) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgView] {
 }
 
 // Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes      []int
-	alice       User
-	bob         User
-	outboxQueue []OutboxMsg
-}
+type Patch struct{ p engine.Patch }
 
 // SetAlice sets domain.alice.
-func (p *Patch) SetAlice(v User) {
-	p.alice = theusCloneUser(&v)
-	p.writes = theusAddPath(p.writes, theusPathDomainAlice)
-}
+func (p *Patch) SetAlice(v User) { p.p.Set(theusPathDomainAlice, new(theusCloneUser(&v))) }
 
 // SetBob sets domain.bob.
-func (p *Patch) SetBob(v User) {
-	p.bob = theusCloneUser(&v)
-	p.writes = theusAddPath(p.writes, theusPathDomainBob)
-}
+func (p *Patch) SetBob(v User) { p.p.Set(theusPathDomainBob, new(theusCloneUser(&v))) }
 
 // SetOutboxQueue sets domain.outbox_queue.
 func (p *Patch) SetOutboxQueue(v []OutboxMsg) {
-	p.outboxQueue = slices.Clone(v)
-	p.writes = theusAddPath(p.writes, theusPathDomainOutboxQueue)
+	p.p.Set(theusPathDomainOutboxQueue, new(slices.Clone(v)))
 }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
@@ -179,10 +167,7 @@ func (e *Engine) Snapshot() Snapshot {
 
 // CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+	return e.core.CompareAndSwapPatch(ctx, expected, &p.p)
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
@@ -249,15 +234,15 @@ type QueueAliceEmailEffects struct {
 
 // QueueAliceEmail runs queue_alice_email and commits its effects.
 func (e *Engine) QueueAliceEmail(ctx context.Context, args QueueAliceEmailArgs) (QueueAliceEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcQueueAliceEmail, e.impl)
+	c := engine.Take(e.core, theusProcQueueAliceEmail, &e.impl)
 	*c.Args().(*QueueAliceEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunQueueAliceEmail runs queue_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunQueueAliceEmail(impl Processes, s State, args QueueAliceEmailArgs) (QueueAliceEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcQueueAliceEmail, impl, &args, &s)
-	return QueueAliceEmailEffects{Alice: engine.WrittenValue[User](r, 0), OutboxQueue: engine.WrittenValue[[]OutboxMsg](r, 1)}, err
+func RunQueueAliceEmail(impl Processes, s State, args QueueAliceEmailArgs) (eff QueueAliceEmailEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcQueueAliceEmail, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // QueueBobEmailArgs are the arguments of queue_bob_email.
@@ -303,15 +288,15 @@ type QueueBobEmailEffects struct {
 
 // QueueBobEmail runs queue_bob_email and commits its effects.
 func (e *Engine) QueueBobEmail(ctx context.Context, args QueueBobEmailArgs) (QueueBobEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcQueueBobEmail, e.impl)
+	c := engine.Take(e.core, theusProcQueueBobEmail, &e.impl)
 	*c.Args().(*QueueBobEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunQueueBobEmail runs queue_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunQueueBobEmail(impl Processes, s State, args QueueBobEmailArgs) (QueueBobEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcQueueBobEmail, impl, &args, &s)
-	return QueueBobEmailEffects{Bob: engine.WrittenValue[User](r, 0), OutboxQueue: engine.WrittenValue[[]OutboxMsg](r, 1)}, err
+func RunQueueBobEmail(impl Processes, s State, args QueueBobEmailArgs) (eff QueueBobEmailEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcQueueBobEmail, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // EmitAliceEmailArgs are the arguments of emit_alice_email.
@@ -350,15 +335,15 @@ type EmitAliceEmailEffects struct {
 
 // EmitAliceEmail runs emit_alice_email and commits its effects.
 func (e *Engine) EmitAliceEmail(ctx context.Context, args EmitAliceEmailArgs) (EmitAliceEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcEmitAliceEmail, e.impl)
+	c := engine.Take(e.core, theusProcEmitAliceEmail, &e.impl)
 	*c.Args().(*EmitAliceEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunEmitAliceEmail runs emit_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunEmitAliceEmail(impl Processes, s State, args EmitAliceEmailArgs) (EmitAliceEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcEmitAliceEmail, impl, &args, &s)
-	return EmitAliceEmailEffects{Alice: engine.WrittenValue[User](r, 0), UserUpdated: engine.Emitted[UserUpdated](r, "user.updated")}, err
+func RunEmitAliceEmail(impl Processes, s State, args EmitAliceEmailArgs) (eff EmitAliceEmailEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcEmitAliceEmail, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // EmitBobEmailArgs are the arguments of emit_bob_email.
@@ -393,15 +378,15 @@ type EmitBobEmailEffects struct {
 
 // EmitBobEmail runs emit_bob_email and commits its effects.
 func (e *Engine) EmitBobEmail(ctx context.Context, args EmitBobEmailArgs) (EmitBobEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcEmitBobEmail, e.impl)
+	c := engine.Take(e.core, theusProcEmitBobEmail, &e.impl)
 	*c.Args().(*EmitBobEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunEmitBobEmail runs emit_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunEmitBobEmail(impl Processes, s State, args EmitBobEmailArgs) (EmitBobEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcEmitBobEmail, impl, &args, &s)
-	return EmitBobEmailEffects{Bob: engine.WrittenValue[User](r, 0), UserUpdated: engine.Emitted[UserUpdated](r, "user.updated")}, err
+func RunEmitBobEmail(impl Processes, s State, args EmitBobEmailArgs) (eff EmitBobEmailEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcEmitBobEmail, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
@@ -430,16 +415,16 @@ const (
 var theusSchema = engine.Schema[State]{
 	Clone: theusCloneState,
 	Outputs: []engine.Output[State]{
-		theusPathDomainAlice:       engine.ValueOutput("domain.alice", func(s *State) *User { return &s.Domain.Alice }, nil),
-		theusPathDomainBob:         engine.ValueOutput("domain.bob", func(s *State) *User { return &s.Domain.Bob }, nil),
-		theusPathDomainOutboxQueue: engine.ValueOutput("domain.outbox_queue", func(s *State) *[]OutboxMsg { return &s.Domain.OutboxQueue }, nil),
+		theusPathDomainAlice:       engine.SetterOutput("domain.alice", func(s *State, v *User) { s.Domain.Alice = *v }, nil),
+		theusPathDomainBob:         engine.SetterOutput("domain.bob", func(s *State, v *User) { s.Domain.Bob = *v }, nil),
+		theusPathDomainOutboxQueue: engine.SetterOutput("domain.outbox_queue", func(s *State, v *[]OutboxMsg) { s.Domain.OutboxQueue = *v }, nil),
 	},
 	Paths: []string{"domain.alice", "domain.bob", "domain.outbox_queue"},
 	Processes: []engine.ProcessSpec{
 		{Args: (*QueueAliceEmailArgs)(nil), Inputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}, Name: "queue_alice_email", Outputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}, Run: theusRunQueueAliceEmail},
 		{Args: (*QueueBobEmailArgs)(nil), Inputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}, Name: "queue_bob_email", Outputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}, Run: theusRunQueueBobEmail},
-		{Args: (*EmitAliceEmailArgs)(nil), Inputs: []int{theusPathDomainAlice}, Name: "emit_alice_email", Outputs: []int{theusPathDomainAlice}, Run: theusRunEmitAliceEmail},
-		{Args: (*EmitBobEmailArgs)(nil), Inputs: []int{theusPathDomainBob}, Name: "emit_bob_email", Outputs: []int{theusPathDomainBob}, Run: theusRunEmitBobEmail},
+		{Args: (*EmitAliceEmailArgs)(nil), Emits: []string{"user.updated"}, Inputs: []int{theusPathDomainAlice}, Name: "emit_alice_email", Outputs: []int{theusPathDomainAlice}, Run: theusRunEmitAliceEmail},
+		{Args: (*EmitBobEmailArgs)(nil), Emits: []string{"user.updated"}, Inputs: []int{theusPathDomainBob}, Name: "emit_bob_email", Outputs: []int{theusPathDomainBob}, Run: theusRunEmitBobEmail},
 	},
 	State: []engine.StateField[State]{
 		engine.ValueField("domain.alice", "User{id string, email string}", func(s *State) *User { return &s.Domain.Alice }, theusAppendUser),
@@ -448,70 +433,20 @@ var theusSchema = engine.Schema[State]{
 	},
 }
 
-// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
-func (p *Patch) theusCheck(codec engine.Codec) error {
-	if codec == nil {
-		return nil
-	}
-	for _, w := range p.writes {
-		var err error
-		switch w {
-		case theusPathDomainAlice:
-			err = engine.CheckValue(codec, "domain.alice", &p.alice, nil)
-		case theusPathDomainBob:
-			err = engine.CheckValue(codec, "domain.bob", &p.bob, nil)
-		case theusPathDomainOutboxQueue:
-			err = engine.CheckValue(codec, "domain.outbox_queue", &p.outboxQueue, nil)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func theusAddPath(paths []int, path int) []int {
-	if slices.Contains(paths, path) {
-		return paths
-	}
-	return append(paths, path)
-}
-
-type theusPatch struct{ p *Patch }
-
-func (t theusPatch) Record(tx *engine.Tx) {
-	for _, w := range t.p.writes {
-		tx.Write(w)
-	}
-}
-
-func (t theusPatch) Apply(s *State, _ uint64) {
-	for _, w := range t.p.writes {
-		switch w {
-		case theusPathDomainAlice:
-			s.Domain.Alice = t.p.alice
-		case theusPathDomainBob:
-			s.Domain.Bob = t.p.bob
-		case theusPathDomainOutboxQueue:
-			s.Domain.OutboxQueue = t.p.outboxQueue
-		}
-	}
-}
-
 func theusRunQueueAliceEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).QueueAliceEmail(ctx, QueueAliceEmailIn{Args: *args.(*QueueAliceEmailArgs), s: s.(*State)}, (*QueueAliceEmailOut)(o))
+	return (*impl.(*Processes)).QueueAliceEmail(ctx, QueueAliceEmailIn{Args: *args.(*QueueAliceEmailArgs), s: s.(*State)}, (*QueueAliceEmailOut)(o))
 }
 
 func theusRunQueueBobEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).QueueBobEmail(ctx, QueueBobEmailIn{Args: *args.(*QueueBobEmailArgs), s: s.(*State)}, (*QueueBobEmailOut)(o))
+	return (*impl.(*Processes)).QueueBobEmail(ctx, QueueBobEmailIn{Args: *args.(*QueueBobEmailArgs), s: s.(*State)}, (*QueueBobEmailOut)(o))
 }
 
 func theusRunEmitAliceEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).EmitAliceEmail(ctx, EmitAliceEmailIn{Args: *args.(*EmitAliceEmailArgs), s: s.(*State)}, (*EmitAliceEmailOut)(o))
+	return (*impl.(*Processes)).EmitAliceEmail(ctx, EmitAliceEmailIn{Args: *args.(*EmitAliceEmailArgs), s: s.(*State)}, (*EmitAliceEmailOut)(o))
 }
 
 func theusRunEmitBobEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).EmitBobEmail(ctx, EmitBobEmailIn{Args: *args.(*EmitBobEmailArgs), s: s.(*State)}, (*EmitBobEmailOut)(o))
+	return (*impl.(*Processes)).EmitBobEmail(ctx, EmitBobEmailIn{Args: *args.(*EmitBobEmailArgs), s: s.(*State)}, (*EmitBobEmailOut)(o))
 }
 
 func theusCloneUser(p *User) User {

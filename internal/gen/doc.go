@@ -49,10 +49,11 @@
 // that go stale when their run ends, the outputs a run sets, their checks
 // and their application to the state, the room for the receipt's message
 // ID, the receipt) is engine.FrameCall's, the same for every process,
-// driven by theusSchema.Outputs (one engine.ValueOutput or
+// driven by theusSchema.Outputs (one engine.SetterOutput or
 // CollectionOutput per path that processes write); a setter is a call of
 // engine.SetOutput, and the Engine method and RunX are three and two
-// statements that hand the arguments to engine.Take and engine.RunFrame:
+// statements that hand the arguments to engine.Take and engine.RunEffects
+// (which fills XEffects by reflection, in the order of its fields):
 // the generated file grows with
 // the contract's names, not with machinery. XOut is an engine.Out. For
 // each topic that a process emits: one theusEmitX, which encodes the
@@ -62,8 +63,9 @@
 // that declare it. Once a process returned nil, its call checks that the
 // values set can be encoded (with the theusValidX functions of check.go,
 // given to the Output of the path), then the rules: theusRulesX, the
-// ProcessSpec.Rules of the process (rules.go); Patch gets theusCheck, run by CompareAndSwap
-// before the engine sees the patch.
+// ProcessSpec.Rules of the process (rules.go). Patch is an engine.Patch
+// with a one-line setter per state field: the engine checks its values
+// (Engine.CompareAndSwapPatch) and applies them through Schema.State.
 //
 // The generator is linear in the contract: what it derives per type
 // (whether it holds references, whether its values may fail to encode,

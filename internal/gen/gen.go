@@ -188,7 +188,7 @@ func (g *generator) render() ([]byte, error) {
 	// the contract comes after, below a comment that says so.
 	types := g.typeDecls()
 	state, statePrivate := g.stateDecls()
-	patch, patchPrivate := g.patchDecls()
+	patch := g.patchDecls()
 	procs := append(g.engineDecls(), g.errorDecls()...)
 	var calls []jen.Code
 	for _, p := range g.m.Processes {
@@ -200,7 +200,7 @@ func (g *generator) render() ([]byte, error) {
 	if g.m.DeclaredInGo {
 		typesNote = "" // the package declares them
 	}
-	private := slices.Concat(statePrivate, patchPrivate, calls, g.cloneFuncs(), g.encoderFuncs(), g.validFuncs(), g.topicDecls())
+	private := slices.Concat(statePrivate, calls, g.cloneFuncs(), g.encoderFuncs(), g.validFuncs(), g.topicDecls())
 	// Last: the per-type helpers that everything above may have asked for.
 	private = append(append(private, g.helperDecls...), g.guard())
 	for _, sec := range []struct {

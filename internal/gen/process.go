@@ -46,9 +46,7 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 	// the process is ProcessSpec.Outputs[i], which the runtime holds.
 	outRecv := func() *jen.Statement { return jen.Id("o").Op("*").Id(outT) }
 	asOut := func() *jen.Statement { return jen.Parens(jen.Op("*").Qual(enginePkg, "Out")).Parens(jen.Id("o")) }
-	run := jen.Id("r")
 	var setters, effFields []jen.Code
-	var effs []field
 	for i, pa := range p.Outputs {
 		if pa.Field.Collection && len(pa.Sub) == 0 {
 			// A collection is written entry by entry through a writer.
@@ -58,7 +56,6 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 				jen.Return(jen.Qual(enginePkg, "OutputWriter").Types(k.Clone(), v.Clone()).Call(asOut(), jen.Lit(i), g.cloneFuncOrNil(pa.Type.Elem))),
 			)))
 			effFields = append(effFields, jen.Id(pa.GoName).Map(k.Clone()).Op("*").Add(v.Clone()))
-			effs = append(effs, field{pa.GoName, jen.Qual(enginePkg, "WrittenEntries").Types(k.Clone(), v.Clone()).Call(run, jen.Lit(i))})
 			continue
 		}
 		setters = append(setters, doc("Set"+pa.GoName+" sets "+pa.Text+".").
@@ -66,7 +63,6 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 			jen.Qual(enginePkg, "SetOutput").Call(asOut(), jen.Lit(i), g.cloneValue(pa.Type, lv{expr: "v"})),
 		)))
 		effFields = append(effFields, jen.Id(pa.GoName).Op("*").Add(goType(pa.Type)))
-		effs = append(effs, field{pa.GoName, jen.Qual(enginePkg, "WrittenValue").Types(goType(pa.Type)).Call(run, jen.Lit(i))})
 	}
 	for _, t := range p.Emits {
 		payload := jen.Id(t.Payload.Struct.GoName)
@@ -75,7 +71,6 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 			jen.Id(topicEmitter(t)).Call(asOut(), jen.Op("&").Id("p")),
 		)))
 		effFields = append(effFields, jen.Id(t.GoName).Index().Add(payload.Clone()))
-		effs = append(effs, field{t.GoName, jen.Qual(enginePkg, "Emitted").Types(payload.Clone()).Call(run, jen.Lit(t.Name))})
 	}
 	receiptType := jen.Qual(enginePkg, "Receipt")
 	exec := jen.Id("c").Dot("Exec").Call(jen.Id("ctx"))
@@ -87,7 +82,6 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 		receiptType = jen.Qual(enginePkg, "ReceiptOf").Types(goType(p.Result))
 		exec = jen.Qual(enginePkg, "ExecResult").Types(goType(p.Result)).Call(jen.Id("ctx"), jen.Id("c"))
 		effFields = append(effFields, jen.Id("Result").Add(goType(p.Result)))
-		effs = append(effs, field{"Result", jen.Qual(enginePkg, "Result").Types(goType(p.Result)).Call(run)})
 	}
 	out = append(out, doc(outT+" collects what "+p.Name+" writes and emits. It is valid only during the call: using it afterwards panics.").
 		Type().Id(outT).Qual(enginePkg, "Out"))
@@ -102,34 +96,32 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 	if p.Semantic == contract.Pure {
 		engineDoc = n + " runs " + p.Name + " on the latest snapshot; it commits nothing."
 	}
-	runState := jen.Op("&").Id("s")
-	if g.hasColl {
-		runState = jen.New(g.toEngineState("s"))
-	}
-	runFrame := jen.Qual(enginePkg, "RunFrame").Call(jen.Qual("context", "Background").Call(), jen.Op("&").Id("theusSchema"),
-		jen.Id(procConst(p)), jen.Id("impl"), jen.Op("&").Id("args"), runState)
-	var runBody []jen.Code
-	if len(effs) == 0 {
-		runBody = []jen.Code{jen.List(jen.Id("_"), jen.Id("err")).Op(":=").Add(runFrame), jen.Return(jen.Id(effects).Values(), jen.Id("err"))}
-	} else {
-		runBody = []jen.Code{jen.List(run.Clone(), jen.Id("err")).Op(":=").Add(runFrame), jen.Return(jen.Id(effects).Add(keyed(effs...)), jen.Id("err"))}
+	runState := g.toEngineStatePtr("s")
+	// The runtime fills the effects, in the order of their fields
+	// (engine.RunEffects).
+	runBody := []jen.Code{
+		jen.Id("err").Op("=").Qual(enginePkg, "RunEffects").Call(jen.Qual("context", "Background").Call(), jen.Op("&").Id("theusSchema"),
+			jen.Id(procConst(p)), jen.Op("&").Id("impl"), jen.Op("&").Id("args"), runState, jen.Op("&").Id("eff")),
+		jen.Return(jen.Id("eff"), jen.Id("err")),
 	}
 	out = append(out,
 		doc(engineDoc).Func().Params(jen.Id("e").Op("*").Id("Engine")).Id(n).
 			Params(jen.Id("ctx").Qual("context", "Context"), jen.Id("args").Id(args)).
 			Params(jen.Id(receipt), jen.Error()).Block(
-			jen.Id("c").Op(":=").Qual(enginePkg, "Take").Call(jen.Id("e.core"), jen.Id(procConst(p)), jen.Id("e.impl")),
+			jen.Id("c").Op(":=").Qual(enginePkg, "Take").Call(jen.Id("e.core"), jen.Id(procConst(p)), jen.Op("&").Id("e.impl")),
 			jen.Op("*").Id("c").Dot("Args").Call().Assert(argsPtr.Clone()).Op("=").Id("args"),
 			jen.Return(exec),
 		),
 		doc("Run"+n+" runs "+p.Name+" once on s, with no engine and nothing committed, and returns its effects. It never modifies s.").
 			Func().Id("Run"+n).
 			Params(jen.Id("impl").Id("Processes"), jen.Id("s").Id("State"), jen.Id("args").Id(args)).
-			Params(jen.Id(effects), jen.Error()).Block(runBody...),
+			Params(jen.Id("eff").Id(effects), jen.Id("err").Error()).Block(runBody...),
 	)
 
 	// The function that calls the application (engine.RunFunc).
-	process := jen.Id("impl").Assert(jen.Id("Processes")).Dot(n).Call(jen.Id("ctx"), jen.Id(in).Add(keyed(inInit...)), jen.Parens(jen.Op("*").Id(outT)).Parens(jen.Id("o")))
+	// impl is a *Processes: asserting a concrete type is cheaper than
+	// asserting an interface.
+	process := jen.Parens(jen.Op("*").Id("impl").Assert(jen.Op("*").Id("Processes"))).Dot(n).Call(jen.Id("ctx"), jen.Id(in).Add(keyed(inInit...)), jen.Parens(jen.Op("*").Id(outT)).Parens(jen.Id("o")))
 	private = append(private,
 		jen.Func().Id(runFunc(p)).Params(jen.Id("ctx").Qual("context", "Context"), jen.List(jen.Id("impl"), jen.Id("args"), jen.Id("s")).Any(), jen.Id("o").Op("*").Qual(enginePkg, "Out")).Error().
 			Block(jen.Return(process)),

@@ -159,7 +159,7 @@ func (g *generator) internalFunc() jen.Code {
 		}
 	}
 	body := []jen.Code{
-		jen.Id("s").Op(":=").Id("theusState").Add(keyedLines(
+		jen.Id("s").Op(":=").Op("&").Id("theusState").Add(keyedLines(
 			field{"Domain", jen.Id("theusDomainState").Add(keyedLines(domain...))},
 			field{"Global", global},
 		)),
@@ -167,7 +167,7 @@ func (g *generator) internalFunc() jen.Code {
 	body = append(body, fix...)
 	body = append(body, jen.Return(jen.Id("s")))
 	return doc("theusInternal returns a deep copy of p in the engine's form.").
-		Func().Id("theusInternal").Params(jen.Id("p").Op("*").Id("State")).Id("theusState").Block(body...)
+		Func().Id("theusInternal").Params(jen.Id("p").Op("*").Id("State")).Op("*").Id("theusState").Block(body...)
 }
 
 // globalType is the type of theusState.Global.
@@ -208,6 +208,13 @@ func (g *generator) schema() jen.Code {
 				}
 				spec = append(spec, field{"Outputs", jen.Index().Int().Values(outs...)})
 			}
+			if len(p.Emits) > 0 {
+				topics := make([]jen.Code, len(p.Emits))
+				for j, t := range p.Emits {
+					topics[j] = jen.Lit(t.Name)
+				}
+				spec = append(spec, field{"Emits", jen.Index().String().Values(topics...)})
+			}
 			if p.Semantic == contract.Pure {
 				spec = append(spec, field{"Pure", jen.True()})
 			}
@@ -221,20 +228,8 @@ func (g *generator) schema() jen.Code {
 	if outs := g.outputs(); len(outs) > 0 {
 		fields = append(fields, field{"Outputs", jen.Index().Qual(enginePkg, "Output").Types(jen.Id(g.st)).Custom(multiLine, outs...)})
 	}
-	var colls []jen.Code
-	for _, f := range g.m.State {
-		if f.Collection {
-			colls = append(colls, keyedLines(
-				field{"Path", jen.Id(g.byText[string(f.Zone)+"."+f.Name].konst)},
-				field{"Version", jen.Func().Params(jen.Id("s").Op("*").Id(g.st), jen.Id("k").String()).Params(jen.Uint64(), jen.Bool()).Block(
-					jen.Return(jen.Qual(enginePkg, "CollectionVersion").Call(jen.Id(stateExpr("s", f, nil)), jen.Id("k"))),
-				)},
-			))
-		}
-	}
-	if len(colls) > 0 {
-		fields = append(fields, field{"Collections", jen.Index().Qual(enginePkg, "CollectionSpec").Types(jen.Id(g.st)).Custom(multiLine, colls...)})
-	}
+	// Schema.Collections is left out: the engine finds the collections,
+	// and the versions of their entries, in Schema.State.
 	if len(g.m.Invariants) > 0 {
 		fields = append(fields, field{"Invariants", g.invariants()}, field{"CompileCheck", jen.Qual(celPkg, "Compiler")})
 	}
@@ -246,7 +241,7 @@ func (g *generator) schema() jen.Code {
 
 // outputs is the value of theusSchema.Outputs: for each path that a
 // process writes, in the order of the paths, how the calls hold, check
-// and apply its values (engine.ValueOutput, CollectionOutput), keyed by
+// and apply its values (engine.SetterOutput, CollectionOutput), keyed by
 // the path's index.
 func (g *generator) outputs() []jen.Code {
 	written := map[string]*contract.Path{}
@@ -269,8 +264,8 @@ func (g *generator) outputs() []jen.Code {
 				jen.Func().Params(s).Op("*").Add(coll).Add(oneLine(jen.Return(jen.Op("&").Id(stateExpr("s", o.Field, nil))))),
 				g.validFuncOrNil(o.Type.Elem))
 		} else {
-			desc = jen.Qual(enginePkg, "ValueOutput").Call(jen.Lit(o.Text),
-				jen.Func().Params(s).Op("*").Add(goType(o.Type)).Add(oneLine(jen.Return(jen.Op("&").Id(stateExpr("s", o.Field, o.Sub))))),
+			desc = jen.Qual(enginePkg, "SetterOutput").Call(jen.Lit(o.Text),
+				jen.Func().Params(s, jen.Id("v").Op("*").Add(goType(o.Type))).Add(oneLine(jen.Id(stateExpr("s", o.Field, o.Sub)).Op("=").Op("*").Id("v"))),
 				g.validFuncOrNil(o.Type))
 		}
 		out = append(out, jen.Id(sp.konst).Op(":").Add(desc))
@@ -334,11 +329,7 @@ func (g *generator) engineDecls() []jen.Code {
 			jen.Id("expected").Uint64(),
 			jen.Id("p").Id("Patch"),
 		).Params(jen.Uint64(), jen.Error()).Block(
-			jen.If(jen.Id("err").Op(":=").Id("p").Dot("theusCheck").Call(jen.Id("e.core").Dot("Codec").Call()), jen.Id("err").Op("!=").Nil()).Block(
-				jen.Return(jen.Lit(0), jen.Id("err")),
-			),
-			jen.Return(jen.Id("e.core").Dot("CompareAndSwap").Call(
-				jen.Id("ctx"), jen.Id("expected"), jen.Id("theusPatch").Add(keyed(field{"p", jen.Op("&").Id("p")})))),
+			jen.Return(jen.Id("e.core").Dot("CompareAndSwapPatch").Call(jen.Id("ctx"), jen.Id("expected"), jen.Op("&").Id("p.p"))),
 		),
 		doc("Store returns the engine's store, for outbox.NewRelay.").
 			Func().Params(engineRecv()).Id("Store").Params().Qual(enginePkg, "Store").Add(oneLine(
@@ -370,9 +361,18 @@ func (g *generator) engineDecls() []jen.Code {
 // type.
 func (g *generator) toEngineState(name string) jen.Code {
 	if g.hasColl {
-		return jen.Id("theusInternal").Call(jen.Op("&").Id(name))
+		return jen.Op("*").Id("theusInternal").Call(jen.Op("&").Id(name))
 	}
 	return jen.Id(name)
+}
+
+// toEngineStatePtr is toEngineState's pointer: to the variable name itself
+// when the state types are the same.
+func (g *generator) toEngineStatePtr(name string) jen.Code {
+	if g.hasColl {
+		return jen.Id("theusInternal").Call(jen.Op("&").Id(name))
+	}
+	return jen.Op("&").Id(name)
 }
 
 // ifErrReturn is: if err != nil { return zero, err }.
@@ -380,110 +380,47 @@ func ifErrReturn(zero jen.Code) jen.Code {
 	return jen.If(jen.Id("err").Op("!=").Nil()).Block(jen.Return(zero, jen.Id("err")))
 }
 
-func (g *generator) patchDecls() (out, private []jen.Code) {
-	fields := []jen.Code{jen.Id("writes").Index().Int()}
-	var setters, cases, record, applyColl []jen.Code
+// patchDecls declares Patch: an engine.Patch, which the engine checks and
+// applies through Schema.State, and a one-line setter per state field.
+func (g *generator) patchDecls() []jen.Code {
+	out := []jen.Code{doc("Patch is a set of state changes for CompareAndSwap.").
+		Type().Id("Patch").Add(structOf(jen.Id("p").Qual(enginePkg, "Patch")))}
 	recv := func() *jen.Statement { return jen.Id("p").Op("*").Id("Patch") }
 	for _, f := range g.m.State {
-		priv := privateName(f.GoName)
 		text := string(f.Zone) + "." + f.Name
-		konst := g.byText[text].konst
+		konst := jen.Id(g.byText[text].konst)
 		if f.Collection {
 			// Entries are put and deleted one by one; their keys take
 			// part in conflict checks.
 			k, v := goType(f.Type.Key), goType(f.Type.Elem)
-			fields = append(fields, jen.Id(priv).Index().Qual(enginePkg, "Pending").Types(k.Clone(), v.Clone()))
-			setters = append(setters,
+			out = append(out,
 				doc("Put"+f.GoName+" sets the entry k of "+text+" to v.").
-					Func().Params(recv()).Id("Put"+f.GoName).Params(jen.Id("k").Add(k.Clone()), jen.Id("v").Add(v.Clone())).Block(
-					jen.Id("c").Op(":=").Add(g.cloneValue(f.Type.Elem, lv{expr: "v"})),
-					jen.Id("p."+priv).Op("=").Append(jen.Id("p."+priv), jen.Qual(enginePkg, "Pending").Types(k.Clone(), v.Clone()).
-						Add(keyed(field{"Key", jen.Id("k")}, field{"Value", jen.Op("&").Id("c")}))),
-				),
+					Func().Params(recv()).Id("Put"+f.GoName).Params(jen.Id("k").Add(k), jen.Id("v").Add(v)).Add(oneLine(
+					jen.Id("p.p").Dot("Put").Call(konst.Clone(), jen.Id("k"), g.patchValue(f.Type.Elem)),
+				)),
 				doc("Delete"+f.GoName+" deletes the entry k of "+text+".").
-					Func().Params(recv()).Id("Delete"+f.GoName).Params(jen.Id("k").Add(k.Clone())).Block(
-					jen.Id("p."+priv).Op("=").Append(jen.Id("p."+priv), jen.Qual(enginePkg, "Pending").Types(k.Clone(), v.Clone()).
-						Add(keyed(field{"Key", jen.Id("k")}))),
-				),
+					Func().Params(recv()).Id("Delete"+f.GoName).Params(jen.Id("k").Add(k.Clone())).Add(oneLine(
+					jen.Id("p.p").Dot("Delete").Call(konst.Clone(), jen.Id("k")),
+				)),
 			)
-			record = append(record, jen.For(jen.List(jen.Id("_"), jen.Id("w")).Op(":=").Range().Id("t.p."+priv)).Block(
-				jen.Id("tx").Dot("WriteKey").Call(jen.Id(konst), jen.Id("w.Key"), jen.Id("w.Value").Op("==").Nil()),
-			))
-			applyColl = append(applyColl, jen.If(jen.Len(jen.Id("t.p."+priv)).Op(">").Lit(0)).Block(
-				jen.Id(stateExpr("s", f, nil)).Op("=").Id(stateExpr("s", f, nil)).Dot("Apply").Call(jen.Id("v"), jen.Id("t.p."+priv)),
-			))
 			continue
 		}
-		fields = append(fields, jen.Id(priv).Add(goType(f.Type)))
-		setters = append(setters, doc("Set"+f.GoName+" sets "+text+".").
-			Func().Params(recv()).Id("Set"+f.GoName).Params(jen.Id("v").Add(goType(f.Type))).Block(
-			jen.Id("p."+priv).Op("=").Add(g.cloneValue(f.Type, lv{expr: "v"})),
-			jen.Id("p.writes").Op("=").Id("theusAddPath").Call(jen.Id("p.writes"), jen.Id(konst)),
-		))
-		cases = append(cases, jen.Case(jen.Id(konst)).Block(jen.Id(stateExpr("s", f, nil)).Op("=").Id("t.p."+priv)))
+		out = append(out, doc("Set"+f.GoName+" sets "+text+".").
+			Func().Params(recv()).Id("Set"+f.GoName).Params(jen.Id("v").Add(goType(f.Type))).Add(oneLine(
+			jen.Id("p.p").Dot("Set").Call(konst, g.patchValue(f.Type)),
+		)))
 	}
-	out = append([]jen.Code{doc("Patch is a set of state changes for CompareAndSwap.").Type().Id("Patch").Struct(fields...)}, setters...)
-	patchRecv := func() *jen.Statement { return jen.Id("t").Id("theusPatch") }
-	recordBody := append([]jen.Code{
-		jen.For(jen.List(jen.Id("_"), jen.Id("w")).Op(":=").Range().Id("t.p.writes")).Block(jen.Id("tx").Dot("Write").Call(jen.Id("w"))),
-	}, record...)
-	applyBody := []jen.Code{
-		jen.For(jen.List(jen.Id("_"), jen.Id("w")).Op(":=").Range().Id("t.p.writes")).Block(
-			jen.Switch(jen.Id("w")).Block(cases...),
-		),
-	}
-	applyBody = append(applyBody, applyColl...)
-	vParam := jen.Id("_")
-	if len(applyColl) > 0 {
-		vParam = jen.Id("v")
-	}
-	return out, append(private,
-		g.patchCheck(),
-		jen.Func().Id("theusAddPath").Params(jen.Id("paths").Index().Int(), jen.Id("path").Int()).Index().Int().Block(
-			jen.If(jen.Qual("slices", "Contains").Call(jen.Id("paths"), jen.Id("path"))).Block(jen.Return(jen.Id("paths"))),
-			jen.Return(jen.Append(jen.Id("paths"), jen.Id("path"))),
-		),
-		jen.Type().Id("theusPatch").Add(structOf(jen.Id("p").Op("*").Id("Patch"))),
-		jen.Func().Params(patchRecv()).Id("Record").Params(jen.Id("tx").Op("*").Qual(enginePkg, "Tx")).Block(recordBody...),
-		jen.Func().Params(patchRecv()).Id("Apply").Params(jen.Id("s").Op("*").Id(g.st), vParam.Uint64()).Block(applyBody...),
-	)
+	return out
 }
 
-// patchCheck declares Patch.theusCheck, which checks that every value the
-// patch sets can be encoded, with the engine's codec (nil for JSON).
-func (g *generator) patchCheck() jen.Code {
-	fail := func() jen.Code { return jen.Return(jen.Id("err")) }
-	var body, cases, entries []jen.Code
-	json := false // whether a value may fail to encode as JSON
-	for _, f := range g.m.State {
-		priv := "p." + privateName(f.GoName)
-		text := string(f.Zone) + "." + f.Name
-		if f.Collection {
-			entries = append(entries, g.checkCall(f.Type.Elem, "CheckEntries", jen.Id("codec"), jen.Id(priv), text, fail()))
-			json = json || g.mayFail(f.Type.Elem)
-			continue
-		}
-		cases = append(cases, jen.Case(jen.Id(g.byText[text].konst)).Block(
-			jen.Id("err").Op("=").Qual(enginePkg, "CheckValue").Call(jen.Id("codec"), jen.Lit(text), jen.Op("&").Id(priv), g.validFuncOrNil(f.Type))))
-		json = json || g.mayFail(f.Type)
+// patchValue is a pointer to a deep copy of v, a value of type t, for an
+// engine.Patch to keep.
+func (g *generator) patchValue(t *contract.Type) jen.Code {
+	switch t.Kind {
+	case contract.Named, contract.Slice, contract.Map:
+		return jen.New(g.cloneValue(t, lv{expr: "v"}))
 	}
-	codec := jen.Id("codec")
-	switch {
-	case len(cases) == 0 && len(entries) == 0:
-		codec = jen.Id("_")
-	case !json:
-		body = append(body, jen.If(jen.Id("codec").Op("==").Nil()).Block(jen.Return(jen.Nil())))
-	}
-	if len(cases) > 0 {
-		body = append(body, jen.For(jen.List(jen.Id("_"), jen.Id("w")).Op(":=").Range().Id("p.writes")).Block(
-			jen.Var().Id("err").Error(),
-			jen.Switch(jen.Id("w")).Block(cases...),
-			jen.If(jen.Id("err").Op("!=").Nil()).Block(fail()),
-		))
-	}
-	body = append(append(body, entries...), jen.Return(jen.Nil()))
-	return doc("theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).").
-		Func().Params(jen.Id("p").Op("*").Id("Patch")).Id("theusCheck").Params(codec.Qual(enginePkg, "Codec")).Error().Block(body...)
+	return jen.Op("&").Id("v")
 }
 
 // guard references every state field and declared type, so that editing

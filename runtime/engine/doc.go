@@ -100,10 +100,12 @@
 // handles of its runs, allocated sixteen at a time and never reused, and
 // the room for its receipt's message ID), Start and Finish, Out (what each
 // generated XOut type is made of), Tx.EmitValue and Tx.EmitEncoded for
-// emitters, Output (ValueOutput, CollectionOutput: how a call holds,
+// emitters, Output (SetterOutput, ValueOutput, CollectionOutput: how a call holds,
 // checks and applies the values of a path that processes write),
 // SetOutput, OutputWriter and SetResult for the setters, and
-// WrittenValue, WrittenEntries, Emitted and Result for RunX's effects. None of
+// RunEffects for RunX's effects (or RunFrame with WrittenValue,
+// WrittenEntries, Emitted and Result), and Patch with
+// Engine.CompareAndSwapPatch for a generated Patch. None of
 // it is generic over the process: a generic type instantiated once per
 // process costs the compiler about as much as the code it would replace,
 // for every process of a contract.

@@ -27,7 +27,8 @@ type Schema[S any] struct {
 	// Outputs describes, by index of path, each path that a process
 	// writes (ValueOutput, CollectionOutput); the others are zero.
 	Outputs []Output[S]
-	// Collections lists the collection fields.
+	// Collections lists the collection fields that State does not
+	// describe (a collection of State needs no CollectionSpec).
 	Collections []CollectionSpec[S]
 	// State describes every top-level state field (both zones) to durable
 	// stores, which encode and decode values through the StateCodec the
@@ -54,6 +55,9 @@ type ProcessSpec struct {
 	// Outputs are the indexes (into Schema.Paths) of the paths it writes,
 	// in the order it declares them: its output i is Outputs[i] (SetOutput).
 	Outputs []int
+	// Emits are the topics it emits, in the order it declares them
+	// (RunEffects).
+	Emits []string
 	// Args, a nil pointer of the process's type of arguments ((*T)(nil)),
 	// and Run make the engine pool calls of the process for Take (see
 	// FrameCall); Rules checks the process's rules, if it has any.
@@ -249,6 +253,13 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 	e.colls = make([]func(*S, string) (uint64, bool), len(schema.Paths))
 	for _, c := range schema.Collections {
 		e.colls[c.Path] = c.Version
+	}
+	// A collection of Schema.State needs no CollectionSpec: its codec
+	// finds the versions of its entries.
+	for _, f := range schema.State {
+		if i := slices.Index(schema.Paths, f.info.Path); f.info.Collection && i >= 0 && e.colls[i] == nil {
+			e.colls[i] = f.codec.version
+		}
 	}
 	e.deleted = make(map[collKey]uint64)
 	e.procs = make([]process, len(schema.Processes))

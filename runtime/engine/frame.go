@@ -67,32 +67,40 @@ type output[S any] interface {
 // spells and get reaches in a state; valid is nil for the types that JSON
 // always encodes (see CheckValue).
 func ValueOutput[S, T any](name string, get func(*S) *T, valid func(*T) error) Output[S] {
+	return SetterOutput(name, func(s *S, v *T) { *get(s) = *v }, valid)
+}
+
+// SetterOutput is ValueOutput for generated code: set writes a value,
+// which P points to, into a state. P is a pointer type, so that the
+// compiler makes the output's code once for all types of value, not once
+// per type (a contract may have hundreds).
+func SetterOutput[S, P any](name string, set func(*S, P), valid func(P) error) Output[S] {
 	// A value that the run did not write (Tx.Written) is neither checked,
 	// applied nor reported, and the next write replaces it: no reset.
-	return Output[S]{o: &valueOutput[S, T]{name: name, get: get, valid: valid}, slot: reflect.TypeFor[T]()}
+	return Output[S]{o: &setterOutput[S, P]{name: name, set: set, valid: valid}, slot: reflect.TypeFor[P]().Elem()}
 }
 
-type valueOutput[S, T any] struct {
+type setterOutput[S, P any] struct {
 	name  string
-	get   func(*S) *T
-	valid func(*T) error
+	set   func(*S, P)
+	valid func(P) error
 }
 
-func (o *valueOutput[S, T]) check(tx *Tx, path int, slot any) bool {
+func (o *setterOutput[S, P]) check(tx *Tx, path int, slot any) bool {
 	if !tx.Written(path) {
 		return false
 	}
 	if tx.codec != nil || o.valid != nil {
-		if err := CheckValue(tx.codec, o.name, slot.(*T), o.valid); err != nil {
+		if err := CheckValue(tx.codec, o.name, slot.(P), o.valid); err != nil {
 			tx.Fail(err)
 		}
 	}
 	return true
 }
 
-func (o *valueOutput[S, T]) apply(s *S, tx *Tx, path int, slot any, _ uint64) {
+func (o *setterOutput[S, P]) apply(s *S, tx *Tx, path int, slot any, _ uint64) {
 	if tx.Written(path) {
-		*o.get(s) = *slot.(*T)
+		o.set(s, slot.(P))
 	}
 }
 
@@ -285,4 +293,57 @@ func RunFrame[S any](ctx context.Context, schema *Schema[S], proc int, impl, arg
 		return nil, err
 	}
 	return &c.Invocation, nil
+}
+
+// RunEffects runs process proc of schema once on s, as RunFrame does, and
+// fills *effects, the XxxEffects struct of a generated RunXxx, with what
+// the run set and emitted. Its fields are, in order: one per output
+// (ProcessSpec.Outputs), a *T of the value, nil when the run did not write
+// it, or for a collection a map[K]*V of the final value of each key
+// written (nil for a delete); one per topic of ProcessSpec.Emits, a []T of
+// the payloads emitted on it, in order; and the result (SetResult), if the
+// process declares one. A run that fails leaves *effects as it is.
+//
+// It fills them by reflection: RunXxx is not hot, and a typed reader per
+// effect would be compiled for every process.
+func RunEffects[S any](ctx context.Context, schema *Schema[S], proc int, impl, args any, s *S, effects any) error {
+	c, err := RunFrame(ctx, schema, proc, impl, args, s)
+	if err != nil {
+		return err
+	}
+	spec := &schema.Processes[proc]
+	ev := reflect.ValueOf(effects).Elem()
+	f := 0
+	for i := range spec.Outputs {
+		field := ev.Field(f)
+		f++
+		if field.Kind() != reflect.Map {
+			if c.tx.Written(c.paths[i]) {
+				field.Set(reflect.ValueOf(c.slots[i]))
+			}
+			continue
+		}
+		pending := reflect.ValueOf(c.slots[i]).Elem() // a []Pending[K, V]
+		if pending.Len() == 0 {
+			continue
+		}
+		m := reflect.MakeMapWithSize(field.Type(), pending.Len())
+		for j := range pending.Len() {
+			m.SetMapIndex(pending.Index(j).Field(0), pending.Index(j).Field(1))
+		}
+		field.Set(m)
+	}
+	for _, topic := range spec.Emits {
+		field := ev.Field(f)
+		f++
+		for _, k := range c.kept {
+			if k.topic == topic {
+				field.Set(reflect.Append(field, reflect.ValueOf(k.v)))
+			}
+		}
+	}
+	if f < ev.NumField() && c.result.set {
+		ev.Field(f).Set(reflect.ValueOf(c.result.p).Elem())
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,7 +77,7 @@ var fschema = &engine.Schema[fstate]{
 		}),
 		1: engine.CollectionOutput("domain.m", func(s *fstate) *engine.Collection[string, int] { return &s.M }, nil),
 	},
-	Processes: []engine.ProcessSpec{{Name: "p", Args: (*fscript)(nil), Run: frun, Rules: fcheck, Outputs: []int{0, 1}}},
+	Processes: []engine.ProcessSpec{{Name: "p", Args: (*fscript)(nil), Run: frun, Rules: fcheck, Outputs: []int{0, 1}, Emits: []string{"t1", "t2"}}},
 	Collections: []engine.CollectionSpec[fstate]{{Path: 1, Version: func(s *fstate, k string) (uint64, bool) {
 		return engine.CollectionVersion(s.M, k)
 	}}},
@@ -120,6 +121,37 @@ func TestRunFrameEffects(t *testing.T) {
 	r, err = engine.RunFrame(context.Background(), fschema, 0, nil, &fscript{setF: ptr(-1)}, &fstate{})
 	if err == nil || r != nil || engine.WrittenValue[float64](r, 0) != nil || engine.Emitted[string](r, "t1") != nil {
 		t.Errorf("a run its rules refuse: %v, %v", r, err)
+	}
+}
+
+// feffects is fschema's process's effects as a RunX declares them: its
+// outputs, its topics, its result.
+type feffects struct {
+	F      *float64
+	M      map[string]*int
+	T1, T2 []string
+	Result string
+}
+
+// RunEffects fills the effects in the order of their fields, with nothing
+// for what the run did not write or emit, and nothing at all for a run
+// that failed.
+func TestRunEffects(t *testing.T) {
+	var eff feffects
+	err := engine.RunEffects(context.Background(), fschema, 0, nil, &fscript{setF: ptr(2.5), put: map[string]int{"a": 1}, emit: []string{"t1", "t2", "t1"}, result: "ok"}, &fstate{}, &eff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eff.F == nil || *eff.F != 2.5 || len(eff.M) != 1 || *eff.M["a"] != 1 || eff.Result != "ok" ||
+		!slices.Equal(eff.T1, []string{"t1!", "t1!"}) || !slices.Equal(eff.T2, []string{"t2!"}) {
+		t.Errorf("effects of a run that did everything: %+v", eff)
+	}
+	for _, s := range []*fscript{{}, {setF: ptr(-1), put: map[string]int{"a": 1}, emit: []string{"t1"}, result: "ok"}} {
+		eff = feffects{}
+		err = engine.RunEffects(context.Background(), fschema, 0, nil, s, &fstate{}, &eff)
+		if (err != nil) != (s.setF != nil) || eff.F != nil || eff.M != nil || eff.T1 != nil || eff.T2 != nil || eff.Result != "" {
+			t.Errorf("effects of %+v: %+v, %v; want none", s, eff, err)
+		}
 	}
 }
 

@@ -206,10 +206,13 @@ func (r *recorder) Commit(ctx context.Context, recs []*engine.Record) error {
 	return nil
 }
 
-// copyState copies the state of a record, a *tstate or a *cstate.
+// copyState copies the state of a record, a *tstate, *cstate or *pstate.
 func copyState(s any) any {
 	switch s := s.(type) {
 	case *tstate:
+		c := *s
+		return &c
+	case *pstate:
 		c := *s
 		return &c
 	case *cstate:

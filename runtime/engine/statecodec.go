@@ -115,6 +115,15 @@ type fieldCodec[S any] interface {
 	// (RemoteValue) to the field in s, a copy of a state whose nested
 	// values it must not modify.
 	apply(c Codec, s *S, key string, data []byte, v uint64) error
+	// check returns the error encoding p, a pointer to a value of the
+	// field (or of an entry), with c gives, or encoding/json when c is
+	// nil; set and put write a Patch's value or entry into s (patch.go).
+	check(c Codec, p any) error
+	// version returns the version that last wrote the entry under key of
+	// a collection in s, and whether it exists (CollectionSpec.Version).
+	version(s *S, key string) (uint64, bool)
+	set(s *S, p any)
+	put(s *S, k, p any, v, edit uint64)
 }
 
 // entryBuilder collects the entries of one collection and stores the
@@ -289,6 +298,16 @@ func (f *collCodec[S, K]) lookup(s *S, key string) (any, bool) {
 }
 
 func (f *collCodec[S, K]) valueType() reflect.Type { return f.elem.typ }
+
+func (f *collCodec[S, K]) version(s *S, key string) (uint64, bool) {
+	k, err := parseKey[K](key)
+	if err != nil {
+		return 0, false
+	}
+	return f.get(s).version(k)
+}
+
+func (*valueCodec[S]) version(*S, string) (uint64, bool) { panic("unreachable") }
 
 func (f *collCodec[S, K]) keyOf(key string) any {
 	k, _ := parseKey[K](key)

@@ -12,7 +12,9 @@ import (
 // view type for elements that hold references (structs, slices, maps).
 // Nothing obtained from a view can change the snapshot it came from.
 type SliceViewOf[T, V any] struct {
-	s     []T
+	s []T
+	// view shows an element as V; nil when V is T (NewSliceView), so that
+	// a view of values costs no function value per place that makes one.
 	view  func(*T) V
 	clone func(T) T
 }
@@ -22,9 +24,7 @@ type SliceView[T any] = SliceViewOf[T, T]
 
 // NewSliceView returns a view of s, whose elements must not hold references.
 // Generated code calls it; s must never be modified afterwards.
-func NewSliceView[T any](s []T) SliceView[T] { return SliceView[T]{s: s, view: deref[T]} }
-
-func deref[T any](p *T) T { return *p }
+func NewSliceView[T any](s []T) SliceView[T] { return SliceView[T]{s: s} }
 
 // NewSliceViewOf returns a view of s showing each element through view;
 // clone deep-copies one element for Clone.
@@ -37,6 +37,9 @@ func (v SliceViewOf[T, V]) Len() int { return len(v.s) }
 
 // At returns the i-th element; it panics if i is out of range, like s[i].
 func (v SliceViewOf[T, V]) At(i int) V {
+	if v.view == nil {
+		return *(*V)(unsafe.Pointer(&v.s[i])) // V is T
+	}
 	return v.view(&v.s[i])
 }
 

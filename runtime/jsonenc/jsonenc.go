@@ -201,6 +201,12 @@ func AppendValue(b []byte, v any) ([]byte, error) {
 
 // AppendSlice appends s as a JSON array, each element with elem; a nil
 // slice is null, as encoding/json writes it.
+//
+// It is not inlined, nor is AppendMap: generated encoders call them for
+// every slice and map field, and a copy of the loop in each would cost
+// more to compile than the call costs to run.
+//
+//go:noinline
 func AppendSlice[T any](b []byte, s []T, elem func([]byte, *T) ([]byte, error)) ([]byte, error) {
 	if s == nil {
 		return append(b, "null"...), nil
@@ -221,6 +227,8 @@ func AppendSlice[T any](b []byte, s []T, elem func([]byte, *T) ([]byte, error)) 
 // AppendMap appends m as a JSON object, each value with elem; a nil map
 // is null. Keys are written, and sorted, as their text (key), as
 // encoding/json does.
+//
+//go:noinline
 func AppendMap[K comparable, V any](b []byte, m map[K]V, key func(K) string, elem func([]byte, *V) ([]byte, error)) ([]byte, error) {
 	if m == nil {
 		return append(b, "null"...), nil

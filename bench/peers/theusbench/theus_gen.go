@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"iter"
-	"slices"
 
 	engine "github.com/theus-go/theus/runtime/engine"
 	jsonenc "github.com/theus-go/theus/runtime/jsonenc"
@@ -67,21 +66,13 @@ func (s Snapshot) Users() engine.MapView[string, UserView] {
 }
 
 // Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes []int
-	users  []engine.Pending[string, User]
-}
+type Patch struct{ p engine.Patch }
 
 // PutUsers sets the entry k of domain.users to v.
-func (p *Patch) PutUsers(k string, v User) {
-	c := theusCloneUser(&v)
-	p.users = append(p.users, engine.Pending[string, User]{Key: k, Value: &c})
-}
+func (p *Patch) PutUsers(k string, v User) { p.p.Put(theusPathDomainUsers, k, new(theusCloneUser(&v))) }
 
 // DeleteUsers deletes the entry k of domain.users.
-func (p *Patch) DeleteUsers(k string) {
-	p.users = append(p.users, engine.Pending[string, User]{Key: k})
-}
+func (p *Patch) DeleteUsers(k string) { p.p.Delete(theusPathDomainUsers, k) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
@@ -149,7 +140,7 @@ func NewEngine(ctx context.Context, initial State, impl Processes, opts ...engin
 	if impl == nil {
 		return nil, errors.New("theus: NewEngine: nil Processes")
 	}
-	core, err := engine.New(ctx, &theusSchema, theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
+	core, err := engine.New(ctx, &theusSchema, *theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -164,10 +155,7 @@ func (e *Engine) Snapshot() Snapshot {
 
 // CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+	return e.core.CompareAndSwapPatch(ctx, expected, &p.p)
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
@@ -237,15 +225,15 @@ type UpdateUserEffects struct {
 
 // UpdateUser runs update_user and commits its effects.
 func (e *Engine) UpdateUser(ctx context.Context, args UpdateUserArgs) (UpdateUserReceipt, error) {
-	c := engine.Take(e.core, theusProcUpdateUser, e.impl)
+	c := engine.Take(e.core, theusProcUpdateUser, &e.impl)
 	*c.Args().(*UpdateUserArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunUpdateUser runs update_user once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunUpdateUser(impl Processes, s State, args UpdateUserArgs) (UpdateUserEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcUpdateUser, impl, &args, new(theusInternal(&s)))
-	return UpdateUserEffects{UserUpdated: engine.Emitted[UserUpdated](r, "user.updated"), Users: engine.WrittenEntries[string, User](r, 0)}, err
+func RunUpdateUser(impl Processes, s State, args UpdateUserArgs) (eff UpdateUserEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcUpdateUser, &impl, &args, theusInternal(&s), &eff)
+	return eff, err
 }
 
 // What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
@@ -261,8 +249,8 @@ type theusDomainState struct {
 }
 
 // theusInternal returns a deep copy of p in the engine's form.
-func theusInternal(p *State) theusState {
-	s := theusState{
+func theusInternal(p *State) *theusState {
+	s := &theusState{
 		Domain: theusDomainState{
 			Users: engine.NewCollection(p.Domain.Users, nil),
 		},
@@ -287,67 +275,20 @@ const (
 
 var theusSchema = engine.Schema[theusState]{
 	Clone: theusCloneState,
-	Collections: []engine.CollectionSpec[theusState]{
-		{
-			Path: theusPathDomainUsers,
-			Version: func(s *theusState, k string) (uint64, bool) {
-				return engine.CollectionVersion(s.Domain.Users, k)
-			},
-		},
-	},
 	Outputs: []engine.Output[theusState]{
 		theusPathDomainUsers: engine.CollectionOutput("domain.users", func(s *theusState) *engine.Collection[string, User] { return &s.Domain.Users }, nil),
 	},
 	Paths: []string{"domain.users"},
 	Processes: []engine.ProcessSpec{
-		{Args: (*UpdateUserArgs)(nil), Errors: []error{ErrNoSuchUser}, Inputs: []int{theusPathDomainUsers}, Name: "update_user", Outputs: []int{theusPathDomainUsers}, Run: theusRunUpdateUser},
+		{Args: (*UpdateUserArgs)(nil), Emits: []string{"user.updated"}, Errors: []error{ErrNoSuchUser}, Inputs: []int{theusPathDomainUsers}, Name: "update_user", Outputs: []int{theusPathDomainUsers}, Run: theusRunUpdateUser},
 	},
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.users", "collection[string]User{id string, email string, counter int64, updated_at int64}", func(s *theusState) *engine.Collection[string, User] { return &s.Domain.Users }, theusAppendUser),
 	},
 }
 
-// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
-func (p *Patch) theusCheck(codec engine.Codec) error {
-	if codec == nil {
-		return nil
-	}
-	if err := engine.CheckEntries(codec, "domain.users", p.users, nil); err != nil {
-		return err
-	}
-	return nil
-}
-
-func theusAddPath(paths []int, path int) []int {
-	if slices.Contains(paths, path) {
-		return paths
-	}
-	return append(paths, path)
-}
-
-type theusPatch struct{ p *Patch }
-
-func (t theusPatch) Record(tx *engine.Tx) {
-	for _, w := range t.p.writes {
-		tx.Write(w)
-	}
-	for _, w := range t.p.users {
-		tx.WriteKey(theusPathDomainUsers, w.Key, w.Value == nil)
-	}
-}
-
-func (t theusPatch) Apply(s *theusState, v uint64) {
-	for _, w := range t.p.writes {
-		switch w {
-		}
-	}
-	if len(t.p.users) > 0 {
-		s.Domain.Users = s.Domain.Users.Apply(v, t.p.users)
-	}
-}
-
 func theusRunUpdateUser(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).UpdateUser(ctx, UpdateUserIn{Args: *args.(*UpdateUserArgs), s: s.(*theusState), tx: o.Tx()}, (*UpdateUserOut)(o))
+	return (*impl.(*Processes)).UpdateUser(ctx, UpdateUserIn{Args: *args.(*UpdateUserArgs), s: s.(*theusState), tx: o.Tx()}, (*UpdateUserOut)(o))
 }
 
 func theusCloneUser(p *User) User {

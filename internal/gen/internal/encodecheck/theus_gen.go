@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"iter"
-	"slices"
 	tm "time"
 
 	engine "github.com/theus-go/theus/runtime/engine"
@@ -71,47 +70,27 @@ func (s Snapshot) Readings() engine.MapView[string, ReadingView] {
 func (s Snapshot) Last() ReadingView { return ReadingView{p: &s.s.Domain.Last} }
 
 // Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes   []int
-	rate     float64
-	hits     []engine.Pending[string, int64]
-	readings []engine.Pending[string, Reading]
-	last     Reading
-}
+type Patch struct{ p engine.Patch }
 
 // SetRate sets domain.rate.
-func (p *Patch) SetRate(v float64) {
-	p.rate = v
-	p.writes = theusAddPath(p.writes, theusPathDomainRate)
-}
+func (p *Patch) SetRate(v float64) { p.p.Set(theusPathDomainRate, &v) }
 
 // PutHits sets the entry k of domain.hits to v.
-func (p *Patch) PutHits(k string, v int64) {
-	c := v
-	p.hits = append(p.hits, engine.Pending[string, int64]{Key: k, Value: &c})
-}
+func (p *Patch) PutHits(k string, v int64) { p.p.Put(theusPathDomainHits, k, &v) }
 
 // DeleteHits deletes the entry k of domain.hits.
-func (p *Patch) DeleteHits(k string) {
-	p.hits = append(p.hits, engine.Pending[string, int64]{Key: k})
-}
+func (p *Patch) DeleteHits(k string) { p.p.Delete(theusPathDomainHits, k) }
 
 // PutReadings sets the entry k of domain.readings to v.
 func (p *Patch) PutReadings(k string, v Reading) {
-	c := theusCloneReading(&v)
-	p.readings = append(p.readings, engine.Pending[string, Reading]{Key: k, Value: &c})
+	p.p.Put(theusPathDomainReadings, k, new(theusCloneReading(&v)))
 }
 
 // DeleteReadings deletes the entry k of domain.readings.
-func (p *Patch) DeleteReadings(k string) {
-	p.readings = append(p.readings, engine.Pending[string, Reading]{Key: k})
-}
+func (p *Patch) DeleteReadings(k string) { p.p.Delete(theusPathDomainReadings, k) }
 
 // SetLast sets domain.last.
-func (p *Patch) SetLast(v Reading) {
-	p.last = theusCloneReading(&v)
-	p.writes = theusAddPath(p.writes, theusPathDomainLast)
-}
+func (p *Patch) SetLast(v Reading) { p.p.Set(theusPathDomainLast, new(theusCloneReading(&v))) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
@@ -150,7 +129,7 @@ func NewEngine(ctx context.Context, initial State, impl Processes, opts ...engin
 	if impl == nil {
 		return nil, errors.New("theus: NewEngine: nil Processes")
 	}
-	core, err := engine.New(ctx, &theusSchema, theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
+	core, err := engine.New(ctx, &theusSchema, *theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -165,10 +144,7 @@ func (e *Engine) Snapshot() Snapshot {
 
 // CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+	return e.core.CompareAndSwapPatch(ctx, expected, &p.p)
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
@@ -226,15 +202,15 @@ type HitEffects struct{ Hits map[string]*int64 }
 
 // Hit runs hit and commits its effects.
 func (e *Engine) Hit(ctx context.Context, args HitArgs) (HitReceipt, error) {
-	c := engine.Take(e.core, theusProcHit, e.impl)
+	c := engine.Take(e.core, theusProcHit, &e.impl)
 	*c.Args().(*HitArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunHit runs hit once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunHit(impl Processes, s State, args HitArgs) (HitEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcHit, impl, &args, new(theusInternal(&s)))
-	return HitEffects{Hits: engine.WrittenEntries[string, int64](r, 0)}, err
+func RunHit(impl Processes, s State, args HitArgs) (eff HitEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcHit, &impl, &args, theusInternal(&s), &eff)
+	return eff, err
 }
 
 // SetRateArgs are the arguments of set_rate.
@@ -260,15 +236,15 @@ type SetRateEffects struct{ Rate *float64 }
 
 // SetRate runs set_rate and commits its effects.
 func (e *Engine) SetRate(ctx context.Context, args SetRateArgs) (SetRateReceipt, error) {
-	c := engine.Take(e.core, theusProcSetRate, e.impl)
+	c := engine.Take(e.core, theusProcSetRate, &e.impl)
 	*c.Args().(*SetRateArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunSetRate runs set_rate once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunSetRate(impl Processes, s State, args SetRateArgs) (SetRateEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSetRate, impl, &args, new(theusInternal(&s)))
-	return SetRateEffects{Rate: engine.WrittenValue[float64](r, 0)}, err
+func RunSetRate(impl Processes, s State, args SetRateArgs) (eff SetRateEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcSetRate, &impl, &args, theusInternal(&s), &eff)
+	return eff, err
 }
 
 // RecordArgs are the arguments of record.
@@ -305,15 +281,15 @@ type RecordEffects struct {
 
 // Record runs record and commits its effects.
 func (e *Engine) Record(ctx context.Context, args RecordArgs) (RecordReceipt, error) {
-	c := engine.Take(e.core, theusProcRecord, e.impl)
+	c := engine.Take(e.core, theusProcRecord, &e.impl)
 	*c.Args().(*RecordArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunRecord runs record once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunRecord(impl Processes, s State, args RecordArgs) (RecordEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcRecord, impl, &args, new(theusInternal(&s)))
-	return RecordEffects{LastValue: engine.WrittenValue[float64](r, 1), Readings: engine.WrittenEntries[string, Reading](r, 0)}, err
+func RunRecord(impl Processes, s State, args RecordArgs) (eff RecordEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcRecord, &impl, &args, theusInternal(&s), &eff)
+	return eff, err
 }
 
 // What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
@@ -332,8 +308,8 @@ type theusDomainState struct {
 }
 
 // theusInternal returns a deep copy of p in the engine's form.
-func theusInternal(p *State) theusState {
-	s := theusState{
+func theusInternal(p *State) *theusState {
+	s := &theusState{
 		Domain: theusDomainState{
 			Hits:     engine.NewCollection(p.Domain.Hits, nil),
 			Last:     theusCloneReading(&p.Domain.Last),
@@ -367,27 +343,13 @@ const (
 
 var theusSchema = engine.Schema[theusState]{
 	Clone: theusCloneState,
-	Collections: []engine.CollectionSpec[theusState]{
-		{
-			Path: theusPathDomainHits,
-			Version: func(s *theusState, k string) (uint64, bool) {
-				return engine.CollectionVersion(s.Domain.Hits, k)
-			},
-		},
-		{
-			Path: theusPathDomainReadings,
-			Version: func(s *theusState, k string) (uint64, bool) {
-				return engine.CollectionVersion(s.Domain.Readings, k)
-			},
-		},
-	},
 	Outputs: []engine.Output[theusState]{
-		theusPathDomainRate: engine.ValueOutput("domain.rate", func(s *theusState) *float64 { return &s.Domain.Rate }, func(e *float64) error {
+		theusPathDomainRate: engine.SetterOutput("domain.rate", func(s *theusState, v *float64) { s.Domain.Rate = *v }, func(e *float64) error {
 			return jsonenc.CheckFloat(*e, 64)
 		}),
 		theusPathDomainHits:     engine.CollectionOutput("domain.hits", func(s *theusState) *engine.Collection[string, int64] { return &s.Domain.Hits }, nil),
 		theusPathDomainReadings: engine.CollectionOutput("domain.readings", func(s *theusState) *engine.Collection[string, Reading] { return &s.Domain.Readings }, theusValidReading),
-		theusPathDomainLast_Value: engine.ValueOutput("domain.last.value", func(s *theusState) *float64 { return &s.Domain.Last.Value }, func(e *float64) error {
+		theusPathDomainLast_Value: engine.SetterOutput("domain.last.value", func(s *theusState, v *float64) { s.Domain.Last.Value = *v }, func(e *float64) error {
 			return jsonenc.CheckFloat(*e, 64)
 		}),
 	},
@@ -405,79 +367,16 @@ var theusSchema = engine.Schema[theusState]{
 	},
 }
 
-// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
-func (p *Patch) theusCheck(codec engine.Codec) error {
-	for _, w := range p.writes {
-		var err error
-		switch w {
-		case theusPathDomainRate:
-			err = engine.CheckValue(codec, "domain.rate", &p.rate, func(e *float64) error {
-				return jsonenc.CheckFloat(*e, 64)
-			})
-		case theusPathDomainLast:
-			err = engine.CheckValue(codec, "domain.last", &p.last, theusValidReading)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := engine.CheckEntries(codec, "domain.hits", p.hits, nil); err != nil {
-		return err
-	}
-	if err := engine.CheckEntries(codec, "domain.readings", p.readings, theusValidReading); err != nil {
-		return err
-	}
-	return nil
-}
-
-func theusAddPath(paths []int, path int) []int {
-	if slices.Contains(paths, path) {
-		return paths
-	}
-	return append(paths, path)
-}
-
-type theusPatch struct{ p *Patch }
-
-func (t theusPatch) Record(tx *engine.Tx) {
-	for _, w := range t.p.writes {
-		tx.Write(w)
-	}
-	for _, w := range t.p.hits {
-		tx.WriteKey(theusPathDomainHits, w.Key, w.Value == nil)
-	}
-	for _, w := range t.p.readings {
-		tx.WriteKey(theusPathDomainReadings, w.Key, w.Value == nil)
-	}
-}
-
-func (t theusPatch) Apply(s *theusState, v uint64) {
-	for _, w := range t.p.writes {
-		switch w {
-		case theusPathDomainRate:
-			s.Domain.Rate = t.p.rate
-		case theusPathDomainLast:
-			s.Domain.Last = t.p.last
-		}
-	}
-	if len(t.p.hits) > 0 {
-		s.Domain.Hits = s.Domain.Hits.Apply(v, t.p.hits)
-	}
-	if len(t.p.readings) > 0 {
-		s.Domain.Readings = s.Domain.Readings.Apply(v, t.p.readings)
-	}
-}
-
 func theusRunHit(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).Hit(ctx, HitIn{Args: *args.(*HitArgs), s: s.(*theusState), tx: o.Tx()}, (*HitOut)(o))
+	return (*impl.(*Processes)).Hit(ctx, HitIn{Args: *args.(*HitArgs), s: s.(*theusState), tx: o.Tx()}, (*HitOut)(o))
 }
 
 func theusRunSetRate(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).SetRate(ctx, SetRateIn{Args: *args.(*SetRateArgs), s: s.(*theusState)}, (*SetRateOut)(o))
+	return (*impl.(*Processes)).SetRate(ctx, SetRateIn{Args: *args.(*SetRateArgs), s: s.(*theusState)}, (*SetRateOut)(o))
 }
 
 func theusRunRecord(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).Record(ctx, RecordIn{Args: *args.(*RecordArgs), s: s.(*theusState)}, (*RecordOut)(o))
+	return (*impl.(*Processes)).Record(ctx, RecordIn{Args: *args.(*RecordArgs), s: s.(*theusState)}, (*RecordOut)(o))
 }
 
 func theusCloneReading(p *Reading) Reading {

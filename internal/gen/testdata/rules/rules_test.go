@@ -351,7 +351,7 @@ func TestEachRuleBrokenBySecondEntry(t *testing.T) {
 // their Out handles from batches of sixteen: that is less than one
 // allocation a run, which AllocsPerRun rounds down.)
 func TestOutputChecksDoNotAllocate(t *testing.T) {
-	c := engine.NewFrameCall(&theusSchema, theusProcUpdateUser, presetUser{u: validUser()}, &UpdateUserArgs{})
+	c := engine.NewFrameCall(&theusSchema, theusProcUpdateUser, new(Processes(presetUser{u: validUser()})), &UpdateUserArgs{})
 	var s theusState
 	var err error
 	if n := testing.AllocsPerRun(100, func() { err = c.Run(context.Background(), &s) }); n != 0 {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"iter"
-	"slices"
 
 	celcheck "github.com/theus-go/theus/runtime/celcheck"
 	engine "github.com/theus-go/theus/runtime/engine"
@@ -64,33 +63,23 @@ func (s Snapshot) Plain() engine.MapView[string, EventView] {
 }
 
 // Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes  []int
-	checked []engine.Pending[string, Event]
-	plain   []engine.Pending[string, Event]
-}
+type Patch struct{ p engine.Patch }
 
 // PutChecked sets the entry k of domain.checked to v.
 func (p *Patch) PutChecked(k string, v Event) {
-	c := theusCloneEvent(&v)
-	p.checked = append(p.checked, engine.Pending[string, Event]{Key: k, Value: &c})
+	p.p.Put(theusPathDomainChecked, k, new(theusCloneEvent(&v)))
 }
 
 // DeleteChecked deletes the entry k of domain.checked.
-func (p *Patch) DeleteChecked(k string) {
-	p.checked = append(p.checked, engine.Pending[string, Event]{Key: k})
-}
+func (p *Patch) DeleteChecked(k string) { p.p.Delete(theusPathDomainChecked, k) }
 
 // PutPlain sets the entry k of domain.plain to v.
 func (p *Patch) PutPlain(k string, v Event) {
-	c := theusCloneEvent(&v)
-	p.plain = append(p.plain, engine.Pending[string, Event]{Key: k, Value: &c})
+	p.p.Put(theusPathDomainPlain, k, new(theusCloneEvent(&v)))
 }
 
 // DeletePlain deletes the entry k of domain.plain.
-func (p *Patch) DeletePlain(k string) {
-	p.plain = append(p.plain, engine.Pending[string, Event]{Key: k})
-}
+func (p *Patch) DeletePlain(k string) { p.p.Delete(theusPathDomainPlain, k) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
@@ -128,7 +117,7 @@ func NewEngine(ctx context.Context, initial State, impl Processes, opts ...engin
 	if impl == nil {
 		return nil, errors.New("theus: NewEngine: nil Processes")
 	}
-	core, err := engine.New(ctx, &theusSchema, theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
+	core, err := engine.New(ctx, &theusSchema, *theusInternal(&initial), append([]engine.Option{engine.WithStore(memory.New())}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -143,10 +132,7 @@ func (e *Engine) Snapshot() Snapshot {
 
 // CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+	return e.core.CompareAndSwapPatch(ctx, expected, &p.p)
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
@@ -201,15 +187,15 @@ type SellCheckedEffects struct{ Checked map[string]*Event }
 
 // SellChecked runs sell_checked and commits its effects.
 func (e *Engine) SellChecked(ctx context.Context, args SellCheckedArgs) (SellCheckedReceipt, error) {
-	c := engine.Take(e.core, theusProcSellChecked, e.impl)
+	c := engine.Take(e.core, theusProcSellChecked, &e.impl)
 	*c.Args().(*SellCheckedArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunSellChecked runs sell_checked once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunSellChecked(impl Processes, s State, args SellCheckedArgs) (SellCheckedEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSellChecked, impl, &args, new(theusInternal(&s)))
-	return SellCheckedEffects{Checked: engine.WrittenEntries[string, Event](r, 0)}, err
+func RunSellChecked(impl Processes, s State, args SellCheckedArgs) (eff SellCheckedEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcSellChecked, &impl, &args, theusInternal(&s), &eff)
+	return eff, err
 }
 
 // SellPlainArgs are the arguments of sell_plain.
@@ -245,15 +231,15 @@ type SellPlainEffects struct{ Plain map[string]*Event }
 
 // SellPlain runs sell_plain and commits its effects.
 func (e *Engine) SellPlain(ctx context.Context, args SellPlainArgs) (SellPlainReceipt, error) {
-	c := engine.Take(e.core, theusProcSellPlain, e.impl)
+	c := engine.Take(e.core, theusProcSellPlain, &e.impl)
 	*c.Args().(*SellPlainArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunSellPlain runs sell_plain once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunSellPlain(impl Processes, s State, args SellPlainArgs) (SellPlainEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSellPlain, impl, &args, new(theusInternal(&s)))
-	return SellPlainEffects{Plain: engine.WrittenEntries[string, Event](r, 0)}, err
+func RunSellPlain(impl Processes, s State, args SellPlainArgs) (eff SellPlainEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcSellPlain, &impl, &args, theusInternal(&s), &eff)
+	return eff, err
 }
 
 // What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
@@ -270,8 +256,8 @@ type theusDomainState struct {
 }
 
 // theusInternal returns a deep copy of p in the engine's form.
-func theusInternal(p *State) theusState {
-	s := theusState{
+func theusInternal(p *State) *theusState {
+	s := &theusState{
 		Domain: theusDomainState{
 			Checked: engine.NewCollection(p.Domain.Checked, nil),
 			Plain:   engine.NewCollection(p.Domain.Plain, nil),
@@ -298,21 +284,7 @@ const (
 )
 
 var theusSchema = engine.Schema[theusState]{
-	Clone: theusCloneState,
-	Collections: []engine.CollectionSpec[theusState]{
-		{
-			Path: theusPathDomainChecked,
-			Version: func(s *theusState, k string) (uint64, bool) {
-				return engine.CollectionVersion(s.Domain.Checked, k)
-			},
-		},
-		{
-			Path: theusPathDomainPlain,
-			Version: func(s *theusState, k string) (uint64, bool) {
-				return engine.CollectionVersion(s.Domain.Plain, k)
-			},
-		},
-	},
+	Clone:        theusCloneState,
 	CompileCheck: celcheck.Compiler,
 	Invariants: []engine.Invariant{
 		{Check: "self.sold <= self.capacity", Each: true, Field: 0, Message: "sold out", Must: "satisfy self.sold <= self.capacity", Path: "domain.checked[*]", Rule: "check"},
@@ -332,60 +304,12 @@ var theusSchema = engine.Schema[theusState]{
 	},
 }
 
-// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
-func (p *Patch) theusCheck(codec engine.Codec) error {
-	if codec == nil {
-		return nil
-	}
-	if err := engine.CheckEntries(codec, "domain.checked", p.checked, nil); err != nil {
-		return err
-	}
-	if err := engine.CheckEntries(codec, "domain.plain", p.plain, nil); err != nil {
-		return err
-	}
-	return nil
-}
-
-func theusAddPath(paths []int, path int) []int {
-	if slices.Contains(paths, path) {
-		return paths
-	}
-	return append(paths, path)
-}
-
-type theusPatch struct{ p *Patch }
-
-func (t theusPatch) Record(tx *engine.Tx) {
-	for _, w := range t.p.writes {
-		tx.Write(w)
-	}
-	for _, w := range t.p.checked {
-		tx.WriteKey(theusPathDomainChecked, w.Key, w.Value == nil)
-	}
-	for _, w := range t.p.plain {
-		tx.WriteKey(theusPathDomainPlain, w.Key, w.Value == nil)
-	}
-}
-
-func (t theusPatch) Apply(s *theusState, v uint64) {
-	for _, w := range t.p.writes {
-		switch w {
-		}
-	}
-	if len(t.p.checked) > 0 {
-		s.Domain.Checked = s.Domain.Checked.Apply(v, t.p.checked)
-	}
-	if len(t.p.plain) > 0 {
-		s.Domain.Plain = s.Domain.Plain.Apply(v, t.p.plain)
-	}
-}
-
 func theusRunSellChecked(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).SellChecked(ctx, SellCheckedIn{Args: *args.(*SellCheckedArgs), s: s.(*theusState), tx: o.Tx()}, (*SellCheckedOut)(o))
+	return (*impl.(*Processes)).SellChecked(ctx, SellCheckedIn{Args: *args.(*SellCheckedArgs), s: s.(*theusState), tx: o.Tx()}, (*SellCheckedOut)(o))
 }
 
 func theusRunSellPlain(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).SellPlain(ctx, SellPlainIn{Args: *args.(*SellPlainArgs), s: s.(*theusState), tx: o.Tx()}, (*SellPlainOut)(o))
+	return (*impl.(*Processes)).SellPlain(ctx, SellPlainIn{Args: *args.(*SellPlainArgs), s: s.(*theusState), tx: o.Tx()}, (*SellPlainOut)(o))
 }
 
 func theusCloneEvent(p *Event) Event {

@@ -69,23 +69,13 @@ func (s Snapshot) User() UserView { return UserView{p: &s.s.Domain.User} }
 func (s Snapshot) Audit() engine.SliceView[string] { return engine.NewSliceView(s.s.Domain.Audit) }
 
 // Patch is a set of state changes for CompareAndSwap.
-type Patch struct {
-	writes []int
-	user   User
-	audit  []string
-}
+type Patch struct{ p engine.Patch }
 
 // SetUser sets domain.user.
-func (p *Patch) SetUser(v User) {
-	p.user = theusCloneUser(&v)
-	p.writes = theusAddPath(p.writes, theusPathDomainUser)
-}
+func (p *Patch) SetUser(v User) { p.p.Set(theusPathDomainUser, new(theusCloneUser(&v))) }
 
 // SetAudit sets domain.audit.
-func (p *Patch) SetAudit(v []string) {
-	p.audit = slices.Clone(v)
-	p.writes = theusAddPath(p.writes, theusPathDomainAudit)
-}
+func (p *Patch) SetAudit(v []string) { p.p.Set(theusPathDomainAudit, new(slices.Clone(v))) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
@@ -169,10 +159,7 @@ func (e *Engine) Snapshot() Snapshot {
 
 // CompareAndSwap commits p as a new version unless a commit after version expected exists that the caller could have read: then it returns engine.ErrVersionMismatch. Commits still with the store that neither read nor wrote what p writes do not count (p commits after them), so expected may be a Snapshot's version under load. An empty patch only checks that expected is the durable version. A value of p that cannot be encoded is refused first, with an error naming its path.
 func (e *Engine) CompareAndSwap(ctx context.Context, expected uint64, p Patch) (uint64, error) {
-	if err := p.theusCheck(e.core.Codec()); err != nil {
-		return 0, err
-	}
-	return e.core.CompareAndSwap(ctx, expected, theusPatch{p: &p})
+	return e.core.CompareAndSwapPatch(ctx, expected, &p.p)
 }
 
 // Store returns the engine's store, for outbox.NewRelay.
@@ -229,15 +216,15 @@ type ChangeEmailEffects struct {
 
 // ChangeEmail runs change_email and commits its effects.
 func (e *Engine) ChangeEmail(ctx context.Context, args ChangeEmailArgs) (ChangeEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcChangeEmail, e.impl)
+	c := engine.Take(e.core, theusProcChangeEmail, &e.impl)
 	*c.Args().(*ChangeEmailArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunChangeEmail runs change_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunChangeEmail(impl Processes, s State, args ChangeEmailArgs) (ChangeEmailEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcChangeEmail, impl, &args, &s)
-	return ChangeEmailEffects{UserChanged: engine.Emitted[Changed](r, "user.changed"), UserEmail: engine.WrittenValue[string](r, 0)}, err
+func RunChangeEmail(impl Processes, s State, args ChangeEmailArgs) (eff ChangeEmailEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcChangeEmail, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // MoveArgs are the arguments of move.
@@ -280,15 +267,15 @@ type MoveEffects struct {
 
 // Move runs move and commits its effects.
 func (e *Engine) Move(ctx context.Context, args MoveArgs) (MoveReceipt, error) {
-	c := engine.Take(e.core, theusProcMove, e.impl)
+	c := engine.Take(e.core, theusProcMove, &e.impl)
 	*c.Args().(*MoveArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunMove runs move once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunMove(impl Processes, s State, args MoveArgs) (MoveEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcMove, impl, &args, &s)
-	return MoveEffects{Audit: engine.WrittenValue[[]string](r, 1), UserAddress: engine.WrittenValue[Address](r, 0)}, err
+func RunMove(impl Processes, s State, args MoveArgs) (eff MoveEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcMove, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // SetPrefsArgs are the arguments of set_prefs.
@@ -321,15 +308,15 @@ type SetPrefsEffects struct{ UserPrefs *map[string]string }
 
 // SetPrefs runs set_prefs and commits its effects.
 func (e *Engine) SetPrefs(ctx context.Context, args SetPrefsArgs) (SetPrefsReceipt, error) {
-	c := engine.Take(e.core, theusProcSetPrefs, e.impl)
+	c := engine.Take(e.core, theusProcSetPrefs, &e.impl)
 	*c.Args().(*SetPrefsArgs) = args
 	return c.Exec(ctx)
 }
 
 // RunSetPrefs runs set_prefs once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
-func RunSetPrefs(impl Processes, s State, args SetPrefsArgs) (SetPrefsEffects, error) {
-	r, err := engine.RunFrame(context.Background(), &theusSchema, theusProcSetPrefs, impl, &args, &s)
-	return SetPrefsEffects{UserPrefs: engine.WrittenValue[map[string]string](r, 0)}, err
+func RunSetPrefs(impl Processes, s State, args SetPrefsArgs) (eff SetPrefsEffects, err error) {
+	err = engine.RunEffects(context.Background(), &theusSchema, theusProcSetPrefs, &impl, &args, &s, &eff)
+	return eff, err
 }
 
 // What the engine needs of contracts.yaml: the schema, the function per process that calls the application (runtime/engine holds a call's arguments and outputs, checks and applies them), deep copies, JSON encoders and checks, the topics' emitters.
@@ -361,14 +348,14 @@ const (
 var theusSchema = engine.Schema[State]{
 	Clone: theusCloneState,
 	Outputs: []engine.Output[State]{
-		theusPathDomainAudit:        engine.ValueOutput("domain.audit", func(s *State) *[]string { return &s.Domain.Audit }, nil),
-		theusPathDomainUser_Email:   engine.ValueOutput("domain.user.email", func(s *State) *string { return &s.Domain.User.Email }, nil),
-		theusPathDomainUser_Address: engine.ValueOutput("domain.user.address", func(s *State) *Address { return &s.Domain.User.Address }, nil),
-		theusPathDomainUser_Prefs:   engine.ValueOutput("domain.user.prefs", func(s *State) *map[string]string { return &s.Domain.User.Prefs }, nil),
+		theusPathDomainAudit:        engine.SetterOutput("domain.audit", func(s *State, v *[]string) { s.Domain.Audit = *v }, nil),
+		theusPathDomainUser_Email:   engine.SetterOutput("domain.user.email", func(s *State, v *string) { s.Domain.User.Email = *v }, nil),
+		theusPathDomainUser_Address: engine.SetterOutput("domain.user.address", func(s *State, v *Address) { s.Domain.User.Address = *v }, nil),
+		theusPathDomainUser_Prefs:   engine.SetterOutput("domain.user.prefs", func(s *State, v *map[string]string) { s.Domain.User.Prefs = *v }, nil),
 	},
 	Paths: []string{"domain.user", "domain.audit", "domain.user.id", "domain.user.email", "domain.user.address", "domain.user.prefs"},
 	Processes: []engine.ProcessSpec{
-		{Args: (*ChangeEmailArgs)(nil), Inputs: []int{theusPathDomainUser_ID, theusPathDomainUser_Email}, Name: "change_email", Outputs: []int{theusPathDomainUser_Email}, Run: theusRunChangeEmail},
+		{Args: (*ChangeEmailArgs)(nil), Emits: []string{"user.changed"}, Inputs: []int{theusPathDomainUser_ID, theusPathDomainUser_Email}, Name: "change_email", Outputs: []int{theusPathDomainUser_Email}, Run: theusRunChangeEmail},
 		{Args: (*MoveArgs)(nil), Inputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}, Name: "move", Outputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}, Run: theusRunMove},
 		{Args: (*SetPrefsArgs)(nil), Inputs: []int{theusPathDomainUser_Prefs}, Name: "set_prefs", Outputs: []int{theusPathDomainUser_Prefs}, Run: theusRunSetPrefs},
 	},
@@ -378,62 +365,16 @@ var theusSchema = engine.Schema[State]{
 	},
 }
 
-// theusCheck returns the refusal of the first value of p that cannot be encoded with codec (nil: as JSON).
-func (p *Patch) theusCheck(codec engine.Codec) error {
-	if codec == nil {
-		return nil
-	}
-	for _, w := range p.writes {
-		var err error
-		switch w {
-		case theusPathDomainUser:
-			err = engine.CheckValue(codec, "domain.user", &p.user, nil)
-		case theusPathDomainAudit:
-			err = engine.CheckValue(codec, "domain.audit", &p.audit, nil)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func theusAddPath(paths []int, path int) []int {
-	if slices.Contains(paths, path) {
-		return paths
-	}
-	return append(paths, path)
-}
-
-type theusPatch struct{ p *Patch }
-
-func (t theusPatch) Record(tx *engine.Tx) {
-	for _, w := range t.p.writes {
-		tx.Write(w)
-	}
-}
-
-func (t theusPatch) Apply(s *State, _ uint64) {
-	for _, w := range t.p.writes {
-		switch w {
-		case theusPathDomainUser:
-			s.Domain.User = t.p.user
-		case theusPathDomainAudit:
-			s.Domain.Audit = t.p.audit
-		}
-	}
-}
-
 func theusRunChangeEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).ChangeEmail(ctx, ChangeEmailIn{Args: *args.(*ChangeEmailArgs), s: s.(*State)}, (*ChangeEmailOut)(o))
+	return (*impl.(*Processes)).ChangeEmail(ctx, ChangeEmailIn{Args: *args.(*ChangeEmailArgs), s: s.(*State)}, (*ChangeEmailOut)(o))
 }
 
 func theusRunMove(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).Move(ctx, MoveIn{Args: *args.(*MoveArgs), s: s.(*State)}, (*MoveOut)(o))
+	return (*impl.(*Processes)).Move(ctx, MoveIn{Args: *args.(*MoveArgs), s: s.(*State)}, (*MoveOut)(o))
 }
 
 func theusRunSetPrefs(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return impl.(Processes).SetPrefs(ctx, SetPrefsIn{Args: *args.(*SetPrefsArgs), s: s.(*State)}, (*SetPrefsOut)(o))
+	return (*impl.(*Processes)).SetPrefs(ctx, SetPrefsIn{Args: *args.(*SetPrefsArgs), s: s.(*State)}, (*SetPrefsOut)(o))
 }
 
 func theusCloneAddress(p *Address) Address {

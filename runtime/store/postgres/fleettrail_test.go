@@ -77,8 +77,9 @@ func (v *trailVerdict) errorf(format string, args ...any) {
 //     backwards is a repeat of a message sent before;
 //   - repeats only of what was sent and not acked: every message sent
 //     again is sent by a relay that lost its lease (the send's own ack
-//     was refused, or its relay was killed during it: the old holder's
-//     send in flight, which may reach the sink after the new holder's),
+//     was refused, failed if ackErrors allows it, or its relay was killed
+//     during it: the old holder's send in flight, which may reach the
+//     sink after the new holder's),
 //     or each earlier send of it was followed by an ack that was
 //     refused by the fencing token (ackFenced) or failed (ackError, only
 //     if ackErrors allows it), or by none because its relay was killed
@@ -116,13 +117,17 @@ func checkTrail(all map[string]committed, trail []sent, outcome map[sendRef]stri
 		}
 		// A send of a relay that had lost its lease may reach the sink
 		// after the new holder's send and ack: its ack is then refused
-		// (fenced), or it has none because its relay was killed during
-		// it (a killed process's last statement can still be carried out
-		// by the server). It is the old holder's in-flight send, whatever
-		// the sends before it.
+		// (fenced), fails (the server was unreachable: ackErrors), or
+		// there is none because its relay was killed during it (a killed
+		// process's last statement can still be carried out by the
+		// server). It is the old holder's in-flight send, whatever the
+		// sends before it.
 		switch o, recorded := outcome[s.sendRef]; {
 		case o == ackFenced:
 			v.redelivered["late, "+ackFenced]++
+			continue
+		case o == ackError && ackErrors:
+			v.redelivered["late, "+ackError]++
 			continue
 		case !recorded && inFlight != nil && inFlight(s.sendRef):
 			v.redelivered["late, killed in flight"]++
@@ -371,30 +376,35 @@ func TestCheckTrailJudgesRepeats(t *testing.T) {
 	}
 	killed := func(r sendRef) bool { return r == sendRef{"old", 2} }
 	for _, c := range []struct {
-		name    string
-		trail   []sent
-		outcome map[sendRef]string
-		errs    int
+		name      string
+		trail     []sent
+		outcome   map[sendRef]string
+		ackErrors bool
+		errs      int
 	}{
 		{"each once", []sent{send("a", 1, "m1", 1), send("a", 1, "m2", 2)},
-			map[sendRef]string{{"a", 1}: ackDone}, 0},
+			map[sendRef]string{{"a", 1}: ackDone}, false, 0},
 		{"again after a fenced send", []sent{send("old", 1, "m1", 1), send("new", 1, "m1", 1), send("new", 1, "m2", 2)},
-			map[sendRef]string{{"old", 1}: ackFenced, {"new", 1}: ackDone}, 0},
+			map[sendRef]string{{"old", 1}: ackFenced, {"new", 1}: ackDone}, false, 0},
 		{"again after an acked send, acked", []sent{send("a", 1, "m1", 1), send("a", 1, "m2", 2), send("b", 1, "m1", 1)},
-			map[sendRef]string{{"a", 1}: ackDone, {"b", 1}: ackDone}, 1},
+			map[sendRef]string{{"a", 1}: ackDone, {"b", 1}: ackDone}, false, 1},
 		{"again after an acked send, by a relay fenced", []sent{send("new", 1, "m1", 1), send("new", 1, "m2", 2), send("old", 1, "m1", 1)},
-			map[sendRef]string{{"new", 1}: ackDone, {"old", 1}: ackFenced}, 0},
+			map[sendRef]string{{"new", 1}: ackDone, {"old", 1}: ackFenced}, false, 0},
 		{"again after an acked send, by a relay killed during it", []sent{send("new", 1, "m1", 1), send("new", 1, "m2", 2), send("old", 2, "m1", 1)},
-			map[sendRef]string{{"new", 1}: ackDone}, 0},
+			map[sendRef]string{{"new", 1}: ackDone}, false, 0},
 		{"again after an acked send, no ack and not killed", []sent{send("new", 1, "m1", 1), send("new", 1, "m2", 2), send("old", 3, "m1", 1)},
-			map[sendRef]string{{"new", 1}: ackDone}, 1},
+			map[sendRef]string{{"new", 1}: ackDone}, false, 1},
+		{"again after an acked send, by a relay whose ack failed", []sent{send("new", 1, "m1", 1), send("new", 1, "m2", 2), send("old", 3, "m1", 1)},
+			map[sendRef]string{{"new", 1}: ackDone, {"old", 3}: ackError}, true, 0},
+		{"again after an acked send, by a relay whose ack failed, errors not allowed", []sent{send("new", 1, "m1", 1), send("new", 1, "m2", 2), send("old", 3, "m1", 1)},
+			map[sendRef]string{{"new", 1}: ackDone, {"old", 3}: ackError}, false, 1},
 		{"order broken", []sent{send("a", 1, "m2", 2), send("a", 1, "m1", 1)}, // m2 too early, m1 too late
-			map[sendRef]string{{"a", 1}: ackDone}, 2},
+			map[sendRef]string{{"a", 1}: ackDone}, false, 2},
 		{"lost", []sent{send("a", 1, "m1", 1)},
-			map[sendRef]string{{"a", 1}: ackDone}, 1},
+			map[sendRef]string{{"a", 1}: ackDone}, false, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if v := checkTrail(all, c.trail, c.outcome, killed, false, nil); len(v.errs) != c.errs {
+			if v := checkTrail(all, c.trail, c.outcome, killed, c.ackErrors, nil); len(v.errs) != c.errs {
 				t.Errorf("%d errors, want %d: %v", len(v.errs), c.errs, v.errs)
 			}
 		})

@@ -206,19 +206,6 @@ func (c Collection[K, V]) Apply(v uint64, pending []Pending[K, V]) Collection[K,
 	return c
 }
 
-// Last returns, for each key written in pending, its final value (nil for a
-// delete): what RunXxx reports as a collection's effects.
-func Last[K cmp.Ordered, V any](pending []Pending[K, V]) map[K]*V {
-	if len(pending) == 0 {
-		return nil
-	}
-	out := make(map[K]*V, len(pending))
-	for _, p := range pending {
-		out[p.Key] = p.Value
-	}
-	return out
-}
-
 // CollectionSpec tells the engine how to find a collection in the state,
 // for conflict checks on its entries.
 type CollectionSpec[S any] struct {

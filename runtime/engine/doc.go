@@ -103,8 +103,7 @@
 // emitters, Output (SetterOutput, ValueOutput, CollectionOutput: how a call holds,
 // checks and applies the values of a path that processes write),
 // SetOutput, OutputWriter and SetResult for the setters, and
-// RunEffects for RunX's effects (or RunFrame with WrittenValue,
-// WrittenEntries, Emitted and Result), and Patch with
+// RunEffects for RunX's effects, and Patch with
 // Engine.CompareAndSwapPatch for a generated Patch. None of
 // it is generic over the process: a generic type instantiated once per
 // process costs the compiler about as much as the code it would replace,

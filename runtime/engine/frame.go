@@ -152,7 +152,7 @@ type FrameCall[S any] struct {
 
 // NewFrameCall returns a call of process proc of schema, with impl and
 // args (a pointer to a value of the type that ProcessSpec.Args names), of
-// no engine: the engine's pools and RunFrame make them, and a test may Run
+// no engine: the engine's pools and RunEffects make them, and a test may Run
 // one (Exec needs a call of Take).
 func NewFrameCall[S any](schema *Schema[S], proc int, impl, args any) *FrameCall[S] {
 	spec := &schema.Processes[proc]
@@ -260,7 +260,10 @@ type ReceiptOf[R any] struct {
 // ExecResult is Exec for a process that declares a result of type R.
 func ExecResult[R, S any](ctx context.Context, c *FrameCall[S]) (ReceiptOf[R], error) {
 	r, err := c.e.Exec(ctx, c.proc, c)
-	res := Result[R](&c.Invocation)
+	var res R
+	if c.result.set {
+		res = *c.result.p.(*R)
+	}
 	c.release()
 	if err != nil {
 		return ReceiptOf[R]{}, err
@@ -277,27 +280,11 @@ func (c *FrameCall[S]) release() {
 	c.e.frames[c.proc].Put(c)
 }
 
-// RunFrame runs process proc of schema with impl and args (a pointer to
+// RunEffects runs process proc of schema with impl and args (a pointer to
 // the arguments) once on s, with no engine and nothing committed (see
-// Run), and returns the Invocation that holds its effects (WrittenValue,
-// WrittenEntries, Emitted, Result), or nil and the error of the run: what
-// generated RunXxx functions do. Emitters keep a copy of each payload
-// (Out.Keep).
-func RunFrame[S any](ctx context.Context, schema *Schema[S], proc int, impl, args any, s *S) (*Invocation, error) {
-	spec := &schema.Processes[proc]
-	c := NewFrameCall(schema, proc, impl, args)
-	c.Keep = true
-	err := runOnce(ctx, spec.Name, spec.Errors, nil, c, s)
-	Finish(&c.Invocation)
-	if err != nil {
-		return nil, err
-	}
-	return &c.Invocation, nil
-}
-
-// RunEffects runs process proc of schema once on s, as RunFrame does, and
-// fills *effects, the XxxEffects struct of a generated RunXxx, with what
-// the run set and emitted. Its fields are, in order: one per output
+// Run), and fills *effects, the XxxEffects struct of a generated RunXxx,
+// with what the run set and emitted: what generated RunXxx functions do.
+// Emitters keep a copy of each payload (Out.Keep). Its fields are, in order: one per output
 // (ProcessSpec.Outputs), a *T of the value, nil when the run did not write
 // it, or for a collection a map[K]*V of the final value of each key
 // written (nil for a delete); one per topic of ProcessSpec.Emits, a []T of
@@ -307,11 +294,14 @@ func RunFrame[S any](ctx context.Context, schema *Schema[S], proc int, impl, arg
 // It fills them by reflection: RunXxx is not hot, and a typed reader per
 // effect would be compiled for every process.
 func RunEffects[S any](ctx context.Context, schema *Schema[S], proc int, impl, args any, s *S, effects any) error {
-	c, err := RunFrame(ctx, schema, proc, impl, args, s)
+	spec := &schema.Processes[proc]
+	c := NewFrameCall(schema, proc, impl, args)
+	c.Keep = true
+	err := runOnce(ctx, spec.Name, spec.Errors, nil, c, s)
+	Finish(&c.Invocation)
 	if err != nil {
 		return err
 	}
-	spec := &schema.Processes[proc]
 	ev := reflect.ValueOf(effects).Elem()
 	f := 0
 	for i := range spec.Outputs {

@@ -85,45 +85,6 @@ var fschema = &engine.Schema[fstate]{
 
 func ptr(f float64) *float64 { return &f }
 
-// RunFrame reports what the run wrote, and nothing for what it did not:
-// an output not set is nil however the previous runs of the frame left it.
-func TestRunFrameEffects(t *testing.T) {
-	r, err := engine.RunFrame(context.Background(), fschema, 0, nil, &fscript{setF: ptr(2.5), put: map[string]int{"a": 1}, emit: []string{"t1", "t2", "t1"}, result: "ok"}, &fstate{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := engine.WrittenValue[float64](r, 0); v == nil || *v != 2.5 {
-		t.Errorf("WrittenValue = %v, want 2.5", v)
-	}
-	if m := engine.WrittenEntries[string, int](r, 1); len(m) != 1 || *m["a"] != 1 {
-		t.Errorf("WrittenEntries = %v, want a: 1", m)
-	}
-	if got := engine.Emitted[string](r, "t1"); len(got) != 2 || got[0] != "t1!" {
-		t.Errorf("Emitted(t1) = %v, want two", got)
-	}
-	if got := engine.Result[string](r); got != "ok" {
-		t.Errorf("Result = %q", got)
-	}
-	r, err = engine.RunFrame(context.Background(), fschema, 0, nil, &fscript{}, &fstate{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := engine.WrittenValue[float64](r, 0); v != nil {
-		t.Errorf("WrittenValue of an output not set = %v, want nil", *v)
-	}
-	if m := engine.WrittenEntries[string, int](r, 1); m != nil {
-		t.Errorf("WrittenEntries of a collection not written = %v", m)
-	}
-	if got := engine.Result[string](r); got != "" {
-		t.Errorf("Result not set = %q", got)
-	}
-	// A failed run reports nothing.
-	r, err = engine.RunFrame(context.Background(), fschema, 0, nil, &fscript{setF: ptr(-1)}, &fstate{})
-	if err == nil || r != nil || engine.WrittenValue[float64](r, 0) != nil || engine.Emitted[string](r, "t1") != nil {
-		t.Errorf("a run its rules refuse: %v, %v", r, err)
-	}
-}
-
 // feffects is fschema's process's effects as a RunX declares them: its
 // outputs, its topics, its result.
 type feffects struct {

@@ -169,63 +169,6 @@ func SetResult[R any](o *Out, v R) {
 	*p, r.set = v, true
 }
 
-// The functions that read the effects of a RunX run are not inlined:
-// RunX is not hot, and each RunX would otherwise carry a copy of their
-// code.
-
-// Result returns the result that the last run of c set (SetResult), or
-// the zero R; c nil (a failed RunX) also gives the zero R.
-//
-//go:noinline
-func Result[R any](c *Invocation) R {
-	if c != nil && c.result.set {
-		return *c.result.p.(*R)
-	}
-	var zero R
-	return zero
-}
-
-// WrittenValue returns the value of output i of the RunX run of c if the
-// run wrote it, and nil otherwise (or if c is nil): the field of the
-// RunX's effects for an output. The call of a RunX is its own, so its
-// effects may point into it.
-//
-//go:noinline
-func WrittenValue[T any](c *Invocation, i int) *T {
-	if c == nil || !c.tx.Written(c.paths[i]) {
-		return nil
-	}
-	return c.slots[i].(*T)
-}
-
-// WrittenEntries returns, for each key of collection output i that the
-// RunX run of c wrote, its final value (nil for a delete); nil if c is.
-//
-//go:noinline
-func WrittenEntries[K cmp.Ordered, V any](c *Invocation, i int) map[K]*V {
-	if c == nil {
-		return nil
-	}
-	return Last(*c.slots[i].(*[]Pending[K, V]))
-}
-
-// Emitted returns the payloads that the RunX run of c emitted on topic,
-// in order; nil if c is.
-//
-//go:noinline
-func Emitted[T any](c *Invocation, topic string) []T {
-	if c == nil {
-		return nil
-	}
-	var out []T
-	for _, k := range c.kept {
-		if k.topic == topic {
-			out = append(out, k.v.(T))
-		}
-	}
-	return out
-}
-
 // EmitValue emits v on topic under key, encoded with the engine's codec,
 // which must be set (Codec); a value the codec refuses fails the attempt.
 func (t *Tx) EmitValue(topic, key string, v any) {

@@ -40,12 +40,18 @@ func scanMessage(rows pgx.Rows, extra ...any) (outbox.Message, error) {
 		return m, err
 	}
 	m.Version, m.KeySeq, m.CreatedAt = uint64(version), uint64(seq), time.Unix(0, created)
-	if headers != "" {
-		if err := json.Unmarshal([]byte(headers), &m.Headers); err != nil {
-			return m, fmt.Errorf("headers of message %s: %w", m.ID, err)
-		}
+	return m, setHeaders(&m, []byte(headers))
+}
+
+// setHeaders decodes a message's headers column (JSON; empty for none).
+func setHeaders(m *outbox.Message, b []byte) error {
+	if len(b) == 0 {
+		return nil
 	}
-	return m, nil
+	if err := json.Unmarshal(b, &m.Headers); err != nil {
+		return fmt.Errorf("headers of message %s: %w", m.ID, err)
+	}
+	return nil
 }
 
 // Undelivered implements outbox.Store: the pending messages in commit
@@ -186,12 +192,7 @@ func decodeRead(row [][]byte) (m outbox.Message, idx, part int32, parked bool, e
 	m.Version, m.KeySeq = be.Uint64(row[1]), be.Uint64(row[4])
 	m.Payload = append([]byte{}, row[5]...)
 	m.CreatedAt = time.Unix(0, int64(be.Uint64(row[7])))
-	if len(row[6]) > 0 {
-		if err := json.Unmarshal(row[6], &m.Headers); err != nil {
-			return m, 0, 0, false, fmt.Errorf("headers of message %s: %w", m.ID, err)
-		}
-	}
-	return m, int32(be.Uint32(row[8])), int32(be.Uint32(row[9])), row[10][0] != 0, nil
+	return m, int32(be.Uint32(row[8])), int32(be.Uint32(row[9])), row[10][0] != 0, setHeaders(&m, row[6])
 }
 
 // Ack implements outbox.Store: the messages are delivered, in one

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -28,7 +29,7 @@ func TestReadRowsDecodeAsScanned(t *testing.T) {
 		{Topic: "t", Key: "a", Payload: []byte{}},
 		{Topic: "t", Key: "b", Payload: []byte{0, 1, 2, 255, '\\', 'x'}, Headers: map[string]string{"traceparent": "00-abc-def-01", "é": "\"quoted\""}},
 		{Topic: "topic ünïcode", Key: "", Payload: long},
-		{Topic: "t", Key: "a", Payload: []byte(`{"json":true}`)},
+		{Topic: "t", Key: "a", Payload: []byte(`{"json":true}`), Headers: map[string]string{"traceparent": "00-123-456-01"}},
 	}
 	// Enough rows for the connection to read them in several chunks into
 	// a buffer it reuses: what a row's decoding keeps must be copied.
@@ -79,10 +80,20 @@ func TestReadRowsDecodeAsScanned(t *testing.T) {
 		if diff := cmp.Diff(scanned, decoded); diff != "" {
 			t.Errorf("relay %v: decoded rows differ from scanned ones (-scanned +decoded):\n%s", relay, diff)
 		}
+		withHeaders := 0
 		for _, r := range decoded {
+			if r.Headers != nil {
+				withHeaders++
+				if want := msgs[3].Headers; !maps.Equal(r.Headers, want) || string(r.Payload) != string(msgs[3].Payload) {
+					t.Errorf("relay %v: %s read with headers %v, want %v on %s", relay, r.ID, r.Headers, want, msgs[3].Payload)
+				}
+			}
 			if want := relay && r.Part == bPart; r.Parked != want {
 				t.Fatalf("relay %v: %s of partition %d flagged parked %v, want %v (b's partition: %d)", relay, r.Key, r.Part, r.Parked, want, bPart)
 			}
+		}
+		if withHeaders != 1 {
+			t.Errorf("relay %v: %d rows with headers, want 1", relay, withHeaders)
 		}
 	}
 }

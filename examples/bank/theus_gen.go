@@ -53,82 +53,57 @@ type DomainState struct {
 // GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.
 type GlobalState struct{}
 
-// Snapshot is an immutable view of the state at one version.
+// Snapshot is an immutable view of the state at one version: Version, and per state field a method that returns its value or a read-only view.
 type Snapshot struct {
 	version uint64
 	s       *theusState
 }
 
-// Version returns the version of the snapshot.
 func (s Snapshot) Version() uint64 { return s.version }
-
-// Accounts returns domain.accounts.
 func (s Snapshot) Accounts() engine.MapView[string, AccountView] {
 	return engine.CollectionView(s.s.Domain.Accounts, nil, theusPathDomainAccounts, func(p *Account) AccountView {
 		return AccountView{p: p}
 	})
 }
 
-// Patch is a set of state changes for CompareAndSwap.
+// Patch is a set of state changes for CompareAndSwap: SetX sets the state field X, PutX and DeleteX an entry of the collection X.
 type Patch struct{ p engine.Patch }
 
-// PutAccounts sets the entry k of domain.accounts to v.
-func (p *Patch) PutAccounts(k string, v Account) {
-	p.p.Put(theusPathDomainAccounts, k, new(theusCloneAccount(&v)))
-}
-
-// DeleteAccounts deletes the entry k of domain.accounts.
-func (p *Patch) DeleteAccounts(k string) { p.p.Delete(theusPathDomainAccounts, k) }
+func (p *Patch) PutAccounts(k string, v Account) { p.p.Put(theusPathDomainAccounts, k, new(v)) }
+func (p *Patch) DeleteAccounts(k string)         { p.p.Delete(theusPathDomainAccounts, k) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
-// AccountView is a read-only view of an Account in a snapshot.
+// AccountView is a read-only view of an Account in a snapshot: a method per field, and Clone.
 type AccountView struct{ p *Account }
 
-// ID returns the field id.
-func (v AccountView) ID() string { return v.p.ID }
-
-// Owner returns the field owner.
-func (v AccountView) Owner() string { return v.p.Owner }
-
-// Balance returns the field balance.
+func (v AccountView) ID() string     { return v.p.ID }
+func (v AccountView) Owner() string  { return v.p.Owner }
 func (v AccountView) Balance() int64 { return v.p.Balance }
 
 // Clone returns a deep copy of the Account that shares nothing with the snapshot.
-func (v AccountView) Clone() Account { return theusCloneAccount(v.p) }
+func (v AccountView) Clone() Account { return *v.p }
 
-// AccountOpenedView is a read-only view of an AccountOpened in a snapshot.
+// AccountOpenedView is a read-only view of an AccountOpened in a snapshot: a method per field, and Clone.
 type AccountOpenedView struct{ p *AccountOpened }
 
-// ID returns the field id.
-func (v AccountOpenedView) ID() string { return v.p.ID }
-
-// Owner returns the field owner.
-func (v AccountOpenedView) Owner() string { return v.p.Owner }
-
-// Balance returns the field balance.
+func (v AccountOpenedView) ID() string     { return v.p.ID }
+func (v AccountOpenedView) Owner() string  { return v.p.Owner }
 func (v AccountOpenedView) Balance() int64 { return v.p.Balance }
 
 // Clone returns a deep copy of the AccountOpened that shares nothing with the snapshot.
-func (v AccountOpenedView) Clone() AccountOpened { return theusCloneAccountOpened(v.p) }
+func (v AccountOpenedView) Clone() AccountOpened { return *v.p }
 
-// TransferCompletedView is a read-only view of a TransferCompleted in a snapshot.
+// TransferCompletedView is a read-only view of a TransferCompleted in a snapshot: a method per field, and Clone.
 type TransferCompletedView struct{ p *TransferCompleted }
 
-// Account returns the field account.
 func (v TransferCompletedView) Account() string { return v.p.Account }
-
-// From returns the field from.
-func (v TransferCompletedView) From() string { return v.p.From }
-
-// To returns the field to.
-func (v TransferCompletedView) To() string { return v.p.To }
-
-// Amount returns the field amount.
-func (v TransferCompletedView) Amount() int64 { return v.p.Amount }
+func (v TransferCompletedView) From() string    { return v.p.From }
+func (v TransferCompletedView) To() string      { return v.p.To }
+func (v TransferCompletedView) Amount() int64   { return v.p.Amount }
 
 // Clone returns a deep copy of the TransferCompleted that shares nothing with the snapshot.
-func (v TransferCompletedView) Clone() TransferCompleted { return theusCloneTransferCompleted(v.p) }
+func (v TransferCompletedView) Clone() TransferCompleted { return *v.p }
 
 // Processes: what the application implements, the Engine that runs it, and for each process its arguments, inputs, outputs, receipt and effects.
 
@@ -204,54 +179,47 @@ var ErrNoSuchAccount = engine.DomainError("no_such_account")
 // ErrSameAccount is the domain error same_account, declared by transfer.
 var ErrSameAccount = engine.DomainError("same_account")
 
-// OpenAccountArgs are the arguments of open_account.
-type OpenAccountArgs struct {
-	ID      string
-	Owner   string
-	Initial int64
-}
+type (
+	// OpenAccountArgs are the arguments of open_account.
+	OpenAccountArgs struct {
+		ID      string
+		Owner   string
+		Initial int64
+	}
+	// OpenAccountIn is what open_account reads: its arguments, and read-only views of domain.accounts, valid during the call only (Clone what you keep).
+	OpenAccountIn struct {
+		Args OpenAccountArgs
+		s    *theusState
+		tx   *engine.Tx
+	}
+	// OpenAccountOut collects what open_account writes (domain.accounts) and emits (account.opened). It is valid only during the call: using it afterwards panics.
+	OpenAccountOut engine.Out
+	// OpenAccountReceipt tells what a call of open_account committed.
+	OpenAccountReceipt = engine.Receipt
+	// OpenAccountEffects is what one run of open_account set and emitted (see RunOpenAccount).
+	OpenAccountEffects struct {
+		Accounts      map[string]*Account
+		AccountOpened []AccountOpened
+	}
+)
 
-// OpenAccountIn is what open_account reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type OpenAccountIn struct {
-	Args OpenAccountArgs
-	s    *theusState
-	tx   *engine.Tx
-}
-
-// Accounts returns domain.accounts.
 func (in OpenAccountIn) Accounts() engine.MapView[string, AccountView] {
 	return engine.CollectionView(in.s.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
 		return AccountView{p: p}
 	})
 }
 
-// OpenAccountOut collects what open_account writes and emits. It is valid only during the call: using it afterwards panics.
-type OpenAccountOut engine.Out
-
-// Accounts returns the writer of domain.accounts: Put and Delete entries.
 func (o *OpenAccountOut) Accounts() engine.CollectionWriter[string, Account] {
 	return engine.OutputWriter[string, Account]((*engine.Out)(o), 0, nil)
 }
 
-// EmitAccountOpened emits a message on topic account.opened.
 func (o *OpenAccountOut) EmitAccountOpened(p AccountOpened) {
 	theusEmitAccountOpened((*engine.Out)(o), &p)
 }
 
-// OpenAccountReceipt tells what a call of open_account committed.
-type OpenAccountReceipt = engine.Receipt
-
-// OpenAccountEffects is what one run of open_account set and emitted (see RunOpenAccount).
-type OpenAccountEffects struct {
-	Accounts      map[string]*Account
-	AccountOpened []AccountOpened
-}
-
 // OpenAccount runs open_account and commits its effects.
 func (e *Engine) OpenAccount(ctx context.Context, args OpenAccountArgs) (OpenAccountReceipt, error) {
-	c := engine.Take(e.core, theusProcOpenAccount, &e.impl)
-	*c.Args().(*OpenAccountArgs) = args
-	return c.Exec(ctx)
+	return engine.Invoke(ctx, e.core, theusProcOpenAccount, &e.impl, args)
 }
 
 // RunOpenAccount runs open_account once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -260,45 +228,39 @@ func RunOpenAccount(impl Processes, s State, args OpenAccountArgs) (eff OpenAcco
 	return eff, err
 }
 
-// DepositArgs are the arguments of deposit.
-type DepositArgs struct {
-	ID     string
-	Amount int64
-}
+type (
+	// DepositArgs are the arguments of deposit.
+	DepositArgs struct {
+		ID     string
+		Amount int64
+	}
+	// DepositIn is what deposit reads: its arguments, and read-only views of domain.accounts, valid during the call only (Clone what you keep).
+	DepositIn struct {
+		Args DepositArgs
+		s    *theusState
+		tx   *engine.Tx
+	}
+	// DepositOut collects what deposit writes (domain.accounts). It is valid only during the call: using it afterwards panics.
+	DepositOut engine.Out
+	// DepositReceipt tells what a call of deposit committed.
+	DepositReceipt = engine.Receipt
+	// DepositEffects is what one run of deposit set and emitted (see RunDeposit).
+	DepositEffects struct{ Accounts map[string]*Account }
+)
 
-// DepositIn is what deposit reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type DepositIn struct {
-	Args DepositArgs
-	s    *theusState
-	tx   *engine.Tx
-}
-
-// Accounts returns domain.accounts.
 func (in DepositIn) Accounts() engine.MapView[string, AccountView] {
 	return engine.CollectionView(in.s.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
 		return AccountView{p: p}
 	})
 }
 
-// DepositOut collects what deposit writes and emits. It is valid only during the call: using it afterwards panics.
-type DepositOut engine.Out
-
-// Accounts returns the writer of domain.accounts: Put and Delete entries.
 func (o *DepositOut) Accounts() engine.CollectionWriter[string, Account] {
 	return engine.OutputWriter[string, Account]((*engine.Out)(o), 0, nil)
 }
 
-// DepositReceipt tells what a call of deposit committed.
-type DepositReceipt = engine.Receipt
-
-// DepositEffects is what one run of deposit set and emitted (see RunDeposit).
-type DepositEffects struct{ Accounts map[string]*Account }
-
 // Deposit runs deposit and commits its effects.
 func (e *Engine) Deposit(ctx context.Context, args DepositArgs) (DepositReceipt, error) {
-	c := engine.Take(e.core, theusProcDeposit, &e.impl)
-	*c.Args().(*DepositArgs) = args
-	return c.Exec(ctx)
+	return engine.Invoke(ctx, e.core, theusProcDeposit, &e.impl, args)
 }
 
 // RunDeposit runs deposit once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -307,58 +269,50 @@ func RunDeposit(impl Processes, s State, args DepositArgs) (eff DepositEffects, 
 	return eff, err
 }
 
-// TransferArgs are the arguments of transfer.
-type TransferArgs struct {
-	From   string
-	To     string
-	Amount int64
-}
+type (
+	// TransferArgs are the arguments of transfer.
+	TransferArgs struct {
+		From   string
+		To     string
+		Amount int64
+	}
+	// TransferIn is what transfer reads: its arguments, and read-only views of domain.accounts, valid during the call only (Clone what you keep).
+	TransferIn struct {
+		Args TransferArgs
+		s    *theusState
+		tx   *engine.Tx
+	}
+	// TransferOut collects what transfer writes (domain.accounts), emits (transfer.completed) and returns (SetResult). It is valid only during the call: using it afterwards panics.
+	TransferOut engine.Out
+	// TransferReceipt tells what a call of transfer committed.
+	TransferReceipt = engine.ReceiptOf[int64]
+	// TransferEffects is what one run of transfer set and emitted (see RunTransfer).
+	TransferEffects struct {
+		Accounts          map[string]*Account
+		TransferCompleted []TransferCompleted
+		Result            int64
+	}
+)
 
-// TransferIn is what transfer reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type TransferIn struct {
-	Args TransferArgs
-	s    *theusState
-	tx   *engine.Tx
-}
-
-// Accounts returns domain.accounts.
 func (in TransferIn) Accounts() engine.MapView[string, AccountView] {
 	return engine.CollectionView(in.s.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
 		return AccountView{p: p}
 	})
 }
 
-// TransferOut collects what transfer writes and emits. It is valid only during the call: using it afterwards panics.
-type TransferOut engine.Out
-
-// Accounts returns the writer of domain.accounts: Put and Delete entries.
 func (o *TransferOut) Accounts() engine.CollectionWriter[string, Account] {
 	return engine.OutputWriter[string, Account]((*engine.Out)(o), 0, nil)
 }
 
-// EmitTransferCompleted emits a message on topic transfer.completed.
 func (o *TransferOut) EmitTransferCompleted(p TransferCompleted) {
 	theusEmitTransferCompleted((*engine.Out)(o), &p)
 }
 
-// SetResult sets the value returned to the caller in TransferReceipt.Result.
 func (o *TransferOut) SetResult(v int64) { engine.SetResult((*engine.Out)(o), v) }
-
-// TransferReceipt tells what a call of transfer committed.
-type TransferReceipt = engine.ReceiptOf[int64]
-
-// TransferEffects is what one run of transfer set and emitted (see RunTransfer).
-type TransferEffects struct {
-	Accounts          map[string]*Account
-	TransferCompleted []TransferCompleted
-	Result            int64
-}
 
 // Transfer runs transfer and commits its effects.
 func (e *Engine) Transfer(ctx context.Context, args TransferArgs) (TransferReceipt, error) {
-	c := engine.Take(e.core, theusProcTransfer, &e.impl)
-	*c.Args().(*TransferArgs) = args
-	return engine.ExecResult[int64](ctx, c)
+	return engine.InvokeResult[int64](ctx, e.core, theusProcTransfer, &e.impl, args)
 }
 
 // RunTransfer runs transfer once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -367,40 +321,34 @@ func RunTransfer(impl Processes, s State, args TransferArgs) (eff TransferEffect
 	return eff, err
 }
 
-// BalanceArgs are the arguments of balance.
-type BalanceArgs struct{ ID string }
+type (
+	// BalanceArgs are the arguments of balance.
+	BalanceArgs struct{ ID string }
+	// BalanceIn is what balance reads: its arguments, and read-only views of domain.accounts, valid during the call only (Clone what you keep).
+	BalanceIn struct {
+		Args BalanceArgs
+		s    *theusState
+		tx   *engine.Tx
+	}
+	// BalanceOut collects what balance returns (SetResult). It is valid only during the call: using it afterwards panics.
+	BalanceOut engine.Out
+	// BalanceReceipt tells what a call of balance committed.
+	BalanceReceipt = engine.ReceiptOf[int64]
+	// BalanceEffects is what one run of balance set and emitted (see RunBalance).
+	BalanceEffects struct{ Result int64 }
+)
 
-// BalanceIn is what balance reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type BalanceIn struct {
-	Args BalanceArgs
-	s    *theusState
-	tx   *engine.Tx
-}
-
-// Accounts returns domain.accounts.
 func (in BalanceIn) Accounts() engine.MapView[string, AccountView] {
 	return engine.CollectionView(in.s.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
 		return AccountView{p: p}
 	})
 }
 
-// BalanceOut collects what balance writes and emits. It is valid only during the call: using it afterwards panics.
-type BalanceOut engine.Out
-
-// SetResult sets the value returned to the caller in BalanceReceipt.Result.
 func (o *BalanceOut) SetResult(v int64) { engine.SetResult((*engine.Out)(o), v) }
-
-// BalanceReceipt tells what a call of balance committed.
-type BalanceReceipt = engine.ReceiptOf[int64]
-
-// BalanceEffects is what one run of balance set and emitted (see RunBalance).
-type BalanceEffects struct{ Result int64 }
 
 // Balance runs balance on the latest snapshot; it commits nothing.
 func (e *Engine) Balance(ctx context.Context, args BalanceArgs) (BalanceReceipt, error) {
-	c := engine.Take(e.core, theusProcBalance, &e.impl)
-	*c.Args().(*BalanceArgs) = args
-	return engine.ExecResult[int64](ctx, c)
+	return engine.InvokeResult[int64](ctx, e.core, theusProcBalance, &e.impl, args)
 }
 
 // RunBalance runs balance once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -460,42 +408,28 @@ var theusSchema = engine.Schema[theusState]{
 	},
 	Paths: []string{"domain.accounts"},
 	Processes: []engine.ProcessSpec{
-		{Args: (*OpenAccountArgs)(nil), Emits: []string{"account.opened"}, Errors: []error{ErrAccountExists, ErrInvalidAmount}, Inputs: []int{theusPathDomainAccounts}, Name: "open_account", Outputs: []int{theusPathDomainAccounts}, Run: theusRunOpenAccount},
-		{Args: (*DepositArgs)(nil), Errors: []error{ErrNoSuchAccount, ErrInvalidAmount}, Inputs: []int{theusPathDomainAccounts}, Name: "deposit", Outputs: []int{theusPathDomainAccounts}, Run: theusRunDeposit},
-		{Args: (*TransferArgs)(nil), Emits: []string{"transfer.completed"}, Errors: []error{ErrNoSuchAccount, ErrInvalidAmount, ErrSameAccount}, Inputs: []int{theusPathDomainAccounts}, Name: "transfer", Outputs: []int{theusPathDomainAccounts}, Run: theusRunTransfer},
-		{Args: (*BalanceArgs)(nil), Errors: []error{ErrNoSuchAccount}, Inputs: []int{theusPathDomainAccounts}, Name: "balance", Pure: true, Run: theusRunBalance},
+		{Args: (*OpenAccountArgs)(nil), Emits: []string{"account.opened"}, Errors: []error{ErrAccountExists, ErrInvalidAmount}, Inputs: []int{theusPathDomainAccounts}, Name: "open_account", Outputs: []int{theusPathDomainAccounts}, Run: theusRun},
+		{Args: (*DepositArgs)(nil), Errors: []error{ErrNoSuchAccount, ErrInvalidAmount}, Inputs: []int{theusPathDomainAccounts}, Name: "deposit", Outputs: []int{theusPathDomainAccounts}, Run: theusRun},
+		{Args: (*TransferArgs)(nil), Emits: []string{"transfer.completed"}, Errors: []error{ErrNoSuchAccount, ErrInvalidAmount, ErrSameAccount}, Inputs: []int{theusPathDomainAccounts}, Name: "transfer", Outputs: []int{theusPathDomainAccounts}, Run: theusRun},
+		{Args: (*BalanceArgs)(nil), Errors: []error{ErrNoSuchAccount}, Inputs: []int{theusPathDomainAccounts}, Name: "balance", Pure: true, Run: theusRun},
 	},
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.accounts", "collection[string]Account{id string, owner string, balance int64}", func(s *theusState) *engine.Collection[string, Account] { return &s.Domain.Accounts }, theusAppendAccount),
 	},
 }
 
-func theusRunOpenAccount(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).OpenAccount(ctx, OpenAccountIn{Args: *args.(*OpenAccountArgs), s: s.(*theusState), tx: o.Tx()}, (*OpenAccountOut)(o))
-}
-
-func theusRunDeposit(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).Deposit(ctx, DepositIn{Args: *args.(*DepositArgs), s: s.(*theusState), tx: o.Tx()}, (*DepositOut)(o))
-}
-
-func theusRunTransfer(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).Transfer(ctx, TransferIn{Args: *args.(*TransferArgs), s: s.(*theusState), tx: o.Tx()}, (*TransferOut)(o))
-}
-
-func theusRunBalance(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).Balance(ctx, BalanceIn{Args: *args.(*BalanceArgs), s: s.(*theusState), tx: o.Tx()}, (*BalanceOut)(o))
-}
-
-func theusCloneAccount(p *Account) Account {
-	return *p
-}
-
-func theusCloneAccountOpened(p *AccountOpened) AccountOpened {
-	return *p
-}
-
-func theusCloneTransferCompleted(p *TransferCompleted) TransferCompleted {
-	return *p
+func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	switch a := args.(type) {
+	case *OpenAccountArgs:
+		return (*impl.(*Processes)).OpenAccount(ctx, OpenAccountIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*OpenAccountOut)(o))
+	case *DepositArgs:
+		return (*impl.(*Processes)).Deposit(ctx, DepositIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*DepositOut)(o))
+	case *TransferArgs:
+		return (*impl.(*Processes)).Transfer(ctx, TransferIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*TransferOut)(o))
+	case *BalanceArgs:
+		return (*impl.(*Processes)).Balance(ctx, BalanceIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*BalanceOut)(o))
+	}
+	panic("theus: theusRun: arguments of no process of this contract")
 }
 
 func theusAppendAccount(b []byte, p *Account) ([]byte, error) {
@@ -542,7 +476,7 @@ func theusEmitAccountOpened(o *engine.Out, p *AccountOpened) {
 		tx.EmitEncoded("account.opened", p.ID, b, err)
 	}
 	if o.Keep() {
-		o.Kept("account.opened", theusCloneAccountOpened(p))
+		o.Kept("account.opened", *p)
 	}
 }
 
@@ -555,7 +489,7 @@ func theusEmitTransferCompleted(o *engine.Out, p *TransferCompleted) {
 		tx.EmitEncoded("transfer.completed", p.Account, b, err)
 	}
 	if o.Keep() {
-		o.Kept("transfer.completed", theusCloneTransferCompleted(p))
+		o.Kept("transfer.completed", *p)
 	}
 }
 

@@ -52,84 +52,61 @@ type DomainState struct {
 // GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.
 type GlobalState struct{}
 
-// Snapshot is an immutable view of the state at one version.
+// Snapshot is an immutable view of the state at one version: Version, and per state field a method that returns its value or a read-only view.
 type Snapshot struct {
 	version uint64
 	s       *State
 }
 
-// Version returns the version of the snapshot.
 func (s Snapshot) Version() uint64 { return s.version }
-
-// Alice returns domain.alice.
 func (s Snapshot) Alice() UserView { return UserView{p: &s.s.Domain.Alice} }
-
-// Bob returns domain.bob.
-func (s Snapshot) Bob() UserView { return UserView{p: &s.s.Domain.Bob} }
-
-// OutboxQueue returns domain.outbox_queue.
+func (s Snapshot) Bob() UserView   { return UserView{p: &s.s.Domain.Bob} }
 func (s Snapshot) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgView] {
 	return engine.NewSliceViewOf(s.s.Domain.OutboxQueue, func(p *OutboxMsg) OutboxMsgView {
 		return OutboxMsgView{p: p}
 	}, func(v OutboxMsg) OutboxMsg {
-		return theusCloneOutboxMsg(&v)
+		return v
 	})
 }
 
-// Patch is a set of state changes for CompareAndSwap.
+// Patch is a set of state changes for CompareAndSwap: SetX sets the state field X, PutX and DeleteX an entry of the collection X.
 type Patch struct{ p engine.Patch }
 
-// SetAlice sets domain.alice.
-func (p *Patch) SetAlice(v User) { p.p.Set(theusPathDomainAlice, new(theusCloneUser(&v))) }
-
-// SetBob sets domain.bob.
-func (p *Patch) SetBob(v User) { p.p.Set(theusPathDomainBob, new(theusCloneUser(&v))) }
-
-// SetOutboxQueue sets domain.outbox_queue.
+func (p *Patch) SetAlice(v User) { p.p.Set(theusPathDomainAlice, new(v)) }
+func (p *Patch) SetBob(v User)   { p.p.Set(theusPathDomainBob, new(v)) }
 func (p *Patch) SetOutboxQueue(v []OutboxMsg) {
 	p.p.Set(theusPathDomainOutboxQueue, new(slices.Clone(v)))
 }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
-// UserView is a read-only view of a User in a snapshot.
+// UserView is a read-only view of a User in a snapshot: a method per field, and Clone.
 type UserView struct{ p *User }
 
-// ID returns the field id.
-func (v UserView) ID() string { return v.p.ID }
-
-// Email returns the field email.
+func (v UserView) ID() string    { return v.p.ID }
 func (v UserView) Email() string { return v.p.Email }
 
 // Clone returns a deep copy of the User that shares nothing with the snapshot.
-func (v UserView) Clone() User { return theusCloneUser(v.p) }
+func (v UserView) Clone() User { return *v.p }
 
-// OutboxMsgView is a read-only view of an OutboxMsg in a snapshot.
+// OutboxMsgView is a read-only view of an OutboxMsg in a snapshot: a method per field, and Clone.
 type OutboxMsgView struct{ p *OutboxMsg }
 
-// Topic returns the field topic.
-func (v OutboxMsgView) Topic() string { return v.p.Topic }
-
-// UserID returns the field user_id.
+func (v OutboxMsgView) Topic() string  { return v.p.Topic }
 func (v OutboxMsgView) UserID() string { return v.p.UserID }
-
-// Email returns the field email.
-func (v OutboxMsgView) Email() string { return v.p.Email }
+func (v OutboxMsgView) Email() string  { return v.p.Email }
 
 // Clone returns a deep copy of the OutboxMsg that shares nothing with the snapshot.
-func (v OutboxMsgView) Clone() OutboxMsg { return theusCloneOutboxMsg(v.p) }
+func (v OutboxMsgView) Clone() OutboxMsg { return *v.p }
 
-// UserUpdatedView is a read-only view of a UserUpdated in a snapshot.
+// UserUpdatedView is a read-only view of a UserUpdated in a snapshot: a method per field, and Clone.
 type UserUpdatedView struct{ p *UserUpdated }
 
-// ID returns the field id.
-func (v UserUpdatedView) ID() string { return v.p.ID }
-
-// Email returns the field email.
+func (v UserUpdatedView) ID() string    { return v.p.ID }
 func (v UserUpdatedView) Email() string { return v.p.Email }
 
 // Clone returns a deep copy of the UserUpdated that shares nothing with the snapshot.
-func (v UserUpdatedView) Clone() UserUpdated { return theusCloneUserUpdated(v.p) }
+func (v UserUpdatedView) Clone() UserUpdated { return *v.p }
 
 // Processes: what the application implements, the Engine that runs it, and for each process its arguments, inputs, outputs, receipt and effects.
 
@@ -189,54 +166,42 @@ func (e *Engine) History(ctx context.Context, from, to uint64) ([]engine.Commit,
 // Close stops the engine. It does not close a store passed with engine.WithStore.
 func (e *Engine) Close() error { return e.core.Close() }
 
-// QueueAliceEmailArgs are the arguments of queue_alice_email.
-type QueueAliceEmailArgs struct{ Email string }
+type (
+	// QueueAliceEmailArgs are the arguments of queue_alice_email.
+	QueueAliceEmailArgs struct{ Email string }
+	// QueueAliceEmailIn is what queue_alice_email reads: its arguments, and read-only views of domain.alice and domain.outbox_queue, valid during the call only (Clone what you keep).
+	QueueAliceEmailIn struct {
+		Args QueueAliceEmailArgs
+		s    *State
+	}
+	// QueueAliceEmailOut collects what queue_alice_email writes (domain.alice and domain.outbox_queue). It is valid only during the call: using it afterwards panics.
+	QueueAliceEmailOut engine.Out
+	// QueueAliceEmailReceipt tells what a call of queue_alice_email committed.
+	QueueAliceEmailReceipt = engine.Receipt
+	// QueueAliceEmailEffects is what one run of queue_alice_email set and emitted (see RunQueueAliceEmail).
+	QueueAliceEmailEffects struct {
+		Alice       *User
+		OutboxQueue *[]OutboxMsg
+	}
+)
 
-// QueueAliceEmailIn is what queue_alice_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type QueueAliceEmailIn struct {
-	Args QueueAliceEmailArgs
-	s    *State
-}
-
-// Alice returns domain.alice.
 func (in QueueAliceEmailIn) Alice() UserView { return UserView{p: &in.s.Domain.Alice} }
-
-// OutboxQueue returns domain.outbox_queue.
 func (in QueueAliceEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgView] {
 	return engine.NewSliceViewOf(in.s.Domain.OutboxQueue, func(p *OutboxMsg) OutboxMsgView {
 		return OutboxMsgView{p: p}
 	}, func(v OutboxMsg) OutboxMsg {
-		return theusCloneOutboxMsg(&v)
+		return v
 	})
 }
 
-// QueueAliceEmailOut collects what queue_alice_email writes and emits. It is valid only during the call: using it afterwards panics.
-type QueueAliceEmailOut engine.Out
-
-// SetAlice sets domain.alice.
-func (o *QueueAliceEmailOut) SetAlice(v User) {
-	engine.SetOutput((*engine.Out)(o), 0, theusCloneUser(&v))
-}
-
-// SetOutboxQueue sets domain.outbox_queue.
+func (o *QueueAliceEmailOut) SetAlice(v User) { engine.SetOutput((*engine.Out)(o), 0, v) }
 func (o *QueueAliceEmailOut) SetOutboxQueue(v []OutboxMsg) {
 	engine.SetOutput((*engine.Out)(o), 1, slices.Clone(v))
 }
 
-// QueueAliceEmailReceipt tells what a call of queue_alice_email committed.
-type QueueAliceEmailReceipt = engine.Receipt
-
-// QueueAliceEmailEffects is what one run of queue_alice_email set and emitted (see RunQueueAliceEmail).
-type QueueAliceEmailEffects struct {
-	Alice       *User
-	OutboxQueue *[]OutboxMsg
-}
-
 // QueueAliceEmail runs queue_alice_email and commits its effects.
 func (e *Engine) QueueAliceEmail(ctx context.Context, args QueueAliceEmailArgs) (QueueAliceEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcQueueAliceEmail, &e.impl)
-	*c.Args().(*QueueAliceEmailArgs) = args
-	return c.Exec(ctx)
+	return engine.Invoke(ctx, e.core, theusProcQueueAliceEmail, &e.impl, args)
 }
 
 // RunQueueAliceEmail runs queue_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -245,52 +210,42 @@ func RunQueueAliceEmail(impl Processes, s State, args QueueAliceEmailArgs) (eff 
 	return eff, err
 }
 
-// QueueBobEmailArgs are the arguments of queue_bob_email.
-type QueueBobEmailArgs struct{ Email string }
+type (
+	// QueueBobEmailArgs are the arguments of queue_bob_email.
+	QueueBobEmailArgs struct{ Email string }
+	// QueueBobEmailIn is what queue_bob_email reads: its arguments, and read-only views of domain.bob and domain.outbox_queue, valid during the call only (Clone what you keep).
+	QueueBobEmailIn struct {
+		Args QueueBobEmailArgs
+		s    *State
+	}
+	// QueueBobEmailOut collects what queue_bob_email writes (domain.bob and domain.outbox_queue). It is valid only during the call: using it afterwards panics.
+	QueueBobEmailOut engine.Out
+	// QueueBobEmailReceipt tells what a call of queue_bob_email committed.
+	QueueBobEmailReceipt = engine.Receipt
+	// QueueBobEmailEffects is what one run of queue_bob_email set and emitted (see RunQueueBobEmail).
+	QueueBobEmailEffects struct {
+		Bob         *User
+		OutboxQueue *[]OutboxMsg
+	}
+)
 
-// QueueBobEmailIn is what queue_bob_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type QueueBobEmailIn struct {
-	Args QueueBobEmailArgs
-	s    *State
-}
-
-// Bob returns domain.bob.
 func (in QueueBobEmailIn) Bob() UserView { return UserView{p: &in.s.Domain.Bob} }
-
-// OutboxQueue returns domain.outbox_queue.
 func (in QueueBobEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgView] {
 	return engine.NewSliceViewOf(in.s.Domain.OutboxQueue, func(p *OutboxMsg) OutboxMsgView {
 		return OutboxMsgView{p: p}
 	}, func(v OutboxMsg) OutboxMsg {
-		return theusCloneOutboxMsg(&v)
+		return v
 	})
 }
 
-// QueueBobEmailOut collects what queue_bob_email writes and emits. It is valid only during the call: using it afterwards panics.
-type QueueBobEmailOut engine.Out
-
-// SetBob sets domain.bob.
-func (o *QueueBobEmailOut) SetBob(v User) { engine.SetOutput((*engine.Out)(o), 0, theusCloneUser(&v)) }
-
-// SetOutboxQueue sets domain.outbox_queue.
+func (o *QueueBobEmailOut) SetBob(v User) { engine.SetOutput((*engine.Out)(o), 0, v) }
 func (o *QueueBobEmailOut) SetOutboxQueue(v []OutboxMsg) {
 	engine.SetOutput((*engine.Out)(o), 1, slices.Clone(v))
 }
 
-// QueueBobEmailReceipt tells what a call of queue_bob_email committed.
-type QueueBobEmailReceipt = engine.Receipt
-
-// QueueBobEmailEffects is what one run of queue_bob_email set and emitted (see RunQueueBobEmail).
-type QueueBobEmailEffects struct {
-	Bob         *User
-	OutboxQueue *[]OutboxMsg
-}
-
 // QueueBobEmail runs queue_bob_email and commits its effects.
 func (e *Engine) QueueBobEmail(ctx context.Context, args QueueBobEmailArgs) (QueueBobEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcQueueBobEmail, &e.impl)
-	*c.Args().(*QueueBobEmailArgs) = args
-	return c.Exec(ctx)
+	return engine.Invoke(ctx, e.core, theusProcQueueBobEmail, &e.impl, args)
 }
 
 // RunQueueBobEmail runs queue_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -299,45 +254,35 @@ func RunQueueBobEmail(impl Processes, s State, args QueueBobEmailArgs) (eff Queu
 	return eff, err
 }
 
-// EmitAliceEmailArgs are the arguments of emit_alice_email.
-type EmitAliceEmailArgs struct{ Email string }
+type (
+	// EmitAliceEmailArgs are the arguments of emit_alice_email.
+	EmitAliceEmailArgs struct{ Email string }
+	// EmitAliceEmailIn is what emit_alice_email reads: its arguments, and read-only views of domain.alice, valid during the call only (Clone what you keep).
+	EmitAliceEmailIn struct {
+		Args EmitAliceEmailArgs
+		s    *State
+	}
+	// EmitAliceEmailOut collects what emit_alice_email writes (domain.alice) and emits (user.updated). It is valid only during the call: using it afterwards panics.
+	EmitAliceEmailOut engine.Out
+	// EmitAliceEmailReceipt tells what a call of emit_alice_email committed.
+	EmitAliceEmailReceipt = engine.Receipt
+	// EmitAliceEmailEffects is what one run of emit_alice_email set and emitted (see RunEmitAliceEmail).
+	EmitAliceEmailEffects struct {
+		Alice       *User
+		UserUpdated []UserUpdated
+	}
+)
 
-// EmitAliceEmailIn is what emit_alice_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type EmitAliceEmailIn struct {
-	Args EmitAliceEmailArgs
-	s    *State
-}
-
-// Alice returns domain.alice.
 func (in EmitAliceEmailIn) Alice() UserView { return UserView{p: &in.s.Domain.Alice} }
 
-// EmitAliceEmailOut collects what emit_alice_email writes and emits. It is valid only during the call: using it afterwards panics.
-type EmitAliceEmailOut engine.Out
-
-// SetAlice sets domain.alice.
-func (o *EmitAliceEmailOut) SetAlice(v User) {
-	engine.SetOutput((*engine.Out)(o), 0, theusCloneUser(&v))
-}
-
-// EmitUserUpdated emits a message on topic user.updated.
+func (o *EmitAliceEmailOut) SetAlice(v User) { engine.SetOutput((*engine.Out)(o), 0, v) }
 func (o *EmitAliceEmailOut) EmitUserUpdated(p UserUpdated) {
 	theusEmitUserUpdated((*engine.Out)(o), &p)
 }
 
-// EmitAliceEmailReceipt tells what a call of emit_alice_email committed.
-type EmitAliceEmailReceipt = engine.Receipt
-
-// EmitAliceEmailEffects is what one run of emit_alice_email set and emitted (see RunEmitAliceEmail).
-type EmitAliceEmailEffects struct {
-	Alice       *User
-	UserUpdated []UserUpdated
-}
-
 // EmitAliceEmail runs emit_alice_email and commits its effects.
 func (e *Engine) EmitAliceEmail(ctx context.Context, args EmitAliceEmailArgs) (EmitAliceEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcEmitAliceEmail, &e.impl)
-	*c.Args().(*EmitAliceEmailArgs) = args
-	return c.Exec(ctx)
+	return engine.Invoke(ctx, e.core, theusProcEmitAliceEmail, &e.impl, args)
 }
 
 // RunEmitAliceEmail runs emit_alice_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -346,41 +291,33 @@ func RunEmitAliceEmail(impl Processes, s State, args EmitAliceEmailArgs) (eff Em
 	return eff, err
 }
 
-// EmitBobEmailArgs are the arguments of emit_bob_email.
-type EmitBobEmailArgs struct{ Email string }
+type (
+	// EmitBobEmailArgs are the arguments of emit_bob_email.
+	EmitBobEmailArgs struct{ Email string }
+	// EmitBobEmailIn is what emit_bob_email reads: its arguments, and read-only views of domain.bob, valid during the call only (Clone what you keep).
+	EmitBobEmailIn struct {
+		Args EmitBobEmailArgs
+		s    *State
+	}
+	// EmitBobEmailOut collects what emit_bob_email writes (domain.bob) and emits (user.updated). It is valid only during the call: using it afterwards panics.
+	EmitBobEmailOut engine.Out
+	// EmitBobEmailReceipt tells what a call of emit_bob_email committed.
+	EmitBobEmailReceipt = engine.Receipt
+	// EmitBobEmailEffects is what one run of emit_bob_email set and emitted (see RunEmitBobEmail).
+	EmitBobEmailEffects struct {
+		Bob         *User
+		UserUpdated []UserUpdated
+	}
+)
 
-// EmitBobEmailIn is what emit_bob_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type EmitBobEmailIn struct {
-	Args EmitBobEmailArgs
-	s    *State
-}
-
-// Bob returns domain.bob.
 func (in EmitBobEmailIn) Bob() UserView { return UserView{p: &in.s.Domain.Bob} }
 
-// EmitBobEmailOut collects what emit_bob_email writes and emits. It is valid only during the call: using it afterwards panics.
-type EmitBobEmailOut engine.Out
-
-// SetBob sets domain.bob.
-func (o *EmitBobEmailOut) SetBob(v User) { engine.SetOutput((*engine.Out)(o), 0, theusCloneUser(&v)) }
-
-// EmitUserUpdated emits a message on topic user.updated.
+func (o *EmitBobEmailOut) SetBob(v User)                 { engine.SetOutput((*engine.Out)(o), 0, v) }
 func (o *EmitBobEmailOut) EmitUserUpdated(p UserUpdated) { theusEmitUserUpdated((*engine.Out)(o), &p) }
-
-// EmitBobEmailReceipt tells what a call of emit_bob_email committed.
-type EmitBobEmailReceipt = engine.Receipt
-
-// EmitBobEmailEffects is what one run of emit_bob_email set and emitted (see RunEmitBobEmail).
-type EmitBobEmailEffects struct {
-	Bob         *User
-	UserUpdated []UserUpdated
-}
 
 // EmitBobEmail runs emit_bob_email and commits its effects.
 func (e *Engine) EmitBobEmail(ctx context.Context, args EmitBobEmailArgs) (EmitBobEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcEmitBobEmail, &e.impl)
-	*c.Args().(*EmitBobEmailArgs) = args
-	return c.Exec(ctx)
+	return engine.Invoke(ctx, e.core, theusProcEmitBobEmail, &e.impl, args)
 }
 
 // RunEmitBobEmail runs emit_bob_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -421,10 +358,10 @@ var theusSchema = engine.Schema[State]{
 	},
 	Paths: []string{"domain.alice", "domain.bob", "domain.outbox_queue"},
 	Processes: []engine.ProcessSpec{
-		{Args: (*QueueAliceEmailArgs)(nil), Inputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}, Name: "queue_alice_email", Outputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}, Run: theusRunQueueAliceEmail},
-		{Args: (*QueueBobEmailArgs)(nil), Inputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}, Name: "queue_bob_email", Outputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}, Run: theusRunQueueBobEmail},
-		{Args: (*EmitAliceEmailArgs)(nil), Emits: []string{"user.updated"}, Inputs: []int{theusPathDomainAlice}, Name: "emit_alice_email", Outputs: []int{theusPathDomainAlice}, Run: theusRunEmitAliceEmail},
-		{Args: (*EmitBobEmailArgs)(nil), Emits: []string{"user.updated"}, Inputs: []int{theusPathDomainBob}, Name: "emit_bob_email", Outputs: []int{theusPathDomainBob}, Run: theusRunEmitBobEmail},
+		{Args: (*QueueAliceEmailArgs)(nil), Inputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}, Name: "queue_alice_email", Outputs: []int{theusPathDomainAlice, theusPathDomainOutboxQueue}, Run: theusRun},
+		{Args: (*QueueBobEmailArgs)(nil), Inputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}, Name: "queue_bob_email", Outputs: []int{theusPathDomainBob, theusPathDomainOutboxQueue}, Run: theusRun},
+		{Args: (*EmitAliceEmailArgs)(nil), Emits: []string{"user.updated"}, Inputs: []int{theusPathDomainAlice}, Name: "emit_alice_email", Outputs: []int{theusPathDomainAlice}, Run: theusRun},
+		{Args: (*EmitBobEmailArgs)(nil), Emits: []string{"user.updated"}, Inputs: []int{theusPathDomainBob}, Name: "emit_bob_email", Outputs: []int{theusPathDomainBob}, Run: theusRun},
 	},
 	State: []engine.StateField[State]{
 		engine.ValueField("domain.alice", "User{id string, email string}", func(s *State) *User { return &s.Domain.Alice }, theusAppendUser),
@@ -433,32 +370,18 @@ var theusSchema = engine.Schema[State]{
 	},
 }
 
-func theusRunQueueAliceEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).QueueAliceEmail(ctx, QueueAliceEmailIn{Args: *args.(*QueueAliceEmailArgs), s: s.(*State)}, (*QueueAliceEmailOut)(o))
-}
-
-func theusRunQueueBobEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).QueueBobEmail(ctx, QueueBobEmailIn{Args: *args.(*QueueBobEmailArgs), s: s.(*State)}, (*QueueBobEmailOut)(o))
-}
-
-func theusRunEmitAliceEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).EmitAliceEmail(ctx, EmitAliceEmailIn{Args: *args.(*EmitAliceEmailArgs), s: s.(*State)}, (*EmitAliceEmailOut)(o))
-}
-
-func theusRunEmitBobEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).EmitBobEmail(ctx, EmitBobEmailIn{Args: *args.(*EmitBobEmailArgs), s: s.(*State)}, (*EmitBobEmailOut)(o))
-}
-
-func theusCloneUser(p *User) User {
-	return *p
-}
-
-func theusCloneOutboxMsg(p *OutboxMsg) OutboxMsg {
-	return *p
-}
-
-func theusCloneUserUpdated(p *UserUpdated) UserUpdated {
-	return *p
+func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	switch a := args.(type) {
+	case *QueueAliceEmailArgs:
+		return (*impl.(*Processes)).QueueAliceEmail(ctx, QueueAliceEmailIn{Args: *a, s: s.(*State)}, (*QueueAliceEmailOut)(o))
+	case *QueueBobEmailArgs:
+		return (*impl.(*Processes)).QueueBobEmail(ctx, QueueBobEmailIn{Args: *a, s: s.(*State)}, (*QueueBobEmailOut)(o))
+	case *EmitAliceEmailArgs:
+		return (*impl.(*Processes)).EmitAliceEmail(ctx, EmitAliceEmailIn{Args: *a, s: s.(*State)}, (*EmitAliceEmailOut)(o))
+	case *EmitBobEmailArgs:
+		return (*impl.(*Processes)).EmitBobEmail(ctx, EmitBobEmailIn{Args: *a, s: s.(*State)}, (*EmitBobEmailOut)(o))
+	}
+	panic("theus: theusRun: arguments of no process of this contract")
 }
 
 func theusAppendUser(b []byte, p *User) ([]byte, error) {
@@ -499,7 +422,7 @@ func theusEmitUserUpdated(o *engine.Out, p *UserUpdated) {
 		tx.EmitEncoded("user.updated", p.ID, b, err)
 	}
 	if o.Keep() {
-		o.Kept("user.updated", theusCloneUserUpdated(p))
+		o.Kept("user.updated", *p)
 	}
 }
 

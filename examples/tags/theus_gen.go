@@ -15,67 +15,45 @@ import (
 
 // State: the state of github.com/theus-go/theus/examples/tags, the Snapshots that show it and the Patches that change it.
 
-// Snapshot is an immutable view of the state at one version.
+// Snapshot is an immutable view of the state at one version: Version, and per state field a method that returns its value or a read-only view.
 type Snapshot struct {
 	version uint64
 	s       *State
 }
 
-// Version returns the version of the snapshot.
-func (s Snapshot) Version() uint64 { return s.version }
-
-// User returns domain.user.
-func (s Snapshot) User() UserView { return UserView{p: &s.s.Domain.User} }
-
-// Logins returns domain.logins.
-func (s Snapshot) Logins() int { return s.s.Domain.Logins }
-
-// MaxEmailLen returns global.max_email_len.
+func (s Snapshot) Version() uint64  { return s.version }
+func (s Snapshot) User() UserView   { return UserView{p: &s.s.Domain.User} }
+func (s Snapshot) Logins() int      { return s.s.Domain.Logins }
 func (s Snapshot) MaxEmailLen() int { return s.s.Global.MaxEmailLen }
 
-// Patch is a set of state changes for CompareAndSwap.
+// Patch is a set of state changes for CompareAndSwap: SetX sets the state field X, PutX and DeleteX an entry of the collection X.
 type Patch struct{ p engine.Patch }
 
-// SetUser sets domain.user.
-func (p *Patch) SetUser(v User) { p.p.Set(theusPathDomainUser, new(theusCloneUser(&v))) }
-
-// SetLogins sets domain.logins.
-func (p *Patch) SetLogins(v int) { p.p.Set(theusPathDomainLogins, &v) }
-
-// SetMaxEmailLen sets global.max_email_len.
+func (p *Patch) SetUser(v User)       { p.p.Set(theusPathDomainUser, new(theusCloneUser(&v))) }
+func (p *Patch) SetLogins(v int)      { p.p.Set(theusPathDomainLogins, &v) }
 func (p *Patch) SetMaxEmailLen(v int) { p.p.Set(theusPathGlobalMaxEmailLen, &v) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
-// UserView is a read-only view of a User in a snapshot.
+// UserView is a read-only view of a User in a snapshot: a method per field, and Clone.
 type UserView struct{ p *User }
 
-// ID returns the field id.
-func (v UserView) ID() string { return v.p.ID }
-
-// Email returns the field email.
-func (v UserView) Email() string { return v.p.Email }
-
-// Verified returns the field verified.
-func (v UserView) Verified() bool { return v.p.Verified }
-
-// Tags returns the field tags.
+func (v UserView) ID() string                     { return v.p.ID }
+func (v UserView) Email() string                  { return v.p.Email }
+func (v UserView) Verified() bool                 { return v.p.Verified }
 func (v UserView) Tags() engine.SliceView[string] { return engine.NewSliceView(v.p.Tags) }
 
 // Clone returns a deep copy of the User that shares nothing with the snapshot.
 func (v UserView) Clone() User { return theusCloneUser(v.p) }
 
-// UserUpdatedView is a read-only view of a UserUpdated in a snapshot.
+// UserUpdatedView is a read-only view of a UserUpdated in a snapshot: a method per field, and Clone.
 type UserUpdatedView struct{ p *UserUpdated }
 
-// ID returns the field id.
-func (v UserUpdatedView) ID() string { return v.p.ID }
-
-// Email returns the field email.
+func (v UserUpdatedView) ID() string    { return v.p.ID }
 func (v UserUpdatedView) Email() string { return v.p.Email }
 
 // Clone returns a deep copy of the UserUpdated that shares nothing with the snapshot.
-func (v UserUpdatedView) Clone() UserUpdated { return theusCloneUserUpdated(v.p) }
+func (v UserUpdatedView) Clone() UserUpdated { return *v.p }
 
 // Processes: what the application implements, the Engine that runs it, and for each process its arguments, inputs, outputs, receipt and effects.
 
@@ -137,52 +115,42 @@ func (e *Engine) History(ctx context.Context, from, to uint64) ([]engine.Commit,
 // Close stops the engine. It does not close a store passed with engine.WithStore.
 func (e *Engine) Close() error { return e.core.Close() }
 
-// UpdateUserEmailArgs are the arguments of update_user_email.
-type UpdateUserEmailArgs struct{ Email string }
+type (
+	// UpdateUserEmailArgs are the arguments of update_user_email.
+	UpdateUserEmailArgs struct{ Email string }
+	// UpdateUserEmailIn is what update_user_email reads: its arguments, and read-only views of domain.user and global.max_email_len, valid during the call only (Clone what you keep).
+	UpdateUserEmailIn struct {
+		Args UpdateUserEmailArgs
+		s    *State
+	}
+	// UpdateUserEmailOut collects what update_user_email writes (domain.user), emits (user.updated) and returns (SetResult). It is valid only during the call: using it afterwards panics.
+	UpdateUserEmailOut engine.Out
+	// UpdateUserEmailReceipt tells what a call of update_user_email committed.
+	UpdateUserEmailReceipt = engine.ReceiptOf[string]
+	// UpdateUserEmailEffects is what one run of update_user_email set and emitted (see RunUpdateUserEmail).
+	UpdateUserEmailEffects struct {
+		User        *User
+		UserUpdated []UserUpdated
+		Result      string
+	}
+)
 
-// UpdateUserEmailIn is what update_user_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type UpdateUserEmailIn struct {
-	Args UpdateUserEmailArgs
-	s    *State
-}
-
-// User returns domain.user.
-func (in UpdateUserEmailIn) User() UserView { return UserView{p: &in.s.Domain.User} }
-
-// MaxEmailLen returns global.max_email_len.
+func (in UpdateUserEmailIn) User() UserView   { return UserView{p: &in.s.Domain.User} }
 func (in UpdateUserEmailIn) MaxEmailLen() int { return in.s.Global.MaxEmailLen }
 
-// UpdateUserEmailOut collects what update_user_email writes and emits. It is valid only during the call: using it afterwards panics.
-type UpdateUserEmailOut engine.Out
-
-// SetUser sets domain.user.
 func (o *UpdateUserEmailOut) SetUser(v User) {
 	engine.SetOutput((*engine.Out)(o), 0, theusCloneUser(&v))
 }
 
-// EmitUserUpdated emits a message on topic user.updated.
 func (o *UpdateUserEmailOut) EmitUserUpdated(p UserUpdated) {
 	theusEmitUserUpdated((*engine.Out)(o), &p)
 }
 
-// SetResult sets the value returned to the caller in UpdateUserEmailReceipt.Result.
 func (o *UpdateUserEmailOut) SetResult(v string) { engine.SetResult((*engine.Out)(o), v) }
-
-// UpdateUserEmailReceipt tells what a call of update_user_email committed.
-type UpdateUserEmailReceipt = engine.ReceiptOf[string]
-
-// UpdateUserEmailEffects is what one run of update_user_email set and emitted (see RunUpdateUserEmail).
-type UpdateUserEmailEffects struct {
-	User        *User
-	UserUpdated []UserUpdated
-	Result      string
-}
 
 // UpdateUserEmail runs update_user_email and commits its effects.
 func (e *Engine) UpdateUserEmail(ctx context.Context, args UpdateUserEmailArgs) (UpdateUserEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcUpdateUserEmail, &e.impl)
-	*c.Args().(*UpdateUserEmailArgs) = args
-	return engine.ExecResult[string](ctx, c)
+	return engine.InvokeResult[string](ctx, e.core, theusProcUpdateUserEmail, &e.impl, args)
 }
 
 // RunUpdateUserEmail runs update_user_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -191,35 +159,29 @@ func RunUpdateUserEmail(impl Processes, s State, args UpdateUserEmailArgs) (eff 
 	return eff, err
 }
 
-// RecordLoginArgs are the arguments of record_login.
-type RecordLoginArgs struct{}
+type (
+	// RecordLoginArgs are the arguments of record_login.
+	RecordLoginArgs struct{}
+	// RecordLoginIn is what record_login reads: its arguments, and read-only views of domain.logins, valid during the call only (Clone what you keep).
+	RecordLoginIn struct {
+		Args RecordLoginArgs
+		s    *State
+	}
+	// RecordLoginOut collects what record_login writes (domain.logins). It is valid only during the call: using it afterwards panics.
+	RecordLoginOut engine.Out
+	// RecordLoginReceipt tells what a call of record_login committed.
+	RecordLoginReceipt = engine.Receipt
+	// RecordLoginEffects is what one run of record_login set and emitted (see RunRecordLogin).
+	RecordLoginEffects struct{ Logins *int }
+)
 
-// RecordLoginIn is what record_login reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type RecordLoginIn struct {
-	Args RecordLoginArgs
-	s    *State
-}
-
-// Logins returns domain.logins.
 func (in RecordLoginIn) Logins() int { return in.s.Domain.Logins }
 
-// RecordLoginOut collects what record_login writes and emits. It is valid only during the call: using it afterwards panics.
-type RecordLoginOut engine.Out
-
-// SetLogins sets domain.logins.
 func (o *RecordLoginOut) SetLogins(v int) { engine.SetOutput((*engine.Out)(o), 0, v) }
-
-// RecordLoginReceipt tells what a call of record_login committed.
-type RecordLoginReceipt = engine.Receipt
-
-// RecordLoginEffects is what one run of record_login set and emitted (see RunRecordLogin).
-type RecordLoginEffects struct{ Logins *int }
 
 // RecordLogin runs record_login and commits its effects.
 func (e *Engine) RecordLogin(ctx context.Context, args RecordLoginArgs) (RecordLoginReceipt, error) {
-	c := engine.Take(e.core, theusProcRecordLogin, &e.impl)
-	*c.Args().(*RecordLoginArgs) = args
-	return c.Exec(ctx)
+	return engine.Invoke(ctx, e.core, theusProcRecordLogin, &e.impl, args)
 }
 
 // RunRecordLogin runs record_login once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -228,35 +190,29 @@ func RunRecordLogin(impl Processes, s State, args RecordLoginArgs) (eff RecordLo
 	return eff, err
 }
 
-// CurrentEmailArgs are the arguments of current_email.
-type CurrentEmailArgs struct{}
+type (
+	// CurrentEmailArgs are the arguments of current_email.
+	CurrentEmailArgs struct{}
+	// CurrentEmailIn is what current_email reads: its arguments, and read-only views of domain.user, valid during the call only (Clone what you keep).
+	CurrentEmailIn struct {
+		Args CurrentEmailArgs
+		s    *State
+	}
+	// CurrentEmailOut collects what current_email returns (SetResult). It is valid only during the call: using it afterwards panics.
+	CurrentEmailOut engine.Out
+	// CurrentEmailReceipt tells what a call of current_email committed.
+	CurrentEmailReceipt = engine.ReceiptOf[string]
+	// CurrentEmailEffects is what one run of current_email set and emitted (see RunCurrentEmail).
+	CurrentEmailEffects struct{ Result string }
+)
 
-// CurrentEmailIn is what current_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type CurrentEmailIn struct {
-	Args CurrentEmailArgs
-	s    *State
-}
-
-// User returns domain.user.
 func (in CurrentEmailIn) User() UserView { return UserView{p: &in.s.Domain.User} }
 
-// CurrentEmailOut collects what current_email writes and emits. It is valid only during the call: using it afterwards panics.
-type CurrentEmailOut engine.Out
-
-// SetResult sets the value returned to the caller in CurrentEmailReceipt.Result.
 func (o *CurrentEmailOut) SetResult(v string) { engine.SetResult((*engine.Out)(o), v) }
-
-// CurrentEmailReceipt tells what a call of current_email committed.
-type CurrentEmailReceipt = engine.ReceiptOf[string]
-
-// CurrentEmailEffects is what one run of current_email set and emitted (see RunCurrentEmail).
-type CurrentEmailEffects struct{ Result string }
 
 // CurrentEmail runs current_email on the latest snapshot; it commits nothing.
 func (e *Engine) CurrentEmail(ctx context.Context, args CurrentEmailArgs) (CurrentEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcCurrentEmail, &e.impl)
-	*c.Args().(*CurrentEmailArgs) = args
-	return engine.ExecResult[string](ctx, c)
+	return engine.InvokeResult[string](ctx, e.core, theusProcCurrentEmail, &e.impl, args)
 }
 
 // RunCurrentEmail runs current_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -295,37 +251,33 @@ var theusSchema = engine.Schema[State]{
 	},
 	Paths: []string{"domain.user", "domain.logins", "global.max_email_len"},
 	Processes: []engine.ProcessSpec{
-		{Args: (*UpdateUserEmailArgs)(nil), Emits: []string{"user.updated"}, Inputs: []int{theusPathDomainUser, theusPathGlobalMaxEmailLen}, Name: "update_user_email", Outputs: []int{theusPathDomainUser}, Run: theusRunUpdateUserEmail},
-		{Args: (*RecordLoginArgs)(nil), Inputs: []int{theusPathDomainLogins}, Name: "record_login", Outputs: []int{theusPathDomainLogins}, Run: theusRunRecordLogin},
-		{Args: (*CurrentEmailArgs)(nil), Inputs: []int{theusPathDomainUser}, Name: "current_email", Pure: true, Run: theusRunCurrentEmail},
+		{Args: (*UpdateUserEmailArgs)(nil), Emits: []string{"user.updated"}, Inputs: []int{theusPathDomainUser, theusPathGlobalMaxEmailLen}, Name: "update_user_email", Outputs: []int{theusPathDomainUser}, Run: theusRun},
+		{Args: (*RecordLoginArgs)(nil), Inputs: []int{theusPathDomainLogins}, Name: "record_login", Outputs: []int{theusPathDomainLogins}, Run: theusRun},
+		{Args: (*CurrentEmailArgs)(nil), Inputs: []int{theusPathDomainUser}, Name: "current_email", Pure: true, Run: theusRun},
 	},
 	State: []engine.StateField[State]{
 		engine.ValueField("domain.user", "User{id string, email string, verified bool, tags []string}", func(s *State) *User { return &s.Domain.User }, theusAppendUser),
-		engine.ValueField("domain.logins", "int", func(s *State) *int { return &s.Domain.Logins }, theusAppend_Int),
-		engine.ValueField("global.max_email_len", "int", func(s *State) *int { return &s.Global.MaxEmailLen }, theusAppend_Int),
+		engine.ValueField("domain.logins", "int", func(s *State) *int { return &s.Domain.Logins }, jsonenc.ElemInt),
+		engine.ValueField("global.max_email_len", "int", func(s *State) *int { return &s.Global.MaxEmailLen }, jsonenc.ElemInt),
 	},
 }
 
-func theusRunUpdateUserEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).UpdateUserEmail(ctx, UpdateUserEmailIn{Args: *args.(*UpdateUserEmailArgs), s: s.(*State)}, (*UpdateUserEmailOut)(o))
-}
-
-func theusRunRecordLogin(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).RecordLogin(ctx, RecordLoginIn{Args: *args.(*RecordLoginArgs), s: s.(*State)}, (*RecordLoginOut)(o))
-}
-
-func theusRunCurrentEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).CurrentEmail(ctx, CurrentEmailIn{Args: *args.(*CurrentEmailArgs), s: s.(*State)}, (*CurrentEmailOut)(o))
+func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	switch a := args.(type) {
+	case *UpdateUserEmailArgs:
+		return (*impl.(*Processes)).UpdateUserEmail(ctx, UpdateUserEmailIn{Args: *a, s: s.(*State)}, (*UpdateUserEmailOut)(o))
+	case *RecordLoginArgs:
+		return (*impl.(*Processes)).RecordLogin(ctx, RecordLoginIn{Args: *a, s: s.(*State)}, (*RecordLoginOut)(o))
+	case *CurrentEmailArgs:
+		return (*impl.(*Processes)).CurrentEmail(ctx, CurrentEmailIn{Args: *a, s: s.(*State)}, (*CurrentEmailOut)(o))
+	}
+	panic("theus: theusRun: arguments of no process of this contract")
 }
 
 func theusCloneUser(p *User) User {
 	c := *p
 	c.Tags = slices.Clone(p.Tags)
 	return c
-}
-
-func theusCloneUserUpdated(p *UserUpdated) UserUpdated {
-	return *p
 }
 
 func theusAppendUser(b []byte, p *User) ([]byte, error) {
@@ -337,7 +289,7 @@ func theusAppendUser(b []byte, p *User) ([]byte, error) {
 	b = append(b, ",\"verified\":"...)
 	b = jsonenc.AppendBool(b, p.Verified)
 	b = append(b, ",\"tags\":"...)
-	if b, err = jsonenc.AppendSlice(b, p.Tags, theusAppend_String); err != nil {
+	if b, err = jsonenc.AppendSlice(b, p.Tags, jsonenc.ElemString); err != nil {
 		return b, err
 	}
 	b = append(b, '}')
@@ -362,16 +314,8 @@ func theusEmitUserUpdated(o *engine.Out, p *UserUpdated) {
 		tx.EmitEncoded("user.updated", p.ID, b, err)
 	}
 	if o.Keep() {
-		o.Kept("user.updated", theusCloneUserUpdated(p))
+		o.Kept("user.updated", *p)
 	}
-}
-
-func theusAppend_Int(b []byte, e *int) ([]byte, error) {
-	return jsonenc.AppendInt(b, int64(*e)), nil
-}
-
-func theusAppend_String(b []byte, e *string) ([]byte, error) {
-	return jsonenc.AppendString(b, *e), nil
 }
 
 // If this does not compile, the contract and this file disagree: re-run theusgen.

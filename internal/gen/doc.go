@@ -29,8 +29,10 @@
 // payload or a state value also get an append-style JSON encoder built on
 // runtime/jsonenc; its output is byte for byte what encoding/json.Marshal
 // gives for the struct, so consumers cannot tell whether the engine had a
-// codec. A type that is not declared (int, []string, map[string]User) gets
-// its encoder once, as theusAppend_X, however many fields use it. The
+// codec. A builtin type's element encoder is runtime/jsonenc's (ElemInt,
+// ElemString, …); any other type that is not declared ([]string,
+// map[string]User) gets its encoder once, as theusAppend_X, however many
+// fields use it. The
 // encoders follow the contract, not the methods of the Go types: a
 // MarshalJSON method added to a generated struct by hand is not called
 // (use engine.WithCodec for a custom encoding); imported types are encoded
@@ -42,20 +44,24 @@
 // typed Engine. For each process: XArgs, XIn (read-only accessors for the
 // declared inputs only), XOut (setters for the declared outputs, typed
 // emitters, SetResult), XReceipt (engine.Receipt, or engine.ReceiptOf the
-// result's type), XEffects, the Engine method and RunX; then, with the
-// machinery, theusRunX, the engine.RunFunc that calls the application
-// with the call's arguments (and theusRulesX for a process with rules).
+// result's type), XEffects (these five in one type block), the Engine
+// method and RunX; then, with the machinery, a case of theusRun, the one
+// engine.RunFunc of the contract, which calls the application's method of
+// the process whose arguments it is given (and theusRulesX for a process
+// with rules). One-line accessors and setters have no doc comment: their
+// type's doc says what they read or write.
 // Everything else a call needs (the arguments, pooled reuse, the Out handles
 // that go stale when their run ends, the outputs a run sets, their checks
 // and their application to the state, the room for the receipt's message
 // ID, the receipt) is engine.FrameCall's, the same for every process,
 // driven by theusSchema.Outputs (one engine.SetterOutput or
 // CollectionOutput per path that processes write); a setter is a call of
-// engine.SetOutput, and the Engine method and RunX are three and two
-// statements that hand the arguments to engine.Take and engine.RunEffects
-// (which fills XEffects by reflection, in the order of its fields):
-// the generated file grows with
-// the contract's names, not with machinery. XOut is an engine.Out. For
+// engine.SetOutput, and the Engine method and RunX are one and two
+// statements that hand the arguments to engine.Invoke and
+// engine.RunEffects (which fills XEffects by reflection, in the order of
+// its fields): the generated file grows with the contract's names, not
+// with machinery. Only declared types that hold slices or maps get a deep
+// copy (theusCloneX); any other is copied by assignment. XOut is an engine.Out. For
 // each topic that a process emits: one theusEmitX, which encodes the
 // payload (with the engine's codec or the JSON encoder) and records the
 // message, shared by the Emit methods of the processes. For each domain

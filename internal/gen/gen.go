@@ -190,11 +190,15 @@ func (g *generator) render() ([]byte, error) {
 	state, statePrivate := g.stateDecls()
 	patch := g.patchDecls()
 	procs := append(g.engineDecls(), g.errorDecls()...)
-	var calls []jen.Code
+	var calls, runs []jen.Code
 	for _, p := range g.m.Processes {
-		pub, priv := g.processDecls(p)
+		pub, priv, run := g.processDecls(p)
 		procs = append(procs, pub...)
 		calls = append(calls, priv...)
+		runs = append(runs, run)
+	}
+	if len(runs) > 0 {
+		calls = append([]jen.Code{runDecl(runs)}, calls...)
 	}
 	typesNote := "Types: the structs declared in " + g.source + "."
 	if g.m.DeclaredInGo {
@@ -230,7 +234,18 @@ func (g *generator) render() ([]byte, error) {
 	if err := f.Render(&buf); err != nil {
 		return nil, err
 	}
-	return groupImports(buf.Bytes())
+	src, err := groupImports(buf.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	return separateBlocks(src), nil
+}
+
+// separateBlocks puts a blank line after a function of several lines that
+// a list (see list) follows with another function, which gofmt leaves
+// without one.
+func separateBlocks(src []byte) []byte {
+	return bytes.ReplaceAll(src, []byte("\n}\nfunc "), []byte("\n}\n\nfunc "))
 }
 
 // localNames are the identifiers that generated code declares inside
@@ -238,7 +253,7 @@ func (g *generator) render() ([]byte, error) {
 // the same would be shadowed where a type of that package is named inside
 // such a function (func(p *[]p.Addr) in theusCloneX(p *X)).
 var localNames = map[string]bool{
-	"args": true, "b": true, "c": true, "clone": true, "codec": true, "core": true, "ctx": true, "data": true,
+	"a": true, "args": true, "b": true, "c": true, "clone": true, "codec": true, "core": true, "ctx": true, "data": true,
 	"gen": true, "result": true, "st": true, "tx": true,
 	"e": true, "eff": true, "elem": true, "f": true, "entry": true, "err": true, "es": true,
 	"expected": true, "from": true, "i": true, "impl": true, "in": true, "initial": true,
@@ -394,4 +409,18 @@ func lowerInitial(s string) string {
 		rs[i] = unicode.ToLower(rs[i])
 	}
 	return string(rs)
+}
+
+// list writes decls one after the other without blank lines between them,
+// as a type's one-line methods are listed (gofmt still separates a
+// declaration of several lines from the next).
+func list(decls []jen.Code) jen.Code {
+	s := jen.Null()
+	for i, d := range decls {
+		if i > 0 {
+			s.Line()
+		}
+		s.Add(d)
+	}
+	return s
 }

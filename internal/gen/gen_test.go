@@ -308,11 +308,12 @@ func TestQuickstartReadsInOrder(t *testing.T) {
 		{"// State: ", []string{"type State struct", "type DomainState struct", "type GlobalState struct", "type Snapshot struct", "type Patch struct"}},
 		{"// Views: ", []string{"type UserView struct", "type UserUpdatedView struct"}},
 		{"// Processes: ", []string{"type Processes interface", "type Engine struct", "func NewEngine(",
-			"type UpdateUserEmailArgs struct", "type UpdateUserEmailIn struct", "type UpdateUserEmailOut engine.Out",
-			"type UpdateUserEmailReceipt = engine.ReceiptOf[string]", "type UpdateUserEmailEffects struct",
+			"type (", "\tUpdateUserEmailArgs struct", "\tUpdateUserEmailIn struct", "\tUpdateUserEmailOut engine.Out",
+			"\tUpdateUserEmailReceipt = engine.ReceiptOf[string]", "\tUpdateUserEmailEffects struct",
+			"func (in UpdateUserEmailIn) User()", "func (o *UpdateUserEmailOut) SetUser(",
 			"func (e *Engine) UpdateUserEmail(", "func RunUpdateUserEmail(",
-			"type RecordLoginArgs struct", "type CurrentEmailArgs struct", "func RunCurrentEmail("}},
-		{"// What the engine needs of contracts.yaml: ", []string{"var theusSchema =", "func theusRunUpdateUserEmail(", "func theusCloneUser(", "func theusAppendUser("}},
+			"\tRecordLoginArgs struct", "\tCurrentEmailArgs struct", "func RunCurrentEmail("}},
+		{"// What the engine needs of contracts.yaml: ", []string{"var theusSchema =", "func theusRun(", "func theusCloneUser(", "func theusAppendUser("}},
 	}
 	text := string(src)
 	last := 0

@@ -2,6 +2,7 @@ package gen
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/dave/jennifer/jen"
 
@@ -10,13 +11,13 @@ import (
 
 // processDecls declares one process: what its user reads and writes (out:
 // Args, In and its accessors, Out and its setters and emitters, Receipt,
-// Effects, the Engine method and RunX), and what its calls need (private):
-// theusRunX, which calls the application's method with the call's
-// arguments (engine.RunFunc), and the checks of its rules. runtime/engine
+// Effects, the Engine method and RunX), what its calls need (private): the
+// checks of its rules, and its case of theusRun (run), which calls the
+// application's method with the call's arguments (engine.RunFunc). runtime/engine
 // does the rest alike for every process: it holds the arguments and the
 // outputs that a run sets (ProcessSpec.Args, Outputs, Schema.Outputs),
 // checks and applies them.
-func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) {
+func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code, run jen.Code) {
 	n := p.GoName
 	args, in, outT, receipt, effects := n+"Args", n+"In", n+"Out", n+"Receipt", n+"Effects"
 	argsPtr := jen.Op("*").Id(args)
@@ -26,20 +27,16 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 		argFields = append(argFields, jen.Id(a.GoName).Add(goType(a.Type)))
 	}
 	inFields := []jen.Code{jen.Id("Args").Id(args), jen.Id("s").Op("*").Id(g.st)}
-	inInit := []field{{"Args", jen.Op("*").Id("args").Assert(argsPtr.Clone())}, {"s", jen.Id("s").Assert(jen.Op("*").Id(g.st))}}
+	inInit := []field{{"Args", jen.Op("*").Id("a")}, {"s", jen.Id("s").Assert(jen.Op("*").Id(g.st))}}
 	if slices.ContainsFunc(p.Inputs, func(pa *contract.Path) bool { return pa.Field.Collection }) {
 		// The views of a collection record the entries read, for the
 		// conflict check.
 		inFields = append(inFields, jen.Id("tx").Op("*").Qual(enginePkg, "Tx"))
 		inInit = append(inInit, field{"tx", jen.Id("o").Dot("Tx").Call()})
 	}
-	out = []jen.Code{
-		doc(args + " are the arguments of " + p.Name + ".").Type().Id(args).Add(structOf(argFields...)),
-		doc(in + " is what " + p.Name + " reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).").
-			Type().Id(in).Struct(inFields...),
-	}
+	var accessors []jen.Code
 	for _, pa := range p.Inputs {
-		out = append(out, g.accessor(jen.Id("in").Id(in), "in.s", pa.GoName, pa.Field, pa.Sub, pa.Type, jen.Id("in.tx")))
+		accessors = append(accessors, g.accessor(jen.Id("in").Id(in), "in.s", pa.GoName, pa.Field, pa.Sub, pa.Type, jen.Id("in.tx")))
 	}
 
 	// The Out is a handle on one run of the call (engine.Out): output i of
@@ -51,45 +48,44 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 		if pa.Field.Collection && len(pa.Sub) == 0 {
 			// A collection is written entry by entry through a writer.
 			k, v := goType(pa.Type.Key), goType(pa.Type.Elem)
-			setters = append(setters, doc(pa.GoName+" returns the writer of "+pa.Text+": Put and Delete entries.").
-				Func().Params(outRecv()).Id(pa.GoName).Params().Qual(enginePkg, "CollectionWriter").Types(k.Clone(), v.Clone()).Add(oneLine(
+			setters = append(setters, jen.Func().Params(outRecv()).Id(pa.GoName).Params().Qual(enginePkg, "CollectionWriter").Types(k.Clone(), v.Clone()).Add(oneLine(
 				jen.Return(jen.Qual(enginePkg, "OutputWriter").Types(k.Clone(), v.Clone()).Call(asOut(), jen.Lit(i), g.cloneFuncOrNil(pa.Type.Elem))),
 			)))
 			effFields = append(effFields, jen.Id(pa.GoName).Map(k.Clone()).Op("*").Add(v.Clone()))
 			continue
 		}
-		setters = append(setters, doc("Set"+pa.GoName+" sets "+pa.Text+".").
-			Func().Params(outRecv()).Id("Set"+pa.GoName).Params(jen.Id("v").Add(goType(pa.Type))).Add(oneLine(
+		setters = append(setters, jen.Func().Params(outRecv()).Id("Set"+pa.GoName).Params(jen.Id("v").Add(goType(pa.Type))).Add(oneLine(
 			jen.Qual(enginePkg, "SetOutput").Call(asOut(), jen.Lit(i), g.cloneValue(pa.Type, lv{expr: "v"})),
 		)))
 		effFields = append(effFields, jen.Id(pa.GoName).Op("*").Add(goType(pa.Type)))
 	}
 	for _, t := range p.Emits {
 		payload := jen.Id(t.Payload.Struct.GoName)
-		setters = append(setters, doc("Emit"+t.GoName+" emits a message on topic "+t.Name+".").
-			Func().Params(outRecv()).Id("Emit"+t.GoName).Params(jen.Id("p").Add(payload.Clone())).Add(oneLine(
+		setters = append(setters, jen.Func().Params(outRecv()).Id("Emit"+t.GoName).Params(jen.Id("p").Add(payload.Clone())).Add(oneLine(
 			jen.Id(topicEmitter(t)).Call(asOut(), jen.Op("&").Id("p")),
 		)))
 		effFields = append(effFields, jen.Id(t.GoName).Index().Add(payload.Clone()))
 	}
 	receiptType := jen.Qual(enginePkg, "Receipt")
-	exec := jen.Id("c").Dot("Exec").Call(jen.Id("ctx"))
+	call := jen.Qual(enginePkg, "Invoke")
 	if p.Result != nil {
-		setters = append(setters, doc("SetResult sets the value returned to the caller in "+receipt+".Result.").
-			Func().Params(outRecv()).Id("SetResult").Params(jen.Id("v").Add(goType(p.Result))).Add(oneLine(
+		setters = append(setters, jen.Func().Params(outRecv()).Id("SetResult").Params(jen.Id("v").Add(goType(p.Result))).Add(oneLine(
 			jen.Qual(enginePkg, "SetResult").Call(asOut(), jen.Id("v")),
 		)))
 		receiptType = jen.Qual(enginePkg, "ReceiptOf").Types(goType(p.Result))
-		exec = jen.Qual(enginePkg, "ExecResult").Types(goType(p.Result)).Call(jen.Id("ctx"), jen.Id("c"))
+		call = jen.Qual(enginePkg, "InvokeResult").Types(goType(p.Result))
 		effFields = append(effFields, jen.Id("Result").Add(goType(p.Result)))
 	}
-	out = append(out, doc(outT+" collects what "+p.Name+" writes and emits. It is valid only during the call: using it afterwards panics.").
-		Type().Id(outT).Qual(enginePkg, "Out"))
-	out = append(out, setters...)
-	out = append(out,
-		doc(receipt+" tells what a call of "+p.Name+" committed.").Type().Id(receipt).Op("=").Add(receiptType),
-		doc(effects+" is what one run of "+p.Name+" set and emitted (see Run"+n+").").Type().Id(effects).Add(structOf(effFields...)),
-	)
+	// The process's types in one block, then their methods.
+	out = append([]jen.Code{jen.Type().Defs(
+		doc(args+" are the arguments of "+p.Name+".").Id(args).Add(structOf(argFields...)),
+		doc(in+" is what "+p.Name+" reads: its arguments"+g.inputsText(p)+", valid during the call only (Clone what you keep).").
+			Id(in).Struct(inFields...),
+		doc(outT+" collects what "+p.Name+" "+outputsText(p)+". It is valid only during the call: using it afterwards panics.").
+			Id(outT).Qual(enginePkg, "Out"),
+		doc(receipt+" tells what a call of "+p.Name+" committed.").Id(receipt).Op("=").Add(receiptType),
+		doc(effects+" is what one run of "+p.Name+" set and emitted (see Run"+n+").").Id(effects).Add(structOf(effFields...)),
+	)}, list(accessors), list(setters))
 
 	// The Engine method and RunX.
 	engineDoc := n + " runs " + p.Name + " and commits its effects."
@@ -108,9 +104,7 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 		doc(engineDoc).Func().Params(jen.Id("e").Op("*").Id("Engine")).Id(n).
 			Params(jen.Id("ctx").Qual("context", "Context"), jen.Id("args").Id(args)).
 			Params(jen.Id(receipt), jen.Error()).Block(
-			jen.Id("c").Op(":=").Qual(enginePkg, "Take").Call(jen.Id("e.core"), jen.Id(procConst(p)), jen.Op("&").Id("e.impl")),
-			jen.Op("*").Id("c").Dot("Args").Call().Assert(argsPtr.Clone()).Op("=").Id("args"),
-			jen.Return(exec),
+			jen.Return(call.Call(jen.Id("ctx"), jen.Id("e.core"), jen.Id(procConst(p)), jen.Op("&").Id("e.impl"), jen.Id("args"))),
 		),
 		doc("Run"+n+" runs "+p.Name+" once on s, with no engine and nothing committed, and returns its effects. It never modifies s.").
 			Func().Id("Run"+n).
@@ -118,22 +112,25 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code) 
 			Params(jen.Id("eff").Id(effects), jen.Id("err").Error()).Block(runBody...),
 	)
 
-	// The function that calls the application (engine.RunFunc).
+	// The case of theusRun that calls the application (engine.RunFunc).
 	// impl is a *Processes: asserting a concrete type is cheaper than
 	// asserting an interface.
 	process := jen.Parens(jen.Op("*").Id("impl").Assert(jen.Op("*").Id("Processes"))).Dot(n).Call(jen.Id("ctx"), jen.Id(in).Add(keyed(inInit...)), jen.Parens(jen.Op("*").Id(outT)).Parens(jen.Id("o")))
-	private = append(private,
-		jen.Func().Id(runFunc(p)).Params(jen.Id("ctx").Qual("context", "Context"), jen.List(jen.Id("impl"), jen.Id("args"), jen.Id("s")).Any(), jen.Id("o").Op("*").Qual(enginePkg, "Out")).Error().
-			Block(jen.Return(process)),
-	)
+	run = jen.Case(argsPtr.Clone()).Block(jen.Return(process))
 	if rules := g.ruleChecks(p); len(rules) > 0 {
 		private = append(private, g.rulesDecl(p, rules))
 	}
-	return out, append(append(private, g.regexpDecls(p)...), g.checkDecls(p)...)
+	return out, append(append(private, g.regexpDecls(p)...), g.checkDecls(p)...), run
 }
 
-// runFunc is the name of the engine.RunFunc of p.
-func runFunc(p *contract.Process) string { return "theusRun" + p.GoName }
+// runDecl declares theusRun, the engine.RunFunc of every process: the type
+// of the arguments tells which process to call (cases, one per process).
+func runDecl(cases []jen.Code) jen.Code {
+	return jen.Func().Id("theusRun").Params(jen.Id("ctx").Qual("context", "Context"), jen.List(jen.Id("impl"), jen.Id("args"), jen.Id("s")).Any(), jen.Id("o").Op("*").Qual(enginePkg, "Out")).Error().Block(
+		jen.Switch(jen.Id("a").Op(":=").Id("args").Assert(jen.Type())).Block(cases...),
+		jen.Panic(jen.Lit("theus: theusRun: arguments of no process of this contract")),
+	)
+}
 
 // rulesFunc is the name of the engine.RulesFunc of p, which has rules.
 func rulesFunc(p *contract.Process) string { return "theusRules" + p.GoName }
@@ -191,4 +188,53 @@ func (g *generator) topicDecls() []jen.Code {
 		))
 	}
 	return out
+}
+
+// inputsText lists the inputs of p for the doc of its In: ", and read-only
+// views of domain.user and global.limit" (empty without inputs).
+func (g *generator) inputsText(p *contract.Process) string {
+	if len(p.Inputs) == 0 {
+		return ""
+	}
+	return ", and read-only views of " + pathsText(p.Inputs)
+}
+
+// outputsText says what the Out of p collects, for its doc: "writes
+// (domain.user), emits (user.updated) and returns (SetResult)".
+func outputsText(p *contract.Process) string {
+	var parts []string
+	if len(p.Outputs) > 0 {
+		parts = append(parts, "writes ("+pathsText(p.Outputs)+")")
+	}
+	if len(p.Emits) > 0 {
+		topics := make([]string, len(p.Emits))
+		for i, t := range p.Emits {
+			topics[i] = t.Name
+		}
+		parts = append(parts, "emits ("+andList(topics)+")")
+	}
+	if p.Result != nil {
+		parts = append(parts, "returns (SetResult)")
+	}
+	if len(parts) == 0 {
+		return "could write, emit or return: nothing, as it declares none of them"
+	}
+	return andList(parts)
+}
+
+// pathsText lists the texts of paths: "domain.user and global.limit".
+func pathsText(paths []*contract.Path) string {
+	texts := make([]string, len(paths))
+	for i, pa := range paths {
+		texts[i] = pa.Text
+	}
+	return andList(texts)
+}
+
+// andList joins items as prose: "a", "a and b", "a, b and c".
+func andList(items []string) string {
+	if len(items) < 2 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }

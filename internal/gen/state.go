@@ -64,16 +64,16 @@ func (g *generator) stateDecls() (out, private []jen.Code) {
 		private = append(private, g.internalFunc())
 	}
 	private = append(private, cloneFuncDecl("theusCloneState", jen.Id(g.st), clone))
-	out = append(out,
-		doc("Snapshot is an immutable view of the state at one version.").
+	snap := []jen.Code{
+		doc("Snapshot is an immutable view of the state at one version: Version, and per state field a method that returns its value or a read-only view.").
 			Type().Id("Snapshot").Struct(jen.Id("version").Uint64(), jen.Id("s").Op("*").Id(g.st)),
-		doc("Version returns the version of the snapshot.").
-			Func().Params(jen.Id("s").Id("Snapshot")).Id("Version").Params().Uint64().
+		jen.Func().Params(jen.Id("s").Id("Snapshot")).Id("Version").Params().Uint64().
 			Add(oneLine(jen.Return(jen.Id("s.version")))),
-	)
-	for _, f := range g.m.State {
-		out = append(out, g.accessor(jen.Id("s").Id("Snapshot"), "s.s", f.GoName, f, nil, f.Type, jen.Nil()))
 	}
+	for _, f := range g.m.State {
+		snap = append(snap, g.accessor(jen.Id("s").Id("Snapshot"), "s.s", f.GoName, f, nil, f.Type, jen.Nil()))
+	}
+	out = append(out, list(snap))
 
 	if len(g.paths) > 0 {
 		defs := make([]jen.Code, len(g.paths))
@@ -97,7 +97,8 @@ func procConst(p *contract.Process) string { return "theusProc" + p.GoName }
 // accessor declares the read-only accessor name of a state path on a
 // Snapshot or an In (recv), whose State pointer is the selector s. A
 // collection's view records the entries a process reads in tx (nil for a
-// Snapshot).
+// Snapshot). Accessors, like setters, carry no doc comment: their type's
+// says what they are, and the body names the state field.
 func (g *generator) accessor(recv *jen.Statement, s, name string, f *contract.StateField, sub []*contract.Field, t *contract.Type, tx jen.Code) jen.Code {
 	text := string(f.Zone) + "." + f.Name
 	for _, sf := range sub {
@@ -108,8 +109,7 @@ func (g *generator) accessor(recv *jen.Statement, s, name string, f *contract.St
 		view = jen.Qual(enginePkg, "CollectionView").Call(
 			jen.Id(stateExpr(s, f, nil)), tx, jen.Id(g.byText[text].konst), g.viewFunc(t.Elem))
 	}
-	return doc(name + " returns " + text + ".").
-		Func().Params(recv).Id(name).Params().Add(viewType(t)).
+	return jen.Func().Params(recv).Id(name).Params().Add(viewType(t)).
 		Add(oneLine(jen.Return(view)))
 }
 
@@ -190,7 +190,7 @@ func (g *generator) schema() jen.Code {
 	if len(g.m.Processes) > 0 {
 		specs := make([]jen.Code, len(g.m.Processes))
 		for i, p := range g.m.Processes {
-			spec := []field{{"Name", jen.Lit(p.Name)}, {"Args", jen.Parens(jen.Op("*").Id(p.GoName + "Args")).Parens(jen.Nil())}, {"Run", jen.Id(runFunc(p))}}
+			spec := []field{{"Name", jen.Lit(p.Name)}, {"Args", jen.Parens(jen.Op("*").Id(p.GoName + "Args")).Parens(jen.Nil())}, {"Run", jen.Id("theusRun")}}
 			if len(p.Rules) > 0 {
 				spec = append(spec, field{"Rules", jen.Id(rulesFunc(p))})
 			}
@@ -383,7 +383,7 @@ func ifErrReturn(zero jen.Code) jen.Code {
 // patchDecls declares Patch: an engine.Patch, which the engine checks and
 // applies through Schema.State, and a one-line setter per state field.
 func (g *generator) patchDecls() []jen.Code {
-	out := []jen.Code{doc("Patch is a set of state changes for CompareAndSwap.").
+	out := []jen.Code{doc("Patch is a set of state changes for CompareAndSwap: SetX sets the state field X, PutX and DeleteX an entry of the collection X.").
 		Type().Id("Patch").Add(structOf(jen.Id("p").Qual(enginePkg, "Patch")))}
 	recv := func() *jen.Statement { return jen.Id("p").Op("*").Id("Patch") }
 	for _, f := range g.m.State {
@@ -394,23 +394,20 @@ func (g *generator) patchDecls() []jen.Code {
 			// part in conflict checks.
 			k, v := goType(f.Type.Key), goType(f.Type.Elem)
 			out = append(out,
-				doc("Put"+f.GoName+" sets the entry k of "+text+" to v.").
-					Func().Params(recv()).Id("Put"+f.GoName).Params(jen.Id("k").Add(k), jen.Id("v").Add(v)).Add(oneLine(
+				jen.Func().Params(recv()).Id("Put"+f.GoName).Params(jen.Id("k").Add(k), jen.Id("v").Add(v)).Add(oneLine(
 					jen.Id("p.p").Dot("Put").Call(konst.Clone(), jen.Id("k"), g.patchValue(f.Type.Elem)),
 				)),
-				doc("Delete"+f.GoName+" deletes the entry k of "+text+".").
-					Func().Params(recv()).Id("Delete"+f.GoName).Params(jen.Id("k").Add(k.Clone())).Add(oneLine(
+				jen.Func().Params(recv()).Id("Delete"+f.GoName).Params(jen.Id("k").Add(k.Clone())).Add(oneLine(
 					jen.Id("p.p").Dot("Delete").Call(konst.Clone(), jen.Id("k")),
 				)),
 			)
 			continue
 		}
-		out = append(out, doc("Set"+f.GoName+" sets "+text+".").
-			Func().Params(recv()).Id("Set"+f.GoName).Params(jen.Id("v").Add(goType(f.Type))).Add(oneLine(
+		out = append(out, jen.Func().Params(recv()).Id("Set"+f.GoName).Params(jen.Id("v").Add(goType(f.Type))).Add(oneLine(
 			jen.Id("p.p").Dot("Set").Call(konst, g.patchValue(f.Type)),
 		)))
 	}
-	return out
+	return []jen.Code{list(out)}
 }
 
 // patchValue is a pointer to a deep copy of v, a value of type t, for an

@@ -89,24 +89,31 @@ func (g *generator) viewDecls() []jen.Code {
 	var out []jen.Code
 	for _, s := range g.m.Types {
 		view := s.GoName + "View"
-		out = append(out, doc(view+" is a read-only view of "+article(s.GoName)+" in a snapshot.").
-			Type().Id(view).Add(structOf(jen.Id("p").Op("*").Id(s.GoName))))
+		decls := []jen.Code{doc(view + " is a read-only view of " + article(s.GoName) + " in a snapshot: a method per field, and Clone.").
+			Type().Id(view).Add(structOf(jen.Id("p").Op("*").Id(s.GoName)))}
 		for _, f := range s.Fields {
-			out = append(out, doc(f.GoName+" returns the field "+f.Name+".").
-				Func().Params(jen.Id("v").Id(view)).Id(f.GoName).Params().Add(viewType(f.Type)).
+			decls = append(decls, jen.Func().Params(jen.Id("v").Id(view)).Id(f.GoName).Params().Add(viewType(f.Type)).
 				Add(oneLine(jen.Return(g.viewOf(f.Type, lv{expr: "v.p." + f.GoName})))))
 		}
-		out = append(out, doc("Clone returns a deep copy of the "+s.GoName+" that shares nothing with the snapshot.").
+		clone := jen.Op("*").Id("v.p")
+		if g.structRefs(s) {
+			clone = jen.Id(cloneFuncName(s)).Call(jen.Id("v.p"))
+		}
+		out = append(out, list(decls), doc("Clone returns a deep copy of the "+s.GoName+" that shares nothing with the snapshot.").
 			Func().Params(jen.Id("v").Id(view)).Id("Clone").Params().Id(s.GoName).
-			Add(oneLine(jen.Return(jen.Id(cloneFuncName(s)).Call(jen.Id("v.p"))))))
+			Add(oneLine(jen.Return(clone))))
 	}
 	return out
 }
 
-// cloneFuncs declares the deep-copy function of every declared type.
+// cloneFuncs declares the deep-copy function of every declared type that
+// holds references (any other is copied by assignment).
 func (g *generator) cloneFuncs() []jen.Code {
 	var out []jen.Code
 	for _, s := range g.m.Types {
+		if !g.structRefs(s) {
+			continue
+		}
 		var body []jen.Code
 		for _, f := range s.Fields {
 			if g.holdsRefs(f.Type) {
@@ -237,14 +244,20 @@ func (g *generator) holdsRefs(t *contract.Type) bool {
 	case contract.Slice, contract.Map:
 		return true
 	case contract.Named:
-		refs, ok := g.refs[t.Struct]
-		if !ok {
-			refs = slices.ContainsFunc(t.Struct.Fields, func(f *contract.Field) bool { return g.holdsRefs(f.Type) })
-			g.refs[t.Struct] = refs
-		}
-		return refs
+		return g.structRefs(t.Struct)
 	}
 	return false
+}
+
+// structRefs reports whether a value of the declared type s holds
+// references (holdsRefs).
+func (g *generator) structRefs(s *contract.Struct) bool {
+	refs, ok := g.refs[s]
+	if !ok {
+		refs = slices.ContainsFunc(s.Fields, func(f *contract.Field) bool { return g.holdsRefs(f.Type) })
+		g.refs[s] = refs
+	}
+	return refs
 }
 
 // isValue reports whether a getter returns a value of type t as it is:
@@ -301,10 +314,12 @@ func (g *generator) viewFunc(t *contract.Type) *jen.Statement {
 		Block(jen.Return(g.viewOf(t, deref("p"))))
 }
 
-// cloneValue is a deep copy of x, of type t. Declared structs are always
-// copied with their clone function, even those that hold no references
-// (it is then return *p), so that every copy of a struct reads the same.
+// cloneValue is a deep copy of x, of type t: x itself when t holds no
+// references, else a call of t's clone function.
 func (g *generator) cloneValue(t *contract.Type, x lv) *jen.Statement {
+	if !g.holdsRefs(t) {
+		return x.val()
+	}
 	switch t.Kind {
 	case contract.Named:
 		return jen.Id(cloneFuncName(t.Struct)).Call(x.addr())
@@ -408,12 +423,18 @@ func (g *generator) appendCall(t *contract.Type, x lv) (call *jen.Statement, can
 }
 
 // appendElemFunc is a func([]byte, *T) ([]byte, error) that appends a
-// value of type t: theusAppendX for a declared type, and for any other
-// type a function declared once for that type (theusAppend_Int,
-// theusAppend_SliceOfString), however many fields and elements use it.
+// value of type t: theusAppendX for a declared type, jsonenc's for a
+// builtin, and for any other type a function declared once for that type
+// (theusAppend_SliceOfString), however many fields and elements use it.
 func (g *generator) appendElemFunc(t *contract.Type) *jen.Statement {
-	if t.Kind == contract.Named {
+	switch t.Kind {
+	case contract.Named:
 		return jen.Id(appendFuncName(t.Struct))
+	case contract.Builtin:
+		// runtime/jsonenc declares them (ElemInt, ElemString, …).
+		if name, ok := builtinAliases[t.Name]; ok {
+			return jen.Qual(jsonencPkg, "Elem"+upperFirst(name))
+		}
 	}
 	name := "theusAppend_" + typeName(t)
 	if !g.helpers[name] {
@@ -427,6 +448,14 @@ func (g *generator) appendElemFunc(t *contract.Type) *jen.Statement {
 			Params(jen.Index().Byte(), jen.Error()).Block(ret))
 	}
 	return jen.Id(name)
+}
+
+// builtinAliases names the builtin types for jsonenc's element encoders:
+// each by itself, and rune and byte by the types they alias.
+var builtinAliases = map[string]string{
+	"string": "string", "bool": "bool", "float32": "float32", "float64": "float64",
+	"int": "int", "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64", "rune": "int32",
+	"uint": "uint", "uint8": "uint8", "uint16": "uint16", "uint32": "uint32", "uint64": "uint64", "byte": "uint8",
 }
 
 // typeName spells a type as an identifier, for the functions declared once

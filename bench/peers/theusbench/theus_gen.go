@@ -49,77 +49,51 @@ type DomainState struct {
 // GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.
 type GlobalState struct{}
 
-// Snapshot is an immutable view of the state at one version.
+// Snapshot is an immutable view of the state at one version: Version, and per state field a method that returns its value or a read-only view.
 type Snapshot struct {
 	version uint64
 	s       *theusState
 }
 
-// Version returns the version of the snapshot.
 func (s Snapshot) Version() uint64 { return s.version }
-
-// Users returns domain.users.
 func (s Snapshot) Users() engine.MapView[string, UserView] {
 	return engine.CollectionView(s.s.Domain.Users, nil, theusPathDomainUsers, func(p *User) UserView {
 		return UserView{p: p}
 	})
 }
 
-// Patch is a set of state changes for CompareAndSwap.
+// Patch is a set of state changes for CompareAndSwap: SetX sets the state field X, PutX and DeleteX an entry of the collection X.
 type Patch struct{ p engine.Patch }
 
-// PutUsers sets the entry k of domain.users to v.
-func (p *Patch) PutUsers(k string, v User) { p.p.Put(theusPathDomainUsers, k, new(theusCloneUser(&v))) }
-
-// DeleteUsers deletes the entry k of domain.users.
-func (p *Patch) DeleteUsers(k string) { p.p.Delete(theusPathDomainUsers, k) }
+func (p *Patch) PutUsers(k string, v User) { p.p.Put(theusPathDomainUsers, k, new(v)) }
+func (p *Patch) DeleteUsers(k string)      { p.p.Delete(theusPathDomainUsers, k) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
-// UserView is a read-only view of a User in a snapshot.
+// UserView is a read-only view of a User in a snapshot: a method per field, and Clone.
 type UserView struct{ p *User }
 
-// ID returns the field id.
-func (v UserView) ID() string { return v.p.ID }
-
-// Email returns the field email.
-func (v UserView) Email() string { return v.p.Email }
-
-// Counter returns the field counter.
-func (v UserView) Counter() int64 { return v.p.Counter }
-
-// UpdatedAt returns the field updated_at.
+func (v UserView) ID() string       { return v.p.ID }
+func (v UserView) Email() string    { return v.p.Email }
+func (v UserView) Counter() int64   { return v.p.Counter }
 func (v UserView) UpdatedAt() int64 { return v.p.UpdatedAt }
 
 // Clone returns a deep copy of the User that shares nothing with the snapshot.
-func (v UserView) Clone() User { return theusCloneUser(v.p) }
+func (v UserView) Clone() User { return *v.p }
 
-// UserUpdatedView is a read-only view of a UserUpdated in a snapshot.
+// UserUpdatedView is a read-only view of a UserUpdated in a snapshot: a method per field, and Clone.
 type UserUpdatedView struct{ p *UserUpdated }
 
-// ID returns the field id.
-func (v UserUpdatedView) ID() string { return v.p.ID }
-
-// Tx returns the field tx.
-func (v UserUpdatedView) Tx() uint64 { return v.p.Tx }
-
-// StartNs returns the field start_ns.
-func (v UserUpdatedView) StartNs() int64 { return v.p.StartNs }
-
-// Email returns the field email.
-func (v UserUpdatedView) Email() string { return v.p.Email }
-
-// Counter returns the field counter.
-func (v UserUpdatedView) Counter() int64 { return v.p.Counter }
-
-// UpdatedAt returns the field updated_at.
+func (v UserUpdatedView) ID() string       { return v.p.ID }
+func (v UserUpdatedView) Tx() uint64       { return v.p.Tx }
+func (v UserUpdatedView) StartNs() int64   { return v.p.StartNs }
+func (v UserUpdatedView) Email() string    { return v.p.Email }
+func (v UserUpdatedView) Counter() int64   { return v.p.Counter }
 func (v UserUpdatedView) UpdatedAt() int64 { return v.p.UpdatedAt }
-
-// Note returns the field note.
-func (v UserUpdatedView) Note() string { return v.p.Note }
+func (v UserUpdatedView) Note() string     { return v.p.Note }
 
 // Clone returns a deep copy of the UserUpdated that shares nothing with the snapshot.
-func (v UserUpdatedView) Clone() UserUpdated { return theusCloneUserUpdated(v.p) }
+func (v UserUpdatedView) Clone() UserUpdated { return *v.p }
 
 // Processes: what the application implements, the Engine that runs it, and for each process its arguments, inputs, outputs, receipt and effects.
 
@@ -180,54 +154,47 @@ func (e *Engine) Close() error { return e.core.Close() }
 // ErrNoSuchUser is the domain error no_such_user, declared by update_user.
 var ErrNoSuchUser = engine.DomainError("no_such_user")
 
-// UpdateUserArgs are the arguments of update_user.
-type UpdateUserArgs struct {
-	ID        string
-	Tx        uint64
-	StartNs   int64
-	Email     string
-	UpdatedAt int64
-}
+type (
+	// UpdateUserArgs are the arguments of update_user.
+	UpdateUserArgs struct {
+		ID        string
+		Tx        uint64
+		StartNs   int64
+		Email     string
+		UpdatedAt int64
+	}
+	// UpdateUserIn is what update_user reads: its arguments, and read-only views of domain.users, valid during the call only (Clone what you keep).
+	UpdateUserIn struct {
+		Args UpdateUserArgs
+		s    *theusState
+		tx   *engine.Tx
+	}
+	// UpdateUserOut collects what update_user writes (domain.users) and emits (user.updated). It is valid only during the call: using it afterwards panics.
+	UpdateUserOut engine.Out
+	// UpdateUserReceipt tells what a call of update_user committed.
+	UpdateUserReceipt = engine.Receipt
+	// UpdateUserEffects is what one run of update_user set and emitted (see RunUpdateUser).
+	UpdateUserEffects struct {
+		Users       map[string]*User
+		UserUpdated []UserUpdated
+	}
+)
 
-// UpdateUserIn is what update_user reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type UpdateUserIn struct {
-	Args UpdateUserArgs
-	s    *theusState
-	tx   *engine.Tx
-}
-
-// Users returns domain.users.
 func (in UpdateUserIn) Users() engine.MapView[string, UserView] {
 	return engine.CollectionView(in.s.Domain.Users, in.tx, theusPathDomainUsers, func(p *User) UserView {
 		return UserView{p: p}
 	})
 }
 
-// UpdateUserOut collects what update_user writes and emits. It is valid only during the call: using it afterwards panics.
-type UpdateUserOut engine.Out
-
-// Users returns the writer of domain.users: Put and Delete entries.
 func (o *UpdateUserOut) Users() engine.CollectionWriter[string, User] {
 	return engine.OutputWriter[string, User]((*engine.Out)(o), 0, nil)
 }
 
-// EmitUserUpdated emits a message on topic user.updated.
 func (o *UpdateUserOut) EmitUserUpdated(p UserUpdated) { theusEmitUserUpdated((*engine.Out)(o), &p) }
-
-// UpdateUserReceipt tells what a call of update_user committed.
-type UpdateUserReceipt = engine.Receipt
-
-// UpdateUserEffects is what one run of update_user set and emitted (see RunUpdateUser).
-type UpdateUserEffects struct {
-	Users       map[string]*User
-	UserUpdated []UserUpdated
-}
 
 // UpdateUser runs update_user and commits its effects.
 func (e *Engine) UpdateUser(ctx context.Context, args UpdateUserArgs) (UpdateUserReceipt, error) {
-	c := engine.Take(e.core, theusProcUpdateUser, &e.impl)
-	*c.Args().(*UpdateUserArgs) = args
-	return c.Exec(ctx)
+	return engine.Invoke(ctx, e.core, theusProcUpdateUser, &e.impl, args)
 }
 
 // RunUpdateUser runs update_user once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -280,23 +247,19 @@ var theusSchema = engine.Schema[theusState]{
 	},
 	Paths: []string{"domain.users"},
 	Processes: []engine.ProcessSpec{
-		{Args: (*UpdateUserArgs)(nil), Emits: []string{"user.updated"}, Errors: []error{ErrNoSuchUser}, Inputs: []int{theusPathDomainUsers}, Name: "update_user", Outputs: []int{theusPathDomainUsers}, Run: theusRunUpdateUser},
+		{Args: (*UpdateUserArgs)(nil), Emits: []string{"user.updated"}, Errors: []error{ErrNoSuchUser}, Inputs: []int{theusPathDomainUsers}, Name: "update_user", Outputs: []int{theusPathDomainUsers}, Run: theusRun},
 	},
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.users", "collection[string]User{id string, email string, counter int64, updated_at int64}", func(s *theusState) *engine.Collection[string, User] { return &s.Domain.Users }, theusAppendUser),
 	},
 }
 
-func theusRunUpdateUser(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).UpdateUser(ctx, UpdateUserIn{Args: *args.(*UpdateUserArgs), s: s.(*theusState), tx: o.Tx()}, (*UpdateUserOut)(o))
-}
-
-func theusCloneUser(p *User) User {
-	return *p
-}
-
-func theusCloneUserUpdated(p *UserUpdated) UserUpdated {
-	return *p
+func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	switch a := args.(type) {
+	case *UpdateUserArgs:
+		return (*impl.(*Processes)).UpdateUser(ctx, UpdateUserIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*UpdateUserOut)(o))
+	}
+	panic("theus: theusRun: arguments of no process of this contract")
 }
 
 func theusAppendUser(b []byte, p *User) ([]byte, error) {
@@ -340,7 +303,7 @@ func theusEmitUserUpdated(o *engine.Out, p *UserUpdated) {
 		tx.EmitEncoded("user.updated", p.ID, b, err)
 	}
 	if o.Keep() {
-		o.Kept("user.updated", theusCloneUserUpdated(p))
+		o.Kept("user.updated", *p)
 	}
 }
 

@@ -40,71 +40,48 @@ type DomainState struct {
 // GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.
 type GlobalState struct{}
 
-// Snapshot is an immutable view of the state at one version.
+// Snapshot is an immutable view of the state at one version: Version, and per state field a method that returns its value or a read-only view.
 type Snapshot struct {
 	version uint64
 	s       *theusState
 }
 
-// Version returns the version of the snapshot.
 func (s Snapshot) Version() uint64 { return s.version }
-
-// Rate returns domain.rate.
-func (s Snapshot) Rate() float64 { return s.s.Domain.Rate }
-
-// Hits returns domain.hits.
+func (s Snapshot) Rate() float64   { return s.s.Domain.Rate }
 func (s Snapshot) Hits() engine.MapView[string, int64] {
 	return engine.CollectionView(s.s.Domain.Hits, nil, theusPathDomainHits, func(p *int64) int64 {
 		return *p
 	})
 }
 
-// Readings returns domain.readings.
 func (s Snapshot) Readings() engine.MapView[string, ReadingView] {
 	return engine.CollectionView(s.s.Domain.Readings, nil, theusPathDomainReadings, func(p *Reading) ReadingView {
 		return ReadingView{p: p}
 	})
 }
 
-// Last returns domain.last.
 func (s Snapshot) Last() ReadingView { return ReadingView{p: &s.s.Domain.Last} }
 
-// Patch is a set of state changes for CompareAndSwap.
+// Patch is a set of state changes for CompareAndSwap: SetX sets the state field X, PutX and DeleteX an entry of the collection X.
 type Patch struct{ p engine.Patch }
 
-// SetRate sets domain.rate.
-func (p *Patch) SetRate(v float64) { p.p.Set(theusPathDomainRate, &v) }
-
-// PutHits sets the entry k of domain.hits to v.
-func (p *Patch) PutHits(k string, v int64) { p.p.Put(theusPathDomainHits, k, &v) }
-
-// DeleteHits deletes the entry k of domain.hits.
-func (p *Patch) DeleteHits(k string) { p.p.Delete(theusPathDomainHits, k) }
-
-// PutReadings sets the entry k of domain.readings to v.
-func (p *Patch) PutReadings(k string, v Reading) {
-	p.p.Put(theusPathDomainReadings, k, new(theusCloneReading(&v)))
-}
-
-// DeleteReadings deletes the entry k of domain.readings.
-func (p *Patch) DeleteReadings(k string) { p.p.Delete(theusPathDomainReadings, k) }
-
-// SetLast sets domain.last.
-func (p *Patch) SetLast(v Reading) { p.p.Set(theusPathDomainLast, new(theusCloneReading(&v))) }
+func (p *Patch) SetRate(v float64)               { p.p.Set(theusPathDomainRate, &v) }
+func (p *Patch) PutHits(k string, v int64)       { p.p.Put(theusPathDomainHits, k, &v) }
+func (p *Patch) DeleteHits(k string)             { p.p.Delete(theusPathDomainHits, k) }
+func (p *Patch) PutReadings(k string, v Reading) { p.p.Put(theusPathDomainReadings, k, new(v)) }
+func (p *Patch) DeleteReadings(k string)         { p.p.Delete(theusPathDomainReadings, k) }
+func (p *Patch) SetLast(v Reading)               { p.p.Set(theusPathDomainLast, new(v)) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
-// ReadingView is a read-only view of a Reading in a snapshot.
+// ReadingView is a read-only view of a Reading in a snapshot: a method per field, and Clone.
 type ReadingView struct{ p *Reading }
 
-// Value returns the field value.
 func (v ReadingView) Value() float64 { return v.p.Value }
-
-// At returns the field at.
-func (v ReadingView) At() tm.Time { return v.p.At }
+func (v ReadingView) At() tm.Time    { return v.p.At }
 
 // Clone returns a deep copy of the Reading that shares nothing with the snapshot.
-func (v ReadingView) Clone() Reading { return theusCloneReading(v.p) }
+func (v ReadingView) Clone() Reading { return *v.p }
 
 // Processes: what the application implements, the Engine that runs it, and for each process its arguments, inputs, outputs, receipt and effects.
 
@@ -166,45 +143,39 @@ func (e *Engine) History(ctx context.Context, from, to uint64) ([]engine.Commit,
 // Close stops the engine. It does not close a store passed with engine.WithStore.
 func (e *Engine) Close() error { return e.core.Close() }
 
-// HitArgs are the arguments of hit.
-type HitArgs struct {
-	Key string
-	By  int64
-}
+type (
+	// HitArgs are the arguments of hit.
+	HitArgs struct {
+		Key string
+		By  int64
+	}
+	// HitIn is what hit reads: its arguments, and read-only views of domain.hits, valid during the call only (Clone what you keep).
+	HitIn struct {
+		Args HitArgs
+		s    *theusState
+		tx   *engine.Tx
+	}
+	// HitOut collects what hit writes (domain.hits). It is valid only during the call: using it afterwards panics.
+	HitOut engine.Out
+	// HitReceipt tells what a call of hit committed.
+	HitReceipt = engine.Receipt
+	// HitEffects is what one run of hit set and emitted (see RunHit).
+	HitEffects struct{ Hits map[string]*int64 }
+)
 
-// HitIn is what hit reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type HitIn struct {
-	Args HitArgs
-	s    *theusState
-	tx   *engine.Tx
-}
-
-// Hits returns domain.hits.
 func (in HitIn) Hits() engine.MapView[string, int64] {
 	return engine.CollectionView(in.s.Domain.Hits, in.tx, theusPathDomainHits, func(p *int64) int64 {
 		return *p
 	})
 }
 
-// HitOut collects what hit writes and emits. It is valid only during the call: using it afterwards panics.
-type HitOut engine.Out
-
-// Hits returns the writer of domain.hits: Put and Delete entries.
 func (o *HitOut) Hits() engine.CollectionWriter[string, int64] {
 	return engine.OutputWriter[string, int64]((*engine.Out)(o), 0, nil)
 }
 
-// HitReceipt tells what a call of hit committed.
-type HitReceipt = engine.Receipt
-
-// HitEffects is what one run of hit set and emitted (see RunHit).
-type HitEffects struct{ Hits map[string]*int64 }
-
 // Hit runs hit and commits its effects.
 func (e *Engine) Hit(ctx context.Context, args HitArgs) (HitReceipt, error) {
-	c := engine.Take(e.core, theusProcHit, &e.impl)
-	*c.Args().(*HitArgs) = args
-	return c.Exec(ctx)
+	return engine.Invoke(ctx, e.core, theusProcHit, &e.impl, args)
 }
 
 // RunHit runs hit once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -213,32 +184,27 @@ func RunHit(impl Processes, s State, args HitArgs) (eff HitEffects, err error) {
 	return eff, err
 }
 
-// SetRateArgs are the arguments of set_rate.
-type SetRateArgs struct{ Rate float64 }
+type (
+	// SetRateArgs are the arguments of set_rate.
+	SetRateArgs struct{ Rate float64 }
+	// SetRateIn is what set_rate reads: its arguments, valid during the call only (Clone what you keep).
+	SetRateIn struct {
+		Args SetRateArgs
+		s    *theusState
+	}
+	// SetRateOut collects what set_rate writes (domain.rate). It is valid only during the call: using it afterwards panics.
+	SetRateOut engine.Out
+	// SetRateReceipt tells what a call of set_rate committed.
+	SetRateReceipt = engine.Receipt
+	// SetRateEffects is what one run of set_rate set and emitted (see RunSetRate).
+	SetRateEffects struct{ Rate *float64 }
+)
 
-// SetRateIn is what set_rate reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type SetRateIn struct {
-	Args SetRateArgs
-	s    *theusState
-}
-
-// SetRateOut collects what set_rate writes and emits. It is valid only during the call: using it afterwards panics.
-type SetRateOut engine.Out
-
-// SetRate sets domain.rate.
 func (o *SetRateOut) SetRate(v float64) { engine.SetOutput((*engine.Out)(o), 0, v) }
-
-// SetRateReceipt tells what a call of set_rate committed.
-type SetRateReceipt = engine.Receipt
-
-// SetRateEffects is what one run of set_rate set and emitted (see RunSetRate).
-type SetRateEffects struct{ Rate *float64 }
 
 // SetRate runs set_rate and commits its effects.
 func (e *Engine) SetRate(ctx context.Context, args SetRateArgs) (SetRateReceipt, error) {
-	c := engine.Take(e.core, theusProcSetRate, &e.impl)
-	*c.Args().(*SetRateArgs) = args
-	return c.Exec(ctx)
+	return engine.Invoke(ctx, e.core, theusProcSetRate, &e.impl, args)
 }
 
 // RunSetRate runs set_rate once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -247,43 +213,37 @@ func RunSetRate(impl Processes, s State, args SetRateArgs) (eff SetRateEffects, 
 	return eff, err
 }
 
-// RecordArgs are the arguments of record.
-type RecordArgs struct {
-	Key     string
-	Reading Reading
-}
+type (
+	// RecordArgs are the arguments of record.
+	RecordArgs struct {
+		Key     string
+		Reading Reading
+	}
+	// RecordIn is what record reads: its arguments, valid during the call only (Clone what you keep).
+	RecordIn struct {
+		Args RecordArgs
+		s    *theusState
+	}
+	// RecordOut collects what record writes (domain.readings and domain.last.value). It is valid only during the call: using it afterwards panics.
+	RecordOut engine.Out
+	// RecordReceipt tells what a call of record committed.
+	RecordReceipt = engine.Receipt
+	// RecordEffects is what one run of record set and emitted (see RunRecord).
+	RecordEffects struct {
+		Readings  map[string]*Reading
+		LastValue *float64
+	}
+)
 
-// RecordIn is what record reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type RecordIn struct {
-	Args RecordArgs
-	s    *theusState
-}
-
-// RecordOut collects what record writes and emits. It is valid only during the call: using it afterwards panics.
-type RecordOut engine.Out
-
-// Readings returns the writer of domain.readings: Put and Delete entries.
 func (o *RecordOut) Readings() engine.CollectionWriter[string, Reading] {
 	return engine.OutputWriter[string, Reading]((*engine.Out)(o), 0, nil)
 }
 
-// SetLastValue sets domain.last.value.
 func (o *RecordOut) SetLastValue(v float64) { engine.SetOutput((*engine.Out)(o), 1, v) }
-
-// RecordReceipt tells what a call of record committed.
-type RecordReceipt = engine.Receipt
-
-// RecordEffects is what one run of record set and emitted (see RunRecord).
-type RecordEffects struct {
-	Readings  map[string]*Reading
-	LastValue *float64
-}
 
 // Record runs record and commits its effects.
 func (e *Engine) Record(ctx context.Context, args RecordArgs) (RecordReceipt, error) {
-	c := engine.Take(e.core, theusProcRecord, &e.impl)
-	*c.Args().(*RecordArgs) = args
-	return c.Exec(ctx)
+	return engine.Invoke(ctx, e.core, theusProcRecord, &e.impl, args)
 }
 
 // RunRecord runs record once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -312,7 +272,7 @@ func theusInternal(p *State) *theusState {
 	s := &theusState{
 		Domain: theusDomainState{
 			Hits:     engine.NewCollection(p.Domain.Hits, nil),
-			Last:     theusCloneReading(&p.Domain.Last),
+			Last:     p.Domain.Last,
 			Rate:     p.Domain.Rate,
 			Readings: engine.NewCollection(p.Domain.Readings, nil),
 		},
@@ -355,32 +315,28 @@ var theusSchema = engine.Schema[theusState]{
 	},
 	Paths: []string{"domain.rate", "domain.hits", "domain.readings", "domain.last", "domain.last.value"},
 	Processes: []engine.ProcessSpec{
-		{Args: (*HitArgs)(nil), Inputs: []int{theusPathDomainHits}, Name: "hit", Outputs: []int{theusPathDomainHits}, Run: theusRunHit},
-		{Args: (*SetRateArgs)(nil), Name: "set_rate", Outputs: []int{theusPathDomainRate}, Run: theusRunSetRate},
-		{Args: (*RecordArgs)(nil), Name: "record", Outputs: []int{theusPathDomainReadings, theusPathDomainLast_Value}, Run: theusRunRecord},
+		{Args: (*HitArgs)(nil), Inputs: []int{theusPathDomainHits}, Name: "hit", Outputs: []int{theusPathDomainHits}, Run: theusRun},
+		{Args: (*SetRateArgs)(nil), Name: "set_rate", Outputs: []int{theusPathDomainRate}, Run: theusRun},
+		{Args: (*RecordArgs)(nil), Name: "record", Outputs: []int{theusPathDomainReadings, theusPathDomainLast_Value}, Run: theusRun},
 	},
 	State: []engine.StateField[theusState]{
-		engine.ValueField("domain.rate", "float64", func(s *theusState) *float64 { return &s.Domain.Rate }, theusAppend_Float64),
-		engine.CollectionField("domain.hits", "collection[string]int64", func(s *theusState) *engine.Collection[string, int64] { return &s.Domain.Hits }, theusAppend_Int64),
+		engine.ValueField("domain.rate", "float64", func(s *theusState) *float64 { return &s.Domain.Rate }, jsonenc.ElemFloat64),
+		engine.CollectionField("domain.hits", "collection[string]int64", func(s *theusState) *engine.Collection[string, int64] { return &s.Domain.Hits }, jsonenc.ElemInt64),
 		engine.CollectionField("domain.readings", "collection[string]Reading{value float64, at time.Time}", func(s *theusState) *engine.Collection[string, Reading] { return &s.Domain.Readings }, theusAppendReading),
 		engine.ValueField("domain.last", "Reading{value float64, at time.Time}", func(s *theusState) *Reading { return &s.Domain.Last }, theusAppendReading),
 	},
 }
 
-func theusRunHit(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).Hit(ctx, HitIn{Args: *args.(*HitArgs), s: s.(*theusState), tx: o.Tx()}, (*HitOut)(o))
-}
-
-func theusRunSetRate(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).SetRate(ctx, SetRateIn{Args: *args.(*SetRateArgs), s: s.(*theusState)}, (*SetRateOut)(o))
-}
-
-func theusRunRecord(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).Record(ctx, RecordIn{Args: *args.(*RecordArgs), s: s.(*theusState)}, (*RecordOut)(o))
-}
-
-func theusCloneReading(p *Reading) Reading {
-	return *p
+func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	switch a := args.(type) {
+	case *HitArgs:
+		return (*impl.(*Processes)).Hit(ctx, HitIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*HitOut)(o))
+	case *SetRateArgs:
+		return (*impl.(*Processes)).SetRate(ctx, SetRateIn{Args: *a, s: s.(*theusState)}, (*SetRateOut)(o))
+	case *RecordArgs:
+		return (*impl.(*Processes)).Record(ctx, RecordIn{Args: *a, s: s.(*theusState)}, (*RecordOut)(o))
+	}
+	panic("theus: theusRun: arguments of no process of this contract")
 }
 
 func theusAppendReading(b []byte, p *Reading) ([]byte, error) {
@@ -405,14 +361,6 @@ func theusValidReading(p *Reading) error {
 		return err
 	}
 	return nil
-}
-
-func theusAppend_Float64(b []byte, e *float64) ([]byte, error) {
-	return jsonenc.AppendFloat(b, *e, 64)
-}
-
-func theusAppend_Int64(b []byte, e *int64) ([]byte, error) {
-	return jsonenc.AppendInt(b, *e), nil
 }
 
 // If this does not compile, the contract and this file disagree: re-run theusgen.

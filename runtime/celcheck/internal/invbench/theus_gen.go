@@ -39,64 +39,44 @@ type DomainState struct {
 // GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.
 type GlobalState struct{}
 
-// Snapshot is an immutable view of the state at one version.
+// Snapshot is an immutable view of the state at one version: Version, and per state field a method that returns its value or a read-only view.
 type Snapshot struct {
 	version uint64
 	s       *theusState
 }
 
-// Version returns the version of the snapshot.
 func (s Snapshot) Version() uint64 { return s.version }
-
-// Checked returns domain.checked.
 func (s Snapshot) Checked() engine.MapView[string, EventView] {
 	return engine.CollectionView(s.s.Domain.Checked, nil, theusPathDomainChecked, func(p *Event) EventView {
 		return EventView{p: p}
 	})
 }
 
-// Plain returns domain.plain.
 func (s Snapshot) Plain() engine.MapView[string, EventView] {
 	return engine.CollectionView(s.s.Domain.Plain, nil, theusPathDomainPlain, func(p *Event) EventView {
 		return EventView{p: p}
 	})
 }
 
-// Patch is a set of state changes for CompareAndSwap.
+// Patch is a set of state changes for CompareAndSwap: SetX sets the state field X, PutX and DeleteX an entry of the collection X.
 type Patch struct{ p engine.Patch }
 
-// PutChecked sets the entry k of domain.checked to v.
-func (p *Patch) PutChecked(k string, v Event) {
-	p.p.Put(theusPathDomainChecked, k, new(theusCloneEvent(&v)))
-}
-
-// DeleteChecked deletes the entry k of domain.checked.
-func (p *Patch) DeleteChecked(k string) { p.p.Delete(theusPathDomainChecked, k) }
-
-// PutPlain sets the entry k of domain.plain to v.
-func (p *Patch) PutPlain(k string, v Event) {
-	p.p.Put(theusPathDomainPlain, k, new(theusCloneEvent(&v)))
-}
-
-// DeletePlain deletes the entry k of domain.plain.
-func (p *Patch) DeletePlain(k string) { p.p.Delete(theusPathDomainPlain, k) }
+func (p *Patch) PutChecked(k string, v Event) { p.p.Put(theusPathDomainChecked, k, new(v)) }
+func (p *Patch) DeleteChecked(k string)       { p.p.Delete(theusPathDomainChecked, k) }
+func (p *Patch) PutPlain(k string, v Event)   { p.p.Put(theusPathDomainPlain, k, new(v)) }
+func (p *Patch) DeletePlain(k string)         { p.p.Delete(theusPathDomainPlain, k) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
-// EventView is a read-only view of an Event in a snapshot.
+// EventView is a read-only view of an Event in a snapshot: a method per field, and Clone.
 type EventView struct{ p *Event }
 
-// ID returns the field id.
-func (v EventView) ID() string { return v.p.ID }
-
-// Sold returns the field sold.
-func (v EventView) Sold() int { return v.p.Sold }
-
-// Capacity returns the field capacity.
+func (v EventView) ID() string    { return v.p.ID }
+func (v EventView) Sold() int     { return v.p.Sold }
 func (v EventView) Capacity() int { return v.p.Capacity }
 
 // Clone returns a deep copy of the Event that shares nothing with the snapshot.
-func (v EventView) Clone() Event { return theusCloneEvent(v.p) }
+func (v EventView) Clone() Event { return *v.p }
 
 // Processes: what the application implements, the Engine that runs it, and for each process its arguments, inputs, outputs, receipt and effects.
 
@@ -154,42 +134,36 @@ func (e *Engine) History(ctx context.Context, from, to uint64) ([]engine.Commit,
 // Close stops the engine. It does not close a store passed with engine.WithStore.
 func (e *Engine) Close() error { return e.core.Close() }
 
-// SellCheckedArgs are the arguments of sell_checked.
-type SellCheckedArgs struct{ Event string }
+type (
+	// SellCheckedArgs are the arguments of sell_checked.
+	SellCheckedArgs struct{ Event string }
+	// SellCheckedIn is what sell_checked reads: its arguments, and read-only views of domain.checked, valid during the call only (Clone what you keep).
+	SellCheckedIn struct {
+		Args SellCheckedArgs
+		s    *theusState
+		tx   *engine.Tx
+	}
+	// SellCheckedOut collects what sell_checked writes (domain.checked). It is valid only during the call: using it afterwards panics.
+	SellCheckedOut engine.Out
+	// SellCheckedReceipt tells what a call of sell_checked committed.
+	SellCheckedReceipt = engine.Receipt
+	// SellCheckedEffects is what one run of sell_checked set and emitted (see RunSellChecked).
+	SellCheckedEffects struct{ Checked map[string]*Event }
+)
 
-// SellCheckedIn is what sell_checked reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type SellCheckedIn struct {
-	Args SellCheckedArgs
-	s    *theusState
-	tx   *engine.Tx
-}
-
-// Checked returns domain.checked.
 func (in SellCheckedIn) Checked() engine.MapView[string, EventView] {
 	return engine.CollectionView(in.s.Domain.Checked, in.tx, theusPathDomainChecked, func(p *Event) EventView {
 		return EventView{p: p}
 	})
 }
 
-// SellCheckedOut collects what sell_checked writes and emits. It is valid only during the call: using it afterwards panics.
-type SellCheckedOut engine.Out
-
-// Checked returns the writer of domain.checked: Put and Delete entries.
 func (o *SellCheckedOut) Checked() engine.CollectionWriter[string, Event] {
 	return engine.OutputWriter[string, Event]((*engine.Out)(o), 0, nil)
 }
 
-// SellCheckedReceipt tells what a call of sell_checked committed.
-type SellCheckedReceipt = engine.Receipt
-
-// SellCheckedEffects is what one run of sell_checked set and emitted (see RunSellChecked).
-type SellCheckedEffects struct{ Checked map[string]*Event }
-
 // SellChecked runs sell_checked and commits its effects.
 func (e *Engine) SellChecked(ctx context.Context, args SellCheckedArgs) (SellCheckedReceipt, error) {
-	c := engine.Take(e.core, theusProcSellChecked, &e.impl)
-	*c.Args().(*SellCheckedArgs) = args
-	return c.Exec(ctx)
+	return engine.Invoke(ctx, e.core, theusProcSellChecked, &e.impl, args)
 }
 
 // RunSellChecked runs sell_checked once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -198,42 +172,36 @@ func RunSellChecked(impl Processes, s State, args SellCheckedArgs) (eff SellChec
 	return eff, err
 }
 
-// SellPlainArgs are the arguments of sell_plain.
-type SellPlainArgs struct{ Event string }
+type (
+	// SellPlainArgs are the arguments of sell_plain.
+	SellPlainArgs struct{ Event string }
+	// SellPlainIn is what sell_plain reads: its arguments, and read-only views of domain.plain, valid during the call only (Clone what you keep).
+	SellPlainIn struct {
+		Args SellPlainArgs
+		s    *theusState
+		tx   *engine.Tx
+	}
+	// SellPlainOut collects what sell_plain writes (domain.plain). It is valid only during the call: using it afterwards panics.
+	SellPlainOut engine.Out
+	// SellPlainReceipt tells what a call of sell_plain committed.
+	SellPlainReceipt = engine.Receipt
+	// SellPlainEffects is what one run of sell_plain set and emitted (see RunSellPlain).
+	SellPlainEffects struct{ Plain map[string]*Event }
+)
 
-// SellPlainIn is what sell_plain reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type SellPlainIn struct {
-	Args SellPlainArgs
-	s    *theusState
-	tx   *engine.Tx
-}
-
-// Plain returns domain.plain.
 func (in SellPlainIn) Plain() engine.MapView[string, EventView] {
 	return engine.CollectionView(in.s.Domain.Plain, in.tx, theusPathDomainPlain, func(p *Event) EventView {
 		return EventView{p: p}
 	})
 }
 
-// SellPlainOut collects what sell_plain writes and emits. It is valid only during the call: using it afterwards panics.
-type SellPlainOut engine.Out
-
-// Plain returns the writer of domain.plain: Put and Delete entries.
 func (o *SellPlainOut) Plain() engine.CollectionWriter[string, Event] {
 	return engine.OutputWriter[string, Event]((*engine.Out)(o), 0, nil)
 }
 
-// SellPlainReceipt tells what a call of sell_plain committed.
-type SellPlainReceipt = engine.Receipt
-
-// SellPlainEffects is what one run of sell_plain set and emitted (see RunSellPlain).
-type SellPlainEffects struct{ Plain map[string]*Event }
-
 // SellPlain runs sell_plain and commits its effects.
 func (e *Engine) SellPlain(ctx context.Context, args SellPlainArgs) (SellPlainReceipt, error) {
-	c := engine.Take(e.core, theusProcSellPlain, &e.impl)
-	*c.Args().(*SellPlainArgs) = args
-	return c.Exec(ctx)
+	return engine.Invoke(ctx, e.core, theusProcSellPlain, &e.impl, args)
 }
 
 // RunSellPlain runs sell_plain once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -295,8 +263,8 @@ var theusSchema = engine.Schema[theusState]{
 	},
 	Paths: []string{"domain.checked", "domain.plain"},
 	Processes: []engine.ProcessSpec{
-		{Args: (*SellCheckedArgs)(nil), Inputs: []int{theusPathDomainChecked}, Name: "sell_checked", Outputs: []int{theusPathDomainChecked}, Run: theusRunSellChecked},
-		{Args: (*SellPlainArgs)(nil), Inputs: []int{theusPathDomainPlain}, Name: "sell_plain", Outputs: []int{theusPathDomainPlain}, Run: theusRunSellPlain},
+		{Args: (*SellCheckedArgs)(nil), Inputs: []int{theusPathDomainChecked}, Name: "sell_checked", Outputs: []int{theusPathDomainChecked}, Run: theusRun},
+		{Args: (*SellPlainArgs)(nil), Inputs: []int{theusPathDomainPlain}, Name: "sell_plain", Outputs: []int{theusPathDomainPlain}, Run: theusRun},
 	},
 	State: []engine.StateField[theusState]{
 		engine.CollectionField("domain.checked", "collection[string]Event{id string, sold int, capacity int}", func(s *theusState) *engine.Collection[string, Event] { return &s.Domain.Checked }, theusAppendEvent),
@@ -304,16 +272,14 @@ var theusSchema = engine.Schema[theusState]{
 	},
 }
 
-func theusRunSellChecked(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).SellChecked(ctx, SellCheckedIn{Args: *args.(*SellCheckedArgs), s: s.(*theusState), tx: o.Tx()}, (*SellCheckedOut)(o))
-}
-
-func theusRunSellPlain(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).SellPlain(ctx, SellPlainIn{Args: *args.(*SellPlainArgs), s: s.(*theusState), tx: o.Tx()}, (*SellPlainOut)(o))
-}
-
-func theusCloneEvent(p *Event) Event {
-	return *p
+func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	switch a := args.(type) {
+	case *SellCheckedArgs:
+		return (*impl.(*Processes)).SellChecked(ctx, SellCheckedIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*SellCheckedOut)(o))
+	case *SellPlainArgs:
+		return (*impl.(*Processes)).SellPlain(ctx, SellPlainIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*SellPlainOut)(o))
+	}
+	panic("theus: theusRun: arguments of no process of this contract")
 }
 
 func theusAppendEvent(b []byte, p *Event) ([]byte, error) {

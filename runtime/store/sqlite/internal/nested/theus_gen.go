@@ -53,73 +53,52 @@ type DomainState struct {
 // GlobalState is configuration: read-only inside processes, changed only with CompareAndSwap.
 type GlobalState struct{}
 
-// Snapshot is an immutable view of the state at one version.
+// Snapshot is an immutable view of the state at one version: Version, and per state field a method that returns its value or a read-only view.
 type Snapshot struct {
 	version uint64
 	s       *State
 }
 
-// Version returns the version of the snapshot.
-func (s Snapshot) Version() uint64 { return s.version }
-
-// User returns domain.user.
-func (s Snapshot) User() UserView { return UserView{p: &s.s.Domain.User} }
-
-// Audit returns domain.audit.
+func (s Snapshot) Version() uint64                 { return s.version }
+func (s Snapshot) User() UserView                  { return UserView{p: &s.s.Domain.User} }
 func (s Snapshot) Audit() engine.SliceView[string] { return engine.NewSliceView(s.s.Domain.Audit) }
 
-// Patch is a set of state changes for CompareAndSwap.
+// Patch is a set of state changes for CompareAndSwap: SetX sets the state field X, PutX and DeleteX an entry of the collection X.
 type Patch struct{ p engine.Patch }
 
-// SetUser sets domain.user.
-func (p *Patch) SetUser(v User) { p.p.Set(theusPathDomainUser, new(theusCloneUser(&v))) }
-
-// SetAudit sets domain.audit.
+func (p *Patch) SetUser(v User)      { p.p.Set(theusPathDomainUser, new(theusCloneUser(&v))) }
 func (p *Patch) SetAudit(v []string) { p.p.Set(theusPathDomainAudit, new(slices.Clone(v))) }
 
 // Views: read-only views of the declared types, valid as long as what they view (an In's, during the call only).
 
-// AddressView is a read-only view of an Address in a snapshot.
+// AddressView is a read-only view of an Address in a snapshot: a method per field, and Clone.
 type AddressView struct{ p *Address }
 
-// City returns the field city.
-func (v AddressView) City() string { return v.p.City }
-
-// Lines returns the field lines.
+func (v AddressView) City() string                    { return v.p.City }
 func (v AddressView) Lines() engine.SliceView[string] { return engine.NewSliceView(v.p.Lines) }
 
 // Clone returns a deep copy of the Address that shares nothing with the snapshot.
 func (v AddressView) Clone() Address { return theusCloneAddress(v.p) }
 
-// UserView is a read-only view of a User in a snapshot.
+// UserView is a read-only view of a User in a snapshot: a method per field, and Clone.
 type UserView struct{ p *User }
 
-// ID returns the field id.
-func (v UserView) ID() string { return v.p.ID }
-
-// Email returns the field email.
-func (v UserView) Email() string { return v.p.Email }
-
-// Address returns the field address.
-func (v UserView) Address() AddressView { return AddressView{p: &v.p.Address} }
-
-// Prefs returns the field prefs.
+func (v UserView) ID() string                            { return v.p.ID }
+func (v UserView) Email() string                         { return v.p.Email }
+func (v UserView) Address() AddressView                  { return AddressView{p: &v.p.Address} }
 func (v UserView) Prefs() engine.MapView[string, string] { return engine.NewMapView(v.p.Prefs) }
 
 // Clone returns a deep copy of the User that shares nothing with the snapshot.
 func (v UserView) Clone() User { return theusCloneUser(v.p) }
 
-// ChangedView is a read-only view of a Changed in a snapshot.
+// ChangedView is a read-only view of a Changed in a snapshot: a method per field, and Clone.
 type ChangedView struct{ p *Changed }
 
-// ID returns the field id.
-func (v ChangedView) ID() string { return v.p.ID }
-
-// What returns the field what.
+func (v ChangedView) ID() string   { return v.p.ID }
 func (v ChangedView) What() string { return v.p.What }
 
 // Clone returns a deep copy of the Changed that shares nothing with the snapshot.
-func (v ChangedView) Clone() Changed { return theusCloneChanged(v.p) }
+func (v ChangedView) Clone() Changed { return *v.p }
 
 // Processes: what the application implements, the Engine that runs it, and for each process its arguments, inputs, outputs, receipt and effects.
 
@@ -181,44 +160,34 @@ func (e *Engine) History(ctx context.Context, from, to uint64) ([]engine.Commit,
 // Close stops the engine. It does not close a store passed with engine.WithStore.
 func (e *Engine) Close() error { return e.core.Close() }
 
-// ChangeEmailArgs are the arguments of change_email.
-type ChangeEmailArgs struct{ Email string }
+type (
+	// ChangeEmailArgs are the arguments of change_email.
+	ChangeEmailArgs struct{ Email string }
+	// ChangeEmailIn is what change_email reads: its arguments, and read-only views of domain.user.id and domain.user.email, valid during the call only (Clone what you keep).
+	ChangeEmailIn struct {
+		Args ChangeEmailArgs
+		s    *State
+	}
+	// ChangeEmailOut collects what change_email writes (domain.user.email) and emits (user.changed). It is valid only during the call: using it afterwards panics.
+	ChangeEmailOut engine.Out
+	// ChangeEmailReceipt tells what a call of change_email committed.
+	ChangeEmailReceipt = engine.Receipt
+	// ChangeEmailEffects is what one run of change_email set and emitted (see RunChangeEmail).
+	ChangeEmailEffects struct {
+		UserEmail   *string
+		UserChanged []Changed
+	}
+)
 
-// ChangeEmailIn is what change_email reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type ChangeEmailIn struct {
-	Args ChangeEmailArgs
-	s    *State
-}
-
-// UserID returns domain.user.id.
-func (in ChangeEmailIn) UserID() string { return in.s.Domain.User.ID }
-
-// UserEmail returns domain.user.email.
+func (in ChangeEmailIn) UserID() string    { return in.s.Domain.User.ID }
 func (in ChangeEmailIn) UserEmail() string { return in.s.Domain.User.Email }
 
-// ChangeEmailOut collects what change_email writes and emits. It is valid only during the call: using it afterwards panics.
-type ChangeEmailOut engine.Out
-
-// SetUserEmail sets domain.user.email.
-func (o *ChangeEmailOut) SetUserEmail(v string) { engine.SetOutput((*engine.Out)(o), 0, v) }
-
-// EmitUserChanged emits a message on topic user.changed.
+func (o *ChangeEmailOut) SetUserEmail(v string)     { engine.SetOutput((*engine.Out)(o), 0, v) }
 func (o *ChangeEmailOut) EmitUserChanged(p Changed) { theusEmitUserChanged((*engine.Out)(o), &p) }
-
-// ChangeEmailReceipt tells what a call of change_email committed.
-type ChangeEmailReceipt = engine.Receipt
-
-// ChangeEmailEffects is what one run of change_email set and emitted (see RunChangeEmail).
-type ChangeEmailEffects struct {
-	UserEmail   *string
-	UserChanged []Changed
-}
 
 // ChangeEmail runs change_email and commits its effects.
 func (e *Engine) ChangeEmail(ctx context.Context, args ChangeEmailArgs) (ChangeEmailReceipt, error) {
-	c := engine.Take(e.core, theusProcChangeEmail, &e.impl)
-	*c.Args().(*ChangeEmailArgs) = args
-	return c.Exec(ctx)
+	return engine.Invoke(ctx, e.core, theusProcChangeEmail, &e.impl, args)
 }
 
 // RunChangeEmail runs change_email once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -227,49 +196,40 @@ func RunChangeEmail(impl Processes, s State, args ChangeEmailArgs) (eff ChangeEm
 	return eff, err
 }
 
-// MoveArgs are the arguments of move.
-type MoveArgs struct {
-	City  string
-	Lines []string
-}
+type (
+	// MoveArgs are the arguments of move.
+	MoveArgs struct {
+		City  string
+		Lines []string
+	}
+	// MoveIn is what move reads: its arguments, and read-only views of domain.user.address and domain.audit, valid during the call only (Clone what you keep).
+	MoveIn struct {
+		Args MoveArgs
+		s    *State
+	}
+	// MoveOut collects what move writes (domain.user.address and domain.audit). It is valid only during the call: using it afterwards panics.
+	MoveOut engine.Out
+	// MoveReceipt tells what a call of move committed.
+	MoveReceipt = engine.Receipt
+	// MoveEffects is what one run of move set and emitted (see RunMove).
+	MoveEffects struct {
+		UserAddress *Address
+		Audit       *[]string
+	}
+)
 
-// MoveIn is what move reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type MoveIn struct {
-	Args MoveArgs
-	s    *State
-}
-
-// UserAddress returns domain.user.address.
-func (in MoveIn) UserAddress() AddressView { return AddressView{p: &in.s.Domain.User.Address} }
-
-// Audit returns domain.audit.
+func (in MoveIn) UserAddress() AddressView        { return AddressView{p: &in.s.Domain.User.Address} }
 func (in MoveIn) Audit() engine.SliceView[string] { return engine.NewSliceView(in.s.Domain.Audit) }
 
-// MoveOut collects what move writes and emits. It is valid only during the call: using it afterwards panics.
-type MoveOut engine.Out
-
-// SetUserAddress sets domain.user.address.
 func (o *MoveOut) SetUserAddress(v Address) {
 	engine.SetOutput((*engine.Out)(o), 0, theusCloneAddress(&v))
 }
 
-// SetAudit sets domain.audit.
 func (o *MoveOut) SetAudit(v []string) { engine.SetOutput((*engine.Out)(o), 1, slices.Clone(v)) }
-
-// MoveReceipt tells what a call of move committed.
-type MoveReceipt = engine.Receipt
-
-// MoveEffects is what one run of move set and emitted (see RunMove).
-type MoveEffects struct {
-	UserAddress *Address
-	Audit       *[]string
-}
 
 // Move runs move and commits its effects.
 func (e *Engine) Move(ctx context.Context, args MoveArgs) (MoveReceipt, error) {
-	c := engine.Take(e.core, theusProcMove, &e.impl)
-	*c.Args().(*MoveArgs) = args
-	return c.Exec(ctx)
+	return engine.Invoke(ctx, e.core, theusProcMove, &e.impl, args)
 }
 
 // RunMove runs move once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -278,39 +238,33 @@ func RunMove(impl Processes, s State, args MoveArgs) (eff MoveEffects, err error
 	return eff, err
 }
 
-// SetPrefsArgs are the arguments of set_prefs.
-type SetPrefsArgs struct{ Prefs map[string]string }
+type (
+	// SetPrefsArgs are the arguments of set_prefs.
+	SetPrefsArgs struct{ Prefs map[string]string }
+	// SetPrefsIn is what set_prefs reads: its arguments, and read-only views of domain.user.prefs, valid during the call only (Clone what you keep).
+	SetPrefsIn struct {
+		Args SetPrefsArgs
+		s    *State
+	}
+	// SetPrefsOut collects what set_prefs writes (domain.user.prefs). It is valid only during the call: using it afterwards panics.
+	SetPrefsOut engine.Out
+	// SetPrefsReceipt tells what a call of set_prefs committed.
+	SetPrefsReceipt = engine.Receipt
+	// SetPrefsEffects is what one run of set_prefs set and emitted (see RunSetPrefs).
+	SetPrefsEffects struct{ UserPrefs *map[string]string }
+)
 
-// SetPrefsIn is what set_prefs reads: its arguments and read-only views of its inputs, valid during the call only (Clone what you keep).
-type SetPrefsIn struct {
-	Args SetPrefsArgs
-	s    *State
-}
-
-// UserPrefs returns domain.user.prefs.
 func (in SetPrefsIn) UserPrefs() engine.MapView[string, string] {
 	return engine.NewMapView(in.s.Domain.User.Prefs)
 }
 
-// SetPrefsOut collects what set_prefs writes and emits. It is valid only during the call: using it afterwards panics.
-type SetPrefsOut engine.Out
-
-// SetUserPrefs sets domain.user.prefs.
 func (o *SetPrefsOut) SetUserPrefs(v map[string]string) {
 	engine.SetOutput((*engine.Out)(o), 0, maps.Clone(v))
 }
 
-// SetPrefsReceipt tells what a call of set_prefs committed.
-type SetPrefsReceipt = engine.Receipt
-
-// SetPrefsEffects is what one run of set_prefs set and emitted (see RunSetPrefs).
-type SetPrefsEffects struct{ UserPrefs *map[string]string }
-
 // SetPrefs runs set_prefs and commits its effects.
 func (e *Engine) SetPrefs(ctx context.Context, args SetPrefsArgs) (SetPrefsReceipt, error) {
-	c := engine.Take(e.core, theusProcSetPrefs, &e.impl)
-	*c.Args().(*SetPrefsArgs) = args
-	return c.Exec(ctx)
+	return engine.Invoke(ctx, e.core, theusProcSetPrefs, &e.impl, args)
 }
 
 // RunSetPrefs runs set_prefs once on s, with no engine and nothing committed, and returns its effects. It never modifies s.
@@ -355,9 +309,9 @@ var theusSchema = engine.Schema[State]{
 	},
 	Paths: []string{"domain.user", "domain.audit", "domain.user.id", "domain.user.email", "domain.user.address", "domain.user.prefs"},
 	Processes: []engine.ProcessSpec{
-		{Args: (*ChangeEmailArgs)(nil), Emits: []string{"user.changed"}, Inputs: []int{theusPathDomainUser_ID, theusPathDomainUser_Email}, Name: "change_email", Outputs: []int{theusPathDomainUser_Email}, Run: theusRunChangeEmail},
-		{Args: (*MoveArgs)(nil), Inputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}, Name: "move", Outputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}, Run: theusRunMove},
-		{Args: (*SetPrefsArgs)(nil), Inputs: []int{theusPathDomainUser_Prefs}, Name: "set_prefs", Outputs: []int{theusPathDomainUser_Prefs}, Run: theusRunSetPrefs},
+		{Args: (*ChangeEmailArgs)(nil), Emits: []string{"user.changed"}, Inputs: []int{theusPathDomainUser_ID, theusPathDomainUser_Email}, Name: "change_email", Outputs: []int{theusPathDomainUser_Email}, Run: theusRun},
+		{Args: (*MoveArgs)(nil), Inputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}, Name: "move", Outputs: []int{theusPathDomainUser_Address, theusPathDomainAudit}, Run: theusRun},
+		{Args: (*SetPrefsArgs)(nil), Inputs: []int{theusPathDomainUser_Prefs}, Name: "set_prefs", Outputs: []int{theusPathDomainUser_Prefs}, Run: theusRun},
 	},
 	State: []engine.StateField[State]{
 		engine.ValueField("domain.user", "User{id string, email string, address Address{city string, lines []string}, prefs map[string]string}", func(s *State) *User { return &s.Domain.User }, theusAppendUser),
@@ -365,16 +319,16 @@ var theusSchema = engine.Schema[State]{
 	},
 }
 
-func theusRunChangeEmail(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).ChangeEmail(ctx, ChangeEmailIn{Args: *args.(*ChangeEmailArgs), s: s.(*State)}, (*ChangeEmailOut)(o))
-}
-
-func theusRunMove(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).Move(ctx, MoveIn{Args: *args.(*MoveArgs), s: s.(*State)}, (*MoveOut)(o))
-}
-
-func theusRunSetPrefs(ctx context.Context, impl, args, s any, o *engine.Out) error {
-	return (*impl.(*Processes)).SetPrefs(ctx, SetPrefsIn{Args: *args.(*SetPrefsArgs), s: s.(*State)}, (*SetPrefsOut)(o))
+func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
+	switch a := args.(type) {
+	case *ChangeEmailArgs:
+		return (*impl.(*Processes)).ChangeEmail(ctx, ChangeEmailIn{Args: *a, s: s.(*State)}, (*ChangeEmailOut)(o))
+	case *MoveArgs:
+		return (*impl.(*Processes)).Move(ctx, MoveIn{Args: *a, s: s.(*State)}, (*MoveOut)(o))
+	case *SetPrefsArgs:
+		return (*impl.(*Processes)).SetPrefs(ctx, SetPrefsIn{Args: *a, s: s.(*State)}, (*SetPrefsOut)(o))
+	}
+	panic("theus: theusRun: arguments of no process of this contract")
 }
 
 func theusCloneAddress(p *Address) Address {
@@ -390,16 +344,12 @@ func theusCloneUser(p *User) User {
 	return c
 }
 
-func theusCloneChanged(p *Changed) Changed {
-	return *p
-}
-
 func theusAppendAddress(b []byte, p *Address) ([]byte, error) {
 	var err error
 	b = append(b, "{\"city\":"...)
 	b = jsonenc.AppendString(b, p.City)
 	b = append(b, ",\"lines\":"...)
-	if b, err = jsonenc.AppendSlice(b, p.Lines, theusAppend_String); err != nil {
+	if b, err = jsonenc.AppendSlice(b, p.Lines, jsonenc.ElemString); err != nil {
 		return b, err
 	}
 	b = append(b, '}')
@@ -419,7 +369,7 @@ func theusAppendUser(b []byte, p *User) ([]byte, error) {
 	b = append(b, ",\"prefs\":"...)
 	if b, err = jsonenc.AppendMap(b, p.Prefs, func(k string) string {
 		return k
-	}, theusAppend_String); err != nil {
+	}, jsonenc.ElemString); err != nil {
 		return b, err
 	}
 	b = append(b, '}')
@@ -444,16 +394,12 @@ func theusEmitUserChanged(o *engine.Out, p *Changed) {
 		tx.EmitEncoded("user.changed", p.ID, b, err)
 	}
 	if o.Keep() {
-		o.Kept("user.changed", theusCloneChanged(p))
+		o.Kept("user.changed", *p)
 	}
 }
 
-func theusAppend_String(b []byte, e *string) ([]byte, error) {
-	return jsonenc.AppendString(b, *e), nil
-}
-
 func theusAppend_SliceOfString(b []byte, e *[]string) ([]byte, error) {
-	return jsonenc.AppendSlice(b, *e, theusAppend_String)
+	return jsonenc.AppendSlice(b, *e, jsonenc.ElemString)
 }
 
 // If this does not compile, the contract and this file disagree: re-run theusgen.

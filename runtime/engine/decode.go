@@ -25,11 +25,11 @@ var (
 	chunkBytes   = 1 << 20
 )
 
-type collBuilder[S any, K cmp.Ordered] struct {
+type collBuilder[K cmp.Ordered] struct {
 	codec   Codec
 	elem    *elemType
 	path    string
-	get     func(*S) *ptree[K]
+	get     func(unsafe.Pointer) *ptree[K]
 	workers chan struct{}
 	cur     *entryChunk[K] // being filled
 	rawCap  int            // the bytes of values the last chunk held
@@ -55,7 +55,7 @@ type keyedItem[K cmp.Ordered] struct {
 	item unsafe.Pointer // a *pitem[V]
 }
 
-func (b *collBuilder[S, K]) entry(key string, data []byte) error {
+func (b *collBuilder[K]) entry(key string, data []byte) error {
 	k, err := parseKey[K](key)
 	if err != nil {
 		return err
@@ -78,7 +78,7 @@ func (b *collBuilder[S, K]) entry(key string, data []byte) error {
 
 // decode hands c to a goroutine that decodes it, once one of workers is
 // free.
-func (b *collBuilder[S, K]) decode(c *entryChunk[K]) {
+func (b *collBuilder[K]) decode(c *entryChunk[K]) {
 	b.cur, b.rawCap = nil, min(len(c.raw)+len(c.raw)/8, 2*chunkBytes)
 	b.chunks = append(b.chunks, c)
 	b.workers <- struct{}{}
@@ -119,7 +119,7 @@ func (c *entryChunk[K]) decode(codec Codec, elem *elemType, path string) {
 	}
 }
 
-func (b *collBuilder[S, K]) finish(s *S) error {
+func (b *collBuilder[K]) finish(s unsafe.Pointer) error {
 	if b.cur != nil {
 		b.decode(b.cur)
 	}

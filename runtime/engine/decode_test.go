@@ -22,11 +22,11 @@ type decodeState struct {
 	Nums  Collection[int64, decodeValue]
 }
 
-func decodeCodec() *stateCodec[decodeState] {
-	return newStateCodec([]StateField[decodeState]{
+func decodeCodec() *stateCodec {
+	return newStateCodec(stateFields([]StateField[decodeState]{
 		CollectionField("domain.names", "collection[string]V", func(s *decodeState) *Collection[string, decodeValue] { return &s.Names }),
 		CollectionField("domain.nums", "collection[int64]V", func(s *decodeState) *Collection[int64, decodeValue] { return &s.Nums }),
-	}, nil)
+	}), opsOf[decodeState](nil), nil)
 }
 
 // setChunks makes the decoders of the test cut chunks of n entries.

@@ -15,7 +15,7 @@ import (
 
 // Codec returns the codec given with WithCodec, nil when payloads and state
 // values are encoded as JSON.
-func (e *Engine[S]) Codec() Codec { return e.opts.codec }
+func (e *Engine[S]) Codec() Codec { return e.c.opts.codec }
 
 // CheckValue returns an error naming path if v cannot be encoded as a
 // durable store will encode it: with codec when it is not nil, else as

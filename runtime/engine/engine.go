@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Schema describes a generated State type S to the engine.
@@ -99,6 +101,51 @@ type Change[S any] interface {
 	Apply(s *S, v uint64)
 }
 
+// call is a Call with its state type erased: the frame of a FrameCall,
+// or a callOf.
+type call interface {
+	Tx() *Tx
+	ReceiptID() *[1]string
+	// runOn is Call.Run, applyTo (applier) Call.Apply.
+	runOn(ctx context.Context, s unsafe.Pointer) error
+	applier
+}
+
+// applier writes what a commit writes into s, a copy of the state that
+// becomes version v: a call's outputs, or a change.
+type applier interface {
+	applyTo(s unsafe.Pointer, v uint64)
+}
+
+// change is a Change with its state type erased.
+type change interface {
+	Record(tx *Tx)
+	applier
+}
+
+// callFor returns c as a call: a FrameCall's frame, or else c wrapped (one
+// allocation, for calls that generated code does not make).
+func callFor[S any](c Call[S]) call {
+	if f, ok := c.(*FrameCall[S]); ok {
+		return &f.frame
+	}
+	return callOf[S]{c}
+}
+
+type callOf[S any] struct{ c Call[S] }
+
+func (c callOf[S]) Tx() *Tx               { return c.c.Tx() }
+func (c callOf[S]) ReceiptID() *[1]string { return c.c.ReceiptID() }
+func (c callOf[S]) runOn(ctx context.Context, s unsafe.Pointer) error {
+	return c.c.Run(ctx, (*S)(s))
+}
+func (c callOf[S]) applyTo(s unsafe.Pointer, v uint64) { c.c.Apply((*S)(s), v) }
+
+type changeOf[S any] struct{ ch Change[S] }
+
+func (c changeOf[S]) Record(tx *Tx)                      { c.ch.Record(tx) }
+func (c changeOf[S]) applyTo(s unsafe.Pointer, v uint64) { c.ch.Apply((*S)(s), v) }
+
 // Receipt tells a caller what its call committed.
 type Receipt struct {
 	// Version of the commit, or of the snapshot a pure call read.
@@ -114,9 +161,12 @@ type process struct {
 	conflicts []int
 }
 
-type snapshot[S any] struct {
+type snapshot struct {
 	version uint64
-	state   S
+	// state points to the snapshot's S, which lives in the same
+	// allocation (snapshotOf): a snapshot costs one allocation, as a
+	// generic snapshot[S] would.
+	state unsafe.Pointer
 	// refs counts the calls running on the snapshot, plus retired once a
 	// later snapshot replaced it, when the engine recycles snapshots (see
 	// recycle.go).
@@ -127,26 +177,97 @@ type snapshot[S any] struct {
 	failed atomic.Bool
 }
 
+// snapshotOf is a snapshot with room for its state.
+type snapshotOf[S any] struct {
+	snapshot
+	s S
+}
+
+// stateOps is what the engine knows of its state type S: a few functions,
+// made once by New, through which the rest of the engine, which is not
+// generic, handles states as unsafe pointers to an S. (The compiler makes
+// a generic type's methods for every package that instantiates it with
+// its own type: every package of generated code would compile the whole
+// engine.)
+type stateOps struct {
+	ptrType reflect.Type // *S
+	// newSnap returns a new snapshot with a zero state.
+	newSnap func() *snapshot
+	// copy does *dst = *src, zero *p = S{}.
+	copy func(dst, src unsafe.Pointer)
+	zero func(p unsafe.Pointer)
+	// clone returns a new S, a deep copy of *src (Schema.Clone); newState
+	// a new zero S.
+	clone    func(src unsafe.Pointer) unsafe.Pointer
+	newState func() unsafe.Pointer
+	// box returns p as an any holding a *S (Record.State), unbox the *S in
+	// v as a pointer, or nil if v holds none.
+	box   func(p unsafe.Pointer) any
+	unbox func(v any) unsafe.Pointer
+}
+
+// boxState returns p, a pointer to an S, as a *S in an any.
+func boxState[S any](p unsafe.Pointer) any { return (*S)(p) }
+
+// opsOf returns the stateOps of S; clone is Schema.Clone (nil: copy).
+func opsOf[S any](clone func(*S) S) *stateOps {
+	return &stateOps{
+		ptrType: reflect.TypeFor[*S](),
+		newSnap: func() *snapshot {
+			n := new(snapshotOf[S])
+			n.state = unsafe.Pointer(&n.s)
+			return &n.snapshot
+		},
+		copy: func(dst, src unsafe.Pointer) { *(*S)(dst) = *(*S)(src) },
+		zero: func(p unsafe.Pointer) { *(*S)(p) = *new(S) },
+		clone: func(src unsafe.Pointer) unsafe.Pointer {
+			s := new(S)
+			if clone != nil {
+				*s = clone((*S)(src))
+			} else {
+				*s = *(*S)(src)
+			}
+			return unsafe.Pointer(s)
+		},
+		newState: func() unsafe.Pointer { return unsafe.Pointer(new(S)) },
+		box:      boxState[S],
+		unbox: func(v any) unsafe.Pointer {
+			s, _ := v.(*S)
+			return unsafe.Pointer(s)
+		},
+	}
+}
+
 // Engine runs processes on immutable snapshots of a state S and commits
 // their outputs and messages atomically. Generated code wraps it in a typed
 // Engine; users rarely name it.
+//
+// Its methods only convert between *S and the untyped states of the
+// engine's implementation (core), which is compiled once, in this
+// package, whatever S is.
 type Engine[S any] struct {
+	c core
+}
+
+// core is the implementation of an Engine, of any state type: it reaches
+// states only as unsafe pointers, through ops.
+type core struct {
 	opts      options
 	store     Store
+	ops       *stateOps
 	paths     []string
 	procs     []process
-	frames    []sync.Pool // per process, for Take
-	clone     func(*S) S
-	published atomic.Pointer[snapshot[S]] // durable; what pure calls and readers see
+	frames    []sync.Pool              // per process, of *frame, for Take
+	published atomic.Pointer[snapshot] // durable; what pure calls and readers see
 	// head is the last sequenced snapshot: validated and applied, perhaps
 	// still waiting for the store; what calls that commit run on. It is
 	// changed with e.mu held.
-	head atomic.Pointer[snapshot[S]]
+	head atomic.Pointer[snapshot]
 	// headp is where the last sequenced snapshot is read: &head, or
 	// &published for an in-memory store, whose commits are durable before
 	// e.mu is released, so that the two are always the same and a commit
 	// stores one pointer, not two.
-	headp *atomic.Pointer[snapshot[S]]
+	headp *atomic.Pointer[snapshot]
 
 	turn  sync.Mutex // held by a call in its exclusive turn
 	clock *coarseClock
@@ -166,14 +287,14 @@ type Engine[S any] struct {
 	lastReadAll  uint64
 	keySeqs      keySeqs
 	pending      []*Tx
-	pendingSnaps []*snapshot[S]
+	pendingSnaps []*snapshot
 	spare        []*Tx
-	spareSnaps   []*snapshot[S]
+	spareSnaps   []*snapshot
 	recs         []*Record
 	one          [1]*Record // the group of an in-memory commit
 	// colls holds, per path, how to look the entries of a collection up;
 	// nil for paths that are not collections.
-	colls []func(s *S, key string) (uint64, bool)
+	colls []func(s unsafe.Pointer, key string) (uint64, bool)
 	// deleted holds when entries were deleted, so a call that read a key
 	// absent from the current state can still be checked; it is cleared
 	// when it grows, and a read of an absent key by a call whose snapshot
@@ -195,9 +316,9 @@ type Engine[S any] struct {
 	// applies the other engines' commits.
 	shared       SharedStore
 	flushTxs     []*Tx
-	flushSnaps   []*snapshot[S]
+	flushSnaps   []*snapshot
 	pathIndex    map[string]int
-	sc           *stateCodec[S]
+	sc           *stateCodec
 	cancelFollow context.CancelFunc
 	followed     chan struct{}
 	// inc is the store's incarnation, part of every message ID (see
@@ -206,8 +327,8 @@ type Engine[S any] struct {
 	// recycle is set when snapshots are reused (see recycle.go); freed
 	// and snaps hold the freed ones.
 	recycle   bool
-	freed     []*snapshot[S] // freed under e.mu, reused first
-	snaps     sync.Pool      // freed by calls, outside e.mu
+	freed     []*snapshot // freed under e.mu, reused first
+	snaps     sync.Pool   // freed by calls, outside e.mu
 	exclusive bool
 	// onWait, set by tests only (export_test.go), is called with e.mu
 	// held when a CompareAndSwap starts to wait: for another call's
@@ -219,7 +340,7 @@ type Engine[S any] struct {
 	closed atomic.Bool
 	// invs are the state invariants, and invByPath, per path, the
 	// invariants a write of it must be checked against (invariants.go).
-	invs      []invariant[S]
+	invs      []invariant
 	invByPath [][]int
 	// onRefuse, set by tests only, is called with e.mu held when an
 	// invariant refuses a commit.
@@ -230,7 +351,54 @@ type Engine[S any] struct {
 // initial is ignored; otherwise the state starts as a copy of initial at
 // version 0. ctx bounds the recovery only.
 func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Option) (*Engine[S], error) {
-	e := &Engine[S]{opts: defaultOptions(), paths: schema.Paths, clone: schema.Clone}
+	e := new(Engine[S])
+	if err := e.c.start(ctx, eraseSchema(schema), opsOf(schema.Clone), unsafe.Pointer(&initial), opts); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// schema is a Schema with its state type erased, for core.
+type schema struct {
+	paths        []string
+	processes    []ProcessSpec
+	outputs      []outputDesc
+	collections  []collSpec
+	state        []stateField
+	invariants   []Invariant
+	compileCheck CheckCompiler
+}
+
+type collSpec struct {
+	path    int
+	version func(s unsafe.Pointer, key string) (uint64, bool)
+}
+
+func eraseSchema[S any](s *Schema[S]) *schema {
+	es := &schema{paths: s.Paths, processes: s.Processes, outputs: outputDescs(s.Outputs),
+		state: stateFields(s.State), invariants: s.Invariants, compileCheck: s.CompileCheck}
+	for _, c := range s.Collections {
+		version := c.Version
+		es.collections = append(es.collections, collSpec{path: c.Path,
+			version: func(p unsafe.Pointer, key string) (uint64, bool) { return version((*S)(p), key) }})
+	}
+	return es
+}
+
+// outputDescs and stateFields return the untyped descriptions in outs and
+// fields, which are the same in memory: Output and StateField are structs
+// of one field, of these types.
+func outputDescs[S any](outs []Output[S]) []outputDesc {
+	return unsafe.Slice((*outputDesc)(unsafe.Pointer(unsafe.SliceData(outs))), len(outs))
+}
+
+func stateFields[S any](fields []StateField[S]) []stateField {
+	return unsafe.Slice((*stateField)(unsafe.Pointer(unsafe.SliceData(fields))), len(fields))
+}
+
+// start starts the engine (New), whose initial state is at initial.
+func (e *core) start(ctx context.Context, schema *schema, ops *stateOps, initial unsafe.Pointer, opts []Option) error {
+	e.opts, e.paths, e.ops = defaultOptions(), schema.paths, ops
 	for _, o := range opts {
 		o(&e.opts)
 	}
@@ -241,7 +409,7 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 	}
 	e.store = e.opts.store
 	if e.store == nil {
-		return nil, errors.New("theus: no store: pass engine.WithStore (generated NewEngine defaults to memory.New())")
+		return errors.New("theus: no store: pass engine.WithStore (generated NewEngine defaults to memory.New())")
 	}
 	_, e.inMemory = e.store.(InMemory)
 	e.shared, _ = e.store.(SharedStore)
@@ -250,20 +418,20 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 	if e.inMemory {
 		e.headp = &e.published
 	}
-	e.colls = make([]func(*S, string) (uint64, bool), len(schema.Paths))
-	for _, c := range schema.Collections {
-		e.colls[c.Path] = c.Version
+	e.colls = make([]func(unsafe.Pointer, string) (uint64, bool), len(schema.paths))
+	for _, c := range schema.collections {
+		e.colls[c.path] = c.version
 	}
 	// A collection of Schema.State needs no CollectionSpec: its codec
 	// finds the versions of its entries.
-	for _, f := range schema.State {
-		if i := slices.Index(schema.Paths, f.info.Path); f.info.Collection && i >= 0 && e.colls[i] == nil {
+	for _, f := range schema.state {
+		if i := slices.Index(schema.paths, f.info.Path); f.info.Collection && i >= 0 && e.colls[i] == nil {
 			e.colls[i] = f.codec.version
 		}
 	}
 	e.deleted = make(map[collKey]uint64)
-	e.procs = make([]process, len(schema.Processes))
-	for i, p := range schema.Processes {
+	e.procs = make([]process, len(schema.processes))
+	for i, p := range schema.processes {
 		// A collection conflicts per entry read, not as a whole: its path
 		// takes no part in the static conflict set.
 		var inputs []int
@@ -272,40 +440,41 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 				inputs = append(inputs, in)
 			}
 		}
-		e.procs[i] = process{ProcessSpec: p, conflicts: conflictSet(schema.Paths, inputs)}
+		e.procs[i] = process{ProcessSpec: p, conflicts: conflictSet(schema.paths, inputs)}
 		for _, out := range p.Outputs {
-			if out < 0 || out >= len(schema.Outputs) || schema.Outputs[out].o == nil {
-				return nil, fmt.Errorf("theus: process %s writes path %d, which Schema.Outputs does not describe", p.Name, out)
+			if out < 0 || out >= len(schema.outputs) || schema.outputs[out].o == nil {
+				return fmt.Errorf("theus: process %s writes path %d, which Schema.Outputs does not describe", p.Name, out)
 			}
 		}
 	}
 	e.frames = framePools(e, schema)
-	e.lastWrite = make([]uint64, len(schema.Paths))
-	e.durableWrite = make([]uint64, len(schema.Paths))
-	e.lastRead = make([]uint64, len(schema.Paths))
+	e.lastWrite = make([]uint64, len(schema.paths))
+	e.durableWrite = make([]uint64, len(schema.paths))
+	e.lastRead = make([]uint64, len(schema.paths))
 
-	e.pathIndex = make(map[string]int, len(schema.Paths))
-	for i, p := range schema.Paths {
+	e.pathIndex = make(map[string]int, len(schema.paths))
+	for i, p := range schema.paths {
 		e.pathIndex[p] = i
 	}
-	e.sc = newStateCodec(schema.State, e.opts.codec)
+	e.sc = newStateCodec(schema.state, ops, e.opts.codec)
 	if err := e.compileInvariants(schema); err != nil {
-		return nil, err
+		return err
 	}
 	e.sc.migrations = e.opts.migrations
 	rec, err := e.store.Recover(ctx, e.sc)
 	if err != nil {
-		return nil, fmt.Errorf("theus: recover: %w", err)
+		return fmt.Errorf("theus: recover: %w", err)
 	}
-	snap := &snapshot[S]{}
+	snap := ops.newSnap()
 	if rec == nil {
-		snap.state = e.clone(&initial)
+		ops.copy(snap.state, ops.clone(initial))
 	} else {
-		s, ok := rec.State.(*S)
-		if !ok {
-			return nil, fmt.Errorf("theus: recover: the store holds a state of type %T, want %T", rec.State, s)
+		s := ops.unbox(rec.State)
+		if s == nil {
+			return fmt.Errorf("theus: recover: the store holds a state of type %T, want %v", rec.State, ops.ptrType)
 		}
-		snap.version, snap.state = rec.Version, *s
+		snap.version = rec.Version
+		ops.copy(snap.state, s)
 		for _, w := range rec.Warnings {
 			e.opts.logger.WarnContext(ctx, "theus: recover: "+w, "version", rec.Version)
 		}
@@ -325,11 +494,11 @@ func New[S any](ctx context.Context, schema *Schema[S], initial S, opts ...Optio
 	}
 	if e.opts.globals != nil {
 		if err := e.applyGlobals(ctx); err != nil {
-			e.Close()
-			return nil, err
+			e.close()
+			return err
 		}
 	}
-	return e, nil
+	return nil
 }
 
 // conflictSet returns the paths related to any input: the input itself, its
@@ -349,13 +518,18 @@ func conflictSet(paths []string, inputs []int) []int {
 }
 
 // Store returns the engine's store.
-func (e *Engine[S]) Store() Store { return e.store }
+func (e *Engine[S]) Store() Store { return e.c.store }
 
 // Snapshot returns the latest published version and its state, which must
 // not be modified.
 func (e *Engine[S]) Snapshot() (uint64, *S) {
+	v, s := e.c.snapshot()
+	return v, (*S)(s)
+}
+
+func (e *core) snapshot() (uint64, unsafe.Pointer) {
 	s := e.acquire(&e.published) // never released: it stays as it is
-	return s.version, &s.state
+	return s.version, s.state
 }
 
 // Exec runs process proc (an index into Schema.Processes) for call c and
@@ -373,6 +547,10 @@ func (e *Engine[S]) Snapshot() (uint64, *S) {
 // returned only once the snapshot is durable, so nothing a caller is told
 // depends on state a store failure takes back.
 func (e *Engine[S]) Exec(ctx context.Context, proc int, c Call[S]) (Receipt, error) {
+	return e.c.exec(ctx, proc, callFor(c))
+}
+
+func (e *core) exec(ctx context.Context, proc int, c call) (Receipt, error) {
 	p := &e.procs[proc]
 	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
@@ -412,7 +590,7 @@ func (e *Engine[S]) Exec(ctx context.Context, proc int, c Call[S]) (Receipt, err
 		if err == nil {
 			e.warn(ctx, c.Tx(), r.Version)
 		}
-		if ref, ok := err.(*refusal[S]); ok {
+		if ref, ok := err.(*refusal); ok {
 			if lost, err := e.settleRefusal(ctx, ref); !lost {
 				return Receipt{}, err
 			}
@@ -433,7 +611,7 @@ func (e *Engine[S]) Exec(ctx context.Context, proc int, c Call[S]) (Receipt, err
 // other call may commit, so it cannot conflict. The commits in flight go on
 // being persisted meanwhile: only the sequencing of new ones waits, for as
 // long as one run of p takes.
-func (e *Engine[S]) execExclusive(ctx context.Context, p *process, c Call[S]) (Receipt, error) {
+func (e *core) execExclusive(ctx context.Context, p *process, c call) (Receipt, error) {
 	e.turn.Lock()
 	defer e.turn.Unlock()
 	for {
@@ -451,7 +629,7 @@ func (e *Engine[S]) execExclusive(ctx context.Context, p *process, c Call[S]) (R
 
 // exclusiveTurn is one exclusive run and commit; lost reports that its
 // snapshot failed with its group, so nothing was committed or decided.
-func (e *Engine[S]) exclusiveTurn(ctx context.Context, p *process, c Call[S]) (r Receipt, lost bool, err error) {
+func (e *core) exclusiveTurn(ctx context.Context, p *process, c call) (r Receipt, lost bool, err error) {
 	e.mu.Lock()
 	e.exclusive = true
 	snap := e.acquire(e.headp)
@@ -476,7 +654,7 @@ func (e *Engine[S]) exclusiveTurn(ctx context.Context, p *process, c Call[S]) (r
 	if err == ErrConflict { // only a failed snapshot conflicts in a turn
 		return Receipt{}, true, nil
 	}
-	if ref, ok := err.(*refusal[S]); ok {
+	if ref, ok := err.(*refusal); ok {
 		lost, err = e.settleRefusal(ctx, ref)
 		return Receipt{}, lost, err
 	}
@@ -488,7 +666,7 @@ func (e *Engine[S]) exclusiveTurn(ctx context.Context, p *process, c Call[S]) (r
 
 // awaitSettled waits until snap is durable (ok) or lost with a group the
 // store refused (not ok), or until ctx is done.
-func (e *Engine[S]) awaitSettled(ctx context.Context, snap *snapshot[S]) (ok bool, err error) {
+func (e *core) awaitSettled(ctx context.Context, snap *snapshot) (ok bool, err error) {
 	if e.inMemory {
 		// An in-memory engine publishes only durable snapshots, and calls
 		// run on published ones. (Nor may it read the published one's
@@ -525,7 +703,7 @@ func (e *Engine[S]) awaitSettled(ctx context.Context, snap *snapshot[S]) (ok boo
 
 // settled wakes the calls waiting in awaitSettled: a group became durable
 // or failed. e.mu is held.
-func (e *Engine[S]) settled() {
+func (e *core) settled() {
 	if e.settle != nil {
 		close(e.settle)
 		e.settle = nil
@@ -533,8 +711,8 @@ func (e *Engine[S]) settled() {
 }
 
 // run runs one attempt of p on snap.
-func (e *Engine[S]) run(ctx context.Context, p *process, c Call[S], snap *snapshot[S]) error {
-	err := runOnce(ctx, p.Name, p.Errors, e.opts.codec, c, &snap.state)
+func (e *core) run(ctx context.Context, p *process, c call, snap *snapshot) error {
+	err := runOnce(ctx, p.Name, p.Errors, e.opts.codec, c, snap.state)
 	e.countRejected(err)
 	if err == nil && e.opts.headers != nil {
 		c.Tx().setHeaders(ctx, e.opts.headers)
@@ -547,13 +725,13 @@ func (e *Engine[S]) run(ctx context.Context, p *process, c Call[S], snap *snapsh
 // generated RunXxx functions do for unit tests. Errors are those Exec
 // would return for the same run.
 func Run[S any](ctx context.Context, name string, c Call[S], s *S, declared ...error) error {
-	return runOnce(ctx, name, declared, nil, c, s)
+	return runOnce(ctx, name, declared, nil, callFor(c), unsafe.Pointer(s))
 }
 
 // runOnce resets c's effects and runs it, turning a panic into a
 // *PanicError and a process error into a *ProcessError (marked Undeclared
 // for a DomainError not among declared).
-func runOnce[S any](ctx context.Context, name string, declared []error, codec Codec, c Call[S], s *S) (err error) {
+func runOnce(ctx context.Context, name string, declared []error, codec Codec, c call, s unsafe.Pointer) (err error) {
 	tx := c.Tx()
 	tx.reset(codec)
 	defer func() {
@@ -561,13 +739,13 @@ func runOnce[S any](ctx context.Context, name string, declared []error, codec Co
 			err = &PanicError{Process: name, Value: r, Stack: debug.Stack()}
 		}
 	}()
-	if err := c.Run(ctx, s); err != nil {
+	if err := c.runOn(ctx, s); err != nil {
 		return &ProcessError{Process: name, Err: err, Undeclared: undeclared(err, declared)}
 	}
 	return tx.err
 }
 
-func (e *Engine[S]) backoff(ctx context.Context, attempt int) error {
+func (e *core) backoff(ctx context.Context, attempt int) error {
 	d := e.opts.backoff << min(attempt-1, 30)
 	if d > e.opts.maxBackoff || d <= 0 {
 		d = e.opts.maxBackoff
@@ -588,7 +766,7 @@ func (e *Engine[S]) backoff(ctx context.Context, attempt int) error {
 // commit validates the run of c on snap and, if no input changed since,
 // sequences it and waits until it is durable. released reports that the
 // commit dropped the caller's reference on snap (see publish).
-func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive bool) (r Receipt, released bool, err error) {
+func (e *core) commit(p *process, c call, snap *snapshot, exclusive bool) (r Receipt, released bool, err error) {
 	tx := c.Tx()
 	e.mu.Lock()
 	for e.exclusive && !exclusive {
@@ -614,12 +792,12 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 		return Receipt{}, false, ErrConflict
 	}
 	next := e.next()
-	c.Apply(&next.state, next.version)
+	c.applyTo(next.state, next.version)
 	if e.invs != nil {
-		if err := e.checkInvariants(p.Name, tx, &next.state); err != nil {
+		if err := e.checkInvariants(p.Name, tx, next.state); err != nil {
 			// Decided on the last sequenced state, which a store failure
 			// may yet take back: see settleRefusal.
-			ref := &refusal[S]{err: err, base: e.acquire(e.headp)}
+			ref := &refusal{err: err, base: e.acquire(e.headp)}
 			if e.onRefuse != nil {
 				e.onRefuse()
 			}
@@ -642,7 +820,7 @@ func (e *Engine[S]) commit(p *process, c Call[S], snap *snapshot[S], exclusive b
 
 // stale reports whether anything the run of p read, on the snapshot at
 // version sv, was written since. e.mu is held.
-func (e *Engine[S]) stale(p *process, tx *Tx, sv uint64) bool {
+func (e *core) stale(p *process, tx *Tx, sv uint64) bool {
 	for _, q := range p.conflicts {
 		if e.lastWrite[q] > sv {
 			return true
@@ -665,8 +843,8 @@ func (e *Engine[S]) stale(p *process, tx *Tx, sv uint64) bool {
 // entryChanged reports whether the collection entry r may have been
 // written or deleted after version sv, as far as head, the last sequenced
 // snapshot, and the deleted-entry log tell. e.mu is held.
-func (e *Engine[S]) entryChanged(head *snapshot[S], r collKey, sv uint64) bool {
-	if ver, ok := e.colls[r.path](&head.state, r.key); ok {
+func (e *core) entryChanged(head *snapshot, r collKey, sv uint64) bool {
+	if ver, ok := e.colls[r.path](head.state, r.key); ok {
 		return ver > sv
 	}
 	if d, ok := e.deleted[r]; ok {
@@ -703,6 +881,10 @@ func (e *Engine[S]) entryChanged(head *snapshot[S], r collKey, sv uint64) bool {
 // durable after them, and fails with them (ErrStore). ctx bounds the wait
 // for them, not the wait for another call's exclusive turn.
 func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Change[S]) (uint64, error) {
+	return e.c.cas(ctx, expected, changeOf[S]{ch})
+}
+
+func (e *core) cas(ctx context.Context, expected uint64, ch change) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -716,7 +898,7 @@ func (e *Engine[S]) CompareAndSwap(ctx context.Context, expected uint64, ch Chan
 	return v, err
 }
 
-func (e *Engine[S]) compareAndSwap(ctx context.Context, expected uint64, tx *Tx, ch Change[S]) (uint64, error) {
+func (e *core) compareAndSwap(ctx context.Context, expected uint64, tx *Tx, ch change) (uint64, error) {
 	e.mu.Lock()
 	for e.exclusive {
 		e.waiting()
@@ -749,7 +931,7 @@ const (
 
 // compare decides a CompareAndSwap of the change recorded in tx on
 // version expected. e.mu is held.
-func (e *Engine[S]) compare(tx *Tx, expected uint64) casVerdict {
+func (e *core) compare(tx *Tx, expected uint64) casVerdict {
 	durable, head := e.published.Load().version, e.headp.Load().version
 	switch {
 	case durable > expected || expected > head:
@@ -771,7 +953,7 @@ func (e *Engine[S]) compare(tx *Tx, expected uint64) casVerdict {
 // related to one tx writes (itself, an ancestor, a descendant), or an entry
 // tx writes. A read of any entry of a collection counts as a read of the
 // collection, which is coarse but cheap to keep. e.mu is held.
-func (e *Engine[S]) interferes(tx *Tx, expected uint64) bool {
+func (e *core) interferes(tx *Tx, expected uint64) bool {
 	if e.lastReadAll > expected {
 		return true
 	}
@@ -798,7 +980,7 @@ func (e *Engine[S]) interferes(tx *Tx, expected uint64) bool {
 // that nothing new is sequenced, and waits until every sequenced commit is
 // durable or failed: the durable version is then the last sequenced one,
 // and the change commits if it is expected.
-func (e *Engine[S]) compareInTurn(ctx context.Context, expected uint64, tx *Tx, ch Change[S]) (uint64, error) {
+func (e *core) compareInTurn(ctx context.Context, expected uint64, tx *Tx, ch change) (uint64, error) {
 	e.turn.Lock()
 	defer e.turn.Unlock()
 	e.mu.Lock()
@@ -824,15 +1006,15 @@ func (e *Engine[S]) compareInTurn(ctx context.Context, expected uint64, tx *Tx, 
 
 // swap commits ch, whose writes tx recorded; a change that writes nothing
 // commits nothing. e.mu is held on entry and released on return.
-func (e *Engine[S]) swap(expected uint64, tx *Tx, ch Change[S]) (uint64, error) {
+func (e *core) swap(expected uint64, tx *Tx, ch change) (uint64, error) {
 	if len(tx.writes) == 0 {
 		e.mu.Unlock()
 		return expected, nil
 	}
 	next := e.next()
-	ch.Apply(&next.state, next.version)
+	ch.applyTo(next.state, next.version)
 	if e.invs != nil {
-		if err := e.checkInvariants("", tx, &next.state); err != nil {
+		if err := e.checkInvariants("", tx, next.state); err != nil {
 			e.discard(next)
 			e.mu.Unlock()
 			e.countRejected(err)
@@ -851,19 +1033,19 @@ func (e *Engine[S]) swap(expected uint64, tx *Tx, ch Change[S]) (uint64, error) 
 
 // mismatch is the error of a CompareAndSwap on expected that fails. It
 // names the durable version, the one a caller can read. e.mu is held.
-func (e *Engine[S]) mismatch(expected uint64) error {
+func (e *core) mismatch(expected uint64) error {
 	return fmt.Errorf("%w: expected %d, current %d", ErrVersionMismatch, expected, e.published.Load().version)
 }
 
 // endTurn ends an exclusive turn and wakes the calls waiting for it. e.mu
 // is held.
-func (e *Engine[S]) endTurn() {
+func (e *core) endTurn() {
 	e.exclusive = false
 	e.cond.Broadcast()
 }
 
 // waiting calls the test hook onWait. e.mu is held.
-func (e *Engine[S]) waiting() {
+func (e *core) waiting() {
 	if e.onWait != nil {
 		e.onWait()
 	}
@@ -871,10 +1053,11 @@ func (e *Engine[S]) waiting() {
 
 // next returns the snapshot of the next version: a shallow copy of the last
 // sequenced state, for the commit to apply its writes to. e.mu is held.
-func (e *Engine[S]) next() *snapshot[S] {
+func (e *core) next() *snapshot {
 	head := e.headp.Load()
 	s := e.newSnapshot()
-	s.version, s.state = head.version+1, head.state
+	s.version = head.version + 1
+	e.ops.copy(s.state, head.state)
 	return s
 }
 
@@ -886,7 +1069,7 @@ func (e *Engine[S]) next() *snapshot[S] {
 // once the store has it). The caller applies the writes: a generic
 // interface conversion here would cost a type assertion per commit. e.mu
 // is held.
-func (e *Engine[S]) sequence(p *process, tx *Tx, next *snapshot[S], id *[1]string) *snapshot[S] {
+func (e *core) sequence(p *process, tx *Tx, next *snapshot, id *[1]string) *snapshot {
 	v := next.version
 	name := ""
 	if p != nil {
@@ -928,7 +1111,7 @@ func (e *Engine[S]) sequence(p *process, tx *Tx, next *snapshot[S], id *[1]strin
 			m.KeySeq = *p
 		}
 	}
-	tx.rec = Record{Version: v, Process: name, Time: now, Writes: tx.wrecs, Messages: tx.msgs, State: &next.state}
+	tx.rec = Record{Version: v, Process: name, Time: now, Writes: tx.wrecs, Messages: tx.msgs, State: e.ops.box(next.state)}
 	tx.status = txPending
 	if !e.inMemory { // else persist publishes it once the store has it
 		e.head.Store(next)
@@ -942,7 +1125,7 @@ func (e *Engine[S]) sequence(p *process, tx *Tx, next *snapshot[S], id *[1]strin
 // CompareAndSwap counts as reading everything, since its caller computed
 // the change from whatever it read, and so does any commit under
 // WithStrictCAS. e.mu is held.
-func (e *Engine[S]) noteReads(p *process, v uint64) {
+func (e *core) noteReads(p *process, v uint64) {
 	if p == nil || e.opts.strictCAS {
 		e.lastReadAll = v
 		return
@@ -956,7 +1139,7 @@ func (e *Engine[S]) noteReads(p *process, v uint64) {
 // has failed. held is the snapshot the caller holds a reference on, if
 // any; released reports that persist dropped it (see publish). e.mu is
 // held on entry and released on return.
-func (e *Engine[S]) persist(tx *Tx, next, held *snapshot[S]) (released bool, err error) {
+func (e *core) persist(tx *Tx, next, held *snapshot) (released bool, err error) {
 	if !e.inMemory {
 		e.pending = append(e.pending, tx)
 		e.pendingSnaps = append(e.pendingSnaps, next)
@@ -969,7 +1152,7 @@ func (e *Engine[S]) persist(tx *Tx, next, held *snapshot[S]) (released bool, err
 	err = e.storeCommit(e.one[:])
 	e.one[0] = nil
 	if err != nil {
-		e.fail([]*Tx{tx}, []*snapshot[S]{next}, err)
+		e.fail([]*Tx{tx}, []*snapshot{next}, err)
 		return false, tx.serr
 	}
 	e.durable(tx)
@@ -979,7 +1162,7 @@ func (e *Engine[S]) persist(tx *Tx, next, held *snapshot[S]) (released bool, err
 }
 
 // durable records that tx is durable. e.mu is held.
-func (e *Engine[S]) durable(tx *Tx) {
+func (e *core) durable(tx *Tx) {
 	e.noteCommit(tx)
 	for _, w := range tx.writes {
 		e.durableWrite[w] = tx.rec.Version
@@ -1035,7 +1218,7 @@ func (k *keySeqs) of(topic, key string) *uint64 {
 // last one settled, without waiting for a caller to be scheduled. Other
 // callers sleep until their own group is durable. e.mu is held on entry
 // and released on return.
-func (e *Engine[S]) await(tx *Tx) error {
+func (e *core) await(tx *Tx) error {
 	if e.flushing {
 		tx.sleep(&e.mu)
 	} else {
@@ -1056,7 +1239,7 @@ func (e *Engine[S]) await(tx *Tx) error {
 
 // flush persists the pending commits, group after group, until none is
 // left. It runs in its own goroutine while e.flushing.
-func (e *Engine[S]) flush() {
+func (e *core) flush() {
 	e.mu.Lock()
 	for len(e.pending) > 0 {
 		e.flushGroup()
@@ -1066,7 +1249,7 @@ func (e *Engine[S]) flush() {
 }
 
 // flushed ends a flush. e.mu is held.
-func (e *Engine[S]) flushed() {
+func (e *core) flushed() {
 	e.flushing = false
 	e.cond.Broadcast() // for Close, which waits for this
 }
@@ -1074,7 +1257,7 @@ func (e *Engine[S]) flushed() {
 // flushGroup hands every pending commit to the store in one Commit and
 // wakes their callers once it has settled. e.mu is held, and released
 // while the store works.
-func (e *Engine[S]) flushGroup() {
+func (e *core) flushGroup() {
 	batch, snaps := e.pending, e.pendingSnaps
 	e.pending, e.pendingSnaps = e.spare[:0], e.spareSnaps[:0]
 	// A shared store's rebase (remote.go) may drop and renumber them
@@ -1115,7 +1298,7 @@ func (e *Engine[S]) flushGroup() {
 // (or in a codec it calls) fails the group as an error would, as a
 // *PanicError with no process: unrecovered it would kill the process, in
 // the flush goroutine, or leave the engine flushing for ever.
-func (e *Engine[S]) storeCommit(recs []*Record) (err error) {
+func (e *core) storeCommit(recs []*Record) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = &PanicError{Value: r, Stack: debug.Stack()}
@@ -1149,7 +1332,7 @@ func wake(tx *Tx) {
 // fail fails a group that the store refused, and every commit sequenced
 // after it (they were validated against the group), marks their snapshots
 // lost, and returns the engine to the last durable version. e.mu is held.
-func (e *Engine[S]) fail(batch []*Tx, snaps []*snapshot[S], err error) {
+func (e *core) fail(batch []*Tx, snaps []*snapshot, err error) {
 	for _, s := range snaps {
 		s.failed.Store(true)
 	}
@@ -1182,7 +1365,9 @@ func (e *Engine[S]) fail(batch []*Tx, snaps []*snapshot[S], err error) {
 // Close stops the engine: calls that have not committed get ErrClosed;
 // commits already handed to the store finish first. Close is idempotent
 // and does not close a store given with WithStore.
-func (e *Engine[S]) Close() error {
+func (e *Engine[S]) Close() error { return e.c.close() }
+
+func (e *core) close() error {
 	e.mu.Lock()
 	e.closed.Store(true)
 	for e.flushing || len(e.pending) > 0 {

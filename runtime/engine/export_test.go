@@ -3,22 +3,22 @@ package engine
 // OnWait makes e call f, with its lock held, whenever a CompareAndSwap
 // starts to wait for another call's exclusive turn.
 func OnWait[S any](e *Engine[S], f func()) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.onWait = f
+	e.c.mu.Lock()
+	defer e.c.mu.Unlock()
+	e.c.onWait = f
 }
 
 // Sequenced returns the last version e sequenced, durable or not.
 func Sequenced[S any](e *Engine[S]) uint64 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.headp.Load().version
+	e.c.mu.Lock()
+	defer e.c.mu.Unlock()
+	return e.c.headp.Load().version
 }
 
 // OnRefuse makes e call f, with its lock held, when an invariant refuses a
 // commit, before the refusal waits for the state it was decided on.
 func OnRefuse[S any](e *Engine[S], f func()) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.onRefuse = f
+	e.c.mu.Lock()
+	defer e.c.mu.Unlock()
+	e.c.onRefuse = f
 }

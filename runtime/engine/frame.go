@@ -5,6 +5,7 @@ import (
 	"context"
 	"reflect"
 	"sync"
+	"unsafe"
 )
 
 // A call of a generated process is a FrameCall: what depends on the
@@ -45,7 +46,12 @@ type RulesFunc func(tx *Tx, i int, out, args any)
 // instantiated with, used or not: what needs no type parameter (the
 // holder's allocation, a value's reset, which is none) is outside them.
 type Output[S any] struct {
-	o output[S]
+	d outputDesc
+}
+
+// outputDesc is an Output with its state type erased (see outputDescs).
+type outputDesc struct {
+	o output
 	// slot is the type of the holder of the output's value in a call.
 	slot reflect.Type
 	// reset forgets what a previous run left in a holder; nil when
@@ -53,14 +59,14 @@ type Output[S any] struct {
 	reset func(slot any)
 }
 
-type output[S any] interface {
+type output interface {
 	// check fails tx if the run wrote path and slot holds a value a
 	// durable store cannot encode; it reports whether the rules of the
 	// output are to be checked.
 	check(tx *Tx, path int, slot any) bool
 	// apply writes the value of slot into s, which becomes version v, if
 	// the run wrote path.
-	apply(s *S, tx *Tx, path int, slot any, v uint64)
+	apply(s unsafe.Pointer, tx *Tx, path int, slot any, v uint64)
 }
 
 // ValueOutput describes a path of type T that processes write, which name
@@ -77,7 +83,7 @@ func ValueOutput[S, T any](name string, get func(*S) *T, valid func(*T) error) O
 func SetterOutput[S, P any](name string, set func(*S, P), valid func(P) error) Output[S] {
 	// A value that the run did not write (Tx.Written) is neither checked,
 	// applied nor reported, and the next write replaces it: no reset.
-	return Output[S]{o: &setterOutput[S, P]{name: name, set: set, valid: valid}, slot: reflect.TypeFor[P]().Elem()}
+	return Output[S]{outputDesc{o: &setterOutput[S, P]{name: name, set: set, valid: valid}, slot: reflect.TypeFor[P]().Elem()}}
 }
 
 type setterOutput[S, P any] struct {
@@ -98,9 +104,9 @@ func (o *setterOutput[S, P]) check(tx *Tx, path int, slot any) bool {
 	return true
 }
 
-func (o *setterOutput[S, P]) apply(s *S, tx *Tx, path int, slot any, _ uint64) {
+func (o *setterOutput[S, P]) apply(s unsafe.Pointer, tx *Tx, path int, slot any, _ uint64) {
 	if tx.Written(path) {
-		o.set(s, slot.(P))
+		o.set((*S)(s), slot.(P))
 	}
 }
 
@@ -108,7 +114,7 @@ func (o *setterOutput[S, P]) apply(s *S, tx *Tx, path int, slot any, _ uint64) {
 // of, which name spells and get reaches in a state; valid is nil for the
 // types that JSON always encodes (see CheckEntries).
 func CollectionOutput[S any, K cmp.Ordered, V any](name string, get func(*S) *Collection[K, V], valid func(*V) error) Output[S] {
-	return Output[S]{o: &collOutput[S, K, V]{name: name, get: get, valid: valid}, slot: reflect.TypeFor[[]Pending[K, V]](), reset: resetPending[K, V]}
+	return Output[S]{outputDesc{o: &collOutput[S, K, V]{name: name, get: get, valid: valid}, slot: reflect.TypeFor[[]Pending[K, V]](), reset: resetPending[K, V]}}
 }
 
 type collOutput[S any, K cmp.Ordered, V any] struct {
@@ -128,9 +134,9 @@ func (o *collOutput[S, K, V]) check(tx *Tx, _ int, slot any) bool {
 	return true
 }
 
-func (o *collOutput[S, K, V]) apply(s *S, _ *Tx, _ int, slot any, v uint64) {
+func (o *collOutput[S, K, V]) apply(s unsafe.Pointer, _ *Tx, _ int, slot any, v uint64) {
 	if p := *slot.(*[]Pending[K, V]); len(p) > 0 {
-		c := o.get(s)
+		c := o.get((*S)(s))
 		*c = c.Apply(v, p)
 	}
 }
@@ -139,15 +145,23 @@ func (o *collOutput[S, K, V]) apply(s *S, _ *Tx, _ int, slot any, v uint64) {
 // process's arguments, and the outputs of the process. Calls are pooled
 // per process (Take).
 type FrameCall[S any] struct {
+	frame
+}
+
+// frame is a FrameCall with its state type erased: a *FrameCall[S] points
+// to a frame (and the engine's pools hold frames).
+type frame struct {
 	Invocation
 	impl   any
 	args   any // a pointer to the arguments (ProcessSpec.Args)
 	run    RunFunc
 	rules  RulesFunc
-	outs   []output[S] // per output of the process (ProcessSpec.Outputs)
+	outs   []output    // per output of the process (ProcessSpec.Outputs)
 	resets []func(any) // per output, nil for those that need none
-	e      *Engine[S]
+	e      *core
 	proc   int
+	// box makes a state pointer the *S that run expects.
+	box func(unsafe.Pointer) any
 }
 
 // NewFrameCall returns a call of process proc of schema, with impl and
@@ -155,13 +169,18 @@ type FrameCall[S any] struct {
 // no engine: the engine's pools and RunEffects make them, and a test may Run
 // one (Exec needs a call of Take).
 func NewFrameCall[S any](schema *Schema[S], proc int, impl, args any) *FrameCall[S] {
-	spec := &schema.Processes[proc]
-	c := &FrameCall[S]{impl: impl, args: args, run: spec.Run, rules: spec.Rules, proc: proc, outs: make([]output[S], len(spec.Outputs))}
+	return (*FrameCall[S])(unsafe.Pointer(newFrame(&schema.Processes[proc], outputDescs(schema.Outputs), boxState[S], proc, impl, args)))
+}
+
+// newFrame is NewFrameCall of spec, process proc of a schema whose
+// Outputs are outputs.
+func newFrame(spec *ProcessSpec, outputs []outputDesc, box func(unsafe.Pointer) any, proc int, impl, args any) *frame {
+	c := &frame{box: box, impl: impl, args: args, run: spec.Run, rules: spec.Rules, proc: proc, outs: make([]output, len(spec.Outputs))}
 	c.paths = spec.Outputs
 	c.slots = make([]any, len(spec.Outputs))
 	c.resets = make([]func(any), len(spec.Outputs))
 	for i, p := range spec.Outputs {
-		out := &schema.Outputs[p]
+		out := &outputs[p]
 		c.outs[i], c.resets[i] = out.o, out.reset
 		c.slots[i] = reflect.New(out.slot).Interface()
 	}
@@ -171,7 +190,12 @@ func NewFrameCall[S any](schema *Schema[S], proc int, impl, args any) *FrameCall
 // Run implements Call: it runs the process, then checks the outputs that
 // the run wrote, in the order the process declares them, each against the
 // engine's codec and then the process's rules.
-func (c *FrameCall[S]) Run(ctx context.Context, s *S) error {
+func (c *FrameCall[S]) Run(ctx context.Context, s *S) error { return c.runOn(ctx, unsafe.Pointer(s)) }
+
+// Apply implements Call.
+func (c *FrameCall[S]) Apply(s *S, v uint64) { c.applyTo(unsafe.Pointer(s), v) }
+
+func (c *frame) runOn(ctx context.Context, s unsafe.Pointer) error {
 	for i, reset := range c.resets {
 		if reset != nil {
 			reset(c.slots[i])
@@ -179,7 +203,7 @@ func (c *FrameCall[S]) Run(ctx context.Context, s *S) error {
 	}
 	c.result.set = false
 	c.kept = c.kept[:0]
-	if err := c.run(ctx, c.impl, c.args, s, Start(&c.Invocation, c.args)); err != nil {
+	if err := c.run(ctx, c.impl, c.args, c.box(s), Start(&c.Invocation, c.args)); err != nil {
 		return err
 	}
 	for i, o := range c.outs {
@@ -190,24 +214,24 @@ func (c *FrameCall[S]) Run(ctx context.Context, s *S) error {
 	return nil
 }
 
-// Apply implements Call.
-func (c *FrameCall[S]) Apply(s *S, v uint64) {
+func (c *frame) applyTo(s unsafe.Pointer, v uint64) {
 	for i, o := range c.outs {
 		o.apply(s, &c.tx, c.paths[i], c.slots[i], v)
 	}
 }
 
-// framePools returns a pool of calls per process, for the processes whose
-// spec names a type of arguments.
-func framePools[S any](e *Engine[S], schema *Schema[S]) []sync.Pool {
-	pools := make([]sync.Pool, len(schema.Processes))
-	for i, p := range schema.Processes {
+// framePools returns a pool of frames per process, for the processes
+// whose spec names a type of arguments.
+func framePools(e *core, schema *schema) []sync.Pool {
+	pools := make([]sync.Pool, len(schema.processes))
+	for i := range schema.processes {
+		p := &schema.processes[i]
 		if p.Args == nil || p.Run == nil {
 			continue
 		}
 		t := reflect.TypeOf(p.Args).Elem()
 		pools[i].New = func() any {
-			c := NewFrameCall(schema, i, nil, reflect.New(t).Interface())
+			c := newFrame(p, schema.outputs, e.ops.box, i, nil, reflect.New(t).Interface())
 			c.e = e
 			return c
 		}
@@ -222,13 +246,16 @@ func framePools[S any](e *Engine[S], schema *Schema[S]) []sync.Pool {
 // pool. (Take is not generic over the type of the arguments: an
 // instantiation per process would cost the compiler a function and a
 // dictionary per process; the caller asserts the type instead.)
-//
-// Take is not inlined: each Engine method would carry a copy of the
-// pool's code, for a call that costs a nanosecond.
+func Take[S any](e *Engine[S], proc int, impl any) *FrameCall[S] {
+	return (*FrameCall[S])(unsafe.Pointer(e.c.take(proc, impl)))
+}
+
+// take is Take. It is not inlined: each Engine method would carry a copy
+// of the pool's code, for a call that costs a nanosecond.
 //
 //go:noinline
-func Take[S any](e *Engine[S], proc int, impl any) *FrameCall[S] {
-	c := e.frames[proc].Get().(*FrameCall[S])
+func (e *core) take(proc int, impl any) *frame {
+	c := e.frames[proc].Get().(*frame)
 	c.impl = impl
 	return c
 }
@@ -237,8 +264,10 @@ func Take[S any](e *Engine[S], proc int, impl any) *FrameCall[S] {
 func (c *FrameCall[S]) Args() any { return c.args }
 
 // Exec runs the call (Engine.Exec) and returns it to its pool.
-func (c *FrameCall[S]) Exec(ctx context.Context) (Receipt, error) {
-	r, err := c.e.Exec(ctx, c.proc, c)
+func (c *FrameCall[S]) Exec(ctx context.Context) (Receipt, error) { return c.frame.exec(ctx) }
+
+func (c *frame) exec(ctx context.Context) (Receipt, error) {
+	r, err := c.e.exec(ctx, c.proc, c)
 	c.release()
 	if err != nil {
 		return Receipt{}, err
@@ -259,7 +288,7 @@ type ReceiptOf[R any] struct {
 
 // ExecResult is Exec for a process that declares a result of type R.
 func ExecResult[R, S any](ctx context.Context, c *FrameCall[S]) (ReceiptOf[R], error) {
-	r, err := c.e.Exec(ctx, c.proc, c)
+	r, err := c.e.exec(ctx, c.proc, &c.frame)
 	var res R
 	if c.result.set {
 		res = *c.result.p.(*R)
@@ -275,7 +304,7 @@ func ExecResult[R, S any](ctx context.Context, c *FrameCall[S]) (ReceiptOf[R], e
 // arguments and outputs until the next call resets them (Run) or the pool
 // drops it, which the garbage collector does with idle ones: zeroing them
 // here would cost every call a reflective clear of the arguments.
-func (c *FrameCall[S]) release() {
+func (c *frame) release() {
 	Finish(&c.Invocation)
 	c.e.frames[c.proc].Put(c)
 }
@@ -294,8 +323,11 @@ func (c *FrameCall[S]) release() {
 // It fills them by reflection: RunXxx is not hot, and a typed reader per
 // effect would be compiled for every process.
 func RunEffects[S any](ctx context.Context, schema *Schema[S], proc int, impl, args any, s *S, effects any) error {
-	spec := &schema.Processes[proc]
-	c := NewFrameCall(schema, proc, impl, args)
+	return runEffects(ctx, &schema.Processes[proc], outputDescs(schema.Outputs), boxState[S], proc, impl, args, unsafe.Pointer(s), effects)
+}
+
+func runEffects(ctx context.Context, spec *ProcessSpec, outputs []outputDesc, box func(unsafe.Pointer) any, proc int, impl, args any, s unsafe.Pointer, effects any) error {
+	c := newFrame(spec, outputs, box, proc, impl, args)
 	c.Keep = true
 	err := runOnce(ctx, spec.Name, spec.Errors, nil, c, s)
 	Finish(&c.Invocation)

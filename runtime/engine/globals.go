@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
+	"unsafe"
 )
 
 // WithGlobals applies configuration at start: once the engine has
@@ -26,28 +28,30 @@ import (
 // The global fields are those of Schema.State (generated code declares
 // them all).
 func WithGlobals[S any](set func(s *S)) Option {
-	return func(o *options) { o.globals = set }
+	return func(o *options) {
+		o.globals = func(s unsafe.Pointer) { set((*S)(s)) }
+		o.globalsType = reflect.TypeFor[*S]()
+	}
 }
 
 // applyGlobals commits what WithGlobals changes, if anything.
-func (e *Engine[S]) applyGlobals(ctx context.Context) error {
-	set, ok := e.opts.globals.(func(*S))
-	if !ok {
-		var s *S
-		return fmt.Errorf("theus: WithGlobals: got a %T, want a func(%T) for the engine's state", e.opts.globals, s)
+func (e *core) applyGlobals(ctx context.Context) error {
+	set := e.opts.globals
+	if e.opts.globalsType != e.ops.ptrType {
+		return fmt.Errorf("theus: WithGlobals: got a func(%v), want a func(%v) for the engine's state", e.opts.globalsType, e.ops.ptrType)
 	}
 	for attempt := 0; ; attempt++ {
 		if e.shared != nil {
-			if err := e.Sync(ctx); err != nil {
+			if err := e.sync(ctx); err != nil {
 				return fmt.Errorf("theus: WithGlobals: %w", err)
 			}
 		}
-		v, cur := e.Snapshot()
+		v, cur := e.snapshot()
 		ch, err := e.globalsChange(cur, set)
 		if err != nil || len(ch.fields) == 0 {
 			return err
 		}
-		_, err = e.CompareAndSwap(ctx, v, ch)
+		_, err = e.cas(ctx, v, ch)
 		if errors.Is(err, ErrVersionMismatch) && attempt < 100 {
 			continue // another commit came first: compare again
 		}
@@ -60,21 +64,21 @@ func (e *Engine[S]) applyGlobals(ctx context.Context) error {
 
 // globalsChange returns the change that makes the global fields of cur
 // what set makes them.
-func (e *Engine[S]) globalsChange(cur *S, set func(*S)) (globalsChange[S], error) {
-	ch := globalsChange[S]{sc: e.sc}
-	want := e.clone(cur)
-	set(&want)
-	check := e.clone(cur)
+func (e *core) globalsChange(cur unsafe.Pointer, set func(unsafe.Pointer)) (globalsChange, error) {
+	ch := globalsChange{sc: e.sc}
+	want := e.ops.clone(cur)
+	set(want)
+	check := e.ops.clone(cur)
 	var a, b []byte
 	for i, f := range e.sc.infos {
 		if f.Collection {
 			continue // collections are domain state; set must not touch them (not compared)
 		}
 		var err error
-		if a, err = e.sc.AppendField(a[:0], cur, i); err != nil {
+		if a, err = e.sc.appendField(a[:0], cur, i); err != nil {
 			return ch, fmt.Errorf("theus: WithGlobals: %w", err)
 		}
-		if b, err = e.sc.AppendField(b[:0], &want, i); err != nil {
+		if b, err = e.sc.appendField(b[:0], want, i); err != nil {
 			return ch, fmt.Errorf("theus: WithGlobals: %w", err)
 		}
 		if bytes.Equal(a, b) {
@@ -89,7 +93,7 @@ func (e *Engine[S]) globalsChange(cur *S, set func(*S)) (globalsChange[S], error
 		}
 		g := globalValue{field: i, path: p, data: bytes.Clone(b)}
 		// Decoded once here, so that Apply, which cannot fail, does not.
-		if err := e.sc.applyRemote(&check, RemoteValue{Field: i, Data: g.data}, 0); err != nil {
+		if err := e.sc.applyRemote(check, RemoteValue{Field: i, Data: g.data}, 0); err != nil {
 			return ch, fmt.Errorf("theus: WithGlobals: %w", err)
 		}
 		ch.fields = append(ch.fields, g)
@@ -99,8 +103,8 @@ func (e *Engine[S]) globalsChange(cur *S, set func(*S)) (globalsChange[S], error
 
 // globalsChange is the commit of WithGlobals: encoded values of plain
 // global fields.
-type globalsChange[S any] struct {
-	sc     *stateCodec[S]
+type globalsChange struct {
+	sc     *stateCodec
 	fields []globalValue
 }
 
@@ -109,13 +113,13 @@ type globalValue struct {
 	data        []byte
 }
 
-func (c globalsChange[S]) Record(tx *Tx) {
+func (c globalsChange) Record(tx *Tx) {
 	for _, g := range c.fields {
 		tx.Write(g.path)
 	}
 }
 
-func (c globalsChange[S]) Apply(s *S, v uint64) {
+func (c globalsChange) applyTo(s unsafe.Pointer, v uint64) {
 	for _, g := range c.fields {
 		_ = c.sc.applyRemote(s, RemoteValue{Field: g.field, Data: g.data}, v) // decoded once already
 	}

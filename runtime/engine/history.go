@@ -57,6 +57,10 @@ var ErrNoHistory = errors.New("theus: the commits asked for are not kept")
 // included, that the store still holds (see the stores' retention
 // options), in version order, with the values they wrote.
 func (e *Engine[S]) History(ctx context.Context, from, to uint64) ([]Commit, error) {
+	return e.c.history(ctx, from, to)
+}
+
+func (e *core) history(ctx context.Context, from, to uint64) ([]Commit, error) {
 	h, ok := e.store.(HistoryReader)
 	if !ok {
 		return nil, fmt.Errorf("%w: the %T store keeps no history", ErrNoHistory, e.store)
@@ -81,7 +85,7 @@ type watching struct {
 }
 
 // noteCommit records the durable commit of t for the watchers. e.mu is held.
-func (e *Engine[S]) noteCommit(t *Tx) {
+func (e *core) noteCommit(t *Tx) {
 	if e.watch == nil {
 		return
 	}
@@ -95,7 +99,7 @@ func (e *Engine[S]) noteCommit(t *Tx) {
 
 // noteRemote records another engine's commit for the watchers. e.mu is
 // held.
-func (e *Engine[S]) noteRemote(r *Remote) {
+func (e *core) noteRemote(r *Remote) {
 	if e.watch != nil {
 		e.watch.add(Commit{Version: r.Version, Process: r.Process, Time: r.Time, Writes: slices.Clone(r.Writes),
 			MessageIDs: slices.Clone(r.MessageIDs)})
@@ -117,6 +121,10 @@ func (w *watching) add(c Commit) {
 // history (HistoryReader): Watch fails with ErrNoHistory if it no longer
 // holds them, or on a store that keeps none, for commits before the call.
 func (e *Engine[S]) Watch(ctx context.Context, from uint64) iter.Seq2[Commit, error] {
+	return e.c.watchFrom(ctx, from)
+}
+
+func (e *core) watchFrom(ctx context.Context, from uint64) iter.Seq2[Commit, error] {
 	// The watcher counts from the call, so that the commits made between
 	// the call and the first iteration come from the engine's buffer; it
 	// stops counting when the iteration ends, or ctx does.
@@ -144,7 +152,7 @@ func (e *Engine[S]) Watch(ctx context.Context, from uint64) iter.Seq2[Commit, er
 		next := from + 1
 		// The commits before the call, from the store.
 		for next <= start {
-			cs, err := e.History(ctx, next, min(start, next+999))
+			cs, err := e.history(ctx, next, min(start, next+999))
 			if err == nil && (len(cs) == 0 || cs[0].Version != next) {
 				err = fmt.Errorf("%w: the store holds no commit %d any more", ErrNoHistory, next)
 			}

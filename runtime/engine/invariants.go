@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"unsafe"
 )
 
 // State invariants. A contract's `state.invariants:` are checks that every
@@ -50,31 +51,31 @@ type Invariant struct {
 // called with the engine's lock held, so one at a time.
 type CheckCompiler func(expr string, t reflect.Type, sub []string) (func(v any) (holds bool, got any, err error), error)
 
-type invariant[S any] struct {
+type invariant struct {
 	Invariant
 	check func(any) (bool, any, error)
-	codec fieldCodec[S]
+	codec fieldCodec
 }
 
 // compileInvariants compiles the schema's invariants and indexes them by
 // the paths whose writes they check.
-func (e *Engine[S]) compileInvariants(schema *Schema[S]) error {
-	if len(schema.Invariants) == 0 {
+func (e *core) compileInvariants(schema *schema) error {
+	if len(schema.invariants) == 0 {
 		return nil
 	}
-	if schema.CompileCheck == nil {
+	if schema.compileCheck == nil {
 		return fmt.Errorf("theus: the schema has invariants and no CompileCheck")
 	}
-	e.invByPath = make([][]int, len(schema.Paths))
-	for i, inv := range schema.Invariants {
-		f := schema.State[inv.Field]
-		check, err := schema.CompileCheck(inv.Check, f.codec.valueType(), inv.Sub)
+	e.invByPath = make([][]int, len(schema.paths))
+	for i, inv := range schema.invariants {
+		f := schema.state[inv.Field]
+		check, err := schema.compileCheck(inv.Check, f.codec.valueType(), inv.Sub)
 		if err != nil {
 			return fmt.Errorf("theus: invariant %s: %w", inv.Path, err)
 		}
-		e.invs = append(e.invs, invariant[S]{Invariant: inv, check: check, codec: f.codec})
+		e.invs = append(e.invs, invariant{Invariant: inv, check: check, codec: f.codec})
 		text := strings.Replace(inv.Path, "[*]", "", 1)
-		for q, path := range schema.Paths {
+		for q, path := range schema.paths {
 			if path == text || strings.HasPrefix(text, path+".") || strings.HasPrefix(path, text+".") {
 				e.invByPath[q] = append(e.invByPath[q], i)
 			}
@@ -88,7 +89,7 @@ func (e *Engine[S]) compileInvariants(schema *Schema[S]) error {
 // to publish. It returns the RuleError of the first one broken with
 // on_fail: reject (or the error of a check that failed to run), and
 // records those broken with warn in tx. e.mu is held.
-func (e *Engine[S]) checkInvariants(process string, tx *Tx, s *S) error {
+func (e *core) checkInvariants(process string, tx *Tx, s unsafe.Pointer) error {
 	for _, w := range tx.writes {
 		for _, i := range e.invByPath[w] {
 			inv := &e.invs[i]
@@ -116,7 +117,7 @@ func (e *Engine[S]) checkInvariants(process string, tx *Tx, s *S) error {
 	return nil
 }
 
-func (e *Engine[S]) checkOne(process string, tx *Tx, inv *invariant[S], v any, key string) error {
+func (e *core) checkOne(process string, tx *Tx, inv *invariant, v any, key string) error {
 	holds, got, err := inv.check(v)
 	if err != nil {
 		return fmt.Errorf("theus: invariant %s: %w", inv.Path, err)
@@ -138,18 +139,18 @@ func (e *Engine[S]) checkOne(process string, tx *Tx, inv *invariant[S], v any, k
 // refusal is what commit returns for a commit an invariant refused: the
 // error, and a reference on the snapshot it was checked against (with the
 // commit's writes applied to a copy), the last sequenced one.
-type refusal[S any] struct {
+type refusal struct {
 	err  error
-	base *snapshot[S]
+	base *snapshot
 }
 
-func (r *refusal[S]) Error() string { return r.err.Error() }
+func (r *refusal) Error() string { return r.err.Error() }
 
 // settleRefusal returns the error of a refused commit once the state it
 // was decided on is durable, as for any error decided on a snapshot still
 // with the store; lost reports that the store failed that state instead,
 // so the call must run again.
-func (e *Engine[S]) settleRefusal(ctx context.Context, r *refusal[S]) (lost bool, err error) {
+func (e *core) settleRefusal(ctx context.Context, r *refusal) (lost bool, err error) {
 	ok, werr := e.awaitSettled(ctx, r.base)
 	e.release(r.base)
 	switch {
@@ -165,7 +166,7 @@ func (e *Engine[S]) settleRefusal(ctx context.Context, r *refusal[S]) (lost bool
 // breaksInvariant reports whether the commit t, rebased onto other
 // engines' commits, breaks an invariant with on_fail: reject on s (its
 // warnings were recorded when it was first sequenced). e.mu is held.
-func (e *Engine[S]) breaksInvariant(t *Tx, s *S) bool {
+func (e *core) breaksInvariant(t *Tx, s unsafe.Pointer) bool {
 	n := len(t.warnings)
 	err := e.checkInvariants("", t, s)
 	t.warnings = t.warnings[:n]

@@ -58,7 +58,7 @@ type Migrator interface {
 	Migration(path string) (convert func(data []byte) ([]byte, error), ok bool)
 }
 
-func (c *stateCodec[S]) Migration(path string) (func([]byte) ([]byte, error), bool) {
+func (c *stateCodec) Migration(path string) (func([]byte) ([]byte, error), bool) {
 	m, ok := c.migrations[path]
 	if !ok {
 		return nil, false

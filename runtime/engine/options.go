@@ -3,26 +3,30 @@ package engine
 import (
 	"context"
 	"log/slog"
+	"reflect"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Option configures an Engine.
 type Option func(*options)
 
 type options struct {
-	store      Store
-	globals    any // func(*S) of WithGlobals
-	migrations map[string]Migration
-	strictCAS  bool
-	attempts   int
-	backoff    time.Duration
-	maxBackoff time.Duration
-	logger     *slog.Logger
-	metrics    Metrics
-	codec      Codec
-	now        func() time.Time
-	headers    func(context.Context) map[string]string
+	store Store
+	// globals is the set of WithGlobals, given a *S of type globalsType.
+	globals     func(s unsafe.Pointer)
+	globalsType reflect.Type
+	migrations  map[string]Migration
+	strictCAS   bool
+	attempts    int
+	backoff     time.Duration
+	maxBackoff  time.Duration
+	logger      *slog.Logger
+	metrics     Metrics
+	codec       Codec
+	now         func() time.Time
+	headers     func(context.Context) map[string]string
 }
 
 func defaultOptions() options {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"unsafe"
 )
 
 // Patch holds the writes of a generated Patch, whose setters call Set, Put
@@ -64,18 +65,22 @@ func (p *Patch) Delete(path int, k any) {
 // else as JSON) is refused first, with an error naming its path, and
 // nothing is committed.
 func (e *Engine[S]) CompareAndSwapPatch(ctx context.Context, expected uint64, p *Patch) (uint64, error) {
+	return e.c.casPatch(ctx, expected, p)
+}
+
+func (e *core) casPatch(ctx context.Context, expected uint64, p *Patch) (uint64, error) {
 	ch, err := e.patchChange(p)
 	if err != nil {
 		return 0, err
 	}
-	return e.CompareAndSwap(ctx, expected, ch)
+	return e.cas(ctx, expected, ch)
 }
 
 // patchChange checks the values of p and returns it as a Change: its
 // writes with the state fields they write, the entries grouped by
 // collection in the order of Schema.State.
-func (e *Engine[S]) patchChange(p *Patch) (patchChange[S], error) {
-	ch := patchChange[S]{sc: e.sc, vals: make([]fieldWrite, len(p.vals)), entries: make([]fieldWrite, len(p.entries))}
+func (e *core) patchChange(p *Patch) (*patchChange, error) {
+	ch := &patchChange{sc: e.sc, vals: make([]fieldWrite, len(p.vals)), entries: make([]fieldWrite, len(p.entries))}
 	for i, w := range p.vals {
 		ch.vals[i] = fieldWrite{patchWrite: w, field: e.sc.Field(e.paths[w.path])}
 	}
@@ -106,12 +111,12 @@ type fieldWrite struct {
 }
 
 // patchChange is the Change of a Patch.
-type patchChange[S any] struct {
-	sc            *stateCodec[S]
+type patchChange struct {
+	sc            *stateCodec
 	vals, entries []fieldWrite
 }
 
-func (c patchChange[S]) Record(tx *Tx) {
+func (c *patchChange) Record(tx *Tx) {
 	for _, w := range c.vals {
 		tx.Write(w.path)
 	}
@@ -120,7 +125,7 @@ func (c patchChange[S]) Record(tx *Tx) {
 	}
 }
 
-func (c patchChange[S]) Apply(s *S, v uint64) {
+func (c *patchChange) applyTo(s unsafe.Pointer, v uint64) {
 	for _, w := range c.vals {
 		c.sc.fields[w.field].codec.set(s, w.v)
 	}
@@ -144,7 +149,7 @@ func checkJSON(p any, appendJSON func([]byte, any) ([]byte, error)) error {
 	return err
 }
 
-func (f *valueCodec[S]) check(c Codec, p any) error {
+func (f *valueCodec) check(c Codec, p any) error {
 	if c != nil {
 		_, err := c.Marshal(p)
 		return err
@@ -153,13 +158,13 @@ func (f *valueCodec[S]) check(c Codec, p any) error {
 }
 
 // set sets the field in s to *p, the value of a Patch.
-func (f *valueCodec[S]) set(s *S, p any) {
+func (f *valueCodec) set(s unsafe.Pointer, p any) {
 	reflect.ValueOf(f.get(s)).Elem().Set(reflect.ValueOf(p).Elem())
 }
 
-func (*valueCodec[S]) put(*S, any, any, uint64, uint64) { panic("unreachable") }
+func (*valueCodec) put(unsafe.Pointer, any, any, uint64, uint64) { panic("unreachable") }
 
-func (f *collCodec[S, K]) check(c Codec, p any) error {
+func (f *collCodec[K]) check(c Codec, p any) error {
 	if c != nil {
 		_, err := c.Marshal(p)
 		return err
@@ -171,11 +176,11 @@ func (f *collCodec[S, K]) check(c Codec, p any) error {
 	return err
 }
 
-func (*collCodec[S, K]) set(*S, any) { panic("unreachable") }
+func (*collCodec[K]) set(unsafe.Pointer, any) { panic("unreachable") }
 
 // put sets the entry under k (a K) in s to *p (a *V, nil to delete it) at
 // version v.
-func (f *collCodec[S, K]) put(s *S, k, p any, v, edit uint64) {
+func (f *collCodec[K]) put(s unsafe.Pointer, k, p any, v, edit uint64) {
 	t := f.get(s)
 	if p == nil {
 		*t = t.del(k.(K))

@@ -54,7 +54,7 @@ func recycles(st Store) bool {
 // nothing of the snapshot before the reference is taken: the snapshot
 // may have been replaced and refilled since p held it, but a reference
 // taken is one on what the snapshot holds now.
-func (e *Engine[S]) acquire(p *atomic.Pointer[snapshot[S]]) *snapshot[S] {
+func (e *core) acquire(p *atomic.Pointer[snapshot]) *snapshot {
 	for {
 		s := p.Load()
 		if !e.recycle {
@@ -70,7 +70,7 @@ func (e *Engine[S]) acquire(p *atomic.Pointer[snapshot[S]]) *snapshot[S] {
 
 // release drops a reference acquire took. Outside e.mu, a snapshot it
 // frees goes to the pool.
-func (e *Engine[S]) release(s *snapshot[S]) {
+func (e *core) release(s *snapshot) {
 	if e.recycle && s.refs.Add(^uint64(0)) == retired {
 		e.pool(s)
 	}
@@ -78,9 +78,8 @@ func (e *Engine[S]) release(s *snapshot[S]) {
 
 // pool puts a freed snapshot in the pool, cleared, so that the pool keeps
 // no old values alive.
-func (e *Engine[S]) pool(s *snapshot[S]) {
-	var zero S
-	s.state = zero
+func (e *core) pool(s *snapshot) {
+	e.ops.zero(s.state)
 	e.snaps.Put(s)
 }
 
@@ -92,9 +91,9 @@ const maxFreed = 4
 // newSnapshot returns room for the next snapshot: a freed one, or a new
 // one that, in a recycling engine, starts retired too, until published
 // (see publish). e.mu is held.
-func (e *Engine[S]) newSnapshot() *snapshot[S] {
+func (e *core) newSnapshot() *snapshot {
 	if !e.recycle {
-		return new(snapshot[S])
+		return e.ops.newSnap()
 	}
 	if n := len(e.freed); n > 0 {
 		s := e.freed[n-1]
@@ -102,17 +101,17 @@ func (e *Engine[S]) newSnapshot() *snapshot[S] {
 		e.freed = e.freed[:n-1]
 		return s
 	}
-	if s, _ := e.snaps.Get().(*snapshot[S]); s != nil {
+	if s, _ := e.snaps.Get().(*snapshot); s != nil {
 		return s
 	}
-	s := new(snapshot[S])
+	s := e.ops.newSnap()
 	s.refs.Store(retired)
 	return s
 }
 
 // discard gives back next, a snapshot that newSnapshot returned and that
 // will not be published (a commit that broke an invariant). e.mu is held.
-func (e *Engine[S]) discard(next *snapshot[S]) {
+func (e *core) discard(next *snapshot) {
 	if !e.recycle {
 		return
 	}
@@ -127,7 +126,7 @@ func (e *Engine[S]) discard(next *snapshot[S]) {
 // and retires the one it replaces, which is often the one the committing
 // call ran on and holds: held, whose reference publish then drops in the
 // same step, and reports it. An in-memory engine only; e.mu is held.
-func (e *Engine[S]) publish(next, held *snapshot[S]) (released bool) {
+func (e *core) publish(next, held *snapshot) (released bool) {
 	old := e.published.Load()
 	if !e.recycle {
 		e.published.Store(next)

@@ -28,7 +28,7 @@ var errRebase = errors.New("theus: rebase")
 // flushGroup has handed the group in e.flushTxs to the store and released
 // e.mu. It applies others, rebases the group and the commits sequenced
 // after it onto them, and returns the group's records that survive.
-func (e *Engine[S]) rebase(others []Remote) ([]*Record, error) {
+func (e *core) rebase(others []Remote) ([]*Record, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	base := e.published.Load().version
@@ -52,7 +52,7 @@ func (e *Engine[S]) rebase(others []Remote) ([]*Record, error) {
 // the published state, skipping those it has applied already. The commits
 // this engine has sequenced and not made durable are left to rebaseLocal.
 // e.mu is held.
-func (e *Engine[S]) applyRemotes(others []Remote) error {
+func (e *core) applyRemotes(others []Remote) error {
 	pub := e.published.Load()
 	for len(others) > 0 && others[0].Version <= pub.version {
 		others = others[1:]
@@ -63,13 +63,15 @@ func (e *Engine[S]) applyRemotes(others []Remote) error {
 	if others[0].Version != pub.version+1 {
 		return fmt.Errorf("%w: the store hands over version %d after version %d", errRebase, others[0].Version, pub.version)
 	}
-	next := &snapshot[S]{version: pub.version, state: pub.state}
+	next := e.ops.newSnap()
+	next.version = pub.version
+	e.ops.copy(next.state, pub.state)
 	for _, r := range others {
 		if r.Version != next.version+1 {
 			return fmt.Errorf("%w: the store hands over version %d after version %d", errRebase, r.Version, next.version)
 		}
 		for _, rv := range r.Values {
-			if err := e.sc.applyRemote(&next.state, rv, r.Version); err != nil {
+			if err := e.sc.applyRemote(next.state, rv, r.Version); err != nil {
 				return fmt.Errorf("%w: version %d: %v", errRebase, r.Version, err)
 			}
 		}
@@ -94,7 +96,7 @@ func (e *Engine[S]) applyRemotes(others []Remote) error {
 
 // noteRemoteWrite records that another engine's commit at version v wrote
 // w. e.mu is held.
-func (e *Engine[S]) noteRemoteWrite(w Write, v uint64) {
+func (e *core) noteRemoteWrite(w Write, v uint64) {
 	i, ok := e.pathIndex[w.Path]
 	if !ok {
 		// A path no process of this contract reads or writes: only its
@@ -129,7 +131,7 @@ func topLevel(path string) string {
 // dropped) is dropped: its caller gets ErrConflict and runs again. The
 // others are numbered after the published version, in their order, and
 // their outputs applied again. e.mu is held.
-func (e *Engine[S]) rebaseLocal(base uint64) {
+func (e *core) rebaseLocal(base uint64) {
 	pub := e.published.Load()
 	local := slices.Concat(e.flushTxs, e.pending)
 	if len(local) == 0 || pub.version == base {
@@ -154,7 +156,7 @@ func (e *Engine[S]) rebaseLocal(base uint64) {
 	var dropped []*Tx
 	head := pub
 	var flushTxs, pending []*Tx
-	var flushSnaps, pendingSnaps []*snapshot[S]
+	var flushSnaps, pendingSnaps []*snapshot
 	nflush := len(e.flushTxs)
 	for i, t := range local {
 		if e.invalidated(t, dropped, base) {
@@ -164,14 +166,10 @@ func (e *Engine[S]) rebaseLocal(base uint64) {
 			continue // woken below: invalidated reads its reads and writes until the loop ends
 		}
 		next := e.newSnapshot()
-		next.version, next.state = head.version+1, head.state
-		switch a := t.applier.(type) {
-		case Call[S]:
-			a.Apply(&next.state, next.version)
-		case Change[S]:
-			a.Apply(&next.state, next.version)
-		}
-		if e.invs != nil && e.breaksInvariant(t, &next.state) {
+		next.version = head.version + 1
+		e.ops.copy(next.state, head.state)
+		t.applier.applyTo(next.state, next.version)
+		if e.invs != nil && e.breaksInvariant(t, next.state) {
 			// Its invariants held on the state it was sequenced on, not
 			// on this one: it runs again, and is checked again.
 			dropped = append(dropped, t)
@@ -199,7 +197,7 @@ func (e *Engine[S]) rebaseLocal(base uint64) {
 
 // unassignKeySeqs gives back the KeySeqs that txs, the last commits
 // sequenced, took. e.mu is held.
-func (e *Engine[S]) unassignKeySeqs(txs []*Tx) {
+func (e *core) unassignKeySeqs(txs []*Tx) {
 	for i := len(txs) - 1; i >= 0; i-- {
 		for j := len(txs[i].msgs) - 1; j >= 0; j-- {
 			m := &txs[i].msgs[j]
@@ -214,7 +212,7 @@ func (e *Engine[S]) unassignKeySeqs(txs []*Tx) {
 // wrote (every local commit was validated against the commits up to base,
 // and saw none after it), or that a local commit in dropped wrote. e.mu is
 // held.
-func (e *Engine[S]) invalidated(t *Tx, dropped []*Tx, base uint64) bool {
+func (e *core) invalidated(t *Tx, dropped []*Tx, base uint64) bool {
 	if t.proc == nil || e.opts.strictCAS {
 		// A CompareAndSwap, and any commit under WithStrictCAS, counts as
 		// reading everything.
@@ -259,7 +257,7 @@ func writtenBy(txs []*Tx, q int) bool {
 // resequence numbers the local commit t anew as next, the snapshot its
 // outputs were applied to again: its writes, message IDs and KeySeqs, and
 // its record. e.mu is held.
-func (e *Engine[S]) resequence(t *Tx, next *snapshot[S]) {
+func (e *core) resequence(t *Tx, next *snapshot) {
 	v := next.version
 	for _, w := range t.writes {
 		e.lastWrite[w] = v
@@ -280,13 +278,13 @@ func (e *Engine[S]) resequence(t *Tx, next *snapshot[S]) {
 		*p++
 		m.KeySeq = *p
 	}
-	t.rec.Version, t.rec.State = v, &next.state
+	t.rec.Version, t.rec.State = v, e.ops.box(next.state)
 	e.noteReads(t.proc, v)
 }
 
 // follow runs the store's Follow until ctx ends, so that an idle engine
 // applies the other engines' commits within milliseconds.
-func (e *Engine[S]) follow(ctx context.Context) {
+func (e *core) follow(ctx context.Context) {
 	defer close(e.followed)
 	backoff := 10 * time.Millisecond
 	for ctx.Err() == nil {
@@ -307,7 +305,7 @@ func (e *Engine[S]) follow(ctx context.Context) {
 // applyFollowed is the callback of SharedStore.Follow: it applies the
 // other engines' commits unless a group of this engine is with the store,
 // whose commit will apply them (rebase).
-func (e *Engine[S]) applyFollowed(others []Remote) uint64 {
+func (e *core) applyFollowed(others []Remote) uint64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.flushing && len(e.pending) == 0 {
@@ -324,7 +322,9 @@ func (e *Engine[S]) applyFollowed(others []Remote) uint64 {
 // which follows other engines' commits within milliseconds; a caller that
 // must read what another engine has just committed calls Sync first. On a
 // store no other engine writes, Sync returns at once.
-func (e *Engine[S]) Sync(ctx context.Context) error {
+func (e *Engine[S]) Sync(ctx context.Context) error { return e.c.sync(ctx) }
+
+func (e *core) sync(ctx context.Context) error {
 	if e.shared == nil {
 		return nil
 	}

@@ -104,7 +104,7 @@ func (t *Tx) Warn(w RuleError) { t.warnings = append(t.warnings, w) }
 // warn logs and counts the warnings of a call that committed version v. It
 // runs after the commit, outside e.mu, so that a slow log handler delays
 // only its own call.
-func (e *Engine[S]) warn(ctx context.Context, tx *Tx, v uint64) {
+func (e *core) warn(ctx context.Context, tx *Tx, v uint64) {
 	for i := range tx.warnings {
 		w := &tx.warnings[i]
 		e.opts.metrics.RuleViolation(w.Process, w.Path, w.Rule)
@@ -173,7 +173,7 @@ func Final[K cmp.Ordered, V any](pending []Pending[K, V], i int) bool {
 }
 
 // countRejected counts a run that a rule refused.
-func (e *Engine[S]) countRejected(err error) {
+func (e *core) countRejected(err error) {
 	if re, ok := err.(*RuleError); ok {
 		e.opts.metrics.RuleViolation(re.Process, re.Path, re.Rule)
 	}

@@ -86,52 +86,57 @@ type StateDecoder interface {
 // Generated code declares one per state field in Schema.State, built with
 // ValueField or CollectionField.
 type StateField[S any] struct {
+	f stateField
+}
+
+// stateField is a StateField with its state type erased (see stateFields).
+type stateField struct {
 	info FieldInfo
 	// codec is a *valueCodec or a *collCodec. They are types rather than
 	// closures so that the compiler makes their code once per type of
 	// value, not once per field of a state (a contract may have
 	// hundreds).
-	codec fieldCodec[S]
+	codec fieldCodec
 }
 
 // fieldCodec encodes and decodes one field of a state S; a plain field
 // implements encode and decode, a collection the others.
-type fieldCodec[S any] interface {
-	encode(c Codec, dst []byte, s *S) ([]byte, error)
-	decode(c Codec, s *S, data []byte) error
-	entry(c Codec, dst []byte, s *S, key string) ([]byte, bool, error)
-	entries(c Codec, s *S, yield func(string, []byte) error) error
+type fieldCodec interface {
+	encode(c Codec, dst []byte, s unsafe.Pointer) ([]byte, error)
+	decode(c Codec, s unsafe.Pointer, data []byte) error
+	entry(c Codec, dst []byte, s unsafe.Pointer, key string) ([]byte, bool, error)
+	entries(c Codec, s unsafe.Pointer, yield func(string, []byte) error) error
 	// builder starts collecting the decoded entries of the field, at
 	// path; workers bounds the goroutines that decode them (see
 	// collBuilder).
-	builder(c Codec, path string, workers chan struct{}) entryBuilder[S]
+	builder(c Codec, path string, workers chan struct{}) entryBuilder
 	// lookup returns a pointer to the field's value in s (as a P), or to
 	// the entry under key of a collection (as a *V), for invariants;
 	// valueType is the type it points to, and keyOf the typed key.
-	lookup(s *S, key string) (any, bool)
+	lookup(s unsafe.Pointer, key string) (any, bool)
 	valueType() reflect.Type
 	keyOf(key string) any
 	// apply applies a value another engine's commit at version v left
 	// (RemoteValue) to the field in s, a copy of a state whose nested
 	// values it must not modify.
-	apply(c Codec, s *S, key string, data []byte, v uint64) error
+	apply(c Codec, s unsafe.Pointer, key string, data []byte, v uint64) error
 	// check returns the error encoding p, a pointer to a value of the
 	// field (or of an entry), with c gives, or encoding/json when c is
 	// nil; set and put write a Patch's value or entry into s (patch.go).
 	check(c Codec, p any) error
 	// version returns the version that last wrote the entry under key of
 	// a collection in s, and whether it exists (CollectionSpec.Version).
-	version(s *S, key string) (uint64, bool)
-	set(s *S, p any)
-	put(s *S, k, p any, v, edit uint64)
+	version(s unsafe.Pointer, key string) (uint64, bool)
+	set(s unsafe.Pointer, p any)
+	put(s unsafe.Pointer, k, p any, v, edit uint64)
 }
 
 // entryBuilder collects the entries of one collection and stores the
 // collection into a state at the end (finish), or fails there with the
 // first entry that did not decode.
-type entryBuilder[S any] interface {
+type entryBuilder interface {
 	entry(key string, data []byte) error
-	finish(s *S) error
+	finish(s unsafe.Pointer) error
 }
 
 // ValueField describes the plain state field at path, of a type with
@@ -144,22 +149,22 @@ type entryBuilder[S any] interface {
 // the codec once per state type, not once per type of value (a contract
 // may have hundreds).
 func ValueField[S, P any](path, typ string, get func(*S) P, appendJSON ...func([]byte, P) ([]byte, error)) StateField[S] {
-	f := &valueCodec[S]{get: func(s *S) any { return get(s) }, typ: reflect.TypeFor[P]().Elem()}
+	f := &valueCodec{get: func(s unsafe.Pointer) any { return get((*S)(s)) }, typ: reflect.TypeFor[P]().Elem()}
 	if len(appendJSON) > 0 && appendJSON[0] != nil {
 		aj := appendJSON[0]
 		f.appendJSON = func(b []byte, v any) ([]byte, error) { return aj(b, v.(P)) }
 	}
-	return StateField[S]{info: FieldInfo{Path: path, Type: typ}, codec: f}
+	return StateField[S]{stateField{info: FieldInfo{Path: path, Type: typ}, codec: f}}
 }
 
-type valueCodec[S any] struct {
+type valueCodec struct {
 	// get returns a pointer to the field in a state, as any.
-	get        func(*S) any
+	get        func(unsafe.Pointer) any
 	typ        reflect.Type // what get's pointers point to
 	appendJSON func([]byte, any) ([]byte, error)
 }
 
-func (f *valueCodec[S]) encode(c Codec, dst []byte, s *S) ([]byte, error) {
+func (f *valueCodec) encode(c Codec, dst []byte, s unsafe.Pointer) ([]byte, error) {
 	v := f.get(s)
 	if f.appendJSON != nil {
 		if _, ok := c.(jsonCodec); ok {
@@ -169,11 +174,11 @@ func (f *valueCodec[S]) encode(c Codec, dst []byte, s *S) ([]byte, error) {
 	return appendMarshal(c, dst, v)
 }
 
-func (f *valueCodec[S]) decode(c Codec, s *S, data []byte) error {
+func (f *valueCodec) decode(c Codec, s unsafe.Pointer, data []byte) error {
 	return c.Unmarshal(data, f.get(s))
 }
 
-func (f *valueCodec[S]) apply(c Codec, s *S, _ string, data []byte, _ uint64) error {
+func (f *valueCodec) apply(c Codec, s unsafe.Pointer, _ string, data []byte, _ uint64) error {
 	// Into a zero value: decoding into the field as it is would write into
 	// the slices and maps it shares with earlier snapshots. Reflection
 	// zeroes what p points to (another engine's commit is the only
@@ -183,14 +188,18 @@ func (f *valueCodec[S]) apply(c Codec, s *S, _ string, data []byte, _ uint64) er
 	return c.Unmarshal(data, p)
 }
 
-func (f *valueCodec[S]) lookup(s *S, _ string) (any, bool) { return f.get(s), true }
-func (f *valueCodec[S]) valueType() reflect.Type           { return f.typ }
-func (f *valueCodec[S]) keyOf(string) any                  { return nil }
+func (f *valueCodec) lookup(s unsafe.Pointer, _ string) (any, bool) { return f.get(s), true }
+func (f *valueCodec) valueType() reflect.Type                       { return f.typ }
+func (f *valueCodec) keyOf(string) any                              { return nil }
 
 // A plain field is never asked for entries (stateCodec.field checks).
-func (*valueCodec[S]) entry(Codec, []byte, *S, string) ([]byte, bool, error) { panic("unreachable") }
-func (*valueCodec[S]) entries(Codec, *S, func(string, []byte) error) error   { panic("unreachable") }
-func (*valueCodec[S]) builder(Codec, string, chan struct{}) entryBuilder[S]  { panic("unreachable") }
+func (*valueCodec) entry(Codec, []byte, unsafe.Pointer, string) ([]byte, bool, error) {
+	panic("unreachable")
+}
+func (*valueCodec) entries(Codec, unsafe.Pointer, func(string, []byte) error) error {
+	panic("unreachable")
+}
+func (*valueCodec) builder(Codec, string, chan struct{}) entryBuilder { panic("unreachable") }
 
 // CollectionField describes the collection at path, of a type with
 // fingerprint typ, that get locates in a state. appendJSON is as for
@@ -206,11 +215,11 @@ func CollectionField[S any, K cmp.Ordered, V any](path, typ string, get func(*S)
 		aj := appendJSON[0]
 		e.appendJSON = func(b []byte, v unsafe.Pointer) ([]byte, error) { return aj(b, (*V)(v)) }
 	}
-	return StateField[S]{
+	return StateField[S]{stateField{
 		info: FieldInfo{Path: path, Type: typ, Collection: true},
 		// A Collection[K, V] is its ptree[K].
-		codec: &collCodec[S, K]{get: func(s *S) *ptree[K] { return &get(s).t }, elem: e},
-	}
+		codec: &collCodec[K]{get: func(s unsafe.Pointer) *ptree[K] { return &get((*S)(s)).t }, elem: e},
+	}}
 }
 
 // elemType describes the values of a collection to the untyped code: an
@@ -263,16 +272,16 @@ func (e *elemType) unmarshal(c Codec, data []byte, p unsafe.Pointer) error {
 	return c.Unmarshal(data, e.value(p))
 }
 
-type collCodec[S any, K cmp.Ordered] struct {
-	get  func(*S) *ptree[K]
+type collCodec[K cmp.Ordered] struct {
+	get  func(unsafe.Pointer) *ptree[K]
 	elem *elemType
 }
 
 // A collection is never encoded whole (stateCodec.field checks).
-func (*collCodec[S, K]) encode(Codec, []byte, *S) ([]byte, error) { panic("unreachable") }
-func (*collCodec[S, K]) decode(Codec, *S, []byte) error           { panic("unreachable") }
+func (*collCodec[K]) encode(Codec, []byte, unsafe.Pointer) ([]byte, error) { panic("unreachable") }
+func (*collCodec[K]) decode(Codec, unsafe.Pointer, []byte) error           { panic("unreachable") }
 
-func (f *collCodec[S, K]) entry(c Codec, dst []byte, s *S, key string) ([]byte, bool, error) {
+func (f *collCodec[K]) entry(c Codec, dst []byte, s unsafe.Pointer, key string) ([]byte, bool, error) {
 	k, err := parseKey[K](key)
 	if err != nil {
 		return dst, false, err
@@ -285,7 +294,7 @@ func (f *collCodec[S, K]) entry(c Codec, dst []byte, s *S, key string) ([]byte, 
 	return b, true, err
 }
 
-func (f *collCodec[S, K]) lookup(s *S, key string) (any, bool) {
+func (f *collCodec[K]) lookup(s unsafe.Pointer, key string) (any, bool) {
 	k, err := parseKey[K](key)
 	if err != nil {
 		return nil, false
@@ -297,9 +306,9 @@ func (f *collCodec[S, K]) lookup(s *S, key string) (any, bool) {
 	return f.elem.value(itemValue(it)), true
 }
 
-func (f *collCodec[S, K]) valueType() reflect.Type { return f.elem.typ }
+func (f *collCodec[K]) valueType() reflect.Type { return f.elem.typ }
 
-func (f *collCodec[S, K]) version(s *S, key string) (uint64, bool) {
+func (f *collCodec[K]) version(s unsafe.Pointer, key string) (uint64, bool) {
 	k, err := parseKey[K](key)
 	if err != nil {
 		return 0, false
@@ -307,14 +316,14 @@ func (f *collCodec[S, K]) version(s *S, key string) (uint64, bool) {
 	return f.get(s).version(k)
 }
 
-func (*valueCodec[S]) version(*S, string) (uint64, bool) { panic("unreachable") }
+func (*valueCodec) version(unsafe.Pointer, string) (uint64, bool) { panic("unreachable") }
 
-func (f *collCodec[S, K]) keyOf(key string) any {
+func (f *collCodec[K]) keyOf(key string) any {
 	k, _ := parseKey[K](key)
 	return k
 }
 
-func (f *collCodec[S, K]) entries(c Codec, s *S, yield func(string, []byte) error) error {
+func (f *collCodec[K]) entries(c Codec, s unsafe.Pointer, yield func(string, []byte) error) error {
 	var buf []byte
 	var err error
 	f.get(s).walk(func(k K, it unsafe.Pointer) bool {
@@ -327,7 +336,7 @@ func (f *collCodec[S, K]) entries(c Codec, s *S, yield func(string, []byte) erro
 	return err
 }
 
-func (f *collCodec[S, K]) apply(c Codec, s *S, key string, data []byte, v uint64) error {
+func (f *collCodec[K]) apply(c Codec, s unsafe.Pointer, key string, data []byte, v uint64) error {
 	k, err := parseKey[K](key)
 	if err != nil {
 		return err
@@ -346,8 +355,8 @@ func (f *collCodec[S, K]) apply(c Codec, s *S, key string, data []byte, v uint64
 	return nil
 }
 
-func (f *collCodec[S, K]) builder(c Codec, path string, workers chan struct{}) entryBuilder[S] {
-	return &collBuilder[S, K]{codec: c, elem: f.elem, path: path, get: f.get, workers: workers}
+func (f *collCodec[K]) builder(c Codec, path string, workers chan struct{}) entryBuilder {
+	return &collBuilder[K]{codec: c, elem: f.elem, path: path, get: f.get, workers: workers}
 }
 
 // parseKey is the inverse of keyString for a key type K.
@@ -433,9 +442,11 @@ func appendMarshal(c Codec, dst []byte, v any) ([]byte, error) {
 func (jsonCodec) Marshal(v any) ([]byte, error)      { return json.Marshal(v) }
 func (jsonCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
 
-// stateCodec is the StateCodec of a state type S.
-type stateCodec[S any] struct {
-	fields []StateField[S]
+// stateCodec is the StateCodec of a state type S, which it reaches
+// through ops.
+type stateCodec struct {
+	ops    *stateOps
+	fields []stateField
 	infos  []FieldInfo
 	byPath map[string]int
 	codec  Codec
@@ -446,8 +457,8 @@ type stateCodec[S any] struct {
 
 // newStateCodec returns the StateCodec of fields, encoding values with c
 // (JSON when c is nil).
-func newStateCodec[S any](fields []StateField[S], c Codec) *stateCodec[S] {
-	sc := &stateCodec[S]{fields: fields, byPath: make(map[string]int, len(fields)), codec: c, format: "json"}
+func newStateCodec(fields []stateField, ops *stateOps, c Codec) *stateCodec {
+	sc := &stateCodec{ops: ops, fields: fields, byPath: make(map[string]int, len(fields)), codec: c, format: "json"}
 	if c == nil {
 		sc.codec = jsonCodec{}
 	} else {
@@ -460,10 +471,10 @@ func newStateCodec[S any](fields []StateField[S], c Codec) *stateCodec[S] {
 	return sc
 }
 
-func (c *stateCodec[S]) Fields() []FieldInfo { return c.infos }
-func (c *stateCodec[S]) Format() string      { return c.format }
+func (c *stateCodec) Fields() []FieldInfo { return c.infos }
+func (c *stateCodec) Format() string      { return c.format }
 
-func (c *stateCodec[S]) Field(path string) int {
+func (c *stateCodec) Field(path string) int {
 	// A top-level path is zone.field: cut after the second dot.
 	if i := strings.IndexByte(path, '.'); i >= 0 {
 		if j := strings.IndexByte(path[i+1:], '.'); j >= 0 {
@@ -477,15 +488,15 @@ func (c *stateCodec[S]) Field(path string) int {
 }
 
 // state returns the *S in a Record.State.
-func (c *stateCodec[S]) state(v any) (*S, error) {
-	s, ok := v.(*S)
-	if !ok {
-		return nil, fmt.Errorf("theus: state codec: got a state of type %T, want %T", v, s)
+func (c *stateCodec) state(v any) (unsafe.Pointer, error) {
+	s := c.ops.unbox(v)
+	if s == nil {
+		return nil, fmt.Errorf("theus: state codec: got a state of type %T, want %v", v, c.ops.ptrType)
 	}
 	return s, nil
 }
 
-func (c *stateCodec[S]) field(i int, collection bool) (*StateField[S], error) {
+func (c *stateCodec) field(i int, collection bool) (*stateField, error) {
 	if i < 0 || i >= len(c.fields) {
 		return nil, fmt.Errorf("theus: state codec: no field %d", i)
 	}
@@ -501,7 +512,7 @@ func (c *stateCodec[S]) field(i int, collection bool) (*StateField[S], error) {
 
 // lookup returns the *S in state and its field i, which must be a
 // collection or not as said.
-func (c *stateCodec[S]) lookup(state any, i int, collection bool) (*S, *StateField[S], error) {
+func (c *stateCodec) lookup(state any, i int, collection bool) (unsafe.Pointer, *stateField, error) {
 	s, err := c.state(state)
 	if err != nil {
 		return nil, nil, err
@@ -510,8 +521,17 @@ func (c *stateCodec[S]) lookup(state any, i int, collection bool) (*S, *StateFie
 	return s, f, err
 }
 
-func (c *stateCodec[S]) AppendField(dst []byte, state any, i int) ([]byte, error) {
-	s, f, err := c.lookup(state, i, false)
+func (c *stateCodec) AppendField(dst []byte, state any, i int) ([]byte, error) {
+	s, err := c.state(state)
+	if err != nil {
+		return dst, err
+	}
+	return c.appendField(dst, s, i)
+}
+
+// appendField is AppendField of the state at s.
+func (c *stateCodec) appendField(dst []byte, s unsafe.Pointer, i int) ([]byte, error) {
+	f, err := c.field(i, false)
 	if err != nil {
 		return dst, err
 	}
@@ -522,7 +542,7 @@ func (c *stateCodec[S]) AppendField(dst []byte, state any, i int) ([]byte, error
 	return b, nil
 }
 
-func (c *stateCodec[S]) AppendEntry(dst []byte, state any, i int, key string) ([]byte, bool, error) {
+func (c *stateCodec) AppendEntry(dst []byte, state any, i int, key string) ([]byte, bool, error) {
 	s, f, err := c.lookup(state, i, true)
 	if err != nil {
 		return dst, false, err
@@ -534,7 +554,7 @@ func (c *stateCodec[S]) AppendEntry(dst []byte, state any, i int, key string) ([
 	return b, ok, nil
 }
 
-func (c *stateCodec[S]) EncodeEntries(state any, i int, yield func(key string, data []byte) error) error {
+func (c *stateCodec) EncodeEntries(state any, i int, yield func(key string, data []byte) error) error {
 	s, f, err := c.lookup(state, i, true)
 	if err != nil {
 		return err
@@ -542,21 +562,21 @@ func (c *stateCodec[S]) EncodeEntries(state any, i int, yield func(key string, d
 	return f.codec.entries(c.codec, s, yield)
 }
 
-func (c *stateCodec[S]) Decoder() StateDecoder {
-	return &stateDecoder[S]{c: c, s: new(S), colls: make(map[int]entryBuilder[S]),
+func (c *stateCodec) Decoder() StateDecoder {
+	return &stateDecoder{c: c, s: c.ops.newState(), colls: make(map[int]entryBuilder),
 		workers: make(chan struct{}, runtime.GOMAXPROCS(0))}
 }
 
-type stateDecoder[S any] struct {
-	c     *stateCodec[S]
-	s     *S
-	colls map[int]entryBuilder[S]
+type stateDecoder struct {
+	c     *stateCodec
+	s     unsafe.Pointer
+	colls map[int]entryBuilder
 	// workers bounds the goroutines decoding entries, of all collections
 	// (collBuilder).
 	workers chan struct{}
 }
 
-func (d *stateDecoder[S]) Field(i int, data []byte) error {
+func (d *stateDecoder) Field(i int, data []byte) error {
 	f, err := d.c.field(i, false)
 	if err != nil {
 		return err
@@ -567,7 +587,7 @@ func (d *stateDecoder[S]) Field(i int, data []byte) error {
 	return nil
 }
 
-func (d *stateDecoder[S]) Entry(i int, key string, data []byte) error {
+func (d *stateDecoder) Entry(i int, key string, data []byte) error {
 	f, err := d.c.field(i, true)
 	if err != nil {
 		return err
@@ -585,7 +605,7 @@ func (d *stateDecoder[S]) Entry(i int, key string, data []byte) error {
 
 // State waits for the entries to be decoded and builds the collections.
 // An entry that did not decode fails it (Entry only copies them).
-func (d *stateDecoder[S]) State() (any, error) {
+func (d *stateDecoder) State() (any, error) {
 	var first error
 	for i := range len(d.c.fields) { // in field order: the same error every time
 		if b := d.colls[i]; b != nil {
@@ -598,12 +618,12 @@ func (d *stateDecoder[S]) State() (any, error) {
 	if first != nil {
 		return nil, first
 	}
-	return d.s, nil
+	return d.c.ops.box(d.s), nil
 }
 
 // applyRemote applies rv, a value another engine's commit at version v
 // left, to s, a copy of a state (see SharedStore).
-func (c *stateCodec[S]) applyRemote(s *S, rv RemoteValue, v uint64) error {
+func (c *stateCodec) applyRemote(s unsafe.Pointer, rv RemoteValue, v uint64) error {
 	if rv.Field < 0 || rv.Field >= len(c.fields) {
 		return fmt.Errorf("no state field %d", rv.Field)
 	}

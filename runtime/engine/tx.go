@@ -51,7 +51,7 @@ type Tx struct {
 	// outputs again.
 	proc    *process
 	snapv   uint64
-	applier any
+	applier applier
 	serr    error
 	// wake carries the leader's signal to a caller sleeping in group
 	// commit (sleeping set); it is made once and kept across reuses.

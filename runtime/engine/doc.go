@@ -119,6 +119,14 @@
 // MapView reads an untyped source through its view function: per type of
 // value, only thin typed wrappers are compiled.
 //
+// And per state type: every package of generated code instantiates
+// Engine, FrameCall, Schema and the rest with its own State, and the
+// compiler would make their code again in each of those packages. So the
+// engine proper is not generic: it holds states as unsafe pointers and
+// reaches the State type only through a few functions New makes once
+// (allocate a snapshot, copy, clone, convert to and from a *S), and the
+// generic types and functions are shells of a line or two around it.
+//
 // # CompareAndSwap
 //
 // CompareAndSwap commits a change made outside processes (a generated

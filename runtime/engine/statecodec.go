@@ -99,7 +99,8 @@ type stateField struct {
 	codec fieldCodec
 }
 
-// fieldCodec encodes and decodes one field of a state S; a plain field
+// fieldCodec encodes and decodes one field of a state (an S, seen as an
+// unsafe pointer); a plain field
 // implements encode and decode, a collection the others.
 type fieldCodec interface {
 	encode(c Codec, dst []byte, s unsafe.Pointer) ([]byte, error)
@@ -145,9 +146,10 @@ type entryBuilder interface {
 // byte, without reflection; it is used unless the engine has WithCodec.
 //
 // P is the pointer type of the field's values. ValueField only adapts get
-// and appendJSON to a valueCodec of values seen as any: the compiler makes
-// the codec once per state type, not once per type of value (a contract
-// may have hundreds).
+// and appendJSON to a valueCodec of states seen as unsafe pointers and
+// values seen as any: the compiler makes the codec once, in this package,
+// not once per state type or per type of value (a contract may have
+// hundreds).
 func ValueField[S, P any](path, typ string, get func(*S) P, appendJSON ...func([]byte, P) ([]byte, error)) StateField[S] {
 	f := &valueCodec{get: func(s unsafe.Pointer) any { return get((*S)(s)) }, typ: reflect.TypeFor[P]().Elem()}
 	if len(appendJSON) > 0 && appendJSON[0] != nil {
@@ -207,8 +209,8 @@ func (*valueCodec) builder(Codec, string, chan struct{}) entryBuilder { panic("u
 //
 // CollectionField only adapts get and appendJSON to a collCodec of
 // untyped items (see ptree): the compiler makes the codec, and the
-// decoding of entries, once per state and key type, not once per type of
-// value.
+// decoding of entries, once per key type, not once per state type or per
+// type of value.
 func CollectionField[S any, K cmp.Ordered, V any](path, typ string, get func(*S) *Collection[K, V], appendJSON ...func([]byte, *V) ([]byte, error)) StateField[S] {
 	e := &elemType{typ: reflect.TypeFor[V](), item: reflect.TypeFor[pitem[V]](), flat: newFlatDecoder(reflect.TypeFor[V]())}
 	if len(appendJSON) > 0 && appendJSON[0] != nil {

@@ -106,8 +106,8 @@ type Change[S any] interface {
 type call interface {
 	Tx() *Tx
 	ReceiptID() *[1]string
-	// runOn is Call.Run, applyTo (applier) Call.Apply.
-	runOn(ctx context.Context, s unsafe.Pointer) error
+	// runOn is Call.Run, of s, a *S; applyTo (applier) is Call.Apply.
+	runOn(ctx context.Context, s any) error
 	applier
 }
 
@@ -136,8 +136,8 @@ type callOf[S any] struct{ c Call[S] }
 
 func (c callOf[S]) Tx() *Tx               { return c.c.Tx() }
 func (c callOf[S]) ReceiptID() *[1]string { return c.c.ReceiptID() }
-func (c callOf[S]) runOn(ctx context.Context, s unsafe.Pointer) error {
-	return c.c.Run(ctx, (*S)(s))
+func (c callOf[S]) runOn(ctx context.Context, s any) error {
+	return c.c.Run(ctx, s.(*S))
 }
 func (c callOf[S]) applyTo(s unsafe.Pointer, v uint64) { c.c.Apply((*S)(s), v) }
 
@@ -165,8 +165,10 @@ type snapshot struct {
 	version uint64
 	// state points to the snapshot's S, which lives in the same
 	// allocation (snapshotOf): a snapshot costs one allocation, as a
-	// generic snapshot[S] would.
+	// generic snapshot[S] would. boxed is state as a *S in an any, made
+	// once: what processes run on, and Record.State.
 	state unsafe.Pointer
+	boxed any
 	// refs counts the calls running on the snapshot, plus retired once a
 	// later snapshot replaced it, when the engine recycles snapshots (see
 	// recycle.go).
@@ -215,7 +217,7 @@ func opsOf[S any](clone func(*S) S) *stateOps {
 		ptrType: reflect.TypeFor[*S](),
 		newSnap: func() *snapshot {
 			n := new(snapshotOf[S])
-			n.state = unsafe.Pointer(&n.s)
+			n.state, n.boxed = unsafe.Pointer(&n.s), &n.s
 			return &n.snapshot
 		},
 		copy: func(dst, src unsafe.Pointer) { *(*S)(dst) = *(*S)(src) },
@@ -712,7 +714,7 @@ func (e *core) settled() {
 
 // run runs one attempt of p on snap.
 func (e *core) run(ctx context.Context, p *process, c call, snap *snapshot) error {
-	err := runOnce(ctx, p.Name, p.Errors, e.opts.codec, c, snap.state)
+	err := runOnce(ctx, p.Name, p.Errors, e.opts.codec, c, snap.boxed)
 	e.countRejected(err)
 	if err == nil && e.opts.headers != nil {
 		c.Tx().setHeaders(ctx, e.opts.headers)
@@ -725,13 +727,13 @@ func (e *core) run(ctx context.Context, p *process, c call, snap *snapshot) erro
 // generated RunXxx functions do for unit tests. Errors are those Exec
 // would return for the same run.
 func Run[S any](ctx context.Context, name string, c Call[S], s *S, declared ...error) error {
-	return runOnce(ctx, name, declared, nil, callFor(c), unsafe.Pointer(s))
+	return runOnce(ctx, name, declared, nil, callFor(c), s)
 }
 
 // runOnce resets c's effects and runs it, turning a panic into a
 // *PanicError and a process error into a *ProcessError (marked Undeclared
 // for a DomainError not among declared).
-func runOnce(ctx context.Context, name string, declared []error, codec Codec, c call, s unsafe.Pointer) (err error) {
+func runOnce(ctx context.Context, name string, declared []error, codec Codec, c call, s any) (err error) {
 	tx := c.Tx()
 	tx.reset(codec)
 	defer func() {
@@ -1111,7 +1113,7 @@ func (e *core) sequence(p *process, tx *Tx, next *snapshot, id *[1]string) *snap
 			m.KeySeq = *p
 		}
 	}
-	tx.rec = Record{Version: v, Process: name, Time: now, Writes: tx.wrecs, Messages: tx.msgs, State: e.ops.box(next.state)}
+	tx.rec = Record{Version: v, Process: name, Time: now, Writes: tx.wrecs, Messages: tx.msgs, State: next.boxed}
 	tx.status = txPending
 	if !e.inMemory { // else persist publishes it once the store has it
 		e.head.Store(next)

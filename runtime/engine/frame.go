@@ -160,8 +160,6 @@ type frame struct {
 	resets []func(any) // per output, nil for those that need none
 	e      *core
 	proc   int
-	// box makes a state pointer the *S that run expects.
-	box func(unsafe.Pointer) any
 }
 
 // NewFrameCall returns a call of process proc of schema, with impl and
@@ -169,13 +167,13 @@ type frame struct {
 // no engine: the engine's pools and RunEffects make them, and a test may Run
 // one (Exec needs a call of Take).
 func NewFrameCall[S any](schema *Schema[S], proc int, impl, args any) *FrameCall[S] {
-	return (*FrameCall[S])(unsafe.Pointer(newFrame(&schema.Processes[proc], outputDescs(schema.Outputs), boxState[S], proc, impl, args)))
+	return (*FrameCall[S])(unsafe.Pointer(newFrame(&schema.Processes[proc], outputDescs(schema.Outputs), proc, impl, args)))
 }
 
 // newFrame is NewFrameCall of spec, process proc of a schema whose
 // Outputs are outputs.
-func newFrame(spec *ProcessSpec, outputs []outputDesc, box func(unsafe.Pointer) any, proc int, impl, args any) *frame {
-	c := &frame{box: box, impl: impl, args: args, run: spec.Run, rules: spec.Rules, proc: proc, outs: make([]output, len(spec.Outputs))}
+func newFrame(spec *ProcessSpec, outputs []outputDesc, proc int, impl, args any) *frame {
+	c := &frame{impl: impl, args: args, run: spec.Run, rules: spec.Rules, proc: proc, outs: make([]output, len(spec.Outputs))}
 	c.paths = spec.Outputs
 	c.slots = make([]any, len(spec.Outputs))
 	c.resets = make([]func(any), len(spec.Outputs))
@@ -190,12 +188,12 @@ func newFrame(spec *ProcessSpec, outputs []outputDesc, box func(unsafe.Pointer) 
 // Run implements Call: it runs the process, then checks the outputs that
 // the run wrote, in the order the process declares them, each against the
 // engine's codec and then the process's rules.
-func (c *FrameCall[S]) Run(ctx context.Context, s *S) error { return c.runOn(ctx, unsafe.Pointer(s)) }
+func (c *FrameCall[S]) Run(ctx context.Context, s *S) error { return c.runOn(ctx, s) }
 
 // Apply implements Call.
 func (c *FrameCall[S]) Apply(s *S, v uint64) { c.applyTo(unsafe.Pointer(s), v) }
 
-func (c *frame) runOn(ctx context.Context, s unsafe.Pointer) error {
+func (c *frame) runOn(ctx context.Context, s any) error {
 	for i, reset := range c.resets {
 		if reset != nil {
 			reset(c.slots[i])
@@ -203,7 +201,7 @@ func (c *frame) runOn(ctx context.Context, s unsafe.Pointer) error {
 	}
 	c.result.set = false
 	c.kept = c.kept[:0]
-	if err := c.run(ctx, c.impl, c.args, c.box(s), Start(&c.Invocation, c.args)); err != nil {
+	if err := c.run(ctx, c.impl, c.args, s, Start(&c.Invocation, c.args)); err != nil {
 		return err
 	}
 	for i, o := range c.outs {
@@ -231,7 +229,7 @@ func framePools(e *core, schema *schema) []sync.Pool {
 		}
 		t := reflect.TypeOf(p.Args).Elem()
 		pools[i].New = func() any {
-			c := newFrame(p, schema.outputs, e.ops.box, i, nil, reflect.New(t).Interface())
+			c := newFrame(p, schema.outputs, i, nil, reflect.New(t).Interface())
 			c.e = e
 			return c
 		}
@@ -323,11 +321,11 @@ func (c *frame) release() {
 // It fills them by reflection: RunXxx is not hot, and a typed reader per
 // effect would be compiled for every process.
 func RunEffects[S any](ctx context.Context, schema *Schema[S], proc int, impl, args any, s *S, effects any) error {
-	return runEffects(ctx, &schema.Processes[proc], outputDescs(schema.Outputs), boxState[S], proc, impl, args, unsafe.Pointer(s), effects)
+	return runEffects(ctx, &schema.Processes[proc], outputDescs(schema.Outputs), proc, impl, args, s, effects)
 }
 
-func runEffects(ctx context.Context, spec *ProcessSpec, outputs []outputDesc, box func(unsafe.Pointer) any, proc int, impl, args any, s unsafe.Pointer, effects any) error {
-	c := newFrame(spec, outputs, box, proc, impl, args)
+func runEffects(ctx context.Context, spec *ProcessSpec, outputs []outputDesc, proc int, impl, args, s any, effects any) error {
+	c := newFrame(spec, outputs, proc, impl, args)
 	c.Keep = true
 	err := runOnce(ctx, spec.Name, spec.Errors, nil, c, s)
 	Finish(&c.Invocation)

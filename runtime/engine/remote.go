@@ -278,7 +278,7 @@ func (e *core) resequence(t *Tx, next *snapshot) {
 		*p++
 		m.KeySeq = *p
 	}
-	t.rec.Version, t.rec.State = v, e.ops.box(next.state)
+	t.rec.Version, t.rec.State = v, next.boxed
 	e.noteReads(t.proc, v)
 }
 

@@ -143,7 +143,8 @@ func (o *collOutput[S, K, V]) apply(s unsafe.Pointer, _ *Tx, _ int, slot any, v 
 
 // FrameCall is a call of a generated process: an Invocation, the
 // process's arguments, and the outputs of the process. Calls are pooled
-// per process (Take).
+// per process (Take). The Invocation is embedded (through frame, the
+// untyped call that FrameCall wraps): Tx and ReceiptID are its.
 type FrameCall[S any] struct {
 	frame
 }

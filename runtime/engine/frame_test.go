@@ -116,16 +116,24 @@ func TestRunEffects(t *testing.T) {
 	}
 }
 
+// newFrameEngine starts an engine of fschema on a memory store, closed
+// when t ends.
+func newFrameEngine(t *testing.T) *engine.Engine[fstate] {
+	t.Helper()
+	e, err := engine.New(context.Background(), fschema, fstate{M: engine.NewCollection[string, int](nil, nil)}, engine.WithStore(memory.New()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
 // The engine applies what a call wrote, checks an output against its
 // Output's valid function before the rules, and a pooled call forgets the
 // previous call's result, pending entries and outputs.
 func TestFrameCallCommits(t *testing.T) {
 	ctx := context.Background()
-	e, err := engine.New(ctx, fschema, fstate{M: engine.NewCollection[string, int](nil, nil)}, engine.WithStore(memory.New()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := newFrameEngine(t)
 	call := func(s fscript) (engine.ReceiptOf[string], []int, error) {
 		c := engine.Take(e, 0, nil)
 		*c.Args().(*fscript) = s
@@ -187,11 +195,7 @@ func TestFrameCallCommits(t *testing.T) {
 // an allocation a run, round down to nothing).
 func TestFrameCallExecDoesNotAllocate(t *testing.T) {
 	ctx := context.Background()
-	e, err := engine.New(ctx, fschema, fstate{M: engine.NewCollection[string, int](nil, nil)}, engine.WithStore(memory.New()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := newFrameEngine(t)
 	c := engine.NewFrameCall(fschema, 0, nil, &fscript{setF: ptr(1)})
 	exec := func() {
 		if _, err := e.Exec(ctx, 0, c); err != nil {

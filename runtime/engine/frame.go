@@ -242,9 +242,7 @@ func framePools(e *core, schema *schema) []sync.Pool {
 // application's implementation of the processes. Its Args are a pointer to
 // a value of the type that the process's ProcessSpec names; the caller
 // sets them and calls Exec or ExecResult, which return the call to the
-// pool. (Take is not generic over the type of the arguments: an
-// instantiation per process would cost the compiler a function and a
-// dictionary per process; the caller asserts the type instead.)
+// pool. Generated Engine methods call Invoke, which does the three.
 func Take[S any](e *Engine[S], proc int, impl any) *FrameCall[S] {
 	return (*FrameCall[S])(unsafe.Pointer(e.c.take(proc, impl)))
 }

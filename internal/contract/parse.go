@@ -368,8 +368,9 @@ func unknownChoice(what, name, where string, allowed []string) string {
 // oneOf formats a list of alternatives: "a, b or c".
 func oneOf(list []string) string { return joinLast(list, " or ") }
 
-// andList formats a list: "a, b and c".
-func andList(list []string) string { return joinLast(list, " and ") }
+// AndList formats a list as prose: "a", "a and b", "a, b and c" (for
+// messages and generated comments).
+func AndList(list []string) string { return joinLast(list, " and ") }
 
 func joinLast(list []string, last string) string {
 	if len(list) == 1 {
@@ -612,7 +613,7 @@ func (p *parser) reportUnknowns() {
 			for i, pos := range u.at[1:] {
 				others[i] = otherAt(pos, u.at[0])
 			}
-			also = " (also used at " + andList(others) + ")"
+			also = " (also used at " + AndList(others) + ")"
 		}
 		p.errs.add(u.at[0], "%s%s%s", u.msg, also, u.hint)
 	}

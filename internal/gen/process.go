@@ -2,7 +2,6 @@ package gen
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/dave/jennifer/jen"
 
@@ -211,7 +210,7 @@ func outputsText(p *contract.Process) string {
 		for i, t := range p.Emits {
 			topics[i] = t.Name
 		}
-		parts = append(parts, "emits ("+andList(topics)+")")
+		parts = append(parts, "emits ("+contract.AndList(topics)+")")
 	}
 	if p.Result != nil {
 		parts = append(parts, "returns (SetResult)")
@@ -219,7 +218,7 @@ func outputsText(p *contract.Process) string {
 	if len(parts) == 0 {
 		return "could write, emit or return: nothing, as it declares none of them"
 	}
-	return andList(parts)
+	return contract.AndList(parts)
 }
 
 // pathsText lists the texts of paths: "domain.user and global.limit".
@@ -228,13 +227,5 @@ func pathsText(paths []*contract.Path) string {
 	for i, pa := range paths {
 		texts[i] = pa.Text
 	}
-	return andList(texts)
-}
-
-// andList joins items as prose: "a", "a and b", "a, b and c".
-func andList(items []string) string {
-	if len(items) < 2 {
-		return strings.Join(items, "")
-	}
-	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
+	return contract.AndList(texts)
 }

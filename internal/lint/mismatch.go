@@ -54,7 +54,7 @@ func Explain(m *contract.Model, undef []Undefined) ([]Finding, []Undefined) {
 		}
 		msg := us[0].Expr + " undefined: " + what
 		if len(also) > 0 {
-			msg = us[0].Expr + " undefined (also at " + andList(also) + "): " + what
+			msg = us[0].Expr + " undefined (also at " + contract.AndList(also) + "): " + what
 		}
 		out = append(out, Finding{File: us[0].File, Line: us[0].Line, Col: us[0].Col, Code: CodeMismatch, Severity: Error, Message: msg})
 	}
@@ -236,14 +236,6 @@ func findPath(list, paths []*contract.Path) *contract.Path {
 		}
 	}
 	return nil
-}
-
-// andList formats a list: "a, b and c".
-func andList(list []string) string {
-	if len(list) == 1 {
-		return list[0]
-	}
-	return strings.Join(list[:len(list)-1], ", ") + " and " + list[len(list)-1]
 }
 
 func oneOfPaths(paths []*contract.Path) string {

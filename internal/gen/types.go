@@ -95,10 +95,7 @@ func (g *generator) viewDecls() []jen.Code {
 			decls = append(decls, jen.Func().Params(jen.Id("v").Id(view)).Id(f.GoName).Params().Add(viewType(f.Type)).
 				Add(oneLine(jen.Return(g.viewOf(f.Type, lv{expr: "v.p." + f.GoName})))))
 		}
-		clone := jen.Op("*").Id("v.p")
-		if g.structRefs(s) {
-			clone = jen.Id(cloneFuncName(s)).Call(jen.Id("v.p"))
-		}
+		clone := g.cloneValue(&contract.Type{Kind: contract.Named, Name: s.Name, Struct: s}, deref("v.p"))
 		out = append(out, list(decls), doc("Clone returns a deep copy of the "+s.GoName+" that shares nothing with the snapshot.").
 			Func().Params(jen.Id("v").Id(view)).Id("Clone").Params().Id(s.GoName).
 			Add(oneLine(jen.Return(clone))))

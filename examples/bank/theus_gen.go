@@ -429,7 +429,7 @@ func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
 	case *BalanceArgs:
 		return (*impl.(*Processes)).Balance(ctx, BalanceIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*BalanceOut)(o))
 	}
-	panic("theus: theusRun: arguments of no process of this contract")
+	panic("theus: theusRun: arguments of no process it serves")
 }
 
 func theusAppendAccount(b []byte, p *Account) ([]byte, error) {

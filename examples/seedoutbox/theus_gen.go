@@ -381,7 +381,7 @@ func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
 	case *EmitBobEmailArgs:
 		return (*impl.(*Processes)).EmitBobEmail(ctx, EmitBobEmailIn{Args: *a, s: s.(*State)}, (*EmitBobEmailOut)(o))
 	}
-	panic("theus: theusRun: arguments of no process of this contract")
+	panic("theus: theusRun: arguments of no process it serves")
 }
 
 func theusAppendUser(b []byte, p *User) ([]byte, error) {

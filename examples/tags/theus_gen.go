@@ -271,7 +271,7 @@ func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
 	case *CurrentEmailArgs:
 		return (*impl.(*Processes)).CurrentEmail(ctx, CurrentEmailIn{Args: *a, s: s.(*State)}, (*CurrentEmailOut)(o))
 	}
-	panic("theus: theusRun: arguments of no process of this contract")
+	panic("theus: theusRun: arguments of no process it serves")
 }
 
 func theusCloneUser(p *User) User {

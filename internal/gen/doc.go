@@ -45,9 +45,10 @@
 // declared inputs only), XOut (setters for the declared outputs, typed
 // emitters, SetResult), XReceipt (engine.Receipt, or engine.ReceiptOf the
 // result's type), XEffects (these five in one type block), the Engine
-// method and RunX; then, with the machinery, a case of theusRun, the one
-// engine.RunFunc of the contract, which calls the application's method of
-// the process whose arguments it is given (and theusRulesX for a process
+// method and RunX; then, with the machinery, a case of theusRun, the
+// engine.RunFunc of the contract's first 32 processes (theusRun2 serves the
+// next 32, and so on: see runCases), which calls the application's method
+// of the process whose arguments it is given (and theusRulesX for a process
 // with rules). One-line accessors and setters have no doc comment: their
 // type's doc says what they read or write.
 // Everything else a call needs (the arguments, pooled reuse, the Out handles

@@ -197,9 +197,11 @@ func (g *generator) render() ([]byte, error) {
 		calls = append(calls, priv...)
 		runs = append(runs, run)
 	}
-	if len(runs) > 0 {
-		calls = append([]jen.Code{runDecl(runs)}, calls...)
+	var runFuncs []jen.Code
+	for i := 0; i < len(runs); i += runCases {
+		runFuncs = append(runFuncs, runDecl(runFunc(i), runs[i:min(i+runCases, len(runs))]))
 	}
+	calls = append(runFuncs, calls...)
 	typesNote := "Types: the structs declared in " + g.source + "."
 	if g.m.DeclaredInGo {
 		typesNote = "" // the package declares them

@@ -2,6 +2,7 @@ package gen
 
 import (
 	"slices"
+	"strconv"
 
 	"github.com/dave/jennifer/jen"
 
@@ -122,12 +123,28 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code, 
 	return out, append(append(private, g.regexpDecls(p)...), g.checkDecls(p)...), run
 }
 
-// runDecl declares theusRun, the engine.RunFunc of every process: the type
-// of the arguments tells which process to call (cases, one per process).
-func runDecl(cases []jen.Code) jen.Code {
-	return jen.Func().Id("theusRun").Params(jen.Id("ctx").Qual("context", "Context"), jen.List(jen.Id("impl"), jen.Id("args"), jen.Id("s")).Any(), jen.Id("o").Op("*").Qual(enginePkg, "Out")).Error().Block(
+// runCases is how many processes one run function serves. One function
+// for every process would be the fewest lines, but the compiler's memory
+// for a type switch grows faster than its cases: at 1,000 processes, one
+// switch costs about 40 MB more than switches of 32 (docs/BENCHMARKS.md,
+// "Generated code").
+const runCases = 32
+
+// runFunc names the engine.RunFunc of the i-th process of the contract:
+// theusRun for the first runCases processes, theusRun2 for the next, ….
+func runFunc(i int) string {
+	if n := i/runCases + 1; n > 1 {
+		return "theusRun" + strconv.Itoa(n)
+	}
+	return "theusRun"
+}
+
+// runDecl declares the engine.RunFunc name of the processes whose cases
+// it is given: the type of the arguments tells which process to call.
+func runDecl(name string, cases []jen.Code) jen.Code {
+	return jen.Func().Id(name).Params(jen.Id("ctx").Qual("context", "Context"), jen.List(jen.Id("impl"), jen.Id("args"), jen.Id("s")).Any(), jen.Id("o").Op("*").Qual(enginePkg, "Out")).Error().Block(
 		jen.Switch(jen.Id("a").Op(":=").Id("args").Assert(jen.Type())).Block(cases...),
-		jen.Panic(jen.Lit("theus: theusRun: arguments of no process of this contract")),
+		jen.Panic(jen.Lit("theus: "+name+": arguments of no process it serves")),
 	)
 }
 

@@ -190,7 +190,7 @@ func (g *generator) schema() jen.Code {
 	if len(g.m.Processes) > 0 {
 		specs := make([]jen.Code, len(g.m.Processes))
 		for i, p := range g.m.Processes {
-			spec := []field{{"Name", jen.Lit(p.Name)}, {"Args", jen.Parens(jen.Op("*").Id(p.GoName + "Args")).Parens(jen.Nil())}, {"Run", jen.Id("theusRun")}}
+			spec := []field{{"Name", jen.Lit(p.Name)}, {"Args", jen.Parens(jen.Op("*").Id(p.GoName + "Args")).Parens(jen.Nil())}, {"Run", jen.Id(runFunc(i))}}
 			if len(p.Rules) > 0 {
 				spec = append(spec, field{"Rules", jen.Id(rulesFunc(p))})
 			}

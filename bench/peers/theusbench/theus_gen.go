@@ -259,7 +259,7 @@ func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
 	case *UpdateUserArgs:
 		return (*impl.(*Processes)).UpdateUser(ctx, UpdateUserIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*UpdateUserOut)(o))
 	}
-	panic("theus: theusRun: arguments of no process of this contract")
+	panic("theus: theusRun: arguments of no process it serves")
 }
 
 func theusAppendUser(b []byte, p *User) ([]byte, error) {

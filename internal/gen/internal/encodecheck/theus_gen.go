@@ -336,7 +336,7 @@ func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
 	case *RecordArgs:
 		return (*impl.(*Processes)).Record(ctx, RecordIn{Args: *a, s: s.(*theusState)}, (*RecordOut)(o))
 	}
-	panic("theus: theusRun: arguments of no process of this contract")
+	panic("theus: theusRun: arguments of no process it serves")
 }
 
 func theusAppendReading(b []byte, p *Reading) ([]byte, error) {

@@ -279,7 +279,7 @@ func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
 	case *SellPlainArgs:
 		return (*impl.(*Processes)).SellPlain(ctx, SellPlainIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*SellPlainOut)(o))
 	}
-	panic("theus: theusRun: arguments of no process of this contract")
+	panic("theus: theusRun: arguments of no process it serves")
 }
 
 func theusAppendEvent(b []byte, p *Event) ([]byte, error) {

@@ -328,7 +328,7 @@ func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
 	case *SetPrefsArgs:
 		return (*impl.(*Processes)).SetPrefs(ctx, SetPrefsIn{Args: *a, s: s.(*State)}, (*SetPrefsOut)(o))
 	}
-	panic("theus: theusRun: arguments of no process of this contract")
+	panic("theus: theusRun: arguments of no process it serves")
 }
 
 func theusCloneAddress(p *Address) Address {

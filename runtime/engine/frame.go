@@ -137,7 +137,7 @@ func (o *collOutput[S, K, V]) check(tx *Tx, _ int, slot any) bool {
 func (o *collOutput[S, K, V]) apply(s unsafe.Pointer, _ *Tx, _ int, slot any, v uint64) {
 	if p := *slot.(*[]Pending[K, V]); len(p) > 0 {
 		c := o.get((*S)(s))
-		*c = c.Apply(v, p)
+		*c = CollectionApply(*c, v, p)
 	}
 }
 

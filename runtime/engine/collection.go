@@ -178,15 +178,18 @@ func NewCollectionWriter[K cmp.Ordered, V any](tx *Tx, path int, pending *[]Pend
 	return CollectionWriter[K, V]{tx: tx, path: path, pending: pending, clone: clone, gen: gen, want: want}
 }
 
-func (w CollectionWriter[K, V]) live() {
-	if w.gen == nil || *w.gen != w.want {
+// writerLive panics unless a writer made for the run want of a call whose
+// current run is *gen is still live. It is not a method: a generic type's
+// methods are compiled per type of value.
+func writerLive(gen *uint64, want uint64) {
+	if gen == nil || *gen != want {
 		panic("theus: collection writer used after its call returned")
 	}
 }
 
 // Put sets the entry under k to a copy of v.
 func (w CollectionWriter[K, V]) Put(k K, v V) {
-	w.live()
+	writerLive(w.gen, w.want)
 	if w.clone != nil {
 		v = w.clone(&v)
 	}
@@ -196,7 +199,7 @@ func (w CollectionWriter[K, V]) Put(k K, v V) {
 
 // Delete removes the entry under k (nothing happens if there is none).
 func (w CollectionWriter[K, V]) Delete(k K) {
-	w.live()
+	writerLive(w.gen, w.want)
 	*w.pending = append(*w.pending, Pending[K, V]{Key: k})
 	w.tx.writeKey(w.path, keyText(k), true)
 }

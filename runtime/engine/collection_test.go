@@ -439,3 +439,27 @@ func BenchmarkRuleLoop100k(b *testing.B) {
 		}
 	}
 }
+
+// A collection writer writes while its run is live and panics after.
+func TestCollectionWriterGoesStale(t *testing.T) {
+	var tx engine.Tx
+	var pending []engine.Pending[string, int]
+	gen := uint64(1)
+	w := engine.NewCollectionWriter(&tx, 0, &pending, nil, &gen, 1)
+	w.Put("a", 1)
+	w.Delete("b")
+	gen++
+	for _, use := range []func(){func() { w.Put("c", 2) }, func() { w.Delete("a") }} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Error("a stale writer did not panic")
+				}
+			}()
+			use()
+		}()
+	}
+	if len(pending) != 2 || *pending[0].Value != 1 || pending[1].Value != nil {
+		t.Fatalf("pending %v", pending)
+	}
+}

@@ -100,3 +100,20 @@ func TestMapViewOfPlainMap(t *testing.T) {
 		t.Fatalf("keys %v", keys)
 	}
 }
+
+// CollectionField refuses a getter that does not locate the collection
+// in the state it is given.
+func TestCollectionFieldGetterOutsideState(t *testing.T) {
+	type st struct {
+		N int
+		C Collection[string, int]
+	}
+	CollectionField("domain.c", "collection[string]int", func(s *st) *Collection[string, int] { return &s.C })
+	var elsewhere Collection[string, int]
+	defer func() {
+		if recover() == nil {
+			t.Error("a getter returning a collection outside the state was accepted")
+		}
+	}()
+	CollectionField("domain.c", "collection[string]int", func(*st) *Collection[string, int] { return &elsewhere })
+}

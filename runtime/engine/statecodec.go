@@ -210,8 +210,9 @@ func (*valueCodec) builder(Codec, string, chan struct{}) entryBuilder { panic("u
 // CollectionField only adapts get and appendJSON to a collCodec of
 // untyped items (see ptree): the compiler makes the codec, and the
 // decoding of entries, once per key type, not once per state type or per
-// type of value. get is called once, here, to learn where the collection
-// lies in a state.
+// type of value. get must return the address of a field of the state it
+// is given (within it, not through a pointer): it is called once, here, to
+// learn where the collection lies in a state.
 func CollectionField[S any, K cmp.Ordered, V any](path, typ string, get func(*S) *Collection[K, V], appendJSON ...func([]byte, *V) ([]byte, error)) StateField[S] {
 	var aj func([]byte, unsafe.Pointer) ([]byte, error)
 	if len(appendJSON) > 0 && appendJSON[0] != nil {
@@ -220,6 +221,9 @@ func CollectionField[S any, K cmp.Ordered, V any](path, typ string, get func(*S)
 	}
 	s := new(S)
 	off := uintptr(unsafe.Pointer(get(s))) - uintptr(unsafe.Pointer(s))
+	if off > unsafe.Sizeof(*s)-unsafe.Sizeof(Collection[K, V]{}) {
+		panic("theus: CollectionField " + path + ": get does not return a field of its state")
+	}
 	// reflect.TypeOf rather than reflect.TypeFor, which is itself
 	// instantiated for every type of value.
 	return StateField[S]{collectionField[K](path, typ, off, reflect.TypeOf((*pitem[V])(nil)).Elem(), aj)}

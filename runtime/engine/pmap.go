@@ -353,13 +353,14 @@ func (n *pnode[K]) del(k K) (*pnode[K], bool) {
 	return &c, true
 }
 
-// pcursor walks a tree in ascending key order without a function value
-// per entry, so that MapView.All compiles one loop per type of view.
+// pcursor walks the leaves of a tree in ascending key order, so that
+// MapView.All ranges over a leaf's entries in a loop of its own, with no
+// function value per entry (one compiled per type of view).
 type pcursor[K cmp.Ordered] struct {
 	// stack holds the nodes from the root down to the current one, each
-	// with the index of its next entry or child. A node has at least
-	// pfan/2 children unless it is the root or lost some to deletes,
-	// which never deepen a tree: 40 levels hold more entries than memory.
+	// with the index of its next child. A node has at least pfan/2
+	// children unless it is the root or lost some to deletes, which never
+	// deepen a tree: 40 levels hold more entries than memory.
 	stack [40]struct {
 		n *pnode[K]
 		i int
@@ -375,23 +376,24 @@ func (c *pcursor[K]) start(t ptree[K]) {
 	}
 }
 
-// next returns the next entry's key and item, false after the last.
-func (c *pcursor[K]) next() (k K, it unsafe.Pointer, ok bool) {
+// nextLeaf returns the next leaf, nil after the last. A leaf is never
+// empty (del removes a leaf's last entry with the leaf).
+func (c *pcursor[K]) nextLeaf() *pnode[K] {
 	for c.depth > 0 {
 		top := &c.stack[c.depth-1]
+		if top.n.leaf {
+			c.depth--
+			return top.n
+		}
 		if top.i >= int(top.n.n) {
 			c.depth--
 			continue
 		}
-		i := top.i
+		c.stack[c.depth].n, c.stack[c.depth].i = top.n.kid(top.i), 0
 		top.i++
-		if top.n.leaf {
-			return top.n.keys[i], top.n.val(i), true
-		}
-		c.stack[c.depth].n, c.stack[c.depth].i = top.n.kid(i), 0
 		c.depth++
 	}
-	return k, nil, false
+	return nil
 }
 
 func (n *pnode[K]) walk(yield func(K, unsafe.Pointer) bool) bool {

@@ -63,11 +63,16 @@ func TestPmapMatchesMap(t *testing.T) {
 			var c pcursor[int]
 			c.start(v.m.t)
 			var cursor []int
-			for k, it, ok := c.next(); ok; k, it, ok = c.next() {
-				if (*pitem[string])(it).val != v.model[k] {
-					t.Fatalf("version %d: the cursor yields %d=%q, model has %q", vi, k, (*pitem[string])(it).val, v.model[k])
+			for n := c.nextLeaf(); n != nil; n = c.nextLeaf() {
+				if n.n == 0 {
+					t.Fatalf("version %d: an empty leaf", vi)
 				}
-				cursor = append(cursor, k)
+				for i, k := range n.keys[:n.n] {
+					if got := (*pitem[string])(n.val(i)).val; got != v.model[k] {
+						t.Fatalf("version %d: the cursor yields %d=%q, model has %q", vi, k, got, v.model[k])
+					}
+					cursor = append(cursor, k)
+				}
 			}
 			if !slices.Equal(cursor, want) {
 				t.Fatalf("version %d: cursor keys %v, want %v", vi, cursor, want)

@@ -257,7 +257,9 @@ type elemType struct {
 // itemValue returns a pointer to the value of the *pitem[V] it, whatever
 // V: ver is a uint64 and no type is aligned beyond 8 bytes, so the value
 // always follows it at offset 8.
-func itemValue(it unsafe.Pointer) unsafe.Pointer { return unsafe.Add(it, 8) }
+func itemValue(it unsafe.Pointer) unsafe.Pointer { return unsafe.Add(it, itemValueOffset) }
+
+const itemValueOffset = 8
 
 // value returns the value at p, a *V, as an any holding a *V.
 func (e *elemType) value(p unsafe.Pointer) any { return reflect.NewAt(e.typ, p).Interface() }

@@ -99,41 +99,49 @@ type mapSource[K cmp.Ordered] interface {
 	sortedKeys() []K
 }
 
-// mapIter iterates a mapSource in ascending key order: a collection's
-// tree, or a plain map's sorted keys. It is a value, not a function per
-// entry, so that MapView.All compiles one loop per type of view and keeps
-// its iterator on the stack.
+// mapIter iterates a mapSource in ascending key order, a batch of
+// entries at a time: a collection's tree leaf by leaf, a plain map in one
+// batch. It is a value, not a function per entry, so that MapView.All
+// compiles one loop per type of view and keeps its iterator on the stack.
 type mapIter[K cmp.Ordered] struct {
-	tree  pcursor[K]
-	keys  []K          // a plain map's, sorted
-	plain mapSource[K] // the plain map
+	tree pcursor[K]
+	// A plain map's entries, sorted, and their values; the batch is
+	// handed out once.
+	keys  []K
+	vals  []unsafe.Pointer
+	plain bool
+	// off is the offset of a value from the pointer in a batch: a tree's
+	// are its items (itemValue), a plain map's its values.
+	off uintptr
 }
 
 // start starts it at the first entry of src (nil for none).
 func (it *mapIter[K]) start(src mapSource[K]) {
 	if c, ok := src.(*collSource[K]); ok {
 		it.tree.start(c.t)
+		it.off = itemValueOffset
 	} else if src != nil {
-		it.keys, it.plain = src.sortedKeys(), src
+		it.keys, it.plain = src.sortedKeys(), true
+		it.vals = make([]unsafe.Pointer, len(it.keys))
+		for i, k := range it.keys {
+			it.vals[i] = src.get(k)
+		}
 	}
 }
 
-// next returns the next entry, false after the last.
-func (it *mapIter[K]) next() (K, unsafe.Pointer, bool) {
-	if it.plain == nil {
-		k, item, ok := it.tree.next()
-		if !ok {
-			return k, nil, false
-		}
-		return k, itemValue(item), true
+// next returns the next batch of entries, their keys and (at it.off
+// from each pointer) values; no keys after the last.
+func (it *mapIter[K]) next() ([]K, []unsafe.Pointer) {
+	if it.plain {
+		keys, vals := it.keys, it.vals
+		it.keys, it.vals = nil, nil
+		return keys, vals
 	}
-	if len(it.keys) == 0 {
-		var k K
-		return k, nil, false
+	n := it.tree.nextLeaf()
+	if n == nil {
+		return nil, nil
 	}
-	k := it.keys[0]
-	it.keys = it.keys[1:]
-	return k, it.plain.get(k), true
+	return n.keys[:n.n], n.ptrs[:n.n]
 }
 
 // NewMapView returns a view of m, whose values must not hold references.
@@ -169,9 +177,11 @@ func (v MapView[K, V]) All() iter.Seq2[K, V] {
 	return func(yield func(K, V) bool) {
 		var it mapIter[K]
 		it.start(src)
-		for k, p, ok := it.next(); ok; k, p, ok = it.next() {
-			if !yield(k, view(p)) {
-				return
+		for keys, ps := it.next(); len(keys) > 0; keys, ps = it.next() {
+			for i, k := range keys {
+				if !yield(k, view(unsafe.Add(ps[i], it.off))) {
+					return
+				}
 			}
 		}
 	}

@@ -234,7 +234,7 @@ func TestCompareAndSwapBesideEntryWriteInFlight(t *testing.T) {
 // applied reports whether s holds the entries as p leaves them.
 func (p lpatch) applied(s *cstate) bool {
 	for w := range engine.FinalWrites(p) {
-		v, ok := s.Acc.Get(w.Key)
+		v, ok := engine.CollectionGet(s.Acc, w.Key)
 		if ok != (w.Value != nil) || ok && *v != *w.Value {
 			return false
 		}

@@ -17,8 +17,12 @@ import (
 // A Collection is an immutable value: generated code holds one per
 // collection field in the engine's state and replaces it on commit.
 //
-// Its methods are thin typed wrappers over a ptree of untyped items, so
-// that a contract's collections share the compiled tree, codec and decoder.
+// It is a ptree of untyped items, so that a contract's collections share
+// the compiled tree, codec and decoder, and it has no methods: the
+// compiler makes every method of a generic type for each type it is
+// instantiated with, used or not, and a contract's collections each have
+// their own type of value. CollectionGet, CollectionLen, CollectionAll and
+// CollectionApply read and write it.
 type Collection[K cmp.Ordered, V any] struct {
 	t ptree[K]
 }
@@ -39,25 +43,23 @@ func NewCollection[K cmp.Ordered, V any](m map[K]V, clone func(*V) V) Collection
 		}
 		items[i].val = v
 	}
-	return Collection[K, V]{t: ptree[K]{root: buildTree(keys, func(j int) unsafe.Pointer { return unsafe.Pointer(&items[j]) })}}
+	return Collection[K, V]{t: ptree[K]{root: buildTree(keys, unsafe.Pointer(unsafe.SliceData(items)), unsafe.Sizeof(pitem[V]{}))}}
 }
 
-// Len returns the number of entries.
-func (c Collection[K, V]) Len() int { return c.t.len() }
+// CollectionLen returns the number of entries of c.
+func CollectionLen[K cmp.Ordered, V any](c Collection[K, V]) int { return c.t.len() }
 
-// Get returns a pointer to the value under k, which must not be modified,
-// and whether it exists.
-func (c Collection[K, V]) Get(k K) (*V, bool) {
+// CollectionGet returns a pointer to the value under k in c, which must
+// not be modified, and whether it exists.
+func CollectionGet[K cmp.Ordered, V any](c Collection[K, V], k K) (*V, bool) {
 	if it := c.t.get(k); it != nil {
-		return &(*pitem[V])(it).val, true
+		return (*V)(itemValue(it)), true
 	}
 	return nil, false
 }
 
 // CollectionAll yields every entry of c in ascending key order; the values
-// must not be modified. (It and CollectionMap are functions, not methods:
-// the methods of a Collection are compiled for every collection type of
-// a contract, used or not.)
+// must not be modified.
 func CollectionAll[K cmp.Ordered, V any](c Collection[K, V]) iter.Seq2[K, *V] {
 	return func(yield func(K, *V) bool) {
 		c.t.walk(func(k K, it unsafe.Pointer) bool { return yield(k, (*V)(itemValue(it))) })
@@ -67,7 +69,7 @@ func CollectionAll[K cmp.Ordered, V any](c Collection[K, V]) iter.Seq2[K, *V] {
 // CollectionMap returns the entries of c as a new map, each value
 // deep-copied with clone (nil when values hold no references).
 func CollectionMap[K cmp.Ordered, V any](c Collection[K, V], clone func(*V) V) map[K]V {
-	out := make(map[K]V, c.Len())
+	out := make(map[K]V, c.t.len())
 	for k, v := range CollectionAll(c) {
 		if clone != nil {
 			out[k] = clone(v)
@@ -89,57 +91,65 @@ func (t ptree[K]) version(k K) (uint64, bool) {
 // CollectionView returns a read-only view of c showing each value through
 // view. When tx is not nil (a process is reading), the view records the
 // entries the process reads in tx, for the conflict check; Len and All
-// count as reading the whole collection. Generated code calls it, with the
-// same view for a path every time.
+// count as reading the whole collection. Generated code calls it.
+//
+// It is a line per type of view: the source it reads is the same for
+// every type of value, and the view is given to the MapView as the
+// function of an untyped pointer it is (see NewMapViewOf).
 func CollectionView[K cmp.Ordered, V, W any](c Collection[K, V], tx *Tx, path int, view func(*V) W) MapView[K, W] {
-	if tx != nil {
-		// A process's views are kept in its Tx, which generated code
-		// reuses from call to call, so reading a collection allocates
-		// nothing.
-		for _, x := range tx.sources {
-			if s, ok := x.(*collSource[K]); ok && s.path == path {
-				s.t = c.t
-				return MapView[K, W]{src: s, view: s.view.(func(unsafe.Pointer) W)}
-			}
+	return MapView[K, W]{src: collectionSource(c.t, tx, path), view: *(*func(unsafe.Pointer) W)(unsafe.Pointer(&view))}
+}
+
+// collectionSource returns the source of a view of the collection t at
+// path, read by the process of tx (nil for none).
+func collectionSource[K cmp.Ordered](t ptree[K], tx *Tx, path int) *collSource[K] {
+	if tx == nil {
+		return &collSource[K]{t: t, path: path}
+	}
+	// A process's sources are kept in its Tx, which generated code
+	// reuses from call to call, so reading a collection allocates
+	// nothing.
+	for _, x := range tx.sources {
+		if s, ok := x.(*collSource[K]); ok && s.path == path {
+			s.t = t
+			return s
 		}
 	}
-	show := func(it unsafe.Pointer) W { return view((*V)(itemValue(it))) }
-	s := &collSource[K]{t: c.t, tx: tx, path: path, view: show}
-	if tx != nil {
-		tx.sources = append(tx.sources, s)
-	}
-	return MapView[K, W]{src: s, view: show}
+	s := &collSource[K]{t: t, tx: tx, path: path}
+	tx.sources = append(tx.sources, s)
+	return s
 }
 
 // collSource is a collection as a mapSource; the pointers it hands out
-// are its items (*pitem[V]), which the MapView's view shows.
+// are the values of its items.
 type collSource[K cmp.Ordered] struct {
 	t    ptree[K]
 	tx   *Tx
 	path int
-	view any // the MapView's, kept with the source in tx.sources
 }
 
 func (s *collSource[K]) get(k K) unsafe.Pointer {
 	if s.tx != nil {
 		s.tx.readKey(s.path, keyText(k))
 	}
-	return s.t.get(k)
+	if it := s.t.get(k); it != nil {
+		return itemValue(it)
+	}
+	return nil
 }
 
 func (s *collSource[K]) len() int {
-	if s.tx != nil {
-		s.tx.readAll(s.path)
-	}
+	s.readAll()
 	return s.t.len()
 }
 
-func (s *collSource[K]) all() func(yield func(K, unsafe.Pointer) bool) {
+func (s *collSource[K]) readAll() {
 	if s.tx != nil {
 		s.tx.readAll(s.path)
 	}
-	return s.t.walk
 }
+
+func (*collSource[K]) sortedKeys() []K { panic("unreachable") }
 
 // Pending is one write of a call to a collection: Value is nil for a
 // delete.
@@ -168,15 +178,18 @@ func NewCollectionWriter[K cmp.Ordered, V any](tx *Tx, path int, pending *[]Pend
 	return CollectionWriter[K, V]{tx: tx, path: path, pending: pending, clone: clone, gen: gen, want: want}
 }
 
-func (w CollectionWriter[K, V]) live() {
-	if w.gen == nil || *w.gen != w.want {
+// writerLive panics unless a writer made for the run want of a call whose
+// current run is *gen is still live. It is not a method: a generic type's
+// methods are compiled per type of value.
+func writerLive(gen *uint64, want uint64) {
+	if gen == nil || *gen != want {
 		panic("theus: collection writer used after its call returned")
 	}
 }
 
 // Put sets the entry under k to a copy of v.
 func (w CollectionWriter[K, V]) Put(k K, v V) {
-	w.live()
+	writerLive(w.gen, w.want)
 	if w.clone != nil {
 		v = w.clone(&v)
 	}
@@ -186,15 +199,15 @@ func (w CollectionWriter[K, V]) Put(k K, v V) {
 
 // Delete removes the entry under k (nothing happens if there is none).
 func (w CollectionWriter[K, V]) Delete(k K) {
-	w.live()
+	writerLive(w.gen, w.want)
 	*w.pending = append(*w.pending, Pending[K, V]{Key: k})
 	w.tx.writeKey(w.path, keyText(k), true)
 }
 
-// Apply returns the collection with the pending writes applied at version
+// CollectionApply returns c with the pending writes applied at version
 // v; when a key is written several times the last write wins. The writes
 // are applied in order, each in O(log n): the engine's lock is held.
-func (c Collection[K, V]) Apply(v uint64, pending []Pending[K, V]) Collection[K, V] {
+func CollectionApply[K cmp.Ordered, V any](c Collection[K, V], v uint64, pending []Pending[K, V]) Collection[K, V] {
 	edit := newEdit()
 	for _, p := range pending {
 		if p.Value == nil {

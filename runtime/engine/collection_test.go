@@ -117,7 +117,7 @@ func (c *ccall) Run(_ context.Context, s *cstate) error {
 
 func (c *ccall) ReceiptID() *[1]string { return nil }
 
-func (c *ccall) Apply(s *cstate, v uint64) { s.Acc = s.Acc.Apply(v, c.pending) }
+func (c *ccall) Apply(s *cstate, v uint64) { s.Acc = engine.CollectionApply(s.Acc, v, c.pending) }
 
 // cpatch writes entries outside processes.
 type cpatch map[string]int
@@ -133,7 +133,7 @@ func (p cpatch) Apply(s *cstate, v uint64) {
 	for k, val := range p {
 		pend = append(pend, engine.Pending[string, int]{Key: k, Value: &val})
 	}
-	s.Acc = s.Acc.Apply(v, pend)
+	s.Acc = engine.CollectionApply(s.Acc, v, pend)
 }
 
 func newBank(t testing.TB, st engine.Store, balances map[string]int) *engine.Engine[cstate] {
@@ -215,14 +215,14 @@ func TestCollectionSnapshotsAndRecords(t *testing.T) {
 	if _, err := e.Exec(context.Background(), procClose, &ccall{proc: procClose, from: "a"}); err != nil {
 		t.Fatal(err)
 	}
-	if a, _ := before.Acc.Get("a"); *a != 10 || before.Acc.Len() != 2 {
-		t.Fatalf("the first snapshot changed: a=%d len=%d", *a, before.Acc.Len())
+	if a, _ := engine.CollectionGet(before.Acc, "a"); *a != 10 || engine.CollectionLen(before.Acc) != 2 {
+		t.Fatalf("the first snapshot changed: a=%d len=%d", *a, engine.CollectionLen(before.Acc))
 	}
 	_, after := e.Snapshot()
-	if _, ok := after.Acc.Get("a"); ok || after.Acc.Len() != 1 {
-		t.Fatalf("after close: len %d", after.Acc.Len())
+	if _, ok := engine.CollectionGet(after.Acc, "a"); ok || engine.CollectionLen(after.Acc) != 1 {
+		t.Fatalf("after close: len %d", engine.CollectionLen(after.Acc))
 	}
-	if b, _ := after.Acc.Get("b"); *b != 13 {
+	if b, _ := engine.CollectionGet(after.Acc, "b"); *b != 13 {
 		t.Fatalf("b = %d, want 13", *b)
 	}
 	var got []string
@@ -354,7 +354,7 @@ func (p lpatch) Record(tx *engine.Tx) {
 	}
 }
 
-func (p lpatch) Apply(s *cstate, v uint64) { s.Acc = s.Acc.Apply(v, p) }
+func (p lpatch) Apply(s *cstate, v uint64) { s.Acc = engine.CollectionApply(s.Acc, v, p) }
 
 func put(k string, v int) engine.Pending[string, int] {
 	return engine.Pending[string, int]{Key: k, Value: &v}
@@ -366,7 +366,7 @@ func del(k string) engine.Pending[string, int] { return engine.Pending[string, i
 // before it.
 func TestCollectionApplyLastWriteWins(t *testing.T) {
 	base := engine.NewCollection(map[string]int{"kept": 1, "gone": 2, "back": 3}, nil)
-	got := base.Apply(7, []engine.Pending[string, int]{
+	got := engine.CollectionApply(base, 7, []engine.Pending[string, int]{
 		put("twice", 1), put("kept", 10), put("twice", 2), put("twice", 3), // several puts: the last
 		put("gone", 20), del("gone"), // put, then delete: absent
 		del("back"), put("back", 30), // delete, then put: present
@@ -403,7 +403,7 @@ func BenchmarkCollectionApply100k(b *testing.B) {
 	var c engine.Collection[string, int]
 	b.ReportAllocs()
 	for b.Loop() {
-		if c.Apply(1, p).Len() != len(p) {
+		if engine.CollectionLen(engine.CollectionApply(c, 1, p)) != len(p) {
 			b.Fatal("entries lost")
 		}
 	}
@@ -437,5 +437,29 @@ func BenchmarkRuleLoop100k(b *testing.B) {
 		if n != len(p) {
 			b.Fatal("writes lost")
 		}
+	}
+}
+
+// A collection writer writes while its run is live and panics after.
+func TestCollectionWriterGoesStale(t *testing.T) {
+	var tx engine.Tx
+	var pending []engine.Pending[string, int]
+	gen := uint64(1)
+	w := engine.NewCollectionWriter(&tx, 0, &pending, nil, &gen, 1)
+	w.Put("a", 1)
+	w.Delete("b")
+	gen++
+	for _, use := range []func(){func() { w.Put("c", 2) }, func() { w.Delete("a") }} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Error("a stale writer did not panic")
+				}
+			}()
+			use()
+		}()
+	}
+	if len(pending) != 2 || *pending[0].Value != 1 || pending[1].Value != nil {
+		t.Fatalf("pending %v", pending)
 	}
 }

@@ -100,11 +100,11 @@ func checkBuilt[K int64 | string](t *rapid.T, name string, c Collection[K, decod
 	if !slices.Equal(got, keys) {
 		t.Fatalf("%s holds keys %v, want %v", name, got, keys)
 	}
-	if c.Len() != len(keys) {
-		t.Fatalf("%s.Len() = %d, want %d", name, c.Len(), len(keys))
+	if CollectionLen(c) != len(keys) {
+		t.Fatalf("%s.Len() = %d, want %d", name, CollectionLen(c), len(keys))
 	}
 	for _, k := range keys {
-		if v, ok := c.Get(k); !ok || *v != want[k] {
+		if v, ok := CollectionGet(c, k); !ok || *v != want[k] {
 			t.Fatalf("%s.Get(%v) = %v, %v; want %v", name, k, v, ok, want[k])
 		}
 	}

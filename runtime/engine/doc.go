@@ -114,10 +114,13 @@
 // included), used or not. So the state codec (ValueField, CollectionField)
 // sees values as any or as unsafe pointers with a reflect.Type, a
 // Collection is a B+tree of untyped items (its key type alone is a type
-// parameter of the tree, the codec and the decoder) with only Len, Get and
-// Apply as methods (CollectionAll and CollectionMap are functions), and a
-// MapView reads an untyped source through its view function: per type of
-// value, only thin typed wrappers are compiled.
+// parameter of the tree, the codec and the decoder) with no methods
+// (CollectionGet, CollectionLen, CollectionAll, CollectionApply and
+// CollectionMap are functions, compiled only where called), and a MapView
+// reads an untyped source, and walks it with an untyped cursor, through
+// its view function: per type of value, only MapView's three methods and
+// one-line constructors (NewCollection, CollectionView, CollectionField)
+// are compiled.
 //
 // And per state type: every package of generated code instantiates
 // Engine, FrameCall, Schema and the rest with its own State, and the

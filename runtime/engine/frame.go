@@ -114,7 +114,7 @@ func (o *setterOutput[S, P]) apply(s unsafe.Pointer, tx *Tx, path int, slot any,
 // of, which name spells and get reaches in a state; valid is nil for the
 // types that JSON always encodes (see CheckEntries).
 func CollectionOutput[S any, K cmp.Ordered, V any](name string, get func(*S) *Collection[K, V], valid func(*V) error) Output[S] {
-	return Output[S]{outputDesc{o: &collOutput[S, K, V]{name: name, get: get, valid: valid}, slot: reflect.TypeFor[[]Pending[K, V]](), reset: resetPending[K, V]}}
+	return Output[S]{outputDesc{o: &collOutput[S, K, V]{name: name, get: get, valid: valid}, slot: reflect.TypeOf((*[]Pending[K, V])(nil)).Elem(), reset: resetPending[K, V]}}
 }
 
 type collOutput[S any, K cmp.Ordered, V any] struct {
@@ -137,7 +137,7 @@ func (o *collOutput[S, K, V]) check(tx *Tx, _ int, slot any) bool {
 func (o *collOutput[S, K, V]) apply(s unsafe.Pointer, _ *Tx, _ int, slot any, v uint64) {
 	if p := *slot.(*[]Pending[K, V]); len(p) > 0 {
 		c := o.get((*S)(s))
-		*c = c.Apply(v, p)
+		*c = CollectionApply(*c, v, p)
 	}
 }
 

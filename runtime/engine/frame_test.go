@@ -148,7 +148,7 @@ func TestFrameCallCommits(t *testing.T) {
 		t.Errorf("rules checked on outputs %v, want [0 1]", f)
 	}
 	_, s := e.Snapshot()
-	if v, ok := s.M.Get("a"); s.F != 1.5 || !ok || *v != 1 {
+	if v, ok := engine.CollectionGet(s.M, "a"); s.F != 1.5 || !ok || *v != 1 {
 		t.Fatalf("state after the first call: %v, %v", s.F, s.M)
 	}
 	// The pool may hand the same call back: nothing of the first call
@@ -161,8 +161,8 @@ func TestFrameCallCommits(t *testing.T) {
 		t.Errorf("rules checked on outputs %v, want [1]: output 0 was not written", f)
 	}
 	_, s = e.Snapshot()
-	if s.F != 1.5 || s.M.Len() != 2 {
-		t.Fatalf("state after the second call: %v, %d entries", s.F, s.M.Len())
+	if s.F != 1.5 || engine.CollectionLen(s.M) != 2 {
+		t.Fatalf("state after the second call: %v, %d entries", s.F, engine.CollectionLen(s.M))
 	}
 	if va, _ := engine.CollectionVersion(s.M, "a"); va != first.Version {
 		t.Errorf("entry a is of version %d, want %d: the second call wrote it again", va, first.Version)

@@ -65,10 +65,10 @@ func TestPatchAppliesAndRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, s := e.Snapshot()
-	if _, ok := s.M.Get("a"); ok || s.N != 2 || s.M.Len() != 1 {
-		t.Fatalf("after the patch: n=%d, %d entries (a deleted: %v)", s.N, s.M.Len(), !ok)
+	if _, ok := engine.CollectionGet(s.M, "a"); ok || s.N != 2 || engine.CollectionLen(s.M) != 1 {
+		t.Fatalf("after the patch: n=%d, %d entries (a deleted: %v)", s.N, engine.CollectionLen(s.M), !ok)
 	}
-	if b, _ := s.M.Get("b"); *b != 6 {
+	if b, _ := engine.CollectionGet(s.M, "b"); *b != 6 {
 		t.Fatalf("b = %d, want 6", *b)
 	}
 	if ver, ok := engine.CollectionVersion(s.M, "b"); !ok || ver != v {

@@ -86,11 +86,12 @@ func withoutKey[K cmp.Ordered](keys *pkeys[K], n, i int) *pkeys[K] {
 	return nk
 }
 
-// buildTree builds a tree from sorted, distinct keys and their items
-// item(0), item(1), ... in linear time, bottom-up, with full nodes; nil
-// when there are no keys.
-func buildTree[K cmp.Ordered](keys []K, item func(int) unsafe.Pointer) *pnode[K] {
-	return buildTreeFunc(len(keys), func(j int) K { return keys[j] }, item)
+// buildTree builds a tree from sorted, distinct keys and their items,
+// the elements of an array of items of size bytes at items, in linear
+// time, bottom-up, with full nodes; nil when there are no keys.
+func buildTree[K cmp.Ordered](keys []K, items unsafe.Pointer, size uintptr) *pnode[K] {
+	return buildTreeFunc(len(keys), func(j int) K { return keys[j] },
+		func(j int) unsafe.Pointer { return unsafe.Add(items, uintptr(j)*size) })
 }
 
 // buildTreeFunc is buildTree for the n sorted, distinct keys key(0),
@@ -350,6 +351,49 @@ func (n *pnode[K]) del(k K) (*pnode[K], bool) {
 	c.n--
 	c.ptrs[c.n] = nil
 	return &c, true
+}
+
+// pcursor walks the leaves of a tree in ascending key order, so that
+// MapView.All ranges over a leaf's entries in a loop of its own, with no
+// function value per entry (one compiled per type of view).
+type pcursor[K cmp.Ordered] struct {
+	// stack holds the nodes from the root down to the current one, each
+	// with the index of its next child. A node has at least pfan/2
+	// children unless it is the root or lost some to deletes, which never
+	// deepen a tree: 40 levels hold more entries than memory.
+	stack [40]struct {
+		n *pnode[K]
+		i int
+	}
+	depth int
+}
+
+func (c *pcursor[K]) start(t ptree[K]) {
+	c.depth = 0
+	if t.root != nil {
+		c.stack[0].n, c.stack[0].i = t.root, 0
+		c.depth = 1
+	}
+}
+
+// nextLeaf returns the next leaf, nil after the last. A leaf is never
+// empty (del removes a leaf's last entry with the leaf).
+func (c *pcursor[K]) nextLeaf() *pnode[K] {
+	for c.depth > 0 {
+		top := &c.stack[c.depth-1]
+		if top.n.leaf {
+			c.depth--
+			return top.n
+		}
+		if top.i >= int(top.n.n) {
+			c.depth--
+			continue
+		}
+		c.stack[c.depth].n, c.stack[c.depth].i = top.n.kid(top.i), 0
+		top.i++
+		c.depth++
+	}
+	return nil
 }
 
 func (n *pnode[K]) walk(yield func(K, unsafe.Pointer) bool) bool {

@@ -60,6 +60,23 @@ func TestPmapMatchesMap(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Fatalf("version %d: keys %v, want %v", vi, got, want)
 			}
+			var c pcursor[int]
+			c.start(v.m.t)
+			var cursor []int
+			for n := c.nextLeaf(); n != nil; n = c.nextLeaf() {
+				if n.n == 0 {
+					t.Fatalf("version %d: an empty leaf", vi)
+				}
+				for i, k := range n.keys[:n.n] {
+					if got := (*pitem[string])(n.val(i)).val; got != v.model[k] {
+						t.Fatalf("version %d: the cursor yields %d=%q, model has %q", vi, k, got, v.model[k])
+					}
+					cursor = append(cursor, k)
+				}
+			}
+			if !slices.Equal(cursor, want) {
+				t.Fatalf("version %d: cursor keys %v, want %v", vi, cursor, want)
+			}
 			for k := -1; k <= 3001; k += 97 {
 				it := v.m.get(k)
 				mv, ok := v.model[k]
@@ -166,7 +183,7 @@ type pmap[K cmp.Ordered, V any] struct {
 
 // buildPmap builds a map from sorted, distinct keys and their items.
 func buildPmap[K cmp.Ordered, V any](keys []K, items []*pitem[V]) pmap[K, V] {
-	return pmap[K, V]{t: ptree[K]{root: buildTree(keys, func(j int) unsafe.Pointer { return unsafe.Pointer(items[j]) })}}
+	return pmap[K, V]{t: ptree[K]{root: buildTreeFunc(len(keys), func(j int) K { return keys[j] }, func(j int) unsafe.Pointer { return unsafe.Pointer(items[j]) })}}
 }
 
 func (m pmap[K, V]) len() int { return m.t.len() }

@@ -210,18 +210,35 @@ func (*valueCodec) builder(Codec, string, chan struct{}) entryBuilder { panic("u
 // CollectionField only adapts get and appendJSON to a collCodec of
 // untyped items (see ptree): the compiler makes the codec, and the
 // decoding of entries, once per key type, not once per state type or per
-// type of value.
+// type of value. get must return the address of a field of the state it
+// is given (within it, not through a pointer): it is called once, here, to
+// learn where the collection lies in a state.
 func CollectionField[S any, K cmp.Ordered, V any](path, typ string, get func(*S) *Collection[K, V], appendJSON ...func([]byte, *V) ([]byte, error)) StateField[S] {
-	e := &elemType{typ: reflect.TypeFor[V](), item: reflect.TypeFor[pitem[V]](), flat: newFlatDecoder(reflect.TypeFor[V]())}
+	var aj func([]byte, unsafe.Pointer) ([]byte, error)
 	if len(appendJSON) > 0 && appendJSON[0] != nil {
-		aj := appendJSON[0]
-		e.appendJSON = func(b []byte, v unsafe.Pointer) ([]byte, error) { return aj(b, (*V)(v)) }
+		// The same function: a *V and an unsafe.Pointer are passed alike.
+		aj = *(*func([]byte, unsafe.Pointer) ([]byte, error))(unsafe.Pointer(&appendJSON[0]))
 	}
-	return StateField[S]{stateField{
+	s := new(S)
+	off := uintptr(unsafe.Pointer(get(s))) - uintptr(unsafe.Pointer(s))
+	if off > unsafe.Sizeof(*s)-unsafe.Sizeof(Collection[K, V]{}) {
+		panic("theus: CollectionField " + path + ": get does not return a field of its state")
+	}
+	// reflect.TypeOf rather than reflect.TypeFor, which is itself
+	// instantiated for every type of value.
+	return StateField[S]{collectionField[K](path, typ, off, reflect.TypeOf((*pitem[V])(nil)).Elem(), aj)}
+}
+
+// collectionField is CollectionField for the collection at offset off in
+// a state, of items of type item (a pitem[V]).
+func collectionField[K cmp.Ordered](path, typ string, off uintptr, item reflect.Type, appendJSON func([]byte, unsafe.Pointer) ([]byte, error)) stateField {
+	v := item.Field(1).Type
+	e := &elemType{typ: v, item: item, flat: newFlatDecoder(v), appendJSON: appendJSON}
+	return stateField{
 		info: FieldInfo{Path: path, Type: typ, Collection: true},
 		// A Collection[K, V] is its ptree[K].
-		codec: &collCodec[K]{get: func(s unsafe.Pointer) *ptree[K] { return &get((*S)(s)).t }, elem: e},
-	}}
+		codec: &collCodec[K]{get: func(s unsafe.Pointer) *ptree[K] { return (*ptree[K])(unsafe.Add(s, off)) }, elem: e},
+	}
 }
 
 // elemType describes the values of a collection to the untyped code: an
@@ -240,7 +257,9 @@ type elemType struct {
 // itemValue returns a pointer to the value of the *pitem[V] it, whatever
 // V: ver is a uint64 and no type is aligned beyond 8 bytes, so the value
 // always follows it at offset 8.
-func itemValue(it unsafe.Pointer) unsafe.Pointer { return unsafe.Add(it, 8) }
+func itemValue(it unsafe.Pointer) unsafe.Pointer { return unsafe.Add(it, itemValueOffset) }
+
+const itemValueOffset = 8
 
 // value returns the value at p, a *V, as an any holding a *V.
 func (e *elemType) value(p unsafe.Pointer) any { return reflect.NewAt(e.typ, p).Interface() }

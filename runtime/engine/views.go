@@ -75,8 +75,10 @@ func (v SliceViewOf[T, V]) Clone() []T {
 // is re-run sees the same order.
 //
 // Its source hands out untyped pointers to the values, which view shows
-// as V: the sources are compiled once per key type, and only MapView's
-// own methods once per type of view.
+// as V: the sources and their iteration are compiled once per key type,
+// and per type of view only MapView's three short methods (the compiler
+// makes every method of a generic type for each type it is instantiated
+// with, and a contract's collections each have their own view type).
 type MapView[K cmp.Ordered, V any] struct {
 	src  mapSource[K]
 	view func(unsafe.Pointer) V
@@ -89,9 +91,57 @@ type mapSource[K cmp.Ordered] interface {
 	// get returns a pointer to the value under k, nil when there is none.
 	get(k K) unsafe.Pointer
 	len() int
-	// all returns what yields every entry in ascending key order (a
-	// collection counts it as reading all of it now).
-	all() func(yield func(K, unsafe.Pointer) bool)
+	// readAll records that the whole source is read (a collection read
+	// by a process).
+	readAll()
+	// sortedKeys returns a plain map's keys in ascending order; a
+	// collection is walked as a tree (mapIter.start).
+	sortedKeys() []K
+}
+
+// mapIter iterates a mapSource in ascending key order, a batch of
+// entries at a time: a collection's tree leaf by leaf, a plain map in one
+// batch. It is a value, not a function per entry, so that MapView.All
+// compiles one loop per type of view and keeps its iterator on the stack.
+type mapIter[K cmp.Ordered] struct {
+	tree pcursor[K]
+	// A plain map's entries, sorted, and their values; the batch is
+	// handed out once.
+	keys  []K
+	vals  []unsafe.Pointer
+	plain bool
+	// off is the offset of a value from the pointer in a batch: a tree's
+	// are its items (itemValue), a plain map's its values.
+	off uintptr
+}
+
+// start starts it at the first entry of src (nil for none).
+func (it *mapIter[K]) start(src mapSource[K]) {
+	if c, ok := src.(*collSource[K]); ok {
+		it.tree.start(c.t)
+		it.off = itemValueOffset
+	} else if src != nil {
+		it.keys, it.plain = src.sortedKeys(), true
+		it.vals = make([]unsafe.Pointer, len(it.keys))
+		for i, k := range it.keys {
+			it.vals[i] = src.get(k)
+		}
+	}
+}
+
+// next returns the next batch of entries, their keys and (at it.off
+// from each pointer) values; no keys after the last.
+func (it *mapIter[K]) next() ([]K, []unsafe.Pointer) {
+	if it.plain {
+		keys, vals := it.keys, it.vals
+		it.keys, it.vals = nil, nil
+		return keys, vals
+	}
+	n := it.tree.nextLeaf()
+	if n == nil {
+		return nil, nil
+	}
+	return n.keys[:n.n], n.ptrs[:n.n]
 }
 
 // NewMapView returns a view of m, whose values must not hold references.
@@ -104,37 +154,62 @@ func derefAt[T any](p unsafe.Pointer) T { return *(*T)(p) }
 
 // NewMapViewOf returns a view of m showing each value through view.
 func NewMapViewOf[K cmp.Ordered, T, V any](m map[K]T, view func(*T) V) MapView[K, V] {
-	return MapView[K, V]{src: plainMap[K, T]{m: m}, view: func(p unsafe.Pointer) V { return view((*T)(p)) }}
+	// The same function: a *T and an unsafe.Pointer are passed alike, so
+	// no adapter (a closure compiled per type of view) is needed.
+	return MapView[K, V]{src: plainMap[K, T]{m: m}, view: *(*func(unsafe.Pointer) V)(unsafe.Pointer(&view))}
 }
 
 // Get returns the value stored under k and whether it exists.
 func (v MapView[K, V]) Get(k K) (V, bool) {
-	if v.src != nil {
-		if p := v.src.get(k); p != nil {
-			return v.view(p), true
-		}
+	if p := sourceGet(v.src, k); p != nil {
+		return v.view(p), true
 	}
 	var zero V
 	return zero, false
 }
 
 // Len returns the number of entries.
-func (v MapView[K, V]) Len() int {
-	if v.src == nil {
-		return 0
-	}
-	return v.src.len()
-}
+func (v MapView[K, V]) Len() int { return sourceLen(v.src) }
 
 // All yields every entry in ascending key order.
 func (v MapView[K, V]) All() iter.Seq2[K, V] {
-	if v.src == nil {
-		return func(func(K, V) bool) {}
-	}
-	walk := v.src.all()
+	src, view := sourceAll(v.src), v.view
 	return func(yield func(K, V) bool) {
-		walk(func(k K, p unsafe.Pointer) bool { return yield(k, v.view(p)) })
+		var it mapIter[K]
+		it.start(src)
+		for keys, ps := it.next(); len(keys) > 0; keys, ps = it.next() {
+			for i, k := range keys {
+				if !yield(k, view(unsafe.Add(ps[i], it.off))) {
+					return
+				}
+			}
+		}
 	}
+}
+
+// sourceGet, sourceLen and sourceAll read src, nil for the zero MapView,
+// for MapView's methods: compiled once per key type, where the methods
+// are compiled once per type of view.
+func sourceGet[K cmp.Ordered](src mapSource[K], k K) unsafe.Pointer {
+	if src == nil {
+		return nil
+	}
+	return src.get(k)
+}
+
+func sourceLen[K cmp.Ordered](src mapSource[K]) int {
+	if src == nil {
+		return 0
+	}
+	return src.len()
+}
+
+// sourceAll records that src is read whole, now, and returns it.
+func sourceAll[K cmp.Ordered](src mapSource[K]) mapSource[K] {
+	if src != nil {
+		src.readAll()
+	}
+	return src
 }
 
 // plainMap is a map as a mapSource; the pointers it hands out point to
@@ -153,18 +228,13 @@ func (p plainMap[K, T]) get(k K) unsafe.Pointer {
 
 func (p plainMap[K, T]) len() int { return len(p.m) }
 
-func (p plainMap[K, T]) all() func(yield func(K, unsafe.Pointer) bool) { return p.walk }
+func (plainMap[K, T]) readAll() {}
 
-func (p plainMap[K, T]) walk(yield func(K, unsafe.Pointer) bool) {
+func (p plainMap[K, T]) sortedKeys() []K {
 	keys := make([]K, 0, len(p.m))
 	for k := range p.m {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	for _, k := range keys {
-		t := p.m[k]
-		if !yield(k, unsafe.Pointer(&t)) {
-			return
-		}
-	}
+	return keys
 }

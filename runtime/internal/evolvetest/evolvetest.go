@@ -192,7 +192,7 @@ type OrderSeats struct {
 var narrowedRuns, seatsRuns, failedRuns atomic.Int32
 
 func orderOf[O any](s St[string, O, int32, string]) (*O, error) {
-	o, ok := s.Orders.Get("o1")
+	o, ok := engine.CollectionGet(s.Orders, "o1")
 	if !ok {
 		return nil, fmt.Errorf("order o1 not recovered")
 	}
@@ -213,8 +213,8 @@ var Cases = []Case{
 		func(s St[string, OrderDefault, int32, string]) error {
 			// o1 lacks status: the default. o2 has note "", stored: kept,
 			// not replaced by note's default.
-			o1, ok1 := s.Orders.Get("o1")
-			o2, ok2 := s.Orders.Get("o2")
+			o1, ok1 := engine.CollectionGet(s.Orders, "o1")
+			o2, ok2 := engine.CollectionGet(s.Orders, "o2")
 			if !ok1 || !ok2 || *o1 != (OrderDefault{ID: "o1", Seats: 3, Note: "aisle", Status: "open"}) ||
 				*o2 != (OrderDefault{ID: "o2", Seats: 1, Note: "", Status: "open"}) {
 				return fmt.Errorf("o1 %+v, o2 %+v", o1, o2)
@@ -231,7 +231,7 @@ var Cases = []Case{
 		})},
 	{Name: "integers widened", Back1: "narrowed (int64 -> int32)", new: newVersion(contract{order: "Order{id string, seats int64, note string}", key: "string", count: "int64", name: "string"},
 		func(s St[string, OrderWide, int64, string]) error {
-			o, ok := s.Orders.Get("o1")
+			o, ok := engine.CollectionGet(s.Orders, "o1")
 			if !ok || o.Seats != 3 || s.Count != 7 || s.Name != "v1" {
 				return fmt.Errorf("%+v, count %d, name %q", o, s.Count, s.Name)
 			}

@@ -216,8 +216,8 @@ func BenchmarkRestart1M(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if v, s := e.Snapshot(); v != commits || s.Acc.Len() != accountsN {
-					b.Fatalf("recovered version %d with %d accounts", v, s.Acc.Len())
+				if v, s := e.Snapshot(); v != commits || engine.CollectionLen(s.Acc) != accountsN {
+					b.Fatalf("recovered version %d with %d accounts", v, engine.CollectionLen(s.Acc))
 				}
 				e.Close()
 				st.Close()

@@ -99,7 +99,7 @@ func TestDriftError(t *testing.T) {
 		t.Fatal(err)
 	}
 	v, s := e.Snapshot()
-	if a, ok := s.Accounts.Get("acc-001"); v != 1 || !ok || a.Balance != 55 || s.Extra != nil {
+	if a, ok := engine.CollectionGet(s.Accounts, "acc-001"); v != 1 || !ok || a.Balance != 55 || s.Extra != nil {
 		t.Fatalf("version %d, acc-001 %+v, extra %v", v, a, s.Extra)
 	}
 	closeLater()

@@ -157,7 +157,7 @@ func TestMigrationKilledInTheMiddle(t *testing.T) {
 		}
 		_, s := e.Snapshot()
 		for k, v := range accts {
-			if a, ok := s.Accts.Get(k); !ok || *a != v {
+			if a, ok := engine.CollectionGet(s.Accts, k); !ok || *a != v {
 				t.Fatalf("after a kill at %s: %s = %v, want %v", kill, k, a, v)
 			}
 		}
@@ -179,11 +179,11 @@ func TestMigrationKilledInTheMiddle(t *testing.T) {
 		t.Fatal(err)
 	}
 	v, s := e2.Snapshot()
-	if v != 2 || s.Total != 9900 || s.Accts.Len() != migrateEntries {
-		t.Fatalf("version %d, total %d, %d entries", v, s.Total, s.Accts.Len())
+	if v != 2 || s.Total != 9900 || engine.CollectionLen(s.Accts) != migrateEntries {
+		t.Fatalf("version %d, total %d, %d entries", v, s.Total, engine.CollectionLen(s.Accts))
 	}
 	for k, a := range accts {
-		if got, ok := s.Accts.Get(k); !ok || got.Balance != 2*int64(a.Balance) {
+		if got, ok := engine.CollectionGet(s.Accts, k); !ok || got.Balance != 2*int64(a.Balance) {
 			t.Fatalf("%s = %v, want %d", k, got, 2*a.Balance)
 		}
 	}

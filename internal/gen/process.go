@@ -126,7 +126,7 @@ func (g *generator) processDecls(p *contract.Process) (out, private []jen.Code, 
 // runCases is how many processes one run function serves. One function
 // for every process would be the fewest lines, but the compiler's memory
 // for a type switch grows faster than its cases: at 1,000 processes, one
-// switch costs about 40 MB more than switches of 32 (docs/BENCHMARKS.md,
+// switch costs 40-70 MB more than switches of 32 (docs/BENCHMARKS.md,
 // "Generated code").
 const runCases = 32
 

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -77,9 +78,11 @@ func newQueries(schema string) queries {
 		// the number of commits of other instances since the group's base
 		// $1. Divides by zero, which aborts the transaction, if the head
 		// was behind that base, or past it when the group counts as
-		// reading everything ($3).
+		// reading everything ($3). The statements after it run their
+		// generic plans: the server would plan the others statement and
+		// the writes (arrays of parameters under unnest) for every group.
 		moveHead: f(`WITH h AS (UPDATE {s}.theus_head SET version = version + $2 WHERE id = 1 RETURNING version - $2 AS old)
-			SELECT set_config('theus.d', (max(old) - $1)::text, true),
+			SELECT set_config('theus.d', (max(old) - $1)::text, true), set_config('plan_cache_mode', 'force_generic_plan', true),
 				1 / (CASE WHEN count(*) = 1 AND (max(old) = $1 OR (max(old) > $1 AND NOT $3)) THEN 1 ELSE 0 END) FROM h`),
 		// The commits of other instances after the group's base, read in a
 		// statement of their own, whose snapshot is taken after moveHead
@@ -116,6 +119,11 @@ func newQueries(schema string) queries {
 // scratch is what a commit builds its statements' arguments in (cmu).
 type scratch struct {
 	buf []byte
+	// needles holds the bytes of the needles of a group's footprint, at,
+	// their ends, and writes and keys the needles (see needles).
+	needles      []byte
+	at           []int
+	writes, keys [][]byte
 }
 
 // Commit implements engine.Store, for an engine alone on the store: it is
@@ -223,7 +231,7 @@ func (s *Store) commitAt(ctx context.Context, recs []*engine.Record, base uint64
 	b.Queue(s.q.moveHead, int64(base), int64(len(recs)), all)
 	var writes, keys [][]byte
 	if !all {
-		writes, keys = needles(fp)
+		writes, keys = s.needles(fp)
 	}
 	b.Queue(s.q.others, int64(base), writes, keys)
 	if err := s.batch(b, recs, false, token, true); err != nil {
@@ -298,19 +306,54 @@ func (s *Store) commitAt(ctx context.Context, recs []*engine.Record, base uint64
 // taken for an overlap, which only costs the locked path) and a path
 // and key of fp.Entries, encoded as the column encodes them; in their
 // key_seqs column, a topic and key of fp.Keys.
-func needles(fp *engine.Footprint) (writes, keys [][]byte) {
-	writes = make([][]byte, 0, len(fp.Paths)+len(fp.Entries))
+func (s *Store) needles(fp *engine.Footprint) (writes, keys [][]byte) {
+	sc := &s.scr
+	sc.needles, sc.at = sc.needles[:0], sc.at[:0]
+	// end ends the needle being appended; a commit that reads an entry
+	// and writes it gives the same needle twice in a row (of the needles
+	// from the first-th on): once is enough.
+	end := func(first int) {
+		n := len(sc.at)
+		start := 0
+		if n > 0 {
+			start = sc.at[n-1]
+		}
+		if n > first {
+			prev := 0
+			if n > 1 {
+				prev = sc.at[n-2]
+			}
+			if bytes.Equal(sc.needles[prev:start], sc.needles[start:]) {
+				sc.needles = sc.needles[:start]
+				return
+			}
+		}
+		sc.at = append(sc.at, len(sc.needles))
+	}
 	for _, p := range fp.Paths {
-		writes = append(writes, []byte(p))
+		sc.needles = append(sc.needles, p...)
+		end(0)
 	}
 	for _, e := range fp.Entries {
-		writes = append(writes, appendStr(appendStr(nil, e.Path), e.Key))
+		sc.needles = appendStr(appendStr(sc.needles, e.Path), e.Key)
+		end(0)
 	}
-	keys = make([][]byte, 0, len(fp.Keys))
+	nwrites := len(sc.at)
 	for _, k := range fp.Keys {
-		keys = append(keys, appendStr(appendStr(nil, k.Topic), k.Key))
+		sc.needles = appendStr(appendStr(sc.needles, k.Topic), k.Key)
+		end(nwrites)
 	}
-	return writes, keys
+	sc.writes, sc.keys = sc.writes[:0], sc.keys[:0]
+	start := 0
+	for i, e := range sc.at {
+		if i < nwrites {
+			sc.writes = append(sc.writes, sc.needles[start:e:e])
+		} else {
+			sc.keys = append(sc.keys, sc.needles[start:e:e])
+		}
+		start = e
+	}
+	return sc.writes, sc.keys
 }
 
 // readOthers reads the commits after version after up to upTo, which a

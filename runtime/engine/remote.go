@@ -231,7 +231,9 @@ func (e *core) footprint(batch []*Tx) *Footprint {
 			path(q)
 		}
 		for _, q := range t.writes {
-			if e.colls[q] == nil { // a collection's writes are its entries
+			// A collection's writes are its entries, unless an invariant
+			// checks it whole.
+			if e.colls[q] == nil || e.checkedWhole(q) {
 				path(q)
 			}
 		}
@@ -246,6 +248,20 @@ func (e *core) footprint(batch []*Tx) *Footprint {
 		}
 	}
 	return fp
+}
+
+// checkedWhole reports whether an invariant checks the whole value of the
+// collection with index q, not entry by entry.
+func (e *core) checkedWhole(q int) bool {
+	if e.invByPath == nil {
+		return false
+	}
+	for _, i := range e.invByPath[q] {
+		if !e.invs[i].Each {
+			return true
+		}
+	}
+	return false
 }
 
 // unassignKeySeqs gives back the KeySeqs that txs, the last commits

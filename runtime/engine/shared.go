@@ -69,15 +69,16 @@ type SharedStore interface {
 // a Path and Key in Entries, or when it assigned a KeySeq to one of Keys.
 // A group that no commit ordered before it overlaps reads the same values
 // and leaves the same values, messages and KeySeqs whether it is ordered
-// before or after those commits, invariants included (they check only what
-// a commit wrote).
+// before or after those commits, and its invariants hold or not alike:
+// they check only what a commit wrote (a collection checked whole counts
+// as read whole).
 type Footprint struct {
 	// All is set when the group counts as reading everything (a
 	// CompareAndSwap, or any commit under WithStrictCAS): every commit
 	// overlaps it.
 	All bool
 	// Paths are the top-level fields the group read or wrote, and the
-	// collections it read whole.
+	// collections it read whole (or wrote, and an invariant checks whole).
 	Paths []string
 	// Entries are the collection entries the group read or wrote (Deleted
 	// is unset).

@@ -189,13 +189,24 @@ func consecutive(recs []*engine.Record, first uint64) error {
 // A group is one round trip (commitAt): BEGIN, a move of the head row by
 // the group's size, a read of the commits of other instances after the
 // group's base that fails if one of them overlaps the group's footprint,
-// the writes, numbered after those commits, and COMMIT, pipelined. When
-// that fails, and for a few groups after (calm), the group locks the head
-// row first, reads what the others committed and rebases on it (locked).
+// the writes, numbered after those commits, and COMMIT, pipelined. While
+// no other instance commits (alone), the group leaves out that read and
+// fails instead if the head moved, and then goes again with it. When a
+// commit overlaps, the group, and a few groups after it (calm), lock the
+// head row first, read what the others committed and rebase on it
+// (locked).
 func (s *Store) commit(ctx context.Context, recs []*engine.Record, fp *engine.Footprint, rebase func([]engine.Remote, bool) ([]*engine.Record, error)) ([]*engine.Record, error) {
 	if base := recs[0].Version - 1; s.calm.ok() && base > 0 && !s.lockOnly.Load() {
-		if rebase == nil {
+		if rebase == nil || fp != nil && fp.All {
 			fp = nil
+		}
+		if fp == nil || s.calm.alone() {
+			if done, recs, err := s.commitAt(ctx, recs, base, nil, rebase); done || fp == nil {
+				if done {
+					return recs, err
+				}
+				return s.locked(ctx, recs, rebase)
+			}
 		}
 		if done, recs, err := s.commitAt(ctx, recs, base, fp, rebase); done {
 			return recs, err
@@ -205,12 +216,12 @@ func (s *Store) commit(ctx context.Context, recs []*engine.Record, fp *engine.Fo
 }
 
 // commitAt writes recs in one round trip, numbered after base and the
-// commits of other instances after base, if those overlap nothing of fp
-// (nil: everything), and then has rebase number recs after them as it
-// wrote them. It returns done unset when nothing was written and the
-// group is to take the head row's lock: a commit overlapped fp, or the
-// pooled connection was found broken before anything was sent (begin
-// replaces it).
+// commits of other instances after base, if those overlap nothing of fp,
+// and then has rebase number recs after them as it wrote them; with fp
+// nil, only if there are none. It returns done unset when nothing was
+// written: a commit overlapped fp (or with fp nil, the head had moved),
+// or the pooled connection was found broken before anything was sent
+// (begin replaces it).
 func (s *Store) commitAt(ctx context.Context, recs []*engine.Record, base uint64, fp *engine.Footprint, rebase func([]engine.Remote, bool) ([]*engine.Record, error)) (done bool, _ []*engine.Record, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -227,14 +238,13 @@ func (s *Store) commitAt(ctx context.Context, recs []*engine.Record, base uint64
 	// Locks the head row, first as in every group (no deadlock between
 	// groups); waits for a group of another instance that holds it, then
 	// sees the head it left.
-	all := fp == nil || fp.All
-	b.Queue(s.q.moveHead, int64(base), int64(len(recs)), all)
-	var writes, keys [][]byte
-	if !all {
-		writes, keys = s.needles(fp)
+	at := fp != nil // else the head must be at base: no others to read
+	b.Queue(s.q.moveHead, int64(base), int64(len(recs)), !at)
+	if at {
+		writes, keys := s.needles(fp)
+		b.Queue(s.q.others, int64(base), writes, keys)
 	}
-	b.Queue(s.q.others, int64(base), writes, keys)
-	if err := s.batch(b, recs, false, token, true); err != nil {
+	if err := s.batch(b, recs, false, token, at); err != nil {
 		return true, recs, err
 	}
 	if err := s.fault(BeforeCommit); err != nil {
@@ -250,15 +260,24 @@ func (s *Store) commitAt(ctx context.Context, recs []*engine.Record, base uint64
 		}
 		return nil
 	}
-	failed, first, err := s.send(ctx, c, b, recs, token, &reader{at: 2, read: read})
+	var r *reader
+	if at {
+		r = &reader{at: 2, read: read}
+	}
+	failed, first, err := s.send(ctx, c, b, recs, token, r)
 	var pe *pgconn.PgError
 	switch {
 	case err == nil:
 		s.trips.one.Add(1)
 		s.calm.succeeded()
 	case (failed == 1 || failed == 2) && errors.As(err, &pe) && pe.Code == "22012":
-		s.trips.moved.Add(1)
-		s.calm.moved()
+		if at {
+			s.trips.moved.Add(1)
+			s.calm.moved()
+		} else {
+			s.trips.notAlone.Add(1)
+			s.calm.others()
+		}
 		return false, recs, nil
 	case pgconn.SafeToRetry(err):
 		return false, recs, nil
@@ -275,11 +294,13 @@ func (s *Store) commitAt(ctx context.Context, recs []*engine.Record, base uint64
 		}
 	}
 	if first == recs[0].Version {
+		s.calm.none()
 		return true, recs, nil
 	}
 	// Written after the others' commits: the engine applies them and
 	// numbers recs as they were written.
 	s.trips.renumbered.Add(1)
+	s.calm.others()
 	if bad != nil || uint64(len(others)) != first-base-1 {
 		if others, err = s.readOthers(base, first-1); err != nil {
 			return true, recs, err
@@ -405,6 +426,11 @@ func (s *Store) locked(ctx context.Context, recs []*engine.Record, rebase func([
 	c := &txConn{Conn: conn, open: true, held: true}
 	defer s.release(c)
 	s.calm.locked()
+	if uint64(head) > base {
+		s.calm.others()
+	} else {
+		s.calm.none()
+	}
 	switch h := uint64(head); {
 	case h < base:
 		return recs, fmt.Errorf("the store is at version %d, before the engine's %d: was the database restored from an older backup? Restart the engine", h, base)
@@ -448,11 +474,28 @@ func (s *Store) locked(ctx context.Context, recs []*engine.Record, rebase func([
 // fails when another instance's commit overlaps it: after a run of groups
 // that took the head row's lock, a run that doubles (up to maxCalm) every
 // time a try fails, and halves when one succeeds.
+//
+// It also decides whether the group is alone (no other instance
+// committed before the last few groups), and leaves out the read of the
+// others' commits.
 type calm struct {
 	run, need int
+	quiet     int // groups in a row that met no commit of another instance
 }
 
-const maxCalm = 64
+const (
+	maxCalm = 64
+	// minQuiet groups in a row that met no other instance's commit make
+	// an instance alone.
+	minQuiet = 8
+)
+
+func (c *calm) alone() bool { return c.quiet >= minQuiet }
+
+// others records a group that met commits of other instances; none, one
+// that met none.
+func (c *calm) others() { c.quiet = 0 }
+func (c *calm) none()   { c.quiet++ }
 
 func (c *calm) ok() bool { return c.run >= c.need }
 
@@ -470,6 +513,8 @@ func (c *calm) succeeded() { c.need /= 2 }
 // such a commit overlapping theirs (tests).
 type trips struct {
 	one, renumbered, moved atomic.Uint64
+	// notAlone counts the groups that, alone, found the head moved.
+	notAlone atomic.Uint64
 }
 
 // txConn is a connection that may hold an open transaction.

@@ -183,3 +183,28 @@ func TestOverlapTakesTheLock(t *testing.T) {
 		t.Fatalf("A: %d groups found B's commits overlapping, %d were numbered after them; want 1 and 0", m, ti.sa.Renumbered())
 	}
 }
+
+// An instance whose groups have met no other instance's commit for a
+// while sends them without the read of the others' commits, their move
+// of the head failing unless it is at their base. When B commits inside
+// such a group, the group fails, writing nothing, and goes again with
+// the read: it is numbered after B's commit in one round trip.
+func TestAloneGroupFindsTheHeadMoved(t *testing.T) {
+	ctx := context.Background()
+	ti := newTwoInstances(t)
+	const alone = 12
+	for v := range uint64(alone) {
+		if r, err := ti.a.Deposit(ctx, bank.DepositArgs{ID: "acc-000", Amount: 1}); err != nil || r.Version != v+1 {
+			t.Fatalf("deposit: version %d, %v; want %d", r.Version, err, v+1)
+		}
+	}
+	ti.during("acc-001", 10, alone+1)
+	if r, err := ti.a.Deposit(ctx, bank.DepositArgs{ID: "acc-000", Amount: 1}); err != nil || r.Version != alone+2 {
+		t.Fatalf("A's deposit after B's: version %d, %v; want %d", r.Version, err, alone+2)
+	}
+	ti.check(t, alone+2, map[string]int64{"acc-000": 100 + alone + 1, "acc-001": 110})
+	if n := ti.sa.NotAlone(); n != 1 {
+		t.Fatalf("A: %d groups alone found the head moved, want 1", n)
+	}
+	ti.trips(t, alone, 0, 1) // the first group took the lock
+}

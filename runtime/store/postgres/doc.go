@@ -27,7 +27,10 @@
 // values and messages are written numbered after those commits (their
 // message IDs too; KeySeqs and values are what they would be anyway),
 // and the engine applies the others' commits and numbers its group after
-// them as the database has it. A group that an overlap aborted has
+// them as the database has it. An instance whose groups have met no other
+// instance's commit for a while leaves the read out: its move of the head
+// aborts the transaction unless the head is at the group's base, and the
+// group goes again with the read. A group that an overlap aborted has
 // written nothing: it takes the path the next few groups of its instance
 // take too: BEGIN, the head row's lock (SELECT … FOR UPDATE) and a read
 // of the log after the group's base, in one round trip; it hands the

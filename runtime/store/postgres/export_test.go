@@ -98,3 +98,7 @@ var PartExpr = partExpr
 // Renumbered returns how many groups committed in one round trip were
 // numbered after commits of other instances.
 func (s *Store) Renumbered() uint64 { return s.trips.renumbered.Load() }
+
+// NotAlone returns how many groups that took their instance for alone
+// found the head moved.
+func (s *Store) NotAlone() uint64 { return s.trips.notAlone.Load() }

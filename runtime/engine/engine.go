@@ -319,6 +319,7 @@ type core struct {
 	shared       SharedStore
 	flushTxs     []*Tx
 	flushSnaps   []*snapshot
+	fp           Footprint // of the group with the store (footprint)
 	pathIndex    map[string]int
 	sc           *stateCodec
 	cancelFollow context.CancelFunc
@@ -1151,7 +1152,7 @@ func (e *core) persist(tx *Tx, next, held *snapshot) (released bool, err error) 
 	// so nothing else is pending: commit tx alone, now.
 	defer e.mu.Unlock()
 	e.one[0] = &tx.rec
-	err = e.storeCommit(e.one[:])
+	err = e.storeCommit(e.one[:], nil)
 	e.one[0] = nil
 	if err != nil {
 		e.fail([]*Tx{tx}, []*snapshot{next}, err)
@@ -1269,8 +1270,12 @@ func (e *core) flushGroup() {
 	for _, t := range batch {
 		recs = append(recs, &t.rec)
 	}
+	var fp *Footprint
+	if e.shared != nil {
+		fp = e.footprint(batch)
+	}
 	e.mu.Unlock()
-	err := e.storeCommit(recs)
+	err := e.storeCommit(recs, fp)
 	e.mu.Lock()
 	clear(recs)
 	e.recs = recs[:0]
@@ -1300,14 +1305,14 @@ func (e *core) flushGroup() {
 // (or in a codec it calls) fails the group as an error would, as a
 // *PanicError with no process: unrecovered it would kill the process, in
 // the flush goroutine, or leave the engine flushing for ever.
-func (e *core) storeCommit(recs []*Record) (err error) {
+func (e *core) storeCommit(recs []*Record, fp *Footprint) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
 	if e.shared != nil {
-		return e.shared.CommitShared(context.Background(), recs, e.rebase)
+		return e.shared.CommitShared(context.Background(), recs, fp, e.rebase)
 	}
 	return e.store.Commit(context.Background(), recs)
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/theus-go/theus/runtime/outbox"
 )
 
 // Several engines on one SharedStore (PostgreSQL). Each engine commits as
@@ -27,8 +29,10 @@ var errRebase = errors.New("theus: rebase")
 // rebase is the callback of SharedStore.CommitShared, called while
 // flushGroup has handed the group in e.flushTxs to the store and released
 // e.mu. It applies others, rebases the group and the commits sequenced
-// after it onto them, and returns the group's records that survive.
-func (e *core) rebase(others []Remote) ([]*Record, error) {
+// after it onto them, and returns the group's records that survive: all
+// of them when the store has written them (written), having found that
+// others overlap none of the group's footprint.
+func (e *core) rebase(others []Remote, written bool) ([]*Record, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	base := e.published.Load().version
@@ -40,7 +44,7 @@ func (e *core) rebase(others []Remote) ([]*Record, error) {
 	if err := e.applyRemotes(others); err != nil {
 		return nil, err
 	}
-	e.rebaseLocal(base)
+	e.rebaseLocal(base, written)
 	recs := make([]*Record, len(e.flushTxs))
 	for i, t := range e.flushTxs {
 		recs[i] = &t.rec
@@ -130,8 +134,10 @@ func topLevel(path string) string {
 // without seeing it (another engine's, or one of this engine's that is
 // dropped) is dropped: its caller gets ErrConflict and runs again. The
 // others are numbered after the published version, in their order, and
-// their outputs applied again. e.mu is held.
-func (e *core) rebaseLocal(base uint64) {
+// their outputs applied again. When keep is set, the store has written
+// the group (e.flushTxs) after the others' commits, none of which overlaps
+// its footprint: none of it is dropped. e.mu is held.
+func (e *core) rebaseLocal(base uint64, keep bool) {
 	pub := e.published.Load()
 	local := slices.Concat(e.flushTxs, e.pending)
 	if len(local) == 0 || pub.version == base {
@@ -159,7 +165,8 @@ func (e *core) rebaseLocal(base uint64) {
 	var flushSnaps, pendingSnaps []*snapshot
 	nflush := len(e.flushTxs)
 	for i, t := range local {
-		if e.invalidated(t, dropped, base) {
+		check := !keep || i >= nflush
+		if check && e.invalidated(t, dropped, base) {
 			dropped = append(dropped, t)
 			t.status, t.serr = txConflict, ErrConflict
 			t.rec.State = nil
@@ -169,7 +176,7 @@ func (e *core) rebaseLocal(base uint64) {
 		next.version = head.version + 1
 		e.ops.copy(next.state, head.state)
 		t.applier.applyTo(next.state, next.version)
-		if e.invs != nil && e.breaksInvariant(t, next.state) {
+		if check && e.invs != nil && e.breaksInvariant(t, next.state) {
 			// Its invariants held on the state it was sequenced on, not
 			// on this one: it runs again, and is checked again.
 			dropped = append(dropped, t)
@@ -193,6 +200,68 @@ func (e *core) rebaseLocal(base uint64) {
 	for _, t := range dropped {
 		wake(t)
 	}
+}
+
+// footprint returns the footprint of the group batch (see Footprint),
+// built in e.fp: what invalidated checks of each commit, what it wrote,
+// and the (topic, key) of its messages. e.mu is held.
+func (e *core) footprint(batch []*Tx) *Footprint {
+	fp := &e.fp
+	fp.All, fp.Paths, fp.Entries, fp.Keys = false, fp.Paths[:0], fp.Entries[:0], fp.Keys[:0]
+	// A collection's path covers its entries; any other path its
+	// top-level field, which the store writes whole.
+	path := func(q int) {
+		p := e.paths[q]
+		if e.colls[q] == nil {
+			p = topLevel(p)
+		}
+		if !slices.Contains(fp.Paths, p) {
+			fp.Paths = append(fp.Paths, p)
+		}
+	}
+	for _, t := range batch {
+		if t.proc == nil || e.opts.strictCAS {
+			fp.All = true
+			return fp
+		}
+		for _, q := range t.proc.conflicts {
+			path(q)
+		}
+		for _, q := range t.readAlls {
+			path(q)
+		}
+		for _, q := range t.writes {
+			// A collection's writes are its entries, unless an invariant
+			// checks it whole.
+			if e.colls[q] == nil || e.checkedWhole(q) {
+				path(q)
+			}
+		}
+		for _, r := range t.reads {
+			fp.Entries = append(fp.Entries, Write{Path: e.paths[r.path], Key: r.key})
+		}
+		for _, k := range t.keys {
+			fp.Entries = append(fp.Entries, Write{Path: e.paths[k.path], Key: k.key})
+		}
+		for i := range t.msgs {
+			fp.Keys = append(fp.Keys, outbox.TopicKey{Topic: t.msgs[i].Topic, Key: t.msgs[i].Key})
+		}
+	}
+	return fp
+}
+
+// checkedWhole reports whether an invariant checks the whole value of the
+// collection with index q, not entry by entry.
+func (e *core) checkedWhole(q int) bool {
+	if e.invByPath == nil {
+		return false
+	}
+	for _, i := range e.invByPath[q] {
+		if !e.invs[i].Each {
+			return true
+		}
+	}
+	return false
 }
 
 // unassignKeySeqs gives back the KeySeqs that txs, the last commits

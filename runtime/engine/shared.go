@@ -26,18 +26,28 @@ type SharedStore interface {
 	// commits held off (for PostgreSQL: the head row locked in the
 	// transaction that writes recs), CommitShared reads the commits made
 	// after that version; if there are any, it calls rebase with them, in
-	// version order, and writes the records rebase returns instead: the
-	// engine has applied the others' commits, dropped the records that
-	// conflict with them (their callers run again) and numbered the rest
-	// after the last of them. rebase may return no record; it is called
-	// at most once per CommitShared. An error from rebase fails the
-	// commit with nothing written.
+	// version order, and written unset, and writes the records rebase
+	// returns instead: the engine has applied the others' commits, dropped
+	// the records that conflict with them (their callers run again) and
+	// numbered the rest after the last of them. rebase may return no
+	// record; it is called at most once per CommitShared. An error from
+	// rebase fails the commit with nothing written.
+	//
+	// fp, when not nil, is what recs read and wrote (valid during the
+	// call only). If none of the others' commits overlaps it (see
+	// Footprint), the store may instead write recs as they are, numbered
+	// after the others' commits: versions moved by the number of those
+	// commits, and the versions in their message IDs and messages with
+	// them; KeySeqs and values unchanged. It then calls rebase(others,
+	// true) once that write is durable: the engine applies the others'
+	// commits and numbers recs after them exactly so, dropping none, and
+	// returns them.
 	//
 	// When CommitShared cannot tell whether its transaction committed (the
 	// connection broke during COMMIT), it finds out before it returns
 	// (DESIGN.md, invariant 11): it returns nil only if every record
 	// returned to it is durable, and an error only if none is.
-	CommitShared(ctx context.Context, recs []*Record, rebase func(others []Remote) ([]*Record, error)) error
+	CommitShared(ctx context.Context, recs []*Record, fp *Footprint, rebase func(others []Remote, written bool) ([]*Record, error)) error
 	// Follow calls apply with the commits of other engines after version
 	// from, in version order, soon after they are durable (PostgreSQL:
 	// LISTEN/NOTIFY, polling as a backstop), until ctx ends, when it
@@ -50,6 +60,31 @@ type SharedStore interface {
 	// Head returns the last durable version of the store, whichever
 	// engine committed it (for Engine.Sync).
 	Head(ctx context.Context) (uint64, error)
+}
+
+// Footprint is what a group of commits read and wrote, in the terms of
+// Record.Writes: a commit of another engine overlaps it when one of its
+// Writes has a Path in Paths or below one (a Path "domain.user" covers
+// "domain.user.email" and every entry of a collection "domain.user"), or
+// a Path and Key in Entries, or when it assigned a KeySeq to one of Keys.
+// A group that no commit ordered before it overlaps reads the same values
+// and leaves the same values, messages and KeySeqs whether it is ordered
+// before or after those commits, and its invariants hold or not alike:
+// they check only what a commit wrote (a collection checked whole counts
+// as read whole).
+type Footprint struct {
+	// All is set when the group counts as reading everything (a
+	// CompareAndSwap, or any commit under WithStrictCAS): every commit
+	// overlaps it.
+	All bool
+	// Paths are the top-level fields the group read or wrote, and the
+	// collections it read whole (or wrote, and an invariant checks whole).
+	Paths []string
+	// Entries are the collection entries the group read or wrote (Deleted
+	// is unset).
+	Entries []Write
+	// Keys are the (topic, key) of the group's messages.
+	Keys []outbox.TopicKey
 }
 
 // Remote is a commit of another engine, as a SharedStore hands it over.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +44,9 @@ type sharedStore struct {
 	log      *sharedLog
 	instance int
 	codec    engine.StateCodec
+	// noFootprint: rebase every group on the others' commits, as
+	// before stores numbered groups after them.
+	noFootprint bool
 }
 
 var _ engine.SharedStore = (*sharedStore)(nil)
@@ -58,12 +62,15 @@ func (s *sharedStore) Recover(_ context.Context, codec engine.StateCodec) (*engi
 }
 
 func (s *sharedStore) Commit(ctx context.Context, recs []*engine.Record) error {
-	return s.CommitShared(ctx, recs, func([]engine.Remote) ([]*engine.Record, error) {
+	return s.CommitShared(ctx, recs, nil, func([]engine.Remote, bool) ([]*engine.Record, error) {
 		return nil, errors.New("sharedStore: Commit with other engines' commits")
 	})
 }
 
-func (s *sharedStore) CommitShared(_ context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) error {
+// CommitShared numbers a group after the other engines' commits itself,
+// as runtime/store/postgres does, when they overlap none of its footprint
+// (unless noFootprint), and checks that the engine numbers it so too.
+func (s *sharedStore) CommitShared(_ context.Context, recs []*engine.Record, fp *engine.Footprint, rebase func([]engine.Remote, bool) ([]*engine.Record, error)) error {
 	l := s.log
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -83,7 +90,11 @@ func (s *sharedStore) CommitShared(_ context.Context, recs []*engine.Record, reb
 			others = append(others, c.remote)
 		}
 		var err error
-		if recs, err = rebase(others); err != nil {
+		if fp == nil || fp.All || s.noFootprint || overlaps(others, fp) {
+			if recs, err = rebase(others, false); err != nil {
+				return err
+			}
+		} else if recs, err = s.renumber(recs, others, rebase); err != nil {
 			return err
 		}
 	}
@@ -104,6 +115,66 @@ func (s *sharedStore) CommitShared(_ context.Context, recs []*engine.Record, reb
 		l.changed = make(chan struct{})
 	}
 	return nil
+}
+
+// renumber has rebase number recs after others, none of which overlaps
+// them, and checks that it moved them and their messages by the number
+// of others, dropping none, leaving their KeySeqs.
+func (s *sharedStore) renumber(recs []*engine.Record, others []engine.Remote, rebase func([]engine.Remote, bool) ([]*engine.Record, error)) ([]*engine.Record, error) {
+	d := uint64(len(others))
+	want := make([][]outbox.Message, len(recs))
+	for i, r := range recs {
+		want[i] = slices.Clone(r.Messages)
+		for j := range want[i] {
+			m := &want[i][j]
+			inc, _, _, _ := outbox.ParseMessageID(m.ID)
+			m.Version += d
+			m.ID = outbox.MessageID(inc, m.Version, j)
+		}
+	}
+	first := recs[0].Version + d
+	got, err := rebase(others, true)
+	if err != nil {
+		return nil, err
+	}
+	if len(got) != len(want) {
+		return nil, fmt.Errorf("sharedStore: rebase of a written group returned %d records, want %d", len(got), len(want))
+	}
+	for i, r := range got {
+		if r.Version != first+uint64(i) || len(r.Messages) != len(want[i]) {
+			return nil, fmt.Errorf("sharedStore: written record %d has version %d and %d messages, want %d and %d", i, r.Version, len(r.Messages), first+uint64(i), len(want[i]))
+		}
+		for j, m := range r.Messages {
+			if w := want[i][j]; m.ID != w.ID || m.Version != w.Version || m.KeySeq != w.KeySeq {
+				return nil, fmt.Errorf("sharedStore: written message %s (version %d, KeySeq %d), want %s (%d, %d)", m.ID, m.Version, m.KeySeq, w.ID, w.Version, w.KeySeq)
+			}
+		}
+	}
+	return got, nil
+}
+
+// overlaps reports whether a commit of others overlaps fp.
+func overlaps(others []engine.Remote, fp *engine.Footprint) bool {
+	for _, o := range others {
+		for _, w := range o.Writes {
+			for _, p := range fp.Paths {
+				if w.Path == p || strings.HasPrefix(w.Path, p+".") {
+					return true
+				}
+			}
+			for _, e := range fp.Entries {
+				if w.Path == e.Path && w.Key == e.Key {
+					return true
+				}
+			}
+		}
+		for _, ks := range o.KeySeqs {
+			if slices.Contains(fp.Keys, ks.TopicKey) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // remote encodes what r left as another engine receives it.
@@ -351,14 +422,14 @@ type gatedShared struct {
 	once    sync.Once
 }
 
-func (g *gatedShared) CommitShared(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) error {
+func (g *gatedShared) CommitShared(ctx context.Context, recs []*engine.Record, fp *engine.Footprint, rebase func([]engine.Remote, bool) ([]*engine.Record, error)) error {
 	first := false
 	g.once.Do(func() { first = true })
 	if first {
 		close(g.waiting)
 		<-g.gate
 	}
-	return g.sharedStore.CommitShared(ctx, recs, rebase)
+	return g.sharedStore.CommitShared(ctx, recs, fp, rebase)
 }
 
 // A rebase drops the local commits that read what another engine's commit

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -34,12 +35,19 @@ const commitTimeout = 30 * time.Second
 // queries holds the statements, with the schema filled in.
 type queries struct {
 	lockHead, head, readLog, insertLog, updateFields, upsertEntries, deleteEntries,
-	insertFields, insertEntries, upsertKeySeqs, insertMessages, setHead, moveHead, notify, readBack string
+	insertFields, insertEntries, upsertKeySeqs, insertMessages, setHead, moveHead, setBase, others, notify, readBack string
+	// at are the statements that write a group in one round trip, whose
+	// versions move by theus.d, which moveHead sets (see commitAt).
+	at struct{ insertLog, updateFields, upsertEntries, insertMessages, notify string }
 }
+
+// shift is the number of versions that other instances committed after
+// a group's base, as moveHead found it (commitAt).
+const shift = `current_setting('theus.d')::bigint`
 
 func newQueries(schema string) queries {
 	f := func(q string) string { return strings.ReplaceAll(q, "{s}", schema) }
-	return queries{
+	q := queries{
 		lockHead: f(`SELECT version FROM {s}.theus_head WHERE id = 1 FOR UPDATE`),
 		head:     f(`SELECT version FROM {s}.theus_head WHERE id = 1`),
 		readLog: f(`SELECT version, process, at, writes, vals, key_seqs, ids FROM {s}.theus_log
@@ -66,37 +74,85 @@ func newQueries(schema string) queries {
 			FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::text[], $5::text[], $6::bigint[], $7::bytea[], $8::text[], $9::bigint[])
 				AS u(i, v, x, t, k, q, p, h, c)`),
 		setHead: f(`UPDATE {s}.theus_head SET version = $1 WHERE id = 1`),
-		// Divides by zero, which aborts the transaction, unless the head
-		// was at $1.
-		moveHead: f(`WITH h AS (UPDATE {s}.theus_head SET version = $2 WHERE id = 1 AND version = $1 RETURNING 1)
+		// Moves the head by the group's $2 commits, and sets theus.d to
+		// the number of commits of other instances since the group's base
+		// $1. Divides by zero, which aborts the transaction, if the head
+		// was behind that base. The statements after it run their generic
+		// plans: the server would plan the others statement and the
+		// writes (arrays of parameters under unnest) for every group.
+		moveHead: f(`WITH h AS (UPDATE {s}.theus_head SET version = version + $2 WHERE id = 1 RETURNING version - $2 AS old)
+			SELECT set_config('theus.d', (max(old) - $1)::text, true), set_config('plan_cache_mode', 'force_generic_plan', true),
+				1 / (CASE WHEN count(*) = 1 AND max(old) >= $1 THEN 1 ELSE 0 END) FROM h`),
+		// Moves the head from the group's base $1 to its last version $2,
+		// for a group that reads no commits of other instances (alone, or
+		// counting as reading everything); divides by zero unless the head
+		// was at $1. It sets neither theus.d nor plan_cache_mode: with
+		// them an instance alone lost up to 12% of its commits/s at 8
+		// callers (the server's CPU per commit, not the client's), and
+		// its statements, which theus.d does not move, gain nothing by
+		// generic plans.
+		setBase: f(`WITH h AS (UPDATE {s}.theus_head SET version = $2 WHERE id = 1 AND version = $1 RETURNING 1)
 			SELECT 1 / count(*) FROM h`),
+		// The commits of other instances after the group's base, read in a
+		// statement of their own, whose snapshot is taken after moveHead
+		// waited for the head row: dividing by zero if one overlaps the
+		// group's footprint, by the needles $2 (in its writes) and $3 (in
+		// its KeySeqs).
+		others: f(`SELECT version, process, at, writes, vals, key_seqs, ids,
+				1 / (CASE WHEN EXISTS (SELECT 1 FROM unnest($2::bytea[]) n WHERE position(n IN writes) > 0)
+					OR EXISTS (SELECT 1 FROM unnest($3::bytea[]) n WHERE position(n IN key_seqs) > 0) THEN 0 ELSE 1 END)
+			FROM {s}.theus_log WHERE version > $1 AND version <= $1 + ` + shift + ` ORDER BY version`),
 		notify:   `SELECT pg_notify($1, $2)`,
-		readBack: f(`SELECT EXISTS (SELECT 1 FROM {s}.theus_log WHERE version = $1 AND grp = $2)`),
+		readBack: f(`SELECT min(version) FROM {s}.theus_log WHERE version > $1 AND grp = $2`),
 	}
+	q.at.insertLog = strings.Replace(q.insertLog, "SELECT v, $2, p, a, w, x, k, i FROM",
+		// The message IDs of the ids column rewritten with the version
+		// moved: each is a length byte L-1 and L-1 bytes, the version's 16
+		// hex digits 21 bytes from its end (outbox.MessageID).
+		`SELECT v + `+shift+`, $2, p, a, w, x, k, CASE WHEN `+shift+` = 0 OR length(i) = 0 THEN i ELSE
+			(SELECT string_agg(substr(i, j * (get_byte(i, 0) + 1) + 1, get_byte(i, 0) - 20)
+					|| convert_to(lpad(to_hex(v + `+shift+`), 16, '0'), 'UTF8')
+					|| substr(i, (j + 1) * (get_byte(i, 0) + 1) - 4, 5), ''::bytea ORDER BY j)
+				FROM generate_series(0, length(i) / (get_byte(i, 0) + 1) - 1) AS j) END FROM`, 1)
+	q.at.updateFields = strings.Replace(q.updateFields, "version = u.version", "version = u.version + "+shift, 1)
+	q.at.upsertEntries = strings.Replace(q.upsertEntries, "SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[])",
+		"SELECT p, k, x, v + "+shift+" FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[]) AS u(p, k, x, v)", 1)
+	q.at.insertMessages = strings.Replace(q.insertMessages, "SELECT i, v, x,",
+		"SELECT CASE WHEN "+shift+" = 0 THEN i ELSE left(i, -21) || lpad(to_hex(v + "+shift+"), 16, '0') || right(i, 5) END, v + "+shift+", x,", 1)
+	// The sealed payload names the versions: with other instances'
+	// commits before the group, the notice names its last version only.
+	q.at.notify = `SELECT pg_notify($1, CASE WHEN ` + shift + ` = 0 THEN $2 ELSE ($3::bigint + ` + shift + `)::text END)`
+	return q
 }
 
 // scratch is what a commit builds its statements' arguments in (cmu).
 type scratch struct {
 	buf []byte
+	// needles holds the bytes of the needles of a group's footprint, at,
+	// their ends, and writes and keys the needles (see needles).
+	needles      []byte
+	at           []int
+	writes, keys [][]byte
 }
 
 // Commit implements engine.Store, for an engine alone on the store: it is
 // CommitShared without rebase, and fails if another engine committed
 // after recs[0].Version-1.
 func (s *Store) Commit(ctx context.Context, recs []*engine.Record) error {
-	return s.CommitShared(ctx, recs, nil)
+	return s.CommitShared(ctx, recs, nil, nil)
 }
 
 // CommitShared implements engine.SharedStore. Every group is one
-// transaction: it locks the head row (SELECT ... FOR UPDATE), which
-// serialises the groups of every instance; reads the log after the
-// group's base, if other instances committed since, and hands those
-// commits to rebase; then writes the log rows, the state values the group
+// transaction, which locks the head row first: that serialises the groups
+// of every instance. It writes the log rows, the state values the group
 // left, the messages, the KeySeqs and the new head, notifies the other
-// instances (NOTIFY, delivered at COMMIT), and commits. Each log row
-// carries a token of its group, by which a COMMIT whose outcome is unknown
-// is resolved (resolve).
-func (s *Store) CommitShared(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) error {
+// instances (NOTIFY, delivered at COMMIT), and commits. A group goes in
+// one round trip (commitAt) unless the commits of other instances since
+// its base overlap its footprint fp; then it takes the head row's lock,
+// reads those commits and hands them to rebase before it writes (locked).
+// Each log row carries a token of its group, by which a COMMIT whose
+// outcome is unknown is resolved (resolve).
+func (s *Store) CommitShared(ctx context.Context, recs []*engine.Record, fp *engine.Footprint, rebase func([]engine.Remote, bool) ([]*engine.Record, error)) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -116,7 +172,7 @@ func (s *Store) CommitShared(ctx context.Context, recs []*engine.Record, rebase 
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
 	first, last := recs[0].Version, recs[len(recs)-1].Version
-	recs, err := s.commit(ctx, recs, rebase)
+	recs, err := s.commit(ctx, recs, fp, rebase)
 	if err != nil {
 		if len(recs) > 0 {
 			first, last = recs[0].Version, recs[len(recs)-1].Version
@@ -139,36 +195,51 @@ func consecutive(recs []*engine.Record, first uint64) error {
 // commit runs a group's transaction and returns the records it wrote (or
 // tried to). s.cmu is held.
 //
-// While no other instance commits, a group is one round trip (commitAt):
-// BEGIN, a move of the head row from the group's base to its last
-// version that fails unless the head is at that base, the writes and
-// COMMIT, pipelined. When the head had moved, and while other instances
-// commit (until a run of groups found none of their commits: calm), the
-// group locks the head row first, reads what they committed and rebases
-// on it (locked).
-func (s *Store) commit(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) ([]*engine.Record, error) {
+// A group is one round trip (commitAt): BEGIN, a move of the head row by
+// the group's size, a read of the commits of other instances after the
+// group's base that fails if one of them overlaps the group's footprint,
+// the writes, numbered after those commits, and COMMIT, pipelined. While
+// no other instance commits (alone), the group leaves out that read and
+// fails instead if the head moved, and then goes again with it. When a
+// commit overlaps, the group, and a few groups after it (calm), lock the
+// head row first, read what the others committed and rebase on it
+// (locked).
+func (s *Store) commit(ctx context.Context, recs []*engine.Record, fp *engine.Footprint, rebase func([]engine.Remote, bool) ([]*engine.Record, error)) ([]*engine.Record, error) {
 	if base := recs[0].Version - 1; s.calm.ok() && base > 0 && !s.lockOnly.Load() {
-		if done, err := s.commitAt(ctx, recs, base); done {
+		if rebase == nil || fp != nil && fp.All {
+			fp = nil
+		}
+		if fp == nil || s.calm.alone() {
+			if done, recs, err := s.commitAt(ctx, recs, base, nil, rebase); done || fp == nil {
+				if done {
+					return recs, err
+				}
+				return s.locked(ctx, recs, rebase)
+			}
+		}
+		if done, recs, err := s.commitAt(ctx, recs, base, fp, rebase); done {
 			return recs, err
 		}
 	}
 	return s.locked(ctx, recs, rebase)
 }
 
-// commitAt writes recs, numbered after base, in one round trip, if the
-// head is at base. It returns done unset when nothing was written and the
-// group is to take the head row's lock: the head had moved, or the pooled
-// connection was found broken before anything was sent (begin replaces
-// it).
-func (s *Store) commitAt(ctx context.Context, recs []*engine.Record, base uint64) (done bool, err error) {
+// commitAt writes recs in one round trip, numbered after base and the
+// commits of other instances after base, if those overlap nothing of fp,
+// and then has rebase number recs after them as it wrote them; with fp
+// nil, only if there are none. It returns done unset when nothing was
+// written: a commit overlapped fp (or with fp nil, the head had moved),
+// or the pooled connection was found broken before anything was sent
+// (begin replaces it).
+func (s *Store) commitAt(ctx context.Context, recs []*engine.Record, base uint64, fp *engine.Footprint, rebase func([]engine.Remote, bool) ([]*engine.Record, error)) (done bool, _ []*engine.Record, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return true, err
+		return true, recs, err
 	}
 	c := &txConn{Conn: conn, open: true, held: true}
 	defer s.release(c)
 	if err := s.fault(BeforeWrite); err != nil {
-		return true, err
+		return true, recs, err
 	}
 	token := newToken()
 	b := &pgx.Batch{}
@@ -176,33 +247,177 @@ func (s *Store) commitAt(ctx context.Context, recs []*engine.Record, base uint64
 	// Locks the head row, first as in every group (no deadlock between
 	// groups); waits for a group of another instance that holds it, then
 	// sees the head it left.
-	b.Queue(s.q.moveHead, int64(base), int64(recs[len(recs)-1].Version))
-	if err := s.batch(b, recs, false, token); err != nil {
-		return true, err
+	at := fp != nil // else the head must be at base: no others to read
+	if at {
+		b.Queue(s.q.moveHead, int64(base), int64(len(recs)))
+		writes, keys := s.needles(fp)
+		b.Queue(s.q.others, int64(base), writes, keys)
+	} else {
+		b.Queue(s.q.setBase, int64(base), int64(recs[len(recs)-1].Version))
+	}
+	if err := s.batch(b, recs, false, token, at); err != nil {
+		return true, recs, err
 	}
 	if err := s.fault(BeforeCommit); err != nil {
-		return true, err
+		return true, recs, err
 	}
-	failed, err := s.send(ctx, c, b, recs, token)
+	var others []engine.Remote
+	var bad error // the others' rows, read but not decoded
+	read := func(rows pgx.Rows) error {
+		others, bad = s.scanRemotes(rows, base)
+		var pe *pgconn.PgError
+		if errors.As(bad, &pe) {
+			return bad // the server's: the transaction is aborted
+		}
+		return nil
+	}
+	var r *reader
+	if at {
+		r = &reader{at: 2, read: read}
+	}
+	failed, first, err := s.send(ctx, c, b, recs, token, r)
 	var pe *pgconn.PgError
 	switch {
 	case err == nil:
 		s.trips.one.Add(1)
 		s.calm.succeeded()
-	case failed == 1 && errors.As(err, &pe) && pe.Code == "22012":
-		s.trips.moved.Add(1)
-		s.calm.moved()
-		return false, nil
+	case (failed == 1 || failed == 2) && errors.As(err, &pe) && pe.Code == "22012":
+		if at {
+			s.trips.moved.Add(1)
+			s.calm.moved()
+		} else {
+			s.trips.notAlone.Add(1)
+			s.calm.others()
+		}
+		return false, recs, nil
 	case pgconn.SafeToRetry(err):
-		return false, nil
+		return false, recs, nil
+	default:
+		return true, recs, err
 	}
-	return true, err
+	switch {
+	case first != 0: // resolved
+	case bad == nil:
+		first = base + 1 + uint64(len(others))
+	default: // committed, but the others' rows could not be read
+		if first, err = s.resolve(0, nil, base, recs[len(recs)-1].Version, token); err != nil {
+			return true, recs, err
+		}
+	}
+	if first == recs[0].Version {
+		s.calm.none()
+		return true, recs, nil
+	}
+	// Written after the others' commits: the engine applies them and
+	// numbers recs as they were written.
+	s.trips.renumbered.Add(1)
+	s.calm.others()
+	if bad != nil || uint64(len(others)) != first-base-1 {
+		if others, err = s.readOthers(base, first-1); err != nil {
+			return true, recs, err
+		}
+	}
+	n := len(recs)
+	if recs, err = rebase(others, true); err == nil && len(recs) != n {
+		err = fmt.Errorf("the engine kept %d of the %d commits written after versions %d-%d", len(recs), n, base+1, first-1)
+	}
+	if err == nil {
+		err = consecutive(recs, first)
+	}
+	if err != nil {
+		return true, recs, fmt.Errorf("versions %d-%d are committed, but the engine could not number them so (restart it): %w", first, first+uint64(n)-1, err)
+	}
+	s.version = recs[n-1].Version
+	return true, recs, nil
+}
+
+// needles returns what the others statement looks for in the log rows of
+// other instances' commits to find one that overlaps fp: in their writes
+// column, a path of fp.Paths (a write at or below it: its bytes are a
+// prefix of the write's path; a write elsewhere that holds them too is
+// taken for an overlap, which only costs the locked path) and a path
+// and key of fp.Entries, encoded as the column encodes them; in their
+// key_seqs column, a topic and key of fp.Keys.
+func (s *Store) needles(fp *engine.Footprint) (writes, keys [][]byte) {
+	sc := &s.scr
+	sc.needles, sc.at = sc.needles[:0], sc.at[:0]
+	// end ends the needle being appended; a commit that reads an entry
+	// and writes it gives the same needle twice in a row (of the needles
+	// from the first-th on): once is enough.
+	end := func(first int) {
+		n := len(sc.at)
+		start := 0
+		if n > 0 {
+			start = sc.at[n-1]
+		}
+		if n > first {
+			prev := 0
+			if n > 1 {
+				prev = sc.at[n-2]
+			}
+			if bytes.Equal(sc.needles[prev:start], sc.needles[start:]) {
+				sc.needles = sc.needles[:start]
+				return
+			}
+		}
+		sc.at = append(sc.at, len(sc.needles))
+	}
+	for _, p := range fp.Paths {
+		sc.needles = append(sc.needles, p...)
+		end(0)
+	}
+	for _, e := range fp.Entries {
+		sc.needles = appendStr(appendStr(sc.needles, e.Path), e.Key)
+		end(0)
+	}
+	nwrites := len(sc.at)
+	for _, k := range fp.Keys {
+		sc.needles = appendStr(appendStr(sc.needles, k.Topic), k.Key)
+		end(nwrites)
+	}
+	sc.writes, sc.keys = sc.writes[:0], sc.keys[:0]
+	start := 0
+	for i, e := range sc.at {
+		if i < nwrites {
+			sc.writes = append(sc.writes, sc.needles[start:e:e])
+		} else {
+			sc.keys = append(sc.keys, sc.needles[start:e:e])
+		}
+		start = e
+	}
+	return sc.writes, sc.keys
+}
+
+// readOthers reads the commits after version after up to upTo, which a
+// group that committed after them did not read in its transaction (its
+// outcome was resolved), retrying until it has them or the store is
+// closed.
+func (s *Store) readOthers(after, upTo uint64) ([]engine.Remote, error) {
+	backoff := 10 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		others, err := s.readRemotes(ctx, s.pool, after, upTo, 0)
+		cancel()
+		if err == nil && uint64(len(others)) != upTo-after {
+			err = fmt.Errorf("the log holds %d commits after version %d up to %d", len(others), after, upTo)
+		}
+		if err == nil {
+			return others, nil
+		}
+		s.opts.logger.Warn("postgres: read the commits of other instances before a group's", "versions", fmt.Sprintf("%d-%d", after+1, upTo), "err", redact(err, s.secret...), "in", backoff)
+		select {
+		case <-s.closed:
+			return nil, fmt.Errorf("the store was closed before it could read versions %d-%d, committed by other instances before the group: %w", after+1, upTo, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 // locked runs a group's transaction under the head row's lock, taken
 // first, and rebases the group on the commits of other instances it
 // finds.
-func (s *Store) locked(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote) ([]*engine.Record, error)) ([]*engine.Record, error) {
+func (s *Store) locked(ctx context.Context, recs []*engine.Record, rebase func([]engine.Remote, bool) ([]*engine.Record, error)) ([]*engine.Record, error) {
 	token := newToken()
 	var first *pgx.Batch
 	if s.version == 0 {
@@ -210,7 +425,7 @@ func (s *Store) locked(ctx context.Context, recs []*engine.Record, rebase func([
 		// state: encoded before the head row is locked, since a large
 		// state takes a while (see idle_in_transaction_session_timeout).
 		first = &pgx.Batch{}
-		if err := s.batch(first, recs, true, token); err != nil {
+		if err := s.batch(first, recs, true, token, false); err != nil {
 			return recs, err
 		}
 	}
@@ -221,7 +436,12 @@ func (s *Store) locked(ctx context.Context, recs []*engine.Record, rebase func([
 	}
 	c := &txConn{Conn: conn, open: true, held: true}
 	defer s.release(c)
-	s.calm.found(uint64(head) > base)
+	s.calm.locked()
+	if uint64(head) > base {
+		s.calm.others()
+	} else {
+		s.calm.none()
+	}
 	switch h := uint64(head); {
 	case h < base:
 		return recs, fmt.Errorf("the store is at version %d, before the engine's %d: was the database restored from an older backup? Restart the engine", h, base)
@@ -232,7 +452,7 @@ func (s *Store) locked(ctx context.Context, recs []*engine.Record, rebase func([
 		if len(others) == 0 || others[len(others)-1].Version != h {
 			return recs, fmt.Errorf("the head is at version %d, the log after version %d ends at %d", h, base, base+uint64(len(others)))
 		}
-		if recs, err = rebase(others); err != nil {
+		if recs, err = rebase(others, false); err != nil {
 			return recs, err
 		}
 		if len(recs) == 0 {
@@ -249,7 +469,7 @@ func (s *Store) locked(ctx context.Context, recs []*engine.Record, rebase func([
 	b := first // head 0: nothing to rebase on, recs are as they came
 	if head != 0 || b == nil {
 		b = &pgx.Batch{}
-		if err = s.batch(b, recs, head == 0, token); err != nil {
+		if err = s.batch(b, recs, head == 0, token, false); err != nil {
 			return recs, err
 		}
 	}
@@ -257,30 +477,41 @@ func (s *Store) locked(ctx context.Context, recs []*engine.Record, rebase func([
 	if err := s.fault(BeforeCommit); err != nil {
 		return recs, err
 	}
-	_, err = s.send(ctx, c, b, recs, token)
+	_, _, err = s.send(ctx, c, b, recs, token, nil)
 	return recs, err
 }
 
 // calm decides whether a group tries one round trip (commitAt), which
-// fails when another instance commits meanwhile: after a run of groups
-// that found no other instance's commit, a run that doubles (up to
-// maxCalm) every time a try fails, and halves when one succeeds.
+// fails when another instance's commit overlaps it: after a run of groups
+// that took the head row's lock, a run that doubles (up to maxCalm) every
+// time a try fails, and halves when one succeeds.
+//
+// It also decides whether the group is alone (no other instance
+// committed before the last few groups), and leaves out the read of the
+// others' commits.
 type calm struct {
 	run, need int
+	quiet     int // groups in a row that met no commit of another instance
 }
 
-const maxCalm = 64
+const (
+	maxCalm = 64
+	// minQuiet groups in a row that met no other instance's commit make
+	// an instance alone.
+	minQuiet = 8
+)
+
+func (c *calm) alone() bool { return c.quiet >= minQuiet }
+
+// others records a group that met commits of other instances; none, one
+// that met none.
+func (c *calm) others() { c.quiet = 0 }
+func (c *calm) none()   { c.quiet++ }
 
 func (c *calm) ok() bool { return c.run >= c.need }
 
-// found records what a group that locked the head row found.
-func (c *calm) found(others bool) {
-	if others {
-		c.run = 0
-	} else {
-		c.run++
-	}
-}
+// locked records a group that took the head row's lock.
+func (c *calm) locked() { c.run++ }
 
 func (c *calm) moved() {
 	c.run, c.need = 0, min(max(2*c.need, 1), maxCalm)
@@ -288,10 +519,13 @@ func (c *calm) moved() {
 
 func (c *calm) succeeded() { c.need /= 2 }
 
-// trips counts the groups committed in one round trip, and those that
-// found the head moved (tests).
+// trips counts the groups committed in one round trip, those of them
+// numbered after commits of other instances, and the groups that found
+// such a commit overlapping theirs (tests).
 type trips struct {
-	one, moved atomic.Uint64
+	one, renumbered, moved atomic.Uint64
+	// notAlone counts the groups that, alone, found the head moved.
+	notAlone atomic.Uint64
 }
 
 // txConn is a connection that may hold an open transaction.
@@ -311,25 +545,33 @@ func (s *Store) release(c *txConn) {
 	}
 }
 
+// reader reads the rows of the statement at index at of a batch; it
+// returns an error of the server only, which ends the batch.
+type reader struct {
+	at   int
+	read func(pgx.Rows) error
+}
+
 // send runs b, the statements that write recs (the group of token) in
 // the transaction open on c, and COMMIT, in one pipeline, one round trip:
-// if a statement fails, the server skips the rest, COMMIT included. It
-// returns the index of the statement that failed, if one did; a COMMIT
-// whose outcome is unknown is resolved (invariant 11) before send
-// returns.
-func (s *Store) send(ctx context.Context, c *txConn, b *pgx.Batch, recs []*engine.Record, token int64) (int, error) {
+// if a statement fails, the server skips the rest, COMMIT included; r,
+// if not nil, reads the rows of one of them. It returns the index of the
+// statement that failed, if one did, and the version of the group's
+// first commit in the database when it resolved a COMMIT whose outcome
+// was unknown (invariant 11), which it does before it returns.
+func (s *Store) send(ctx context.Context, c *txConn, b *pgx.Batch, recs []*engine.Record, token int64, r *reader) (failed int, resolved uint64, err error) {
 	b.Queue("COMMIT")
 	pid := c.Conn.Conn().PgConn().PID()
 	start, _ := s.pids.Load(pid)
-	last := recs[len(recs)-1].Version
-	failed, err := execBatch(ctx, c.Conn, b)
+	base, last := recs[0].Version-1, recs[len(recs)-1].Version
+	failed, err = execBatch(ctx, c.Conn, b, r)
 	if err == nil {
 		c.open = false
 		err = s.fault(AfterCommit)
 	}
 	if err != nil {
 		if notCommitted(err) {
-			return failed, err
+			return failed, 0, err
 		}
 		// The connection is in doubt: resolve ends its backend, and it
 		// must not go back to the pool.
@@ -337,19 +579,20 @@ func (s *Store) send(ctx context.Context, c *txConn, b *pgx.Batch, recs []*engin
 		c.open, c.held = false, false
 		c.Conn.Conn().Close(context.Background())
 		c.Conn.Release()
-		committed, rerr := s.resolve(pid, start, last, token)
+		first, rerr := s.resolve(pid, start, base, last, token)
 		if rerr != nil {
-			return -1, fmt.Errorf("%w (COMMIT failed: %v)", rerr, err)
+			return -1, 0, fmt.Errorf("%w (COMMIT failed: %v)", rerr, err)
 		}
-		if !committed {
-			return -1, fmt.Errorf("the connection failed (%w) and the store read back that the transaction did not commit", err)
+		if first == 0 {
+			return -1, 0, fmt.Errorf("the connection failed (%w) and the store read back that the transaction did not commit", err)
 		}
-		s.opts.logger.Warn("postgres: COMMIT failed but the store read back that its transaction committed", "versions", fmt.Sprintf("%d-%d", recs[0].Version, last), "err", redact(err, s.secret...))
+		s.opts.logger.Warn("postgres: COMMIT failed but the store read back that its transaction committed", "versions", fmt.Sprintf("%d-%d", first, first+uint64(len(recs))-1), "err", redact(err, s.secret...))
+		resolved = first
 	}
-	s.version = last
+	s.version = last // or after, when commitAt's group was renumbered
 	s.pending = engine.Evolution{}
 	s.wake()
-	return -1, nil
+	return -1, resolved, nil
 }
 
 // begin starts a group's transaction, locks the head row, whose version
@@ -399,13 +642,26 @@ func (s *Store) begin(ctx context.Context, after uint64) (*pgxpool.Conn, int64, 
 
 // execBatch sends b in one round trip and runs its statements in order,
 // stopping at the first that fails (the server skips the rest), whose
-// index it returns (-1: none, or the failure came after them).
-func execBatch(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch) (int, error) {
+// index it returns (-1: none, or the failure came after them); r, if not
+// nil, reads the rows of one of them.
+func execBatch(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, r *reader) (int, error) {
 	br := conn.SendBatch(ctx, b)
 	failed := -1
 	var err error
 	for i := range b.Len() {
-		if _, err = br.Exec(); err != nil {
+		if r != nil && i == r.at {
+			var rows pgx.Rows
+			if rows, err = br.Query(); err == nil {
+				err = r.read(rows)
+				rows.Close()
+				if err == nil {
+					err = rows.Err()
+				}
+			}
+		} else {
+			_, err = br.Exec()
+		}
+		if err != nil {
 			failed = i
 			break
 		}
@@ -455,30 +711,33 @@ func newToken() int64 {
 	return int64(binary.LittleEndian.Uint64(b[:])>>1) | 1
 }
 
-// resolve finds out whether the group ending at version last, whose
-// COMMIT on the backend pid (started at start, when known) failed with an
-// unknown outcome, committed: it ends that backend if it still runs (its
-// transaction then commits or aborts for good), waits for the head row
-// that the transaction held, and looks for the group's token in the log.
-// It retries with backoff until it knows, or the store is closed.
-func (s *Store) resolve(pid uint32, start any, last uint64, token int64) (bool, error) {
+// resolve finds out whether the group of token, numbered after version
+// base (and ending at version last, unless commitAt numbered it after
+// other instances' commits), whose COMMIT on the backend pid (started at
+// start, when known) failed with an unknown outcome, committed, and
+// returns the version of its first commit, 0 if it did not: it ends that
+// backend if it still runs (its transaction then commits or aborts for
+// good), waits for the head row that the transaction held, and looks for
+// the group's token in the log. It retries with backoff until it knows,
+// or the store is closed.
+func (s *Store) resolve(pid uint32, start any, base, last uint64, token int64) (uint64, error) {
 	backoff := 10 * time.Millisecond
 	for {
-		committed, err := s.readBack(pid, start, last, token)
+		first, err := s.readBack(pid, start, base, token)
 		if err == nil {
-			return committed, nil
+			return first, nil
 		}
 		s.opts.logger.Warn("postgres: read back a commit whose COMMIT failed; retrying", "version", last, "err", redact(err, s.secret...), "in", backoff)
 		select {
 		case <-s.closed:
-			return false, ErrUnknownOutcome
+			return 0, ErrUnknownOutcome
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
-func (s *Store) readBack(pid uint32, start any, last uint64, token int64) (committed bool, err error) {
+func (s *Store) readBack(pid uint32, start any, base uint64, token int64) (first uint64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
 	if start != nil {
@@ -490,20 +749,24 @@ func (s *Store) readBack(pid uint32, start any, last uint64, token int64) (commi
 			s.opts.logger.Warn("postgres: end the backend of a commit in doubt", "pid", pid, "err", redact(err, s.secret...))
 		}
 	}
+	var v *int64
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, s.q.lockHead); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, s.q.readBack, int64(last), token).Scan(&committed)
+		return tx.QueryRow(ctx, s.q.readBack, int64(base), token).Scan(&v)
 	})
-	return committed, err
+	if err != nil || v == nil {
+		return 0, err
+	}
+	return uint64(*v), nil
 }
 
 // batch queues on b the statements that write recs, the group of token,
 // but the head; first is set when the store holds no commit yet: the
 // group then writes the whole state, initial values included, and the
-// state's fields.
-func (s *Store) batch(b *pgx.Batch, recs []*engine.Record, first bool, token int64) error {
+// state's fields; at, when the versions move by theus.d (commitAt).
+func (s *Store) batch(b *pgx.Batch, recs []*engine.Record, first bool, token int64, at bool) error {
 	infos := s.codec.Fields()
 	last := recs[len(recs)-1]
 	var err error
@@ -604,7 +867,11 @@ func (s *Store) batch(b *pgx.Batch, recs []*engine.Record, first bool, token int
 		keySeqs[j] = ks
 		ids[j] = appendIDs([]byte{}, r.Messages)
 	}
-	b.Queue(s.q.insertLog, versions, token, procs, ats, writes, vals, keySeqs, ids)
+	insertLog, updateFields, upsertEntries := s.q.insertLog, s.q.updateFields, s.q.upsertEntries
+	if at {
+		insertLog, updateFields, upsertEntries = s.q.at.insertLog, s.q.at.updateFields, s.q.at.upsertEntries
+	}
+	b.Queue(insertLog, versions, token, procs, ats, writes, vals, keySeqs, ids)
 
 	if len(fieldAt) > 0 {
 		var paths []string
@@ -621,7 +888,7 @@ func (s *Store) batch(b *pgx.Batch, recs []*engine.Record, first bool, token int
 			}
 			paths, values, vs = append(paths, infos[i].Path), append(values, data), append(vs, int64(v))
 		}
-		b.Queue(s.q.updateFields, paths, values, vs)
+		b.Queue(updateFields, paths, values, vs)
 	}
 	if len(entryOrder) > 0 {
 		var pp, kk, dp, dk []string
@@ -639,7 +906,7 @@ func (s *Store) batch(b *pgx.Batch, recs []*engine.Record, first bool, token int
 			pp, kk, values, vs = append(pp, infos[k.i].Path), append(kk, k.key), append(values, data), append(vs, int64(entryAt[k]))
 		}
 		if len(pp) > 0 {
-			b.Queue(s.q.upsertEntries, pp, kk, values, vs)
+			b.Queue(upsertEntries, pp, kk, values, vs)
 		}
 		if len(dp) > 0 {
 			b.Queue(s.q.deleteEntries, dp, dk)
@@ -653,10 +920,14 @@ func (s *Store) batch(b *pgx.Batch, recs []*engine.Record, first bool, token int
 		}
 		b.Queue(s.q.upsertKeySeqs, topics, keys, seq)
 	}
-	if err := s.queueMessages(b, recs); err != nil {
+	if err := s.queueMessages(b, recs, at); err != nil {
 		return err
 	}
-	b.Queue(s.q.notify, s.channel, s.notice(versions, procs, ats, writes, vals, keySeqs, ids))
+	if at {
+		b.Queue(s.q.at.notify, s.channel, s.notice(versions, procs, ats, writes, vals, keySeqs, ids), versions[n-1])
+	} else {
+		b.Queue(s.q.notify, s.channel, s.notice(versions, procs, ats, writes, vals, keySeqs, ids))
+	}
 	return nil
 }
 
@@ -699,8 +970,9 @@ func (s *Store) batchFirst(b *pgx.Batch, last *engine.Record) error {
 	return nil
 }
 
-// queueMessages queues the insert of the messages of recs.
-func (s *Store) queueMessages(b *pgx.Batch, recs []*engine.Record) error {
+// queueMessages queues the insert of the messages of recs, whose
+// versions move by theus.d when at is set.
+func (s *Store) queueMessages(b *pgx.Batch, recs []*engine.Record, at bool) error {
 	var ids, topics, keys, headers []string
 	var versions, seqs, created []int64
 	var idxs []int32
@@ -726,7 +998,11 @@ func (s *Store) queueMessages(b *pgx.Batch, recs []*engine.Record) error {
 		}
 	}
 	if len(ids) > 0 {
-		b.Queue(s.q.insertMessages, ids, versions, idxs, topics, keys, seqs, payloads, headers, created, s.parts)
+		q := s.q.insertMessages
+		if at {
+			q = s.q.at.insertMessages
+		}
+		b.Queue(q, ids, versions, idxs, topics, keys, seqs, payloads, headers, created, s.parts)
 	}
 	return nil
 }
@@ -762,11 +1038,16 @@ func (s *Store) readRemotes(ctx context.Context, q interface {
 func (s *Store) scanRemotes(rows pgx.Rows, after uint64) ([]engine.Remote, error) {
 	defer rows.Close()
 	var out []engine.Remote
+	check := len(rows.FieldDescriptions()) > 7 // the others statement's
 	for rows.Next() {
-		var version, at int64
+		var version, at, ok int64
 		var r engine.Remote
 		var writes, vals, keySeqs, ids []byte
-		if err := rows.Scan(&version, &r.Process, &at, &writes, &vals, &keySeqs, &ids); err != nil {
+		dest := []any{&version, &r.Process, &at, &writes, &vals, &keySeqs, &ids, &ok}
+		if !check {
+			dest = dest[:7]
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
 		if uint64(version) != after+uint64(len(out))+1 {

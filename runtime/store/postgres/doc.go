@@ -16,29 +16,37 @@
 //
 // Every commit group is one PostgreSQL transaction, which first locks the
 // schema's head row: groups of all instances are serialised by
-// PostgreSQL, and versions are dense across them. While no other instance
-// commits, a group is one round trip: BEGIN, a move of the head from the
-// group's base to its last version that aborts the transaction unless the
-// head is at that base, the writes and COMMIT, in one pipeline, so the
-// head row is held for the server's work and the WAL flush only. A group
-// that finds the head moved has written nothing: it takes the path every
-// group takes while other instances commit (the next groups too, until a
-// run of them found no other instance's commit): BEGIN, the head row's
-// lock (SELECT … FOR UPDATE) and a read of the log after the group's base,
-// in one round trip. A group numbered after a version that other
-// instances have since moved past hands their commits to the engine
-// (engine.SharedStore's rebase), which applies them, drops its own
-// commits that read what they wrote (their callers run again) and numbers
-// the rest after them; the writes and COMMIT follow in a second round
-// trip. Either way the transaction writes, for each commit, a row of the
+// PostgreSQL, and versions are dense across them. A group is one round
+// trip: BEGIN, a move of the head by the group's size, a read of the
+// commits of other instances after the group's base (the version the
+// engine numbered it after), the writes and COMMIT, in one pipeline, so
+// the head row is held for the server's work and the WAL flush only. The
+// read aborts the transaction if one of those commits overlaps the
+// group's footprint (engine.Footprint: what its commits read and wrote,
+// and the keys of their messages); else the group's log rows, state
+// values and messages are written numbered after those commits (their
+// message IDs too; KeySeqs and values are what they would be anyway),
+// and the engine applies the others' commits and numbers its group after
+// them as the database has it. An instance whose groups have met no other
+// instance's commit for a while leaves the read out: its move of the head
+// aborts the transaction unless the head is at the group's base, and the
+// group goes again with the read. A group that an overlap aborted has
+// written nothing: it takes the path the next few groups of its instance
+// take too: BEGIN, the head row's lock (SELECT … FOR UPDATE) and a read
+// of the log after the group's base, in one round trip; it hands the
+// others' commits to the engine (engine.SharedStore's rebase), which
+// applies them, drops its own commits that read what they wrote (their
+// callers run again) and numbers the rest after them; the writes and
+// COMMIT follow in a second round trip. Either way the transaction writes, for each commit, a row of the
 // log, the state values the group left, its messages and the KeySeqs of
 // their keys, moves the head and notifies the other instances (NOTIFY on
 // the channel <schema>_commits, delivered at COMMIT). An idle
 // instance listens on that channel, on a connection of its own, and
 // applies the others' commits within milliseconds (Follow), from the
 // notification itself when the group's log rows fit in its payload
-// (sealed with a key kept in theus_meta; see WithNotifyValues), else from
-// the log; it also polls
+// (sealed with a key kept in theus_meta; see WithNotifyValues) and the
+// group was numbered as its engine sent it, else from the log; it also
+// polls
 // (WithPollInterval), in case the listening connection was lost, and
 // listens again with backoff. engine.Engine.Sync waits until an instance
 // has applied every commit durable when it was called.

@@ -94,3 +94,11 @@ func (s *Store) ReadBothWays(ctx context.Context, relay bool, limit int) (raw bo
 
 // PartExpr is partExpr.
 var PartExpr = partExpr
+
+// Renumbered returns how many groups committed in one round trip were
+// numbered after commits of other instances.
+func (s *Store) Renumbered() uint64 { return s.trips.renumbered.Load() }
+
+// NotAlone returns how many groups that took their instance for alone
+// found the head moved.
+func (s *Store) NotAlone() uint64 { return s.trips.notAlone.Load() }

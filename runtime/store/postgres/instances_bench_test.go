@@ -85,12 +85,13 @@ func BenchmarkThreeInstances(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "commits/s")
 			b.ReportMetric(float64(conflicts)/float64(b.N), "conflicts/commit")
-			var one, moved uint64
+			var one, moved, renumbered uint64
 			for _, st := range stores {
 				o, m := st.Trips()
-				one, moved = one+o, moved+m
+				one, moved, renumbered = one+o, moved+m, renumbered+st.Renumbered()
 			}
 			b.ReportMetric(float64(one), "onetrip")
+			b.ReportMetric(float64(renumbered), "renumbered")
 			b.ReportMetric(float64(moved), "moved")
 		})
 	}

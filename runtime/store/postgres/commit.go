@@ -27,6 +27,16 @@ import (
 // open, it resolves every such outcome (DESIGN.md, invariant 11).
 var ErrUnknownOutcome = errors.New("the commit's outcome is unknown: the connection broke during COMMIT and the store was closed before it could read it back")
 
+// ErrCommittedUnapplied is returned (wrapped) by a commit group that is in
+// the database, numbered after commits of other instances that the engine
+// then could not apply (it could not read them back, or decode them: an
+// instance of another contract on the same schema): its callers get an
+// error, yet their commits happened and their messages will be delivered.
+// Until the engine can apply those commits, its next groups take the head
+// row's lock, which hands it the others' commits before anything is
+// written, and fail with nothing written.
+var ErrCommittedUnapplied = errors.New("committed after other instances' commits that the engine could not apply")
+
 // commitTimeout bounds one attempt at a commit's transaction: the engine
 // hands a group over without a deadline, and a connection that hangs must
 // not stall every caller of the group for ever.
@@ -205,7 +215,7 @@ func consecutive(recs []*engine.Record, first uint64) error {
 // head row first, read what the others committed and rebase on it
 // (locked).
 func (s *Store) commit(ctx context.Context, recs []*engine.Record, fp *engine.Footprint, rebase func([]engine.Remote, bool) ([]*engine.Record, error)) ([]*engine.Record, error) {
-	if base := recs[0].Version - 1; s.calm.ok() && base > 0 && !s.lockOnly.Load() {
+	if base := recs[0].Version - 1; s.calm.ok() && base > 0 && !s.lockOnly.Load() && !s.unapplied {
 		if rebase == nil || fp != nil && fp.All {
 			fp = nil
 		}
@@ -312,20 +322,29 @@ func (s *Store) commitAt(ctx context.Context, recs []*engine.Record, base uint64
 	// numbers recs as they were written.
 	s.trips.renumbered.Add(1)
 	s.calm.others()
-	if bad != nil || uint64(len(others)) != first-base-1 {
-		if others, err = s.readOthers(base, first-1); err != nil {
-			return true, recs, err
-		}
-	}
 	n := len(recs)
-	if recs, err = rebase(others, true); err == nil && len(recs) != n {
-		err = fmt.Errorf("the engine kept %d of the %d commits written after versions %d-%d", len(recs), n, base+1, first-1)
+	if bad != nil || uint64(len(others)) != first-base-1 {
+		others, err = s.readOthers(base, first-1)
+	}
+	if err == nil {
+		err = s.fault(BeforeApply)
+	}
+	if err == nil {
+		if recs, err = rebase(others, true); err == nil && len(recs) != n {
+			err = fmt.Errorf("the engine kept %d of the %d commits written after versions %d-%d", len(recs), n, base+1, first-1)
+		}
 	}
 	if err == nil {
 		err = consecutive(recs, first)
 	}
 	if err != nil {
-		return true, recs, fmt.Errorf("versions %d-%d are committed, but the engine could not number them so (restart it): %w", first, first+uint64(n)-1, err)
+		// The group is in the database, numbered after commits the engine
+		// does not hold: its next groups take the head row's lock, which
+		// hands the engine those commits and its own before anything is
+		// written, and fail with nothing written while it cannot apply
+		// them.
+		s.unapplied = true
+		return true, recs, fmt.Errorf("versions %d-%d: %w: %w", first, first+uint64(n)-1, ErrCommittedUnapplied, err)
 	}
 	s.version = recs[n-1].Version
 	return true, recs, nil
@@ -463,6 +482,7 @@ func (s *Store) locked(ctx context.Context, recs []*engine.Record, rebase func([
 			return recs, err
 		}
 	}
+	s.unapplied = false // the engine holds every commit up to the head
 	if err := s.fault(BeforeWrite); err != nil {
 		return recs, err
 	}

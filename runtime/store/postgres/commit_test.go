@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -21,7 +22,8 @@ type twoInstances struct {
 	a, b       *bank.Engine
 	other      func() error
 	armed      atomic.Bool
-	version, i uint64 // A's next version, for deposit
+	failApply  atomic.Bool // fail A's next group at BeforeApply
+	version, i uint64      // A's next version, for deposit
 }
 
 func newTwoInstances(t *testing.T) *twoInstances {
@@ -29,6 +31,9 @@ func newTwoInstances(t *testing.T) *twoInstances {
 	hook := func(s postgres.Step) error {
 		if s == postgres.BeforeWrite && ti.armed.CompareAndSwap(true, false) {
 			return ti.other()
+		}
+		if s == postgres.BeforeApply && ti.failApply.CompareAndSwap(true, false) {
+			return errInjected
 		}
 		return nil
 	}
@@ -158,6 +163,38 @@ func TestOneRoundTripAfterOthers(t *testing.T) {
 		t.Fatalf("deposit: version %d, %v; want 6", r.Version, err)
 	}
 	ti.trips(t, 4, 0, 1)
+	ti.check(t, 6, map[string]int64{"acc-000": 102, "acc-001": 102, "acc-002": 90, "acc-003": 110})
+}
+
+// A group numbered after B's commit in its round trip is in the database
+// even when the engine then fails to apply B's commit: its caller gets
+// ErrCommittedUnapplied, and A's next group takes the head row's lock,
+// which hands A's engine B's commit and its own before it writes.
+func TestCommittedUnappliedTakesTheLock(t *testing.T) {
+	ctx := context.Background()
+	ti := newTwoInstances(t)
+	for v := range uint64(3) {
+		if r, err := ti.a.Deposit(ctx, bank.DepositArgs{ID: "acc-000", Amount: 1}); err != nil || r.Version != v+1 {
+			t.Fatalf("deposit: version %d, %v; want %d", r.Version, err, v+1)
+		}
+	}
+	ti.other = func() error {
+		_, err := ti.b.Transfer(ctx, bank.TransferArgs{From: "acc-002", To: "acc-003", Amount: 10})
+		return err
+	}
+	ti.armed.Store(true)
+	ti.failApply.Store(true)
+	if _, err := ti.a.Transfer(ctx, bank.TransferArgs{From: "acc-000", To: "acc-001", Amount: 2}); !errors.Is(err, postgres.ErrCommittedUnapplied) {
+		t.Fatalf("A's transfer numbered after B's, not applied: %v; want ErrCommittedUnapplied", err)
+	}
+	ti.trips(t, 3, 0, 1)
+	if r, err := ti.a.Deposit(ctx, bank.DepositArgs{ID: "acc-000", Amount: 1}); err != nil || r.Version != 6 {
+		t.Fatalf("deposit after the unapplied group: version %d, %v; want 6", r.Version, err)
+	}
+	ti.trips(t, 3, 0, 1) // the deposit took the head row's lock
+	if v := ti.a.Snapshot().Version(); v != 6 {
+		t.Fatalf("A is at version %d, want 6", v)
+	}
 	ti.check(t, 6, map[string]int64{"acc-000": 102, "acc-001": 102, "acc-002": 90, "acc-003": 110})
 }
 

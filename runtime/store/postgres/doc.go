@@ -64,7 +64,12 @@
 // for the group's token, which every log row of the group carries. The
 // callers get their receipts if it is there, engine.ErrStore if it is not.
 // It retries that read with backoff until it knows; if the store is
-// closed first, the error wraps ErrUnknownOutcome.
+// closed first, the error wraps ErrUnknownOutcome. A group committed in
+// one round trip after other instances' commits that its engine then
+// cannot apply (an instance of another contract on the schema) is in the
+// database, yet its callers get an error wrapping ErrCommittedUnapplied;
+// the engine's next groups take the head row's lock, and fail with
+// nothing written, until it can apply them.
 //
 // An instance paused while its group holds the head row (a long GC pause,
 // a stopped process) holds up the others: the store's sessions run with

@@ -171,7 +171,11 @@ type Store struct {
 	trips trips
 	// lockOnly makes every group take the head row's lock (benchmarks).
 	lockOnly atomic.Bool
-	scr      scratch
+	// unapplied: a group is in the database after commits of other
+	// instances that the engine could not apply; groups take the head
+	// row's lock until it has (ErrCommittedUnapplied).
+	unapplied bool
+	scr       scratch
 	// pending is how the contract's fields differ from those recorded, as
 	// Recover found: the next commit records the difference in its
 	// transaction (recordPending), so until then the schema is as the
@@ -316,6 +320,11 @@ const (
 	// reply came back): the store finds out that the transaction did
 	// commit.
 	AfterCommit
+	// BeforeApply: a group in one round trip committed after commits of
+	// other instances, which the engine is about to apply. An error here
+	// is taken for the engine's failure to apply them
+	// (ErrCommittedUnapplied).
+	BeforeApply
 )
 
 func (s Step) String() string {
@@ -326,6 +335,8 @@ func (s Step) String() string {
 		return "before commit"
 	case AfterCommit:
 		return "after commit"
+	case BeforeApply:
+		return "before apply"
 	}
 	return fmt.Sprintf("Step(%d)", int(s))
 }

@@ -56,6 +56,16 @@ func (ti *twoInstances) during(id string, amount int64, want uint64) {
 	ti.armed.Store(true)
 }
 
+// deposits makes n deposits of 1 into acc-000 on A, as versions 1 to n.
+func (ti *twoInstances) deposits(t *testing.T, n uint64) {
+	t.Helper()
+	for v := range n {
+		if r, err := ti.a.Deposit(context.Background(), bank.DepositArgs{ID: "acc-000", Amount: 1}); err != nil || r.Version != v+1 {
+			t.Fatalf("deposit: version %d, %v; want %d", r.Version, err, v+1)
+		}
+	}
+}
+
 func (ti *twoInstances) trips(t *testing.T, one, moved, renumbered uint64) {
 	t.Helper()
 	o, m := ti.sa.Trips()
@@ -134,11 +144,7 @@ func slicesContains(ids []string, id string) bool {
 func TestOneRoundTripAfterOthers(t *testing.T) {
 	ctx := context.Background()
 	ti := newTwoInstances(t)
-	for v := range uint64(3) {
-		if r, err := ti.a.Deposit(ctx, bank.DepositArgs{ID: "acc-000", Amount: 1}); err != nil || r.Version != v+1 {
-			t.Fatalf("deposit: version %d, %v; want %d", r.Version, err, v+1)
-		}
-	}
+	ti.deposits(t, 3)
 	ti.trips(t, 2, 0, 0) // the first group writes the state under the lock
 	ti.other = func() error {
 		r, err := ti.b.Transfer(ctx, bank.TransferArgs{From: "acc-002", To: "acc-003", Amount: 10})
@@ -173,11 +179,7 @@ func TestOneRoundTripAfterOthers(t *testing.T) {
 func TestCommittedUnappliedTakesTheLock(t *testing.T) {
 	ctx := context.Background()
 	ti := newTwoInstances(t)
-	for v := range uint64(3) {
-		if r, err := ti.a.Deposit(ctx, bank.DepositArgs{ID: "acc-000", Amount: 1}); err != nil || r.Version != v+1 {
-			t.Fatalf("deposit: version %d, %v; want %d", r.Version, err, v+1)
-		}
-	}
+	ti.deposits(t, 3)
 	ti.other = func() error {
 		_, err := ti.b.Transfer(ctx, bank.TransferArgs{From: "acc-002", To: "acc-003", Amount: 10})
 		return err
@@ -205,11 +207,7 @@ func TestCommittedUnappliedTakesTheLock(t *testing.T) {
 func TestOverlapTakesTheLock(t *testing.T) {
 	ctx := context.Background()
 	ti := newTwoInstances(t)
-	for v := range uint64(3) {
-		if r, err := ti.a.Deposit(ctx, bank.DepositArgs{ID: "acc-000", Amount: 1}); err != nil || r.Version != v+1 {
-			t.Fatalf("deposit: version %d, %v; want %d", r.Version, err, v+1)
-		}
-	}
+	ti.deposits(t, 3)
 	ti.during("acc-000", 10, 4)
 	if r, err := ti.a.Deposit(ctx, bank.DepositArgs{ID: "acc-000", Amount: 1}); err != nil || r.Version != 5 {
 		t.Fatalf("A's deposit after B's: version %d, %v; want 5", r.Version, err)
@@ -230,11 +228,7 @@ func TestAloneGroupFindsTheHeadMoved(t *testing.T) {
 	ctx := context.Background()
 	ti := newTwoInstances(t)
 	const alone = 12
-	for v := range uint64(alone) {
-		if r, err := ti.a.Deposit(ctx, bank.DepositArgs{ID: "acc-000", Amount: 1}); err != nil || r.Version != v+1 {
-			t.Fatalf("deposit: version %d, %v; want %d", r.Version, err, v+1)
-		}
-	}
+	ti.deposits(t, alone)
 	ti.during("acc-001", 10, alone+1)
 	if r, err := ti.a.Deposit(ctx, bank.DepositArgs{ID: "acc-000", Amount: 1}); err != nil || r.Version != alone+2 {
 		t.Fatalf("A's deposit after B's: version %d, %v; want %d", r.Version, err, alone+2)

@@ -152,8 +152,14 @@ func (t ptree[K]) get(k K) unsafe.Pointer {
 
 // walk yields every entry in ascending key order.
 func (t ptree[K]) walk(yield func(K, unsafe.Pointer) bool) {
-	if t.root != nil {
-		t.root.walk(yield)
+	var c pcursor[K]
+	c.start(t)
+	for n := c.nextLeaf(); n != nil; n = c.nextLeaf() {
+		for i := range int(n.n) {
+			if !yield(n.keys[i], n.val(i)) {
+				return
+			}
+		}
 	}
 }
 
@@ -353,9 +359,10 @@ func (n *pnode[K]) del(k K) (*pnode[K], bool) {
 	return &c, true
 }
 
-// pcursor walks the leaves of a tree in ascending key order, so that
-// MapView.All ranges over a leaf's entries in a loop of its own, with no
-// function value per entry (one compiled per type of view).
+// pcursor walks the leaves of a tree in ascending key order: for walk,
+// and for MapView.All, which ranges over a leaf's entries in a loop of
+// its own, with no function value per entry (one compiled per type of
+// view).
 type pcursor[K cmp.Ordered] struct {
 	// stack holds the nodes from the root down to the current one, each
 	// with the index of its next child. A node has at least pfan/2
@@ -394,21 +401,4 @@ func (c *pcursor[K]) nextLeaf() *pnode[K] {
 		c.depth++
 	}
 	return nil
-}
-
-func (n *pnode[K]) walk(yield func(K, unsafe.Pointer) bool) bool {
-	if n.leaf {
-		for i := range int(n.n) {
-			if !yield(n.keys[i], n.val(i)) {
-				return false
-			}
-		}
-		return true
-	}
-	for i := range int(n.n) {
-		if !n.kid(i).walk(yield) {
-			return false
-		}
-	}
-	return true
 }

@@ -412,21 +412,36 @@ func (s *Store) needles(fp *engine.Footprint) (writes, keys [][]byte) {
 // outcome was resolved), retrying until it has them or the store is
 // closed.
 func (s *Store) readOthers(after, upTo uint64) ([]engine.Remote, error) {
-	backoff := 10 * time.Millisecond
-	for {
+	var others []engine.Remote
+	err := s.retry("postgres: read the commits of other instances before a group's", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-		others, err := s.readRemotes(ctx, s.pool, after, upTo, 0)
-		cancel()
-		if err == nil && uint64(len(others)) != upTo-after {
+		defer cancel()
+		var err error
+		if others, err = s.readRemotes(ctx, s.pool, after, upTo, 0); err == nil && uint64(len(others)) != upTo-after {
 			err = fmt.Errorf("the log holds %d commits after version %d up to %d", len(others), after, upTo)
 		}
+		return err
+	}, "versions", fmt.Sprintf("%d-%d", after+1, upTo))
+	if err != nil {
+		return nil, fmt.Errorf("the store was closed before it could read versions %d-%d, committed by other instances before the group: %w", after+1, upTo, err)
+	}
+	return others, nil
+}
+
+// retry calls try until it succeeds, logging each failure (msg, attrs)
+// and waiting between tries (10 ms, doubling up to 5 s); once the store is
+// closed, it returns try's last error.
+func (s *Store) retry(msg string, try func() error, attrs ...any) error {
+	backoff := 10 * time.Millisecond
+	for {
+		err := try()
 		if err == nil {
-			return others, nil
+			return nil
 		}
-		s.opts.logger.Warn("postgres: read the commits of other instances before a group's", "versions", fmt.Sprintf("%d-%d", after+1, upTo), "err", redact(err, s.secret...), "in", backoff)
+		s.opts.logger.Warn(msg, append(attrs, "err", redact(err, s.secret...), "in", backoff)...)
 		select {
 		case <-s.closed:
-			return nil, fmt.Errorf("the store was closed before it could read versions %d-%d, committed by other instances before the group: %w", after+1, upTo, err)
+			return err
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
@@ -741,20 +756,14 @@ func newToken() int64 {
 // the group's token in the log. It retries with backoff until it knows,
 // or the store is closed.
 func (s *Store) resolve(pid uint32, start any, base, last uint64, token int64) (uint64, error) {
-	backoff := 10 * time.Millisecond
-	for {
-		first, err := s.readBack(pid, start, base, token)
-		if err == nil {
-			return first, nil
-		}
-		s.opts.logger.Warn("postgres: read back a commit whose COMMIT failed; retrying", "version", last, "err", redact(err, s.secret...), "in", backoff)
-		select {
-		case <-s.closed:
-			return 0, ErrUnknownOutcome
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
+	var first uint64
+	if err := s.retry("postgres: read back a commit whose COMMIT failed; retrying", func() (err error) {
+		first, err = s.readBack(pid, start, base, token)
+		return err
+	}, "version", last); err != nil {
+		return 0, ErrUnknownOutcome
 	}
+	return first, nil
 }
 
 func (s *Store) readBack(pid uint32, start any, base uint64, token int64) (first uint64, err error) {

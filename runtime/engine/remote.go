@@ -241,10 +241,15 @@ func (e *core) footprint(batch []*Tx) *Footprint {
 			fp.Entries = append(fp.Entries, Write{Path: e.paths[r.path], Key: r.key})
 		}
 		for _, k := range t.keys {
-			fp.Entries = append(fp.Entries, Write{Path: e.paths[k.path], Key: k.key})
+			if !slices.Contains(t.reads, k.collKey) { // an entry read and written once
+				fp.Entries = append(fp.Entries, Write{Path: e.paths[k.path], Key: k.key})
+			}
 		}
 		for i := range t.msgs {
-			fp.Keys = append(fp.Keys, outbox.TopicKey{Topic: t.msgs[i].Topic, Key: t.msgs[i].Key})
+			// A commit's messages to one key often come together.
+			if tk := (outbox.TopicKey{Topic: t.msgs[i].Topic, Key: t.msgs[i].Key}); len(fp.Keys) == 0 || fp.Keys[len(fp.Keys)-1] != tk {
+				fp.Keys = append(fp.Keys, tk)
+			}
 		}
 	}
 	return fp

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -360,39 +359,18 @@ func (s *Store) commitAt(ctx context.Context, recs []*engine.Record, base uint64
 func (s *Store) needles(fp *engine.Footprint) (writes, keys [][]byte) {
 	sc := &s.scr
 	sc.needles, sc.at = sc.needles[:0], sc.at[:0]
-	// end ends the needle being appended; a commit that reads an entry
-	// and writes it gives the same needle twice in a row (of the needles
-	// from the first-th on): once is enough.
-	end := func(first int) {
-		n := len(sc.at)
-		start := 0
-		if n > 0 {
-			start = sc.at[n-1]
-		}
-		if n > first {
-			prev := 0
-			if n > 1 {
-				prev = sc.at[n-2]
-			}
-			if bytes.Equal(sc.needles[prev:start], sc.needles[start:]) {
-				sc.needles = sc.needles[:start]
-				return
-			}
-		}
-		sc.at = append(sc.at, len(sc.needles))
-	}
 	for _, p := range fp.Paths {
 		sc.needles = append(sc.needles, p...)
-		end(0)
+		sc.at = append(sc.at, len(sc.needles))
 	}
 	for _, e := range fp.Entries {
 		sc.needles = appendStr(appendStr(sc.needles, e.Path), e.Key)
-		end(0)
+		sc.at = append(sc.at, len(sc.needles))
 	}
 	nwrites := len(sc.at)
 	for _, k := range fp.Keys {
 		sc.needles = appendStr(appendStr(sc.needles, k.Topic), k.Key)
-		end(nwrites)
+		sc.at = append(sc.at, len(sc.needles))
 	}
 	sc.writes, sc.keys = sc.writes[:0], sc.keys[:0]
 	start := 0

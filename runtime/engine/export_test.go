@@ -1,5 +1,7 @@
 package engine
 
+import "time"
+
 // OnWait makes e call f, with its lock held, whenever a CompareAndSwap
 // starts to wait for another call's exclusive turn.
 func OnWait[S any](e *Engine[S], f func()) {
@@ -21,4 +23,13 @@ func OnRefuse[S any](e *Engine[S], f func()) {
 	e.c.mu.Lock()
 	defer e.c.mu.Unlock()
 	e.c.onRefuse = f
+}
+
+// LingerFor makes a group of e wait up to d for the calls inside the
+// engine to join it, instead of the bound e would choose, and call f, with
+// its lock held, when it starts to wait.
+func LingerFor[S any](e *Engine[S], d time.Duration, f func()) {
+	e.c.mu.Lock()
+	defer e.c.mu.Unlock()
+	e.c.lingerFor, e.c.onLinger = d, f
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -83,6 +84,26 @@ func within[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
+// commitGroup waits for the next group to reach g, checks that it holds
+// the versions want, and lets it commit.
+func (g *gate) commitGroup(t *testing.T, want ...uint64) {
+	t.Helper()
+	if vs := within(t, g.entered, "a group"); !slices.Equal(vs, want) {
+		t.Fatalf("group = %v, want %v", vs, want)
+	}
+	g.release <- nil
+}
+
+// receipts checks that every call returned a receipt.
+func receipts(t *testing.T, calls ...<-chan result) {
+	t.Helper()
+	for _, ch := range calls {
+		if res := within(t, ch, "a receipt"); res.err != nil {
+			t.Fatal(res.err)
+		}
+	}
+}
+
 // returned is what a function run by async returned.
 type returned[T any] struct {
 	r   T
@@ -142,15 +163,8 @@ func TestReceiptDoesNotWaitForLaterGroups(t *testing.T) {
 		t.Fatalf("first call: %+v, want version 1", res)
 	}
 	// The first caller returned; the next group is now in the store.
-	if vs := within(t, g.entered, "the second group"); len(vs) != 2 || vs[0] != 2 || vs[1] != 3 {
-		t.Fatalf("second group = %v, want [2 3]", vs)
-	}
-	g.release <- nil
-	for _, ch := range []<-chan result{second, third} {
-		if res := within(t, ch, "a receipt of the second group"); res.err != nil {
-			t.Fatal(res.err)
-		}
-	}
+	g.commitGroup(t, 2, 3)
+	receipts(t, second, third)
 	if v, s := e.Snapshot(); v != 3 || s.C[0] != 2 || s.C[1] != 1 {
 		t.Fatalf("version %d, state %+v; want 3, c0 2, c1 1", v, s.C)
 	}

@@ -1307,9 +1307,11 @@ const maxLinger = time.Millisecond
 // a local store works on the machine's CPUs, which the callers need too
 // (SQLite, 64 callers: 8% fewer commits per second), so its groups do
 // not wait (inside stays 0). A caller that leaves ends the wait for it,
-// and so does Close. e.mu is held, and released while it waits.
+// and so does Close. Nor does a group wait during an exclusive turn, which
+// holds the calls back and may itself wait for the group. e.mu is held,
+// and released while it waits.
 func (e *core) linger() {
-	if int(e.inside.Load()) <= len(e.pending) {
+	if int(e.inside.Load()) <= len(e.pending) || e.exclusive {
 		return
 	}
 	d := min(e.stored/2, maxLinger)
@@ -1321,7 +1323,7 @@ func (e *core) linger() {
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
-	for int(e.inside.Load()) > len(e.pending) && !e.closed.Load() {
+	for int(e.inside.Load()) > len(e.pending) && !e.closed.Load() && !e.exclusive {
 		e.mu.Unlock()
 		select {
 		case <-e.nudge:

@@ -135,3 +135,23 @@ func TestLocalStoreGroupDoesNotWait(t *testing.T) {
 	g.commitGroup(t, 3)
 	receipts(t, first, second, third)
 }
+
+// During an exclusive turn (here a CompareAndSwap's, which waits for the
+// commits in flight to settle) a group does not wait for the calls inside
+// the engine: the turn holds them back and waits for the group.
+func TestGroupDoesNotWaitDuringAnExclusiveTurn(t *testing.T) {
+	e, g, first, second := heldWithPending(t, true, time.Hour, nil)
+	third, proceed := runningCall(t, e)
+	waiting, wait := signal()
+	engine.OnWait(e, wait)
+	cas := goCAS(e, 0, patch{pathC0: 7})
+	within(t, waiting, "the CompareAndSwap's turn")
+	g.release <- nil
+	g.commitGroup(t, 2)
+	if res := within(t, cas, "the CompareAndSwap"); !errors.Is(res.err, engine.ErrVersionMismatch) {
+		t.Fatalf("CompareAndSwap: %+v, want ErrVersionMismatch", res)
+	}
+	close(proceed)
+	g.commitGroup(t, 3)
+	receipts(t, first, second, third)
+}

@@ -54,7 +54,9 @@ type SharedStore interface {
 	// returns nil; it retries store errors itself. apply returns the last
 	// version the engine has applied, which may be below what it was
 	// given (it was committing, and its own commit applies them): Follow
-	// goes on after that version. The engine runs Follow in a goroutine of
+	// goes on after that version. apply(nil) only returns that version
+	// (a store that does not tell an engine of its own commits learns
+	// how far they reach). The engine runs Follow in a goroutine of
 	// its own, so that an idle engine catches up within milliseconds.
 	Follow(ctx context.Context, from uint64, apply func(others []Remote) (applied uint64)) error
 	// Head returns the last durable version of the store, whichever

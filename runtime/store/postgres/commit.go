@@ -111,7 +111,9 @@ func newQueries(schema string) queries {
 				1 / (CASE WHEN EXISTS (SELECT 1 FROM unnest($2::bytea[]) n WHERE position(n IN writes) > 0)
 					OR EXISTS (SELECT 1 FROM unnest($3::bytea[]) n WHERE position(n IN key_seqs) > 0) THEN 0 ELSE 1 END)
 			FROM {s}.theus_log WHERE version > $1 AND version <= $1 + ` + shift + ` ORDER BY version`),
-		notify:   `SELECT pg_notify($1, $2)`,
+		// Notifies only when a Store other than this one ($3) listens
+		// (listeners.go).
+		notify:   f(`SELECT pg_notify($1, $2) FROM {s}.theus_listeners WHERE id <> $3 AND expires > clock_timestamp() LIMIT 1`),
 		readBack: f(`SELECT min(version) FROM {s}.theus_log WHERE version > $1 AND grp = $2`),
 	}
 	q.at.insertLog = strings.Replace(q.insertLog, "SELECT v, $2, p, a, w, x, k, i FROM",
@@ -130,7 +132,7 @@ func newQueries(schema string) queries {
 		"SELECT CASE WHEN "+shift+" = 0 THEN i ELSE left(i, -21) || lpad(to_hex(v + "+shift+"), 16, '0') || right(i, 5) END, v + "+shift+", x,", 1)
 	// The sealed payload names the versions: with other instances'
 	// commits before the group, the notice names its last version only.
-	q.at.notify = `SELECT pg_notify($1, CASE WHEN ` + shift + ` = 0 THEN $2 ELSE ($3::bigint + ` + shift + `)::text END)`
+	q.at.notify = strings.Replace(q.notify, "pg_notify($1, $2)", "pg_notify($1, CASE WHEN "+shift+" = 0 THEN $2 ELSE ($4::bigint + "+shift+")::text END)", 1)
 	return q
 }
 
@@ -931,9 +933,9 @@ func (s *Store) batch(b *pgx.Batch, recs []*engine.Record, first bool, token int
 		return err
 	}
 	if at {
-		b.Queue(s.q.at.notify, s.channel, s.notice(versions, procs, ats, writes, vals, keySeqs, ids), versions[n-1])
+		b.Queue(s.q.at.notify, s.channel, s.notice(versions, procs, ats, writes, vals, keySeqs, ids), s.listener, versions[n-1])
 	} else {
-		b.Queue(s.q.notify, s.channel, s.notice(versions, procs, ats, writes, vals, keySeqs, ids))
+		b.Queue(s.q.notify, s.channel, s.notice(versions, procs, ats, writes, vals, keySeqs, ids), s.listener)
 	}
 	return nil
 }

@@ -102,3 +102,9 @@ func (s *Store) Renumbered() uint64 { return s.trips.renumbered.Load() }
 // NotAlone returns how many groups that took their instance for alone
 // found the head moved.
 func (s *Store) NotAlone() uint64 { return s.trips.notAlone.Load() }
+
+// Listener returns the id of the Store's registration in theus_listeners.
+func (s *Store) Listener() int64 { return s.listener }
+
+// Renew runs the beat of the Store's listener once.
+func (s *Store) Renew(ctx context.Context) error { return s.renew(ctx) }

@@ -105,6 +105,19 @@ func (s *Store) listenOnce(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{s.channel}.Sanitize()); err != nil {
 		return err
 	}
+	if err := s.register(ctx); err != nil {
+		return err
+	}
+	beat, stop := context.WithCancel(ctx)
+	beating := make(chan struct{})
+	go func() {
+		defer close(beating)
+		s.beat(beat)
+	}()
+	defer func() {
+		stop()
+		<-beating
+	}()
 	s.heard.lost() // what was committed while nobody listened
 	s.wake()
 	for {
@@ -124,7 +137,8 @@ func (s *Store) listenOnce(ctx context.Context) error {
 // notifications' payloads when they hold every commit after from that
 // notifications told of (usable), else from the log. When apply returns
 // a version below the last one it was given (its engine was committing),
-// Follow asks again after a short delay. It retries errors of the
+// Follow asks again after a short delay; apply(nil) only returns the
+// engine's version. It retries errors of the
 // database with backoff, and returns nil when ctx ends.
 func (s *Store) Follow(ctx context.Context, from uint64, apply func([]engine.Remote) uint64) error {
 	if s.codec == nil {
@@ -134,6 +148,10 @@ func (s *Store) Follow(ctx context.Context, from uint64, apply func([]engine.Rem
 	readLog := true // at first, after the poll, and when the payloads do not do
 	for ctx.Err() == nil {
 		changed := s.changes()
+		// This Store's own commits are not notified to it (listeners.go):
+		// the engine's version tells how far they reach, so that the
+		// payloads of the next commits of others make a run after them.
+		from = max(from, apply(nil))
 		var others []engine.Remote
 		if !s.opts.notifyValues {
 			readLog = true // see WithNotifyValues

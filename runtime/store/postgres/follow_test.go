@@ -160,8 +160,11 @@ func TestFollowIgnoresForeignNotice(t *testing.T) {
 		}
 	}
 
-	// Version head+1 of s2, as its notification carries it.
+	// Version head+1 of s2, as its notification carries it: x notifies
+	// once another Store listens on s2.
 	pool := userPool(t)
+	openStore(t, s2).Notify()
+	waitListeners(ctx, t, pool, s2, 2)
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)

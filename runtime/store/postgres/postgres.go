@@ -25,7 +25,7 @@ import (
 
 // layoutVersion is the layout of the tables below. Open upgrades a store
 // of an earlier layout (see upgrades) and refuses a later one.
-const layoutVersion = 4
+const layoutVersion = 5
 
 // upgrades[v] turns a store of layout v into one of layout v+1; upgrades[0]
 // creates the tables of an empty schema. Every statement names its tables
@@ -136,6 +136,15 @@ CREATE TABLE IF NOT EXISTS {s}.theus_ack_marks (
 	`
 ALTER TABLE {s}.theus_relays ADD COLUMN IF NOT EXISTS lock_key bigint;
 `,
+	// Layout 5: every Store that listens for commits is registered with
+	// the expiry of its last beat (listeners.go); a group notifies only
+	// when another one is.
+	`
+CREATE TABLE IF NOT EXISTS {s}.theus_listeners (
+	id      bigint PRIMARY KEY,
+	expires timestamptz NOT NULL
+);
+`,
 }
 
 // Store is a durable engine.SharedStore and outbox.Store on PostgreSQL.
@@ -182,7 +191,8 @@ type Store struct {
 	// previous contract left it.
 	pending engine.Evolution
 
-	// The listener (follow.go).
+	// The listener (follow.go), registered by its id (listeners.go).
+	listener int64
 	lmu      sync.Mutex
 	changed  chan struct{}
 	listenOn bool
@@ -402,7 +412,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		// strings: say no more than that it did not parse.
 		return nil, errors.New("postgres: the DSN does not parse (want postgres://user:password@host:port/database?options or key=value pairs)")
 	}
-	s := &Store{opts: o, closed: make(chan struct{}), changed: make(chan struct{})}
+	s := &Store{opts: o, closed: make(chan struct{}), changed: make(chan struct{}), listener: newToken()}
 	if pw := cfg.ConnConfig.Password; pw != "" {
 		s.secret = []string{pw, url.QueryEscape(pw), url.PathEscape(pw)}
 	}
@@ -510,8 +520,12 @@ func (s *Store) Close() error {
 		if s.stop != nil {
 			s.stop()
 		}
+		listened := s.listenOn
 		s.lmu.Unlock()
 		s.wg.Wait()
+		if listened {
+			s.unregister()
+		}
 		s.pool.Close()
 	})
 	return nil

@@ -202,7 +202,7 @@ func TestUnknownLayoutIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := postgres.Open(context.Background(), testDSN(), postgres.WithSchema(schema))
-	if err == nil || !strings.Contains(err.Error(), "layout is version 99; this build reads version 4") {
+	if err == nil || !strings.Contains(err.Error(), "layout is version 99; this build reads version 5") {
 		t.Fatalf("err = %v, want a refusal of layout 99", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -579,7 +580,11 @@ func (s *Store) send(ctx context.Context, c *txConn, b *pgx.Batch, recs []*engin
 	pid := c.Conn.Conn().PgConn().PID()
 	start, _ := s.pids.Load(pid)
 	base, last := recs[0].Version-1, recs[len(recs)-1].Version
-	failed, err = execBatch(ctx, c.Conn, b, r)
+	failed, err = execBatch(ctx, c.Conn, b, r, func(i int, tag pgconn.CommandTag) {
+		if i == s.noticeAt {
+			s.unheard = tag.RowsAffected() == 0
+		}
+	})
 	if err == nil {
 		c.open = false
 		err = s.fault(AfterCommit)
@@ -658,8 +663,9 @@ func (s *Store) begin(ctx context.Context, after uint64) (*pgxpool.Conn, int64, 
 // execBatch sends b in one round trip and runs its statements in order,
 // stopping at the first that fails (the server skips the rest), whose
 // index it returns (-1: none, or the failure came after them); r, if not
-// nil, reads the rows of one of them.
-func execBatch(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, r *reader) (int, error) {
+// nil, reads the rows of one of them; done, if not nil, is handed the
+// index and tag of each other statement that succeeded.
+func execBatch(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, r *reader, done func(int, pgconn.CommandTag)) (int, error) {
 	br := conn.SendBatch(ctx, b)
 	failed := -1
 	var err error
@@ -674,7 +680,10 @@ func execBatch(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, r *reader)
 				}
 			}
 		} else {
-			_, err = br.Exec()
+			var tag pgconn.CommandTag
+			if tag, err = br.Exec(); err == nil && done != nil {
+				done(i, tag)
+			}
 		}
 		if err != nil {
 			failed = i
@@ -932,10 +941,18 @@ func (s *Store) batch(b *pgx.Batch, recs []*engine.Record, first bool, token int
 	if err := s.queueMessages(b, recs, at); err != nil {
 		return err
 	}
+	// The payload names the last version only while the last group's
+	// notification found nobody to notify (unheard): a Store that
+	// registers since reads the log for this group.
+	notice := strconv.FormatInt(versions[n-1], 10)
+	if !s.unheard {
+		notice = s.notice(versions, procs, ats, writes, vals, keySeqs, ids)
+	}
+	s.noticeAt = b.Len()
 	if at {
-		b.Queue(s.q.at.notify, s.channel, s.notice(versions, procs, ats, writes, vals, keySeqs, ids), s.listener, versions[n-1])
+		b.Queue(s.q.at.notify, s.channel, notice, s.listener, versions[n-1])
 	} else {
-		b.Queue(s.q.notify, s.channel, s.notice(versions, procs, ats, writes, vals, keySeqs, ids), s.listener)
+		b.Queue(s.q.notify, s.channel, notice, s.listener)
 	}
 	return nil
 }

@@ -40,7 +40,15 @@
 // COMMIT follow in a second round trip. Either way the transaction writes, for each commit, a row of the
 // log, the state values the group left, its messages and the KeySeqs of
 // their keys, moves the head and notifies the other instances (NOTIFY on
-// the channel <schema>_commits, delivered at COMMIT). An idle
+// the channel <schema>_commits, delivered at COMMIT) if any listens: every
+// Store that listens registers in theus_listeners and renews its
+// registration every 10 seconds, and a group notifies only while a
+// registration of another Store is less than 30 seconds old, so an
+// instance alone, with its relay in the same process, sends no
+// notification. A listener registers in a transaction that first waits
+// for the group that holds the head row (SELECT … FOR SHARE) and then
+// reads the log, so it misses no commit; one whose registration expired
+// (its process stalled) registers again the same way. An idle
 // instance listens on that channel, on a connection of its own, and
 // applies the others' commits within milliseconds (Follow), from the
 // notification itself when the group's log rows fit in its payload
@@ -108,6 +116,8 @@
 //     last beat and the key of the advisory lock it holds while it
 //     runs; theus_ack_marks: where the cursors were at each Prune,
 //     to prune what they passed after the retention.
+//   - theus_listeners: a row per Store listening for commits, with the
+//     expiry of its registration.
 //
 // Recover reads the head, the fields, the entries and the KeySeqs in one
 // repeatable-read transaction: its time grows with the state, not with the

@@ -90,7 +90,7 @@ func (s *Store) migrate(ctx context.Context, codec engine.StateCodec, rec *engin
 	// COMMIT whose outcome is unknown fails the start; the next one finds
 	// the migration done, or does it.
 	b.Queue("COMMIT")
-	if _, err = execBatch(ctx, conn, b, nil); err == nil {
+	if _, err = execBatch(ctx, conn, b, nil, nil); err == nil {
 		open = false
 	}
 	return err

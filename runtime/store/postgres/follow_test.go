@@ -137,6 +137,10 @@ func TestFollowIgnoresForeignNotice(t *testing.T) {
 	bs := openStore(t, s1, postgres.WithPollInterval(time.Hour))
 	b := newBank(t, bs, accounts(2, 50))
 	x := newBank(t, openStore(t, s2), accounts(2, 50))
+	// x notifies, with its commits, once another Store listens on s2.
+	pool := userPool(t)
+	openStore(t, s2).Notify()
+	waitListeners(ctx, t, pool, s2, 2)
 	// Until b's listener hears a, and takes a commit from a payload.
 	var head uint64
 	for i := 0; bs.NoticeCommits() == 0; i++ {
@@ -160,11 +164,7 @@ func TestFollowIgnoresForeignNotice(t *testing.T) {
 		}
 	}
 
-	// Version head+1 of s2, as its notification carries it: x notifies
-	// once another Store listens on s2.
-	pool := userPool(t)
-	openStore(t, s2).Notify()
-	waitListeners(ctx, t, pool, s2, 2)
+	// Version head+1 of s2, as its notification carries it.
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)

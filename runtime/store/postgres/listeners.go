@@ -9,12 +9,13 @@ import (
 
 // A commit group notifies the schema's channel only when a Store other
 // than its own listens (the notify statements, newQueries): an instance
-// alone, with its relay in the same process, pays for no notification,
-// which cost it 9–25% of its commits/s at 8 callers (the server's signal
-// and delivery to its own listener, the client's reading and decoding of
-// it). A Store that listens registers in theus_listeners and beats every
-// listenerBeat; a registration that has not been renewed for
-// listenerTTL (its process died or stalled) no longer counts.
+// alone, with its relay in the same process, pays for no notification
+// (the server's signal and delivery to its own listener, the client's
+// reading of it) and, once a group found nobody to notify, builds no
+// sealed payload (batch). A Store that listens registers in
+// theus_listeners and beats every listenerBeat; a registration that has
+// not been renewed for listenerTTL (its process died or stalled) no
+// longer counts.
 //
 // No notification is missed at registration: the registering transaction
 // takes the head row's lock first (FOR SHARE), so a group that holds the

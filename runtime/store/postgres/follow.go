@@ -22,8 +22,9 @@ import (
 	"github.com/theus-go/theus/runtime/internal/wire"
 )
 
-// Every commit notifies the schema's channel (NOTIFY, delivered when the
-// transaction commits). A Store listens on a connection of its own once
+// Every commit group notifies the schema's channel (NOTIFY, delivered when
+// the transaction commits) while a Store other than its own listens
+// (listeners.go). A Store listens on a connection of its own once
 // Follow or Notify is first called, and closes its changed channel at
 // every notification, at every commit of its own, and when the listening
 // connection is (re)established, since notifications sent while it was

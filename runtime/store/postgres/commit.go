@@ -581,8 +581,8 @@ func (s *Store) send(ctx context.Context, c *txConn, b *pgx.Batch, recs []*engin
 	start, _ := s.pids.Load(pid)
 	base, last := recs[0].Version-1, recs[len(recs)-1].Version
 	failed, err = execBatch(ctx, c.Conn, b, r, func(i int, tag pgconn.CommandTag) {
-		if i == s.noticeAt {
-			s.unheard = tag.RowsAffected() == 0
+		if q := b.QueuedQueries[i].SQL; q == s.q.notify || q == s.q.at.notify {
+			s.unheard = tag.RowsAffected() == 0 // see batch
 		}
 	})
 	if err == nil {
@@ -948,7 +948,6 @@ func (s *Store) batch(b *pgx.Batch, recs []*engine.Record, first bool, token int
 	if !s.unheard {
 		notice = s.notice(versions, procs, ats, writes, vals, keySeqs, ids)
 	}
-	s.noticeAt = b.Len()
 	if at {
 		b.Queue(s.q.at.notify, s.channel, notice, s.listener, versions[n-1])
 	} else {

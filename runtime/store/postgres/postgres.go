@@ -180,11 +180,9 @@ type Store struct {
 	trips trips
 	// lockOnly makes every group take the head row's lock (benchmarks).
 	lockOnly atomic.Bool
-	// noticeAt is the index of the group's notify statement in its batch;
-	// unheard is set when the last group's found no other Store
-	// listening (batch).
-	noticeAt int
-	unheard  bool
+	// unheard is set when the last group's notify statement found no
+	// other Store listening (batch).
+	unheard bool
 	// unapplied: a group is in the database after commits of other
 	// instances that the engine could not apply; groups take the head
 	// row's lock until it has (ErrCommittedUnapplied).

@@ -254,7 +254,13 @@ func (s *Store) unclaim() {
 // leaseLoop runs tick every third of the lease until ctx ends.
 func (s *Store) leaseLoop(ctx context.Context, done chan struct{}) {
 	defer close(done)
-	t := time.NewTicker(s.opts.lease / 3)
+	s.every(ctx, s.opts.lease/3, "relay leases; retrying", s.tick)
+}
+
+// every runs f every d until ctx ends or the Store closes, logging its
+// errors as what.
+func (s *Store) every(ctx context.Context, d time.Duration, what string, f func(context.Context) error) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -264,8 +270,8 @@ func (s *Store) leaseLoop(ctx context.Context, done chan struct{}) {
 			return
 		case <-t.C:
 		}
-		if err := s.tick(ctx); err != nil && ctx.Err() == nil {
-			s.opts.logger.Warn("postgres: relay leases; retrying", "err", redact(err, s.secret...))
+		if err := f(ctx); err != nil && ctx.Err() == nil {
+			s.opts.logger.Warn("postgres: "+what, "err", redact(err, s.secret...))
 		}
 	}
 }

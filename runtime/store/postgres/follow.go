@@ -113,7 +113,7 @@ func (s *Store) listenOnce(ctx context.Context) error {
 	beating := make(chan struct{})
 	go func() {
 		defer close(beating)
-		s.beat(beat)
+		s.every(beat, listenerBeat, "renew the listener's registration", s.renew)
 	}()
 	defer func() {
 		stop()

@@ -64,22 +64,6 @@ func (s *Store) renew(ctx context.Context) error {
 	return nil
 }
 
-// beat renews the registration every listenerBeat until ctx ends.
-func (s *Store) beat(ctx context.Context) {
-	t := time.NewTicker(listenerBeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := s.renew(ctx); err != nil && ctx.Err() == nil {
-			s.opts.logger.Warn("postgres: renew the listener's registration", "err", redact(err, s.secret...))
-		}
-	}
-}
-
 // unregister deletes this Store's registration, if it listened, so that
 // the other instances stop notifying at once rather than after
 // listenerTTL. Close calls it; a failure only delays that.

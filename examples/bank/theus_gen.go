@@ -189,7 +189,7 @@ type (
 	// OpenAccountIn is what open_account reads: its arguments, and read-only views of domain.accounts, valid during the call only (Clone what you keep).
 	OpenAccountIn struct {
 		Args OpenAccountArgs
-		s    *theusState
+		s    theusIn
 		tx   *engine.Tx
 	}
 	// OpenAccountOut collects what open_account writes (domain.accounts) and emits (account.opened). It is valid only during the call: using it afterwards panics.
@@ -204,7 +204,7 @@ type (
 )
 
 func (in OpenAccountIn) Accounts() engine.MapView[string, AccountView] {
-	return engine.CollectionView(in.s.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
+	return engine.CollectionView(in.s.p.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
 		return AccountView{p: p}
 	})
 }
@@ -237,7 +237,7 @@ type (
 	// DepositIn is what deposit reads: its arguments, and read-only views of domain.accounts, valid during the call only (Clone what you keep).
 	DepositIn struct {
 		Args DepositArgs
-		s    *theusState
+		s    theusIn
 		tx   *engine.Tx
 	}
 	// DepositOut collects what deposit writes (domain.accounts). It is valid only during the call: using it afterwards panics.
@@ -249,7 +249,7 @@ type (
 )
 
 func (in DepositIn) Accounts() engine.MapView[string, AccountView] {
-	return engine.CollectionView(in.s.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
+	return engine.CollectionView(in.s.p.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
 		return AccountView{p: p}
 	})
 }
@@ -279,7 +279,7 @@ type (
 	// TransferIn is what transfer reads: its arguments, and read-only views of domain.accounts, valid during the call only (Clone what you keep).
 	TransferIn struct {
 		Args TransferArgs
-		s    *theusState
+		s    theusIn
 		tx   *engine.Tx
 	}
 	// TransferOut collects what transfer writes (domain.accounts), emits (transfer.completed) and returns (SetResult). It is valid only during the call: using it afterwards panics.
@@ -295,7 +295,7 @@ type (
 )
 
 func (in TransferIn) Accounts() engine.MapView[string, AccountView] {
-	return engine.CollectionView(in.s.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
+	return engine.CollectionView(in.s.p.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
 		return AccountView{p: p}
 	})
 }
@@ -327,7 +327,7 @@ type (
 	// BalanceIn is what balance reads: its arguments, and read-only views of domain.accounts, valid during the call only (Clone what you keep).
 	BalanceIn struct {
 		Args BalanceArgs
-		s    *theusState
+		s    theusIn
 		tx   *engine.Tx
 	}
 	// BalanceOut collects what balance returns (SetResult). It is valid only during the call: using it afterwards panics.
@@ -339,7 +339,7 @@ type (
 )
 
 func (in BalanceIn) Accounts() engine.MapView[string, AccountView] {
-	return engine.CollectionView(in.s.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
+	return engine.CollectionView(in.s.p.Domain.Accounts, in.tx, theusPathDomainAccounts, func(p *Account) AccountView {
 		return AccountView{p: p}
 	})
 }
@@ -421,15 +421,21 @@ var theusSchema = engine.Schema[theusState]{
 func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
 	switch a := args.(type) {
 	case *OpenAccountArgs:
-		return (*impl.(*Processes)).OpenAccount(ctx, OpenAccountIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*OpenAccountOut)(o))
+		return (*impl.(*Processes)).OpenAccount(ctx, OpenAccountIn{Args: *a, s: theusIn{p: s.(*theusState)}, tx: o.Tx()}, (*OpenAccountOut)(o))
 	case *DepositArgs:
-		return (*impl.(*Processes)).Deposit(ctx, DepositIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*DepositOut)(o))
+		return (*impl.(*Processes)).Deposit(ctx, DepositIn{Args: *a, s: theusIn{p: s.(*theusState)}, tx: o.Tx()}, (*DepositOut)(o))
 	case *TransferArgs:
-		return (*impl.(*Processes)).Transfer(ctx, TransferIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*TransferOut)(o))
+		return (*impl.(*Processes)).Transfer(ctx, TransferIn{Args: *a, s: theusIn{p: s.(*theusState)}, tx: o.Tx()}, (*TransferOut)(o))
 	case *BalanceArgs:
-		return (*impl.(*Processes)).Balance(ctx, BalanceIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*BalanceOut)(o))
+		return (*impl.(*Processes)).Balance(ctx, BalanceIn{Args: *a, s: theusIn{p: s.(*theusState)}, tx: o.Tx()}, (*BalanceOut)(o))
 	}
 	panic("theus: theusRun: arguments of no process it serves")
+}
+
+// theusIn is the snapshot an In reads; its [0]func() makes the Ins not comparable.
+type theusIn struct {
+	_ [0]func()
+	p *theusState
 }
 
 func theusAppendAccount(b []byte, p *Account) ([]byte, error) {

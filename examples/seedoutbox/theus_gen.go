@@ -172,7 +172,7 @@ type (
 	// QueueAliceEmailIn is what queue_alice_email reads: its arguments, and read-only views of domain.alice and domain.outbox_queue, valid during the call only (Clone what you keep).
 	QueueAliceEmailIn struct {
 		Args QueueAliceEmailArgs
-		s    *State
+		s    theusIn
 	}
 	// QueueAliceEmailOut collects what queue_alice_email writes (domain.alice and domain.outbox_queue). It is valid only during the call: using it afterwards panics.
 	QueueAliceEmailOut engine.Out
@@ -185,9 +185,9 @@ type (
 	}
 )
 
-func (in QueueAliceEmailIn) Alice() UserView { return UserView{p: &in.s.Domain.Alice} }
+func (in QueueAliceEmailIn) Alice() UserView { return UserView{p: &in.s.p.Domain.Alice} }
 func (in QueueAliceEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgView] {
-	return engine.NewSliceViewOf(in.s.Domain.OutboxQueue, func(p *OutboxMsg) OutboxMsgView {
+	return engine.NewSliceViewOf(in.s.p.Domain.OutboxQueue, func(p *OutboxMsg) OutboxMsgView {
 		return OutboxMsgView{p: p}
 	}, func(v OutboxMsg) OutboxMsg {
 		return v
@@ -216,7 +216,7 @@ type (
 	// QueueBobEmailIn is what queue_bob_email reads: its arguments, and read-only views of domain.bob and domain.outbox_queue, valid during the call only (Clone what you keep).
 	QueueBobEmailIn struct {
 		Args QueueBobEmailArgs
-		s    *State
+		s    theusIn
 	}
 	// QueueBobEmailOut collects what queue_bob_email writes (domain.bob and domain.outbox_queue). It is valid only during the call: using it afterwards panics.
 	QueueBobEmailOut engine.Out
@@ -229,9 +229,9 @@ type (
 	}
 )
 
-func (in QueueBobEmailIn) Bob() UserView { return UserView{p: &in.s.Domain.Bob} }
+func (in QueueBobEmailIn) Bob() UserView { return UserView{p: &in.s.p.Domain.Bob} }
 func (in QueueBobEmailIn) OutboxQueue() engine.SliceViewOf[OutboxMsg, OutboxMsgView] {
-	return engine.NewSliceViewOf(in.s.Domain.OutboxQueue, func(p *OutboxMsg) OutboxMsgView {
+	return engine.NewSliceViewOf(in.s.p.Domain.OutboxQueue, func(p *OutboxMsg) OutboxMsgView {
 		return OutboxMsgView{p: p}
 	}, func(v OutboxMsg) OutboxMsg {
 		return v
@@ -260,7 +260,7 @@ type (
 	// EmitAliceEmailIn is what emit_alice_email reads: its arguments, and read-only views of domain.alice, valid during the call only (Clone what you keep).
 	EmitAliceEmailIn struct {
 		Args EmitAliceEmailArgs
-		s    *State
+		s    theusIn
 	}
 	// EmitAliceEmailOut collects what emit_alice_email writes (domain.alice) and emits (user.updated). It is valid only during the call: using it afterwards panics.
 	EmitAliceEmailOut engine.Out
@@ -273,7 +273,7 @@ type (
 	}
 )
 
-func (in EmitAliceEmailIn) Alice() UserView { return UserView{p: &in.s.Domain.Alice} }
+func (in EmitAliceEmailIn) Alice() UserView { return UserView{p: &in.s.p.Domain.Alice} }
 
 func (o *EmitAliceEmailOut) SetAlice(v User) { engine.SetOutput((*engine.Out)(o), 0, v) }
 func (o *EmitAliceEmailOut) EmitUserUpdated(p UserUpdated) {
@@ -297,7 +297,7 @@ type (
 	// EmitBobEmailIn is what emit_bob_email reads: its arguments, and read-only views of domain.bob, valid during the call only (Clone what you keep).
 	EmitBobEmailIn struct {
 		Args EmitBobEmailArgs
-		s    *State
+		s    theusIn
 	}
 	// EmitBobEmailOut collects what emit_bob_email writes (domain.bob) and emits (user.updated). It is valid only during the call: using it afterwards panics.
 	EmitBobEmailOut engine.Out
@@ -310,7 +310,7 @@ type (
 	}
 )
 
-func (in EmitBobEmailIn) Bob() UserView { return UserView{p: &in.s.Domain.Bob} }
+func (in EmitBobEmailIn) Bob() UserView { return UserView{p: &in.s.p.Domain.Bob} }
 
 func (o *EmitBobEmailOut) SetBob(v User)                 { engine.SetOutput((*engine.Out)(o), 0, v) }
 func (o *EmitBobEmailOut) EmitUserUpdated(p UserUpdated) { theusEmitUserUpdated((*engine.Out)(o), &p) }
@@ -373,15 +373,21 @@ var theusSchema = engine.Schema[State]{
 func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
 	switch a := args.(type) {
 	case *QueueAliceEmailArgs:
-		return (*impl.(*Processes)).QueueAliceEmail(ctx, QueueAliceEmailIn{Args: *a, s: s.(*State)}, (*QueueAliceEmailOut)(o))
+		return (*impl.(*Processes)).QueueAliceEmail(ctx, QueueAliceEmailIn{Args: *a, s: theusIn{p: s.(*State)}}, (*QueueAliceEmailOut)(o))
 	case *QueueBobEmailArgs:
-		return (*impl.(*Processes)).QueueBobEmail(ctx, QueueBobEmailIn{Args: *a, s: s.(*State)}, (*QueueBobEmailOut)(o))
+		return (*impl.(*Processes)).QueueBobEmail(ctx, QueueBobEmailIn{Args: *a, s: theusIn{p: s.(*State)}}, (*QueueBobEmailOut)(o))
 	case *EmitAliceEmailArgs:
-		return (*impl.(*Processes)).EmitAliceEmail(ctx, EmitAliceEmailIn{Args: *a, s: s.(*State)}, (*EmitAliceEmailOut)(o))
+		return (*impl.(*Processes)).EmitAliceEmail(ctx, EmitAliceEmailIn{Args: *a, s: theusIn{p: s.(*State)}}, (*EmitAliceEmailOut)(o))
 	case *EmitBobEmailArgs:
-		return (*impl.(*Processes)).EmitBobEmail(ctx, EmitBobEmailIn{Args: *a, s: s.(*State)}, (*EmitBobEmailOut)(o))
+		return (*impl.(*Processes)).EmitBobEmail(ctx, EmitBobEmailIn{Args: *a, s: theusIn{p: s.(*State)}}, (*EmitBobEmailOut)(o))
 	}
 	panic("theus: theusRun: arguments of no process it serves")
+}
+
+// theusIn is the snapshot an In reads; its [0]func() makes the Ins not comparable.
+type theusIn struct {
+	_ [0]func()
+	p *State
 }
 
 func theusAppendUser(b []byte, p *User) ([]byte, error) {

@@ -121,7 +121,7 @@ type (
 	// UpdateUserEmailIn is what update_user_email reads: its arguments, and read-only views of domain.user and global.max_email_len, valid during the call only (Clone what you keep).
 	UpdateUserEmailIn struct {
 		Args UpdateUserEmailArgs
-		s    *State
+		s    theusIn
 	}
 	// UpdateUserEmailOut collects what update_user_email writes (domain.user), emits (user.updated) and returns (SetResult). It is valid only during the call: using it afterwards panics.
 	UpdateUserEmailOut engine.Out
@@ -135,8 +135,8 @@ type (
 	}
 )
 
-func (in UpdateUserEmailIn) User() UserView   { return UserView{p: &in.s.Domain.User} }
-func (in UpdateUserEmailIn) MaxEmailLen() int { return in.s.Global.MaxEmailLen }
+func (in UpdateUserEmailIn) User() UserView   { return UserView{p: &in.s.p.Domain.User} }
+func (in UpdateUserEmailIn) MaxEmailLen() int { return in.s.p.Global.MaxEmailLen }
 
 func (o *UpdateUserEmailOut) SetUser(v User) {
 	engine.SetOutput((*engine.Out)(o), 0, theusCloneUser(&v))
@@ -165,7 +165,7 @@ type (
 	// RecordLoginIn is what record_login reads: its arguments, and read-only views of domain.logins, valid during the call only (Clone what you keep).
 	RecordLoginIn struct {
 		Args RecordLoginArgs
-		s    *State
+		s    theusIn
 	}
 	// RecordLoginOut collects what record_login writes (domain.logins). It is valid only during the call: using it afterwards panics.
 	RecordLoginOut engine.Out
@@ -175,7 +175,7 @@ type (
 	RecordLoginEffects struct{ Logins *int }
 )
 
-func (in RecordLoginIn) Logins() int { return in.s.Domain.Logins }
+func (in RecordLoginIn) Logins() int { return in.s.p.Domain.Logins }
 
 func (o *RecordLoginOut) SetLogins(v int) { engine.SetOutput((*engine.Out)(o), 0, v) }
 
@@ -196,7 +196,7 @@ type (
 	// CurrentEmailIn is what current_email reads: its arguments, and read-only views of domain.user, valid during the call only (Clone what you keep).
 	CurrentEmailIn struct {
 		Args CurrentEmailArgs
-		s    *State
+		s    theusIn
 	}
 	// CurrentEmailOut collects what current_email returns (SetResult). It is valid only during the call: using it afterwards panics.
 	CurrentEmailOut engine.Out
@@ -206,7 +206,7 @@ type (
 	CurrentEmailEffects struct{ Result string }
 )
 
-func (in CurrentEmailIn) User() UserView { return UserView{p: &in.s.Domain.User} }
+func (in CurrentEmailIn) User() UserView { return UserView{p: &in.s.p.Domain.User} }
 
 func (o *CurrentEmailOut) SetResult(v string) { engine.SetResult((*engine.Out)(o), v) }
 
@@ -265,13 +265,19 @@ var theusSchema = engine.Schema[State]{
 func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
 	switch a := args.(type) {
 	case *UpdateUserEmailArgs:
-		return (*impl.(*Processes)).UpdateUserEmail(ctx, UpdateUserEmailIn{Args: *a, s: s.(*State)}, (*UpdateUserEmailOut)(o))
+		return (*impl.(*Processes)).UpdateUserEmail(ctx, UpdateUserEmailIn{Args: *a, s: theusIn{p: s.(*State)}}, (*UpdateUserEmailOut)(o))
 	case *RecordLoginArgs:
-		return (*impl.(*Processes)).RecordLogin(ctx, RecordLoginIn{Args: *a, s: s.(*State)}, (*RecordLoginOut)(o))
+		return (*impl.(*Processes)).RecordLogin(ctx, RecordLoginIn{Args: *a, s: theusIn{p: s.(*State)}}, (*RecordLoginOut)(o))
 	case *CurrentEmailArgs:
-		return (*impl.(*Processes)).CurrentEmail(ctx, CurrentEmailIn{Args: *a, s: s.(*State)}, (*CurrentEmailOut)(o))
+		return (*impl.(*Processes)).CurrentEmail(ctx, CurrentEmailIn{Args: *a, s: theusIn{p: s.(*State)}}, (*CurrentEmailOut)(o))
 	}
 	panic("theus: theusRun: arguments of no process it serves")
+}
+
+// theusIn is the snapshot an In reads; its [0]func() makes the Ins not comparable.
+type theusIn struct {
+	_ [0]func()
+	p *State
 }
 
 func theusCloneUser(p *User) User {

@@ -42,7 +42,9 @@
 // empty), Snapshot with one flat accessor per state field, Patch for
 // CompareAndSwap, the Schema that the runtime engine works from, and the
 // typed Engine. For each process: XArgs, XIn (read-only accessors for the
-// declared inputs only), XOut (setters for the declared outputs, typed
+// declared inputs only; not comparable, since its snapshot, a theusIn, holds
+// a [0]func(), which spares the compiler an equality function per process),
+// XOut (setters for the declared outputs, typed
 // emitters, SetResult), XReceipt (engine.Receipt, or engine.ReceiptOf the
 // result's type), XEffects (these five in one type block), the Engine
 // method and RunX; then, with the machinery, a case of theusRun, the

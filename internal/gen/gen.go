@@ -201,6 +201,9 @@ func (g *generator) render() ([]byte, error) {
 	for i := 0; i < len(runs); i += runCases {
 		runFuncs = append(runFuncs, runDecl(runFunc(i), runs[i:min(i+runCases, len(runs))]))
 	}
+	if len(runs) > 0 {
+		runFuncs = append(runFuncs, g.inStateDecl())
+	}
 	calls = append(runFuncs, calls...)
 	typesNote := "Types: the structs declared in " + g.source + "."
 	if g.m.DeclaredInGo {

@@ -152,7 +152,7 @@ type (
 	// HitIn is what hit reads: its arguments, and read-only views of domain.hits, valid during the call only (Clone what you keep).
 	HitIn struct {
 		Args HitArgs
-		s    *theusState
+		s    theusIn
 		tx   *engine.Tx
 	}
 	// HitOut collects what hit writes (domain.hits). It is valid only during the call: using it afterwards panics.
@@ -164,7 +164,7 @@ type (
 )
 
 func (in HitIn) Hits() engine.MapView[string, int64] {
-	return engine.CollectionView(in.s.Domain.Hits, in.tx, theusPathDomainHits, func(p *int64) int64 {
+	return engine.CollectionView(in.s.p.Domain.Hits, in.tx, theusPathDomainHits, func(p *int64) int64 {
 		return *p
 	})
 }
@@ -190,7 +190,7 @@ type (
 	// SetRateIn is what set_rate reads: its arguments, valid during the call only (Clone what you keep).
 	SetRateIn struct {
 		Args SetRateArgs
-		s    *theusState
+		s    theusIn
 	}
 	// SetRateOut collects what set_rate writes (domain.rate). It is valid only during the call: using it afterwards panics.
 	SetRateOut engine.Out
@@ -222,7 +222,7 @@ type (
 	// RecordIn is what record reads: its arguments, valid during the call only (Clone what you keep).
 	RecordIn struct {
 		Args RecordArgs
-		s    *theusState
+		s    theusIn
 	}
 	// RecordOut collects what record writes (domain.readings and domain.last.value). It is valid only during the call: using it afterwards panics.
 	RecordOut engine.Out
@@ -330,13 +330,19 @@ var theusSchema = engine.Schema[theusState]{
 func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
 	switch a := args.(type) {
 	case *HitArgs:
-		return (*impl.(*Processes)).Hit(ctx, HitIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*HitOut)(o))
+		return (*impl.(*Processes)).Hit(ctx, HitIn{Args: *a, s: theusIn{p: s.(*theusState)}, tx: o.Tx()}, (*HitOut)(o))
 	case *SetRateArgs:
-		return (*impl.(*Processes)).SetRate(ctx, SetRateIn{Args: *a, s: s.(*theusState)}, (*SetRateOut)(o))
+		return (*impl.(*Processes)).SetRate(ctx, SetRateIn{Args: *a, s: theusIn{p: s.(*theusState)}}, (*SetRateOut)(o))
 	case *RecordArgs:
-		return (*impl.(*Processes)).Record(ctx, RecordIn{Args: *a, s: s.(*theusState)}, (*RecordOut)(o))
+		return (*impl.(*Processes)).Record(ctx, RecordIn{Args: *a, s: theusIn{p: s.(*theusState)}}, (*RecordOut)(o))
 	}
 	panic("theus: theusRun: arguments of no process it serves")
+}
+
+// theusIn is the snapshot an In reads; its [0]func() makes the Ins not comparable.
+type theusIn struct {
+	_ [0]func()
+	p *theusState
 }
 
 func theusAppendReading(b []byte, p *Reading) ([]byte, error) {

@@ -140,7 +140,7 @@ type (
 	// SellCheckedIn is what sell_checked reads: its arguments, and read-only views of domain.checked, valid during the call only (Clone what you keep).
 	SellCheckedIn struct {
 		Args SellCheckedArgs
-		s    *theusState
+		s    theusIn
 		tx   *engine.Tx
 	}
 	// SellCheckedOut collects what sell_checked writes (domain.checked). It is valid only during the call: using it afterwards panics.
@@ -152,7 +152,7 @@ type (
 )
 
 func (in SellCheckedIn) Checked() engine.MapView[string, EventView] {
-	return engine.CollectionView(in.s.Domain.Checked, in.tx, theusPathDomainChecked, func(p *Event) EventView {
+	return engine.CollectionView(in.s.p.Domain.Checked, in.tx, theusPathDomainChecked, func(p *Event) EventView {
 		return EventView{p: p}
 	})
 }
@@ -178,7 +178,7 @@ type (
 	// SellPlainIn is what sell_plain reads: its arguments, and read-only views of domain.plain, valid during the call only (Clone what you keep).
 	SellPlainIn struct {
 		Args SellPlainArgs
-		s    *theusState
+		s    theusIn
 		tx   *engine.Tx
 	}
 	// SellPlainOut collects what sell_plain writes (domain.plain). It is valid only during the call: using it afterwards panics.
@@ -190,7 +190,7 @@ type (
 )
 
 func (in SellPlainIn) Plain() engine.MapView[string, EventView] {
-	return engine.CollectionView(in.s.Domain.Plain, in.tx, theusPathDomainPlain, func(p *Event) EventView {
+	return engine.CollectionView(in.s.p.Domain.Plain, in.tx, theusPathDomainPlain, func(p *Event) EventView {
 		return EventView{p: p}
 	})
 }
@@ -275,11 +275,17 @@ var theusSchema = engine.Schema[theusState]{
 func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
 	switch a := args.(type) {
 	case *SellCheckedArgs:
-		return (*impl.(*Processes)).SellChecked(ctx, SellCheckedIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*SellCheckedOut)(o))
+		return (*impl.(*Processes)).SellChecked(ctx, SellCheckedIn{Args: *a, s: theusIn{p: s.(*theusState)}, tx: o.Tx()}, (*SellCheckedOut)(o))
 	case *SellPlainArgs:
-		return (*impl.(*Processes)).SellPlain(ctx, SellPlainIn{Args: *a, s: s.(*theusState), tx: o.Tx()}, (*SellPlainOut)(o))
+		return (*impl.(*Processes)).SellPlain(ctx, SellPlainIn{Args: *a, s: theusIn{p: s.(*theusState)}, tx: o.Tx()}, (*SellPlainOut)(o))
 	}
 	panic("theus: theusRun: arguments of no process it serves")
+}
+
+// theusIn is the snapshot an In reads; its [0]func() makes the Ins not comparable.
+type theusIn struct {
+	_ [0]func()
+	p *theusState
 }
 
 func theusAppendEvent(b []byte, p *Event) ([]byte, error) {

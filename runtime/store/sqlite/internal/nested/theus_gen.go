@@ -166,7 +166,7 @@ type (
 	// ChangeEmailIn is what change_email reads: its arguments, and read-only views of domain.user.id and domain.user.email, valid during the call only (Clone what you keep).
 	ChangeEmailIn struct {
 		Args ChangeEmailArgs
-		s    *State
+		s    theusIn
 	}
 	// ChangeEmailOut collects what change_email writes (domain.user.email) and emits (user.changed). It is valid only during the call: using it afterwards panics.
 	ChangeEmailOut engine.Out
@@ -179,8 +179,8 @@ type (
 	}
 )
 
-func (in ChangeEmailIn) UserID() string    { return in.s.Domain.User.ID }
-func (in ChangeEmailIn) UserEmail() string { return in.s.Domain.User.Email }
+func (in ChangeEmailIn) UserID() string    { return in.s.p.Domain.User.ID }
+func (in ChangeEmailIn) UserEmail() string { return in.s.p.Domain.User.Email }
 
 func (o *ChangeEmailOut) SetUserEmail(v string)     { engine.SetOutput((*engine.Out)(o), 0, v) }
 func (o *ChangeEmailOut) EmitUserChanged(p Changed) { theusEmitUserChanged((*engine.Out)(o), &p) }
@@ -205,7 +205,7 @@ type (
 	// MoveIn is what move reads: its arguments, and read-only views of domain.user.address and domain.audit, valid during the call only (Clone what you keep).
 	MoveIn struct {
 		Args MoveArgs
-		s    *State
+		s    theusIn
 	}
 	// MoveOut collects what move writes (domain.user.address and domain.audit). It is valid only during the call: using it afterwards panics.
 	MoveOut engine.Out
@@ -218,8 +218,8 @@ type (
 	}
 )
 
-func (in MoveIn) UserAddress() AddressView        { return AddressView{p: &in.s.Domain.User.Address} }
-func (in MoveIn) Audit() engine.SliceView[string] { return engine.NewSliceView(in.s.Domain.Audit) }
+func (in MoveIn) UserAddress() AddressView        { return AddressView{p: &in.s.p.Domain.User.Address} }
+func (in MoveIn) Audit() engine.SliceView[string] { return engine.NewSliceView(in.s.p.Domain.Audit) }
 
 func (o *MoveOut) SetUserAddress(v Address) {
 	engine.SetOutput((*engine.Out)(o), 0, theusCloneAddress(&v))
@@ -244,7 +244,7 @@ type (
 	// SetPrefsIn is what set_prefs reads: its arguments, and read-only views of domain.user.prefs, valid during the call only (Clone what you keep).
 	SetPrefsIn struct {
 		Args SetPrefsArgs
-		s    *State
+		s    theusIn
 	}
 	// SetPrefsOut collects what set_prefs writes (domain.user.prefs). It is valid only during the call: using it afterwards panics.
 	SetPrefsOut engine.Out
@@ -255,7 +255,7 @@ type (
 )
 
 func (in SetPrefsIn) UserPrefs() engine.MapView[string, string] {
-	return engine.NewMapView(in.s.Domain.User.Prefs)
+	return engine.NewMapView(in.s.p.Domain.User.Prefs)
 }
 
 func (o *SetPrefsOut) SetUserPrefs(v map[string]string) {
@@ -322,13 +322,19 @@ var theusSchema = engine.Schema[State]{
 func theusRun(ctx context.Context, impl, args, s any, o *engine.Out) error {
 	switch a := args.(type) {
 	case *ChangeEmailArgs:
-		return (*impl.(*Processes)).ChangeEmail(ctx, ChangeEmailIn{Args: *a, s: s.(*State)}, (*ChangeEmailOut)(o))
+		return (*impl.(*Processes)).ChangeEmail(ctx, ChangeEmailIn{Args: *a, s: theusIn{p: s.(*State)}}, (*ChangeEmailOut)(o))
 	case *MoveArgs:
-		return (*impl.(*Processes)).Move(ctx, MoveIn{Args: *a, s: s.(*State)}, (*MoveOut)(o))
+		return (*impl.(*Processes)).Move(ctx, MoveIn{Args: *a, s: theusIn{p: s.(*State)}}, (*MoveOut)(o))
 	case *SetPrefsArgs:
-		return (*impl.(*Processes)).SetPrefs(ctx, SetPrefsIn{Args: *a, s: s.(*State)}, (*SetPrefsOut)(o))
+		return (*impl.(*Processes)).SetPrefs(ctx, SetPrefsIn{Args: *a, s: theusIn{p: s.(*State)}}, (*SetPrefsOut)(o))
 	}
 	panic("theus: theusRun: arguments of no process it serves")
+}
+
+// theusIn is the snapshot an In reads; its [0]func() makes the Ins not comparable.
+type theusIn struct {
+	_ [0]func()
+	p *State
 }
 
 func theusCloneAddress(p *Address) Address {

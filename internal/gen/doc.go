@@ -44,37 +44,36 @@
 // typed Engine. For each process: XArgs, XIn (read-only accessors for the
 // declared inputs only; not comparable, since its snapshot, a theusIn, holds
 // a [0]func(), which spares the compiler an equality function per process),
-// XOut (setters for the declared outputs, typed
-// emitters, SetResult), XReceipt (engine.Receipt, or engine.ReceiptOf the
-// result's type), XEffects (these five in one type block), the Engine
-// method and RunX; then, with the machinery, a case of theusRun, the
-// engine.RunFunc of the contract's first 32 processes (theusRun2 serves the
-// next 32, and so on: see runCases), which calls the application's method
-// of the process whose arguments it is given (and theusRulesX for a process
-// with rules). One-line accessors and setters have no doc comment: their
-// type's doc says what they read or write.
-// Everything else a call needs (the arguments, pooled reuse, the Out handles
-// that go stale when their run ends, the outputs a run sets, their checks
-// and their application to the state, the room for the receipt's message
-// ID, the receipt) is engine.FrameCall's, the same for every process,
-// driven by theusSchema.Outputs (one engine.SetterOutput or
+// XOut (setters for the declared outputs, typed emitters, SetResult),
+// XReceipt (engine.Receipt, or engine.ReceiptOf the result's type), XEffects
+// (these five in one type block), the Engine method and RunX; then, with the
+// machinery, a case of theusRun, the engine.RunFunc of the contract's first
+// 32 processes (theusRun2 serves the next 32, and so on: see runCases),
+// which calls the application's method of the process whose arguments it is
+// given (and theusRulesX for a process with rules). One-line accessors and
+// setters have no doc comment: their type's doc says what they read or
+// write. Everything else a call needs (the arguments, pooled reuse, the Out
+// handles that go stale when their run ends, the outputs a run sets, their
+// checks and their application to the state, the room for the receipt's
+// message ID, the receipt) is engine.FrameCall's, the same for every
+// process, driven by theusSchema.Outputs (one engine.SetterOutput or
 // CollectionOutput per path that processes write); a setter is a call of
 // engine.SetOutput, and the Engine method and RunX are one and two
-// statements that hand the arguments to engine.Invoke and
-// engine.RunEffects (which fills XEffects by reflection, in the order of
-// its fields): the generated file grows with the contract's names, not
-// with machinery. Only declared types that hold slices or maps get a deep
-// copy (theusCloneX); any other is copied by assignment. XOut is an engine.Out. For
-// each topic that a process emits: one theusEmitX, which encodes the
-// payload (with the engine's codec or the JSON encoder) and records the
-// message, shared by the Emit methods of the processes. For each domain
-// error: one ErrX sentinel (engine.DomainError), shared by the processes
-// that declare it. Once a process returned nil, its call checks that the
-// values set can be encoded (with the theusValidX functions of check.go,
-// given to the Output of the path), then the rules: theusRulesX, the
-// ProcessSpec.Rules of the process (rules.go). Patch is an engine.Patch
-// with a one-line setter per state field: the engine checks its values
-// (Engine.CompareAndSwapPatch) and applies them through Schema.State.
+// statements that hand the arguments to engine.Invoke and engine.RunEffects
+// (which fills XEffects by reflection, in the order of its fields): the
+// generated file grows with the contract's names, not with machinery. Only
+// declared types that hold slices or maps get a deep copy (theusCloneX); any
+// other is copied by assignment. XOut is an engine.Out. For each topic that
+// a process emits: one theusEmitX, which encodes the payload (with the
+// engine's codec or the JSON encoder) and records the message, shared by the
+// Emit methods of the processes. For each domain error: one ErrX sentinel
+// (engine.DomainError), shared by the processes that declare it. Once a
+// process returned nil, its call checks that the values set can be encoded
+// (with the theusValidX functions of check.go, given to the Output of the
+// path), then the rules: theusRulesX, the ProcessSpec.Rules of the process
+// (rules.go). Patch is an engine.Patch with a one-line setter per state
+// field: the engine checks its values (Engine.CompareAndSwapPatch) and
+// applies them through Schema.State.
 //
 // The generator is linear in the contract: what it derives per type
 // (whether it holds references, whether its values may fail to encode,

@@ -165,14 +165,7 @@ func TestFollowIgnoresForeignNotice(t *testing.T) {
 	}
 
 	// Version head+1 of s2, as its notification carries it.
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `LISTEN `+s2+`_commits`); err != nil {
-		t.Fatal(err)
-	}
+	conn := listenCommits(ctx, t, pool, s2)
 	if _, err := x.Deposit(ctx, bank.DepositArgs{ID: accountID(1), Amount: 40}); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,21 @@ import (
 	"github.com/theus-go/theus/runtime/store/postgres"
 )
 
+// listenCommits returns a connection of pool that listens to schema's
+// commits, released when t ends.
+func listenCommits(ctx context.Context, t *testing.T, pool *pgxpool.Pool, schema string) *pgxpool.Conn {
+	t.Helper()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Release)
+	if _, err := conn.Exec(ctx, `LISTEN `+schema+`_commits`); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
 // waitListeners waits until schema has n live registrations of
 // listeners.
 func waitListeners(ctx context.Context, t *testing.T, pool *pgxpool.Pool, schema string, n int) {
@@ -72,14 +87,7 @@ func TestGroupsNotifyOnlyOtherListeners(t *testing.T) {
 	pool := userPool(t)
 	a := newBank(t, openStore(t, schema), accounts(2, 50))
 	waitListeners(ctx, t, pool, schema, 1) // a's own
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `LISTEN `+schema+`_commits`); err != nil {
-		t.Fatal(err)
-	}
+	conn := listenCommits(ctx, t, pool, schema)
 	var head uint64
 	deposit := func() {
 		r, err := a.Deposit(ctx, bank.DepositArgs{ID: accountID(0), Amount: 1})
